@@ -1,0 +1,17 @@
+//! # multinet-proto: the shared vocabulary
+//!
+//! Everything the coordinator and the agents must agree on, as plain values: pure code, no
+//! sockets, no files, no Kubernetes client. That keeps all of it testable with property tests
+//! and fuzzing.
+//!
+//! # Layout
+//!
+//! * [`field`] — field paths and the errors/warnings found at them; the walker every parser uses.
+//! * [`yaml`] — YAML/JSON text into values, syntax errors with line and column.
+//! * [`cidr`] — CIDRs and address arithmetic (IPv4 and IPv6 alike).
+
+#![forbid(unsafe_code)]
+
+pub mod cidr;
+pub mod field;
+pub mod yaml;
