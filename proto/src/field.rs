@@ -83,9 +83,9 @@ pub fn type_name(value: &Value) -> &'static str {
 
 /// A value together with its path in the document.
 #[derive(Debug, Clone, Copy)]
-pub struct Field<'a> {
-    path: &'a str,
-    value: &'a Value,
+pub struct Field<'p, 'v> {
+    path: &'p str,
+    value: &'v Value,
 }
 
 /// A child field: owns its path string so it can be handed out by value.
@@ -118,19 +118,19 @@ impl OwnedPath {
     }
 
     /// A field at this path.
-    pub fn at<'a>(&'a self, value: &'a Value) -> Field<'a> {
+    pub fn at<'v>(&self, value: &'v Value) -> Field<'_, 'v> {
         Field::new(&self.path, value)
     }
 }
 
-impl<'a> Field<'a> {
+impl<'p, 'a> Field<'p, 'a> {
     /// A field at `path` holding `value`.
-    pub fn new(path: &'a str, value: &'a Value) -> Self {
+    pub fn new(path: &'p str, value: &'a Value) -> Self {
         Self { path, value }
     }
 
     /// Where this field is.
-    pub fn path(&self) -> &'a str {
+    pub fn path(&self) -> &'p str {
         self.path
     }
 

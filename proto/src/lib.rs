@@ -9,9 +9,15 @@
 //! * [`field`] — field paths and the errors/warnings found at them; the walker every parser uses.
 //! * [`yaml`] — YAML/JSON text into values, syntax errors with line and column.
 //! * [`cidr`] — CIDRs and address arithmetic (IPv4 and IPv6 alike).
+//! * [`names`] — Kubernetes and Linux naming rules.
+//! * [`network`] — the CephCluster network API: validation and what it turns into.
+//! * [`multus`] — the Multus formats: selection and status annotations, NADs, IPAM capacity.
 
 #![forbid(unsafe_code)]
 
 pub mod cidr;
 pub mod field;
+pub mod multus;
+pub mod names;
+pub mod network;
 pub mod yaml;

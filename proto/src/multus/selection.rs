@@ -1,0 +1,396 @@
+//! The Network Attachment Selection Annotation (`k8s.v1.cni.cncf.io/networks`).
+//!
+//! Two forms exist. The short form is a comma-separated list of `[namespace/]name[@interface]`,
+//! every part a DNS-1123 label. The JSON form is a list of selection elements; it is chosen
+//! whenever the text contains `[`, `{` or `"`, exactly as Multus decides. Rook also accepts a
+//! single JSON object (legacy) and wraps it in a list. A missing namespace means the pod's (for
+//! Rook: the cluster's) namespace; after parsing every selection carries its namespace.
+//!
+//! Rendering always produces the JSON form, which is what Rook puts on its pods.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cidr::{Cidr, parse_ip};
+use crate::names::{dns1123_label, dns1123_subdomain, interface_name};
+
+/// One requested attachment. Field order and names follow the Network Plumbing WG client's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NetworkSelection {
+    /// The NetworkAttachmentDefinition's name.
+    pub name: String,
+    /// Its namespace; always set once parsed (defaulted to the pod's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Requested static addresses (with or without prefix length).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<String>,
+    /// Requested MAC address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Requested InfiniBand GUID.
+    #[serde(
+        default,
+        rename = "infiniband-guid",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub infiniband_guid: Option<String>,
+    /// The interface name inside the pod; Multus picks `net1`, `net2`, … when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Port mappings, passed through to CNI as they are.
+    #[serde(
+        default,
+        rename = "portMappings",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub port_mappings: Option<Value>,
+    /// Bandwidth limits, passed through to CNI as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<Value>,
+    /// Extra CNI args merged into the plugin's `args`.
+    #[serde(default, rename = "cni-args", skip_serializing_if = "Option::is_none")]
+    pub cni_args: Option<Map<String, Value>>,
+    /// Gateways for a default route through this attachment.
+    #[serde(
+        default,
+        rename = "default-route",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub default_route: Vec<String>,
+    /// IPAMClaim to take addresses from.
+    #[serde(
+        default,
+        rename = "ipam-claim-reference",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipam_claim_reference: Option<String>,
+}
+
+/// Keys a selection element may carry; anything else is ignored by Multus.
+const KNOWN_KEYS: &[&str] = &[
+    "name",
+    "namespace",
+    "ips",
+    "mac",
+    "infiniband-guid",
+    "interface",
+    "portMappings",
+    "bandwidth",
+    "cni-args",
+    "default-route",
+    "ipam-claim-reference",
+];
+
+/// Why a selection annotation did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SelectionError(pub String);
+
+/// A parsed annotation: the selections plus anything worth a warning.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParsedSelections {
+    /// The selections in order.
+    pub selections: Vec<NetworkSelection>,
+    /// Accepted oddities (unknown keys Multus will ignore).
+    pub warnings: Vec<String>,
+}
+
+impl NetworkSelection {
+    /// `namespace/name`, the form Multus uses in `network-status`.
+    pub fn namespaced_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for NetworkSelection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.namespaced_name())?;
+        if let Some(iface) = &self.interface {
+            write!(f, "@{iface}")?;
+        }
+        Ok(())
+    }
+}
+
+/// True when Multus would read `text` as the JSON form.
+pub fn is_json_form(text: &str) -> bool {
+    text.contains(['[', '{', '"'])
+}
+
+/// Parses a selection annotation (either form); `default_namespace` fills missing namespaces.
+pub fn parse_selections(
+    text: &str,
+    default_namespace: &str,
+) -> Result<ParsedSelections, SelectionError> {
+    let trimmed = text.trim();
+    let mut parsed = if is_json_form(trimmed) {
+        parse_json(trimmed)?
+    } else {
+        parse_short(trimmed)?
+    };
+    for selection in &mut parsed.selections {
+        if selection.namespace.as_deref().is_none_or(str::is_empty) {
+            selection.namespace = Some(default_namespace.to_string());
+        }
+    }
+    Ok(parsed)
+}
+
+/// Parses a selector that must name exactly one network (Rook's rule for CephCluster selectors).
+pub fn parse_single_selection(
+    text: &str,
+    default_namespace: &str,
+) -> Result<(NetworkSelection, Vec<String>), SelectionError> {
+    let parsed = parse_selections(text, default_namespace)?;
+    let count = parsed.selections.len();
+    let mut selections = parsed.selections;
+    match (selections.pop(), count) {
+        (Some(only), 1) => Ok((only, parsed.warnings)),
+        (_, 0) => Err(SelectionError("selects no network".into())),
+        (_, n) => Err(SelectionError(format!(
+            "selects {n} networks; exactly one is supported here"
+        ))),
+    }
+}
+
+fn parse_short(text: &str) -> Result<ParsedSelections, SelectionError> {
+    if text.is_empty() {
+        return Ok(ParsedSelections::default());
+    }
+    let mut selections = Vec::new();
+    for (index, raw) in text.split(',').enumerate() {
+        let item = raw.trim();
+        let what = |part: &str, err: String| {
+            SelectionError(format!("item {} ({item:?}): {part} {err}", index + 1))
+        };
+        let (namespace, rest) = match item.split_once('/') {
+            Some((ns, rest)) => (Some(ns), rest),
+            None => (None, item),
+        };
+        let (name, interface) = match rest.split_once('@') {
+            Some((name, iface)) => (name, Some(iface)),
+            None => (rest, None),
+        };
+        if let Some(ns) = namespace {
+            dns1123_label(ns).map_err(|e| what("namespace", e))?;
+        }
+        dns1123_label(name).map_err(|e| what("network name", e))?;
+        if let Some(iface) = interface {
+            // The short form checks interface names as DNS-1123 labels too (use JSON for others).
+            dns1123_label(iface).map_err(|e| what("interface", e))?;
+        }
+        selections.push(NetworkSelection {
+            name: name.to_string(),
+            namespace: namespace.map(str::to_string),
+            interface: interface.map(str::to_string),
+            ..NetworkSelection::default()
+        });
+    }
+    Ok(ParsedSelections {
+        selections,
+        warnings: Vec::new(),
+    })
+}
+
+fn parse_json(text: &str) -> Result<ParsedSelections, SelectionError> {
+    // Rook's legacy form: one JSON object rather than a list.
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| SelectionError(format!("is not valid JSON: {e}")))?;
+    let items = match value {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        other => {
+            return Err(SelectionError(format!(
+                "JSON form must be a list of selection objects, found {}",
+                crate::field::type_name(&other)
+            )));
+        }
+    };
+    let mut parsed = ParsedSelections::default();
+    for (index, item) in items.into_iter().enumerate() {
+        let at = |msg: String| SelectionError(format!("element {}: {msg}", index + 1));
+        let Value::Object(map) = &item else {
+            return Err(at(format!(
+                "expected an object, found {}",
+                crate::field::type_name(&item)
+            )));
+        };
+        let unknown: Vec<&str> = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KNOWN_KEYS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            parsed.warnings.push(format!(
+                "element {}: unknown key(s) {} are ignored by Multus",
+                index + 1,
+                unknown.join(", ")
+            ));
+        }
+        let selection: NetworkSelection =
+            serde_json::from_value(item).map_err(|e| at(e.to_string()))?;
+        check_element(&selection).map_err(at)?;
+        parsed.selections.push(selection);
+    }
+    Ok(parsed)
+}
+
+fn check_element(selection: &NetworkSelection) -> Result<(), String> {
+    if selection.name.is_empty() {
+        return Err("\"name\" is required".into());
+    }
+    dns1123_subdomain(&selection.name).map_err(|e| format!("name: {e}"))?;
+    if let Some(ns) = selection.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        dns1123_label(ns).map_err(|e| format!("namespace: {e}"))?;
+    }
+    if let Some(iface) = &selection.interface {
+        interface_name(iface).map_err(|e| format!("interface: {e}"))?;
+    }
+    for ip in &selection.ips {
+        if parse_ip(ip).is_none() && ip.parse::<Cidr>().is_err() {
+            return Err(format!("ips: {ip:?} is not an IP address or CIDR"));
+        }
+    }
+    if let Some(mac) = &selection.mac
+        && !is_mac(mac)
+    {
+        return Err(format!(
+            "mac: {mac:?} is not a MAC address such as 02:00:00:00:00:01"
+        ));
+    }
+    for gw in &selection.default_route {
+        if parse_ip(gw).is_none() {
+            return Err(format!("default-route: {gw:?} is not an IP address"));
+        }
+    }
+    if selection.ipam_claim_reference.is_some() && !selection.ips.is_empty() {
+        return Err("ipam-claim-reference cannot be combined with ips".into());
+    }
+    Ok(())
+}
+
+fn is_mac(text: &str) -> bool {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The annotation value for `selections`, in JSON form; empty when there is none (Rook leaves
+/// the annotation empty then).
+pub fn render_annotation(selections: &[NetworkSelection]) -> String {
+    if selections.is_empty() {
+        return String::new();
+    }
+    // Serializing plain strings, vectors and maps cannot fail.
+    serde_json::to_string(selections).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_form() {
+        let p = parse_selections("macvlan@net1, other/pub", "rook-ceph").expect("valid");
+        assert_eq!(p.selections.len(), 2);
+        assert_eq!(p.selections[0].to_string(), "rook-ceph/macvlan@net1");
+        assert_eq!(p.selections[1].namespaced_name(), "other/pub");
+        assert_eq!(p.selections[1].interface, None);
+    }
+
+    #[test]
+    fn json_and_legacy_forms() {
+        let list = r#"[{"name":"pub","namespace":"ns","interface":"public","ips":["198.18.0.5/24"],"unknown":1}]"#;
+        let p = parse_selections(list, "rook-ceph").expect("valid");
+        assert_eq!(p.selections[0].to_string(), "ns/pub@public");
+        assert_eq!(p.warnings.len(), 1);
+        let legacy = parse_single_selection(r#"{"name": "pub"}"#, "rook-ceph").expect("valid");
+        assert_eq!(legacy.0.namespaced_name(), "rook-ceph/pub");
+    }
+
+    #[test]
+    fn rook_style_annotation_rendering() {
+        let a = parse_single_selection("ns/macvlan@net1", "x")
+            .expect("valid")
+            .0;
+        let b = parse_single_selection("ns/macvlan@net2", "x")
+            .expect("valid")
+            .0;
+        assert_eq!(
+            render_annotation(&[a, b]),
+            r#"[{"name":"macvlan","namespace":"ns","interface":"net1"},{"name":"macvlan","namespace":"ns","interface":"net2"}]"#
+        );
+        assert_eq!(render_annotation(&[]), "");
+    }
+
+    #[test]
+    fn invalid_inputs() {
+        for bad in [
+            "multus%net",
+            r#"[{"name": "#,
+            "a/b/c",
+            "a@b@c",
+            "Upper",
+            "a,,b",
+            "ns/",
+            r#"[{"namespace":"x"}]"#,
+            r#"[{"name":"a","mac":"zz"}]"#,
+            r#"[{"name":"a","ips":["300.1.1.1"]}]"#,
+            r#"[{"name":"a","interface":"this-is-far-too-long"}]"#,
+            r#""just a string""#,
+            "[1]",
+        ] {
+            assert!(parse_selections(bad, "ns").is_err(), "{bad} should fail");
+        }
+        assert!(parse_single_selection("a,b", "ns").is_err());
+        assert!(parse_single_selection("", "ns").is_err());
+    }
+
+    fn label() -> impl Strategy<Value = String> {
+        "[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?"
+    }
+
+    fn selection() -> impl Strategy<Value = NetworkSelection> {
+        (
+            label(),
+            label(),
+            proptest::option::of("[a-z][a-z0-9_]{0,14}"),
+            proptest::collection::vec(
+                (0u8..=255, 0u8..=255).prop_map(|(a, b)| format!("198.18.{a}.{b}")),
+                0..3,
+            ),
+            proptest::option::of("02:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}"),
+        )
+            .prop_map(|(name, ns, interface, ips, mac)| NetworkSelection {
+                name,
+                namespace: Some(ns),
+                interface,
+                ips,
+                mac,
+                ..NetworkSelection::default()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn render_then_parse_round_trips(selections in proptest::collection::vec(selection(), 1..4)) {
+            let text = render_annotation(&selections);
+            let parsed = parse_selections(&text, "unused").expect("rendered annotation parses");
+            prop_assert_eq!(parsed.selections, selections);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,80}") {
+            let _ = parse_selections(&text, "ns");
+        }
+    }
+}
