@@ -8,6 +8,7 @@
 //!
 //! * [`field`] — field paths and the errors/warnings found at them; the walker every parser uses.
 //! * [`yaml`] — YAML/JSON text into values, syntax errors with line and column.
+//! * [`capacity`] — selections resolved to NADs; IPAM capacity against the worst case.
 //! * [`cidr`] — CIDRs and address arithmetic (IPv4 and IPv6 alike).
 //! * [`names`] — Kubernetes and Linux naming rules.
 //! * [`network`] — the CephCluster network API: validation and what it turns into.
@@ -15,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capacity;
 pub mod cidr;
 pub mod field;
 pub mod multus;

@@ -1,0 +1,42 @@
+//! Reading the user's files. Every failure names the file; YAML syntax errors carry the line
+//! and column the parser gives. Nothing here panics on bad input.
+
+use std::path::Path;
+
+use multinet_proto::field::Problems;
+use multinet_proto::yaml::parse_documents;
+use serde_json::Value;
+
+/// Reads `path` as UTF-8 text; `-` reads standard input.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    let result = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    result.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "cannot read: no such file".to_string(),
+        std::io::ErrorKind::InvalidData => "cannot read: the file is not UTF-8 text".to_string(),
+        _ => format!("cannot read: {e}"),
+    })
+}
+
+/// Reads and parses a YAML stream; on failure files one error under the file's name into
+/// `problems` and returns `None`.
+pub fn read_documents(path: &Path, problems: &mut Problems) -> Option<Vec<Value>> {
+    let label = path.display().to_string();
+    let text = match read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.error(label, e);
+            return None;
+        }
+    };
+    match parse_documents(&text) {
+        Ok(docs) => Some(docs),
+        Err(e) => {
+            problems.error(label, format!("not valid YAML: {e}"));
+            None
+        }
+    }
+}

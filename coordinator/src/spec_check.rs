@@ -1,0 +1,196 @@
+//! `multinet spec check`: reads the manifest, the NADs and the run configuration, and puts
+//! together what `multinet_proto` says about them.
+
+use std::path::Path;
+
+use multinet_proto::capacity::{CapacityCheck, PerNodeClients, compare, resolve};
+use multinet_proto::config::{RunConfig, parse_run_config};
+use multinet_proto::field::Problems;
+use multinet_proto::multus::nad::{CniSummary, Nad, read_nads};
+use multinet_proto::network::{CephNetwork, NetworkCheck, check_manifest};
+use serde::Serialize;
+
+use crate::cli::{EXIT_INVALID, Output, SpecCheckArgs};
+use crate::input::{read_documents, read_text};
+
+/// Everything `spec check` reports. The JSON output is this structure.
+#[derive(Debug, Serialize)]
+pub struct SpecReport {
+    /// The manifest checked.
+    pub file: String,
+    /// True when there is no error (warnings allowed).
+    pub valid: bool,
+    /// The network section and what it turns into (`provider`, `networks`, annotations, …).
+    #[serde(flatten)]
+    pub network: NetworkCheck,
+    /// The NADs read with `--nads`, each with what its config amounts to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nads: Option<Vec<NadReport>>,
+    /// Capacity against the worst case (`--nodes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityReport>,
+}
+
+/// One NAD in the report.
+#[derive(Debug, Serialize)]
+pub struct NadReport {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// Which of Ceph's networks select it.
+    pub selected_by: Vec<CephNetwork>,
+    /// Pods that can get addresses from it; `null` when unknown.
+    pub capacity: Option<u64>,
+    /// The CNI config summary; `null` when `spec.config` is empty or invalid.
+    pub config: Option<CniSummary>,
+}
+
+/// The worst-case demand and how each NAD meets it.
+#[derive(Debug, Serialize)]
+pub struct CapacityReport {
+    /// Nodes assumed.
+    pub nodes: u32,
+    /// Clients per node assumed.
+    pub clients_per_node: PerNodeClients,
+    /// Where those counts come from.
+    pub counts_from: String,
+    /// One entry per selected NAD.
+    pub checks: Vec<CapacityCheck>,
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(args: &SpecCheckArgs) -> u8 {
+    let report = build(args);
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Output::Text => print!("{}", crate::spec_report::render(&report)),
+    }
+    if report.valid { 0 } else { EXIT_INVALID }
+}
+
+/// Builds the report (no output).
+pub fn build(args: &SpecCheckArgs) -> SpecReport {
+    let file = args.file.display().to_string();
+    let mut problems = Problems::default();
+    let docs = read_documents(&args.file, &mut problems).unwrap_or_default();
+    let mut network = check_manifest(&docs, args.namespace.as_deref());
+    if !problems.is_valid() {
+        // The manifest did not read: report only that, not "no CephCluster found".
+        network.problems = Problems::default();
+    }
+    problems.absorb(std::mem::take(&mut network.problems));
+
+    let mut nads_report = None;
+    let mut resolved_nads: Vec<(CephNetwork, Nad)> = Vec::new();
+    if let Some(path) = &args.nads {
+        let label = path.display().to_string();
+        let mut nad_problems = Problems::default();
+        let nads = read_documents(path, &mut nad_problems)
+            .map(|docs| read_nads(&docs, &network.namespace, &mut nad_problems))
+            .unwrap_or_default();
+        for p in nad_problems.errors.iter_mut().chain(nad_problems.warnings.iter_mut()) {
+            if !p.field.starts_with(&label) {
+                p.field = format!("{label}: {}", p.field);
+            }
+        }
+        problems.absorb(nad_problems);
+        let resolved = resolve(&network, &nads, &label, &mut problems);
+        resolved_nads = resolved.iter().map(|(net, nad)| (*net, (*nad).clone())).collect();
+        nads_report = Some(
+            nads.into_iter()
+                .map(|nad| NadReport {
+                    selected_by: resolved
+                        .iter()
+                        .filter(|(_, n)| n.namespaced_name() == nad.namespaced_name())
+                        .map(|(net, _)| *net)
+                        .collect(),
+                    capacity: nad.config.as_ref().and_then(|c| c.ipam.capacity),
+                    namespace: nad.namespace,
+                    name: nad.name,
+                    config: nad.config,
+                })
+                .collect(),
+        );
+    }
+
+    let run_config = args.config.as_deref().and_then(|p| read_run_config(p, &mut problems));
+    let capacity = args.nodes.map(|nodes| {
+        let (clients_per_node, counts_from) = per_node_clients(run_config.as_ref(), args.config.as_deref());
+        let refs: Vec<(CephNetwork, &Nad)> = resolved_nads.iter().map(|(n, nad)| (*n, nad)).collect();
+        if args.nads.is_none() {
+            problems.warn("--nodes", "capacity can only be compared with --nads; nothing was compared");
+        }
+        let checks = compare(&refs, nodes, clients_per_node, &mut problems);
+        CapacityReport { nodes, clients_per_node, counts_from, checks }
+    });
+
+    network.problems = problems;
+    SpecReport {
+        file,
+        valid: network.problems.is_valid(),
+        network,
+        nads: nads_report,
+        capacity,
+    }
+}
+
+fn read_run_config(path: &Path, problems: &mut Problems) -> Option<RunConfig> {
+    let label = path.display().to_string();
+    let text = match read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.error(label, e);
+            return None;
+        }
+    };
+    match parse_run_config(&text) {
+        Ok((config, found)) => {
+            let valid = found.is_valid();
+            for mut p in found.errors {
+                p.field = format!("{label}: {}", p.field);
+                problems.errors.push(p);
+            }
+            for mut p in found.warnings {
+                p.field = format!("{label}: {}", p.field);
+                problems.warnings.push(p);
+            }
+            valid.then_some(config)
+        }
+        Err(e) => {
+            problems.error(label, format!("not valid YAML: {e}"));
+            None
+        }
+    }
+}
+
+/// The most demanding node type's clients per node: with several node types, every node is
+/// assumed to be of that type, which bounds the demand from above.
+fn per_node_clients(config: Option<&RunConfig>, path: Option<&Path>) -> (PerNodeClients, String) {
+    let default = RunConfig::default();
+    let config = config.unwrap_or(&default);
+    let mut best: Option<(&str, PerNodeClients)> = None;
+    for (name, t) in &config.node_types {
+        let counts = PerNodeClients {
+            public: t.osds_per_node + t.other_daemons_per_node,
+            cluster: t.osds_per_node,
+        };
+        if best.is_none_or(|(_, b)| counts.public + counts.cluster > b.public + b.cluster) {
+            best = Some((name, counts));
+        }
+    }
+    let (name, counts) = best.unwrap_or(("none", PerNodeClients { public: 0, cluster: 0 }));
+    let source = match path {
+        Some(p) => format!("node type {name:?} of {}", p.display()),
+        None => format!("Rook's converged default, node type {name:?}"),
+    };
+    let source = if config.node_types.len() > 1 {
+        format!("{source}, the most demanding, assumed on every node")
+    } else {
+        source
+    };
+    (counts, source)
+}

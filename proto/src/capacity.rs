@@ -1,0 +1,266 @@
+//! Selected networks resolved to their NetworkAttachmentDefinitions, and each NAD's address
+//! capacity compared with the validation run's worst case.
+//!
+//! The worst case is Rook's: on every node, each OSD client takes a public and a cluster
+//! address, each other-daemon client a public one; the single server takes one on each network.
+//! When public and cluster select the same NAD, both demands come out of the same range.
+
+use serde::Serialize;
+
+use crate::field::Problems;
+use crate::multus::ipam::Scope;
+use crate::multus::nad::Nad;
+use crate::network::{CephNetwork, NetworkCheck};
+
+/// Clients per node on each network (from the run configuration's node types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PerNodeClients {
+    /// Clients attached to public per node (OSD clients + other-daemon clients).
+    pub public: u32,
+    /// Clients attached to cluster per node (OSD clients).
+    pub cluster: u32,
+}
+
+/// One NAD's capacity against the run's demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapacityCheck {
+    /// `namespace/name` of the NAD.
+    pub nad: String,
+    /// Which of Ceph's networks use it.
+    pub networks: Vec<CephNetwork>,
+    /// Addresses the run needs from it (per node for per-node IPAM, else in total).
+    pub demand: u64,
+    /// Addresses it can hand out (same unit as `demand`); `None` when unknown.
+    pub capacity: Option<u64>,
+    /// `Some(true)` when it fits, `None` when capacity is unknown.
+    pub fits: Option<bool>,
+    /// The arithmetic, for people.
+    pub arithmetic: String,
+}
+
+/// The NAD each selected network resolves to, with an error naming the selector for each
+/// selection that is not among `nads`.
+pub fn resolve<'a>(
+    check: &NetworkCheck,
+    nads: &'a [Nad],
+    nads_label: &str,
+    problems: &mut Problems,
+) -> Vec<(CephNetwork, &'a Nad)> {
+    let mut resolved = Vec::new();
+    for network in CephNetwork::ALL {
+        let Some(selection) = check
+            .networks
+            .get(network)
+            .and_then(|c| c.selection.as_ref())
+        else {
+            continue;
+        };
+        let namespace = selection.namespace.as_deref().unwrap_or(&check.namespace);
+        match nads
+            .iter()
+            .find(|n| n.namespace == namespace && n.name == selection.name)
+        {
+            Some(nad) => resolved.push((network, nad)),
+            None => {
+                let known: Vec<String> = nads.iter().map(Nad::namespaced_name).collect();
+                problems.error(
+                    format!("{}.selectors.{}", check.source, network.key()),
+                    format!(
+                        "selects NetworkAttachmentDefinition {namespace}/{}, which {nads_label} does not define ({})",
+                        selection.name,
+                        if known.is_empty() { "it defines none".to_string() } else { format!("it defines {}", known.join(", ")) }
+                    ),
+                );
+            }
+        }
+    }
+    resolved
+}
+
+/// Compares each resolved NAD's capacity with the demand of `nodes` nodes of `per_node`
+/// clients plus the server, and warns (with the arithmetic) where it does not fit.
+pub fn compare(
+    resolved: &[(CephNetwork, &Nad)],
+    nodes: u32,
+    per_node: PerNodeClients,
+    problems: &mut Problems,
+) -> Vec<CapacityCheck> {
+    let mut checks: Vec<CapacityCheck> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for (_, nad) in resolved {
+        let name = nad.namespaced_name();
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name.clone());
+        let networks: Vec<CephNetwork> = resolved
+            .iter()
+            .filter(|(_, n)| n.namespaced_name() == name)
+            .map(|(net, _)| *net)
+            .collect();
+        let clients: u32 = networks
+            .iter()
+            .map(|net| match net {
+                CephNetwork::Public => per_node.public,
+                CephNetwork::Cluster => per_node.cluster,
+            })
+            .sum();
+        let servers = networks.len() as u64;
+        let ipam = nad.config.as_ref().map(|c| &c.ipam);
+        let per_node_scope = ipam.is_some_and(|i| i.scope == Scope::PerNode);
+        let capacity = ipam.and_then(|i| i.capacity);
+        let what = networks
+            .iter()
+            .map(|n| n.key())
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let (demand, mut arithmetic) = if per_node_scope {
+            let d = u64::from(clients) + servers;
+            (
+                d,
+                format!(
+                    "{what}: per node (host-local allocates per node) {clients} clients + {servers} server address(es) on the server's node = {d}"
+                ),
+            )
+        } else {
+            let d = u64::from(nodes) * u64::from(clients) + servers;
+            (
+                d,
+                format!(
+                    "{what}: {nodes} nodes × {clients} clients + {servers} server address(es) = {d}"
+                ),
+            )
+        };
+        let fits = capacity.map(|c| c >= demand);
+        match (capacity, ipam) {
+            (Some(c), Some(i)) => arithmetic.push_str(&format!(
+                "; {} ({}) can hand out {c}",
+                i.ipam_type.as_deref().unwrap_or("no IPAM"),
+                if i.ranges.is_empty() {
+                    "no range".to_string()
+                } else {
+                    i.cidrs()
+                }
+            )),
+            _ => arithmetic.push_str("; capacity unknown"),
+        }
+        if fits == Some(false) {
+            problems.warn(
+                format!("NetworkAttachmentDefinition {name}"),
+                format!(
+                    "too few addresses for the worst case: {arithmetic}; the run (and Ceph in that \
+                     failure case) would leave {} pod(s) without an address — widen the range",
+                    demand - capacity.unwrap_or(0)
+                ),
+            );
+        }
+        checks.push(CapacityCheck {
+            nad: name,
+            networks,
+            demand,
+            capacity,
+            fits,
+            arithmetic,
+        });
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multus::nad::read_nads;
+    use crate::network::check_manifest;
+    use crate::yaml::parse_documents;
+
+    fn nad(name: &str, ipam: &str) -> String {
+        format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {{name: {name}, namespace: rook-ceph}}\nspec:\n  config: '{{\"type\": \"macvlan\", \"master\": \"eth0\", \"ipam\": {ipam}}}'\n"
+        )
+    }
+
+    fn run(spec: &str, nads: &str, nodes: u32) -> (Vec<CapacityCheck>, Problems) {
+        let check = check_manifest(&parse_documents(spec).expect("spec"), None);
+        let mut p = Problems::default();
+        let nads = read_nads(&parse_documents(nads).expect("nads"), "rook-ceph", &mut p);
+        let resolved = resolve(&check, &nads, "nads.yaml", &mut p);
+        let checks = compare(
+            &resolved,
+            nodes,
+            PerNodeClients {
+                public: 19,
+                cluster: 3,
+            },
+            &mut p,
+        );
+        (checks, p)
+    }
+
+    #[test]
+    fn warns_with_arithmetic_when_the_range_is_too_small() {
+        let nads = nad(
+            "pub",
+            r#"{"type": "whereabouts", "range": "198.18.0.0/26"}"#,
+        );
+        let (checks, p) = run(
+            "network: {provider: multus, selectors: {public: pub}}",
+            &nads,
+            3,
+        );
+        assert_eq!(checks[0].demand, 3 * 19 + 1);
+        assert_eq!(checks[0].capacity, Some(62));
+        assert_eq!(checks[0].fits, Some(true));
+        assert!(p.warnings.is_empty(), "{p:?}");
+        let (checks, p) = run(
+            "network: {provider: multus, selectors: {public: pub}}",
+            &nads,
+            4,
+        );
+        assert_eq!(checks[0].fits, Some(false));
+        assert!(
+            p.warnings[0]
+                .message
+                .contains("4 nodes × 19 clients + 1 server address(es) = 77"),
+            "{}",
+            p.warnings[0].message
+        );
+    }
+
+    #[test]
+    fn shared_nad_adds_both_demands_and_missing_nad_is_an_error() {
+        let nads = nad(
+            "both",
+            r#"{"type": "whereabouts", "range": "198.18.0.0/24"}"#,
+        );
+        let (checks, _) = run(
+            "network: {provider: multus, selectors: {public: both, cluster: both}}",
+            &nads,
+            3,
+        );
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].demand, 3 * 22 + 2);
+        let (_, p) = run(
+            "network: {provider: multus, selectors: {public: both, cluster: other/missing}}",
+            &nads,
+            3,
+        );
+        assert_eq!(p.errors[0].field, "network.selectors.cluster");
+        assert!(
+            p.errors[0].message.contains("other/missing"),
+            "{}",
+            p.errors[0].message
+        );
+    }
+
+    #[test]
+    fn host_local_compares_per_node() {
+        let nads = nad("hl", r#"{"type": "host-local", "subnet": "198.18.0.0/28"}"#);
+        let (checks, p) = run(
+            "network: {provider: multus, selectors: {public: hl}}",
+            &nads,
+            10,
+        );
+        assert_eq!((checks[0].demand, checks[0].capacity), (20, Some(13)));
+        assert_eq!(p.warnings.len(), 1);
+    }
+}
