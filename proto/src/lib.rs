@@ -9,9 +9,12 @@
 //! * [`field`] — field paths and the errors/warnings found at them; the walker every parser uses.
 //! * [`yaml`] — YAML/JSON text into values, syntax errors with line and column.
 //! * [`cidr`] — CIDRs and address arithmetic (IPv4 and IPv6 alike).
+//! * [`config`] — the run configuration: Rook's `ValidationTestConfig` keys plus multinet's
+//!   probe settings, defaults, validation, Go durations and commented samples.
 
 #![forbid(unsafe_code)]
 
 pub mod cidr;
+pub mod config;
 pub mod field;
 pub mod yaml;
