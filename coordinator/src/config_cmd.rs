@@ -73,7 +73,10 @@ pub fn check(path: &Path, output: Output) -> u8 {
         file,
     };
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
         Output::Text => print!("{}", render(&report)),
     }
     if report.valid { 0 } else { EXIT_INVALID }
@@ -83,32 +86,64 @@ fn render(report: &CheckReport<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "config check: {}", report.file);
     if let Some(c) = report.config {
-        let net = |n: &str| if n.is_empty() { "(none)".to_string() } else { n.to_string() };
+        let net = |n: &str| {
+            if n.is_empty() {
+                "(none)".to_string()
+            } else {
+                n.to_string()
+            }
+        };
         let _ = writeln!(out, "  namespace        {}", c.namespace);
         let _ = writeln!(out, "  public network   {}", net(&c.public_network));
         let _ = writeln!(out, "  cluster network  {}", net(&c.cluster_network));
-        let _ = writeln!(out, "  timeouts         {} per stage, flaky after {}", c.resource_timeout, c.flaky_threshold);
+        let _ = writeln!(
+            out,
+            "  timeouts         {} per stage, flaky after {}",
+            c.resource_timeout, c.flaky_threshold
+        );
         let _ = writeln!(
             out,
             "  probes           every {}, timeout {}, {} consecutive successes, payloads {} B and {} B",
-            c.probe_interval, c.probe_timeout, c.success_threshold, c.payload_bytes.small, c.payload_bytes.large
+            c.probe_interval,
+            c.probe_timeout,
+            c.success_threshold,
+            c.payload_bytes.small,
+            c.payload_bytes.large
         );
         if c.host_check_only {
             let _ = writeln!(out, "  host check only  yes");
         }
         let _ = writeln!(out, "  node types");
         for (name, t) in &c.node_types {
-            let server = if report.server_node_type == Some(name.as_str()) { "  ← server" } else { "" };
-            let selector: Vec<String> = t.placement.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let selector = if selector.is_empty() { "all nodes".to_string() } else { selector.join(",") };
+            let server = if report.server_node_type == Some(name.as_str()) {
+                "  ← server"
+            } else {
+                ""
+            };
+            let selector: Vec<String> = t
+                .placement
+                .node_selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let selector = if selector.is_empty() {
+                "all nodes".to_string()
+            } else {
+                selector.join(",")
+            };
             let _ = writeln!(
                 out,
                 "    {name:<34} {} OSD + {} other clients per node, {selector}, {} toleration(s){server}",
-                t.osds_per_node, t.other_daemons_per_node, t.placement.tolerations.len()
+                t.osds_per_node,
+                t.other_daemons_per_node,
+                t.placement.tolerations.len()
             );
         }
     }
-    for (title, list) in [("warnings", &report.problems.warnings), ("errors", &report.problems.errors)] {
+    for (title, list) in [
+        ("warnings", &report.problems.warnings),
+        ("errors", &report.problems.errors),
+    ] {
         if !list.is_empty() {
             let _ = writeln!(out, "\n{title} ({})", list.len());
             for p in list {
@@ -119,7 +154,11 @@ fn render(report: &CheckReport<'_>) -> String {
     let _ = writeln!(
         out,
         "\n{}",
-        if report.valid { "valid".to_string() } else { format!("INVALID: {} error(s)", report.problems.errors.len()) }
+        if report.valid {
+            "valid".to_string()
+        } else {
+            format!("INVALID: {} error(s)", report.problems.errors.len())
+        }
     );
     out
 }

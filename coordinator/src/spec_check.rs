@@ -92,16 +92,23 @@ pub fn build(args: &SpecCheckArgs) -> SpecReport {
         let nads = read_documents(path, &mut nad_problems)
             .map(|docs| read_nads(&docs, &network.namespace, &mut nad_problems))
             .unwrap_or_default();
-        for p in nad_problems.errors.iter_mut().chain(nad_problems.warnings.iter_mut()) {
+        for p in nad_problems
+            .errors
+            .iter_mut()
+            .chain(nad_problems.warnings.iter_mut())
+        {
             if !p.field.starts_with(&label) {
                 p.field = format!("{label}: {}", p.field);
             }
         }
         problems.absorb(nad_problems);
         let resolved = resolve(&network, &nads, &label, &mut problems);
-        resolved_nads = resolved.iter().map(|(net, nad)| (*net, (*nad).clone())).collect();
+        resolved_nads = resolved
+            .iter()
+            .map(|(net, nad)| (*net, (*nad).clone()))
+            .collect();
         nads_report = Some(
-            nads.into_iter()
+            nads.iter()
                 .map(|nad| NadReport {
                     selected_by: resolved
                         .iter()
@@ -109,23 +116,36 @@ pub fn build(args: &SpecCheckArgs) -> SpecReport {
                         .map(|(net, _)| *net)
                         .collect(),
                     capacity: nad.config.as_ref().and_then(|c| c.ipam.capacity),
-                    namespace: nad.namespace,
-                    name: nad.name,
-                    config: nad.config,
+                    namespace: nad.namespace.clone(),
+                    name: nad.name.clone(),
+                    config: nad.config.clone(),
                 })
                 .collect(),
         );
     }
 
-    let run_config = args.config.as_deref().and_then(|p| read_run_config(p, &mut problems));
+    let run_config = args
+        .config
+        .as_deref()
+        .and_then(|p| read_run_config(p, &mut problems));
     let capacity = args.nodes.map(|nodes| {
-        let (clients_per_node, counts_from) = per_node_clients(run_config.as_ref(), args.config.as_deref());
-        let refs: Vec<(CephNetwork, &Nad)> = resolved_nads.iter().map(|(n, nad)| (*n, nad)).collect();
+        let (clients_per_node, counts_from) =
+            per_node_clients(run_config.as_ref(), args.config.as_deref());
+        let refs: Vec<(CephNetwork, &Nad)> =
+            resolved_nads.iter().map(|(n, nad)| (*n, nad)).collect();
         if args.nads.is_none() {
-            problems.warn("--nodes", "capacity can only be compared with --nads; nothing was compared");
+            problems.warn(
+                "--nodes",
+                "capacity can only be compared with --nads; nothing was compared",
+            );
         }
         let checks = compare(&refs, nodes, clients_per_node, &mut problems);
-        CapacityReport { nodes, clients_per_node, counts_from, checks }
+        CapacityReport {
+            nodes,
+            clients_per_node,
+            counts_from,
+            checks,
+        }
     });
 
     network.problems = problems;
@@ -182,7 +202,13 @@ fn per_node_clients(config: Option<&RunConfig>, path: Option<&Path>) -> (PerNode
             best = Some((name, counts));
         }
     }
-    let (name, counts) = best.unwrap_or(("none", PerNodeClients { public: 0, cluster: 0 }));
+    let (name, counts) = best.unwrap_or((
+        "none",
+        PerNodeClients {
+            public: 0,
+            cluster: 0,
+        },
+    ));
     let source = match path {
         Some(p) => format!("node type {name:?} of {}", p.display()),
         None => format!("Rook's converged default, node type {name:?}"),

@@ -11,7 +11,11 @@ use crate::spec_check::SpecReport;
 pub fn render(report: &SpecReport) -> String {
     let mut out = String::new();
     let n = &report.network;
-    let _ = writeln!(out, "spec check: {} ({}, namespace {})", report.file, n.source, n.namespace);
+    let _ = writeln!(
+        out,
+        "spec check: {} ({}, namespace {})",
+        report.file, n.source, n.namespace
+    );
     let provider = match n.provider {
         Provider::Default => "\"\" (the cluster's default pod network)",
         Provider::Host => "host (daemons use the hosts' network namespace)",
@@ -31,9 +35,21 @@ pub fn render(report: &SpecReport) -> String {
         let _ = writeln!(out, "    other daemons  {}", or_none(daemon));
     }
     let _ = writeln!(out, "  ceph config");
-    let _ = writeln!(out, "    public_network   {}", ceph_value(n.ceph.public_network.as_deref(), n.provider));
-    let _ = writeln!(out, "    cluster_network  {}", ceph_value(n.ceph.cluster_network.as_deref(), n.provider));
-    let flags = if n.ms_bind_flags.is_empty() { "(none: Ceph's defaults)".to_string() } else { n.ms_bind_flags.join(" ") };
+    let _ = writeln!(
+        out,
+        "    public_network   {}",
+        ceph_value(n.ceph.public_network.as_deref(), n.provider)
+    );
+    let _ = writeln!(
+        out,
+        "    cluster_network  {}",
+        ceph_value(n.ceph.cluster_network.as_deref(), n.provider)
+    );
+    let flags = if n.ms_bind_flags.is_empty() {
+        "(none: Ceph's defaults)".to_string()
+    } else {
+        n.ms_bind_flags.join(" ")
+    };
     let _ = writeln!(out, "  daemon flags     {flags}");
 
     if let Some(nads) = &report.nads {
@@ -42,7 +58,11 @@ pub fn render(report: &SpecReport) -> String {
             let used = if nad.selected_by.is_empty() {
                 "not selected".to_string()
             } else {
-                nad.selected_by.iter().map(|n| n.key()).collect::<Vec<_>>().join(" + ")
+                nad.selected_by
+                    .iter()
+                    .map(|n| n.key())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
             };
             let _ = writeln!(out, "  {}/{}  [{used}]", nad.namespace, nad.name);
             let Some(c) = &nad.config else {
@@ -54,16 +74,26 @@ pub fn render(report: &SpecReport) -> String {
                 plugin = format!("{} (chain: {})", plugin, c.chain.join(" → "));
             }
             let mut line = format!("      {plugin}");
-            if let Some(m) = &c.master { let _ = write!(line, " master={m}"); }
-            if let Some(m) = &c.mode { let _ = write!(line, " mode={m}"); }
-            if let Some(m) = c.mtu { let _ = write!(line, " mtu={m}"); }
+            if let Some(m) = &c.master {
+                let _ = write!(line, " master={m}");
+            }
+            if let Some(m) = &c.mode {
+                let _ = write!(line, " mode={m}");
+            }
+            if let Some(m) = c.mtu {
+                let _ = write!(line, " mtu={m}");
+            }
             let _ = writeln!(out, "{line}");
             let ipam = &c.ipam;
             let capacity = match ipam.capacity {
                 Some(cap) => format!("capacity {cap} pod(s)"),
                 None => "capacity unknown".to_string(),
             };
-            let _ = writeln!(out, "      IPAM {}: {capacity}", ipam.ipam_type.as_deref().unwrap_or("none"));
+            let _ = writeln!(
+                out,
+                "      IPAM {}: {capacity}",
+                ipam.ipam_type.as_deref().unwrap_or("none")
+            );
             for r in &ipam.ranges {
                 let span = match (&r.first, &r.last) {
                     (Some(f), Some(l)) => format!("{f} – {l}"),
@@ -112,7 +142,10 @@ pub fn render(report: &SpecReport) -> String {
 
 fn describe_choice(choice: &NetworkChoice) -> String {
     if let Some(s) = &choice.selection {
-        let iface = s.interface.as_deref().map_or("interface picked by Multus (net1, net2, …)".to_string(), |i| format!("interface {i}"));
+        let iface = s.interface.as_deref().map_or(
+            "interface picked by Multus (net1, net2, …)".to_string(),
+            |i| format!("interface {i}"),
+        );
         return format!("NAD {}, {iface}", s.namespaced_name());
     }
     if let Some(i) = &choice.host_interface {
@@ -122,7 +155,11 @@ fn describe_choice(choice: &NetworkChoice) -> String {
 }
 
 fn or_none(annotation: &str) -> &str {
-    if annotation.is_empty() { "(none)" } else { annotation }
+    if annotation.is_empty() {
+        "(none)"
+    } else {
+        annotation
+    }
 }
 
 fn ceph_value(value: Option<&str>, provider: Provider) -> String {

@@ -13,11 +13,14 @@
 //! * [`names`] — Kubernetes and Linux naming rules.
 //! * [`network`] — the CephCluster network API: validation and what it turns into.
 //! * [`multus`] — the Multus formats: selection and status annotations, NADs, IPAM capacity.
+//! * [`config`] — the run configuration: Rook's `ValidationTestConfig` keys plus multinet's
+//!   probe settings, defaults, validation, Go durations and commented samples.
 
 #![forbid(unsafe_code)]
 
 pub mod capacity;
 pub mod cidr;
+pub mod config;
 pub mod field;
 pub mod multus;
 pub mod names;

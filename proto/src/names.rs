@@ -51,7 +51,7 @@ pub fn dns1123_subdomain(text: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{text:?} is not a DNS-1123 subdomain: use lowercase letters, digits, '-' and '.', \
+            "{text:?} is not a DNS-1123 (RFC 1123) subdomain: use lowercase letters, digits, '-' and '.', \
              each dot-separated part starting and ending with a letter or digit"
         ))
     }
