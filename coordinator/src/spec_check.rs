@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use multinet_proto::capacity::{CapacityCheck, PerNodeClients, compare, resolve};
+use multinet_proto::capacity::{
+    CapacityCheck, PerNodeClients, check_ranges_cover, compare, resolve,
+};
 use multinet_proto::config::{RunConfig, parse_run_config};
 use multinet_proto::field::Problems;
 use multinet_proto::multus::nad::{CniSummary, Nad, read_nads};
@@ -103,6 +105,7 @@ pub fn build(args: &SpecCheckArgs) -> SpecReport {
         }
         problems.absorb(nad_problems);
         let resolved = resolve(&network, &nads, &label, &mut problems);
+        check_ranges_cover(&network, &resolved, &mut problems);
         resolved_nads = resolved
             .iter()
             .map(|(net, nad)| (*net, (*nad).clone()))

@@ -77,6 +77,43 @@ pub fn resolve<'a>(
     resolved
 }
 
+/// Warns when a NAD hands out addresses outside the `addressRanges` given for its network:
+/// Ceph daemons then find no address of theirs in `public_network` / `cluster_network` and
+/// fail to start ("unable to find any IP address in networks").
+pub fn check_ranges_cover(
+    check: &NetworkCheck,
+    resolved: &[(CephNetwork, &Nad)],
+    problems: &mut Problems,
+) {
+    for (network, nad) in resolved {
+        let declared = check.address_ranges.get(*network);
+        let Some(config) = &nad.config else { continue };
+        if declared.is_empty() {
+            continue;
+        }
+        for range in &config.ipam.ranges {
+            let Ok(cidr) = range.cidr.parse::<crate::cidr::Cidr>() else {
+                continue;
+            };
+            let covered = declared.iter().any(|d| {
+                d.family() == cidr.family() && d.first() <= cidr.first() && cidr.last() <= d.last()
+            });
+            if !covered {
+                problems.warn(
+                    format!("{}.addressRanges.{}", check.source, network.key()),
+                    format!(
+                        "NetworkAttachmentDefinition {} hands out addresses in {}, which no {}                          address range covers: Ceph daemons would find no address of theirs in                          {}_network",
+                        nad.namespaced_name(),
+                        range.cidr,
+                        network.key(),
+                        network.key()
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// Compares each resolved NAD's capacity with the demand of `nodes` nodes of `per_node`
 /// clients plus the server, and warns (with the arithmetic) where it does not fit.
 pub fn compare(
@@ -250,6 +287,27 @@ mod tests {
             "{}",
             p.errors[0].message
         );
+    }
+
+    #[test]
+    fn address_ranges_must_cover_the_nad_range() {
+        let nads = nad(
+            "pub",
+            r#"{"type": "whereabouts", "range": "198.18.0.0/24"}"#,
+        );
+        let spec = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [198.18.0.0/25]}}";
+        let check = check_manifest(&parse_documents(spec).expect("spec"), None);
+        let mut p = Problems::default();
+        let nads = read_nads(&parse_documents(&nads).expect("nads"), "rook-ceph", &mut p);
+        let resolved = resolve(&check, &nads, "nads.yaml", &mut p);
+        check_ranges_cover(&check, &resolved, &mut p);
+        assert_eq!(p.warnings.len(), 1, "{p:?}");
+        assert_eq!(p.warnings[0].field, "network.addressRanges.public");
+        let wide = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [198.18.0.0/16]}}";
+        let check = check_manifest(&parse_documents(wide).expect("spec"), None);
+        let mut p = Problems::default();
+        check_ranges_cover(&check, &resolve(&check, &nads, "nads.yaml", &mut p), &mut p);
+        assert!(p.warnings.is_empty(), "{p:?}");
     }
 
     #[test]

@@ -1,0 +1,256 @@
+//! `multinet spec check` and `multinet config` as a user runs them: the real binary, the example
+//! files in deploy/, exit codes, and snapshots of text and JSON output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Runs `multinet ARGS` from the workspace root (so file names in the output are stable).
+fn multinet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .expect("multinet runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+/// A scratch file removed when dropped, also when the test fails.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("multinet-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile(path)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const EXAMPLES: &[(&str, &str)] = &[
+    ("multus_short", "deploy/examples/cephcluster-multus.yaml"),
+    (
+        "multus_json",
+        "deploy/examples/cephcluster-multus-json.yaml",
+    ),
+    ("host", "deploy/examples/cephcluster-host.yaml"),
+    (
+        "legacy_host_network",
+        "deploy/examples/cephcluster-legacy-hostnetwork.yaml",
+    ),
+    ("dual_stack", "deploy/examples/network-dual-stack.yaml"),
+];
+
+#[test]
+fn every_example_is_valid_text_and_json() {
+    for (name, file) in EXAMPLES {
+        let text = multinet(&[
+            "spec",
+            "check",
+            file,
+            "--nads",
+            "deploy/examples/nads.yaml",
+            "--nodes",
+            "3",
+        ]);
+        assert_eq!(text.status.code(), Some(0), "{file}: {}", stdout(&text));
+        insta::assert_snapshot!(format!("{name}_text"), stdout(&text));
+        let json = multinet(&[
+            "spec",
+            "check",
+            file,
+            "--nads",
+            "deploy/examples/nads.yaml",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(json.status.code(), Some(0));
+        let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON output");
+        insta::assert_json_snapshot!(format!("{name}_json"), value);
+    }
+}
+
+#[test]
+fn json_has_the_documented_keys() {
+    let out = multinet(&[
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        "deploy/examples/nads.yaml",
+        "--nodes",
+        "3",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for key in [
+        "provider",
+        "networks",
+        "osd_annotation",
+        "daemon_annotation",
+        "ceph",
+        "ms_bind_flags",
+        "warnings",
+        "errors",
+        "nads",
+        "capacity",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key}");
+    }
+    assert_eq!(
+        v["networks"]["public"]["selection"]["namespace"],
+        "rook-ceph"
+    );
+    assert_eq!(v["ceph"]["public_network"], "192.168.20.0/24");
+    assert_eq!(v["nads"][0]["capacity"], 254);
+    assert_eq!(v["capacity"]["checks"][0]["demand"], 58);
+}
+
+#[test]
+fn invalid_spec_exits_22_listing_every_error() {
+    let spec = TempFile::new(
+        "bad-spec.yaml",
+        "kind: CephCluster\nspec:\n  network:\n    provider: multus\n    selectors:\n      public: 'Bad_Name'\n    ipFamily: IPv5\n",
+    );
+    let out = multinet(&["spec", "check", spec.path()]);
+    assert_eq!(out.status.code(), Some(22));
+    let text = stdout(&out);
+    assert!(text.contains("spec.network.selectors.public: "), "{text}");
+    assert!(
+        text.contains("spec.network.ipFamily: must be \"IPv4\" or \"IPv6\", found \"IPv5\""),
+        "{text}"
+    );
+    assert!(text.contains("INVALID: 2 error(s)"), "{text}");
+}
+
+#[test]
+fn malformed_yaml_names_file_line_and_column() {
+    let spec = TempFile::new(
+        "malformed.yaml",
+        "kind: CephCluster\nspec:\n  network: [provider: multus\n",
+    );
+    let out = multinet(&["spec", "check", spec.path(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(22));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON even for malformed input");
+    let message = v["errors"][0]["message"].as_str().expect("an error");
+    assert_eq!(v["errors"][0]["field"], spec.path());
+    assert!(message.contains("line 3 column"), "{message}");
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn missing_nad_and_missing_file_are_invalid() {
+    let nads = TempFile::new(
+        "nads-other.yaml",
+        "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {name: other, namespace: rook-ceph}\nspec: {config: '{\"type\": \"macvlan\"}'}\n",
+    );
+    let out = multinet(&[
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        nads.path(),
+    ]);
+    assert_eq!(out.status.code(), Some(22));
+    let text = stdout(&out);
+    assert!(text.contains("spec.network.selectors.public: selects NetworkAttachmentDefinition rook-ceph/public-net"), "{text}");
+    let out = multinet(&["spec", "check", "no/such/file.yaml"]);
+    assert_eq!(out.status.code(), Some(22));
+    assert!(stdout(&out).contains("no/such/file.yaml: cannot read: no such file"));
+}
+
+#[test]
+fn capacity_shortfall_is_a_warning_with_the_arithmetic() {
+    let config = TempFile::new(
+        "big-nodes.yaml",
+        "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  big:\n    osdsPerNode: 12\n    otherDaemonsPerNode: 16\n",
+    );
+    let out = multinet(&[
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        "deploy/examples/nads.yaml",
+        "--nodes",
+        "6",
+        "-c",
+        config.path(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings do not make a spec invalid"
+    );
+    let text = stdout(&out);
+    assert!(text.contains("cluster: 6 nodes × 12 clients + 1 server address(es) = 73; whereabouts (192.168.30.0/26) can hand out 62"), "{text}");
+    assert!(text.contains("DOES NOT FIT"), "{text}");
+}
+
+#[test]
+fn config_samples_pass_their_own_check() {
+    for kind in ["converged", "dedicated-storage-nodes", "stretch-cluster"] {
+        let out = multinet(&["config", "sample", kind]);
+        assert_eq!(out.status.code(), Some(0));
+        let sample = TempFile::new(&format!("{kind}.yaml"), &stdout(&out));
+        let check = multinet(&["config", "check", sample.path()]);
+        assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+        let text = stdout(&check).replace(sample.path(), "SAMPLE");
+        insta::assert_snapshot!(format!("config_check_{kind}"), text);
+    }
+}
+
+#[test]
+fn config_check_lists_every_problem() {
+    let bad = TempFile::new(
+        "bad-config.yaml",
+        "namespace: ''\nresourceTimeout: 30s\nflakyThreshold: 2s\nnodeTypes:\n  Bad_Type: {osdsPerNode: 0}\n",
+    );
+    let out = multinet(&["config", "check", bad.path(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(22));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    for want in [
+        "namespace",
+        "publicNetwork",
+        "resourceTimeout",
+        "flakyThreshold",
+        "nodeTypes.Bad_Type",
+    ] {
+        assert!(fields.contains(&want), "{want} not in {fields:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_22() {
+    assert_eq!(multinet(&["spec", "check"]).status.code(), Some(22));
+    assert_eq!(
+        multinet(&["config", "sample", "nope"]).status.code(),
+        Some(22)
+    );
+    assert_eq!(multinet(&["--help"]).status.code(), Some(0));
+}
