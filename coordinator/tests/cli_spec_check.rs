@@ -254,3 +254,28 @@ fn usage_errors_exit_22() {
     );
     assert_eq!(multinet(&["--help"]).status.code(), Some(0));
 }
+
+#[test]
+fn readme_example_output_is_what_multinet_prints() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let example = readme
+        .split("### Example: `spec check`")
+        .nth(1)
+        .and_then(|rest| rest.split("```text\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("README has the spec check example block");
+    let out = multinet(&[
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        "deploy/examples/nads.yaml",
+        "--nodes",
+        "3",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        example,
+        "README's example is stale: update it from the command's output"
+    );
+}

@@ -11,6 +11,8 @@
 //! * [`capacity`] — selections resolved to NADs; IPAM capacity against the worst case.
 //! * [`cidr`] — CIDRs and address arithmetic (IPv4 and IPv6 alike).
 //! * [`names`] — Kubernetes and Linux naming rules.
+//! * [`probe`] — probe kinds, outcomes and failure classes.
+//! * [`control`] — control-plane messages and their length-prefixed bincode codec.
 //! * [`network`] — the CephCluster network API: validation and what it turns into.
 //! * [`multus`] — the Multus formats: selection and status annotations, NADs, IPAM capacity.
 //! * [`config`] — the run configuration: Rook's `ValidationTestConfig` keys plus multinet's
@@ -21,8 +23,10 @@
 pub mod capacity;
 pub mod cidr;
 pub mod config;
+pub mod control;
 pub mod field;
 pub mod multus;
 pub mod names;
 pub mod network;
+pub mod probe;
 pub mod yaml;

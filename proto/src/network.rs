@@ -10,7 +10,7 @@
 
 mod derive;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cidr::Cidr;
@@ -36,7 +36,7 @@ pub enum Provider {
 }
 
 /// Ceph's two networks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CephNetwork {
     /// Clients, mons, CSI: every daemon is on it.

@@ -1,0 +1,140 @@
+//! Control-plane messages between agents and the coordinator, and their codec.
+//!
+//! An agent opens a QUIC connection, sends [`Hello`] (protocol version, run id, its identity) and
+//! gets [`CoordinatorMessage::Welcome`] or a [`Refusal`] it can log. It then reports probe
+//! results in [`ReportBatch`]es with its own sequence numbers; the coordinator acknowledges each
+//! and drops duplicates, so a batch resent after a reconnect is counted once.
+//!
+//! [`codec`] frames the messages: a 4-byte big-endian length, then bincode. The length is
+//! checked against [`codec::MAX_FRAME`] before anything is allocated, and every decode error is
+//! a value.
+
+pub mod codec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::network::CephNetwork;
+use crate::probe::{Outcome, ProbeKind};
+
+/// The protocol version this build speaks; a peer with another is refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// What an agent does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// The single web server.
+    Server,
+    /// A client pod (an OSD client is on both networks, another daemon's on public only).
+    Client,
+    /// A host checker in a node's host network namespace.
+    HostCheck,
+}
+
+/// Who an agent is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentIdentity {
+    /// What it does.
+    pub role: Role,
+    /// The node it runs on.
+    pub node: String,
+    /// Its pod (or host checker) name, unique in the run.
+    pub pod: String,
+    /// The networks it is attached to.
+    pub networks: Vec<CephNetwork>,
+}
+
+/// The first message on a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the agent.
+    pub protocol_version: u16,
+    /// The run the agent belongs to.
+    pub run_id: String,
+    /// The agent.
+    pub agent: AgentIdentity,
+    /// The highest batch sequence number the agent has had acknowledged (0: none).
+    pub last_acked: u64,
+}
+
+/// One probe result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// The network probed.
+    pub network: CephNetwork,
+    /// The target address.
+    pub target: std::net::SocketAddr,
+    /// The probe kind.
+    pub kind: ProbeKind,
+    /// When it started, in milliseconds since the agent started.
+    pub started_ms: u64,
+    /// How long it took, in microseconds.
+    pub latency_us: u32,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// Results an agent reports together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportBatch {
+    /// Per-agent sequence number, from 1, without gaps.
+    pub seq: u64,
+    /// The results.
+    pub results: Vec<ProbeResult>,
+}
+
+/// Agent → coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentMessage {
+    /// Introduces the agent; first on every connection.
+    Hello(Hello),
+    /// Probe results.
+    Report(ReportBatch),
+    /// The agent is alive (sent when there is nothing else to send).
+    Heartbeat,
+}
+
+/// Why the coordinator refused an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// The agent speaks another protocol version.
+    #[error("protocol version {agent} is not the coordinator's {coordinator}")]
+    ProtocolVersion {
+        /// The agent's.
+        agent: u16,
+        /// The coordinator's.
+        coordinator: u16,
+    },
+    /// The agent belongs to another run.
+    #[error("run id {agent:?} is not this run's")]
+    RunId {
+        /// The agent's.
+        agent: String,
+    },
+    /// The agent is not one the coordinator placed.
+    #[error("unknown agent {pod:?} on node {node:?}")]
+    UnknownAgent {
+        /// Its pod.
+        pod: String,
+        /// Its node.
+        node: String,
+    },
+    /// The first message was not a Hello.
+    #[error("the first message must be Hello")]
+    NoHello,
+}
+
+/// Coordinator → agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordinatorMessage {
+    /// The agent is accepted.
+    Welcome,
+    /// The agent is refused; the connection closes.
+    Refused(Refusal),
+    /// Batches up to and including `seq` are recorded.
+    Ack {
+        /// The highest sequence number recorded.
+        seq: u64,
+    },
+    /// The run is over: stop probing and exit.
+    Stop,
+}

@@ -1,0 +1,212 @@
+//! Length-prefixed bincode frames. The length is checked against [`MAX_FRAME`] before any
+//! allocation; malformed input gives a [`CodecError`], never a panic.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The largest frame body accepted or produced, in bytes.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Bytes of the length prefix.
+pub const PREFIX: usize = 4;
+
+/// Why a frame could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The announced or produced body is larger than [`MAX_FRAME`].
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    /// The body is not a valid message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The body decoded but left bytes over.
+    #[error("malformed frame: {0} trailing bytes")]
+    Trailing(usize),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME>()
+}
+
+/// Encodes `message` as one frame (prefix + body).
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, CodecError> {
+    let body = bincode::serde::encode_to_vec(message, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME {
+        return Err(CodecError::TooLarge(body.len()));
+    }
+    let mut frame = Vec::with_capacity(PREFIX + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// The body length a prefix announces, checked against [`MAX_FRAME`].
+pub fn body_len(prefix: [u8; PREFIX]) -> Result<usize, CodecError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME {
+        return Err(CodecError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Decodes one frame body.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
+    let (message, used) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(CodecError::Trailing(body.len() - used));
+    }
+    Ok(message)
+}
+
+/// Decodes the first frame in `bytes`: `Ok(None)` when more bytes are needed, otherwise the
+/// message and how many bytes it took.
+pub fn decode_frame<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<(T, usize)>, CodecError> {
+    let Some(prefix) = bytes.first_chunk::<PREFIX>() else {
+        return Ok(None);
+    };
+    let len = body_len(*prefix)?;
+    let Some(body) = bytes.get(PREFIX..PREFIX + len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode_body(body)?, PREFIX + len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::*;
+    use crate::network::CephNetwork;
+    use crate::probe::*;
+    use proptest::prelude::*;
+
+    fn hello() -> AgentMessage {
+        AgentMessage::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            run_id: "run-1".into(),
+            agent: AgentIdentity {
+                role: Role::Client,
+                node: "n1".into(),
+                pod: "c-0".into(),
+                networks: vec![CephNetwork::Public, CephNetwork::Cluster],
+            },
+            last_acked: 0,
+        })
+    }
+
+    #[test]
+    fn frames_round_trip_and_stream() {
+        let a = encode(&hello()).expect("encode");
+        let b = encode(&AgentMessage::Heartbeat).expect("encode");
+        let stream = [a.clone(), b].concat();
+        let (first, used) = decode_frame::<AgentMessage>(&stream)
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(first, hello());
+        assert_eq!(used, a.len());
+        let (second, _) = decode_frame::<AgentMessage>(&stream[used..])
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(second, AgentMessage::Heartbeat);
+        assert_eq!(decode_frame::<AgentMessage>(&a[..a.len() - 1]), Ok(None));
+    }
+
+    #[test]
+    fn oversized_and_malformed_frames_are_errors() {
+        let huge = ((MAX_FRAME + 1) as u32).to_be_bytes();
+        assert_eq!(
+            decode_frame::<AgentMessage>(&huge),
+            Err(CodecError::TooLarge(MAX_FRAME + 1))
+        );
+        let junk = [0, 0, 0, 2, 0xff, 0xff];
+        assert!(matches!(
+            decode_frame::<AgentMessage>(&junk),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut trailing = encode(&AgentMessage::Heartbeat).expect("encode");
+        trailing[3] += 1;
+        trailing.push(0);
+        assert_eq!(
+            decode_frame::<AgentMessage>(&trailing),
+            Err(CodecError::Trailing(1))
+        );
+        // A list announcing more elements than the frame could hold must not allocate them.
+        let lying = [0, 0, 0, 6, 1, 5, 251, 0xff, 0xff, 0xff];
+        assert!(decode_frame::<AgentMessage>(&lying).is_err());
+    }
+
+    fn result() -> impl Strategy<Value = ProbeResult> {
+        (
+            any::<bool>(),
+            any::<[u8; 4]>(),
+            any::<u16>(),
+            any::<(bool, bool, bool)>(),
+            any::<u64>(),
+            any::<u32>(),
+            proptest::option::of(0u8..7),
+            any::<u16>(),
+        )
+            .prop_map(
+                |(
+                    public,
+                    ip,
+                    port,
+                    (https, large, fresh),
+                    started_ms,
+                    latency_us,
+                    failure,
+                    status,
+                )| ProbeResult {
+                    network: if public {
+                        CephNetwork::Public
+                    } else {
+                        CephNetwork::Cluster
+                    },
+                    target: std::net::SocketAddr::from((ip, port)),
+                    kind: ProbeKind {
+                        scheme: if https { Scheme::Https } else { Scheme::Http },
+                        payload: if large {
+                            Payload::Large
+                        } else {
+                            Payload::Small
+                        },
+                        connection: if fresh {
+                            Connection::Fresh
+                        } else {
+                            Connection::KeptAlive
+                        },
+                    },
+                    started_ms,
+                    latency_us,
+                    outcome: match failure {
+                        None => Outcome::Ok,
+                        Some(0) => Outcome::Failed(FailureClass::ConnectRefused),
+                        Some(1) => Outcome::Failed(FailureClass::ConnectTimeout),
+                        Some(2) => Outcome::Failed(FailureClass::Tls),
+                        Some(3) => Outcome::Failed(FailureClass::HttpStatus(status)),
+                        Some(4) => Outcome::Failed(FailureClass::ShortBody),
+                        Some(5) => Outcome::Failed(FailureClass::ReadTimeout),
+                        Some(_) => Outcome::Failed(FailureClass::Io),
+                    },
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn report_batches_round_trip(seq in any::<u64>(), results in proptest::collection::vec(result(), 0..50)) {
+            let message = AgentMessage::Report(ReportBatch { seq, results });
+            let frame = encode(&message).expect("encode");
+            let (decoded, used) = decode_frame::<AgentMessage>(&frame).expect("decodes").expect("complete");
+            prop_assert_eq!(decoded, message);
+            prop_assert_eq!(used, frame.len());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_frame::<AgentMessage>(&bytes);
+            let _ = decode_frame::<CoordinatorMessage>(&bytes);
+        }
+    }
+}
