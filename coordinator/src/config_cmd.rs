@@ -9,7 +9,7 @@ use multinet_proto::field::Problems;
 use serde::Serialize;
 
 use crate::cli::{EXIT_INVALID, Output};
-use crate::input::read_text;
+use crate::input::read_text_or_report;
 
 /// The sample shapes, as typed on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,12 +49,8 @@ struct CheckReport<'a> {
 pub fn check(path: &Path, output: Output) -> u8 {
     let file = path.display().to_string();
     let mut problems = Problems::default();
-    let config = match read_text(path) {
-        Err(e) => {
-            problems.error(file.clone(), e);
-            None
-        }
-        Ok(text) => match parse_run_config(&text) {
+    let config =
+        read_text_or_report(path, &mut problems).and_then(|text| match parse_run_config(&text) {
             Ok((config, found)) => {
                 problems.absorb(found);
                 Some(config)
@@ -63,8 +59,7 @@ pub fn check(path: &Path, output: Output) -> u8 {
                 problems.error(file.clone(), format!("not valid YAML: {e}"));
                 None
             }
-        },
-    };
+        });
     let report = CheckReport {
         valid: problems.is_valid(),
         server_node_type: config.as_ref().and_then(RunConfig::server_node_type),

@@ -21,17 +21,18 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     })
 }
 
+/// Reads `path` as text; on failure files the error under the file's name into `problems`.
+pub fn read_text_or_report(path: &Path, problems: &mut Problems) -> Option<String> {
+    read_text(path)
+        .map_err(|e| problems.error(path.display().to_string(), e))
+        .ok()
+}
+
 /// Reads and parses a YAML stream; on failure files one error under the file's name into
 /// `problems` and returns `None`.
 pub fn read_documents(path: &Path, problems: &mut Problems) -> Option<Vec<Value>> {
     let label = path.display().to_string();
-    let text = match read_text(path) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.error(label, e);
-            return None;
-        }
-    };
+    let text = read_text_or_report(path, problems)?;
     match parse_documents(&text) {
         Ok(docs) => Some(docs),
         Err(e) => {

@@ -13,7 +13,7 @@ use multinet_proto::network::{CephNetwork, NetworkCheck, check_manifest};
 use serde::Serialize;
 
 use crate::cli::{EXIT_INVALID, Output, SpecCheckArgs};
-use crate::input::{read_documents, read_text};
+use crate::input::{read_documents, read_text_or_report};
 
 /// Everything `spec check` reports. The JSON output is this structure.
 #[derive(Debug, Serialize)]
@@ -163,24 +163,11 @@ pub fn build(args: &SpecCheckArgs) -> SpecReport {
 
 fn read_run_config(path: &Path, problems: &mut Problems) -> Option<RunConfig> {
     let label = path.display().to_string();
-    let text = match read_text(path) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.error(label, e);
-            return None;
-        }
-    };
+    let text = read_text_or_report(path, problems)?;
     match parse_run_config(&text) {
         Ok((config, found)) => {
             let valid = found.is_valid();
-            for mut p in found.errors {
-                p.field = format!("{label}: {}", p.field);
-                problems.errors.push(p);
-            }
-            for mut p in found.warnings {
-                p.field = format!("{label}: {}", p.field);
-                problems.warnings.push(p);
-            }
+            problems.absorb_under(&label, found);
             valid.then_some(config)
         }
         Err(e) => {

@@ -62,6 +62,17 @@ impl Problems {
         self.errors.is_empty()
     }
 
+    /// Moves every problem of `other` into `self`, each field prefixed with `prefix: ` (the file
+    /// or object the problems were found in).
+    pub fn absorb_under(&mut self, prefix: &str, other: Problems) {
+        let place = |mut p: Problem| {
+            p.field = format!("{prefix}: {}", p.field);
+            p
+        };
+        self.errors.extend(other.errors.into_iter().map(place));
+        self.warnings.extend(other.warnings.into_iter().map(place));
+    }
+
     /// Moves every problem of `other` into `self`.
     pub fn absorb(&mut self, other: Problems) {
         self.errors.extend(other.errors);

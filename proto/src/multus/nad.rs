@@ -149,14 +149,7 @@ pub fn read_config(prefix: &str, text: &str, problems: &mut Problems) -> Option<
     };
     let mut local = Problems::default();
     let summary = summarise(&value, &mut local);
-    for mut p in local.errors {
-        p.field = format!("{prefix}: {}", p.field);
-        problems.errors.push(p);
-    }
-    for mut p in local.warnings {
-        p.field = format!("{prefix}: {}", p.field);
-        problems.warnings.push(p);
-    }
+    problems.absorb_under(prefix, local);
     summary
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{CephNetwork, IpFamily, NetworkCheck, Provider};
 use crate::cidr::Family;
-use crate::field::{Field, Problems};
+use crate::field::{Field, OwnedPath, Problems};
 use crate::multus::selection::render_annotation;
 
 /// Ceph's `public_network` / `cluster_network` settings, as Rook writes them to the mon config
@@ -56,9 +56,7 @@ pub(super) fn derive_outputs(
         if ranges.is_empty() {
             continue;
         }
-        let path = ranges_path
-            .at(&serde_json::Value::Null)
-            .child_path(network.key());
+        let path = OwnedPath::child(ranges_path.as_str(), network.key());
         if check.provider == Provider::Multus && check.networks.get(network).is_none() {
             problems.error(
                 path.as_str(),
