@@ -72,12 +72,27 @@ pub enum IpFamily {
 pub struct NetworkChoice {
     /// The selector exactly as written.
     pub selector: String,
-    /// The parsed Multus selection (provider multus).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The parsed Multus selection (provider multus). In JSON, `namespace`, `name` and
+    /// `interface` are always present (`interface` null when Multus picks the name).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "selection_view"
+    )]
     pub selection: Option<NetworkSelection>,
     /// The host interface name (provider host).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_interface: Option<String>,
+}
+
+fn selection_view<S: serde::Serializer>(
+    selection: &Option<NetworkSelection>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut view = serde_json::to_value(selection).map_err(serde::ser::Error::custom)?;
+    if let Some(map) = view.as_object_mut() {
+        map.entry("interface").or_insert(Value::Null);
+    }
+    view.serialize(serializer)
 }
 
 /// Ceph's networks, by key.
