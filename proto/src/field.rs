@@ -206,6 +206,15 @@ impl<'p, 'a> Field<'p, 'a> {
         }
     }
 
+    /// A string that must be present: null (absent) files `missing` as the error.
+    pub fn required_string(&self, problems: &mut Problems, missing: &str) -> Option<&'a str> {
+        let found = self.string(problems);
+        if found.is_none() && self.value.is_null() {
+            problems.error(self.path, missing);
+        }
+        found
+    }
+
     /// A boolean. Null gives `None`.
     pub fn boolean(&self, problems: &mut Problems) -> Option<bool> {
         match self.value {

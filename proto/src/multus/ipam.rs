@@ -216,12 +216,8 @@ fn whereabouts(field: Field<'_, '_>, problems: &mut Problems) -> IpamReport {
         let range_path = at("range");
         let Some(text) = range_path
             .at(entry.get("range").unwrap_or(&Value::Null))
-            .string(problems)
+            .required_string(problems, "expected a CIDR such as 192.168.20.0/24")
         else {
-            problems.error(
-                range_path.as_str(),
-                "expected a CIDR such as 192.168.20.0/24",
-            );
             continue;
         };
         // The range-end form: "192.168.2.225-192.168.2.230/28".
@@ -374,12 +370,8 @@ fn host_local(field: Field<'_, '_>, problems: &mut Problems) -> IpamReport {
             let subnet_path = at("subnet");
             let Some(text) = subnet_path
                 .at(entry.get("subnet").unwrap_or(&Value::Null))
-                .string(problems)
+                .required_string(problems, "a host-local range needs a `subnet` CIDR")
             else {
-                problems.error(
-                    subnet_path.as_str(),
-                    "a host-local range needs a `subnet` CIDR",
-                );
                 continue;
             };
             let cidr = match text.parse::<Cidr>() {
@@ -450,12 +442,11 @@ fn static_ipam(field: Field<'_, '_>, problems: &mut Problems) -> IpamReport {
         let addr_path = OwnedPath::child(OwnedPath::index(path.as_str(), i).as_str(), "address");
         let Some(text) = addr_path
             .at(item.get("address").unwrap_or(&Value::Null))
-            .string(problems)
-        else {
-            problems.error(
-                addr_path.as_str(),
+            .required_string(
+                problems,
                 "expected an address with prefix, such as 198.18.0.5/24",
-            );
+            )
+        else {
             continue;
         };
         match text.parse::<Cidr>() {
