@@ -86,46 +86,38 @@ pub fn build(args: &SpecCheckArgs) -> SpecReport {
     }
     problems.absorb(std::mem::take(&mut network.problems));
 
-    let mut nads_report = None;
-    let mut resolved_nads: Vec<(CephNetwork, Nad)> = Vec::new();
-    if let Some(path) = &args.nads {
-        let label = path.display().to_string();
-        let mut nad_problems = Problems::default();
-        let nads = read_documents(path, &mut nad_problems)
-            .map(|docs| read_nads(&docs, &network.namespace, &mut nad_problems))
-            .unwrap_or_default();
-        for p in nad_problems
-            .errors
-            .iter_mut()
-            .chain(nad_problems.warnings.iter_mut())
-        {
-            if !p.field.starts_with(&label) {
-                p.field = format!("{label}: {}", p.field);
-            }
+    let nads_label = args.nads.as_ref().map(|p| p.display().to_string());
+    let nads: Vec<Nad> = match (&args.nads, &nads_label) {
+        (Some(path), Some(label)) => {
+            let mut nad_problems = Problems::default();
+            let nads = read_documents(path, &mut problems)
+                .map(|docs| read_nads(&docs, &network.namespace, &mut nad_problems))
+                .unwrap_or_default();
+            problems.absorb_under(label, nad_problems);
+            nads
         }
-        problems.absorb(nad_problems);
-        let resolved = resolve(&network, &nads, &label, &mut problems);
-        check_ranges_cover(&network, &resolved, &mut problems);
-        resolved_nads = resolved
-            .iter()
-            .map(|(net, nad)| (*net, (*nad).clone()))
-            .collect();
-        nads_report = Some(
-            nads.iter()
-                .map(|nad| NadReport {
-                    selected_by: resolved
-                        .iter()
-                        .filter(|(_, n)| n.namespaced_name() == nad.namespaced_name())
-                        .map(|(net, _)| *net)
-                        .collect(),
-                    capacity: nad.config.as_ref().and_then(|c| c.ipam.capacity),
-                    namespace: nad.namespace.clone(),
-                    name: nad.name.clone(),
-                    config: nad.config.clone(),
-                })
-                .collect(),
-        );
-    }
+        _ => Vec::new(),
+    };
+    let resolved = match &nads_label {
+        Some(label) => resolve(&network, &nads, label, &mut problems),
+        None => Vec::new(),
+    };
+    check_ranges_cover(&network, &resolved, &mut problems);
+    let nads_report = nads_label.is_some().then(|| {
+        nads.iter()
+            .map(|nad| NadReport {
+                selected_by: resolved
+                    .iter()
+                    .filter(|(_, n)| n.namespaced_name() == nad.namespaced_name())
+                    .map(|(net, _)| *net)
+                    .collect(),
+                capacity: nad.config.as_ref().and_then(|c| c.ipam.capacity),
+                namespace: nad.namespace.clone(),
+                name: nad.name.clone(),
+                config: nad.config.clone(),
+            })
+            .collect()
+    });
 
     let run_config = args
         .config
@@ -134,15 +126,13 @@ pub fn build(args: &SpecCheckArgs) -> SpecReport {
     let capacity = args.nodes.map(|nodes| {
         let (clients_per_node, counts_from) =
             per_node_clients(run_config.as_ref(), args.config.as_deref());
-        let refs: Vec<(CephNetwork, &Nad)> =
-            resolved_nads.iter().map(|(n, nad)| (*n, nad)).collect();
         if args.nads.is_none() {
             problems.warn(
                 "--nodes",
                 "capacity can only be compared with --nads; nothing was compared",
             );
         }
-        let checks = compare(&refs, nodes, clients_per_node, &mut problems);
+        let checks = compare(&resolved, nodes, clients_per_node, &mut problems);
         CapacityReport {
             nodes,
             clients_per_node,

@@ -221,6 +221,7 @@ mod tests {
         let mut p = Problems::default();
         let nads = read_nads(&parse_documents(nads).expect("nads"), "rook-ceph", &mut p);
         let resolved = resolve(&check, &nads, "nads.yaml", &mut p);
+        check_ranges_cover(&check, &resolved, &mut p);
         let checks = compare(
             &resolved,
             nodes,
@@ -296,17 +297,11 @@ mod tests {
             r#"{"type": "whereabouts", "range": "198.18.0.0/24"}"#,
         );
         let spec = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [198.18.0.0/25]}}";
-        let check = check_manifest(&parse_documents(spec).expect("spec"), None);
-        let mut p = Problems::default();
-        let nads = read_nads(&parse_documents(&nads).expect("nads"), "rook-ceph", &mut p);
-        let resolved = resolve(&check, &nads, "nads.yaml", &mut p);
-        check_ranges_cover(&check, &resolved, &mut p);
+        let (_, p) = run(spec, &nads, 3);
         assert_eq!(p.warnings.len(), 1, "{p:?}");
         assert_eq!(p.warnings[0].field, "network.addressRanges.public");
         let wide = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [198.18.0.0/16]}}";
-        let check = check_manifest(&parse_documents(wide).expect("spec"), None);
-        let mut p = Problems::default();
-        check_ranges_cover(&check, &resolve(&check, &nads, "nads.yaml", &mut p), &mut p);
+        let (_, p) = run(wide, &nads, 3);
         assert!(p.warnings.is_empty(), "{p:?}");
     }
 
