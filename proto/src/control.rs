@@ -19,6 +19,28 @@ use crate::probe::{Outcome, ProbeKind};
 /// The protocol version this build speaks; a peer with another is refused.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// The QUIC ALPN protocol name of the control plane.
+pub const ALPN: &[u8] = b"multinet/1";
+
+/// The name in the coordinator's certificate; agents verify it against the run CA. (`.invalid`
+/// never resolves: the name is only a label inside the run's own PKI.)
+pub const COORDINATOR_NAME: &str = "coordinator.multinet.invalid";
+
+/// The name in the server agent's HTTPS certificate; clients verify it against the run CA
+/// whatever address they reach the server on.
+pub const PROBE_SERVER_NAME: &str = "server.multinet.invalid";
+
+/// Where the server agent listens on one network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Listener {
+    /// The network.
+    pub network: CephNetwork,
+    /// Plain HTTP.
+    pub http: std::net::SocketAddr,
+    /// HTTPS.
+    pub https: std::net::SocketAddr,
+}
+
 /// What an agent does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
@@ -80,6 +102,9 @@ pub struct ReportBatch {
     pub seq: u64,
     /// The results.
     pub results: Vec<ProbeResult>,
+    /// Results the agent produced but had to drop since its previous batch (its resend buffer
+    /// was full): counted as lost in the report, never silently missing.
+    pub dropped: u64,
 }
 
 /// Agent → coordinator.
@@ -91,6 +116,17 @@ pub enum AgentMessage {
     Report(ReportBatch),
     /// The agent is alive (sent when there is nothing else to send).
     Heartbeat,
+    /// The server agent listens on these addresses (sent once, after Welcome).
+    ServerReady {
+        /// One entry per network the server is on.
+        listeners: Vec<Listener>,
+    },
+    /// The agent could not set itself up (bind failed, address missing): the reason, for the
+    /// report. The agent exits after sending it.
+    Failed {
+        /// What went wrong, in words.
+        reason: String,
+    },
 }
 
 /// Why the coordinator refused an agent.
@@ -128,6 +164,12 @@ pub enum Refusal {
 pub enum CoordinatorMessage {
     /// The agent is accepted.
     Welcome,
+    /// Where to probe (to clients and host checkers, once the server is ready; again after a
+    /// reconnect).
+    Targets {
+        /// The server's listeners, one per network.
+        listeners: Vec<Listener>,
+    },
     /// The agent is refused; the connection closes.
     Refused(Refusal),
     /// Batches up to and including `seq` are recorded.

@@ -12,6 +12,7 @@
 //! * [`cidr`] — CIDRs and address arithmetic (IPv4 and IPv6 alike).
 //! * [`names`] — Kubernetes and Linux naming rules.
 //! * [`probe`] — probe kinds, outcomes and failure classes.
+//! * [`assignment`] — what an agent is told when it starts.
 //! * [`control`] — control-plane messages and their length-prefixed bincode codec.
 //! * [`network`] — the CephCluster network API: validation and what it turns into.
 //! * [`multus`] — the Multus formats: selection and status annotations, NADs, IPAM capacity.
@@ -20,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assignment;
 pub mod capacity;
 pub mod cidr;
 pub mod config;
