@@ -19,6 +19,8 @@
 
 pub mod cli;
 pub mod config_cmd;
+pub mod findings;
 pub mod input;
+pub mod matrix;
 pub mod spec_check;
 pub mod spec_report;

@@ -1,0 +1,161 @@
+//! Findings: the path matrix and the scheduling facts turned into statements a person can act
+//! on. Each names its network and nodes, carries evidence (counts, ratios, times) and
+//! suggestions for whoever must fix the network. Pure: no I/O, unit-tested on synthetic
+//! matrices.
+
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use multinet_proto::control::Role;
+use multinet_proto::network::CephNetwork;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::matrix::PathMatrix;
+
+pub use rules::derive;
+
+/// The vocabulary of DESIGN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// Pods could not get an address on a network.
+    AddressUnavailable,
+    /// Clients on the server's node pass, clients elsewhere fail.
+    InterNodeBlocked,
+    /// One node's clients fail while other nodes' pass.
+    NodeUnreachable,
+    /// Small probes pass, large ones fail.
+    MtuBlackhole,
+    /// A path alternates or succeeds too rarely.
+    Flaky,
+    /// A host checker cannot reach the server's public address.
+    HostUnreachable,
+    /// HTTP passes and HTTPS fails.
+    TlsFailure,
+    /// An agent stopped reporting.
+    AgentLost,
+    /// The server never got its addresses or never became reachable.
+    ServerUnavailable,
+    /// Expected pods could not be scheduled or started.
+    Scheduling,
+}
+
+/// How much a finding weighs in the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The run passes with it, as `warn`.
+    Warn,
+    /// The run fails.
+    Fail,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// What kind.
+    pub kind: FindingKind,
+    /// Weight in the verdict.
+    pub severity: Severity,
+    /// The network, when the finding is about one.
+    pub network: Option<CephNetwork>,
+    /// The nodes concerned.
+    pub nodes: Vec<String>,
+    /// One sentence.
+    pub summary: String,
+    /// Counts, ratios, times.
+    pub evidence: BTreeMap<String, Value>,
+    /// What to check, for whoever must fix it.
+    pub suggestions: Vec<String>,
+}
+
+/// What happened to an agent, as the supervisor saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AgentFate {
+    /// Connected and reporting to the end.
+    Reported,
+    /// Never connected.
+    NeverConnected,
+    /// Connected, then stopped reporting and did not come back.
+    Lost {
+        /// Milliseconds since the run started.
+        at_ms: u64,
+    },
+    /// Could not get an address on a network.
+    NoAddress {
+        /// The network.
+        network: CephNetwork,
+        /// The reason as the backend got it (CNI error, event text).
+        reason: String,
+    },
+    /// Could not be scheduled or started.
+    NotStarted {
+        /// The reason.
+        reason: String,
+    },
+    /// The agent could not set itself up.
+    Failed {
+        /// Its reason.
+        reason: String,
+    },
+}
+
+/// An agent the run placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentFact {
+    /// Pod (or host checker) name.
+    pub pod: String,
+    /// Node.
+    pub node: String,
+    /// Role.
+    #[serde(skip)]
+    pub role: Role,
+    /// Networks it is attached to.
+    pub networks: Vec<CephNetwork>,
+    /// What happened to it.
+    pub fate: AgentFate,
+    /// Milliseconds since the run started when it passed every network (clients and host
+    /// checkers), if it did.
+    pub passed_at_ms: Option<u64>,
+}
+
+/// Everything the findings engine reads besides the matrix.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// The networks under test.
+    pub networks: Vec<CephNetwork>,
+    /// The node the server runs on.
+    pub server_node: String,
+    /// All nodes, in order.
+    pub nodes: Vec<String>,
+    /// The server agent.
+    pub server: AgentFact,
+    /// Clients and host checkers.
+    pub agents: Vec<AgentFact>,
+    /// Consecutive successes a client needs on every probe kind of a network to pass it.
+    pub success_threshold: u64,
+    /// Rook's flaky threshold, milliseconds.
+    pub flaky_threshold_ms: u64,
+}
+
+/// Findings sorted by severity (fail first), kind, network, nodes.
+pub fn sorted(mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.kind.cmp(&b.kind))
+            .then(a.network.cmp(&b.network))
+            .then(a.nodes.cmp(&b.nodes))
+    });
+    findings
+}
+
+/// Convenience for the engine's users: the matrix and facts in, sorted findings out.
+pub fn evaluate(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
+    sorted(derive(matrix, facts))
+}

@@ -1,0 +1,351 @@
+use super::*;
+use multinet_proto::control::ProbeResult;
+use multinet_proto::probe::{Connection, FailureClass, Outcome, Payload, ProbeKind, Scheme};
+
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
+const ROUNDS: u64 = 20;
+
+fn kinds() -> Vec<ProbeKind> {
+    let mut all = Vec::new();
+    for scheme in [Scheme::Http, Scheme::Https] {
+        for payload in [Payload::Small, Payload::Large] {
+            for connection in [Connection::Fresh, Connection::KeptAlive] {
+                all.push(ProbeKind {
+                    scheme,
+                    payload,
+                    connection,
+                });
+            }
+        }
+    }
+    all
+}
+
+/// A synthetic run: 3 nodes, server on n1, two OSD clients per node on both networks and a
+/// host checker per node. `ok(node, network, kind, round)` decides every probe.
+struct Synthetic {
+    matrix: PathMatrix,
+    facts: RunFacts,
+}
+
+fn agent(pod: String, node: &str, role: Role, networks: Vec<CephNetwork>) -> AgentFact {
+    AgentFact {
+        pod,
+        node: node.into(),
+        role,
+        networks,
+        fate: AgentFate::Reported,
+        passed_at_ms: None,
+    }
+}
+
+fn run(ok: impl Fn(&str, CephNetwork, ProbeKind, u64) -> bool) -> Synthetic {
+    let both = vec![CephNetwork::Public, CephNetwork::Cluster];
+    let mut agents = Vec::new();
+    for node in NODES {
+        for i in 0..2 {
+            agents.push(agent(
+                format!("client-{node}-{i}"),
+                node,
+                Role::Client,
+                both.clone(),
+            ));
+        }
+        agents.push(agent(
+            format!("host-{node}"),
+            node,
+            Role::HostCheck,
+            vec![CephNetwork::Public],
+        ));
+    }
+    let mut matrix = PathMatrix::default();
+    for a in &agents {
+        for network in &a.networks {
+            let results: Vec<ProbeResult> = (0..ROUNDS)
+                .flat_map(|round| kinds().into_iter().map(move |kind| (round, kind)))
+                .map(|(round, kind)| ProbeResult {
+                    network: *network,
+                    target: "127.0.0.1:8080".parse().expect("addr"),
+                    kind,
+                    started_ms: round * 1000,
+                    latency_us: 500,
+                    outcome: if ok(&a.node, *network, kind, round) {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Failed(FailureClass::ConnectTimeout)
+                    },
+                })
+                .collect();
+            matrix.record(&a.pod, &a.node, &results, 0);
+        }
+    }
+    for a in &mut agents {
+        if a.networks
+            .iter()
+            .all(|n| matrix.client_passes(&a.pod, *n, 12))
+        {
+            a.passed_at_ms = Some(12_000);
+        }
+    }
+    let facts = RunFacts {
+        networks: both.clone(),
+        server_node: "n1".into(),
+        nodes: NODES.iter().map(|n| n.to_string()).collect(),
+        server: agent("server".into(), "n1", Role::Server, both),
+        agents,
+        success_threshold: 12,
+        flaky_threshold_ms: 30_000,
+    };
+    Synthetic { matrix, facts }
+}
+
+fn kinds_of(findings: &[Finding]) -> Vec<(FindingKind, Option<CephNetwork>, Vec<String>)> {
+    findings
+        .iter()
+        .map(|f| (f.kind, f.network, f.nodes.clone()))
+        .collect()
+}
+
+#[test]
+fn healthy_matrix_yields_no_finding() {
+    let s = run(|_, _, _, _| true);
+    assert_eq!(evaluate(&s.matrix, &s.facts), Vec::<Finding>::new());
+}
+
+#[test]
+fn inter_node_blocked() {
+    let s = run(|node, net, _, _| !(net == CephNetwork::Cluster && node != "n1"));
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::InterNodeBlocked,
+            Some(CephNetwork::Cluster),
+            vec!["n2".into(), "n3".into()]
+        )]
+    );
+    assert_eq!(f[0].severity, Severity::Fail);
+    assert!(!f[0].suggestions.is_empty());
+}
+
+#[test]
+fn node_unreachable() {
+    let s = run(|node, net, _, _| !(net == CephNetwork::Public && node == "n3"));
+    let f = evaluate(&s.matrix, &s.facts);
+    // The host checker on n3 probes public too, so it fails as well.
+    assert_eq!(
+        kinds_of(&f),
+        [
+            (
+                FindingKind::NodeUnreachable,
+                Some(CephNetwork::Public),
+                vec!["n3".into()]
+            ),
+            (
+                FindingKind::HostUnreachable,
+                Some(CephNetwork::Public),
+                vec!["n3".into()]
+            ),
+        ]
+    );
+    assert_eq!(f[0].evidence["clients_passing"], 0);
+}
+
+#[test]
+fn mtu_blackhole() {
+    let s = run(|node, net, kind, _| {
+        !(net == CephNetwork::Cluster && node == "n2" && kind.payload == Payload::Large)
+    });
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::MtuBlackhole,
+            Some(CephNetwork::Cluster),
+            vec!["n2".into()]
+        )]
+    );
+}
+
+#[test]
+fn tls_failure() {
+    let s = run(|node, net, kind, _| {
+        !(net == CephNetwork::Cluster && node == "n2" && kind.scheme == Scheme::Https)
+    });
+    assert_eq!(
+        kinds_of(&evaluate(&s.matrix, &s.facts)),
+        [(
+            FindingKind::TlsFailure,
+            Some(CephNetwork::Cluster),
+            vec!["n2".into()]
+        )]
+    );
+}
+
+#[test]
+fn flaky_path_that_still_passes_is_a_warning() {
+    // Fails in rounds 2 and 5, passes from round 6 on: 14 clean rounds at the end.
+    let s = run(|node, net, _, round| {
+        !(net == CephNetwork::Public && node == "n2" && (round == 2 || round == 5))
+    });
+    let f = evaluate(&s.matrix, &s.facts);
+    let flaky: Vec<_> = f.iter().filter(|f| f.kind == FindingKind::Flaky).collect();
+    assert_eq!(flaky.len(), 1, "{f:#?}");
+    assert_eq!(
+        (flaky[0].network, flaky[0].nodes.clone(), flaky[0].severity),
+        (
+            Some(CephNetwork::Public),
+            vec!["n2".to_string()],
+            Severity::Warn
+        )
+    );
+    assert_eq!(flaky[0].evidence["flaps"], 2 * 8 * 2);
+}
+
+#[test]
+fn host_unreachable() {
+    let mut s = run(|_, _, _, _| true);
+    let host = s
+        .facts
+        .agents
+        .iter_mut()
+        .find(|a| a.pod == "host-n2")
+        .expect("host checker");
+    host.passed_at_ms = None;
+    assert_eq!(
+        kinds_of(&evaluate(&s.matrix, &s.facts)),
+        [(
+            FindingKind::HostUnreachable,
+            Some(CephNetwork::Public),
+            vec!["n2".into()]
+        )]
+    );
+}
+
+#[test]
+fn agent_lost_is_not_a_network_verdict() {
+    let mut s = run(|node, _, _, round| !(node == "n3" && round > 3));
+    for a in s.facts.agents.iter_mut().filter(|a| a.node == "n3") {
+        a.fate = AgentFate::Lost { at_ms: 4_000 };
+        a.passed_at_ms = None;
+    }
+    assert_eq!(
+        kinds_of(&evaluate(&s.matrix, &s.facts)),
+        [(FindingKind::AgentLost, None, vec!["n3".into()])]
+    );
+}
+
+#[test]
+fn server_unavailable_when_the_server_is_lost() {
+    let mut s = run(|_, _, _, round| round < 3);
+    s.facts.server.fate = AgentFate::Lost { at_ms: 3_000 };
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(FindingKind::ServerUnavailable, None, vec!["n1".into()])]
+    );
+    assert!(f[0].summary.contains("stopped reporting"));
+}
+
+#[test]
+fn server_unreachable_from_everywhere_on_one_network() {
+    let s = run(|_, net, _, _| net == CephNetwork::Public);
+    assert_eq!(
+        kinds_of(&evaluate(&s.matrix, &s.facts)),
+        [(
+            FindingKind::ServerUnavailable,
+            Some(CephNetwork::Cluster),
+            vec!["n1".into()]
+        )]
+    );
+}
+
+#[test]
+fn address_unavailable_counts_got_and_expected() {
+    let mut s = run(|_, _, _, _| true);
+    for a in s
+        .facts
+        .agents
+        .iter_mut()
+        .filter(|a| a.node == "n3" && a.role == Role::Client)
+    {
+        a.fate = AgentFate::NoAddress {
+            network: CephNetwork::Cluster,
+            reason: "failed to find master interface eth2".into(),
+        };
+    }
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::AddressUnavailable,
+            Some(CephNetwork::Cluster),
+            vec!["n3".into()]
+        )]
+    );
+    assert_eq!(
+        (
+            f[0].evidence["got"].clone(),
+            f[0].evidence["expected"].clone()
+        ),
+        (serde_json::json!(5), serde_json::json!(7))
+    );
+    assert_eq!(
+        f[0].evidence["errors"][0],
+        "failed to find master interface eth2"
+    );
+}
+
+#[test]
+fn scheduling() {
+    let mut s = run(|_, _, _, _| true);
+    s.facts.agents[0].fate = AgentFate::NotStarted {
+        reason: "0/3 nodes are available: untolerated taint".into(),
+    };
+    assert_eq!(
+        kinds_of(&evaluate(&s.matrix, &s.facts)),
+        [(FindingKind::Scheduling, None, vec!["n1".into()])]
+    );
+}
+
+#[test]
+fn rook_flaky_rule_on_late_clients() {
+    let mut s = run(|_, _, _, _| true);
+    s.facts
+        .agents
+        .iter_mut()
+        .filter(|a| a.node == "n3" && a.role == Role::Client)
+        .for_each(|a| a.passed_at_ms = Some(60_000));
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(FindingKind::Flaky, None, vec!["n3".into()])]
+    );
+    assert_eq!(f[0].severity, Severity::Warn);
+}
+
+#[test]
+fn mixed_node_flaky_on_public_and_blocked_on_cluster() {
+    let s = run(|node, net, _, round| match (node, net) {
+        ("n2", CephNetwork::Public) => round != 1 && round != 4,
+        (n, CephNetwork::Cluster) => n == "n1",
+        _ => true,
+    });
+    let f = evaluate(&s.matrix, &s.facts);
+    let got = kinds_of(&f);
+    assert!(
+        got.contains(&(
+            FindingKind::InterNodeBlocked,
+            Some(CephNetwork::Cluster),
+            vec!["n2".into(), "n3".into()]
+        )),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|(k, n, nodes)| *k == FindingKind::Flaky
+            && *n == Some(CephNetwork::Public)
+            && nodes == &["n2".to_string()]),
+        "{got:?}"
+    );
+    assert_eq!(f[0].severity, Severity::Fail, "failures sort first");
+}

@@ -1,0 +1,324 @@
+//! The path matrix: every probe outcome, aggregated per path in bounded memory.
+//!
+//! A path is (client node, client pod, network, target, probe kind). Per path the matrix keeps
+//! counters, failures by class, a fixed-bucket latency histogram, the current run of
+//! consecutive successes, and up/down transitions (a count plus the most recent outage
+//! windows). Nothing grows with the length of a run; memory grows only with the number of
+//! paths, which the placement fixes.
+//!
+//! Pure data: the `PathMatrix` actor in [`crate::supervisor`] owns one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use multinet_proto::control::{ProbeResult, Role};
+use multinet_proto::network::CephNetwork;
+use multinet_proto::probe::{FailureClass, Outcome, ProbeKind};
+use serde::Serialize;
+
+/// Upper bounds of the latency buckets, in microseconds; the last bucket is open.
+const BUCKETS_US: [u32; 17] = [
+    50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
+    1_000_000, 2_000_000, 5_000_000, 10_000_000,
+];
+
+/// Outage windows kept per path (the count of all of them is kept separately).
+const OUTAGES_KEPT: usize = 8;
+
+/// Identifies a path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PathKey {
+    /// The client's node.
+    pub node: String,
+    /// The client (pod or host checker).
+    pub client: String,
+    /// The network.
+    pub network: CephNetwork,
+    /// The server address probed.
+    pub target: SocketAddr,
+    /// The probe kind.
+    pub kind: ProbeKind,
+}
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    counts: [u64; BUCKETS_US.len() + 1],
+    max_us: u32,
+}
+
+impl Histogram {
+    /// Adds one sample.
+    pub fn record(&mut self, us: u32) {
+        let i = BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(BUCKETS_US.len());
+        self.counts[i] += 1;
+        self.max_us = self.max_us.max(us);
+    }
+
+    /// The `q` quantile (0..=1) as the upper bound of its bucket (the maximum for the open
+    /// bucket and never above the maximum seen); `None` without samples.
+    pub fn quantile_us(&self, q: f64) -> Option<u32> {
+        let total: u64 = self.counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let bound = BUCKETS_US.get(i).copied().unwrap_or(self.max_us);
+                return Some(bound.min(self.max_us));
+            }
+        }
+        Some(self.max_us)
+    }
+
+    /// The largest sample.
+    pub fn max_us(&self) -> u32 {
+        self.max_us
+    }
+}
+
+/// A time the path was down: from its first failure to the next success (`None` while down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Outage {
+    /// Agent clock of the first failed probe, milliseconds.
+    pub from_ms: u64,
+    /// Agent clock of the probe that succeeded again.
+    pub to_ms: Option<u64>,
+}
+
+/// What the matrix knows about one path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathStats {
+    /// Probes whose result arrived.
+    pub sent: u64,
+    /// Of those, successes.
+    pub ok: u64,
+    /// Failures by class.
+    pub failures: BTreeMap<FailureClass, u64>,
+    /// Latency of successful probes.
+    pub latency: Histogram,
+    /// Successes since the last failure.
+    pub consecutive_ok: u64,
+    /// Times the path went from up to down (after having been up).
+    pub flaps: u64,
+    /// Whether the last probe succeeded.
+    pub up: Option<bool>,
+    /// All outages seen (the count) and the most recent ones.
+    pub outages: u64,
+    /// The most recent outage windows, oldest first.
+    pub recent_outages: Vec<Outage>,
+    /// Agent clock of the first and last result.
+    pub first_ms: Option<u64>,
+    /// See `first_ms`.
+    pub last_ms: Option<u64>,
+}
+
+impl PathStats {
+    fn record(&mut self, r: &ProbeResult) {
+        self.sent += 1;
+        self.first_ms.get_or_insert(r.started_ms);
+        self.last_ms = Some(r.started_ms);
+        match r.outcome {
+            Outcome::Ok => {
+                self.ok += 1;
+                self.consecutive_ok += 1;
+                self.latency.record(r.latency_us);
+                if self.up == Some(false)
+                    && let Some(last) = self.recent_outages.last_mut()
+                {
+                    last.to_ms.get_or_insert(r.started_ms);
+                }
+                self.up = Some(true);
+            }
+            Outcome::Failed(class) => {
+                *self.failures.entry(class).or_default() += 1;
+                self.consecutive_ok = 0;
+                if self.up != Some(false) {
+                    if self.up == Some(true) {
+                        self.flaps += 1;
+                    }
+                    self.outages += 1;
+                    if self.recent_outages.len() == OUTAGES_KEPT {
+                        self.recent_outages.remove(0);
+                    }
+                    self.recent_outages.push(Outage {
+                        from_ms: r.started_ms,
+                        to_ms: None,
+                    });
+                }
+                self.up = Some(false);
+            }
+        }
+    }
+
+    /// ok / sent (1.0 for a path without probes).
+    pub fn success_ratio(&self) -> f64 {
+        if self.sent == 0 {
+            1.0
+        } else {
+            self.ok as f64 / self.sent as f64
+        }
+    }
+}
+
+/// Who a client is, as the matrix needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Its node.
+    pub node: String,
+    /// Client or host checker.
+    pub role: Role,
+}
+
+/// All paths of a run.
+#[derive(Debug, Default)]
+pub struct PathMatrix {
+    paths: HashMap<PathKey, PathStats>,
+    /// Results agents reported as dropped from their resend buffers.
+    lost: u64,
+    /// Results recorded.
+    recorded: u64,
+}
+
+impl PathMatrix {
+    /// Records a batch from `client`.
+    pub fn record(&mut self, client: &str, node: &str, results: &[ProbeResult], dropped: u64) {
+        self.lost += dropped;
+        for r in results {
+            let key = PathKey {
+                node: node.to_string(),
+                client: client.to_string(),
+                network: r.network,
+                target: r.target,
+                kind: r.kind,
+            };
+            self.paths.entry(key).or_default().record(r);
+            self.recorded += 1;
+        }
+    }
+
+    /// Every path, sorted.
+    pub fn paths(&self) -> Vec<(&PathKey, &PathStats)> {
+        let mut all: Vec<_> = self.paths.iter().collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
+    /// Results recorded so far.
+    pub fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
+    /// Results reported lost by agents.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Whether `client` has `threshold` consecutive successes on every probe kind it has
+    /// reported on `network` (and has reported at least one).
+    pub fn client_passes(&self, client: &str, network: CephNetwork, threshold: u64) -> bool {
+        let mut any = false;
+        for (k, s) in &self.paths {
+            if k.client == client && k.network == network {
+                any = true;
+                if s.consecutive_ok < threshold {
+                    return false;
+                }
+            }
+        }
+        any
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multinet_proto::probe::{Connection, Payload, Scheme};
+
+    pub(crate) fn result(ms: u64, ok: bool) -> ProbeResult {
+        ProbeResult {
+            network: CephNetwork::Public,
+            target: "127.0.0.1:80".parse().expect("addr"),
+            kind: ProbeKind {
+                scheme: Scheme::Http,
+                payload: Payload::Small,
+                connection: Connection::Fresh,
+            },
+            started_ms: ms,
+            latency_us: 300,
+            outcome: if ok {
+                Outcome::Ok
+            } else {
+                Outcome::Failed(FailureClass::ConnectTimeout)
+            },
+        }
+    }
+
+    #[test]
+    fn counts_flaps_and_outages() {
+        let mut m = PathMatrix::default();
+        let seq = [true, true, false, false, true, false, true, true];
+        let results: Vec<_> = seq
+            .iter()
+            .enumerate()
+            .map(|(i, ok)| result(i as u64 * 100, *ok))
+            .collect();
+        m.record("c1", "n1", &results, 2);
+        let (_, s) = m.paths()[0];
+        assert_eq!(
+            (s.sent, s.ok, s.flaps, s.outages, s.consecutive_ok),
+            (8, 5, 2, 2, 2)
+        );
+        assert_eq!(
+            s.recent_outages[0],
+            Outage {
+                from_ms: 200,
+                to_ms: Some(400)
+            }
+        );
+        assert_eq!(m.lost(), 2);
+        assert!(m.client_passes("c1", CephNetwork::Public, 2));
+        assert!(!m.client_passes("c1", CephNetwork::Public, 3));
+        assert!(!m.client_passes("c1", CephNetwork::Cluster, 1));
+    }
+
+    #[test]
+    fn outage_memory_is_bounded() {
+        let mut m = PathMatrix::default();
+        let results: Vec<_> = (0..10_000).map(|i| result(i, i % 2 == 0)).collect();
+        m.record("c1", "n1", &results, 0);
+        let (_, s) = m.paths()[0];
+        assert_eq!(s.outages, 5_000);
+        assert_eq!(s.recent_outages.len(), OUTAGES_KEPT);
+    }
+
+    #[test]
+    fn histogram_quantiles() {
+        let mut h = Histogram::default();
+        for us in [
+            40, 90, 150, 400, 900, 1_500, 3_000, 7_000, 15_000, 30_000_000,
+        ] {
+            h.record(us);
+        }
+        assert_eq!(h.quantile_us(0.5), Some(1_000));
+        assert_eq!(h.quantile_us(0.9), Some(20_000));
+        assert_eq!(h.quantile_us(1.0), Some(30_000_000));
+        assert_eq!(Histogram::default().quantile_us(0.5), None);
+    }
+}
