@@ -29,6 +29,9 @@ enum Command {
     /// Validation run configurations (Rook's ValidationTestConfig, extended).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a validation: one server, the worst-case clients on every node, host checkers;
+    /// report which paths fail and why.
+    Run(crate::run_cmd::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Spec(SpecCommand::Check(args)) => spec_check::run(&args),
         Command::Config(ConfigCommand::Sample { kind }) => config_cmd::sample(kind),
         Command::Config(ConfigCommand::Check { file, output }) => config_cmd::check(&file, output),
+        Command::Run(args) => crate::run_cmd::run(&args),
     };
     ExitCode::from(code)
 }

@@ -17,10 +17,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod cli;
 pub mod config_cmd;
+pub mod control_plane;
 pub mod findings;
 pub mod input;
 pub mod matrix;
+pub mod matrix_actor;
+pub mod pki;
+pub mod progress;
+pub mod report;
+pub mod roster;
+pub mod run_cmd;
+pub mod scheduler;
 pub mod spec_check;
 pub mod spec_report;
+pub mod supervisor;

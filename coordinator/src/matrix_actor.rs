@@ -1,0 +1,88 @@
+//! The `MatrixActor`: owns the run's [`PathMatrix`]; the roster sends it every recorded batch,
+//! the supervisor asks it who passes and takes the matrix at the end.
+
+use actix::prelude::*;
+use multinet_proto::control::ProbeResult;
+use multinet_proto::network::CephNetwork;
+
+use crate::matrix::PathMatrix;
+
+/// The actor.
+#[derive(Debug, Default)]
+pub struct MatrixActor {
+    matrix: PathMatrix,
+}
+
+impl Actor for MatrixActor {
+    type Context = Context<Self>;
+}
+
+/// Records a batch.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Record {
+    /// Client pod.
+    pub client: String,
+    /// Its node.
+    pub node: String,
+    /// The results.
+    pub results: Vec<ProbeResult>,
+    /// Results the agent dropped.
+    pub dropped: u64,
+}
+
+impl Handler<Record> for MatrixActor {
+    type Result = ();
+    fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
+        self.matrix
+            .record(&msg.client, &msg.node, &msg.results, msg.dropped);
+    }
+}
+
+/// Which of these (pod, network) pairs pass with `threshold` consecutive successes.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<bool>")]
+pub struct Passing {
+    /// The pairs.
+    pub pairs: Vec<(String, CephNetwork)>,
+    /// Consecutive successes needed on every probe kind.
+    pub threshold: u64,
+}
+
+impl Handler<Passing> for MatrixActor {
+    type Result = Vec<bool>;
+    fn handle(&mut self, msg: Passing, _: &mut Context<Self>) -> Vec<bool> {
+        msg.pairs
+            .iter()
+            .map(|(pod, net)| self.matrix.client_passes(pod, *net, msg.threshold))
+            .collect()
+    }
+}
+
+/// Paths failing right now (last probe failed), for progress.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct FailingPaths;
+
+impl Handler<FailingPaths> for MatrixActor {
+    type Result = usize;
+    fn handle(&mut self, _: FailingPaths, _: &mut Context<Self>) -> usize {
+        self.matrix
+            .paths()
+            .iter()
+            .filter(|(_, s)| s.up == Some(false))
+            .count()
+    }
+}
+
+/// Takes the matrix (at the end of the run).
+#[derive(Debug, Message)]
+#[rtype(result = "PathMatrix")]
+pub struct Take;
+
+impl Handler<Take> for MatrixActor {
+    type Result = MessageResult<Take>;
+    fn handle(&mut self, _: Take, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(std::mem::take(&mut self.matrix))
+    }
+}

@@ -1,0 +1,200 @@
+//! The run report: what `multinet run` prints (text), writes for programs (JSON) and for CI
+//! dashboards (JUnit XML). The JSON schema is documented in docs/report.md.
+
+mod junit;
+mod text;
+
+use std::collections::BTreeMap;
+
+use multinet_proto::network::CephNetwork;
+use multinet_proto::probe::ProbeKind;
+use serde::Serialize;
+
+use crate::findings::{AgentFact, Finding, Severity};
+use crate::matrix::{Outage, PathMatrix};
+
+pub use junit::render as junit;
+pub use text::render as text;
+
+/// pass, warn or fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every client passed and nothing is wrong.
+    Pass,
+    /// Every client passed, with findings (such as flaky paths).
+    Warn,
+    /// Something is broken.
+    Fail,
+}
+
+impl Verdict {
+    /// Rook's exit codes: 0 pass, 1 fail or pass with findings.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Warn | Verdict::Fail => 1,
+        }
+    }
+
+    /// From the findings and whether every client passed.
+    pub fn decide(findings: &[Finding], all_passed: bool) -> Self {
+        if !all_passed || findings.iter().any(|f| f.severity == Severity::Fail) {
+            Verdict::Fail
+        } else if findings.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        }
+    }
+}
+
+/// Latency percentiles of a path, microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: Option<u32>,
+    /// 90th percentile.
+    pub p90: Option<u32>,
+    /// 99th percentile.
+    pub p99: Option<u32>,
+    /// Largest.
+    pub max: Option<u32>,
+}
+
+/// One path in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathReport {
+    /// The client's node.
+    pub source_node: String,
+    /// The client.
+    pub client: String,
+    /// The network.
+    pub network: CephNetwork,
+    /// The server address.
+    pub target: String,
+    /// The probe kind.
+    pub kind: ProbeKind,
+    /// Probes whose result arrived.
+    pub sent: u64,
+    /// Successes.
+    pub ok: u64,
+    /// Failures by class.
+    pub failures: BTreeMap<String, u64>,
+    /// Latency of successful probes, µs.
+    pub latency_us: Latency,
+    /// Up→down transitions.
+    pub flaps: u64,
+    /// Recent outage windows (agent clock, ms).
+    pub outages: Vec<Outage>,
+}
+
+/// A node in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    /// Name.
+    pub name: String,
+    /// Node type.
+    pub node_type: String,
+    /// Whether the server runs here.
+    pub server: bool,
+}
+
+/// One stage's timing.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTiming {
+    /// Stage name.
+    pub name: String,
+    /// How long it took, ms.
+    pub duration_ms: u64,
+    /// `done` or `deadline`.
+    pub outcome: String,
+}
+
+/// Result accounting: nothing is silently lost.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultAccounting {
+    /// Probe results recorded in the matrix.
+    pub recorded: u64,
+    /// Results agents reported as dropped from their resend buffers.
+    pub lost: u64,
+    /// Batches received twice (resent after a reconnect) and counted once.
+    pub duplicate_batches: u64,
+    /// Batches missing from agents' sequences.
+    pub sequence_gaps: u64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// pass, warn or fail.
+    pub verdict: Verdict,
+    /// local, lab or kube.
+    pub backend: String,
+    /// False for the local backend: loopback only, no real network validated.
+    pub validates_real_network: bool,
+    /// The run id.
+    pub run_id: String,
+    /// Networks under test.
+    pub networks: Vec<CephNetwork>,
+    /// The nodes.
+    pub nodes: Vec<NodeReport>,
+    /// The server's node.
+    pub server_node: String,
+    /// Findings, failures first.
+    pub findings: Vec<Finding>,
+    /// Every path.
+    pub paths: Vec<PathReport>,
+    /// Clients the run planned.
+    pub expected_clients: usize,
+    /// Clients that started with their addresses.
+    pub started_clients: usize,
+    /// Clients that passed every network.
+    pub passed_clients: usize,
+    /// Host checkers planned / passed.
+    pub host_checkers: (usize, usize),
+    /// Agents (server, clients, host checkers) the run expected to connect.
+    pub expected_agents: usize,
+    /// Agents that connected.
+    pub connected_agents: usize,
+    /// Peers refused by reason (no run certificate, wrong run id, protocol version, …).
+    pub refused_connections: BTreeMap<String, u64>,
+    /// Result accounting.
+    pub results: ResultAccounting,
+    /// Stage timings.
+    pub stages: Vec<StageTiming>,
+    /// Wall time of the run, ms.
+    pub duration_ms: u64,
+    /// Every agent and what became of it.
+    pub agents: Vec<AgentFact>,
+}
+
+/// The paths of `matrix`, as reported.
+pub fn paths(matrix: &PathMatrix) -> Vec<PathReport> {
+    matrix
+        .paths()
+        .into_iter()
+        .map(|(k, s)| PathReport {
+            source_node: k.node.clone(),
+            client: k.client.clone(),
+            network: k.network,
+            target: k.target.to_string(),
+            kind: k.kind,
+            sent: s.sent,
+            ok: s.ok,
+            failures: s
+                .failures
+                .iter()
+                .map(|(c, n)| (format!("{c:?}"), *n))
+                .collect(),
+            latency_us: Latency {
+                p50: s.latency.quantile_us(0.5),
+                p90: s.latency.quantile_us(0.9),
+                p99: s.latency.quantile_us(0.99),
+                max: (s.ok > 0).then(|| s.latency.max_us()),
+            },
+            flaps: s.flaps,
+            outages: s.recent_outages.clone(),
+        })
+        .collect()
+}

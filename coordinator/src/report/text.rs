@@ -1,0 +1,186 @@
+//! The text report: verdict, findings with evidence and suggestions, and the matrix — a row per
+//! node, a column per network × probe kind, each cell `ok/sent` and p99 latency.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use multinet_proto::probe::{Connection, Payload, ProbeKind, Scheme};
+
+use super::{RunReport, Verdict};
+
+fn kind_label(k: &ProbeKind) -> String {
+    format!(
+        "{}{}{}",
+        match k.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        },
+        match k.payload {
+            Payload::Small => "",
+            Payload::Large => "+large",
+        },
+        match k.connection {
+            Connection::Fresh => "",
+            Connection::KeptAlive => "/ka",
+        },
+    )
+}
+
+fn latency(us: Option<u32>) -> String {
+    match us {
+        None => "-".into(),
+        Some(us) if us < 1_000 => format!("{us}µs"),
+        Some(us) if us < 1_000_000 => format!("{:.1}ms", f64::from(us) / 1000.0),
+        Some(us) => format!("{:.1}s", f64::from(us) / 1e6),
+    }
+}
+
+/// Renders the report for people.
+pub fn render(r: &RunReport) -> String {
+    let mut out = String::new();
+    let verdict = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Warn => "WARN (passed, with findings)",
+        Verdict::Fail => "FAIL",
+    };
+    let _ = writeln!(out, "multinet validation run {} — {verdict}", r.run_id);
+    let _ = writeln!(out, "backend: {}", r.backend);
+    if !r.validates_real_network {
+        let _ = writeln!(
+            out,
+            "  NOTE: the {} backend runs agents on loopback addresses of this machine; it validates no real network.",
+            r.backend
+        );
+    }
+    let _ = writeln!(
+        out,
+        "clients: {} expected, {} started, {} passed; host checkers: {} expected, {} passed; agents connected {}/{}",
+        r.expected_clients,
+        r.started_clients,
+        r.passed_clients,
+        r.host_checkers.0,
+        r.host_checkers.1,
+        r.connected_agents,
+        r.expected_agents
+    );
+    let _ = writeln!(
+        out,
+        "results: {} recorded, {} lost, {} duplicate batch(es) ignored; refused connections: {}",
+        r.results.recorded,
+        r.results.lost,
+        r.results.duplicate_batches,
+        if r.refused_connections.is_empty() {
+            "none".to_string()
+        } else {
+            r.refused_connections
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    let stages: Vec<String> = r
+        .stages
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:.1}s{}",
+                s.name,
+                s.duration_ms as f64 / 1000.0,
+                if s.outcome == "done" {
+                    ""
+                } else {
+                    " (deadline)"
+                }
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "stages: {} — total {:.1}s",
+        stages.join(", "),
+        r.duration_ms as f64 / 1000.0
+    );
+
+    if r.findings.is_empty() {
+        let _ = writeln!(out, "\nfindings: none");
+    } else {
+        let _ = writeln!(out, "\nfindings ({})", r.findings.len());
+        for (i, f) in r.findings.iter().enumerate() {
+            let net = f
+                .network
+                .map_or(String::new(), |n| format!(" [{}]", n.key()));
+            let _ = writeln!(
+                out,
+                "{:>2}. {:?} {}{net}: {}",
+                i + 1,
+                f.severity,
+                serde_json::to_value(f.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                f.summary
+            );
+            if !f.nodes.is_empty() {
+                let _ = writeln!(out, "    nodes: {}", f.nodes.join(", "));
+            }
+            for (k, v) in &f.evidence {
+                let _ = writeln!(out, "    {k}: {v}");
+            }
+            for s in &f.suggestions {
+                let _ = writeln!(out, "    → {s}");
+            }
+        }
+    }
+
+    // Matrix: node rows, network × kind columns, summed over the node's clients.
+    let mut columns: Vec<(String, String)> = Vec::new();
+    let mut cells: BTreeMap<(String, String, String), (u64, u64, Option<u32>)> = BTreeMap::new();
+    for p in &r.paths {
+        let col = (p.network.key().to_string(), kind_label(&p.kind));
+        if !columns.contains(&col) {
+            columns.push(col.clone());
+        }
+        let cell = cells
+            .entry((p.source_node.clone(), col.0, col.1))
+            .or_insert((0, 0, None));
+        cell.0 += p.ok;
+        cell.1 += p.sent;
+        cell.2 = cell.2.max(p.latency_us.p99);
+    }
+    columns.sort();
+    if !columns.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nmatrix (ok/sent, p99 latency; clients and host checkers of each node summed)"
+        );
+        let _ = write!(out, "{:<24}", "node");
+        for (net, kind) in &columns {
+            let _ = write!(out, " {:>20}", format!("{net}:{kind}"));
+        }
+        let _ = writeln!(out);
+        for n in &r.nodes {
+            let label = format!(
+                "{}{} ({})",
+                n.name,
+                if n.server { "*" } else { "" },
+                n.node_type
+            );
+            let _ = write!(out, "{:<24}", truncate(&label, 24));
+            for (net, kind) in &columns {
+                let cell = match cells.get(&(n.name.clone(), net.clone(), kind.clone())) {
+                    Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
+                    None => "-".into(),
+                };
+                let _ = write!(out, " {cell:>20}");
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "(* the server's node)");
+    }
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

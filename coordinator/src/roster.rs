@@ -1,0 +1,334 @@
+//! The `AgentRoster` actor: which agents the run expects, which are connected, what each has
+//! reported (by sequence number, so a batch resent after a reconnect counts once), where the
+//! server listens, and why peers were refused. The control-plane tasks talk to it; the run's
+//! supervisor reads snapshots of it.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix::prelude::*;
+use multinet_proto::control::{
+    CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch, Role,
+};
+use multinet_proto::network::CephNetwork;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::matrix_actor::{MatrixActor, Record};
+
+/// An agent the run placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedAgent {
+    /// Pod (or host checker) name, unique in the run.
+    pub pod: String,
+    /// Node.
+    pub node: String,
+    /// Role.
+    pub role: Role,
+    /// Networks it is attached to.
+    pub networks: Vec<CephNetwork>,
+}
+
+#[derive(Debug)]
+struct AgentState {
+    expected: ExpectedAgent,
+    /// The live connection: its id and the channel to its writer task.
+    conn: Option<(u64, UnboundedSender<CoordinatorMessage>)>,
+    ever_connected: bool,
+    /// When the last connection went away (None while connected).
+    disconnected_at: Option<Instant>,
+    /// Highest batch sequence number recorded.
+    last_seq: u64,
+    /// What the agent said when it gave up.
+    failed: Option<String>,
+}
+
+/// The roster.
+#[derive(Debug)]
+pub struct AgentRoster {
+    run_id: String,
+    agents: BTreeMap<String, AgentState>,
+    listeners: Option<Vec<Listener>>,
+    matrix: Addr<MatrixActor>,
+    refused: BTreeMap<String, u64>,
+    duplicate_batches: u64,
+    sequence_gaps: u64,
+}
+
+impl AgentRoster {
+    /// A roster for run `run_id` recording into `matrix`.
+    pub fn new(run_id: String, matrix: Addr<MatrixActor>) -> Self {
+        Self {
+            run_id,
+            agents: BTreeMap::new(),
+            listeners: None,
+            matrix,
+            refused: BTreeMap::new(),
+            duplicate_batches: 0,
+            sequence_gaps: 0,
+        }
+    }
+
+    fn refuse(&mut self, refusal: Refusal) -> Refusal {
+        let key = match &refusal {
+            Refusal::ProtocolVersion { .. } => "protocol_version",
+            Refusal::RunId { .. } => "run_id",
+            Refusal::UnknownAgent { .. } => "unknown_agent",
+            Refusal::NoHello => "no_hello",
+        };
+        *self.refused.entry(key.to_string()).or_default() += 1;
+        refusal
+    }
+}
+
+impl Actor for AgentRoster {
+    type Context = Context<Self>;
+}
+
+/// Adds agents the run expects.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Expect(pub Vec<ExpectedAgent>);
+
+impl Handler<Expect> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, msg: Expect, _: &mut Context<Self>) {
+        for e in msg.0 {
+            self.agents.insert(
+                e.pod.clone(),
+                AgentState {
+                    expected: e,
+                    conn: None,
+                    ever_connected: false,
+                    disconnected_at: None,
+                    last_seq: 0,
+                    failed: None,
+                },
+            );
+        }
+    }
+}
+
+/// A peer introduced itself.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct Introduce {
+    /// Its Hello.
+    pub hello: Hello,
+    /// Connection id (unique per connection).
+    pub conn_id: u64,
+    /// Channel to the connection's writer.
+    pub tx: UnboundedSender<CoordinatorMessage>,
+}
+
+impl Handler<Introduce> for AgentRoster {
+    type Result = Result<(), Refusal>;
+    fn handle(&mut self, msg: Introduce, _: &mut Context<Self>) -> Self::Result {
+        let Hello {
+            protocol_version,
+            run_id,
+            agent,
+            ..
+        } = msg.hello;
+        if protocol_version != PROTOCOL_VERSION {
+            return Err(self.refuse(Refusal::ProtocolVersion {
+                agent: protocol_version,
+                coordinator: PROTOCOL_VERSION,
+            }));
+        }
+        if run_id != self.run_id {
+            return Err(self.refuse(Refusal::RunId { agent: run_id }));
+        }
+        let known = self
+            .agents
+            .get(&agent.pod)
+            .is_some_and(|s| s.expected.node == agent.node && s.expected.role == agent.role);
+        if !known {
+            return Err(self.refuse(Refusal::UnknownAgent {
+                pod: agent.pod,
+                node: agent.node,
+            }));
+        }
+        let listeners = self.listeners.clone();
+        let Some(state) = self.agents.get_mut(&agent.pod) else {
+            return Err(Refusal::NoHello);
+        };
+        let _ = msg.tx.send(CoordinatorMessage::Welcome);
+        if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
+            let _ = msg.tx.send(CoordinatorMessage::Targets { listeners });
+        }
+        state.conn = Some((msg.conn_id, msg.tx));
+        state.ever_connected = true;
+        state.disconnected_at = None;
+        Ok(())
+    }
+}
+
+/// A report batch from a connected agent; answers the sequence number to acknowledge.
+#[derive(Debug, Message)]
+#[rtype(result = "u64")]
+pub struct Report {
+    /// The agent.
+    pub pod: String,
+    /// The batch.
+    pub batch: ReportBatch,
+}
+
+impl Handler<Report> for AgentRoster {
+    type Result = u64;
+    fn handle(&mut self, msg: Report, _: &mut Context<Self>) -> u64 {
+        let Some(state) = self.agents.get_mut(&msg.pod) else {
+            return 0;
+        };
+        let seq = msg.batch.seq;
+        if seq <= state.last_seq {
+            self.duplicate_batches += 1;
+            return state.last_seq;
+        }
+        if seq != state.last_seq + 1 {
+            self.sequence_gaps += seq - state.last_seq - 1;
+        }
+        state.last_seq = seq;
+        self.matrix.do_send(Record {
+            client: msg.pod,
+            node: state.expected.node.clone(),
+            results: msg.batch.results,
+            dropped: msg.batch.dropped,
+        });
+        seq
+    }
+}
+
+/// Something that happened to a connection.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum ConnectionEvent {
+    /// The server listens here; clients are told.
+    ServerReady(Vec<Listener>),
+    /// The agent gave up, with its reason.
+    Failed {
+        /// The agent.
+        pod: String,
+        /// Its words.
+        reason: String,
+    },
+    /// The connection closed.
+    Closed {
+        /// The agent.
+        pod: String,
+        /// Which connection.
+        conn_id: u64,
+    },
+    /// A peer was refused before it could say who it is (TLS, no stream, bad first frame).
+    Refused(&'static str),
+}
+
+impl Handler<ConnectionEvent> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, msg: ConnectionEvent, _: &mut Context<Self>) {
+        match msg {
+            ConnectionEvent::ServerReady(listeners) => {
+                for state in self.agents.values() {
+                    if let (Some((_, tx)), true) =
+                        (&state.conn, state.expected.role != Role::Server)
+                    {
+                        let _ = tx.send(CoordinatorMessage::Targets {
+                            listeners: listeners.clone(),
+                        });
+                    }
+                }
+                self.listeners = Some(listeners);
+            }
+            ConnectionEvent::Failed { pod, reason } => {
+                if let Some(s) = self.agents.get_mut(&pod) {
+                    s.failed = Some(reason);
+                }
+            }
+            ConnectionEvent::Closed { pod, conn_id } => {
+                if let Some(s) = self.agents.get_mut(&pod) {
+                    if s.conn.as_ref().is_some_and(|(id, _)| *id == conn_id) {
+                        s.conn = None;
+                        s.disconnected_at = Some(Instant::now());
+                    }
+                }
+            }
+            ConnectionEvent::Refused(why) => *self.refused.entry(why.to_string()).or_default() += 1,
+        }
+    }
+}
+
+/// Tells every connected agent to stop.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopAll;
+
+impl Handler<StopAll> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, _: StopAll, _: &mut Context<Self>) {
+        for s in self.agents.values() {
+            if let Some((_, tx)) = &s.conn {
+                let _ = tx.send(CoordinatorMessage::Stop);
+            }
+        }
+    }
+}
+
+/// One agent as the supervisor sees it.
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    /// What was expected.
+    pub expected: ExpectedAgent,
+    /// Connected now.
+    pub connected: bool,
+    /// Connected at some point.
+    pub ever_connected: bool,
+    /// Since when it has been disconnected.
+    pub disconnected_at: Option<Instant>,
+    /// Its own reason for giving up.
+    pub failed: Option<String>,
+    /// Batches recorded.
+    pub batches: u64,
+}
+
+/// The roster at a moment.
+#[derive(Debug, Clone, Default)]
+pub struct RosterSnapshot {
+    /// Every expected agent.
+    pub agents: Vec<AgentView>,
+    /// Where the server listens, once it said.
+    pub listeners: Option<Vec<Listener>>,
+    /// Refused peers by reason.
+    pub refused: BTreeMap<String, u64>,
+    /// Batches received twice (resent after a reconnect) and not counted again.
+    pub duplicate_batches: u64,
+    /// Batches missing from agents' sequences.
+    pub sequence_gaps: u64,
+}
+
+/// Asks for a snapshot.
+#[derive(Debug, Message)]
+#[rtype(result = "RosterSnapshot")]
+pub struct Snapshot;
+
+impl Handler<Snapshot> for AgentRoster {
+    type Result = MessageResult<Snapshot>;
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(RosterSnapshot {
+            agents: self
+                .agents
+                .values()
+                .map(|s| AgentView {
+                    expected: s.expected.clone(),
+                    connected: s.conn.is_some(),
+                    ever_connected: s.ever_connected,
+                    disconnected_at: s.disconnected_at,
+                    failed: s.failed.clone(),
+                    batches: s.last_seq,
+                })
+                .collect(),
+            listeners: self.listeners.clone(),
+            refused: self.refused.clone(),
+            duplicate_batches: self.duplicate_batches,
+            sequence_gaps: self.sequence_gaps,
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! `multinet run`: a whole validation run. Builds the run configuration from Rook's flags or
+//! a file, picks the backend, hosts the actix system on a tokio runtime, races the run against
+//! SIGINT/SIGTERM, cleans up on every way out, and prints the report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use multinet_proto::config::{
+    CONVERGED_NODE_TYPE, GoDuration, NodeType, RunConfig, parse_run_config,
+};
+use multinet_proto::field::Problems;
+use multinet_proto::network::CephNetwork;
+
+use crate::backend::local::{KillAgent, LocalBackend};
+use crate::cli::EXIT_INVALID;
+use crate::input::read_text_or_report;
+use crate::progress::Progress;
+use crate::report::{self, RunReport};
+use crate::supervisor::{RunSettings, RunSupervisor};
+
+/// Where agents run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Agents as processes on loopback addresses of this machine: no root needed, validates no
+    /// real network.
+    Local,
+    /// The emulated lab (network namespaces and real CNI plugins) — not built yet.
+    Lab,
+    /// A Kubernetes cluster — not built yet.
+    Kube,
+}
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunOutput {
+    /// For people.
+    Text,
+    /// For programs (schema in docs/report.md).
+    Json,
+    /// JUnit XML for CI dashboards.
+    Junit,
+}
+
+/// Arguments of `multinet run` (Rook's `run` flags keep their names and meanings).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the agents run.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Simulated nodes (local backend).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub nodes: u32,
+    /// NetworkAttachmentDefinition of Ceph's public network.
+    #[arg(long, conflicts_with = "config")]
+    pub public_network: Option<String>,
+    /// NetworkAttachmentDefinition of Ceph's cluster network.
+    #[arg(long, conflicts_with = "config")]
+    pub cluster_network: Option<String>,
+    /// Clients per node, all on both networks (Rook's legacy flag mode) [default: 19].
+    #[arg(long, conflicts_with = "config", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub daemons_per_node: Option<u32>,
+    /// Run configuration file (Rook's ValidationTestConfig keys plus multinet's); replaces the
+    /// flags Rook makes exclusive with it.
+    #[arg(short = 'c', long = "config", value_name = "CONFIG.yaml")]
+    pub config: Option<PathBuf>,
+    /// Per-stage deadline in minutes [default: 3].
+    #[arg(long, conflicts_with = "config", value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub timeout_minutes: Option<u64>,
+    /// All clients must pass within this many seconds of the first [default: 30].
+    #[arg(long, conflicts_with = "config", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub flaky_threshold_seconds: Option<u64>,
+    /// Only check that hosts reach the public network.
+    #[arg(long)]
+    pub host_check_only: bool,
+    /// Time between probe rounds, a Go duration such as 200ms or 1s.
+    #[arg(long, value_name = "DURATION")]
+    pub probe_interval: Option<String>,
+    /// Namespace (recorded in the configuration; the local backend has none).
+    #[arg(short = 'n', long, conflicts_with = "config")]
+    pub namespace: Option<String>,
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value_t = RunOutput::Text)]
+    pub output: RunOutput,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// No progress on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Local backend fault: kill an agent (`server`, or a node's first client) SECONDS after it
+    /// started, e.g. `server@3` or `n2@2`.
+    #[arg(long, value_name = "TARGET@SECONDS")]
+    pub kill_agent: Option<KillAgent>,
+}
+
+/// Builds the run configuration the way Rook's CLI does, validated; problems are filed.
+pub fn build_config(args: &RunArgs, problems: &mut Problems) -> Option<RunConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = read_text_or_report(path, problems)?;
+            match parse_run_config(&text) {
+                Ok((config, found)) => {
+                    problems.absorb_under(&path.display().to_string(), found);
+                    config
+                }
+                Err(e) => {
+                    problems.error(path.display().to_string(), format!("not valid YAML: {e}"));
+                    return None;
+                }
+            }
+        }
+        None => {
+            let mut config = RunConfig::default();
+            // Rook's flag mode: every daemon simulated as an OSD (both networks).
+            config.node_types.clear();
+            config.node_types.insert(
+                CONVERGED_NODE_TYPE.into(),
+                NodeType::with_counts(args.daemons_per_node.unwrap_or(19), 0),
+            );
+            if let Some(ns) = &args.namespace {
+                config.namespace = ns.clone();
+            }
+            match (&args.public_network, &args.cluster_network) {
+                (None, None) => {
+                    // Both networks, by default, so that a first try shows everything.
+                    config.public_network = "public".into();
+                    config.cluster_network = "cluster".into();
+                }
+                (p, c) => {
+                    config.public_network = p.clone().unwrap_or_default();
+                    config.cluster_network = c.clone().unwrap_or_default();
+                }
+            }
+            if let Some(m) = args.timeout_minutes {
+                config.resource_timeout = GoDuration::from_secs(m * 60);
+            }
+            if let Some(s) = args.flaky_threshold_seconds {
+                config.flaky_threshold = GoDuration::from_secs(s);
+            }
+            let mut found = Problems::default();
+            config.validate(&mut found);
+            problems.absorb(found);
+            config
+        }
+    };
+    if args.host_check_only {
+        config.host_check_only = true;
+    }
+    if let Some(text) = &args.probe_interval {
+        match GoDuration::parse(text) {
+            Ok(d)
+                if d.as_std() >= Duration::from_millis(10)
+                    && d.as_std() <= Duration::from_secs(60) =>
+            {
+                config.probe_interval = d
+            }
+            Ok(d) => problems.error("--probe-interval", format!("{d} is outside 10ms..1m")),
+            Err(e) => problems.error("--probe-interval", e),
+        }
+    }
+    problems.is_valid().then_some(config)
+}
+
+fn networks(config: &RunConfig) -> Vec<CephNetwork> {
+    let mut n = Vec::new();
+    if !config.public_network.is_empty() {
+        n.push(CephNetwork::Public);
+    }
+    if !config.cluster_network.is_empty() {
+        n.push(CephNetwork::Cluster);
+    }
+    n
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(args: &RunArgs) -> u8 {
+    let mut problems = Problems::default();
+    let config = build_config(args, &mut problems);
+    match args.backend {
+        None | Some(Backend::Local) => {}
+        Some(Backend::Lab) => problems.error(
+            "--backend",
+            "the lab backend is not built yet (issue #4); use --backend local",
+        ),
+        Some(Backend::Kube) => problems.error(
+            "--backend",
+            "the Kubernetes backend is not built yet (issue #5); use --backend local",
+        ),
+    }
+    let Some(config) = config.filter(|_| problems.is_valid()) else {
+        for p in &problems.errors {
+            eprintln!("multinet run: {p}");
+        }
+        return EXIT_INVALID;
+    };
+    for p in &problems.warnings {
+        eprintln!("multinet run: warning: {p}");
+    }
+    if args.backend.is_none() && !args.quiet {
+        eprintln!(
+            "multinet run: using the local backend (agents on loopback; it validates no real network). The emulated lab, which does, is not built yet."
+        );
+    }
+    let agent_command = match LocalBackend::default_agent_command() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("multinet run: {e:#}");
+            return 1;
+        }
+    };
+    let settings = RunSettings {
+        networks: networks(&config),
+        config,
+    };
+    let mut backend = LocalBackend::new(args.nodes, agent_command, args.kill_agent.clone());
+    let quiet = args.quiet;
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
+    });
+    let outcome = system.block_on(async move {
+        let mut progress = Progress::new(quiet);
+        let mut supervisor =
+            RunSupervisor::prepare(crate::scheduler::Scheduler::control_bind(&backend))?;
+        let result = tokio::select! {
+            r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Some),
+            s = shutdown_signal() => {
+                progress.note(&format!("{s}: stopping the run and cleaning up"));
+                Ok(None)
+            }
+        };
+        progress.finish();
+        let cleaned = supervisor.cleanup(&mut backend).await;
+        let report = result?;
+        cleaned?;
+        anyhow::Ok(report)
+    });
+    match outcome {
+        Ok(Some(report)) => emit(&report, args),
+        Ok(None) => 130,
+        Err(e) => {
+            eprintln!("multinet run: {e:#}");
+            1
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+fn emit(report: &RunReport, args: &RunArgs) -> u8 {
+    let text = match args.output {
+        RunOutput::Text => report::text(report),
+        RunOutput::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        RunOutput::Junit => report::junit(report),
+    };
+    match &args.report {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("multinet run: cannot write {}: {e}", path.display());
+                return 1;
+            }
+        }
+        None => print!("{text}"),
+    }
+    report.verdict.exit_code()
+}

@@ -1,0 +1,97 @@
+//! The `Scheduler` trait: what a backend (local processes, the lab, Kubernetes) does for a
+//! run. The supervisor plans which pods go where; a scheduler places them, learns their
+//! addresses, reports pod-level facts (no address, never started, exited, with the reason
+//! text), and cleans up — idempotently, so it can run again after a crash or a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use multinet_proto::assignment::{NetworkAddress, ProbeSettings};
+use multinet_proto::config::RunConfig;
+use multinet_proto::control::Role;
+use multinet_proto::network::CephNetwork;
+
+use crate::pki::RunPki;
+
+/// A node of the (real or simulated) cluster, with the node type it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePlan {
+    /// Node name.
+    pub name: String,
+    /// Node type from the run configuration.
+    pub node_type: String,
+}
+
+/// One pod the run wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodPlan {
+    /// Pod name, unique in the run.
+    pub pod: String,
+    /// Node it must run on.
+    pub node: String,
+    /// What it does.
+    pub role: Role,
+    /// Networks it attaches to (empty for host checkers: they use the host's routing).
+    pub networks: Vec<CephNetwork>,
+}
+
+/// What every agent of the run shares.
+#[derive(Debug)]
+pub struct AgentEnv<'a> {
+    /// The run.
+    pub run_id: &'a str,
+    /// Where agents reach the control plane.
+    pub coordinator: SocketAddr,
+    /// Probe settings.
+    pub probe: ProbeSettings,
+    /// How long an agent outlives an unreachable coordinator, ms.
+    pub grace_ms: u64,
+    /// The run PKI, to issue agent certificates.
+    pub pki: &'a RunPki,
+    /// A directory private to the run (certificates, assignments, agent logs).
+    pub run_dir: &'a PathBuf,
+}
+
+/// What became of a pod the scheduler was asked to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodStatus {
+    /// Running with these addresses.
+    Started(Vec<NetworkAddress>),
+    /// Could not get an address on a network.
+    NoAddress {
+        /// The network.
+        network: CephNetwork,
+        /// The backend's reason (CNI error text, event message).
+        reason: String,
+    },
+    /// Could not be scheduled or started.
+    NotStarted {
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// A backend.
+#[allow(async_fn_in_trait)] // used with concrete types only; no `dyn`, no Send bound needed
+pub trait Scheduler {
+    /// `local`, `lab` or `kube`, for the report.
+    fn backend(&self) -> &'static str;
+
+    /// Whether a pass means anything about a real network (false for `local`).
+    fn validates_real_network(&self) -> bool;
+
+    /// Where the coordinator binds its control plane so that agents can reach it.
+    fn control_bind(&self) -> SocketAddr;
+
+    /// The nodes, each with its node type (placement by node selector and tolerations).
+    async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>>;
+
+    /// Starts one pod and learns its addresses.
+    async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus>;
+
+    /// Pods that have exited since the last call, with the reason.
+    async fn exited(&mut self) -> Vec<(String, String)>;
+
+    /// Stops everything the run started and removes what it created. Idempotent.
+    async fn cleanup(&mut self) -> anyhow::Result<()>;
+}
