@@ -394,3 +394,6 @@ fn classify_tls(error: &std::io::Error) -> FailureClass {
         _ => FailureClass::Io,
     }
 }
+
+#[cfg(test)]
+mod tests;
