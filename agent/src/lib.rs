@@ -1,1 +1,147 @@
-//! placeholder
+//! # multinet-agent: the probe agent
+//!
+//! One binary, three roles, chosen by the assignment file the coordinator writes
+//! ([`multinet_proto::assignment::AgentAssignment`]): the single **server** that listens on
+//! its network addresses, **clients** that probe it over each network they are attached to,
+//! and **host checkers** that probe its public address from a node's host network. Every
+//! agent reports to the coordinator over the control plane (QUIC, mutual TLS), which never
+//! runs over the networks under test.
+//!
+//! # Layout
+//!
+//! * [`tls`] — the run's PKI: PEM loading, the control-plane QUIC client configuration, the
+//!   probe server's and probe clients' HTTPS configurations.
+//! * [`control`] — the control-plane client: Hello/Welcome, report batches with sequence
+//!   numbers, acknowledgements, reconnect with backoff and resend, grace period, Stop.
+//!   [`control::outbox`] holds the results and unacknowledged batches between prober and
+//!   control client.
+//! * [`server`] — the probe server: HTTP and HTTPS on each address; `/` echoes the caller's
+//!   address, `/payload?bytes=N` serves N bytes.
+//! * [`prober`] — the probes of clients and host checkers: every kind each round, failure
+//!   classes, latency.
+//! * [`run`] (here) — wires the pieces for the assignment's role and says how the agent ended
+//!   ([`ExitReason`]); `main.rs` only reads the arguments and maps the result to an exit code.
+//!
+//! Every long-lived task ends with [`run`]: the prober is dropped with it, the server is shut
+//! down by [`server::ProbeServer::shutdown`].
+
+#![forbid(unsafe_code)]
+
+pub mod control;
+pub mod prober;
+pub mod server;
+pub mod tls;
+
+#[cfg(test)]
+mod testing;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use multinet_proto::assignment::AgentAssignment;
+use multinet_proto::control::{AgentMessage, Role};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::control::{ControlEnd, ControlSettings, Outbox};
+use crate::prober::{ProbePlan, Prober};
+use crate::server::ProbeServer;
+use crate::tls::RunTls;
+
+/// How an agent ended normally (errors are the third way: exit code 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The coordinator sent Stop and the last results were flushed.
+    Stopped,
+    /// The coordinator was unreachable longer than the grace period.
+    CoordinatorLost,
+}
+
+impl ExitReason {
+    /// The process exit code: 0 after Stop, 3 after losing the coordinator.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitReason::Stopped => 0,
+            ExitReason::CoordinatorLost => 3,
+        }
+    }
+}
+
+impl From<ControlEnd> for ExitReason {
+    fn from(end: ControlEnd) -> Self {
+        match end {
+            ControlEnd::Stopped => ExitReason::Stopped,
+            ControlEnd::GraceExpired => ExitReason::CoordinatorLost,
+        }
+    }
+}
+
+/// Installs rustls' ring provider as the process default (a second call changes nothing).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Reads an assignment file (JSON).
+pub fn read_assignment(path: &Path) -> anyhow::Result<AgentAssignment> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("reading the assignment {}", path.display()))?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("the assignment {} is not valid", path.display()))
+}
+
+/// Runs the assignment's role until the coordinator says Stop, the coordinator is lost, or a
+/// fatal error (refused, cannot set up).
+pub async fn run(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
+    let started = Instant::now();
+    let tls = RunTls::load(&assignment.tls)?;
+    let settings = ControlSettings::from_assignment(&assignment, tls.control_client_config()?);
+    let outbox = Outbox::new(assignment.batch_max, assignment.unacked_max);
+    let (targets_tx, targets_rx) = watch::channel(Vec::new());
+    match assignment.identity.role {
+        Role::Server => {
+            let server =
+                match ProbeServer::bind(&assignment.addresses, tls.probe_server_config()?).await {
+                    Ok(server) => server,
+                    Err(error) => return Err(fail(&settings, error).await),
+                };
+            let ready = AgentMessage::ServerReady {
+                listeners: server.listeners().to_vec(),
+            };
+            let end = control::run(&settings, Some(ready), &outbox, &targets_tx).await;
+            server.shutdown().await;
+            Ok(end?.into())
+        }
+        Role::Client | Role::HostCheck => {
+            let setup = ProbePlan::for_assignment(&assignment).and_then(|plan| {
+                Ok((
+                    plan,
+                    Prober::new(tls.probe_client_config()?, &assignment.probe, started),
+                ))
+            });
+            let (plan, prober) = match setup {
+                Ok(setup) => setup,
+                Err(error) => return Err(fail(&settings, error).await),
+            };
+            let interval = std::time::Duration::from_millis(assignment.probe.interval_ms);
+            let probing = prober.run(&plan, targets_rx, interval, &outbox);
+            let controlling = control::run(&settings, None, &outbox, &targets_tx);
+            tokio::pin!(probing, controlling);
+            // The prober only ends when the targets channel closes, which the control client
+            // holds until it ends: the control client decides.
+            let end = tokio::select! {
+                end = &mut controlling => end,
+                () = &mut probing => controlling.await,
+            };
+            Ok(end?.into())
+        }
+    }
+}
+
+/// Tells the coordinator (if it can be reached within the grace period) why the agent cannot
+/// work, and returns the error to exit with.
+async fn fail(settings: &ControlSettings, error: anyhow::Error) -> anyhow::Error {
+    if let Err(report) = control::report_failure(settings, format!("{error:#}")).await {
+        eprintln!("multinet-agent: could not report the failure: {report:#}");
+    }
+    error
+}

@@ -1,0 +1,391 @@
+//! The control-plane client: one QUIC connection to the coordinator, one bidirectional stream,
+//! length-prefixed frames ([`multinet_proto::control::codec`]).
+//!
+//! On every connection the agent sends `Hello` (with the highest acknowledged batch), waits for
+//! `Welcome`, announces itself if it has something to announce (the server's listeners), then
+//! resends every unacknowledged batch in order and keeps sending new ones. A lost connection
+//! is re-established with backoff while the prober keeps filling the [`Outbox`]; when no
+//! connection could be made for the grace period the client gives up by itself.
+//!
+//! Owns the connection and the protocol; never touches probe sockets.
+
+pub mod outbox;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use multinet_proto::assignment::AgentAssignment;
+use multinet_proto::control::codec::{self, decode_frame};
+use multinet_proto::control::{
+    AgentIdentity, AgentMessage, COORDINATOR_NAME, CoordinatorMessage, Hello, Listener,
+    PROTOCOL_VERSION, Refusal,
+};
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior, sleep, timeout};
+
+pub use outbox::Outbox;
+
+/// First pause between connection attempts; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Longest pause between connection attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Longest time one connection attempt (QUIC handshake, Hello, Welcome) may take.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(5);
+/// How long the agent waits for the last batch's acknowledgement after Stop.
+const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
+/// How long closing the connection may take before the agent exits anyway.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
+
+/// How the control client is set up.
+#[derive(Debug, Clone)]
+pub struct ControlSettings {
+    /// The coordinator's QUIC address.
+    pub coordinator: SocketAddr,
+    /// The run, repeated in every Hello.
+    pub run_id: String,
+    /// Who the agent is, repeated in every Hello.
+    pub identity: AgentIdentity,
+    /// Mutual TLS against the run CA (see [`crate::tls::RunTls::control_client_config`]).
+    pub client_config: quinn::ClientConfig,
+    /// How long the coordinator may be unreachable before the client gives up.
+    pub grace: Duration,
+    /// Pending results are sealed into a batch and sent at least this often.
+    pub flush_every: Duration,
+    /// A Heartbeat is sent when nothing else was sent for this long.
+    pub heartbeat_after: Duration,
+}
+
+impl ControlSettings {
+    /// The settings an assignment implies.
+    pub fn from_assignment(
+        assignment: &AgentAssignment,
+        client_config: quinn::ClientConfig,
+    ) -> Self {
+        Self {
+            coordinator: assignment.coordinator,
+            run_id: assignment.run_id.clone(),
+            identity: assignment.identity.clone(),
+            client_config,
+            grace: Duration::from_millis(assignment.grace_ms),
+            flush_every: Duration::from_millis(assignment.probe.interval_ms.max(1)),
+            heartbeat_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How the control client ended, when it ended normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlEnd {
+    /// The coordinator sent Stop; pending results were flushed.
+    Stopped,
+    /// No connection could be established for the grace period.
+    GraceExpired,
+}
+
+/// Why one connection ended without Stop.
+#[derive(Debug)]
+enum SessionError {
+    /// The coordinator refused the agent: final.
+    Refused(Refusal),
+    /// The connection failed or was lost: reconnect.
+    Lost(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for SessionError {
+    fn from(error: E) -> Self {
+        SessionError::Lost(error.into())
+    }
+}
+
+/// The error a refusal turns into; `downcast_ref::<Refusal>()` finds the reason.
+fn refused(refusal: Refusal) -> anyhow::Error {
+    anyhow::Error::new(refusal).context("the coordinator refused this agent")
+}
+
+/// A client endpoint on the wildcard address of the coordinator's family.
+fn client_endpoint(coordinator: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let local: SocketAddr = if coordinator.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    quinn::Endpoint::client(local)
+        .with_context(|| format!("opening a UDP socket on {local} for the control plane"))
+}
+
+/// Runs the control client until Stop, grace expiry or refusal (an error).
+///
+/// `announce` is sent after every Welcome (the server's `ServerReady`). Results come from
+/// `outbox`; Targets go to `targets`.
+pub async fn run(
+    settings: &ControlSettings,
+    announce: Option<AgentMessage>,
+    outbox: &Outbox,
+    targets: &watch::Sender<Vec<Listener>>,
+) -> anyhow::Result<ControlEnd> {
+    let endpoint = client_endpoint(settings.coordinator)?;
+    let mut unreachable_since = Instant::now();
+    let mut backoff = BACKOFF_INITIAL;
+    let mut reported_outage = false;
+    loop {
+        let remaining = settings.grace.saturating_sub(unreachable_since.elapsed());
+        if remaining.is_zero() {
+            endpoint.close(0u32.into(), b"grace expired");
+            return Ok(ControlEnd::GraceExpired);
+        }
+        let attempt = Session::open(&endpoint, settings, outbox.last_acked(), announce.as_ref());
+        let error = match timeout(remaining.min(ATTEMPT_LIMIT), attempt).await {
+            Ok(Ok(mut session)) => {
+                backoff = BACKOFF_INITIAL;
+                reported_outage = false;
+                match session.serve(settings, outbox, targets).await {
+                    Ok(end) => {
+                        session.close(&endpoint).await;
+                        return Ok(end);
+                    }
+                    Err(SessionError::Refused(refusal)) => return Err(refused(refusal)),
+                    Err(SessionError::Lost(error)) => {
+                        unreachable_since = Instant::now();
+                        error
+                    }
+                }
+            }
+            Ok(Err(SessionError::Refused(refusal))) => return Err(refused(refusal)),
+            Ok(Err(SessionError::Lost(error))) => error,
+            Err(_) => anyhow::anyhow!("no answer within {:?}", remaining.min(ATTEMPT_LIMIT)),
+        };
+        if !reported_outage {
+            eprintln!(
+                "multinet-agent: control plane to {}: {error:#}; reconnecting",
+                settings.coordinator
+            );
+            reported_outage = true;
+        }
+        let remaining = settings.grace.saturating_sub(unreachable_since.elapsed());
+        sleep(backoff.min(remaining)).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Connects once (within `settings.grace`), says Hello, reports that the agent could not set
+/// itself up, and closes. The reason ends up in the coordinator's report.
+pub async fn report_failure(settings: &ControlSettings, reason: String) -> anyhow::Result<()> {
+    let endpoint = client_endpoint(settings.coordinator)?;
+    let deadline = Instant::now() + settings.grace;
+    let mut backoff = BACKOFF_INITIAL;
+    let failed = AgentMessage::Failed { reason };
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        anyhow::ensure!(!remaining.is_zero(), "the coordinator was unreachable");
+        let attempt = Session::open(&endpoint, settings, 0, Some(&failed));
+        match timeout(remaining.min(ATTEMPT_LIMIT), attempt).await {
+            Ok(Ok(mut session)) => {
+                let _ = session.send.finish();
+                let _ = timeout(CLOSE_WAIT, session.send.stopped()).await;
+                session.close(&endpoint).await;
+                return Ok(());
+            }
+            Ok(Err(SessionError::Refused(refusal))) => return Err(refused(refusal)),
+            Ok(Err(SessionError::Lost(_))) | Err(_) => {}
+        }
+        sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One connection with its stream.
+struct Session {
+    connection: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    reader: FrameReader,
+    /// The highest batch sequence number sent on this connection.
+    sent_upto: u64,
+    /// When a frame was last written (for heartbeats).
+    last_write: Instant,
+}
+
+impl Session {
+    /// Connects, says Hello, waits for Welcome and sends `announce`.
+    async fn open(
+        endpoint: &quinn::Endpoint,
+        settings: &ControlSettings,
+        last_acked: u64,
+        announce: Option<&AgentMessage>,
+    ) -> Result<Self, SessionError> {
+        let connection = endpoint
+            .connect_with(
+                settings.client_config.clone(),
+                settings.coordinator,
+                COORDINATOR_NAME,
+            )?
+            .await?;
+        let (send, recv) = connection.open_bi().await?;
+        let mut session = Session {
+            connection,
+            send,
+            recv,
+            reader: FrameReader::default(),
+            sent_upto: last_acked,
+            last_write: Instant::now(),
+        };
+        session
+            .write(&AgentMessage::Hello(Hello {
+                protocol_version: PROTOCOL_VERSION,
+                run_id: settings.run_id.clone(),
+                agent: settings.identity.clone(),
+                last_acked,
+            }))
+            .await?;
+        match session.reader.next(&mut session.recv).await? {
+            Some(CoordinatorMessage::Welcome) => {}
+            Some(CoordinatorMessage::Refused(refusal)) => {
+                return Err(SessionError::Refused(refusal));
+            }
+            Some(other) => {
+                return Err(SessionError::Lost(anyhow::anyhow!(
+                    "expected Welcome, got {other:?}"
+                )));
+            }
+            None => {
+                return Err(SessionError::Lost(anyhow::anyhow!(
+                    "the coordinator closed the stream before Welcome"
+                )));
+            }
+        }
+        if let Some(message) = announce {
+            session.write(message).await?;
+        }
+        Ok(session)
+    }
+
+    async fn write(&mut self, message: &AgentMessage) -> anyhow::Result<()> {
+        let frame = codec::encode(message).context("encoding a control frame")?;
+        self.send
+            .write_all(&frame)
+            .await
+            .context("writing to the coordinator")?;
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// Sends every sealed batch this connection has not carried yet.
+    async fn send_unsent(&mut self, outbox: &Outbox) -> anyhow::Result<()> {
+        for batch in outbox.unacked_after(self.sent_upto) {
+            let seq = batch.seq;
+            self.write(&AgentMessage::Report(batch)).await?;
+            self.sent_upto = seq;
+        }
+        Ok(())
+    }
+
+    /// Serves the connection until Stop (Ok) or until it fails.
+    async fn serve(
+        &mut self,
+        settings: &ControlSettings,
+        outbox: &Outbox,
+        targets: &watch::Sender<Vec<Listener>>,
+    ) -> Result<ControlEnd, SessionError> {
+        self.send_unsent(outbox).await?;
+        let mut flush = tokio::time::interval(settings.flush_every);
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heartbeat = tokio::time::interval(Duration::from_millis(250));
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = self.reader.next(&mut self.recv) => match message? {
+                    Some(CoordinatorMessage::Ack { seq }) => outbox.ack(seq),
+                    Some(CoordinatorMessage::Targets { listeners }) => {
+                        targets.send_replace(listeners);
+                    }
+                    Some(CoordinatorMessage::Stop) => {
+                        self.finish(outbox).await;
+                        return Ok(ControlEnd::Stopped);
+                    }
+                    Some(CoordinatorMessage::Refused(refusal)) => {
+                        return Err(SessionError::Refused(refusal));
+                    }
+                    Some(CoordinatorMessage::Welcome) => {}
+                    None => {
+                        return Err(SessionError::Lost(anyhow::anyhow!(
+                            "the coordinator closed the stream"
+                        )));
+                    }
+                },
+                () = outbox.batch_sealed() => self.send_unsent(outbox).await?,
+                _ = flush.tick() => {
+                    outbox.seal();
+                    self.send_unsent(outbox).await?;
+                }
+                _ = heartbeat.tick() => {
+                    if self.last_write.elapsed() >= settings.heartbeat_after {
+                        self.write(&AgentMessage::Heartbeat).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After Stop: sends what is pending and waits briefly for its acknowledgement.
+    async fn finish(&mut self, outbox: &Outbox) {
+        outbox.seal();
+        if self.send_unsent(outbox).await.is_err() {
+            return;
+        }
+        let last = outbox.last_sealed();
+        let _ = timeout(STOP_ACK_WAIT, async {
+            while outbox.last_acked() < last {
+                match self.reader.next(&mut self.recv).await {
+                    Ok(Some(CoordinatorMessage::Ack { seq })) => outbox.ack(seq),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Closes the stream and the connection, briefly waiting for the close to go out.
+    async fn close(&mut self, endpoint: &quinn::Endpoint) {
+        let _ = self.send.finish();
+        self.connection.close(0u32.into(), b"done");
+        let _ = timeout(CLOSE_WAIT, endpoint.wait_idle()).await;
+    }
+}
+
+/// Accumulates stream bytes and cuts them into frames.
+#[derive(Debug, Default)]
+struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// The next message, `None` at a clean end of stream. Cancel-safe: bytes are only consumed
+    /// by a completed read.
+    async fn next(
+        &mut self,
+        recv: &mut quinn::RecvStream,
+    ) -> anyhow::Result<Option<CoordinatorMessage>> {
+        loop {
+            // decode_frame checks the length prefix against MAX_FRAME before anything else,
+            // so the buffer never grows past one frame.
+            if let Some((message, used)) = decode_frame::<CoordinatorMessage>(&self.buf)
+                .context("malformed frame from the coordinator")?
+            {
+                self.buf.drain(..used);
+                return Ok(Some(message));
+            }
+            let mut chunk = [0u8; 4096];
+            match recv
+                .read(&mut chunk)
+                .await
+                .context("reading from the coordinator")?
+            {
+                Some(n) => self.buf.extend_from_slice(&chunk[..n]),
+                None if self.buf.is_empty() => return Ok(None),
+                None => anyhow::bail!("the coordinator's stream ended inside a frame"),
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Probes against a real probe server and against misbehaving fakes, all on loopback.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use multinet_proto::assignment::{NetworkAddress, ProbeSettings};
+use multinet_proto::control::{Listener, ProbeResult};
+use multinet_proto::network::CephNetwork;
+use multinet_proto::probe::{Connection, FailureClass, Outcome, Payload, ProbeKind, Scheme};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{ProbePlan, Prober, ROUND};
+use crate::control::Outbox;
+use crate::server::ProbeServer;
+use crate::testing::TestPki;
+use crate::tls::RunTls;
+
+/// Another loopback address than the server's: Linux routes all of 127/8 to `lo`.
+const CLIENT_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+fn prober(pki: &TestPki, timeout_ms: u64) -> Prober {
+    let tls = RunTls::load(&pki.client()).expect("client PKI");
+    let settings = ProbeSettings {
+        interval_ms: 100,
+        timeout_ms,
+        small_bytes: 64,
+        large_bytes: 300_000,
+    };
+    Prober::new(
+        tls.probe_client_config().expect("probe client config"),
+        &settings,
+        Instant::now(),
+    )
+}
+
+async fn probe_server(pki: &TestPki, addresses: &[NetworkAddress]) -> ProbeServer {
+    let tls = RunTls::load(&pki.probe_server()).expect("server PKI");
+    ProbeServer::bind(addresses, tls.probe_server_config().expect("server config"))
+        .await
+        .expect("server binds")
+}
+
+fn kind(scheme: Scheme, payload: Payload, connection: Connection) -> ProbeKind {
+    ProbeKind {
+        scheme,
+        payload,
+        connection,
+    }
+}
+
+fn ipv6_loopback_available() -> bool {
+    std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
+#[tokio::test]
+async fn every_kind_passes_against_the_server_on_ipv4_and_ipv6() {
+    let pki = TestPki::new();
+    let mut addresses = vec![NetworkAddress {
+        network: CephNetwork::Public,
+        addr: Ipv4Addr::LOCALHOST.into(),
+    }];
+    if ipv6_loopback_available() {
+        addresses.push(NetworkAddress {
+            network: CephNetwork::Cluster,
+            addr: Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let server = probe_server(&pki, &addresses).await;
+    let mut prober = prober(&pki, 2_000);
+    for listener in server.listeners().to_vec() {
+        let source = if listener.http.is_ipv4() {
+            CLIENT_V4
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        };
+        // Two rounds: the second reuses the kept-alive connections of the first.
+        for round in 0..2 {
+            for kind in ROUND {
+                let target = match kind.scheme {
+                    Scheme::Http => listener.http,
+                    Scheme::Https => listener.https,
+                };
+                let result = prober
+                    .probe(listener.network, Some(source), target, kind)
+                    .await;
+                assert_eq!(result.outcome, Outcome::Ok, "round {round}: {result:?}");
+                assert!(result.latency_us > 0, "{result:?}");
+                assert_eq!((result.network, result.target), (listener.network, target));
+            }
+        }
+    }
+    assert_eq!(prober.kept.len(), 2 * server.listeners().len());
+    assert!(
+        prober.mismatch_noted.is_empty(),
+        "the server saw our source"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_probe_loop_runs_every_kind_each_round_once_targets_arrive() {
+    let pki = TestPki::new();
+    let server = probe_server(
+        &pki,
+        &[NetworkAddress {
+            network: CephNetwork::Public,
+            addr: Ipv4Addr::LOCALHOST.into(),
+        }],
+    )
+    .await;
+    let plan = ProbePlan {
+        networks: vec![(CephNetwork::Public, Some(CLIENT_V4))],
+    };
+    let outbox = Outbox::new(1_000, 10);
+    let (targets_tx, targets_rx) = watch::channel(Vec::<Listener>::new());
+    let probing = prober(&pki, 1_000).run(&plan, targets_rx, Duration::from_millis(100), &outbox);
+    let feeding = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        targets_tx.send_replace(server.listeners().to_vec());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        drop(targets_tx); // closing the targets channel ends the loop
+    };
+    tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(probing, feeding)
+    })
+    .await
+    .expect("the loop ends when its targets channel closes");
+    outbox.seal();
+    let results: Vec<ProbeResult> = outbox
+        .unacked_after(0)
+        .into_iter()
+        .flat_map(|b| b.results)
+        .collect();
+    assert!(
+        results.len() >= 2 * ROUND.len(),
+        "{} results",
+        results.len()
+    );
+    for kind in ROUND {
+        assert!(
+            results
+                .iter()
+                .any(|r| r.kind == kind && r.outcome == Outcome::Ok),
+            "{kind:?} never passed"
+        );
+    }
+    assert!(results.iter().all(|r| r.started_ms >= 100));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_closed_port_is_connect_refused() {
+    let pki = TestPki::new();
+    let closed = {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let mut prober = prober(&pki, 300);
+    for connection in [Connection::Fresh, Connection::KeptAlive] {
+        let result = prober
+            .probe(
+                CephNetwork::Public,
+                Some(CLIENT_V4),
+                closed,
+                kind(Scheme::Http, Payload::Small, connection),
+            )
+            .await;
+        assert_eq!(
+            result.outcome,
+            Outcome::Failed(FailureClass::ConnectRefused)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_a_tls_failure() {
+    let ours = TestPki::new();
+    let theirs = TestPki::new();
+    let server = probe_server(
+        &theirs,
+        &[NetworkAddress {
+            network: CephNetwork::Public,
+            addr: Ipv4Addr::LOCALHOST.into(),
+        }],
+    )
+    .await;
+    let target = server.listeners()[0].https;
+    let mut prober = prober(&ours, 1_000);
+    let result = prober
+        .probe(
+            CephNetwork::Public,
+            Some(CLIENT_V4),
+            target,
+            kind(Scheme::Https, Payload::Small, Connection::Fresh),
+        )
+        .await;
+    assert_eq!(result.outcome, Outcome::Failed(FailureClass::Tls));
+    server.shutdown().await;
+}
+
+/// A one-connection fake server: reads the request, writes `answer`, keeps the connection
+/// open for `hold`, then closes. Ends by itself.
+async fn fake_server(answer: &'static [u8], hold: Duration) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let Ok(Ok((mut stream, _))) =
+            tokio::time::timeout(Duration::from_secs(2), listener.accept()).await
+        else {
+            return;
+        };
+        let mut request = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut request)).await;
+        let _ = stream.write_all(answer).await;
+        tokio::time::sleep(hold).await;
+    });
+    (addr, task)
+}
+
+async fn probe_fake(answer: &'static [u8], hold: Duration, kind: ProbeKind) -> ProbeResult {
+    let pki = TestPki::new();
+    let (addr, task) = fake_server(answer, hold).await;
+    let result = prober(&pki, 300)
+        .probe(CephNetwork::Public, Some(CLIENT_V4), addr, kind)
+        .await;
+    task.abort();
+    let _ = task.await;
+    result
+}
+
+#[tokio::test]
+async fn a_payload_cut_short_is_short_body() {
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\nonly a few bytes";
+    let result = probe_fake(
+        answer,
+        Duration::ZERO,
+        kind(Scheme::Http, Payload::Large, Connection::Fresh),
+    )
+    .await;
+    assert_eq!(result.outcome, Outcome::Failed(FailureClass::ShortBody));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_read_timeout() {
+    for scheme in [Scheme::Http, Scheme::Https] {
+        let started = std::time::Instant::now();
+        let result = probe_fake(
+            b"",
+            Duration::from_secs(2),
+            kind(scheme, Payload::Small, Connection::Fresh),
+        )
+        .await;
+        assert_eq!(
+            result.outcome,
+            Outcome::Failed(FailureClass::ReadTimeout),
+            "{scheme:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "bounded by the timeout"
+        );
+        assert!(result.latency_us >= 300_000);
+    }
+}
+
+#[tokio::test]
+async fn a_non_200_status_is_classified_with_its_code() {
+    let answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+    let result = probe_fake(
+        answer,
+        Duration::ZERO,
+        kind(Scheme::Http, Payload::Small, Connection::KeptAlive),
+    )
+    .await;
+    assert_eq!(
+        result.outcome,
+        Outcome::Failed(FailureClass::HttpStatus(503))
+    );
+}

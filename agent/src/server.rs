@@ -1,0 +1,349 @@
+//! The probe server (role Server): HTTP and HTTPS on each of the agent's network addresses.
+//!
+//! Routes: `GET /` answers with the caller's IP address (so a client sees which of its
+//! addresses the server saw), `GET /payload?bytes=N` with exactly N bytes (MTU black holes
+//! hide behind small probes), anything else 404. Connections are kept alive, bounded in
+//! number, and drained on [`ProbeServer::shutdown`].
+//!
+//! Owns the listening sockets; knows nothing about the control plane.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use multinet_proto::assignment::NetworkAddress;
+use multinet_proto::control::Listener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// The largest payload `/payload` serves.
+pub const PAYLOAD_MAX: u64 = 16 * 1024 * 1024;
+/// Concurrent connections per server, all listeners together.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish their request at shutdown.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// Payload bytes are served from this block (zeroed static memory: costs no RSS until sent).
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// A running probe server.
+#[derive(Debug)]
+pub struct ProbeServer {
+    /// Where it listens, one entry per network address.
+    listeners: Vec<Listener>,
+    /// `true` asks every accept loop and connection to stop.
+    stop: watch::Sender<bool>,
+    /// The accept loops (each owns its connections' tasks).
+    accept_loops: JoinSet<()>,
+}
+
+impl ProbeServer {
+    /// Listens for HTTP and HTTPS on port 0 of every address.
+    pub async fn bind(
+        addresses: &[NetworkAddress],
+        tls: Arc<rustls::ServerConfig>,
+    ) -> anyhow::Result<Self> {
+        let (stop, _) = watch::channel(false);
+        let limit = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+        let acceptor = TlsAcceptor::from(tls);
+        let mut listeners = Vec::with_capacity(addresses.len());
+        let mut accept_loops = JoinSet::new();
+        for address in addresses {
+            let bind = |scheme: &'static str| async move {
+                TcpListener::bind((address.addr, 0)).await.with_context(|| {
+                    format!(
+                        "listening for {scheme} on {} (network {:?})",
+                        address.addr, address.network
+                    )
+                })
+            };
+            let http = bind("HTTP").await?;
+            let https = bind("HTTPS").await?;
+            listeners.push(Listener {
+                network: address.network,
+                http: http.local_addr()?,
+                https: https.local_addr()?,
+            });
+            accept_loops.spawn(accept_loop(http, None, limit.clone(), stop.subscribe()));
+            accept_loops.spawn(accept_loop(
+                https,
+                Some(acceptor.clone()),
+                limit.clone(),
+                stop.subscribe(),
+            ));
+        }
+        Ok(Self {
+            listeners,
+            stop,
+            accept_loops,
+        })
+    }
+
+    /// Where the server listens.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// Stops accepting, lets open requests finish briefly, then closes everything.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        let _ = tokio::time::timeout(DRAIN_LIMIT * 2, async {
+            while self.accept_loops.join_next().await.is_some() {}
+        })
+        .await;
+        // Dropping the JoinSet aborts whatever is left.
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limit: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Past the bound the connection is closed at once: the client sees it.
+                    let Ok(permit) = limit.clone().try_acquire_owned() else {
+                        continue;
+                    };
+                    let tls = tls.clone();
+                    let stop = stop.clone();
+                    connections.spawn(async move {
+                        serve_connection(stream, peer, tls, stop).await;
+                        drop(permit);
+                    });
+                }
+                // Out of descriptors and the like: pause instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_LIMIT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Completes when a stop is asked for (or nobody can ask any more).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_http(stream, peer, stop).await,
+        Some(acceptor) => {
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(stream)).await
+            {
+                serve_http(stream, peer, stop).await;
+            }
+        }
+    }
+}
+
+async fn serve_http<S>(stream: S, peer: SocketAddr, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let caller = peer.ip().to_canonical();
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        std::future::ready(Ok::<_, Infallible>(respond(&request, caller)))
+    });
+    let mut connection = pin!(
+        hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service)
+    );
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// The answer to one request.
+pub fn respond<B>(request: &Request<B>, caller: IpAddr) -> Response<ResponseBody> {
+    if request.method() != Method::GET {
+        return status(StatusCode::NOT_FOUND);
+    }
+    match request.uri().path() {
+        "/" => {
+            let text = Bytes::from(format!("{caller}\n"));
+            let mut response = Response::new(ResponseBody::text(text));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, "text/plain".parse().expect("static header"));
+            response
+        }
+        "/payload" => match payload_size(request.uri().query()) {
+            Some(bytes) if bytes <= PAYLOAD_MAX => {
+                let mut response = Response::new(ResponseBody::zeros(bytes));
+                response.headers_mut().insert(CONTENT_LENGTH, bytes.into());
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    "application/octet-stream".parse().expect("static header"),
+                );
+                response
+            }
+            _ => status(StatusCode::BAD_REQUEST),
+        },
+        _ => status(StatusCode::NOT_FOUND),
+    }
+}
+
+fn status(code: StatusCode) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::text(Bytes::new()));
+    *response.status_mut() = code;
+    response
+}
+
+/// `N` from a query holding `bytes=N`.
+fn payload_size(query: Option<&str>) -> Option<u64> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("bytes="))?
+        .parse()
+        .ok()
+}
+
+/// A response body: a short text, or a run of zero bytes streamed in blocks (a 16 MiB payload
+/// never sits in memory).
+#[derive(Debug)]
+pub struct ResponseBody {
+    text: Option<Bytes>,
+    zeros_left: u64,
+}
+
+impl ResponseBody {
+    fn text(text: Bytes) -> Self {
+        Self {
+            text: (!text.is_empty()).then_some(text),
+            zeros_left: 0,
+        }
+    }
+
+    fn zeros(bytes: u64) -> Self {
+        Self {
+            text: None,
+            zeros_left: bytes,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(text) = self.text.take() {
+            return Poll::Ready(Some(Ok(Frame::data(text))));
+        }
+        if self.zeros_left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.zeros_left.min(ZEROS.len() as u64);
+        self.zeros_left -= n;
+        let block = Bytes::from_static(&ZEROS[..n as usize]);
+        Poll::Ready(Some(Ok(Frame::data(block))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.text.is_none() && self.zeros_left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let text = self.text.as_ref().map_or(0, |t| t.len() as u64);
+        SizeHint::with_exact(text + self.zeros_left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    fn get(uri: &str) -> Response<ResponseBody> {
+        let request = Request::get(uri).body(()).expect("request");
+        respond(&request, "127.0.0.2".parse().expect("ip"))
+    }
+
+    async fn body_of(response: Response<ResponseBody>) -> Bytes {
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("infallible")
+            .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn root_answers_with_the_caller_address() {
+        let response = get("/");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(&body_of(response).await[..], b"127.0.0.2\n");
+    }
+
+    #[tokio::test]
+    async fn payload_has_exactly_the_requested_length() {
+        for bytes in [0u64, 1, 65_536, 200_001] {
+            let response = get(&format!("/payload?bytes={bytes}"));
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers()[CONTENT_LENGTH],
+                bytes.to_string().as_str()
+            );
+            assert_eq!(body_of(response).await.len() as u64, bytes);
+        }
+    }
+
+    #[test]
+    fn bad_payload_requests_and_other_paths_are_refused() {
+        let too_big = format!("/payload?bytes={}", PAYLOAD_MAX + 1);
+        for (uri, code) in [
+            (too_big.as_str(), StatusCode::BAD_REQUEST),
+            ("/payload", StatusCode::BAD_REQUEST),
+            ("/payload?bytes=x", StatusCode::BAD_REQUEST),
+            ("/other", StatusCode::NOT_FOUND),
+        ] {
+            assert_eq!(get(uri).status(), code, "{uri}");
+        }
+        let post = Request::post("/").body(()).expect("request");
+        assert_eq!(
+            respond(&post, "::1".parse().expect("ip")).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}
