@@ -32,6 +32,13 @@ enum Command {
     /// Run a validation: one server, the worst-case clients on every node, host checkers;
     /// report which paths fail and why.
     Run(crate::run_cmd::RunArgs),
+    /// Run one agent (what the local backend starts; `multinet-agent` is the same, smaller).
+    #[command(hide = true)]
+    Agent {
+        /// The assignment file the coordinator wrote.
+        #[arg(long)]
+        assignment: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +98,25 @@ pub enum Output {
     Json,
 }
 
+/// Runs one agent on a single-threaded runtime, as `multinet-agent` does.
+fn run_agent(path: &std::path::Path) -> u8 {
+    multinet_agent::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("multinet agent: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match multinet_agent::read_assignment(path).and_then(|a| runtime.block_on(multinet_agent::run(a))) {
+        Ok(reason) => reason.code(),
+        Err(e) => {
+            eprintln!("multinet agent: {e:#}");
+            1
+        }
+    }
+}
+
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -109,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Sample { kind }) => config_cmd::sample(kind),
         Command::Config(ConfigCommand::Check { file, output }) => config_cmd::check(&file, output),
         Command::Run(args) => crate::run_cmd::run(&args),
+        Command::Agent { assignment } => run_agent(&assignment),
     };
     ExitCode::from(code)
 }

@@ -133,54 +133,48 @@ pub fn render(r: &RunReport) -> String {
         }
     }
 
-    // Matrix: node rows, network × kind columns, summed over the node's clients.
-    let mut columns: Vec<(String, String)> = Vec::new();
+    matrix(&mut out, r);
+    out
+}
+
+/// One table per network: a row per node (the server's node marked), a column per probe
+/// kind, each cell `ok/sent` and the p99 latency, summed over the node's clients and host
+/// checker.
+fn matrix(out: &mut String, r: &RunReport) {
     let mut cells: BTreeMap<(String, String, String), (u64, u64, Option<u32>)> = BTreeMap::new();
+    let mut kinds: Vec<ProbeKind> = Vec::new();
     for p in &r.paths {
-        let col = (p.network.key().to_string(), kind_label(&p.kind));
-        if !columns.contains(&col) {
-            columns.push(col.clone());
+        if !kinds.contains(&p.kind) {
+            kinds.push(p.kind);
         }
-        let cell = cells
-            .entry((p.source_node.clone(), col.0, col.1))
-            .or_insert((0, 0, None));
+        let cell = cells.entry((p.network.key().to_string(), p.source_node.clone(), kind_label(&p.kind))).or_insert((0, 0, None));
         cell.0 += p.ok;
         cell.1 += p.sent;
         cell.2 = cell.2.max(p.latency_us.p99);
     }
-    columns.sort();
-    if !columns.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nmatrix (ok/sent, p99 latency; clients and host checkers of each node summed)"
-        );
-        let _ = write!(out, "{:<24}", "node");
-        for (net, kind) in &columns {
-            let _ = write!(out, " {:>20}", format!("{net}:{kind}"));
+    if kinds.is_empty() {
+        return;
+    }
+    kinds.sort();
+    let types: Vec<String> = r.nodes.iter().map(|n| format!("{}{} ({})", n.name, if n.server { "*" } else { "" }, n.node_type)).collect();
+    let _ = writeln!(out, "\nmatrix: ok/sent and p99 latency per node and probe kind (* the server's node; /ka kept-alive, +L large)");
+    let _ = writeln!(out, "nodes: {}", types.join(", "));
+    for network in &r.networks {
+        let _ = write!(out, "{:<10}", network.key());
+        for k in &kinds {
+            let _ = write!(out, " {:>14}", kind_label(k));
         }
         let _ = writeln!(out);
         for n in &r.nodes {
-            let label = format!(
-                "{}{} ({})",
-                n.name,
-                if n.server { "*" } else { "" },
-                n.node_type
-            );
-            let _ = write!(out, "{:<24}", truncate(&label, 24));
-            for (net, kind) in &columns {
-                let cell = match cells.get(&(n.name.clone(), net.clone(), kind.clone())) {
+            let _ = write!(out, "{:<10}", format!("  {}{}", n.name, if n.server { "*" } else { "" }));
+            for k in &kinds {
+                let cell = match cells.get(&(network.key().to_string(), n.name.clone(), kind_label(k))) {
                     Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
                     None => "-".into(),
                 };
-                let _ = write!(out, " {cell:>20}");
+                let _ = write!(out, " {cell:>14}");
             }
             let _ = writeln!(out);
         }
-        let _ = writeln!(out, "(* the server's node)");
     }
-    out
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
