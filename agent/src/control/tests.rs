@@ -2,156 +2,19 @@
 //! client certificates required).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use multinet_proto::assignment::TlsFiles;
-use multinet_proto::control::codec::{decode_frame, encode};
 use multinet_proto::control::{
-    ALPN, AgentIdentity, AgentMessage, CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION,
-    ProbeResult, Refusal, ReportBatch, Role,
+    AgentIdentity, CoordinatorMessage, Listener, PROTOCOL_VERSION, ProbeResult, Refusal, Role,
 };
 use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::{Connection, Outcome, Payload, ProbeKind, Scheme};
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{ControlEnd, ControlSettings, Outbox, run};
-use crate::testing::TestPki;
+use crate::testing::{PATIENCE, TestCoordinator, TestPki};
 use crate::tls::RunTls;
-
-/// Patience for anything that should happen "soon".
-const PATIENCE: Duration = Duration::from_secs(5);
-
-/// A QUIC endpoint that speaks the coordinator's side of the protocol, one script at a time.
-pub(crate) struct TestCoordinator {
-    pub endpoint: quinn::Endpoint,
-}
-
-impl TestCoordinator {
-    pub fn new(files: &TlsFiles) -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(&files.ca).expect("ca") {
-            roots.add(ca.expect("ca pem")).expect("ca added");
-        }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .expect("client verifier");
-        let chain = CertificateDer::pem_file_iter(&files.cert)
-            .expect("cert")
-            .collect::<Result<Vec<_>, _>>()
-            .expect("cert pem");
-        let key = PrivateKeyDer::from_pem_file(&files.key).expect("key");
-        let mut crypto = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("tls13")
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
-            .expect("server identity");
-        crypto.alpn_protocols = vec![ALPN.to_vec()];
-        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).expect("quic crypto");
-        let config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        let endpoint = quinn::Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into())
-            .expect("server endpoint");
-        Self { endpoint }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.endpoint.local_addr().expect("addr")
-    }
-
-    /// The next agent connection and its stream.
-    pub async fn accept(&self) -> TestPeer {
-        tokio::time::timeout(PATIENCE, async {
-            let connection = self
-                .endpoint
-                .accept()
-                .await
-                .expect("endpoint open")
-                .await
-                .expect("handshake");
-            let (send, recv) = connection.accept_bi().await.expect("stream");
-            TestPeer {
-                connection,
-                send,
-                recv,
-                buf: Vec::new(),
-            }
-        })
-        .await
-        .expect("an agent connects in time")
-    }
-}
-
-pub(crate) struct TestPeer {
-    pub connection: quinn::Connection,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
-    buf: Vec<u8>,
-}
-
-impl TestPeer {
-    /// The next message, heartbeats included.
-    pub async fn next_any(&mut self) -> AgentMessage {
-        tokio::time::timeout(PATIENCE, async {
-            loop {
-                if let Some((message, used)) =
-                    decode_frame::<AgentMessage>(&self.buf).expect("well-formed frame")
-                {
-                    self.buf.drain(..used);
-                    return message;
-                }
-                let mut chunk = [0u8; 4096];
-                let n = self
-                    .recv
-                    .read(&mut chunk)
-                    .await
-                    .expect("read")
-                    .expect("stream open");
-                self.buf.extend_from_slice(&chunk[..n]);
-            }
-        })
-        .await
-        .expect("a message in time")
-    }
-
-    /// The next message that is not a heartbeat.
-    pub async fn next(&mut self) -> AgentMessage {
-        loop {
-            match self.next_any().await {
-                AgentMessage::Heartbeat => continue,
-                message => return message,
-            }
-        }
-    }
-
-    pub async fn hello(&mut self) -> Hello {
-        match self.next().await {
-            AgentMessage::Hello(hello) => hello,
-            other => panic!("expected Hello, got {other:?}"),
-        }
-    }
-
-    pub async fn report(&mut self) -> ReportBatch {
-        match self.next().await {
-            AgentMessage::Report(batch) => batch,
-            other => panic!("expected Report, got {other:?}"),
-        }
-    }
-
-    pub async fn send(&mut self, message: CoordinatorMessage) {
-        self.send
-            .write_all(&encode(&message).expect("encode"))
-            .await
-            .expect("write");
-    }
-}
 
 fn identity() -> AgentIdentity {
     AgentIdentity {
