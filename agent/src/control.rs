@@ -389,3 +389,6 @@ impl FrameReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

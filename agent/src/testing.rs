@@ -1,8 +1,18 @@
-//! Test fixtures shared by the agent's module tests: a tiny run PKI written to a temporary
-//! directory that is removed when the fixture is dropped (also when a test fails).
+//! Test fixtures shared by the agent's module tests and its integration tests (included there
+//! with `#[path]`): a tiny run PKI written to a temporary directory that is removed when the
+//! fixture is dropped (also when a test fails), and a minimal in-test coordinator.
+#![allow(dead_code)] // each test crate uses its own part of the fixtures
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use multinet_proto::control::codec::{decode_frame, encode};
+use multinet_proto::control::{ALPN, AgentMessage, CoordinatorMessage, Hello, ReportBatch};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use multinet_proto::assignment::TlsFiles;
 use multinet_proto::control::{COORDINATOR_NAME, PROBE_SERVER_NAME};
@@ -108,5 +118,142 @@ impl TestPki {
     /// The coordinator's files (control-plane server).
     pub fn coordinator(&self) -> TlsFiles {
         self.issue(&[COORDINATOR_NAME], &[ExtendedKeyUsagePurpose::ServerAuth])
+    }
+}
+
+/// Patience for anything that should happen "soon".
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// A QUIC endpoint that speaks the coordinator's side of the protocol, one script at a time.
+pub struct TestCoordinator {
+    pub endpoint: quinn::Endpoint,
+}
+
+impl TestCoordinator {
+    pub fn new(files: &TlsFiles) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(&files.ca).expect("ca") {
+            roots.add(ca.expect("ca pem")).expect("ca added");
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .expect("client verifier");
+        let chain = CertificateDer::pem_file_iter(&files.cert)
+            .expect("cert")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cert pem");
+        let key = PrivateKeyDer::from_pem_file(&files.key).expect("key");
+        let mut crypto = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("tls13")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .expect("server identity");
+        crypto.alpn_protocols = vec![ALPN.to_vec()];
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).expect("quic crypto");
+        let config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        let endpoint = quinn::Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into())
+            .expect("server endpoint");
+        Self { endpoint }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().expect("addr")
+    }
+
+    /// The next agent connection and its stream.
+    pub async fn accept(&self) -> TestPeer {
+        tokio::time::timeout(PATIENCE, async {
+            let connection = self
+                .endpoint
+                .accept()
+                .await
+                .expect("endpoint open")
+                .await
+                .expect("handshake");
+            let (send, recv) = connection.accept_bi().await.expect("stream");
+            TestPeer {
+                connection,
+                send,
+                recv,
+                buf: Vec::new(),
+            }
+        })
+        .await
+        .expect("an agent connects in time")
+    }
+}
+
+pub struct TestPeer {
+    pub connection: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    buf: Vec<u8>,
+}
+
+impl TestPeer {
+    /// The next message, heartbeats included.
+    pub async fn next_any(&mut self) -> AgentMessage {
+        tokio::time::timeout(PATIENCE, self.read_message())
+            .await
+            .expect("a message in time")
+            .expect("the agent's stream is open")
+    }
+
+    /// The next message within `wait`, or `None` (timeout, stream closed or connection gone).
+    pub async fn try_next(&mut self, wait: Duration) -> Option<AgentMessage> {
+        tokio::time::timeout(wait, self.read_message())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn read_message(&mut self) -> Option<AgentMessage> {
+        loop {
+            if let Some((message, used)) =
+                decode_frame::<AgentMessage>(&self.buf).expect("well-formed frame")
+            {
+                self.buf.drain(..used);
+                return Some(message);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.recv.read(&mut chunk).await.ok()??;
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The next message that is not a heartbeat.
+    pub async fn next(&mut self) -> AgentMessage {
+        loop {
+            match self.next_any().await {
+                AgentMessage::Heartbeat => continue,
+                message => return message,
+            }
+        }
+    }
+
+    pub async fn hello(&mut self) -> Hello {
+        match self.next().await {
+            AgentMessage::Hello(hello) => hello,
+            other => panic!("expected Hello, got {other:?}"),
+        }
+    }
+
+    pub async fn report(&mut self) -> ReportBatch {
+        match self.next().await {
+            AgentMessage::Report(batch) => batch,
+            other => panic!("expected Report, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, message: CoordinatorMessage) {
+        self.send
+            .write_all(&encode(&message).expect("encode"))
+            .await
+            .expect("write");
     }
 }
