@@ -101,14 +101,19 @@ pub enum Output {
 /// Runs one agent on a single-threaded runtime, as `multinet-agent` does.
 fn run_agent(path: &std::path::Path) -> u8 {
     multinet_agent::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("multinet agent: cannot start the runtime: {e}");
             return 1;
         }
     };
-    match multinet_agent::read_assignment(path).and_then(|a| runtime.block_on(multinet_agent::run(a))) {
+    match multinet_agent::read_assignment(path)
+        .and_then(|a| runtime.block_on(multinet_agent::run(a)))
+    {
         Ok(reason) => reason.code(),
         Err(e) => {
             eprintln!("multinet agent: {e:#}");

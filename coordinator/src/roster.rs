@@ -244,11 +244,11 @@ impl Handler<ConnectionEvent> for AgentRoster {
                 }
             }
             ConnectionEvent::Closed { pod, conn_id } => {
-                if let Some(s) = self.agents.get_mut(&pod) {
-                    if s.conn.as_ref().is_some_and(|(id, _)| *id == conn_id) {
-                        s.conn = None;
-                        s.disconnected_at = Some(Instant::now());
-                    }
+                if let Some(s) = self.agents.get_mut(&pod)
+                    && s.conn.as_ref().is_some_and(|(id, _)| *id == conn_id)
+                {
+                    s.conn = None;
+                    s.disconnected_at = Some(Instant::now());
                 }
             }
             ConnectionEvent::Refused(why) => *self.refused.entry(why.to_string()).or_default() += 1,

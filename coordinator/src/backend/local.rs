@@ -217,11 +217,11 @@ impl Scheduler for LocalBackend {
                     r.role == Role::Client && r.node == kill.target
                 }
             });
-            if let Some((_, r)) = victim {
-                if r.started.elapsed() >= kill.after {
-                    let _ = r.child.start_kill();
-                    self.killed = true;
-                }
+            if let Some((_, r)) = victim
+                && r.started.elapsed() >= kill.after
+            {
+                let _ = r.child.start_kill();
+                self.killed = true;
             }
         }
         let mut out = Vec::new();

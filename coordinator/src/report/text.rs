@@ -17,7 +17,7 @@ fn kind_label(k: &ProbeKind) -> String {
         },
         match k.payload {
             Payload::Small => "",
-            Payload::Large => "+large",
+            Payload::Large => "+L",
         },
         match k.connection {
             Connection::Fresh => "",
@@ -137,17 +137,26 @@ pub fn render(r: &RunReport) -> String {
     out
 }
 
+/// ok, sent, worst p99 of a matrix cell.
+type Cell = (u64, u64, Option<u32>);
+
 /// One table per network: a row per node (the server's node marked), a column per probe
 /// kind, each cell `ok/sent` and the p99 latency, summed over the node's clients and host
 /// checker.
 fn matrix(out: &mut String, r: &RunReport) {
-    let mut cells: BTreeMap<(String, String, String), (u64, u64, Option<u32>)> = BTreeMap::new();
+    let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
     let mut kinds: Vec<ProbeKind> = Vec::new();
     for p in &r.paths {
         if !kinds.contains(&p.kind) {
             kinds.push(p.kind);
         }
-        let cell = cells.entry((p.network.key().to_string(), p.source_node.clone(), kind_label(&p.kind))).or_insert((0, 0, None));
+        let cell = cells
+            .entry((
+                p.network.key().to_string(),
+                p.source_node.clone(),
+                kind_label(&p.kind),
+            ))
+            .or_insert((0, 0, None));
         cell.0 += p.ok;
         cell.1 += p.sent;
         cell.2 = cell.2.max(p.latency_us.p99);
@@ -156,8 +165,22 @@ fn matrix(out: &mut String, r: &RunReport) {
         return;
     }
     kinds.sort();
-    let types: Vec<String> = r.nodes.iter().map(|n| format!("{}{} ({})", n.name, if n.server { "*" } else { "" }, n.node_type)).collect();
-    let _ = writeln!(out, "\nmatrix: ok/sent and p99 latency per node and probe kind (* the server's node; /ka kept-alive, +L large)");
+    let types: Vec<String> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{}{} ({})",
+                n.name,
+                if n.server { "*" } else { "" },
+                n.node_type
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nmatrix: ok/sent and p99 latency per node and probe kind (* the server's node; /ka kept-alive, +L large)"
+    );
     let _ = writeln!(out, "nodes: {}", types.join(", "));
     for network in &r.networks {
         let _ = write!(out, "{:<10}", network.key());
@@ -166,12 +189,17 @@ fn matrix(out: &mut String, r: &RunReport) {
         }
         let _ = writeln!(out);
         for n in &r.nodes {
-            let _ = write!(out, "{:<10}", format!("  {}{}", n.name, if n.server { "*" } else { "" }));
+            let _ = write!(
+                out,
+                "{:<10}",
+                format!("  {}{}", n.name, if n.server { "*" } else { "" })
+            );
             for k in &kinds {
-                let cell = match cells.get(&(network.key().to_string(), n.name.clone(), kind_label(k))) {
-                    Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
-                    None => "-".into(),
-                };
+                let cell =
+                    match cells.get(&(network.key().to_string(), n.name.clone(), kind_label(k))) {
+                        Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
+                        None => "-".into(),
+                    };
                 let _ = write!(out, " {cell:>14}");
             }
             let _ = writeln!(out);
