@@ -273,10 +273,8 @@ mod tests {
     #[test]
     fn addresses_are_distinct_loopback_per_network() {
         let mut b = LocalBackend::new(3, vec!["true".into()], None);
-        let a: Vec<IpAddr> = (0..600)
-            .map(|_| b.address(CephNetwork::Public))
-            .chain((0..600).map(|_| b.address(CephNetwork::Cluster)))
-            .collect();
+        let mut a: Vec<IpAddr> = (0..600).map(|_| b.address(CephNetwork::Public)).collect();
+        a.extend((0..600).map(|_| b.address(CephNetwork::Cluster)));
         let unique: std::collections::BTreeSet<_> = a.iter().collect();
         assert_eq!(unique.len(), a.len());
         assert!(a.iter().all(IpAddr::is_loopback));
