@@ -131,6 +131,7 @@ async fn serve(incoming: quinn::Incoming, conn_id: u64, roster: Addr<AgentRoster
             hello,
             conn_id,
             tx: tx.clone(),
+            connection: connection.clone(),
         })
         .await
     {

@@ -111,9 +111,15 @@ pub struct StageTiming {
     pub outcome: String,
 }
 
-/// Result accounting: nothing is silently lost.
+/// Result accounting: nothing is silently lost. `produced` = `recorded` + `lost` +
+/// `unaccounted`; `unaccounted` is what agents produced but never delivered (an agent killed
+/// with results in flight).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResultAccounting {
+    /// Results the agents produced, by their own count.
+    pub produced: u64,
+    /// Produced results that neither arrived nor were reported dropped.
+    pub unaccounted: u64,
     /// Probe results recorded in the matrix.
     pub recorded: u64,
     /// Results agents reported as dropped from their resend buffers.

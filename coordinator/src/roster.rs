@@ -33,6 +33,14 @@ struct AgentState {
     expected: ExpectedAgent,
     /// The live connection: its id and the channel to its writer task.
     conn: Option<(u64, UnboundedSender<CoordinatorMessage>)>,
+    /// The live connection itself, to close it.
+    connection: Option<quinn::Connection>,
+    /// Results the agent says it produced (cumulative, from its newest batch).
+    produced: u64,
+    /// Results recorded from it.
+    recorded: u64,
+    /// Results it reported dropped.
+    dropped: u64,
     ever_connected: bool,
     /// When the last connection went away (None while connected).
     disconnected_at: Option<Instant>,
@@ -98,6 +106,10 @@ impl Handler<Expect> for AgentRoster {
                 AgentState {
                     expected: e,
                     conn: None,
+                    connection: None,
+                    produced: 0,
+                    recorded: 0,
+                    dropped: 0,
                     ever_connected: false,
                     disconnected_at: None,
                     last_seq: 0,
@@ -118,6 +130,8 @@ pub struct Introduce {
     pub conn_id: u64,
     /// Channel to the connection's writer.
     pub tx: UnboundedSender<CoordinatorMessage>,
+    /// The connection.
+    pub connection: quinn::Connection,
 }
 
 impl Handler<Introduce> for AgentRoster {
@@ -157,6 +171,7 @@ impl Handler<Introduce> for AgentRoster {
             let _ = msg.tx.send(CoordinatorMessage::Targets { listeners });
         }
         state.conn = Some((msg.conn_id, msg.tx));
+        state.connection = Some(msg.connection);
         state.ever_connected = true;
         state.disconnected_at = None;
         Ok(())
@@ -188,6 +203,9 @@ impl Handler<Report> for AgentRoster {
             self.sequence_gaps += seq - state.last_seq - 1;
         }
         state.last_seq = seq;
+        state.produced = state.produced.max(msg.batch.produced);
+        state.recorded += msg.batch.results.len() as u64;
+        state.dropped += msg.batch.dropped;
         self.matrix.do_send(Record {
             client: msg.pod,
             node: state.expected.node.clone(),
@@ -272,6 +290,25 @@ impl Handler<StopAll> for AgentRoster {
     }
 }
 
+/// Closes an agent's connection (the agent reconnects and resends what was not
+/// acknowledged): for tests of the no-loss, no-duplicate guarantee.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct DropConnection(pub String);
+
+impl Handler<DropConnection> for AgentRoster {
+    type Result = bool;
+    fn handle(&mut self, msg: DropConnection, _: &mut Context<Self>) -> bool {
+        match self.agents.get(&msg.0).and_then(|s| s.connection.as_ref()) {
+            Some(c) => {
+                c.close(5u32.into(), b"dropped by the coordinator");
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// One agent as the supervisor sees it.
 #[derive(Debug, Clone)]
 pub struct AgentView {
@@ -287,6 +324,12 @@ pub struct AgentView {
     pub failed: Option<String>,
     /// Batches recorded.
     pub batches: u64,
+    /// Results it produced, by its own count.
+    pub produced: u64,
+    /// Results recorded from it.
+    pub recorded: u64,
+    /// Results it reported dropped.
+    pub dropped: u64,
 }
 
 /// The roster at a moment.
@@ -323,6 +366,9 @@ impl Handler<Snapshot> for AgentRoster {
                     disconnected_at: s.disconnected_at,
                     failed: s.failed.clone(),
                     batches: s.last_seq,
+                    produced: s.produced,
+                    recorded: s.recorded,
+                    dropped: s.dropped,
                 })
                 .collect(),
             listeners: self.listeners.clone(),

@@ -507,6 +507,7 @@ impl RunSupervisor {
             .iter()
             .filter(|a| a.role == Role::HostCheck)
             .collect();
+        let produced: u64 = snap.agents.iter().map(|a| a.produced).sum();
         let all_passed = server_ok && facts.agents.iter().all(|a| a.passed_at_ms.is_some());
         Ok(RunReport {
             verdict: Verdict::decide(&found, all_passed),
@@ -545,6 +546,8 @@ impl RunSupervisor {
             connected_agents: snap.agents.iter().filter(|a| a.ever_connected).count(),
             refused_connections: snap.refused.clone(),
             results: ResultAccounting {
+                produced,
+                unaccounted: produced.saturating_sub(matrix.recorded() + matrix.lost()),
                 recorded: matrix.recorded(),
                 lost: matrix.lost(),
                 duplicate_batches: snap.duplicate_batches,

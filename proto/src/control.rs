@@ -105,6 +105,10 @@ pub struct ReportBatch {
     /// Results the agent produced but had to drop since its previous batch (its resend buffer
     /// was full): counted as lost in the report, never silently missing.
     pub dropped: u64,
+    /// Results the agent has produced since it started, up to and including this batch
+    /// (cumulative): the coordinator checks recorded + dropped against it, so a result lost
+    /// anywhere shows up as a difference.
+    pub produced: u64,
 }
 
 /// Agent → coordinator.

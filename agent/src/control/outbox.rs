@@ -30,6 +30,8 @@ struct OutboxState {
     pending: Vec<ProbeResult>,
     /// Results lost since the last sealed batch, reported in the next one.
     pending_dropped: u64,
+    /// Results pushed since the agent started.
+    produced: u64,
     /// The sequence number of the next batch (from 1, without gaps).
     next_seq: u64,
     /// Sealed batches not yet acknowledged, oldest first.
@@ -47,6 +49,7 @@ impl Outbox {
                 unacked_max: unacked_max.max(1),
                 pending: Vec::new(),
                 pending_dropped: 0,
+                produced: 0,
                 next_seq: 1,
                 unacked: VecDeque::new(),
                 last_acked: 0,
@@ -66,6 +69,7 @@ impl Outbox {
     pub fn push(&self, result: ProbeResult) {
         let mut state = self.state();
         state.pending.push(result);
+        state.produced += 1;
         if state.pending.len() >= state.batch_max {
             state.seal();
             drop(state);
@@ -130,6 +134,7 @@ impl OutboxState {
             seq: self.next_seq,
             results: std::mem::take(&mut self.pending),
             dropped: std::mem::take(&mut self.pending_dropped),
+            produced: self.produced,
         };
         self.next_seq += 1;
         self.unacked.push_back(batch);

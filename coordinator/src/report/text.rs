@@ -65,9 +65,11 @@ pub fn render(r: &RunReport) -> String {
     );
     let _ = writeln!(
         out,
-        "results: {} recorded, {} lost, {} duplicate batch(es) ignored; refused connections: {}",
+        "results: {} produced, {} recorded, {} reported lost, {} unaccounted, {} duplicate batch(es) ignored; refused connections: {}",
+        r.results.produced,
         r.results.recorded,
         r.results.lost,
+        r.results.unaccounted,
         r.results.duplicate_batches,
         if r.refused_connections.is_empty() {
             "none".to_string()
