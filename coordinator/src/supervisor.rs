@@ -122,6 +122,21 @@ impl RunSupervisor {
         &self.run_id
     }
 
+    /// Where agents reach the control plane.
+    pub fn control_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        self.control.local_addr()
+    }
+
+    /// The roster actor (tests drop connections through it).
+    pub fn roster(&self) -> Addr<AgentRoster> {
+        self.roster.clone()
+    }
+
+    /// The run's PKI.
+    pub fn pki(&self) -> &RunPki {
+        &self.pki
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }

@@ -1,0 +1,229 @@
+//! `multinet run --backend local` end to end: the real binary, real agent processes, real QUIC
+//! with mutual TLS, real HTTP(S) probes on loopback. Each test checks that no process of its
+//! run is left.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(needle) {
+                found.push(text);
+            }
+        }
+    }
+    found
+}
+
+/// Runs `multinet run` with JSON output; returns the exit code and the report.
+fn run(args: &[&str]) -> (Option<i32>, Value) {
+    let deadline: &[&str] = if args.contains(&"-c") {
+        &[]
+    } else {
+        &["--timeout-minutes", "1"]
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["run", "--backend", "local", "-q", "-o", "json"])
+        .args(deadline)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .expect("multinet runs");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let run_id = report["run_id"].as_str().expect("run id");
+    assert_eq!(
+        processes_mentioning(&format!("multinet-{run_id}")),
+        Vec::<String>::new(),
+        "agents left running"
+    );
+    assert!(
+        !std::env::temp_dir()
+            .join(format!("multinet-{run_id}"))
+            .exists(),
+        "run directory left behind"
+    );
+    (out.status.code(), report)
+}
+
+fn kinds(report: &Value) -> Vec<(String, Vec<String>)> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            let nodes = f["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect();
+            (f["kind"].as_str().expect("kind").to_string(), nodes)
+        })
+        .collect()
+}
+
+#[test]
+fn healthy_run_with_rooks_converged_counts_passes() {
+    let dir = tempdir("healthy");
+    let sample = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["config", "sample", "converged"])
+        .output()
+        .expect("sample");
+    let config = dir.0.join("converged.yaml");
+    std::fs::write(&config, sample.stdout).expect("write config");
+    let (code, r) = run(&[
+        "--nodes",
+        "3",
+        "-c",
+        config.to_str().expect("path"),
+        "--probe-interval",
+        "100ms",
+    ]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["backend"], "local");
+    assert_eq!(r["validates_real_network"], false);
+    assert_eq!(r["expected_clients"], 3 * 19);
+    assert_eq!(r["started_clients"], 3 * 19);
+    assert_eq!(r["passed_clients"], 3 * 19);
+    assert_eq!(r["expected_agents"], 1 + 3 + 3 * 19);
+    assert_eq!(r["connected_agents"], r["expected_agents"]);
+    let paths = r["paths"].as_array().expect("paths");
+    // OSD clients probe 8 kinds on 2 networks, others and host checkers 8 on public.
+    assert_eq!(paths.len(), 3 * (3 * 16 + 16 * 8 + 8));
+    assert!(
+        paths
+            .iter()
+            .all(|p| p["ok"] == p["sent"] && p["sent"].as_u64() > Some(0)),
+        "a path failed"
+    );
+    assert_eq!(r["results"]["lost"], 0);
+    assert_eq!(r["results"]["unaccounted"], 0);
+    assert_eq!(r["results"]["produced"], r["results"]["recorded"]);
+    assert!(r["findings"].as_array().expect("findings").is_empty());
+}
+
+#[test]
+fn server_killed_mid_run_is_server_unavailable() {
+    let (code, r) = run(&[
+        "--nodes",
+        "2",
+        "--daemons-per-node",
+        "2",
+        "--probe-interval",
+        "250ms",
+        "--kill-agent",
+        "server@1",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(
+        kinds(&r),
+        [("server_unavailable".to_string(), vec!["n1".to_string()])]
+    );
+}
+
+#[test]
+fn client_killed_is_agent_lost_not_a_network_finding() {
+    let (code, r) = run(&[
+        "--nodes",
+        "3",
+        "--daemons-per-node",
+        "2",
+        "--probe-interval",
+        "250ms",
+        "--kill-agent",
+        "n2@1",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(
+        kinds(&r),
+        [("agent_lost".to_string(), vec!["n2".to_string()])]
+    );
+    assert_eq!(r["passed_clients"], 5);
+}
+
+#[test]
+fn invalid_input_exits_22_and_starts_nothing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["run", "--backend", "local", "--probe-interval", "1ns"])
+        .output()
+        .expect("multinet runs");
+    assert_eq!(out.status.code(), Some(22));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--probe-interval"));
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args([
+            "run",
+            "-c",
+            "deploy/examples/nads.yaml",
+            "--public-network",
+            "x",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("multinet runs");
+    assert_eq!(
+        out.status.code(),
+        Some(22),
+        "-c conflicts with --public-network as in Rook"
+    );
+}
+
+#[test]
+fn junit_has_a_case_per_node_and_network() {
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args([
+            "run",
+            "--backend",
+            "local",
+            "-q",
+            "-o",
+            "junit",
+            "--nodes",
+            "2",
+            "--daemons-per-node",
+            "1",
+            "--probe-interval",
+            "100ms",
+        ])
+        .output()
+        .expect("multinet runs");
+    assert_eq!(out.status.code(), Some(0));
+    let xml = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(xml.matches("<testcase ").count(), 2 * 2, "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+fn tempdir(name: &str) -> TempDir {
+    let path = std::env::temp_dir().join(format!("multinet-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&path).expect("temp dir");
+    TempDir(path)
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
