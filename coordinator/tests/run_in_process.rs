@@ -1,0 +1,220 @@
+//! A run driven through the library inside the test process, so the test can act on the run
+//! while it goes: intruders knock on the control plane (no run certificate, a wrong run id,
+//! another protocol version) and are refused; the coordinator drops an agent's connection and
+//! the agent reconnects and resends — with no result lost and none counted twice.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use multinet_agent::tls::RunTls;
+use multinet_coordinator::backend::local::LocalBackend;
+use multinet_coordinator::progress::Progress;
+use multinet_coordinator::roster::DropConnection;
+use multinet_coordinator::supervisor::{RunSettings, RunSupervisor};
+use multinet_proto::config::{GoDuration, NodeType, RunConfig};
+use multinet_proto::control::codec::{decode_frame, encode};
+use multinet_proto::control::{
+    AgentIdentity, AgentMessage, COORDINATOR_NAME, CoordinatorMessage, Hello, PROTOCOL_VERSION,
+    Refusal, Role,
+};
+use multinet_proto::network::CephNetwork;
+
+fn settings() -> RunSettings {
+    let mut config = RunConfig::default();
+    config.node_types.clear();
+    config
+        .node_types
+        .insert("converged".into(), NodeType::with_counts(2, 1));
+    config.public_network = "public".into();
+    config.cluster_network = "cluster".into();
+    config.probe_interval = GoDuration::from_millis(150);
+    config.resource_timeout = GoDuration::from_secs(60);
+    RunSettings {
+        config,
+        networks: vec![CephNetwork::Public, CephNetwork::Cluster],
+    }
+}
+
+/// Connects with `client`, says `hello`, returns the coordinator's answer.
+async fn knock(
+    client: quinn::ClientConfig,
+    addr: SocketAddr,
+    hello: Hello,
+) -> Result<CoordinatorMessage, String> {
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).map_err(|e| e.to_string())?;
+    endpoint.set_default_client_config(client);
+    let connection = endpoint
+        .connect(addr, COORDINATOR_NAME)
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(&encode(&AgentMessage::Hello(hello)).expect("encode"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut chunk = [0u8; 512];
+            match recv.read(&mut chunk).await {
+                Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
+                _ => return Err("closed before an answer".to_string()),
+            }
+            if let Ok(Some((msg, _))) = decode_frame::<CoordinatorMessage>(&buf) {
+                return Ok(msg);
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no answer".to_string())?;
+    endpoint.close(0u32.into(), b"");
+    answer
+}
+
+/// A client config with a certificate from a CA that is not the run's.
+fn stranger(dir: &std::path::Path, run_ca: &std::path::Path) -> quinn::ClientConfig {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["stranger.invalid".to_string()]).expect("params");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &ca).expect("cert");
+    std::fs::write(dir.join("stranger.crt"), cert.pem()).expect("write");
+    std::fs::write(dir.join("stranger.key"), key.serialize_pem()).expect("write");
+    let files = multinet_proto::assignment::TlsFiles {
+        ca: run_ca.to_path_buf(),
+        cert: dir.join("stranger.crt"),
+        key: dir.join("stranger.key"),
+    };
+    RunTls::load(&files)
+        .expect("load")
+        .control_client_config()
+        .expect("config")
+}
+
+fn hello(run_id: &str, version: u16) -> Hello {
+    Hello {
+        protocol_version: version,
+        run_id: run_id.into(),
+        agent: AgentIdentity {
+            role: Role::Client,
+            node: "n1".into(),
+            pod: "intruder".into(),
+            networks: vec![CephNetwork::Public],
+        },
+        last_acked: 0,
+    }
+}
+
+#[test]
+fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
+    multinet_agent::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("multinet-test-intruders-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    });
+    let dir2 = dir.clone();
+    let (report, answers) = system.block_on(async move {
+        let settings = settings();
+        let mut backend = LocalBackend::new(
+            2,
+            vec![env!("CARGO_BIN_EXE_multinet").into(), "agent".into()],
+            None,
+        );
+        let mut supervisor =
+            RunSupervisor::prepare("127.0.0.1:0".parse().expect("addr")).expect("prepare");
+        let addr = supervisor.control_addr().expect("addr");
+        let run_id = supervisor.run_id().to_string();
+        // A run certificate for the well-formed intruders; a stranger's for the other.
+        let files = supervisor
+            .pki()
+            .write_agent_files(&dir2, "intruder", false)
+            .expect("credentials");
+        let member = RunTls::load(&files)
+            .expect("load")
+            .control_client_config()
+            .expect("config");
+        let outsider = stranger(&dir2, &files.ca);
+        let roster = supervisor.roster();
+        let intruders = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let dropped = roster
+                .send(DropConnection("client-n2-osd-0".into()))
+                .await
+                .expect("roster");
+            let answers = vec![
+                knock(outsider, addr, hello(&run_id, PROTOCOL_VERSION)).await,
+                knock(member.clone(), addr, hello("another-run", PROTOCOL_VERSION)).await,
+                knock(member, addr, hello(&run_id, PROTOCOL_VERSION + 1)).await,
+            ];
+            (dropped, answers)
+        });
+        let mut progress = Progress::new(true);
+        let report = supervisor.run(&mut backend, &settings, &mut progress).await;
+        supervisor.cleanup(&mut backend).await.expect("cleanup");
+        (report.expect("run"), intruders.await.expect("intruders"))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let (dropped, answers) = answers;
+
+    assert!(
+        dropped,
+        "the agent was connected when its connection was dropped"
+    );
+    assert!(
+        answers[0].is_err(),
+        "no run certificate: the handshake fails ({:?})",
+        answers[0]
+    );
+    assert!(
+        matches!(
+            answers[1],
+            Ok(CoordinatorMessage::Refused(Refusal::RunId { .. }))
+        ),
+        "{:?}",
+        answers[1]
+    );
+    assert!(
+        matches!(
+            answers[2],
+            Ok(CoordinatorMessage::Refused(Refusal::ProtocolVersion { .. }))
+        ),
+        "{:?}",
+        answers[2]
+    );
+    assert_eq!(
+        report.refused_connections.get("tls_handshake"),
+        Some(&1),
+        "{:?}",
+        report.refused_connections
+    );
+    assert_eq!(report.refused_connections.get("run_id"), Some(&1));
+    assert_eq!(report.refused_connections.get("protocol_version"), Some(&1));
+
+    // The run itself is unaffected, and every result is accounted for exactly once.
+    assert_eq!(
+        format!("{:?}", report.verdict),
+        "Pass",
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.results.lost, 0);
+    assert_eq!(report.results.unaccounted, 0);
+    assert_eq!(report.results.produced, report.results.recorded);
+    assert_eq!(report.results.sequence_gaps, 0);
+    let reconnected = report
+        .agents
+        .iter()
+        .find(|a| a.pod == "client-n2-osd-0")
+        .expect("the dropped agent");
+    assert!(reconnected.passed_at_ms.is_some());
+}
