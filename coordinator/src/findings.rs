@@ -113,7 +113,6 @@ pub struct AgentFact {
     /// Node.
     pub node: String,
     /// Role.
-    #[serde(skip)]
     pub role: Role,
     /// Networks it is attached to.
     pub networks: Vec<CephNetwork>,

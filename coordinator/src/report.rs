@@ -89,6 +89,15 @@ pub struct PathReport {
     pub outages: Vec<Outage>,
 }
 
+/// Host checkers planned and passed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HostCheckers {
+    /// One per node when the public network is tested.
+    pub expected: usize,
+    /// Those that reached the server's public address consistently.
+    pub passed: usize,
+}
+
 /// A node in the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeReport {
@@ -157,8 +166,8 @@ pub struct RunReport {
     pub started_clients: usize,
     /// Clients that passed every network.
     pub passed_clients: usize,
-    /// Host checkers planned / passed.
-    pub host_checkers: (usize, usize),
+    /// Host checkers planned and passed.
+    pub host_checkers: HostCheckers,
     /// Agents (server, clients, host checkers) the run expected to connect.
     pub expected_agents: usize,
     /// Agents that connected.
@@ -191,7 +200,7 @@ pub fn paths(matrix: &PathMatrix) -> Vec<PathReport> {
             failures: s
                 .failures
                 .iter()
-                .map(|(c, n)| (format!("{c:?}"), *n))
+                .map(|(c, n)| (c.to_string(), *n))
                 .collect(),
             latency_us: Latency {
                 p50: s.latency.quantile_us(0.5),

@@ -553,10 +553,10 @@ impl RunSupervisor {
                 })
                 .count(),
             passed_clients: clients.iter().filter(|a| a.passed_at_ms.is_some()).count(),
-            host_checkers: (
-                hosts.len(),
-                hosts.iter().filter(|a| a.passed_at_ms.is_some()).count(),
-            ),
+            host_checkers: report::HostCheckers {
+                expected: hosts.len(),
+                passed: hosts.iter().filter(|a| a.passed_at_ms.is_some()).count(),
+            },
             expected_agents: self.plan.len(),
             connected_agents: snap.agents.iter().filter(|a| a.ever_connected).count(),
             refused_connections: snap.refused.clone(),

@@ -43,6 +43,7 @@ pub struct Listener {
 
 /// What an agent does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The single web server.
     Server,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// HTTP or HTTPS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scheme {
     /// Plain HTTP.
     Http,
@@ -16,6 +17,7 @@ pub enum Scheme {
 
 /// Payload size class: large payloads find MTU black holes that small ones pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Payload {
     /// A response that fits one packet.
     Small,
@@ -25,6 +27,7 @@ pub enum Payload {
 
 /// Whether the probe opened a fresh connection or reused a kept-alive one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Connection {
     /// New TCP (and TLS) handshake.
     Fresh,
@@ -45,6 +48,7 @@ pub struct ProbeKind {
 
 /// Why a probe failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// The server's address answered with a reset: nothing listens, or a firewall rejects.
     ConnectRefused,
@@ -69,4 +73,19 @@ pub enum Outcome {
     Ok,
     /// The probe failed.
     Failed(FailureClass),
+}
+
+impl std::fmt::Display for FailureClass {
+    /// `connect_refused`, `http_status_503`, …: the names reports and metrics use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureClass::ConnectRefused => f.write_str("connect_refused"),
+            FailureClass::ConnectTimeout => f.write_str("connect_timeout"),
+            FailureClass::Tls => f.write_str("tls"),
+            FailureClass::HttpStatus(code) => write!(f, "http_status_{code}"),
+            FailureClass::ShortBody => f.write_str("short_body"),
+            FailureClass::ReadTimeout => f.write_str("read_timeout"),
+            FailureClass::Io => f.write_str("io"),
+        }
+    }
 }

@@ -128,7 +128,7 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
         }
         n.flaps += stats.flaps;
         for (class, count) in &stats.failures {
-            *n.failures.entry(failure_name(*class)).or_default() += count;
+            *n.failures.entry(class.to_string()).or_default() += count;
         }
         for o in &stats.recent_outages {
             if n.outages.len() < 8 {
@@ -137,19 +137,6 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
         }
     }
     by_node
-}
-
-fn failure_name(class: multinet_proto::probe::FailureClass) -> String {
-    use multinet_proto::probe::FailureClass as F;
-    match class {
-        F::ConnectRefused => "connect_refused".into(),
-        F::ConnectTimeout => "connect_timeout".into(),
-        F::Tls => "tls".into(),
-        F::HttpStatus(code) => format!("http_status_{code}"),
-        F::ShortBody => "short_body".into(),
-        F::ReadTimeout => "read_timeout".into(),
-        F::Io => "io".into(),
-    }
 }
 
 fn finding(

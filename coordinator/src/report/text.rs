@@ -58,8 +58,8 @@ pub fn render(r: &RunReport) -> String {
         r.expected_clients,
         r.started_clients,
         r.passed_clients,
-        r.host_checkers.0,
-        r.host_checkers.1,
+        r.host_checkers.expected,
+        r.host_checkers.passed,
         r.connected_agents,
         r.expected_agents
     );

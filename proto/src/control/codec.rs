@@ -196,7 +196,7 @@ mod tests {
     proptest! {
         #[test]
         fn report_batches_round_trip(seq in any::<u64>(), results in proptest::collection::vec(result(), 0..50)) {
-            let message = AgentMessage::Report(ReportBatch { seq, results, dropped: seq / 7, produced: seq * 3 });
+            let message = AgentMessage::Report(ReportBatch { seq, results, dropped: seq / 7, produced: seq.wrapping_mul(3) });
             let frame = encode(&message).expect("encode");
             let (decoded, used) = decode_frame::<AgentMessage>(&frame).expect("decodes").expect("complete");
             prop_assert_eq!(decoded, message);
