@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config_cmd;
 pub mod control_plane;
