@@ -142,10 +142,14 @@ impl RunSupervisor {
     }
 
     fn stage_done(&mut self, name: &str, since: Instant, met: bool) {
+        self.stage_ended(name, since, if met { "done" } else { "deadline" });
+    }
+
+    fn stage_ended(&mut self, name: &str, since: Instant, outcome: &str) {
         self.stages.push(StageTiming {
             name: name.into(),
             duration_ms: since.elapsed().as_millis() as u64,
-            outcome: if met { "done" } else { "deadline" }.into(),
+            outcome: outcome.into(),
         });
     }
 
@@ -321,10 +325,10 @@ impl RunSupervisor {
             self.start_pods(scheduler, settings, &rest).await?;
             self.stage_done("place agents", since, true);
             let since = Instant::now();
-            let met = self
+            let outcome = self
                 .probe_until_passed(scheduler, settings, progress, &rest, deadline)
                 .await?;
-            self.stage_done("probe", since, met);
+            self.stage_ended("probe", since, outcome);
         } else {
             progress.note("the server did not become ready; no client was started");
         }
@@ -351,7 +355,7 @@ impl RunSupervisor {
         progress: &mut Progress,
         pods: &[PodPlan],
         deadline: Duration,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<&'static str> {
         let since = Instant::now();
         let pairs: Vec<(String, CephNetwork)> = pods
             .iter()
@@ -415,13 +419,13 @@ impl RunSupervisor {
             });
             if server_gone {
                 progress.note("the server agent is gone; stopping the run");
-                return Ok(false);
+                return Ok("server lost");
             }
             if settled {
-                return Ok(true);
+                return Ok("done");
             }
             if since.elapsed() >= deadline {
-                return Ok(false);
+                return Ok("deadline");
             }
             tokio::time::sleep(TICK).await;
         }

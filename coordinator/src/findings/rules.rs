@@ -291,7 +291,7 @@ fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding
                 "the server agent on node {} stopped reporting {at_ms} ms into the run",
                 facts.server_node
             ),
-            json!(at_ms),
+            Value::Null,
         ),
         (AgentFate::NoAddress { network, reason }, None) => (
             format!("the server got no address on the {} network", network.key()),
@@ -319,7 +319,10 @@ fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding
             ("server".into(), json!(facts.server.pod)),
             ("fate".into(), json!(facts.server.fate)),
             ("detail".into(), reason),
-        ]),
+        ])
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .collect(),
         &[
             "without the server no path can be judged: look at the server pod's events and logs first",
             "check that the NADs give the server's node an address on every network (IPAM range, master interface present)",

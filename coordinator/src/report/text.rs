@@ -90,9 +90,9 @@ pub fn render(r: &RunReport) -> String {
                 s.name,
                 s.duration_ms as f64 / 1000.0,
                 if s.outcome == "done" {
-                    ""
+                    String::new()
                 } else {
-                    " (deadline)"
+                    format!(" ({})", s.outcome)
                 }
             )
         })
