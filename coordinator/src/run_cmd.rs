@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// No progress on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// How long agents outlive a coordinator they cannot reach (killed, or its host gone)
+    /// before they exit by themselves, seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub agent_grace_seconds: u64,
     /// Local backend fault: kill an agent (`server`, or a node's first client) SECONDS after it
     /// started, e.g. `server@3` or `n2@2`.
     #[arg(long, value_name = "TARGET@SECONDS")]
@@ -212,6 +216,7 @@ pub fn run(args: &RunArgs) -> u8 {
     let settings = RunSettings {
         networks: networks(&config),
         config,
+        agent_grace: Duration::from_secs(args.agent_grace_seconds),
     };
     let mut backend = LocalBackend::new(args.nodes, agent_command, args.kill_agent.clone());
     let quiet = args.quiet;
@@ -227,10 +232,10 @@ pub fn run(args: &RunArgs) -> u8 {
         let mut supervisor =
             RunSupervisor::prepare(crate::scheduler::Scheduler::control_bind(&backend))?;
         let result = tokio::select! {
-            r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Some),
-            s = shutdown_signal() => {
-                progress.note(&format!("{s}: stopping the run and cleaning up"));
-                Ok(None)
+            r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Ok),
+            (name, code) = shutdown_signal() => {
+                progress.note(&format!("{name}: stopping the run and cleaning up"));
+                Ok(Err(code))
             }
         };
         progress.finish();
@@ -240,8 +245,8 @@ pub fn run(args: &RunArgs) -> u8 {
         anyhow::Ok(report)
     });
     match outcome {
-        Ok(Some(report)) => emit(&report, args),
-        Ok(None) => 130,
+        Ok(Ok(report)) => emit(&report, args),
+        Ok(Err(signal_code)) => signal_code,
         Err(e) => {
             eprintln!("multinet run: {e:#}");
             1
@@ -249,15 +254,16 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
-async fn shutdown_signal() -> &'static str {
+/// Waits for SIGINT or SIGTERM; returns its name and the exit code (128 + signal number).
+async fn shutdown_signal() -> (&'static str, u8) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => ("SIGINT", 130),
+        _ = term.recv() => ("SIGTERM", 143),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct RunSettings {
     pub config: RunConfig,
     /// Networks under test, public first.
     pub networks: Vec<CephNetwork>,
+    /// How long an agent outlives a coordinator it cannot reach before it exits by itself.
+    pub agent_grace: Duration,
 }
 
 impl RunSettings {
@@ -242,7 +244,7 @@ impl RunSupervisor {
                 small_bytes: settings.config.payload_bytes.small,
                 large_bytes: settings.config.payload_bytes.large,
             },
-            grace_ms: 10_000,
+            grace_ms: settings.agent_grace.as_millis() as u64,
             pki: &self.pki,
             run_dir: &self.run_dir,
         };

@@ -32,6 +32,7 @@ fn settings() -> RunSettings {
     RunSettings {
         config,
         networks: vec![CephNetwork::Public, CephNetwork::Cluster],
+        agent_grace: Duration::from_secs(10),
     }
 }
 
@@ -40,6 +41,20 @@ async fn knock(
     client: quinn::ClientConfig,
     addr: SocketAddr,
     hello: Hello,
+) -> Result<CoordinatorMessage, String> {
+    knock_with(
+        client,
+        addr,
+        encode(&AgentMessage::Hello(hello)).expect("encode"),
+    )
+    .await
+}
+
+/// Connects with `client`, sends `bytes` first, returns the coordinator's answer.
+async fn knock_with(
+    client: quinn::ClientConfig,
+    addr: SocketAddr,
+    bytes: Vec<u8>,
 ) -> Result<CoordinatorMessage, String> {
     let mut endpoint =
         quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).map_err(|e| e.to_string())?;
@@ -50,9 +65,7 @@ async fn knock(
         .await
         .map_err(|e| e.to_string())?;
     let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(&encode(&AgentMessage::Hello(hello)).expect("encode"))
-        .await
-        .map_err(|e| e.to_string())?;
+    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     let answer = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -154,7 +167,9 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
             let answers = vec![
                 knock(outsider, addr, hello(&run_id, PROTOCOL_VERSION)).await,
                 knock(member.clone(), addr, hello("another-run", PROTOCOL_VERSION)).await,
-                knock(member, addr, hello(&run_id, PROTOCOL_VERSION + 1)).await,
+                knock(member.clone(), addr, hello(&run_id, PROTOCOL_VERSION + 1)).await,
+                // A frame announcing 4 GiB: refused before anything is allocated.
+                knock_with(member, addr, vec![0xff, 0xff, 0xff, 0xff, 0]).await,
             ];
             (dropped, answers)
         });
@@ -199,6 +214,12 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
     );
     assert_eq!(report.refused_connections.get("run_id"), Some(&1));
     assert_eq!(report.refused_connections.get("protocol_version"), Some(&1));
+    assert!(
+        answers[3].is_err(),
+        "an oversized first frame gets the connection closed ({:?})",
+        answers[3]
+    );
+    assert_eq!(report.refused_connections.get("no_hello"), Some(&1));
 
     // The run itself is unaffected, and every result is accounted for exactly once.
     assert_eq!(

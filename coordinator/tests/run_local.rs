@@ -227,3 +227,156 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Direct children of `pid` with their command lines.
+fn children(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            out.push((child, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// A `multinet run` that takes a while (so there is time to signal it), killed on drop.
+struct LongRun(std::process::Child);
+
+impl LongRun {
+    fn start() -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+            .args([
+                "run",
+                "--backend",
+                "local",
+                "-q",
+                "--nodes",
+                "2",
+                "--daemons-per-node",
+                "2",
+                "--probe-interval",
+                "1s",
+                "--agent-grace-seconds",
+                "2",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("multinet runs");
+        Self(child)
+    }
+
+    /// Waits until all agents (1 server + 2 host checkers + 4 clients) are running.
+    fn agents(&self) -> Vec<(u32, String)> {
+        for _ in 0..100 {
+            let agents: Vec<_> = children(self.0.id())
+                .into_iter()
+                .filter(|(_, c)| c.contains("--assignment"))
+                .collect();
+            if agents.len() == 7 {
+                return agents;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the agents did not start");
+    }
+}
+
+impl Drop for LongRun {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_dir_of(agents: &[(u32, String)]) -> PathBuf {
+    let arg = agents[0]
+        .1
+        .split_whitespace()
+        .find(|a| a.ends_with(".assignment.json"))
+        .expect("assignment path");
+    Path::new(arg).parent().expect("run dir").to_path_buf()
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_stops_the_run_and_leaves_nothing() {
+    for (sig, code) in [("TERM", 143), ("INT", 130)] {
+        let mut run = LongRun::start();
+        let agents = run.agents();
+        let dir = run_dir_of(&agents);
+        assert!(dir.exists());
+        signal(run.0.id(), sig);
+        let status = run.0.wait().expect("run ends");
+        assert_eq!(status.code(), Some(code), "SIG{sig}");
+        assert!(
+            agents.iter().all(|(pid, _)| !alive(*pid)),
+            "agents left after SIG{sig}"
+        );
+        assert!(!dir.exists(), "run directory left after SIG{sig}");
+    }
+}
+
+#[test]
+fn agents_exit_by_themselves_when_the_coordinator_is_killed() {
+    let mut run = LongRun::start();
+    let agents = run.agents();
+    let dir = run_dir_of(&agents);
+    signal(run.0.id(), "KILL");
+    let _ = run.0.wait();
+    // Grace is 2 s; allow for reconnect backoff and scheduling.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while agents.iter().any(|(pid, _)| alive(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left: Vec<_> = agents.iter().filter(|(pid, _)| alive(*pid)).collect();
+    // A killed coordinator cannot remove its directory; the test does.
+    let _ = std::fs::remove_dir_all(&dir);
+    for (pid, _) in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(
+        left.is_empty(),
+        "agents still running 10 s after the coordinator died: {left:?}"
+    );
+}
+
+#[test]
+fn host_check_only_runs_host_checkers_only() {
+    let (code, r) = run(&[
+        "--nodes",
+        "2",
+        "--host-check-only",
+        "--probe-interval",
+        "100ms",
+    ]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["expected_clients"], 0);
+    assert_eq!(r["host_checkers"]["expected"], 2);
+    assert_eq!(r["host_checkers"]["passed"], 2);
+}
