@@ -1,19 +1,36 @@
 //! # multinet-coordinator: the `multinet` command
 //!
-//! Validates the networks a storage cluster will live on. Today it checks the network API
-//! (`spec check`) and run configurations (`config`); the validation run itself (agents, QUIC
-//! control plane, findings) lands on top of this crate.
+//! Validates the networks a storage cluster will live on: checks the network API (`spec
+//! check`), run configurations (`config`), and runs validations (`run`): one server agent, the
+//! worst-case number of client agents on every node, host checkers, all reporting over a QUIC
+//! control plane; the coordinator turns what they report into findings.
 //!
 //! # Layout
 //!
 //! * [`cli`] — the command line: arguments, dispatch, exit codes. `main.rs` only calls it.
-//! * [`input`] — reading user files into documents, with errors that name the file.
-//! * [`spec_check`] — `multinet spec check`: the CephCluster network section, NADs, capacity.
-//! * [`spec_report`] — how a spec check is shown to people.
+//! * [`input`] — reading user files, with errors that name the file.
+//! * [`spec_check`], [`spec_report`] — `multinet spec check` and its text form.
 //! * [`config_cmd`] — `multinet config sample` and `multinet config check`.
+//! * [`run_cmd`] — `multinet run`: flags → run configuration, the actix system on tokio,
+//!   signals, output.
+//! * [`supervisor`] — the `RunSupervisor`: the run's stages and deadlines, plan, verdict.
+//! * [`scheduler`] — the `Scheduler` trait backends implement; [`backend`] — the backends
+//!   (`local` today).
+//! * [`pki`] — the run CA and certificates.
+//! * [`control_plane`] — the QUIC endpoint and per-connection tasks (the bridge to the actors).
+//! * [`roster`] — the `AgentRoster` actor: expected and connected agents, dedup by sequence,
+//!   refusals. [`matrix_actor`] — the actor owning the [`matrix`] (per-path statistics).
+//! * [`findings`] — matrix + facts → findings with evidence and suggestions.
+//! * [`report`] — text, JSON and JUnit reports; [`progress`] — live progress on stderr.
+//! * [`bench`] — `multinet bench ingest`.
 //!
-//! Everything that is pure (parsing, validation, arithmetic) lives in `multinet_proto`; this
-//! crate reads files, picks output formats and sets exit codes.
+//! Everything pure (parsing, validation, arithmetic, the wire format) lives in
+//! `multinet_proto`; the agent is `multinet_agent`.
+//!
+//! Stopping: a run ends by itself (all passed, or a stage deadline); on SIGINT/SIGTERM
+//! [`run_cmd`] drops the run and calls [`supervisor::RunSupervisor::cleanup`], which tells the
+//! agents to stop, ends their processes and closes the endpoint. Agents whose coordinator is
+//! gone exit after their grace period.
 
 #![forbid(unsafe_code)]
 

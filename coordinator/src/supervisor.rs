@@ -19,13 +19,16 @@ use multinet_proto::control::Role;
 use multinet_proto::network::CephNetwork;
 
 use crate::control_plane::ControlPlane;
-use crate::findings::{self, AgentFact, AgentFate, RunFacts};
-use crate::matrix_actor::{FailingPaths, MatrixActor, Passing, Take};
+use crate::findings::AgentFate;
+use crate::matrix_actor::{FailingPaths, MatrixActor, Passing};
 use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
-use crate::report::{self, NodeReport, ResultAccounting, RunReport, StageTiming, Verdict};
-use crate::roster::{AgentRoster, AgentView, Expect, ExpectedAgent, Snapshot, StopAll};
+use crate::report::{RunReport, StageTiming};
+use crate::roster::{AgentRoster, AgentView, Expect, Snapshot, StopAll};
 use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+
+mod outcome;
+mod plan;
 
 /// How long an agent may be disconnected before it counts as lost.
 const LOST_AFTER: Duration = Duration::from_secs(3);
@@ -153,76 +156,6 @@ impl RunSupervisor {
             duration_ms: since.elapsed().as_millis() as u64,
             outcome: outcome.into(),
         });
-    }
-
-    /// Plans the pods: the server on the first node of the server's node type, then per node a
-    /// host checker (when public is tested) and the node type's clients.
-    fn plan(&mut self, settings: &RunSettings) -> anyhow::Result<()> {
-        let config = &settings.config;
-        let server_type = config
-            .server_node_type()
-            .context("no node type has OSDs, so there is nowhere to place the server")?;
-        let server_node = self
-            .nodes
-            .iter()
-            .find(|n| n.node_type == server_type)
-            .context("no node belongs to the server's node type")?;
-        self.server_node = server_node.name.clone();
-        let public = settings.networks.contains(&CephNetwork::Public);
-        self.plan.push(PodPlan {
-            pod: "server".into(),
-            node: self.server_node.clone(),
-            role: Role::Server,
-            networks: settings.networks.clone(),
-        });
-        for node in &self.nodes {
-            if public {
-                self.plan.push(PodPlan {
-                    pod: format!("host-{}", node.name),
-                    node: node.name.clone(),
-                    role: Role::HostCheck,
-                    networks: Vec::new(),
-                });
-            }
-            if config.host_check_only {
-                continue;
-            }
-            let Some(t) = config.node_types.get(&node.node_type) else {
-                continue;
-            };
-            for i in 0..t.osds_per_node {
-                self.plan.push(PodPlan {
-                    pod: format!("client-{}-osd-{i}", node.name),
-                    node: node.name.clone(),
-                    role: Role::Client,
-                    networks: settings.networks.clone(),
-                });
-            }
-            if public {
-                for i in 0..t.other_daemons_per_node {
-                    self.plan.push(PodPlan {
-                        pod: format!("client-{}-other-{i}", node.name),
-                        node: node.name.clone(),
-                        role: Role::Client,
-                        networks: vec![CephNetwork::Public],
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn expected(p: &PodPlan) -> ExpectedAgent {
-        ExpectedAgent {
-            pod: p.pod.clone(),
-            node: p.node.clone(),
-            role: p.role,
-            networks: if p.role == Role::HostCheck {
-                vec![CephNetwork::Public]
-            } else {
-                p.networks.clone()
-            },
-        }
     }
 
     async fn start_pods<S: Scheduler>(
@@ -431,155 +364,6 @@ impl RunSupervisor {
             }
             tokio::time::sleep(TICK).await;
         }
-    }
-
-    async fn report<S: Scheduler>(
-        &mut self,
-        scheduler: &mut S,
-        settings: &RunSettings,
-    ) -> anyhow::Result<RunReport> {
-        let snap = self.roster.send(Snapshot).await?;
-        let matrix = self.matrix.send(Take).await?;
-        let fact = |view: &AgentView| -> AgentFact {
-            let pod = &view.expected.pod;
-            let fate = if let Some(f) = self.scheduler_fates.get(pod) {
-                if matches!(f, AgentFate::Lost { .. }) && !view.ever_connected {
-                    AgentFate::NeverConnected
-                } else {
-                    f.clone()
-                }
-            } else if let Some(reason) = &view.failed {
-                AgentFate::Failed {
-                    reason: reason.clone(),
-                }
-            } else if !view.ever_connected {
-                AgentFate::NeverConnected
-            } else if view
-                .disconnected_at
-                .is_some_and(|t| t.elapsed() >= LOST_AFTER)
-            {
-                AgentFate::Lost {
-                    at_ms: self.elapsed_ms().saturating_sub(
-                        view.disconnected_at
-                            .map_or(0, |t| t.elapsed().as_millis() as u64),
-                    ),
-                }
-            } else {
-                AgentFate::Reported
-            };
-            AgentFact {
-                pod: pod.clone(),
-                node: view.expected.node.clone(),
-                role: view.expected.role,
-                networks: view.expected.networks.clone(),
-                fate,
-                passed_at_ms: self.passed_at.get(pod).copied(),
-            }
-        };
-        let mut server = None;
-        let mut agents = Vec::new();
-        for view in &snap.agents {
-            let f = fact(view);
-            if view.expected.role == Role::Server {
-                server = Some(f)
-            } else {
-                agents.push(f)
-            }
-        }
-        // Planned pods the roster never heard of (server never ready: clients not started).
-        for p in &self.plan {
-            if !snap.agents.iter().any(|a| a.expected.pod == p.pod) {
-                let e = Self::expected(p);
-                agents.push(AgentFact {
-                    pod: e.pod,
-                    node: e.node,
-                    role: e.role,
-                    networks: e.networks,
-                    fate: AgentFate::NotStarted {
-                        reason: "not started: the server never became ready".into(),
-                    },
-                    passed_at_ms: None,
-                });
-            }
-        }
-        let server = server.context("the server was never planned")?;
-        let server_ok = server.fate == AgentFate::Reported;
-        let facts = RunFacts {
-            networks: settings.networks.clone(),
-            server_node: self.server_node.clone(),
-            nodes: self.nodes.iter().map(|n| n.name.clone()).collect(),
-            server,
-            agents,
-            success_threshold: settings.threshold(),
-            flaky_threshold_ms: settings.config.flaky_threshold.as_std().as_millis() as u64,
-        };
-        // Server-not-started pods are consequences, not scheduling problems of their own.
-        let mut found = findings::evaluate(&matrix, &facts);
-        if !server_ok {
-            found.retain(|f| f.kind != findings::FindingKind::Scheduling);
-        }
-        let clients: Vec<&AgentFact> = facts
-            .agents
-            .iter()
-            .filter(|a| a.role == Role::Client)
-            .collect();
-        let hosts: Vec<&AgentFact> = facts
-            .agents
-            .iter()
-            .filter(|a| a.role == Role::HostCheck)
-            .collect();
-        let produced: u64 = snap.agents.iter().map(|a| a.produced).sum();
-        let all_passed = server_ok && facts.agents.iter().all(|a| a.passed_at_ms.is_some());
-        Ok(RunReport {
-            verdict: Verdict::decide(&found, all_passed),
-            backend: scheduler.backend().into(),
-            validates_real_network: scheduler.validates_real_network(),
-            run_id: self.run_id.clone(),
-            networks: settings.networks.clone(),
-            nodes: self
-                .nodes
-                .iter()
-                .map(|n| NodeReport {
-                    name: n.name.clone(),
-                    node_type: n.node_type.clone(),
-                    server: n.name == self.server_node,
-                })
-                .collect(),
-            server_node: self.server_node.clone(),
-            findings: found,
-            paths: report::paths(&matrix),
-            expected_clients: clients.len(),
-            started_clients: clients
-                .iter()
-                .filter(|a| {
-                    !matches!(
-                        a.fate,
-                        AgentFate::NotStarted { .. } | AgentFate::NoAddress { .. }
-                    )
-                })
-                .count(),
-            passed_clients: clients.iter().filter(|a| a.passed_at_ms.is_some()).count(),
-            host_checkers: report::HostCheckers {
-                expected: hosts.len(),
-                passed: hosts.iter().filter(|a| a.passed_at_ms.is_some()).count(),
-            },
-            expected_agents: self.plan.len(),
-            connected_agents: snap.agents.iter().filter(|a| a.ever_connected).count(),
-            refused_connections: snap.refused.clone(),
-            results: ResultAccounting {
-                produced,
-                unaccounted: produced.saturating_sub(matrix.recorded() + matrix.lost()),
-                recorded: matrix.recorded(),
-                lost: matrix.lost(),
-                duplicate_batches: snap.duplicate_batches,
-                sequence_gaps: snap.sequence_gaps,
-            },
-            stages: self.stages.clone(),
-            duration_ms: self.elapsed_ms(),
-            agents: std::iter::once(facts.server.clone())
-                .chain(facts.agents.iter().cloned())
-                .collect(),
-        })
     }
 
     /// Stops the agents, closes the control plane, and removes everything the run created.

@@ -1,0 +1,81 @@
+//! Which pods a run wants, where.
+
+use anyhow::Context;
+use multinet_proto::control::Role;
+use multinet_proto::network::CephNetwork;
+
+use super::{RunSettings, RunSupervisor};
+use crate::roster::ExpectedAgent;
+use crate::scheduler::PodPlan;
+
+impl RunSupervisor {
+    /// Plans the pods: the server on the first node of the server's node type, then per node a
+    /// host checker (when public is tested) and the node type's clients.
+    pub(super) fn plan(&mut self, settings: &RunSettings) -> anyhow::Result<()> {
+        let config = &settings.config;
+        let server_type = config
+            .server_node_type()
+            .context("no node type has OSDs, so there is nowhere to place the server")?;
+        let server_node = self
+            .nodes
+            .iter()
+            .find(|n| n.node_type == server_type)
+            .context("no node belongs to the server's node type")?;
+        self.server_node = server_node.name.clone();
+        let public = settings.networks.contains(&CephNetwork::Public);
+        self.plan.push(PodPlan {
+            pod: "server".into(),
+            node: self.server_node.clone(),
+            role: Role::Server,
+            networks: settings.networks.clone(),
+        });
+        for node in &self.nodes {
+            if public {
+                self.plan.push(PodPlan {
+                    pod: format!("host-{}", node.name),
+                    node: node.name.clone(),
+                    role: Role::HostCheck,
+                    networks: Vec::new(),
+                });
+            }
+            if config.host_check_only {
+                continue;
+            }
+            let Some(t) = config.node_types.get(&node.node_type) else {
+                continue;
+            };
+            for i in 0..t.osds_per_node {
+                self.plan.push(PodPlan {
+                    pod: format!("client-{}-osd-{i}", node.name),
+                    node: node.name.clone(),
+                    role: Role::Client,
+                    networks: settings.networks.clone(),
+                });
+            }
+            if public {
+                for i in 0..t.other_daemons_per_node {
+                    self.plan.push(PodPlan {
+                        pod: format!("client-{}-other-{i}", node.name),
+                        node: node.name.clone(),
+                        role: Role::Client,
+                        networks: vec![CephNetwork::Public],
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn expected(p: &PodPlan) -> ExpectedAgent {
+        ExpectedAgent {
+            pod: p.pod.clone(),
+            node: p.node.clone(),
+            role: p.role,
+            networks: if p.role == Role::HostCheck {
+                vec![CephNetwork::Public]
+            } else {
+                p.networks.clone()
+            },
+        }
+    }
+}
