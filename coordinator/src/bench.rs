@@ -152,7 +152,11 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         })
         .collect();
     roster.send(Expect(expected)).await?;
-    let control = ControlPlane::start(&pki, "127.0.0.1:0".parse()?, roster.clone())?;
+    let control = ControlPlane::start(
+        &pki,
+        std::net::UdpSocket::bind(("127.0.0.1", 0))?,
+        roster.clone(),
+    )?;
     let exe = std::env::current_exe()?;
     let child = tokio::process::Command::new(exe)
         .args([

@@ -28,13 +28,18 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Binds `addr` and starts accepting agents.
+    /// Starts accepting agents on `socket` (bound by the backend where agents reach it).
     pub fn start(
         pki: &RunPki,
-        addr: SocketAddr,
+        socket: std::net::UdpSocket,
         roster: Addr<AgentRoster>,
     ) -> anyhow::Result<Self> {
-        let endpoint = quinn::Endpoint::server(pki.quic_server_config()?, addr)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(pki.quic_server_config()?),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         let accepting = endpoint.clone();
         tokio::spawn(async move {
             let ids = Arc::new(AtomicU64::new(1));

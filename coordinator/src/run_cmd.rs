@@ -12,7 +12,8 @@ use multinet_proto::config::{
 use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
 
-use crate::backend::local::{KillAgent, LocalBackend};
+use crate::backend::agents::{AgentProcesses, KillAgent};
+use crate::backend::local::LocalBackend;
 use crate::cli::EXIT_INVALID;
 use crate::input::read_text_or_report;
 use crate::progress::Progress;
@@ -206,7 +207,7 @@ pub fn run(args: &RunArgs) -> u8 {
             "multinet run: using the local backend (agents on loopback; it validates no real network). The emulated lab, which does, is not built yet."
         );
     }
-    let agent_command = match LocalBackend::default_agent_command() {
+    let agent_command = match AgentProcesses::default_agent_command() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("multinet run: {e:#}");
@@ -230,7 +231,7 @@ pub fn run(args: &RunArgs) -> u8 {
     let outcome = system.block_on(async move {
         let mut progress = Progress::new(quiet);
         let mut supervisor =
-            RunSupervisor::prepare(crate::scheduler::Scheduler::control_bind(&backend))?;
+            RunSupervisor::prepare(crate::scheduler::Scheduler::control_socket(&backend)?)?;
         let result = tokio::select! {
             r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Ok),
             (name, code) = shutdown_signal() => {

@@ -80,8 +80,15 @@ pub trait Scheduler {
     /// Whether a pass means anything about a real network (false for `local`).
     fn validates_real_network(&self) -> bool;
 
-    /// Where the coordinator binds its control plane so that agents can reach it.
-    fn control_bind(&self) -> SocketAddr;
+    /// The UDP socket of the coordinator's control plane, bound where agents can reach it
+    /// (loopback, the lab's control namespace, the pod network).
+    fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket>;
+
+    /// A node the server must run on, when the backend's topology names one; otherwise the
+    /// placement rule decides.
+    fn server_node(&self) -> Option<String> {
+        None
+    }
 
     /// The nodes, each with its node type (placement by node selector and tolerations).
     async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>>;

@@ -91,7 +91,7 @@ fn new_run_id() -> String {
 impl RunSupervisor {
     /// Sets up the run: id, private directory, PKI, actors, control plane. Must be called
     /// inside an actix system.
-    pub fn prepare(control_bind: std::net::SocketAddr) -> anyhow::Result<Self> {
+    pub fn prepare(control_socket: std::net::UdpSocket) -> anyhow::Result<Self> {
         let run_id = new_run_id();
         let run_dir = std::env::temp_dir().join(format!("multinet-{run_id}"));
         {
@@ -104,7 +104,7 @@ impl RunSupervisor {
         let pki = RunPki::new(&run_id)?;
         let matrix = MatrixActor::default().start();
         let roster = AgentRoster::new(run_id.clone(), matrix.clone()).start();
-        let control = ControlPlane::start(&pki, control_bind, roster.clone())?;
+        let control = ControlPlane::start(&pki, control_socket, roster.clone())?;
         Ok(Self {
             run_id,
             run_dir,
@@ -222,7 +222,7 @@ impl RunSupervisor {
     ) -> anyhow::Result<RunReport> {
         let deadline = settings.stage_deadline();
         self.nodes = scheduler.nodes(&settings.config).await?;
-        self.plan(settings)?;
+        self.plan(settings, scheduler.server_node())?;
         let (server, rest): (Vec<PodPlan>, Vec<PodPlan>) = self
             .plan
             .clone()

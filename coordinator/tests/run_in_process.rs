@@ -144,7 +144,8 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
             None,
         );
         let mut supervisor =
-            RunSupervisor::prepare("127.0.0.1:0".parse().expect("addr")).expect("prepare");
+            RunSupervisor::prepare(std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"))
+                .expect("prepare");
         let addr = supervisor.control_addr().expect("addr");
         let run_id = supervisor.run_id().to_string();
         // A run certificate for the well-formed intruders; a stranger's for the other.

@@ -9,19 +9,34 @@ use crate::roster::ExpectedAgent;
 use crate::scheduler::PodPlan;
 
 impl RunSupervisor {
-    /// Plans the pods: the server on the first node of the server's node type, then per node a
+    /// Plans the pods: the server on the backend's chosen node, else the first node of the
+    /// server's node type, then per node a
     /// host checker (when public is tested) and the node type's clients.
-    pub(super) fn plan(&mut self, settings: &RunSettings) -> anyhow::Result<()> {
+    pub(super) fn plan(
+        &mut self,
+        settings: &RunSettings,
+        server_override: Option<String>,
+    ) -> anyhow::Result<()> {
         let config = &settings.config;
         let server_type = config
             .server_node_type()
             .context("no node type has OSDs, so there is nowhere to place the server")?;
-        let server_node = self
-            .nodes
-            .iter()
-            .find(|n| n.node_type == server_type)
-            .context("no node belongs to the server's node type")?;
-        self.server_node = server_node.name.clone();
+        self.server_node = match server_override {
+            Some(node) => {
+                anyhow::ensure!(
+                    self.nodes.iter().any(|n| n.name == node),
+                    "the server's node {node} runs no test pods (no node type selects it)"
+                );
+                node
+            }
+            None => self
+                .nodes
+                .iter()
+                .find(|n| n.node_type == server_type)
+                .context("no node belongs to the server's node type")?
+                .name
+                .clone(),
+        };
         let public = settings.networks.contains(&CephNetwork::Public);
         self.plan.push(PodPlan {
             pod: "server".into(),

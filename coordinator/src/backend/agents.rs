@@ -1,0 +1,209 @@
+//! Agent processes, for the backends that run agents on this machine (local, lab): writing
+//! an agent's certificate and assignment, starting it (optionally inside a network namespace),
+//! noticing when it exits, the kill-agent fault, and stopping them all.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use multinet_proto::assignment::{AgentAssignment, NetworkAddress};
+use multinet_proto::control::{AgentIdentity, Role};
+use multinet_proto::network::CephNetwork;
+use tokio::process::{Child, Command};
+
+use crate::scheduler::{AgentEnv, PodPlan};
+
+/// Kill an agent some time after it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillAgent {
+    /// `server`, or a node name (its first client is killed).
+    pub target: String,
+    /// How long after the agent started.
+    pub after: Duration,
+}
+
+impl std::str::FromStr for KillAgent {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (target, secs) = text
+            .split_once('@')
+            .ok_or_else(|| format!("{text:?}: expected TARGET@SECONDS, e.g. server@3 or n2@5"))?;
+        let secs: f64 = secs
+            .parse()
+            .map_err(|_| format!("{text:?}: {secs:?} is not a number of seconds"))?;
+        if !(0.0..=86_400.0).contains(&secs) || target.is_empty() {
+            return Err(format!(
+                "{text:?}: expected TARGET@SECONDS with 0 ≤ SECONDS ≤ 86400"
+            ));
+        }
+        Ok(Self {
+            target: target.to_string(),
+            after: Duration::from_secs_f64(secs),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Running {
+    child: Child,
+    started: Instant,
+    role: Role,
+    node: String,
+    exited: bool,
+}
+
+/// The agent processes of a run.
+#[derive(Debug)]
+pub struct AgentProcesses {
+    agent_command: Vec<String>,
+    running: BTreeMap<String, Running>,
+    kill: Option<KillAgent>,
+    killed: bool,
+}
+
+impl AgentProcesses {
+    /// Agents are started with `agent_command` + `--assignment FILE`.
+    pub fn new(agent_command: Vec<String>, kill: Option<KillAgent>) -> Self {
+        Self {
+            agent_command,
+            running: BTreeMap::new(),
+            kill,
+            killed: false,
+        }
+    }
+
+    /// The command that runs an agent: `MULTINET_AGENT_BIN` if set, else this very binary's
+    /// `agent` subcommand.
+    pub fn default_agent_command() -> anyhow::Result<Vec<String>> {
+        if let Ok(bin) = std::env::var("MULTINET_AGENT_BIN") {
+            return Ok(vec![bin]);
+        }
+        let exe = std::env::current_exe().context("finding the multinet binary to run agents")?;
+        Ok(vec![exe.display().to_string(), "agent".into()])
+    }
+
+    /// Writes the agent's certificate and assignment and starts it, prefixed by `wrapper`
+    /// (e.g. `ip netns exec NS`). `Err` is a reason the pod did not start.
+    pub fn start(
+        &mut self,
+        pod: &PodPlan,
+        env: &AgentEnv<'_>,
+        addresses: Vec<NetworkAddress>,
+        wrapper: &[String],
+    ) -> anyhow::Result<Result<(), String>> {
+        let tls = env
+            .pki
+            .write_agent_files(env.run_dir, &pod.pod, pod.role == Role::Server)?;
+        let assignment = AgentAssignment {
+            run_id: env.run_id.to_string(),
+            coordinator: env.coordinator,
+            identity: AgentIdentity {
+                role: pod.role,
+                node: pod.node.clone(),
+                pod: pod.pod.clone(),
+                networks: if pod.role == Role::HostCheck {
+                    vec![CephNetwork::Public]
+                } else {
+                    pod.networks.clone()
+                },
+            },
+            tls,
+            addresses,
+            probe: env.probe,
+            grace_ms: env.grace_ms,
+            batch_max: 256,
+            unacked_max: 1024,
+        };
+        let file = env.run_dir.join(format!("{}.assignment.json", pod.pod));
+        std::fs::write(&file, serde_json::to_vec_pretty(&assignment)?)?;
+        let log = std::fs::File::create(env.run_dir.join(format!("{}.log", pod.pod)))?;
+        let mut argv: Vec<String> = wrapper.iter().chain(&self.agent_command).cloned().collect();
+        argv.push("--assignment".into());
+        argv.push(file.display().to_string());
+        let (program, args) = argv.split_first().context("empty agent command")?;
+        match Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(child) => {
+                self.running.insert(
+                    pod.pod.clone(),
+                    Running {
+                        child,
+                        started: Instant::now(),
+                        role: pod.role,
+                        node: pod.node.clone(),
+                        exited: false,
+                    },
+                );
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(format!("cannot start {program}: {e}"))),
+        }
+    }
+
+    /// Applies the kill-agent fault when it is due; returns agents that exited since the last
+    /// call, with the reason.
+    pub fn exited(&mut self) -> Vec<(String, String)> {
+        if let (Some(kill), false) = (&self.kill, self.killed) {
+            let victim = self.running.values_mut().find(|r| {
+                if kill.target == "server" {
+                    r.role == Role::Server
+                } else {
+                    r.role == Role::Client && r.node == kill.target
+                }
+            });
+            if let Some(r) = victim.filter(|r| r.started.elapsed() >= kill.after) {
+                let _ = r.child.start_kill();
+                self.killed = true;
+            }
+        }
+        let mut out = Vec::new();
+        for (pod, r) in &mut self.running {
+            if !r.exited {
+                if let Ok(Some(status)) = r.child.try_wait() {
+                    r.exited = true;
+                    out.push((pod.clone(), format!("agent process exited: {status}")));
+                }
+            }
+        }
+        out
+    }
+
+    /// Gives agents (told to stop over the control plane) a moment, then ends them all.
+    pub async fn stop_all(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for r in self.running.values_mut() {
+            while Instant::now() < deadline && matches!(r.child.try_wait(), Ok(None)) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = r.child.start_kill();
+            let _ = r.child.wait().await;
+        }
+        self.running.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_agent_parses() {
+        assert_eq!(
+            "server@2.5".parse::<KillAgent>(),
+            Ok(KillAgent {
+                target: "server".into(),
+                after: Duration::from_millis(2500)
+            })
+        );
+        assert!("server".parse::<KillAgent>().is_err());
+        assert!("@3".parse::<KillAgent>().is_err());
+        assert!("n1@-1".parse::<KillAgent>().is_err());
+    }
+}
