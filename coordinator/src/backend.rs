@@ -3,4 +3,5 @@
 //! * [`local`] — agents as plain processes on loopback addresses. No root, no isolation: it
 //!   validates no real network and says so.
 
+pub mod agents;
 pub mod local;

@@ -165,11 +165,11 @@ impl AgentProcesses {
         }
         let mut out = Vec::new();
         for (pod, r) in &mut self.running {
-            if !r.exited {
-                if let Ok(Some(status)) = r.child.try_wait() {
-                    r.exited = true;
-                    out.push((pod.clone(), format!("agent process exited: {status}")));
-                }
+            if !r.exited
+                && let Ok(Some(status)) = r.child.try_wait()
+            {
+                r.exited = true;
+                out.push((pod.clone(), format!("agent process exited: {status}")));
             }
         }
         out
