@@ -23,6 +23,7 @@
 //! * [`findings`] — matrix + facts → findings with evidence and suggestions.
 //! * [`report`] — text, JSON and JUnit reports; [`progress`] — live progress on stderr.
 //! * [`bench`] — `multinet bench ingest`.
+//! * [`lab`] — the emulated lab: [`lab::topology`] reads and checks the topology file.
 //!
 //! Everything pure (parsing, validation, arithmetic, the wire format) lives in
 //! `multinet_proto`; the agent is `multinet_agent`.
@@ -41,6 +42,7 @@ pub mod config_cmd;
 pub mod control_plane;
 pub mod findings;
 pub mod input;
+pub mod lab;
 pub mod matrix;
 pub mod matrix_actor;
 pub mod pki;
