@@ -145,11 +145,43 @@ impl Prober {
         }
     }
 
+    /// A prober with the same settings and no connections yet.
+    fn fresh(&self) -> Self {
+        Self {
+            tls: self.tls.clone(),
+            server_name: self.server_name.clone(),
+            timeout: self.timeout,
+            large_bytes: self.large_bytes,
+            started: self.started,
+            kept: HashMap::new(),
+            mismatch_noted: HashSet::new(),
+        }
+    }
+
     /// Probes until the targets channel closes: waits for targets, then runs a round every
-    /// `interval`, pushing every result into `outbox`.
+    /// `interval` on each network, pushing every result into `outbox`. Each network has its
+    /// own loop, so a network whose probes time out does not slow the probes of another.
     pub async fn run(
-        mut self,
+        self,
         plan: &ProbePlan,
+        targets: watch::Receiver<Vec<Listener>>,
+        interval: Duration,
+        outbox: &Outbox,
+    ) {
+        let loops: Vec<_> = plan
+            .networks
+            .iter()
+            .map(|&network| {
+                self.fresh()
+                    .run_network(network, targets.clone(), interval, outbox)
+            })
+            .collect();
+        join_all(loops).await;
+    }
+
+    async fn run_network(
+        mut self,
+        (network, source): (CephNetwork, Option<IpAddr>),
         mut targets: watch::Receiver<Vec<Listener>>,
         interval: Duration,
         outbox: &Outbox,
@@ -165,18 +197,16 @@ impl Prober {
                 return;
             }
             let listeners = targets.borrow_and_update().clone();
-            for &(network, source) in &plan.networks {
-                // No listener on this network: the coordinator knows, nothing to probe.
-                let Some(listener) = listeners.iter().find(|l| l.network == network) else {
-                    continue;
+            // No listener on this network: the coordinator knows, nothing to probe.
+            let Some(listener) = listeners.iter().find(|l| l.network == network) else {
+                continue;
+            };
+            for kind in ROUND {
+                let target = match kind.scheme {
+                    Scheme::Http => listener.http,
+                    Scheme::Https => listener.https,
                 };
-                for kind in ROUND {
-                    let target = match kind.scheme {
-                        Scheme::Http => listener.http,
-                        Scheme::Https => listener.https,
-                    };
-                    outbox.push(self.probe(network, source, target, kind).await);
-                }
+                outbox.push(self.probe(network, source, target, kind).await);
             }
         }
     }
@@ -397,3 +427,22 @@ fn classify_tls(error: &std::io::Error) -> FailureClass {
 
 #[cfg(test)]
 mod tests;
+
+/// Runs every future to completion, concurrently, on the current task.
+async fn join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done = vec![false; futures.len()];
+    std::future::poll_fn(|cx| {
+        for (future, done) in futures.iter_mut().zip(done.iter_mut()) {
+            if !*done && future.as_mut().poll(cx).is_ready() {
+                *done = true;
+            }
+        }
+        if done.iter().all(|d| *d) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}

@@ -32,6 +32,9 @@ enum Command {
     /// Run a validation: one server, the worst-case clients on every node, host checkers;
     /// report which paths fail and why.
     Run(crate::run_cmd::RunArgs),
+    /// The emulated lab: build, inspect, remove.
+    #[command(subcommand)]
+    Lab(crate::lab_cmd::LabCommand),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check { file, output }) => config_cmd::check(&file, output),
         Command::Run(args) => crate::run_cmd::run(&args),
         Command::Agent { assignment } => run_agent(&assignment),
+        Command::Lab(command) => crate::lab_cmd::run(&command),
         Command::Bench(crate::bench::BenchCommand::Ingest(args)) => crate::bench::ingest(&args),
         Command::Bench(crate::bench::BenchCommand::Load(args)) => crate::bench::load::load(&args),
     };

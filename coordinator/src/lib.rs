@@ -16,6 +16,7 @@
 //! * [`supervisor`] — the `RunSupervisor`: the run's stages and deadlines, plan, verdict.
 //! * [`scheduler`] — the `Scheduler` trait backends implement; [`backend`] — the backends
 //!   (`local` today).
+//! * [`lab`] — the emulated lab; [`lab_cmd`] — `multinet lab up | status | down`.
 //! * [`pki`] — the run CA and certificates.
 //! * [`control_plane`] — the QUIC endpoint and per-connection tasks (the bridge to the actors).
 //! * [`roster`] — the `AgentRoster` actor: expected and connected agents, dedup by sequence,
@@ -23,7 +24,6 @@
 //! * [`findings`] — matrix + facts → findings with evidence and suggestions.
 //! * [`report`] — text, JSON and JUnit reports; [`progress`] — live progress on stderr.
 //! * [`bench`] — `multinet bench ingest`.
-//! * [`lab`] — the emulated lab: [`lab::topology`] reads and checks the topology file.
 //!
 //! Everything pure (parsing, validation, arithmetic, the wire format) lives in
 //! `multinet_proto`; the agent is `multinet_agent`.
@@ -43,6 +43,7 @@ pub mod control_plane;
 pub mod findings;
 pub mod input;
 pub mod lab;
+pub mod lab_cmd;
 pub mod matrix;
 pub mod matrix_actor;
 pub mod pki;

@@ -13,11 +13,15 @@ use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
 
 use crate::backend::agents::{AgentProcesses, KillAgent};
+use crate::backend::lab::LabBackend;
 use crate::backend::local::LocalBackend;
 use crate::cli::EXIT_INVALID;
 use crate::input::read_text_or_report;
+use crate::lab::build::Lab;
+use crate::lab::topology::{ConfigSource, LabTopology};
 use crate::progress::Progress;
 use crate::report::{self, RunReport};
+use crate::scheduler::Scheduler;
 use crate::supervisor::{RunSettings, RunSupervisor};
 
 /// Where agents run.
@@ -26,7 +30,8 @@ pub enum Backend {
     /// Agents as processes on loopback addresses of this machine: no root needed, validates no
     /// real network.
     Local,
-    /// The emulated lab (network namespaces and real CNI plugins) — not built yet.
+    /// The emulated lab: network namespaces as nodes and pods, the real CNI plugins. Needs
+    /// root. The default when it can run.
     Lab,
     /// A Kubernetes cluster — not built yet.
     Kube,
@@ -93,6 +98,20 @@ pub struct RunArgs {
     /// before they exit by themselves, seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub agent_grace_seconds: u64,
+    /// Lab topology file (lab backend; default: 3 nodes, public and cluster on macvlan).
+    #[arg(
+        short = 'f',
+        long = "topology",
+        value_name = "TOPOLOGY.yaml",
+        conflicts_with = "lab"
+    )]
+    pub topology: Option<PathBuf>,
+    /// Run on a lab that is already up (`multinet lab up`); it is left up.
+    #[arg(long, value_name = "NAME")]
+    pub lab: Option<String>,
+    /// Leave the lab up after the run.
+    #[arg(long)]
+    pub keep: bool,
     /// Local backend fault: kill an agent (`server`, or a node's first client) SECONDS after it
     /// started, e.g. `server@3` or `n2@2`.
     #[arg(long, value_name = "TARGET@SECONDS")]
@@ -149,6 +168,12 @@ pub fn build_config(args: &RunArgs, problems: &mut Problems) -> Option<RunConfig
             config
         }
     };
+    apply_overrides(args, &mut config, problems);
+    problems.is_valid().then_some(config)
+}
+
+/// `--host-check-only` and `--probe-interval` apply whatever the configuration's source.
+fn apply_overrides(args: &RunArgs, config: &mut RunConfig, problems: &mut Problems) {
     if args.host_check_only {
         config.host_check_only = true;
     }
@@ -164,7 +189,6 @@ pub fn build_config(args: &RunArgs, problems: &mut Problems) -> Option<RunConfig
             Err(e) => problems.error("--probe-interval", e),
         }
     }
-    problems.is_valid().then_some(config)
 }
 
 fn networks(config: &RunConfig) -> Vec<CephNetwork> {
@@ -178,35 +202,64 @@ fn networks(config: &RunConfig) -> Vec<CephNetwork> {
     n
 }
 
+/// Whether the lab can run here: root, `ip`, and the CNI plugins.
+fn lab_available() -> Result<(), String> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        return Err("the lab needs root".into());
+    }
+    if !std::path::Path::new(crate::lab::cni::CNI_PATH)
+        .join("macvlan")
+        .exists()
+    {
+        return Err(format!(
+            "the lab needs the CNI plugins in {} (apt-get install containernetworking-plugins)",
+            crate::lab::cni::CNI_PATH
+        ));
+    }
+    Ok(())
+}
+
+fn rook_flags_given(args: &RunArgs) -> bool {
+    args.config.is_some()
+        || args.public_network.is_some()
+        || args.cluster_network.is_some()
+        || args.daemons_per_node.is_some()
+        || args.timeout_minutes.is_some()
+        || args.flaky_threshold_seconds.is_some()
+}
+
+fn fail_invalid(problems: &Problems) -> u8 {
+    for p in &problems.errors {
+        eprintln!("multinet run: {p}");
+    }
+    EXIT_INVALID
+}
+
 /// Runs the command; returns the exit code.
 pub fn run(args: &RunArgs) -> u8 {
-    let mut problems = Problems::default();
-    let config = build_config(args, &mut problems);
-    match args.backend {
-        None | Some(Backend::Local) => {}
-        Some(Backend::Lab) => problems.error(
-            "--backend",
-            "the lab backend is not built yet (issue #4); use --backend local",
-        ),
-        Some(Backend::Kube) => problems.error(
-            "--backend",
-            "the Kubernetes backend is not built yet (issue #5); use --backend local",
-        ),
-    }
-    let Some(config) = config.filter(|_| problems.is_valid()) else {
-        for p in &problems.errors {
-            eprintln!("multinet run: {p}");
-        }
-        return EXIT_INVALID;
+    let backend = match args.backend {
+        Some(b) => b,
+        None if args.topology.is_some() || args.lab.is_some() => Backend::Lab,
+        None => match lab_available() {
+            Ok(()) => Backend::Lab,
+            Err(why) => {
+                if !args.quiet {
+                    eprintln!(
+                        "multinet run: using the local backend (agents on loopback; it validates no real network) because {why}; run as root with containernetworking-plugins installed for the emulated lab."
+                    );
+                }
+                Backend::Local
+            }
+        },
     };
-    for p in &problems.warnings {
-        eprintln!("multinet run: warning: {p}");
-    }
-    if args.backend.is_none() && !args.quiet {
-        eprintln!(
-            "multinet run: using the local backend (agents on loopback; it validates no real network). The emulated lab, which does, is not built yet."
-        );
-    }
     let agent_command = match AgentProcesses::default_agent_command() {
         Ok(c) => c,
         Err(e) => {
@@ -214,12 +267,154 @@ pub fn run(args: &RunArgs) -> u8 {
             return 1;
         }
     };
-    let settings = RunSettings {
+    multinet_agent::install_crypto_provider();
+    let mut problems = Problems::default();
+    match backend {
+        Backend::Kube => {
+            problems.error(
+                "--backend",
+                "the Kubernetes backend is not built yet (issue #5); use --backend lab or local",
+            );
+            fail_invalid(&problems)
+        }
+        Backend::Local => {
+            let Some(config) = build_config(args, &mut problems) else {
+                return fail_invalid(&problems);
+            };
+            warn_all(&problems);
+            let backend = LocalBackend::new(args.nodes, agent_command, args.kill_agent.clone());
+            execute(backend, settings(config, args), args)
+        }
+        Backend::Lab => {
+            if let Err(why) = lab_available() {
+                problems.error("--backend", format!("lab: {why}"));
+                return fail_invalid(&problems);
+            }
+            let (lab, keep) = match &args.lab {
+                Some(name) => match Lab::open(name) {
+                    Ok(lab) => (lab, true),
+                    Err(e) => {
+                        eprintln!("multinet run: {e:#}");
+                        return EXIT_INVALID;
+                    }
+                },
+                None => {
+                    let Some((topology, source)) =
+                        crate::lab_cmd::load_topology(args.topology.as_deref(), None)
+                    else {
+                        return EXIT_INVALID;
+                    };
+                    let Some(config) = lab_config(args, &topology, &mut problems) else {
+                        return fail_invalid(&problems);
+                    };
+                    warn_all(&problems);
+                    let lab = match Lab::up(topology, &source) {
+                        Ok(lab) => lab,
+                        Err(e) => {
+                            eprintln!("multinet run: building the lab: {e:#}");
+                            return 1;
+                        }
+                    };
+                    let kill = args
+                        .kill_agent
+                        .clone()
+                        .or_else(|| topology_kill(&lab.topology));
+                    let backend = LabBackend::new(lab, agent_command, kill, args.keep);
+                    return execute(backend, settings(config, args), args);
+                }
+            };
+            let Some(config) = lab_config(args, &lab.topology, &mut problems) else {
+                return fail_invalid(&problems);
+            };
+            warn_all(&problems);
+            let kill = args
+                .kill_agent
+                .clone()
+                .or_else(|| topology_kill(&lab.topology));
+            let backend = LabBackend::new(lab, agent_command, kill, keep);
+            execute(backend, settings(config, args), args)
+        }
+    }
+}
+
+fn warn_all(problems: &Problems) {
+    for p in &problems.warnings {
+        eprintln!("multinet run: warning: {p}");
+    }
+}
+
+fn settings(config: RunConfig, args: &RunArgs) -> RunSettings {
+    RunSettings {
         networks: networks(&config),
         config,
         agent_grace: Duration::from_secs(args.agent_grace_seconds),
+    }
+}
+
+/// The run configuration of a lab run: Rook's flags or `-c` when given, else the topology's
+/// `config`, else Rook's converged default on the topology's networks.
+fn lab_config(
+    args: &RunArgs,
+    topology: &LabTopology,
+    problems: &mut Problems,
+) -> Option<RunConfig> {
+    let mut config = if rook_flags_given(args) {
+        build_config(args, problems)?
+    } else {
+        let mut config = match &topology.config {
+            ConfigSource::Inline(c) => c.clone(),
+            ConfigSource::Path(path) => {
+                let text = read_text_or_report(path, problems)?;
+                match parse_run_config(&text) {
+                    Ok((c, found)) => {
+                        problems.absorb_under(&path.display().to_string(), found);
+                        c
+                    }
+                    Err(e) => {
+                        problems.error(path.display().to_string(), format!("not valid YAML: {e}"));
+                        return None;
+                    }
+                }
+            }
+            ConfigSource::Default => topology.default_run_config(),
+        };
+        apply_overrides(args, &mut config, problems);
+        config
     };
-    let mut backend = LocalBackend::new(args.nodes, agent_command, args.kill_agent.clone());
+    for network in networks(&config) {
+        if !topology.networks.contains_key(&network) {
+            problems.error(
+                format!("{}Network", network.key()),
+                format!(
+                    "the run tests the {} network, which the lab topology does not define",
+                    network.key()
+                ),
+            );
+        }
+    }
+    if args.nodes != 3 {
+        problems.warn(
+            "--nodes",
+            "ignored with the lab: the topology says how many nodes there are",
+        );
+    }
+    config.host_check_only |= args.host_check_only;
+    problems.is_valid().then_some(config)
+}
+
+/// The topology's kill-agent fault, if any (the first one).
+fn topology_kill(topology: &LabTopology) -> Option<KillAgent> {
+    topology.faults.iter().find_map(|f| match f {
+        crate::lab::topology::Fault::KillAgent { node, after } => Some(KillAgent {
+            target: node.clone(),
+            after: after.as_std(),
+        }),
+        _ => None,
+    })
+}
+
+/// Runs the validation on `backend`, cleaning up on every way out.
+fn execute<S: Scheduler>(mut backend: S, settings: RunSettings, args: &RunArgs) -> u8 {
     let quiet = args.quiet;
     let system = actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -230,8 +425,14 @@ pub fn run(args: &RunArgs) -> u8 {
     });
     let outcome = system.block_on(async move {
         let mut progress = Progress::new(quiet);
-        let mut supervisor =
-            RunSupervisor::prepare(crate::scheduler::Scheduler::control_socket(&backend)?)?;
+        let socket = backend.control_socket();
+        let mut supervisor = match socket.and_then(RunSupervisor::prepare) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = backend.cleanup().await;
+                return Err(e);
+            }
+        };
         let result = tokio::select! {
             r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Ok),
             (name, code) = shutdown_signal() => {

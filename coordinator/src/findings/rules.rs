@@ -256,7 +256,7 @@ fn network_rules(
                 &["something on the path interferes with TLS (a proxy, DPI or a middlebox rewriting traffic)",
                   "check for MTU problems that only the larger TLS handshake hits"],
             ));
-        } else if t.all.sent > 0 && (t.all.ratio() < FLAKY_RATIO || t.flaps >= 2 || !t.healthy()) {
+        } else if t.all.sent > 0 && (t.all.ratio() < FLAKY_RATIO || t.flaps >= 2) {
             let mut ev = t.evidence();
             ev.insert("flaps".into(), json!(t.flaps));
             ev.insert("outages_ms".into(), json!(t.outages));

@@ -1,0 +1,127 @@
+//! The `lab` backend: a [`Lab`] (network namespaces as nodes and pods, real CNI plugins) as a
+//! [`Scheduler`]. Node types select nodes by labels and taints exactly as in Kubernetes; pods
+//! get their addresses from the CNI result; agents run inside their pod namespaces, host
+//! checkers inside the node namespaces; the coordinator's control plane lives in the lab's
+//! control namespace.
+
+use std::net::UdpSocket;
+
+use multinet_proto::config::RunConfig;
+use multinet_proto::control::Role;
+
+use super::agents::{AgentProcesses, KillAgent};
+use crate::lab::build::Lab;
+use crate::lab::topology::node_matches;
+use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+
+/// The backend.
+#[derive(Debug)]
+pub struct LabBackend {
+    lab: Lab,
+    agents: AgentProcesses,
+    /// Leave the lab up after the run (`--keep`).
+    keep: bool,
+}
+
+impl LabBackend {
+    /// Runs on `lab`; tears it down at cleanup unless `keep`.
+    pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: bool) -> Self {
+        Self {
+            lab,
+            agents: AgentProcesses::new(agent_command, kill),
+            keep,
+        }
+    }
+
+    /// The lab's name.
+    pub fn lab_name(&self) -> &str {
+        &self.lab.topology.name
+    }
+}
+
+fn netns_exec(ns: &str) -> Vec<String> {
+    vec!["ip".into(), "netns".into(), "exec".into(), ns.into()]
+}
+
+impl Scheduler for LabBackend {
+    fn backend(&self) -> &'static str {
+        "lab"
+    }
+
+    fn validates_real_network(&self) -> bool {
+        true
+    }
+
+    fn control_socket(&self) -> anyhow::Result<UdpSocket> {
+        self.lab.control_socket()
+    }
+
+    fn server_node(&self) -> Option<String> {
+        self.lab.topology.server_node.clone()
+    }
+
+    async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>> {
+        let mut plans = Vec::new();
+        for node in &self.lab.topology.nodes {
+            let types: Vec<&String> = config
+                .node_types
+                .iter()
+                .filter(|(_, t)| node_matches(node, &t.placement))
+                .map(|(name, _)| name)
+                .collect();
+            match types.as_slice() {
+                [] => {}
+                [one] => plans.push(NodePlan {
+                    name: node.name.clone(),
+                    node_type: (*one).clone(),
+                }),
+                [a, b, ..] => anyhow::bail!(
+                    "node types must not overlap: node {} matches node type {a:?} and node type {b:?}",
+                    node.name
+                ),
+            }
+        }
+        anyhow::ensure!(
+            !plans.is_empty(),
+            "no node of the lab matches any node type of the run configuration"
+        );
+        Ok(plans)
+    }
+
+    async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus> {
+        if pod.role == Role::HostCheck {
+            let ns = Lab::node_ns(&self.lab.topology.name, &pod.node);
+            return Ok(
+                match self.agents.start(pod, env, Vec::new(), &netns_exec(&ns))? {
+                    Ok(()) => PodStatus::Started(Vec::new()),
+                    Err(reason) => PodStatus::NotStarted { reason },
+                },
+            );
+        }
+        let net = self.lab.add_pod(&pod.node, &pod.networks)?;
+        if let Some((network, reason)) = net.failed {
+            return Ok(PodStatus::NoAddress { network, reason });
+        }
+        Ok(
+            match self
+                .agents
+                .start(pod, env, net.addresses.clone(), &netns_exec(&net.ns))?
+            {
+                Ok(()) => PodStatus::Started(net.addresses),
+                Err(reason) => PodStatus::NotStarted { reason },
+            },
+        )
+    }
+
+    async fn exited(&mut self) -> Vec<(String, String)> {
+        self.agents.exited()
+    }
+
+    async fn cleanup(&mut self) -> anyhow::Result<()> {
+        self.agents.stop_all().await;
+        if self.keep {
+            return Ok(());
+        }
+        Lab::down(&self.lab.topology.name)
+    }
+}

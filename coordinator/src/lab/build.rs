@@ -1,0 +1,529 @@
+//! Building and removing a lab. Names derive from the lab's name, so a lab can be found and
+//! removed after a crash:
+//!
+//! | what | name |
+//! |---|---|
+//! | switch namespace (one bridge per network: `br-pub`, `br-clu`) | `<lab>-sw` |
+//! | control namespace (bridge `ctl`, coordinator at 198.19.0.1/16) | `<lab>-ctl` |
+//! | node namespace (uplinks `pub0`/`clu0`, control `ctl0`, public shim `shim0`) | `<lab>-<node>` |
+//! | pod namespace (NAD interfaces `public`/`cluster`, control `ctl0`) | `<lab>-<node>-p<j>` |
+//! | state (attachments for CNI DEL, host-local IPAM data) | `/run/multinet/<lab>/` |
+//!
+//! Every address lives inside the lab's namespaces; the host namespace gets no interface and no
+//! route. The control network (198.19.0.0/16) carries only agent ↔ coordinator traffic and no
+//! fault touches it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use multinet_proto::assignment::NetworkAddress;
+use multinet_proto::network::CephNetwork;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::cni::{Attachment, CNI_PATH};
+use super::net::{self, ip_in, netns_add, netns_del, netns_list, veth};
+use super::topology::LabTopology;
+
+/// Where lab state lives (tmpfs: gone after a reboot, like the namespaces).
+pub const STATE_ROOT: &str = "/run/multinet";
+
+/// The coordinator's address on the control network.
+pub const COORDINATOR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+
+/// What must be undone: written before each step, so `lab down` works after a crash.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LabState {
+    /// Lab name.
+    pub name: String,
+    /// Attachments made (CNI DEL releases their addresses).
+    pub attachments: Vec<Attachment>,
+    /// Pods created.
+    pub pods: Vec<String>,
+}
+
+/// A lab that is up.
+#[derive(Debug)]
+pub struct Lab {
+    /// Its topology.
+    pub topology: LabTopology,
+    state: LabState,
+    dir: PathBuf,
+}
+
+/// Short interface-name stem of a network.
+pub fn uplink(network: CephNetwork) -> &'static str {
+    match network {
+        CephNetwork::Public => "pub0",
+        CephNetwork::Cluster => "clu0",
+    }
+}
+
+fn bridge(network: CephNetwork) -> &'static str {
+    match network {
+        CephNetwork::Public => "br-pub",
+        CephNetwork::Cluster => "br-clu",
+    }
+}
+
+fn port_suffix(network: CephNetwork) -> &'static str {
+    match network {
+        CephNetwork::Public => "pub",
+        CephNetwork::Cluster => "clu",
+    }
+}
+
+/// The i-th address of the control network after the coordinator's (1-based).
+fn control_addr(i: u32) -> Ipv4Addr {
+    let n = i + 1;
+    Ipv4Addr::new(198, 19, (n / 250) as u8, (n % 250 + 1) as u8)
+}
+
+impl Lab {
+    /// `<lab>-sw`.
+    pub fn switch_ns(name: &str) -> String {
+        format!("{name}-sw")
+    }
+    /// `<lab>-ctl`.
+    pub fn control_ns(name: &str) -> String {
+        format!("{name}-ctl")
+    }
+    /// `<lab>-<node>`.
+    pub fn node_ns(name: &str, node: &str) -> String {
+        format!("{name}-{node}")
+    }
+
+    fn state_dir(name: &str) -> PathBuf {
+        PathBuf::from(STATE_ROOT).join(name)
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        std::fs::write(
+            self.dir.join("state.json"),
+            serde_json::to_vec_pretty(&self.state)?,
+        )
+        .context("writing the lab state")
+    }
+
+    /// Checks what the topology needs before anything is created: root, `ip`, the CNI
+    /// plugins, and the kernel's link types.
+    pub fn preflight(topology: &LabTopology) -> anyhow::Result<()> {
+        let uid = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            });
+        anyhow::ensure!(
+            uid.as_deref() == Some("0"),
+            "the lab needs root (network namespaces, links, CNI plugins)"
+        );
+        net::run("ip", &["-V"]).context("the lab needs iproute2 (`apt-get install iproute2`)")?;
+        for (network, n) in &topology.networks {
+            let plugin = PathBuf::from(CNI_PATH).join(&n.cni_type);
+            anyhow::ensure!(
+                plugin.exists(),
+                "the {} network needs the CNI plugin {} (`apt-get install containernetworking-plugins`)",
+                network.key(),
+                plugin.display()
+            );
+            anyhow::ensure!(
+                PathBuf::from(CNI_PATH).join("host-local").exists(),
+                "the lab needs the host-local IPAM plugin in {CNI_PATH}"
+            );
+            let kind = match n.cni_type.as_str() {
+                "macvlan" => Some("macvlan"),
+                "ipvlan" => Some("ipvlan"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                anyhow::ensure!(
+                    kernel_has(kind),
+                    "the {} network uses {kind}, which this kernel does not provide",
+                    network.key()
+                );
+            }
+        }
+        anyhow::ensure!(
+            kernel_has("veth") && kernel_has("bridge"),
+            "the lab needs veth and bridge links, which this kernel does not provide"
+        );
+        Ok(())
+    }
+
+    /// Builds the lab (removing a stale one of the same name first). `source` is the topology
+    /// file's text (empty for the default topology), kept so the lab can be reopened.
+    pub fn up(topology: LabTopology, source: &str) -> anyhow::Result<Self> {
+        Self::preflight(&topology)?;
+        let name = topology.name.clone();
+        Self::down(&name)?;
+        let dir = Self::state_dir(&name);
+        std::fs::create_dir_all(dir.join("ipam"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("topology.yaml"), source).context("saving the topology")?;
+        let lab = Self {
+            state: LabState {
+                name: name.clone(),
+                ..LabState::default()
+            },
+            topology,
+            dir,
+        };
+        lab.save()?;
+        if let Err(e) = lab.build() {
+            let _ = Self::down(&name);
+            return Err(e);
+        }
+        Ok(lab)
+    }
+
+    /// Reopens a lab that is up (built by `lab up`), to run on it.
+    pub fn open(name: &str) -> anyhow::Result<Self> {
+        let dir = Self::state_dir(name);
+        let state: LabState = serde_json::from_slice(
+            &std::fs::read(dir.join("state.json"))
+                .with_context(|| format!("lab {name:?} is not up (no {})", dir.display()))?,
+        )
+        .context("the lab state is damaged: `multinet lab down` it and build it again")?;
+        let source = std::fs::read_to_string(dir.join("topology.yaml"))
+            .context("reading the lab's topology")?;
+        let topology = if source.trim().is_empty() {
+            LabTopology::default()
+        } else {
+            let (topology, problems) = super::topology::parse_topology(&source)
+                .map_err(|e| anyhow::anyhow!("the lab's topology: {e}"))?;
+            anyhow::ensure!(
+                problems.is_valid(),
+                "the lab's topology is not valid any more"
+            );
+            topology
+        };
+        Ok(Self {
+            topology,
+            state,
+            dir,
+        })
+    }
+
+    fn build(&self) -> anyhow::Result<()> {
+        let name = &self.topology.name;
+        let (sw, ctl) = (Self::switch_ns(name), Self::control_ns(name));
+        netns_add(&sw)?;
+        netns_add(&ctl)?;
+        ip_in(&ctl, &["link", "add", "ctl", "type", "bridge"])?;
+        ip_in(&ctl, &["link", "set", "ctl", "up"])?;
+        ip_in(
+            &ctl,
+            &["addr", "add", &format!("{COORDINATOR}/16"), "dev", "ctl"],
+        )?;
+        for network in self.topology.networks.keys() {
+            ip_in(&sw, &["link", "add", bridge(*network), "type", "bridge"])?;
+            ip_in(&sw, &["link", "set", bridge(*network), "up"])?;
+        }
+        for (i, node) in self.topology.nodes.iter().enumerate() {
+            let ns = Self::node_ns(name, &node.name);
+            netns_add(&ns)?;
+            let port = format!("{}-c", node.name);
+            veth(&ns, "ctl0", &ctl, &port, None)?;
+            ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
+            ip_in(
+                &ns,
+                &[
+                    "addr",
+                    "add",
+                    &format!("{}/16", control_addr(i as u32 + 1)),
+                    "dev",
+                    "ctl0",
+                ],
+            )?;
+            for (network, net) in &self.topology.networks {
+                let underlay = self
+                    .topology
+                    .underlay
+                    .iter()
+                    .find(|u| u.node == node.name && u.network == *network);
+                if underlay.is_some_and(|u| !u.present) {
+                    continue; // the fault: no master interface on this node
+                }
+                let port = format!("{}-{}", node.name, port_suffix(*network));
+                veth(
+                    &ns,
+                    uplink(*network),
+                    &sw,
+                    &port,
+                    underlay.and_then(|u| u.mtu),
+                )?;
+                ip_in(&sw, &["link", "set", &port, "master", bridge(*network)])?;
+                if net.cni_type == "bridge" {
+                    // The bridge plugin attaches pods to this node bridge; the uplink joins it.
+                    ip_in(&ns, &["link", "add", bridge(*network), "type", "bridge"])?;
+                    ip_in(&ns, &["link", "set", bridge(*network), "up"])?;
+                    ip_in(
+                        &ns,
+                        &["link", "set", uplink(*network), "master", bridge(*network)],
+                    )?;
+                }
+            }
+            if self.topology.networks.contains_key(&CephNetwork::Public)
+                && !super::faults::host_route_missing(&self.topology, &node.name)
+            {
+                self.add_shim(&ns, i as u32)?;
+            }
+        }
+        super::faults::apply(&self.topology, &sw)
+    }
+
+    /// The host's way onto the public network, as Rook's documentation asks: a macvlan shim
+    /// on the public uplink with an address in the public subnet, outside the pods' range.
+    fn add_shim(&self, ns: &str, i: u32) -> anyhow::Result<()> {
+        let Some(net) = self.topology.networks.get(&CephNetwork::Public) else {
+            return Ok(());
+        };
+        let parent = if net.cni_type == "bridge" {
+            bridge(CephNetwork::Public)
+        } else {
+            uplink(CephNetwork::Public)
+        };
+        if !netns_has_link(ns, parent) {
+            return Ok(());
+        }
+        ip_in(
+            ns,
+            &[
+                "link", "add", "link", parent, "name", "shim0", "type", "macvlan", "mode", "bridge",
+            ],
+        )?;
+        let host = multinet_proto::cidr::from_u128(
+            net.subnet.family(),
+            net.subnet.first() + 10 + u128::from(i),
+        );
+        ip_in(
+            ns,
+            &[
+                "addr",
+                "add",
+                &format!("{host}/{}", net.subnet.prefix),
+                "dev",
+                "shim0",
+            ],
+        )?;
+        ip_in(ns, &["link", "set", "shim0", "up"])
+    }
+
+    /// Adds a pod on `node` attached to `networks`; returns its namespace, control address
+    /// and NAD addresses, or the first network it could not get an address on, with the CNI
+    /// error.
+    pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> anyhow::Result<PodNet> {
+        let name = self.topology.name.clone();
+        let j = self.state.pods.len() as u32;
+        let ns = format!("{name}-{node}-p{j}");
+        self.state.pods.push(ns.clone());
+        self.save()?;
+        netns_add(&ns)?;
+        let port = format!("{node}p{j}");
+        let ctl = Self::control_ns(&name);
+        veth(&ns, "ctl0", &ctl, &port, None)?;
+        ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
+        let control = control_addr(100 + j);
+        ip_in(
+            &ns,
+            &["addr", "add", &format!("{control}/16"), "dev", "ctl0"],
+        )?;
+        let mut addresses = Vec::new();
+        for network in networks {
+            let attachment = Attachment {
+                node_ns: Self::node_ns(&name, node),
+                pod_ns: ns.clone(),
+                container_id: ns.clone(),
+                ifname: network.key().to_string(),
+                config: self.cni_config(*network)?,
+            };
+            self.state.attachments.push(attachment.clone());
+            self.save()?;
+            match attachment.add() {
+                Ok(ips) => match ips.first() {
+                    Some(ip) => addresses.push(NetworkAddress {
+                        network: *network,
+                        addr: *ip,
+                    }),
+                    None => {
+                        return Ok(PodNet {
+                            ns,
+                            control,
+                            addresses,
+                            failed: Some((*network, "the CNI result has no address".into())),
+                        });
+                    }
+                },
+                Err(e) => {
+                    return Ok(PodNet {
+                        ns,
+                        control,
+                        addresses,
+                        failed: Some((*network, format!("{e:#}"))),
+                    });
+                }
+            }
+        }
+        Ok(PodNet {
+            ns,
+            control,
+            addresses,
+            failed: None,
+        })
+    }
+
+    /// The network's CNI config with the lab's name, master interface and IPAM data dir.
+    fn cni_config(&self, network: CephNetwork) -> anyhow::Result<String> {
+        let net = self
+            .topology
+            .networks
+            .get(&network)
+            .context("the network is not in the topology")?;
+        let mut v: Value = serde_json::from_str(&net.config_json)
+            .context("the network's CNI config is not JSON")?;
+        let obj = v
+            .as_object_mut()
+            .context("the CNI config is not an object")?;
+        obj.insert(
+            "name".into(),
+            Value::String(format!("{}-{}", self.topology.name, network.key())),
+        );
+        obj.entry("cniVersion")
+            .or_insert(Value::String("0.4.0".into()));
+        let data_dir = Value::String(self.dir.join("ipam").display().to_string());
+        if let Some(ipam) = obj.get_mut("ipam").and_then(Value::as_object_mut) {
+            match ipam.get("type").and_then(Value::as_str) {
+                Some("host-local") => {
+                    ipam.insert("dataDir".into(), data_dir);
+                }
+                Some("whereabouts") => {
+                    // No whereabouts daemon here: the same ranges from host-local, whose one
+                    // data directory for the whole lab keeps addresses unique across nodes.
+                    let summary = multinet_proto::multus::nad::read_config(
+                        "lab",
+                        &net.config_json,
+                        &mut multinet_proto::field::Problems::default(),
+                    )
+                    .context("the network's whereabouts IPAM does not parse")?;
+                    let ranges: Vec<Value> = summary
+                        .ipam
+                        .ranges
+                        .iter()
+                        .map(|r| serde_json::json!([{"subnet": r.cidr, "rangeStart": r.first, "rangeEnd": r.last}]))
+                        .collect();
+                    let routes = ipam.get("routes").cloned();
+                    ipam.clear();
+                    ipam.insert("type".into(), Value::String("host-local".into()));
+                    ipam.insert("ranges".into(), Value::Array(ranges));
+                    ipam.insert("dataDir".into(), data_dir);
+                    if let Some(routes) = routes {
+                        ipam.insert("routes".into(), routes);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(serde_json::to_string(&v)?)
+    }
+
+    /// A UDP socket for the coordinator's control plane, inside the control namespace.
+    pub fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket> {
+        net::udp_socket_in(
+            &Self::control_ns(&self.topology.name),
+            SocketAddr::new(IpAddr::V4(COORDINATOR), 0),
+        )
+    }
+
+    /// Removes lab `name`: CNI DEL for every attachment (releasing IPAM addresses), every
+    /// namespace of the lab, and its state. Nothing of it is an error to be missing.
+    pub fn down(name: &str) -> anyhow::Result<()> {
+        let dir = Self::state_dir(name);
+        if let Ok(text) = std::fs::read(dir.join("state.json"))
+            && let Ok(state) = serde_json::from_slice::<LabState>(&text)
+        {
+            for a in state.attachments.iter().rev() {
+                let _ = a.del();
+            }
+        }
+        let prefix = format!("{name}-");
+        let mut namespaces: Vec<String> = netns_list()?
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        // Pods first (deepest names), then nodes, then switch and control.
+        namespaces.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        for ns in namespaces {
+            netns_del(&ns)?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Names of the labs that exist (namespaces or state).
+    pub fn list() -> anyhow::Result<Vec<String>> {
+        let mut names: Vec<String> = netns_list()?
+            .into_iter()
+            .filter_map(|n| n.strip_suffix("-ctl").map(str::to_string))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(STATE_ROOT) {
+            for e in entries.flatten() {
+                if let Some(n) = e.file_name().to_str() {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+/// A pod's networking.
+#[derive(Debug, Clone)]
+pub struct PodNet {
+    /// Its namespace.
+    pub ns: String,
+    /// Its control-network address.
+    pub control: Ipv4Addr,
+    /// Its NAD addresses.
+    pub addresses: Vec<NetworkAddress>,
+    /// The network it could not get an address on, with the reason.
+    pub failed: Option<(CephNetwork, String)>,
+}
+
+fn netns_has_link(ns: &str, link: &str) -> bool {
+    ip_in(ns, &["link", "show", link]).is_ok()
+}
+
+/// Whether the kernel can make links of `kind` (tries it in a scratch namespace).
+fn kernel_has(kind: &str) -> bool {
+    let ns = format!("mn-probe-{}", std::process::id());
+    if netns_add(&ns).is_err() {
+        return false;
+    }
+    let ok = match kind {
+        "veth" => ip_in(
+            &ns,
+            &[
+                "link", "add", "name", "vx0", "type", "veth", "peer", "name", "vx1",
+            ],
+        )
+        .is_ok(),
+        "macvlan" | "ipvlan" => {
+            ip_in(&ns, &["link", "add", "name", "br0", "type", "bridge"]).is_ok()
+                && ip_in(
+                    &ns,
+                    &["link", "add", "link", "br0", "name", "x0", "type", kind],
+                )
+                .is_ok()
+        }
+        other => ip_in(&ns, &["link", "add", "name", "x0", "type", other]).is_ok(),
+    };
+    let _ = netns_del(&ns);
+    ok
+}

@@ -1,0 +1,112 @@
+//! Faults, applied where a real network would have them: nftables rules on the underlay
+//! switch's ports (a `bridge` table in the lab's switch namespace) for blocked paths, random
+//! loss and an underlay MTU below the NAD's; link settings for missing uplinks and host routes
+//! (in [`super::build`]). The control network is never touched.
+//!
+//! The MTU rule matters: veth pairs carry segmentation-offloaded packets whatever their MTU,
+//! so a lower MTU set on a veth alone drops nothing. The switch port drops IP packets longer
+//! than the underlay MTU, as a switch with that MTU would.
+
+use std::fmt::Write;
+
+use multinet_proto::network::CephNetwork;
+
+use super::net;
+use super::topology::{Fault, LabTopology, NodeRef};
+
+/// The switch port of `node` on `network` (in the switch namespace).
+pub fn switch_port(node: &str, network: CephNetwork) -> String {
+    format!(
+        "{node}-{}",
+        match network {
+            CephNetwork::Public => "pub",
+            CephNetwork::Cluster => "clu",
+        }
+    )
+}
+
+/// The nftables ruleset for the topology's faults (empty when there is none).
+pub fn ruleset(topology: &LabTopology) -> String {
+    let mut rules = String::new();
+    for fault in &topology.faults {
+        match fault {
+            Fault::Block { network, from, to } => {
+                let mut r = String::new();
+                if let NodeRef::Node(n) = from {
+                    let _ = write!(r, "iifname \"{}\" ", switch_port(n, *network));
+                }
+                if let NodeRef::Node(n) = to {
+                    let _ = write!(r, "oifname \"{}\" ", switch_port(n, *network));
+                }
+                if matches!((from, to), (NodeRef::Any, NodeRef::Any)) {
+                    let _ = write!(r, "iifname \"*-{0}\" ", &switch_port("", *network)[1..]);
+                }
+                let _ = writeln!(rules, "    {r}counter drop");
+            }
+            Fault::Loss {
+                network,
+                node,
+                percent,
+            } => {
+                let port = switch_port(node, *network);
+                let threshold = (percent * 100.0).round() as u32; // per ten thousand
+                for dir in ["iifname", "oifname"] {
+                    let _ = writeln!(
+                        rules,
+                        "    {dir} \"{port}\" numgen random mod 10000 < {threshold} counter drop"
+                    );
+                }
+            }
+            Fault::HostRouteMissing { .. } | Fault::KillAgent { .. } => {}
+        }
+    }
+    for u in &topology.underlay {
+        let Some(mtu) = u.mtu else { continue };
+        let port = switch_port(&u.node, u.network);
+        for dir in ["iifname", "oifname"] {
+            let _ = writeln!(rules, "    {dir} \"{port}\" ip length > {mtu} counter drop");
+            let _ = writeln!(
+                rules,
+                "    {dir} \"{port}\" ip6 length > {} counter drop",
+                mtu.saturating_sub(40)
+            );
+        }
+    }
+    if rules.is_empty() {
+        return String::new();
+    }
+    format!(
+        "table bridge multinet {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n}}\n"
+    )
+}
+
+/// Loads the fault rules into the switch namespace.
+pub fn apply(topology: &LabTopology, switch_ns: &str) -> anyhow::Result<()> {
+    let rules = ruleset(topology);
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let file = std::env::temp_dir().join(format!("multinet-{}-faults.nft", topology.name));
+    std::fs::write(&file, &rules)?;
+    let result = net::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            switch_ns,
+            "nft",
+            "-f",
+            &file.display().to_string(),
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    result
+}
+
+/// Whether `node`'s host shim is to be left out.
+pub fn host_route_missing(topology: &LabTopology, node: &str) -> bool {
+    topology
+        .faults
+        .iter()
+        .any(|f| matches!(f, Fault::HostRouteMissing { node: n } if n == node))
+}

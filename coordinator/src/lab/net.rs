@@ -1,0 +1,102 @@
+//! The lab's contact with the kernel: network namespaces, links and addresses through the `ip`
+//! tool, and a UDP socket bound inside a namespace (for the coordinator's control plane).
+//! Every command's failure carries the command line and what the tool said.
+
+use std::fs::File;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+/// Runs `ip ARGS`; the error names the command and the tool's message.
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
+    run("ip", args)
+}
+
+/// Runs `ip -n NS ARGS`.
+pub fn ip_in(ns: &str, args: &[&str]) -> anyhow::Result<()> {
+    let mut all = vec!["-n", ns];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+/// Runs `program ARGS`, failing with its stderr.
+pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {program} (is it installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Named network namespaces (`ip netns list`).
+pub fn netns_list() -> anyhow::Result<Vec<String>> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .context("running ip netns list")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect())
+}
+
+/// Creates a namespace with its loopback up.
+pub fn netns_add(name: &str) -> anyhow::Result<()> {
+    ip(&["netns", "add", name])?;
+    ip_in(name, &["link", "set", "lo", "up"])
+}
+
+/// Deletes a namespace (its interfaces go with it); a missing one is not an error.
+pub fn netns_del(name: &str) -> anyhow::Result<()> {
+    if netns_list()?.iter().any(|n| n == name) {
+        ip(&["netns", "del", name])?;
+    }
+    Ok(())
+}
+
+/// A veth pair with one end in each namespace, both up.
+pub fn veth(
+    ns_a: &str,
+    name_a: &str,
+    ns_b: &str,
+    name_b: &str,
+    mtu: Option<u32>,
+) -> anyhow::Result<()> {
+    ip(&[
+        "link", "add", "name", name_a, "netns", ns_a, "type", "veth", "peer", "name", name_b,
+        "netns", ns_b,
+    ])?;
+    for (ns, name) in [(ns_a, name_a), (ns_b, name_b)] {
+        if let Some(mtu) = mtu {
+            ip_in(ns, &["link", "set", name, "mtu", &mtu.to_string()])?;
+        }
+        ip_in(ns, &["link", "set", name, "up"])?;
+    }
+    Ok(())
+}
+
+/// Binds a UDP socket to `addr` inside namespace `ns`. A short-lived thread enters the
+/// namespace (setns affects only the calling thread); the socket stays in it.
+pub fn udp_socket_in(ns: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<UdpSocket> {
+                let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .with_context(|| format!("entering namespace {ns}"))?;
+                UdpSocket::bind(addr).with_context(|| format!("binding {addr} in namespace {ns}"))
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the namespace thread panicked"))?
+    })
+}
