@@ -248,13 +248,14 @@ impl Lab {
                     continue; // the fault: no master interface on this node
                 }
                 let port = format!("{}-{}", node.name, port_suffix(*network));
-                veth(
-                    &ns,
-                    uplink(*network),
-                    &sw,
-                    &port,
-                    underlay.and_then(|u| u.mtu),
-                )?;
+                // The node's uplink carries the NAD's MTU (a macvlan cannot exceed its master);
+                // the switch port has the underlay's, lower when the topology says so, and the
+                // fault rules make it bind (see `faults`).
+                let nad_mtu = net.mtu.unwrap_or(1500).max(1500);
+                veth(&ns, uplink(*network), &sw, &port, Some(nad_mtu))?;
+                if let Some(mtu) = underlay.and_then(|u| u.mtu) {
+                    ip_in(&sw, &["link", "set", &port, "mtu", &mtu.to_string()])?;
+                }
                 ip_in(&sw, &["link", "set", &port, "master", bridge(*network)])?;
                 if net.cni_type == "bridge" {
                     // The bridge plugin attaches pods to this node bridge; the uplink joins it.
@@ -362,7 +363,7 @@ impl Lab {
                         ns,
                         control,
                         addresses,
-                        failed: Some((*network, format!("{e:#}"))),
+                        failed: Some((*network, format!("on node {node}: {e:#}"))),
                     });
                 }
             }

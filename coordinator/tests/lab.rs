@@ -1,0 +1,349 @@
+//! The lab, as root: real namespaces, the real CNI plugins, faults the run must find. Each
+//! test uses its own lab name, removes its lab also when it fails, and checks that nothing of
+//! it is left (namespaces, state, processes). Skipped (with a message) where the lab cannot
+//! run: not root, or no CNI plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn lab_possible() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let plugins =
+        Path::new("/usr/lib/cni/macvlan").exists() && Path::new("/usr/lib/cni/host-local").exists();
+    if !(root && plugins) {
+        eprintln!("skipped: the lab needs root and containernetworking-plugins");
+    }
+    root && plugins
+}
+
+fn namespaces_of(lab: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{lab}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A lab name unique to this test process and test, and a guard that removes the lab.
+struct LabGuard {
+    name: String,
+    dir: PathBuf,
+}
+
+impl LabGuard {
+    fn new(letter: char) -> Self {
+        let name = format!("{letter}{:05}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("multinet-test-lab-{name}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self { name, dir }
+    }
+
+    fn topology(&self, body: &str) -> String {
+        let path = self.dir.join("topology.yaml");
+        std::fs::write(&path, format!("name: {}\n{body}", self.name)).expect("write topology");
+        path.display().to_string()
+    }
+
+    fn assert_gone(&self) {
+        assert_eq!(
+            namespaces_of(&self.name),
+            Vec::<String>::new(),
+            "namespaces left"
+        );
+        assert!(
+            !Path::new("/run/multinet").join(&self.name).exists(),
+            "lab state left"
+        );
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_multinet"))
+            .args(["lab", "down", &self.name])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(topology: &str) -> (Option<i32>, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args([
+            "run",
+            "--backend",
+            "lab",
+            "-q",
+            "-o",
+            "json",
+            "-f",
+            topology,
+        ])
+        .output()
+        .expect("multinet runs");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+fn kinds(report: &Value) -> Vec<(String, Option<String>, Vec<String>)> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            let nodes = f["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect();
+            (
+                f["kind"].as_str().expect("kind").to_string(),
+                f["network"].as_str().map(str::to_string),
+                nodes,
+            )
+        })
+        .collect()
+}
+
+const SMALL: &str = "config:\n  nodeTypes:\n    converged: {osdsPerNode: 2, otherDaemonsPerNode: 1}\n  probeInterval: 100ms\n  probeTimeout: 500ms\n  resourceTimeout: 1m\n";
+
+#[test]
+fn lab_up_status_down_leaves_nothing() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('u');
+    let topology = lab.topology("nodes: 2\n");
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["lab", "up", "-f", &topology])
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let mut expected = vec![
+        format!("{}-ctl", lab.name),
+        format!("{}-n1", lab.name),
+        format!("{}-n2", lab.name),
+        format!("{}-sw", lab.name),
+    ];
+    expected.sort();
+    let mut got = namespaces_of(&lab.name);
+    got.sort();
+    assert_eq!(got, expected);
+    // The host namespace has no route to a lab subnet.
+    let routes = Command::new("ip")
+        .args(["route", "show"])
+        .output()
+        .expect("ip route");
+    assert!(
+        !String::from_utf8_lossy(&routes.stdout).contains("198.18.")
+            && !String::from_utf8_lossy(&routes.stdout).contains("198.19.")
+    );
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(down.status.success());
+    lab.assert_gone();
+}
+
+#[test]
+fn healthy_lab_run_passes_and_leaves_nothing() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('h');
+    let (code, r) = run(&lab.topology(SMALL));
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["backend"], "lab");
+    assert_eq!(r["validates_real_network"], true);
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["expected_clients"], 3 * 3);
+    assert!(
+        r["paths"]
+            .as_array()
+            .expect("paths")
+            .iter()
+            .all(|p| p["ok"] == p["sent"])
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn blocked_cluster_to_the_server_node_is_inter_node_blocked() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('b');
+    let (code, r) = run(&lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - block: {{network: cluster, from: '*', to: n1}}\n{SMALL}"
+    )));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        kinds(&r),
+        [(
+            "inter_node_blocked".to_string(),
+            Some("cluster".to_string()),
+            vec!["n2".to_string(), "n3".to_string()]
+        )]
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn missing_host_route_is_host_unreachable() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('r');
+    let (code, r) = run(&lab.topology(&format!(
+        "faults:\n  - host-route-missing: {{node: n2}}\n{SMALL}"
+    )));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        kinds(&r),
+        [(
+            "host_unreachable".to_string(),
+            Some("public".to_string()),
+            vec!["n2".to_string()]
+        )]
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn missing_cluster_uplink_is_address_unavailable_with_the_cni_error() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('m');
+    let (code, r) = run(&lab.topology(&format!(
+        "server_node: n1\nunderlay:\n  - {{node: n3, network: cluster, present: false}}\n{SMALL}"
+    )));
+    assert_eq!(code, Some(1));
+    let found = kinds(&r);
+    assert!(
+        found.contains(&(
+            "address_unavailable".to_string(),
+            Some("cluster".to_string()),
+            vec!["n3".to_string()]
+        )),
+        "{found:?}"
+    );
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "address_unavailable")
+        .expect("finding");
+    assert!(
+        f["evidence"]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("on node n3") && e.contains("CNI ADD")),
+        "{f:#}"
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn uplink_mtu_below_the_nads_is_an_mtu_blackhole() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('t');
+    let topology = format!(
+        "server_node: n1\nnetworks:\n  public: {{cni: macvlan, mtu: 1500}}\n  cluster: {{cni: macvlan, mtu: 1500}}\nunderlay:\n  - {{node: n2, network: public, mtu: 1280}}\n{SMALL}"
+    );
+    let (code, r) = run(&lab.topology(&topology));
+    assert_eq!(code, Some(1));
+    let found = kinds(&r);
+    assert_eq!(
+        found,
+        [(
+            "mtu_blackhole".to_string(),
+            Some("public".to_string()),
+            vec!["n2".to_string()]
+        )],
+        "{r:#}"
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn lossy_uplink_is_flaky() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('l');
+    let (code, r) = run(&lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - loss: {{network: public, node: n2, percent: 30}}\n{SMALL}"
+    )));
+    assert_eq!(code, Some(1), "warn or fail both exit 1");
+    let found = kinds(&r);
+    assert!(
+        found.iter().any(|(k, n, nodes)| k == "flaky"
+            && n.as_deref() == Some("public")
+            && nodes == &["n2".to_string()]),
+        "{found:?}"
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn killed_agent_is_agent_lost_not_a_network_finding() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('k');
+    let (code, r) = run(&lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - kill-agent: {{node: n2, after: 300ms}}\n{SMALL}"
+    )));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        kinds(&r),
+        [("agent_lost".to_string(), None, vec!["n2".to_string()])]
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn public_range_smaller_than_the_worst_case_is_address_unavailable() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('s');
+    let topology = format!(
+        "networks:\n  public: {{cni: macvlan, subnet: 198.18.0.0/20, range_start: 198.18.1.1, range_end: 198.18.1.6}}\n  cluster: {{cni: macvlan}}\n{SMALL}"
+    );
+    let (code, r) = run(&lab.topology(&topology));
+    assert_eq!(code, Some(1));
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "address_unavailable")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(f["network"], "public");
+    // 3 nodes × 3 clients + the server = 10 want a public address; the range has 6.
+    assert_eq!(f["evidence"]["expected"], 10);
+    assert_eq!(f["evidence"]["got"], 6);
+    lab.assert_gone();
+}
