@@ -426,7 +426,8 @@ fn execute<S: Scheduler>(mut backend: S, settings: RunSettings, args: &RunArgs) 
     let outcome = system.block_on(async move {
         let mut progress = Progress::new(quiet);
         let socket = backend.control_socket();
-        let mut supervisor = match socket.and_then(RunSupervisor::prepare) {
+        let run_root = backend.run_root();
+        let mut supervisor = match socket.and_then(|s| RunSupervisor::prepare(s, &run_root)) {
             Ok(s) => s,
             Err(e) => {
                 let _ = backend.cleanup().await;

@@ -84,6 +84,11 @@ pub trait Scheduler {
     /// (loopback, the lab's control namespace, the pod network).
     fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket>;
 
+    /// Where the run's private directory goes (certificates, assignments, agent logs).
+    fn run_root(&self) -> PathBuf {
+        std::env::temp_dir()
+    }
+
     /// A node the server must run on, when the backend's topology names one; otherwise the
     /// placement rule decides.
     fn server_node(&self) -> Option<String> {

@@ -91,9 +91,12 @@ fn new_run_id() -> String {
 impl RunSupervisor {
     /// Sets up the run: id, private directory, PKI, actors, control plane. Must be called
     /// inside an actix system.
-    pub fn prepare(control_socket: std::net::UdpSocket) -> anyhow::Result<Self> {
+    pub fn prepare(
+        control_socket: std::net::UdpSocket,
+        run_root: &std::path::Path,
+    ) -> anyhow::Result<Self> {
         let run_id = new_run_id();
-        let run_dir = std::env::temp_dir().join(format!("multinet-{run_id}"));
+        let run_dir = run_root.join(format!("multinet-{run_id}"));
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()

@@ -347,3 +347,119 @@ fn public_range_smaller_than_the_worst_case_is_address_unavailable() {
     assert_eq!(f["evidence"]["got"], 6);
     lab.assert_gone();
 }
+
+#[test]
+fn sigkill_then_lab_down_leaves_nothing() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('x');
+    let topology = lab.topology(&SMALL.replace("probeInterval: 100ms", "probeInterval: 1s"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args([
+            "run",
+            "--backend",
+            "lab",
+            "-q",
+            "-f",
+            &topology,
+            "--agent-grace-seconds",
+            "2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("multinet runs");
+    // Wait until every agent runs (10 pods and 3 host checkers).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while children_of(child.id()).len() < 13 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let agents = children_of(child.id());
+    assert_eq!(agents.len(), 13, "the run started its agents");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !namespaces_of(&lab.name).is_empty(),
+        "the killed run could not clean up"
+    );
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    lab.assert_gone();
+    // The agents lost their coordinator: they exit by themselves within their grace period.
+    let alive = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while agents.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left: Vec<u32> = agents.iter().copied().filter(alive).collect();
+    for pid in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert_eq!(
+        left,
+        Vec::<u32>::new(),
+        "agent processes still running 10 s after the coordinator died"
+    );
+}
+
+/// Direct children of `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == pid).then_some(child)
+        })
+        .collect()
+}
+
+#[test]
+fn public_blocked_from_one_node_is_node_unreachable() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('n');
+    let (code, r) = run(&lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - block: {{network: public, from: n3, to: '*'}}\n{SMALL}"
+    )));
+    assert_eq!(code, Some(1));
+    let found = kinds(&r);
+    assert!(
+        found.contains(&(
+            "node_unreachable".to_string(),
+            Some("public".to_string()),
+            vec!["n3".to_string()]
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|(k, _, nodes)| nodes == &["n3".to_string()]
+                && (k == "node_unreachable" || k == "host_unreachable")),
+        "{found:?}"
+    );
+    lab.assert_gone();
+}

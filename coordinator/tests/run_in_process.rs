@@ -143,9 +143,11 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
             vec![env!("CARGO_BIN_EXE_multinet").into(), "agent".into()],
             None,
         );
-        let mut supervisor =
-            RunSupervisor::prepare(std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"))
-                .expect("prepare");
+        let mut supervisor = RunSupervisor::prepare(
+            std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"),
+            &std::env::temp_dir(),
+        )
+        .expect("prepare");
         let addr = supervisor.control_addr().expect("addr");
         let run_id = supervisor.run_id().to_string();
         // A run certificate for the well-formed intruders; a stranger's for the other.

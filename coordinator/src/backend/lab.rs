@@ -56,6 +56,11 @@ impl Scheduler for LabBackend {
         self.lab.control_socket()
     }
 
+    /// Inside the lab's state, so `lab down` removes it also after a killed run.
+    fn run_root(&self) -> std::path::PathBuf {
+        self.lab.state_dir_path()
+    }
+
     fn server_node(&self) -> Option<String> {
         self.lab.topology.server_node.clone()
     }

@@ -98,6 +98,11 @@ impl Lab {
         PathBuf::from(STATE_ROOT).join(name)
     }
 
+    /// The lab's state directory.
+    pub fn state_dir_path(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
     fn save(&self) -> anyhow::Result<()> {
         std::fs::write(
             self.dir.join("state.json"),
