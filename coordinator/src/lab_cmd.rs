@@ -21,6 +21,10 @@ pub enum LabCommand {
         /// Lab name (overrides the file's).
         #[arg(long)]
         name: Option<String>,
+        /// NetworkAttachmentDefinition manifests to use as the lab's networks (first public,
+        /// second cluster), their spec.config run as written.
+        #[arg(long, value_name = "NADS.yaml")]
+        nads: Option<PathBuf>,
     },
     /// Show the labs that are up, or one lab's namespaces.
     Status {
@@ -38,17 +42,108 @@ pub enum LabCommand {
     },
 }
 
-/// Reads and validates a topology; `None` after printing the problems (exit 22).
-pub fn load_topology(file: Option<&Path>, name: Option<&str>) -> Option<(LabTopology, String)> {
+/// Which of the user's NADs become which network: those named like the run's networks, else
+/// the first and second in the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NadChoice<'a> {
+    /// The file of NetworkAttachmentDefinitions.
+    pub file: Option<&'a Path>,
+    /// The public network's NAD name, when the run names one.
+    pub public: Option<&'a str>,
+    /// The cluster network's NAD name, when the run names one.
+    pub cluster: Option<&'a str>,
+}
+
+/// The topology text with its `networks` replaced by the NADs of `nads`.
+fn with_nads(base: &str, nads: NadChoice<'_>, problems: &mut Problems) -> Option<String> {
+    let path = nads.file?;
+    let label = path.display().to_string();
+    let text = read_text_or_report(path, problems)?;
+    let docs = match multinet_proto::yaml::parse_documents(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.error(label, format!("not valid YAML: {e}"));
+            return None;
+        }
+    };
+    let nad_docs: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|d| {
+            d.get("kind").and_then(serde_json::Value::as_str) == Some("NetworkAttachmentDefinition")
+        })
+        .collect();
+    let name_of = |d: &serde_json::Value| {
+        d.pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let pick = |wanted: Option<&str>, index: usize| {
+        let wanted = wanted.map(|w| w.rsplit('/').next().unwrap_or(w));
+        wanted
+            .and_then(|w| {
+                nad_docs
+                    .iter()
+                    .find(|d| name_of(d).as_deref() == Some(w))
+                    .copied()
+            })
+            .or_else(|| nad_docs.get(index).copied())
+    };
+    let public = pick(nads.public, 0);
+    let cluster = pick(nads.cluster, 1).filter(|c| public.is_none_or(|p| !std::ptr::eq(*c, p)));
+    if public.is_none() {
+        problems.error(label, "holds no NetworkAttachmentDefinition");
+        return None;
+    }
+    let mut topology = match multinet_proto::yaml::parse_document(base) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    if topology.contains_key("networks") {
+        problems.warn("--nads", "replaces the topology file's networks");
+    }
+    let mut networks = serde_json::Map::new();
+    for (key, nad) in [("public", public), ("cluster", cluster)] {
+        if let Some(nad) = nad {
+            networks.insert(key.into(), nad.clone());
+        }
+    }
+    topology.insert("networks".into(), serde_json::Value::Object(networks));
+    serde_json::to_string_pretty(&serde_json::Value::Object(topology)).ok()
+}
+
+/// Reads and validates a topology (with `nads` as its networks when given); `None` after
+/// printing the problems (exit 22).
+pub fn load_topology(
+    file: Option<&Path>,
+    name: Option<&str>,
+    nads: NadChoice<'_>,
+) -> Option<(LabTopology, String)> {
     let mut problems = Problems::default();
-    let (mut topology, source) = match file {
-        None => (LabTopology::default(), String::new()),
-        Some(path) => {
-            let label = path.display().to_string();
-            let Some(text) = read_text_or_report(path, &mut problems) else {
+    let base = match file {
+        None => String::new(),
+        Some(path) => match read_text_or_report(path, &mut problems) {
+            Some(text) => text,
+            None => {
                 report(&problems);
                 return None;
-            };
+            }
+        },
+    };
+    let (source, label) = match (nads.file, with_nads(&base, nads, &mut problems)) {
+        (Some(_), None) => {
+            report(&problems);
+            return None;
+        }
+        (Some(path), Some(text)) => (text, path.display().to_string()),
+        (None, _) => (
+            base,
+            file.map(|p| p.display().to_string()).unwrap_or_default(),
+        ),
+    };
+    let (mut topology, source) = match source.trim().is_empty() {
+        true => (LabTopology::default(), String::new()),
+        false => {
+            let text = source;
             match parse_topology(&text) {
                 Ok((t, found)) => {
                     problems.absorb_under(&label, found);
@@ -96,11 +191,19 @@ fn report(problems: &Problems) {
 /// Runs a lab subcommand; returns the exit code.
 pub fn run(command: &LabCommand) -> u8 {
     let result = match command {
-        LabCommand::Up { file, name } => {
-            let Some((topology, source)) = load_topology(file.as_deref(), name.as_deref()) else {
+        LabCommand::Up { file, name, nads } => {
+            let choice = NadChoice {
+                file: nads.as_deref(),
+                ..NadChoice::default()
+            };
+            let Some((topology, source)) = load_topology(file.as_deref(), name.as_deref(), choice)
+            else {
                 return EXIT_INVALID;
             };
             let name = topology.name.clone();
+            for notice in Lab::notices(&topology) {
+                eprintln!("multinet lab: {notice}");
+            }
             Lab::up(topology, &source).map(|lab| {
                 println!("lab {name} is up: {} node(s), networks {}", lab.topology.nodes.len(), lab.topology.networks.keys().map(|n| n.key()).collect::<Vec<_>>().join(", "));
                 println!("run on it: multinet run --backend lab --lab {name}; remove it: multinet lab down {name}");

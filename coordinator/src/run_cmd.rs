@@ -106,6 +106,11 @@ pub struct RunArgs {
         conflicts_with = "lab"
     )]
     pub topology: Option<PathBuf>,
+    /// Lab backend: NetworkAttachmentDefinition manifests to use as the lab's networks (those
+    /// named by --public-network / --cluster-network, else the first and second), run as
+    /// written.
+    #[arg(long, value_name = "NADS.yaml", conflicts_with = "lab")]
+    pub nads: Option<PathBuf>,
     /// Run on a lab that is already up (`multinet lab up`); it is left up.
     #[arg(long, value_name = "NAME")]
     pub lab: Option<String>,
@@ -247,7 +252,9 @@ fn fail_invalid(problems: &Problems) -> u8 {
 pub fn run(args: &RunArgs) -> u8 {
     let backend = match args.backend {
         Some(b) => b,
-        None if args.topology.is_some() || args.lab.is_some() => Backend::Lab,
+        None if args.topology.is_some() || args.lab.is_some() || args.nads.is_some() => {
+            Backend::Lab
+        }
         None => match lab_available() {
             Ok(()) => Backend::Lab,
             Err(why) => {
@@ -299,15 +306,26 @@ pub fn run(args: &RunArgs) -> u8 {
                     }
                 },
                 None => {
-                    let Some((topology, source)) =
-                        crate::lab_cmd::load_topology(args.topology.as_deref(), None)
-                    else {
+                    let Some((topology, source)) = crate::lab_cmd::load_topology(
+                        args.topology.as_deref(),
+                        None,
+                        crate::lab_cmd::NadChoice {
+                            file: args.nads.as_deref(),
+                            public: args.public_network.as_deref(),
+                            cluster: args.cluster_network.as_deref(),
+                        },
+                    ) else {
                         return EXIT_INVALID;
                     };
                     let Some(config) = lab_config(args, &topology, &mut problems) else {
                         return fail_invalid(&problems);
                     };
                     warn_all(&problems);
+                    if !args.quiet {
+                        for notice in Lab::notices(&topology) {
+                            eprintln!("multinet run: lab: {notice}");
+                        }
+                    }
                     let lab = match Lab::up(topology, &source) {
                         Ok(lab) => lab,
                         Err(e) => {

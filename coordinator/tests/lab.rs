@@ -463,3 +463,64 @@ fn public_blocked_from_one_node_is_node_unreachable() {
     );
     lab.assert_gone();
 }
+
+const NADS: &str = r#"apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {name: public-net, namespace: rook-ceph}
+spec:
+  config: '{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "mode": "bridge", "ipam": {"type": "whereabouts", "range": "198.18.32.0/24"}}'
+---
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {name: cluster-net, namespace: rook-ceph}
+spec:
+  config: '{"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-ceph", "ipam": {"type": "host-local", "ranges": [[{"subnet": "fd00:20::/64", "rangeStart": "fd00:20::1:1", "rangeEnd": "fd00:20::1:ff"}]]}}'
+"#;
+
+#[test]
+fn users_nads_run_as_written_whereabouts_bridge_and_ipv6() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('w');
+    let nads = lab.dir.join("nads.yaml");
+    std::fs::write(&nads, NADS).expect("write NADs");
+    let topology = lab.topology(SMALL);
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args([
+            "run",
+            "--backend",
+            "lab",
+            "-o",
+            "json",
+            "-f",
+            &topology,
+            "--nads",
+            nads.to_str().expect("path"),
+        ])
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("whereabouts IPAM runs as host-local"),
+        "the mapping is said: {stderr}"
+    );
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    assert_eq!(r["verdict"], "pass");
+    // The cluster network is IPv6 on the bridge plugin: its targets are IPv6 addresses.
+    let cluster_target = r["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .find(|p| p["network"] == "cluster")
+        .expect("a cluster path");
+    assert!(
+        cluster_target["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("[fd00:20::")),
+        "{cluster_target:#}"
+    );
+    lab.assert_gone();
+}

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::cni::{Attachment, CNI_PATH};
 use super::net::{self, ip_in, netns_add, netns_del, netns_list, veth};
-use super::topology::LabTopology;
+use super::topology::{LabNetwork, LabTopology};
 
 /// Where lab state lives (tmpfs: gone after a reboot, like the namespaces).
 pub const STATE_ROOT: &str = "/run/multinet";
@@ -52,11 +52,49 @@ pub struct Lab {
     dir: PathBuf,
 }
 
-/// Short interface-name stem of a network.
-pub fn uplink(network: CephNetwork) -> &'static str {
-    match network {
-        CephNetwork::Public => "pub0",
-        CephNetwork::Cluster => "clu0",
+/// The node's interfaces for a network, named as its CNI config names them so that the
+/// config runs as written: the uplink is the config's `master` (macvlan, ipvlan) or `device`
+/// (host-device); the bridge plugin's `bridge` is a node bridge the uplink joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLinks {
+    /// The node's uplink to the network's switch.
+    pub uplink: String,
+    /// The node bridge of the bridge plugin.
+    pub bridge: Option<String>,
+}
+
+const RESERVED_LINKS: &[&str] = &["lo", "ctl0", "shim0"];
+
+/// The node interfaces `net`'s CNI config expects (defaults `pub0`/`clu0`, `br-pub`/`br-clu`).
+pub fn node_links(net: &LabNetwork, network: CephNetwork) -> NodeLinks {
+    let (default_uplink, default_bridge) = match network {
+        CephNetwork::Public => ("pub0", "br-pub"),
+        CephNetwork::Cluster => ("clu0", "br-clu"),
+    };
+    let config: Value = serde_json::from_str(&net.config_json).unwrap_or(Value::Null);
+    let main = config
+        .get("plugins")
+        .and_then(|p| p.get(0))
+        .unwrap_or(&config);
+    let named = |key: &str| {
+        main.get(key)
+            .and_then(Value::as_str)
+            .filter(|n| crate::lab::net::usable_link_name(n) && !RESERVED_LINKS.contains(n))
+            .map(str::to_string)
+    };
+    match net.cni_type.as_str() {
+        "bridge" => NodeLinks {
+            uplink: default_uplink.into(),
+            bridge: Some(named("bridge").unwrap_or_else(|| default_bridge.into())),
+        },
+        "host-device" => NodeLinks {
+            uplink: named("device").unwrap_or_else(|| default_uplink.into()),
+            bridge: None,
+        },
+        _ => NodeLinks {
+            uplink: named("master").unwrap_or_else(|| default_uplink.into()),
+            bridge: None,
+        },
     }
 }
 
@@ -184,6 +222,16 @@ impl Lab {
         Ok(lab)
     }
 
+    /// What the lab does differently from a cluster, for the user to know.
+    pub fn notices(topology: &LabTopology) -> Vec<String> {
+        topology
+            .networks
+            .iter()
+            .filter(|(_, n)| n.ipam_type.as_deref() == Some("whereabouts"))
+            .map(|(network, _)| format!("the {} network's whereabouts IPAM runs as host-local with the same ranges (one data directory for the lab keeps addresses unique across nodes)", network.key()))
+            .collect()
+    }
+
     /// Reopens a lab that is up (built by `lab up`), to run on it.
     pub fn open(name: &str) -> anyhow::Result<Self> {
         let dir = Self::state_dir(name);
@@ -257,19 +305,17 @@ impl Lab {
                 // the switch port has the underlay's, lower when the topology says so, and the
                 // fault rules make it bind (see `faults`).
                 let nad_mtu = net.mtu.unwrap_or(1500).max(1500);
-                veth(&ns, uplink(*network), &sw, &port, Some(nad_mtu))?;
+                let links = node_links(net, *network);
+                veth(&ns, &links.uplink, &sw, &port, Some(nad_mtu))?;
                 if let Some(mtu) = underlay.and_then(|u| u.mtu) {
                     ip_in(&sw, &["link", "set", &port, "mtu", &mtu.to_string()])?;
                 }
                 ip_in(&sw, &["link", "set", &port, "master", bridge(*network)])?;
-                if net.cni_type == "bridge" {
+                if let Some(node_bridge) = &links.bridge {
                     // The bridge plugin attaches pods to this node bridge; the uplink joins it.
-                    ip_in(&ns, &["link", "add", bridge(*network), "type", "bridge"])?;
-                    ip_in(&ns, &["link", "set", bridge(*network), "up"])?;
-                    ip_in(
-                        &ns,
-                        &["link", "set", uplink(*network), "master", bridge(*network)],
-                    )?;
+                    ip_in(&ns, &["link", "add", "name", node_bridge, "type", "bridge"])?;
+                    ip_in(&ns, &["link", "set", node_bridge, "up"])?;
+                    ip_in(&ns, &["link", "set", &links.uplink, "master", node_bridge])?;
                 }
             }
             if self.topology.networks.contains_key(&CephNetwork::Public)
@@ -287,11 +333,8 @@ impl Lab {
         let Some(net) = self.topology.networks.get(&CephNetwork::Public) else {
             return Ok(());
         };
-        let parent = if net.cni_type == "bridge" {
-            bridge(CephNetwork::Public)
-        } else {
-            uplink(CephNetwork::Public)
-        };
+        let links = node_links(net, CephNetwork::Public);
+        let parent = links.bridge.as_deref().unwrap_or(&links.uplink);
         if !netns_has_link(ns, parent) {
             return Ok(());
         }
@@ -301,10 +344,7 @@ impl Lab {
                 "link", "add", "link", parent, "name", "shim0", "type", "macvlan", "mode", "bridge",
             ],
         )?;
-        let host = multinet_proto::cidr::from_u128(
-            net.subnet.family(),
-            net.subnet.first() + 10 + u128::from(i),
-        );
+        let host = shim_address(net, i);
         ip_in(
             ns,
             &[
@@ -500,6 +540,22 @@ pub struct PodNet {
     pub addresses: Vec<NetworkAddress>,
     /// The network it could not get an address on, with the reason.
     pub failed: Option<(CephNetwork, String)>,
+}
+
+/// Node `i`'s shim address: in the public subnet and outside the pods' IPAM range — below it
+/// when there is room, else from the top of the subnet (IPAM hands out from the bottom).
+fn shim_address(net: &LabNetwork, i: u32) -> IpAddr {
+    use multinet_proto::cidr::{from_u128, to_u128};
+    let family = net.subnet.family();
+    let (start, end) = (to_u128(net.range_start), to_u128(net.range_end));
+    let low = net.subnet.first() + 10 + u128::from(i);
+    if low < start || low > end {
+        return from_u128(family, low);
+    }
+    // The last address of an IPv4 subnet is its broadcast address.
+    let top =
+        net.subnet.last() - u128::from(family == multinet_proto::cidr::Family::V4) - u128::from(i);
+    from_u128(family, top)
 }
 
 fn netns_has_link(ns: &str, link: &str) -> bool {

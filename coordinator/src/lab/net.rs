@@ -8,6 +8,17 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
+/// Whether `name` can be a Linux interface name the lab creates (1–15 characters of letters,
+/// digits, `-`, `_`, `.`).
+pub fn usable_link_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name != "."
+        && name != ".."
+}
+
 /// Runs `ip ARGS`; the error names the command and the tool's message.
 pub fn ip(args: &[&str]) -> anyhow::Result<()> {
     run("ip", args)
