@@ -468,7 +468,7 @@ const NADS: &str = r#"apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
 metadata: {name: public-net, namespace: rook-ceph}
 spec:
-  config: '{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "mode": "bridge", "ipam": {"type": "whereabouts", "range": "198.18.32.0/24"}}'
+  config: '{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "mode": "bridge", "ipam": {"type": "whereabouts", "range": "198.18.32.0/24", "exclude": ["198.18.32.0/28"]}}'
 ---
 apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
@@ -509,6 +509,19 @@ fn users_nads_run_as_written_whereabouts_bridge_and_ipv6() {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {stderr}"));
     assert_eq!(out.status.code(), Some(0), "{r:#}");
     assert_eq!(r["verdict"], "pass");
+    // whereabouts' exclude carried over: the server, first to get an address, got .16.
+    let public_target = r["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .find(|p| p["network"] == "public")
+        .expect("a public path");
+    assert!(
+        public_target["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("198.18.32.16:")),
+        "{public_target:#}"
+    );
     // The cluster network is IPv6 on the bridge plugin: its targets are IPv6 addresses.
     let cluster_target = r["paths"]
         .as_array()
@@ -521,6 +534,65 @@ fn users_nads_run_as_written_whereabouts_bridge_and_ipv6() {
             .as_str()
             .is_some_and(|t| t.starts_with("[fd00:20::")),
         "{cluster_target:#}"
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn sigterm_during_a_lab_run_leaves_nothing() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('g');
+    let topology = lab.topology(&SMALL.replace("probeInterval: 100ms", "probeInterval: 1s"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["run", "--backend", "lab", "-q", "-f", &topology])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("multinet runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while children_of(child.id()).len() < 13 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let agents = children_of(child.id());
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("run ends");
+    assert_eq!(exit.code(), Some(143));
+    lab.assert_gone();
+    let alive = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    assert!(!agents.iter().any(alive), "agents left after SIGTERM");
+}
+
+#[test]
+fn a_link_type_the_kernel_lacks_is_named_before_anything_is_created() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('v');
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args([
+            "lab",
+            "up",
+            "-f",
+            &lab.topology("networks:\n  public: {cni: ipvlan}\n"),
+        ])
+        .output()
+        .expect("lab up");
+    if out.status.success() {
+        eprintln!("skipped: this kernel has ipvlan");
+        return; // the guard takes the lab down
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ipvlan, which this kernel does not provide"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     lab.assert_gone();
 }

@@ -454,11 +454,40 @@ impl Lab {
                         &mut multinet_proto::field::Problems::default(),
                     )
                     .context("the network's whereabouts IPAM does not parse")?;
+                    // Excludes: the top-level list belongs to `range`, each ipRanges entry has its
+                    // own; in the order read_config reports the ranges.
+                    let mut excludes: Vec<Vec<String>> = Vec::new();
+                    let strings = |v: Option<&Value>| -> Vec<String> {
+                        v.and_then(Value::as_array)
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    if ipam.get("range").is_some() {
+                        excludes.push(strings(ipam.get("exclude")));
+                    }
+                    for entry in ipam
+                        .get("ipRanges")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        excludes.push(strings(entry.get("exclude")));
+                    }
                     let ranges: Vec<Value> = summary
                         .ipam
                         .ranges
                         .iter()
-                        .map(|r| serde_json::json!([{"subnet": r.cidr, "rangeStart": r.first, "rangeEnd": r.last}]))
+                        .enumerate()
+                        .map(|(i, r)| {
+                            host_local_set(
+                                r,
+                                excludes.get(i).map(Vec::as_slice).unwrap_or_default(),
+                            )
+                        })
                         .collect();
                     let routes = ipam.get("routes").cloned();
                     ipam.clear();
@@ -542,6 +571,54 @@ pub struct PodNet {
     pub failed: Option<(CephNetwork, String)>,
 }
 
+/// A host-local range set for a whereabouts range: the same first and last address, split
+/// around the excluded CIDRs (host-local has no exclusions, but a set may hold several ranges).
+fn host_local_set(range: &multinet_proto::multus::ipam::RangeReport, excludes: &[String]) -> Value {
+    use multinet_proto::cidr::{Cidr, from_u128, parse_ip, to_u128};
+    let (Some(first), Some(last)) = (
+        range.first.as_deref().and_then(parse_ip),
+        range.last.as_deref().and_then(parse_ip),
+    ) else {
+        return serde_json::json!([{"subnet": range.cidr}]);
+    };
+    let family = range.family;
+    let mut cuts: Vec<(u128, u128)> = excludes
+        .iter()
+        .filter_map(|e| {
+            e.parse::<Cidr>().ok().or_else(|| {
+                parse_ip(e).map(|ip| Cidr {
+                    addr: ip,
+                    prefix: multinet_proto::cidr::Family::of(ip).bits(),
+                })
+            })
+        })
+        .filter(|c| c.family() == family)
+        .map(|c| (c.first(), c.last()))
+        .collect();
+    cuts.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = to_u128(first);
+    let end = to_u128(last);
+    for (a, b) in cuts {
+        if b < start || a > end {
+            continue;
+        }
+        if a > start {
+            pieces.push((start, a - 1));
+        }
+        start = start.max(b.saturating_add(1));
+    }
+    if start <= end {
+        pieces.push((start, end));
+    }
+    Value::Array(
+        pieces
+            .into_iter()
+            .map(|(a, b)| serde_json::json!({"subnet": range.cidr, "rangeStart": from_u128(family, a).to_string(), "rangeEnd": from_u128(family, b).to_string()}))
+            .collect(),
+    )
+}
+
 /// Node `i`'s shim address: in the public subnet and outside the pods' IPAM range — below it
 /// when there is room, else from the top of the subnet (IPAM hands out from the bottom).
 fn shim_address(net: &LabNetwork, i: u32) -> IpAddr {
@@ -588,4 +665,37 @@ fn kernel_has(kind: &str) -> bool {
     };
     let _ = netns_del(&ns);
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multinet_proto::cidr::Family;
+    use multinet_proto::multus::ipam::RangeReport;
+
+    #[test]
+    fn whereabouts_excludes_split_the_host_local_range() {
+        let range = RangeReport {
+            cidr: "198.18.32.0/24".into(),
+            family: Family::V4,
+            first: Some("198.18.32.1".into()),
+            last: Some("198.18.32.254".into()),
+            usable: 254,
+        };
+        let set = host_local_set(
+            &range,
+            &[
+                "198.18.32.0/28".into(),
+                "198.18.32.100".into(),
+                "fd00::/64".into(),
+            ],
+        );
+        assert_eq!(
+            set,
+            serde_json::json!([
+                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.16", "rangeEnd": "198.18.32.99"},
+                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.101", "rangeEnd": "198.18.32.254"},
+            ])
+        );
+    }
 }
