@@ -62,8 +62,19 @@ impl LabGuard {
         );
         assert!(
             !Path::new("/run/multinet").join(&self.name).exists(),
-            "lab state left"
+            "lab state (IPAM files, run directory) left"
         );
+        // Agents' command lines name their assignment under the lab's state directory.
+        let marker = format!("/run/multinet/{}/", self.name);
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&marker))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "processes of the lab left");
     }
 }
 
@@ -392,7 +403,6 @@ fn sigkill_then_lab_down_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    lab.assert_gone();
     // The agents lost their coordinator: they exit by themselves within their grace period.
     let alive = |pid: &u32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
@@ -407,6 +417,7 @@ fn sigkill_then_lab_down_leaves_nothing() {
             .args(["-KILL", &pid.to_string()])
             .status();
     }
+    lab.assert_gone();
     assert_eq!(
         left,
         Vec::<u32>::new(),
