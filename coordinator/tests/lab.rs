@@ -425,7 +425,7 @@ fn sigkill_then_lab_down_leaves_nothing() {
     );
 }
 
-/// Direct children of `pid`.
+/// Agent processes started by `pid` (its children running `--assignment`).
 fn children_of(pid: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .into_iter()
@@ -441,7 +441,9 @@ fn children_of(pid: u32) -> Vec<u32> {
                 .nth(1)?
                 .parse()
                 .ok()?;
-            (ppid == pid).then_some(child)
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            (ppid == pid && String::from_utf8_lossy(&cmdline).contains("--assignment"))
+                .then_some(child)
         })
         .collect()
 }
