@@ -365,29 +365,7 @@ fn sigkill_then_lab_down_leaves_nothing() {
         return;
     }
     let lab = LabGuard::new('x');
-    let topology = lab.topology(&SMALL.replace("probeInterval: 100ms", "probeInterval: 1s"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet"))
-        .args([
-            "run",
-            "--backend",
-            "lab",
-            "-q",
-            "-f",
-            &topology,
-            "--agent-grace-seconds",
-            "2",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("multinet runs");
-    // Wait until every agent runs (10 pods and 3 host checkers).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while children_of(child.id()).len() < 13 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let agents = children_of(child.id());
-    assert_eq!(agents.len(), 13, "the run started its agents");
+    let (mut child, agents) = slow_run_with_agents(&lab);
     let _ = child.kill();
     let _ = child.wait();
     assert!(
@@ -423,6 +401,34 @@ fn sigkill_then_lab_down_leaves_nothing() {
         Vec::<u32>::new(),
         "agent processes still running 10 s after the coordinator died"
     );
+}
+
+/// Starts a run on a small lab that probes slowly (so there is time to act on it) and waits
+/// until its 13 agents (10 pods, 3 host checkers) run; returns the run and the agents' pids.
+fn slow_run_with_agents(lab: &LabGuard) -> (std::process::Child, Vec<u32>) {
+    let topology = lab.topology(&SMALL.replace("probeInterval: 100ms", "probeInterval: 1s"));
+    let child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args([
+            "run",
+            "--backend",
+            "lab",
+            "-q",
+            "-f",
+            &topology,
+            "--agent-grace-seconds",
+            "2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("multinet runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while children_of(child.id()).len() < 13 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let agents = children_of(child.id());
+    assert_eq!(agents.len(), 13, "the run started its agents");
+    (child, agents)
 }
 
 /// Agent processes started by `pid` (its children running `--assignment`).
@@ -557,18 +563,7 @@ fn sigterm_during_a_lab_run_leaves_nothing() {
         return;
     }
     let lab = LabGuard::new('g');
-    let topology = lab.topology(&SMALL.replace("probeInterval: 100ms", "probeInterval: 1s"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet"))
-        .args(["run", "--backend", "lab", "-q", "-f", &topology])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("multinet runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while children_of(child.id()).len() < 13 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let agents = children_of(child.id());
+    let (mut child, agents) = slow_run_with_agents(&lab);
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -1,3 +1,4 @@
-//! End-to-end tests of multinet's binaries across crates: a whole validation run on the local
-//! backend, the lab and the Kubernetes mock (issues #3–#5). The command-line tests of what exists
-//! today live beside the binary, in `coordinator/tests/`.
+//! Workspace tests across crates. The Kubernetes backend's mock-API-server suites (issue #5)
+//! go here. The local and lab end-to-end tests run the `multinet` binary, which Cargo exposes
+//! (`CARGO_BIN_EXE_multinet`) only to the binary's own package, so they live in
+//! `coordinator/tests/`.
