@@ -13,7 +13,7 @@ use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
 
 use crate::backend::agents::{AgentProcesses, KillAgent};
-use crate::backend::lab::LabBackend;
+use crate::backend::lab::{Keep, LabBackend};
 use crate::backend::local::LocalBackend;
 use crate::cli::EXIT_INVALID;
 use crate::input::read_text_or_report;
@@ -299,7 +299,14 @@ pub fn run(args: &RunArgs) -> u8 {
             }
             let (lab, keep) = match &args.lab {
                 Some(name) => match Lab::open(name) {
-                    Ok(lab) => (lab, true),
+                    Ok(lab) => (
+                        lab,
+                        if args.keep {
+                            Keep::Everything
+                        } else {
+                            Keep::Lab
+                        },
+                    ),
                     Err(e) => {
                         eprintln!("multinet run: {e:#}");
                         return EXIT_INVALID;
@@ -337,7 +344,12 @@ pub fn run(args: &RunArgs) -> u8 {
                         .kill_agent
                         .clone()
                         .or_else(|| topology_kill(&lab.topology));
-                    let backend = LabBackend::new(lab, agent_command, kill, args.keep);
+                    let keep = if args.keep {
+                        Keep::Everything
+                    } else {
+                        Keep::Nothing
+                    };
+                    let backend = LabBackend::new(lab, agent_command, kill, keep);
                     return execute(backend, settings(config, args), args);
                 }
             };

@@ -604,3 +604,42 @@ fn a_link_type_the_kernel_lacks_is_named_before_anything_is_created() {
     );
     lab.assert_gone();
 }
+
+#[test]
+fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('p');
+    let topology = lab.topology(&format!("nodes: 2\n{SMALL}"));
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["lab", "up", "-f", &topology])
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let before = namespaces_of(&lab.name);
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+            .args(["run", "--lab", &lab.name, "-q", "-o", "json"])
+            .output()
+            .expect("multinet runs");
+        let r: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(r["verdict"], "pass", "{r:#}");
+        assert_eq!(
+            namespaces_of(&lab.name),
+            before,
+            "the run's pods are gone, the lab stays"
+        );
+    }
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(down.status.success());
+    lab.assert_gone();
+}

@@ -14,18 +14,29 @@ use crate::lab::build::Lab;
 use crate::lab::topology::node_matches;
 use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
 
+/// What a run leaves of its lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Nothing: the lab was built for the run and goes with it.
+    Nothing,
+    /// The lab without the run's pods: it was up before the run (`--lab NAME`).
+    Lab,
+    /// Everything, pods included, for a look after the run (`--keep`).
+    Everything,
+}
+
 /// The backend.
 #[derive(Debug)]
 pub struct LabBackend {
     lab: Lab,
     agents: AgentProcesses,
-    /// Leave the lab up after the run (`--keep`).
-    keep: bool,
+    /// What cleanup leaves.
+    keep: Keep,
 }
 
 impl LabBackend {
-    /// Runs on `lab`; tears it down at cleanup unless `keep`.
-    pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: bool) -> Self {
+    /// Runs on `lab`; `keep` says what cleanup leaves.
+    pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: Keep) -> Self {
         Self {
             lab,
             agents: AgentProcesses::new(agent_command, kill),
@@ -124,9 +135,10 @@ impl Scheduler for LabBackend {
 
     async fn cleanup(&mut self) -> anyhow::Result<()> {
         self.agents.stop_all().await;
-        if self.keep {
-            return Ok(());
+        match self.keep {
+            Keep::Nothing => Lab::down(&self.lab.topology.name),
+            Keep::Lab => self.lab.remove_pods(),
+            Keep::Everything => Ok(()),
         }
-        Lab::down(&self.lab.topology.name)
     }
 }

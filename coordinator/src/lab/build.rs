@@ -512,6 +512,19 @@ impl Lab {
         )
     }
 
+    /// Removes the pods (CNI DEL for each attachment, their namespaces), leaving the lab.
+    pub fn remove_pods(&mut self) -> anyhow::Result<()> {
+        for a in self.state.attachments.iter().rev() {
+            let _ = a.del();
+        }
+        for pod in &self.state.pods {
+            netns_del(pod)?;
+        }
+        self.state.attachments.clear();
+        self.state.pods.clear();
+        self.save()
+    }
+
     /// Removes lab `name`: CNI DEL for every attachment (releasing IPAM addresses), every
     /// namespace of the lab, and its state. Nothing of it is an error to be missing.
     pub fn down(name: &str) -> anyhow::Result<()> {
