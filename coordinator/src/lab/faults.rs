@@ -38,10 +38,18 @@ pub fn ruleset(topology: &LabTopology) -> String {
                 if let NodeRef::Node(n) = to {
                     let _ = write!(r, "oifname \"{}\" ", switch_port(n, *network));
                 }
-                if matches!((from, to), (NodeRef::Any, NodeRef::Any)) {
-                    let _ = write!(r, "iifname \"*-{0}\" ", &switch_port("", *network)[1..]);
+                if r.is_empty() {
+                    // From any node to any node: every port of this network's switch.
+                    for node in &topology.nodes {
+                        let _ = writeln!(
+                            rules,
+                            "    iifname \"{}\" counter drop",
+                            switch_port(&node.name, *network)
+                        );
+                    }
+                } else {
+                    let _ = writeln!(rules, "    {r}counter drop");
                 }
-                let _ = writeln!(rules, "    {r}counter drop");
             }
             Fault::Loss {
                 network,
@@ -109,4 +117,35 @@ pub fn host_route_missing(topology: &LabTopology, node: &str) -> bool {
         .faults
         .iter()
         .any(|f| matches!(f, Fault::HostRouteMissing { node: n } if n == node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::topology::parse_topology;
+
+    fn rules(yaml: &str) -> String {
+        let (topology, problems) = parse_topology(yaml).expect("topology parses");
+        assert!(problems.is_valid(), "{problems:?}");
+        ruleset(&topology)
+    }
+
+    #[test]
+    fn faults_become_switch_port_rules() {
+        let r = rules(
+            "faults:\n  - block: {network: cluster, from: '*', to: n1}\n  - block: {network: public, from: n2, to: '*'}\n  - block: {network: public, from: '*', to: '*'}\n  - loss: {network: public, node: n3, percent: 30}\nunderlay:\n  - {node: n2, network: cluster, mtu: 1400}\n",
+        );
+        for line in [
+            "oifname \"n1-clu\" counter drop",
+            "iifname \"n2-pub\" counter drop",
+            "iifname \"n1-pub\" counter drop",
+            "iifname \"n3-pub\" numgen random mod 10000 < 3000 counter drop",
+            "oifname \"n3-pub\" numgen random mod 10000 < 3000 counter drop",
+            "iifname \"n2-clu\" ip length > 1400 counter drop",
+            "oifname \"n2-clu\" ip6 length > 1360 counter drop",
+        ] {
+            assert!(r.contains(line), "missing {line:?} in\n{r}");
+        }
+        assert_eq!(rules(""), "", "no fault, no table");
+    }
 }
