@@ -517,7 +517,18 @@ impl Lab {
         for a in self.state.attachments.iter().rev() {
             let _ = a.del();
         }
+        let ctl = Self::control_ns(&self.topology.name);
+        let prefix = format!("{}-", self.topology.name);
         for pod in &self.state.pods {
+            // Deleting the control-network end now removes the pair at once; a deleted
+            // namespace's interfaces go away only when the kernel gets to it, and the next run
+            // would find the port name taken.
+            if let Some(port) = pod
+                .strip_prefix(&prefix)
+                .map(|rest| rest.replace("-p", "p"))
+            {
+                let _ = ip_in(&ctl, &["link", "del", &port]);
+            }
             netns_del(pod)?;
         }
         self.state.attachments.clear();
