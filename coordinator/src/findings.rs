@@ -121,6 +121,10 @@ pub struct AgentFact {
     /// Milliseconds since the run started when it passed every network (clients and host
     /// checkers), if it did.
     pub passed_at_ms: Option<u64>,
+    /// How its process or pod ended, when the backend saw it end before the run did (exit
+    /// status and the last lines it logged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
 }
 
 /// Everything the findings engine reads besides the matrix.

@@ -68,6 +68,8 @@ pub struct RunSupervisor {
     stages: Vec<StageTiming>,
     /// Fates the scheduler reported (no address, not started, exited).
     scheduler_fates: BTreeMap<String, AgentFate>,
+    /// How agents' processes or pods ended, as the backend saw it.
+    exit_reasons: BTreeMap<String, String>,
     /// When each agent passed every network, ms since the start.
     passed_at: BTreeMap<String, u64>,
     plan: Vec<PodPlan>,
@@ -118,6 +120,7 @@ impl RunSupervisor {
             started: Instant::now(),
             stages: Vec::new(),
             scheduler_fates: BTreeMap::new(),
+            exit_reasons: BTreeMap::new(),
             passed_at: BTreeMap::new(),
             plan: Vec::new(),
             nodes: Vec::new(),
@@ -208,7 +211,8 @@ impl RunSupervisor {
 
     async fn poll_exits<S: Scheduler>(&mut self, scheduler: &mut S) {
         let at_ms = self.elapsed_ms();
-        for (pod, _reason) in scheduler.exited().await {
+        for (pod, reason) in scheduler.exited().await {
+            self.exit_reasons.entry(pod.clone()).or_insert(reason);
             self.scheduler_fates
                 .entry(pod)
                 .or_insert(AgentFate::Lost { at_ms });

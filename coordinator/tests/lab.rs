@@ -622,6 +622,27 @@ fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
         String::from_utf8_lossy(&up.stderr)
     );
     let before = namespaces_of(&lab.name);
+    let control_mac = || {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &format!("{}-ctl", lab.name),
+                "-br",
+                "link",
+                "show",
+                "ctl",
+            ])
+            .output()
+            .expect("ip link");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Pods come and go on the control bridge; its address must not follow them, or the
+    // nodes' host checkers keep talking to a MAC that is gone.
+    assert_eq!(control_mac(), "02:6d:6e:00:00:01");
     for _ in 0..2 {
         let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
             .args(["run", "--lab", &lab.name, "-q", "-o", "json"])
@@ -635,6 +656,7 @@ fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
             before,
             "the run's pods are gone, the lab stays"
         );
+        assert_eq!(control_mac(), "02:6d:6e:00:00:01");
     }
     let down = Command::new(env!("CARGO_BIN_EXE_multinet"))
         .args(["lab", "down", &lab.name])

@@ -50,6 +50,7 @@ struct Running {
     started: Instant,
     role: Role,
     node: String,
+    log: std::path::PathBuf,
     exited: bool,
 }
 
@@ -117,7 +118,8 @@ impl AgentProcesses {
         };
         let file = env.run_dir.join(format!("{}.assignment.json", pod.pod));
         std::fs::write(&file, serde_json::to_vec_pretty(&assignment)?)?;
-        let log = std::fs::File::create(env.run_dir.join(format!("{}.log", pod.pod)))?;
+        let log_path = env.run_dir.join(format!("{}.log", pod.pod));
+        let log = std::fs::File::create(&log_path)?;
         let mut argv: Vec<String> = wrapper.iter().chain(&self.agent_command).cloned().collect();
         argv.push("--assignment".into());
         argv.push(file.display().to_string());
@@ -138,6 +140,7 @@ impl AgentProcesses {
                         started: Instant::now(),
                         role: pod.role,
                         node: pod.node.clone(),
+                        log: log_path,
                         exited: false,
                     },
                 );
@@ -169,7 +172,12 @@ impl AgentProcesses {
                 && let Ok(Some(status)) = r.child.try_wait()
             {
                 r.exited = true;
-                out.push((pod.clone(), format!("agent process exited: {status}")));
+                let mut reason = format!("agent process exited: {status}");
+                if let Some(tail) = log_tail(&r.log) {
+                    reason.push_str("; last log: ");
+                    reason.push_str(&tail);
+                }
+                out.push((pod.clone(), reason));
             }
         }
         out
@@ -189,6 +197,29 @@ impl AgentProcesses {
     }
 }
 
+/// The last lines an agent logged (at most [`TAIL_LINES`] lines of the file's last
+/// [`TAIL_BYTES`]), joined with " | "; `None` when it logged nothing.
+fn log_tail(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | ");
+    (!tail.is_empty()).then_some(tail)
+}
+
+const TAIL_BYTES: u64 = 2048;
+const TAIL_LINES: usize = 3;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +236,27 @@ mod tests {
         assert!("server".parse::<KillAgent>().is_err());
         assert!("@3".parse::<KillAgent>().is_err());
         assert!("n1@-1".parse::<KillAgent>().is_err());
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = std::env::temp_dir().join(format!("mn-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.log");
+        let long: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(
+            &path,
+            format!("{long}\nconnecting\n\nerror: refused: wrong run id\n"),
+        )
+        .unwrap();
+        let tail = log_tail(&path);
+        std::fs::write(dir.join("empty.log"), "").unwrap();
+        let empty = log_tail(&dir.join("empty.log"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            tail.as_deref(),
+            Some("line 499 | connecting | error: refused: wrong run id")
+        );
+        assert_eq!(empty, None);
     }
 }

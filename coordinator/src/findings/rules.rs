@@ -319,6 +319,7 @@ fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding
             ("server".into(), json!(facts.server.pod)),
             ("fate".into(), json!(facts.server.fate)),
             ("detail".into(), reason),
+            ("exit".into(), json!(facts.server.exit)),
         ])
         .into_iter()
         .filter(|(_, v)| !v.is_null())
@@ -328,6 +329,14 @@ fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding
             "check that the NADs give the server's node an address on every network (IPAM range, master interface present)",
         ],
     )
+}
+
+/// Adds how the agent's process ended, when the backend saw it.
+fn with_exit(mut entry: Value, agent: &AgentFact) -> Value {
+    if let (Some(exit), Some(map)) = (&agent.exit, entry.as_object_mut()) {
+        map.insert("exit".into(), json!(exit));
+    }
+    entry
 }
 
 fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
@@ -341,11 +350,11 @@ fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
             AgentFate::Lost { at_ms } => lost
                 .entry(&a.node)
                 .or_default()
-                .push(json!({"agent": a.pod, "lost_at_ms": at_ms})),
-            AgentFate::NeverConnected => lost
-                .entry(&a.node)
-                .or_default()
-                .push(json!({"agent": a.pod, "never_connected": true})),
+                .push(with_exit(json!({"agent": a.pod, "lost_at_ms": at_ms}), a)),
+            AgentFate::NeverConnected => lost.entry(&a.node).or_default().push(with_exit(
+                json!({"agent": a.pod, "never_connected": true}),
+                a,
+            )),
             AgentFate::Failed { reason } => lost
                 .entry(&a.node)
                 .or_default()

@@ -36,6 +36,7 @@ fn agent(pod: String, node: &str, role: Role, networks: Vec<CephNetwork>) -> Age
         networks,
         fate: AgentFate::Reported,
         passed_at_ms: None,
+        exit: None,
     }
 }
 

@@ -112,6 +112,22 @@ fn port_suffix(network: CephNetwork) -> &'static str {
     }
 }
 
+/// The control bridge's address (locally administered, unicast).
+const CONTROL_BRIDGE_MAC: &str = "02:6d:6e:00:00:01";
+
+/// A node bridge's address: locally administered, unique per node and network in a lab.
+fn node_bridge_mac(node: u32, network: CephNetwork) -> String {
+    let net = match network {
+        CephNetwork::Public => 1,
+        CephNetwork::Cluster => 2,
+    };
+    format!(
+        "02:6d:6e:{net:02x}:{:02x}:{:02x}",
+        (node >> 8) & 0xff,
+        node & 0xff
+    )
+}
+
 /// The i-th address of the control network after the coordinator's (1-based).
 fn control_addr(i: u32) -> Ipv4Addr {
     let n = i + 1;
@@ -266,6 +282,10 @@ impl Lab {
         netns_add(&sw)?;
         netns_add(&ctl)?;
         ip_in(&ctl, &["link", "add", "ctl", "type", "bridge"])?;
+        // A bridge without an address of its own takes its lowest port's, so adding or
+        // removing pods would change the coordinator's MAC under the nodes' ARP caches (and
+        // their host checkers would talk to a MAC nobody has). A fixed address never moves.
+        ip_in(&ctl, &["link", "set", "ctl", "address", CONTROL_BRIDGE_MAC])?;
         ip_in(&ctl, &["link", "set", "ctl", "up"])?;
         ip_in(
             &ctl,
@@ -314,6 +334,10 @@ impl Lab {
                 if let Some(node_bridge) = &links.bridge {
                     // The bridge plugin attaches pods to this node bridge; the uplink joins it.
                     ip_in(&ns, &["link", "add", "name", node_bridge, "type", "bridge"])?;
+                    // Fixed, as the control bridge's: a gateway address the bridge plugin
+                    // puts on it must not change MAC as pods come and go.
+                    let mac = node_bridge_mac(i as u32, *network);
+                    ip_in(&ns, &["link", "set", node_bridge, "address", &mac])?;
                     ip_in(&ns, &["link", "set", node_bridge, "up"])?;
                     ip_in(&ns, &["link", "set", &links.uplink, "master", node_bridge])?;
                 }

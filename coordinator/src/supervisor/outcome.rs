@@ -52,6 +52,7 @@ impl RunSupervisor {
                 networks: view.expected.networks.clone(),
                 fate,
                 passed_at_ms: self.passed_at.get(pod).copied(),
+                exit: self.exit_reasons.get(pod).cloned(),
             }
         };
         let mut server = None;
@@ -77,6 +78,7 @@ impl RunSupervisor {
                         reason: "not started: the server never became ready".into(),
                     },
                     passed_at_ms: None,
+                    exit: None,
                 });
             }
         }
