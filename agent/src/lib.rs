@@ -19,6 +19,9 @@
 //!   address, `/payload?bytes=N` serves N bytes.
 //! * [`prober`] — the probes of clients and host checkers: every kind each round, failure
 //!   classes, latency.
+//! * [`pod`] — in a Kubernetes pod: the assignment made from the mounted run settings, TLS
+//!   material and Multus' network-status, checked against the kernel's interfaces; the
+//!   arguments of both ways to run.
 //! * [`run`] (here) — wires the pieces for the assignment's role and says how the agent ended
 //!   ([`ExitReason`]); `main.rs` only reads the arguments and maps the result to an exit code.
 //!
@@ -28,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod pod;
 pub mod prober;
 pub mod server;
 pub mod tls;
@@ -79,6 +83,15 @@ impl From<ControlEnd> for ExitReason {
 /// Installs rustls' ring provider as the process default (a second call changes nothing).
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Reads the assignment the arguments point to: a file, or a pod's mounted files.
+pub fn assignment_from(args: &pod::AgentArgs) -> anyhow::Result<AgentAssignment> {
+    match args {
+        pod::AgentArgs::Assignment(path) => read_assignment(path),
+        pod::AgentArgs::Pod(p) => pod::pod_assignment(p, &pod::kernel_interfaces),
+        pod::AgentArgs::Help => anyhow::bail!("{}", pod::USAGE),
+    }
 }
 
 /// Reads an assignment file (JSON).

@@ -1,28 +1,19 @@
-//! `multinet-agent --assignment FILE.json`: runs the role the assignment names. Exit codes:
+//! `multinet-agent --assignment FILE.json` (local and lab backends) or `multinet-agent --kube
+//! --role … --name … --node …` (in a Kubernetes pod): runs the role it is given. Exit codes:
 //! 0 after Stop from the coordinator, 1 on a fatal error (message on stderr), 3 when the
 //! coordinator was unreachable longer than the grace period.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: multinet-agent --assignment FILE.json";
-
-fn assignment_path() -> Result<PathBuf, String> {
-    let mut args = std::env::args_os().skip(1);
-    match (args.next(), args.next(), args.next()) {
-        (Some(flag), Some(path), None) if flag == "--assignment" => Ok(PathBuf::from(path)),
-        (Some(flag), None, None) if flag == "--help" || flag == "-h" => Err(String::new()),
-        _ => Err(USAGE.to_string()),
-    }
-}
+use multinet_agent::pod::{AgentArgs, USAGE, parse_args};
 
 fn main() -> ExitCode {
-    let path = match assignment_path() {
-        Ok(path) => path,
-        Err(message) if message.is_empty() => {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(AgentArgs::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Ok(args) => args,
         Err(message) => {
             eprintln!("multinet-agent: {message}");
             return ExitCode::from(1);
@@ -40,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = multinet_agent::read_assignment(&path)
+    let outcome = multinet_agent::assignment_from(&args)
         .and_then(|assignment| runtime.block_on(multinet_agent::run(assignment)));
     match outcome {
         Ok(reason) => ExitCode::from(reason.code()),

@@ -31,19 +31,20 @@ enum Command {
     Config(ConfigCommand),
     /// Run a validation: one server, the worst-case clients on every node, host checkers;
     /// report which paths fail and why.
-    Run(crate::run_cmd::RunArgs),
+    Run(Box<crate::run_cmd::RunArgs>),
     /// The emulated lab: build, inspect, remove.
     #[command(subcommand)]
     Lab(crate::lab_cmd::LabCommand),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
-    /// Run one agent (what the local backend starts; `multinet-agent` is the same, smaller).
-    #[command(hide = true)]
+    /// Run one agent (what the local and lab backends start, and the image's pods run;
+    /// `multinet-agent` is the same, smaller).
+    #[command(hide = true, disable_help_flag = true)]
     Agent {
-        /// The assignment file the coordinator wrote.
-        #[arg(long)]
-        assignment: PathBuf,
+        /// `--assignment FILE`, or `--kube --role R --name N --node NODE [--networks …]`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -105,7 +106,18 @@ pub enum Output {
 }
 
 /// Runs one agent on a single-threaded runtime, as `multinet-agent` does.
-fn run_agent(path: &std::path::Path) -> u8 {
+fn run_agent(args: Vec<String>) -> u8 {
+    let args = match multinet_agent::pod::parse_args(args) {
+        Ok(multinet_agent::pod::AgentArgs::Help) => {
+            println!("{}", multinet_agent::pod::USAGE);
+            return 0;
+        }
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("multinet agent: {message}");
+            return 1;
+        }
+    };
     multinet_agent::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -117,7 +129,7 @@ fn run_agent(path: &std::path::Path) -> u8 {
             return 1;
         }
     };
-    match multinet_agent::read_assignment(path)
+    match multinet_agent::assignment_from(&args)
         .and_then(|a| runtime.block_on(multinet_agent::run(a)))
     {
         Ok(reason) => reason.code(),
@@ -146,7 +158,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Sample { kind }) => config_cmd::sample(kind),
         Command::Config(ConfigCommand::Check { file, output }) => config_cmd::check(&file, output),
         Command::Run(args) => crate::run_cmd::run(&args),
-        Command::Agent { assignment } => run_agent(&assignment),
+        Command::Agent { args } => run_agent(args),
         Command::Lab(command) => crate::lab_cmd::run(&command),
         Command::Bench(crate::bench::BenchCommand::Ingest(args)) => crate::bench::ingest(&args),
         Command::Bench(crate::bench::BenchCommand::Load(args)) => crate::bench::load::load(&args),

@@ -42,6 +42,7 @@ pub mod config_cmd;
 pub mod control_plane;
 pub mod findings;
 pub mod input;
+pub mod kube_cmd;
 pub mod lab;
 pub mod lab_cmd;
 pub mod matrix;

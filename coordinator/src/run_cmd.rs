@@ -33,7 +33,8 @@ pub enum Backend {
     /// The emulated lab: network namespaces as nodes and pods, the real CNI plugins. Needs
     /// root. The default when it can run.
     Lab,
-    /// A Kubernetes cluster — not built yet.
+    /// A Kubernetes cluster, through its API (`--dry-run -o yaml` shows the objects without
+    /// one).
     Kube,
 }
 
@@ -46,6 +47,8 @@ pub enum RunOutput {
     Json,
     /// JUnit XML for CI dashboards.
     Junit,
+    /// With `--dry-run`: the Kubernetes objects a run would create.
+    Yaml,
 }
 
 /// Arguments of `multinet run` (Rook's `run` flags keep their names and meanings).
@@ -117,6 +120,26 @@ pub struct RunArgs {
     /// Leave the lab up after the run.
     #[arg(long)]
     pub keep: bool,
+    /// Kubernetes: print every object the run would create (`-o yaml`) and create nothing; needs
+    /// no cluster.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Kubernetes: the multinet image agents and the coordinator Job run.
+    #[arg(long, value_name = "IMAGE", default_value = crate::backend::k8s::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Kubernetes: the service account of the run's pods (Rook's `serviceAccountName`).
+    #[arg(long, value_name = "SA")]
+    pub service_account: Option<String>,
+    /// Kubernetes: the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig context [default: its current context].
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Kubernetes, set by the coordinator Job: this process is run ID's coordinator inside the
+    /// cluster (the owner object exists; its configuration is given with -c).
+    #[arg(long, value_name = "ID", hide = true)]
+    pub in_cluster_run: Option<String>,
     /// Local backend fault: kill an agent (`server`, or a node's first client) SECONDS after it
     /// started, e.g. `server@3` or `n2@2`.
     #[arg(long, value_name = "TARGET@SECONDS")]
@@ -124,7 +147,7 @@ pub struct RunArgs {
 }
 
 /// Builds the run configuration the way Rook's CLI does, validated; problems are filed.
-pub fn build_config(args: &RunArgs, problems: &mut Problems) -> Option<RunConfig> {
+pub(crate) fn build_config(args: &RunArgs, problems: &mut Problems) -> Option<RunConfig> {
     let mut config = match &args.config {
         Some(path) => {
             let text = read_text_or_report(path, problems)?;
@@ -241,7 +264,7 @@ fn rook_flags_given(args: &RunArgs) -> bool {
         || args.flaky_threshold_seconds.is_some()
 }
 
-fn fail_invalid(problems: &Problems) -> u8 {
+pub(crate) fn fail_invalid(problems: &Problems) -> u8 {
     for p in &problems.errors {
         eprintln!("multinet run: {p}");
     }
@@ -267,6 +290,12 @@ pub fn run(args: &RunArgs) -> u8 {
             }
         },
     };
+    if backend != Backend::Kube && (args.dry_run || args.output == RunOutput::Yaml) {
+        eprintln!(
+            "multinet run: --dry-run and -o yaml show the objects of a Kubernetes run: add --backend kube"
+        );
+        return EXIT_INVALID;
+    }
     let agent_command = match AgentProcesses::default_agent_command() {
         Ok(c) => c,
         Err(e) => {
@@ -277,13 +306,7 @@ pub fn run(args: &RunArgs) -> u8 {
     multinet_agent::install_crypto_provider();
     let mut problems = Problems::default();
     match backend {
-        Backend::Kube => {
-            problems.error(
-                "--backend",
-                "the Kubernetes backend is not built yet (issue #5); use --backend lab or local",
-            );
-            fail_invalid(&problems)
-        }
+        Backend::Kube => crate::kube_cmd::run(args),
         Backend::Local => {
             let Some(config) = build_config(args, &mut problems) else {
                 return fail_invalid(&problems);
@@ -367,7 +390,7 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
-fn warn_all(problems: &Problems) {
+pub(crate) fn warn_all(problems: &Problems) {
     for p in &problems.warnings {
         eprintln!("multinet run: warning: {p}");
     }
@@ -505,6 +528,7 @@ fn emit(report: &RunReport, args: &RunArgs) -> u8 {
         RunOutput::Text => report::text(report),
         RunOutput::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
         RunOutput::Junit => report::junit(report),
+        RunOutput::Yaml => serde_saphyr::to_string(report).unwrap_or_default(),
     };
     match &args.report {
         Some(path) => {

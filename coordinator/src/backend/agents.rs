@@ -241,18 +241,18 @@ mod tests {
     #[test]
     fn log_tail_keeps_the_last_lines() {
         let dir = std::env::temp_dir().join(format!("mn-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("temp files");
         let path = dir.join("a.log");
         let long: String = (0..500).map(|i| format!("line {i}\n")).collect();
         std::fs::write(
             &path,
             format!("{long}\nconnecting\n\nerror: refused: wrong run id\n"),
         )
-        .unwrap();
+        .expect("temp files");
         let tail = log_tail(&path);
-        std::fs::write(dir.join("empty.log"), "").unwrap();
+        std::fs::write(dir.join("empty.log"), "").expect("temp files");
         let empty = log_tail(&dir.join("empty.log"));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("temp files");
         assert_eq!(
             tail.as_deref(),
             Some("line 499 | connecting | error: refused: wrong run id")

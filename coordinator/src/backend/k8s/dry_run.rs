@@ -1,0 +1,271 @@
+//! `multinet run --backend kube --dry-run -o yaml`: every object a run would create, from the
+//! configuration alone — no cluster is contacted. What depends on the cluster is rendered as
+//! the run would fill it in: the owner's uid is a zero placeholder, the TLS material and the
+//! coordinator's address are made when the run starts, and clients are shown for one
+//! placeholder node of each node type (a run creates them on every node of the type).
+
+use multinet_proto::assignment::{PodRunSettings, ProbeSettings};
+use multinet_proto::config::RunConfig;
+use multinet_proto::field::Problems;
+use multinet_proto::multus::selection::{NetworkSelection, parse_single_selection};
+use serde::Serialize;
+
+use super::names::{NODE_TYPE_NAME_MAX, Owner, RunNames};
+use super::objects::{CONTROL_PORT, KubeRun};
+
+/// The run id a dry run shows.
+pub const DRY_RUN_ID: &str = "dryrun0000";
+
+/// The NAD selections of the configuration's networks, namespace filled in; problems name
+/// the configuration field.
+pub fn selections(
+    config: &RunConfig,
+    problems: &mut Problems,
+) -> (Option<NetworkSelection>, Option<NetworkSelection>) {
+    let mut one = |field: &str, text: &str| -> Option<NetworkSelection> {
+        if text.is_empty() {
+            return None;
+        }
+        match parse_single_selection(text, &config.namespace) {
+            Ok((s, warnings)) => {
+                for w in warnings {
+                    problems.warn(field, w);
+                }
+                Some(s)
+            }
+            Err(e) => {
+                problems.error(field, format!("{text:?}: {}", e.0));
+                None
+            }
+        }
+    };
+    let public = one("publicNetwork", &config.public_network);
+    let cluster = one("clusterNetwork", &config.cluster_network);
+    (public, cluster)
+}
+
+/// Rules the Kubernetes backend adds to the run configuration's: node type names become part
+/// of object names.
+pub fn check_node_type_names(config: &RunConfig, problems: &mut Problems) {
+    for name in config.node_types.keys() {
+        if name.len() > NODE_TYPE_NAME_MAX {
+            problems.error(
+                format!("nodeTypes.{name}"),
+                format!(
+                    "the Kubernetes backend labels pods with their node type: expected at most {NODE_TYPE_NAME_MAX} characters"
+                ),
+            );
+        }
+    }
+}
+
+/// The agents' shared settings for `config`, with the coordinator's address when known.
+pub fn pod_run_settings(
+    run_id: &str,
+    config: &RunConfig,
+    coordinator: Option<std::net::SocketAddr>,
+    grace_ms: u64,
+) -> PodRunSettings {
+    PodRunSettings {
+        run_id: run_id.to_string(),
+        coordinator: coordinator.map_or_else(
+            || format!("COORDINATOR_POD_IP:{CONTROL_PORT}"),
+            |a| a.to_string(),
+        ),
+        probe: ProbeSettings {
+            interval_ms: config.probe_interval.as_std().as_millis() as u64,
+            timeout_ms: config.probe_timeout.as_std().as_millis() as u64,
+            small_bytes: config.payload_bytes.small,
+            large_bytes: config.payload_bytes.large,
+        },
+        grace_ms,
+        batch_max: 256,
+        unacked_max: 1024,
+    }
+}
+
+/// The YAML stream of every object of a run of `config`; `run_args` are the arguments the
+/// coordinator Job would get.
+pub fn render(
+    config: &RunConfig,
+    image: &str,
+    run_args: Vec<String>,
+    grace_ms: u64,
+) -> anyhow::Result<String> {
+    let mut problems = Problems::default();
+    let (public, cluster) = selections(config, &mut problems);
+    anyhow::ensure!(
+        problems.is_valid(),
+        "{}",
+        problems
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let names = RunNames::new(DRY_RUN_ID);
+    let run = KubeRun {
+        owner: Owner {
+            name: names.owner(),
+            uid: Owner::DRY_RUN_UID.into(),
+        },
+        names,
+        namespace: config.namespace.clone(),
+        image: image.to_string(),
+        config,
+        public,
+        cluster,
+    };
+    let settings = pod_run_settings(DRY_RUN_ID, config, None, grace_ms);
+    let mut out = String::from(
+        "# multinet run --dry-run: every object a run creates, rendered without a cluster.\n\
+         # The owner's uid, the TLS material and the coordinator's address are filled in when\n\
+         # the run starts; clients are shown for one node of each node type, and a run creates\n\
+         # them on every node of that type.\n",
+    );
+    let mut doc = |comment: &str, object: &dyn erased::Object| -> anyhow::Result<()> {
+        out.push_str("---\n");
+        if !comment.is_empty() {
+            out.push_str(&format!("# {comment}\n"));
+        }
+        out.push_str(&object.yaml()?);
+        Ok(())
+    };
+    doc(
+        "deleting the owner removes the run",
+        &run.owner_config_map(serde_saphyr::to_string(config)?),
+    )?;
+    doc(
+        "only when multinet runs outside the cluster: the coordinator, in the cluster",
+        &run.coordinator_job(run_args),
+    )?;
+    doc("", &run.tls_secret(None))?;
+    doc(
+        "",
+        &run.agents_config_map(serde_json::to_string_pretty(&settings)?),
+    )?;
+    let server_type = config
+        .server_node_type()
+        .ok_or_else(|| anyhow::anyhow!("no node type has OSDs: nowhere to place the server"))?;
+    doc("", &run.server_pod(server_type, None))?;
+    let public = run.public.is_some();
+    for (name, t) in &config.node_types {
+        if public {
+            doc("", &run.host_check_daemon_set(name))?;
+        }
+        if config.host_check_only {
+            continue;
+        }
+        let node = format!("{name}-node-1");
+        for i in 0..t.osds_per_node {
+            doc(
+                &format!("on every node of type {name}"),
+                &run.client_pod(&node, name, &format!("osd-{i}")),
+            )?;
+        }
+        if public {
+            for i in 0..t.other_daemons_per_node {
+                doc(
+                    &format!("on every node of type {name}"),
+                    &run.client_pod(&node, name, &format!("other-{i}")),
+                )?;
+            }
+        }
+    }
+    doc(
+        "written by the coordinator when the run ends",
+        &run.report_config_map("{}".into(), 0),
+    )?;
+    Ok(out)
+}
+
+/// Objects rendered as YAML documents (k8s-openapi objects serialize with apiVersion and kind).
+mod erased {
+    pub trait Object {
+        fn yaml(&self) -> anyhow::Result<String>;
+    }
+    impl<T: super::Serialize> Object for T {
+        fn yaml(&self) -> anyhow::Result<String> {
+            Ok(serde_saphyr::to_string(self)?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use multinet_proto::config::parse_run_config;
+
+    use super::*;
+
+    fn config(text: &str) -> RunConfig {
+        let (config, problems) = parse_run_config(text).expect("YAML");
+        assert!(problems.is_valid(), "{problems:?}");
+        config
+    }
+
+    fn render_default(config: &RunConfig) -> String {
+        render(config, "ghcr.io/multinet/multinet:test", Vec::new(), 10_000).expect("renders")
+    }
+
+    #[test]
+    fn converged_default() {
+        let mut c = RunConfig {
+            public_network: "public-net".into(),
+            cluster_network: "rook-ceph/cluster-net".into(),
+            ..RunConfig::default()
+        };
+        c.node_types.values_mut().for_each(|t| {
+            t.osds_per_node = 1;
+            t.other_daemons_per_node = 1;
+        });
+        insta::assert_snapshot!(render_default(&c));
+    }
+
+    #[test]
+    fn stretch_cluster_with_tolerations() {
+        let c = config(
+            "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  arbiter:\n    osdsPerNode: 0\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {topology.kubernetes.io/zone: arbiter}\n      tolerations:\n        - {key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}\n  storage:\n    osdsPerNode: 1\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {storage: \"true\"}\n",
+        );
+        insta::assert_snapshot!(render_default(&c));
+    }
+
+    #[test]
+    fn cluster_network_only_has_no_host_checkers_and_no_other_clients() {
+        let mut c = config("clusterNetwork: cluster-net\n");
+        c.node_types.values_mut().for_each(|t| {
+            t.osds_per_node = 1;
+            t.other_daemons_per_node = 2;
+        });
+        let out = render_default(&c);
+        assert!(!out.contains("kind: DaemonSet"), "{out}");
+        assert!(!out.contains("-other-"), "{out}");
+        assert!(out.contains("-osd-0"), "{out}");
+    }
+
+    #[test]
+    fn host_check_only_starts_no_clients() {
+        let mut c = config("publicNetwork: public-net\nhostCheckOnly: true\n");
+        c.node_types.values_mut().for_each(|t| t.osds_per_node = 2);
+        let out = render_default(&c);
+        assert!(out.contains("kind: DaemonSet"), "{out}");
+        assert!(!out.contains("component: client"), "{out}");
+    }
+
+    #[test]
+    fn a_bad_selection_names_the_field() {
+        let c = RunConfig {
+            public_network: "Not_A/Name!".into(),
+            ..RunConfig::default()
+        };
+        let mut problems = Problems::default();
+        let _ = selections(&c, &mut problems);
+        assert!(
+            problems.errors[0]
+                .to_string()
+                .starts_with("publicNetwork: "),
+            "{:?}",
+            problems.errors
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Names and labels of a run's objects, and the owner reference they all carry.
+//!
+//! Every object is named `multinet-<run>-…` and labelled `app.kubernetes.io/part-of=multinet`
+//! and `multinet.io/run=<run>`, so `kubectl get all -l multinet.io/run=<run>` shows a run and
+//! `multinet cleanup` finds leftovers. One owner object, a ConfigMap, owns everything else:
+//! deleting it with foreground propagation removes the run.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+/// `app.kubernetes.io/part-of`.
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+/// Its value on every object multinet creates.
+pub const PART_OF_VALUE: &str = "multinet";
+/// The run label.
+pub const RUN: &str = "multinet.io/run";
+/// `app.kubernetes.io/component`: owner, coordinator, report, tls, agents, server, client,
+/// host-check.
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+/// The node type a pod belongs to.
+pub const NODE_TYPE: &str = "multinet.io/node-type";
+/// Which client of its node a pod is (`osd-3`, `other-0`).
+pub const CLIENT: &str = "multinet.io/client";
+/// The selector for every object of every run (`multinet cleanup` without `--run`).
+pub const ALL_RUNS_SELECTOR: &str = "app.kubernetes.io/part-of=multinet";
+
+/// Node type names go into a label value (at most 63 characters) and into object names.
+pub const NODE_TYPE_NAME_MAX: usize = 63;
+
+/// The names of one run's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunNames {
+    /// The run id (10 lowercase hex digits).
+    pub run: String,
+}
+
+impl RunNames {
+    /// Names for run `run`.
+    pub fn new(run: &str) -> Self {
+        Self {
+            run: run.to_string(),
+        }
+    }
+
+    fn name(&self, suffix: &str) -> String {
+        if suffix.is_empty() {
+            format!("multinet-{}", self.run)
+        } else {
+            format!("multinet-{}-{suffix}", self.run)
+        }
+    }
+
+    /// The owner ConfigMap.
+    pub fn owner(&self) -> String {
+        self.name("")
+    }
+    /// The Secret with the run's TLS material.
+    pub fn tls(&self) -> String {
+        self.name("tls")
+    }
+    /// The ConfigMap agents read their run settings from.
+    pub fn agents(&self) -> String {
+        self.name("agents")
+    }
+    /// The ConfigMap the coordinator stores the final report in.
+    pub fn report(&self) -> String {
+        self.name("report")
+    }
+    /// The coordinator Job (when `multinet run` starts outside the cluster).
+    pub fn coordinator(&self) -> String {
+        self.name("coordinator")
+    }
+    /// The server pod.
+    pub fn server(&self) -> String {
+        self.name("server")
+    }
+    /// A client pod: `index` is `osd-3` or `other-0`. Named after its node so that
+    /// `kubectl get pods` reads like the report.
+    pub fn client(&self, node: &str, index: &str) -> String {
+        self.name(&format!("{node}-{index}"))
+    }
+    /// The host checkers' DaemonSet of a node type.
+    pub fn host_check(&self, node_type: &str) -> String {
+        self.name(&format!("host-{node_type}"))
+    }
+
+    /// `part-of`, `run` and `component` labels.
+    pub fn labels(&self, component: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (PART_OF.to_string(), PART_OF_VALUE.to_string()),
+            (RUN.to_string(), self.run.clone()),
+            (COMPONENT.to_string(), component.to_string()),
+        ])
+    }
+
+    /// The selector for this run's objects.
+    pub fn selector(&self) -> String {
+        format!("{PART_OF}={PART_OF_VALUE},{RUN}={}", self.run)
+    }
+
+    /// Metadata of an object of this run: name, namespace, labels, and the owner reference
+    /// (none on the owner itself).
+    pub fn meta(
+        &self,
+        name: String,
+        namespace: &str,
+        component: &str,
+        owner: Option<&Owner>,
+    ) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace.to_string()),
+            labels: Some(self.labels(component)),
+            owner_references: owner.map(|o| vec![o.reference()]),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// The owner ConfigMap as other objects refer to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Its name.
+    pub name: String,
+    /// Its uid; in a dry run, a placeholder (the owner does not exist yet).
+    pub uid: String,
+}
+
+impl Owner {
+    /// The placeholder uid of a dry run.
+    pub const DRY_RUN_UID: &'static str = "00000000-0000-0000-0000-000000000000";
+
+    /// The reference: `blockOwnerDeletion` so foreground deletion of the owner waits for the
+    /// pods (and their IPAM release) before the owner is gone.
+    pub fn reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            block_owner_deletion: Some(true),
+            controller: Some(true),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_run_and_fit_kubernetes_limits() {
+        let n = RunNames::new("0123456789");
+        assert_eq!(n.owner(), "multinet-0123456789");
+        assert_eq!(
+            n.client("worker-1", "osd-2"),
+            "multinet-0123456789-worker-1-osd-2"
+        );
+        assert_eq!(n.host_check("storage"), "multinet-0123456789-host-storage");
+        assert_eq!(
+            n.selector(),
+            "app.kubernetes.io/part-of=multinet,multinet.io/run=0123456789"
+        );
+        // Rook's default node type fits.
+        let rook = n.host_check(multinet_proto::config::CONVERGED_NODE_TYPE);
+        assert!(rook.len() + 6 <= 63, "{rook}");
+    }
+}

@@ -1,0 +1,558 @@
+//! Every object a Kubernetes run creates, built from the run configuration and the few facts
+//! the cluster gives (the owner's uid, the coordinator's address, the TLS material). The same
+//! functions render `--dry-run -o yaml` and the real run, so what a user reviews is what runs.
+//!
+//! How clients are placed: one Pod per client, pinned to its node with a `kubernetes.io/hostname`
+//! node selector (plus its node type's selector and tolerations), rather than Rook's one
+//! DaemonSet per client index. A pinned pod guarantees the count on every node just as a
+//! DaemonSet does, and it also: maps one-to-one onto a client of the report (the pod is named
+//! after its node and index); never lands on a node that joins mid-run, which would change the
+//! expected count under the run; and shows an unschedulable client as a Pending pod with its
+//! own FailedScheduling event for that node. `restartPolicy: Never`: an agent that crashes is a
+//! finding, not something to hide behind restarts. Host checkers, which need no address, are
+//! one hostNetwork DaemonSet per node type.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, DownwardAPIVolumeFile,
+    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret,
+    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use multinet_proto::config::{NodeType, RunConfig};
+use multinet_proto::multus::selection::{NetworkSelection, render_annotation};
+use multinet_proto::network::CephNetwork;
+
+use super::names::{CLIENT, NODE_TYPE, Owner, RunNames};
+
+/// Where agents find what is mounted into them.
+pub mod paths {
+    /// The run settings (ConfigMap), file `run.json`.
+    pub const RUN_DIR: &str = "/etc/multinet/run";
+    /// The TLS material (Secret): `ca.crt`, `agent.crt`, `agent.key`.
+    pub const TLS_DIR: &str = "/etc/multinet/tls";
+    /// The pod's annotations (downward API), file `network-status`.
+    pub const POD_DIR: &str = "/etc/multinet/pod";
+}
+
+/// The Multus selection annotation.
+pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
+/// Where Multus reports what it attached.
+pub const NETWORK_STATUS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/network-status";
+/// The UDP port of the coordinator's control plane in a cluster.
+pub const CONTROL_PORT: u16 = 7443;
+/// The coordinator Job's service account: the one deploy/rbac.yaml grants what a run needs.
+/// (The test pods' account is the run configuration's `serviceAccountName`, as in Rook; they
+/// need no API access, only, for host checkers, permission to use the host network.)
+pub const COORDINATOR_SERVICE_ACCOUNT: &str = "multinet";
+/// The non-root user and group the image runs as.
+pub const RUN_AS: i64 = 65532;
+
+/// What the objects of a run are made from.
+#[derive(Debug, Clone)]
+pub struct KubeRun<'a> {
+    /// Names and labels.
+    pub names: RunNames,
+    /// The namespace everything lives in.
+    pub namespace: String,
+    /// The multinet image (both binaries).
+    pub image: String,
+    /// The run configuration.
+    pub config: &'a RunConfig,
+    /// The public network's NAD, namespace filled in.
+    pub public: Option<NetworkSelection>,
+    /// The cluster network's NAD, namespace filled in.
+    pub cluster: Option<NetworkSelection>,
+    /// The owner ConfigMap as the others refer to it.
+    pub owner: Owner,
+}
+
+/// The run's TLS material, PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentTls {
+    /// The run CA's certificate.
+    pub ca: String,
+    /// The agents' certificate (client auth to the coordinator; server auth for the probe
+    /// server's HTTPS).
+    pub cert: String,
+    /// Its key.
+    pub key: String,
+}
+
+impl KubeRun<'_> {
+    fn meta(&self, name: String, component: &str) -> ObjectMeta {
+        self.names
+            .meta(name, &self.namespace, component, Some(&self.owner))
+    }
+
+    /// The selection of `network`, with the interface name the agent looks for.
+    fn selection(&self, network: CephNetwork) -> Option<NetworkSelection> {
+        let s = match network {
+            CephNetwork::Public => self.public.clone(),
+            CephNetwork::Cluster => self.cluster.clone(),
+        }?;
+        Some(NetworkSelection {
+            interface: Some(network.key().to_string()),
+            ..s
+        })
+    }
+
+    /// The networks the run tests, public first.
+    pub fn networks(&self) -> Vec<CephNetwork> {
+        [CephNetwork::Public, CephNetwork::Cluster]
+            .into_iter()
+            .filter(|n| self.selection(*n).is_some())
+            .collect()
+    }
+
+    /// The owner: deleting it (foreground) removes the run. It also holds the run
+    /// configuration (`config.yaml`), which the coordinator Job reads.
+    pub fn owner_config_map(&self, config_yaml: String) -> ConfigMap {
+        ConfigMap {
+            metadata: self
+                .names
+                .meta(self.names.owner(), &self.namespace, "owner", None),
+            data: Some(BTreeMap::from([
+                (
+                    "about".to_string(),
+                    format!(
+                        "Owns every object of multinet run {}. `multinet cleanup -n {} --run {}` deletes it and waits until they are gone.",
+                        self.names.run, self.namespace, self.names.run
+                    ),
+                ),
+                ("config.yaml".to_string(), config_yaml),
+            ])),
+            ..ConfigMap::default()
+        }
+    }
+
+    /// The TLS Secret. `None` (dry run): the keys are listed, the material is made when the
+    /// run starts.
+    pub fn tls_secret(&self, tls: Option<&AgentTls>) -> Secret {
+        let entry = |value: &str| ByteString(value.as_bytes().to_vec());
+        let data = match tls {
+            Some(t) => BTreeMap::from([
+                ("ca.crt".to_string(), entry(&t.ca)),
+                ("agent.crt".to_string(), entry(&t.cert)),
+                ("agent.key".to_string(), entry(&t.key)),
+            ]),
+            None => ["ca.crt", "agent.crt", "agent.key"]
+                .into_iter()
+                .map(|k| (k.to_string(), entry("made when the run starts")))
+                .collect(),
+        };
+        Secret {
+            metadata: self.meta(self.names.tls(), "tls"),
+            type_: Some("Opaque".into()),
+            data: Some(data),
+            immutable: Some(true),
+            ..Secret::default()
+        }
+    }
+
+    /// The agents' run settings (`run.json`, a [`multinet_proto::assignment::PodRunSettings`]).
+    pub fn agents_config_map(&self, run_json: String) -> ConfigMap {
+        ConfigMap {
+            metadata: self.meta(self.names.agents(), "agents"),
+            data: Some(BTreeMap::from([("run.json".to_string(), run_json)])),
+            immutable: Some(true),
+            ..ConfigMap::default()
+        }
+    }
+
+    /// The server pod, placed where the placement rule says (the node type with most OSDs);
+    /// `node` pins it to one node of that type when the cluster's nodes are known.
+    pub fn server_pod(&self, node_type: &str, node: Option<&str>) -> Pod {
+        let networks = self.networks();
+        let args = agent_args("server", "server", &networks);
+        self.agent_pod(
+            self.names.server(),
+            "server",
+            node_type,
+            node,
+            None,
+            &networks,
+            args,
+        )
+    }
+
+    /// A client pod on `node`: `index` is `osd-<i>` (both networks) or `other-<i>` (public).
+    pub fn client_pod(&self, node: &str, node_type: &str, index: &str) -> Pod {
+        let networks: Vec<CephNetwork> = if index.starts_with("osd-") {
+            self.networks()
+        } else {
+            vec![CephNetwork::Public]
+        };
+        let args = agent_args("client", &format!("client-{node}-{index}"), &networks);
+        self.agent_pod(
+            self.names.client(node, index),
+            "client",
+            node_type,
+            Some(node),
+            Some(index),
+            &networks,
+            args,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn agent_pod(
+        &self,
+        name: String,
+        component: &str,
+        node_type: &str,
+        node: Option<&str>,
+        index: Option<&str>,
+        networks: &[CephNetwork],
+        args: Vec<String>,
+    ) -> Pod {
+        let selections: Vec<NetworkSelection> =
+            networks.iter().filter_map(|n| self.selection(*n)).collect();
+        let mut metadata = self.meta(name, component);
+        let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
+        labels.insert(NODE_TYPE.into(), node_type.into());
+        if let Some(i) = index {
+            labels.insert(CLIENT.into(), i.into());
+        }
+        metadata.annotations = Some(BTreeMap::from([(
+            NETWORKS_ANNOTATION.to_string(),
+            render_annotation(&selections),
+        )]));
+        let mut spec = self.pod_spec(node_type, args, true);
+        if let Some(node) = node {
+            spec.node_selector
+                .get_or_insert_with(BTreeMap::new)
+                .insert("kubernetes.io/hostname".into(), node.into());
+        }
+        spec.restart_policy = Some("Never".into());
+        Pod {
+            metadata,
+            spec: Some(spec),
+            ..Pod::default()
+        }
+    }
+
+    /// The host checkers of a node type: one per node, in the node's network namespace,
+    /// probing the server's public address.
+    pub fn host_check_daemon_set(&self, node_type: &str) -> DaemonSet {
+        let name = self.names.host_check(node_type);
+        let mut selector = BTreeMap::from([
+            (super::names::RUN.to_string(), self.names.run.clone()),
+            (
+                super::names::COMPONENT.to_string(),
+                "host-check".to_string(),
+            ),
+        ]);
+        selector.insert(NODE_TYPE.into(), node_type.into());
+        let mut pod_labels = self.names.labels("host-check");
+        pod_labels.insert(NODE_TYPE.into(), node_type.into());
+        let mut spec = self.pod_spec(
+            node_type,
+            agent_args("host-check", "host-$(NODE_NAME)", &[]),
+            false,
+        );
+        spec.host_network = Some(true);
+        spec.dns_policy = Some("ClusterFirstWithHostNet".into());
+        let mut metadata = self.meta(name, "host-check");
+        metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(NODE_TYPE.into(), node_type.into());
+        DaemonSet {
+            metadata,
+            spec: Some(DaemonSetSpec {
+                selector: LabelSelector {
+                    match_labels: Some(selector),
+                    ..LabelSelector::default()
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(pod_labels),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(spec),
+                },
+                ..DaemonSetSpec::default()
+            }),
+            ..DaemonSet::default()
+        }
+    }
+
+    /// The coordinator Job `multinet run` starts when it runs outside the cluster: the same
+    /// run, its configuration read from the owner ConfigMap, served from inside; `extra` are
+    /// further `multinet run` arguments.
+    pub fn coordinator_job(&self, extra: Vec<String>) -> Job {
+        let mut args: Vec<String> = [
+            "run",
+            "--backend",
+            "kube",
+            "--in-cluster-run",
+            &self.names.run,
+            "-c",
+            "/etc/multinet/config/config.yaml",
+            "--image",
+            &self.image,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        args.extend(extra);
+        let spec = PodSpec {
+            containers: vec![Container {
+                name: "coordinator".into(),
+                image: Some(self.image.clone()),
+                args: Some(args),
+                env: Some(vec![
+                    field_env("POD_IP", "status.podIP"),
+                    field_env("POD_NAMESPACE", "metadata.namespace"),
+                    EnvVar {
+                        name: "MULTINET_RUN_ID".into(),
+                        value: Some(self.names.run.clone()),
+                        ..EnvVar::default()
+                    },
+                ]),
+                security_context: Some(container_security()),
+                resources: Some(resources("20m", "64Mi", "512Mi")),
+                volume_mounts: Some(vec![
+                    mount("tmp", "/tmp", false),
+                    mount("config", "/etc/multinet/config", true),
+                ]),
+                ..Container::default()
+            }],
+            volumes: Some(vec![
+                Volume {
+                    name: "tmp".into(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "config".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: self.names.owner(),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+            ]),
+            restart_policy: Some("Never".into()),
+            security_context: Some(pod_security()),
+            service_account_name: Some(COORDINATOR_SERVICE_ACCOUNT.into()),
+            ..PodSpec::default()
+        };
+        Job {
+            metadata: self.meta(self.names.coordinator(), "coordinator"),
+            spec: Some(JobSpec {
+                backoff_limit: Some(0),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(self.names.labels("coordinator")),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(spec),
+                },
+                ..JobSpec::default()
+            }),
+            ..Job::default()
+        }
+    }
+
+    /// Where the coordinator stores the final report (JSON) and its exit code.
+    pub fn report_config_map(&self, report_json: String, exit_code: u8) -> ConfigMap {
+        ConfigMap {
+            metadata: self.meta(self.names.report(), "report"),
+            data: Some(BTreeMap::from([
+                ("report.json".to_string(), report_json),
+                ("exit-code".to_string(), exit_code.to_string()),
+            ])),
+            ..ConfigMap::default()
+        }
+    }
+
+    /// A pod spec running one agent: node type placement, non-root, no capabilities, seccomp
+    /// RuntimeDefault, read-only root; the run settings, TLS and (for pods with Multus
+    /// networks) the network-status annotation mounted as files.
+    fn pod_spec(&self, node_type: &str, args: Vec<String>, network_status: bool) -> PodSpec {
+        let placement = self.config.node_types.get(node_type).map(placement);
+        let mut mounts = vec![
+            mount("run", paths::RUN_DIR, true),
+            mount("tls", paths::TLS_DIR, true),
+        ];
+        let mut volumes = vec![
+            Volume {
+                name: "run".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: self.names.agents(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: "tls".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(self.names.tls()),
+                    default_mode: Some(0o440),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ];
+        if network_status {
+            mounts.push(mount("pod", paths::POD_DIR, true));
+            volumes.push(Volume {
+                name: "pod".into(),
+                downward_api: Some(DownwardAPIVolumeSource {
+                    items: Some(vec![DownwardAPIVolumeFile {
+                        path: "network-status".into(),
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: format!(
+                                "metadata.annotations['{NETWORK_STATUS_ANNOTATION}']"
+                            ),
+                            ..ObjectFieldSelector::default()
+                        }),
+                        ..DownwardAPIVolumeFile::default()
+                    }]),
+                    ..DownwardAPIVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+        let (node_selector, tolerations) = placement.unwrap_or_default();
+        PodSpec {
+            containers: vec![Container {
+                name: "agent".into(),
+                image: Some(self.image.clone()),
+                args: Some(args),
+                env: Some(vec![
+                    field_env("NODE_NAME", "spec.nodeName"),
+                    field_env("POD_NAME", "metadata.name"),
+                ]),
+                security_context: Some(container_security()),
+                resources: Some(resources("5m", "16Mi", "64Mi")),
+                volume_mounts: Some(mounts),
+                ..Container::default()
+            }],
+            volumes: Some(volumes),
+            node_selector: (!node_selector.is_empty()).then_some(node_selector),
+            tolerations: (!tolerations.is_empty()).then_some(tolerations),
+            security_context: Some(pod_security()),
+            service_account_name: (!self.config.service_account_name.is_empty())
+                .then(|| self.config.service_account_name.clone()),
+            automount_service_account_token: Some(false),
+            termination_grace_period_seconds: Some(5),
+            ..PodSpec::default()
+        }
+    }
+}
+
+/// The agent's arguments: `multinet agent --kube` with its role, name in the report, and
+/// networks; everything else comes from the mounted files.
+fn agent_args(role: &str, name: &str, networks: &[CephNetwork]) -> Vec<String> {
+    let mut args = vec![
+        "agent".to_string(),
+        "--kube".into(),
+        "--role".into(),
+        role.into(),
+        "--name".into(),
+        name.into(),
+        "--node".into(),
+        "$(NODE_NAME)".into(),
+    ];
+    if !networks.is_empty() {
+        args.push("--networks".into());
+        args.push(
+            networks
+                .iter()
+                .map(|n| n.key())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    args
+}
+
+/// A node type's node selector and tolerations as Kubernetes takes them.
+fn placement(t: &NodeType) -> (BTreeMap<String, String>, Vec<Toleration>) {
+    let tolerations = t
+        .placement
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: (!t.key.is_empty()).then(|| t.key.clone()),
+            operator: Some(format!("{:?}", t.operator)),
+            value: (!t.value.is_empty()).then(|| t.value.clone()),
+            effect: t.effect.map(|e| format!("{e:?}")),
+            toleration_seconds: t.toleration_seconds,
+        })
+        .collect();
+    (t.placement.node_selector.clone(), tolerations)
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity(memory_limit.into()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        run_as_group: Some(RUN_AS),
+        fs_group: Some(RUN_AS),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        ..SecurityContext::default()
+    }
+}
