@@ -4,6 +4,7 @@
 //! * [`names`] — object names, labels and the owner reference every object of a run carries.
 //! * [`objects`] — every object a run creates, built from the configuration and what the
 //!   cluster said (pure: the same code renders `--dry-run -o yaml` and the real run).
+//! * [`preflight`] — what is checked before anything is created.
 //! * [`dry_run`] — `multinet run --backend kube --dry-run -o yaml`.
 
 /// The image a run uses unless `--image` says otherwise.
@@ -13,3 +14,4 @@ pub mod dry_run;
 pub mod nad;
 pub mod names;
 pub mod objects;
+pub mod preflight;

@@ -1,0 +1,159 @@
+//! A scripted Kubernetes API server: each expected request (method, path, and the query
+//! parameters that matter) gets its canned answer, in order. The requests the client really
+//! made are recorded, so a test asserts the exact sequence; a request off the script is
+//! answered with an error and recorded, so the test sees it.
+
+use serde_json::{Value, json};
+
+/// One expected request and its answer.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// `GET`, `POST`, …
+    pub method: &'static str,
+    /// The path, e.g. `/api/v1/namespaces/rook-ceph/configmaps`.
+    pub path: String,
+    /// Substrings the query string must contain (e.g. a label selector).
+    pub query: Vec<String>,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// JSON body of the answer.
+    pub body: Value,
+}
+
+impl Exchange {
+    /// `method path` answered `200 body`.
+    pub fn ok(method: &'static str, path: impl Into<String>, body: Value) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            status: 200,
+            body,
+        }
+    }
+
+    /// `method path` answered `404 Not Found`.
+    pub fn not_found(method: &'static str, path: impl Into<String>) -> Self {
+        let path = path.into();
+        Self {
+            method,
+            body: json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                         "reason": "NotFound", "code": 404, "message": format!("{path} not found")}),
+            path,
+            query: Vec::new(),
+            status: 404,
+        }
+    }
+
+    /// The query string must contain `part`.
+    pub fn with_query(mut self, part: &str) -> Self {
+        self.query.push(part.to_string());
+        self
+    }
+}
+
+/// A request as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+}
+
+/// Serves `script` to the returned client; the handle yields every request seen and whether
+/// each matched its exchange.
+pub fn serve(
+    script: Vec<Exchange>,
+) -> (
+    kube::Client,
+    tokio::task::JoinHandle<Result<Vec<Seen>, String>>,
+) {
+    use http_body_util::BodyExt;
+    let (service, mut handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for (i, exchange) in script.into_iter().enumerate() {
+            let Some((request, respond)) = handle.next_request().await else {
+                return Err(format!(
+                    "the client stopped after {i} requests; next expected {} {}",
+                    exchange.method, exchange.path
+                ));
+            };
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let bytes = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).ok();
+            seen.push(Seen {
+                method: method.clone(),
+                uri: uri.clone(),
+                body,
+            });
+            let path = uri.split('?').next().unwrap_or_default();
+            let query = uri.split_once('?').map_or("", |(_, q)| q);
+            let query = query
+                .replace("%3D", "=")
+                .replace("%2C", ",")
+                .replace("%2F", "/");
+            if method != exchange.method
+                || path != exchange.path
+                || !exchange.query.iter().all(|q| query.contains(q.as_str()))
+            {
+                return Err(format!(
+                    "request {}: expected {} {} (query with {:?}), got {method} {uri}",
+                    i + 1,
+                    exchange.method,
+                    exchange.path,
+                    exchange.query
+                ));
+            }
+            let response = http::Response::builder()
+                .status(exchange.status)
+                .header("content-type", "application/json")
+                .body(kube::client::Body::from(
+                    serde_json::to_vec(&exchange.body).unwrap_or_default(),
+                ))
+                .map_err(|e| e.to_string())?;
+            respond.send_response(response);
+        }
+        Ok(seen)
+    });
+    (kube::Client::new(service, "default"), task)
+}
+
+/// An answer to a SelfSubjectAccessReview.
+pub fn access(allowed: bool) -> Value {
+    json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+           "spec": {}, "status": {"allowed": allowed}})
+}
+
+/// A list of `kind` with `items`.
+pub fn list(api_version: &str, kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": api_version, "kind": format!("{kind}List"),
+           "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+/// A node with labels, taints, Ready status and cordon flag.
+pub fn node(name: &str, labels: Value, taints: Value, ready: bool, cordoned: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": name, "labels": labels},
+           "spec": {"taints": taints, "unschedulable": cordoned},
+           "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+}
+
+/// A NetworkAttachmentDefinition with `config`.
+pub fn nad(namespace: &str, name: &str, config: &str) -> Value {
+    json!({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+           "metadata": {"name": name, "namespace": namespace},
+           "spec": {"config": config}})
+}
