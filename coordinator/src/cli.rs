@@ -32,6 +32,9 @@ enum Command {
     /// Run a validation: one server, the worst-case clients on every node, host checkers;
     /// report which paths fail and why.
     Run(Box<crate::run_cmd::RunArgs>),
+    /// Remove what Kubernetes runs left behind (all of them, or one run), waiting until it is
+    /// gone; never forced, so IPAM addresses are released.
+    Cleanup(crate::kube_cmd::CleanupArgs),
     /// The emulated lab: build, inspect, remove.
     #[command(subcommand)]
     Lab(crate::lab_cmd::LabCommand),
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Sample { kind }) => config_cmd::sample(kind),
         Command::Config(ConfigCommand::Check { file, output }) => config_cmd::check(&file, output),
         Command::Run(args) => crate::run_cmd::run(&args),
+        Command::Cleanup(args) => crate::kube_cmd::cleanup(&args),
         Command::Agent { args } => run_agent(args),
         Command::Lab(command) => crate::lab_cmd::run(&command),
         Command::Bench(crate::bench::BenchCommand::Ingest(args)) => crate::bench::ingest(&args),

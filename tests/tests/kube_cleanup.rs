@@ -1,0 +1,100 @@
+//! `multinet cleanup` against a scripted API server: the owner is deleted in the foreground,
+//! never forced, and waited for.
+
+use std::time::Duration;
+
+use multinet_coordinator::kube_cmd::cleanup_runs;
+use multinet_tests::mock::{Exchange, list, serve};
+use serde_json::json;
+
+const NS: &str = "rook-ceph";
+
+fn owner(run: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": format!("multinet-{run}"), "namespace": NS, "uid": "u-1",
+                        "labels": {"app.kubernetes.io/part-of": "multinet",
+                                   "app.kubernetes.io/component": "owner",
+                                   "multinet.io/run": run}}})
+}
+
+fn owner_path(run: &str) -> String {
+    format!("/api/v1/namespaces/{NS}/configmaps/multinet-{run}")
+}
+
+#[tokio::test]
+async fn each_leftover_run_is_deleted_in_the_foreground_and_waited_for() {
+    let (client, server) = serve(vec![
+        Exchange::ok(
+            "GET",
+            format!("/api/v1/namespaces/{NS}/configmaps"),
+            list("v1", "ConfigMap", vec![owner("0a1b2c3d4e")]),
+        )
+        .with_query(
+            "labelSelector=app.kubernetes.io/part-of=multinet,app.kubernetes.io/component=owner",
+        ),
+        // The delete answers with the owner, now marked for deletion.
+        Exchange::ok("DELETE", owner_path("0a1b2c3d4e"), owner("0a1b2c3d4e")),
+        // Still there while the garbage collector removes its pods first …
+        Exchange::ok("GET", owner_path("0a1b2c3d4e"), owner("0a1b2c3d4e")),
+        // … then gone.
+        Exchange::not_found("GET", owner_path("0a1b2c3d4e")),
+    ]);
+    let lines = cleanup_runs(&client, NS, None, Duration::from_secs(30))
+        .await
+        .expect("cleanup");
+    let seen = server.await.expect("mock").expect("as scripted");
+    assert_eq!(
+        lines,
+        [
+            "run 0a1b2c3d4e: removed (ConfigMap rook-ceph/multinet-0a1b2c3d4e and every object it owned)"
+        ]
+    );
+    let delete = seen[1].body.as_ref().expect("delete options");
+    assert_eq!(delete["propagationPolicy"], "Foreground");
+    assert!(
+        delete.get("gracePeriodSeconds").is_none(),
+        "never forced: the default grace period lets CNI DEL release addresses: {delete}"
+    );
+}
+
+#[tokio::test]
+async fn one_run_by_id_and_nothing_to_do() {
+    let (client, server) = serve(vec![
+        Exchange::ok(
+            "GET",
+            format!("/api/v1/namespaces/{NS}/configmaps"),
+            list("v1", "ConfigMap", vec![]),
+        )
+        .with_query("multinet.io/run=0a1b2c3d4e"),
+    ]);
+    let lines = cleanup_runs(&client, NS, Some("0a1b2c3d4e"), Duration::from_secs(30))
+        .await
+        .expect("cleanup");
+    server.await.expect("mock").expect("as scripted");
+    assert_eq!(
+        lines,
+        ["no objects of run 0a1b2c3d4e in namespace rook-ceph"]
+    );
+}
+
+#[tokio::test]
+async fn objects_that_outlive_the_timeout_are_reported() {
+    let (client, server) = serve(vec![
+        Exchange::ok(
+            "GET",
+            format!("/api/v1/namespaces/{NS}/configmaps"),
+            list("v1", "ConfigMap", vec![owner("0a1b2c3d4e")]),
+        ),
+        Exchange::ok("DELETE", owner_path("0a1b2c3d4e"), owner("0a1b2c3d4e")),
+        Exchange::ok("GET", owner_path("0a1b2c3d4e"), owner("0a1b2c3d4e")),
+        Exchange::ok("GET", owner_path("0a1b2c3d4e"), owner("0a1b2c3d4e")),
+    ]);
+    let e = cleanup_runs(&client, NS, None, Duration::from_millis(400))
+        .await
+        .expect_err("timed out");
+    server.await.expect("mock").expect("as scripted");
+    assert!(
+        e.to_string().contains("ConfigMap rook-ceph/multinet-0a1b2c3d4e and the objects it owns were not gone within 400ms"),
+        "{e}"
+    );
+}
