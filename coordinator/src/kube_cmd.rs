@@ -7,9 +7,21 @@ use std::time::Duration;
 use clap::Args;
 use multinet_proto::field::Problems;
 
-use crate::backend::k8s::{cleanup as k8s_cleanup, client, dry_run};
+use multinet_proto::config::RunConfig;
+use multinet_proto::multus::selection::NetworkSelection;
+use multinet_proto::network::CephNetwork;
+
+use crate::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+use crate::backend::k8s::names::{Owner, RunNames};
+use crate::backend::k8s::objects::KubeRun;
+use crate::backend::k8s::preflight::{Problem, Who, preflight};
+use crate::backend::k8s::{cleanup as k8s_cleanup, client, dry_run, outside};
 use crate::cli::EXIT_INVALID;
-use crate::run_cmd::{RunArgs, RunOutput, build_config, fail_invalid, warn_all};
+use crate::run_cmd::{
+    Finished, RunArgs, RunOutput, build_config, emit, execute_with, fail_invalid, warn_all,
+    write_out,
+};
+use crate::scheduler::NodePlan;
 
 /// Runs `multinet run --backend kube`; returns the exit code.
 pub fn run(args: &RunArgs) -> u8 {
@@ -50,10 +62,335 @@ pub fn run(args: &RunArgs) -> u8 {
             }
         };
     }
-    eprintln!(
-        "multinet run: runs on a cluster are not built yet; --dry-run -o yaml shows the objects a run creates"
-    );
-    1
+    let (public, cluster) = dry_run::selections(&config, &mut Problems::default());
+    if client::in_cluster() || args.in_cluster_run.is_some() {
+        run_in_cluster(args, config, public, cluster)
+    } else {
+        run_outside(args, config, public, cluster)
+    }
+}
+
+/// Prints the preflight's problems; the exit code they call for (22 for the input, 1 for the
+/// cluster), or `None` when there are none.
+fn say_problems(problems: &[Problem]) -> Option<u8> {
+    for p in problems {
+        match p {
+            Problem::Invalid(text) | Problem::Cluster(text) => eprintln!("multinet run: {text}"),
+        }
+    }
+    if problems.iter().any(|p| matches!(p, Problem::Invalid(_))) {
+        Some(EXIT_INVALID)
+    } else if problems.is_empty() {
+        None
+    } else {
+        Some(1)
+    }
+}
+
+fn selection_list(
+    public: &Option<NetworkSelection>,
+    cluster: &Option<NetworkSelection>,
+) -> Vec<(CephNetwork, NetworkSelection)> {
+    [
+        (CephNetwork::Public, public),
+        (CephNetwork::Cluster, cluster),
+    ]
+    .into_iter()
+    .filter_map(|(n, s)| s.clone().map(|s| (n, s)))
+    .collect()
+}
+
+/// Preflight for `who`; prints what was left out and the warnings. `Err(code)` when the run
+/// must not start.
+async fn checked(
+    client: &kube::Client,
+    config: &RunConfig,
+    selections: &[(CephNetwork, NetworkSelection)],
+    who: Who,
+    own_run: Option<&str>,
+) -> Result<Vec<NodePlan>, u8> {
+    let (found, problems) = preflight(client, config, selections, who, own_run)
+        .await
+        .map_err(|e| {
+            eprintln!("multinet run: preflight: {e:#}");
+            1u8
+        })?;
+    if let Some(code) = say_problems(&problems) {
+        return Err(code);
+    }
+    for line in found.left_out.iter().chain(&found.warnings) {
+        eprintln!("multinet run: {line}");
+    }
+    Ok(found.nodes)
+}
+
+/// The coordinator inside the cluster: serves the control plane on its pod IP.
+fn run_in_cluster(
+    args: &RunArgs,
+    config: RunConfig,
+    public: Option<NetworkSelection>,
+    cluster: Option<NetworkSelection>,
+) -> u8 {
+    let settings = crate::run_cmd::settings(config.clone(), args);
+    let image = args.image.clone();
+    let job_run = args.in_cluster_run.clone();
+    let kubeconfig = args.kubeconfig.clone();
+    let context = args.context.clone();
+    let make = {
+        let config = config.clone();
+        let (public, cluster) = (public.clone(), cluster.clone());
+        move || async move {
+            let client = client::connect(kubeconfig.as_deref(), context.as_deref())
+                .await
+                .map_err(|e| {
+                    eprintln!("multinet run: {e:#}");
+                    1u8
+                })?;
+            let selections = selection_list(&public, &cluster);
+            let nodes = checked(
+                &client,
+                &config,
+                &selections,
+                Who::Coordinator,
+                job_run.as_deref(),
+            )
+            .await?;
+            let pod_ip: std::net::IpAddr = std::env::var("POD_IP")
+                .ok()
+                .and_then(|ip| ip.parse().ok())
+                .ok_or_else(|| {
+                    eprintln!("multinet run: POD_IP is not set to this pod's IP: give it from the downward API (status.podIP), as deploy/coordinator-job.yaml does");
+                    1u8
+                })?;
+            let (run_id, owner, owner_role) = match job_run {
+                Some(id) => {
+                    let names = RunNames::new(&id);
+                    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                        kube::Api::namespaced(client.clone(), &config.namespace);
+                    let uid = api
+                        .get(&names.owner())
+                        .await
+                        .map_err(|e| {
+                            eprintln!(
+                                "multinet run: the run's owner ConfigMap {}: {e}",
+                                names.owner()
+                            );
+                            1u8
+                        })?
+                        .metadata
+                        .uid
+                        .unwrap_or_default();
+                    (
+                        id,
+                        Owner {
+                            name: names.owner(),
+                            uid,
+                        },
+                        OwnerRole::Outside,
+                    )
+                }
+                None => {
+                    let id = crate::supervisor::new_run_id();
+                    let run = kube_run(
+                        &id,
+                        &config,
+                        &image,
+                        &public,
+                        &cluster,
+                        Owner {
+                            name: String::new(),
+                            uid: String::new(),
+                        },
+                    );
+                    let yaml = serde_saphyr::to_string(&config).unwrap_or_default();
+                    let owner = outside::create_owner(&client, &run, yaml)
+                        .await
+                        .map_err(|e| {
+                            eprintln!("multinet run: {e:#}");
+                            1u8
+                        })?;
+                    (id, owner, OwnerRole::Ours)
+                }
+            };
+            let mut backend = KubeBackend::new(KubeBackendSpec {
+                client,
+                run_id,
+                config,
+                image,
+                public,
+                cluster,
+                owner,
+                owner_role,
+                pod_ip,
+                nodes,
+            });
+            backend.watch();
+            Ok(backend)
+        }
+    };
+    match execute_with(make, settings, args.quiet) {
+        Finished::Code(code) => code,
+        Finished::Report(report) => {
+            let code = report.verdict.exit_code();
+            if let Some(id) = &args.in_cluster_run {
+                // For the command outside the cluster, which prints it and removes the run.
+                let reports: Vec<(&str, String)> = outside::REPORT_KEYS
+                    .iter()
+                    .map(|(format, key)| {
+                        let output = match *format {
+                            "json" => RunOutput::Json,
+                            "junit" => RunOutput::Junit,
+                            _ => RunOutput::Text,
+                        };
+                        (*key, crate::run_cmd::render(&report, output))
+                    })
+                    .collect();
+                let stored = with_client(args, |client| {
+                    let config = config.clone();
+                    let (public, cluster) = (public.clone(), cluster.clone());
+                    let image = args.image.clone();
+                    let id = id.clone();
+                    async move {
+                        let run = kube_run(
+                            &id,
+                            &config,
+                            &image,
+                            &public,
+                            &cluster,
+                            owner_of(&id, &client, &config.namespace).await?,
+                        );
+                        outside::store_report(&client, &run, &reports, code).await
+                    }
+                });
+                if let Err(e) = stored {
+                    eprintln!("multinet run: {e:#}");
+                    return 1;
+                }
+            }
+            emit(&report, args)
+        }
+    }
+}
+
+async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::Result<Owner> {
+    let names = RunNames::new(id);
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let owner = api.get(&names.owner()).await?;
+    Ok(Owner {
+        name: names.owner(),
+        uid: owner.metadata.uid.unwrap_or_default(),
+    })
+}
+
+fn kube_run<'a>(
+    id: &str,
+    config: &'a RunConfig,
+    image: &str,
+    public: &Option<NetworkSelection>,
+    cluster: &Option<NetworkSelection>,
+    owner: Owner,
+) -> KubeRun<'a> {
+    KubeRun {
+        names: RunNames::new(id),
+        namespace: config.namespace.clone(),
+        image: image.to_string(),
+        config,
+        public: public.clone(),
+        cluster: cluster.clone(),
+        owner,
+    }
+}
+
+/// Runs `work` with a client on a runtime of its own.
+fn with_client<F, Fut, T>(args: &RunArgs, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = client::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        work(client).await
+    })
+}
+
+/// `multinet run` outside the cluster: the coordinator runs as a Job; its log streams here,
+/// its report is printed here, and the run is removed (also on SIGINT/SIGTERM).
+fn run_outside(
+    args: &RunArgs,
+    config: RunConfig,
+    public: Option<NetworkSelection>,
+    cluster: Option<NetworkSelection>,
+) -> u8 {
+    let result = with_client(args, |client| async move {
+        let selections = selection_list(&public, &cluster);
+        if let Err(code) = checked(&client, &config, &selections, Who::Cli, None).await {
+            return Ok(Err(code));
+        }
+        let id = crate::supervisor::new_run_id();
+        let placeholder = Owner {
+            name: RunNames::new(&id).owner(),
+            uid: String::new(),
+        };
+        let yaml = serde_saphyr::to_string(&config)?;
+        let owner = outside::create_owner(
+            &client,
+            &kube_run(&id, &config, &args.image, &public, &cluster, placeholder),
+            yaml,
+        )
+        .await?;
+        let run = kube_run(&id, &config, &args.image, &public, &cluster, owner.clone());
+        let extra = vec![
+            "-o".to_string(),
+            "json".into(),
+            "--agent-grace-seconds".into(),
+            args.agent_grace_seconds.to_string(),
+        ];
+        // Every stage has its deadline; the Job as a whole gets them all and then some.
+        let budget = config.resource_timeout.as_std() * 4 + config.soak_duration.as_std();
+        let outcome = tokio::select! {
+            r = outside::run_job(&client, &run, extra, budget) => Some(r),
+            (name, _) = crate::run_cmd::shutdown_signal() => {
+                eprintln!("multinet run: {name}: removing run {id}");
+                None
+            }
+        };
+        let removed = cleanup_runs(
+            &client,
+            &config.namespace,
+            Some(&id),
+            config.resource_timeout.as_std(),
+        )
+        .await;
+        let outcome = match outcome {
+            Some(r) => r?,
+            None => return Ok(Err(130)),
+        };
+        removed?;
+        anyhow::Ok(Ok(outcome))
+    });
+    match result {
+        Ok(Ok(outcome)) => {
+            let key = match args.output {
+                RunOutput::Json => "report.json",
+                RunOutput::Junit => "report.xml",
+                _ => "report.txt",
+            };
+            let text = outcome.reports.get(key).cloned().unwrap_or_default();
+            match write_out(&text, args) {
+                Ok(()) => outcome.exit_code,
+                Err(code) => code,
+            }
+        }
+        Ok(Err(code)) => code,
+        Err(e) => {
+            eprintln!("multinet run: {e:#}");
+            1
+        }
+    }
 }
 
 /// Arguments of `multinet cleanup`.

@@ -102,6 +102,20 @@ impl RunPki {
         Ok(files)
     }
 
+    /// One certificate for every agent of a Kubernetes run, PEM: (CA, certificate, key). It
+    /// proves membership of the run (identity travels in the Hello), and it also serves the
+    /// server agent's HTTPS probes; one Secret then serves every pod.
+    pub fn shared_agent_pem(&self) -> anyhow::Result<(String, String, String)> {
+        let key = KeyPair::generate()?;
+        let cert = leaf_params(
+            "multinet agent",
+            vec!["agent.multinet.invalid".into(), PROBE_SERVER_NAME.into()],
+            true,
+        )?
+        .signed_by(&key, &self.ca)?;
+        Ok((self.ca.pem(), cert.pem(), key.serialize_pem()))
+    }
+
     /// The QUIC server configuration: TLS 1.3, ALPN, client certificates required and
     /// verified against the run CA only.
     pub fn quic_server_config(&self) -> anyhow::Result<quinn::ServerConfig> {

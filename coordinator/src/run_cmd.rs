@@ -396,7 +396,7 @@ pub(crate) fn warn_all(problems: &Problems) {
     }
 }
 
-fn settings(config: RunConfig, args: &RunArgs) -> RunSettings {
+pub(crate) fn settings(config: RunConfig, args: &RunArgs) -> RunSettings {
     RunSettings {
         networks: networks(&config),
         config,
@@ -467,8 +467,32 @@ fn topology_kill(topology: &LabTopology) -> Option<KillAgent> {
 }
 
 /// Runs the validation on `backend`, cleaning up on every way out.
-fn execute<S: Scheduler>(mut backend: S, settings: RunSettings, args: &RunArgs) -> u8 {
-    let quiet = args.quiet;
+fn execute<S: Scheduler>(backend: S, settings: RunSettings, args: &RunArgs) -> u8 {
+    match execute_with(|| async move { Ok(backend) }, settings, args.quiet) {
+        Finished::Report(report) => emit(&report, args),
+        Finished::Code(code) => code,
+    }
+}
+
+/// How a run ended: with a report, or with an exit code (a signal, an error already said, a
+/// backend that could not be made).
+#[derive(Debug)]
+pub(crate) enum Finished {
+    /// The run's report.
+    Report(Box<RunReport>),
+    /// Exit with this code.
+    Code(u8),
+}
+
+/// Makes the backend with `make` inside the run's runtime (a Kubernetes client must live in
+/// the runtime that uses it), runs the validation, and cleans up on every way out. `make`
+/// returns `Err(code)` when it has said why it cannot start.
+pub(crate) fn execute_with<S, F, Fut>(make: F, settings: RunSettings, quiet: bool) -> Finished
+where
+    S: Scheduler,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<S, u8>>,
+{
     let system = actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -477,10 +501,18 @@ fn execute<S: Scheduler>(mut backend: S, settings: RunSettings, args: &RunArgs) 
             .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
     });
     let outcome = system.block_on(async move {
+        let mut backend = match make().await {
+            Ok(b) => b,
+            Err(code) => return Ok(Err(code)),
+        };
         let mut progress = Progress::new(quiet);
         let socket = backend.control_socket();
         let run_root = backend.run_root();
-        let mut supervisor = match socket.and_then(|s| RunSupervisor::prepare(s, &run_root)) {
+        let run_id = backend
+            .run_id()
+            .unwrap_or_else(crate::supervisor::new_run_id);
+        let prepared = socket.and_then(|s| RunSupervisor::prepare_with_id(s, &run_root, run_id));
+        let mut supervisor = match prepared {
             Ok(s) => s,
             Err(e) => {
                 let _ = backend.cleanup().await;
@@ -501,17 +533,17 @@ fn execute<S: Scheduler>(mut backend: S, settings: RunSettings, args: &RunArgs) 
         anyhow::Ok(report)
     });
     match outcome {
-        Ok(Ok(report)) => emit(&report, args),
-        Ok(Err(signal_code)) => signal_code,
+        Ok(Ok(report)) => Finished::Report(Box::new(report)),
+        Ok(Err(code)) => Finished::Code(code),
         Err(e) => {
             eprintln!("multinet run: {e:#}");
-            1
+            Finished::Code(1)
         }
     }
 }
 
 /// Waits for SIGINT or SIGTERM; returns its name and the exit code (128 + signal number).
-async fn shutdown_signal() -> (&'static str, u8) {
+pub(crate) async fn shutdown_signal() -> (&'static str, u8) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -523,21 +555,34 @@ async fn shutdown_signal() -> (&'static str, u8) {
     }
 }
 
-fn emit(report: &RunReport, args: &RunArgs) -> u8 {
-    let text = match args.output {
+/// The report in `output`'s format.
+pub(crate) fn render(report: &RunReport, output: RunOutput) -> String {
+    match output {
         RunOutput::Text => report::text(report),
         RunOutput::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
         RunOutput::Junit => report::junit(report),
         RunOutput::Yaml => serde_saphyr::to_string(report).unwrap_or_default(),
-    };
+    }
+}
+
+pub(crate) fn emit(report: &RunReport, args: &RunArgs) -> u8 {
+    let text = render(report, args.output);
+    match write_out(&text, args) {
+        Ok(()) => report.verdict.exit_code(),
+        Err(code) => code,
+    }
+}
+
+/// Writes the report text to `--report FILE` or standard output.
+pub(crate) fn write_out(text: &str, args: &RunArgs) -> Result<(), u8> {
     match &args.report {
         Some(path) => {
             if let Err(e) = std::fs::write(path, text) {
                 eprintln!("multinet run: cannot write {}: {e}", path.display());
-                return 1;
+                return Err(1);
             }
         }
         None => print!("{text}"),
     }
-    report.verdict.exit_code()
+    Ok(())
 }

@@ -89,6 +89,12 @@ pub trait Scheduler {
         std::env::temp_dir()
     }
 
+    /// The run id, when the backend chose it (its objects carry it); otherwise the
+    /// supervisor makes one.
+    fn run_id(&self) -> Option<String> {
+        None
+    }
+
     /// A node the server must run on, when the backend's topology names one; otherwise the
     /// placement rule decides.
     fn server_node(&self) -> Option<String> {
@@ -103,6 +109,13 @@ pub trait Scheduler {
 
     /// Pods that have exited since the last call, with the reason.
     async fn exited(&mut self) -> Vec<(String, String)>;
+
+    /// What became of pods after [`Self::start`] returned, when the backend learns it later
+    /// (a cluster: the pod stays ContainerCreating because IPAM failed, or is unschedulable).
+    /// Each pod at most once.
+    async fn facts(&mut self) -> Vec<(String, PodStatus)> {
+        Vec::new()
+    }
 
     /// Stops everything the run started and removes what it created. Idempotent.
     async fn cleanup(&mut self) -> anyhow::Result<()>;

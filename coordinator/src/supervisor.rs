@@ -77,7 +77,8 @@ pub struct RunSupervisor {
     server_node: String,
 }
 
-fn new_run_id() -> String {
+/// A new run id: 10 lowercase hex digits.
+pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -97,7 +98,15 @@ impl RunSupervisor {
         control_socket: std::net::UdpSocket,
         run_root: &std::path::Path,
     ) -> anyhow::Result<Self> {
-        let run_id = new_run_id();
+        Self::prepare_with_id(control_socket, run_root, new_run_id())
+    }
+
+    /// [`Self::prepare`] for a run whose id the backend chose (a cluster's objects carry it).
+    pub fn prepare_with_id(
+        control_socket: std::net::UdpSocket,
+        run_root: &std::path::Path,
+        run_id: String,
+    ) -> anyhow::Result<Self> {
         let run_dir = run_root.join(format!("multinet-{run_id}"));
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -211,6 +220,16 @@ impl RunSupervisor {
 
     async fn poll_exits<S: Scheduler>(&mut self, scheduler: &mut S) {
         let at_ms = self.elapsed_ms();
+        for (pod, status) in scheduler.facts().await {
+            let fate = match status {
+                PodStatus::Started(_) => continue,
+                PodStatus::NoAddress { network, reason } => {
+                    AgentFate::NoAddress { network, reason }
+                }
+                PodStatus::NotStarted { reason } => AgentFate::NotStarted { reason },
+            };
+            self.scheduler_fates.entry(pod).or_insert(fate);
+        }
         for (pod, reason) in scheduler.exited().await {
             self.exit_reasons.entry(pod.clone()).or_insert(reason);
             self.scheduler_fates

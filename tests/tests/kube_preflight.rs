@@ -106,7 +106,7 @@ async fn a_healthy_preflight_asks_exactly_this_and_plans_the_ready_nodes() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator)
+    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
         .await
         .expect("preflight");
     let seen = server
@@ -177,7 +177,7 @@ async fn a_missing_permission_is_named_with_its_rule_and_nothing_else_is_asked()
     script[4] = Exchange::ok("POST", SSAR, access(false));
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator)
+    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
         .await
         .expect("preflight");
     server.await.expect("mock").expect("only the reviews");
@@ -215,7 +215,7 @@ async fn a_previous_run_is_named_with_the_cleanup_command() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator)
+    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
         .await
         .expect("preflight");
     server.await.expect("mock").expect("as scripted");
@@ -243,7 +243,7 @@ async fn missing_and_unparseable_nads_are_invalid_input_naming_them() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator)
+    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
         .await
         .expect("preflight");
     server.await.expect("mock").expect("as scripted");
@@ -292,7 +292,7 @@ async fn overlapping_node_types_name_both_and_the_node() {
         ]),
     ]);
     let (client, server) = serve(script);
-    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator)
+    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
         .await
         .expect("preflight");
     server.await.expect("mock").expect("as scripted");
@@ -333,7 +333,7 @@ async fn a_range_too_small_for_the_worst_case_warns_with_the_arithmetic() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator)
+    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
         .await
         .expect("preflight");
     server.await.expect("mock").expect("as scripted");

@@ -211,10 +211,12 @@ pub async fn check_permissions(
     Ok(())
 }
 
-/// A previous run's owner still present in `namespace`.
+/// A previous run's owner still present in `namespace` (other than `own_run`'s: the
+/// coordinator Job's run was created by the command that started it).
 pub async fn check_leftovers(
     client: &Client,
     namespace: &str,
+    own_run: Option<&str>,
     problems: &mut Vec<Problem>,
 ) -> anyhow::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
@@ -228,6 +230,9 @@ pub async fn check_leftovers(
             .labels
             .and_then(|l| l.get(RUN).cloned())
             .unwrap_or_default();
+        if own_run == Some(run.as_str()) {
+            continue;
+        }
         problems.push(Problem::Cluster(format!(
             "a previous run's objects are still present: ConfigMap {namespace}/{name} owns run {run}; remove them with `multinet cleanup -n {namespace} --run {run}`"
         )));
@@ -404,12 +409,14 @@ fn tolerated(tolerations: &[multinet_proto::config::Toleration], taint: &Taint) 
     })
 }
 
-/// Runs every check that needs the API; `who` says whose permissions to check.
+/// Runs every check that needs the API; `who` says whose permissions to check; `own_run` is
+/// the run being started, when its owner exists already.
 pub async fn preflight(
     client: &Client,
     config: &RunConfig,
     selections: &[(CephNetwork, NetworkSelection)],
     who: Who,
+    own_run: Option<&str>,
 ) -> anyhow::Result<(Preflight, Vec<Problem>)> {
     let namespace = &config.namespace;
     let mut problems = Vec::new();
@@ -418,7 +425,7 @@ pub async fn preflight(
         // Without them the other checks would only add "forbidden" noise.
         return Ok((Preflight::default(), problems));
     }
-    check_leftovers(client, namespace, &mut problems).await?;
+    check_leftovers(client, namespace, own_run, &mut problems).await?;
     let nads = check_nads(client, selections, &mut problems).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     let all = nodes.list(&ListParams::default()).await?.items;

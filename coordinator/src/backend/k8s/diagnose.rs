@@ -1,0 +1,242 @@
+//! What the cluster says about a run's pods, turned into the run's facts: a pod stuck in
+//! ContainerCreating because Multus / IPAM / the CNI plugin failed (`FailedCreatePodSandBox`)
+//! got no address on a network; an unschedulable pod or an image that cannot be pulled never
+//! started; a pod that ended, or an agent container that restarted, is gone.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use multinet_proto::network::CephNetwork;
+
+use crate::scheduler::PodStatus;
+
+/// The part of an Event diagnosis reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEvent {
+    /// The pod it is about.
+    pub pod: String,
+    /// `FailedCreatePodSandBox`, `FailedScheduling`, …
+    pub reason: String,
+    /// The message (the CNI error text, the scheduler's reasons).
+    pub message: String,
+}
+
+impl PodEvent {
+    /// From an Event about a pod; `None` for events about other kinds.
+    pub fn from_event(e: &k8s_openapi::api::core::v1::Event) -> Option<Self> {
+        (e.involved_object.kind.as_deref() == Some("Pod")).then(|| Self {
+            pod: e.involved_object.name.clone().unwrap_or_default(),
+            reason: e.reason.clone().unwrap_or_default(),
+            message: e.message.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// A pod that cannot run: no address (with the network, told apart by the NAD names in the
+/// message) or not started (unschedulable, image not pulled). `nads` are the NAD names of
+/// the public and cluster networks. `None` while nothing is wrong (yet).
+pub fn stuck(
+    pod: &Pod,
+    events: &[PodEvent],
+    nads: &[(CephNetwork, String)],
+    image: &str,
+) -> Option<PodStatus> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let status = pod.status.as_ref()?;
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        && c.reason.as_deref() == Some("Unschedulable")
+    {
+        return Some(PodStatus::NotStarted {
+            reason: format!(
+                "pod {name} is unschedulable: {}",
+                c.message.as_deref().unwrap_or("no reason given")
+            ),
+        });
+    }
+    for c in status.container_statuses.iter().flatten() {
+        let Some(waiting) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+            continue;
+        };
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        if matches!(
+            reason,
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"
+        ) {
+            return Some(PodStatus::NotStarted {
+                reason: format!(
+                    "pod {name} cannot pull image {image} ({reason}): {}",
+                    waiting.message.as_deref().unwrap_or("no message")
+                ),
+            });
+        }
+    }
+    let sandbox = events
+        .iter()
+        .rev()
+        .find(|e| e.pod == name && e.reason == "FailedCreatePodSandBox")?;
+    let running = status.phase.as_deref() == Some("Running");
+    if running {
+        return None; // a retry succeeded
+    }
+    // Which network failed: the NAD the message names; if it names none, the first one.
+    let network = nads
+        .iter()
+        .find(|(_, nad)| sandbox.message.contains(nad.as_str()))
+        .or(nads.first())
+        .map_or(CephNetwork::Public, |(n, _)| *n);
+    Some(PodStatus::NoAddress {
+        network,
+        reason: sandbox.message.clone(),
+    })
+}
+
+/// A pod whose agent is gone: the pod ended, or its container restarted (host checkers run
+/// under a DaemonSet, which restarts them). The reason says how the container last ended.
+pub fn ended(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let status = pod.status.as_ref()?;
+    let agent = status.container_statuses.iter().flatten().next();
+    let phase = status.phase.as_deref().unwrap_or_default();
+    if matches!(phase, "Failed" | "Succeeded") {
+        return Some(format!(
+            "pod {name} ended ({phase}){}",
+            agent.map(last_exit).unwrap_or_default()
+        ));
+    }
+    let agent = agent?;
+    (agent.restart_count > 0).then(|| {
+        format!(
+            "the agent container of pod {name} restarted {} time(s){}",
+            agent.restart_count,
+            last_exit(agent)
+        )
+    })
+}
+
+/// `: exit code 1 (Error): message` from the current or last termination.
+fn last_exit(c: &ContainerStatus) -> String {
+    let terminated = c
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()));
+    match terminated {
+        Some(t) => format!(
+            ": exit code {} ({}){}",
+            t.exit_code,
+            t.reason.as_deref().unwrap_or("no reason"),
+            t.message
+                .as_deref()
+                .map(|m| format!(": {}", m.trim()))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "multinet-r-w2-osd-0"},
+            "status": status
+        }))
+        .expect("pod")
+    }
+
+    fn nads() -> Vec<(CephNetwork, String)> {
+        vec![
+            (CephNetwork::Public, "public-net".into()),
+            (CephNetwork::Cluster, "cluster-net".into()),
+        ]
+    }
+
+    const SANDBOX: &str = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox: plugin type=\"multus\" name=\"multus-cni-network\" failed (add): [rook-ceph/multinet-r-w2-osd-0/abc:cluster-net]: error adding container to network \"cluster-net\": Error at storage engine: Could not allocate IP in range: ip: 192.168.30.1 / - 192.168.30.62 / range: net.IPNet{IP:net.IP{0xc0, 0xa8, 0x1e, 0x0}}";
+
+    #[test]
+    fn a_sandbox_failure_is_no_address_on_the_network_its_message_names() {
+        let p = pod(
+            json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+        );
+        let events = vec![PodEvent {
+            pod: "multinet-r-w2-osd-0".into(),
+            reason: "FailedCreatePodSandBox".into(),
+            message: SANDBOX.into(),
+        }];
+        assert_eq!(
+            stuck(&p, &events, &nads(), "img"),
+            Some(PodStatus::NoAddress {
+                network: CephNetwork::Cluster,
+                reason: SANDBOX.into()
+            })
+        );
+        // Another pod's event says nothing about this one.
+        let other = vec![PodEvent {
+            pod: "multinet-r-w3-osd-0".into(),
+            ..events[0].clone()
+        }];
+        assert_eq!(stuck(&p, &other, &nads(), "img"), None);
+    }
+
+    #[test]
+    fn unschedulable_and_image_pull_failures_never_started() {
+        let p = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: ceph}, 2 node(s) didn't match Pod's node affinity/selector."}]}),
+        );
+        assert_eq!(
+            stuck(&p, &[], &nads(), "img"),
+            Some(PodStatus::NotStarted {
+                reason: "pod multinet-r-w2-osd-0 is unschedulable: 0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: ceph}, 2 node(s) didn't match Pod's node affinity/selector.".into()
+            })
+        );
+        let p = pod(
+            json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"ghcr.io/multinet/multinet:9\""}}}]}),
+        );
+        let Some(PodStatus::NotStarted { reason }) =
+            stuck(&p, &[], &nads(), "ghcr.io/multinet/multinet:9")
+        else {
+            panic!("not started")
+        };
+        assert!(
+            reason.contains("cannot pull image ghcr.io/multinet/multinet:9 (ImagePullBackOff)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn ended_pods_and_restarted_agents_say_how() {
+        let p = pod(
+            json!({"phase": "Failed", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "network-status gives the public network 192.168.20.5, but interface \"public\" has 192.168.20.9\n"}}}]}),
+        );
+        assert_eq!(
+            ended(&p).as_deref(),
+            Some(
+                "pod multinet-r-w2-osd-0 ended (Failed): exit code 1 (Error): network-status gives the public network 192.168.20.5, but interface \"public\" has 192.168.20.9"
+            )
+        );
+        let p = pod(
+            json!({"phase": "Running", "containerStatuses": [{"name": "agent", "ready": true, "restartCount": 2, "image": "i", "imageID": "",
+            "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+        );
+        assert_eq!(
+            ended(&p).as_deref(),
+            Some(
+                "the agent container of pod multinet-r-w2-osd-0 restarted 2 time(s): exit code 137 (OOMKilled)"
+            )
+        );
+        let p = pod(
+            json!({"phase": "Running", "containerStatuses": [{"name": "agent", "ready": true, "restartCount": 0, "image": "i", "imageID": "", "state": {"running": {}}}]}),
+        );
+        assert_eq!(ended(&p), None);
+    }
+}

@@ -1,0 +1,195 @@
+//! The Kubernetes scheduler creating a run's objects, against a scripted API server: the
+//! exact requests, in order, and what they carry.
+
+use multinet_coordinator::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+use multinet_coordinator::backend::k8s::names::Owner;
+use multinet_coordinator::pki::RunPki;
+use multinet_coordinator::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+use multinet_proto::assignment::ProbeSettings;
+use multinet_proto::config::parse_run_config;
+use multinet_proto::control::Role;
+use multinet_proto::multus::selection::parse_single_selection;
+use multinet_proto::network::CephNetwork;
+use multinet_tests::mock::{Exchange, serve};
+use serde_json::json;
+
+const NS: &str = "rook-ceph";
+const RUN: &str = "0a1b2c3d4e";
+
+fn created(kind: &str, name: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": NS, "uid": "u"}})
+}
+
+#[tokio::test]
+async fn placing_a_run_creates_these_objects_in_this_order() {
+    let (config, problems) = parse_run_config(
+        "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  all:\n    osdsPerNode: 1\n    otherDaemonsPerNode: 1\n",
+    )
+    .expect("yaml");
+    assert!(problems.is_valid());
+    let base = format!("/api/v1/namespaces/{NS}");
+    let (client, server) = serve(vec![
+        Exchange::ok(
+            "POST",
+            format!("{base}/secrets"),
+            created("Secret", "multinet-0a1b2c3d4e-tls"),
+        ),
+        Exchange::ok(
+            "POST",
+            format!("{base}/configmaps"),
+            created("ConfigMap", "multinet-0a1b2c3d4e-agents"),
+        ),
+        Exchange::ok(
+            "POST",
+            format!("{base}/pods"),
+            created("Pod", "multinet-0a1b2c3d4e-server"),
+        ),
+        Exchange::ok(
+            "POST",
+            format!("/apis/apps/v1/namespaces/{NS}/daemonsets"),
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "multinet-0a1b2c3d4e-host-all"},
+                   "spec": {"selector": {}, "template": {}}}),
+        ),
+        Exchange::ok(
+            "POST",
+            format!("{base}/pods"),
+            created("Pod", "multinet-0a1b2c3d4e-w1-osd-0"),
+        ),
+        Exchange::ok(
+            "POST",
+            format!("{base}/pods"),
+            created("Pod", "multinet-0a1b2c3d4e-w1-other-0"),
+        ),
+    ]);
+    let sel = |t: &str| Some(parse_single_selection(t, NS).expect("selection").0);
+    let mut backend = KubeBackend::new(KubeBackendSpec {
+        client,
+        run_id: RUN.into(),
+        config,
+        image: "ghcr.io/multinet/multinet:test".into(),
+        public: sel("public-net"),
+        cluster: sel("cluster-net"),
+        owner: Owner {
+            name: "multinet-0a1b2c3d4e".into(),
+            uid: "owner-uid".into(),
+        },
+        owner_role: OwnerRole::Ours,
+        pod_ip: "10.244.0.9".parse().expect("ip"),
+        nodes: vec![
+            NodePlan {
+                name: "w1".into(),
+                node_type: "all".into(),
+            },
+            NodePlan {
+                name: "w2".into(),
+                node_type: "all".into(),
+            },
+        ],
+    });
+    let pki = RunPki::new(RUN).expect("pki");
+    let run_dir = std::env::temp_dir();
+    let env = AgentEnv {
+        run_id: RUN,
+        coordinator: "0.0.0.0:7443".parse().expect("addr"),
+        probe: ProbeSettings {
+            interval_ms: 1000,
+            timeout_ms: 4000,
+            small_bytes: 64,
+            large_bytes: 65536,
+        },
+        grace_ms: 10_000,
+        pki: &pki,
+        run_dir: &run_dir,
+    };
+    let both = vec![CephNetwork::Public, CephNetwork::Cluster];
+    let plans = [
+        PodPlan {
+            pod: "server".into(),
+            node: "w1".into(),
+            role: Role::Server,
+            networks: both.clone(),
+        },
+        PodPlan {
+            pod: "host-w1".into(),
+            node: "w1".into(),
+            role: Role::HostCheck,
+            networks: vec![],
+        },
+        PodPlan {
+            pod: "host-w2".into(),
+            node: "w2".into(),
+            role: Role::HostCheck,
+            networks: vec![],
+        },
+        PodPlan {
+            pod: "client-w1-osd-0".into(),
+            node: "w1".into(),
+            role: Role::Client,
+            networks: both.clone(),
+        },
+        PodPlan {
+            pod: "client-w1-other-0".into(),
+            node: "w1".into(),
+            role: Role::Client,
+            networks: vec![CephNetwork::Public],
+        },
+    ];
+    for plan in &plans {
+        let status = backend.start(plan, &env).await.expect("start");
+        assert_eq!(status, PodStatus::Started(Vec::new()), "{}", plan.pod);
+    }
+    drop(backend);
+    let seen = server
+        .await
+        .expect("mock")
+        .expect("every request as scripted");
+
+    // The Secret carries the run CA and one agent certificate, as base64 PEM.
+    let secret = seen[0].body.as_ref().expect("secret");
+    assert_eq!(secret["metadata"]["name"], "multinet-0a1b2c3d4e-tls");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], "owner-uid");
+    assert!(
+        secret["data"]["ca.crt"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    // The agents' settings point at this pod's IP.
+    let settings = seen[1].body.as_ref().expect("configmap");
+    let run_json: serde_json::Value =
+        serde_json::from_str(settings["data"]["run.json"].as_str().expect("run.json"))
+            .expect("json");
+    assert_eq!(run_json["coordinator"], "10.244.0.9:7443");
+    assert_eq!(run_json["run_id"], RUN);
+    // The server is pinned to its node, asks Multus for both networks on named interfaces,
+    // and says which agent it runs.
+    let server_pod = seen[2].body.as_ref().expect("server");
+    assert_eq!(
+        server_pod["spec"]["nodeSelector"]["kubernetes.io/hostname"],
+        "w1"
+    );
+    assert_eq!(
+        server_pod["metadata"]["annotations"]["multinet.io/agent"],
+        "server"
+    );
+    assert_eq!(
+        server_pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
+        r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"},{"name":"cluster-net","namespace":"rook-ceph","interface":"cluster"}]"#
+    );
+    assert_eq!(server_pod["spec"]["restartPolicy"], "Never");
+    // One host-check DaemonSet for the node type, whatever the number of its nodes.
+    let ds = seen[3].body.as_ref().expect("daemonset");
+    assert_eq!(ds["spec"]["template"]["spec"]["hostNetwork"], true);
+    // Clients: an OSD client on both networks, another daemon's on public only.
+    let osd = seen[4].body.as_ref().expect("osd client");
+    assert_eq!(osd["metadata"]["name"], "multinet-0a1b2c3d4e-w1-osd-0");
+    assert_eq!(
+        osd["metadata"]["annotations"]["multinet.io/agent"],
+        "client-w1-osd-0"
+    );
+    let other = seen[5].body.as_ref().expect("other client");
+    assert_eq!(
+        other["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
+        r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"}]"#
+    );
+    assert_eq!(seen.len(), 6);
+}
