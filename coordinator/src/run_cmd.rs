@@ -278,6 +278,21 @@ pub fn run(args: &RunArgs) -> u8 {
         None if args.topology.is_some() || args.lab.is_some() || args.nads.is_some() => {
             Backend::Lab
         }
+        None if args.dry_run || args.kubeconfig.is_some() || args.context.is_some() => {
+            Backend::Kube
+        }
+        None if crate::backend::k8s::client::configured(None) => {
+            if !args.quiet {
+                eprintln!(
+                    "multinet run: using the Kubernetes backend: {} (--backend lab or local to run on this machine)",
+                    match crate::backend::k8s::client::kubeconfig_path(None) {
+                        Some(path) => format!("found the kubeconfig {}", path.display()),
+                        None => "running in a pod".to_string(),
+                    }
+                );
+            }
+            Backend::Kube
+        }
         None => match lab_available() {
             Ok(()) => Backend::Lab,
             Err(why) => {

@@ -1,0 +1,156 @@
+//! `multinet run --backend kube` and `multinet cleanup` from the command line, without a
+//! cluster (dry run, input errors), and — marked `#[ignore]` — a full validation against the
+//! cluster `MULTINET_E2E_KUBECONFIG` names (see README).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The binary with no Kubernetes configuration in reach (whatever the developer's machine has).
+fn multinet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_multinet"));
+    c.env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", std::env::temp_dir().join("multinet-no-home"));
+    c
+}
+
+#[test]
+fn a_dry_run_needs_no_cluster_and_prints_every_object() {
+    let out = multinet()
+        .args([
+            "run",
+            "--dry-run",
+            "-o",
+            "yaml",
+            "--public-network",
+            "public-net",
+            "--cluster-network",
+            "cluster-net",
+            "--daemons-per-node",
+            "2",
+        ])
+        .output()
+        .expect("multinet runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let docs = multinet_proto::yaml::parse_documents(&text).expect("YAML stream");
+    let kinds: Vec<String> = docs
+        .iter()
+        .filter_map(|d| d.get("kind").and_then(Value::as_str).map(String::from))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Job",
+            "Secret",
+            "ConfigMap",
+            "Pod",
+            "DaemonSet",
+            "Pod",
+            "Pod",
+            "ConfigMap"
+        ],
+        "owner, coordinator Job, TLS, agent settings, server, host checkers, 2 clients, report"
+    );
+    for doc in &docs {
+        assert_eq!(
+            doc["metadata"]["labels"]["app.kubernetes.io/part-of"], "multinet",
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn kubernetes_input_errors_exit_22_naming_the_field() {
+    let out = multinet()
+        .args(["run", "--backend", "kube", "--public-network", "Not/A/Nad!"])
+        .output()
+        .expect("multinet runs");
+    assert_eq!(out.status.code(), Some(22));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("publicNetwork"), "{err}");
+    let out = multinet()
+        .args(["run", "--backend", "local", "--dry-run", "-o", "yaml"])
+        .output()
+        .expect("multinet runs");
+    assert_eq!(out.status.code(), Some(22));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--backend kube"));
+}
+
+#[test]
+fn without_a_cluster_run_and_cleanup_say_how_to_give_one() {
+    for args in [&["run", "--backend", "kube", "-q"][..], &["cleanup"][..]] {
+        let out = multinet().args(args).output().expect("multinet runs");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("give --kubeconfig, set KUBECONFIG"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A whole validation on a real cluster: `MULTINET_E2E_KUBECONFIG` (required),
+/// `MULTINET_E2E_PUBLIC` / `MULTINET_E2E_CLUSTER` (NAD names, default public-net /
+/// cluster-net), `MULTINET_E2E_IMAGE` (default: the release image), `MULTINET_E2E_NAMESPACE`
+/// (default rook-ceph). The RBAC of deploy/rbac.yaml must be applied.
+#[test]
+#[ignore = "needs a cluster: set MULTINET_E2E_KUBECONFIG and run with --run-ignored only"]
+fn full_validation_on_a_real_cluster() {
+    let Ok(kubeconfig) = std::env::var("MULTINET_E2E_KUBECONFIG") else {
+        panic!("set MULTINET_E2E_KUBECONFIG to the cluster's kubeconfig");
+    };
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let namespace = var("MULTINET_E2E_NAMESPACE", "rook-ceph");
+    let mut args = vec![
+        "run".to_string(),
+        "--backend".into(),
+        "kube".into(),
+        "--kubeconfig".into(),
+        kubeconfig.clone(),
+        "-n".into(),
+        namespace.clone(),
+        "--public-network".into(),
+        var("MULTINET_E2E_PUBLIC", "public-net"),
+        "--cluster-network".into(),
+        var("MULTINET_E2E_CLUSTER", "cluster-net"),
+        "--daemons-per-node".into(),
+        "2".into(),
+        "--timeout-minutes".into(),
+        "5".into(),
+        "-o".into(),
+        "json".into(),
+    ];
+    if let Ok(image) = std::env::var("MULTINET_E2E_IMAGE") {
+        args.extend(["--image".into(), image]);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(&args)
+        .output()
+        .expect("multinet runs");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(report["backend"], "kube");
+    assert_eq!(report["verdict"], "pass", "{report:#}");
+    // Nothing is left behind.
+    let cleanup = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["cleanup", "--kubeconfig", &kubeconfig, "-n", &namespace])
+        .output()
+        .expect("cleanup runs");
+    assert!(
+        String::from_utf8_lossy(&cleanup.stdout).contains("no multinet run left"),
+        "{}",
+        String::from_utf8_lossy(&cleanup.stdout)
+    );
+}
