@@ -63,7 +63,10 @@ pub fn run(args: &RunArgs) -> u8 {
         };
     }
     let (public, cluster) = dry_run::selections(&config, &mut Problems::default());
-    if client::in_cluster() || args.in_cluster_run.is_some() {
+    // In a pod, this process is the coordinator — unless a kubeconfig is named: then the
+    // cluster it names may be another one, and the coordinator runs there as a Job.
+    let named = args.kubeconfig.is_some() || args.context.is_some();
+    if args.in_cluster_run.is_some() || (client::in_cluster() && !named) {
         run_in_cluster(args, config, public, cluster)
     } else {
         run_outside(args, config, public, cluster)
@@ -234,22 +237,13 @@ fn run_in_cluster(
             let code = report.verdict.exit_code();
             if let Some(id) = &args.in_cluster_run {
                 // For the command outside the cluster, which prints it and removes the run.
-                let reports: Vec<(&str, String)> = outside::REPORT_KEYS
-                    .iter()
-                    .map(|(format, key)| {
-                        let output = match *format {
-                            "json" => RunOutput::Json,
-                            "junit" => RunOutput::Junit,
-                            _ => RunOutput::Text,
-                        };
-                        (*key, crate::run_cmd::render(&report, output))
-                    })
-                    .collect();
+                let text = crate::run_cmd::render(&report, args.output);
                 let stored = with_client(args, |client| {
                     let config = config.clone();
                     let (public, cluster) = (public.clone(), cluster.clone());
                     let image = args.image.clone();
                     let id = id.clone();
+                    let output = args.output;
                     async move {
                         let run = kube_run(
                             &id,
@@ -259,13 +253,19 @@ fn run_in_cluster(
                             &cluster,
                             owner_of(&id, &client, &config.namespace).await?,
                         );
-                        outside::store_report(&client, &run, &reports, code).await
+                        outside::store_report(&client, &run, output, &text, code).await
                     }
                 });
-                if let Err(e) = stored {
-                    eprintln!("multinet run: {e:#}");
-                    return 1;
-                }
+                return match stored {
+                    Ok(where_) => {
+                        eprintln!("multinet: report stored in {where_}");
+                        code
+                    }
+                    Err(e) => {
+                        eprintln!("multinet run: {e:#}");
+                        1
+                    }
+                };
             }
             emit(&report, args)
         }
@@ -318,7 +318,8 @@ where
 }
 
 /// `multinet run` outside the cluster: the coordinator runs as a Job; its log streams here,
-/// its report is printed here, and the run is removed (also on SIGINT/SIGTERM).
+/// its report is printed here, and the run is removed (also on SIGINT/SIGTERM/SIGHUP; a second
+/// signal stops waiting for the removal and says how to finish it).
 fn run_outside(
     args: &RunArgs,
     config: RunConfig,
@@ -328,9 +329,10 @@ fn run_outside(
     let result = with_client(args, |client| async move {
         let selections = selection_list(&public, &cluster);
         if let Err(code) = checked(&client, &config, &selections, Who::Cli, None).await {
-            return Ok(Err(code));
+            return Ok(code);
         }
         let id = crate::supervisor::new_run_id();
+        let ns = config.namespace.clone();
         let placeholder = Owner {
             name: RunNames::new(&id).owner(),
             uid: String::new(),
@@ -345,52 +347,54 @@ fn run_outside(
         let run = kube_run(&id, &config, &args.image, &public, &cluster, owner.clone());
         let extra = vec![
             "-o".to_string(),
-            "json".into(),
+            args.output.name().into(),
             "--agent-grace-seconds".into(),
             args.agent_grace_seconds.to_string(),
         ];
-        // Every stage has its deadline; the Job as a whole gets them all and then some.
-        let budget = config.resource_timeout.as_std() * 4 + config.soak_duration.as_std();
+        let budget = crate::backend::k8s::objects::job_deadline(&config);
         let outcome = tokio::select! {
-            r = outside::run_job(&client, &run, extra, budget) => Some(r),
-            (name, _) = crate::run_cmd::shutdown_signal() => {
+            r = outside::run_job(&client, &run, extra, budget) => Ok(r),
+            (name, code) = crate::run_cmd::shutdown_signal() => {
                 eprintln!("multinet run: {name}: removing run {id}");
-                None
+                Err(code)
             }
         };
-        let removed = cleanup_runs(
-            &client,
-            &config.namespace,
-            Some(&id),
-            config.resource_timeout.as_std(),
-        )
-        .await;
-        let outcome = match outcome {
-            Some(r) => r?,
-            None => return Ok(Err(130)),
+        // The report first: a run whose removal fails still has its result.
+        let code = match outcome {
+            Ok(Ok(outcome)) => {
+                let text = outcome.report(args.output).unwrap_or_else(|e| {
+                    eprintln!("multinet run: {e:#}");
+                    String::new()
+                });
+                match write_out(&text, args) {
+                    Ok(()) => outcome.exit_code,
+                    Err(code) => code,
+                }
+            }
+            Ok(Err(e)) => {
+                eprintln!("multinet run: {e:#}");
+                1
+            }
+            Err(code) => code,
         };
-        removed?;
-        anyhow::Ok(Ok(outcome))
+        let removed = tokio::select! {
+            r = cleanup_runs(&client, &ns, Some(&id), config.resource_timeout.as_std()) => r,
+            (name, _) = crate::run_cmd::shutdown_signal() => {
+                Err(anyhow::anyhow!("{name} while waiting for its objects to go"))
+            }
+        };
+        if let Err(e) = removed {
+            eprintln!(
+                "multinet run: run {id} may not be fully removed: {e:#}; `multinet cleanup -n {ns} --run {id}` finishes it"
+            );
+            return Ok(code.max(1));
+        }
+        anyhow::Ok(code)
     });
-    match result {
-        Ok(Ok(outcome)) => {
-            let key = match args.output {
-                RunOutput::Json => "report.json",
-                RunOutput::Junit => "report.xml",
-                _ => "report.txt",
-            };
-            let text = outcome.reports.get(key).cloned().unwrap_or_default();
-            match write_out(&text, args) {
-                Ok(()) => outcome.exit_code,
-                Err(code) => code,
-            }
-        }
-        Ok(Err(code)) => code,
-        Err(e) => {
-            eprintln!("multinet run: {e:#}");
-            1
-        }
-    }
+    result.unwrap_or_else(|e| {
+        eprintln!("multinet run: {e:#}");
+        1
+    })
 }
 
 /// Arguments of `multinet cleanup`.

@@ -51,6 +51,18 @@ pub enum RunOutput {
     Yaml,
 }
 
+impl RunOutput {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Junit => "junit",
+            Self::Yaml => "yaml",
+        }
+    }
+}
+
 /// Arguments of `multinet run` (Rook's `run` flags keep their names and meanings).
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -564,9 +576,15 @@ pub(crate) async fn shutdown_signal() -> (&'static str, u8) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,
     };
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => ("SIGINT", 130),
         _ = term.recv() => ("SIGTERM", 143),
+        // The terminal went away: clean up as for the others.
+        _ = hup.recv() => ("SIGHUP", 129),
     }
 }
 

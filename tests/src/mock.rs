@@ -45,6 +45,18 @@ impl Exchange {
         }
     }
 
+    /// `method path` refused: `403 Forbidden` with `message` (as admission refuses an object).
+    pub fn forbidden(method: &'static str, path: impl Into<String>, message: &str) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            status: 403,
+            body: json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                         "reason": "Forbidden", "code": 403, "message": message}),
+        }
+    }
+
     /// The query string must contain `part`.
     pub fn with_query(mut self, part: &str) -> Self {
         self.query.push(part.to_string());

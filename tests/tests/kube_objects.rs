@@ -15,6 +15,7 @@ use serde_json::json;
 
 const NS: &str = "rook-ceph";
 const RUN: &str = "0a1b2c3d4e";
+const REFUSAL: &str = "pods \"multinet-0a1b2c3d4e-w2-osd-0\" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=20, limited: pods=20";
 
 fn created(kind: &str, name: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": NS, "uid": "u"}})
@@ -60,6 +61,7 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
             format!("{base}/pods"),
             created("Pod", "multinet-0a1b2c3d4e-w1-other-0"),
         ),
+        Exchange::forbidden("POST", format!("{base}/pods"), REFUSAL),
     ]);
     let sel = |t: &str| Some(parse_single_selection(t, NS).expect("selection").0);
     let mut backend = KubeBackend::new(KubeBackendSpec {
@@ -138,6 +140,19 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
         let status = backend.start(plan, &env).await.expect("start");
         assert_eq!(status, PodStatus::Started(Vec::new()), "{}", plan.pod);
     }
+    // A pod the API server refuses is that pod's fate, with the refusal; the run goes on.
+    let refused = PodPlan {
+        pod: "client-w2-osd-0".into(),
+        node: "w2".into(),
+        role: Role::Client,
+        networks: both.clone(),
+    };
+    assert_eq!(
+        backend.start(&refused, &env).await.expect("start"),
+        PodStatus::NotStarted {
+            reason: format!("the API server refused pod multinet-0a1b2c3d4e-w2-osd-0: {REFUSAL}")
+        }
+    );
     drop(backend);
     let seen = server
         .await
@@ -160,12 +175,17 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
             .expect("json");
     assert_eq!(run_json["coordinator"], "10.244.0.9:7443");
     assert_eq!(run_json["run_id"], RUN);
-    // The server is pinned to its node, asks Multus for both networks on named interfaces,
-    // and says which agent it runs.
+    // The server is pinned to its node by name, asks Multus for both networks on named
+    // interfaces, and says which agent it runs.
     let server_pod = seen[2].body.as_ref().expect("server");
+    let on_nodes = |spec: &serde_json::Value| {
+        spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchFields"][0]
+            .clone()
+    };
     assert_eq!(
-        server_pod["spec"]["nodeSelector"]["kubernetes.io/hostname"],
-        "w1"
+        on_nodes(&server_pod["spec"]),
+        json!({"key": "metadata.name", "operator": "In", "values": ["w1"]})
     );
     assert_eq!(
         server_pod["metadata"]["annotations"]["multinet.io/agent"],
@@ -176,9 +196,14 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
         r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"},{"name":"cluster-net","namespace":"rook-ceph","interface":"cluster"}]"#
     );
     assert_eq!(server_pod["spec"]["restartPolicy"], "Never");
-    // One host-check DaemonSet for the node type, whatever the number of its nodes.
+    // One host-check DaemonSet for the node type, whatever the number of its nodes, kept to
+    // the run's nodes of that type.
     let ds = seen[3].body.as_ref().expect("daemonset");
     assert_eq!(ds["spec"]["template"]["spec"]["hostNetwork"], true);
+    assert_eq!(
+        on_nodes(&ds["spec"]["template"]["spec"]),
+        json!({"key": "metadata.name", "operator": "In", "values": ["w1", "w2"]})
+    );
     // Clients: an OSD client on both networks, another daemon's on public only.
     let osd = seen[4].body.as_ref().expect("osd client");
     assert_eq!(osd["metadata"]["name"], "multinet-0a1b2c3d4e-w1-osd-0");
@@ -191,5 +216,5 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
         other["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
         r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"}]"#
     );
-    assert_eq!(seen.len(), 6);
+    assert_eq!(seen.len(), 7);
 }

@@ -1,16 +1,15 @@
 //! [`KubeBackend`]: the [`Scheduler`] of a run inside a cluster. The coordinator runs in a
 //! pod and serves the control plane on its pod IP; it creates the run's objects (see
 //! [`super::objects`]) as the supervisor places pods, and learns what becomes of them from
-//! watches on the run's pods and on pod events — never from fixed sleeps.
+//! watches on the run's agent pods and on the namespace's events — never from fixed sleeps.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -33,7 +32,8 @@ pub enum OwnerRole {
     /// This process created the owner: cleanup deletes it, and with it everything.
     Ours,
     /// `multinet run` outside the cluster created it (this is its coordinator Job): cleanup
-    /// removes the agents only; the owner keeps the report until the outside command has it.
+    /// leaves everything to it. It deletes the owner once it has the report, and with it the
+    /// agents; agents whose coordinator is gone exit by themselves after their grace period.
     Outside,
 }
 
@@ -53,7 +53,8 @@ pub struct KubeBackend {
     nodes: Vec<NodePlan>,
     shared_created: bool,
     host_sets: BTreeSet<String>,
-    created_pods: Vec<String>,
+    /// Node types whose host-check DaemonSet the API server refused, and why.
+    refused_sets: BTreeMap<String, String>,
     told: BTreeSet<String>,
     pods: Option<Store<Pod>>,
     events: Option<Store<Event>>,
@@ -120,7 +121,7 @@ impl KubeBackend {
             nodes: spec.nodes,
             shared_created: false,
             host_sets: BTreeSet::new(),
-            created_pods: Vec::new(),
+            refused_sets: BTreeMap::new(),
             told: BTreeSet::new(),
             pods: None,
             events: None,
@@ -140,27 +141,43 @@ impl KubeBackend {
         }
     }
 
-    /// Starts the watches on the run's pods and on pod events in the namespace.
+    /// Starts the watches on the run's agent pods and on the events in the namespace (pods'
+    /// and DaemonSets': a field selector cannot ask for both kinds, so the run's are picked by
+    /// name as they arrive).
     pub fn watch(&mut self) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let (reader, writer) = reflector::store();
-        let stream = watcher(
-            pods,
-            watcher::Config::default().labels(&self.names.selector()),
-        )
-        .default_backoff()
-        .reflect(writer);
+        let agents = format!(
+            "{},{} in (server,client,host-check)",
+            self.names.selector(),
+            super::names::COMPONENT
+        );
+        let stream = watcher(pods, watcher::Config::default().labels(&agents))
+            .default_backoff()
+            .reflect(writer);
         self.watchers
             .push(tokio::spawn(stream.for_each(|_| async {})));
         self.pods = Some(reader);
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
         let (reader, writer) = reflector::store();
-        let stream = watcher(
-            events,
-            watcher::Config::default().fields("involvedObject.kind=Pod"),
-        )
-        .default_backoff()
-        .reflect(writer);
+        let prefix = format!("{}-", self.names.owner());
+        let ours = move |e: &Event| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&prefix))
+        };
+        let stream = watcher(events, watcher::Config::default())
+            .default_backoff()
+            .try_filter(move |ev| {
+                std::future::ready(match ev {
+                    watcher::Event::Apply(e)
+                    | watcher::Event::InitApply(e)
+                    | watcher::Event::Delete(e) => ours(e),
+                    watcher::Event::Init | watcher::Event::InitDone => true,
+                })
+            })
+            .reflect(writer);
         self.watchers
             .push(tokio::spawn(stream.for_each(|_| async {})));
         self.events = Some(reader);
@@ -225,17 +242,24 @@ impl KubeBackend {
         .collect()
     }
 
-    async fn create_pod(&mut self, mut pod: Pod, agent: &str) -> anyhow::Result<()> {
+    /// Creates an agent pod. The API server refusing it (admission: Pod Security, a quota, a
+    /// policy engine) is the pod's fate, not the run's end: the other agents still run and the
+    /// report names the refusal.
+    async fn create_pod(&mut self, mut pod: Pod, agent: &str) -> anyhow::Result<PodStatus> {
         pod.metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
             .insert(AGENT_ANNOTATION.into(), agent.into());
         let name = pod.metadata.name.clone().unwrap_or_default();
-        Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
+        let created = Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &pod)
-            .await?;
-        self.created_pods.push(name);
-        Ok(())
+            .await;
+        Ok(match refused(created)? {
+            None => PodStatus::Started(Vec::new()),
+            Some(reason) => PodStatus::NotStarted {
+                reason: format!("the API server refused pod {name}: {reason}"),
+            },
+        })
     }
 }
 
@@ -276,7 +300,7 @@ impl Scheduler for KubeBackend {
         match pod.role {
             Role::Server => {
                 let p = self.objects().server_pod(&node_type, Some(&pod.node));
-                self.create_pod(p, &pod.pod).await?;
+                return self.create_pod(p, &pod.pod).await;
             }
             Role::Client => {
                 let index = pod
@@ -285,14 +309,37 @@ impl Scheduler for KubeBackend {
                     .ok_or_else(|| anyhow::anyhow!("unexpected client name {}", pod.pod))?
                     .to_string();
                 let p = self.objects().client_pod(&pod.node, &node_type, &index);
-                self.create_pod(p, &pod.pod).await?;
+                return self.create_pod(p, &pod.pod).await;
             }
             Role::HostCheck => {
                 if self.host_sets.insert(node_type.clone()) {
-                    let ds = self.objects().host_check_daemon_set(&node_type);
-                    Api::<DaemonSet>::namespaced(self.client.clone(), &self.namespace)
-                        .create(&PostParams::default(), &ds)
-                        .await?;
+                    let planned: Vec<&str> = self
+                        .nodes
+                        .iter()
+                        .filter(|n| n.node_type == node_type)
+                        .map(|n| n.name.as_str())
+                        .collect();
+                    let ds = self
+                        .objects()
+                        .host_check_daemon_set(&node_type, Some(&planned));
+                    let created =
+                        Api::<DaemonSet>::namespaced(self.client.clone(), &self.namespace)
+                            .create(&PostParams::default(), &ds)
+                            .await;
+                    if let Some(reason) = refused(created)? {
+                        self.refused_sets.insert(
+                            node_type.clone(),
+                            format!(
+                                "the API server refused DaemonSet {}: {reason}",
+                                self.names.host_check(&node_type)
+                            ),
+                        );
+                    }
+                }
+                if let Some(reason) = self.refused_sets.get(&node_type) {
+                    return Ok(PodStatus::NotStarted {
+                        reason: reason.clone(),
+                    });
                 }
             }
         }
@@ -325,15 +372,38 @@ impl Scheduler for KubeBackend {
         let (Some(pods), Some(events)) = (&self.pods, &self.events) else {
             return Vec::new();
         };
-        let prefix = format!("{}-", self.names.owner());
+        let now = k8s_openapi::jiff::Timestamp::now();
         let events: Vec<PodEvent> = events
             .state()
             .iter()
-            .filter_map(|e| PodEvent::from_event(e))
-            .filter(|e| e.pod.starts_with(&prefix))
+            .map(|e| PodEvent::from_event(e, now))
             .collect();
         let nads = self.nads();
         let mut out = Vec::new();
+        // A host-check DaemonSet that cannot create its pods (Pod Security refusing
+        // hostNetwork, an SCC): every host checker of its node type never started.
+        for node in &self.nodes {
+            let set = self.names.host_check(&node.node_type);
+            let agent = format!("host-{}", node.name);
+            if self.told.contains(&agent) {
+                continue;
+            }
+            if let Some(e) = events.iter().rev().find(|e| {
+                e.kind == "DaemonSet" && e.pod == set && e.reason == "FailedCreate" && e.persists()
+            }) && !pods
+                .state()
+                .iter()
+                .any(|p| Self::agent_of(p).as_deref() == Some(agent.as_str()))
+            {
+                self.told.insert(agent.clone());
+                out.push((
+                    agent,
+                    PodStatus::NotStarted {
+                        reason: format!("DaemonSet {set} cannot create its pods: {}", e.message),
+                    },
+                ));
+            }
+        }
         for pod in pods.state() {
             let Some(agent) = Self::agent_of(&pod) else {
                 continue;
@@ -353,72 +423,25 @@ impl Scheduler for KubeBackend {
         for w in self.watchers.drain(..) {
             w.abort();
         }
-        let timeout = self.config.resource_timeout.as_std();
-        match self.owner_role {
-            OwnerRole::Ours => {
-                super::cleanup::remove_run(
-                    &self.client,
-                    &self.namespace,
-                    &self.owner.name,
-                    timeout,
-                )
-                .await?;
-            }
-            OwnerRole::Outside => {
-                // Agents only, never forced; the outside command deletes the owner when it has
-                // the report.
-                let params = DeleteParams::foreground();
-                let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
-                for name in std::mem::take(&mut self.created_pods) {
-                    ignore_missing(pods.delete(&name, &params).await)?;
-                }
-                let sets: Api<DaemonSet> = Api::namespaced(self.client.clone(), &self.namespace);
-                for node_type in std::mem::take(&mut self.host_sets) {
-                    ignore_missing(
-                        sets.delete(&self.names.host_check(&node_type), &params)
-                            .await,
-                    )?;
-                }
-                wait_pods_gone(&pods, &self.names, timeout).await?;
-            }
+        if self.owner_role == OwnerRole::Ours {
+            super::cleanup::remove_run(
+                &self.client,
+                &self.namespace,
+                &self.owner.name,
+                self.config.resource_timeout.as_std(),
+            )
+            .await?;
         }
         Ok(())
     }
 }
 
-fn ignore_missing<T>(r: Result<T, kube::Error>) -> anyhow::Result<()> {
+/// `Some(reason)` when the API server refused to create an object (forbidden by admission,
+/// invalid, over a quota); other errors (the API server unreachable) are errors.
+fn refused<T>(r: Result<T, kube::Error>) -> anyhow::Result<Option<String>> {
     match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Ok(_) => Ok(None),
+        Err(kube::Error::Api(e)) if matches!(e.code, 403 | 422) => Ok(Some(e.message.clone())),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Waits, bounded, until no agent pod of the run is left (the coordinator's own pod stays).
-async fn wait_pods_gone(
-    pods: &Api<Pod>,
-    names: &RunNames,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let selector = format!(
-        "{},{} in (server,client,host-check)",
-        names.selector(),
-        super::names::COMPONENT
-    );
-    let since = std::time::Instant::now();
-    loop {
-        let left = pods
-            .list(&kube::api::ListParams::default().labels(&selector))
-            .await?;
-        if left.items.is_empty() {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            since.elapsed() < timeout,
-            "{} agent pod(s) of run {} still present after {timeout:?}",
-            left.items.len(),
-            names.run
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -3,30 +3,65 @@
 //! got no address on a network; an unschedulable pod or an image that cannot be pulled never
 //! started; a pod that ended, or an agent container that restarted, is gone.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::jiff::Timestamp;
 use multinet_proto::network::CephNetwork;
 
 use crate::scheduler::PodStatus;
 
+/// A sandbox failure counts once the kubelet has seen it this often, or for this long: one
+/// failed attempt that a retry mends (an IPAM lock taken, a CNI plugin still starting) is not a
+/// pod without an address.
+pub const SANDBOX_REPEATS: i32 = 3;
+/// See [`SANDBOX_REPEATS`].
+pub const SANDBOX_PERSISTS: Duration = Duration::from_secs(30);
+
 /// The part of an Event diagnosis reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodEvent {
-    /// The pod it is about.
+    /// The kind of object it is about: `Pod`, or `DaemonSet` (a host checker pod it could not
+    /// create).
+    pub kind: String,
+    /// The object's name.
     pub pod: String,
-    /// `FailedCreatePodSandBox`, `FailedScheduling`, …
+    /// `FailedCreatePodSandBox`, `FailedScheduling`, `FailedCreate`, …
     pub reason: String,
     /// The message (the CNI error text, the scheduler's reasons).
     pub message: String,
+    /// How often it happened (1 for a single event).
+    pub repeats: i32,
+    /// How long ago it first happened, when the event says.
+    pub age: Option<Duration>,
 }
 
 impl PodEvent {
-    /// From an Event about a pod; `None` for events about other kinds.
-    pub fn from_event(e: &k8s_openapi::api::core::v1::Event) -> Option<Self> {
-        (e.involved_object.kind.as_deref() == Some("Pod")).then(|| Self {
+    /// From an Event, as of `now`.
+    pub fn from_event(e: &k8s_openapi::api::core::v1::Event, now: Timestamp) -> Self {
+        let first = e
+            .first_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| e.event_time.as_ref().map(|t| t.0));
+        Self {
+            kind: e.involved_object.kind.clone().unwrap_or_default(),
             pod: e.involved_object.name.clone().unwrap_or_default(),
             reason: e.reason.clone().unwrap_or_default(),
             message: e.message.clone().unwrap_or_default(),
-        })
+            repeats: e
+                .series
+                .as_ref()
+                .and_then(|s| s.count)
+                .or(e.count)
+                .unwrap_or(1),
+            age: first.and_then(|t| Duration::try_from(now.duration_since(t)).ok()),
+        }
+    }
+
+    /// Whether it has happened often enough, or for long enough, to be more than a hiccup.
+    pub fn persists(&self) -> bool {
+        self.repeats >= SANDBOX_REPEATS || self.age.is_some_and(|a| a >= SANDBOX_PERSISTS)
     }
 }
 
@@ -60,9 +95,11 @@ pub fn stuck(
             continue;
         };
         let reason = waiting.reason.as_deref().unwrap_or_default();
+        // ErrImagePull is one failed attempt (a registry hiccup); the kubelet says
+        // ImagePullBackOff once it keeps failing.
         if matches!(
             reason,
-            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"
+            "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"
         ) {
             return Some(PodStatus::NotStarted {
                 reason: format!(
@@ -75,20 +112,34 @@ pub fn stuck(
     let sandbox = events
         .iter()
         .rev()
-        .find(|e| e.pod == name && e.reason == "FailedCreatePodSandBox")?;
+        .find(|e| e.kind == "Pod" && e.pod == name && e.reason == "FailedCreatePodSandBox")?;
     let running = status.phase.as_deref() == Some("Running");
-    if running {
-        return None; // a retry succeeded
+    if running || !sandbox.persists() {
+        return None; // a retry succeeded, or may yet
     }
-    // Which network failed: the NAD the message names; if it names none, the first one.
+    // Which network failed: the NAD the message names (Multus quotes it, or gives it after
+    // the pod as `…:<nad>]`); if it names none, the first one.
     let network = nads
         .iter()
-        .find(|(_, nad)| sandbox.message.contains(nad.as_str()))
+        .find(|(_, nad)| names_nad(&sandbox.message, nad))
         .or(nads.first())
         .map_or(CephNetwork::Public, |(n, _)| *n);
     Some(PodStatus::NoAddress {
         network,
         reason: sandbox.message.clone(),
+    })
+}
+
+/// Whether a Multus error message names the NAD `nad` (exactly: `public-net` is not named by
+/// `public-net-2`).
+fn names_nad(message: &str, nad: &str) -> bool {
+    message.match_indices(nad).any(|(at, _)| {
+        let before = message[..at].chars().next_back();
+        let after = message[at + nad.len()..].chars().next();
+        let edge = |c: Option<char>| {
+            c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        };
+        edge(before) && edge(after)
     })
 }
 
@@ -165,24 +216,74 @@ mod tests {
             json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
             "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
         );
-        let events = vec![PodEvent {
+        let once = PodEvent {
+            kind: "Pod".into(),
             pod: "multinet-r-w2-osd-0".into(),
             reason: "FailedCreatePodSandBox".into(),
             message: SANDBOX.into(),
-        }];
+            repeats: 1,
+            age: Some(Duration::from_secs(2)),
+        };
+        // One failed attempt may yet be mended by a retry.
+        assert_eq!(stuck(&p, std::slice::from_ref(&once), &nads(), "img"), None);
+        let expected = Some(PodStatus::NoAddress {
+            network: CephNetwork::Cluster,
+            reason: SANDBOX.into(),
+        });
+        let repeated = PodEvent {
+            repeats: SANDBOX_REPEATS,
+            ..once.clone()
+        };
         assert_eq!(
-            stuck(&p, &events, &nads(), "img"),
-            Some(PodStatus::NoAddress {
-                network: CephNetwork::Cluster,
-                reason: SANDBOX.into()
-            })
+            stuck(&p, std::slice::from_ref(&repeated), &nads(), "img"),
+            expected
         );
+        let lasting = PodEvent {
+            age: Some(SANDBOX_PERSISTS),
+            ..once.clone()
+        };
+        assert_eq!(
+            stuck(&p, std::slice::from_ref(&lasting), &nads(), "img"),
+            expected
+        );
+        let events = [repeated];
         // Another pod's event says nothing about this one.
         let other = vec![PodEvent {
             pod: "multinet-r-w3-osd-0".into(),
             ..events[0].clone()
         }];
         assert_eq!(stuck(&p, &other, &nads(), "img"), None);
+    }
+
+    #[test]
+    fn the_nad_a_message_names_is_matched_whole() {
+        assert!(names_nad(
+            "error adding container to network \"cluster-net\"",
+            "cluster-net"
+        ));
+        assert!(names_nad(
+            "[rook-ceph/pod/abc:cluster-net]: failed",
+            "cluster-net"
+        ));
+        assert!(!names_nad("network \"cluster-net-2\"", "cluster-net"));
+        assert!(!names_nad("network \"my-cluster-net\"", "cluster-net"));
+    }
+
+    #[test]
+    fn events_count_their_repeats_and_age() {
+        let now: Timestamp = "2026-11-29T10:00:40Z".parse().expect("time");
+        let e: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+            "metadata": {"name": "e"},
+            "involvedObject": {"kind": "Pod", "name": "multinet-r-w2-osd-0"},
+            "reason": "FailedCreatePodSandBox",
+            "message": "m",
+            "count": 2,
+            "firstTimestamp": "2026-11-29T10:00:00Z"
+        }))
+        .expect("event");
+        let e = PodEvent::from_event(&e, now);
+        assert_eq!((e.repeats, e.age), (2, Some(Duration::from_secs(40))));
+        assert!(e.persists());
     }
 
     #[test]
@@ -210,6 +311,12 @@ mod tests {
             reason.contains("cannot pull image ghcr.io/multinet/multinet:9 (ImagePullBackOff)"),
             "{reason}"
         );
+        // The first failed pull is retried before it counts.
+        let p = pod(
+            json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"waiting": {"reason": "ErrImagePull", "message": "i/o timeout"}}}]}),
+        );
+        assert_eq!(stuck(&p, &[], &nads(), "img"), None);
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub fn render(
     let public = run.public.is_some();
     for (name, t) in &config.node_types {
         if public {
-            doc("", &run.host_check_daemon_set(name))?;
+            doc("", &run.host_check_daemon_set(name, None))?;
         }
         if config.host_check_only {
             continue;
@@ -175,7 +175,7 @@ pub fn render(
     }
     doc(
         "written by the coordinator when the run ends",
-        &run.report_config_map("{}".into(), 0),
+        &run.report_config_map("report.json", "{}", 0),
     )?;
     Ok(out)
 }

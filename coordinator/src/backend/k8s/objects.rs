@@ -2,15 +2,17 @@
 //! the cluster gives (the owner's uid, the coordinator's address, the TLS material). The same
 //! functions render `--dry-run -o yaml` and the real run, so what a user reviews is what runs.
 //!
-//! How clients are placed: one Pod per client, pinned to its node with a `kubernetes.io/hostname`
-//! node selector (plus its node type's selector and tolerations), rather than Rook's one
+//! How clients are placed: one Pod per client, pinned to its node by a required node affinity on
+//! the node's name (`metadata.name`, which, unlike the `kubernetes.io/hostname` label, is always
+//! the node's name; plus its node type's selector and tolerations), rather than Rook's one
 //! DaemonSet per client index. A pinned pod guarantees the count on every node just as a
 //! DaemonSet does, and it also: maps one-to-one onto a client of the report (the pod is named
 //! after its node and index); never lands on a node that joins mid-run, which would change the
 //! expected count under the run; and shows an unschedulable client as a Pending pod with its
 //! own FailedScheduling event for that node. `restartPolicy: Never`: an agent that crashes is a
 //! finding, not something to hide behind restarts. Host checkers, which need no address, are
-//! one hostNetwork DaemonSet per node type.
+//! one hostNetwork DaemonSet per node type, kept by the same affinity to the nodes the run
+//! planned (a cordoned or NotReady node the preflight left out gets none).
 
 use std::collections::BTreeMap;
 
@@ -18,8 +20,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, DownwardAPIVolumeFile,
-    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod,
+    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, DownwardAPIVolumeFile,
+    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, Pod,
     PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret,
     SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
 };
@@ -225,10 +228,12 @@ impl KubeRun<'_> {
             render_annotation(&selections),
         )]));
         let mut spec = self.pod_spec(node_type, args, true);
+        if component == "server" {
+            // The server answers every client: more room than a client needs.
+            spec.containers[0].resources = Some(resources("20m", "32Mi", "256Mi"));
+        }
         if let Some(node) = node {
-            spec.node_selector
-                .get_or_insert_with(BTreeMap::new)
-                .insert("kubernetes.io/hostname".into(), node.into());
+            spec.affinity = Some(on_nodes(&[node]));
         }
         spec.restart_policy = Some("Never".into());
         Pod {
@@ -239,8 +244,9 @@ impl KubeRun<'_> {
     }
 
     /// The host checkers of a node type: one per node, in the node's network namespace,
-    /// probing the server's public address.
-    pub fn host_check_daemon_set(&self, node_type: &str) -> DaemonSet {
+    /// probing the server's public address. `nodes`, when the cluster's are known, keeps them
+    /// to the nodes the run planned.
+    pub fn host_check_daemon_set(&self, node_type: &str, nodes: Option<&[&str]>) -> DaemonSet {
         let name = self.names.host_check(node_type);
         let mut selector = BTreeMap::from([
             (super::names::RUN.to_string(), self.names.run.clone()),
@@ -258,6 +264,7 @@ impl KubeRun<'_> {
             false,
         );
         spec.host_network = Some(true);
+        spec.affinity = nodes.map(on_nodes);
         spec.dns_policy = Some("ClusterFirstWithHostNet".into());
         let mut metadata = self.meta(name, "host-check");
         metadata
@@ -318,6 +325,7 @@ impl KubeRun<'_> {
                     },
                 ]),
                 security_context: Some(container_security()),
+                termination_message_policy: Some(LOG_ON_ERROR.into()),
                 resources: Some(resources("20m", "64Mi", "512Mi")),
                 volume_mounts: Some(vec![
                     mount("tmp", "/tmp", false),
@@ -349,6 +357,7 @@ impl KubeRun<'_> {
             metadata: self.meta(self.names.coordinator(), "coordinator"),
             spec: Some(JobSpec {
                 backoff_limit: Some(0),
+                active_deadline_seconds: Some(job_deadline(self.config).as_secs() as i64),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(self.names.labels("coordinator")),
@@ -362,14 +371,21 @@ impl KubeRun<'_> {
         }
     }
 
-    /// Where the coordinator stores the final report (JSON) and its exit code.
-    pub fn report_config_map(&self, report_json: String, exit_code: u8) -> ConfigMap {
+    /// Where the coordinator stores the final report (under `key`, in the format the command
+    /// outside the cluster asked for) and the run's exit code. A report too large for a
+    /// ConfigMap's value (the object is limited to 1 MiB) is stored gzipped under `<key>.gz`.
+    pub fn report_config_map(&self, key: &str, report: &str, exit_code: u8) -> ConfigMap {
+        let mut data = BTreeMap::from([("exit-code".to_string(), exit_code.to_string())]);
+        let mut binary = BTreeMap::new();
+        if report.len() <= REPORT_INLINE_MAX {
+            data.insert(key.to_string(), report.to_string());
+        } else {
+            binary.insert(format!("{key}.gz"), ByteString(gzip(report.as_bytes())));
+        }
         ConfigMap {
             metadata: self.meta(self.names.report(), "report"),
-            data: Some(BTreeMap::from([
-                ("report.json".to_string(), report_json),
-                ("exit-code".to_string(), exit_code.to_string()),
-            ])),
+            data: Some(data),
+            binary_data: (!binary.is_empty()).then_some(binary),
             ..ConfigMap::default()
         }
     }
@@ -433,6 +449,7 @@ impl KubeRun<'_> {
                     field_env("POD_NAME", "metadata.name"),
                 ]),
                 security_context: Some(container_security()),
+                termination_message_policy: Some(LOG_ON_ERROR.into()),
                 resources: Some(resources("5m", "16Mi", "64Mi")),
                 volume_mounts: Some(mounts),
                 ..Container::default()
@@ -474,6 +491,47 @@ fn agent_args(role: &str, name: &str, networks: &[CephNetwork]) -> Vec<String> {
         );
     }
     args
+}
+
+/// The largest report stored as text; above it, gzipped (a ConfigMap holds at most 1 MiB).
+pub const REPORT_INLINE_MAX: usize = 900 * 1024;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+/// A container that fails without writing a termination message gets the end of its log as
+/// one: the reason an agent or the coordinator ended shows in the pod's status.
+const LOG_ON_ERROR: &str = "FallbackToLogsOnError";
+
+/// How long the coordinator Job may run: every stage's deadline, the soak, and a margin for
+/// the cleanup. The Job is ended by Kubernetes after it even if nobody is left to remove it.
+pub fn job_deadline(config: &RunConfig) -> std::time::Duration {
+    config.resource_timeout.as_std() * 5 + config.soak_duration.as_std()
+}
+
+/// A required node affinity on the nodes' names.
+fn on_nodes(nodes: &[&str]) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_fields: Some(vec![NodeSelectorRequirement {
+                        key: "metadata.name".into(),
+                        operator: "In".into(),
+                        values: Some(nodes.iter().map(|n| n.to_string()).collect()),
+                    }]),
+                    ..NodeSelectorTerm::default()
+                }],
+            }),
+            ..NodeAffinity::default()
+        }),
+        ..Affinity::default()
+    }
 }
 
 /// A node type's node selector and tolerations as Kubernetes takes them.

@@ -4,33 +4,61 @@
 //! terminal, fetches the report the Job stores in the run's report ConfigMap, and removes the
 //! run — also on SIGINT/SIGTERM.
 
+use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{LogParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use super::names::{COMPONENT, Owner};
 use super::objects::KubeRun;
+use crate::run_cmd::RunOutput;
 
-/// The report files the coordinator Job stores, by format.
-pub const REPORT_KEYS: [(&str, &str); 3] = [
-    ("text", "report.txt"),
-    ("json", "report.json"),
-    ("junit", "report.xml"),
-];
+/// The key of the report in `output`'s format in the report ConfigMap.
+pub fn report_key(output: RunOutput) -> &'static str {
+    match output {
+        RunOutput::Json => "report.json",
+        RunOutput::Junit => "report.xml",
+        RunOutput::Yaml => "report.yaml",
+        RunOutput::Text => "report.txt",
+    }
+}
 
-/// What the Job left: the report in every format and its exit code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the Job left: the report ConfigMap's contents and the run's exit code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobOutcome {
-    /// `report.txt`, `report.json`, `report.xml` → contents.
-    pub reports: std::collections::BTreeMap<String, String>,
+    /// Its text values.
+    pub data: BTreeMap<String, String>,
+    /// Its binary values (a report too large to store as text, gzipped).
+    pub binary: BTreeMap<String, Vec<u8>>,
     /// The run's exit code.
     pub exit_code: u8,
+}
+
+impl JobOutcome {
+    /// The report in `output`'s format, as the Job stored it.
+    pub fn report(&self, output: RunOutput) -> anyhow::Result<String> {
+        let key = report_key(output);
+        if let Some(text) = self.data.get(key) {
+            return Ok(text.clone());
+        }
+        let gz = self
+            .binary
+            .get(&format!("{key}.gz"))
+            .ok_or_else(|| anyhow::anyhow!("the run's report ConfigMap has no {key}"))?;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_string(&mut text)
+            .with_context(|| format!("{key}.gz in the run's report ConfigMap"))?;
+        Ok(text)
+    }
 }
 
 /// Creates the owner (with `config_yaml`), returning it as others refer to it.
@@ -70,57 +98,112 @@ pub async fn run_job(
         run.names.coordinator()
     );
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pod = tokio::time::timeout(timeout, started_pod(&pods, run, &run.image))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the coordinator pod of Job {ns}/{} did not start within {timeout:?}",
-                run.names.coordinator()
-            )
-        })??;
-    let mut lines = pods
-        .log_stream(
-            &pod,
-            &LogParams {
-                follow: true,
-                ..LogParams::default()
-            },
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let job_name = run.names.coordinator();
+    let pod = tokio::time::timeout(timeout, async {
+        tokio::select! {
+            r = started_pod(&pods, run) => r,
+            r = job_failed(&events, &job_name) => Err(r),
+        }
+    })
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the coordinator pod of Job {ns}/{} did not start within {timeout:?}",
+            run.names.coordinator()
         )
-        .await?
-        .lines();
-    while let Some(line) = lines.try_next().await? {
-        eprintln!("{line}");
-    }
+    })??;
+    follow_log(&pods, &pod).await?;
     let report = Api::<ConfigMap>::namespaced(client.clone(), ns);
     // The log ends when the container does; the report was stored before that.
-    let stored = report
-        .get_opt(&run.names.report())
-        .await?
-        .and_then(|cm| cm.data)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the coordinator Job ended without storing its report in ConfigMap {ns}/{}: see its log above",
-                run.names.report()
-            )
-        })?;
-    let exit_code = stored
+    let stored = report.get_opt(&run.names.report()).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "the coordinator Job ended without storing its report in ConfigMap {ns}/{}: see its log above",
+            run.names.report()
+        )
+    })?;
+    let data = stored.data.unwrap_or_default();
+    let exit_code = data
         .get("exit-code")
         .and_then(|c| c.trim().parse().ok())
         .unwrap_or(1);
     Ok(JobOutcome {
-        reports: stored
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("report."))
-            .collect(),
         exit_code,
+        binary: stored
+            .binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect(),
+        data,
     })
 }
 
-/// Waits until the Job's pod runs (or already ended); its name. An image that cannot be
-/// pulled is an error naming it.
-async fn started_pod(pods: &Api<Pod>, run: &KubeRun<'_>, image: &str) -> anyhow::Result<String> {
+/// Streams the pod's log to standard error until its container has ended. A stream the API
+/// server closes early (a proxy's idle timeout, a restarted API server) is opened again where
+/// it stopped: lines carry timestamps, and those already shown are skipped.
+async fn follow_log(pods: &Api<Pod>, pod: &str) -> anyhow::Result<()> {
+    let mut last: Option<Timestamp> = None;
+    for _ in 0..LOG_REOPENINGS {
+        let params = LogParams {
+            follow: true,
+            timestamps: true,
+            since_time: last,
+            ..LogParams::default()
+        };
+        let mut lines = pods.log_stream(pod, &params).await?.lines();
+        while let Some(line) = lines.try_next().await? {
+            let (at, text) = split_timestamp(&line);
+            if let (Some(at), Some(last)) = (at, last)
+                && at <= last
+            {
+                continue;
+            }
+            last = at.or(last);
+            eprintln!("{text}");
+        }
+        let ended = pods
+            .get_opt(pod)
+            .await?
+            .and_then(|p| p.status)
+            .is_none_or(|s| {
+                matches!(s.phase.as_deref(), Some("Succeeded" | "Failed"))
+                    || s.container_statuses
+                        .iter()
+                        .flatten()
+                        .any(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+            });
+        if ended {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!(
+        "the log of the coordinator pod {pod} kept ending while it ran ({LOG_REOPENINGS} times)"
+    )
+}
+
+/// How often a log stream that ends early is opened again.
+const LOG_REOPENINGS: usize = 20;
+
+/// `2026-11-29T04:30:13.123456789Z text` → the time and the text.
+fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
+    match line.split_once(' ') {
+        Some((at, text)) => match at.parse::<Timestamp>() {
+            Ok(at) => (Some(at), text),
+            Err(_) => (None, line),
+        },
+        None => (None, line),
+    }
+}
+
+/// Waits until the Job's pod runs (or already ended); its name. A pod that cannot start —
+/// its image not pulled, its container not created (a missing ConfigMap or Secret, a
+/// security context the node refuses), unschedulable — is an error naming why.
+async fn started_pod(pods: &Api<Pod>, run: &KubeRun<'_>) -> anyhow::Result<String> {
     let selector = format!("{},{COMPONENT}=coordinator", run.names.selector());
     let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&selector))
+        .default_backoff()
         .applied_objects()
         .boxed();
     while let Some(pod) = stream.try_next().await? {
@@ -132,39 +215,82 @@ async fn started_pod(pods: &Api<Pod>, run: &KubeRun<'_>, image: &str) -> anyhow:
         ) {
             return Ok(name);
         }
+        if let Some(c) = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            && c.reason.as_deref() == Some("Unschedulable")
+        {
+            anyhow::bail!(
+                "the coordinator pod {name} cannot be scheduled: {}",
+                c.message.as_deref().unwrap_or("no reason given")
+            );
+        }
         for c in status.container_statuses.iter().flatten() {
-            if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref())
-                && matches!(
-                    w.reason.as_deref(),
-                    Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
-                )
-            {
-                anyhow::bail!(
-                    "the coordinator pod {name} cannot pull image {image}: {}",
-                    w.message.as_deref().unwrap_or("no message")
-                );
+            let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+                continue;
+            };
+            let why = w.message.as_deref().unwrap_or("no message");
+            match w.reason.as_deref() {
+                Some(
+                    r @ ("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
+                    | "ErrImageNeverPull"),
+                ) => anyhow::bail!(
+                    "the coordinator pod {name} cannot pull image {} ({r}): {why}",
+                    run.image
+                ),
+                Some(
+                    r @ ("CreateContainerConfigError"
+                    | "CreateContainerError"
+                    | "RunContainerError"),
+                ) => anyhow::bail!("the coordinator pod {name} cannot start ({r}): {why}"),
+                _ => {}
             }
         }
     }
     anyhow::bail!("the watch on the coordinator's pod ended")
 }
 
-/// Stores the report for the command outside the cluster (the Job's side).
+/// Resolves when the Job controller says it cannot create the Job's pod (no such service
+/// account, a pod security policy that refuses it, a quota): the error naming why.
+async fn job_failed(events: &Api<Event>, job: &str) -> anyhow::Error {
+    let fields = format!("involvedObject.kind=Job,involvedObject.name={job}");
+    let mut stream = watcher(events.clone(), watcher::Config::default().fields(&fields))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    loop {
+        match stream.try_next().await {
+            Ok(Some(e)) if e.reason.as_deref() == Some("FailedCreate") => {
+                return anyhow::anyhow!(
+                    "Kubernetes cannot create the pod of Job {job}: {}",
+                    e.message.as_deref().unwrap_or("no message")
+                );
+            }
+            Ok(Some(_)) => {}
+            // Without events the pod's own watch still tells; never end the run for this.
+            Ok(None) | Err(_) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Stores the report for the command outside the cluster (the Job's side); where it is.
 pub async fn store_report(
     client: &Client,
     run: &KubeRun<'_>,
-    reports: &[(&str, String)],
+    output: RunOutput,
+    report: &str,
     exit_code: u8,
-) -> anyhow::Result<()> {
-    let mut cm = run.report_config_map(String::new(), exit_code);
-    let data = cm.data.get_or_insert_with(Default::default);
-    data.remove("report.json");
-    for (key, text) in reports {
-        data.insert((*key).to_string(), text.clone());
-    }
+) -> anyhow::Result<String> {
+    let cm = run.report_config_map(report_key(output), report, exit_code);
     Api::<ConfigMap>::namespaced(client.clone(), &run.namespace)
         .create(&PostParams::default(), &cm)
         .await
         .with_context(|| format!("storing the report in ConfigMap {}", run.names.report()))?;
-    Ok(())
+    Ok(format!(
+        "ConfigMap {}/{}",
+        run.namespace,
+        run.names.report()
+    ))
 }
