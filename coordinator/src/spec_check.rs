@@ -123,13 +123,21 @@ pub fn build(args: &SpecCheckArgs) -> SpecReport {
         .config
         .as_deref()
         .and_then(|p| read_run_config(p, &mut problems));
-    let capacity = args.nodes.map(|nodes| {
+    // Counts from a run configuration that has errors would be made up: compare nothing then.
+    let counts_known = args.config.is_none() || run_config.is_some();
+    let capacity = args.nodes.filter(|_| counts_known).map(|nodes| {
         let (clients_per_node, counts_from) =
             per_node_clients(run_config.as_ref(), args.config.as_deref());
         if args.nads.is_none() {
             problems.warn(
                 "--nodes",
                 "capacity can only be compared with --nads; nothing was compared",
+            );
+        } else if resolved.is_empty() {
+            problems.warn(
+                "--nodes",
+                "no network selects a NetworkAttachmentDefinition (the provider is not multus): \
+                 nothing to compare",
             );
         }
         let checks = compare(&resolved, nodes, clients_per_node, &mut problems);

@@ -110,7 +110,7 @@ pub fn render(report: &SpecReport) -> String {
         }
     }
 
-    if let Some(cap) = &report.capacity {
+    if let Some(cap) = report.capacity.as_ref().filter(|c| !c.checks.is_empty()) {
         let _ = writeln!(
             out,
             "\nWorst case on {} node(s): {} public + {} cluster clients per node ({})",

@@ -207,6 +207,59 @@ fn capacity_shortfall_is_a_warning_with_the_arithmetic() {
 }
 
 #[test]
+fn host_local_and_dhcp_capacities_are_told_as_they_are() {
+    let out = multinet(&[
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        "deploy/examples/nads-host-local-dhcp.yaml",
+        "--nodes",
+        "3",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // host-local: 198.18.0.2–.14 minus nothing (the gateway .1 is outside) is 13, per node.
+    assert!(
+        text.contains("IPAM host-local: capacity 13 pod(s)"),
+        "{text}"
+    );
+    assert!(text.contains("198.18.0.2 – 198.18.0.14"), "{text}");
+    assert!(
+        text.contains("host-local allocates on each node separately"),
+        "{text}"
+    );
+    // …so the worst case compares per node: 19 clients + the server on its node = 20 > 13.
+    assert!(
+        text.contains("per node (host-local allocates per node) 19 clients + 1 server address(es) on the server's node = 20; host-local (198.18.0.0/28) can hand out 13"),
+        "{text}"
+    );
+    // dhcp: capacity unknown, and said why.
+    assert!(text.contains("IPAM dhcp: capacity unknown"), "{text}");
+    assert!(
+        text.contains("the DHCP server decides the capacity"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cluster: 3 nodes × 3 clients + 1 server address(es) = 10; capacity unknown"),
+        "{text}"
+    );
+    let json = multinet(&[
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        "deploy/examples/nads-host-local-dhcp.yaml",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let nads = v["nads"].as_array().expect("nads");
+    assert_eq!(nads[0]["capacity"], 13);
+    assert_eq!(nads[1]["capacity"], serde_json::Value::Null);
+}
+
+#[test]
 fn config_samples_pass_their_own_check() {
     for kind in ["converged", "dedicated-storage-nodes", "stretch-cluster"] {
         let out = multinet(&["config", "sample", kind]);

@@ -102,7 +102,9 @@ pub fn check_ranges_cover(
                 problems.warn(
                     format!("{}.addressRanges.{}", check.source, network.key()),
                     format!(
-                        "NetworkAttachmentDefinition {} hands out addresses in {}, which no {}                          address range covers: Ceph daemons would find no address of theirs in                          {}_network",
+                        "NetworkAttachmentDefinition {} hands out addresses in {}, which no {} \
+                         address range covers: Ceph daemons would find no address of theirs in \
+                         {}_network",
                         nad.namespaced_name(),
                         range.cidr,
                         network.key(),
@@ -300,6 +302,12 @@ mod tests {
         let (_, p) = run(spec, &nads, 3);
         assert_eq!(p.warnings.len(), 1, "{p:?}");
         assert_eq!(p.warnings[0].field, "network.addressRanges.public");
+        assert_eq!(
+            p.warnings[0].message,
+            "NetworkAttachmentDefinition rook-ceph/pub hands out addresses in 198.18.0.0/24, which no \
+             public address range covers: Ceph daemons would find no address of theirs in \
+             public_network"
+        );
         let wide = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [198.18.0.0/16]}}";
         let (_, p) = run(wide, &nads, 3);
         assert!(p.warnings.is_empty(), "{p:?}");

@@ -30,7 +30,8 @@ pub const COORDINATOR_NAME: &str = "coordinator.multinet.invalid";
 /// whatever address they reach the server on.
 pub const PROBE_SERVER_NAME: &str = "server.multinet.invalid";
 
-/// Where the server agent listens on one network.
+/// Where the server agent listens on one network. (Socket addresses travel as address and
+/// port: an IPv6 scope id does not, so listeners are never link-local addresses.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Listener {
     /// The network.

@@ -363,8 +363,9 @@ fn read_selectors(
                     ),
                 ),
             },
-            Provider::Host => match interface_name(text.trim()) {
-                Ok(()) => choice.host_interface = Some(text.trim().to_string()),
+            // An interface name is taken as written: " eth1 " names no interface.
+            Provider::Host => match interface_name(&text) {
+                Ok(()) => choice.host_interface = Some(text.clone()),
                 Err(e) => problems.error(
                     entry_path.as_str(),
                     format!("with provider host a selector is a host interface name: {e}"),

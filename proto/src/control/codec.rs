@@ -193,7 +193,112 @@ mod tests {
             )
     }
 
+    fn network() -> impl Strategy<Value = CephNetwork> {
+        prop_oneof![Just(CephNetwork::Public), Just(CephNetwork::Cluster)]
+    }
+
+    /// Socket addresses as serde carries them: an IPv6 scope id or flow label is not part of
+    /// the wire form (targets are the NADs' routable addresses, never link-local ones).
+    fn socket_addr() -> impl Strategy<Value = std::net::SocketAddr> {
+        (any::<std::net::IpAddr>(), any::<u16>()).prop_map(std::net::SocketAddr::from)
+    }
+
+    fn listener() -> impl Strategy<Value = Listener> {
+        (network(), socket_addr(), socket_addr()).prop_map(|(network, http, https)| Listener {
+            network,
+            http,
+            https,
+        })
+    }
+
+    fn agent_message() -> impl Strategy<Value = AgentMessage> {
+        let hello = (
+            any::<u16>(),
+            ".{0,20}",
+            prop_oneof![
+                Just(Role::Server),
+                Just(Role::Client),
+                Just(Role::HostCheck)
+            ],
+            ".{0,20}",
+            ".{0,40}",
+            proptest::collection::vec(network(), 0..3),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(protocol_version, run_id, role, node, pod, networks, last_acked)| {
+                    AgentMessage::Hello(Hello {
+                        protocol_version,
+                        run_id,
+                        agent: AgentIdentity {
+                            role,
+                            node,
+                            pod,
+                            networks,
+                        },
+                        last_acked,
+                    })
+                },
+            );
+        let report = (
+            any::<u64>(),
+            proptest::collection::vec(result(), 0..20),
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(|(seq, results, dropped, produced)| {
+                AgentMessage::Report(ReportBatch {
+                    seq,
+                    results,
+                    dropped,
+                    produced,
+                })
+            });
+        prop_oneof![
+            hello,
+            report,
+            Just(AgentMessage::Heartbeat),
+            proptest::collection::vec(listener(), 0..4)
+                .prop_map(|listeners| AgentMessage::ServerReady { listeners }),
+            ".{0,80}".prop_map(|reason| AgentMessage::Failed { reason }),
+        ]
+    }
+
+    fn coordinator_message() -> impl Strategy<Value = CoordinatorMessage> {
+        let refusal = prop_oneof![
+            (any::<u16>(), any::<u16>())
+                .prop_map(|(agent, coordinator)| Refusal::ProtocolVersion { agent, coordinator }),
+            ".{0,20}".prop_map(|agent| Refusal::RunId { agent }),
+            (".{0,20}", ".{0,20}").prop_map(|(pod, node)| Refusal::UnknownAgent { pod, node }),
+            Just(Refusal::NoHello),
+        ];
+        prop_oneof![
+            Just(CoordinatorMessage::Welcome),
+            proptest::collection::vec(listener(), 0..4)
+                .prop_map(|listeners| CoordinatorMessage::Targets { listeners }),
+            refusal.prop_map(CoordinatorMessage::Refused),
+            any::<u64>().prop_map(|seq| CoordinatorMessage::Ack { seq }),
+            Just(CoordinatorMessage::Stop),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn every_agent_message_round_trips(message in agent_message()) {
+            let frame = encode(&message).expect("encode");
+            let (decoded, used) = decode_frame::<AgentMessage>(&frame).expect("decodes").expect("complete");
+            prop_assert_eq!(decoded, message);
+            prop_assert_eq!(used, frame.len());
+        }
+
+        #[test]
+        fn every_coordinator_message_round_trips(message in coordinator_message()) {
+            let frame = encode(&message).expect("encode");
+            let (decoded, used) = decode_frame::<CoordinatorMessage>(&frame).expect("decodes").expect("complete");
+            prop_assert_eq!(decoded, message);
+            prop_assert_eq!(used, frame.len());
+        }
+
         #[test]
         fn report_batches_round_trip(seq in any::<u64>(), results in proptest::collection::vec(result(), 0..50)) {
             let message = AgentMessage::Report(ReportBatch { seq, results, dropped: seq / 7, produced: seq.wrapping_mul(3) });

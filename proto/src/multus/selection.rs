@@ -369,15 +369,69 @@ mod tests {
                 0..3,
             ),
             proptest::option::of("02:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}"),
+            passthrough(),
         )
-            .prop_map(|(name, ns, interface, ips, mac)| NetworkSelection {
-                name,
-                namespace: Some(ns),
-                interface,
-                ips,
-                mac,
-                ..NetworkSelection::default()
-            })
+            .prop_map(
+                |(
+                    name,
+                    ns,
+                    interface,
+                    ips,
+                    mac,
+                    (cni_args, gateways, ports, bandwidth, guid, claim),
+                )| {
+                    // Multus takes a claim's addresses or `ips`, never both.
+                    let claim = claim.filter(|_| ips.is_empty());
+                    NetworkSelection {
+                        name,
+                        namespace: Some(ns),
+                        interface,
+                        ips,
+                        mac,
+                        infiniband_guid: guid,
+                        port_mappings: ports,
+                        bandwidth,
+                        cni_args,
+                        default_route: gateways,
+                        ipam_claim_reference: claim,
+                    }
+                },
+            )
+    }
+
+    /// The fields Multus passes on to CNI as they are: `cni-args`, `default-route`,
+    /// `portMappings`, `bandwidth`, `infiniband-guid`, `ipam-claim-reference`.
+    #[allow(clippy::type_complexity)]
+    fn passthrough() -> impl Strategy<
+        Value = (
+            Option<Map<String, Value>>,
+            Vec<String>,
+            Option<Value>,
+            Option<Value>,
+            Option<String>,
+            Option<String>,
+        ),
+    > {
+        (
+            proptest::option::of(
+                proptest::collection::btree_map("[a-zA-Z]{1,8}", "[ -~]{0,8}", 0..3).prop_map(
+                    |m| {
+                        m.into_iter()
+                            .map(|(k, v)| (k, Value::String(v)))
+                            .collect::<Map<String, Value>>()
+                    },
+                ),
+            ),
+            proptest::collection::vec((0u8..=255).prop_map(|a| format!("198.18.0.{a}")), 0..2),
+            proptest::option::of((1u16..=65535).prop_map(|p| {
+                serde_json::json!([{"hostPort": p, "containerPort": p, "protocol": "tcp"}])
+            })),
+            proptest::option::of((1u32..=1_000_000).prop_map(|r| {
+                serde_json::json!({"ingressRate": r, "ingressBurst": r, "egressRate": r, "egressBurst": r})
+            })),
+            proptest::option::of("[0-9a-f]{2}(:[0-9a-f]{2}){7}"),
+            proptest::option::of(label()),
+        )
     }
 
     proptest! {

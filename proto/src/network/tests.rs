@@ -127,6 +127,11 @@ fn bad_inputs_name_their_field() {
             "interface",
         ),
         (
+            "network: {provider: host, selectors: {public: ' eth1 '}}",
+            "network.selectors.public",
+            "whitespace",
+        ),
+        (
             "network: {provider: host, selectors: {public: averyveryverylongname}}",
             "network.selectors.public",
             "15",
