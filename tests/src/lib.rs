@@ -1,6 +1,8 @@
-//! Workspace tests across crates: the Kubernetes backend against a scripted API server
-//! (`tests/kube_*.rs`, with [`mock`] used by them). The local and lab end-to-end tests run
-//! the `multinet` binary, which Cargo exposes (`CARGO_BIN_EXE_multinet`) only to the binary's
-//! own package, so they live in `coordinator/tests/`.
+//! Workspace tests of multinet, end to end (see DESIGN.md's layout): `tests/run_local.rs`
+//! and `tests/run_in_process.rs` (the local backend: real agent processes, QUIC, TLS, HTTP),
+//! `tests/lab.rs` (the lab, as root: namespaces, the real CNI plugins, faults),
+//! `tests/kube_*.rs` (the Kubernetes backend against a scripted API server, [`mock`], and an
+//! ignored suite against a real cluster). They run the `multinet-e2e` binary of this package,
+//! which is `multinet`.
 
 pub mod mock;

@@ -35,7 +35,7 @@ fn run(args: &[&str]) -> (Option<i32>, Value) {
     } else {
         &["--timeout-minutes", "1"]
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["run", "--backend", "local", "-q", "-o", "json"])
         .args(deadline)
         .args(args)
@@ -83,7 +83,7 @@ fn kinds(report: &Value) -> Vec<(String, Vec<String>)> {
 #[test]
 fn healthy_run_with_rooks_converged_counts_passes() {
     let dir = tempdir("healthy");
-    let sample = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let sample = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["config", "sample", "converged"])
         .output()
         .expect("sample");
@@ -164,13 +164,13 @@ fn client_killed_is_agent_lost_not_a_network_finding() {
 
 #[test]
 fn invalid_input_exits_22_and_starts_nothing() {
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["run", "--backend", "local", "--probe-interval", "1ns"])
         .output()
         .expect("multinet runs");
     assert_eq!(out.status.code(), Some(22));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--probe-interval"));
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
             "run",
             "-c",
@@ -190,7 +190,7 @@ fn invalid_input_exits_22_and_starts_nothing() {
 
 #[test]
 fn junit_has_a_case_per_node_and_network() {
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
             "run",
             "--backend",
@@ -260,7 +260,7 @@ struct LongRun(std::process::Child);
 
 impl LongRun {
     fn start() -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        let child = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
             .args([
                 "run",
                 "--backend",

@@ -80,7 +80,7 @@ impl LabGuard {
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        let _ = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
             .args(["lab", "down", &self.name])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -88,7 +88,7 @@ impl Drop for LabGuard {
 }
 
 fn run(topology: &str) -> (Option<i32>, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
             "run",
             "--backend",
@@ -140,7 +140,7 @@ fn lab_up_status_down_leaves_nothing() {
     }
     let lab = LabGuard::new('u');
     let topology = lab.topology("nodes: 2\n");
-    let up = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["lab", "up", "-f", &topology])
         .output()
         .expect("lab up");
@@ -168,7 +168,7 @@ fn lab_up_status_down_leaves_nothing() {
         !String::from_utf8_lossy(&routes.stdout).contains("198.18.")
             && !String::from_utf8_lossy(&routes.stdout).contains("198.19.")
     );
-    let down = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["lab", "down", &lab.name])
         .output()
         .expect("lab down");
@@ -372,7 +372,7 @@ fn sigkill_then_lab_down_leaves_nothing() {
         !namespaces_of(&lab.name).is_empty(),
         "the killed run could not clean up"
     );
-    let down = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["lab", "down", &lab.name])
         .output()
         .expect("lab down");
@@ -407,7 +407,7 @@ fn sigkill_then_lab_down_leaves_nothing() {
 /// until its 13 agents (10 pods, 3 host checkers) run; returns the run and the agents' pids.
 fn slow_run_with_agents(lab: &LabGuard) -> (std::process::Child, Vec<u32>) {
     let topology = lab.topology(&SMALL.replace("probeInterval: 100ms", "probeInterval: 1s"));
-    let child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let child = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
             "run",
             "--backend",
@@ -505,7 +505,7 @@ fn users_nads_run_as_written_whereabouts_bridge_and_ipv6() {
     let nads = lab.dir.join("nads.yaml");
     std::fs::write(&nads, NADS).expect("write NADs");
     let topology = lab.topology(SMALL);
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
             "run",
             "--backend",
@@ -584,7 +584,7 @@ fn a_link_type_the_kernel_lacks_is_named_before_anything_is_created() {
         return;
     }
     let lab = LabGuard::new('v');
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
             "lab",
             "up",
@@ -612,7 +612,7 @@ fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
     }
     let lab = LabGuard::new('p');
     let topology = lab.topology(&format!("nodes: 2\n{SMALL}"));
-    let up = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["lab", "up", "-f", &topology])
         .output()
         .expect("lab up");
@@ -644,7 +644,7 @@ fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
     // nodes' host checkers keep talking to a MAC that is gone.
     assert_eq!(control_mac(), "02:6d:6e:00:00:01");
     for _ in 0..2 {
-        let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
             .args(["run", "--lab", &lab.name, "-q", "-o", "json"])
             .output()
             .expect("multinet runs");
@@ -658,7 +658,7 @@ fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
         );
         assert_eq!(control_mac(), "02:6d:6e:00:00:01");
     }
-    let down = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["lab", "down", &lab.name])
         .output()
         .expect("lab down");

@@ -140,7 +140,7 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
         let settings = settings();
         let mut backend = LocalBackend::new(
             2,
-            vec![env!("CARGO_BIN_EXE_multinet").into(), "agent".into()],
+            vec![env!("CARGO_BIN_EXE_multinet-e2e").into(), "agent".into()],
             None,
         );
         let mut supervisor = RunSupervisor::prepare(

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// The binary with no Kubernetes configuration in reach (whatever the developer's machine has).
 fn multinet() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_multinet"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"));
     c.env_remove("KUBECONFIG")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env("HOME", std::env::temp_dir().join("multinet-no-home"));
@@ -131,7 +131,7 @@ fn full_validation_on_a_real_cluster() {
     if let Ok(image) = std::env::var("MULTINET_E2E_IMAGE") {
         args.extend(["--image".into(), image]);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(&args)
         .output()
         .expect("multinet runs");
@@ -144,7 +144,7 @@ fn full_validation_on_a_real_cluster() {
     assert_eq!(report["backend"], "kube");
     assert_eq!(report["verdict"], "pass", "{report:#}");
     // Nothing is left behind.
-    let cleanup = Command::new(env!("CARGO_BIN_EXE_multinet"))
+    let cleanup = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["cleanup", "--kubeconfig", &kubeconfig, "-n", &namespace])
         .output()
         .expect("cleanup runs");
