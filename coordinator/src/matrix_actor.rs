@@ -59,19 +59,20 @@ impl Handler<Passing> for MatrixActor {
     }
 }
 
-/// Paths failing right now (last probe failed), for progress.
+/// For progress: paths failing right now (their last probe failed), and paths that have
+/// failed at least once so far.
 #[derive(Debug, Message)]
-#[rtype(result = "usize")]
+#[rtype(result = "(usize, usize)")]
 pub struct FailingPaths;
 
 impl Handler<FailingPaths> for MatrixActor {
-    type Result = usize;
-    fn handle(&mut self, _: FailingPaths, _: &mut Context<Self>) -> usize {
-        self.matrix
-            .paths()
-            .iter()
-            .filter(|(_, s)| s.up == Some(false))
-            .count()
+    type Result = MessageResult<FailingPaths>;
+    fn handle(&mut self, _: FailingPaths, _: &mut Context<Self>) -> Self::Result {
+        let paths = self.matrix.paths();
+        MessageResult((
+            paths.iter().filter(|(_, s)| s.up == Some(false)).count(),
+            paths.iter().filter(|(_, s)| s.ok < s.sent).count(),
+        ))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Live progress while a run goes: a spinner line on a terminal (indicatif), plain timestamped
-//! lines otherwise (only when something changed). Written to stderr so stdout stays the report.
+//! lines otherwise (only when something changed). Written to stderr so stdout stays the report;
+//! when either is not a terminal (the report piped to a file or `jq`, a CI log), plain lines.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ pub struct Status {
     pub passing: Vec<(String, usize, usize)>,
     /// Paths whose last probe failed.
     pub failing_paths: usize,
+    /// Paths that have failed at least once so far.
+    pub failed_paths: usize,
 }
 
 impl Status {
@@ -30,7 +33,10 @@ impl Status {
         for (net, ok, all) in &self.passing {
             line.push_str(&format!(", {net} passing {ok}/{all}"));
         }
-        line.push_str(&format!(", failing paths {}", self.failing_paths));
+        line.push_str(&format!(
+            ", failing paths {} (failed so far {})",
+            self.failing_paths, self.failed_paths
+        ));
         line
     }
 }
@@ -45,9 +51,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A spinner when stderr is a terminal, plain lines otherwise; nothing at all if `quiet`.
+    /// A spinner when stdout and stderr are terminals, plain lines otherwise; nothing at all if
+    /// `quiet`.
     pub fn new(quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let live = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let bar = (!quiet && live).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
@@ -71,11 +79,7 @@ impl Progress {
         }
         match &self.bar {
             Some(bar) => bar.set_message(status.line()),
-            None => eprintln!(
-                "[{:>7.1}s] {}",
-                self.started.elapsed().as_secs_f64(),
-                status.line()
-            ),
+            None => eprintln!("{} {}", self.stamp(), status.line()),
         }
         self.last = Some(status);
     }
@@ -87,8 +91,20 @@ impl Progress {
         }
         match &self.bar {
             Some(bar) => bar.println(message),
-            None => eprintln!("[{:>7.1}s] {message}", self.started.elapsed().as_secs_f64()),
+            None => eprintln!("{} {message}", self.stamp()),
         }
+    }
+
+    /// `2026-11-29T04:30:13Z +12.3s`: the wall clock (UTC) and the time into the run.
+    fn stamp(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!(
+            "{} +{:.1}s",
+            utc(now.as_secs()),
+            self.started.elapsed().as_secs_f64()
+        )
     }
 
     /// Clears the spinner.
@@ -96,5 +112,55 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+fn utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_795_926_613), "2026-11-29T04:30:13Z");
+    }
+
+    #[test]
+    fn a_status_line_has_every_count() {
+        let s = Status {
+            stage: "probe".into(),
+            connected: 60,
+            expected: 61,
+            passing: vec![("public".into(), 50, 57), ("cluster".into(), 9, 9)],
+            failing_paths: 3,
+            failed_paths: 7,
+        };
+        assert_eq!(
+            s.line(),
+            "probe: agents connected 60/61, public passing 50/57, cluster passing 9/9, failing paths 3 (failed so far 7)"
+        );
     }
 }

@@ -46,6 +46,9 @@ struct AgentState {
     disconnected_at: Option<Instant>,
     /// Highest batch sequence number recorded.
     last_seq: u64,
+    /// While set (tests: [`WithholdAcks`]), batches are recorded but acknowledged only up to
+    /// this sequence number, so the agent keeps them to resend.
+    acks_held_at: Option<u64>,
     /// What the agent said when it gave up.
     failed: Option<String>,
 }
@@ -113,6 +116,7 @@ impl Handler<Expect> for AgentRoster {
                     ever_connected: false,
                     disconnected_at: None,
                     last_seq: 0,
+                    acks_held_at: None,
                     failed: None,
                 },
             );
@@ -203,6 +207,7 @@ impl Handler<Report> for AgentRoster {
             self.sequence_gaps += seq - state.last_seq - 1;
         }
         state.last_seq = seq;
+        let ack = state.acks_held_at.unwrap_or(seq);
         state.produced = state.produced.max(msg.batch.produced);
         state.recorded += msg.batch.results.len() as u64;
         state.dropped += msg.batch.dropped;
@@ -212,7 +217,7 @@ impl Handler<Report> for AgentRoster {
             results: msg.batch.results,
             dropped: msg.batch.dropped,
         });
-        seq
+        ack
     }
 }
 
@@ -291,7 +296,8 @@ impl Handler<StopAll> for AgentRoster {
 }
 
 /// Closes an agent's connection (the agent reconnects and resends what was not
-/// acknowledged): for tests of the no-loss, no-duplicate guarantee.
+/// acknowledged), and acknowledges normally again: for tests of the no-loss, no-duplicate
+/// guarantee.
 #[derive(Debug, Message)]
 #[rtype(result = "bool")]
 pub struct DropConnection(pub String);
@@ -299,13 +305,34 @@ pub struct DropConnection(pub String);
 impl Handler<DropConnection> for AgentRoster {
     type Result = bool;
     fn handle(&mut self, msg: DropConnection, _: &mut Context<Self>) -> bool {
-        match self.agents.get(&msg.0).and_then(|s| s.connection.as_ref()) {
+        let Some(state) = self.agents.get_mut(&msg.0) else {
+            return false;
+        };
+        state.acks_held_at = None;
+        match state.connection.as_ref() {
             Some(c) => {
                 c.close(5u32.into(), b"dropped by the coordinator");
                 true
             }
             None => false,
         }
+    }
+}
+
+/// From now on, records an agent's batches without acknowledging them (until
+/// [`DropConnection`]), so that batches the coordinator already has are resent after the
+/// reconnect: for tests that the resend is counted once. Answers the sequence number
+/// acknowledged last.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<u64>")]
+pub struct WithholdAcks(pub String);
+
+impl Handler<WithholdAcks> for AgentRoster {
+    type Result = Option<u64>;
+    fn handle(&mut self, msg: WithholdAcks, _: &mut Context<Self>) -> Option<u64> {
+        let state = self.agents.get_mut(&msg.0)?;
+        state.acks_held_at = Some(state.last_seq);
+        Some(state.last_seq)
     }
 }
 

@@ -275,6 +275,7 @@ impl RunSupervisor {
                 expected: 1,
                 passing: Vec::new(),
                 failing_paths: 0,
+                failed_paths: 0,
             });
             tokio::time::sleep(TICK).await;
         }
@@ -370,13 +371,14 @@ impl RunSupervisor {
                     attached.len(),
                 ));
             }
-            let failing_paths = self.matrix.send(FailingPaths).await?;
+            let (failing_paths, failed_paths) = self.matrix.send(FailingPaths).await?;
             progress.show(Status {
                 stage: "probe".into(),
                 connected: snap.agents.iter().filter(|a| a.connected).count(),
                 expected: snap.agents.len(),
                 passing: passing_by_net,
                 failing_paths,
+                failed_paths,
             });
             if server_gone {
                 progress.note("the server agent is gone; stopping the run");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use multinet_agent::tls::RunTls;
 use multinet_coordinator::backend::local::LocalBackend;
 use multinet_coordinator::progress::Progress;
-use multinet_coordinator::roster::DropConnection;
+use multinet_coordinator::roster::{DropConnection, WithholdAcks};
 use multinet_coordinator::supervisor::{RunSettings, RunSupervisor};
 use multinet_proto::config::{GoDuration, NodeType, RunConfig};
 use multinet_proto::control::codec::{decode_frame, encode};
@@ -162,6 +162,14 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
         let outsider = stranger(&dir2, &files.ca);
         let roster = supervisor.roster();
         let intruders = tokio::spawn(async move {
+            // Its batches of the next 600 ms are recorded but not acknowledged: it must resend
+            // them after the drop, and the coordinator must count them once.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let held = roster
+                .send(WithholdAcks("client-n2-osd-0".into()))
+                .await
+                .expect("roster");
+            assert!(held.is_some(), "the agent is one of the run's");
             tokio::time::sleep(Duration::from_millis(600)).await;
             let dropped = roster
                 .send(DropConnection("client-n2-osd-0".into()))
@@ -183,6 +191,17 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
     });
     let _ = std::fs::remove_dir_all(&dir);
     let (dropped, answers) = answers;
+    // Every agent process of the run is gone (their command lines name the run directory).
+    let marker = format!("multinet-{}", report.run_id);
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "agents left running");
 
     assert!(
         dropped,
@@ -230,6 +249,11 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
         "Pass",
         "{:#?}",
         report.findings
+    );
+    assert!(
+        report.results.duplicate_batches >= 1,
+        "batches recorded but not acknowledged were resent after the reconnect ({:?})",
+        report.results
     );
     assert_eq!(report.results.lost, 0);
     assert_eq!(report.results.unaccounted, 0);

@@ -211,6 +211,16 @@ fn junit_has_a_case_per_node_and_network() {
     let xml = String::from_utf8(out.stdout).expect("UTF-8");
     assert_eq!(xml.matches("<testcase ").count(), 2 * 2, "{xml}");
     assert!(xml.contains("failures=\"0\""), "{xml}");
+    let run_id = xml
+        .split("<testsuite name=\"multinet run ")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the suite names the run");
+    assert_eq!(
+        processes_mentioning(&format!("multinet-{run_id}")),
+        Vec::<String>::new(),
+        "agents left running"
+    );
 }
 
 /// A temporary directory removed on drop.

@@ -270,6 +270,49 @@ async fn a_server_that_never_answers_is_a_read_timeout() {
 }
 
 #[tokio::test]
+async fn a_connection_nobody_accepts_is_a_connect_timeout() {
+    // A listener that never accepts, its accept queue filled: the kernel drops further SYNs,
+    // as a filtered path does — all on loopback.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0))
+        .expect("bind");
+    let listener = socket.listen(1).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            queued.push(s);
+        }
+    }
+    assert!(!queued.is_empty(), "the accept queue took connections");
+    let pki = TestPki::new();
+    let started = std::time::Instant::now();
+    let result = prober(&pki, 300)
+        .probe(
+            CephNetwork::Public,
+            Some(CLIENT_V4),
+            addr,
+            kind(Scheme::Http, Payload::Small, Connection::Fresh),
+        )
+        .await;
+    assert_eq!(
+        result.outcome,
+        Outcome::Failed(FailureClass::ConnectTimeout)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the timeout"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
 async fn a_non_200_status_is_classified_with_its_code() {
     let answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
     let result = probe_fake(

@@ -90,7 +90,7 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
     }
     for network in &facts.networks {
         let by_node = tally(matrix, facts, *network);
-        network_rules(facts, *network, &by_node, &mut out);
+        network_rules(matrix, facts, *network, &by_node, &mut out);
     }
     host_checks(matrix, facts, &mut out);
     rook_flaky_rule(facts, &mut out);
@@ -160,6 +160,7 @@ fn finding(
 }
 
 fn network_rules(
+    matrix: &PathMatrix,
     facts: &RunFacts,
     network: CephNetwork,
     by_node: &BTreeMap<String, NodeNet>,
@@ -272,8 +273,56 @@ fn network_rules(
                 &["the network may be lossy or congested: check interface error and drop counters on this node and its switch port",
                   "a production Ceph cluster needs a stable network even if this test passes: repeat with a soak run"],
             ));
+        } else if !t.healthy() {
+            // The node as a whole looks fine, but some of its clients never passed: their
+            // paths, not the node's, are what fails.
+            let lagging = lagging_clients(matrix, facts, network, t);
+            let mut ev = t.evidence();
+            ev.insert("clients_not_passing".into(), json!(lagging));
+            out.push(finding(
+                FindingKind::Flaky, Severity::Fail, Some(network), vec![node.clone()],
+                format!("on the {net} network, {} of {} client(s) on node {node} never reached {} consecutive successes on every probe kind, while the node's other probes pass", t.clients.len() - t.passing, t.clients.len(), facts.success_threshold),
+                ev,
+                &["a failure that follows particular pods, not the node: the switch port or NIC may limit the number of MAC addresses (macvlan), or two pods got the same address",
+                  "the failing probe kinds and their failure classes in the evidence say which connections fail: large probes point at MTU, HTTPS at TLS-sized packets",
+                  "repeat with a soak run to see whether the same pods keep failing"],
+            ));
         }
     }
+}
+
+/// The clients of `t` that did not pass on `network`, each with its probes and failures (at
+/// most 10).
+fn lagging_clients(
+    matrix: &PathMatrix,
+    facts: &RunFacts,
+    network: CephNetwork,
+    t: &NodeNet,
+) -> Vec<Value> {
+    t.clients
+        .iter()
+        .filter(|c| !matrix.client_passes(c, network, facts.success_threshold))
+        .take(10)
+        .map(|client| {
+            let mut all = Tally::default();
+            let mut failing_kinds = Vec::new();
+            let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+            for (key, stats) in matrix.paths() {
+                if key.network != network || key.client != *client {
+                    continue;
+                }
+                all.add(stats.sent, stats.ok);
+                if stats.ok < stats.sent && !failing_kinds.contains(&key.kind) {
+                    failing_kinds.push(key.kind);
+                }
+                for (class, count) in &stats.failures {
+                    *failures.entry(class.to_string()).or_default() += count;
+                }
+            }
+            json!({"client": client, "probes_sent": all.sent, "probes_ok": all.ok,
+                   "failing_kinds": failing_kinds, "failures": failures})
+        })
+        .collect()
 }
 
 fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding {

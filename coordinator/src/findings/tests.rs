@@ -41,6 +41,11 @@ fn agent(pod: String, node: &str, role: Role, networks: Vec<CephNetwork>) -> Age
 }
 
 fn run(ok: impl Fn(&str, CephNetwork, ProbeKind, u64) -> bool) -> Synthetic {
+    run_by_client(|_, node, network, kind, round| ok(node, network, kind, round))
+}
+
+/// [`run`] with `ok(client, node, network, kind, round)`.
+fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -> Synthetic {
     let both = vec![CephNetwork::Public, CephNetwork::Cluster];
     let mut agents = Vec::new();
     for node in NODES {
@@ -70,7 +75,7 @@ fn run(ok: impl Fn(&str, CephNetwork, ProbeKind, u64) -> bool) -> Synthetic {
                     kind,
                     started_ms: round * 1000,
                     latency_us: 500,
-                    outcome: if ok(&a.node, *network, kind, round) {
+                    outcome: if ok(&a.pod, &a.node, *network, kind, round) {
                         Outcome::Ok
                     } else {
                         Outcome::Failed(FailureClass::ConnectTimeout)
@@ -201,6 +206,36 @@ fn flaky_path_that_still_passes_is_a_warning() {
         )
     );
     assert_eq!(flaky[0].evidence["flaps"], 2 * 8 * 2);
+}
+
+#[test]
+fn one_client_that_never_passes_is_named_even_when_its_node_looks_fine() {
+    // client-n2-1's kept-alive large HTTPS probes fail in the last 5 rounds: 5 of the node's
+    // 320 public probes (98.4 % pass, one flap) — but that client never passes.
+    let s = run_by_client(|client, _, network, kind, round| {
+        !(client == "client-n2-1"
+            && network == CephNetwork::Public
+            && kind.scheme == Scheme::Https
+            && kind.payload == Payload::Large
+            && kind.connection == Connection::KeptAlive
+            && round >= 15)
+    });
+    let findings = derive(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&findings),
+        vec![(
+            FindingKind::Flaky,
+            Some(CephNetwork::Public),
+            vec!["n2".to_string()]
+        )]
+    );
+    assert_eq!(findings[0].severity, Severity::Fail);
+    let lagging = &findings[0].evidence["clients_not_passing"];
+    assert_eq!(lagging[0]["client"], "client-n2-1");
+    assert_eq!(lagging[0]["probes_sent"], 160);
+    assert_eq!(lagging[0]["probes_ok"], 155);
+    assert_eq!(lagging[0]["failures"]["connect_timeout"], 5);
+    assert_eq!(lagging.as_array().map(Vec::len), Some(1));
 }
 
 #[test]
