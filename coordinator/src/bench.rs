@@ -73,7 +73,9 @@ pub struct IngestReport {
     pub duplicate_batches: u64,
     /// Batches missing from sequences.
     pub sequence_gaps: u64,
-    /// Recorded results per second over the reporting phase.
+    /// Results per second the load offers (agents × rate).
+    pub offered_per_s: f64,
+    /// Recorded results per second over the steady window of the reporting phase.
     pub results_per_s: f64,
     /// Coordinator CPU seconds per wall second over the reporting phase (1.0 = one core busy).
     pub cpu_cores: f64,
@@ -122,9 +124,21 @@ pub fn ingest(args: &IngestArgs) -> u8 {
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
+            // The coordinator keeps up when it records what is offered (within 2 %: the
+            // window's samples are a second apart) without losing or doubling anything.
+            let kept_up = report.results_per_s >= 0.98 * report.offered_per_s;
             let ok = report.sent == report.recorded
                 && report.duplicate_batches == 0
-                && report.connected == args.agents as usize;
+                && report.connected == args.agents as usize
+                && kept_up;
+            eprintln!(
+                "multinet bench ingest: {} results/s recorded of {} offered ({}), {:.2} core(s), peak RSS {} MiB",
+                report.results_per_s.round(),
+                report.offered_per_s,
+                if kept_up { "kept up" } else { "FELL BEHIND" },
+                report.cpu_cores,
+                report.rss_peak_kib / 1024
+            );
             u8::from(!ok)
         }
         Err(e) => {
@@ -222,16 +236,20 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let snap = roster.send(Snapshot).await?;
     control.close().await;
     let recorded: u64 = snap.agents.iter().map(|a| a.recorded).sum();
-    // The reporting window: from the last sample before results arrived to the first sample
-    // after the last one did.
-    let first = samples.iter().rposition(|s| s.recorded == 0).unwrap_or(0);
-    let last = samples
+    // The steady window: between the first and the last sample taken while results were
+    // still arriving (neither edge of the reporting phase, where a one-second sample would
+    // hold part of a second's results, is in it).
+    let arriving: Vec<&Sample> = samples
         .iter()
-        .position(|s| s.recorded == recorded)
-        .unwrap_or(samples.len() - 1);
-    let (a, b) = (&samples[first], &samples[last.max(first)]);
+        .filter(|s| s.recorded > 0 && s.recorded < recorded)
+        .collect();
+    let (a, b) = match (arriving.first(), arriving.last()) {
+        (Some(a), Some(b)) => (*a, *b),
+        _ => (&samples[0], &samples[samples.len() - 1]),
+    };
     let window = b.at_s - a.at_s;
     Ok(IngestReport {
+        offered_per_s: f64::from(args.agents) * f64::from(args.rate),
         agents: args.agents,
         connected: load.welcomed,
         sent: load.sent,

@@ -233,8 +233,8 @@ fn run_in_cluster(
     };
     match execute_with(make, settings, args.quiet) {
         Finished::Code(code) => code,
-        Finished::Report(report) => {
-            let code = report.verdict.exit_code();
+        Finished::Report(report, left) => {
+            let code = report.verdict.exit_code().max(u8::from(left));
             if let Some(id) = &args.in_cluster_run {
                 // For the command outside the cluster, which prints it and removes the run.
                 let text = crate::run_cmd::render(&report, args.output);
@@ -267,7 +267,7 @@ fn run_in_cluster(
                     }
                 };
             }
-            emit(&report, args)
+            emit(&report, args).max(u8::from(left))
         }
     }
 }

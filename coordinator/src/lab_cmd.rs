@@ -8,7 +8,7 @@ use multinet_proto::field::Problems;
 use crate::cli::EXIT_INVALID;
 use crate::input::read_text_or_report;
 use crate::lab::build::Lab;
-use crate::lab::topology::{LabTopology, parse_topology};
+use crate::lab::topology::{ConfigSource, LabTopology, parse_topology};
 
 /// `multinet lab …`
 #[derive(Debug, Subcommand)]
@@ -145,8 +145,15 @@ pub fn load_topology(
         false => {
             let text = source;
             match parse_topology(&text) {
-                Ok((t, found)) => {
+                Ok((mut t, found)) => {
                     problems.absorb_under(&label, found);
+                    // A run configuration named by path is read relative to the topology file.
+                    if let (Some(file), ConfigSource::Path(config)) = (file, &mut t.config)
+                        && config.is_relative()
+                        && let Some(dir) = file.parent()
+                    {
+                        *config = dir.join(&*config);
+                    }
                     (t, text)
                 }
                 Err(e) => {

@@ -383,12 +383,9 @@ pub fn run(args: &RunArgs) -> u8 {
                             eprintln!("multinet run: lab: {notice}");
                         }
                     }
-                    let lab = match Lab::up(topology, &source) {
+                    let lab = match lab_up_interruptible(topology, source) {
                         Ok(lab) => lab,
-                        Err(e) => {
-                            eprintln!("multinet run: building the lab: {e:#}");
-                            return 1;
-                        }
+                        Err(code) => return code,
                     };
                     let kill = args
                         .kill_agent
@@ -482,6 +479,44 @@ fn lab_config(
     problems.is_valid().then_some(config)
 }
 
+/// Builds the lab, listening for SIGINT/SIGTERM/SIGHUP meanwhile: a signal while it is being
+/// built lets the build finish (a half-made namespace is harder to remove than a whole lab),
+/// then removes it. `Err(code)` when there is no lab to run on, said why.
+fn lab_up_interruptible(topology: LabTopology, source: String) -> Result<Lab, u8> {
+    let name = topology.name.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("multinet run: cannot start the runtime: {e}");
+            1u8
+        })?;
+    runtime.block_on(async move {
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut build = tokio::task::spawn_blocking(move || Lab::up(topology, &source));
+        let (built, interrupted) = tokio::select! {
+            r = &mut build => (r, None),
+            (signal, code) = &mut signal => (build.await, Some((signal, code))),
+        };
+        let built = built.map_err(|e| anyhow::anyhow!("the lab build panicked: {e}"));
+        match (built, interrupted) {
+            (Ok(Ok(lab)), None) => Ok(lab),
+            (Ok(Err(e)) | Err(e), None) => {
+                eprintln!("multinet run: building the lab: {e:#}");
+                Err(1)
+            }
+            (_, Some((signal, code))) => {
+                eprintln!("multinet run: {signal} while the lab was being built: removing lab {name}");
+                if let Err(e) = Lab::down(&name) {
+                    eprintln!("multinet run: removing lab {name}: {e:#}; `multinet lab down {name}` finishes it");
+                }
+                Err(code)
+            }
+        }
+    })
+}
+
 /// The topology's kill-agent fault, if any (the first one).
 fn topology_kill(topology: &LabTopology) -> Option<KillAgent> {
     topology.faults.iter().find_map(|f| match f {
@@ -496,7 +531,7 @@ fn topology_kill(topology: &LabTopology) -> Option<KillAgent> {
 /// Runs the validation on `backend`, cleaning up on every way out.
 fn execute<S: Scheduler>(backend: S, settings: RunSettings, args: &RunArgs) -> u8 {
     match execute_with(|| async move { Ok(backend) }, settings, args.quiet) {
-        Finished::Report(report) => emit(&report, args),
+        Finished::Report(report, left) => emit(&report, args).max(u8::from(left)),
         Finished::Code(code) => code,
     }
 }
@@ -505,8 +540,8 @@ fn execute<S: Scheduler>(backend: S, settings: RunSettings, args: &RunArgs) -> u
 /// backend that could not be made).
 #[derive(Debug)]
 pub(crate) enum Finished {
-    /// The run's report.
-    Report(Box<RunReport>),
+    /// The run's report, and whether the cleanup after it failed (something may be left).
+    Report(Box<RunReport>, bool),
     /// Exit with this code.
     Code(u8),
 }
@@ -556,11 +591,19 @@ where
         progress.finish();
         let cleaned = supervisor.cleanup(&mut backend).await;
         let report = result?;
-        cleaned?;
-        anyhow::Ok(report)
+        // A cleanup that fails does not take the run's result with it: the report is still
+        // given, the exit code says something is left.
+        let left = match cleaned {
+            Ok(()) => false,
+            Err(e) => {
+                eprintln!("multinet run: cleaning up: {e:#}");
+                true
+            }
+        };
+        anyhow::Ok(report.map(|r| (r, left)))
     });
     match outcome {
-        Ok(Ok(report)) => Finished::Report(Box::new(report)),
+        Ok(Ok((report, left))) => Finished::Report(Box::new(report), left),
         Ok(Err(code)) => Finished::Code(code),
         Err(e) => {
             eprintln!("multinet run: {e:#}");

@@ -75,7 +75,66 @@ impl LabGuard {
             .filter(|c| c.contains(&marker))
             .collect();
         assert_eq!(left, Vec::<String>::new(), "processes of the lab left");
+        let host = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("ip runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let links = host(&["-o", "link", "show"]);
+        assert!(
+            !links.contains(&format!("{}-", self.name))
+                && !links.contains(&format!("{}n", self.name)),
+            "links of the lab left in the host namespace: {links}"
+        );
+        assert_no_lab_route();
     }
+}
+
+/// The host namespace has no route to a lab subnet, IPv4 or IPv6. (The machine may have
+/// fd00::/8 addresses of its own: IPv6 routes are compared with those it had when the tests
+/// began.)
+fn assert_no_lab_route() {
+    static BEFORE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let routes = |family: &str| -> Vec<String> {
+        let out = Command::new("ip")
+            .args([family, "route", "show", "table", "all"])
+            .output()
+            .expect("ip route");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let before = BEFORE.get_or_init(|| routes("-6"));
+    let v4: Vec<String> = routes("-4")
+        .into_iter()
+        .filter(|r| r.contains("198.18.") || r.contains("198.19."))
+        .collect();
+    assert_eq!(v4, Vec::<String>::new(), "a lab route in the host namespace");
+    let v6: Vec<String> = routes("-6")
+        .into_iter()
+        .filter(|r| r.contains("fd00:") && !before.contains(r))
+        .collect();
+    assert_eq!(v6, Vec::<String>::new(), "a lab route in the host namespace");
+}
+
+/// Addresses host-local still holds under a lab's IPAM data directory (files named after an
+/// address; CNI DEL removes them).
+fn ipam_allocations(lab: &str) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if let Some(name) = path.file_name().and_then(|n| n.to_str())
+                && name.parse::<std::net::IpAddr>().is_ok()
+            {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Path::new("/run/multinet").join(lab).join("ipam"), &mut out);
+    out
 }
 
 impl Drop for LabGuard {
@@ -160,14 +219,7 @@ fn lab_up_status_down_leaves_nothing() {
     got.sort();
     assert_eq!(got, expected);
     // The host namespace has no route to a lab subnet.
-    let routes = Command::new("ip")
-        .args(["route", "show"])
-        .output()
-        .expect("ip route");
-    assert!(
-        !String::from_utf8_lossy(&routes.stdout).contains("198.18.")
-            && !String::from_utf8_lossy(&routes.stdout).contains("198.19.")
-    );
+    assert_no_lab_route();
     let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["lab", "down", &lab.name])
         .output()
@@ -177,25 +229,47 @@ fn lab_up_status_down_leaves_nothing() {
 }
 
 #[test]
-fn healthy_lab_run_passes_and_leaves_nothing() {
+fn default_topology_passes_with_no_finding_and_leaves_nothing() {
     if !lab_possible() {
         return;
     }
     let lab = LabGuard::new('h');
-    let (code, r) = run(&lab.topology(SMALL));
+    // The default topology (3 nodes, macvlan, Rook's converged 3 + 16), probing quickly.
+    let (code, r) = run(&lab.topology("config:\n  probeInterval: 200ms\n"));
     assert_eq!(code, Some(0), "{r:#}");
     assert_eq!(r["backend"], "lab");
     assert_eq!(r["validates_real_network"], true);
     assert_eq!(r["verdict"], "pass");
-    assert_eq!(r["expected_clients"], 3 * 3);
+    assert_eq!(r["findings"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["expected_clients"], 3 * 19);
+    assert_eq!(r["started_clients"], 3 * 19);
+    // No server_node given: the node type with most OSDs, its first node.
+    assert_eq!(r["server_node"], "n1");
+    let paths = r["paths"].as_array().expect("paths");
+    assert!(!paths.is_empty());
     assert!(
-        r["paths"]
-            .as_array()
-            .expect("paths")
-            .iter()
-            .all(|p| p["ok"] == p["sent"])
+        paths.iter().all(|p| p["ok"] == p["sent"]),
+        "every path ok: {r:#}"
     );
     lab.assert_gone();
+}
+
+#[test]
+fn two_labs_run_side_by_side() {
+    if !lab_possible() {
+        return;
+    }
+    let (a, b) = (LabGuard::new('a'), LabGuard::new('c'));
+    let (ta, tb) = (a.topology(SMALL), b.topology(SMALL));
+    let other = std::thread::spawn(move || run(&tb));
+    let (code, r) = run(&ta);
+    let (code_b, r_b) = other.join().expect("the other run");
+    for (code, r) in [(code, &r), (code_b, &r_b)] {
+        assert_eq!(code, Some(0), "{r:#}");
+        assert_eq!(r["verdict"], "pass", "{r:#}");
+    }
+    a.assert_gone();
+    b.assert_gone();
 }
 
 #[test]
@@ -208,6 +282,7 @@ fn blocked_cluster_to_the_server_node_is_inter_node_blocked() {
         "server_node: n1\nfaults:\n  - block: {{network: cluster, from: '*', to: n1}}\n{SMALL}"
     )));
     assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
     assert_eq!(
         kinds(&r),
         [(
@@ -229,6 +304,7 @@ fn missing_host_route_is_host_unreachable() {
         "faults:\n  - host-route-missing: {{node: n2}}\n{SMALL}"
     )));
     assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
     assert_eq!(
         kinds(&r),
         [(
@@ -250,6 +326,7 @@ fn missing_cluster_uplink_is_address_unavailable_with_the_cni_error() {
         "server_node: n1\nunderlay:\n  - {{node: n3, network: cluster, present: false}}\n{SMALL}"
     )));
     assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
     let found = kinds(&r);
     assert!(
         found.contains(&(
@@ -285,6 +362,7 @@ fn uplink_mtu_below_the_nads_is_an_mtu_blackhole() {
     );
     let (code, r) = run(&lab.topology(&topology));
     assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
     let found = kinds(&r);
     assert_eq!(
         found,
@@ -308,6 +386,7 @@ fn lossy_uplink_is_flaky() {
         "server_node: n1\nfaults:\n  - loss: {{network: public, node: n2, percent: 30}}\n{SMALL}"
     )));
     assert_eq!(code, Some(1), "warn or fail both exit 1");
+    assert!(r["verdict"] == "warn" || r["verdict"] == "fail", "{r:#}");
     let found = kinds(&r);
     assert!(
         found.iter().any(|(k, n, nodes)| k == "flaky"
@@ -328,6 +407,7 @@ fn killed_agent_is_agent_lost_not_a_network_finding() {
         "server_node: n1\nfaults:\n  - kill-agent: {{node: n2, after: 300ms}}\n{SMALL}"
     )));
     assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
     assert_eq!(
         kinds(&r),
         [("agent_lost".to_string(), None, vec!["n2".to_string()])]
@@ -346,6 +426,7 @@ fn public_range_smaller_than_the_worst_case_is_address_unavailable() {
     );
     let (code, r) = run(&lab.topology(&topology));
     assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
     let f = r["findings"]
         .as_array()
         .expect("findings")
@@ -381,14 +462,7 @@ fn sigkill_then_lab_down_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    // The agents lost their coordinator: they exit by themselves within their grace period.
-    let alive = |pid: &u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while agents.iter().any(alive) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // `lab down` stops the processes in the lab's namespaces before it removes them.
     let left: Vec<u32> = agents.iter().copied().filter(alive).collect();
     for pid in &left {
         let _ = Command::new("kill")
@@ -399,8 +473,51 @@ fn sigkill_then_lab_down_leaves_nothing() {
     assert_eq!(
         left,
         Vec::<u32>::new(),
-        "agent processes still running 10 s after the coordinator died"
+        "agents still running after lab down"
     );
+}
+
+#[test]
+fn sigkill_then_a_new_lab_up_clears_the_stale_lab() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('y');
+    let (mut child, agents) = slow_run_with_agents(&lab);
+    let _ = child.kill();
+    let _ = child.wait();
+    let stale_pods = namespaces_of(&lab.name).len();
+    assert!(
+        stale_pods > 4,
+        "the killed run left its pods ({stale_pods} namespaces)"
+    );
+    let topology = lab.topology("nodes: 2\n");
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "up", "-f", &topology])
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(
+        !agents.iter().any(alive),
+        "the stale lab's agents are stopped"
+    );
+    // Only the new lab's namespaces: control, switch, two nodes.
+    assert_eq!(namespaces_of(&lab.name).len(), 4);
+    assert_eq!(ipam_allocations(&lab.name), Vec::<String>::new());
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(down.status.success());
+    lab.assert_gone();
+}
+
+fn alive(pid: &u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 /// Starts a run on a small lab that probes slowly (so there is time to act on it) and waits
@@ -464,6 +581,7 @@ fn public_blocked_from_one_node_is_node_unreachable() {
         "server_node: n1\nfaults:\n  - block: {{network: public, from: n3, to: '*'}}\n{SMALL}"
     )));
     assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "fail", "{r:#}");
     let found = kinds(&r);
     assert!(
         found.contains(&(
@@ -487,7 +605,7 @@ const NADS: &str = r#"apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
 metadata: {name: public-net, namespace: rook-ceph}
 spec:
-  config: '{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "mode": "bridge", "ipam": {"type": "whereabouts", "range": "198.18.32.0/24", "exclude": ["198.18.32.0/28"]}}'
+  config: '{"cniVersion": "0.4.0", "name": "public-net", "plugins": [{"type": "macvlan", "master": "eth1", "mode": "bridge", "ipam": {"type": "whereabouts", "range": "198.18.32.0/24", "exclude": ["198.18.32.0/28"]}}, {"type": "tuning"}]}'
 ---
 apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
@@ -497,7 +615,7 @@ spec:
 "#;
 
 #[test]
-fn users_nads_run_as_written_whereabouts_bridge_and_ipv6() {
+fn users_nads_run_as_written_conflist_whereabouts_bridge_and_ipv6() {
     if !lab_possible() {
         return;
     }
@@ -559,23 +677,29 @@ fn users_nads_run_as_written_whereabouts_bridge_and_ipv6() {
 
 #[test]
 fn sigterm_during_a_lab_run_leaves_nothing() {
+    signal_during_a_lab_run_leaves_nothing('g', "-TERM", 143);
+}
+
+#[test]
+fn sigint_during_a_lab_run_leaves_nothing() {
+    signal_during_a_lab_run_leaves_nothing('i', "-INT", 130);
+}
+
+fn signal_during_a_lab_run_leaves_nothing(letter: char, signal: &str, code: i32) {
     if !lab_possible() {
         return;
     }
-    let lab = LabGuard::new('g');
+    let lab = LabGuard::new(letter);
     let (mut child, agents) = slow_run_with_agents(&lab);
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("run ends");
-    assert_eq!(exit.code(), Some(143));
+    assert_eq!(exit.code(), Some(code));
     lab.assert_gone();
-    let alive = |pid: &u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    };
-    assert!(!agents.iter().any(alive), "agents left after SIGTERM");
+    assert!(!agents.iter().any(alive), "agents left after {signal}");
 }
 
 #[test]
@@ -598,7 +722,9 @@ fn a_link_type_the_kernel_lacks_is_named_before_anything_is_created() {
         return; // the guard takes the lab down
     }
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("ipvlan, which this kernel does not provide"),
+        String::from_utf8_lossy(&out.stderr).contains(
+            "ipvlan links (used by the public network(s)), which this kernel does not provide"
+        ),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -656,6 +782,8 @@ fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
             before,
             "the run's pods are gone, the lab stays"
         );
+        // CNI DEL ran for every attachment: host-local holds no address any more.
+        assert_eq!(ipam_allocations(&lab.name), Vec::<String>::new());
         assert_eq!(control_mac(), "02:6d:6e:00:00:01");
     }
     let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))

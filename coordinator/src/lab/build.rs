@@ -13,6 +13,7 @@
 //! route. The control network (198.19.0.0/16) carries only agent ↔ coordinator traffic and no
 //! fault touches it.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -165,8 +166,9 @@ impl Lab {
         .context("writing the lab state")
     }
 
-    /// Checks what the topology needs before anything is created: root, `ip`, the CNI
-    /// plugins, and the kernel's link types.
+    /// Checks what the topology needs before anything is created: root, `ip` and `nft`, every
+    /// CNI plugin its configs name (each plugin of a conflist, and host-local for the IPAM),
+    /// and the kernel's link types. Names everything missing at once.
     pub fn preflight(topology: &LabTopology) -> anyhow::Result<()> {
         let uid = std::fs::read_to_string("/proc/self/status")
             .ok()
@@ -179,35 +181,60 @@ impl Lab {
             uid.as_deref() == Some("0"),
             "the lab needs root (network namespaces, links, CNI plugins)"
         );
-        net::run("ip", &["-V"]).context("the lab needs iproute2 (`apt-get install iproute2`)")?;
-        for (network, n) in &topology.networks {
-            let plugin = PathBuf::from(CNI_PATH).join(&n.cni_type);
-            anyhow::ensure!(
-                plugin.exists(),
-                "the {} network needs the CNI plugin {} (`apt-get install containernetworking-plugins`)",
-                network.key(),
-                plugin.display()
-            );
-            anyhow::ensure!(
-                PathBuf::from(CNI_PATH).join("host-local").exists(),
-                "the lab needs the host-local IPAM plugin in {CNI_PATH}"
-            );
-            let kind = match n.cni_type.as_str() {
-                "macvlan" => Some("macvlan"),
-                "ipvlan" => Some("ipvlan"),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                anyhow::ensure!(
-                    kernel_has(kind),
-                    "the {} network uses {kind}, which this kernel does not provide",
-                    network.key()
-                );
+        let mut missing: Vec<String> = Vec::new();
+        if net::run("ip", &["-V"]).is_err() {
+            missing.push("iproute2's `ip` (`apt-get install iproute2`)".into());
+        }
+        // Faults and the underlay MTU are nftables rules in the switch namespace.
+        if net::run("nft", &["--version"]).is_err() {
+            missing.push("nftables' `nft` (`apt-get install nftables`)".into());
+        }
+        let mut plugins: BTreeSet<String> = BTreeSet::from(["host-local".to_string()]);
+        let mut kinds: BTreeSet<&str> = BTreeSet::from(["veth", "bridge"]);
+        for n in topology.networks.values() {
+            plugins.extend(plugin_types(&n.config_json));
+            plugins.insert(n.cni_type.clone());
+            if let Some(kind) = link_kind(&n.cni_type) {
+                kinds.insert(kind);
+            }
+        }
+        if topology.networks.contains_key(&CephNetwork::Public) {
+            kinds.insert("macvlan"); // the hosts' shim onto the public network
+        }
+        for plugin in &plugins {
+            let path = PathBuf::from(CNI_PATH).join(plugin);
+            if !path.exists() {
+                missing.push(format!(
+                    "the CNI plugin {} (`apt-get install containernetworking-plugins`)",
+                    path.display()
+                ));
+            }
+        }
+        let users = |kind: &str| -> String {
+            let nets: Vec<&str> = topology
+                .networks
+                .iter()
+                .filter(|(_, n)| link_kind(&n.cni_type) == Some(kind))
+                .map(|(k, _)| k.key())
+                .collect();
+            match (kind, nets.is_empty()) {
+                ("macvlan", true) => "the hosts' public-network shim".into(),
+                (_, true) => "the lab's switches and links".into(),
+                _ => format!("the {} network(s)", nets.join(" and ")),
+            }
+        };
+        for kind in kinds {
+            if !kernel_has(kind) {
+                missing.push(format!(
+                    "{kind} links (used by {}), which this kernel does not provide",
+                    users(kind)
+                ));
             }
         }
         anyhow::ensure!(
-            kernel_has("veth") && kernel_has("bridge"),
-            "the lab needs veth and bridge links, which this kernel does not provide"
+            missing.is_empty(),
+            "the lab cannot be built here; missing: {}",
+            missing.join("; ")
         );
         Ok(())
     }
@@ -348,7 +375,7 @@ impl Lab {
                 self.add_shim(&ns, i as u32)?;
             }
         }
-        super::faults::apply(&self.topology, &sw)
+        super::faults::apply(&self.topology, &sw, &self.dir)
     }
 
     /// The host's way onto the public network, as Rook's documentation asks: a macvlan shim
@@ -464,65 +491,15 @@ impl Lab {
         obj.entry("cniVersion")
             .or_insert(Value::String("0.4.0".into()));
         let data_dir = Value::String(self.dir.join("ipam").display().to_string());
-        if let Some(ipam) = obj.get_mut("ipam").and_then(Value::as_object_mut) {
-            match ipam.get("type").and_then(Value::as_str) {
-                Some("host-local") => {
-                    ipam.insert("dataDir".into(), data_dir);
-                }
-                Some("whereabouts") => {
-                    // No whereabouts daemon here: the same ranges from host-local, whose one
-                    // data directory for the whole lab keeps addresses unique across nodes.
-                    let summary = multinet_proto::multus::nad::read_config(
-                        "lab",
-                        &net.config_json,
-                        &mut multinet_proto::field::Problems::default(),
-                    )
-                    .context("the network's whereabouts IPAM does not parse")?;
-                    // Excludes: the top-level list belongs to `range`, each ipRanges entry has its
-                    // own; in the order read_config reports the ranges.
-                    let mut excludes: Vec<Vec<String>> = Vec::new();
-                    let strings = |v: Option<&Value>| -> Vec<String> {
-                        v.and_then(Value::as_array)
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|x| x.as_str().map(str::to_string))
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    };
-                    if ipam.get("range").is_some() {
-                        excludes.push(strings(ipam.get("exclude")));
-                    }
-                    for entry in ipam
-                        .get("ipRanges")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        excludes.push(strings(entry.get("exclude")));
-                    }
-                    let ranges: Vec<Value> = summary
-                        .ipam
-                        .ranges
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| {
-                            host_local_set(
-                                r,
-                                excludes.get(i).map(Vec::as_slice).unwrap_or_default(),
-                            )
-                        })
-                        .collect();
-                    let routes = ipam.get("routes").cloned();
-                    ipam.clear();
-                    ipam.insert("type".into(), Value::String("host-local".into()));
-                    ipam.insert("ranges".into(), Value::Array(ranges));
-                    ipam.insert("dataDir".into(), data_dir);
-                    if let Some(routes) = routes {
-                        ipam.insert("routes".into(), routes);
-                    }
-                }
-                _ => {}
+        // A single plugin's config, or a conflist whose plugins each may have IPAM.
+        let plugins: Vec<&mut serde_json::Map<String, Value>> =
+            match obj.get_mut("plugins").and_then(Value::as_array_mut) {
+                Some(list) => list.iter_mut().filter_map(Value::as_object_mut).collect(),
+                None => vec![obj],
+            };
+        for plugin in plugins {
+            if let Some(ipam) = plugin.get_mut("ipam").and_then(Value::as_object_mut) {
+                lab_ipam(ipam, &net.config_json, data_dir.clone())?;
             }
         }
         Ok(serde_json::to_string(&v)?)
@@ -576,8 +553,12 @@ impl Lab {
             .into_iter()
             .filter(|n| n.starts_with(&prefix))
             .collect();
-        // Pods first (deepest names), then nodes, then switch and control.
+        // Pods first (deepest names), then nodes, then switch and control; the processes in
+        // them (agents of a run that was killed) go first.
         namespaces.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        for ns in &namespaces {
+            net::netns_kill(ns)?;
+        }
         for ns in namespaces {
             netns_del(&ns)?;
         }
@@ -617,6 +598,74 @@ pub struct PodNet {
     pub addresses: Vec<NetworkAddress>,
     /// The network it could not get an address on, with the reason.
     pub failed: Option<(CephNetwork, String)>,
+}
+
+/// One plugin's IPAM as the lab runs it: host-local gets the lab's data directory; whereabouts
+/// (no whereabouts daemon here) becomes host-local with the same ranges, whose one data
+/// directory for the whole lab keeps addresses unique across nodes. `config_json` is the NAD's
+/// config as written (for the whereabouts ranges).
+fn lab_ipam(
+    ipam: &mut serde_json::Map<String, Value>,
+    config_json: &str,
+    data_dir: Value,
+) -> anyhow::Result<()> {
+    match ipam.get("type").and_then(Value::as_str) {
+        Some("host-local") => {
+            ipam.insert("dataDir".into(), data_dir);
+        }
+        Some("whereabouts") => {
+            // No whereabouts daemon here: the same ranges from host-local, whose one
+            // data directory for the whole lab keeps addresses unique across nodes.
+            let summary = multinet_proto::multus::nad::read_config(
+                "lab",
+                config_json,
+                &mut multinet_proto::field::Problems::default(),
+            )
+            .context("the network's whereabouts IPAM does not parse")?;
+            // Excludes: the top-level list belongs to `range`, each ipRanges entry has its
+            // own; in the order read_config reports the ranges.
+            let mut excludes: Vec<Vec<String>> = Vec::new();
+            let strings = |v: Option<&Value>| -> Vec<String> {
+                v.and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            if ipam.get("range").is_some() {
+                excludes.push(strings(ipam.get("exclude")));
+            }
+            for entry in ipam
+                .get("ipRanges")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                excludes.push(strings(entry.get("exclude")));
+            }
+            let ranges: Vec<Value> = summary
+                .ipam
+                .ranges
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    host_local_set(r, excludes.get(i).map(Vec::as_slice).unwrap_or_default())
+                })
+                .collect();
+            let routes = ipam.get("routes").cloned();
+            ipam.clear();
+            ipam.insert("type".into(), Value::String("host-local".into()));
+            ipam.insert("ranges".into(), Value::Array(ranges));
+            ipam.insert("dataDir".into(), data_dir);
+            if let Some(routes) = routes {
+                ipam.insert("routes".into(), routes);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A host-local range set for a whereabouts range: the same first and last address, split
@@ -688,8 +737,36 @@ fn netns_has_link(ns: &str, link: &str) -> bool {
 }
 
 /// Whether the kernel can make links of `kind` (tries it in a scratch namespace).
+/// The link type a CNI plugin creates on its master, if the kernel must provide one.
+fn link_kind(cni_type: &str) -> Option<&'static str> {
+    match cni_type {
+        "macvlan" => Some("macvlan"),
+        "ipvlan" => Some("ipvlan"),
+        "bridge" => Some("bridge"),
+        _ => None,
+    }
+}
+
+/// The plugin types a CNI config runs: its `type`, or each plugin's in a conflist.
+fn plugin_types(config_json: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<Value>(config_json) else {
+        return Vec::new();
+    };
+    let of = |p: &Value| p.get("type").and_then(Value::as_str).map(str::to_string);
+    match v.get("plugins").and_then(Value::as_array) {
+        Some(list) => list.iter().filter_map(of).collect(),
+        None => of(&v).into_iter().collect(),
+    }
+}
+
 fn kernel_has(kind: &str) -> bool {
-    let ns = format!("mn-probe-{}", std::process::id());
+    // `_` is never in a lab name, so no lab's `<name>-` prefix covers this namespace.
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ns = format!(
+        "mn_probe-{}-{}",
+        std::process::id(),
+        PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     if netns_add(&ns).is_err() {
         return false;
     }

@@ -30,22 +30,40 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    fn plugin(&self) -> anyhow::Result<String> {
+    /// The configurations to run, in order: the one plugin, or each plugin of a conflist
+    /// with the list's `name` and `cniVersion`, as libcni hands them on.
+    fn plugins(&self) -> anyhow::Result<Vec<serde_json::Map<String, Value>>> {
         let v: Value = serde_json::from_str(&self.config).context("the CNI config is not JSON")?;
-        let t = v
-            .get("type")
-            .and_then(Value::as_str)
-            .context("the CNI config has no type")?;
-        anyhow::ensure!(
-            t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-            "CNI plugin type {t:?} is not a plain name"
-        );
-        Ok(format!("{CNI_PATH}/{t}"))
+        let top = v.as_object().context("the CNI config is not an object")?;
+        let Some(list) = top.get("plugins") else {
+            return Ok(vec![top.clone()]);
+        };
+        let list = list
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .context("the conflist's plugins is not a non-empty list")?;
+        list.iter()
+            .map(|p| {
+                let mut p = p
+                    .as_object()
+                    .context("a conflist plugin is not an object")?
+                    .clone();
+                for key in ["name", "cniVersion"] {
+                    if let Some(value) = top.get(key) {
+                        p.insert(key.into(), value.clone());
+                    }
+                }
+                Ok(p)
+            })
+            .collect()
     }
 
-    fn invoke(&self, command: &str) -> anyhow::Result<Vec<u8>> {
-        let plugin = self.plugin()?;
+    fn invoke(
+        &self,
+        command: &str,
+        config: &serde_json::Map<String, Value>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let plugin = plugin_path(config)?;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.node_ns, &plugin])
             .env("CNI_COMMAND", command)
@@ -59,7 +77,7 @@ impl Attachment {
             .spawn()
             .with_context(|| format!("starting {plugin}"))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(self.config.as_bytes())?;
+            stdin.write_all(&serde_json::to_vec(config)?)?;
         }
         let out = child.wait_with_output()?;
         if !out.status.success() {
@@ -81,20 +99,38 @@ impl Attachment {
                         String::from_utf8_lossy(&out.stderr).trim()
                     )
                 });
-            anyhow::bail!(
-                "CNI {command} ({}) failed: {message}",
-                self.plugin().unwrap_or_default()
-            );
+            anyhow::bail!("CNI {command} ({plugin}) failed: {message}");
         }
         Ok(out.stdout)
     }
 
-    /// CNI ADD; returns the addresses the plugin assigned.
+    /// CNI ADD, every plugin in order, each given the previous one's result (`prevResult`);
+    /// returns the addresses of the final result. A plugin that fails after others succeeded
+    /// has them deleted again (in reverse), as a runtime does.
     pub fn add(&self) -> anyhow::Result<Vec<IpAddr>> {
-        let out = self.invoke("ADD")?;
-        let result: Value = serde_json::from_slice(&out).context("the CNI result is not JSON")?;
+        let plugins = self.plugins()?;
+        let mut result: Option<Value> = None;
+        for (i, plugin) in plugins.iter().enumerate() {
+            let mut config = plugin.clone();
+            if let Some(prev) = &result {
+                config.insert("prevResult".into(), prev.clone());
+            }
+            match self.invoke("ADD", &config) {
+                Ok(out) => {
+                    result =
+                        Some(serde_json::from_slice(&out).context("the CNI result is not JSON")?);
+                }
+                Err(e) => {
+                    for done in plugins[..i].iter().rev() {
+                        let _ = self.invoke("DEL", done);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let ips = result
-            .get("ips")
+            .as_ref()
+            .and_then(|r| r.get("ips"))
             .and_then(Value::as_array)
             .map(|ips| {
                 ips.iter()
@@ -112,8 +148,29 @@ impl Attachment {
         Ok(ips)
     }
 
-    /// CNI DEL (releases the IPAM address); errors are returned, the caller decides.
+    /// CNI DEL, every plugin in reverse order (releases the IPAM address). Every plugin is
+    /// asked even if one fails; the first error is returned, the caller decides.
     pub fn del(&self) -> anyhow::Result<()> {
-        self.invoke("DEL").map(|_| ())
+        let mut first_error = None;
+        for plugin in self.plugins()?.iter().rev() {
+            if let Err(e) = self.invoke("DEL", plugin) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The plugin binary a configuration names (`type`), under [`CNI_PATH`].
+fn plugin_path(config: &serde_json::Map<String, Value>) -> anyhow::Result<String> {
+    let t = config
+        .get("type")
+        .and_then(Value::as_str)
+        .context("the CNI config has no type")?;
+    anyhow::ensure!(
+        t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "CNI plugin type {t:?} is not a plain name"
+    );
+    Ok(format!("{CNI_PATH}/{t}"))
 }

@@ -88,13 +88,14 @@ pub fn ruleset(topology: &LabTopology) -> String {
     )
 }
 
-/// Loads the fault rules into the switch namespace.
-pub fn apply(topology: &LabTopology, switch_ns: &str) -> anyhow::Result<()> {
+/// Loads the fault rules into the switch namespace. The rules file lives in the lab's state
+/// directory `dir` (removed with the lab, also after a crash).
+pub fn apply(topology: &LabTopology, switch_ns: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let rules = ruleset(topology);
     if rules.is_empty() {
         return Ok(());
     }
-    let file = std::env::temp_dir().join(format!("multinet-{}-faults.nft", topology.name));
+    let file = dir.join("faults.nft");
     std::fs::write(&file, &rules)?;
     let result = net::run(
         "ip",

@@ -66,6 +66,41 @@ pub fn netns_add(name: &str) -> anyhow::Result<()> {
     ip_in(name, &["link", "set", "lo", "up"])
 }
 
+/// Stops every process in namespace `ns` (`ip netns pids`): SIGTERM, up to a second to go,
+/// then SIGKILL. Agents of a crashed run must not outlive their lab.
+pub fn netns_kill(ns: &str) -> anyhow::Result<()> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let pids = || -> Vec<Pid> {
+        Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .map(Pid::from_raw)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let found = pids();
+    if found.is_empty() {
+        return Ok(());
+    }
+    for pid in &found {
+        let _ = kill(*pid, Signal::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline && !pids().is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for pid in pids() {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    Ok(())
+}
+
 /// Deletes a namespace (its interfaces go with it); a missing one is not an error.
 pub fn netns_del(name: &str) -> anyhow::Result<()> {
     if netns_list()?.iter().any(|n| n == name) {

@@ -174,7 +174,7 @@ pub enum Fault {
         /// The node.
         node: String,
     },
-    /// Kill the agents on `node` this long after they started.
+    /// Kill one client agent on `node` (as a crash would) this long after the agents started.
     KillAgent {
         /// The node.
         node: String,
