@@ -109,12 +109,20 @@ fn assert_no_lab_route() {
         .into_iter()
         .filter(|r| r.contains("198.18.") || r.contains("198.19."))
         .collect();
-    assert_eq!(v4, Vec::<String>::new(), "a lab route in the host namespace");
+    assert_eq!(
+        v4,
+        Vec::<String>::new(),
+        "a lab route in the host namespace"
+    );
     let v6: Vec<String> = routes("-6")
         .into_iter()
         .filter(|r| r.contains("fd00:") && !before.contains(r))
         .collect();
-    assert_eq!(v6, Vec::<String>::new(), "a lab route in the host namespace");
+    assert_eq!(
+        v6,
+        Vec::<String>::new(),
+        "a lab route in the host namespace"
+    );
 }
 
 /// Addresses host-local still holds under a lab's IPAM data directory (files named after an
@@ -791,5 +799,87 @@ fn runs_on_a_lab_that_is_up_leave_it_as_it_was() {
         .output()
         .expect("lab down");
     assert!(down.status.success());
+    lab.assert_gone();
+}
+
+#[test]
+fn without_backend_or_kubeconfig_root_gets_the_lab_and_others_the_local_backend() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('d');
+    let home = lab.dir.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    // As root with the CNI plugins, no Kubernetes configuration anywhere: the lab.
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "-q", "-o", "json", "-f", &lab.topology(SMALL)])
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", &home)
+        .output()
+        .expect("multinet runs");
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(r["backend"], "lab", "{r:#}");
+    assert_eq!(r["verdict"], "pass", "{r:#}");
+    lab.assert_gone();
+    // Another user: the local backend, with a notice saying why and how to get the lab.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args([
+            "run",
+            "-o",
+            "json",
+            "--nodes",
+            "2",
+            "--daemons-per-node",
+            "1",
+            "--probe-interval",
+            "100ms",
+        ])
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", "/nonexistent")
+        .current_dir("/")
+        .output()
+        .expect("setpriv runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("using the local backend") && stderr.contains("run as root"),
+        "{stderr}"
+    );
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {stderr}"));
+    assert_eq!(r["backend"], "local", "{r:#}");
+    assert_eq!(r["verdict"], "pass", "{r:#}");
+}
+
+#[test]
+fn ipv6_public_network_with_the_hosts_shim_passes() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('6');
+    let (code, r) = run(&lab.topology(&format!(
+        "networks:\n  public: {{cni: macvlan, subnet: 'fd00:18::/64'}}\n  cluster: {{cni: bridge, subnet: 'fd00:19::/64'}}\n{SMALL}"
+    )));
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["verdict"], "pass", "{r:#}");
+    let paths = r["paths"].as_array().expect("paths");
+    assert!(
+        paths.iter().all(|p| p["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("[fd00:1"))),
+        "every target is IPv6: {r:#}"
+    );
+    // The host checkers reached the server over the IPv6 shim.
+    assert!(
+        paths.iter().any(
+            |p| p["client"].as_str().is_some_and(|c| c.starts_with("host-"))
+                && p["ok"] == p["sent"]
+        ),
+        "{r:#}"
+    );
     lab.assert_gone();
 }

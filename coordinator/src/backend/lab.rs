@@ -28,7 +28,8 @@ pub enum Keep {
 /// The backend.
 #[derive(Debug)]
 pub struct LabBackend {
-    lab: Lab,
+    /// `None` only while a blocking thread works on it ([`LabBackend::on_lab`]).
+    lab: Option<Lab>,
     agents: AgentProcesses,
     /// What cleanup leaves.
     keep: Keep,
@@ -38,15 +39,43 @@ impl LabBackend {
     /// Runs on `lab`; `keep` says what cleanup leaves.
     pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: Keep) -> Self {
         Self {
-            lab,
+            lab: Some(lab),
             agents: AgentProcesses::new(agent_command, kill),
             keep,
         }
     }
 
+    fn lab(&self) -> &Lab {
+        // Taken only inside `on_lab`, which puts it back before returning (or the run ends).
+        self.lab
+            .as_ref()
+            .unwrap_or_else(|| panic!("the lab is back after every blocking call"))
+    }
+
     /// The lab's name.
     pub fn lab_name(&self) -> &str {
-        &self.lab.topology.name
+        &self.lab().topology.name
+    }
+
+    /// Runs `work` on the lab in a blocking thread: `ip` and the CNI plugins take their time
+    /// (IPv6 duplicate address detection, IPAM locks), and meanwhile the runtime's thread must
+    /// go on serving the control plane to the agents already started.
+    async fn on_lab<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut Lab) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let mut lab = self
+            .lab
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the lab was lost to a failed lab operation"))?;
+        let (lab, out) = tokio::task::spawn_blocking(move || {
+            let out = work(&mut lab);
+            (lab, out)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("a lab operation failed: {e}"))?;
+        self.lab = Some(lab);
+        Ok(out)
     }
 }
 
@@ -64,21 +93,21 @@ impl Scheduler for LabBackend {
     }
 
     fn control_socket(&self) -> anyhow::Result<UdpSocket> {
-        self.lab.control_socket()
+        self.lab().control_socket()
     }
 
     /// Inside the lab's state, so `lab down` removes it also after a killed run.
     fn run_root(&self) -> std::path::PathBuf {
-        self.lab.state_dir_path()
+        self.lab().state_dir_path()
     }
 
     fn server_node(&self) -> Option<String> {
-        self.lab.topology.server_node.clone()
+        self.lab().topology.server_node.clone()
     }
 
     async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>> {
         let mut plans = Vec::new();
-        for node in &self.lab.topology.nodes {
+        for node in &self.lab().topology.nodes {
             let types: Vec<&String> = config
                 .node_types
                 .iter()
@@ -106,7 +135,7 @@ impl Scheduler for LabBackend {
 
     async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus> {
         if pod.role == Role::HostCheck {
-            let ns = Lab::node_ns(&self.lab.topology.name, &pod.node);
+            let ns = Lab::node_ns(&self.lab().topology.name, &pod.node);
             return Ok(
                 match self.agents.start(pod, env, Vec::new(), &netns_exec(&ns))? {
                     Ok(()) => PodStatus::Started(Vec::new()),
@@ -114,7 +143,10 @@ impl Scheduler for LabBackend {
                 },
             );
         }
-        let net = self.lab.add_pod(&pod.node, &pod.networks)?;
+        let (node, networks) = (pod.node.clone(), pod.networks.clone());
+        let net = self
+            .on_lab(move |lab| lab.add_pod(&node, &networks))
+            .await??;
         if let Some((network, reason)) = net.failed {
             return Ok(PodStatus::NoAddress { network, reason });
         }
@@ -136,8 +168,8 @@ impl Scheduler for LabBackend {
     async fn cleanup(&mut self) -> anyhow::Result<()> {
         self.agents.stop_all().await;
         match self.keep {
-            Keep::Nothing => Lab::down(&self.lab.topology.name),
-            Keep::Lab => self.lab.remove_pods(),
+            Keep::Nothing => self.on_lab(|lab| Lab::down(&lab.topology.name)).await?,
+            Keep::Lab => self.on_lab(Lab::remove_pods).await?,
             Keep::Everything => Ok(()),
         }
     }

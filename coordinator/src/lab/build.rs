@@ -419,6 +419,22 @@ impl Lab {
         self.state.pods.push(ns.clone());
         self.save()?;
         netns_add(&ns)?;
+        if self.has_ipv6() {
+            // Duplicate address detection holds every IPv6 address tentative for a second,
+            // and the CNI plugins wait it out; the lab's addresses are unique by construction
+            // (one IPAM data directory), so pods skip it.
+            net::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &ns,
+                    "sh",
+                    "-c",
+                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
+                ],
+            )?;
+        }
         let port = format!("{node}p{j}");
         let ctl = Self::control_ns(&name);
         veth(&ns, "ctl0", &ctl, &port, None)?;
@@ -469,6 +485,23 @@ impl Lab {
             control,
             addresses,
             failed: None,
+        })
+    }
+
+    /// Whether a network of the lab hands out IPv6 addresses.
+    fn has_ipv6(&self) -> bool {
+        self.topology.networks.values().any(|n| {
+            multinet_proto::multus::nad::read_config(
+                "lab",
+                &n.config_json,
+                &mut multinet_proto::field::Problems::default(),
+            )
+            .is_some_and(|c| {
+                c.ipam
+                    .ranges
+                    .iter()
+                    .any(|r| r.family == multinet_proto::cidr::Family::V6)
+            })
         })
     }
 
