@@ -59,6 +59,9 @@ pub struct AgentRoster {
     run_id: String,
     agents: BTreeMap<String, AgentState>,
     listeners: Option<Vec<Listener>>,
+    /// Whether clients may be told their targets: not before every pod is placed
+    /// ([`ReleaseTargets`]), so probing starts together and does not compete with placement.
+    targets_released: bool,
     matrix: Addr<MatrixActor>,
     refused: BTreeMap<String, u64>,
     duplicate_batches: u64,
@@ -72,6 +75,7 @@ impl AgentRoster {
             run_id,
             agents: BTreeMap::new(),
             listeners: None,
+            targets_released: false,
             matrix,
             refused: BTreeMap::new(),
             duplicate_batches: 0,
@@ -166,7 +170,7 @@ impl Handler<Introduce> for AgentRoster {
                 node: agent.node,
             }));
         }
-        let listeners = self.listeners.clone();
+        let listeners = self.listeners.clone().filter(|_| self.targets_released);
         let Some(state) = self.agents.get_mut(&agent.pod) else {
             return Err(Refusal::NoHello);
         };
@@ -250,16 +254,8 @@ impl Handler<ConnectionEvent> for AgentRoster {
     fn handle(&mut self, msg: ConnectionEvent, _: &mut Context<Self>) {
         match msg {
             ConnectionEvent::ServerReady(listeners) => {
-                for state in self.agents.values() {
-                    if let (Some((_, tx)), true) =
-                        (&state.conn, state.expected.role != Role::Server)
-                    {
-                        let _ = tx.send(CoordinatorMessage::Targets {
-                            listeners: listeners.clone(),
-                        });
-                    }
-                }
                 self.listeners = Some(listeners);
+                self.send_targets();
             }
             ConnectionEvent::Failed { pod, reason } => {
                 if let Some(s) = self.agents.get_mut(&pod) {
@@ -291,6 +287,39 @@ impl Handler<StopAll> for AgentRoster {
             if let Some((_, tx)) = &s.conn {
                 let _ = tx.send(CoordinatorMessage::Stop);
             }
+        }
+    }
+}
+
+impl AgentRoster {
+    /// Tells every connected client and host checker where the server listens, once it is
+    /// known and released.
+    fn send_targets(&self) {
+        let Some(listeners) = self.listeners.as_ref().filter(|_| self.targets_released) else {
+            return;
+        };
+        for state in self.agents.values() {
+            if let (Some((_, tx)), true) = (&state.conn, state.expected.role != Role::Server) {
+                let _ = tx.send(CoordinatorMessage::Targets {
+                    listeners: listeners.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Every pod is placed: clients may probe (those connected are told their targets now, later
+/// ones when they connect).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReleaseTargets;
+
+impl Handler<ReleaseTargets> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, _: ReleaseTargets, _: &mut Context<Self>) {
+        if !self.targets_released {
+            self.targets_released = true;
+            self.send_targets();
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::matrix_actor::{FailingPaths, MatrixActor, Passing};
 use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
-use crate::roster::{AgentRoster, AgentView, Expect, Snapshot, StopAll};
+use crate::roster::{AgentRoster, AgentView, Expect, ReleaseTargets, Snapshot, StopAll};
 use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
 
 mod outcome;
@@ -285,6 +285,9 @@ impl RunSupervisor {
             // Stage 2 and 3: the other agents, probing until everyone passes.
             let since = Instant::now();
             self.start_pods(scheduler, settings, &rest).await?;
+            // Probing starts when every pod is placed: together, and not competing with the
+            // placement for the machine (a lab places its pods on the same cores).
+            self.roster.send(ReleaseTargets).await?;
             self.stage_done("place agents", since, true);
             let since = Instant::now();
             let outcome = self
