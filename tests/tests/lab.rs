@@ -883,3 +883,30 @@ fn ipv6_public_network_with_the_hosts_shim_passes() {
     );
     lab.assert_gone();
 }
+
+#[test]
+fn host_device_gives_its_one_device_to_one_pod_per_node() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('e');
+    // One OSD client per node on the cluster network, which is host-device: on the server's
+    // node the server and the client both want the node's one device.
+    let (code, r) = run(&lab.topology(
+        "server_node: n1\nnetworks:\n  public: {cni: macvlan}\n  cluster: {cni: host-device}\nconfig:\n  nodeTypes:\n    converged: {osdsPerNode: 1, otherDaemonsPerNode: 0}\n  probeInterval: 100ms\n  probeTimeout: 500ms\n  resourceTimeout: 1m\n",
+    ));
+    assert_eq!(code, Some(1), "{r:#}");
+    assert_eq!(r["verdict"], "fail", "{r:#}");
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "address_unavailable")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(f["network"], "cluster");
+    assert_eq!(f["nodes"], serde_json::json!(["n1"]));
+    // 3 clients + the server want the cluster network; n1's device went to one of two.
+    assert_eq!(f["evidence"]["expected"], 4);
+    assert_eq!(f["evidence"]["got"], 3);
+    lab.assert_gone();
+}
