@@ -98,3 +98,36 @@ async fn objects_that_outlive_the_timeout_are_reported() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn the_coordinator_job_of_an_outside_run_deletes_nothing() {
+    use multinet_coordinator::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+    use multinet_coordinator::backend::k8s::names::Owner;
+    use multinet_coordinator::scheduler::Scheduler;
+    // No request scripted: any request at all would be off the script.
+    let (client, server) = multinet_tests::mock::serve(Vec::new());
+    let mut backend = KubeBackend::new(KubeBackendSpec {
+        client,
+        run_id: "0a1b2c3d4e".into(),
+        config: multinet_proto::config::RunConfig::default(),
+        image: "i".into(),
+        public: None,
+        cluster: None,
+        owner: Owner {
+            name: "multinet-0a1b2c3d4e".into(),
+            uid: "u".into(),
+        },
+        owner_role: OwnerRole::Outside,
+        pod_ip: "10.244.0.9".parse().expect("ip"),
+        nodes: Vec::new(),
+    });
+    // The command outside the cluster removes the run once it has the report; the Job's
+    // coordinator must not take the agents (or the report) away first.
+    backend.cleanup().await.expect("cleanup");
+    drop(backend);
+    let seen = server
+        .await
+        .expect("mock")
+        .expect("no request off the script");
+    assert!(seen.is_empty(), "{seen:?}");
+}

@@ -294,3 +294,63 @@ pub async fn store_report(
         run.names.report()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::k8s::names::RunNames;
+    use crate::backend::k8s::objects::REPORT_INLINE_MAX;
+    use multinet_proto::config::RunConfig;
+
+    fn outcome_of(cm: ConfigMap) -> JobOutcome {
+        JobOutcome {
+            data: cm.data.unwrap_or_default(),
+            binary: cm
+                .binary_data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect(),
+            exit_code: 0,
+        }
+    }
+
+    #[test]
+    fn reports_are_stored_in_the_asked_format_and_large_ones_gzipped() {
+        let config = RunConfig::default();
+        let names = RunNames::new("0a1b2c3d4e");
+        let run = KubeRun {
+            owner: Owner {
+                name: names.owner(),
+                uid: "u".into(),
+            },
+            names,
+            namespace: "rook-ceph".into(),
+            image: "i".into(),
+            config: &config,
+            public: None,
+            cluster: None,
+        };
+        let small = "multinet validation run 0a1b2c3d4e — PASS\n";
+        let cm = run.report_config_map(report_key(RunOutput::Text), small, 0);
+        assert_eq!(cm.data.as_ref().expect("data")["exit-code"], "0");
+        assert!(cm.binary_data.is_none());
+        let outcome = outcome_of(cm);
+        assert_eq!(outcome.report(RunOutput::Text).expect("text"), small);
+        assert!(
+            outcome.report(RunOutput::Json).is_err(),
+            "only the asked format"
+        );
+
+        // Too large for a ConfigMap value: gzipped, and read back whole.
+        let large: String = (0..REPORT_INLINE_MAX / 40 + 10)
+            .map(|i| format!("{{\"path\": {i:>8}, \"ok\": 12, \"sent\": 12}},\n"))
+            .collect();
+        assert!(large.len() > REPORT_INLINE_MAX);
+        let cm = run.report_config_map(report_key(RunOutput::Json), &large, 1);
+        let gz = &cm.binary_data.as_ref().expect("binary")["report.json.gz"];
+        assert!(gz.0.len() < 1024 * 1024, "fits a ConfigMap");
+        assert!(!cm.data.as_ref().expect("data").contains_key("report.json"));
+        assert_eq!(outcome_of(cm).report(RunOutput::Json).expect("json"), large);
+    }
+}
