@@ -62,11 +62,23 @@ pub const ROUND: [ProbeKind; 8] = {
 /// Small responses are one line; anything longer is not kept.
 const SMALL_BODY_KEEP: usize = 128;
 
-/// Which networks an agent probes, and from which of its addresses.
+/// Which networks an agent probes, and from which of its addresses and interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbePlan {
-    /// Network and source address (`None`: no bind, the host's routing decides).
-    pub networks: Vec<(CephNetwork, Option<IpAddr>)>,
+    /// The networks.
+    pub networks: Vec<ProbeFrom>,
+}
+
+/// Where the probes on one network leave from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFrom {
+    /// The network.
+    pub network: CephNetwork,
+    /// Source address (`None`: no bind, the host's routing decides).
+    pub source: Option<IpAddr>,
+    /// Interface the probes are bound to (`SO_BINDTODEVICE`), so they never take another
+    /// route (the default one) even where the server is routed rather than on-link.
+    pub device: Option<String>,
 }
 
 impl ProbePlan {
@@ -75,7 +87,11 @@ impl ProbePlan {
     pub fn for_assignment(assignment: &AgentAssignment) -> anyhow::Result<Self> {
         let identity = &assignment.identity;
         let networks = match identity.role {
-            Role::HostCheck => vec![(CephNetwork::Public, None)],
+            Role::HostCheck => vec![ProbeFrom {
+                network: CephNetwork::Public,
+                source: None,
+                device: None,
+            }],
             Role::Client => identity
                 .networks
                 .iter()
@@ -90,7 +106,11 @@ impl ProbePlan {
                                 identity.pod
                             )
                         })?;
-                    Ok((network, Some(address.addr)))
+                    Ok(ProbeFrom {
+                        network,
+                        source: Some(address.addr),
+                        device: address.interface.clone(),
+                    })
                 })
                 .collect::<anyhow::Result<_>>()?,
             Role::Server => anyhow::bail!("the server agent does not probe"),
@@ -129,6 +149,11 @@ pub struct Prober {
     kept: HashMap<(CephNetwork, Scheme, SocketAddr), HttpConnection>,
     /// Networks on which the server already saw another source address than ours (noted once).
     mismatch_noted: HashSet<CephNetwork>,
+    /// The interface its connections are bound to (one prober per network).
+    device: Option<String>,
+    /// Whether binding to the interface was refused (noted once; probes then bind the source
+    /// address only).
+    device_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Prober {
@@ -142,6 +167,8 @@ impl Prober {
             started,
             kept: HashMap::new(),
             mismatch_noted: HashSet::new(),
+            device: None,
+            device_refused: Default::default(),
         }
     }
 
@@ -155,6 +182,8 @@ impl Prober {
             started: self.started,
             kept: HashMap::new(),
             mismatch_noted: HashSet::new(),
+            device: self.device.clone(),
+            device_refused: self.device_refused.clone(),
         }
     }
 
@@ -171,9 +200,15 @@ impl Prober {
         let loops: Vec<_> = plan
             .networks
             .iter()
-            .map(|&network| {
-                self.fresh()
-                    .run_network(network, targets.clone(), interval, outbox)
+            .map(|from| {
+                let mut prober = self.fresh();
+                prober.device = from.device.clone();
+                prober.run_network(
+                    (from.network, from.source),
+                    targets.clone(),
+                    interval,
+                    outbox,
+                )
             })
             .collect();
         join_all(loops).await;
@@ -297,6 +332,26 @@ impl Prober {
             TcpSocket::new_v6()
         }
         .map_err(|_| FailureClass::Io)?;
+        if let Some(device) = &self.device
+            && !self
+                .device_refused
+                .load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = socket.bind_device(Some(device.as_bytes()))
+        {
+            if e.kind() != std::io::ErrorKind::PermissionDenied {
+                return Err(FailureClass::Io);
+            }
+            // Kernels before 5.7 want CAP_NET_RAW for it; the source address still binds.
+            if !self
+                .device_refused
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                eprintln!(
+                    "multinet-agent: binding probes to interface {device} was refused ({e}); \
+                     they are bound to their source address only"
+                );
+            }
+        }
         if let Some(source) = source {
             socket
                 .bind(SocketAddr::new(source, 0))

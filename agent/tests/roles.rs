@@ -38,6 +38,7 @@ fn assignment(
             .map(|addr| NetworkAddress {
                 network: CephNetwork::Public,
                 addr,
+                interface: None,
             })
             .into_iter()
             .collect(),

@@ -12,12 +12,17 @@ use crate::network::CephNetwork;
 
 /// An agent's own address on one network: the server listens on it, a client binds its probes
 /// to it (so they leave through that network's interface, never the default route).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkAddress {
     /// The network.
     pub network: CephNetwork,
     /// The address.
     pub addr: IpAddr,
+    /// The pod's interface that holds it: probes on this network leave through it
+    /// (`SO_BINDTODEVICE`), never by another route. `None` where the address has no interface
+    /// of its own (the local backend's loopback addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
 }
 
 /// PEM files of the run's PKI.
@@ -172,6 +177,7 @@ impl PodRunSettings {
             addresses.push(NetworkAddress {
                 network: *network,
                 addr,
+                interface: Some(interface.to_string()),
             });
         }
         Ok(AgentAssignment {
@@ -244,6 +250,7 @@ mod tests {
             vec![NetworkAddress {
                 network: CephNetwork::Public,
                 addr: "192.168.20.21".parse().expect("ip"),
+                interface: Some("public".into()),
             }]
         );
         assert_eq!(a.coordinator, "10.244.0.9:7443".parse().expect("addr"));

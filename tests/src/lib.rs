@@ -5,4 +5,5 @@
 //! ignored suite against a real cluster). They run the `multinet-e2e` binary of this package,
 //! which is `multinet`.
 
+pub mod e2e;
 pub mod mock;

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use multinet_tests::e2e::{findings, processes_mentioning};
 use serde_json::Value;
 
 fn lab_possible() -> bool {
@@ -66,15 +67,11 @@ impl LabGuard {
         );
         // Agents' command lines name their assignment under the lab's state directory.
         let marker = format!("/run/multinet/{}/", self.name);
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.contains(&marker))
-            .collect();
-        assert_eq!(left, Vec::<String>::new(), "processes of the lab left");
+        assert_eq!(
+            processes_mentioning(&marker),
+            Vec::<String>::new(),
+            "processes of the lab left"
+        );
         let host = |args: &[&str]| {
             let out = Command::new("ip").args(args).output().expect("ip runs");
             String::from_utf8_lossy(&out.stdout).into_owned()
@@ -177,27 +174,6 @@ fn run(topology: &str) -> (Option<i32>, Value) {
     (out.status.code(), report)
 }
 
-fn kinds(report: &Value) -> Vec<(String, Option<String>, Vec<String>)> {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .map(|f| {
-            let nodes = f["nodes"]
-                .as_array()
-                .expect("nodes")
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_string))
-                .collect();
-            (
-                f["kind"].as_str().expect("kind").to_string(),
-                f["network"].as_str().map(str::to_string),
-                nodes,
-            )
-        })
-        .collect()
-}
-
 const SMALL: &str = "config:\n  nodeTypes:\n    converged: {osdsPerNode: 2, otherDaemonsPerNode: 1}\n  probeInterval: 100ms\n  probeTimeout: 500ms\n  resourceTimeout: 1m\n";
 
 #[test]
@@ -292,7 +268,7 @@ fn blocked_cluster_to_the_server_node_is_inter_node_blocked() {
     assert_eq!(code, Some(1));
     assert_eq!(r["verdict"], "fail", "{r:#}");
     assert_eq!(
-        kinds(&r),
+        findings(&r),
         [(
             "inter_node_blocked".to_string(),
             Some("cluster".to_string()),
@@ -314,7 +290,7 @@ fn missing_host_route_is_host_unreachable() {
     assert_eq!(code, Some(1));
     assert_eq!(r["verdict"], "fail", "{r:#}");
     assert_eq!(
-        kinds(&r),
+        findings(&r),
         [(
             "host_unreachable".to_string(),
             Some("public".to_string()),
@@ -335,7 +311,7 @@ fn missing_cluster_uplink_is_address_unavailable_with_the_cni_error() {
     )));
     assert_eq!(code, Some(1));
     assert_eq!(r["verdict"], "fail", "{r:#}");
-    let found = kinds(&r);
+    let found = findings(&r);
     assert!(
         found.contains(&(
             "address_unavailable".to_string(),
@@ -371,7 +347,7 @@ fn uplink_mtu_below_the_nads_is_an_mtu_blackhole() {
     let (code, r) = run(&lab.topology(&topology));
     assert_eq!(code, Some(1));
     assert_eq!(r["verdict"], "fail", "{r:#}");
-    let found = kinds(&r);
+    let found = findings(&r);
     assert_eq!(
         found,
         [(
@@ -395,7 +371,7 @@ fn lossy_uplink_is_flaky() {
     )));
     assert_eq!(code, Some(1), "warn or fail both exit 1");
     assert!(r["verdict"] == "warn" || r["verdict"] == "fail", "{r:#}");
-    let found = kinds(&r);
+    let found = findings(&r);
     assert!(
         found.iter().any(|(k, n, nodes)| k == "flaky"
             && n.as_deref() == Some("public")
@@ -417,7 +393,7 @@ fn killed_agent_is_agent_lost_not_a_network_finding() {
     assert_eq!(code, Some(1));
     assert_eq!(r["verdict"], "fail", "{r:#}");
     assert_eq!(
-        kinds(&r),
+        findings(&r),
         [("agent_lost".to_string(), None, vec!["n2".to_string()])]
     );
     lab.assert_gone();
@@ -590,7 +566,7 @@ fn public_blocked_from_one_node_is_node_unreachable() {
     )));
     assert_eq!(code, Some(1));
     assert_eq!(r["verdict"], "fail", "{r:#}");
-    let found = kinds(&r);
+    let found = findings(&r);
     assert!(
         found.contains(&(
             "node_unreachable".to_string(),

@@ -192,16 +192,11 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
     let (dropped, answers) = answers;
     // Every agent process of the run is gone (their command lines name the run directory).
-    let marker = format!("multinet-{}", report.run_id);
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&marker))
-        .collect();
-    assert_eq!(left, Vec::<String>::new(), "agents left running");
+    assert_eq!(
+        multinet_tests::e2e::processes_mentioning(&format!("multinet-{}", report.run_id)),
+        Vec::<String>::new(),
+        "agents left running"
+    );
 
     assert!(
         dropped,

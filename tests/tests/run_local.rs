@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use multinet_tests::e2e::{findings, processes_mentioning};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -12,20 +13,6 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf()
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(needle) {
-                found.push(text);
-            }
-        }
-    }
-    found
 }
 
 /// Runs `multinet run` with JSON output; returns the exit code and the report.
@@ -64,19 +51,9 @@ fn run(args: &[&str]) -> (Option<i32>, Value) {
 }
 
 fn kinds(report: &Value) -> Vec<(String, Vec<String>)> {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .map(|f| {
-            let nodes = f["nodes"]
-                .as_array()
-                .expect("nodes")
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_string))
-                .collect();
-            (f["kind"].as_str().expect("kind").to_string(), nodes)
-        })
+    findings(report)
+        .into_iter()
+        .map(|(kind, _, nodes)| (kind, nodes))
         .collect()
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{ProbePlan, Prober, ROUND};
+use super::{ProbeFrom, ProbePlan, Prober, ROUND};
 use crate::control::Outbox;
 use crate::server::ProbeServer;
 use crate::testing::TestPki;
@@ -62,11 +62,13 @@ async fn every_kind_passes_against_the_server_on_ipv4_and_ipv6() {
     let mut addresses = vec![NetworkAddress {
         network: CephNetwork::Public,
         addr: Ipv4Addr::LOCALHOST.into(),
+        interface: None,
     }];
     if ipv6_loopback_available() {
         addresses.push(NetworkAddress {
             network: CephNetwork::Cluster,
             addr: Ipv6Addr::LOCALHOST.into(),
+            interface: None,
         });
     }
     let server = probe_server(&pki, &addresses).await;
@@ -109,11 +111,17 @@ async fn the_probe_loop_runs_every_kind_each_round_once_targets_arrive() {
         &[NetworkAddress {
             network: CephNetwork::Public,
             addr: Ipv4Addr::LOCALHOST.into(),
+            interface: None,
         }],
     )
     .await;
+    // Bound to the interface too, as in a pod (here the loopback, where the server is).
     let plan = ProbePlan {
-        networks: vec![(CephNetwork::Public, Some(CLIENT_V4))],
+        networks: vec![ProbeFrom {
+            network: CephNetwork::Public,
+            source: Some(CLIENT_V4),
+            device: Some("lo".into()),
+        }],
     };
     let outbox = Outbox::new(1_000, 10);
     let (targets_tx, targets_rx) = watch::channel(Vec::<Listener>::new());
@@ -185,6 +193,7 @@ async fn a_certificate_from_another_ca_is_a_tls_failure() {
         &[NetworkAddress {
             network: CephNetwork::Public,
             addr: Ipv4Addr::LOCALHOST.into(),
+            interface: None,
         }],
     )
     .await;

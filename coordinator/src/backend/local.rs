@@ -86,6 +86,7 @@ impl Scheduler for LocalBackend {
             .map(|n| NetworkAddress {
                 network: *n,
                 addr: self.address(*n),
+                interface: None,
             })
             .collect();
         Ok(match self.agents.start(pod, env, addresses.clone(), &[])? {

@@ -460,6 +460,7 @@ impl Lab {
                     Some(ip) => addresses.push(NetworkAddress {
                         network: *network,
                         addr: *ip,
+                        interface: Some(network.key().to_string()),
                     }),
                     None => {
                         return Ok(PodNet {

@@ -65,6 +65,20 @@ impl PodEvent {
     }
 }
 
+/// The scheduler's reason when it cannot place the pod (`PodScheduled` false, `Unschedulable`).
+pub fn unschedulable(status: &k8s_openapi::api::core::v1::PodStatus) -> Option<&str> {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+        .map(|c| c.message.as_deref().unwrap_or("no reason given"))
+}
+
 /// A pod that cannot run: no address (with the network, told apart by the NAD names in the
 /// message) or not started (unschedulable, image not pulled). `nads` are the NAD names of
 /// the public and cluster networks. `None` while nothing is wrong (yet).
@@ -76,18 +90,9 @@ pub fn stuck(
 ) -> Option<PodStatus> {
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let status = pod.status.as_ref()?;
-    if let Some(c) = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-        && c.reason.as_deref() == Some("Unschedulable")
-    {
+    if let Some(why) = unschedulable(status) {
         return Some(PodStatus::NotStarted {
-            reason: format!(
-                "pod {name} is unschedulable: {}",
-                c.message.as_deref().unwrap_or("no reason given")
-            ),
+            reason: format!("pod {name} is unschedulable: {why}"),
         });
     }
     for c in status.container_statuses.iter().flatten() {

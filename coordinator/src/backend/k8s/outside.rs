@@ -215,17 +215,8 @@ async fn started_pod(pods: &Api<Pod>, run: &KubeRun<'_>) -> anyhow::Result<Strin
         ) {
             return Ok(name);
         }
-        if let Some(c) = status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-            && c.reason.as_deref() == Some("Unschedulable")
-        {
-            anyhow::bail!(
-                "the coordinator pod {name} cannot be scheduled: {}",
-                c.message.as_deref().unwrap_or("no reason given")
-            );
+        if let Some(why) = super::diagnose::unschedulable(&status) {
+            anyhow::bail!("the coordinator pod {name} cannot be scheduled: {why}");
         }
         for c in status.container_statuses.iter().flatten() {
             let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
