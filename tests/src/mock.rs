@@ -143,6 +143,72 @@ pub fn serve(
     (kube::Client::new(service, "default"), task)
 }
 
+/// What a route-based fake API server answers: a status and a body (JSON or plain text), or
+/// nothing yet (a watch held open until the client goes away).
+#[derive(Debug)]
+pub enum Answer {
+    /// This status and body.
+    Body(u16, Vec<u8>),
+    /// Hold the request open.
+    Hold,
+}
+
+impl Answer {
+    /// `200` with `value` as JSON.
+    pub fn json(value: Value) -> Self {
+        Self::Body(200, serde_json::to_vec(&value).unwrap_or_default())
+    }
+}
+
+/// A fake API server that answers each request by `route(method, uri, body)`, in whatever
+/// order the client sends them (for flows with concurrent watches, where a script's order
+/// cannot be known). The handle yields every request seen, once the client is dropped.
+pub fn serve_routes(
+    mut route: impl FnMut(&str, &str, Option<&Value>) -> Answer + Send + 'static,
+) -> (kube::Client, tokio::task::JoinHandle<Vec<Seen>>) {
+    use http_body_util::BodyExt;
+    let (service, mut handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut held = Vec::new();
+        while let Some((request, respond)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let uri = percent_decoded(&request.uri().to_string());
+            let bytes = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+            match route(&method, &uri, body.as_ref()) {
+                Answer::Body(status, bytes) => {
+                    if let Ok(response) = http::Response::builder()
+                        .status(status)
+                        .body(kube::client::Body::from(bytes))
+                    {
+                        respond.send_response(response);
+                    }
+                }
+                Answer::Hold => held.push(respond),
+            }
+            seen.push(Seen { method, uri, body });
+        }
+        seen
+    });
+    (kube::Client::new(service, "default"), task)
+}
+
+fn percent_decoded(uri: &str) -> String {
+    uri.replace("%3D", "=")
+        .replace("%2C", ",")
+        .replace("%2F", "/")
+        .replace("%3A", ":")
+}
+
 /// An answer to a SelfSubjectAccessReview.
 pub fn access(allowed: bool) -> Value {
     json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",

@@ -78,13 +78,14 @@ pub async fn create_owner(
     })
 }
 
-/// Runs the coordinator Job of `run` (its owner exists) to the end: its log goes to standard
-/// error line by line; returns what it stored.
+/// Runs the coordinator Job of `run` (its owner exists) to the end: its log goes to `log`
+/// line by line (the command gives standard error); returns what it stored.
 pub async fn run_job(
     client: &Client,
     run: &KubeRun<'_>,
     extra_args: Vec<String>,
     timeout: Duration,
+    log: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<JobOutcome> {
     let ns = &run.namespace;
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
@@ -92,11 +93,11 @@ pub async fn run_job(
     jobs.create(&PostParams::default(), &job)
         .await
         .with_context(|| format!("creating Job {ns}/{}", run.names.coordinator()))?;
-    eprintln!(
+    log(&format!(
         "multinet: run {} — coordinator Job {ns}/{} started; its log follows",
         run.names.run,
         run.names.coordinator()
-    );
+    ));
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let job_name = run.names.coordinator();
@@ -113,7 +114,7 @@ pub async fn run_job(
             run.names.coordinator()
         )
     })??;
-    follow_log(&pods, &pod).await?;
+    follow_log(&pods, &pod, log).await?;
     let report = Api::<ConfigMap>::namespaced(client.clone(), ns);
     // The log ends when the container does; the report was stored before that.
     let stored = report.get_opt(&run.names.report()).await?.ok_or_else(|| {
@@ -142,7 +143,11 @@ pub async fn run_job(
 /// Streams the pod's log to standard error until its container has ended. A stream the API
 /// server closes early (a proxy's idle timeout, a restarted API server) is opened again where
 /// it stopped: lines carry timestamps, and those already shown are skipped.
-async fn follow_log(pods: &Api<Pod>, pod: &str) -> anyhow::Result<()> {
+async fn follow_log(
+    pods: &Api<Pod>,
+    pod: &str,
+    log: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<()> {
     let mut last: Option<Timestamp> = None;
     for _ in 0..LOG_REOPENINGS {
         let params = LogParams {
@@ -160,7 +165,7 @@ async fn follow_log(pods: &Api<Pod>, pod: &str) -> anyhow::Result<()> {
                 continue;
             }
             last = at.or(last);
-            eprintln!("{text}");
+            log(text);
         }
         let ended = pods
             .get_opt(pod)
