@@ -207,6 +207,9 @@ fn percent_decoded(uri: &str) -> String {
         .replace("%2C", ",")
         .replace("%2F", "/")
         .replace("%3A", ":")
+        .replace("%28", "(")
+        .replace("%29", ")")
+        .replace('+', " ")
 }
 
 /// An answer to a SelfSubjectAccessReview.

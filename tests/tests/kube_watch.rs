@@ -1,0 +1,145 @@
+//! The in-cluster scheduler learning what becomes of its pods from watches, against a fake
+//! API server: a sandbox failure that persists becomes no address on the network its message
+//! names; an agent container that restarted is gone; another run's events say nothing.
+
+use std::time::Duration;
+
+use multinet_coordinator::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+use multinet_coordinator::backend::k8s::names::Owner;
+use multinet_coordinator::scheduler::{NodePlan, PodStatus, Scheduler};
+use multinet_proto::config::RunConfig;
+use multinet_proto::multus::selection::parse_single_selection;
+use multinet_proto::network::CephNetwork;
+use multinet_tests::mock::{Answer, list, serve_routes};
+use serde_json::{Value, json};
+
+const NS: &str = "rook-ceph";
+const SANDBOX: &str = "Failed to create pod sandbox: plugin type=\"multus\" failed (add): [rook-ceph/multinet-0a1b2c3d4e-w2-osd-0/abc:cluster-net]: error adding container to network \"cluster-net\": Could not allocate IP in range";
+
+fn pod(name: &str, agent: &str, status: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": NS,
+                        "annotations": {"multinet.io/agent": agent},
+                        "labels": {"multinet.io/run": "0a1b2c3d4e", "app.kubernetes.io/component": "client"}},
+           "spec": {"nodeName": "w2", "containers": [{"name": "agent"}]},
+           "status": status})
+}
+
+fn event(object: &str, reason: &str, message: &str, count: i32) -> Value {
+    json!({"apiVersion": "v1", "kind": "Event",
+           "metadata": {"name": format!("{object}.{count}"), "namespace": NS},
+           "involvedObject": {"kind": "Pod", "name": object},
+           "reason": reason, "message": message, "count": count})
+}
+
+#[tokio::test]
+async fn pod_facts_come_from_the_pod_and_event_watches() {
+    let (client, server) = serve_routes(|method, uri, _| {
+        let path = uri.split('?').next().unwrap_or_default();
+        match (method, path) {
+            ("GET", _) if uri.contains("watch=true") => Answer::Hold,
+            ("GET", "/api/v1/namespaces/rook-ceph/pods") => {
+                assert!(
+                    uri.contains("multinet.io/run=0a1b2c3d4e")
+                        && uri
+                            .contains("app.kubernetes.io/component in (server,client,host-check)"),
+                    "only the run's agent pods: {uri}"
+                );
+                Answer::json(list(
+                    "v1",
+                    "Pod",
+                    vec![
+                        pod(
+                            "multinet-0a1b2c3d4e-w2-osd-0",
+                            "client-w2-osd-0",
+                            json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0,
+                               "image": "i", "imageID": "", "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+                        ),
+                        pod(
+                            "multinet-0a1b2c3d4e-w2-other-0",
+                            "client-w2-other-0",
+                            json!({"phase": "Running", "containerStatuses": [{"name": "agent", "ready": true, "restartCount": 1,
+                               "image": "i", "imageID": "", "state": {"running": {}},
+                               "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+                        ),
+                    ],
+                ))
+            }
+            ("GET", "/api/v1/namespaces/rook-ceph/events") => Answer::json(list(
+                "v1",
+                "Event",
+                vec![
+                    event(
+                        "multinet-0a1b2c3d4e-w2-osd-0",
+                        "FailedCreatePodSandBox",
+                        SANDBOX,
+                        3,
+                    ),
+                    // Another run's pod of the same name pattern: not ours.
+                    event(
+                        "multinet-ffffffffff-w2-other-0",
+                        "FailedCreatePodSandBox",
+                        SANDBOX,
+                        9,
+                    ),
+                ],
+            )),
+            _ => Answer::Body(404, br#"{"kind":"Status","code":404}"#.to_vec()),
+        }
+    });
+    let sel = |t: &str| Some(parse_single_selection(t, NS).expect("selection").0);
+    let mut backend = KubeBackend::new(KubeBackendSpec {
+        client,
+        run_id: "0a1b2c3d4e".into(),
+        config: RunConfig::default(),
+        image: "i".into(),
+        public: sel("public-net"),
+        cluster: sel("cluster-net"),
+        owner: Owner {
+            name: "multinet-0a1b2c3d4e".into(),
+            uid: "u".into(),
+        },
+        owner_role: OwnerRole::Outside,
+        pod_ip: "10.244.0.9".parse().expect("ip"),
+        nodes: vec![NodePlan {
+            name: "w2".into(),
+            node_type: "all".into(),
+        }],
+    });
+    backend.watch();
+    // The watches fill their stores as the lists arrive: ask until they have (bounded).
+    let mut facts = Vec::new();
+    let mut exited = Vec::new();
+    for _ in 0..50 {
+        facts.extend(backend.facts().await);
+        exited.extend(backend.exited().await);
+        if !facts.is_empty() && !exited.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        facts,
+        vec![(
+            "client-w2-osd-0".to_string(),
+            PodStatus::NoAddress {
+                network: CephNetwork::Cluster,
+                reason: SANDBOX.into()
+            }
+        )]
+    );
+    assert_eq!(exited.len(), 1, "{exited:?}");
+    assert_eq!(exited[0].0, "client-w2-other-0");
+    assert!(
+        exited[0]
+            .1
+            .contains("restarted 1 time(s): exit code 137 (OOMKilled)"),
+        "{exited:?}"
+    );
+    // Told once: asking again adds nothing.
+    assert!(backend.facts().await.is_empty());
+    assert!(backend.exited().await.is_empty());
+    backend.cleanup().await.expect("cleanup");
+    drop(backend);
+    server.await.expect("fake API server");
+}
