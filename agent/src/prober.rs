@@ -362,6 +362,14 @@ impl Prober {
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 return Err(FailureClass::ConnectRefused);
             }
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
+                ) =>
+            {
+                return Err(FailureClass::Unreachable);
+            }
             Ok(Err(_)) => return Err(FailureClass::Io),
             Ok(Ok(stream)) => stream,
         };

@@ -54,6 +54,9 @@ pub enum FailureClass {
     ConnectRefused,
     /// No answer to the connection attempt in time: packets dropped on the way.
     ConnectTimeout,
+    /// The kernel found no way to the address: no route, or the neighbour (ARP/NDP) did not
+    /// answer — on one L2 segment, a blocked or missing link.
+    Unreachable,
     /// The TLS handshake failed.
     Tls,
     /// The server answered with an unexpected HTTP status.
@@ -62,7 +65,7 @@ pub enum FailureClass {
     ShortBody,
     /// Connected, but the response did not arrive in time (typical of MTU black holes).
     ReadTimeout,
-    /// Any other I/O failure (unreachable route, address not available, …).
+    /// Any other I/O failure (address not available, reset mid-response, …).
     Io,
 }
 
@@ -81,6 +84,7 @@ impl std::fmt::Display for FailureClass {
         match self {
             FailureClass::ConnectRefused => f.write_str("connect_refused"),
             FailureClass::ConnectTimeout => f.write_str("connect_timeout"),
+            FailureClass::Unreachable => f.write_str("unreachable"),
             FailureClass::Tls => f.write_str("tls"),
             FailureClass::HttpStatus(code) => write!(f, "http_status_{code}"),
             FailureClass::ShortBody => f.write_str("short_body"),

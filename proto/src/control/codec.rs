@@ -144,7 +144,7 @@ mod tests {
             any::<(bool, bool, bool)>(),
             any::<u64>(),
             any::<u32>(),
-            proptest::option::of(0u8..7),
+            proptest::option::of(0u8..8),
             any::<u16>(),
         )
             .prop_map(
@@ -187,6 +187,7 @@ mod tests {
                         Some(3) => Outcome::Failed(FailureClass::HttpStatus(status)),
                         Some(4) => Outcome::Failed(FailureClass::ShortBody),
                         Some(5) => Outcome::Failed(FailureClass::ReadTimeout),
+                        Some(6) => Outcome::Failed(FailureClass::Unreachable),
                         Some(_) => Outcome::Failed(FailureClass::Io),
                     },
                 },
