@@ -338,16 +338,14 @@ impl Prober {
                 .load(std::sync::atomic::Ordering::Relaxed)
             && let Err(e) = socket.bind_device(Some(device.as_bytes()))
         {
-            if e.kind() != std::io::ErrorKind::PermissionDenied {
-                return Err(FailureClass::Io);
-            }
-            // Kernels before 5.7 want CAP_NET_RAW for it; the source address still binds.
+            // Kernels before 5.7 want CAP_NET_RAW for it (or the name is no interface here):
+            // say so once, and bind the source address alone.
             if !self
                 .device_refused
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
             {
                 eprintln!(
-                    "multinet-agent: binding probes to interface {device} was refused ({e}); \
+                    "multinet-agent: binding probes to interface {device} failed ({e}); \
                      they are bound to their source address only"
                 );
             }

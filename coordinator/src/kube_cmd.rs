@@ -362,16 +362,17 @@ fn run_outside(
         };
         // The report first: a run whose removal fails still has its result.
         let code = match outcome {
-            Ok(Ok(outcome)) => {
-                let text = outcome.report(args.output).unwrap_or_else(|e| {
-                    eprintln!("multinet run: {e:#}");
-                    String::new()
-                });
-                match write_out(&text, args) {
+            Ok(Ok(outcome)) => match outcome.report(args.output) {
+                Ok(text) => match write_out(&text, args) {
                     Ok(()) => outcome.exit_code,
                     Err(code) => code,
+                },
+                // No report to show is never a pass.
+                Err(e) => {
+                    eprintln!("multinet run: {e:#}");
+                    outcome.exit_code.max(1)
                 }
-            }
+            },
             Ok(Err(e)) => {
                 eprintln!("multinet run: {e:#}");
                 1

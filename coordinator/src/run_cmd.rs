@@ -506,7 +506,10 @@ fn lab_up_interruptible(topology: LabTopology, source: String) -> Result<Lab, u8
                 eprintln!("multinet run: building the lab: {e:#}");
                 Err(1)
             }
-            (_, Some((signal, code))) => {
+            (built, Some((signal, code))) => {
+                if let Ok(Err(e)) | Err(e) = built {
+                    eprintln!("multinet run: building the lab: {e:#}");
+                }
                 eprintln!("multinet run: {signal} while the lab was being built: removing lab {name}");
                 if let Err(e) = Lab::down(&name) {
                     eprintln!("multinet run: removing lab {name}: {e:#}; `multinet lab down {name}` finishes it");

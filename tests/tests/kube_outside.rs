@@ -190,6 +190,7 @@ async fn a_job_whose_pod_cannot_be_created_says_why() {
         "metadata": {"name": "e1", "namespace": NS},
         "involvedObject": {"kind": "Job", "name": format!("multinet-{RUN}-coordinator")},
         "reason": "FailedCreate",
+        "count": 3,
         "message": "Error creating: pods \"multinet-0a1b2c3d4e-coordinator-\" is forbidden: error looking up service account rook-ceph/multinet: serviceaccount \"multinet\" not found"});
     let (outcome, _, _) = outside(Vec::new(), vec![event]).await;
     let error = format!("{:#}", outcome.expect_err("no pod, no run"));

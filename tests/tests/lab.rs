@@ -886,3 +886,37 @@ fn host_device_gives_its_one_device_to_one_pod_per_node() {
     assert_eq!(f["evidence"]["got"], 3);
     lab.assert_gone();
 }
+
+#[test]
+fn sigterm_while_pods_are_placed_leaves_nothing() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('q');
+    // The default topology's 58 pods take a couple of seconds to place: the signal arrives
+    // while a pod is being attached on the lab's blocking thread.
+    let topology = lab.topology("config:\n  probeInterval: 200ms\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "--backend", "lab", "-q", "-f", &topology])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("multinet runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while children_of(child.id()).len() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let placed = children_of(child.id()).len();
+    assert!(
+        (5..61).contains(&placed),
+        "caught during placement ({placed} agents)"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("run ends");
+    assert_eq!(exit.code(), Some(143));
+    lab.assert_gone();
+}

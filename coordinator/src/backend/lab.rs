@@ -5,6 +5,7 @@
 //! control namespace.
 
 use std::net::UdpSocket;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use multinet_proto::config::RunConfig;
 use multinet_proto::control::Role;
@@ -28,8 +29,12 @@ pub enum Keep {
 /// The backend.
 #[derive(Debug)]
 pub struct LabBackend {
-    /// `None` only while a blocking thread works on it ([`LabBackend::on_lab`]).
-    lab: Option<Lab>,
+    /// Shared with the blocking thread that works on it ([`LabBackend::on_lab`]): a run cut
+    /// short (a signal) while a pod is being placed leaves that work running, and cleanup,
+    /// taking the lock, waits for it before it removes the lab.
+    lab: Arc<Mutex<Lab>>,
+    /// The lab's name (read without the lock).
+    name: String,
     agents: AgentProcesses,
     /// What cleanup leaves.
     keep: Keep,
@@ -39,43 +44,32 @@ impl LabBackend {
     /// Runs on `lab`; `keep` says what cleanup leaves.
     pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: Keep) -> Self {
         Self {
-            lab: Some(lab),
+            name: lab.topology.name.clone(),
+            lab: Arc::new(Mutex::new(lab)),
             agents: AgentProcesses::new(agent_command, kill),
             keep,
         }
     }
 
-    fn lab(&self) -> &Lab {
-        // Taken only inside `on_lab`, which puts it back before returning (or the run ends).
-        self.lab
-            .as_ref()
-            .unwrap_or_else(|| panic!("the lab is back after every blocking call"))
-    }
-
-    /// The lab's name.
-    pub fn lab_name(&self) -> &str {
-        &self.lab().topology.name
+    /// The lab, also after a lab operation panicked (its state is still what must be removed).
+    fn lab(&self) -> MutexGuard<'_, Lab> {
+        self.lab.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `work` on the lab in a blocking thread: `ip` and the CNI plugins take their time
     /// (IPv6 duplicate address detection, IPAM locks), and meanwhile the runtime's thread must
     /// go on serving the control plane to the agents already started.
     async fn on_lab<T: Send + 'static>(
-        &mut self,
+        &self,
         work: impl FnOnce(&mut Lab) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let mut lab = self
-            .lab
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("the lab was lost to a failed lab operation"))?;
-        let (lab, out) = tokio::task::spawn_blocking(move || {
-            let out = work(&mut lab);
-            (lab, out)
+        let lab = self.lab.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut lab = lab.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut lab)
         })
         .await
-        .map_err(|e| anyhow::anyhow!("a lab operation failed: {e}"))?;
-        self.lab = Some(lab);
-        Ok(out)
+        .map_err(|e| anyhow::anyhow!("a lab operation failed: {e}"))
     }
 }
 
@@ -135,7 +129,7 @@ impl Scheduler for LabBackend {
 
     async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus> {
         if pod.role == Role::HostCheck {
-            let ns = Lab::node_ns(&self.lab().topology.name, &pod.node);
+            let ns = Lab::node_ns(&self.name, &pod.node);
             return Ok(
                 match self.agents.start(pod, env, Vec::new(), &netns_exec(&ns))? {
                     Ok(()) => PodStatus::Started(Vec::new()),

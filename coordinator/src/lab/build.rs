@@ -185,8 +185,9 @@ impl Lab {
         if net::run("ip", &["-V"]).is_err() {
             missing.push("iproute2's `ip` (`apt-get install iproute2`)".into());
         }
-        // Faults and the underlay MTU are nftables rules in the switch namespace.
-        if net::run("nft", &["--version"]).is_err() {
+        // Faults and an underlay MTU below the NAD's are nftables rules in the switch namespace.
+        if !super::faults::ruleset(topology).is_empty() && net::run("nft", &["--version"]).is_err()
+        {
             missing.push("nftables' `nft` (`apt-get install nftables`)".into());
         }
         let mut plugins: BTreeSet<String> = BTreeSet::from(["host-local".to_string()]);
@@ -472,6 +473,9 @@ impl Lab {
                     }
                 },
                 Err(e) => {
+                    // Undo what the plugins before the failing one did (a conflist), as a
+                    // runtime does; teardown deletes it again, which CNI allows.
+                    let _ = attachment.del();
                     return Ok(PodNet {
                         ns,
                         control,
@@ -648,8 +652,6 @@ fn lab_ipam(
             ipam.insert("dataDir".into(), data_dir);
         }
         Some("whereabouts") => {
-            // No whereabouts daemon here: the same ranges from host-local, whose one
-            // data directory for the whole lab keeps addresses unique across nodes.
             let summary = multinet_proto::multus::nad::read_config(
                 "lab",
                 config_json,
@@ -770,7 +772,6 @@ fn netns_has_link(ns: &str, link: &str) -> bool {
     ip_in(ns, &["link", "show", link]).is_ok()
 }
 
-/// Whether the kernel can make links of `kind` (tries it in a scratch namespace).
 /// The link type a CNI plugin creates on its master, if the kernel must provide one.
 fn link_kind(cni_type: &str) -> Option<&'static str> {
     match cni_type {
@@ -793,6 +794,7 @@ fn plugin_types(config_json: &str) -> Vec<String> {
     }
 }
 
+/// Whether the kernel can make links of `kind` (tries it in a scratch namespace).
 fn kernel_has(kind: &str) -> bool {
     // `_` is never in a lab name, so no lab's `<name>-` prefix covers this namespace.
     static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

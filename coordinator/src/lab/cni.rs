@@ -105,28 +105,17 @@ impl Attachment {
     }
 
     /// CNI ADD, every plugin in order, each given the previous one's result (`prevResult`);
-    /// returns the addresses of the final result. A plugin that fails after others succeeded
-    /// has them deleted again (in reverse), as a runtime does.
+    /// returns the addresses of the final result. After a failure, [`Self::del`] for the
+    /// whole list undoes it, as a runtime does (the lab records an attachment before adding
+    /// it, and deletes every recorded one).
     pub fn add(&self) -> anyhow::Result<Vec<IpAddr>> {
-        let plugins = self.plugins()?;
         let mut result: Option<Value> = None;
-        for (i, plugin) in plugins.iter().enumerate() {
-            let mut config = plugin.clone();
-            if let Some(prev) = &result {
-                config.insert("prevResult".into(), prev.clone());
+        for mut config in self.plugins()? {
+            if let Some(prev) = result.take() {
+                config.insert("prevResult".into(), prev);
             }
-            match self.invoke("ADD", &config) {
-                Ok(out) => {
-                    result =
-                        Some(serde_json::from_slice(&out).context("the CNI result is not JSON")?);
-                }
-                Err(e) => {
-                    for done in plugins[..i].iter().rev() {
-                        let _ = self.invoke("DEL", done);
-                    }
-                    return Err(e);
-                }
-            }
+            let out = self.invoke("ADD", &config)?;
+            result = Some(serde_json::from_slice(&out).context("the CNI result is not JSON")?);
         }
         let ips = result
             .as_ref()

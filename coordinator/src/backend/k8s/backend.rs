@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
-use kube::api::PostParams;
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -32,8 +32,10 @@ pub enum OwnerRole {
     /// This process created the owner: cleanup deletes it, and with it everything.
     Ours,
     /// `multinet run` outside the cluster created it (this is its coordinator Job): cleanup
-    /// leaves everything to it. It deletes the owner once it has the report, and with it the
-    /// agents; agents whose coordinator is gone exit by themselves after their grace period.
+    /// asks for the agents' pods and host-check DaemonSets to go (never forced, not waited
+    /// for, and a refusal only said), so nothing is left running or holding addresses if that
+    /// command is gone; the owner and the report stay for it, and it deletes the owner once
+    /// it has the report.
     Outside,
 }
 
@@ -55,6 +57,8 @@ pub struct KubeBackend {
     host_sets: BTreeSet<String>,
     /// Node types whose host-check DaemonSet the API server refused, and why.
     refused_sets: BTreeMap<String, String>,
+    /// The agent pods created, for an outside run's cleanup.
+    created_pods: Vec<String>,
     told: BTreeSet<String>,
     pods: Option<Store<Pod>>,
     events: Option<Store<Event>>,
@@ -122,6 +126,7 @@ impl KubeBackend {
             shared_created: false,
             host_sets: BTreeSet::new(),
             refused_sets: BTreeMap::new(),
+            created_pods: Vec::new(),
             told: BTreeSet::new(),
             pods: None,
             events: None,
@@ -255,7 +260,10 @@ impl KubeBackend {
             .create(&PostParams::default(), &pod)
             .await;
         Ok(match refused(created)? {
-            None => PodStatus::Started(Vec::new()),
+            None => {
+                self.created_pods.push(name);
+                PodStatus::Started(Vec::new())
+            }
             Some(reason) => PodStatus::NotStarted {
                 reason: format!("the API server refused pod {name}: {reason}"),
             },
@@ -423,14 +431,44 @@ impl Scheduler for KubeBackend {
         for w in self.watchers.drain(..) {
             w.abort();
         }
-        if self.owner_role == OwnerRole::Ours {
-            super::cleanup::remove_run(
-                &self.client,
-                &self.namespace,
-                &self.owner.name,
-                self.config.resource_timeout.as_std(),
-            )
-            .await?;
+        match self.owner_role {
+            OwnerRole::Ours => {
+                super::cleanup::remove_run(
+                    &self.client,
+                    &self.namespace,
+                    &self.owner.name,
+                    self.config.resource_timeout.as_std(),
+                )
+                .await?;
+            }
+            OwnerRole::Outside => {
+                let params = DeleteParams::foreground();
+                let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+                let sets: Api<DaemonSet> = Api::namespaced(self.client.clone(), &self.namespace);
+                let mut asked = Vec::new();
+                for name in std::mem::take(&mut self.created_pods) {
+                    asked.push((
+                        format!("pod {name}"),
+                        pods.delete(&name, &params).await.map(|_| ()),
+                    ));
+                }
+                for node_type in std::mem::take(&mut self.host_sets) {
+                    let name = self.names.host_check(&node_type);
+                    asked.push((
+                        format!("DaemonSet {name}"),
+                        sets.delete(&name, &params).await.map(|_| ()),
+                    ));
+                }
+                for (what, result) in asked {
+                    match result {
+                        Ok(()) => {}
+                        Err(kube::Error::Api(e)) if e.code == 404 => {}
+                        Err(e) => eprintln!(
+                            "multinet: could not delete {what} ({e}); deleting the run's owner removes it"
+                        ),
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -87,6 +87,7 @@ pub async fn run_job(
     timeout: Duration,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<JobOutcome> {
+    let started = tokio::time::Instant::now();
     let ns = &run.namespace;
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
     let job = run.coordinator_job(extra_args);
@@ -114,7 +115,7 @@ pub async fn run_job(
             run.names.coordinator()
         )
     })??;
-    follow_log(&pods, &pod, log).await?;
+    follow_log(&pods, &pod, log, started + timeout).await?;
     let report = Api::<ConfigMap>::namespaced(client.clone(), ns);
     // The log ends when the container does; the report was stored before that.
     let stored = report.get_opt(&run.names.report()).await?.ok_or_else(|| {
@@ -140,55 +141,90 @@ pub async fn run_job(
     })
 }
 
-/// Streams the pod's log to standard error until its container has ended. A stream the API
-/// server closes early (a proxy's idle timeout, a restarted API server) is opened again where
-/// it stopped: lines carry timestamps, and those already shown are skipped.
+/// Streams the pod's log to `log` until its container has ended (or `deadline`). A stream
+/// the API server ends or breaks early (a proxy's idle timeout, a restarted API server) is
+/// opened again where it stopped: lines carry timestamps, and those already shown are
+/// skipped. When it cannot be followed any more, the pod's end is still waited for, so the
+/// report it stores is not given up on.
 async fn follow_log(
     pods: &Api<Pod>,
     pod: &str,
     log: &mut (dyn FnMut(&str) + Send),
+    deadline: tokio::time::Instant,
 ) -> anyhow::Result<()> {
     let mut last: Option<Timestamp> = None;
-    for _ in 0..LOG_REOPENINGS {
+    // Reopenings in a row that brought no new line.
+    let mut fruitless = 0;
+    while fruitless < LOG_REOPENINGS {
         let params = LogParams {
             follow: true,
             timestamps: true,
             since_time: last,
             ..LogParams::default()
         };
-        let mut lines = pods.log_stream(pod, &params).await?.lines();
-        while let Some(line) = lines.try_next().await? {
-            let (at, text) = split_timestamp(&line);
-            if let (Some(at), Some(last)) = (at, last)
-                && at <= last
-            {
-                continue;
+        fruitless += 1;
+        match pods.log_stream(pod, &params).await {
+            Ok(stream) => {
+                let mut lines = stream.lines();
+                loop {
+                    match lines.try_next().await {
+                        Ok(Some(line)) => {
+                            let (at, text) = split_timestamp(&line);
+                            if let (Some(at), Some(last)) = (at, last)
+                                && at <= last
+                            {
+                                continue;
+                            }
+                            last = at.or(last);
+                            fruitless = 0;
+                            log(text);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            log(&format!(
+                                "multinet: the coordinator's log broke off ({e}); following it again"
+                            ));
+                            break;
+                        }
+                    }
+                }
             }
-            last = at.or(last);
-            log(text);
+            Err(e) => log(&format!(
+                "multinet: cannot open the coordinator's log ({e}); trying again"
+            )),
         }
-        let ended = pods
-            .get_opt(pod)
-            .await?
-            .and_then(|p| p.status)
-            .is_none_or(|s| {
-                matches!(s.phase.as_deref(), Some("Succeeded" | "Failed"))
-                    || s.container_statuses
-                        .iter()
-                        .flatten()
-                        .any(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
-            });
-        if ended {
+        if pod_ended(pods, pod).await {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    anyhow::bail!(
-        "the log of the coordinator pod {pod} kept ending while it ran ({LOG_REOPENINGS} times)"
-    )
+    log(&format!(
+        "multinet: the coordinator's log cannot be followed ({LOG_REOPENINGS} attempts in a row without a line); waiting for pod {pod} to end"
+    ));
+    while tokio::time::Instant::now() < deadline {
+        if pod_ended(pods, pod).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    anyhow::bail!("the coordinator pod {pod} did not end within the run's deadline")
 }
 
-/// How often a log stream that ends early is opened again.
+/// Whether the pod's container has ended (or the pod is gone). An API error is "not yet".
+async fn pod_ended(pods: &Api<Pod>, pod: &str) -> bool {
+    match pods.get_opt(pod).await {
+        Ok(found) => found.and_then(|p| p.status).is_none_or(|s| {
+            matches!(s.phase.as_deref(), Some("Succeeded" | "Failed"))
+                || s.container_statuses
+                    .iter()
+                    .flatten()
+                    .any(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+        }),
+        Err(_) => false,
+    }
+}
+
+/// How many reopenings in a row without a new line make the log unfollowable.
 const LOG_REOPENINGS: usize = 20;
 
 /// `2026-11-29T04:30:13.123456789Z text` → the time and the text.
@@ -229,13 +265,14 @@ async fn started_pod(pods: &Api<Pod>, run: &KubeRun<'_>) -> anyhow::Result<Strin
             };
             let why = w.message.as_deref().unwrap_or("no message");
             match w.reason.as_deref() {
-                Some(
-                    r @ ("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
-                    | "ErrImageNeverPull"),
-                ) => anyhow::bail!(
-                    "the coordinator pod {name} cannot pull image {} ({r}): {why}",
-                    run.image
-                ),
+                // ErrImagePull alone is one failed attempt; the kubelet says ImagePullBackOff
+                // once it keeps failing.
+                Some(r @ ("ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull")) => {
+                    anyhow::bail!(
+                        "the coordinator pod {name} cannot pull image {} ({r}): {why}",
+                        run.image
+                    )
+                }
                 Some(
                     r @ ("CreateContainerConfigError"
                     | "CreateContainerError"
@@ -258,7 +295,14 @@ async fn job_failed(events: &Api<Event>, job: &str) -> anyhow::Error {
         .boxed();
     loop {
         match stream.try_next().await {
-            Ok(Some(e)) if e.reason.as_deref() == Some("FailedCreate") => {
+            Ok(Some(e))
+                if e.reason.as_deref() == Some("FailedCreate")
+                    && super::diagnose::PodEvent::from_event(
+                        &e,
+                        k8s_openapi::jiff::Timestamp::now(),
+                    )
+                    .persists() =>
+            {
                 return anyhow::anyhow!(
                     "Kubernetes cannot create the pod of Job {job}: {}",
                     e.message.as_deref().unwrap_or("no message")

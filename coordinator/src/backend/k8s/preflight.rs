@@ -106,6 +106,7 @@ pub const PERMISSIONS: &[Permission] = &[
     perm("", "configmaps", "finalizers", "update", true, Who::Both),
     perm("", "secrets", "", "create", true, Who::Coordinator),
     perm("", "pods", "", "create", true, Who::Coordinator),
+    perm("", "pods", "", "delete", true, Who::Coordinator),
     perm("", "pods", "", "get", true, Who::Cli),
     perm("", "pods", "", "list", true, Who::Both),
     perm("", "pods", "", "watch", true, Who::Both),
@@ -113,6 +114,7 @@ pub const PERMISSIONS: &[Permission] = &[
     perm("", "events", "", "list", true, Who::Both),
     perm("", "events", "", "watch", true, Who::Both),
     perm("apps", "daemonsets", "", "create", true, Who::Coordinator),
+    perm("apps", "daemonsets", "", "delete", true, Who::Coordinator),
     perm("batch", "jobs", "", "create", true, Who::Cli),
     perm(
         "k8s.cni.cncf.io",
