@@ -1,6 +1,6 @@
 //! The in-cluster scheduler learning what becomes of its pods from watches, against a fake
 //! API server: a sandbox failure that persists becomes no address on the network its message
-//! names; an agent container that restarted is gone; another run's events say nothing.
+//! names; an agent container that restarted is gone; events are asked for by kind.
 
 use std::time::Duration;
 
@@ -65,25 +65,35 @@ async fn pod_facts_come_from_the_pod_and_event_watches() {
                     ],
                 ))
             }
-            ("GET", "/api/v1/namespaces/rook-ceph/events") => Answer::json(list(
-                "v1",
-                "Event",
-                vec![
-                    event(
-                        "multinet-0a1b2c3d4e-w2-osd-0",
-                        "FailedCreatePodSandBox",
-                        SANDBOX,
-                        3,
-                    ),
-                    // Another run's pod of the same name pattern: not ours.
-                    event(
-                        "multinet-ffffffffff-w2-other-0",
-                        "FailedCreatePodSandBox",
-                        SANDBOX,
-                        9,
-                    ),
-                ],
-            )),
+            ("GET", "/api/v1/namespaces/rook-ceph/events")
+                if uri.contains("involvedObject.kind=DaemonSet") =>
+            {
+                Answer::json(list("v1", "Event", Vec::new()))
+            }
+            // Only asked for by kind (a 404 below otherwise, and no fact would come).
+            ("GET", "/api/v1/namespaces/rook-ceph/events")
+                if uri.contains("involvedObject.kind=Pod") =>
+            {
+                Answer::json(list(
+                    "v1",
+                    "Event",
+                    vec![
+                        event(
+                            "multinet-0a1b2c3d4e-w2-osd-0",
+                            "FailedCreatePodSandBox",
+                            SANDBOX,
+                            3,
+                        ),
+                        // Another run's pod of the same name pattern: not ours.
+                        event(
+                            "multinet-ffffffffff-w2-other-0",
+                            "FailedCreatePodSandBox",
+                            SANDBOX,
+                            9,
+                        ),
+                    ],
+                ))
+            }
             _ => Answer::Body(404, br#"{"kind":"Status","code":404}"#.to_vec()),
         }
     });

@@ -61,7 +61,9 @@ pub struct KubeBackend {
     created_pods: Vec<String>,
     told: BTreeSet<String>,
     pods: Option<Store<Pod>>,
-    events: Option<Store<Event>>,
+    /// Events about pods, and about DaemonSets (one watch each, filtered by kind on the
+    /// server; the run's are picked by name as they arrive).
+    events: Vec<Store<Event>>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -129,7 +131,7 @@ impl KubeBackend {
             created_pods: Vec::new(),
             told: BTreeSet::new(),
             pods: None,
-            events: None,
+            events: Vec::new(),
             watchers: Vec::new(),
         }
     }
@@ -146,9 +148,9 @@ impl KubeBackend {
         }
     }
 
-    /// Starts the watches on the run's agent pods and on the events in the namespace (pods'
-    /// and DaemonSets': a field selector cannot ask for both kinds, so the run's are picked by
-    /// name as they arrive).
+    /// Starts the watches on the run's agent pods and on the events about pods and about
+    /// DaemonSets in the namespace (a field selector names one kind, and none can select the
+    /// run's by name prefix, so those are picked as they arrive).
     pub fn watch(&mut self) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let (reader, writer) = reflector::store();
@@ -163,29 +165,32 @@ impl KubeBackend {
         self.watchers
             .push(tokio::spawn(stream.for_each(|_| async {})));
         self.pods = Some(reader);
-        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
-        let (reader, writer) = reflector::store();
-        let prefix = format!("{}-", self.names.owner());
-        let ours = move |e: &Event| {
-            e.involved_object
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with(&prefix))
-        };
-        let stream = watcher(events, watcher::Config::default())
-            .default_backoff()
-            .try_filter(move |ev| {
-                std::future::ready(match ev {
-                    watcher::Event::Apply(e)
-                    | watcher::Event::InitApply(e)
-                    | watcher::Event::Delete(e) => ours(e),
-                    watcher::Event::Init | watcher::Event::InitDone => true,
+        for kind in ["Pod", "DaemonSet"] {
+            let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+            let (reader, writer) = reflector::store();
+            let prefix = format!("{}-", self.names.owner());
+            let ours = move |e: &Event| {
+                e.involved_object
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(&prefix))
+            };
+            let fields = format!("involvedObject.kind={kind}");
+            let stream = watcher(events, watcher::Config::default().fields(&fields))
+                .default_backoff()
+                .try_filter(move |ev| {
+                    std::future::ready(match ev {
+                        watcher::Event::Apply(e)
+                        | watcher::Event::InitApply(e)
+                        | watcher::Event::Delete(e) => ours(e),
+                        watcher::Event::Init | watcher::Event::InitDone => true,
+                    })
                 })
-            })
-            .reflect(writer);
-        self.watchers
-            .push(tokio::spawn(stream.for_each(|_| async {})));
-        self.events = Some(reader);
+                .reflect(writer);
+            self.watchers
+                .push(tokio::spawn(stream.for_each(|_| async {})));
+            self.events.push(reader);
+        }
     }
 
     /// The run's Secret and agent settings, once.
@@ -377,14 +382,15 @@ impl Scheduler for KubeBackend {
     }
 
     async fn facts(&mut self) -> Vec<(String, PodStatus)> {
-        let (Some(pods), Some(events)) = (&self.pods, &self.events) else {
+        let Some(pods) = &self.pods else {
             return Vec::new();
         };
         let now = k8s_openapi::jiff::Timestamp::now();
-        let events: Vec<PodEvent> = events
-            .state()
+        let events: Vec<PodEvent> = self
+            .events
             .iter()
-            .map(|e| PodEvent::from_event(e, now))
+            .flat_map(|store| store.state())
+            .map(|e| PodEvent::from_event(&e, now))
             .collect();
         let nads = self.nads();
         let mut out = Vec::new();
