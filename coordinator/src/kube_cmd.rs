@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 use multinet_proto::field::Problems;
 
@@ -167,30 +168,13 @@ fn run_in_cluster(
                 })?;
             let (run_id, owner, owner_role) = match job_run {
                 Some(id) => {
-                    let names = RunNames::new(&id);
-                    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-                        kube::Api::namespaced(client.clone(), &config.namespace);
-                    let uid = api
-                        .get(&names.owner())
+                    let owner = owner_of(&id, &client, &config.namespace)
                         .await
                         .map_err(|e| {
-                            eprintln!(
-                                "multinet run: the run's owner ConfigMap {}: {e}",
-                                names.owner()
-                            );
+                            eprintln!("multinet run: the run's owner ConfigMap: {e:#}");
                             1u8
-                        })?
-                        .metadata
-                        .uid
-                        .unwrap_or_default();
-                    (
-                        id,
-                        Owner {
-                            name: names.owner(),
-                            uid,
-                        },
-                        OwnerRole::Outside,
-                    )
+                        })?;
+                    (id, owner, OwnerRole::Outside)
                 }
                 None => {
                     let id = crate::supervisor::new_run_id();
@@ -276,7 +260,10 @@ async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::R
     let names = RunNames::new(id);
     let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(client.clone(), namespace);
-    let owner = api.get(&names.owner()).await?;
+    let owner = api
+        .get(&names.owner())
+        .await
+        .with_context(|| format!("{namespace}/{}", names.owner()))?;
     Ok(Owner {
         name: names.owner(),
         uid: owner.metadata.uid.unwrap_or_default(),

@@ -6,4 +6,5 @@
 //! which is `multinet`.
 
 pub mod e2e;
+pub mod kube;
 pub mod mock;

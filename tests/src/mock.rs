@@ -75,6 +75,26 @@ pub struct Seen {
     pub body: Option<Value>,
 }
 
+impl Seen {
+    /// The request as the client sent it.
+    async fn read(request: http::Request<kube::client::Body>) -> Self {
+        use http_body_util::BodyExt;
+        let method = request.method().to_string();
+        let uri = request.uri().to_string();
+        let bytes = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Self {
+            method,
+            uri,
+            body: serde_json::from_slice(&bytes).ok(),
+        }
+    }
+}
+
 /// Serves `script` to the returned client; the handle yields every request seen and whether
 /// each matched its exchange.
 pub fn serve(
@@ -83,7 +103,6 @@ pub fn serve(
     kube::Client,
     tokio::task::JoinHandle<Result<Vec<Seen>, String>>,
 ) {
-    use http_body_util::BodyExt;
     let (service, mut handle) = tower_test::mock::pair::<
         http::Request<kube::client::Body>,
         http::Response<kube::client::Body>,
@@ -97,26 +116,11 @@ pub fn serve(
                     exchange.method, exchange.path
                 ));
             };
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let body = serde_json::from_slice(&bytes).ok();
-            seen.push(Seen {
-                method: method.clone(),
-                uri: uri.clone(),
-                body,
-            });
+            let request = Seen::read(request).await;
+            let (method, uri) = (request.method.clone(), request.uri.clone());
+            seen.push(request);
             let path = uri.split('?').next().unwrap_or_default();
-            let query = uri.split_once('?').map_or("", |(_, q)| q);
-            let query = query
-                .replace("%3D", "=")
-                .replace("%2C", ",")
-                .replace("%2F", "/");
+            let query = percent_decoded(uri.split_once('?').map_or("", |(_, q)| q));
             if method != exchange.method
                 || path != exchange.path
                 || !exchange.query.iter().all(|q| query.contains(q.as_str()))
@@ -166,7 +170,6 @@ impl Answer {
 pub fn serve_routes(
     mut route: impl FnMut(&str, &str, Option<&Value>) -> Answer + Send + 'static,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Seen>>) {
-    use http_body_util::BodyExt;
     let (service, mut handle) = tower_test::mock::pair::<
         http::Request<kube::client::Body>,
         http::Response<kube::client::Body>,
@@ -175,15 +178,8 @@ pub fn serve_routes(
         let mut seen = Vec::new();
         let mut held = Vec::new();
         while let Some((request, respond)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = percent_decoded(&request.uri().to_string());
-            let bytes = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+            let Seen { method, uri, body } = Seen::read(request).await;
+            let uri = percent_decoded(&uri);
             match route(&method, &uri, body.as_ref()) {
                 Answer::Body(status, bytes) => {
                     if let Ok(response) = http::Response::builder()

@@ -101,10 +101,9 @@ async fn objects_that_outlive_the_timeout_are_reported() {
 
 #[tokio::test]
 async fn the_coordinator_job_of_an_outside_run_asks_its_agents_to_go_and_never_fails_on_it() {
-    use multinet_coordinator::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
-    use multinet_coordinator::backend::k8s::names::Owner;
+    use multinet_coordinator::backend::k8s::backend::OwnerRole;
     use multinet_coordinator::pki::RunPki;
-    use multinet_coordinator::scheduler::{AgentEnv, NodePlan, PodPlan, Scheduler};
+    use multinet_coordinator::scheduler::{PodPlan, Scheduler};
     use multinet_proto::control::Role;
     use multinet_proto::network::CephNetwork;
     let base = format!("/api/v1/namespaces/{NS}");
@@ -143,39 +142,16 @@ async fn the_coordinator_job_of_an_outside_run_asks_its_agents_to_go_and_never_f
         "publicNetwork: public-net\nnodeTypes:\n  all: {osdsPerNode: 1, otherDaemonsPerNode: 0}\n",
     )
     .expect("config");
-    let mut backend = KubeBackend::new(KubeBackendSpec {
+    let mut backend = multinet_tests::kube::backend(
         client,
-        run_id: "0a1b2c3d4e".into(),
         config,
-        image: "i".into(),
-        public: None,
-        cluster: None,
-        owner: Owner {
-            name: "multinet-0a1b2c3d4e".into(),
-            uid: "u".into(),
-        },
-        owner_role: OwnerRole::Outside,
-        pod_ip: "10.244.0.9".parse().expect("ip"),
-        nodes: vec![NodePlan {
-            name: "w1".into(),
-            node_type: "all".into(),
-        }],
-    });
+        (None, None),
+        OwnerRole::Outside,
+        &[("w1", "all")],
+    );
     let pki = RunPki::new("0a1b2c3d4e").expect("pki");
     let run_dir = std::env::temp_dir();
-    let env = AgentEnv {
-        run_id: "0a1b2c3d4e",
-        coordinator: "0.0.0.0:7443".parse().expect("addr"),
-        probe: multinet_proto::assignment::ProbeSettings {
-            interval_ms: 1000,
-            timeout_ms: 4000,
-            small_bytes: 64,
-            large_bytes: 65536,
-        },
-        grace_ms: 10_000,
-        pki: &pki,
-        run_dir: &run_dir,
-    };
+    let env = multinet_tests::kube::agent_env(&pki, &run_dir);
     for (pod, role) in [
         ("client-w1-osd-0", Role::Client),
         ("host-w1", Role::HostCheck),

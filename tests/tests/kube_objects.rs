@@ -1,20 +1,18 @@
 //! The Kubernetes scheduler creating a run's objects, against a scripted API server: the
 //! exact requests, in order, and what they carry.
 
-use multinet_coordinator::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
-use multinet_coordinator::backend::k8s::names::Owner;
+use multinet_coordinator::backend::k8s::backend::OwnerRole;
 use multinet_coordinator::pki::RunPki;
-use multinet_coordinator::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
-use multinet_proto::assignment::ProbeSettings;
+use multinet_coordinator::scheduler::{PodPlan, PodStatus, Scheduler};
 use multinet_proto::config::parse_run_config;
 use multinet_proto::control::Role;
 use multinet_proto::multus::selection::parse_single_selection;
 use multinet_proto::network::CephNetwork;
+use multinet_tests::kube::{self, RUN};
 use multinet_tests::mock::{Exchange, serve};
 use serde_json::json;
 
 const NS: &str = "rook-ceph";
-const RUN: &str = "0a1b2c3d4e";
 const REFUSAL: &str = "pods \"multinet-0a1b2c3d4e-w2-osd-0\" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=20, limited: pods=20";
 
 fn created(kind: &str, name: &str) -> serde_json::Value {
@@ -64,45 +62,16 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
         Exchange::forbidden("POST", format!("{base}/pods"), REFUSAL),
     ]);
     let sel = |t: &str| Some(parse_single_selection(t, NS).expect("selection").0);
-    let mut backend = KubeBackend::new(KubeBackendSpec {
+    let mut backend = kube::backend(
         client,
-        run_id: RUN.into(),
         config,
-        image: "ghcr.io/multinet/multinet:test".into(),
-        public: sel("public-net"),
-        cluster: sel("cluster-net"),
-        owner: Owner {
-            name: "multinet-0a1b2c3d4e".into(),
-            uid: "owner-uid".into(),
-        },
-        owner_role: OwnerRole::Ours,
-        pod_ip: "10.244.0.9".parse().expect("ip"),
-        nodes: vec![
-            NodePlan {
-                name: "w1".into(),
-                node_type: "all".into(),
-            },
-            NodePlan {
-                name: "w2".into(),
-                node_type: "all".into(),
-            },
-        ],
-    });
+        (sel("public-net"), sel("cluster-net")),
+        OwnerRole::Ours,
+        &[("w1", "all"), ("w2", "all")],
+    );
     let pki = RunPki::new(RUN).expect("pki");
     let run_dir = std::env::temp_dir();
-    let env = AgentEnv {
-        run_id: RUN,
-        coordinator: "0.0.0.0:7443".parse().expect("addr"),
-        probe: ProbeSettings {
-            interval_ms: 1000,
-            timeout_ms: 4000,
-            small_bytes: 64,
-            large_bytes: 65536,
-        },
-        grace_ms: 10_000,
-        pki: &pki,
-        run_dir: &run_dir,
-    };
+    let env = kube::agent_env(&pki, &run_dir);
     let both = vec![CephNetwork::Public, CephNetwork::Cluster];
     let plans = [
         PodPlan {

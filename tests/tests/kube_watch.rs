@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use multinet_coordinator::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
-use multinet_coordinator::backend::k8s::names::Owner;
-use multinet_coordinator::scheduler::{NodePlan, PodStatus, Scheduler};
+use multinet_coordinator::backend::k8s::backend::OwnerRole;
+use multinet_coordinator::scheduler::{PodStatus, Scheduler};
 use multinet_proto::config::RunConfig;
 use multinet_proto::multus::selection::parse_single_selection;
 use multinet_proto::network::CephNetwork;
@@ -98,24 +97,13 @@ async fn pod_facts_come_from_the_pod_and_event_watches() {
         }
     });
     let sel = |t: &str| Some(parse_single_selection(t, NS).expect("selection").0);
-    let mut backend = KubeBackend::new(KubeBackendSpec {
+    let mut backend = multinet_tests::kube::backend(
         client,
-        run_id: "0a1b2c3d4e".into(),
-        config: RunConfig::default(),
-        image: "i".into(),
-        public: sel("public-net"),
-        cluster: sel("cluster-net"),
-        owner: Owner {
-            name: "multinet-0a1b2c3d4e".into(),
-            uid: "u".into(),
-        },
-        owner_role: OwnerRole::Outside,
-        pod_ip: "10.244.0.9".parse().expect("ip"),
-        nodes: vec![NodePlan {
-            name: "w2".into(),
-            node_type: "all".into(),
-        }],
-    });
+        RunConfig::default(),
+        (sel("public-net"), sel("cluster-net")),
+        OwnerRole::Outside,
+        &[("w2", "all")],
+    );
     backend.watch();
     // The watches fill their stores as the lists arrive: ask until they have (bounded).
     let mut facts = Vec::new();
