@@ -7,6 +7,8 @@
 //! * [`cni`] — running CNI plugins as the CNI specification says.
 //! * [`faults`] — faults as nftables rules on the underlay switch.
 //! * [`net`] — namespaces, links and addresses through `ip`; a socket inside a namespace.
+//! * [`sandbox`] — pod namespaces that come and go, attached to NADs the API names.
+//! * [`kubelet`] — the lab as a Kubernetes cluster's nodes (`lab up --kubeconfig`).
 //!
 //! Every address the lab hands out stays inside the lab's namespaces and inside the ranges
 //! reserved for it (198.18.0.0/15, fd00::/8); the host namespace never gets a route to them.
@@ -14,5 +16,7 @@
 pub mod build;
 pub mod cni;
 pub mod faults;
+pub mod kubelet;
 pub mod net;
+pub mod sandbox;
 pub mod topology;

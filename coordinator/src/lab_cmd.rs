@@ -25,6 +25,19 @@ pub enum LabCommand {
         /// second cluster), their spec.config run as written.
         #[arg(long, value_name = "NADS.yaml")]
         nads: Option<PathBuf>,
+        /// Serve as the nodes of the Kubernetes cluster this kubeconfig names (a control plane
+        /// on loopback, e.g. `tests/kube/control-plane up`): register the nodes, run the pods
+        /// bound to them, in the foreground until SIGINT/SIGTERM.
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// With --kubeconfig: the image(s) the lab runs (multinet's; default the image
+        /// `multinet run --backend kube` uses). Any other image fails to pull.
+        #[arg(long = "image", value_name = "IMAGE", requires = "kubeconfig")]
+        images: Vec<String>,
+        /// With --kubeconfig: a node that reports NotReady (as a node whose container network
+        /// is not ready); repeatable.
+        #[arg(long = "not-ready", value_name = "NODE", requires = "kubeconfig")]
+        not_ready: Vec<String>,
     },
     /// Show the labs that are up, or one lab's namespaces.
     Status {
@@ -198,7 +211,14 @@ fn report(problems: &Problems) {
 /// Runs a lab subcommand; returns the exit code.
 pub fn run(command: &LabCommand) -> u8 {
     let result = match command {
-        LabCommand::Up { file, name, nads } => {
+        LabCommand::Up {
+            file,
+            name,
+            nads,
+            kubeconfig,
+            images,
+            not_ready,
+        } => {
             let choice = NadChoice {
                 file: nads.as_deref(),
                 ..NadChoice::default()
@@ -210,6 +230,41 @@ pub fn run(command: &LabCommand) -> u8 {
             let name = topology.name.clone();
             for notice in Lab::notices(&topology) {
                 eprintln!("multinet lab: {notice}");
+            }
+            if let Some(kubeconfig) = kubeconfig {
+                let unknown: Vec<&String> = not_ready
+                    .iter()
+                    .filter(|n| topology.node(n).is_none())
+                    .collect();
+                if !unknown.is_empty() {
+                    eprintln!(
+                        "multinet lab: --not-ready: {} is not a node of lab {name}",
+                        unknown
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    return EXIT_INVALID;
+                }
+                if !kubeconfig.is_file() {
+                    eprintln!(
+                        "multinet lab: --kubeconfig {}: no such file",
+                        kubeconfig.display()
+                    );
+                    return EXIT_INVALID;
+                }
+                let options = crate::lab::kubelet::KubeletOptions {
+                    kubeconfig: kubeconfig.clone(),
+                    images: if images.is_empty() {
+                        vec![crate::lab::kubelet::DEFAULT_IMAGE.to_string()]
+                    } else {
+                        images.clone()
+                    },
+                    not_ready: not_ready.iter().cloned().collect(),
+                    api_service: crate::lab::kubelet::DEFAULT_API_SERVICE,
+                };
+                return serve_cluster(topology, &source, options);
             }
             Lab::up(topology, &source).map(|lab| {
                 println!("lab {name} is up: {} node(s), networks {}", lab.topology.nodes.len(), lab.topology.networks.keys().map(|n| n.key()).collect::<Vec<_>>().join(", "));
@@ -224,6 +279,7 @@ pub fn run(command: &LabCommand) -> u8 {
                 name.iter().cloned().collect()
             };
             names.iter().try_for_each(|n| {
+                remove_cluster_nodes(n);
                 Lab::down(n)?;
                 println!("lab {n} removed");
                 anyhow::Ok(())
@@ -236,6 +292,79 @@ pub fn run(command: &LabCommand) -> u8 {
             eprintln!("multinet lab: {e:#}");
             1
         }
+    }
+}
+
+/// `lab up --kubeconfig`: builds the lab, serves it as the cluster's nodes until a signal,
+/// then stops its pods; the lab and the Node objects stay for `lab down`.
+fn serve_cluster(
+    topology: crate::lab::topology::LabTopology,
+    source: &str,
+    options: crate::lab::kubelet::KubeletOptions,
+) -> u8 {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .try_init();
+    let name = topology.name.clone();
+    let lab = match Lab::up(topology, source) {
+        Ok(lab) => lab,
+        Err(e) => {
+            eprintln!("multinet lab: {e:#}");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("multinet lab: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        let stop = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        crate::lab::kubelet::serve(lab, options, stop).await
+    });
+    match result {
+        Ok(()) => {
+            eprintln!(
+                "multinet lab: lab {name} stopped serving; remove it and its nodes with: multinet lab down {name}"
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("multinet lab: {e:#}");
+            eprintln!("multinet lab: the lab stays; remove it with: multinet lab down {name}");
+            1
+        }
+    }
+}
+
+/// Removes the Node objects lab `name` registered in a cluster, if it did; said, never fatal.
+fn remove_cluster_nodes(name: &str) {
+    let dir = std::path::Path::new(crate::lab::build::STATE_ROOT).join(name);
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        return;
+    };
+    match runtime.block_on(crate::lab::kubelet::remove_nodes(&dir)) {
+        Ok(removed) if !removed.is_empty() => {
+            println!(
+                "lab {name}: node(s) {} removed from the cluster",
+                removed.join(", ")
+            );
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "multinet lab: lab {name}: its nodes were not removed from the cluster: {e:#}"
+        ),
     }
 }
 

@@ -7,4 +7,5 @@
 
 pub mod e2e;
 pub mod kube;
+pub mod lab_cluster;
 pub mod mock;

@@ -42,6 +42,10 @@ pub struct LabState {
     pub attachments: Vec<Attachment>,
     /// Pods created.
     pub pods: Vec<String>,
+    /// The number the next pod gets (its namespace name and control address): pods of the
+    /// lab as a cluster's nodes come and go, and a number is never handed out twice.
+    #[serde(default)]
+    pub next_pod: u32,
 }
 
 /// A lab that is up.
@@ -49,8 +53,8 @@ pub struct LabState {
 pub struct Lab {
     /// Its topology.
     pub topology: LabTopology,
-    state: LabState,
-    dir: PathBuf,
+    pub(super) state: LabState,
+    pub(super) dir: PathBuf,
 }
 
 /// The node's interfaces for a network, named as its CNI config names them so that the
@@ -130,7 +134,7 @@ fn node_bridge_mac(node: u32, network: CephNetwork) -> String {
 }
 
 /// The i-th address of the control network after the coordinator's (1-based).
-fn control_addr(i: u32) -> Ipv4Addr {
+pub(super) fn control_addr(i: u32) -> Ipv4Addr {
     let n = i + 1;
     Ipv4Addr::new(198, 19, (n / 250) as u8, (n % 250 + 1) as u8)
 }
@@ -158,7 +162,7 @@ impl Lab {
         self.dir.clone()
     }
 
-    fn save(&self) -> anyhow::Result<()> {
+    pub(super) fn save(&self) -> anyhow::Result<()> {
         std::fs::write(
             self.dir.join("state.json"),
             serde_json::to_vec_pretty(&self.state)?,
@@ -415,7 +419,7 @@ impl Lab {
     /// error.
     pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> anyhow::Result<PodNet> {
         let name = self.topology.name.clone();
-        let j = self.state.pods.len() as u32;
+        let j = self.next_pod_number();
         let ns = format!("{name}-{node}-p{j}");
         self.state.pods.push(ns.clone());
         self.save()?;
@@ -493,8 +497,15 @@ impl Lab {
         })
     }
 
+    /// A number for a new pod, never handed out before in this lab.
+    pub(super) fn next_pod_number(&mut self) -> u32 {
+        let j = self.state.next_pod.max(self.state.pods.len() as u32);
+        self.state.next_pod = j + 1;
+        j
+    }
+
     /// Whether a network of the lab hands out IPv6 addresses.
-    fn has_ipv6(&self) -> bool {
+    pub(super) fn has_ipv6(&self) -> bool {
         self.topology.networks.values().any(|n| {
             multinet_proto::multus::nad::read_config(
                 "lab",
@@ -517,15 +528,28 @@ impl Lab {
             .networks
             .get(&network)
             .context("the network is not in the topology")?;
-        let mut v: Value = serde_json::from_str(&net.config_json)
-            .context("the network's CNI config is not JSON")?;
+        self.lab_cni_config(
+            &net.config_json,
+            Some(format!("{}-{}", self.topology.name, network.key())),
+        )
+    }
+
+    /// A NAD's CNI config as the lab runs it: `name` replaced when given, a `cniVersion` when
+    /// it has none, and each plugin's IPAM mapped onto the lab's data directory (see
+    /// [`lab_ipam`]).
+    pub(super) fn lab_cni_config(
+        &self,
+        config_json: &str,
+        name: Option<String>,
+    ) -> anyhow::Result<String> {
+        let mut v: Value =
+            serde_json::from_str(config_json).context("the network's CNI config is not JSON")?;
         let obj = v
             .as_object_mut()
             .context("the CNI config is not an object")?;
-        obj.insert(
-            "name".into(),
-            Value::String(format!("{}-{}", self.topology.name, network.key())),
-        );
+        if let Some(name) = name {
+            obj.insert("name".into(), Value::String(name));
+        }
         obj.entry("cniVersion")
             .or_insert(Value::String("0.4.0".into()));
         let data_dir = Value::String(self.dir.join("ipam").display().to_string());
@@ -537,7 +561,7 @@ impl Lab {
             };
         for plugin in plugins {
             if let Some(ipam) = plugin.get_mut("ipam").and_then(Value::as_object_mut) {
-                lab_ipam(ipam, &net.config_json, data_dir.clone())?;
+                lab_ipam(ipam, config_json, data_dir.clone())?;
             }
         }
         Ok(serde_json::to_string(&v)?)

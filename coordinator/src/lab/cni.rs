@@ -109,6 +109,12 @@ impl Attachment {
     /// whole list undoes it, as a runtime does (the lab records an attachment before adding
     /// it, and deletes every recorded one).
     pub fn add(&self) -> anyhow::Result<Vec<IpAddr>> {
+        Ok(result_ips(&self.add_result()?))
+    }
+
+    /// CNI ADD as [`Self::add`], returning the final plugin's whole result (CNI spec
+    /// "Success": `interfaces`, `ips`, `routes`, `dns`).
+    pub fn add_result(&self) -> anyhow::Result<Value> {
         let mut result: Option<Value> = None;
         for mut config in self.plugins()? {
             if let Some(prev) = result.take() {
@@ -117,24 +123,7 @@ impl Attachment {
             let out = self.invoke("ADD", &config)?;
             result = Some(serde_json::from_slice(&out).context("the CNI result is not JSON")?);
         }
-        let ips = result
-            .as_ref()
-            .and_then(|r| r.get("ips"))
-            .and_then(Value::as_array)
-            .map(|ips| {
-                ips.iter()
-                    .filter_map(|ip| {
-                        ip.get("address")?
-                            .as_str()?
-                            .split('/')
-                            .next()?
-                            .parse::<IpAddr>()
-                            .ok()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(ips)
+        result.context("the CNI config has no plugin")
     }
 
     /// CNI DEL, every plugin in reverse order (releases the IPAM address). Every plugin is
@@ -148,6 +137,41 @@ impl Attachment {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The addresses of a CNI result (`ips[].address`, prefix length dropped).
+pub fn result_ips(result: &Value) -> Vec<IpAddr> {
+    result
+        .get("ips")
+        .and_then(Value::as_array)
+        .map(|ips| {
+            ips.iter()
+                .filter_map(|ip| {
+                    ip.get("address")?
+                        .as_str()?
+                        .split('/')
+                        .next()?
+                        .parse::<IpAddr>()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The MAC address of the result's interface inside the container (`interfaces[]` with a
+/// `sandbox`), as Multus reports it in `network-status`.
+pub fn result_mac(result: &Value) -> Option<String> {
+    result
+        .get("interfaces")?
+        .as_array()?
+        .iter()
+        .find(|i| {
+            i.get("sandbox")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
+        .and_then(|i| i.get("mac")?.as_str().map(str::to_string))
 }
 
 /// The plugin binary a configuration names (`type`), under [`CNI_PATH`].

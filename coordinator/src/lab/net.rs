@@ -130,6 +130,24 @@ pub fn veth(
     Ok(())
 }
 
+/// Listens on TCP `addr` inside namespace `ns` (as [`udp_socket_in`]: the socket stays in
+/// the namespace, the caller's thread does not).
+pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<std::net::TcpListener> {
+                let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .with_context(|| format!("entering namespace {ns}"))?;
+                std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("listening on {addr} in namespace {ns}"))
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the namespace thread panicked"))?
+    })
+}
+
 /// Binds a UDP socket to `addr` inside namespace `ns`. A short-lived thread enters the
 /// namespace (setns affects only the calling thread); the socket stays in it.
 pub fn udp_socket_in(ns: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket> {

@@ -1,0 +1,359 @@
+//! The lab as a Kubernetes cluster's nodes: what a kubelet, a container runtime and Multus do
+//! for multinet's pods, done by the lab, so that the `kube` backend can be run end to end
+//! against a real API server on one machine.
+//!
+//! `multinet lab up -f TOPOLOGY --kubeconfig FILE` builds the lab and then, in the foreground
+//! until SIGINT/SIGTERM:
+//!
+//! * registers every lab node as a Node (topology labels and taints; Ready; capacity; the
+//!   kubelet endpoint on loopback) and renews its status and Lease ([`node`]);
+//! * runs every pod bound to its nodes ([`pod`]): a pod namespace on the lab's control network
+//!   (the pod network, `status.podIP`), hostNetwork pods in the node's namespace; the Multus
+//!   selection annotation resolved against the NetworkAttachmentDefinitions in the API and run
+//!   through the real CNI plugins, `network-status` written as Multus writes it, a failed ADD
+//!   reported as the `FailedCreatePodSandBox` event ([`multus`]); env, downward-API, Secret,
+//!   ConfigMap and emptyDir volumes materialized and the container's command run with this
+//!   host's multinet binary in its own root ([`container`], [`volumes`]); status, restarts and
+//!   graceful deletion kept as a kubelet keeps them;
+//! * serves container logs as the kubelet does (`/containerLogs/…`, TLS, loopback), so the API
+//!   server's `pods/log` and `kubectl logs -f` work ([`logs`]);
+//! * makes the API server reachable from pods the way kube-proxy makes the `kubernetes`
+//!   Service reachable: the Service's address on the pod network, forwarded to the control
+//!   plane on loopback ([`forward`]). The host namespace gets no route into the lab.
+//!
+//! Only multinet's image runs (its binaries are this host's); any other image fails to pull,
+//! as a kubelet's pull would. Not emulated: init containers, probes, resource limits (cgroups),
+//! Services other than `kubernetes`, DNS, image contents other than multinet's binaries.
+
+pub mod container;
+pub mod events;
+pub mod forward;
+pub mod logs;
+pub mod multus;
+pub mod node;
+pub mod pod;
+pub mod volumes;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+use super::build::Lab;
+
+/// The `kubernetes` Service's address in the local control plane's Service range
+/// (`tests/kube/control-plane`: `--service-cluster-ip-range=198.19.255.0/24`, first address).
+pub const DEFAULT_API_SERVICE: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 1);
+
+/// The image multinet's objects name by default, run by the lab.
+pub const DEFAULT_IMAGE: &str = crate::backend::k8s::DEFAULT_IMAGE;
+
+/// How the lab serves as a cluster's nodes.
+#[derive(Debug, Clone)]
+pub struct KubeletOptions {
+    /// The cluster's kubeconfig (an admin's: the lab writes nodes, pods' status, events).
+    pub kubeconfig: PathBuf,
+    /// Images the lab runs (multinet's); any other image fails to pull.
+    pub images: Vec<String>,
+    /// Nodes that report NotReady, as a node whose container network is not ready.
+    pub not_ready: BTreeSet<String>,
+    /// The `kubernetes` Service address pods are given.
+    pub api_service: Ipv4Addr,
+}
+
+/// What every part of the emulation shares.
+pub struct Kubelet {
+    /// The cluster.
+    pub client: Client,
+    /// The lab (its state is written as pods come and go).
+    pub lab: Arc<Mutex<Lab>>,
+    /// The lab's node names.
+    pub nodes: BTreeSet<String>,
+    /// Images run.
+    pub images: Vec<String>,
+    /// The host binary that stands for the image's `/usr/local/bin/multinet`.
+    pub binary: PathBuf,
+    /// The API server as pods reach it (`KUBERNETES_SERVICE_HOST`, `_PORT`).
+    pub api_service: SocketAddr,
+    /// The nodes' address (the kubelet endpoint's).
+    pub node_address: IpAddr,
+    /// CAs the API server's client certificate is verified with (the kubelet endpoint's).
+    pub client_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// Where each container's logs are.
+    pub logs: Arc<logs::LogIndex>,
+}
+
+impl std::fmt::Debug for Kubelet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kubelet")
+            .field("nodes", &self.nodes)
+            .field("images", &self.images)
+            .field("api_service", &self.api_service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kubelet {
+    /// Runs `work` on the lab on a blocking thread (namespace and CNI work is synchronous).
+    pub async fn with_lab<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Lab) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let lab = self.lab.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut lab = lab
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the lab's lock is poisoned"))?;
+            work(&mut lab)
+        })
+        .await
+        .context("the lab's worker thread")?
+    }
+}
+
+/// An API error as its message (`Status.message` and code), not a debug dump.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+/// Serves the lab's nodes to the cluster until `stop` resolves; then stops every pod it runs
+/// (containers stopped, CNI DEL, namespaces removed) and returns. The lab and the Node objects
+/// stay (as after a kubelet stops); `multinet lab down` removes both.
+pub async fn serve(
+    lab: Lab,
+    options: KubeletOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let client = crate::backend::k8s::client::connect(Some(&options.kubeconfig), None).await?;
+    let api_port = cluster_port(&options.kubeconfig)?;
+    let lab_name = lab.topology.name.clone();
+    let topology_nodes = lab.topology.nodes.clone();
+    let nodes: BTreeSet<String> = topology_nodes.iter().map(|n| n.name.clone()).collect();
+    save_kube_state(&lab, &options.kubeconfig, &nodes)?;
+    let ctl = lab.add_service_address(options.api_service)?;
+    let lab = Arc::new(Mutex::new(lab));
+
+    let service = SocketAddr::new(IpAddr::V4(options.api_service), 443);
+    let forwarder = forward::start(&ctl, service, SocketAddr::from(([127, 0, 0, 1], api_port)))?;
+    let node_address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let kubelet = Arc::new(Kubelet {
+        client: client.clone(),
+        lab,
+        nodes: nodes.clone(),
+        images: options.images.clone(),
+        binary: std::env::current_exe().context("finding this program's binary")?,
+        api_service: service,
+        node_address,
+        client_ca: logs::kubeconfig_ca(&options.kubeconfig).await?,
+        logs: Arc::new(logs::LogIndex::default()),
+    });
+    let log_server = logs::start(kubelet.clone(), node_address).await?;
+
+    let node_api: Api<Node> = Api::all(client.clone());
+    let mut registered = Vec::new();
+    for node in &topology_nodes {
+        registered.push(node::register(&node_api, node).await?);
+    }
+    let facts = |name: &str| node::NodeFacts {
+        address: node_address,
+        port: log_server.port,
+        ready: !options.not_ready.contains(name),
+    };
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    for node in &registered {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        node::heartbeat(&node_api, &leases, node, &facts(&name)).await?;
+    }
+    eprintln!(
+        "multinet lab: lab {lab_name} serves as node(s) {} of the cluster; kubelet endpoint {}:{}; pods reach the API server at {service}",
+        nodes.iter().cloned().collect::<Vec<_>>().join(", "),
+        node_address,
+        log_server.port
+    );
+    println!(
+        "lab {lab_name} is up as the cluster's nodes: stop with SIGINT or SIGTERM, then remove it with: multinet lab down {lab_name}"
+    );
+
+    let heartbeats = {
+        let (node_api, leases) = (node_api.clone(), leases.clone());
+        let registered = registered.clone();
+        let facts: Vec<node::NodeFacts> = registered
+            .iter()
+            .map(|n| facts(n.metadata.name.as_deref().unwrap_or_default()))
+            .collect();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(node::HEARTBEAT);
+            loop {
+                tick.tick().await;
+                for (node, facts) in registered.iter().zip(&facts) {
+                    if let Err(e) = node::heartbeat(&node_api, &leases, node, facts).await {
+                        tracing::warn!("node heartbeat: {e:#}");
+                    }
+                }
+            }
+        })
+    };
+
+    let mut workers: HashMap<String, (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>)> =
+        HashMap::new();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut events = watcher(pods, watcher::Config::default()).boxed();
+    tokio::pin!(stop);
+    loop {
+        let event = tokio::select! {
+            () = &mut stop => break,
+            event = events.next() => event,
+        };
+        let Some(event) = event else { break };
+        let (seen, gone) = match event {
+            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => (vec![pod], vec![]),
+            Ok(watcher::Event::Delete(pod)) => (vec![], vec![pod]),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+            Err(e) => {
+                tracing::warn!("watching pods: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for pod in seen {
+            let on_lab = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .is_some_and(|n| nodes.contains(n));
+            let Some(uid) = pod.metadata.uid.clone() else {
+                continue;
+            };
+            if !on_lab {
+                continue;
+            }
+            workers.retain(|_, (_, task)| !task.is_finished());
+            match workers.get(&uid) {
+                Some((tx, _)) => {
+                    let _ = tx.send(Some(pod));
+                }
+                None => {
+                    let (tx, rx) = watch::channel(Some(pod));
+                    let task = tokio::spawn(pod::run(kubelet.clone(), rx));
+                    workers.insert(uid, (tx, task));
+                }
+            }
+        }
+        for pod in gone {
+            if let Some((tx, _)) = pod.metadata.uid.as_ref().and_then(|u| workers.get(u)) {
+                let _ = tx.send(None);
+            }
+        }
+    }
+    heartbeats.abort();
+    eprintln!("multinet lab: stopping the pods of lab {lab_name}");
+    // A stopping kubelet leaves its pods' objects; their processes and addresses go here.
+    for (tx, task) in workers.into_values() {
+        let _ = tx.send(None);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(40), task).await;
+    }
+    log_server.task.abort();
+    forwarder.abort();
+    Ok(())
+}
+
+/// The port of the API server the kubeconfig's current context names (the forwarder's
+/// target; it must be on loopback).
+fn cluster_port(path: &std::path::Path) -> anyhow::Result<u16> {
+    let file = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+    let context = file
+        .current_context
+        .clone()
+        .context("the kubeconfig has no current-context")?;
+    let cluster_name = file
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .context("the kubeconfig's current context is missing")?;
+    let server = file
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .context("the kubeconfig's cluster has no server")?;
+    let uri: http::Uri = server
+        .parse()
+        .with_context(|| format!("the kubeconfig's server {server:?}"))?;
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    anyhow::ensure!(
+        loopback,
+        "{}: the lab serves only a control plane on loopback (the kubeconfig's server is {server})",
+        path.display()
+    );
+    Ok(uri.port_u16().unwrap_or(443))
+}
+
+/// What `lab down` needs to remove the Node objects: the kubeconfig and the node names.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct KubeState {
+    /// The cluster's kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// Nodes registered.
+    pub nodes: Vec<String>,
+}
+
+const KUBE_STATE: &str = "kube.json";
+
+fn save_kube_state(
+    lab: &Lab,
+    kubeconfig: &std::path::Path,
+    nodes: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let state = KubeState {
+        kubeconfig: std::fs::canonicalize(kubeconfig)
+            .with_context(|| format!("the kubeconfig {}", kubeconfig.display()))?,
+        nodes: nodes.iter().cloned().collect(),
+    };
+    std::fs::write(
+        lab.state_dir_path().join(KUBE_STATE),
+        serde_json::to_vec_pretty(&state)?,
+    )
+    .context("saving the lab's cluster")
+}
+
+/// Removes the Node objects a lab registered (its state names the cluster), if any; bounded.
+/// Called by `lab down` before the lab itself goes.
+pub async fn remove_nodes(state_dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let Ok(text) = std::fs::read(state_dir.join(KUBE_STATE)) else {
+        return Ok(Vec::new());
+    };
+    let state: KubeState = serde_json::from_slice(&text).context("the lab's cluster state")?;
+    let client = crate::backend::k8s::client::connect(Some(&state.kubeconfig), None).await?;
+    let nodes: Api<Node> = Api::all(client);
+    let mut removed = Vec::new();
+    for name in &state.nodes {
+        let deleted = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            nodes.delete(name, &kube::api::DeleteParams::default()),
+        )
+        .await
+        .context("the API server did not answer within 10 s")?;
+        match deleted {
+            Ok(_) => removed.push(name.clone()),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => anyhow::bail!("removing node {name}: {}", api_message(&e)),
+        }
+    }
+    Ok(removed)
+}

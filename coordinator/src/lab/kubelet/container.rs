@@ -1,0 +1,332 @@
+//! Running a container of multinet's image without a container runtime: its own root (this
+//! host's libraries read-only, the image's binaries — `/usr/local/bin/multinet` and
+//! `multinet-agent` — bound to this host's build, the pod's volumes at their mount paths,
+//! `/proc`, `/sys`, `/dev`), in the pod's network namespace (the node's for hostNetwork pods),
+//! as the image's user (65532, `USER` in `deploy/Dockerfile`) unless the pod says otherwise.
+//!
+//! The mount namespace is the one `ip netns exec` makes for each command (mounts made inside
+//! it never reach the host's). The process is the container: signals go to it, its exit code
+//! is the container's. Its output is kept in CRI log format (`<RFC 3339> <stream> F <line>`),
+//! one file per start, for [`super::logs`].
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::jiff::Timestamp;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use super::volumes::HostVolume;
+
+/// The image's user and group (`USER 65532:65532` in `deploy/Dockerfile`, distroless nonroot).
+pub const IMAGE_USER: i64 = 65532;
+
+/// The image's entrypoint (`ENTRYPOINT` in `deploy/Dockerfile`).
+pub const ENTRYPOINT: &str = "/usr/local/bin/multinet";
+
+/// The image's binaries.
+const IMAGE_BINARIES: &[&str] = &["/usr/local/bin/multinet", "/usr/local/bin/multinet-agent"];
+
+/// A started container.
+#[derive(Debug)]
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    /// When it started.
+    pub started: Timestamp,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+/// Where container `name`'s log of start number `restart` lives.
+pub fn log_path(pod_dir: &Path, name: &str, restart: i32) -> PathBuf {
+    pod_dir
+        .join("logs")
+        .join(name)
+        .join(format!("{restart}.log"))
+}
+
+/// What a container is started with.
+#[derive(Debug)]
+pub struct Start<'a> {
+    /// The pod.
+    pub pod: &'a Pod,
+    /// The container.
+    pub container: &'a Container,
+    /// Its environment (service links, env).
+    pub env: Vec<(String, String)>,
+    /// The pod's volumes on the host.
+    pub volumes: &'a [HostVolume],
+    /// The network namespace.
+    pub netns: &'a str,
+    /// The pod's directory.
+    pub pod_dir: &'a Path,
+    /// The host binary for the image's binaries.
+    pub binary: &'a Path,
+    /// Which start this is (0 first).
+    pub restart: i32,
+}
+
+/// The command and arguments the container runs: `command` (else the image's entrypoint) and
+/// `args`, `$(VAR)` expanded. The executable must be one of the image's binaries (anything
+/// else would fail in the real image too: it has no shell).
+pub fn command_line(
+    container: &Container,
+    env: &[(String, String)],
+) -> anyhow::Result<Vec<String>> {
+    let mut argv: Vec<String> = match &container.command {
+        Some(c) if !c.is_empty() => c.clone(),
+        _ => vec![ENTRYPOINT.to_string()],
+    };
+    argv.extend(container.args.clone().unwrap_or_default());
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| super::volumes::expand(a, env))
+        .collect();
+    let exe = argv[0].as_str();
+    let known = IMAGE_BINARIES
+        .iter()
+        .any(|b| *b == exe || b.rsplit('/').next() == Some(exe));
+    anyhow::ensure!(
+        known,
+        "exec: {exe:?}: executable file not found in $PATH (multinet's image has {})",
+        IMAGE_BINARIES.join(" and ")
+    );
+    Ok(argv)
+}
+
+/// A host program's path (the container's `PATH` is the image's, not the host's).
+fn host_tool(name: &str) -> String {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Starts the container.
+pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
+    let argv = command_line(s.container, &s.env)?;
+    let spec = s.pod.spec.clone().unwrap_or_default();
+    let pod_sc = spec.security_context.clone().unwrap_or_default();
+    let sc = s.container.security_context.clone().unwrap_or_default();
+    let uid = sc.run_as_user.or(pod_sc.run_as_user).unwrap_or(IMAGE_USER);
+    let gid = sc
+        .run_as_group
+        .or(pod_sc.run_as_group)
+        .unwrap_or(IMAGE_USER);
+    let mut groups: Vec<String> = pod_sc.fs_group.into_iter().map(|g| g.to_string()).collect();
+    groups.extend(
+        pod_sc
+            .supplemental_groups
+            .iter()
+            .flatten()
+            .map(|g| g.to_string()),
+    );
+    anyhow::ensure!(
+        s.container.working_dir.as_deref().is_none_or(|d| d == "/"),
+        "container {}: workingDir is not emulated by the lab",
+        s.container.name
+    );
+
+    let root = s.pod_dir.join("roots").join(&s.container.name);
+    for dir in [
+        "usr/lib",
+        "usr/lib64",
+        "usr/local/bin",
+        "proc",
+        "sys",
+        "dev",
+        "etc",
+        "tmp",
+    ] {
+        std::fs::create_dir_all(root.join(dir))?;
+    }
+    for (link, to) in [("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+        let path = root.join(link);
+        if !path.exists() {
+            std::os::unix::fs::symlink(to, &path)?;
+        }
+    }
+    for b in IMAGE_BINARIES {
+        std::fs::write(root.join(&b[1..]), b"")?;
+    }
+    let name = s.pod.metadata.name.clone().unwrap_or_default();
+    let ip = s
+        .pod
+        .status
+        .as_ref()
+        .and_then(|st| st.pod_ip.clone())
+        .unwrap_or_default();
+    std::fs::write(
+        root.join("etc/hosts"),
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{ip}\t{name}\n"),
+    )?;
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+    )?;
+
+    let r = |p: &str| quote(&format!("{}{p}", root.display()));
+    let (mount, chroot) = (host_tool("mount"), host_tool("chroot"));
+    let mut script = vec!["set -e".to_string()];
+    script.push(format!("{mount} --rbind /usr/lib {}", r("/usr/lib")));
+    script.push(format!("{mount} -o remount,bind,ro {}", r("/usr/lib")));
+    if Path::new("/usr/lib64").is_dir() {
+        script.push(format!("{mount} --rbind /usr/lib64 {}", r("/usr/lib64")));
+    }
+    let binary = quote(&s.binary.display().to_string());
+    for b in IMAGE_BINARIES {
+        script.push(format!("{mount} --bind {binary} {}", r(b)));
+    }
+    script.push(format!("{mount} -t proc proc {}", r("/proc")));
+    script.push(format!("{mount} --rbind /sys {}", r("/sys")));
+    script.push(format!("{mount} --rbind /dev {}", r("/dev")));
+    for m in s.container.volume_mounts.iter().flatten() {
+        let volume = s
+            .volumes
+            .iter()
+            .find(|v| v.name == m.name)
+            .with_context(|| {
+                format!(
+                    "container {}: volumeMount {:?} names no volume",
+                    s.container.name, m.name
+                )
+            })?;
+        let mut source = volume.dir.clone();
+        if let Some(sub) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
+            anyhow::ensure!(
+                !sub.split('/').any(|p| p == ".."),
+                "subPath {sub:?} leaves the volume"
+            );
+            source = source.join(sub);
+        }
+        anyhow::ensure!(
+            m.mount_path.starts_with('/') && !m.mount_path.split('/').any(|p| p == ".."),
+            "container {}: mountPath {:?} is not an absolute path",
+            s.container.name,
+            m.mount_path
+        );
+        let target = root.join(m.mount_path.trim_start_matches('/'));
+        if source.is_dir() {
+            std::fs::create_dir_all(&target)?;
+        } else {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&target, b"")?;
+        }
+        let target = quote(&target.display().to_string());
+        script.push(format!(
+            "{mount} --bind {} {target}",
+            quote(&source.display().to_string())
+        ));
+        if m.read_only == Some(true) {
+            script.push(format!("{mount} -o remount,bind,ro {target}"));
+        }
+    }
+    let groups = if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" --groups={}", groups.join(","))
+    };
+    let exec = format!(
+        "exec {chroot} --userspec={uid}:{gid}{groups} {}",
+        quote(&root.display().to_string())
+    );
+    script.push(format!("{exec} \"$@\""));
+
+    let log = log_path(s.pod_dir, &s.container.name, s.restart);
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&log, b"")?;
+    let mut child = Command::new(host_tool("ip"))
+        .args([
+            "netns",
+            "exec",
+            s.netns,
+            &host_tool("sh"),
+            "-c",
+            &script.join("\n"),
+            "container",
+        ])
+        .args(&argv)
+        .env_clear()
+        .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the container")?;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(out, "stdout", log.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(err, "stderr", log.clone()));
+    }
+    Ok(Running {
+        child,
+        started: Timestamp::now(),
+        log,
+    })
+}
+
+/// Copies a stream into the log, a line at a time, in CRI format.
+async fn pump(stream: impl AsyncRead + Unpin, name: &'static str, log: PathBuf) {
+    use std::io::Write;
+    let mut lines = BufReader::new(stream).lines();
+    let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(&log) else {
+        return;
+    };
+    while let Ok(Some(line)) = lines.next_line().await {
+        let stamp = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.9fZ");
+        let _ = file.write_all(format!("{stamp} {name} F {line}\n").as_bytes());
+    }
+}
+
+/// The message a container that failed leaves with `FallbackToLogsOnError`: the end of its log
+/// (at most 80 lines and 2048 bytes, the kubelet's `kubecontainer.MaxContainerTerminationMessageLogLines`
+/// and `…LogLength`).
+pub fn fallback_message(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter_map(super::logs::content).collect();
+    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    let start = tail.len().saturating_sub(2048);
+    let start = (start..=tail.len())
+        .find(|i| tail.is_char_boundary(*i))
+        .unwrap_or(tail.len());
+    tail[start..].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_is_the_entrypoint_and_args_with_variables_expanded() {
+        let c = Container {
+            name: "agent".into(),
+            args: Some(vec!["agent".into(), "--node".into(), "$(NODE_NAME)".into()]),
+            ..Container::default()
+        };
+        let env = vec![("NODE_NAME".to_string(), "n3".to_string())];
+        assert_eq!(
+            command_line(&c, &env).expect("command"),
+            vec![ENTRYPOINT, "agent", "--node", "n3"]
+        );
+        let shell = Container {
+            command: Some(vec!["/bin/sh".into()]),
+            ..c
+        };
+        let e = command_line(&shell, &env).expect_err("no shell in the image");
+        assert!(e.to_string().contains("executable file not found"), "{e}");
+    }
+}

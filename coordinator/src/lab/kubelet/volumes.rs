@@ -1,0 +1,403 @@
+//! A container's environment and volumes, as the kubelet materializes them: env values and
+//! `fieldRef`s (the downward API), Secret and ConfigMap keys; emptyDir, ConfigMap, Secret and
+//! downward-API volumes as files under the pod's directory, mounted into the container's root by
+//! [`super::container`].
+//!
+//! Rules followed (Kubernetes `pkg/kubelet/kubelet_pods.go`, `makeEnvironmentVariables` and
+//! `podFieldSelectorRuntimeValue`; `pkg/volume/{secret,configmap,downwardapi,emptydir}`;
+//! `pkg/fieldpath/fieldpath.go`, `ExtractFieldPathAsString` and `FormatMap`): the service
+//! links of the `kubernetes` Service (`KUBERNETES_SERVICE_HOST`, `_PORT`) come first; a
+//! volume's `defaultMode` defaults to 0644; with a pod `fsGroup` the files belong to that
+//! group; a whole label or annotation map is written as sorted `key="value"` lines; one
+//! annotation is written as its value. Anything else is refused with a message naming it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, Volume};
+use kube::Api;
+
+use super::Kubelet;
+
+/// A volume ready to mount: its directory on the host.
+#[derive(Debug, Clone)]
+pub struct HostVolume {
+    /// The volume's name in the pod.
+    pub name: String,
+    /// Its files.
+    pub dir: PathBuf,
+}
+
+/// The value a downward-API `fieldPath` has for `pod` (env or volume file).
+pub fn field_value(pod: &Pod, path: &str) -> anyhow::Result<String> {
+    let meta = &pod.metadata;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let subscript = |prefix: &str| -> Option<String> {
+        path.strip_prefix(prefix)?
+            .strip_suffix("']")
+            .map(str::to_string)
+    };
+    Ok(match path {
+        "metadata.name" => meta.name.clone().unwrap_or_default(),
+        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+        "metadata.labels" => format_map(meta.labels.as_ref()),
+        "metadata.annotations" => format_map(meta.annotations.as_ref()),
+        "spec.nodeName" => spec.node_name.unwrap_or_default(),
+        "spec.serviceAccountName" => spec.service_account_name.unwrap_or_default(),
+        "status.hostIP" => status.host_ip.unwrap_or_default(),
+        "status.podIP" => status.pod_ip.unwrap_or_default(),
+        "status.podIPs" => status
+            .pod_ips
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.ip)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => {
+            if let Some(key) = subscript("metadata.labels['") {
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(&key))
+                    .cloned()
+                    .unwrap_or_default()
+            } else if let Some(key) = subscript("metadata.annotations['") {
+                meta.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(&key))
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                anyhow::bail!("fieldRef {path:?} is not a field the downward API offers")
+            }
+        }
+    })
+}
+
+/// A label or annotation map as the downward API writes it: `key="value"` lines, sorted.
+fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone())))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The container's environment, in order: the `kubernetes` Service's variables, then the
+/// container's `env` (later names win, `$(VAR)` in values expanded from earlier ones).
+pub async fn environment(
+    kubelet: &Kubelet,
+    pod: &Pod,
+    container: &Container,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let service = kubelet.api_service;
+    let mut env: Vec<(String, String)> = vec![
+        ("KUBERNETES_SERVICE_HOST".into(), service.ip().to_string()),
+        ("KUBERNETES_SERVICE_PORT".into(), service.port().to_string()),
+        (
+            "KUBERNETES_SERVICE_PORT_HTTPS".into(),
+            service.port().to_string(),
+        ),
+        ("KUBERNETES_PORT".into(), format!("tcp://{service}")),
+        (
+            "HOSTNAME".into(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+    ];
+    anyhow::ensure!(
+        container.env_from.as_ref().is_none_or(Vec::is_empty),
+        "container {}: envFrom is not emulated by the lab",
+        container.name
+    );
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    for var in container.env.iter().flatten() {
+        let value = match (&var.value, &var.value_from) {
+            (_, Some(from)) => {
+                if let Some(field) = &from.field_ref {
+                    field_value(pod, &field.field_path)?
+                } else if let Some(key) = &from.secret_key_ref {
+                    let secret: Secret = Api::namespaced(kubelet.client.clone(), &namespace)
+                        .get(&key.name)
+                        .await
+                        .with_context(|| format!("env {}: secret {}", var.name, key.name))?;
+                    let bytes = secret
+                        .data
+                        .and_then(|d| d.get(&key.key).cloned())
+                        .with_context(|| {
+                            format!(
+                                "env {}: secret {} has no key {}",
+                                var.name, key.name, key.key
+                            )
+                        })?;
+                    String::from_utf8_lossy(&bytes.0).into_owned()
+                } else if let Some(key) = &from.config_map_key_ref {
+                    let map: ConfigMap = Api::namespaced(kubelet.client.clone(), &namespace)
+                        .get(&key.name)
+                        .await
+                        .with_context(|| format!("env {}: configmap {}", var.name, key.name))?;
+                    map.data
+                        .and_then(|d| d.get(&key.key).cloned())
+                        .with_context(|| {
+                            format!(
+                                "env {}: configmap {} has no key {}",
+                                var.name, key.name, key.key
+                            )
+                        })?
+                } else {
+                    anyhow::bail!(
+                        "env {}: this valueFrom is not emulated by the lab",
+                        var.name
+                    )
+                }
+            }
+            (Some(value), None) => expand(value, &env),
+            (None, None) => String::new(),
+        };
+        env.retain(|(k, _)| *k != var.name);
+        env.push((var.name.clone(), value));
+    }
+    Ok(env)
+}
+
+/// `$(VAR)` replaced by VAR's value when VAR is defined, `$$` by `$`, anything else kept — the
+/// kubelet's expansion of command, args and env values (`third_party/forked/golang/expansion`).
+pub fn expand(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match env.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Materializes every volume of `pod` under `dir` (one directory per volume).
+pub async fn materialize(
+    kubelet: &Kubelet,
+    pod: &Pod,
+    dir: &Path,
+) -> anyhow::Result<Vec<HostVolume>> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
+    let mut out = Vec::new();
+    for volume in spec.volumes.iter().flatten() {
+        let target = dir.join(&volume.name);
+        std::fs::create_dir_all(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        let files = files_of(kubelet, pod, &namespace, volume).await?;
+        match files {
+            None => {
+                // emptyDir: world-writable, as the kubelet makes it.
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777))?;
+            }
+            Some((files, mode)) => {
+                for (path, bytes, item_mode) in files {
+                    anyhow::ensure!(
+                        !path.split('/').any(|p| p == ".." || p.is_empty()),
+                        "volume {}: path {path:?} is not a relative path inside the volume",
+                        volume.name
+                    );
+                    let file = target.join(&path);
+                    if let Some(parent) = file.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(&file, bytes)
+                        .with_context(|| format!("writing {}", file.display()))?;
+                    let mut mode = item_mode.unwrap_or(mode) as u32 & 0o777;
+                    if let Some(group) = fs_group {
+                        std::os::unix::fs::chown(&file, Some(0), Some(group as u32))?;
+                        mode |= 0o040;
+                    }
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
+                }
+            }
+        }
+        out.push(HostVolume {
+            name: volume.name.clone(),
+            dir: target,
+        });
+    }
+    Ok(out)
+}
+
+type Files = Vec<(String, Vec<u8>, Option<i32>)>;
+
+/// A volume's files and default mode; `None` for an emptyDir.
+async fn files_of(
+    kubelet: &Kubelet,
+    pod: &Pod,
+    namespace: &str,
+    volume: &Volume,
+) -> anyhow::Result<Option<(Files, i32)>> {
+    let name = &volume.name;
+    if volume.empty_dir.is_some() {
+        return Ok(None);
+    }
+    if let Some(source) = &volume.secret {
+        let secret_name = source.secret_name.clone().unwrap_or_default();
+        let secret: Secret = Api::namespaced(kubelet.client.clone(), namespace)
+            .get(&secret_name)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "volume {name}: secret {secret_name}: {}",
+                    super::api_message(&e)
+                )
+            })?;
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        return Ok(Some((
+            select(&data, source.items.as_deref(), name)?,
+            source.default_mode.unwrap_or(0o644),
+        )));
+    }
+    if let Some(source) = &volume.config_map {
+        let map_name = source.name.clone();
+        let map: ConfigMap = Api::namespaced(kubelet.client.clone(), namespace)
+            .get(&map_name)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "volume {name}: configmap {map_name}: {}",
+                    super::api_message(&e)
+                )
+            })?;
+        let mut data: BTreeMap<String, Vec<u8>> = map
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()))
+            .collect();
+        data.extend(
+            map.binary_data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0)),
+        );
+        return Ok(Some((
+            select(&data, source.items.as_deref(), name)?,
+            source.default_mode.unwrap_or(0o644),
+        )));
+    }
+    if let Some(source) = &volume.downward_api {
+        let mut files = Vec::new();
+        for item in source.items.iter().flatten() {
+            let field = item.field_ref.as_ref().with_context(|| {
+                format!(
+                    "volume {name}: item {} has no fieldRef (resourceFieldRef is not emulated)",
+                    item.path
+                )
+            })?;
+            files.push((
+                item.path.clone(),
+                field_value(pod, &field.field_path)?.into_bytes(),
+                item.mode,
+            ));
+        }
+        return Ok(Some((files, source.default_mode.unwrap_or(0o644))));
+    }
+    anyhow::bail!(
+        "volume {name}: only emptyDir, configMap, secret and downwardAPI volumes are emulated by the lab"
+    )
+}
+
+/// The keys of `data` a volume projects: every key, or the `items` asked for.
+fn select(
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&[KeyToPath]>,
+    volume: &str,
+) -> anyhow::Result<Files> {
+    match items {
+        None => Ok(data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), None))
+            .collect()),
+        Some(items) => items
+            .iter()
+            .map(|item| {
+                let bytes = data
+                    .get(&item.key)
+                    .with_context(|| format!("volume {volume}: no key {}", item.key))?;
+                Ok((item.path.clone(), bytes.clone(), item.mode))
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn dollar_parens_expand_defined_names_and_keep_the_rest() {
+        let env = vec![("NODE_NAME".to_string(), "n2".to_string())];
+        assert_eq!(expand("host-$(NODE_NAME)", &env), "host-n2");
+        assert_eq!(expand("$(MISSING)", &env), "$(MISSING)");
+        assert_eq!(expand("$$(NODE_NAME)", &env), "$(NODE_NAME)");
+        assert_eq!(expand("a$b", &env), "a$b");
+        assert_eq!(expand("$(NODE_NAME", &env), "$(NODE_NAME");
+    }
+
+    #[test]
+    fn field_paths_read_the_pod_as_the_downward_api_does() {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                annotations: Some(BTreeMap::from([
+                    (
+                        "k8s.v1.cni.cncf.io/network-status".to_string(),
+                        "[{\"a\":1}]".to_string(),
+                    ),
+                    ("b".to_string(), "two\nlines".to_string()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        };
+        assert_eq!(
+            field_value(
+                &pod,
+                "metadata.annotations['k8s.v1.cni.cncf.io/network-status']"
+            )
+            .expect("field"),
+            "[{\"a\":1}]"
+        );
+        assert_eq!(
+            field_value(&pod, "metadata.annotations").expect("field"),
+            "b=\"two\\nlines\"\nk8s.v1.cni.cncf.io/network-status=\"[{\\\"a\\\":1}]\""
+        );
+        assert_eq!(
+            field_value(&pod, "metadata.namespace").expect("field"),
+            "ns"
+        );
+        assert!(field_value(&pod, "spec.unknown").is_err());
+    }
+}

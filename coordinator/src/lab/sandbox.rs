@@ -1,0 +1,171 @@
+//! Pod sandboxes for the lab as a Kubernetes cluster's nodes (see [`crate::lab::kubelet`]):
+//! a pod namespace on the control network, which is the cluster's pod network, and the NAD
+//! attachments Multus would make, from NetworkAttachmentDefinitions read from the API rather
+//! than from the topology. Pods come and go while the lab is up; each is removed on its own.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::build::Lab;
+use super::cni::{Attachment, result_ips, result_mac};
+use super::net::{ip_in, netns_add, netns_del, veth};
+
+/// A pod's namespace on the pod network.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The node it is on.
+    pub node: String,
+    /// Its network namespace.
+    pub ns: String,
+    /// The control bridge's end of its pod-network veth.
+    pub port: String,
+    /// Its address on the pod network (`status.podIP`).
+    pub pod_ip: Ipv4Addr,
+}
+
+/// What a CNI ADD gave an attachment.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// Addresses, without prefix length.
+    pub ips: Vec<std::net::IpAddr>,
+    /// The interface's MAC address in the pod.
+    pub mac: Option<String>,
+}
+
+impl Lab {
+    /// Creates a pod namespace on `node` with its pod-network interface `eth0` (a veth on the
+    /// control bridge, an address of the control network).
+    pub fn add_sandbox(&mut self, node: &str) -> anyhow::Result<Sandbox> {
+        anyhow::ensure!(
+            self.topology.node(node).is_some(),
+            "node {node:?} is not a node of lab {}",
+            self.topology.name
+        );
+        let name = self.topology.name.clone();
+        let j = self.next_pod_number();
+        let ns = format!("{name}-{node}-p{j}");
+        self.state.pods.push(ns.clone());
+        self.save()?;
+        netns_add(&ns)?;
+        if self.has_ipv6() {
+            // As in `add_pod`: the lab's addresses are unique by construction.
+            super::net::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &ns,
+                    "sh",
+                    "-c",
+                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
+                ],
+            )?;
+        }
+        let port = format!("{node}p{j}");
+        let ctl = Self::control_ns(&name);
+        veth(&ns, "eth0", &ctl, &port, None)?;
+        ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
+        let pod_ip = super::build::control_addr(100 + j);
+        ip_in(
+            &ns,
+            &["addr", "add", &format!("{pod_ip}/16"), "dev", "eth0"],
+        )?;
+        Ok(Sandbox {
+            node: node.to_string(),
+            ns,
+            port,
+            pod_ip,
+        })
+    }
+
+    /// Attaches `sandbox` to a NAD as Multus delegates it: `config_json` is the NAD's
+    /// `spec.config` run as the lab runs every config (IPAM mapped, see `lab_ipam`), in the
+    /// node's namespace where its master interface lives, interface `ifname` in the pod. The
+    /// attachment is recorded first, so removing the sandbox (or `lab down` after a crash)
+    /// releases its address; a failed ADD is deleted at once, as a runtime does.
+    pub fn attach(
+        &mut self,
+        sandbox: &Sandbox,
+        ifname: &str,
+        config_json: &str,
+    ) -> anyhow::Result<Attached> {
+        let config = self.lab_cni_config(config_json, None)?;
+        let attachment = Attachment {
+            node_ns: Self::node_ns(&self.topology.name, &sandbox.node),
+            pod_ns: sandbox.ns.clone(),
+            container_id: sandbox.ns.clone(),
+            ifname: ifname.to_string(),
+            config,
+        };
+        self.state.attachments.push(attachment.clone());
+        self.save()?;
+        match attachment.add_result() {
+            Ok(result) => Ok(Attached {
+                ips: result_ips(&result),
+                mac: result_mac(&result),
+            }),
+            Err(e) => {
+                let _ = attachment.del();
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes a sandbox: CNI DEL for each of its attachments (in reverse), its pod-network
+    /// veth, its namespace. Processes still in it are stopped first.
+    pub fn remove_sandbox(&mut self, sandbox: &Sandbox) -> anyhow::Result<()> {
+        let mut first_error = None;
+        for a in self
+            .state
+            .attachments
+            .iter()
+            .rev()
+            .filter(|a| a.pod_ns == sandbox.ns)
+        {
+            if let Err(e) = a.del() {
+                first_error.get_or_insert(e);
+            }
+        }
+        self.state.attachments.retain(|a| a.pod_ns != sandbox.ns);
+        super::net::netns_kill(&sandbox.ns)?;
+        let _ = ip_in(
+            &Self::control_ns(&self.topology.name),
+            &["link", "del", &sandbox.port],
+        );
+        netns_del(&sandbox.ns)?;
+        self.state.pods.retain(|p| *p != sandbox.ns);
+        self.save()?;
+        first_error.map_or(Ok(()), |e| Err(e.context("CNI DEL")))
+    }
+
+    /// The namespace of `node` itself (where hostNetwork pods run).
+    pub fn node_namespace(&self, node: &str) -> String {
+        Self::node_ns(&self.topology.name, node)
+    }
+
+    /// Where a pod's files live (its volumes, root filesystem, logs).
+    pub fn pod_dir(&self, uid: &str) -> std::path::PathBuf {
+        self.dir.join("pods").join(uid)
+    }
+
+    /// Gives the control network an address and returns the control namespace's name, for
+    /// a service the lab forwards (the API server's `kubernetes` Service).
+    pub fn add_service_address(&self, addr: Ipv4Addr) -> anyhow::Result<String> {
+        let ctl = Self::control_ns(&self.topology.name);
+        ip_in(
+            &ctl,
+            &["addr", "replace", &format!("{addr}/32"), "dev", "ctl"],
+        )
+        .with_context(|| format!("adding {addr} to the control network"))?;
+        Ok(ctl)
+    }
+}
+
+/// The MTU the result's pod interface has, if the NAD config says (Multus reports it).
+pub fn config_mtu(config_json: &str) -> Option<u32> {
+    let v: Value = serde_json::from_str(config_json).ok()?;
+    let main = v.get("plugins").and_then(|p| p.get(0)).unwrap_or(&v);
+    main.get("mtu").and_then(Value::as_u64).map(|m| m as u32)
+}
