@@ -312,7 +312,7 @@ impl Scheduler for KubeBackend {
         let node_type = self.node_type(&pod.node)?;
         match pod.role {
             Role::Server => {
-                let p = self.objects().server_pod(&node_type, Some(&pod.node));
+                let p = self.objects().server_pod(&node_type, &pod.node);
                 return self.create_pod(p, &pod.pod).await;
             }
             Role::Client => {
@@ -332,9 +332,7 @@ impl Scheduler for KubeBackend {
                         .filter(|n| n.node_type == node_type)
                         .map(|n| n.name.as_str())
                         .collect();
-                    let ds = self
-                        .objects()
-                        .host_check_daemon_set(&node_type, Some(&planned));
+                    let ds = self.objects().host_check_daemon_set(&node_type, &planned);
                     let created =
                         Api::<DaemonSet>::namespaced(self.client.clone(), &self.namespace)
                             .create(&PostParams::default(), &ds)
