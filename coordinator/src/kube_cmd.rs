@@ -12,6 +12,7 @@ use multinet_proto::config::RunConfig;
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
+use crate::backend::k8s::api_error::ApiResultExt;
 use crate::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
 use crate::backend::k8s::names::{Owner, RunNames};
 use crate::backend::k8s::objects::KubeRun;
@@ -263,6 +264,7 @@ async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::R
     let owner = api
         .get(&names.owner())
         .await
+        .said()
         .with_context(|| format!("{namespace}/{}", names.owner()))?;
     Ok(Owner {
         name: names.owner(),
@@ -436,7 +438,20 @@ pub fn cleanup(args: &CleanupArgs) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("multinet cleanup: {e:#}");
+            let again = match &args.run {
+                Some(id) => format!("multinet cleanup -n {} --run {id}", args.namespace),
+                None => format!("multinet cleanup -n {}", args.namespace),
+            };
+            // A removal that did not finish in time says what to look at; the command that
+            // finishes it is said here, once.
+            if matches!(
+                e.downcast_ref::<k8s_cleanup::CleanupError>(),
+                Some(k8s_cleanup::CleanupError::NotGone { .. })
+            ) {
+                eprintln!("multinet cleanup: {e:#}; then run `{again}` again to finish");
+            } else {
+                eprintln!("multinet cleanup: {e:#}");
+            }
             1
         }
     }

@@ -18,6 +18,7 @@ use multinet_proto::control::Role;
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
+use super::api_error::{ApiResultExt, said};
 use super::diagnose::{self, PodEvent};
 use super::names::{Owner, RunNames};
 use super::objects::{AgentTls, CONTROL_PORT, KubeRun};
@@ -202,7 +203,8 @@ impl KubeBackend {
         let secret = self.objects().tls_secret(Some(&AgentTls { ca, cert, key }));
         Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &secret)
-            .await?;
+            .await
+            .said()?;
         let settings = super::dry_run::pod_run_settings(
             &self.names.run,
             &self.config,
@@ -214,7 +216,8 @@ impl KubeBackend {
             .agents_config_map(serde_json::to_string_pretty(&settings)?);
         Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &cm)
-            .await?;
+            .await
+            .said()?;
         self.shared_created = true;
         Ok(())
     }
@@ -468,7 +471,8 @@ impl Scheduler for KubeBackend {
                         Ok(()) => {}
                         Err(kube::Error::Api(e)) if e.code == 404 => {}
                         Err(e) => eprintln!(
-                            "multinet: could not delete {what} ({e}); deleting the run's owner removes it"
+                            "multinet: could not delete {what} ({}); deleting the run's owner removes it",
+                            said(e)
                         ),
                     }
                 }
@@ -484,6 +488,6 @@ fn refused<T>(r: Result<T, kube::Error>) -> anyhow::Result<Option<String>> {
     match r {
         Ok(_) => Ok(None),
         Err(kube::Error::Api(e)) if matches!(e.code, 403 | 422) => Ok(Some(e.message.clone())),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(said(e).into()),
     }
 }
