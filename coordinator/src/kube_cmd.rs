@@ -45,7 +45,11 @@ pub fn run(args: &RunArgs) -> u8 {
         );
         return EXIT_INVALID;
     }
-    warn_all(&problems);
+    // The coordinator Job reads the configuration the command outside has checked and warned
+    // about already: each warning is said once, there.
+    if args.in_cluster_run.is_none() {
+        warn_all(&problems);
+    }
     if args.dry_run {
         let extra = vec![
             "-o".to_string(),
@@ -105,8 +109,10 @@ fn selection_list(
     .collect()
 }
 
-/// Preflight for `who`; prints what was left out and the warnings. `Err(code)` when the run
-/// must not start.
+/// Preflight for `who`; prints what was left out and the warnings — unless `own_run` is set:
+/// then this is the coordinator Job of a run whose command outside the cluster said them
+/// already (its log is streamed there: each line once). `Err(code)` when the run must not
+/// start.
 async fn checked(
     client: &kube::Client,
     config: &RunConfig,
@@ -117,14 +123,16 @@ async fn checked(
     let (found, problems) = preflight(client, config, selections, who, own_run)
         .await
         .map_err(|e| {
-            eprintln!("multinet run: preflight: {e:#}");
+            eprintln!("multinet run: preflight: {e}");
             1u8
         })?;
     if let Some(code) = say_problems(&problems) {
         return Err(code);
     }
-    for line in found.left_out.iter().chain(&found.warnings) {
-        eprintln!("multinet run: {line}");
+    if own_run.is_none() {
+        for line in found.left_out.iter().chain(&found.warnings) {
+            eprintln!("multinet run: {line}");
+        }
     }
     Ok(found.nodes)
 }
