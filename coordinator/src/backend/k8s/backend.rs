@@ -434,6 +434,58 @@ impl Scheduler for KubeBackend {
         out
     }
 
+    async fn never_started(&mut self, agents: &[String]) -> Vec<(String, PodStatus)> {
+        let Some(pods) = &self.pods else {
+            return Vec::new();
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let events: Vec<PodEvent> = self
+            .events
+            .iter()
+            .flat_map(|store| store.state())
+            .map(|e| PodEvent::from_event(&e, now))
+            .collect();
+        let nads = self.nads();
+        let pods = pods.state();
+        let mut out = Vec::new();
+        for agent in agents {
+            match pods
+                .iter()
+                .find(|p| Self::agent_of(p).as_deref() == Some(agent.as_str()))
+            {
+                Some(pod) if diagnose::never_ran(pod) => out.push((
+                    agent.clone(),
+                    diagnose::never_started(pod, &events, &nads, &self.image),
+                )),
+                Some(_) => {}
+                // A host checker's DaemonSet made no pod on its node.
+                None if agent.starts_with("host-") => {
+                    let node = agent.trim_start_matches("host-");
+                    let Ok(node_type) = self.node_type(node) else {
+                        continue;
+                    };
+                    let set = self.names.host_check(&node_type);
+                    let latest = events
+                        .iter()
+                        .rev()
+                        .find(|e| e.kind == "DaemonSet" && e.pod == set)
+                        .map(|e| format!("; latest event {}: {}", e.reason, e.message))
+                        .unwrap_or_default();
+                    out.push((
+                        agent.clone(),
+                        PodStatus::NotStarted {
+                            reason: format!(
+                                "never started: DaemonSet {set} created no pod on node {node}{latest}"
+                            ),
+                        },
+                    ));
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
     async fn cleanup(&mut self) -> anyhow::Result<()> {
         for w in self.watchers.drain(..) {
             w.abort();
