@@ -348,10 +348,10 @@ fn run_outside(
             "--agent-grace-seconds".into(),
             args.agent_grace_seconds.to_string(),
         ];
-        let budget = crate::backend::k8s::objects::job_deadline(&config);
+        let bounds = outside::JobBounds::of(&config);
         let mut to_stderr = |line: &str| eprintln!("{line}");
         let outcome = tokio::select! {
-            r = outside::run_job(&client, &run, extra, budget, &mut to_stderr) => Ok(r),
+            r = outside::run_job(&client, &run, extra, bounds, &mut to_stderr) => Ok(r),
             (name, code) = crate::run_cmd::shutdown_signal() => {
                 eprintln!("multinet run: {name}: removing run {id}");
                 Err(code)
