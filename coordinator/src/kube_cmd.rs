@@ -12,6 +12,7 @@ use multinet_proto::config::RunConfig;
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
+use crate::backend::k8s::api_error::ApiResultExt;
 use crate::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
 use crate::backend::k8s::names::{Owner, RunNames};
 use crate::backend::k8s::objects::KubeRun;
@@ -44,7 +45,11 @@ pub fn run(args: &RunArgs) -> u8 {
         );
         return EXIT_INVALID;
     }
-    warn_all(&problems);
+    // The coordinator Job reads the configuration the command outside has checked and warned
+    // about already: each warning is said once, there.
+    if args.in_cluster_run.is_none() {
+        warn_all(&problems);
+    }
     if args.dry_run {
         let extra = vec![
             "-o".to_string(),
@@ -104,8 +109,10 @@ fn selection_list(
     .collect()
 }
 
-/// Preflight for `who`; prints what was left out and the warnings. `Err(code)` when the run
-/// must not start.
+/// Preflight for `who`; prints what was left out and the warnings — unless `own_run` is set:
+/// then this is the coordinator Job of a run whose command outside the cluster said them
+/// already (its log is streamed there: each line once). `Err(code)` when the run must not
+/// start.
 async fn checked(
     client: &kube::Client,
     config: &RunConfig,
@@ -116,14 +123,16 @@ async fn checked(
     let (found, problems) = preflight(client, config, selections, who, own_run)
         .await
         .map_err(|e| {
-            eprintln!("multinet run: preflight: {e:#}");
+            eprintln!("multinet run: preflight: {e}");
             1u8
         })?;
     if let Some(code) = say_problems(&problems) {
         return Err(code);
     }
-    for line in found.left_out.iter().chain(&found.warnings) {
-        eprintln!("multinet run: {line}");
+    if own_run.is_none() {
+        for line in found.left_out.iter().chain(&found.warnings) {
+            eprintln!("multinet run: {line}");
+        }
     }
     Ok(found.nodes)
 }
@@ -263,6 +272,7 @@ async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::R
     let owner = api
         .get(&names.owner())
         .await
+        .said()
         .with_context(|| format!("{namespace}/{}", names.owner()))?;
     Ok(Owner {
         name: names.owner(),
@@ -338,10 +348,10 @@ fn run_outside(
             "--agent-grace-seconds".into(),
             args.agent_grace_seconds.to_string(),
         ];
-        let budget = crate::backend::k8s::objects::job_deadline(&config);
+        let bounds = outside::JobBounds::of(&config);
         let mut to_stderr = |line: &str| eprintln!("{line}");
         let outcome = tokio::select! {
-            r = outside::run_job(&client, &run, extra, budget, &mut to_stderr) => Ok(r),
+            r = outside::run_job(&client, &run, extra, bounds, &mut to_stderr) => Ok(r),
             (name, code) = crate::run_cmd::shutdown_signal() => {
                 eprintln!("multinet run: {name}: removing run {id}");
                 Err(code)
@@ -436,7 +446,20 @@ pub fn cleanup(args: &CleanupArgs) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("multinet cleanup: {e:#}");
+            let again = match &args.run {
+                Some(id) => format!("multinet cleanup -n {} --run {id}", args.namespace),
+                None => format!("multinet cleanup -n {}", args.namespace),
+            };
+            // A removal that did not finish in time says what to look at; the command that
+            // finishes it is said here, once.
+            if matches!(
+                e.downcast_ref::<k8s_cleanup::CleanupError>(),
+                Some(k8s_cleanup::CleanupError::NotGone { .. })
+            ) {
+                eprintln!("multinet cleanup: {e:#}; then run `{again}` again to finish");
+            } else {
+                eprintln!("multinet cleanup: {e:#}");
+            }
             1
         }
     }

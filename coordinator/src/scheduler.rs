@@ -117,6 +117,15 @@ pub trait Scheduler {
         Vec::new()
     }
 
+    /// Why each of `agents` — agents that never connected — did not start, where the backend
+    /// can tell (a cluster: the pod's container never ran; it stayed Pending, with the
+    /// reason it waited on). An agent whose process ran is left out: it started, and never
+    /// reached the coordinator. Asked once, as the run ends.
+    async fn never_started(&mut self, agents: &[String]) -> Vec<(String, PodStatus)> {
+        let _ = agents;
+        Vec::new()
+    }
+
     /// Stops everything the run started and removes what it created. Idempotent.
     async fn cleanup(&mut self) -> anyhow::Result<()>;
 }

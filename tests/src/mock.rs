@@ -222,10 +222,27 @@ pub fn list(api_version: &str, kind: &str, items: Vec<Value>) -> Value {
 
 /// A node with labels, taints, Ready status and cordon flag.
 pub fn node(name: &str, labels: Value, taints: Value, ready: bool, cordoned: bool) -> Value {
+    node_in_state(
+        name,
+        labels,
+        taints,
+        if ready { "True" } else { "False" },
+        cordoned,
+    )
+}
+
+/// A node whose Ready condition has `ready` as its status (`True`, `False`, `Unknown`).
+pub fn node_in_state(
+    name: &str,
+    labels: Value,
+    taints: Value,
+    ready: &str,
+    cordoned: bool,
+) -> Value {
     json!({"apiVersion": "v1", "kind": "Node",
            "metadata": {"name": name, "labels": labels},
            "spec": {"taints": taints, "unschedulable": cordoned},
-           "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+           "status": {"conditions": [{"type": "Ready", "status": ready}]}})
 }
 
 /// A NetworkAttachmentDefinition with `config`.

@@ -166,12 +166,19 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
     );
     assert_eq!(server_pod["spec"]["restartPolicy"], "Never");
     // One host-check DaemonSet for the node type, whatever the number of its nodes, kept to
-    // the run's nodes of that type.
+    // the run's nodes of that type: one term per node (terms are ORed), as the API server
+    // allows exactly one value in a node field selector (Kubernetes
+    // pkg/apis/core/validation/validation.go, validateNodeFieldSelectorRequirement: "must be
+    // only one value when `operator` is 'In' or 'NotIn' for node field selector").
     let ds = seen[3].body.as_ref().expect("daemonset");
     assert_eq!(ds["spec"]["template"]["spec"]["hostNetwork"], true);
     assert_eq!(
-        on_nodes(&ds["spec"]["template"]["spec"]),
-        json!({"key": "metadata.name", "operator": "In", "values": ["w1", "w2"]})
+        ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"],
+        json!([
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["w1"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["w2"]}]}
+        ])
     );
     // Clients: an OSD client on both networks, another daemon's on public only.
     let osd = seen[4].body.as_ref().expect("osd client");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use multinet_coordinator::backend::k8s::names::{Owner, RunNames};
 use multinet_coordinator::backend::k8s::objects::KubeRun;
-use multinet_coordinator::backend::k8s::outside::run_job;
+use multinet_coordinator::backend::k8s::outside::{JobBounds, run_job};
 use multinet_coordinator::run_cmd::RunOutput;
 use multinet_proto::config::RunConfig;
 use multinet_tests::mock::{Answer, list, serve_routes};
@@ -17,6 +17,12 @@ const NS: &str = "rook-ceph";
 const RUN: &str = "0a1b2c3d4e";
 const POD: &str = "multinet-0a1b2c3d4e-coordinator-x7k2p";
 const REPORT: &str = "multinet validation run 0a1b2c3d4e — FAIL\n";
+/// Generous: these flows start their pod at once.
+const BOUNDS: JobBounds = JobBounds {
+    start: Duration::from_secs(20),
+    total: Duration::from_secs(20),
+    status_every: Duration::from_secs(5),
+};
 
 fn kube_run(config: &RunConfig) -> KubeRun<'_> {
     let names = RunNames::new(RUN);
@@ -43,10 +49,12 @@ fn pod(state: Value) -> Value {
 }
 
 /// Answers the flow's requests; `logs` are the bodies of successive log requests, and the pod
-/// is terminated once the last one was served. `events` are the Job's events.
+/// is terminated once the last one was served. `events` are the Job's and its pod's (each
+/// list asks by kind); `waiting`, when given, is the pod's status: it never runs.
 fn fake(
     logs: Vec<&'static str>,
     events: Vec<Value>,
+    waiting: Option<Value>,
 ) -> impl FnMut(&str, &str, Option<&Value>) -> Answer {
     let mut served_logs = 0;
     move |method, uri, body| {
@@ -62,15 +70,26 @@ fn fake(
                     uri.contains("app.kubernetes.io/component=coordinator"),
                     "{uri}"
                 );
-                let items = if events.is_empty() {
-                    vec![pod(json!({"running": {}}))]
-                } else {
-                    Vec::new()
+                let items = match &waiting {
+                    Some(status) => vec![json!({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": POD, "namespace": NS, "resourceVersion": "7"},
+                        "spec": {"nodeName": "w1", "containers": [{"name": "coordinator"}]},
+                        "status": status})],
+                    None if events.is_empty() => vec![pod(json!({"running": {}}))],
+                    None => Vec::new(),
                 };
                 Answer::json(list("v1", "Pod", items))
             }
             ("GET", p) if p == format!("{base}/events") => {
-                Answer::json(list("v1", "Event", events.clone()))
+                let of_kind: Vec<Value> = events
+                    .iter()
+                    .filter(|e| {
+                        let kind = e["involvedObject"]["kind"].as_str().unwrap_or_default();
+                        uri.contains(&format!("involvedObject.kind={kind}"))
+                    })
+                    .cloned()
+                    .collect();
+                Answer::json(list("v1", "Event", of_kind))
             }
             ("GET", p) if p == format!("{base}/pods/{POD}/log") => {
                 assert!(
@@ -106,12 +125,14 @@ fn fake(
 async fn outside(
     logs: Vec<&'static str>,
     events: Vec<Value>,
+    waiting: Option<Value>,
+    bounds: JobBounds,
 ) -> (
     anyhow::Result<multinet_coordinator::backend::k8s::outside::JobOutcome>,
     Vec<String>,
     Vec<multinet_tests::mock::Seen>,
 ) {
-    let (client, server) = serve_routes(fake(logs, events));
+    let (client, server) = serve_routes(fake(logs, events, waiting));
     let config = RunConfig::default();
     let run = kube_run(&config);
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -120,7 +141,7 @@ async fn outside(
         &client,
         &run,
         vec!["-o".into(), "text".into()],
-        Duration::from_secs(20),
+        bounds,
         &mut move |line| sink.lock().expect("lines").push(line.to_string()),
     )
     .await;
@@ -135,6 +156,8 @@ async fn the_job_runs_its_log_streams_and_its_report_comes_back() {
     let (outcome, lines, seen) = outside(
         vec!["2026-11-29T05:00:00.000000001Z probe: agents connected 61/61\n2026-11-29T05:00:03.5Z multinet: report stored\n"],
         Vec::new(),
+        None,
+        BOUNDS,
     )
     .await;
     let outcome = outcome.expect("the run's outcome");
@@ -173,6 +196,8 @@ async fn a_log_stream_that_ends_early_is_reopened_where_it_stopped() {
             "2026-11-29T05:00:02Z two\n2026-11-29T05:00:05Z three\n",
         ],
         Vec::new(),
+        None,
+        BOUNDS,
     )
     .await;
     outcome.expect("the run's outcome");
@@ -192,11 +217,47 @@ async fn a_job_whose_pod_cannot_be_created_says_why() {
         "reason": "FailedCreate",
         "count": 3,
         "message": "Error creating: pods \"multinet-0a1b2c3d4e-coordinator-\" is forbidden: error looking up service account rook-ceph/multinet: serviceaccount \"multinet\" not found"});
-    let (outcome, _, _) = outside(Vec::new(), vec![event]).await;
+    let (outcome, _, _) = outside(Vec::new(), vec![event], None, BOUNDS).await;
     let error = format!("{:#}", outcome.expect_err("no pod, no run"));
     assert!(
         error.contains("cannot create the pod of Job multinet-0a1b2c3d4e-coordinator")
             && error.contains("serviceaccount \"multinet\" not found"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_whose_pod_never_starts_says_what_it_waits_on_once_and_gives_up_at_its_bound() {
+    // Scheduled, its container never created: a volume that cannot be mounted.
+    let waiting = json!({"phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [{"name": "coordinator", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                               "state": {"waiting": {"reason": "ContainerCreating"}}}]});
+    let mount = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "e2", "namespace": NS},
+        "involvedObject": {"kind": "Pod", "name": POD},
+        "reason": "FailedMount", "count": 4,
+        "lastTimestamp": "2026-11-29T05:00:00Z",
+        "message": "MountVolume.SetUp failed for volume \"config\" : configmap \"multinet-0a1b2c3d4e\" not found"});
+    let bounds = JobBounds {
+        start: Duration::from_millis(1500),
+        total: Duration::from_secs(20),
+        status_every: Duration::from_millis(200),
+    };
+    let (outcome, lines, _) = outside(Vec::new(), vec![mount], Some(waiting), bounds).await;
+    let state = "pod multinet-0a1b2c3d4e-coordinator-x7k2p Pending, on node w1, container coordinator ContainerCreating, latest event FailedMount: MountVolume.SetUp failed for volume \"config\" : configmap \"multinet-0a1b2c3d4e\" not found";
+    // Said while it waits, and only when it changed: once here.
+    assert_eq!(
+        lines[1..],
+        [format!(
+            "multinet: the coordinator Job multinet-0a1b2c3d4e-coordinator waits: {state}"
+        )]
+    );
+    let error = format!("{:#}", outcome.expect_err("it never ran"));
+    assert_eq!(
+        error,
+        format!(
+            "the coordinator Job rook-ceph/multinet-0a1b2c3d4e-coordinator did not start its pod within 1.5s (the run's resourceTimeout); it was waiting: {state}"
+        )
     );
 }

@@ -1,5 +1,6 @@
 //! The Kubernetes backend: a real cluster through kube-rs.
 //!
+//! * [`api_error`] — errors of the API as a person reads them (the message and code, once).
 //! * [`nad`] — the NetworkAttachmentDefinition custom resource (`k8s.cni.cncf.io/v1`).
 //! * [`names`] — object names, labels and the owner reference every object of a run carries.
 //! * [`objects`] — every object a run creates, built from the configuration and what the
@@ -8,13 +9,15 @@
 //! * [`client`] — connecting: kubeconfig and context, or in-cluster.
 //! * [`cleanup`] — removing a run (foreground, never forced) and finding leftovers.
 //! * [`diagnose`] — pod status and events turned into the run's facts.
-//! * [`preflight`] — what is checked before anything is created.
+//! * [`preflight`] — what is checked before anything is created: permissions, leftovers and
+//!   live runs, service accounts, NADs, nodes.
 //! * [`outside`] — `multinet run` outside the cluster: the coordinator Job, its log, its report.
 //! * [`dry_run`] — `multinet run --backend kube --dry-run -o yaml`.
 
 /// The image a run uses unless `--image` says otherwise.
 pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/multinet/multinet:", env!("CARGO_PKG_VERSION"));
 
+pub mod api_error;
 pub mod backend;
 pub mod cleanup;
 pub mod client;

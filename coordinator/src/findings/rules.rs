@@ -390,6 +390,7 @@ fn with_exit(mut entry: Value, agent: &AgentFact) -> Value {
 
 fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
     let mut lost: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut never_connected: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut no_address: BTreeMap<CephNetwork, (BTreeSet<String>, Vec<String>, usize)> =
         BTreeMap::new();
     let mut not_started: Vec<&AgentFact> = Vec::new();
@@ -400,10 +401,9 @@ fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
                 .entry(&a.node)
                 .or_default()
                 .push(with_exit(json!({"agent": a.pod, "lost_at_ms": at_ms}), a)),
-            AgentFate::NeverConnected => lost.entry(&a.node).or_default().push(with_exit(
-                json!({"agent": a.pod, "never_connected": true}),
-                a,
-            )),
+            AgentFate::NeverConnected => never_connected.entry(&a.node).or_default().push(
+                with_exit(json!({"agent": a.pod, "never_connected": true}), a),
+            ),
             AgentFate::Failed { reason } => lost
                 .entry(&a.node)
                 .or_default()
@@ -426,6 +426,17 @@ fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
             BTreeMap::from([("agents".into(), json!(agents))]),
             &["this is the agent's own failure, not a network verdict: look at the pod's logs, restarts and OOM kills",
               "the control plane uses the default pod network: check that it works on this node"],
+        ));
+    }
+    // Never connected: its process started (a backend that could tell it never started says
+    // so as not started), but never reached the coordinator — nothing was lost.
+    for (node, agents) in never_connected {
+        out.push(finding(
+            FindingKind::AgentLost, Severity::Fail, None, vec![node.to_string()],
+            format!("{} agent(s) on node {node} never connected to the coordinator; their paths are not judged", agents.len()),
+            BTreeMap::from([("agents".into(), json!(agents))]),
+            &["the agent started but did not reach the coordinator: its log says why (for a pod, `kubectl logs`; `exit` here when it ended)",
+              "the control plane uses the default pod network: check that pods on this node reach the coordinator's pod (a NetworkPolicy, the node's CNI)"],
         ));
     }
     for (network, (nodes, reasons, count)) in no_address {
@@ -454,12 +465,36 @@ fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
                 _ => Value::Null,
             })
             .collect();
+        let said = |part: &str| {
+            not_started.iter().any(
+                |a| matches!(&a.fate, AgentFate::NotStarted { reason } if reason.contains(part)),
+            )
+        };
+        // Advice for the reasons there are; the placement advice when none is more specific.
+        let mut advice: Vec<&str> = Vec::new();
+        if said("cannot pull image") {
+            advice.push("the image cannot be pulled: check its name and tag, that the nodes reach its registry, and the pull secret");
+        }
+        if said("refused") || said("cannot create its pods") {
+            advice.push("the API server refused pods: check the namespace's Pod Security level (host checkers need hostNetwork), quotas, and admission policies");
+        }
+        if said("never started") {
+            advice.push("a pod that never started waited on what its reason says: a volume that cannot be mounted, a sandbox the CNI plugin does not create, a node that stopped reporting; `kubectl describe pod` shows its events");
+        }
+        if advice.is_empty() || said("unschedulable") {
+            advice.push("check node selectors and tolerations of the node types, that node types do not overlap, and the nodes' free resources");
+        }
         out.push(finding(
-            FindingKind::Scheduling, Severity::Fail, None, nodes.into_iter().collect(),
-            format!("{} pod(s) could not be scheduled or started", not_started.len()),
+            FindingKind::Scheduling,
+            Severity::Fail,
+            None,
+            nodes.into_iter().collect(),
+            format!(
+                "{} pod(s) could not be scheduled or started",
+                not_started.len()
+            ),
             BTreeMap::from([("pods".into(), json!(reasons))]),
-            &["check node selectors and tolerations of the node types, and that node types do not overlap",
-              "check the nodes' free resources and the pods' events"],
+            &advice,
         ));
     }
 }

@@ -272,6 +272,58 @@ fn agent_lost_is_not_a_network_verdict() {
 }
 
 #[test]
+fn agents_that_never_started_or_never_connected_are_not_said_to_have_stopped() {
+    let mut s = run(|node, _, _, _| node != "n3");
+    let mut n3 = s.facts.agents.iter_mut().filter(|a| a.node == "n3");
+    let pending = n3.next().expect("a client on n3");
+    pending.fate = AgentFate::NotStarted {
+        reason: "never started: pod p Pending, on node n3, container agent ContainerCreating"
+            .into(),
+    };
+    pending.passed_at_ms = None;
+    let silent = n3.next().expect("another client on n3");
+    silent.fate = AgentFate::NeverConnected;
+    silent.passed_at_ms = None;
+    for a in n3 {
+        a.fate = AgentFate::NotStarted {
+            reason: "pod p cannot pull image i (ImagePullBackOff): not found".into(),
+        };
+        a.passed_at_ms = None;
+    }
+    let f = evaluate(&s.matrix, &s.facts);
+    let lost = f
+        .iter()
+        .find(|f| f.kind == FindingKind::AgentLost)
+        .expect("the agent that never connected");
+    assert_eq!(
+        lost.summary,
+        "1 agent(s) on node n3 never connected to the coordinator; their paths are not judged"
+    );
+    assert!(
+        f.iter().all(|f| !f.summary.contains("stopped reporting")),
+        "{f:#?}"
+    );
+    let scheduling = f
+        .iter()
+        .find(|f| f.kind == FindingKind::Scheduling)
+        .expect("the pods that never started");
+    assert_eq!(
+        scheduling.summary,
+        "2 pod(s) could not be scheduled or started"
+    );
+    // Advice for the reasons there are: the image, and a pod that waited; not placement.
+    assert!(
+        scheduling.suggestions[0].contains("image"),
+        "{scheduling:#?}"
+    );
+    assert!(
+        scheduling.suggestions[1].contains("kubectl describe pod"),
+        "{scheduling:#?}"
+    );
+    assert_eq!(scheduling.suggestions.len(), 2, "{scheduling:#?}");
+}
+
+#[test]
 fn server_unavailable_when_the_server_is_lost() {
     let mut s = run(|_, _, _, round| round < 3);
     s.facts.server.fate = AgentFate::Lost { at_ms: 3_000 };

@@ -8,7 +8,7 @@ use crate::findings::{self, AgentFact, AgentFate, RunFacts};
 use crate::matrix_actor::Take;
 use crate::report::{self, NodeReport, ResultAccounting, RunReport, Verdict};
 use crate::roster::{AgentView, Snapshot};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{PodStatus, Scheduler};
 
 impl RunSupervisor {
     pub(super) async fn report<S: Scheduler>(
@@ -18,6 +18,32 @@ impl RunSupervisor {
     ) -> anyhow::Result<RunReport> {
         let snap = self.roster.send(Snapshot).await?;
         let matrix = self.matrix.send(Take).await?;
+        // Agents that never connected, with no reason yet: the backend may know why their pods
+        // never started (a reason the run's end settles: a retry can no longer mend it).
+        let silent: Vec<String> = snap
+            .agents
+            .iter()
+            .filter(|a| !a.ever_connected)
+            .map(|a| a.expected.pod.clone())
+            .filter(|pod| {
+                !matches!(
+                    self.scheduler_fates.get(pod),
+                    Some(AgentFate::NotStarted { .. } | AgentFate::NoAddress { .. })
+                )
+            })
+            .collect();
+        if !silent.is_empty() {
+            for (pod, status) in scheduler.never_started(&silent).await {
+                let fate = match status {
+                    PodStatus::Started(_) => continue,
+                    PodStatus::NoAddress { network, reason } => {
+                        AgentFate::NoAddress { network, reason }
+                    }
+                    PodStatus::NotStarted { reason } => AgentFate::NotStarted { reason },
+                };
+                self.scheduler_fates.insert(pod, fate);
+            }
+        }
         let fact = |view: &AgentView| -> AgentFact {
             let pod = &view.expected.pod;
             let fate = if let Some(f) = self.scheduler_fates.get(pod) {
@@ -129,12 +155,16 @@ impl RunSupervisor {
             findings: found,
             paths: report::paths(&matrix),
             expected_clients: clients.len(),
+            // Started: its agent ran and reached the coordinator. A pod that never did is not
+            // counted, whatever became of it.
             started_clients: clients
                 .iter()
                 .filter(|a| {
                     !matches!(
                         a.fate,
-                        AgentFate::NotStarted { .. } | AgentFate::NoAddress { .. }
+                        AgentFate::NotStarted { .. }
+                            | AgentFate::NoAddress { .. }
+                            | AgentFate::NeverConnected
                     )
                 })
                 .count(),

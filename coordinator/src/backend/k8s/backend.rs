@@ -18,6 +18,7 @@ use multinet_proto::control::Role;
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
+use super::api_error::{ApiResultExt, said};
 use super::diagnose::{self, PodEvent};
 use super::names::{Owner, RunNames};
 use super::objects::{AgentTls, CONTROL_PORT, KubeRun};
@@ -202,7 +203,8 @@ impl KubeBackend {
         let secret = self.objects().tls_secret(Some(&AgentTls { ca, cert, key }));
         Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &secret)
-            .await?;
+            .await
+            .said()?;
         let settings = super::dry_run::pod_run_settings(
             &self.names.run,
             &self.config,
@@ -214,7 +216,8 @@ impl KubeBackend {
             .agents_config_map(serde_json::to_string_pretty(&settings)?);
         Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &cm)
-            .await?;
+            .await
+            .said()?;
         self.shared_created = true;
         Ok(())
     }
@@ -312,7 +315,7 @@ impl Scheduler for KubeBackend {
         let node_type = self.node_type(&pod.node)?;
         match pod.role {
             Role::Server => {
-                let p = self.objects().server_pod(&node_type, Some(&pod.node));
+                let p = self.objects().server_pod(&node_type, &pod.node);
                 return self.create_pod(p, &pod.pod).await;
             }
             Role::Client => {
@@ -332,9 +335,7 @@ impl Scheduler for KubeBackend {
                         .filter(|n| n.node_type == node_type)
                         .map(|n| n.name.as_str())
                         .collect();
-                    let ds = self
-                        .objects()
-                        .host_check_daemon_set(&node_type, Some(&planned));
+                    let ds = self.objects().host_check_daemon_set(&node_type, &planned);
                     let created =
                         Api::<DaemonSet>::namespaced(self.client.clone(), &self.namespace)
                             .create(&PostParams::default(), &ds)
@@ -433,6 +434,58 @@ impl Scheduler for KubeBackend {
         out
     }
 
+    async fn never_started(&mut self, agents: &[String]) -> Vec<(String, PodStatus)> {
+        let Some(pods) = &self.pods else {
+            return Vec::new();
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let events: Vec<PodEvent> = self
+            .events
+            .iter()
+            .flat_map(|store| store.state())
+            .map(|e| PodEvent::from_event(&e, now))
+            .collect();
+        let nads = self.nads();
+        let pods = pods.state();
+        let mut out = Vec::new();
+        for agent in agents {
+            match pods
+                .iter()
+                .find(|p| Self::agent_of(p).as_deref() == Some(agent.as_str()))
+            {
+                Some(pod) if diagnose::never_ran(pod) => out.push((
+                    agent.clone(),
+                    diagnose::never_started(pod, &events, &nads, &self.image),
+                )),
+                Some(_) => {}
+                // A host checker's DaemonSet made no pod on its node.
+                None if agent.starts_with("host-") => {
+                    let node = agent.trim_start_matches("host-");
+                    let Ok(node_type) = self.node_type(node) else {
+                        continue;
+                    };
+                    let set = self.names.host_check(&node_type);
+                    let latest = events
+                        .iter()
+                        .rev()
+                        .find(|e| e.kind == "DaemonSet" && e.pod == set)
+                        .map(|e| format!("; latest event {}: {}", e.reason, e.message))
+                        .unwrap_or_default();
+                    out.push((
+                        agent.clone(),
+                        PodStatus::NotStarted {
+                            reason: format!(
+                                "never started: DaemonSet {set} created no pod on node {node}{latest}"
+                            ),
+                        },
+                    ));
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
     async fn cleanup(&mut self) -> anyhow::Result<()> {
         for w in self.watchers.drain(..) {
             w.abort();
@@ -470,7 +523,8 @@ impl Scheduler for KubeBackend {
                         Ok(()) => {}
                         Err(kube::Error::Api(e)) if e.code == 404 => {}
                         Err(e) => eprintln!(
-                            "multinet: could not delete {what} ({e}); deleting the run's owner removes it"
+                            "multinet: could not delete {what} ({}); deleting the run's owner removes it",
+                            said(e)
                         ),
                     }
                 }
@@ -486,6 +540,6 @@ fn refused<T>(r: Result<T, kube::Error>) -> anyhow::Result<Option<String>> {
     match r {
         Ok(_) => Ok(None),
         Err(kube::Error::Api(e)) if matches!(e.code, 403 | 422) => Ok(Some(e.message.clone())),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(said(e).into()),
     }
 }

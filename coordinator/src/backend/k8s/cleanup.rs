@@ -9,7 +9,30 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use kube::{Api, Client};
 
+use super::api_error::{ApiResultExt, KubeError};
 use super::names::{ALL_RUNS_SELECTOR, COMPONENT, RUN};
+
+/// Why a run could not be removed. It says what to look at, not which command finishes the
+/// removal: the caller knows that command (`multinet cleanup`, with or without `--run`) and
+/// gives it once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CleanupError {
+    /// A request to the API failed.
+    #[error(transparent)]
+    Api(#[from] KubeError),
+    /// The owner was still there when the wait ended.
+    #[error(
+        "ConfigMap {namespace}/{owner} and the objects it owns were not gone within {timeout:?}; check for pods stuck Terminating (kubectl get pods -n {namespace} -l {ALL_RUNS_SELECTOR})"
+    )]
+    NotGone {
+        /// The run's namespace.
+        namespace: String,
+        /// The owner ConfigMap.
+        owner: String,
+        /// How long it was waited for.
+        timeout: Duration,
+    },
+}
 
 /// How often the owner's presence is checked while waiting.
 const POLL: Duration = Duration::from_millis(500);
@@ -21,7 +44,7 @@ pub async fn remove_run(
     namespace: &str,
     owner: &str,
     timeout: Duration,
-) -> anyhow::Result<bool> {
+) -> Result<bool, CleanupError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Foreground),
@@ -30,18 +53,20 @@ pub async fn remove_run(
     match api.delete(owner, &params).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(super::api_error::said(e).into()),
     }
     let since = Instant::now();
     loop {
-        if api.get_opt(owner).await?.is_none() {
+        if api.get_opt(owner).await.said()?.is_none() {
             return Ok(true);
         }
-        anyhow::ensure!(
-            since.elapsed() < timeout,
-            "ConfigMap {namespace}/{owner} and the objects it owns were not gone within {:?}; check for pods stuck Terminating (kubectl get pods -n {namespace} -l {ALL_RUNS_SELECTOR}) and run `multinet cleanup -n {namespace}` again",
-            timeout
-        );
+        if since.elapsed() >= timeout {
+            return Err(CleanupError::NotGone {
+                namespace: namespace.to_string(),
+                owner: owner.to_string(),
+                timeout,
+            });
+        }
         tokio::time::sleep(POLL).await;
     }
 }
@@ -51,13 +76,16 @@ pub async fn find_runs(
     client: &Client,
     namespace: &str,
     run: Option<&str>,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, String)>, KubeError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let mut selector = format!("{ALL_RUNS_SELECTOR},{COMPONENT}=owner");
     if let Some(run) = run {
         selector.push_str(&format!(",{RUN}={run}"));
     }
-    let owners = api.list(&ListParams::default().labels(&selector)).await?;
+    let owners = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .said()?;
     Ok(owners
         .into_iter()
         .map(|cm| {

@@ -1,7 +1,8 @@
 //! What the cluster says about a run's pods, turned into the run's facts: a pod stuck in
 //! ContainerCreating because Multus / IPAM / the CNI plugin failed (`FailedCreatePodSandBox`)
 //! got no address on a network; an unschedulable pod or an image that cannot be pulled never
-//! started; a pod that ended, or an agent container that restarted, is gone.
+//! started; a pod that ended, or an agent container that restarted, is gone. When the run
+//! ends, a pod whose container never ran is said as never started, with what it waited on.
 
 use std::time::Duration;
 
@@ -114,25 +115,109 @@ pub fn stuck(
             });
         }
     }
-    let sandbox = events
-        .iter()
-        .rev()
-        .find(|e| e.kind == "Pod" && e.pod == name && e.reason == "FailedCreatePodSandBox")?;
+    let sandbox = sandbox_failure(name, events)?;
     let running = status.phase.as_deref() == Some("Running");
     if running || !sandbox.persists() {
         return None; // a retry succeeded, or may yet
     }
-    // Which network failed: the NAD the message names (Multus quotes it, or gives it after
-    // the pod as `…:<nad>]`); if it names none, the first one.
+    Some(no_address(sandbox, nads))
+}
+
+/// The latest `FailedCreatePodSandBox` event of pod `name`.
+fn sandbox_failure<'a>(name: &str, events: &'a [PodEvent]) -> Option<&'a PodEvent> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "Pod" && e.pod == name && e.reason == "FailedCreatePodSandBox")
+}
+
+/// No address on the network a sandbox failure names: the NAD its message names (Multus
+/// quotes it, or gives it after the pod as `…:<nad>]`); if it names none, the first one.
+fn no_address(sandbox: &PodEvent, nads: &[(CephNetwork, String)]) -> PodStatus {
     let network = nads
         .iter()
         .find(|(_, nad)| names_nad(&sandbox.message, nad))
         .or(nads.first())
         .map_or(CephNetwork::Public, |(n, _)| *n);
-    Some(PodStatus::NoAddress {
+    PodStatus::NoAddress {
         network,
         reason: sandbox.message.clone(),
-    })
+    }
+}
+
+/// Whether the pod's containers never ran: none is or was running or terminated, none
+/// restarted. Such a pod's agent never started, whatever else is known of it.
+pub fn never_ran(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_none_or(|containers| {
+            containers.iter().all(|c| {
+                let state = |s: Option<&k8s_openapi::api::core::v1::ContainerState>| {
+                    s.is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+                };
+                c.restart_count == 0 && !state(c.state.as_ref()) && !state(c.last_state.as_ref())
+            })
+        })
+}
+
+/// Why a pod whose container never ran did not start, as the run ends: no address when the
+/// sandbox failed on a network (even once: nothing mended it), otherwise never started, with
+/// what it waited on.
+pub fn never_started(
+    pod: &Pod,
+    events: &[PodEvent],
+    nads: &[(CephNetwork, String)],
+    image: &str,
+) -> PodStatus {
+    if let Some(status) = stuck(pod, events, nads, image) {
+        return status;
+    }
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    if let Some(sandbox) = sandbox_failure(name, events) {
+        return no_address(sandbox, nads);
+    }
+    let latest = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "Pod" && e.pod == name);
+    PodStatus::NotStarted {
+        reason: format!("never started: {}", waiting(pod, latest)),
+    }
+}
+
+/// What a pod waits on, in one line: its phase, its node, each waiting container's reason and
+/// message, and `latest`, the latest event about it.
+pub fn waiting(pod: &Pod, latest: Option<&PodEvent>) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let mut parts = vec![format!(
+        "pod {name} {}",
+        status.phase.as_deref().unwrap_or("Pending")
+    )];
+    parts.push(
+        match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            Some(node) => format!("on node {node}"),
+            None => "not scheduled yet".into(),
+        },
+    );
+    for c in status.container_statuses.iter().flatten() {
+        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            let mut text = format!(
+                "container {} {}",
+                c.name,
+                w.reason.as_deref().unwrap_or("waiting")
+            );
+            if let Some(m) = w.message.as_deref().filter(|m| !m.is_empty()) {
+                text.push_str(&format!(" ({m})"));
+            }
+            parts.push(text);
+        }
+    }
+    if let Some(e) = latest {
+        parts.push(format!("latest event {}: {}", e.reason, e.message));
+    }
+    parts.join(", ")
 }
 
 /// Whether a Multus error message names the NAD `nad` (exactly: `public-net` is not named by
@@ -322,6 +407,53 @@ mod tests {
             "state": {"waiting": {"reason": "ErrImagePull", "message": "i/o timeout"}}}]}),
         );
         assert_eq!(stuck(&p, &[], &nads(), "img"), None);
+    }
+
+    #[test]
+    fn a_pod_whose_container_never_ran_never_started_and_says_what_it_waited_on() {
+        let mut p = pod(
+            json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+        );
+        p.spec = Some(
+            serde_json::from_value(json!({"nodeName": "w2", "containers": []})).expect("spec"),
+        );
+        assert!(never_ran(&p));
+        let mount = PodEvent {
+            kind: "Pod".into(),
+            pod: "multinet-r-w2-osd-0".into(),
+            reason: "FailedMount".into(),
+            message:
+                "MountVolume.SetUp failed for volume \"tls\" : secret \"multinet-r-tls\" not found"
+                    .into(),
+            repeats: 1,
+            age: None,
+        };
+        assert_eq!(
+            never_started(&p, std::slice::from_ref(&mount), &nads(), "img"),
+            PodStatus::NotStarted {
+                reason: "never started: pod multinet-r-w2-osd-0 Pending, on node w2, container agent ContainerCreating, latest event FailedMount: MountVolume.SetUp failed for volume \"tls\" : secret \"multinet-r-tls\" not found".into()
+            }
+        );
+        // One sandbox failure, never mended by the end of the run: no address.
+        let sandbox = PodEvent {
+            reason: "FailedCreatePodSandBox".into(),
+            message: SANDBOX.into(),
+            ..mount
+        };
+        assert_eq!(
+            never_started(&p, &[sandbox], &nads(), "img"),
+            PodStatus::NoAddress {
+                network: CephNetwork::Cluster,
+                reason: SANDBOX.into()
+            }
+        );
+        // A container that ran (and ended, or restarted) did start.
+        let ran = pod(
+            json!({"phase": "Failed", "containerStatuses": [{"name": "agent", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"terminated": {"exitCode": 1}}}]}),
+        );
+        assert!(!never_ran(&ran));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! `multinet run --backend kube --dry-run -o yaml`: every object a run would create, from the
 //! configuration alone — no cluster is contacted. What depends on the cluster is rendered as
 //! the run would fill it in: the owner's uid is a zero placeholder, the TLS material and the
-//! coordinator's address are made when the run starts, and clients are shown for one
-//! placeholder node of each node type (a run creates them on every node of the type).
+//! coordinator's address are made when the run starts, and the nodes are placeholders —
+//! [`PLACEHOLDER_NODES`] per node type, named `<node type>-node-<n>`. Everything else is
+//! exactly what a run sends: the server pinned to a node by its name, each host-check
+//! DaemonSet kept to its nodes by the same node affinity (one term per node), clients shown
+//! for the first node of each type (a run creates them on every node of the type).
 
 use multinet_proto::assignment::{PodRunSettings, ProbeSettings};
 use multinet_proto::config::RunConfig;
@@ -15,6 +18,19 @@ use super::objects::{CONTROL_PORT, KubeRun};
 
 /// The run id a dry run shows.
 pub const DRY_RUN_ID: &str = "dryrun0000";
+
+/// How many placeholder nodes of each node type a dry run shows: two, so that the node
+/// affinity of a host-check DaemonSet is drawn as it is for any real node type of more than
+/// one node.
+pub const PLACEHOLDER_NODES: usize = 2;
+
+/// The placeholder names of `node_type`'s nodes in a dry run (valid node names: node type
+/// names are DNS subdomains).
+pub fn placeholder_nodes(node_type: &str) -> Vec<String> {
+    (1..=PLACEHOLDER_NODES)
+        .map(|i| format!("{node_type}-node-{i}"))
+        .collect()
+}
 
 /// The NAD selections of the configuration's networks, namespace filled in; problems name
 /// the configuration field.
@@ -121,8 +137,9 @@ pub fn render(
     let mut out = String::from(
         "# multinet run --dry-run: every object a run creates, rendered without a cluster.\n\
          # The owner's uid, the TLS material and the coordinator's address are filled in when\n\
-         # the run starts; clients are shown for one node of each node type, and a run creates\n\
-         # them on every node of that type.\n",
+         # the run starts. Node names are placeholders: <node type>-node-1 and -node-2 stand\n\
+         # for the nodes of each node type the preflight finds; clients are shown for the\n\
+         # first, and a run creates them on every node of that type.\n",
     );
     let mut doc = |comment: &str, object: &dyn erased::Object| -> anyhow::Result<()> {
         out.push_str("---\n");
@@ -148,27 +165,30 @@ pub fn render(
     let server_type = config
         .server_node_type()
         .ok_or_else(|| anyhow::anyhow!("no node type has OSDs: nowhere to place the server"))?;
-    doc("", &run.server_pod(server_type, None))?;
+    let server_node = placeholder_nodes(server_type).swap_remove(0);
+    doc("", &run.server_pod(server_type, &server_node))?;
     let public = run.public.is_some();
     for (name, t) in &config.node_types {
+        let nodes = placeholder_nodes(name);
         if public {
-            doc("", &run.host_check_daemon_set(name, None))?;
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            doc("", &run.host_check_daemon_set(name, &nodes))?;
         }
         if config.host_check_only {
             continue;
         }
-        let node = format!("{name}-node-1");
+        let node = &nodes[0];
         for i in 0..t.osds_per_node {
             doc(
                 &format!("on every node of type {name}"),
-                &run.client_pod(&node, name, &format!("osd-{i}")),
+                &run.client_pod(node, name, &format!("osd-{i}")),
             )?;
         }
         if public {
             for i in 0..t.other_daemons_per_node {
                 doc(
                     &format!("on every node of type {name}"),
-                    &run.client_pod(&node, name, &format!("other-{i}")),
+                    &run.client_pod(node, name, &format!("other-{i}")),
                 )?;
             }
         }
@@ -228,6 +248,63 @@ mod tests {
             "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  arbiter:\n    osdsPerNode: 0\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {topology.kubernetes.io/zone: arbiter}\n      tolerations:\n        - {key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}\n  storage:\n    osdsPerNode: 1\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {storage: \"true\"}\n",
         );
         insta::assert_snapshot!(render_default(&c));
+    }
+
+    /// Every `matchFields` requirement found anywhere in `value`.
+    fn match_fields(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("matchFields", serde_json::Value::Array(reqs)) => {
+                            out.extend(reqs.iter().cloned())
+                        }
+                        _ => match_fields(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| match_fields(v, out)),
+            _ => {}
+        }
+    }
+
+    /// The API server's rule for a node field selector (Kubernetes
+    /// pkg/apis/core/validation/validation.go, validateNodeFieldSelectorRequirement): key
+    /// `metadata.name`, operator `In` or `NotIn`, and exactly one value — "must be only one
+    /// value when `operator` is 'In' or 'NotIn' for node field selector". A DaemonSet kept to
+    /// several nodes needs one term per node.
+    #[test]
+    fn every_node_field_selector_has_one_value_and_daemon_sets_one_term_per_node() {
+        let c = config(
+            "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  storage:\n    osdsPerNode: 2\n    otherDaemonsPerNode: 1\n",
+        );
+        let out = render_default(&c);
+        let docs = multinet_proto::yaml::parse_documents(&out).expect("YAML stream");
+        let mut found = Vec::new();
+        docs.iter().for_each(|d| match_fields(d, &mut found));
+        // The server, 3 clients, and the DaemonSet's two placeholder nodes.
+        assert_eq!(found.len(), 1 + 3 + PLACEHOLDER_NODES, "{out}");
+        for req in &found {
+            assert_eq!(req["key"], "metadata.name", "{req}");
+            assert!(
+                matches!(req["operator"].as_str(), Some("In" | "NotIn")),
+                "{req}"
+            );
+            assert_eq!(req["values"].as_array().map(Vec::len), Some(1), "{req}");
+        }
+        let ds = docs
+            .iter()
+            .find(|d| d["kind"] == "DaemonSet")
+            .expect("a host-check DaemonSet");
+        let terms = &ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"];
+        assert_eq!(
+            *terms,
+            serde_json::json!([
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["storage-node-1"]}]},
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["storage-node-2"]}]}
+            ])
+        );
     }
 
     #[test]

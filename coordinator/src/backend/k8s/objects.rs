@@ -169,9 +169,9 @@ impl KubeRun<'_> {
         }
     }
 
-    /// The server pod, placed where the placement rule says (the node type with most OSDs);
-    /// `node` pins it to one node of that type when the cluster's nodes are known.
-    pub fn server_pod(&self, node_type: &str, node: Option<&str>) -> Pod {
+    /// The server pod, placed where the placement rule says (the node type with most OSDs),
+    /// pinned to `node`, one node of that type.
+    pub fn server_pod(&self, node_type: &str, node: &str) -> Pod {
         let networks = self.networks();
         let args = agent_args("server", "server", &networks);
         self.agent_pod(
@@ -197,7 +197,7 @@ impl KubeRun<'_> {
             self.names.client(node, index),
             "client",
             node_type,
-            Some(node),
+            node,
             Some(index),
             &networks,
             args,
@@ -210,7 +210,7 @@ impl KubeRun<'_> {
         name: String,
         component: &str,
         node_type: &str,
-        node: Option<&str>,
+        node: &str,
         index: Option<&str>,
         networks: &[CephNetwork],
         args: Vec<String>,
@@ -232,9 +232,7 @@ impl KubeRun<'_> {
             // The server answers every client: more room than a client needs.
             spec.containers[0].resources = Some(resources("20m", "32Mi", "256Mi"));
         }
-        if let Some(node) = node {
-            spec.affinity = Some(on_nodes(&[node]));
-        }
+        spec.affinity = Some(on_nodes(&[node]));
         spec.restart_policy = Some("Never".into());
         Pod {
             metadata,
@@ -244,9 +242,9 @@ impl KubeRun<'_> {
     }
 
     /// The host checkers of a node type: one per node, in the node's network namespace,
-    /// probing the server's public address. `nodes`, when the cluster's are known, keeps them
-    /// to the nodes the run planned.
-    pub fn host_check_daemon_set(&self, node_type: &str, nodes: Option<&[&str]>) -> DaemonSet {
+    /// probing the server's public address; kept to `nodes`, the nodes of the type the run
+    /// planned.
+    pub fn host_check_daemon_set(&self, node_type: &str, nodes: &[&str]) -> DaemonSet {
         let name = self.names.host_check(node_type);
         let mut selector = BTreeMap::from([
             (super::names::RUN.to_string(), self.names.run.clone()),
@@ -264,7 +262,7 @@ impl KubeRun<'_> {
             false,
         );
         spec.host_network = Some(true);
-        spec.affinity = nodes.map(on_nodes);
+        spec.affinity = Some(on_nodes(nodes));
         spec.dns_policy = Some("ClusterFirstWithHostNet".into());
         let mut metadata = self.meta(name, "host-check");
         metadata
@@ -514,19 +512,26 @@ pub fn job_deadline(config: &RunConfig) -> std::time::Duration {
     config.resource_timeout.as_std() * 5 + config.soak_duration.as_std()
 }
 
-/// A required node affinity on the nodes' names.
+/// A required node affinity on the nodes' names: one term per node, each a single-value
+/// `matchFields` requirement on `metadata.name`. The terms are ORed; the API server refuses
+/// a node field selector with more than one value (`In [n1, n2]`), so the nodes cannot share
+/// a requirement (Kubernetes pkg/apis/core/validation/validation.go,
+/// validateNodeFieldSelectorRequirement).
 fn on_nodes(nodes: &[&str]) -> Affinity {
     Affinity {
         node_affinity: Some(NodeAffinity {
             required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                node_selector_terms: vec![NodeSelectorTerm {
-                    match_fields: Some(vec![NodeSelectorRequirement {
-                        key: "metadata.name".into(),
-                        operator: "In".into(),
-                        values: Some(nodes.iter().map(|n| n.to_string()).collect()),
-                    }]),
-                    ..NodeSelectorTerm::default()
-                }],
+                node_selector_terms: nodes
+                    .iter()
+                    .map(|node| NodeSelectorTerm {
+                        match_fields: Some(vec![NodeSelectorRequirement {
+                            key: "metadata.name".into(),
+                            operator: "In".into(),
+                            values: Some(vec![node.to_string()]),
+                        }]),
+                        ..NodeSelectorTerm::default()
+                    })
+                    .collect(),
             }),
             ..NodeAffinity::default()
         }),

@@ -3,21 +3,27 @@
 //! the run's owner (holding the run configuration) and the Job, streams the Job's log to the
 //! terminal, fetches the report the Job stores in the run's report ConfigMap, and removes the
 //! run — also on SIGINT/SIGTERM.
+//!
+//! * [`start`] — waiting for the Job's pod to run, saying what it waits on.
+
+mod start;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{LogParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
-use super::names::{COMPONENT, Owner};
+pub use start::{JobBounds, STATUS_EVERY};
+
+use super::api_error::{ApiResultExt, said};
+use super::names::Owner;
 use super::objects::KubeRun;
 use crate::run_cmd::RunOutput;
 
@@ -71,6 +77,7 @@ pub async fn create_owner(
     let created = api
         .create(&PostParams::default(), &run.owner_config_map(config_yaml))
         .await
+        .said()
         .with_context(|| format!("creating ConfigMap {}/{}", run.namespace, run.names.owner()))?;
     Ok(Owner {
         name: run.names.owner(),
@@ -78,13 +85,14 @@ pub async fn create_owner(
     })
 }
 
-/// Runs the coordinator Job of `run` (its owner exists) to the end: its log goes to `log`
-/// line by line (the command gives standard error); returns what it stored.
+/// Runs the coordinator Job of `run` (its owner exists) to the end, within `bounds`: its log
+/// goes to `log` line by line (the command gives standard error), and so does what its pod
+/// waits on before it runs; returns what it stored.
 pub async fn run_job(
     client: &Client,
     run: &KubeRun<'_>,
     extra_args: Vec<String>,
-    timeout: Duration,
+    bounds: JobBounds,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<JobOutcome> {
     let started = tokio::time::Instant::now();
@@ -93,6 +101,7 @@ pub async fn run_job(
     let job = run.coordinator_job(extra_args);
     jobs.create(&PostParams::default(), &job)
         .await
+        .said()
         .with_context(|| format!("creating Job {ns}/{}", run.names.coordinator()))?;
     log(&format!(
         "multinet: run {} — coordinator Job {ns}/{} started; its log follows",
@@ -102,23 +111,14 @@ pub async fn run_job(
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let job_name = run.names.coordinator();
-    let pod = tokio::time::timeout(timeout, async {
-        tokio::select! {
-            r = started_pod(&pods, run) => r,
-            r = job_failed(&events, &job_name) => Err(r),
-        }
-    })
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "the coordinator pod of Job {ns}/{} did not start within {timeout:?}",
-            run.names.coordinator()
-        )
-    })??;
-    follow_log(&pods, &pod, log, started + timeout).await?;
+    let pod = tokio::select! {
+        r = start::started_pod(&pods, &events, run, bounds, log) => r?,
+        r = start::job_failed(&events, &job_name) => return Err(r),
+    };
+    follow_log(&pods, &pod, log, started + bounds.total).await?;
     let report = Api::<ConfigMap>::namespaced(client.clone(), ns);
     // The log ends when the container does; the report was stored before that.
-    let stored = report.get_opt(&run.names.report()).await?.ok_or_else(|| {
+    let stored = report.get_opt(&run.names.report()).await.said()?.ok_or_else(|| {
         anyhow::anyhow!(
             "the coordinator Job ended without storing its report in ConfigMap {ns}/{}: see its log above",
             run.names.report()
@@ -190,7 +190,8 @@ async fn follow_log(
                 }
             }
             Err(e) => log(&format!(
-                "multinet: cannot open the coordinator's log ({e}); trying again"
+                "multinet: cannot open the coordinator's log ({}); trying again",
+                said(e)
             )),
         }
         if pod_ended(pods, pod).await {
@@ -238,83 +239,6 @@ fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
     }
 }
 
-/// Waits until the Job's pod runs (or already ended); its name. A pod that cannot start —
-/// its image not pulled, its container not created (a missing ConfigMap or Secret, a
-/// security context the node refuses), unschedulable — is an error naming why.
-async fn started_pod(pods: &Api<Pod>, run: &KubeRun<'_>) -> anyhow::Result<String> {
-    let selector = format!("{},{COMPONENT}=coordinator", run.names.selector());
-    let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&selector))
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    while let Some(pod) = stream.try_next().await? {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let status = pod.status.unwrap_or_default();
-        if matches!(
-            status.phase.as_deref(),
-            Some("Running" | "Succeeded" | "Failed")
-        ) {
-            return Ok(name);
-        }
-        if let Some(why) = super::diagnose::unschedulable(&status) {
-            anyhow::bail!("the coordinator pod {name} cannot be scheduled: {why}");
-        }
-        for c in status.container_statuses.iter().flatten() {
-            let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
-                continue;
-            };
-            let why = w.message.as_deref().unwrap_or("no message");
-            match w.reason.as_deref() {
-                // ErrImagePull alone is one failed attempt; the kubelet says ImagePullBackOff
-                // once it keeps failing.
-                Some(r @ ("ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull")) => {
-                    anyhow::bail!(
-                        "the coordinator pod {name} cannot pull image {} ({r}): {why}",
-                        run.image
-                    )
-                }
-                Some(
-                    r @ ("CreateContainerConfigError"
-                    | "CreateContainerError"
-                    | "RunContainerError"),
-                ) => anyhow::bail!("the coordinator pod {name} cannot start ({r}): {why}"),
-                _ => {}
-            }
-        }
-    }
-    anyhow::bail!("the watch on the coordinator's pod ended")
-}
-
-/// Resolves when the Job controller says it cannot create the Job's pod (no such service
-/// account, a pod security policy that refuses it, a quota): the error naming why.
-async fn job_failed(events: &Api<Event>, job: &str) -> anyhow::Error {
-    let fields = format!("involvedObject.kind=Job,involvedObject.name={job}");
-    let mut stream = watcher(events.clone(), watcher::Config::default().fields(&fields))
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    loop {
-        match stream.try_next().await {
-            Ok(Some(e))
-                if e.reason.as_deref() == Some("FailedCreate")
-                    && super::diagnose::PodEvent::from_event(
-                        &e,
-                        k8s_openapi::jiff::Timestamp::now(),
-                    )
-                    .persists() =>
-            {
-                return anyhow::anyhow!(
-                    "Kubernetes cannot create the pod of Job {job}: {}",
-                    e.message.as_deref().unwrap_or("no message")
-                );
-            }
-            Ok(Some(_)) => {}
-            // Without events the pod's own watch still tells; never end the run for this.
-            Ok(None) | Err(_) => std::future::pending::<()>().await,
-        }
-    }
-}
-
 /// Stores the report for the command outside the cluster (the Job's side); where it is.
 pub async fn store_report(
     client: &Client,
@@ -327,6 +251,7 @@ pub async fn store_report(
     Api::<ConfigMap>::namespaced(client.clone(), &run.namespace)
         .create(&PostParams::default(), &cm)
         .await
+        .said()
         .with_context(|| format!("storing the report in ConfigMap {}", run.names.report()))?;
     Ok(format!(
         "ConfigMap {}/{}",

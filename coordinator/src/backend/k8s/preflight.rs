@@ -1,29 +1,40 @@
-//! Before a Kubernetes run creates anything: a previous run's leftovers, the permissions the
-//! run needs, the selected NADs (present, parseable, with room for the worst case), and the
-//! nodes of each node type (Ready, not cordoned, in no two node types).
+//! Before a Kubernetes run creates anything: the permissions the run needs (in its
+//! namespace, each NAD's namespace, and cluster-wide), another run in the namespace (live or
+//! left over), the service accounts the run's pods use, the selected NADs (present,
+//! parseable, with room for the worst case), and the nodes of each node type (Ready, not
+//! cordoned, in no two node types).
 //!
 //! Every problem names the object and the reason. Problems of the user's input (a NAD that
-//! does not exist or does not parse, overlapping node types) are [`Problem::Invalid`] — exit
-//! 22; problems of the cluster (missing permissions, leftovers, no usable node) are
-//! [`Problem::Cluster`] — exit 1.
+//! does not exist or does not parse, a `serviceAccountName` that names no ServiceAccount,
+//! overlapping node types) are [`Problem::Invalid`] — exit 22; problems of the cluster
+//! (missing permissions, the `multinet` ServiceAccount of deploy/rbac.yaml missing, another
+//! run, no usable node) are [`Problem::Cluster`] — exit 1.
+//!
+//! * [`permissions`] — what a run needs, asked with SelfSubjectAccessReviews.
+//! * [`leftovers`] — another run's owner: live or left over.
+//! * [`nodes`] — the nodes of each node type.
 
-use std::collections::BTreeMap;
+mod leftovers;
+mod nodes;
+mod permissions;
 
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Taint};
-use kube::api::{ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use multinet_proto::capacity::{self, CapacityCheck, PerNodeClients};
-use multinet_proto::config::{RunConfig, TolerationOperator};
+use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
 use multinet_proto::multus::nad::{Nad, read_config};
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
+pub use leftovers::{OtherRun, check_leftovers, describe as describe_other_run, judge};
+pub use nodes::place_nodes;
+pub use permissions::{PERMISSIONS, Permission, Scope, Who, check_permissions};
+
+use super::api_error::{ApiResultExt, KubeError};
 use super::nad::NetworkAttachmentDefinition;
-use super::names::{ALL_RUNS_SELECTOR, COMPONENT, RUN};
+use super::objects::COORDINATOR_SERVICE_ACCOUNT;
 use crate::scheduler::NodePlan;
 
 /// One problem found before the run.
@@ -40,7 +51,7 @@ pub enum Problem {
 pub struct Preflight {
     /// The nodes the run uses, with their node types.
     pub nodes: Vec<NodePlan>,
-    /// Nodes left out, with why (NotReady, cordoned).
+    /// Nodes left out, with why (NotReady, unreachable, cordoned, under pressure).
     pub left_out: Vec<String>,
     /// The selected NADs, their configs summarised.
     pub nads: Vec<(CephNetwork, Nad)>,
@@ -50,181 +61,36 @@ pub struct Preflight {
     pub warnings: Vec<String>,
 }
 
-/// Who needs a permission: the `multinet` command outside the cluster (owner, coordinator
-/// Job, its log and report), the coordinator in the cluster, or both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Who {
-    /// `multinet run` outside the cluster.
-    Cli,
-    /// The coordinator, in the cluster.
-    Coordinator,
-    /// Both.
-    Both,
-}
-
-/// A permission a run needs: what deploy/rbac.yaml grants, rule for rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Permission {
-    /// API group ("" for core).
-    pub group: &'static str,
-    /// Resource (plural).
-    pub resource: &'static str,
-    /// Subresource, if any.
-    pub subresource: &'static str,
-    /// Verb.
-    pub verb: &'static str,
-    /// Namespaced (checked in the run's namespace) or cluster-wide.
-    pub namespaced: bool,
-    /// Who uses it.
-    pub who: Who,
-}
-
-const fn perm(
-    group: &'static str,
-    resource: &'static str,
-    subresource: &'static str,
-    verb: &'static str,
-    namespaced: bool,
-    who: Who,
-) -> Permission {
-    Permission {
-        group,
-        resource,
-        subresource,
-        verb,
-        namespaced,
-        who,
-    }
-}
-
-/// Every permission of a run (deploy/rbac.yaml grants exactly these; a test keeps them equal).
-pub const PERMISSIONS: &[Permission] = &[
-    perm("", "configmaps", "", "create", true, Who::Both),
-    perm("", "configmaps", "", "get", true, Who::Both),
-    perm("", "configmaps", "", "list", true, Who::Both),
-    perm("", "configmaps", "", "delete", true, Who::Both),
-    perm("", "configmaps", "finalizers", "update", true, Who::Both),
-    perm("", "secrets", "", "create", true, Who::Coordinator),
-    perm("", "pods", "", "create", true, Who::Coordinator),
-    perm("", "pods", "", "delete", true, Who::Coordinator),
-    perm("", "pods", "", "get", true, Who::Cli),
-    perm("", "pods", "", "list", true, Who::Both),
-    perm("", "pods", "", "watch", true, Who::Both),
-    perm("", "pods", "log", "get", true, Who::Cli),
-    perm("", "events", "", "list", true, Who::Both),
-    perm("", "events", "", "watch", true, Who::Both),
-    perm("apps", "daemonsets", "", "create", true, Who::Coordinator),
-    perm("apps", "daemonsets", "", "delete", true, Who::Coordinator),
-    perm("batch", "jobs", "", "create", true, Who::Cli),
-    perm(
-        "k8s.cni.cncf.io",
-        "network-attachment-definitions",
-        "",
-        "get",
-        true,
-        Who::Both,
-    ),
-    perm("", "nodes", "", "list", false, Who::Both),
-    perm(
-        "authorization.k8s.io",
-        "selfsubjectaccessreviews",
-        "",
-        "create",
-        false,
-        Who::Both,
-    ),
-];
-
-impl Permission {
-    /// How the missing permission reads, with the RBAC rule that grants it.
-    pub fn describe(&self, namespace: &str) -> String {
-        let resource = if self.subresource.is_empty() {
-            self.resource.to_string()
-        } else {
-            format!("{}/{}", self.resource, self.subresource)
-        };
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            self.group
-        };
-        let place = if self.namespaced {
-            format!("in namespace {namespace}")
-        } else {
-            "cluster-wide".into()
-        };
-        format!(
-            "missing permission: {} {resource} ({group}) {place}; add to the {}: {{apiGroups: [\"{}\"], resources: [\"{resource}\"], verbs: [\"{}\"]}} (deploy/rbac.yaml has every rule)",
-            self.verb,
-            if self.namespaced {
-                "Role"
-            } else {
-                "ClusterRole"
-            },
-            self.group,
-            self.verb
-        )
-    }
-}
-
-/// Checks, one SelfSubjectAccessReview each, the permissions `who` uses.
-pub async fn check_permissions(
+/// The ServiceAccounts the run's pods run as, in the run's namespace: the one the run
+/// configuration names for the test pods (`serviceAccountName`; missing: the input names
+/// nothing, exit 22, like a NAD that does not exist), and — when `who` is the command outside
+/// the cluster — `multinet`, the coordinator Job's (missing: deploy/rbac.yaml was not
+/// applied, exit 1, like a missing permission). Without them Kubernetes refuses the pods
+/// (the ServiceAccount admission plugin), which a run would learn only from events later.
+pub async fn check_service_accounts(
     client: &Client,
-    namespace: &str,
+    config: &RunConfig,
     who: Who,
     problems: &mut Vec<Problem>,
-) -> anyhow::Result<()> {
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    for p in PERMISSIONS
-        .iter()
-        .filter(|p| p.who == who || p.who == Who::Both)
+) -> Result<(), KubeError> {
+    let namespace = &config.namespace;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let test_pods = &config.service_account_name;
+    if !test_pods.is_empty() && api.get_opt(test_pods).await.said()?.is_none() {
+        problems.push(Problem::Invalid(format!(
+            "serviceAccountName: ServiceAccount {namespace}/{test_pods} does not exist; the test pods run as it (host checkers need it allowed hostNetwork): create it (`kubectl -n {namespace} create serviceaccount {test_pods}`) or name an existing one with --service-account"
+        )));
+    }
+    if who == Who::Cli
+        && test_pods != COORDINATOR_SERVICE_ACCOUNT
+        && api
+            .get_opt(COORDINATOR_SERVICE_ACCOUNT)
+            .await
+            .said()?
+            .is_none()
     {
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    group: Some(p.group.into()),
-                    resource: Some(p.resource.into()),
-                    subresource: (!p.subresource.is_empty()).then(|| p.subresource.into()),
-                    verb: Some(p.verb.into()),
-                    namespace: p.namespaced.then(|| namespace.into()),
-                    ..ResourceAttributes::default()
-                }),
-                ..SelfSubjectAccessReviewSpec::default()
-            },
-            ..SelfSubjectAccessReview::default()
-        };
-        let answer = api.create(&PostParams::default(), &review).await?;
-        if !answer.status.is_some_and(|s| s.allowed) {
-            problems.push(Problem::Cluster(p.describe(namespace)));
-        }
-    }
-    Ok(())
-}
-
-/// A previous run's owner still present in `namespace` (other than `own_run`'s: the
-/// coordinator Job's run was created by the command that started it).
-pub async fn check_leftovers(
-    client: &Client,
-    namespace: &str,
-    own_run: Option<&str>,
-    problems: &mut Vec<Problem>,
-) -> anyhow::Result<()> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let owners = api
-        .list(&ListParams::default().labels(&format!("{ALL_RUNS_SELECTOR},{COMPONENT}=owner")))
-        .await?;
-    for cm in owners {
-        let name = cm.metadata.name.unwrap_or_default();
-        let run = cm
-            .metadata
-            .labels
-            .and_then(|l| l.get(RUN).cloned())
-            .unwrap_or_default();
-        if own_run == Some(run.as_str()) {
-            continue;
-        }
         problems.push(Problem::Cluster(format!(
-            "a previous run's objects are still present: ConfigMap {namespace}/{name} owns run {run}; remove them with `multinet cleanup -n {namespace} --run {run}`"
+            "ServiceAccount {namespace}/{COORDINATOR_SERVICE_ACCOUNT} does not exist; the coordinator Job runs as it: create it with its permissions (`kubectl apply -f deploy/rbac.yaml`, in namespace {namespace})"
         )));
     }
     Ok(())
@@ -235,12 +101,12 @@ pub async fn check_nads(
     client: &Client,
     selections: &[(CephNetwork, NetworkSelection)],
     problems: &mut Vec<Problem>,
-) -> anyhow::Result<Vec<(CephNetwork, Nad)>> {
+) -> Result<Vec<(CephNetwork, Nad)>, KubeError> {
     let mut nads = Vec::new();
     for (network, s) in selections {
         let namespace = s.namespace.clone().unwrap_or_default();
         let api: Api<NetworkAttachmentDefinition> = Api::namespaced(client.clone(), &namespace);
-        let Some(found) = api.get_opt(&s.name).await? else {
+        let Some(found) = api.get_opt(&s.name).await.said()? else {
             problems.push(Problem::Invalid(format!(
                 "{}Network: NetworkAttachmentDefinition {namespace}/{} does not exist",
                 network.key(),
@@ -304,101 +170,6 @@ pub fn capacity_warnings(
     checks
 }
 
-/// The nodes of each node type; NotReady and cordoned nodes are left out (and said);
-/// a node in two node types is an error naming both.
-pub fn place_nodes(
-    config: &RunConfig,
-    nodes: &[Node],
-    problems: &mut Vec<Problem>,
-) -> (Vec<NodePlan>, Vec<String>) {
-    let mut plans = Vec::new();
-    let mut left_out = Vec::new();
-    let mut per_type: BTreeMap<&str, usize> =
-        config.node_types.keys().map(|t| (t.as_str(), 0)).collect();
-    for node in nodes {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let labels = node.metadata.labels.clone().unwrap_or_default();
-        let taints: &[Taint] = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.as_deref())
-            .unwrap_or(&[]);
-        let types: Vec<&str> = config
-            .node_types
-            .iter()
-            .filter(|(_, t)| {
-                t.placement
-                    .node_selector
-                    .iter()
-                    .all(|(k, v)| labels.get(k) == Some(v))
-                    && taints
-                        .iter()
-                        .filter(|taint| taint.effect == "NoSchedule" || taint.effect == "NoExecute")
-                        .all(|taint| tolerated(&t.placement.tolerations, taint))
-            })
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let [only] = types[..] else {
-            if let [a, b, ..] = types[..] {
-                problems.push(Problem::Invalid(format!(
-                    "node types must not overlap: node {name} matches node type {a:?} and node type {b:?}"
-                )));
-            }
-            continue;
-        };
-        let ready = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-            .is_some_and(|c| c.status == "True");
-        let cordoned = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false);
-        if !ready {
-            left_out.push(format!(
-                "node {name} (node type {only}) is NotReady: left out"
-            ));
-            continue;
-        }
-        if cordoned {
-            left_out.push(format!(
-                "node {name} (node type {only}) is cordoned: left out"
-            ));
-            continue;
-        }
-        *per_type.entry(only).or_default() += 1;
-        plans.push(NodePlan {
-            name,
-            node_type: only.to_string(),
-        });
-    }
-    if let Some(server_type) = config.server_node_type()
-        && per_type.get(server_type) == Some(&0)
-    {
-        problems.push(Problem::Cluster(format!(
-            "node type {server_type:?}, where the server goes (most OSDs), has no Ready, schedulable node"
-        )));
-    }
-    (plans, left_out)
-}
-
-/// Kubernetes' rule: a toleration tolerates a taint when the keys match (an empty key with
-/// Exists matches every key), the value matches (Exists: any), and the effect matches (none:
-/// every effect).
-fn tolerated(tolerations: &[multinet_proto::config::Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| {
-        let key =
-            (t.key.is_empty() && t.operator == TolerationOperator::Exists) || t.key == taint.key;
-        let value = t.operator == TolerationOperator::Exists
-            || t.value == taint.value.clone().unwrap_or_default();
-        let effect = t.effect.is_none_or(|e| format!("{e:?}") == taint.effect);
-        key && value && effect
-    })
-}
-
 /// Runs every check that needs the API; `who` says whose permissions to check; `own_run` is
 /// the run being started, when its owner exists already.
 pub async fn preflight(
@@ -407,18 +178,25 @@ pub async fn preflight(
     selections: &[(CephNetwork, NetworkSelection)],
     who: Who,
     own_run: Option<&str>,
-) -> anyhow::Result<(Preflight, Vec<Problem>)> {
+) -> Result<(Preflight, Vec<Problem>), KubeError> {
     let namespace = &config.namespace;
     let mut problems = Vec::new();
-    check_permissions(client, namespace, who, &mut problems).await?;
+    let mut nad_namespaces: Vec<String> = selections
+        .iter()
+        .filter_map(|(_, s)| s.namespace.clone())
+        .collect();
+    nad_namespaces.sort();
+    nad_namespaces.dedup();
+    check_permissions(client, namespace, &nad_namespaces, who, &mut problems).await?;
     if !problems.is_empty() {
         // Without them the other checks would only add "forbidden" noise.
         return Ok((Preflight::default(), problems));
     }
     check_leftovers(client, namespace, own_run, &mut problems).await?;
+    check_service_accounts(client, config, who, &mut problems).await?;
     let nads = check_nads(client, selections, &mut problems).await?;
     let nodes: Api<Node> = Api::all(client.clone());
-    let all = nodes.list(&ListParams::default()).await?.items;
+    let all = nodes.list(&ListParams::default()).await.said()?.items;
     let (plans, left_out) = place_nodes(config, &all, &mut problems);
     let mut warnings = Vec::new();
     let capacity = capacity_warnings(config, &nads, plans.len(), &mut warnings);
