@@ -84,14 +84,22 @@ impl Lab {
     /// `spec.config` run as the lab runs every config (IPAM mapped, see `lab_ipam`), in the
     /// node's namespace where its master interface lives, interface `ifname` in the pod. The
     /// attachment is recorded first, so removing the sandbox (or `lab down` after a crash)
-    /// releases its address; a failed ADD is deleted at once, as a runtime does.
+    /// releases its address; a failed ADD is deleted at once, as a runtime does. A config
+    /// without a `name` gets the NAD's (`nad_name`), as Multus gives it (Multus
+    /// `pkg/k8sclient`, `GetCNIConfigFromSpec`).
     pub fn attach(
         &mut self,
         sandbox: &Sandbox,
         ifname: &str,
+        nad_name: &str,
         config_json: &str,
     ) -> anyhow::Result<Attached> {
-        let config = self.lab_cni_config(config_json, None)?;
+        let named = serde_json::from_str::<Value>(config_json)
+            .ok()
+            .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
+            .filter(|n| !n.is_empty());
+        let config =
+            self.lab_cni_config(config_json, named.or_else(|| Some(nad_name.to_string())))?;
         let attachment = Attachment {
             node_ns: Self::node_ns(&self.topology.name, &sandbox.node),
             pod_ns: sandbox.ns.clone(),

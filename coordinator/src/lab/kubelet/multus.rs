@@ -119,9 +119,14 @@ pub async fn attach_all(
         ..NetworkStatus::default()
     }];
     for d in delegates {
-        let (sb, ifname, config) = (sandbox.clone(), d.ifname.clone(), d.config.clone());
+        let (sb, ifname, name, config) = (
+            sandbox.clone(),
+            d.ifname.clone(),
+            d.name.clone(),
+            d.config.clone(),
+        );
         let attached = kubelet
-            .with_lab(move |lab| lab.attach(&sb, &ifname, &config))
+            .with_lab(move |lab| lab.attach(&sb, &ifname, &name, &config))
             .await
             .map_err(|e| {
                 format!(
