@@ -105,6 +105,8 @@ pub fn wait_for(what: &str, patience: Duration, mut done: impl FnMut() -> bool) 
 /// A lab serving as the cluster's nodes, and a namespace to run in.
 #[derive(Debug)]
 pub struct LabCluster {
+    /// The `multinet-e2e` binary.
+    pub bin: &'static str,
     /// The lab's name.
     pub lab: String,
     /// The namespace (NADs `public-net`, `cluster-net`; ServiceAccount `multinet`).
@@ -118,19 +120,27 @@ pub struct LabCluster {
 }
 
 impl LabCluster {
-    /// Builds lab `name` (≤ 8 characters) with `nodes_yaml` (the topology's `nodes:` value)
-    /// and the networks of `tests/kube/nads.yaml`, serving as the cluster's nodes with
-    /// `extra` arguments to `lab up`; waits until every node is Ready (or, for nodes in
-    /// `not_ready`, registered).
-    pub fn start(name: &str, nodes: &[&str], nodes_yaml: &str, extra: &[&str]) -> Self {
+    /// Builds lab `name` (≤ 8 characters) with `topology` (the topology file's `nodes:` and
+    /// anything else but `name` and `networks`) and the networks of `tests/kube/nads.yaml`,
+    /// serving as the cluster's nodes with `extra` arguments to `lab up`; waits until every
+    /// node but those given `--not-ready` is Ready.
+    /// `bin` is the `multinet-e2e` binary (`env!("CARGO_BIN_EXE_multinet-e2e")` in a test).
+    pub fn start(
+        bin: &'static str,
+        name: &str,
+        nodes: &[&str],
+        topology: &str,
+        extra: &[&str],
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("multinet-e2e-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch directory");
+        let topology_text = format!("name: {name}\n{topology}\n");
         let topology = dir.join("topology.yaml");
-        std::fs::write(&topology, format!("name: {name}\nnodes: {nodes_yaml}\n"))
-            .expect("topology");
+        std::fs::write(&topology, topology_text).expect("topology");
         let log = dir.join("lab.log");
         let namespace = format!("e2e-{name}");
         let mut cluster = Self {
+            bin,
             lab: name.into(),
             namespace: namespace.clone(),
             nodes: nodes.iter().map(|n| n.to_string()).collect(),
@@ -156,7 +166,7 @@ impl LabCluster {
             &rbac.replace("namespace: rook-ceph", &format!("namespace: {namespace}")),
         );
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        let mut child = Command::new(bin)
             .args(["lab", "up", "-f"])
             .arg(&topology)
             .arg("--nads")
@@ -208,19 +218,48 @@ impl LabCluster {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `multinet run --backend kube` from outside the cluster, in the namespace, with `args`.
+    /// `multinet run --backend kube` from outside the cluster, in the namespace, with `args`
+    /// (the pods run as ServiceAccount `multinet`).
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
-            .args(["run", "--backend", "kube", "--kubeconfig"])
+        self.run_command(args).output().expect("multinet run runs")
+    }
+
+    /// The command [`Self::run`] runs.
+    pub fn run_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.bin);
+        c.args(["run", "--backend", "kube", "--kubeconfig"])
             .arg(kubeconfig())
-            .args(["-n", &self.namespace])
-            .args(args)
+            .args(["-n", &self.namespace, "--service-account", "multinet"])
+            .args(args);
+        c
+    }
+
+    /// A file in the test's scratch directory.
+    pub fn scratch(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).expect("scratch file");
+        path
+    }
+
+    /// The lab's pod namespaces that exist (a pod's sandbox not removed).
+    pub fn pod_namespaces(&self) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "list"])
             .output()
-            .expect("multinet run runs")
+            .expect("ip runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| {
+                n.strip_prefix(&format!("{}-", self.lab))
+                    .is_some_and(|rest| rest.contains("-p"))
+            })
+            .map(str::to_string)
+            .collect()
     }
 
     fn remove_lab(&self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        let _ = Command::new(self.bin)
             .args(["lab", "down", &self.lab])
             .output();
         for node in &self.nodes {

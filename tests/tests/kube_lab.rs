@@ -5,11 +5,13 @@
 //! plugins and a control plane (`MULTINET_E2E_CONTROL_PLANE`); `.ci/run` runs them. They run
 //! one at a time (`.config/nextest.toml`): every lab's nodes are nodes of the one cluster.
 
-use multinet_tests::lab_cluster::{LabCluster, kubectl, kubectl_ok};
+use std::time::Duration;
+
+use multinet_tests::e2e::findings;
+use multinet_tests::lab_cluster::{LabCluster, kubectl, kubectl_apply, kubectl_ok, wait_for};
 use serde_json::Value;
 
-const IGNORE: &str =
-    "needs root, the CNI plugins and a local control plane: see README (Kubernetes end to end)";
+const BIN: &str = env!("CARGO_BIN_EXE_multinet-e2e");
 
 fn report(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -21,44 +23,69 @@ fn report(out: &std::process::Output) -> Value {
     })
 }
 
-/// No object of the run's is left in the namespace (the owner's garbage collection done).
+fn node_names(report: &Value) -> Vec<String> {
+    report["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// No object of a run is left in the namespace (the real garbage collector removed what the
+/// owner owned), and no pod of the lab keeps a sandbox.
 fn nothing_left(cluster: &LabCluster) {
-    multinet_tests::lab_cluster::wait_for(
-        "the run's objects gone",
-        std::time::Duration::from_secs(90),
-        || {
-            let out = kubectl_ok(&[
-                "get",
-                "pods,daemonsets,jobs,configmaps,secrets",
-                "-n",
-                &cluster.namespace,
-                "-l",
-                "app.kubernetes.io/part-of=multinet",
-                "-o",
-                "name",
-            ]);
-            out.trim().is_empty()
-        },
+    wait_for("the run's objects gone", Duration::from_secs(90), || {
+        let out = kubectl_ok(&[
+            "get",
+            "pods,daemonsets,jobs,configmaps,secrets",
+            "-n",
+            &cluster.namespace,
+            "-l",
+            "app.kubernetes.io/part-of=multinet",
+            "-o",
+            "name",
+        ]);
+        out.trim().is_empty()
+    });
+    wait_for(
+        "the lab's pod sandboxes gone",
+        Duration::from_secs(60),
+        || cluster.pod_namespaces().is_empty(),
     );
 }
 
-#[test]
-#[ignore = "needs root, the CNI plugins and a local control plane: see README (Kubernetes end to end)"]
-fn a_run_in_flag_mode_on_three_nodes_passes_with_every_node_in_the_matrix() {
-    let _ = IGNORE;
-    let cluster = LabCluster::start("kpass", &["k1", "k2", "k3"], "[k1, k2, k3]", &[]);
-    let out = cluster.run(&[
+const SMALL: &[&str] = &[
+    "--daemons-per-node",
+    "1",
+    "--timeout-minutes",
+    "2",
+    "-o",
+    "json",
+];
+
+fn with_networks<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
         "--public-network",
         "public-net",
         "--cluster-network",
         "cluster-net",
-        "--daemons-per-node",
-        "1",
-        "--timeout-minutes",
-        "3",
-        "-o",
-        "json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_run_in_flag_mode_on_three_nodes_passes_with_every_node_in_the_matrix() {
+    let cluster = LabCluster::start(
+        BIN,
+        "kpass",
+        &["k1", "k2", "k3"],
+        "nodes: [k1, k2, k3]",
+        &[],
+    );
+    let out = cluster.run(&with_networks(SMALL));
     let report = report(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(report["backend"], "kube", "{stderr}");
@@ -69,18 +96,9 @@ fn a_run_in_flag_mode_on_three_nodes_passes_with_every_node_in_the_matrix() {
         cluster.stderr()
     );
     assert_eq!(out.status.code(), Some(0));
-    let nodes: Vec<&str> = report["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter_map(|n| n["name"].as_str())
-        .collect();
-    assert_eq!(nodes, ["k1", "k2", "k3"]);
-    assert_eq!(
-        report["host_checkers"]["passed"], 3,
-        "one host checker per node (defect 1)"
-    );
-    // Every node probed both networks.
+    assert_eq!(node_names(&report), ["k1", "k2", "k3"]);
+    // The host-check DaemonSet places one pod per node (one node-field term per node).
+    assert_eq!(report["host_checkers"]["passed"], 3, "{report:#}");
     for network in ["public", "cluster"] {
         for node in ["k1", "k2", "k3"] {
             let ok: u64 = report["paths"]
@@ -93,6 +111,416 @@ fn a_run_in_flag_mode_on_three_nodes_passes_with_every_node_in_the_matrix() {
             assert!(ok > 0, "{node} on {network}: no successful probe");
         }
     }
+    // The coordinator's log was streamed through the API server from the lab's kubelet endpoint.
+    assert!(stderr.contains("agents connected"), "{stderr}");
     nothing_left(&cluster);
-    let _ = kubectl;
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_run_with_node_types_from_a_config_file_places_each_type_on_its_nodes() {
+    let cluster = LabCluster::start(
+        BIN,
+        "ktypes",
+        &["s1", "s2", "w1"],
+        "nodes:\n  - {name: s1, labels: {role: storage}}\n  - {name: s2, labels: {role: storage}}\n  - {name: w1, labels: {role: worker}, taints: [{key: dedicated, value: apps, effect: NoSchedule}]}",
+        &[],
+    );
+    let config = cluster.scratch(
+        "run.yaml",
+        &format!("namespace: {}\npublicNetwork: public-net\nclusterNetwork: cluster-net\nserviceAccountName: multinet\nresourceTimeout: 2m\nnodeTypes:\n  storage:\n    osdsPerNode: 1\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {{role: storage}}\n  worker:\n    osdsPerNode: 0\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {{role: worker}}\n      tolerations: [{{key: dedicated, operator: Equal, value: apps, effect: NoSchedule}}]\n",
+            cluster.namespace
+        ),
+    );
+    // The file names the namespace and service account: no -n, no --service-account.
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--backend", "kube", "--kubeconfig"])
+        .arg(multinet_tests::lab_cluster::kubeconfig())
+        .args(["-c", config.to_str().expect("path"), "-o", "json"])
+        .output()
+        .expect("multinet runs");
+    let report = report(&out);
+    assert_eq!(
+        report["verdict"],
+        "pass",
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let types: Vec<(String, String)> = report["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or_default().to_string(),
+                n["node_type"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("s1".to_string(), "storage".to_string()),
+            ("s2".into(), "storage".into()),
+            ("w1".into(), "worker".into())
+        ]
+    );
+    nothing_left(&cluster);
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_cordoned_and_a_not_ready_node_are_named_and_left_out() {
+    let cluster = LabCluster::start(
+        BIN,
+        "kstate",
+        &["c1", "c2", "c3", "c4"],
+        "nodes: [c1, c2, c3, c4]",
+        &["--not-ready", "c4"],
+    );
+    kubectl_ok(&["cordon", "c3"]);
+    // The node lifecycle controller taints the NotReady node itself.
+    wait_for("c4 tainted not-ready", Duration::from_secs(60), || {
+        kubectl_ok(&["get", "node", "c4", "-o", "jsonpath={.spec.taints[*].key}"])
+            .contains("node.kubernetes.io/not-ready")
+    });
+    let out = cluster.run(&with_networks(SMALL));
+    let report = report(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(node_names(&report), ["c1", "c2"], "{stderr}");
+    assert!(
+        stderr.contains("node c3") && stderr.contains("cordoned"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("node c4") && stderr.contains("NotReady"),
+        "{stderr}"
+    );
+    assert_eq!(report["verdict"], "pass", "{report:#}\n{stderr}");
+    nothing_left(&cluster);
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_blocked_cluster_network_is_found_naming_the_node_and_network() {
+    let cluster = LabCluster::start(
+        BIN,
+        "kblock",
+        &["b1", "b2", "b3"],
+        "nodes: [b1, b2, b3]\nfaults:\n  - block: {network: cluster, from: b3, to: b1}\n  - block: {network: cluster, from: b1, to: b3}",
+        &[],
+    );
+    let out = cluster.run(&with_networks(&[
+        "--daemons-per-node",
+        "1",
+        "--timeout-minutes",
+        "1",
+        "-o",
+        "json",
+    ]));
+    let report = report(&out);
+    assert_eq!(report["verdict"], "fail", "{report:#}");
+    assert_eq!(out.status.code(), Some(1));
+    let found = findings(&report);
+    assert!(
+        found
+            .iter()
+            .any(|(_, network, nodes)| network.as_deref() == Some("cluster")
+                && nodes.contains(&"b3".to_string())),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|(_, network, nodes)| network.as_deref() != Some("public")
+                && !nodes.contains(&"b2".to_string())),
+        "only b3's cluster network is blocked: {found:?}"
+    );
+    nothing_left(&cluster);
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_nad_range_too_small_gives_address_unavailable_from_the_real_event() {
+    let cluster = LabCluster::start(
+        BIN,
+        "ktiny",
+        &["t1", "t2", "t3"],
+        "nodes: [t1, t2, t3]",
+        &[],
+    );
+    // Two usable addresses (whereabouts excludes network and broadcast of a /30); the server
+    // and three clients need four.
+    kubectl_apply(
+        &cluster.namespace,
+        "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: tiny-net\nspec:\n  config: '{\"cniVersion\": \"0.3.1\", \"type\": \"macvlan\", \"master\": \"pub0\", \"mode\": \"bridge\", \"ipam\": {\"type\": \"whereabouts\", \"range\": \"198.18.36.0/30\"}}'\n",
+    );
+    let out = cluster.run(&[
+        "--public-network",
+        "tiny-net",
+        "--daemons-per-node",
+        "1",
+        "--timeout-minutes",
+        "1",
+        "-o",
+        "json",
+    ]);
+    let report = report(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let unavailable: Vec<&Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "address_unavailable")
+        .collect();
+    assert!(!unavailable.is_empty(), "{report:#}");
+    let text = unavailable[0].to_string();
+    assert!(
+        text.contains("FailedCreatePodSandBox") || text.contains("tiny-net"),
+        "{text}"
+    );
+    nothing_left(&cluster);
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_missing_nad_exits_22_and_a_missing_permission_exits_1_naming_the_object() {
+    let cluster = LabCluster::start(BIN, "kpre", &["p1"], "nodes: [p1]", &[]);
+    let out = cluster.run(&["--public-network", "no-such-net", "-o", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(22), "{stderr}");
+    assert!(stderr.contains("no-such-net"), "{stderr}");
+
+    // A user with no permission: the ServiceAccount `nobody`'s token.
+    kubectl_ok(&[
+        "create",
+        "serviceaccount",
+        "nobody",
+        "-n",
+        &cluster.namespace,
+    ]);
+    let mut token = String::new();
+    wait_for("nobody's token", Duration::from_secs(30), || {
+        let secret = kubectl_ok(&[
+            "get",
+            "serviceaccount",
+            "nobody",
+            "-n",
+            &cluster.namespace,
+            "-o",
+            "jsonpath={.secrets[0].name}",
+        ]);
+        if secret.trim().is_empty() {
+            return false;
+        }
+        let data = kubectl_ok(&[
+            "get",
+            "secret",
+            secret.trim(),
+            "-n",
+            &cluster.namespace,
+            "-o",
+            "jsonpath={.data.token}",
+        ]);
+        token = data.trim().to_string();
+        !token.is_empty()
+    });
+    let token = decode_base64(&token);
+    let admin =
+        std::fs::read_to_string(multinet_tests::lab_cluster::kubeconfig()).expect("kubeconfig");
+    let restricted = cluster.scratch("nobody.kubeconfig", &admin);
+    let path = restricted.to_str().expect("path");
+    kubectl_ok(&[
+        "--kubeconfig",
+        path,
+        "config",
+        "set-credentials",
+        "nobody",
+        &format!("--token={token}"),
+    ]);
+    let context = kubectl_ok(&["--kubeconfig", path, "config", "current-context"]);
+    kubectl_ok(&[
+        "--kubeconfig",
+        path,
+        "config",
+        "set-context",
+        context.trim(),
+        "--user=nobody",
+    ]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args([
+            "run",
+            "--backend",
+            "kube",
+            "--kubeconfig",
+            path,
+            "-n",
+            &cluster.namespace,
+        ])
+        .args(with_networks(&["--service-account", "multinet"]))
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("create") && stderr.contains("pods"),
+        "names the verb and resource: {stderr}"
+    );
+    // Nothing was created.
+    let objects = kubectl_ok(&[
+        "get",
+        "configmaps,pods,jobs",
+        "-n",
+        &cluster.namespace,
+        "-l",
+        "app.kubernetes.io/part-of=multinet",
+        "-o",
+        "name",
+    ]);
+    assert!(objects.trim().is_empty(), "{objects}");
+}
+
+fn decode_base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        bits = (bits << 6) | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8 token")
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn sigint_mid_run_then_cleanup_leaves_no_object_and_no_lab_pod() {
+    let cluster = LabCluster::start(
+        BIN,
+        "kint",
+        &["i1", "i2"],
+        "nodes: [i1, i2]\nfaults:\n  - block: {network: cluster, from: i2, to: i1}",
+        &[],
+    );
+    let mut child = cluster
+        .run_command(&with_networks(&[
+            "--daemons-per-node",
+            "1",
+            "--timeout-minutes",
+            "3",
+        ]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("multinet run starts");
+    wait_for(
+        "the run's client pods running",
+        Duration::from_secs(120),
+        || {
+            let phases = kubectl_ok(&[
+                "get",
+                "pods",
+                "-n",
+                &cluster.namespace,
+                "-l",
+                "app.kubernetes.io/component=client",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ]);
+            phases
+                .split_whitespace()
+                .filter(|p| *p == "Running")
+                .count()
+                >= 2
+        },
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let mut status = None;
+    wait_for(
+        "multinet run ends after SIGINT",
+        Duration::from_secs(120),
+        || {
+            status = child.try_wait().expect("wait");
+            status.is_some()
+        },
+    );
+    let cleanup = std::process::Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["cleanup", "--kubeconfig"])
+        .arg(multinet_tests::lab_cluster::kubeconfig())
+        .args(["-n", &cluster.namespace])
+        .output()
+        .expect("cleanup runs");
+    assert!(
+        cleanup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleanup.stderr)
+    );
+    nothing_left(&cluster);
+    let all = kubectl_ok(&[
+        "get",
+        "configmaps,jobs,pods,daemonsets",
+        "-n",
+        &cluster.namespace,
+        "-o",
+        "name",
+    ]);
+    assert!(!all.contains("multinet-"), "{all}");
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn the_dry_run_objects_are_accepted_by_the_api_server() {
+    let cluster = LabCluster::start(BIN, "kdry", &["d1"], "nodes: [d1]", &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args([
+            "run",
+            "--backend",
+            "kube",
+            "--dry-run",
+            "-o",
+            "yaml",
+            "-n",
+            &cluster.namespace,
+        ])
+        .args(with_networks(&[
+            "--daemons-per-node",
+            "2",
+            "--service-account",
+            "multinet",
+        ]))
+        .output()
+        .expect("multinet runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = cluster.scratch("dry-run.yaml", &String::from_utf8_lossy(&out.stdout));
+    let created = kubectl(&[
+        "create",
+        "--dry-run=server",
+        "-n",
+        &cluster.namespace,
+        "-f",
+        file.to_str().expect("path"),
+    ]);
+    assert!(
+        created.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&created.stdout).contains("daemonset.apps"),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
 }
