@@ -132,6 +132,8 @@ impl LabCluster {
         topology: &str,
         extra: &[&str],
     ) -> Self {
+        // Asked first: a guard whose cleanup needs the kubeconfig must never exist without one.
+        let _ = kubeconfig();
         let dir = std::env::temp_dir().join(format!("multinet-e2e-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch directory");
         let topology_text = format!("name: {name}\n{topology}\n");

@@ -524,3 +524,26 @@ fn the_dry_run_objects_are_accepted_by_the_api_server() {
         String::from_utf8_lossy(&created.stdout)
     );
 }
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn an_image_the_nodes_cannot_pull_is_named_with_the_pull_error() {
+    let cluster = LabCluster::start(BIN, "kpull", &["u1"], "nodes: [u1]", &[]);
+    let out = cluster.run(&with_networks(&[
+        "--image",
+        "registry.invalid/not-multinet:1",
+        "--timeout-minutes",
+        "1",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("registry.invalid/not-multinet:1"),
+        "the image is named: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot pull image") && stderr.contains("ImagePullBackOff"),
+        "the pull error is said as soon as the kubelet backs off: {stderr}"
+    );
+    nothing_left(&cluster);
+}

@@ -182,18 +182,7 @@ impl Worker {
             .filter(|i| !self.kubelet.images.contains(i))
             .collect();
         if let Some(image) = images.first() {
-            let message = format!(
-                "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": the multinet lab runs only multinet's image ({})",
-                self.kubelet.images.join(", ")
-            );
-            self.recorder
-                .record(Kind::Warning, "Failed", &message)
-                .await;
-            self.recorder
-                .record(Kind::Warning, "Failed", "Error: ErrImagePull")
-                .await;
-            self.set_waiting("ErrImagePull", &message);
-            self.report().await;
+            self.pull_back_off(image, rx).await;
             return false;
         }
         if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
@@ -242,6 +231,56 @@ impl Worker {
             return false;
         }
         true
+    }
+
+    /// An image the lab cannot run: every attempt fails as a pull does (`Failed` events,
+    /// `ErrImagePull`), then `ImagePullBackOff` until the next attempt, the back-off doubling
+    /// from 10 s to 5 min (`pkg/kubelet/images/image_manager.go`, `EnsureImageExists`), until
+    /// the pod is deleted.
+    async fn pull_back_off(&mut self, image: &str, rx: &mut watch::Receiver<Option<Pod>>) {
+        let message = format!(
+            "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": the multinet lab runs only multinet's image ({})",
+            self.kubelet.images.join(", ")
+        );
+        let back_off = format!("Back-off pulling image \"{image}\"");
+        let mut backoff = BACKOFF_START;
+        loop {
+            self.recorder
+                .record(
+                    Kind::Normal,
+                    "Pulling",
+                    &format!("Pulling image \"{image}\""),
+                )
+                .await;
+            self.recorder
+                .record(Kind::Warning, "Failed", &message)
+                .await;
+            self.recorder
+                .record(Kind::Warning, "Failed", "Error: ErrImagePull")
+                .await;
+            self.set_waiting("ErrImagePull", &message);
+            self.report().await;
+            self.recorder
+                .record(Kind::Normal, "BackOff", &back_off)
+                .await;
+            self.recorder
+                .record(Kind::Warning, "Failed", "Error: ImagePullBackOff")
+                .await;
+            self.set_waiting("ImagePullBackOff", &back_off);
+            self.report().await;
+            let until = tokio::time::Instant::now() + backoff;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => break,
+                    changed = rx.changed() => {
+                        if changed.is_err() || rx.borrow().as_ref().is_none_or(deleting) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     async fn make_sandbox(&mut self, host_network: bool) -> Result<(), String> {
