@@ -348,13 +348,15 @@ fn serve_cluster(
     }
 }
 
-/// Removes the Node objects lab `name` registered in a cluster, if it did; said, never fatal.
+/// Stops the process serving lab `name` as a cluster's nodes, if one does, and removes the
+/// Node objects it registered; said, never fatal.
 fn remove_cluster_nodes(name: &str) {
     let dir = std::path::Path::new(crate::lab::build::STATE_ROOT).join(name);
+    crate::lab::kubelet::cluster::stop_server(&dir);
     let Ok(runtime) = tokio::runtime::Runtime::new() else {
         return;
     };
-    match runtime.block_on(crate::lab::kubelet::remove_nodes(&dir)) {
+    match runtime.block_on(crate::lab::kubelet::cluster::remove_nodes(&dir)) {
         Ok(removed) if !removed.is_empty() => {
             println!(
                 "lab {name}: node(s) {} removed from the cluster",

@@ -260,6 +260,44 @@ impl LabCluster {
             .collect()
     }
 
+    /// Stops the lab serving (SIGTERM, as a user ends `lab up`) and waits for it, bounded.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = nix_kill(child.id());
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(90) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Processes running in any of the lab's namespaces (nodes and pods).
+    pub fn processes(&self) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&format!("{}-", self.lab)))
+            .flat_map(|ns| {
+                let pids = Command::new("ip")
+                    .args(["netns", "pids", ns])
+                    .output()
+                    .expect("ip runs");
+                String::from_utf8_lossy(&pids.stdout)
+                    .split_whitespace()
+                    .map(|p| format!("{ns}: {p}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     fn remove_lab(&self) {
         let _ = Command::new(self.bin)
             .args(["lab", "down", &self.lab])

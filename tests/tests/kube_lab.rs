@@ -241,7 +241,7 @@ fn a_blocked_cluster_network_is_found_naming_the_node_and_network() {
 
 #[test]
 #[ignore = "needs root, the CNI plugins and a local control plane: see README"]
-fn a_nad_range_too_small_gives_address_unavailable_from_the_real_event() {
+fn a_nad_range_too_small_gives_address_unavailable_from_the_sandbox_event() {
     let cluster = LabCluster::start(
         BIN,
         "ktiny",
@@ -250,7 +250,8 @@ fn a_nad_range_too_small_gives_address_unavailable_from_the_real_event() {
         &[],
     );
     // Two usable addresses (whereabouts excludes network and broadcast of a /30); the server
-    // and three clients need four.
+    // and three clients need four. The event is the lab's, as the kubelet writes it, read by
+    // the coordinator through the real API server.
     kubectl_apply(
         &cluster.namespace,
         "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: tiny-net\nspec:\n  config: '{\"cniVersion\": \"0.3.1\", \"type\": \"macvlan\", \"master\": \"pub0\", \"mode\": \"bridge\", \"ipam\": {\"type\": \"whereabouts\", \"range\": \"198.18.36.0/30\"}}'\n",
@@ -290,6 +291,17 @@ fn a_missing_nad_exits_22_and_a_missing_permission_exits_1_naming_the_object() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(22), "{stderr}");
     assert!(stderr.contains("no-such-net"), "{stderr}");
+    let objects = kubectl_ok(&[
+        "get",
+        "configmaps,pods,jobs,secrets",
+        "-n",
+        &cluster.namespace,
+        "-l",
+        "app.kubernetes.io/part-of=multinet",
+        "-o",
+        "name",
+    ]);
+    assert!(objects.trim().is_empty(), "nothing created: {objects}");
 
     // A user with no permission: the ServiceAccount `nobody`'s token.
     kubectl_ok(&[
@@ -546,4 +558,90 @@ fn an_image_the_nodes_cannot_pull_is_named_with_the_pull_error() {
         "the pull error is said as soon as the kubelet backs off: {stderr}"
     );
     nothing_left(&cluster);
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_pod_runs_with_its_nad_and_is_stopped_on_deletion_and_when_the_lab_stops() {
+    let mut cluster = LabCluster::start(BIN, "kpod", &["g1"], "nodes: [g1]", &[]);
+    let ns = cluster.namespace.clone();
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    k8s.v1.cni.cncf.io/networks: public-net\nspec:\n  nodeName: g1\n  serviceAccountName: multinet\n  terminationGracePeriodSeconds: 20\n  containers:\n  - name: main\n    image: {}\n    args: [bench, ingest, --agents, '1', --rate, '1', --seconds, '120']\n",
+            multinet_coordinator::backend::k8s::DEFAULT_IMAGE
+        )
+    };
+    kubectl_apply(&ns, &pod("one"));
+    kubectl_apply(&ns, &pod("two"));
+    for name in ["one", "two"] {
+        let out = kubectl(&[
+            "wait",
+            "-n",
+            &ns,
+            "--for=condition=Ready",
+            &format!("pod/{name}"),
+            "--timeout=60s",
+        ]);
+        assert!(
+            out.status.success(),
+            "pod {name} Ready: {}\nlab: {}",
+            String::from_utf8_lossy(&out.stderr),
+            cluster.stderr()
+        );
+    }
+    // Multus' network-status: the pod network and public-net on net1, with a whereabouts address.
+    let status = kubectl_ok(&[
+        "get",
+        "pod",
+        "one",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.annotations.k8s\\.v1\\.cni\\.cncf\\.io/network-status}",
+    ]);
+    let status: Value = serde_json::from_str(&status).expect("network-status is JSON");
+    let public = &status.as_array().expect("a list")[1];
+    assert_eq!(public["name"], format!("{ns}/public-net"), "{status:#}");
+    assert_eq!(public["interface"], "net1");
+    assert!(
+        public["ips"][0]
+            .as_str()
+            .expect("ip")
+            .starts_with("198.18.36."),
+        "{status:#}"
+    );
+    assert_eq!(cluster.pod_namespaces().len(), 2);
+
+    // Graceful deletion: the process is stopped, the sandbox removed, the deletion confirmed.
+    let started = std::time::Instant::now();
+    kubectl_ok(&[
+        "delete",
+        "pod",
+        "one",
+        "-n",
+        &ns,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped by SIGTERM, not after the grace period"
+    );
+    assert_eq!(
+        cluster.pod_namespaces().len(),
+        1,
+        "one sandbox left: {:?}",
+        cluster.pod_namespaces()
+    );
+
+    // The lab stops serving: its pods' processes and sandboxes go; the object stays.
+    let status = cluster.stop().expect("lab up ended");
+    assert!(status.success(), "{status:?}\n{}", cluster.stderr());
+    assert!(
+        cluster.pod_namespaces().is_empty(),
+        "{:?}",
+        cluster.pod_namespaces()
+    );
+    assert!(cluster.processes().is_empty(), "{:?}", cluster.processes());
+    kubectl_ok(&["get", "pod", "two", "-n", &ns]);
 }

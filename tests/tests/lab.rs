@@ -920,3 +920,63 @@ fn sigterm_while_pods_are_placed_leaves_nothing() {
     assert_eq!(exit.code(), Some(143));
     lab.assert_gone();
 }
+
+/// whereabouts hands out every address of its range but the subnet's own and broadcast ones
+/// (a /30 gives two); the lab runs it as host-local, which by itself keeps the subnet's first
+/// address as a gateway. The mapped range set, run through the real host-local plugin, gives
+/// exactly whereabouts' addresses.
+#[test]
+fn whereabouts_mapped_to_host_local_hands_out_every_address_whereabouts_would() {
+    if !lab_possible() {
+        return;
+    }
+    use multinet_proto::cidr::Family;
+    use multinet_proto::multus::ipam::RangeReport;
+    let range = RangeReport {
+        cidr: "198.18.99.0/30".into(),
+        family: Family::V4,
+        first: Some("198.18.99.1".into()),
+        last: Some("198.18.99.2".into()),
+        usable: 2,
+    };
+    let set = multinet_coordinator::lab::build::host_local_set(&range, &[]);
+    let data = std::env::temp_dir().join(format!("multinet-hl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let config = serde_json::json!({
+        "cniVersion": "0.4.0",
+        "name": "whereabouts-capacity",
+        "ipam": {"type": "host-local", "dataDir": data, "ranges": [set]},
+    });
+    let add = |id: &str| -> Option<String> {
+        use std::io::Write;
+        let mut child = Command::new("/usr/lib/cni/host-local")
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", "/proc/self/ns/net")
+            .env("CNI_IFNAME", "net1")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("host-local runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(config.to_string().as_bytes())
+            .expect("config written");
+        let out = child.wait_with_output().expect("host-local ends");
+        let result: Value = serde_json::from_slice(&out.stdout).ok()?;
+        result["ips"][0]["address"].as_str().map(str::to_string)
+    };
+    let got: Vec<Option<String>> = ["a", "b", "c"].iter().map(|id| add(id)).collect();
+    let _ = std::fs::remove_dir_all(&data);
+    assert_eq!(
+        got,
+        [
+            Some("198.18.99.1/30".to_string()),
+            Some("198.18.99.2/30".to_string()),
+            None
+        ]
+    );
+}

@@ -419,36 +419,8 @@ impl Lab {
     /// error.
     pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> anyhow::Result<PodNet> {
         let name = self.topology.name.clone();
-        let j = self.next_pod_number();
-        let ns = format!("{name}-{node}-p{j}");
-        self.state.pods.push(ns.clone());
-        self.save()?;
-        netns_add(&ns)?;
-        if self.has_ipv6() {
-            // Duplicate address detection holds every IPv6 address tentative for a second,
-            // and the CNI plugins wait it out; the lab's addresses are unique by construction
-            // (one IPAM data directory), so pods skip it.
-            net::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &ns,
-                    "sh",
-                    "-c",
-                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
-                ],
-            )?;
-        }
-        let port = format!("{node}p{j}");
-        let ctl = Self::control_ns(&name);
-        veth(&ns, "ctl0", &ctl, &port, None)?;
-        ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
-        let control = control_addr(100 + j);
-        ip_in(
-            &ns,
-            &["addr", "add", &format!("{control}/16"), "dev", "ctl0"],
-        )?;
+        let sandbox = self.pod_namespace(node, "ctl0")?;
+        let (ns, control) = (sandbox.ns, sandbox.pod_ip);
         let mut addresses = Vec::new();
         for network in networks {
             let attachment = Attachment {
@@ -730,7 +702,10 @@ fn lab_ipam(
 
 /// A host-local range set for a whereabouts range: the same first and last address, split
 /// around the excluded CIDRs (host-local has no exclusions, but a set may hold several ranges).
-fn host_local_set(range: &multinet_proto::multus::ipam::RangeReport, excludes: &[String]) -> Value {
+pub fn host_local_set(
+    range: &multinet_proto::multus::ipam::RangeReport,
+    excludes: &[String],
+) -> Value {
     use multinet_proto::cidr::{Cidr, from_u128, parse_ip, to_u128};
     let (Some(first), Some(last)) = (
         range.first.as_deref().and_then(parse_ip),
@@ -739,6 +714,10 @@ fn host_local_set(range: &multinet_proto::multus::ipam::RangeReport, excludes: &
         return serde_json::json!([{"subnet": range.cidr}]);
     };
     let family = range.family;
+    let network = range
+        .cidr
+        .parse::<Cidr>()
+        .map_or(to_u128(first), |c| c.first());
     let mut cuts: Vec<(u128, u128)> = excludes
         .iter()
         .filter_map(|e| {
@@ -771,7 +750,13 @@ fn host_local_set(range: &multinet_proto::multus::ipam::RangeReport, excludes: &
     Value::Array(
         pieces
             .into_iter()
-            .map(|(a, b)| serde_json::json!({"subnet": range.cidr, "rangeStart": from_u128(family, a).to_string(), "rangeEnd": from_u128(family, b).to_string()}))
+            .map(|(a, b)| {
+                // host-local takes the subnet's first address as the gateway when none is
+                // given and never hands it out (plugins/ipam/host-local/backend/allocator,
+                // `Range.Canonicalize`); whereabouts hands it out. The subnet's own address,
+                // which neither allocates, keeps the capacity whereabouts has.
+                serde_json::json!({"subnet": range.cidr, "rangeStart": from_u128(family, a).to_string(), "rangeEnd": from_u128(family, b).to_string(), "gateway": from_u128(family, network).to_string()})
+            })
             .collect(),
     )
 }
@@ -878,8 +863,8 @@ mod tests {
         assert_eq!(
             set,
             serde_json::json!([
-                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.16", "rangeEnd": "198.18.32.99"},
-                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.101", "rangeEnd": "198.18.32.254"},
+                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.16", "rangeEnd": "198.18.32.99", "gateway": "198.18.32.0"},
+                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.101", "rangeEnd": "198.18.32.254", "gateway": "198.18.32.0"},
             ])
         );
     }

@@ -25,6 +25,7 @@
 //! as a kubelet's pull would. Not emulated: init containers, probes, resource limits (cgroups),
 //! Services other than `kubernetes`, DNS, image contents other than multinet's binaries.
 
+pub mod cluster;
 pub mod container;
 pub mod events;
 pub mod forward;
@@ -75,8 +76,8 @@ pub struct Kubelet {
     pub client: Client,
     /// The lab (its state is written as pods come and go).
     pub lab: Arc<Mutex<Lab>>,
-    /// The lab's node names.
-    pub nodes: BTreeSet<String>,
+    /// The lab's state directory (pods' files live under `pods/<uid>`).
+    pub state_dir: PathBuf,
     /// Images run.
     pub images: Vec<String>,
     /// The host binary that stands for the image's `/usr/local/bin/multinet`.
@@ -94,7 +95,6 @@ pub struct Kubelet {
 impl std::fmt::Debug for Kubelet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kubelet")
-            .field("nodes", &self.nodes)
             .field("images", &self.images)
             .field("api_service", &self.api_service)
             .finish_non_exhaustive()
@@ -127,6 +127,14 @@ pub fn api_message(e: &kube::Error) -> String {
     }
 }
 
+/// A pod's worker: its channel, its task, the pod as last seen.
+#[derive(Debug)]
+struct Worker {
+    tx: watch::Sender<pod::PodUpdate>,
+    task: tokio::task::JoinHandle<()>,
+    last: Pod,
+}
+
 /// Serves the lab's nodes to the cluster until `stop` resolves; then stops every pod it runs
 /// (containers stopped, CNI DEL, namespaces removed) and returns. The lab and the Node objects
 /// stay (as after a kubelet stops); `multinet lab down` removes both.
@@ -136,11 +144,12 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let client = crate::backend::k8s::client::connect(Some(&options.kubeconfig), None).await?;
-    let api_port = cluster_port(&options.kubeconfig)?;
+    let api_port = cluster::api_port(&options.kubeconfig)?;
     let lab_name = lab.topology.name.clone();
     let topology_nodes = lab.topology.nodes.clone();
     let nodes: BTreeSet<String> = topology_nodes.iter().map(|n| n.name.clone()).collect();
-    save_kube_state(&lab, &options.kubeconfig, &nodes)?;
+    cluster::save(&lab.state_dir_path(), &options.kubeconfig, &nodes)?;
+    let state_dir = lab.state_dir_path();
     let ctl = lab.add_service_address(options.api_service)?;
     let lab = Arc::new(Mutex::new(lab));
 
@@ -150,7 +159,7 @@ pub async fn serve(
     let kubelet = Arc::new(Kubelet {
         client: client.clone(),
         lab,
-        nodes: nodes.clone(),
+        state_dir,
         images: options.images.clone(),
         binary: std::env::current_exe().context("finding this program's binary")?,
         api_service: service,
@@ -205,10 +214,12 @@ pub async fn serve(
         })
     };
 
-    let mut workers: HashMap<String, (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>)> =
-        HashMap::new();
+    let mut workers: HashMap<String, Worker> = HashMap::new();
     let pods: Api<Pod> = Api::all(client.clone());
     let mut events = watcher(pods, watcher::Config::default()).boxed();
+    // The uids a re-list (after the watch lost its place) still shows: pods deleted meanwhile
+    // get no Delete event, so every other worker is told its pod is gone.
+    let mut relisted: Option<BTreeSet<String>> = None;
     tokio::pin!(stop);
     loop {
         let event = tokio::select! {
@@ -216,144 +227,83 @@ pub async fn serve(
             event = events.next() => event,
         };
         let Some(event) = event else { break };
-        let (seen, gone) = match event {
-            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => (vec![pod], vec![]),
-            Ok(watcher::Event::Delete(pod)) => (vec![], vec![pod]),
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+        match event {
+            Ok(watcher::Event::Init) => relisted = Some(BTreeSet::new()),
+            Ok(watcher::Event::InitDone) => {
+                if let Some(seen) = relisted.take() {
+                    for (uid, worker) in &workers {
+                        if !seen.contains(uid) {
+                            let _ = worker.tx.send(pod::PodUpdate::Gone(worker.last.clone()));
+                        }
+                    }
+                }
+            }
+            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                let Some(uid) = pod.metadata.uid.clone() else {
+                    continue;
+                };
+                if let Some(seen) = relisted.as_mut() {
+                    seen.insert(uid.clone());
+                }
+                let on_lab = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .is_some_and(|n| nodes.contains(n));
+                if !on_lab {
+                    continue;
+                }
+                workers.retain(|_, w| !w.task.is_finished());
+                match workers.get_mut(&uid) {
+                    Some(worker) => {
+                        worker.last = pod.clone();
+                        let _ = worker.tx.send(pod::PodUpdate::Present(pod));
+                    }
+                    None => {
+                        let (tx, rx) = watch::channel(pod::PodUpdate::Present(pod.clone()));
+                        let task = tokio::spawn(pod::run(kubelet.clone(), rx));
+                        workers.insert(
+                            uid,
+                            Worker {
+                                tx,
+                                task,
+                                last: pod,
+                            },
+                        );
+                    }
+                }
+            }
+            Ok(watcher::Event::Delete(pod)) => {
+                if let Some(worker) = pod.metadata.uid.as_ref().and_then(|u| workers.get(u)) {
+                    let _ = worker.tx.send(pod::PodUpdate::Gone(pod));
+                }
+            }
             Err(e) => {
                 tracing::warn!("watching pods: {e}");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        for pod in seen {
-            let on_lab = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_ref())
-                .is_some_and(|n| nodes.contains(n));
-            let Some(uid) = pod.metadata.uid.clone() else {
-                continue;
-            };
-            if !on_lab {
-                continue;
-            }
-            workers.retain(|_, (_, task)| !task.is_finished());
-            match workers.get(&uid) {
-                Some((tx, _)) => {
-                    let _ = tx.send(Some(pod));
-                }
-                None => {
-                    let (tx, rx) = watch::channel(Some(pod));
-                    let task = tokio::spawn(pod::run(kubelet.clone(), rx));
-                    workers.insert(uid, (tx, task));
-                }
-            }
-        }
-        for pod in gone {
-            if let Some((tx, _)) = pod.metadata.uid.as_ref().and_then(|u| workers.get(u)) {
-                let _ = tx.send(None);
             }
         }
     }
     heartbeats.abort();
     eprintln!("multinet lab: stopping the pods of lab {lab_name}");
-    // A stopping kubelet leaves its pods' objects; their processes and addresses go here.
-    for (tx, task) in workers.into_values() {
-        let _ = tx.send(None);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(40), task).await;
+    // A stopping kubelet leaves its pods' objects; their processes and addresses go here:
+    // every pod told at once, then all awaited within one bound.
+    for worker in workers.values() {
+        let _ = worker.tx.send(pod::PodUpdate::Stop);
+    }
+    let tasks = workers.into_values().map(|w| w.task);
+    if tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        futures::future::join_all(tasks),
+    )
+    .await
+    .is_err()
+    {
+        eprintln!(
+            "multinet lab: pods still stopping after 60 s: `multinet lab down {lab_name}` removes what is left"
+        );
     }
     log_server.task.abort();
     forwarder.abort();
     Ok(())
-}
-
-/// The port of the API server the kubeconfig's current context names (the forwarder's
-/// target; it must be on loopback).
-fn cluster_port(path: &std::path::Path) -> anyhow::Result<u16> {
-    let file = kube::config::Kubeconfig::read_from(path)
-        .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-    let context = file
-        .current_context
-        .clone()
-        .context("the kubeconfig has no current-context")?;
-    let cluster_name = file
-        .contexts
-        .iter()
-        .find(|c| c.name == context)
-        .and_then(|c| c.context.as_ref())
-        .map(|c| c.cluster.clone())
-        .context("the kubeconfig's current context is missing")?;
-    let server = file
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.server.clone())
-        .context("the kubeconfig's cluster has no server")?;
-    let uri: http::Uri = server
-        .parse()
-        .with_context(|| format!("the kubeconfig's server {server:?}"))?;
-    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    anyhow::ensure!(
-        loopback,
-        "{}: the lab serves only a control plane on loopback (the kubeconfig's server is {server})",
-        path.display()
-    );
-    Ok(uri.port_u16().unwrap_or(443))
-}
-
-/// What `lab down` needs to remove the Node objects: the kubeconfig and the node names.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct KubeState {
-    /// The cluster's kubeconfig.
-    pub kubeconfig: PathBuf,
-    /// Nodes registered.
-    pub nodes: Vec<String>,
-}
-
-const KUBE_STATE: &str = "kube.json";
-
-fn save_kube_state(
-    lab: &Lab,
-    kubeconfig: &std::path::Path,
-    nodes: &BTreeSet<String>,
-) -> anyhow::Result<()> {
-    let state = KubeState {
-        kubeconfig: std::fs::canonicalize(kubeconfig)
-            .with_context(|| format!("the kubeconfig {}", kubeconfig.display()))?,
-        nodes: nodes.iter().cloned().collect(),
-    };
-    std::fs::write(
-        lab.state_dir_path().join(KUBE_STATE),
-        serde_json::to_vec_pretty(&state)?,
-    )
-    .context("saving the lab's cluster")
-}
-
-/// Removes the Node objects a lab registered (its state names the cluster), if any; bounded.
-/// Called by `lab down` before the lab itself goes.
-pub async fn remove_nodes(state_dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let Ok(text) = std::fs::read(state_dir.join(KUBE_STATE)) else {
-        return Ok(Vec::new());
-    };
-    let state: KubeState = serde_json::from_slice(&text).context("the lab's cluster state")?;
-    let client = crate::backend::k8s::client::connect(Some(&state.kubeconfig), None).await?;
-    let nodes: Api<Node> = Api::all(client);
-    let mut removed = Vec::new();
-    for name in &state.nodes {
-        let deleted = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            nodes.delete(name, &kube::api::DeleteParams::default()),
-        )
-        .await
-        .context("the API server did not answer within 10 s")?;
-        match deleted {
-            Ok(_) => removed.push(name.clone()),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => anyhow::bail!("removing node {name}: {}", api_message(&e)),
-        }
-    }
-    Ok(removed)
 }

@@ -43,41 +43,76 @@ impl Lab {
             "node {node:?} is not a node of lab {}",
             self.topology.name
         );
+        let sandbox = self.pod_namespace(node, "eth0")?;
+        // A pod's default route is on its pod network. Here it leads into the control
+        // namespace, which forwards nothing: traffic the NADs do not route stays in the lab.
+        let gateway = super::build::COORDINATOR.to_string();
+        if let Err(e) = ip_in(
+            &sandbox.ns,
+            &["route", "add", "default", "via", &gateway, "dev", "eth0"],
+        ) {
+            let _ = self.remove_sandbox(&sandbox);
+            return Err(e);
+        }
+        Ok(sandbox)
+    }
+
+    /// A new pod namespace on `node` with its control-network interface `ifname` (a veth on
+    /// the control bridge) and address; recorded before it is made, so `lab down` finds it.
+    pub(super) fn pod_namespace(&mut self, node: &str, ifname: &str) -> anyhow::Result<Sandbox> {
         let name = self.topology.name.clone();
         let j = self.next_pod_number();
         let ns = format!("{name}-{node}-p{j}");
         self.state.pods.push(ns.clone());
         self.save()?;
-        netns_add(&ns)?;
-        if self.has_ipv6() {
-            // As in `add_pod`: the lab's addresses are unique by construction.
-            super::net::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &ns,
-                    "sh",
-                    "-c",
-                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
-                ],
-            )?;
-        }
         let port = format!("{node}p{j}");
-        let ctl = Self::control_ns(&name);
-        veth(&ns, "eth0", &ctl, &port, None)?;
-        ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
         let pod_ip = super::build::control_addr(100 + j);
-        ip_in(
-            &ns,
-            &["addr", "add", &format!("{pod_ip}/16"), "dev", "eth0"],
-        )?;
+        let made = self.make_pod_namespace(&ns, &port, ifname, pod_ip);
+        if let Err(e) = made {
+            // Nothing half-made stays behind (the veth goes with the namespace).
+            let _ = super::net::netns_kill(&ns);
+            let _ = ip_in(&Self::control_ns(&name), &["link", "del", &port]);
+            let _ = netns_del(&ns);
+            self.state.pods.retain(|p| *p != ns);
+            self.save()?;
+            return Err(e);
+        }
         Ok(Sandbox {
             node: node.to_string(),
             ns,
             port,
             pod_ip,
         })
+    }
+
+    fn make_pod_namespace(
+        &self,
+        ns: &str,
+        port: &str,
+        ifname: &str,
+        pod_ip: Ipv4Addr,
+    ) -> anyhow::Result<()> {
+        netns_add(ns)?;
+        if self.has_ipv6() {
+            // Duplicate address detection holds every IPv6 address tentative for a second,
+            // and the CNI plugins wait it out; the lab's addresses are unique by construction
+            // (one IPAM data directory), so pods skip it.
+            super::net::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    ns,
+                    "sh",
+                    "-c",
+                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
+                ],
+            )?;
+        }
+        let ctl = Self::control_ns(&self.topology.name);
+        veth(ns, ifname, &ctl, port, None)?;
+        ip_in(&ctl, &["link", "set", port, "master", "ctl"])?;
+        ip_in(ns, &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname])
     }
 
     /// Attaches `sandbox` to a NAD as Multus delegates it: `config_json` is the NAD's

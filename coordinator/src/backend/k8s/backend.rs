@@ -112,6 +112,16 @@ impl std::fmt::Debug for KubeBackendSpec {
 }
 
 impl KubeBackend {
+    /// The events the watches have seen, as the diagnosis reads them (ages from now).
+    fn pod_events(&self) -> Vec<PodEvent> {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        self.events
+            .iter()
+            .flat_map(|store| store.state())
+            .map(|e| PodEvent::from_event(&e, now))
+            .collect()
+    }
+
     /// A backend for the run `spec` describes; call [`Self::watch`] before the run starts.
     pub fn new(spec: KubeBackendSpec) -> Self {
         Self {
@@ -386,13 +396,7 @@ impl Scheduler for KubeBackend {
         let Some(pods) = &self.pods else {
             return Vec::new();
         };
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let events: Vec<PodEvent> = self
-            .events
-            .iter()
-            .flat_map(|store| store.state())
-            .map(|e| PodEvent::from_event(&e, now))
-            .collect();
+        let events = self.pod_events();
         let nads = self.nads();
         let mut out = Vec::new();
         // A host-check DaemonSet that cannot create its pods (Pod Security refusing
@@ -438,13 +442,7 @@ impl Scheduler for KubeBackend {
         let Some(pods) = &self.pods else {
             return Vec::new();
         };
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let events: Vec<PodEvent> = self
-            .events
-            .iter()
-            .flat_map(|store| store.state())
-            .map(|e| PodEvent::from_event(&e, now))
-            .collect();
+        let events = self.pod_events();
         let nads = self.nads();
         let pods = pods.state();
         let mut out = Vec::new();

@@ -33,11 +33,42 @@ const IMAGE_BINARIES: &[&str] = &["/usr/local/bin/multinet", "/usr/local/bin/mul
 #[derive(Debug)]
 pub struct Running {
     /// The process.
-    pub child: Child,
+    child: Child,
     /// When it started.
     pub started: Timestamp,
-    /// Its log file.
-    pub log: PathBuf,
+    /// The tasks copying its output into the log.
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits for the process to end, delivering the signals asked for meanwhile (only while
+    /// it is not reaped, so a reused pid is never signalled), then for its output to be in the
+    /// log (as containerd drains a container's IO before it reports the exit). Returns the
+    /// exit code, 128 + the signal for a killed process.
+    pub async fn wait(
+        mut self,
+        mut signals: tokio::sync::mpsc::UnboundedReceiver<nix::sys::signal::Signal>,
+    ) -> i32 {
+        let status = loop {
+            tokio::select! {
+                status = self.child.wait() => break status,
+                Some(signal) = signals.recv() => {
+                    if let Some(pid) = self.child.id() {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+                    }
+                }
+            }
+        };
+        for pump in self.pumps {
+            let _ = pump.await;
+        }
+        match status {
+            Ok(status) => status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9)
+            }),
+            Err(_) => 128,
+        }
+    }
 }
 
 /// Where container `name`'s log of start number `restart` lives.
@@ -117,6 +148,13 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
     let pod_sc = spec.security_context.clone().unwrap_or_default();
     let sc = s.container.security_context.clone().unwrap_or_default();
     let uid = sc.run_as_user.or(pod_sc.run_as_user).unwrap_or(IMAGE_USER);
+    // A root container here would be the host's root (all capabilities, the host's /dev and
+    // /sys): a container runtime gives it far less. multinet's pods never ask for it.
+    anyhow::ensure!(
+        uid != 0,
+        "container {}: the multinet lab runs containers only as a non-root user (runAsUser 0 asked)",
+        s.container.name
+    );
     let gid = sc
         .run_as_group
         .or(pod_sc.run_as_group)
@@ -199,14 +237,20 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
                     s.container.name, m.name
                 )
             })?;
-        let mut source = volume.dir.clone();
-        if let Some(sub) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
-            anyhow::ensure!(
-                !sub.split('/').any(|p| p == ".."),
-                "subPath {sub:?} leaves the volume"
-            );
-            source = source.join(sub);
-        }
+        anyhow::ensure!(
+            m.sub_path_expr.as_deref().is_none_or(str::is_empty),
+            "container {}: subPathExpr is not emulated by the lab",
+            s.container.name
+        );
+        let source = match m.sub_path.as_deref().filter(|p| !p.is_empty()) {
+            None => volume.dir.clone(),
+            Some(sub) => beneath(&volume.dir, sub).with_context(|| {
+                format!(
+                    "container {}: volumeMount {:?} subPath {sub:?}",
+                    s.container.name, m.name
+                )
+            })?,
+        };
         anyhow::ensure!(
             m.mount_path.starts_with('/') && !m.mount_path.split('/').any(|p| p == ".."),
             "container {}: mountPath {:?} is not an absolute path",
@@ -227,7 +271,8 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
             "{mount} --bind {} {target}",
             quote(&source.display().to_string())
         ));
-        if m.read_only == Some(true) {
+        // Secret, ConfigMap and downward-API volumes are always read-only in a container.
+        if m.read_only == Some(true) || volume.read_only {
             script.push(format!("{mount} -o remount,bind,ro {target}"));
         }
     }
@@ -247,6 +292,7 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&log, b"")?;
+    let mut pumps = Vec::new();
     let mut child = Command::new(host_tool("ip"))
         .args([
             "netns",
@@ -267,16 +313,35 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
         .spawn()
         .context("starting the container")?;
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, "stdout", log.clone()));
+        pumps.push(tokio::spawn(pump(out, "stdout", log.clone())));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, "stderr", log.clone()));
+        pumps.push(tokio::spawn(pump(err, "stderr", log.clone())));
     }
     Ok(Running {
         child,
         started: Timestamp::now(),
-        log,
+        pumps,
     })
+}
+
+/// `sub` resolved inside `dir`, symbolic links followed, refused if the result leaves `dir`
+/// (a container can put links in a writable volume: Kubernetes' subPath rule, after
+/// CVE-2017-1002101).
+fn beneath(dir: &Path, sub: &str) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        Path::new(sub).is_relative() && !sub.split('/').any(|p| p == ".."),
+        "not a relative path inside the volume"
+    );
+    let base = std::fs::canonicalize(dir)?;
+    let wanted = base.join(sub);
+    if !wanted.exists() {
+        // The kubelet creates a missing subPath directory.
+        std::fs::create_dir_all(&wanted)?;
+    }
+    let resolved = std::fs::canonicalize(&wanted)?;
+    anyhow::ensure!(resolved.starts_with(&base), "leaves the volume");
+    Ok(resolved)
 }
 
 /// Copies a stream into the log, a line at a time, in CRI format.

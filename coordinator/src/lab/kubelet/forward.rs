@@ -26,6 +26,8 @@ pub fn start(
     Ok(tokio::spawn(async move {
         loop {
             let Ok((mut inbound, _)) = listener.accept().await else {
+                // Out of descriptors, say: let connections end before trying again.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
             tokio::spawn(async move {

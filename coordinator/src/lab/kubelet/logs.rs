@@ -33,6 +33,8 @@ pub struct LogIndex {
 /// One container's log files.
 #[derive(Debug, Clone)]
 pub struct ContainerLogs {
+    /// The pod's uid (a pod of the same name that replaces it has its own logs).
+    pub uid: String,
     /// The pod's directory.
     pub pod_dir: PathBuf,
     /// The current start's number.
@@ -48,10 +50,10 @@ impl LogIndex {
             e.insert((ns.into(), pod.into(), container.into()), logs);
         }
     }
-    /// Forgets a pod (it was deleted).
-    pub fn remove_pod(&self, ns: &str, pod: &str) {
+    /// Forgets pod `uid` (it was deleted); a newer pod of the same name keeps its logs.
+    pub fn remove_pod(&self, ns: &str, pod: &str, uid: &str) {
         if let Ok(mut e) = self.entries.lock() {
-            e.retain(|(n, p, _), _| !(n == ns && p == pod));
+            e.retain(|(n, p, _), logs| !(n == ns && p == pod && logs.uid == uid));
         }
     }
     fn get(&self, ns: &str, pod: &str, container: &str) -> Option<ContainerLogs> {
@@ -98,6 +100,8 @@ pub async fn start(kubelet: Arc<Kubelet>, address: IpAddr) -> anyhow::Result<Log
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors, say: let connections end before trying again.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let (acceptor, kubelet) = (acceptor.clone(), kubelet.clone());
@@ -238,10 +242,11 @@ async fn handle(kubelet: &Kubelet, req: Request<hyper::body::Incoming>) -> Respo
             format!("container {container:?} in pod {ns}/{pod} has no logs on this node"),
         );
     };
-    let restart = if q.previous {
-        entry.restart - 1
-    } else {
-        entry.restart
+    // `previous` is the last ended start (`lastState`): the current number while the
+    // container waits to restart, the one before while it runs.
+    let restart = match (q.previous, entry.running) {
+        (false, _) | (true, false) => entry.restart,
+        (true, true) => entry.restart - 1,
     };
     if restart < 0 {
         return plain(
@@ -279,35 +284,47 @@ async fn handle(kubelet: &Kubelet, req: Request<hyper::body::Incoming>) -> Respo
         if tx.send(Ok(Frame::data(Bytes::from(first)))).await.is_err() {
             return;
         }
-        let mut offset = complete;
+        let mut offset = complete as u64;
         loop {
             let ended = logs
                 .get(&index.0, &index.1, &index.2)
                 .is_none_or(|e| !e.running || e.restart != restart);
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            if text.len() > offset {
-                let end = text[offset..]
-                    .rfind('\n')
-                    .map_or(offset, |i| offset + i + 1);
-                let chunk: String = text[offset..end]
-                    .lines()
-                    .filter_map(|l| render(l, &q))
-                    .collect();
-                offset = end;
-                if !chunk.is_empty() && tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err()
-                {
-                    return;
-                }
+            let (chunk, next) = read_from(&file, offset, &q).await;
+            offset = next;
+            if !chunk.is_empty() && tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
+                return;
             }
             if ended {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
         }
     });
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
     Response::new(BodyExt::boxed(StreamBody::new(stream)))
+}
+
+/// The complete lines of `file` from byte `offset` on, rendered; and the offset after them.
+async fn read_from(file: &std::path::Path, offset: u64, q: &Query) -> (String, u64) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let Ok(mut f) = tokio::fs::File::open(file).await else {
+        return (String::new(), offset);
+    };
+    if f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
+        return (String::new(), offset);
+    }
+    let mut bytes = Vec::new();
+    if f.read_to_end(&mut bytes).await.is_err() {
+        return (String::new(), offset);
+    }
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&bytes[..complete]);
+    let chunk = text.lines().filter_map(|l| render(l, q)).collect();
+    (chunk, offset + complete as u64)
 }
 
 #[cfg(test)]

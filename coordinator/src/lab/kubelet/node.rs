@@ -132,9 +132,30 @@ pub async fn register(nodes: &Api<Node>, node: &LabNode) -> anyhow::Result<Node>
     match nodes.create(&PostParams::default(), &object).await {
         Ok(created) => Ok(created),
         Err(kube::Error::Api(e)) if e.code == 409 => {
+            // The node exists (the lab served before): its labels and the topology's taints
+            // are brought up to date; the taints Kubernetes itself keeps (`node.kubernetes.io/…`,
+            // e.g. unreachable while nobody served it) stay for their controllers to lift.
+            let existing = nodes
+                .get(&node.name)
+                .await
+                .with_context(|| format!("reading node {}", node.name))?;
+            let mut taints: Vec<Taint> = existing
+                .spec
+                .and_then(|s| s.taints)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t.key.starts_with("node.kubernetes.io/"))
+                .collect();
+            taints.extend(
+                object
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.clone())
+                    .unwrap_or_default(),
+            );
             let patch = json!({
                 "metadata": {"labels": object.metadata.labels},
-                "spec": {"taints": object.spec.as_ref().and_then(|s| s.taints.clone())},
+                "spec": {"taints": taints},
             });
             nodes
                 .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))

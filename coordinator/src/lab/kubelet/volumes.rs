@@ -28,6 +28,8 @@ pub struct HostVolume {
     pub name: String,
     /// Its files.
     pub dir: PathBuf,
+    /// Mounted read-only whatever the mount says (Secret, ConfigMap, downward API).
+    pub read_only: bool,
 }
 
 /// The value a downward-API `fieldPath` has for `pod` (env or volume file).
@@ -212,37 +214,89 @@ pub async fn materialize(
                 // emptyDir: world-writable, as the kubelet makes it.
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777))?;
             }
-            Some((files, mode)) => {
-                for (path, bytes, item_mode) in files {
-                    anyhow::ensure!(
-                        !path.split('/').any(|p| p == ".." || p.is_empty()),
-                        "volume {}: path {path:?} is not a relative path inside the volume",
-                        volume.name
-                    );
-                    let file = target.join(&path);
-                    if let Some(parent) = file.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
-                    std::fs::write(&file, bytes)
-                        .with_context(|| format!("writing {}", file.display()))?;
-                    let mut mode = item_mode.unwrap_or(mode) as u32 & 0o777;
-                    if let Some(group) = fs_group {
-                        std::os::unix::fs::chown(&file, Some(0), Some(group as u32))?;
-                        mode |= 0o040;
-                    }
-                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
-                }
-            }
+            Some((files, mode)) => write_files(&target, &volume.name, files, mode, fs_group)?,
         }
         out.push(HostVolume {
             name: volume.name.clone(),
             dir: target,
+            read_only: volume.empty_dir.is_none(),
         });
     }
     Ok(out)
 }
 
 type Files = Vec<(String, Vec<u8>, Option<i32>)>;
+
+/// Writes a volume's files: `mode` unless the item gives one, owned by `fs_group` (group
+/// readable) when the pod has one.
+fn write_files(
+    target: &Path,
+    volume: &str,
+    files: Files,
+    mode: i32,
+    fs_group: Option<i64>,
+) -> anyhow::Result<()> {
+    for (path, bytes, item_mode) in files {
+        anyhow::ensure!(
+            !path.split('/').any(|p| p == ".." || p.is_empty()) && !path.starts_with('/'),
+            "volume {volume}: path {path:?} is not a relative path inside the volume"
+        );
+        let file = target.join(&path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
+        let mut mode = item_mode.unwrap_or(mode) as u32 & 0o777;
+        if let Some(group) = fs_group {
+            std::os::unix::fs::chown(&file, Some(0), Some(group as u32))?;
+            mode |= 0o040;
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Rewrites the downward-API volumes from `pod` (after Multus wrote its annotation), as the
+/// kubelet's volume manager does when the pod changes.
+pub fn refresh_downward(pod: &Pod, dir: &Path) -> anyhow::Result<()> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
+    for volume in spec.volumes.iter().flatten() {
+        if let Some(source) = &volume.downward_api {
+            let files = downward_files(pod, &volume.name, source)?;
+            write_files(
+                &dir.join(&volume.name),
+                &volume.name,
+                files,
+                source.default_mode.unwrap_or(0o644),
+                fs_group,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn downward_files(
+    pod: &Pod,
+    name: &str,
+    source: &k8s_openapi::api::core::v1::DownwardAPIVolumeSource,
+) -> anyhow::Result<Files> {
+    let mut files = Vec::new();
+    for item in source.items.iter().flatten() {
+        let field = item.field_ref.as_ref().with_context(|| {
+            format!(
+                "volume {name}: item {} has no fieldRef (resourceFieldRef is not emulated)",
+                item.path
+            )
+        })?;
+        files.push((
+            item.path.clone(),
+            field_value(pod, &field.field_path)?.into_bytes(),
+            item.mode,
+        ));
+    }
+    Ok(files)
+}
 
 /// A volume's files and default mode; `None` for an emptyDir.
 async fn files_of(
@@ -306,21 +360,10 @@ async fn files_of(
         )));
     }
     if let Some(source) = &volume.downward_api {
-        let mut files = Vec::new();
-        for item in source.items.iter().flatten() {
-            let field = item.field_ref.as_ref().with_context(|| {
-                format!(
-                    "volume {name}: item {} has no fieldRef (resourceFieldRef is not emulated)",
-                    item.path
-                )
-            })?;
-            files.push((
-                item.path.clone(),
-                field_value(pod, &field.field_path)?.into_bytes(),
-                item.mode,
-            ));
-        }
-        return Ok(Some((files, source.default_mode.unwrap_or(0o644))));
+        return Ok(Some((
+            downward_files(pod, name, source)?,
+            source.default_mode.unwrap_or(0o644),
+        )));
     }
     anyhow::bail!(
         "volume {name}: only emptyDir, configMap, secret and downwardAPI volumes are emulated by the lab"
