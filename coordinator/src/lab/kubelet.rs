@@ -80,6 +80,8 @@ pub struct Kubelet {
     pub state_dir: PathBuf,
     /// Images run.
     pub images: Vec<String>,
+    /// Nodes that report NotReady (their runtime's network is not ready).
+    pub not_ready: BTreeSet<String>,
     /// The host binary that stands for the image's `/usr/local/bin/multinet`.
     pub binary: PathBuf,
     /// The API server as pods reach it (`KUBERNETES_SERVICE_HOST`, `_PORT`).
@@ -161,6 +163,7 @@ pub async fn serve(
         lab,
         state_dir,
         images: options.images.clone(),
+        not_ready: options.not_ready.clone(),
         binary: std::env::current_exe().context("finding this program's binary")?,
         api_service: service,
         node_address,

@@ -235,9 +235,25 @@ impl Worker {
             Ok(v) => self.volumes = v,
             Err(e) => return self.cannot_start(&format!("{e:#}")).await,
         }
+        // A node whose runtime network is not ready runs only hostNetwork pods
+        // (`pkg/kubelet/kubelet.go`, `syncPod`: "network is not ready").
+        let host_network = spec.host_network == Some(true);
+        if !host_network && self.kubelet.not_ready.contains(&self.node) {
+            let message = "network is not ready: container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:the lab runs this node as not ready";
+            let mut backoff = BACKOFF_START;
+            loop {
+                self.recorder
+                    .record(Kind::Warning, "NetworkNotReady", message)
+                    .await;
+                if !wait_unless_ending(backoff, rx).await {
+                    return false;
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
         let mut backoff = BACKOFF_START;
         loop {
-            match self.make_sandbox(spec.host_network == Some(true)).await {
+            match self.make_sandbox(host_network).await {
                 Ok(()) => break,
                 Err(message) => {
                     let text = format!(
