@@ -188,6 +188,10 @@ fn a_cordoned_and_a_not_ready_node_are_named_and_left_out() {
     let report = report(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(node_names(&report), ["c1", "c2"], "{stderr}");
+    // Each said once: by the command, not again by the coordinator Job whose log it streams.
+    let said = |needle: &str| stderr.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(said("node c3 (node type"), 1, "{stderr}");
+    assert_eq!(said("node c4 (node type"), 1, "{stderr}");
     assert!(
         stderr.contains("node c3") && stderr.contains("cordoned"),
         "{stderr}"
@@ -644,4 +648,82 @@ fn a_pod_runs_with_its_nad_and_is_stopped_on_deletion_and_when_the_lab_stops() {
     );
     assert!(cluster.processes().is_empty(), "{:?}", cluster.processes());
     kubectl_ok(&["get", "pod", "two", "-n", &ns]);
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_failing_container_is_restarted_or_not_per_its_restart_policy() {
+    let cluster = LabCluster::start(BIN, "kfail", &["f1"], "nodes: [f1]", &[]);
+    let ns = cluster.namespace.clone();
+    let pod = |name: &str, policy: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: f1\n  serviceAccountName: multinet\n  restartPolicy: {policy}\n  containers:\n  - name: main\n    image: {}\n    args: [no-such-command]\n    terminationMessagePolicy: FallbackToLogsOnError\n",
+            multinet_coordinator::backend::k8s::DEFAULT_IMAGE
+        )
+    };
+    kubectl_apply(&ns, &pod("once", "Never"));
+    kubectl_apply(&ns, &pod("again", "OnFailure"));
+    let field = |name: &str, path: &str| {
+        kubectl_ok(&[
+            "get",
+            "pod",
+            name,
+            "-n",
+            &ns,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+    };
+    // Never: the pod fails, its container's exit code and last log lines in its status.
+    wait_for("pod once Failed", Duration::from_secs(60), || {
+        field("once", "{.status.phase}") == "Failed"
+    });
+    assert_eq!(
+        field(
+            "once",
+            "{.status.containerStatuses[0].state.terminated.exitCode}"
+        ),
+        "22"
+    );
+    let message = field(
+        "once",
+        "{.status.containerStatuses[0].state.terminated.message}",
+    );
+    assert!(
+        message.contains("no-such-command"),
+        "FallbackToLogsOnError: {message:?}"
+    );
+    assert_eq!(
+        field("once", "{.status.containerStatuses[0].restartCount}"),
+        "0"
+    );
+    // The log stays readable through the API server after the container ended.
+    let logs = kubectl_ok(&["logs", "once", "-n", &ns]);
+    assert!(logs.contains("no-such-command"), "{logs}");
+    // OnFailure: restarted at once, then backing off; the previous run in lastState.
+    wait_for(
+        "pod again restarted and backing off",
+        Duration::from_secs(60),
+        || {
+            field(
+                "again",
+                "{.status.containerStatuses[0].state.waiting.reason}",
+            ) == "CrashLoopBackOff"
+        },
+    );
+    assert_eq!(field("again", "{.status.phase}"), "Running");
+    let restarts: u32 = field("again", "{.status.containerStatuses[0].restartCount}")
+        .parse()
+        .expect("a count");
+    assert!(restarts >= 1, "{restarts}");
+    assert_eq!(
+        field(
+            "again",
+            "{.status.containerStatuses[0].lastState.terminated.exitCode}"
+        ),
+        "22",
+        "multinet's exit code for invalid input"
+    );
+    let previous = kubectl_ok(&["logs", "again", "-n", &ns, "--previous"]);
+    assert!(previous.contains("no-such-command"), "{previous}");
 }
