@@ -571,7 +571,7 @@ fn a_pod_runs_with_its_nad_and_is_stopped_on_deletion_and_when_the_lab_stops() {
     let ns = cluster.namespace.clone();
     let pod = |name: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    k8s.v1.cni.cncf.io/networks: public-net\nspec:\n  nodeName: g1\n  serviceAccountName: multinet\n  terminationGracePeriodSeconds: 20\n  containers:\n  - name: main\n    image: {}\n    args: [bench, ingest, --agents, '1', --rate, '1', --seconds, '120']\n",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    k8s.v1.cni.cncf.io/networks: public-net\nspec:\n  nodeName: g1\n  serviceAccountName: multinet\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: {}\n    args: [bench, ingest, --agents, '1', --rate, '1', --seconds, '120']\n    volumeMounts: [{{name: tmp, mountPath: /tmp}}]\n  volumes: [{{name: tmp, emptyDir: {{}}}}]\n",
             multinet_coordinator::backend::k8s::DEFAULT_IMAGE
         )
     };
@@ -616,7 +616,20 @@ fn a_pod_runs_with_its_nad_and_is_stopped_on_deletion_and_when_the_lab_stops() {
     );
     assert_eq!(cluster.pod_namespaces().len(), 2);
 
+    // Still the first start: the bench runs (it writes to its emptyDir /tmp).
+    let restarts = kubectl_ok(&[
+        "get",
+        "pod",
+        "one",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.status.containerStatuses[0].restartCount}",
+    ]);
+    assert_eq!(restarts, "0", "lab: {}", cluster.stderr());
     // Graceful deletion: the process is stopped, the sandbox removed, the deletion confirmed.
+    // The container's process is PID 1 of its namespace and has no SIGTERM handler: it ignores
+    // SIGTERM and is killed when the grace period (3 s here) ends, as in a real container.
     let started = std::time::Instant::now();
     kubectl_ok(&[
         "delete",
@@ -624,12 +637,14 @@ fn a_pod_runs_with_its_nad_and_is_stopped_on_deletion_and_when_the_lab_stops() {
         "one",
         "-n",
         &ns,
+        "--grace-period=3",
         "--wait=true",
         "--timeout=60s",
     ]);
+    let took = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "stopped by SIGTERM, not after the grace period"
+        took >= Duration::from_secs(3) && took < Duration::from_secs(20),
+        "SIGTERM ignored by a PID 1 without a handler, SIGKILL when the grace period ends: {took:?}"
     );
     assert_eq!(
         cluster.pod_namespaces().len(),

@@ -53,8 +53,17 @@ impl Running {
             tokio::select! {
                 status = self.child.wait() => break status,
                 Some(signal) = signals.recv() => {
+                    // Not yet reaped, so the pid is still ours. SIGKILL goes to unshare (its
+                    // child follows); anything else to the container's PID 1, which gets it
+                    // only if it handles it (pid_namespaces(7)).
                     if let Some(pid) = self.child.id() {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+                        let target = match signal {
+                            nix::sys::signal::Signal::SIGKILL => Some(pid),
+                            _ => pid_namespace_init(pid),
+                        };
+                        if let Some(target) = target {
+                            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(target as i32), signal);
+                        }
                     }
                 }
             }
@@ -223,7 +232,6 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
     for b in IMAGE_BINARIES {
         script.push(format!("{mount} --bind {binary} {}", r(b)));
     }
-    script.push(format!("{mount} -t proc proc {}", r("/proc")));
     script.push(format!("{mount} --rbind /sys {}", r("/sys")));
     script.push(format!("{mount} --rbind /dev {}", r("/dev")));
     for m in s.container.volume_mounts.iter().flatten() {
@@ -281,8 +289,14 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
     } else {
         format!(" --groups={}", groups.join(","))
     };
+    // The process is PID 1 of its own PID namespace, as in a container: a signal without a
+    // handler does not end it (SIGTERM waits for the grace period's SIGKILL, as on a node),
+    // and /proc shows the container's processes only. `--kill-child`: SIGKILL to unshare
+    // reaches the container.
     let exec = format!(
-        "exec {chroot} --userspec={uid}:{gid}{groups} {}",
+        "exec {} --pid --fork --kill-child --mount-proc={} {chroot} --userspec={uid}:{gid}{groups} {}",
+        host_tool("unshare"),
+        r("/proc"),
         quote(&root.display().to_string())
     );
     script.push(format!("{exec} \"$@\""));
@@ -323,6 +337,16 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
         started: Timestamp::now(),
         pumps,
     })
+}
+
+/// The container's PID 1: the one child `unshare --fork` (process `pid`) made.
+fn pid_namespace_init(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `sub` resolved inside `dir`, symbolic links followed, refused if the result leaves `dir`
