@@ -59,14 +59,18 @@ pub enum ExitReason {
     Stopped,
     /// The coordinator was unreachable longer than the grace period.
     CoordinatorLost,
+    /// SIGTERM (the pod is being deleted).
+    Terminated,
 }
 
 impl ExitReason {
-    /// The process exit code: 0 after Stop, 3 after losing the coordinator.
+    /// The process exit code: 0 after Stop, 3 after losing the coordinator, 143 (128 +
+    /// SIGTERM) when terminated.
     pub fn code(self) -> u8 {
         match self {
             ExitReason::Stopped => 0,
             ExitReason::CoordinatorLost => 3,
+            ExitReason::Terminated => 143,
         }
     }
 }
@@ -100,6 +104,18 @@ pub fn read_assignment(path: &Path) -> anyhow::Result<AgentAssignment> {
         .with_context(|| format!("reading the assignment {}", path.display()))?;
     serde_json::from_slice(&text)
         .with_context(|| format!("the assignment {} is not valid", path.display()))
+}
+
+/// [`run`], ended at once by SIGTERM. In a pod the agent is PID 1 of its PID namespace, and
+/// the kernel does not deliver a signal PID 1 has no handler for: without this, every pod
+/// deletion would wait out the grace period until SIGKILL (pid_namespaces(7)).
+pub async fn run_until_terminated(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        end = run(assignment) => end,
+        _ = term.recv() => Ok(ExitReason::Terminated),
+    }
 }
 
 /// Runs the assignment's role until the coordinator says Stop, the coordinator is lost, or a

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = multinet_agent::assignment_from(&args)
-        .and_then(|assignment| runtime.block_on(multinet_agent::run(assignment)));
+        .and_then(|assignment| runtime.block_on(multinet_agent::run_until_terminated(assignment)));
     match outcome {
         Ok(reason) => ExitCode::from(reason.code()),
         Err(error) => {

@@ -227,3 +227,57 @@ async fn the_binary_exits_0_after_stop_and_1_when_refused_or_misconfigured() {
     assert_eq!(code, 1);
     assert!(stderr.contains("absent.json"), "{stderr}");
 }
+
+/// In a pod the agent is PID 1, which gets no signal it has no handler for: it must end on
+/// SIGTERM itself, at once, or every pod deletion waits out its grace period.
+#[tokio::test]
+async fn the_binary_exits_143_at_once_on_sigterm() {
+    let pki = TestPki::new();
+    let dir = TempDir::new("sigterm");
+    let nobody = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    // A long grace: without SIGTERM it would keep trying to reach the coordinator.
+    let client = assignment(
+        Role::HostCheck,
+        "host-a",
+        nobody,
+        pki.client(),
+        None,
+        60_000,
+    );
+    let mut child = agent_command(&client, &dir)
+        .spawn()
+        .expect("the agent runs");
+    let raw = child.id().expect("running");
+    // Wait (bounded) until it catches SIGTERM: bit 14 of SigCgt in /proc/PID/status.
+    let catches = || {
+        std::fs::read_to_string(format!("/proc/{raw}/status"))
+            .ok()
+            .and_then(|s| {
+                let mask = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("SigCgt:"))?
+                    .trim()
+                    .to_string();
+                u64::from_str_radix(&mask, 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << 14) != 0)
+    };
+    let since = std::time::Instant::now();
+    while !catches() {
+        assert!(
+            since.elapsed() < PATIENCE,
+            "the agent never installed its SIGTERM handler"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(raw as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM sent");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+        .await
+        .expect("ends within 5 s of SIGTERM")
+        .expect("waited");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+}

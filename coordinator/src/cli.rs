@@ -133,7 +133,7 @@ fn run_agent(args: Vec<String>) -> u8 {
         }
     };
     match multinet_agent::assignment_from(&args)
-        .and_then(|a| runtime.block_on(multinet_agent::run(a)))
+        .and_then(|a| runtime.block_on(multinet_agent::run_until_terminated(a)))
     {
         Ok(reason) => reason.code(),
         Err(e) => {
