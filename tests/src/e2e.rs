@@ -15,6 +15,20 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// The network namespaces of lab `lab` (`<lab>-…`) that exist.
+pub fn lab_namespaces(lab: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{lab}-")))
+        .map(str::to_string)
+        .collect()
+}
+
 /// A JSON report's findings as (kind, network, nodes).
 pub fn findings(report: &Value) -> Vec<(String, Option<String>, Vec<String>)> {
     report["findings"]

@@ -245,18 +245,13 @@ impl LabCluster {
 
     /// The lab's pod namespaces that exist (a pod's sandbox not removed).
     pub fn pod_namespaces(&self) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip runs");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
+        let prefix = format!("{}-", self.lab);
+        crate::e2e::lab_namespaces(&self.lab)
+            .into_iter()
             .filter(|n| {
-                n.strip_prefix(&format!("{}-", self.lab))
+                n.strip_prefix(&prefix)
                     .is_some_and(|rest| rest.contains("-p"))
             })
-            .map(str::to_string)
             .collect()
     }
 
@@ -277,17 +272,11 @@ impl LabCluster {
 
     /// Processes running in any of the lab's namespaces (nodes and pods).
     pub fn processes(&self) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip runs");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| n.starts_with(&format!("{}-", self.lab)))
+        crate::e2e::lab_namespaces(&self.lab)
+            .into_iter()
             .flat_map(|ns| {
                 let pids = Command::new("ip")
-                    .args(["netns", "pids", ns])
+                    .args(["netns", "pids", &ns])
                     .output()
                     .expect("ip runs");
                 String::from_utf8_lossy(&pids.stdout)

@@ -23,16 +23,7 @@ fn lab_possible() -> bool {
 }
 
 fn namespaces_of(lab: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&format!("{lab}-")))
-        .map(str::to_string)
-        .collect()
+    multinet_tests::e2e::lab_namespaces(lab)
 }
 
 /// A lab name unique to this test process and test, and a guard that removes the lab.
