@@ -325,11 +325,7 @@ fn serve_cluster(
     };
     let result = runtime.block_on(async {
         let stop = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
+            crate::run_cmd::shutdown_signal().await;
         };
         crate::lab::kubelet::serve(lab, options, stop).await
     });

@@ -121,14 +121,6 @@ impl Kubelet {
     }
 }
 
-/// An API error as its message (`Status.message` and code), not a debug dump.
-pub fn api_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
-}
-
 /// A pod's worker: its channel, its task, the pod as last seen.
 #[derive(Debug)]
 struct Worker {
@@ -145,8 +137,12 @@ pub async fn serve(
     options: KubeletOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let client = crate::backend::k8s::client::connect(Some(&options.kubeconfig), None).await?;
-    let api_port = cluster::api_port(&options.kubeconfig)?;
+    // The kubeconfig read once: the client, the API server's port, its CA.
+    let config = crate::backend::k8s::client::config(Some(&options.kubeconfig), None).await?;
+    let api_port =
+        cluster::api_port(&config).with_context(|| options.kubeconfig.display().to_string())?;
+    let client_ca = logs::cluster_ca(&config)?;
+    let client = Client::try_from(config).context("connecting to the Kubernetes API")?;
     let lab_name = lab.topology.name.clone();
     let topology_nodes = lab.topology.nodes.clone();
     let nodes: BTreeSet<String> = topology_nodes.iter().map(|n| n.name.clone()).collect();
@@ -167,7 +163,7 @@ pub async fn serve(
         binary: std::env::current_exe().context("finding this program's binary")?,
         api_service: service,
         node_address,
-        client_ca: logs::kubeconfig_ca(&options.kubeconfig).await?,
+        client_ca,
         logs: Arc::new(logs::LogIndex::default()),
     });
     let log_server = logs::start(kubelet.clone(), node_address).await?;
@@ -205,7 +201,11 @@ pub async fn serve(
             .map(|n| facts(n.metadata.name.as_deref().unwrap_or_default()))
             .collect();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(node::HEARTBEAT);
+            // The first heartbeat was sent above.
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + node::HEARTBEAT,
+                node::HEARTBEAT,
+            );
             loop {
                 tick.tick().await;
                 for (node, facts) in registered.iter().zip(&facts) {

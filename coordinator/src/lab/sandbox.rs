@@ -205,10 +205,3 @@ impl Lab {
         Ok(ctl)
     }
 }
-
-/// The MTU the result's pod interface has, if the NAD config says (Multus reports it).
-pub fn config_mtu(config_json: &str) -> Option<u32> {
-    let v: Value = serde_json::from_str(config_json).ok()?;
-    let main = v.get("plugins").and_then(|p| p.get(0)).unwrap_or(&v);
-    main.get("mtu").and_then(Value::as_u64).map(|m| m as u32)
-}

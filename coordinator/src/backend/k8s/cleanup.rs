@@ -77,25 +77,40 @@ pub async fn find_runs(
     namespace: &str,
     run: Option<&str>,
 ) -> Result<Vec<(String, String)>, KubeError> {
+    Ok(owners(client, namespace, run)
+        .await?
+        .into_iter()
+        .map(|cm| {
+            let run = run_of(&cm);
+            (cm.metadata.name.unwrap_or_default(), run)
+        })
+        .collect())
+}
+
+/// The owner ConfigMaps of the runs in `namespace` (of run `run` only, when given).
+pub async fn owners(
+    client: &Client,
+    namespace: &str,
+    run: Option<&str>,
+) -> Result<Vec<ConfigMap>, KubeError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let mut selector = format!("{ALL_RUNS_SELECTOR},{COMPONENT}=owner");
     if let Some(run) = run {
         selector.push_str(&format!(",{RUN}={run}"));
     }
-    let owners = api
+    Ok(api
         .list(&ListParams::default().labels(&selector))
         .await
-        .said()?;
-    Ok(owners
-        .into_iter()
-        .map(|cm| {
-            let run = cm
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(RUN).cloned())
-                .unwrap_or_default();
-            (cm.metadata.name.unwrap_or_default(), run)
-        })
-        .collect())
+        .said()?
+        .items)
+}
+
+/// The run id an owner ConfigMap carries (its `multinet.io/run` label).
+pub fn run_of(owner: &ConfigMap) -> String {
+    owner
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(RUN).cloned())
+        .unwrap_or_default()
 }

@@ -31,6 +31,11 @@ pub fn configured(explicit: Option<&Path>) -> bool {
 
 /// A client for the cluster the arguments name.
 pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<Client> {
+    Client::try_from(config(kubeconfig, context).await?).context("connecting to the Kubernetes API")
+}
+
+/// The client configuration of the cluster the arguments name (server, CA, credentials).
+pub async fn config(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<Config> {
     let options = KubeConfigOptions {
         context: context.map(String::from),
         ..KubeConfigOptions::default()
@@ -50,5 +55,5 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow
             "no Kubernetes configuration: give --kubeconfig, set KUBECONFIG, or create ~/.kube/config"
         ),
     };
-    Client::try_from(config).context("connecting to the Kubernetes API")
+    Ok(config)
 }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 
-use super::api_message;
+use crate::backend::k8s::api_error::said;
 
 /// What `lab down` needs.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -102,44 +102,21 @@ pub async fn remove_nodes(state_dir: &Path) -> anyhow::Result<Vec<String>> {
         match deleted {
             Ok(_) => removed.push(name.clone()),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => anyhow::bail!("removing node {name}: {}", api_message(&e)),
+            Err(e) => anyhow::bail!("removing node {name}: {}", said(e)),
         }
     }
     Ok(removed)
 }
 
-/// The port of the API server the kubeconfig's current context names (the Service
-/// forwarder's target); it must be on loopback.
-pub fn api_port(path: &Path) -> anyhow::Result<u16> {
-    let file = kube::config::Kubeconfig::read_from(path)
-        .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-    let context = file
-        .current_context
-        .clone()
-        .context("the kubeconfig has no current-context")?;
-    let cluster_name = file
-        .contexts
-        .iter()
-        .find(|c| c.name == context)
-        .and_then(|c| c.context.as_ref())
-        .map(|c| c.cluster.clone())
-        .context("the kubeconfig's current context is missing")?;
-    let server = file
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.server.clone())
-        .context("the kubeconfig's cluster has no server")?;
-    let uri: http::Uri = server
-        .parse()
-        .with_context(|| format!("the kubeconfig's server {server:?}"))?;
+/// The port of the API server `config` names (the Service forwarder's target); it must be on
+/// loopback.
+pub fn api_port(config: &kube::Config) -> anyhow::Result<u16> {
+    let uri = &config.cluster_url;
     let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     anyhow::ensure!(
         loopback,
-        "{}: the lab serves only a control plane on loopback (the kubeconfig's server is {server})",
-        path.display()
+        "the lab serves only a control plane on loopback (the kubeconfig's server is {uri})"
     );
     Ok(uri.port_u16().unwrap_or(443))
 }

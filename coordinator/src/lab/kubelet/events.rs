@@ -3,6 +3,7 @@
 //! (`count`, `lastTimestamp`) rather than written again — client-go
 //! `tools/record/events_cache.go`, `EventCorrelator`, which the kubelet's recorder uses.
 
+use crate::backend::k8s::api_error::said;
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
@@ -63,7 +64,7 @@ impl Recorder {
                 .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                tracing::warn!("updating event {name}: {}", super::api_message(&e));
+                tracing::warn!("updating event {name}: {}", said(e));
             }
             return;
         }
@@ -101,7 +102,7 @@ impl Recorder {
                     self.seen.insert(key, (name, 1));
                 }
             }
-            Err(e) => tracing::warn!("recording event {reason}: {}", super::api_message(&e)),
+            Err(e) => tracing::warn!("recording event {reason}: {}", said(e)),
         }
     }
 }

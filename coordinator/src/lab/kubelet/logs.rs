@@ -147,24 +147,19 @@ fn tls_config(kubelet: &Kubelet) -> anyhow::Result<rustls::ServerConfig> {
         )?)
 }
 
-/// The CA certificates the kubeconfig's current cluster names (DER).
-pub async fn kubeconfig_ca(path: &std::path::Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let file = kube::config::Kubeconfig::read_from(path)
-        .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-            .await
-            .with_context(|| format!("the kubeconfig {}", path.display()))?;
+/// The CA certificates `config` trusts for its cluster (DER): the kubelet endpoint verifies
+/// the API server's client certificate with them.
+pub fn cluster_ca(config: &kube::Config) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs: Vec<CertificateDer<'static>> = config
         .root_cert
+        .clone()
         .unwrap_or_default()
         .into_iter()
         .map(CertificateDer::from)
         .collect();
     anyhow::ensure!(
         !certs.is_empty(),
-        "{}: the kubeconfig names no CA for its cluster (the kubelet endpoint verifies the API server's client certificate with it)",
-        path.display()
+        "the kubeconfig names no CA for its cluster (the kubelet endpoint verifies the API server's client certificate with it)"
     );
     Ok(certs)
 }
@@ -255,12 +250,7 @@ async fn handle(kubelet: &Kubelet, req: Request<hyper::body::Incoming>) -> Respo
         );
     }
     let file = super::container::log_path(&entry.pod_dir, container, restart);
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let complete = text.rfind('\n').map_or(0, |i| i + 1);
-    let mut lines: Vec<String> = text[..complete]
-        .lines()
-        .filter_map(|l| render(l, &q))
-        .collect();
+    let (mut lines, complete) = read_from(&file, 0, &q).await;
     if let Some(n) = q.tail_lines {
         lines.drain(..lines.len().saturating_sub(n));
     }
@@ -284,12 +274,13 @@ async fn handle(kubelet: &Kubelet, req: Request<hyper::body::Incoming>) -> Respo
         if tx.send(Ok(Frame::data(Bytes::from(first)))).await.is_err() {
             return;
         }
-        let mut offset = complete as u64;
+        let mut offset = complete;
         loop {
             let ended = logs
                 .get(&index.0, &index.1, &index.2)
                 .is_none_or(|e| !e.running || e.restart != restart);
-            let (chunk, next) = read_from(&file, offset, &q).await;
+            let (lines, next) = read_from(&file, offset, &q).await;
+            let chunk = lines.concat();
             offset = next;
             if !chunk.is_empty() && tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
                 return;
@@ -309,17 +300,17 @@ async fn handle(kubelet: &Kubelet, req: Request<hyper::body::Incoming>) -> Respo
 }
 
 /// The complete lines of `file` from byte `offset` on, rendered; and the offset after them.
-async fn read_from(file: &std::path::Path, offset: u64, q: &Query) -> (String, u64) {
+async fn read_from(file: &std::path::Path, offset: u64, q: &Query) -> (Vec<String>, u64) {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let Ok(mut f) = tokio::fs::File::open(file).await else {
-        return (String::new(), offset);
+        return (Vec::new(), offset);
     };
     if f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-        return (String::new(), offset);
+        return (Vec::new(), offset);
     }
     let mut bytes = Vec::new();
     if f.read_to_end(&mut bytes).await.is_err() {
-        return (String::new(), offset);
+        return (Vec::new(), offset);
     }
     let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let text = String::from_utf8_lossy(&bytes[..complete]);

@@ -11,6 +11,7 @@
 //! (`[ns/pod/uid:nad]: error adding container to network "nad": <plugin error>`), and the
 //! kubelet wraps it into `FailedCreatePodSandBox`.
 
+use crate::backend::k8s::api_error::said;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use multinet_proto::multus::selection::{NetworkSelection, parse_selections};
@@ -19,7 +20,7 @@ use multinet_proto::multus::{NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION};
 
 use super::Kubelet;
 use crate::backend::k8s::nad::NetworkAttachmentDefinition;
-use crate::lab::sandbox::{Sandbox, config_mtu};
+use crate::lab::sandbox::Sandbox;
 
 /// The name the pod network has in `network-status` (the cluster's default network).
 pub const POD_NETWORK: &str = "multinet-lab-pod-network";
@@ -35,6 +36,8 @@ pub struct Delegate {
     pub ifname: String,
     /// `spec.config`.
     pub config: String,
+    /// The MTU the config gives its interface, as Multus reports it in `network-status`.
+    pub mtu: Option<u32>,
 }
 
 /// The pod's selections, resolved against the API. An error is the sandbox's failure, in
@@ -73,7 +76,7 @@ async fn resolve(
         format!(
             "Multus: [{pod_ref}]: error getting pod network {key}: cannot find a network-attachment-definition ({}) in namespace ({ns}): {}",
             selection.name,
-            super::api_message(&e)
+            said(e)
         )
     })?;
     let config = nad.spec.config.filter(|c| !c.trim().is_empty()).ok_or_else(|| {
@@ -81,6 +84,12 @@ async fn resolve(
             "Multus: [{pod_ref}]: network-attachment-definition {key} has no spec.config (a config on the node's disk is not something the lab has)"
         )
     })?;
+    let mtu = multinet_proto::multus::nad::read_config(
+        &key,
+        &config,
+        &mut multinet_proto::field::Problems::default(),
+    )
+    .and_then(|c| c.mtu);
     Ok(Delegate {
         key,
         name: selection.name.clone(),
@@ -88,6 +97,7 @@ async fn resolve(
             .interface
             .clone()
             .unwrap_or_else(|| format!("net{}", index + 1)),
+        mtu,
         config,
     })
 }
@@ -141,7 +151,7 @@ pub async fn attach_all(
             interface: Some(d.ifname.clone()),
             ips: attached.ips.iter().map(ToString::to_string).collect(),
             mac: attached.mac,
-            mtu: config_mtu(&d.config),
+            mtu: d.mtu,
             dns: Some(serde_json::json!({})),
             ..NetworkStatus::default()
         });
@@ -167,11 +177,6 @@ pub async fn write_status(
         &kube::api::Patch::Merge(&patch),
     )
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "writing {NETWORK_STATUS_ANNOTATION}: {}",
-            super::api_message(&e)
-        )
-    })?;
+    .map_err(|e| anyhow::anyhow!("writing {NETWORK_STATUS_ANNOTATION}: {}", said(e)))?;
     Ok(())
 }

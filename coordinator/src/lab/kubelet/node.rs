@@ -8,6 +8,7 @@
 //! every `nodeStatusUpdateFrequency` (10 s) and renews its Lease in `kube-node-lease` (duration
 //! 40 s, the node lifecycle controller's default grace period) every 10 s.
 
+use crate::backend::k8s::api_error::said;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -165,7 +166,7 @@ pub async fn register(nodes: &Api<Node>, node: &LabNode) -> anyhow::Result<Node>
         Err(e) => Err(anyhow::anyhow!(
             "registering node {}: {}",
             node.name,
-            crate::lab::kubelet::api_message(&e)
+            said(e)
         )),
     }
 }
@@ -206,16 +207,17 @@ pub async fn heartbeat(
             ..Default::default()
         }),
     };
-    match leases.get_opt(&name).await? {
-        None => {
+    // Renewed with one request; created the first time (404).
+    let patch = json!({"spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": MicroTime(now)}});
+    match leases
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {
             leases.create(&PostParams::default(), &lease).await?;
         }
-        Some(_) => {
-            let patch = json!({"spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": MicroTime(now)}});
-            leases
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

@@ -19,6 +19,7 @@
 
 mod status;
 
+use crate::backend::k8s::api_error::said;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -671,12 +672,7 @@ impl Worker {
             )
             .await
         {
-            tracing::debug!(
-                "pod {}/{} status: {}",
-                self.namespace,
-                self.name,
-                super::api_message(&e)
-            );
+            tracing::debug!("pod {}/{} status: {}", self.namespace, self.name, said(e));
         }
     }
 
@@ -758,7 +754,7 @@ impl Worker {
                 "pod {}/{}: confirming its deletion: {}",
                 self.namespace,
                 self.name,
-                super::api_message(&e)
+                said(e)
             ),
         }
     }

@@ -11,6 +11,7 @@
 //! group; a whole label or annotation map is written as sorted `key="value"` lines; one
 //! annotation is written as its value. Anything else is refused with a message naming it.
 
+use crate::backend::k8s::api_error::said;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -314,12 +315,7 @@ async fn files_of(
         let secret: Secret = Api::namespaced(kubelet.client.clone(), namespace)
             .get(&secret_name)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "volume {name}: secret {secret_name}: {}",
-                    super::api_message(&e)
-                )
-            })?;
+            .map_err(|e| anyhow::anyhow!("volume {name}: secret {secret_name}: {}", said(e)))?;
         let data: BTreeMap<String, Vec<u8>> = secret
             .data
             .unwrap_or_default()
@@ -336,12 +332,7 @@ async fn files_of(
         let map: ConfigMap = Api::namespaced(kubelet.client.clone(), namespace)
             .get(&map_name)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "volume {name}: configmap {map_name}: {}",
-                    super::api_message(&e)
-                )
-            })?;
+            .map_err(|e| anyhow::anyhow!("volume {name}: configmap {map_name}: {}", said(e)))?;
         let mut data: BTreeMap<String, Vec<u8>> = map
             .data
             .unwrap_or_default()

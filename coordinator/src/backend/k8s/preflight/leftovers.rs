@@ -9,13 +9,12 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::ListParams;
 use kube::{Api, Client};
 use multinet_proto::config::{RunConfig, parse_run_config};
 
 use super::Problem;
 use crate::backend::k8s::api_error::{ApiResultExt, KubeError};
-use crate::backend::k8s::names::{ALL_RUNS_SELECTOR, COMPONENT, RUN, RunNames};
+use crate::backend::k8s::names::RunNames;
 use crate::backend::k8s::objects::job_deadline;
 
 /// What another run's owner stands for.
@@ -110,20 +109,10 @@ pub async fn check_leftovers(
     own_run: Option<&str>,
     problems: &mut Vec<Problem>,
 ) -> Result<(), KubeError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let owners = api
-        .list(&ListParams::default().labels(&format!("{ALL_RUNS_SELECTOR},{COMPONENT}=owner")))
-        .await
-        .said()?;
-    for cm in owners {
+    for cm in crate::backend::k8s::cleanup::owners(client, namespace, None).await? {
         let name = cm.metadata.name.clone().unwrap_or_default();
-        let run = cm
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(RUN).cloned())
-            .unwrap_or_default();
+        let run = crate::backend::k8s::cleanup::run_of(&cm);
         if own_run == Some(run.as_str()) {
             continue;
         }
