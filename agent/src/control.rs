@@ -156,8 +156,8 @@ pub async fn run(
             Err(_) => anyhow::anyhow!("no answer within {:?}", remaining.min(ATTEMPT_LIMIT)),
         };
         if !reported_outage {
-            eprintln!(
-                "multinet-agent: control plane to {}: {error:#}; reconnecting",
+            tracing::warn!(
+                "control plane to {}: {error:#}; reconnecting",
                 settings.coordinator
             );
             reported_outage = true;

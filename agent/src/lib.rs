@@ -23,7 +23,9 @@
 //!   material and Multus' network-status, checked against the kernel's interfaces; the
 //!   arguments of both ways to run.
 //! * [`run`] (here) — wires the pieces for the assignment's role and says how the agent ended
-//!   ([`ExitReason`]); `main.rs` only reads the arguments and maps the result to an exit code.
+//!   ([`ExitReason`]).
+//! * [`entry`] — the command-line entry point both binaries call (`multinet-agent` and the
+//!   hidden `multinet agent`), and the runtime builders every multinet process uses.
 //!
 //! Every long-lived task ends with [`run`]: the prober is dropped with it, the server is shut
 //! down by [`server::ProbeServer::shutdown`].
@@ -31,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod entry;
 pub mod pod;
 pub mod prober;
 pub mod server;
@@ -170,7 +173,7 @@ pub async fn run(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
 /// work, and returns the error to exit with.
 async fn fail(settings: &ControlSettings, error: anyhow::Error) -> anyhow::Error {
     if let Err(report) = control::report_failure(settings, format!("{error:#}")).await {
-        eprintln!("multinet-agent: could not report the failure: {report:#}");
+        tracing::error!("could not report the failure: {report:#}");
     }
     error
 }

@@ -263,8 +263,8 @@ impl Prober {
                     && self.mismatch_noted.insert(network)
                 {
                     // Not a failure (NAT or a policy rewrote the source), but worth a line.
-                    eprintln!(
-                        "multinet-agent: on network {network:?} the server saw {seen}, \
+                    tracing::warn!(
+                        "on network {network:?} the server saw {seen}, \
                          not this agent's {source}"
                     );
                 }
@@ -344,8 +344,8 @@ impl Prober {
                 .device_refused
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
             {
-                eprintln!(
-                    "multinet-agent: binding probes to interface {device} failed ({e}); \
+                tracing::warn!(
+                    "binding probes to interface {device} failed ({e}); \
                      they are bound to their source address only"
                 );
             }

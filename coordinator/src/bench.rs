@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
-use clap::{Args, Subcommand};
 use multinet_proto::control::Role;
 use multinet_proto::network::CephNetwork;
 use serde::Serialize;
@@ -21,27 +20,14 @@ use crate::matrix_actor::MatrixActor;
 use crate::pki::RunPki;
 use crate::roster::{AgentRoster, Expect, ExpectedAgent, Snapshot};
 
-/// `multinet bench …`
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Control-plane ingest: many agent connections reporting at a fixed rate.
-    Ingest(IngestArgs),
-    /// The load side of `ingest` (started by it).
-    #[command(hide = true)]
-    Load(load::LoadArgs),
-}
-
-/// Arguments of `multinet bench ingest`.
-#[derive(Debug, Args)]
+/// What `multinet bench ingest` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestArgs {
     /// Agent connections.
-    #[arg(long, default_value_t = 2000)]
     pub agents: u32,
     /// Results per second per agent (sent as one batch per second).
-    #[arg(long, default_value_t = 10)]
     pub rate: u32,
     /// Duration of the reporting phase, seconds.
-    #[arg(long, default_value_t = 60)]
     pub seconds: u64,
 }
 
@@ -112,11 +98,7 @@ fn cpu_s() -> f64 {
 pub fn ingest(args: &IngestArgs) -> u8 {
     multinet_agent::install_crypto_provider();
     let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+        multinet_agent::entry::multi_threaded(1).unwrap_or_else(|e| panic!("tokio runtime: {e}"))
     });
     match system.block_on(run_ingest(args)) {
         Ok(report) => {

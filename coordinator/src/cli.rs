@@ -1,46 +1,70 @@
-//! The command line: arguments, dispatch and exit codes.
+//! The command line: clap types, turned into plain requests for the modules below; the only
+//! place that prints errors and decides exit codes (through [`crate::exit`]).
 //!
-//! Exit codes are Rook's: 0 success, 1 failure (of a run, later), 22 invalid input (EINVAL),
-//! with nothing created.
+//! * [`spec`] — `multinet spec check`. [`config`] — `multinet config sample | check`.
+//! * [`run`] — `multinet run`. [`cleanup`] — `multinet cleanup`.
+//! * [`lab`] — `multinet lab up | status | down`. [`bench`] — `multinet bench …`.
+//!
+//! Diagnostics go through `tracing` to stderr (`-v`, `--log-level`, or `RUST_LOG`), written
+//! around the progress line; what a command says to its user (notices, warnings about the
+//! input, errors) is printed here; the report goes to stdout.
 
-use std::path::PathBuf;
+pub mod bench;
+pub mod cleanup;
+pub mod config;
+pub mod lab;
+pub mod run;
+pub mod spec;
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{config_cmd, spec_check};
-
-/// Exit code for invalid input, as Rook's tester uses it (EINVAL).
-pub const EXIT_INVALID: u8 = 22;
+use crate::exit;
 
 /// multinet validates the networks a storage cluster will live on.
 #[derive(Debug, Parser)]
 #[command(name = "multinet", version, about, long_about = None)]
 pub struct Cli {
+    #[command(flatten)]
+    logging: Logging,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How much is logged on stderr.
+#[derive(Debug, Args)]
+struct Logging {
+    /// More diagnostics on stderr: -v info, -vv debug, -vvv trace (`RUST_LOG` also works).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// The diagnostics' level or a `RUST_LOG`-style filter, e.g. `debug` or
+    /// `multinet_coordinator::control_plane=trace` [default: warnings, and multinet's own
+    /// notices at info].
+    #[arg(long, value_name = "FILTER", global = true, conflicts_with = "verbose")]
+    log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The CephCluster network API: check a spec.
     #[command(subcommand)]
-    Spec(SpecCommand),
+    Spec(spec::SpecCommand),
     /// Validation run configurations (Rook's ValidationTestConfig, extended).
     #[command(subcommand)]
-    Config(ConfigCommand),
+    Config(config::ConfigCommand),
     /// Run a validation: one server, the worst-case clients on every node, host checkers;
     /// report which paths fail and why.
-    Run(Box<crate::run_cmd::RunArgs>),
+    Run(Box<run::RunArgs>),
     /// Remove what Kubernetes runs left behind (all of them, or one run), waiting until it is
     /// gone; never forced, so IPAM addresses are released.
-    Cleanup(crate::kube_cmd::CleanupArgs),
+    Cleanup(cleanup::CleanupArgs),
     /// The emulated lab: build, inspect, remove.
     #[command(subcommand)]
-    Lab(crate::lab_cmd::LabCommand),
+    Lab(lab::LabCommand),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
-    Bench(crate::bench::BenchCommand),
+    Bench(bench::BenchCommand),
     /// Run one agent (what the local and lab backends start, and the image's pods run;
     /// `multinet-agent` is the same, smaller).
     #[command(hide = true, disable_help_flag = true)]
@@ -51,96 +75,13 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum SpecCommand {
-    /// Validate a CephCluster's spec.network (or a bare `network:` document) and show what it
-    /// turns into: Multus annotations, host interfaces, Ceph's public/cluster networks.
-    Check(SpecCheckArgs),
-}
-
-/// Arguments of `multinet spec check`.
-#[derive(Debug, Args)]
-pub struct SpecCheckArgs {
-    /// CephCluster manifest (multi-document YAML allowed; the first CephCluster wins) or a
-    /// document whose top-level key is `network:`. `-` reads standard input.
-    pub file: PathBuf,
-    /// NetworkAttachmentDefinition manifests: every selection must resolve to one of them.
-    #[arg(long, value_name = "NADS.yaml")]
-    pub nads: Option<PathBuf>,
-    /// Compare each NAD's address capacity with the worst case on this many nodes.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub nodes: Option<u32>,
-    /// Run configuration giving the clients per node (default: Rook's converged 3 + 16).
-    #[arg(short = 'c', long = "config", value_name = "RUNCONFIG")]
-    pub config: Option<PathBuf>,
-    /// Namespace for selections without one, when the manifest names none [default: rook-ceph].
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
-}
-
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Print a commented sample configuration with Rook's numbers.
-    Sample {
-        /// Which cluster shape.
-        #[arg(value_enum)]
-        kind: config_cmd::SampleName,
-    },
-    /// Check a configuration file; every problem is listed.
-    Check {
-        /// The file (`-` reads standard input).
-        file: PathBuf,
-        /// Output format.
-        #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
-        output: Output,
-    },
-}
-
-/// Report format.
+/// Report format of the checking commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// For people.
     Text,
     /// For programs.
     Json,
-}
-
-/// Runs one agent on a single-threaded runtime, as `multinet-agent` does.
-fn run_agent(args: Vec<String>) -> u8 {
-    let args = match multinet_agent::pod::parse_args(args) {
-        Ok(multinet_agent::pod::AgentArgs::Help) => {
-            println!("{}", multinet_agent::pod::USAGE);
-            return 0;
-        }
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("multinet agent: {message}");
-            return 1;
-        }
-    };
-    multinet_agent::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("multinet agent: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    match multinet_agent::assignment_from(&args)
-        .and_then(|a| runtime.block_on(multinet_agent::run_until_terminated(a)))
-    {
-        Ok(reason) => reason.code(),
-        Err(e) => {
-            eprintln!("multinet agent: {e:#}");
-            1
-        }
-    }
 }
 
 /// Parses the process arguments and runs the command.
@@ -150,22 +91,58 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(EXIT_INVALID)
+                ExitCode::from(exit::INVALID)
             } else {
                 ExitCode::SUCCESS
             };
         }
     };
+    init_logging(&cli.logging);
     let code = match cli.command {
-        Command::Spec(SpecCommand::Check(args)) => spec_check::run(&args),
-        Command::Config(ConfigCommand::Sample { kind }) => config_cmd::sample(kind),
-        Command::Config(ConfigCommand::Check { file, output }) => config_cmd::check(&file, output),
-        Command::Run(args) => crate::run_cmd::run(&args),
-        Command::Cleanup(args) => crate::kube_cmd::cleanup(&args),
-        Command::Agent { args } => run_agent(args),
-        Command::Lab(command) => crate::lab_cmd::run(&command),
-        Command::Bench(crate::bench::BenchCommand::Ingest(args)) => crate::bench::ingest(&args),
-        Command::Bench(crate::bench::BenchCommand::Load(args)) => crate::bench::load::load(&args),
+        Command::Spec(command) => spec::run(command),
+        Command::Config(command) => config::run(command),
+        Command::Run(args) => run::run(&args),
+        Command::Cleanup(args) => cleanup::run(&args),
+        Command::Agent { args } => multinet_agent::entry::main("multinet agent", args),
+        Command::Lab(command) => lab::run(command),
+        Command::Bench(command) => bench::run(command),
     };
     ExitCode::from(code)
+}
+
+/// Diagnostics to stderr, around the progress line: `--log-level`, else `-v`, else
+/// `RUST_LOG`, else warnings only.
+fn init_logging(logging: &Logging) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match (&logging.log_level, logging.verbose) {
+        (Some(filter), _) => EnvFilter::try_new(filter).unwrap_or_else(|e| {
+            eprintln!("multinet: --log-level {filter:?}: {e}; logging warnings only");
+            EnvFilter::new("warn")
+        }),
+        (None, 0) => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(multinet_agent::entry::DEFAULT_LOG_FILTER)),
+        (None, 1) => EnvFilter::new("info"),
+        (None, 2) => EnvFilter::new("debug"),
+        (None, _) => EnvFilter::new("trace"),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(crate::progress::LogWriter::default)
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// An error and its causes on one line, `what: why: root cause` (empty levels skipped).
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }

@@ -1,86 +1,61 @@
-//! `multinet config sample` and `multinet config check`.
+//! `multinet config sample` and `multinet config check`: the sample texts and the check's
+//! report (the command line prints them).
 
 use std::fmt::Write;
 use std::path::Path;
 
-use clap::ValueEnum;
-use multinet_proto::config::{RunConfig, SampleKind, parse_run_config, sample as render_sample};
+use multinet_proto::config::{RunConfig, SampleKind, sample as render_sample};
 use multinet_proto::field::Problems;
 use serde::Serialize;
 
-use crate::cli::{EXIT_INVALID, Output};
-use crate::input::read_text_or_report;
+use crate::input::read_run_config;
 
-/// The sample shapes, as typed on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SampleName {
-    /// Every node runs storage and other daemons (Rook's default: 3 OSDs + 16 others per node).
-    Converged,
-    /// Storage nodes (3 + 16) apart from worker nodes (0 + 6).
-    DedicatedStorageNodes,
-    /// Dedicated storage nodes plus an arbiter node (0 + 10) for a stretch cluster.
-    StretchCluster,
-}
-
-/// Prints a sample; returns the exit code.
-pub fn sample(name: SampleName) -> u8 {
-    let kind = match name {
-        SampleName::Converged => SampleKind::Converged,
-        SampleName::DedicatedStorageNodes => SampleKind::DedicatedStorageNodes,
-        SampleName::StretchCluster => SampleKind::StretchCluster,
-    };
-    print!("{}", render_sample(kind));
-    0
-}
-
+/// What `config check` found. The JSON output is this structure.
 #[derive(Debug, Serialize)]
-struct CheckReport<'a> {
-    file: String,
-    valid: bool,
+pub struct CheckReport {
+    /// The file checked.
+    pub file: String,
+    /// True when there is no error (warnings allowed).
+    pub valid: bool,
     /// The configuration with defaults merged, when the file parsed.
-    config: Option<&'a RunConfig>,
+    pub config: Option<RunConfig>,
     /// The node type the server goes to.
-    server_node_type: Option<&'a str>,
+    pub server_node_type: Option<String>,
+    /// Every problem, each naming its field.
     #[serde(flatten)]
-    problems: &'a Problems,
+    pub problems: Problems,
 }
 
-/// Checks a file; returns the exit code.
-pub fn check(path: &Path, output: Output) -> u8 {
+/// A sample configuration with Rook's numbers, commented.
+pub fn sample(kind: SampleKind) -> String {
+    render_sample(kind)
+}
+
+/// Checks a run configuration file (`-` is standard input): every problem is listed.
+pub fn check(path: &Path) -> CheckReport {
     let file = path.display().to_string();
     let mut problems = Problems::default();
-    let config =
-        read_text_or_report(path, &mut problems).and_then(|text| match parse_run_config(&text) {
-            Ok((config, found)) => {
-                problems.absorb(found);
-                Some(config)
-            }
-            Err(e) => {
-                problems.error(file.clone(), format!("not valid YAML: {e}"));
-                None
-            }
-        });
-    let report = CheckReport {
+    let config = read_run_config(path, &mut problems).map(|(config, found)| {
+        problems.absorb(found);
+        config
+    });
+    CheckReport {
         valid: problems.is_valid(),
-        server_node_type: config.as_ref().and_then(RunConfig::server_node_type),
-        config: config.as_ref(),
-        problems: &problems,
+        server_node_type: config
+            .as_ref()
+            .and_then(RunConfig::server_node_type)
+            .map(str::to_string),
+        config,
+        problems,
         file,
-    };
-    match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
-        Output::Text => print!("{}", render(&report)),
     }
-    if report.valid { 0 } else { EXIT_INVALID }
 }
 
-fn render(report: &CheckReport<'_>) -> String {
+/// The report for people.
+pub fn render(report: &CheckReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "config check: {}", report.file);
-    if let Some(c) = report.config {
+    if let Some(c) = &report.config {
         let net = |n: &str| {
             if n.is_empty() {
                 "(none)".to_string()
@@ -110,7 +85,7 @@ fn render(report: &CheckReport<'_>) -> String {
         }
         let _ = writeln!(out, "  node types");
         for (name, t) in &c.node_types {
-            let server = if report.server_node_type == Some(name.as_str()) {
+            let server = if report.server_node_type.as_deref() == Some(name.as_str()) {
                 "  ← server"
             } else {
                 ""

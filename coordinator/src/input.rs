@@ -41,3 +41,20 @@ pub fn read_documents(path: &Path, problems: &mut Problems) -> Option<Vec<Value>
         }
     }
 }
+
+/// Reads and parses a run configuration file: a file that cannot be read or is not YAML is
+/// filed into `problems` under the file's name (`None`); otherwise the configuration (defaults
+/// merged) and the problems of its content, for the caller to file as it shows them.
+pub fn read_run_config(
+    path: &Path,
+    problems: &mut Problems,
+) -> Option<(multinet_proto::config::RunConfig, Problems)> {
+    let text = read_text_or_report(path, problems)?;
+    match multinet_proto::config::parse_run_config(&text) {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            problems.error(path.display().to_string(), format!("not valid YAML: {e}"));
+            None
+        }
+    }
+}

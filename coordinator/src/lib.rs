@@ -7,29 +7,35 @@
 //!
 //! # Layout
 //!
-//! * [`cli`] — the command line: arguments, dispatch, exit codes. `main.rs` only calls it.
-//! * [`input`] — reading user files, with errors that name the file.
-//! * [`spec_check`], [`spec_report`] — `multinet spec check` and its text form.
-//! * [`config_cmd`] — `multinet config sample` and `multinet config check`.
-//! * [`run_cmd`] — `multinet run`: flags → run configuration, the actix system on tokio,
-//!   signals, output.
+//! Data flows one way: [`cli`] → [`run`] → [`supervisor`] → backend.
+//!
+//! * [`cli`] — the command line: clap types turned into plain requests; the only place that
+//!   prints errors. `main.rs` only calls it. [`exit`] — the exit codes and the one mapping
+//!   from errors to them. [`signals`] — SIGINT/SIGTERM/SIGHUP.
+//! * [`run`] — `multinet run` without clap: a `RunRequest` in, a `RunOutcome` or a typed
+//!   error out; [`run::config`] is the one resolver of the run configuration.
 //! * [`supervisor`] — the `RunSupervisor`: the run's stages and deadlines, plan, verdict.
-//! * [`scheduler`] — the `Scheduler` trait backends implement; [`backend`] — the backends
-//!   (`local` today).
-//! * [`lab`] — the emulated lab; [`lab_cmd`] — `multinet lab up | status | down`.
+//! * [`scheduler`] — the `Scheduler` trait backends implement; [`backend`] — the local and
+//!   Kubernetes (`k8s`, `--backend kube`) backends; the lab's is [`lab::backend`].
+//! * [`lab`] — the emulated lab: topology, build, CNI, faults, its backend, and serving as a
+//!   cluster's nodes.
+//! * [`input`] — reading user files, with errors that name the file.
+//! * [`spec_check`], [`spec_report`] — `multinet spec check` and its text form;
+//!   [`config_cmd`] — `multinet config sample` and `multinet config check`.
 //! * [`pki`] — the run CA and certificates.
 //! * [`control_plane`] — the QUIC endpoint and per-connection tasks (the bridge to the actors).
 //! * [`roster`] — the `AgentRoster` actor: expected and connected agents, dedup by sequence,
 //!   refusals. [`matrix_actor`] — the actor owning the [`matrix`] (per-path statistics).
 //! * [`findings`] — matrix + facts → findings with evidence and suggestions.
-//! * [`report`] — text, JSON and JUnit reports; [`progress`] — live progress on stderr.
+//! * [`report`] — the report formats, rendering and writing; [`progress`] — live progress on
+//!   stderr, and the log writer that keeps it intact.
 //! * [`bench`] — `multinet bench ingest`.
 //!
 //! Everything pure (parsing, validation, arithmetic, the wire format) lives in
 //! `multinet_proto`; the agent is `multinet_agent`.
 //!
 //! Stopping: a run ends by itself (all passed, or a stage deadline); on SIGINT/SIGTERM
-//! [`run_cmd`] drops the run and calls [`supervisor::RunSupervisor::cleanup`], which tells the
+//! [`run`] drops the run and calls [`supervisor::RunSupervisor::cleanup`], which tells the
 //! agents to stop, ends their processes and closes the endpoint. Agents whose coordinator is
 //! gone exit after their grace period.
 
@@ -40,19 +46,19 @@ pub mod bench;
 pub mod cli;
 pub mod config_cmd;
 pub mod control_plane;
+pub mod exit;
 pub mod findings;
 pub mod input;
-pub mod kube_cmd;
 pub mod lab;
-pub mod lab_cmd;
 pub mod matrix;
 pub mod matrix_actor;
 pub mod pki;
 pub mod progress;
 pub mod report;
 pub mod roster;
-pub mod run_cmd;
+pub mod run;
 pub mod scheduler;
+pub mod signals;
 pub mod spec_check;
 pub mod spec_report;
 pub mod supervisor;

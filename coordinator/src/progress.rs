@@ -1,11 +1,49 @@
 //! Live progress while a run goes: a spinner line on a terminal (indicatif), plain timestamped
 //! lines otherwise (only when something changed). Written to stderr so stdout stays the report;
 //! when either is not a terminal (the report piped to a file or `jq`, a CI log), plain lines.
+//! [`LogWriter`] is where diagnostics (`tracing`) go: stderr, around the spinner line.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// The spinner on screen, if any: log lines are written around it.
+static LIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// A `tracing` writer: one event's text, written to stderr when dropped — around the live
+/// spinner when there is one (suspended, written, redrawn), so that logs never break the
+/// progress line.
+#[derive(Debug, Default)]
+pub struct LogWriter {
+    buffer: Vec<u8>,
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let text = std::mem::take(&mut self.buffer);
+        let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        match live {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(&text)),
+            None => std::io::stderr().write_all(&text),
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
 
 /// What the run shows while it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,6 +100,7 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
+            *LIVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
             bar
         });
         Self {
@@ -107,6 +146,7 @@ impl Progress {
     /// Clears the spinner.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
+            LIVE.lock().unwrap_or_else(PoisonError::into_inner).take();
             bar.finish_and_clear();
         }
     }

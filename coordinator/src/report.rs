@@ -1,5 +1,6 @@
 //! The run report: what `multinet run` prints (text), writes for programs (JSON) and for CI
-//! dashboards (JUnit XML). The JSON schema is documented in docs/report.md.
+//! dashboards (JUnit XML). The JSON schema is documented in docs/report.md. [`Format`] is the
+//! one list of formats; [`render`] and [`write`] the one way to produce and deliver them.
 
 mod junit;
 mod text;
@@ -15,6 +16,81 @@ use crate::matrix::{Outage, PathMatrix};
 
 pub use junit::render as junit;
 pub use text::render as text;
+
+/// A report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Text,
+    /// For programs (schema in docs/report.md).
+    Json,
+    /// JUnit XML for CI dashboards.
+    Junit,
+    /// YAML (a dry run's objects; a report as YAML otherwise).
+    Yaml,
+}
+
+impl Format {
+    /// Its name on the command line (`-o NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Junit => "junit",
+            Self::Yaml => "yaml",
+        }
+    }
+
+    /// The file name a stored report of this format has (`report.json`).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Json => "report.json",
+            Self::Junit => "report.xml",
+            Self::Yaml => "report.yaml",
+            Self::Text => "report.txt",
+        }
+    }
+}
+
+/// The report in `format`.
+pub fn render(report: &RunReport, format: Format) -> String {
+    match format {
+        Format::Text => text(report),
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        Format::Junit => junit(report),
+        Format::Yaml => serde_saphyr::to_string(report).unwrap_or_default(),
+    }
+}
+
+/// Writes a rendered report to `to`, or to standard output when `None`.
+///
+/// # Errors
+///
+/// The file cannot be written (the error names it).
+pub fn write(rendered: &str, to: Option<&std::path::Path>) -> Result<(), WriteError> {
+    match to {
+        Some(path) => std::fs::write(path, rendered).map_err(|source| WriteError {
+            path: path.to_path_buf(),
+            source,
+        }),
+        None => {
+            print!("{rendered}");
+            Ok(())
+        }
+    }
+}
+
+/// A report that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}", path.display())]
+pub struct WriteError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
 
 /// pass, warn or fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

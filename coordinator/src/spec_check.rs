@@ -1,7 +1,7 @@
 //! `multinet spec check`: reads the manifest, the NADs and the run configuration, and puts
 //! together what `multinet_proto` says about them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use multinet_proto::capacity::{
     CapacityCheck, PerNodeClients, check_ranges_cover, compare, resolve,
@@ -12,7 +12,6 @@ use multinet_proto::multus::nad::{CniSummary, Nad, read_nads};
 use multinet_proto::network::{CephNetwork, NetworkCheck, check_manifest};
 use serde::Serialize;
 
-use crate::cli::{EXIT_INVALID, Output, SpecCheckArgs};
 use crate::input::{read_documents, read_text_or_report};
 
 /// Everything `spec check` reports. The JSON output is this structure.
@@ -61,21 +60,24 @@ pub struct CapacityReport {
     pub checks: Vec<CapacityCheck>,
 }
 
-/// Runs the command; returns the exit code.
-pub fn run(args: &SpecCheckArgs) -> u8 {
-    let report = build(args);
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
-        Output::Text => print!("{}", crate::spec_report::render(&report)),
-    }
-    if report.valid { 0 } else { EXIT_INVALID }
+/// What `spec check` is asked to check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpecCheckRequest {
+    /// A CephCluster manifest (the first CephCluster of a stream) or a `network:` document;
+    /// `-` is standard input.
+    pub file: PathBuf,
+    /// NetworkAttachmentDefinition manifests every selection must resolve to.
+    pub nads: Option<PathBuf>,
+    /// Compare each NAD's capacity with the worst case on this many nodes.
+    pub nodes: Option<u32>,
+    /// The run configuration giving the clients per node (default: Rook's converged 3 + 16).
+    pub config: Option<PathBuf>,
+    /// Namespace for selections without one, when the manifest names none.
+    pub namespace: Option<String>,
 }
 
 /// Builds the report (no output).
-pub fn build(args: &SpecCheckArgs) -> SpecReport {
+pub fn build(args: &SpecCheckRequest) -> SpecReport {
     let file = args.file.display().to_string();
     let mut problems = Problems::default();
     let docs = read_documents(&args.file, &mut problems).unwrap_or_default();

@@ -25,6 +25,8 @@ pub mod sample;
 mod tests;
 mod validate;
 
+pub use validate::{PROBE_INTERVAL_MAX, PROBE_INTERVAL_MIN, check_probe_interval};
+
 pub use duration::GoDuration;
 pub use sample::{SampleKind, sample};
 
@@ -195,6 +197,39 @@ pub(crate) fn default_node_types() -> BTreeMap<String, NodeType> {
 }
 
 impl RunConfig {
+    /// The NAD selections of the public and cluster networks (`None` for a network not
+    /// tested), each parsed as Multus parses one element of a selection, with the
+    /// configuration's namespace for one without a namespace. Problems name the field
+    /// (`publicNetwork`, `clusterNetwork`).
+    pub fn network_selections(
+        &self,
+        problems: &mut Problems,
+    ) -> (
+        Option<crate::multus::selection::NetworkSelection>,
+        Option<crate::multus::selection::NetworkSelection>,
+    ) {
+        let mut one = |field: &str, text: &str| {
+            if text.is_empty() {
+                return None;
+            }
+            match crate::multus::selection::parse_single_selection(text, &self.namespace) {
+                Ok((selection, warnings)) => {
+                    for w in warnings {
+                        problems.warn(field, w);
+                    }
+                    Some(selection)
+                }
+                Err(e) => {
+                    problems.error(field, format!("{text:?}: {}", e.0));
+                    None
+                }
+            }
+        };
+        let public = one("publicNetwork", &self.public_network);
+        let cluster = one("clusterNetwork", &self.cluster_network);
+        (public, cluster)
+    }
+
     /// The node type whose placement the test server takes: the one with the most OSDs, ties
     /// going to the most other daemons, then to the first name. The server needs both networks
     /// and should sit where the busiest storage daemons would, so no type without OSDs

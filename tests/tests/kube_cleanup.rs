@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use multinet_coordinator::kube_cmd::cleanup_runs;
+use multinet_coordinator::backend::k8s::cleanup::cleanup_runs;
 use multinet_tests::mock::{Exchange, list, serve};
 use serde_json::json;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use multinet_coordinator::backend::k8s::names::{Owner, RunNames};
 use multinet_coordinator::backend::k8s::objects::KubeRun;
 use multinet_coordinator::backend::k8s::outside::{JobBounds, run_job};
-use multinet_coordinator::run_cmd::RunOutput;
+use multinet_coordinator::report::Format as RunOutput;
 use multinet_proto::config::RunConfig;
 use multinet_tests::mock::{Answer, list, serve_routes};
 use serde_json::{Value, json};

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use clap::Args;
 use multinet_proto::assignment::TlsFiles;
 use multinet_proto::control::codec::{decode_frame, encode};
 use multinet_proto::control::{
@@ -19,31 +18,23 @@ use multinet_proto::probe::{Connection, Outcome, Payload, ProbeKind, Scheme};
 use serde::{Deserialize, Serialize};
 
 /// Arguments (given by `bench ingest`).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone)]
 pub struct LoadArgs {
     /// Coordinator address.
-    #[arg(long)]
     pub addr: std::net::SocketAddr,
     /// Run id.
-    #[arg(long)]
     pub run_id: String,
     /// Run CA.
-    #[arg(long)]
     pub ca: std::path::PathBuf,
     /// Client certificate.
-    #[arg(long)]
     pub cert: std::path::PathBuf,
     /// Its key.
-    #[arg(long)]
     pub key: std::path::PathBuf,
     /// Connections.
-    #[arg(long)]
     pub agents: u32,
     /// Results per second per connection.
-    #[arg(long)]
     pub rate: u32,
     /// Seconds of reporting.
-    #[arg(long)]
     pub seconds: u64,
 }
 
@@ -61,11 +52,7 @@ pub struct LoadReport {
 /// Runs the load; returns the exit code.
 pub fn load(args: &LoadArgs) -> u8 {
     multinet_agent::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match multinet_agent::entry::multi_threaded(1) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bench load: {e}");

@@ -183,8 +183,8 @@ pub async fn serve(
         let name = node.metadata.name.clone().unwrap_or_default();
         node::heartbeat(&node_api, &leases, node, &facts(&name)).await?;
     }
-    eprintln!(
-        "multinet lab: lab {lab_name} serves as node(s) {} of the cluster; kubelet endpoint {}:{}; pods reach the API server at {service}",
+    tracing::info!(
+        "lab {lab_name} serves as node(s) {} of the cluster; kubelet endpoint {}:{}; pods reach the API server at {service}",
         nodes.iter().cloned().collect::<Vec<_>>().join(", "),
         node_address,
         log_server.port
@@ -288,7 +288,7 @@ pub async fn serve(
         }
     }
     heartbeats.abort();
-    eprintln!("multinet lab: stopping the pods of lab {lab_name}");
+    tracing::info!("stopping the pods of lab {lab_name}");
     // A stopping kubelet leaves its pods' objects; their processes and addresses go here:
     // every pod told at once, then all awaited within one bound.
     for worker in workers.values() {
@@ -302,8 +302,8 @@ pub async fn serve(
     .await
     .is_err()
     {
-        eprintln!(
-            "multinet lab: pods still stopping after 60 s: `multinet lab down {lab_name}` removes what is left"
+        tracing::warn!(
+            "pods still stopping after 60 s: `multinet lab down {lab_name}` removes what is left"
         );
     }
     log_server.task.abort();

@@ -151,17 +151,8 @@ impl RunConfig {
             self.flaky_threshold,
             GoDuration::from_secs(5),
         );
-        at_least(
-            problems,
-            "probeInterval",
-            self.probe_interval,
-            GoDuration::from_millis(10),
-        );
-        if self.probe_interval > GoDuration::from_secs(60) {
-            problems.error(
-                "probeInterval",
-                format!("must be at most 1m0s, found {}", self.probe_interval),
-            );
+        if let Err(why) = check_probe_interval(self.probe_interval) {
+            problems.error("probeInterval", why);
         }
         if self.probe_timeout.as_std() == Duration::ZERO {
             problems.error("probeTimeout", "must be more than 0s, found 0s");
@@ -274,4 +265,30 @@ fn label_value(text: &str) -> Result<(), String> {
              digits, '-', '_' and '.' starting and ending with a letter or digit"
                 .to_string()
         })
+}
+
+/// The shortest probe interval: below it, rounds of the worst case's clients would flood the
+/// server (and the report's rates mean nothing).
+pub const PROBE_INTERVAL_MIN: GoDuration = GoDuration::from_millis(10);
+/// The longest probe interval: beyond it, a run's first pass takes longer than its stage.
+pub const PROBE_INTERVAL_MAX: GoDuration = GoDuration::from_secs(60);
+
+/// Whether `interval` lies in [`PROBE_INTERVAL_MIN`]..=[`PROBE_INTERVAL_MAX`] — the one rule,
+/// for the configuration's `probeInterval` and the `--probe-interval` flag alike.
+///
+/// # Errors
+///
+/// What is expected and what was found, e.g. `must be at least 10ms, found 5ms`.
+pub fn check_probe_interval(interval: GoDuration) -> Result<(), String> {
+    if interval < PROBE_INTERVAL_MIN {
+        Err(format!(
+            "must be at least {PROBE_INTERVAL_MIN}, found {interval}"
+        ))
+    } else if interval > PROBE_INTERVAL_MAX {
+        Err(format!(
+            "must be at most {PROBE_INTERVAL_MAX}, found {interval}"
+        ))
+    } else {
+        Ok(())
+    }
 }

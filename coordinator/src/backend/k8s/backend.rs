@@ -520,8 +520,8 @@ impl Scheduler for KubeBackend {
                     match result {
                         Ok(()) => {}
                         Err(kube::Error::Api(e)) if e.code == 404 => {}
-                        Err(e) => eprintln!(
-                            "multinet: could not delete {what} ({}); deleting the run's owner removes it",
+                        Err(e) => tracing::warn!(
+                            "could not delete {what} ({}); deleting the run's owner removes it",
                             said(e)
                         ),
                     }

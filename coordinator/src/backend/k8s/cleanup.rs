@@ -114,3 +114,29 @@ pub fn run_of(owner: &ConfigMap) -> String {
         .and_then(|l| l.get(RUN).cloned())
         .unwrap_or_default()
 }
+
+/// Removes every leftover run in `namespace` (or run `run`); says what it did, line by line.
+pub async fn cleanup_runs(
+    client: &kube::Client,
+    namespace: &str,
+    run: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let runs = find_runs(client, namespace, run).await?;
+    if runs.is_empty() {
+        return Ok(vec![match run {
+            Some(id) => format!("no objects of run {id} in namespace {namespace}"),
+            None => format!("no multinet run left in namespace {namespace}"),
+        }]);
+    }
+    let mut lines = Vec::new();
+    for (owner, id) in runs {
+        let removed = remove_run(client, namespace, &owner, timeout).await?;
+        lines.push(if removed {
+            format!("run {id}: removed (ConfigMap {namespace}/{owner} and every object it owned)")
+        } else {
+            format!("run {id}: already gone")
+        });
+    }
+    Ok(lines)
+}

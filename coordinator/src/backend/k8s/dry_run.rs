@@ -10,10 +10,9 @@
 use multinet_proto::assignment::{PodRunSettings, ProbeSettings};
 use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
-use multinet_proto::multus::selection::{NetworkSelection, parse_single_selection};
 use serde::Serialize;
 
-use super::names::{NODE_TYPE_NAME_MAX, Owner, RunNames};
+use super::names::{Owner, RunNames};
 use super::objects::{CONTROL_PORT, KubeRun};
 
 /// The run id a dry run shows.
@@ -30,49 +29,6 @@ pub fn placeholder_nodes(node_type: &str) -> Vec<String> {
     (1..=PLACEHOLDER_NODES)
         .map(|i| format!("{node_type}-node-{i}"))
         .collect()
-}
-
-/// The NAD selections of the configuration's networks, namespace filled in; problems name
-/// the configuration field.
-pub fn selections(
-    config: &RunConfig,
-    problems: &mut Problems,
-) -> (Option<NetworkSelection>, Option<NetworkSelection>) {
-    let mut one = |field: &str, text: &str| -> Option<NetworkSelection> {
-        if text.is_empty() {
-            return None;
-        }
-        match parse_single_selection(text, &config.namespace) {
-            Ok((s, warnings)) => {
-                for w in warnings {
-                    problems.warn(field, w);
-                }
-                Some(s)
-            }
-            Err(e) => {
-                problems.error(field, format!("{text:?}: {}", e.0));
-                None
-            }
-        }
-    };
-    let public = one("publicNetwork", &config.public_network);
-    let cluster = one("clusterNetwork", &config.cluster_network);
-    (public, cluster)
-}
-
-/// Rules the Kubernetes backend adds to the run configuration's: node type names become part
-/// of object names.
-pub fn check_node_type_names(config: &RunConfig, problems: &mut Problems) {
-    for name in config.node_types.keys() {
-        if name.len() > NODE_TYPE_NAME_MAX {
-            problems.error(
-                format!("nodeTypes.{name}"),
-                format!(
-                    "the Kubernetes backend labels pods with their node type: expected at most {NODE_TYPE_NAME_MAX} characters"
-                ),
-            );
-        }
-    }
 }
 
 /// The agents' shared settings for `config`, with the coordinator's address when known.
@@ -109,7 +65,7 @@ pub fn render(
     grace_ms: u64,
 ) -> anyhow::Result<String> {
     let mut problems = Problems::default();
-    let (public, cluster) = selections(config, &mut problems);
+    let (public, cluster) = config.network_selections(&mut problems);
     anyhow::ensure!(
         problems.is_valid(),
         "{}",
@@ -336,7 +292,7 @@ mod tests {
             ..RunConfig::default()
         };
         let mut problems = Problems::default();
-        let _ = selections(&c, &mut problems);
+        let _ = c.network_selections(&mut problems);
         assert!(
             problems.errors[0]
                 .to_string()

@@ -145,6 +145,25 @@ impl Owner {
     }
 }
 
+/// The rule the Kubernetes backend adds to the run configuration's: node type names become
+/// label values of the run's pods, so at most [`NODE_TYPE_NAME_MAX`] characters each;
+/// problems name `nodeTypes.<name>`.
+pub fn check_node_type_names(
+    config: &multinet_proto::config::RunConfig,
+    problems: &mut multinet_proto::field::Problems,
+) {
+    for name in config.node_types.keys() {
+        if name.len() > NODE_TYPE_NAME_MAX {
+            problems.error(
+                format!("nodeTypes.{name}"),
+                format!(
+                    "the Kubernetes backend labels pods with their node type: expected at most {NODE_TYPE_NAME_MAX} characters"
+                ),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,16 +25,11 @@ pub use start::{JobBounds, STATUS_EVERY};
 use super::api_error::{ApiResultExt, said};
 use super::names::Owner;
 use super::objects::KubeRun;
-use crate::run_cmd::RunOutput;
+use crate::report::Format;
 
-/// The key of the report in `output`'s format in the report ConfigMap.
-pub fn report_key(output: RunOutput) -> &'static str {
-    match output {
-        RunOutput::Json => "report.json",
-        RunOutput::Junit => "report.xml",
-        RunOutput::Yaml => "report.yaml",
-        RunOutput::Text => "report.txt",
-    }
+/// The key of the report in `format` in the report ConfigMap.
+pub fn report_key(format: Format) -> &'static str {
+    format.file_name()
 }
 
 /// What the Job left: the report ConfigMap's contents and the run's exit code.
@@ -49,9 +44,9 @@ pub struct JobOutcome {
 }
 
 impl JobOutcome {
-    /// The report in `output`'s format, as the Job stored it.
-    pub fn report(&self, output: RunOutput) -> anyhow::Result<String> {
-        let key = report_key(output);
+    /// The report in `format`, as the Job stored it.
+    pub fn report(&self, format: Format) -> anyhow::Result<String> {
+        let key = report_key(format);
         if let Some(text) = self.data.get(key) {
             return Ok(text.clone());
         }
@@ -243,11 +238,11 @@ fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
 pub async fn store_report(
     client: &Client,
     run: &KubeRun<'_>,
-    output: RunOutput,
+    format: Format,
     report: &str,
     exit_code: u8,
 ) -> anyhow::Result<String> {
-    let cm = run.report_config_map(report_key(output), report, exit_code);
+    let cm = run.report_config_map(report_key(format), report, exit_code);
     Api::<ConfigMap>::namespaced(client.clone(), &run.namespace)
         .create(&PostParams::default(), &cm)
         .await
@@ -297,13 +292,13 @@ mod tests {
             cluster: None,
         };
         let small = "multinet validation run 0a1b2c3d4e — PASS\n";
-        let cm = run.report_config_map(report_key(RunOutput::Text), small, 0);
+        let cm = run.report_config_map(report_key(Format::Text), small, 0);
         assert_eq!(cm.data.as_ref().expect("data")["exit-code"], "0");
         assert!(cm.binary_data.is_none());
         let outcome = outcome_of(cm);
-        assert_eq!(outcome.report(RunOutput::Text).expect("text"), small);
+        assert_eq!(outcome.report(Format::Text).expect("text"), small);
         assert!(
-            outcome.report(RunOutput::Json).is_err(),
+            outcome.report(Format::Json).is_err(),
             "only the asked format"
         );
 
@@ -312,10 +307,10 @@ mod tests {
             .map(|i| format!("{{\"path\": {i:>8}, \"ok\": 12, \"sent\": 12}},\n"))
             .collect();
         assert!(large.len() > REPORT_INLINE_MAX);
-        let cm = run.report_config_map(report_key(RunOutput::Json), &large, 1);
+        let cm = run.report_config_map(report_key(Format::Json), &large, 1);
         let gz = &cm.binary_data.as_ref().expect("binary")["report.json.gz"];
         assert!(gz.0.len() < 1024 * 1024, "fits a ConfigMap");
         assert!(!cm.data.as_ref().expect("data").contains_key("report.json"));
-        assert_eq!(outcome_of(cm).report(RunOutput::Json).expect("json"), large);
+        assert_eq!(outcome_of(cm).report(Format::Json).expect("json"), large);
     }
 }

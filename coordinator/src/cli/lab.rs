@@ -1,14 +1,12 @@
-//! `multinet lab up | status | down`, and loading a topology for `multinet run --backend lab`.
+//! `multinet lab up | status | down`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Subcommand;
-use multinet_proto::field::Problems;
 
-use crate::cli::EXIT_INVALID;
-use crate::input::read_text_or_report;
+use crate::exit;
 use crate::lab::build::Lab;
-use crate::lab::topology::{ConfigSource, LabTopology, parse_topology};
+use crate::lab::load::{NadChoice, load_topology};
 
 /// `multinet lab …`
 #[derive(Debug, Subcommand)]
@@ -55,162 +53,9 @@ pub enum LabCommand {
     },
 }
 
-/// Which of the user's NADs become which network: those named like the run's networks, else
-/// the first and second in the file.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NadChoice<'a> {
-    /// The file of NetworkAttachmentDefinitions.
-    pub file: Option<&'a Path>,
-    /// The public network's NAD name, when the run names one.
-    pub public: Option<&'a str>,
-    /// The cluster network's NAD name, when the run names one.
-    pub cluster: Option<&'a str>,
-}
-
-/// The topology text with its `networks` replaced by the NADs of `nads`.
-fn with_nads(base: &str, nads: NadChoice<'_>, problems: &mut Problems) -> Option<String> {
-    let path = nads.file?;
-    let label = path.display().to_string();
-    let text = read_text_or_report(path, problems)?;
-    let docs = match multinet_proto::yaml::parse_documents(&text) {
-        Ok(d) => d,
-        Err(e) => {
-            problems.error(label, format!("not valid YAML: {e}"));
-            return None;
-        }
-    };
-    let nad_docs: Vec<&serde_json::Value> = docs
-        .iter()
-        .filter(|d| {
-            d.get("kind").and_then(serde_json::Value::as_str) == Some("NetworkAttachmentDefinition")
-        })
-        .collect();
-    let name_of = |d: &serde_json::Value| {
-        d.pointer("/metadata/name")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
-    };
-    let pick = |wanted: Option<&str>, index: usize| {
-        let wanted = wanted.map(|w| w.rsplit('/').next().unwrap_or(w));
-        wanted
-            .and_then(|w| {
-                nad_docs
-                    .iter()
-                    .find(|d| name_of(d).as_deref() == Some(w))
-                    .copied()
-            })
-            .or_else(|| nad_docs.get(index).copied())
-    };
-    let public = pick(nads.public, 0);
-    let cluster = pick(nads.cluster, 1).filter(|c| public.is_none_or(|p| !std::ptr::eq(*c, p)));
-    if public.is_none() {
-        problems.error(label, "holds no NetworkAttachmentDefinition");
-        return None;
-    }
-    let mut topology = match multinet_proto::yaml::parse_document(base) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    if topology.contains_key("networks") {
-        problems.warn("--nads", "replaces the topology file's networks");
-    }
-    let mut networks = serde_json::Map::new();
-    for (key, nad) in [("public", public), ("cluster", cluster)] {
-        if let Some(nad) = nad {
-            networks.insert(key.into(), nad.clone());
-        }
-    }
-    topology.insert("networks".into(), serde_json::Value::Object(networks));
-    serde_json::to_string_pretty(&serde_json::Value::Object(topology)).ok()
-}
-
-/// Reads and validates a topology (with `nads` as its networks when given); `None` after
-/// printing the problems (exit 22).
-pub fn load_topology(
-    file: Option<&Path>,
-    name: Option<&str>,
-    nads: NadChoice<'_>,
-) -> Option<(LabTopology, String)> {
-    let mut problems = Problems::default();
-    let base = match file {
-        None => String::new(),
-        Some(path) => match read_text_or_report(path, &mut problems) {
-            Some(text) => text,
-            None => {
-                report(&problems);
-                return None;
-            }
-        },
-    };
-    let (source, label) = match (nads.file, with_nads(&base, nads, &mut problems)) {
-        (Some(_), None) => {
-            report(&problems);
-            return None;
-        }
-        (Some(path), Some(text)) => (text, path.display().to_string()),
-        (None, _) => (
-            base,
-            file.map(|p| p.display().to_string()).unwrap_or_default(),
-        ),
-    };
-    let (mut topology, source) = match source.trim().is_empty() {
-        true => (LabTopology::default(), String::new()),
-        false => {
-            let text = source;
-            match parse_topology(&text) {
-                Ok((mut t, found)) => {
-                    problems.absorb_under(&label, found);
-                    // A run configuration named by path is read relative to the topology file.
-                    if let (Some(file), ConfigSource::Path(config)) = (file, &mut t.config)
-                        && config.is_relative()
-                        && let Some(dir) = file.parent()
-                    {
-                        *config = dir.join(&*config);
-                    }
-                    (t, text)
-                }
-                Err(e) => {
-                    problems.error(label, format!("not valid YAML: {e}"));
-                    report(&problems);
-                    return None;
-                }
-            }
-        }
-    };
-    if let Some(name) = name {
-        if name.is_empty()
-            || name.len() > 6
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
-            problems.error(
-                "--name",
-                format!("{name:?}: a lab name is 1 to 6 lowercase letters or digits"),
-            );
-        }
-        topology.name = name.to_string();
-    }
-    for w in &problems.warnings {
-        eprintln!("multinet: warning: {w}");
-    }
-    if problems.is_valid() {
-        Some((topology, source))
-    } else {
-        report(&problems);
-        None
-    }
-}
-
-fn report(problems: &Problems) {
-    for e in &problems.errors {
-        eprintln!("multinet: {e}");
-    }
-}
-
 /// Runs a lab subcommand; returns the exit code.
-pub fn run(command: &LabCommand) -> u8 {
-    let result = match command {
+pub fn run(command: LabCommand) -> u8 {
+    let result = match &command {
         LabCommand::Up {
             file,
             name,
@@ -223,9 +68,22 @@ pub fn run(command: &LabCommand) -> u8 {
                 file: nads.as_deref(),
                 ..NadChoice::default()
             };
-            let Some((topology, source)) = load_topology(file.as_deref(), name.as_deref(), choice)
-            else {
-                return EXIT_INVALID;
+            let (topology, source) = match load_topology(file.as_deref(), name.as_deref(), choice) {
+                Ok((topology, source, warnings)) => {
+                    for w in &warnings.warnings {
+                        eprintln!("multinet lab: warning: {w}");
+                    }
+                    (topology, source)
+                }
+                Err(problems) => {
+                    for w in &problems.warnings {
+                        eprintln!("multinet lab: warning: {w}");
+                    }
+                    for e in &problems.errors {
+                        eprintln!("multinet lab: {e}");
+                    }
+                    return exit::INVALID;
+                }
             };
             let name = topology.name.clone();
             for notice in Lab::notices(&topology) {
@@ -245,14 +103,14 @@ pub fn run(command: &LabCommand) -> u8 {
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
-                    return EXIT_INVALID;
+                    return exit::INVALID;
                 }
                 if !kubeconfig.is_file() {
                     eprintln!(
                         "multinet lab: --kubeconfig {}: no such file",
                         kubeconfig.display()
                     );
-                    return EXIT_INVALID;
+                    return exit::INVALID;
                 }
                 let options = crate::lab::kubelet::KubeletOptions {
                     kubeconfig: kubeconfig.clone(),
@@ -302,12 +160,6 @@ fn serve_cluster(
     source: &str,
     options: crate::lab::kubelet::KubeletOptions,
 ) -> u8 {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .try_init();
     let name = topology.name.clone();
     let lab = match Lab::up(topology, source) {
         Ok(lab) => lab,
@@ -316,7 +168,7 @@ fn serve_cluster(
             return 1;
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match multinet_agent::entry::multi_threaded(2) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("multinet lab: {e}");
@@ -325,7 +177,7 @@ fn serve_cluster(
     };
     let result = runtime.block_on(async {
         let stop = async {
-            crate::run_cmd::shutdown_signal().await;
+            crate::signals::shutdown_signal().await;
         };
         crate::lab::kubelet::serve(lab, options, stop).await
     });
@@ -349,7 +201,7 @@ fn serve_cluster(
 fn remove_cluster_nodes(name: &str) {
     let dir = std::path::Path::new(crate::lab::build::STATE_ROOT).join(name);
     crate::lab::kubelet::cluster::stop_server(&dir);
-    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+    let Ok(runtime) = multinet_agent::entry::single_threaded() else {
         return;
     };
     match runtime.block_on(crate::lab::kubelet::cluster::remove_nodes(&dir)) {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use multinet_proto::config::RunConfig;
 use multinet_proto::control::Role;
 
-use super::agents::{AgentProcesses, KillAgent};
+use crate::backend::agents::{AgentProcesses, KillAgent};
 use crate::lab::build::Lab;
 use crate::lab::topology::node_matches;
 use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};

@@ -1,0 +1,79 @@
+//! `multinet bench …` (see BENCHMARKS.md).
+
+use clap::{Args, Subcommand};
+
+use crate::bench::{self, IngestArgs, load::LoadArgs};
+
+/// `multinet bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Control-plane ingest: many agent connections reporting at a fixed rate.
+    Ingest(IngestFlags),
+    /// The load side of `ingest` (started by it).
+    #[command(hide = true)]
+    Load(LoadFlags),
+}
+
+/// Arguments of `multinet bench ingest`.
+#[derive(Debug, Args)]
+pub struct IngestFlags {
+    /// Agent connections.
+    #[arg(long, default_value_t = 2000)]
+    pub agents: u32,
+    /// Results per second per agent (sent as one batch per second).
+    #[arg(long, default_value_t = 10)]
+    pub rate: u32,
+    /// Duration of the reporting phase, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+}
+
+/// Arguments of `multinet bench load` (given by `bench ingest`).
+#[derive(Debug, Args)]
+pub struct LoadFlags {
+    /// Coordinator address.
+    #[arg(long)]
+    pub addr: std::net::SocketAddr,
+    /// Run id.
+    #[arg(long)]
+    pub run_id: String,
+    /// Run CA.
+    #[arg(long)]
+    pub ca: std::path::PathBuf,
+    /// Client certificate.
+    #[arg(long)]
+    pub cert: std::path::PathBuf,
+    /// Its key.
+    #[arg(long)]
+    pub key: std::path::PathBuf,
+    /// Connections.
+    #[arg(long)]
+    pub agents: u32,
+    /// Results per second per connection.
+    #[arg(long)]
+    pub rate: u32,
+    /// Seconds of reporting.
+    #[arg(long)]
+    pub seconds: u64,
+}
+
+/// Runs a `bench` subcommand; the exit code.
+pub fn run(command: BenchCommand) -> u8 {
+    match command {
+        BenchCommand::Ingest(f) => bench::ingest(&IngestArgs {
+            agents: f.agents,
+            rate: f.rate,
+            seconds: f.seconds,
+        }),
+        BenchCommand::Load(f) => bench::load::load(&LoadArgs {
+            addr: f.addr,
+            run_id: f.run_id,
+            ca: f.ca,
+            cert: f.cert,
+            key: f.key,
+            agents: f.agents,
+            rate: f.rate,
+            seconds: f.seconds,
+        }),
+    }
+}

@@ -1,0 +1,59 @@
+//! Exit codes, Rook's: 0 success, 1 failure (a run that found something, or could not be
+//! carried out), 22 invalid input (EINVAL: nothing was created), 128 + n after signal n —
+//! and the one mapping from errors to them ([`code`]).
+
+/// Success: the run passed, the input is valid, the command did what it was asked.
+pub const SUCCESS: u8 = 0;
+/// Failure: the run failed or warned, or could not be carried out.
+pub const FAILURE: u8 = 1;
+/// Invalid input, as Rook's tester uses it (EINVAL): nothing was created.
+pub const INVALID: u8 = 22;
+
+/// What kind of end an error is; each error type of the crate says which of these it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The input is wrong ([`INVALID`]).
+    Invalid,
+    /// The work could not be done, or found a failure ([`FAILURE`]).
+    Failed,
+    /// A signal ended it (128 + the signal's number).
+    Signal(crate::signals::Signal),
+}
+
+/// An error that knows its [`Class`].
+pub trait Classify {
+    /// Which kind of end this is.
+    fn class(&self) -> Class;
+}
+
+/// The exit code of `error`: the one place errors become exit codes.
+pub fn code(error: &impl Classify) -> u8 {
+    match error.class() {
+        Class::Invalid => INVALID,
+        Class::Failed => FAILURE,
+        Class::Signal(signal) => signal.exit_code(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::Signal;
+
+    struct E(Class);
+    impl Classify for E {
+        fn class(&self) -> Class {
+            self.0
+        }
+    }
+
+    #[test]
+    fn every_class_has_rooks_code() {
+        assert_eq!(code(&E(Class::Invalid)), 22);
+        assert_eq!(code(&E(Class::Failed)), 1);
+        // 128 + the signal number, as a shell reports it (SIGINT 2, SIGHUP 1, SIGTERM 15).
+        assert_eq!(code(&E(Class::Signal(Signal::Interrupt))), 130);
+        assert_eq!(code(&E(Class::Signal(Signal::Hangup))), 129);
+        assert_eq!(code(&E(Class::Signal(Signal::Terminate))), 143);
+    }
+}

@@ -1,0 +1,330 @@
+//! `multinet run` apart from the command line: a [`RunRequest`] (plain values, no clap) in,
+//! a [`RunOutcome`] or an [`Error`] out. What the run says while it goes reaches the caller
+//! as [`Notice`]s; the report is rendered and written here ([`crate::report`]), so that a
+//! Kubernetes run's report is given before its objects are removed.
+//!
+//! * [`config`] — the one resolver of the run configuration (flags, file, lab topology,
+//!   Kubernetes rules).
+//! * `launch` — which backend, the lab built under signals, the run on its runtime.
+//! * `kube` — a Kubernetes run: the dry run, and the coordinator inside the cluster.
+//! * `job` — a Kubernetes run from outside the cluster: the coordinator as a Job.
+
+pub mod config;
+mod job;
+mod kube;
+mod launch;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use multinet_proto::field::Problems;
+
+use crate::backend::agents::KillAgent;
+use crate::exit::{Class, Classify};
+use crate::report::{Format, RunReport};
+use crate::signals::Signal;
+
+pub use config::ConfigRequest;
+
+/// Where agents run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Processes on loopback addresses of this machine: validates no real network.
+    Local,
+    /// The emulated lab (network namespaces, the real CNI plugins); needs root.
+    Lab,
+    /// A Kubernetes cluster, through its API.
+    Kube,
+}
+
+/// Everything a run is asked to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The backend; `None` picks one (see `launch`): a lab or Kubernetes setting given, a
+    /// kubeconfig found, the lab possible, else local.
+    pub backend: Option<BackendKind>,
+    /// Where the configuration comes from.
+    pub config: ConfigRequest,
+    /// Nodes the local backend simulates.
+    pub nodes: u32,
+    /// The report's format.
+    pub format: Format,
+    /// Where the report goes; standard output when `None`.
+    pub report_to: Option<PathBuf>,
+    /// No progress and no informational notices.
+    pub quiet: bool,
+    /// How long agents outlive a coordinator they cannot reach.
+    pub agent_grace: Duration,
+    /// Lab settings.
+    pub lab: LabRequest,
+    /// Kubernetes settings.
+    pub kube: KubeRequest,
+    /// Local and lab backends: kill an agent some time after it started.
+    pub kill_agent: Option<KillAgent>,
+}
+
+impl Default for RunRequest {
+    /// What `multinet run` does without flags: the backend picked, Rook's flag-mode
+    /// configuration, text to stdout, agents' grace 10 s, multinet's image.
+    fn default() -> Self {
+        Self {
+            backend: None,
+            config: ConfigRequest::default(),
+            nodes: config::DEFAULT_LOCAL_NODES,
+            format: Format::Text,
+            report_to: None,
+            quiet: false,
+            agent_grace: Duration::from_secs(10),
+            lab: LabRequest::default(),
+            kube: KubeRequest {
+                image: crate::backend::k8s::DEFAULT_IMAGE.to_string(),
+                ..KubeRequest::default()
+            },
+            kill_agent: None,
+        }
+    }
+}
+
+/// The lab's part of a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabRequest {
+    /// A topology file (default: 3 nodes, public and cluster on macvlan).
+    pub topology: Option<PathBuf>,
+    /// NetworkAttachmentDefinitions to use as the lab's networks.
+    pub nads: Option<PathBuf>,
+    /// Run on this lab, already up; it is left up.
+    pub existing: Option<String>,
+    /// Leave the lab (and the run's pods) up after the run.
+    pub keep: bool,
+}
+
+/// The Kubernetes part of a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeRequest {
+    /// Render every object the run would create (YAML) and create nothing.
+    pub dry_run: bool,
+    /// The image agents and the coordinator Job run.
+    pub image: String,
+    /// The kubeconfig file; `$KUBECONFIG` or `~/.kube/config` when `None`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; its current one when `None`.
+    pub context: Option<String>,
+    /// Set in the coordinator Job: this process is that run's coordinator.
+    pub in_cluster_run: Option<String>,
+}
+
+impl KubeRequest {
+    /// Whether a kubeconfig or a context is named (the cluster may be another one than the
+    /// pod this runs in).
+    pub fn names_a_cluster(&self) -> bool {
+        self.kubeconfig.is_some() || self.context.is_some()
+    }
+}
+
+/// What a run says while it goes (the report is its result, not a notice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Informational (which backend, what the lab maps); not shown with `--quiet`.
+    Info(String),
+    /// Always shown (what was left out, a signal, what to do about something left behind).
+    Note(String),
+    /// A problem with the input that does not stop the run.
+    Warning(String),
+    /// A line as it is (the coordinator Job's log, where a report was stored).
+    Line(String),
+}
+
+/// Where a run's notices go. Shared with the run's tasks, so `Sync`.
+pub type Say<'a> = &'a (dyn Fn(Notice) + Send + Sync);
+
+/// How a run ended when it ran to its end.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The exit code: the verdict's (0 pass, 1 warn or fail), 1 when something was left
+    /// behind; 0 for a dry run.
+    pub exit_code: u8,
+    /// The report, when this process made it (not when a coordinator Job made it, nor for a
+    /// dry run); it has been written already.
+    pub report: Option<Box<RunReport>>,
+}
+
+/// Why a run did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is invalid; every error is listed (exit 22, nothing was created).
+    #[error("invalid input: {}", list(.0))]
+    Invalid(Problems),
+    /// Settings that do not go together, or one the backend cannot honour (exit 22).
+    #[error("{0}")]
+    Usage(String),
+    /// The cluster's preflight refused the run: the input (exit 22) or the cluster (exit 1).
+    #[error("{}", .lines.join("; "))]
+    Refused {
+        /// What it found, one per line.
+        lines: Vec<String>,
+        /// Whether the input is at fault (else the cluster).
+        invalid: bool,
+    },
+    /// A signal ended the run; what it made was removed, or it was said what is left.
+    #[error("{0}")]
+    Interrupted(Signal),
+    /// The report could not be written.
+    #[error(transparent)]
+    Write(#[from] crate::report::WriteError),
+    /// The run could not be carried out (exit 1).
+    #[error("{context}")]
+    Failed {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// An error from below this module (backends still speak `anyhow`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result of a run.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// `Failed` with `context` (may be empty: then the cause says it all).
+    pub fn failed(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// `Invalid` with one error under `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let mut problems = Problems::default();
+        problems.error(field, message.into());
+        Error::Invalid(problems)
+    }
+}
+
+impl Classify for Error {
+    fn class(&self) -> Class {
+        match self {
+            Error::Invalid(_) | Error::Usage(_) => Class::Invalid,
+            Error::Refused { invalid: true, .. } => Class::Invalid,
+            Error::Refused { invalid: false, .. } | Error::Write(_) | Error::Failed { .. } => {
+                Class::Failed
+            }
+            Error::Interrupted(signal) => Class::Signal(*signal),
+        }
+    }
+}
+
+fn list(problems: &Problems) -> String {
+    problems
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Runs the request to its end: resolves the configuration, picks and makes the backend,
+/// runs the validation (or renders the dry run), writes the report, cleans up on every way
+/// out.
+///
+/// # Errors
+///
+/// [`Error`]: invalid input before anything was created, a refused preflight, a signal, a
+/// backend that could not be made, a report that could not be written.
+pub fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    launch::run(request, say)
+}
+
+/// Says the problems' warnings.
+fn warn_all(problems: &Problems, say: Say<'_>) {
+    for p in &problems.warnings {
+        say(Notice::Warning(p.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::exit;
+
+    fn notices() -> Mutex<Vec<Notice>> {
+        Mutex::new(Vec::new())
+    }
+
+    #[test]
+    fn errors_end_with_rooks_exit_codes() {
+        let cases: [(Error, u8); 6] = [
+            (
+                Error::invalid("--probe-interval", "must be at least 10ms"),
+                22,
+            ),
+            (Error::Usage("--dry-run needs -o yaml".into()), 22),
+            (
+                Error::Refused {
+                    lines: vec!["no NAD".into()],
+                    invalid: true,
+                },
+                22,
+            ),
+            (
+                Error::Refused {
+                    lines: vec!["no node ready".into()],
+                    invalid: false,
+                },
+                1,
+            ),
+            (Error::Interrupted(Signal::Terminate), 143),
+            (Error::failed("building the lab", "ip: no such device"), 1),
+        ];
+        for (error, code) in cases {
+            assert_eq!(exit::code(&error), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_input_is_refused_before_anything_starts() {
+        // Local backend: nothing to create but processes; the refusal comes before them.
+        let request = RunRequest {
+            backend: Some(BackendKind::Local),
+            config: ConfigRequest {
+                probe_interval: Some("5ms".into()),
+                daemons_per_node: Some(1),
+                ..ConfigRequest::default()
+            },
+            ..RunRequest::default()
+        };
+        let said = notices();
+        let say = |n: Notice| said.lock().unwrap_or_else(|e| e.into_inner()).push(n);
+        let error = run(&request, &say).expect_err("invalid");
+        match &error {
+            Error::Invalid(problems) => assert_eq!(
+                problems.errors[0].to_string(),
+                "--probe-interval: must be at least 10ms, found 5ms"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(exit::code(&error), exit::INVALID);
+    }
+
+    #[test]
+    fn a_dry_run_is_only_for_kubernetes() {
+        let request = RunRequest {
+            backend: Some(BackendKind::Local),
+            kube: KubeRequest {
+                dry_run: true,
+                ..RunRequest::default().kube
+            },
+            ..RunRequest::default()
+        };
+        let said = notices();
+        let say = |n: Notice| said.lock().unwrap_or_else(|e| e.into_inner()).push(n);
+        let error = run(&request, &say).expect_err("usage");
+        assert!(matches!(&error, Error::Usage(text) if text.contains("--backend kube")));
+    }
+}

@@ -1,0 +1,299 @@
+//! A Kubernetes run: the configuration checked with the backend's rules, the dry run, and the
+//! coordinator inside the cluster (the Job's process, or `multinet run` started in a pod).
+//! From outside a cluster the coordinator runs as a Job: see `job`.
+
+use anyhow::Context as _;
+use multinet_proto::config::RunConfig;
+use multinet_proto::field::Problems;
+use multinet_proto::multus::selection::NetworkSelection;
+use multinet_proto::network::CephNetwork;
+
+use super::launch::{Ended, execute_with, settings};
+use super::{Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
+use crate::backend::k8s::api_error::ApiResultExt;
+use crate::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+use crate::backend::k8s::names::{Owner, RunNames};
+use crate::backend::k8s::objects::KubeRun;
+use crate::backend::k8s::preflight::{Problem, Who, preflight};
+use crate::backend::k8s::{client, dry_run, outside};
+use crate::report::{self, Format};
+use crate::scheduler::NodePlan;
+
+/// The arguments the coordinator Job gets beyond its run id, configuration and image: the
+/// report's format and the agents' grace — one function, for the dry run and the real Job.
+pub(super) fn job_args(format: Format, request: &RunRequest) -> Vec<String> {
+    vec![
+        "-o".to_string(),
+        format.name().into(),
+        "--agent-grace-seconds".into(),
+        request.agent_grace.as_secs().to_string(),
+    ]
+}
+
+pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    let mut problems = Problems::default();
+    let config = super::config::resolve_for_kube(&request.config, &mut problems)
+        .ok_or_else(|| Error::Invalid(problems.clone()))?;
+    if request.kube.dry_run != (request.format == Format::Yaml) {
+        return Err(Error::Usage(
+            "--dry-run prints the run's objects as YAML: give --dry-run with -o yaml".into(),
+        ));
+    }
+    // The coordinator Job reads the configuration the command outside has checked and warned
+    // about already: each warning is said once, there.
+    if request.kube.in_cluster_run.is_none() {
+        warn_all(&problems, say);
+    }
+    if request.kube.dry_run {
+        let grace_ms = request.agent_grace.as_millis() as u64;
+        let yaml = dry_run::render(
+            &config,
+            &request.kube.image,
+            job_args(Format::Json, request),
+            grace_ms,
+        )
+        .map_err(|e| Error::Usage(format!("{e:#}")))?;
+        print!("{yaml}");
+        return Ok(RunOutcome {
+            exit_code: crate::exit::SUCCESS,
+            report: None,
+        });
+    }
+    let (public, cluster) = config.network_selections(&mut Problems::default());
+    // In a pod, this process is the coordinator — unless a kubeconfig is named: then the
+    // cluster it names may be another one, and the coordinator runs there as a Job.
+    if request.kube.in_cluster_run.is_some()
+        || (client::in_cluster() && !request.kube.names_a_cluster())
+    {
+        in_cluster(request, config, public, cluster, say)
+    } else {
+        super::job::run_outside(request, config, public, cluster, say)
+    }
+}
+
+/// The preflight's problems as an error, or `Ok` when there are none: exit 22 when the input
+/// is at fault, 1 when the cluster is.
+fn refused(problems: Vec<Problem>) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let invalid = problems.iter().any(|p| matches!(p, Problem::Invalid(_)));
+    let lines = problems
+        .into_iter()
+        .map(|p| match p {
+            Problem::Invalid(text) | Problem::Cluster(text) => text,
+        })
+        .collect();
+    Err(Error::Refused { lines, invalid })
+}
+
+pub(super) fn selection_list(
+    public: &Option<NetworkSelection>,
+    cluster: &Option<NetworkSelection>,
+) -> Vec<(CephNetwork, NetworkSelection)> {
+    [
+        (CephNetwork::Public, public),
+        (CephNetwork::Cluster, cluster),
+    ]
+    .into_iter()
+    .filter_map(|(n, s)| s.clone().map(|s| (n, s)))
+    .collect()
+}
+
+/// Preflight for `who`; says what was left out and the warnings — unless `own_run` is set:
+/// then this is the coordinator Job of a run whose command outside the cluster said them
+/// already (its log is streamed there: each line once).
+pub(super) async fn checked(
+    client: &kube::Client,
+    config: &RunConfig,
+    selections: &[(CephNetwork, NetworkSelection)],
+    who: Who,
+    own_run: Option<&str>,
+    say: Say<'_>,
+) -> Result<Vec<NodePlan>> {
+    let (found, problems) = preflight(client, config, selections, who, own_run)
+        .await
+        .map_err(|e| Error::failed("preflight", e))?;
+    refused(problems)?;
+    if own_run.is_none() {
+        for line in found.left_out.iter().chain(&found.warnings) {
+            say(Notice::Note(line.clone()));
+        }
+    }
+    Ok(found.nodes)
+}
+
+/// The coordinator inside the cluster: serves the control plane on its pod IP.
+fn in_cluster(
+    request: &RunRequest,
+    config: RunConfig,
+    public: Option<NetworkSelection>,
+    cluster: Option<NetworkSelection>,
+    say: Say<'_>,
+) -> Result<RunOutcome> {
+    let kube = &request.kube;
+    let job_run = kube.in_cluster_run.clone();
+    let make = {
+        let config = config.clone();
+        let (public, cluster) = (public.clone(), cluster.clone());
+        let image = kube.image.clone();
+        let job_run = job_run.clone();
+        move || async move {
+            let client = client::connect(kube.kubeconfig.as_deref(), kube.context.as_deref())
+                .await
+                .map_err(|e| Error::failed("", anyhow_box(e)))?;
+            let selections = selection_list(&public, &cluster);
+            let nodes = checked(
+                &client,
+                &config,
+                &selections,
+                Who::Coordinator,
+                job_run.as_deref(),
+                say,
+            )
+            .await?;
+            let pod_ip: std::net::IpAddr = std::env::var("POD_IP")
+                .ok()
+                .and_then(|ip| ip.parse().ok())
+                .ok_or_else(|| Error::Usage("POD_IP is not set to this pod's IP: give it from the downward API (status.podIP), as deploy/coordinator-job.yaml does".into()))?;
+            let (run_id, owner, owner_role) = match job_run {
+                Some(id) => {
+                    let owner = owner_of(&id, &client, &config.namespace)
+                        .await
+                        .map_err(|e| Error::failed("the run's owner ConfigMap", anyhow_box(e)))?;
+                    (id, owner, OwnerRole::Outside)
+                }
+                None => {
+                    let id = crate::supervisor::new_run_id();
+                    let run = kube_run(
+                        &id,
+                        &config,
+                        &image,
+                        &public,
+                        &cluster,
+                        Owner {
+                            name: String::new(),
+                            uid: String::new(),
+                        },
+                    );
+                    let yaml = serde_saphyr::to_string(&config).unwrap_or_default();
+                    let owner = outside::create_owner(&client, &run, yaml)
+                        .await
+                        .map_err(|e| Error::failed("", anyhow_box(e)))?;
+                    (id, owner, OwnerRole::Ours)
+                }
+            };
+            let mut backend = KubeBackend::new(KubeBackendSpec {
+                client,
+                run_id,
+                config,
+                image,
+                public,
+                cluster,
+                owner,
+                owner_role,
+                pod_ip,
+                nodes,
+            });
+            backend.watch();
+            Ok(backend)
+        }
+    };
+    let Ended { report, left } =
+        execute_with(make, settings(config.clone(), request), request.quiet, say)?;
+    if let Some(e) = &left {
+        say(Notice::Note(format!("cleaning up: {e}")));
+    }
+    let exit_code = report.verdict.exit_code().max(u8::from(left.is_some()));
+    let Some(id) = &job_run else {
+        report::write(
+            &report::render(&report, request.format),
+            request.report_to.as_deref(),
+        )?;
+        return Ok(RunOutcome {
+            exit_code,
+            report: Some(report),
+        });
+    };
+    // For the command outside the cluster, which prints it and removes the run.
+    let text = report::render(&report, request.format);
+    let format = request.format;
+    let stored = with_client(request, |client| {
+        let config = config.clone();
+        let (public, cluster) = (public.clone(), cluster.clone());
+        let image = kube.image.clone();
+        let id = id.clone();
+        async move {
+            let run = kube_run(
+                &id,
+                &config,
+                &image,
+                &public,
+                &cluster,
+                owner_of(&id, &client, &config.namespace).await?,
+            );
+            outside::store_report(&client, &run, format, &text, exit_code).await
+        }
+    })
+    .map_err(|e| Error::failed("", anyhow_box(e)))?;
+    say(Notice::Line(format!("multinet: report stored in {stored}")));
+    Ok(RunOutcome {
+        exit_code,
+        report: Some(report),
+    })
+}
+
+pub(super) fn anyhow_box(e: anyhow::Error) -> super::BoxError {
+    e.into()
+}
+
+async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::Result<Owner> {
+    let names = RunNames::new(id);
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let owner = api
+        .get(&names.owner())
+        .await
+        .said()
+        .with_context(|| format!("{namespace}/{}", names.owner()))?;
+    Ok(Owner {
+        name: names.owner(),
+        uid: owner.metadata.uid.unwrap_or_default(),
+    })
+}
+
+pub(super) fn kube_run<'a>(
+    id: &str,
+    config: &'a RunConfig,
+    image: &str,
+    public: &Option<NetworkSelection>,
+    cluster: &Option<NetworkSelection>,
+    owner: Owner,
+) -> KubeRun<'a> {
+    KubeRun {
+        names: RunNames::new(id),
+        namespace: config.namespace.clone(),
+        image: image.to_string(),
+        config,
+        public: public.clone(),
+        cluster: cluster.clone(),
+        owner,
+    }
+}
+
+/// Runs `work` with a client on a runtime of its own.
+pub(super) fn with_client<F, Fut, T>(request: &RunRequest, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let runtime = multinet_agent::entry::single_threaded()?;
+    runtime.block_on(async {
+        let client = client::connect(
+            request.kube.kubeconfig.as_deref(),
+            request.kube.context.as_deref(),
+        )
+        .await?;
+        work(client).await
+    })
+}

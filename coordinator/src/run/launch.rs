@@ -1,0 +1,307 @@
+//! Which backend, the lab built under signals, and the run on its runtime: the actix system
+//! on a tokio runtime, raced against SIGINT/SIGTERM/SIGHUP, cleaned up on every way out.
+
+use multinet_proto::config::RunConfig;
+use multinet_proto::field::Problems;
+
+use super::config::{self, networks};
+use super::{BackendKind, Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
+use crate::backend::agents::{AgentProcesses, KillAgent};
+use crate::backend::local::LocalBackend;
+use crate::lab::backend::{Keep, LabBackend};
+use crate::lab::build::Lab;
+use crate::lab::topology::LabTopology;
+use crate::progress::Progress;
+use crate::report::{self, Format, RunReport};
+use crate::scheduler::Scheduler;
+use crate::signals::shutdown_signal;
+use crate::supervisor::{RunSettings, RunSupervisor};
+
+/// The backend a request runs on: the one asked for, else the one its settings imply, else
+/// Kubernetes when a kubeconfig is found, else the lab when it can run here, else local.
+fn choose(request: &RunRequest, say: Say<'_>) -> BackendKind {
+    let lab = &request.lab;
+    let kube = &request.kube;
+    match request.backend {
+        Some(b) => b,
+        None if lab.topology.is_some() || lab.existing.is_some() || lab.nads.is_some() => {
+            BackendKind::Lab
+        }
+        None if kube.dry_run || kube.names_a_cluster() => BackendKind::Kube,
+        None if crate::backend::k8s::client::configured(None) => {
+            say(Notice::Info(format!(
+                "using the Kubernetes backend: {} (--backend lab or local to run on this machine)",
+                match crate::backend::k8s::client::kubeconfig_path(None) {
+                    Some(path) => format!("found the kubeconfig {}", path.display()),
+                    None => "running in a pod".to_string(),
+                }
+            )));
+            BackendKind::Kube
+        }
+        None => match crate::lab::available() {
+            Ok(()) => BackendKind::Lab,
+            Err(why) => {
+                say(Notice::Info(format!(
+                    "using the local backend (agents on loopback; it validates no real network) because {why}; run as root with containernetworking-plugins installed for the emulated lab."
+                )));
+                BackendKind::Local
+            }
+        },
+    }
+}
+
+pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    let backend = choose(request, say);
+    if backend != BackendKind::Kube && (request.kube.dry_run || request.format == Format::Yaml) {
+        return Err(Error::Usage(
+            "--dry-run and -o yaml show the objects of a Kubernetes run: add --backend kube".into(),
+        ));
+    }
+    // The input first: a run refused for it has started nothing, not even looked for agents.
+    let agent_command =
+        || AgentProcesses::default_agent_command().map_err(|e| Error::failed("", anyhow_box(e)));
+    multinet_agent::install_crypto_provider();
+    match backend {
+        BackendKind::Kube => super::kube::run(request, say),
+        BackendKind::Local => {
+            let mut problems = Problems::default();
+            let config = config::resolve(&request.config, &mut problems)
+                .ok_or_else(|| Error::Invalid(problems.clone()))?;
+            warn_all(&problems, say);
+            let backend =
+                LocalBackend::new(request.nodes, agent_command()?, request.kill_agent.clone());
+            finish(
+                execute(backend, settings(config, request), request, say),
+                request,
+                say,
+            )
+        }
+        BackendKind::Lab => {
+            crate::lab::available()
+                .map_err(|why| Error::invalid("--backend", format!("lab: {why}")))?;
+            let (lab, keep, config) = match &request.lab.existing {
+                Some(name) => {
+                    let lab = Lab::open(name).map_err(|e| Error::Usage(format!("{e:#}")))?;
+                    let config = lab_config(request, &lab.topology, say)?;
+                    let keep = if request.lab.keep {
+                        Keep::Everything
+                    } else {
+                        Keep::Lab
+                    };
+                    (lab, keep, config)
+                }
+                None => {
+                    let (topology, source) = crate::lab::load::load_topology(
+                        request.lab.topology.as_deref(),
+                        None,
+                        crate::lab::load::NadChoice {
+                            file: request.lab.nads.as_deref(),
+                            public: request.config.public_network.as_deref(),
+                            cluster: request.config.cluster_network.as_deref(),
+                        },
+                    )
+                    .map_err(Error::Invalid)
+                    .map(|(topology, source, warnings)| {
+                        warn_all(&warnings, say);
+                        (topology, source)
+                    })?;
+                    let config = lab_config(request, &topology, say)?;
+                    for notice in Lab::notices(&topology) {
+                        say(Notice::Info(format!("lab: {notice}")));
+                    }
+                    let lab = lab_up_interruptible(topology, source, say)?;
+                    let keep = if request.lab.keep {
+                        Keep::Everything
+                    } else {
+                        Keep::Nothing
+                    };
+                    (lab, keep, config)
+                }
+            };
+            let kill = request
+                .kill_agent
+                .clone()
+                .or_else(|| topology_kill(&lab.topology));
+            let backend = LabBackend::new(lab, agent_command()?, kill, keep);
+            finish(
+                execute(backend, settings(config, request), request, say),
+                request,
+                say,
+            )
+        }
+    }
+}
+
+fn anyhow_box(e: anyhow::Error) -> super::BoxError {
+    e.into()
+}
+
+fn lab_config(request: &RunRequest, topology: &LabTopology, say: Say<'_>) -> Result<RunConfig> {
+    let mut problems = Problems::default();
+    let config = config::resolve_for_lab(&request.config, topology, request.nodes, &mut problems)
+        .ok_or_else(|| Error::Invalid(problems.clone()))?;
+    warn_all(&problems, say);
+    Ok(config)
+}
+
+/// The supervisor's settings for `config`.
+pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
+    RunSettings {
+        networks: networks(&config),
+        config,
+        agent_grace: request.agent_grace,
+    }
+}
+
+/// Writes the report the run made; the exit code is the verdict's, or 1 when something was
+/// left behind.
+fn finish(ended: Result<Ended>, request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    let ended = ended?;
+    if let Some(e) = &ended.left {
+        say(Notice::Note(format!("cleaning up: {e}")));
+    }
+    report::write(
+        &report::render(&ended.report, request.format),
+        request.report_to.as_deref(),
+    )?;
+    Ok(RunOutcome {
+        exit_code: ended
+            .report
+            .verdict
+            .exit_code()
+            .max(u8::from(ended.left.is_some())),
+        report: Some(ended.report),
+    })
+}
+
+/// Builds the lab, listening for SIGINT/SIGTERM/SIGHUP meanwhile: a signal while it is being
+/// built lets the build finish (a half-made namespace is harder to remove than a whole lab),
+/// then removes it.
+fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> Result<Lab> {
+    let name = topology.name.clone();
+    let runtime = multinet_agent::entry::single_threaded()
+        .map_err(|e| Error::failed("cannot start the runtime", e))?;
+    runtime.block_on(async move {
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut build = tokio::task::spawn_blocking(move || Lab::up(topology, &source));
+        let (built, interrupted) = tokio::select! {
+            r = &mut build => (r, None),
+            signal = &mut signal => (build.await, Some(signal)),
+        };
+        let built = built.map_err(|e| anyhow::anyhow!("the lab build panicked: {e}"));
+        match (built, interrupted) {
+            (Ok(Ok(lab)), None) => Ok(lab),
+            (Ok(Err(e)) | Err(e), None) => Err(Error::failed("building the lab", anyhow_box(e))),
+            (built, Some(signal)) => {
+                if let Ok(Err(e)) | Err(e) = built {
+                    say(Notice::Note(format!("building the lab: {e:#}")));
+                }
+                say(Notice::Note(format!(
+                    "{signal} while the lab was being built: removing lab {name}"
+                )));
+                if let Err(e) = Lab::down(&name) {
+                    say(Notice::Note(format!(
+                        "removing lab {name}: {e:#}; `multinet lab down {name}` finishes it"
+                    )));
+                }
+                Err(Error::Interrupted(signal))
+            }
+        }
+    })
+}
+
+/// The topology's kill-agent fault, if any (the first one).
+fn topology_kill(topology: &LabTopology) -> Option<KillAgent> {
+    topology.faults.iter().find_map(|f| match f {
+        crate::lab::topology::Fault::KillAgent { node, after } => Some(KillAgent {
+            target: node.clone(),
+            after: after.as_std(),
+        }),
+        _ => None,
+    })
+}
+
+/// How a run that got to its report ended.
+#[derive(Debug)]
+pub(super) struct Ended {
+    /// The run's report.
+    pub report: Box<RunReport>,
+    /// The cleanup after it failed: something may be left.
+    pub left: Option<String>,
+}
+
+/// Runs the validation on `backend`, cleaning up on every way out.
+fn execute<S: Scheduler>(
+    backend: S,
+    settings: RunSettings,
+    request: &RunRequest,
+    say: Say<'_>,
+) -> Result<Ended> {
+    execute_with(|| async move { Ok(backend) }, settings, request.quiet, say)
+}
+
+/// Makes the backend with `make` inside the run's runtime (a Kubernetes client must live in
+/// the runtime that uses it), runs the validation, and cleans up on every way out. A cleanup
+/// that fails does not take the run's result with it: the report is still given.
+pub(super) fn execute_with<S, F, Fut>(
+    make: F,
+    settings: RunSettings,
+    quiet: bool,
+    say: Say<'_>,
+) -> Result<Ended>
+where
+    S: Scheduler,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<S>>,
+{
+    let system = actix_rt::System::with_tokio_rt(|| {
+        multinet_agent::entry::multi_threaded(2)
+            .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
+    });
+    system.block_on(async move {
+        let mut backend = make().await?;
+        let mut progress = Progress::new(quiet);
+        let socket = backend.control_socket();
+        let run_root = backend.run_root();
+        let run_id = backend
+            .run_id()
+            .unwrap_or_else(crate::supervisor::new_run_id);
+        let prepared = socket.and_then(|s| RunSupervisor::prepare_with_id(s, &run_root, run_id));
+        let mut supervisor = match prepared {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = backend.cleanup().await;
+                return Err(Error::failed("", anyhow_box(e)));
+            }
+        };
+        let result = tokio::select! {
+            r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Ok),
+            signal = shutdown_signal() => {
+                progress.note(&format!("{signal}: stopping the run and cleaning up"));
+                Ok(Err(signal))
+            }
+        };
+        progress.finish();
+        let cleaned = supervisor.cleanup(&mut backend).await;
+        let left = cleaned.err().map(|e| format!("{e:#}"));
+        match result {
+            Ok(Ok(report)) => Ok(Ended {
+                report: Box::new(report),
+                left,
+            }),
+            Ok(Err(signal)) => {
+                if let Some(left) = left {
+                    say(Notice::Note(format!("cleaning up: {left}")));
+                }
+                Err(Error::Interrupted(signal))
+            }
+            Err(e) => {
+                if let Some(left) = left {
+                    say(Notice::Note(format!("cleaning up: {left}")));
+                }
+                Err(Error::failed("", anyhow_box(e)))
+            }
+        }
+    })
+}
