@@ -7,6 +7,8 @@
 //! This module owns the values and their rules; it reads no files and talks to no cluster.
 //!
 //! * [`duration`] — Go duration strings (`3m0s`) as [`GoDuration`].
+//! * [`placement`] — Kubernetes' rule for which nodes a node type's placement takes
+//!   (`nodeSelector`, tolerations against taints).
 //! * `read` — YAML values into a [`RunConfig`], type errors and unknown-key warnings.
 //! * `validate` — Rook's rules and multinet's own limits over a [`RunConfig`].
 //! * [`sample`] — commented sample files for the three cluster layouts Rook describes.
@@ -19,6 +21,7 @@ use crate::field::Problems;
 use crate::yaml::{self, SyntaxError};
 
 pub mod duration;
+pub mod placement;
 mod read;
 pub mod sample;
 #[cfg(test)]
@@ -28,6 +31,7 @@ mod validate;
 pub use validate::{PROBE_INTERVAL_MAX, PROBE_INTERVAL_MIN, check_probe_interval};
 
 pub use duration::GoDuration;
+pub use placement::TaintView;
 pub use sample::{SampleKind, sample};
 
 /// Node type used when a file has no `nodeTypes`: every node runs storage and everything else.

@@ -8,7 +8,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::eventually::{POLL, within};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -90,15 +92,12 @@ pub fn kubectl_apply(namespace: &str, text: &str) {
     );
 }
 
-/// Waits for `done` up to `patience`, checking every 250 ms.
+/// Waits for `done` up to `patience`, checking every 250 ms (its checks ask the API server).
+#[track_caller]
 pub fn wait_for(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < patience,
-            "{what}: not within {patience:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
+    let every = Duration::from_millis(250);
+    if within(patience, every, || if done() { Ok(()) } else { Err(()) }).is_err() {
+        panic!("{what}: not within {patience:?}");
     }
 }
 
@@ -259,15 +258,14 @@ impl LabCluster {
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         let _ = nix_kill(child.id());
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(90) {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = child.kill();
-        child.wait().ok()
+        let exited = within(Duration::from_secs(90), POLL, || match child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            _ => Err(()),
+        });
+        exited.ok().or_else(|| {
+            let _ = child.kill();
+            child.wait().ok()
+        })
     }
 
     /// Processes running in any of the lab's namespaces (nodes and pods).
@@ -301,13 +299,11 @@ impl Drop for LabCluster {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = nix_kill(child.id());
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(60) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            // Bounded either way: a drop must not hang nor panic.
+            let _ = within(Duration::from_secs(60), POLL, || match child.try_wait() {
+                Ok(Some(_)) => Ok(()),
+                _ => Err(()),
+            });
             let _ = child.kill();
             let _ = child.wait();
         }

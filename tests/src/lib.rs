@@ -3,9 +3,11 @@
 //! `tests/lab.rs` (the lab, as root: namespaces, the real CNI plugins, faults),
 //! `tests/kube_*.rs` (the Kubernetes backend against a scripted API server, [`mock`], and an
 //! ignored suite against a real cluster). They run the `multinet-e2e` binary of this package,
-//! which is `multinet`.
+//! which is `multinet`. [`eventually`] is how they wait for a condition: bounded polling, never
+//! a fixed sleep.
 
 pub mod e2e;
+pub mod eventually;
 pub mod kube;
 pub mod lab_cluster;
 pub mod mock;

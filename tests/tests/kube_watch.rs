@@ -9,6 +9,7 @@ use multinet_coordinator::scheduler::{PodStatus, Scheduler};
 use multinet_proto::config::RunConfig;
 use multinet_proto::multus::selection::parse_single_selection;
 use multinet_proto::network::CephNetwork;
+use multinet_tests::eventually::eventually_async;
 use multinet_tests::mock::{Answer, list, serve_routes};
 use serde_json::{Value, json};
 
@@ -105,17 +106,24 @@ async fn pod_facts_come_from_the_pod_and_event_watches() {
         &[("w2", "all")],
     );
     backend.watch();
-    // The watches fill their stores as the lists arrive: ask until they have (bounded).
+    // The watches fill their stores as the lists arrive: ask until they have (bounded). Each
+    // answer is told once, so what came is kept across the looks.
     let mut facts = Vec::new();
     let mut exited = Vec::new();
-    for _ in 0..50 {
-        facts.extend(backend.facts().await);
-        exited.extend(backend.exited().await);
-        if !facts.is_empty() && !exited.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_async(
+        Duration::from_secs(5),
+        "a pod's fact and an exited container",
+        async || {
+            facts.extend(backend.facts().await);
+            exited.extend(backend.exited().await);
+            if !facts.is_empty() && !exited.is_empty() {
+                Ok(())
+            } else {
+                Err((facts.clone(), exited.clone()))
+            }
+        },
+    )
+    .await;
     assert_eq!(
         facts,
         vec![(

@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use multinet_tests::e2e::{findings, processes_mentioning};
+use multinet_tests::eventually::eventually;
 use serde_json::Value;
 
 fn lab_possible() -> bool {
@@ -514,11 +516,14 @@ fn slow_run_with_agents(lab: &LabGuard) -> (std::process::Child, Vec<u32>) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("multinet runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while children_of(child.id()).len() < 13 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let agents = children_of(child.id());
+    let agents = eventually(Duration::from_secs(30), "the run's 13 agents", || {
+        let agents = children_of(child.id());
+        if agents.len() >= 13 {
+            Ok(agents)
+        } else {
+            Err(agents)
+        }
+    });
     assert_eq!(agents.len(), 13, "the run started its agents");
     (child, agents)
 }
@@ -893,11 +898,10 @@ fn sigterm_while_pods_are_placed_leaves_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("multinet runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while children_of(child.id()).len() < 5 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let placed = children_of(child.id()).len();
+    let placed = eventually(Duration::from_secs(30), "5 agents placed", || {
+        let placed = children_of(child.id()).len();
+        if placed >= 5 { Ok(placed) } else { Err(placed) }
+    });
     assert!(
         (5..61).contains(&placed),
         "caught during placement ({placed} agents)"

@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use multinet_tests::e2e::{findings, processes_mentioning};
+use multinet_tests::eventually::{POLL, eventually, within};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -271,17 +273,17 @@ impl LongRun {
 
     /// Waits until all agents (1 server + 2 host checkers + 4 clients) are running.
     fn agents(&self) -> Vec<(u32, String)> {
-        for _ in 0..100 {
+        eventually(Duration::from_secs(10), "the 7 agents to start", || {
             let agents: Vec<_> = children(self.0.id())
                 .into_iter()
                 .filter(|(_, c)| c.contains("--assignment"))
                 .collect();
             if agents.len() == 7 {
-                return agents;
+                Ok(agents)
+            } else {
+                Err(agents)
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("the agents did not start");
+        })
     }
 }
 
@@ -335,11 +337,12 @@ fn agents_exit_by_themselves_when_the_coordinator_is_killed() {
     signal(run.0.id(), "KILL");
     let _ = run.0.wait();
     // Grace is 2 s; allow for reconnect backoff and scheduling.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while agents.iter().any(|(pid, _)| alive(*pid)) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let left: Vec<_> = agents.iter().filter(|(pid, _)| alive(*pid)).collect();
+    let left = within(Duration::from_secs(10), POLL, || {
+        let left: Vec<_> = agents.iter().filter(|(pid, _)| alive(*pid)).collect();
+        if left.is_empty() { Ok(()) } else { Err(left) }
+    })
+    .err()
+    .unwrap_or_default();
     // A killed coordinator cannot remove its directory; the test does.
     let _ = std::fs::remove_dir_all(&dir);
     for (pid, _) in &left {

@@ -24,7 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use multinet_proto::cidr::{Cidr, Family, from_u128};
-use multinet_proto::config::{GoDuration, Placement, RunConfig, TaintEffect, TolerationOperator};
+use multinet_proto::config::{GoDuration, Placement, RunConfig, TaintEffect, TaintView};
 use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
 use multinet_proto::yaml::{SyntaxError, parse_document};
@@ -100,6 +100,17 @@ pub struct Taint {
     pub value: String,
     /// What the taint does to pods that do not tolerate it.
     pub effect: TaintEffect,
+}
+
+impl Taint {
+    /// The taint as proto's placement rule sees it.
+    pub fn view(&self) -> TaintView<'_> {
+        TaintView {
+            key: &self.key,
+            value: &self.value,
+            effect: self.effect,
+        }
+    }
 }
 
 /// One lab network: the CNI config the lab runs for it and what the lab needs to know about it.
@@ -423,35 +434,12 @@ pub fn bridge_name(network: CephNetwork) -> &'static str {
     }
 }
 
-/// Kubernetes' scheduling rule for one node: every `nodeSelector` entry equals a label, and
-/// every taint that keeps pods away (`NoSchedule`, `NoExecute`) is tolerated.
-/// `PreferNoSchedule` taints only discourage, so they never exclude a node.
+/// Kubernetes' scheduling rule for one node (proto's [`Placement::admits`]): every
+/// `nodeSelector` entry equals a label, and every taint that keeps pods away (`NoSchedule`,
+/// `NoExecute`) is tolerated. `PreferNoSchedule` taints only discourage, so they never exclude
+/// a node.
 pub fn node_matches(node: &LabNode, placement: &Placement) -> bool {
-    let selected = placement
-        .node_selector
-        .iter()
-        .all(|(key, value)| node.labels.get(key) == Some(value));
-    selected
-        && node
-            .taints
-            .iter()
-            .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
-            .all(|taint| placement.tolerations.iter().any(|t| tolerates(t, taint)))
-}
-
-fn tolerates(toleration: &multinet_proto::config::Toleration, taint: &Taint) -> bool {
-    if toleration.effect.is_some_and(|e| e != taint.effect) {
-        return false;
-    }
-    match toleration.operator {
-        // An empty key with Exists is the wildcard toleration.
-        TolerationOperator::Exists => toleration.key.is_empty() || toleration.key == taint.key,
-        TolerationOperator::Equal => {
-            !toleration.key.is_empty()
-                && toleration.key == taint.key
-                && toleration.value == taint.value
-        }
-    }
+    placement.admits(&node.labels, node.taints.iter().map(Taint::view))
 }
 
 /// Reads a topology file's text. Keys left out keep their defaults (an empty text is the

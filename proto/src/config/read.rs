@@ -266,11 +266,9 @@ fn toleration(field: Field<'_, '_>, problems: &mut Problems) -> Option<Toleratio
             },
             "effect" => match child.string(problems) {
                 None | Some("") => toleration.effect = None,
-                Some("NoSchedule") => toleration.effect = Some(TaintEffect::NoSchedule),
-                Some("PreferNoSchedule") => {
-                    toleration.effect = Some(TaintEffect::PreferNoSchedule);
+                Some(name) if TaintEffect::from_name(name).is_some() => {
+                    toleration.effect = TaintEffect::from_name(name);
                 }
-                Some("NoExecute") => toleration.effect = Some(TaintEffect::NoExecute),
                 Some(other) => problems.error(
                     child.path(),
                     format!(

@@ -61,7 +61,7 @@ pub fn node_object(node: &LabNode) -> Node {
         .map(|t| Taint {
             key: t.key.clone(),
             value: (!t.value.is_empty()).then(|| t.value.clone()),
-            effect: format!("{:?}", t.effect),
+            effect: t.effect.name().to_string(),
             ..Taint::default()
         })
         .collect();

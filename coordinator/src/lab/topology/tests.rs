@@ -1,4 +1,4 @@
-use multinet_proto::config::{CONVERGED_NODE_TYPE, Toleration};
+use multinet_proto::config::{CONVERGED_NODE_TYPE, Toleration, TolerationOperator};
 use multinet_proto::multus::nad::read_config;
 
 use super::*;

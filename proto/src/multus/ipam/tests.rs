@@ -1,4 +1,5 @@
 use super::*;
+use crate::cidr::to_u128;
 use proptest::prelude::*;
 use serde_json::json;
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Taint};
-use multinet_proto::config::{RunConfig, TolerationOperator};
+use multinet_proto::config::{Placement, RunConfig, TaintEffect, TaintView};
 
 use super::Problem;
 use crate::scheduler::NodePlan;
@@ -39,11 +39,7 @@ const STATE_TAINTS: &[(&str, &str)] = &[
 
 /// Why a node of a node type cannot take the run's pods, from its state (whatever its
 /// taints say: the controller may not have tainted it yet, or the type tolerates them).
-fn unusable(
-    node: &Node,
-    taints: &[Taint],
-    tolerations: &[multinet_proto::config::Toleration],
-) -> Option<String> {
+fn unusable(node: &Node, taints: &[Taint], placement: &Placement) -> Option<String> {
     // Kubernetes' readiness: the Ready condition; Unknown (or none) when the node lifecycle
     // controller has not heard from the kubelet (it then taints the node unreachable).
     let ready = node
@@ -70,25 +66,38 @@ fn unusable(
     {
         return Some("is cordoned".into());
     }
-    taints
-        .iter()
-        .filter(|t| blocks(t) && !tolerated(tolerations, t))
-        .find_map(|t| {
+    placement
+        .first_untolerated(taints.iter().filter_map(taint_view).filter(state_taint))
+        .and_then(|t| {
             STATE_TAINTS
                 .iter()
                 .find(|(key, _)| *key == t.key)
-                .map(|(_, why)| format!("{why} (taint {}:{})", t.key, t.effect))
+                .map(|(_, why)| format!("{why} (taint {}:{})", t.key, t.effect.name()))
         })
 }
 
-/// Whether a taint keeps pods away (PreferNoSchedule only discourages).
-fn blocks(taint: &Taint) -> bool {
-    taint.effect == "NoSchedule" || taint.effect == "NoExecute"
+/// A Kubernetes taint as proto's placement rule sees it; `None` for an effect Kubernetes does
+/// not define (its validation rejects one, so no real node has it): such a taint keeps no pod
+/// away.
+fn taint_view(taint: &Taint) -> Option<TaintView<'_>> {
+    Some(TaintView {
+        key: &taint.key,
+        value: taint.value.as_deref().unwrap_or_default(),
+        effect: TaintEffect::from_name(&taint.effect)?,
+    })
 }
 
 /// Whether Kubernetes put the taint on the node for its state ([`STATE_TAINTS`]).
-fn state_taint(taint: &Taint) -> bool {
+fn state_taint(taint: &TaintView<'_>) -> bool {
     STATE_TAINTS.iter().any(|(key, _)| *key == taint.key)
+}
+
+/// Whether a node belongs to a node type with this placement: its labels match the
+/// `nodeSelector` and the placement tolerates its taints, other than those Kubernetes sets for
+/// the node's state (proto's [`Placement::admits`]).
+fn of_type(placement: &Placement, labels: &BTreeMap<String, String>, taints: &[Taint]) -> bool {
+    let taints = taints.iter().filter_map(taint_view);
+    placement.admits(labels, taints.filter(|t| !state_taint(t)))
 }
 
 /// The nodes of each node type: a node belongs to a node type when its labels match the
@@ -117,16 +126,7 @@ pub fn place_nodes(
         let types: Vec<&str> = config
             .node_types
             .iter()
-            .filter(|(_, t)| {
-                t.placement
-                    .node_selector
-                    .iter()
-                    .all(|(k, v)| labels.get(k) == Some(v))
-                    && taints
-                        .iter()
-                        .filter(|taint| blocks(taint) && !state_taint(taint))
-                        .all(|taint| tolerated(&t.placement.tolerations, taint))
-            })
+            .filter(|(_, t)| of_type(&t.placement, &labels, taints))
             .map(|(name, _)| name.as_str())
             .collect();
         let [only] = types[..] else {
@@ -138,8 +138,8 @@ pub fn place_nodes(
             }
             continue;
         };
-        let tolerations = &config.node_types[only].placement.tolerations;
-        if let Some(why) = unusable(node, taints, tolerations) {
+        let placement = &config.node_types[only].placement;
+        if let Some(why) = unusable(node, taints, placement) {
             left_out.push(format!("node {name} (node type {only}) {why}: left out"));
             continue;
         }
@@ -159,20 +159,6 @@ pub fn place_nodes(
         )));
     }
     (plans, left_out)
-}
-
-/// Kubernetes' rule: a toleration tolerates a taint when the keys match (an empty key with
-/// Exists matches every key), the value matches (Exists: any), and the effect matches (none:
-/// every effect).
-fn tolerated(tolerations: &[multinet_proto::config::Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| {
-        let key =
-            (t.key.is_empty() && t.operator == TolerationOperator::Exists) || t.key == taint.key;
-        let value = t.operator == TolerationOperator::Exists
-            || t.value == taint.value.clone().unwrap_or_default();
-        let effect = t.effect.is_none_or(|e| format!("{e:?}") == taint.effect);
-        key && value && effect
-    })
 }
 
 #[cfg(test)]
@@ -255,5 +241,102 @@ mod tests {
             ["node s1 (node type storage) is NotReady: left out"]
         );
         assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    mod lab_and_cluster_agree {
+        //! The lab backend places its nodes with `lab::topology::node_matches`; a lab node
+        //! registered with an API server (the lab's kubelet, `node_object`) is placed by this
+        //! preflight. Both go through proto's rule, each over its own conversion: this says the
+        //! two conversions give the same taints, so both places give the same answer.
+
+        use multinet_proto::config::{Placement, TaintEffect, Toleration, TolerationOperator};
+        use proptest::prelude::*;
+
+        use super::super::{of_type, taint_view};
+        use crate::lab::kubelet::node::node_object;
+        use crate::lab::topology::{LabNode, Taint as LabTaint, node_matches};
+
+        fn word() -> impl Strategy<Value = String> {
+            prop_oneof![Just(""), Just("a"), Just("b"), Just("example.com/c")]
+                .prop_map(String::from)
+        }
+
+        fn effect() -> impl Strategy<Value = TaintEffect> {
+            prop_oneof![
+                Just(TaintEffect::NoSchedule),
+                Just(TaintEffect::PreferNoSchedule),
+                Just(TaintEffect::NoExecute),
+            ]
+        }
+
+        /// Lab nodes as the topology reader makes them: taint keys are never empty. Keys are
+        /// never one of the state taints, which the preflight sets aside on purpose.
+        fn lab_node() -> impl Strategy<Value = LabNode> {
+            (
+                prop::collection::btree_map(word(), word(), 0..3),
+                prop::collection::vec(
+                    (
+                        word().prop_filter("a taint has a key", |k| !k.is_empty()),
+                        word(),
+                        effect(),
+                    ),
+                    0..4,
+                ),
+            )
+                .prop_map(|(labels, taints)| LabNode {
+                    name: "n1".into(),
+                    labels,
+                    taints: taints
+                        .into_iter()
+                        .map(|(key, value, effect)| LabTaint { key, value, effect })
+                        .collect(),
+                })
+        }
+
+        /// Any placement, tolerations Kubernetes' validation would reject included.
+        fn placement() -> impl Strategy<Value = Placement> {
+            let toleration = (word(), any::<bool>(), word(), prop::option::of(effect())).prop_map(
+                |(key, exists, value, effect)| Toleration {
+                    key,
+                    operator: if exists {
+                        TolerationOperator::Exists
+                    } else {
+                        TolerationOperator::Equal
+                    },
+                    value,
+                    effect,
+                    toleration_seconds: None,
+                },
+            );
+            (
+                prop::collection::btree_map(word(), word(), 0..2),
+                prop::collection::vec(toleration, 0..3),
+            )
+                .prop_map(|(node_selector, tolerations)| Placement {
+                    node_selector,
+                    tolerations,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn a_lab_node_is_placed_alike_by_the_lab_and_by_the_preflight(
+                node in lab_node(),
+                placement in placement(),
+            ) {
+                let object = node_object(&node);
+                let taints = object.spec.and_then(|s| s.taints).unwrap_or_default();
+                let via_cluster: Vec<_> = taints.iter().map(taint_view).collect();
+                let via_lab: Vec<_> = node.taints.iter().map(|t| Some(t.view())).collect();
+                prop_assert_eq!(via_cluster, via_lab);
+                // The registered node carries the standard labels too; the selectors here
+                // never name them, so the answer is the lab node's labels' answer.
+                let labels = object.metadata.labels.unwrap_or_default();
+                prop_assert_eq!(
+                    of_type(&placement, &labels, &taints),
+                    node_matches(&node, &placement)
+                );
+            }
+        }
     }
 }

@@ -1,0 +1,186 @@
+//! The rules over the agents' own fates, before any path is judged: `server_unavailable`,
+//! `agent_lost` (stopped reporting, or never connected), `address_unavailable` (pods without
+//! an address on a network) and `scheduling` (pods not scheduled or started).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use multinet_proto::control::Role;
+use multinet_proto::network::CephNetwork;
+use serde_json::{Value, json};
+
+use super::finding;
+use crate::findings::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, Severity};
+
+pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding {
+    let (summary, reason) = match (&facts.server.fate, network) {
+        (_, Some(n)) => (
+            format!(
+                "the server is not reachable on the {} network, not even from its own node {}",
+                n.key(),
+                facts.server_node
+            ),
+            Value::Null,
+        ),
+        (AgentFate::Lost { at_ms }, None) => (
+            format!(
+                "the server agent on node {} stopped reporting {at_ms} ms into the run",
+                facts.server_node
+            ),
+            Value::Null,
+        ),
+        (AgentFate::NoAddress { network, reason }, None) => (
+            format!("the server got no address on the {} network", network.key()),
+            json!(reason),
+        ),
+        (AgentFate::NotStarted { reason } | AgentFate::Failed { reason }, None) => (
+            format!("the server on node {} did not start", facts.server_node),
+            json!(reason),
+        ),
+        (_, None) => (
+            format!(
+                "the server on node {} never became ready",
+                facts.server_node
+            ),
+            Value::Null,
+        ),
+    };
+    finding(
+        FindingKind::ServerUnavailable,
+        Severity::Fail,
+        network,
+        vec![facts.server_node.clone()],
+        summary,
+        BTreeMap::from([
+            ("server".into(), json!(facts.server.pod)),
+            ("fate".into(), json!(facts.server.fate)),
+            ("detail".into(), reason),
+            ("exit".into(), json!(facts.server.exit)),
+        ])
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .collect(),
+        &[
+            "without the server no path can be judged: look at the server pod's events and logs first",
+            "check that the NADs give the server's node an address on every network (IPAM range, master interface present)",
+        ],
+    )
+}
+
+/// Adds how the agent's process ended, when the backend saw it.
+fn with_exit(mut entry: Value, agent: &AgentFact) -> Value {
+    if let (Some(exit), Some(map)) = (&agent.exit, entry.as_object_mut()) {
+        map.insert("exit".into(), json!(exit));
+    }
+    entry
+}
+
+pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
+    let mut lost: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut never_connected: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut no_address: BTreeMap<CephNetwork, (BTreeSet<String>, Vec<String>, usize)> =
+        BTreeMap::new();
+    let mut not_started: Vec<&AgentFact> = Vec::new();
+    for a in &facts.agents {
+        match &a.fate {
+            AgentFate::Reported => {}
+            AgentFate::Lost { at_ms } => lost
+                .entry(&a.node)
+                .or_default()
+                .push(with_exit(json!({"agent": a.pod, "lost_at_ms": at_ms}), a)),
+            AgentFate::NeverConnected => never_connected.entry(&a.node).or_default().push(
+                with_exit(json!({"agent": a.pod, "never_connected": true}), a),
+            ),
+            AgentFate::Failed { reason } => lost
+                .entry(&a.node)
+                .or_default()
+                .push(json!({"agent": a.pod, "failed": reason})),
+            AgentFate::NoAddress { network, reason } => {
+                let e = no_address.entry(*network).or_default();
+                e.0.insert(a.node.clone());
+                if !e.1.contains(reason) && e.1.len() < 5 {
+                    e.1.push(reason.clone());
+                }
+                e.2 += 1;
+            }
+            AgentFate::NotStarted { .. } => not_started.push(a),
+        }
+    }
+    for (node, agents) in lost {
+        out.push(finding(
+            FindingKind::AgentLost, Severity::Fail, None, vec![node.to_string()],
+            format!("{} agent(s) on node {node} stopped reporting; their paths are not judged", agents.len()),
+            BTreeMap::from([("agents".into(), json!(agents))]),
+            &["this is the agent's own failure, not a network verdict: look at the pod's logs, restarts and OOM kills",
+              "the control plane uses the default pod network: check that it works on this node"],
+        ));
+    }
+    // Never connected: its process started (a backend that could tell it never started says
+    // so as not started), but never reached the coordinator — nothing was lost.
+    for (node, agents) in never_connected {
+        out.push(finding(
+            FindingKind::AgentLost, Severity::Fail, None, vec![node.to_string()],
+            format!("{} agent(s) on node {node} never connected to the coordinator; their paths are not judged", agents.len()),
+            BTreeMap::from([("agents".into(), json!(agents))]),
+            &["the agent started but did not reach the coordinator: its log says why (for a pod, `kubectl logs`; `exit` here when it ended)",
+              "the control plane uses the default pod network: check that pods on this node reach the coordinator's pod (a NetworkPolicy, the node's CNI)"],
+        ));
+    }
+    for (network, (nodes, reasons, count)) in no_address {
+        let expected = facts
+            .agents
+            .iter()
+            .filter(|a| a.role == Role::Client && a.networks.contains(&network))
+            .count()
+            + usize::from(facts.server.networks.contains(&network));
+        out.push(finding(
+            FindingKind::AddressUnavailable, Severity::Fail, Some(network), nodes.into_iter().collect(),
+            format!("{count} of {expected} pods got no address on the {} network", network.key()),
+            BTreeMap::from([("without_address".into(), json!(count)), ("expected".into(), json!(expected)), ("got".into(), json!(expected - count)), ("errors".into(), json!(reasons))]),
+            &["the IPAM range may be too small for the worst case: `multinet spec check --nads ... --nodes N` shows the arithmetic",
+              "the NAD's master interface may be missing on these nodes",
+              "check the pods' events and the Multus logs for the CNI error"],
+        ));
+    }
+    if !not_started.is_empty() {
+        let nodes: BTreeSet<String> = not_started.iter().map(|a| a.node.clone()).collect();
+        let reasons: Vec<Value> = not_started
+            .iter()
+            .take(10)
+            .map(|a| match &a.fate {
+                AgentFate::NotStarted { reason } => json!({"agent": a.pod, "reason": reason}),
+                _ => Value::Null,
+            })
+            .collect();
+        let said = |part: &str| {
+            not_started.iter().any(
+                |a| matches!(&a.fate, AgentFate::NotStarted { reason } if reason.contains(part)),
+            )
+        };
+        // Advice for the reasons there are; the placement advice when none is more specific.
+        let mut advice: Vec<&str> = Vec::new();
+        if said("cannot pull image") {
+            advice.push("the image cannot be pulled: check its name and tag, that the nodes reach its registry, and the pull secret");
+        }
+        if said("refused") || said("cannot create its pods") {
+            advice.push("the API server refused pods: check the namespace's Pod Security level (host checkers need hostNetwork), quotas, and admission policies");
+        }
+        if said("never started") {
+            advice.push("a pod that never started waited on what its reason says: a volume that cannot be mounted, a sandbox the CNI plugin does not create, a node that stopped reporting; `kubectl describe pod` shows its events");
+        }
+        if advice.is_empty() || said("unschedulable") {
+            advice.push("check node selectors and tolerations of the node types, that node types do not overlap, and the nodes' free resources");
+        }
+        out.push(finding(
+            FindingKind::Scheduling,
+            Severity::Fail,
+            None,
+            nodes.into_iter().collect(),
+            format!(
+                "{} pod(s) could not be scheduled or started",
+                not_started.len()
+            ),
+            BTreeMap::from([("pods".into(), json!(reasons))]),
+            &advice,
+        ));
+    }
+}

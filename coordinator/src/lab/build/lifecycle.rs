@@ -1,0 +1,257 @@
+//! A lab's life: `up` (build the switch, control and node namespaces and their links, then
+//! apply the faults), `open` (reopen from its saved state), `down` and `list`; the state file
+//! written before each step so `lab down` works after a crash.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Context;
+use multinet_proto::network::CephNetwork;
+
+use super::naming::{
+    CONTROL_BRIDGE_MAC, bridge, control_addr, node_bridge_mac, node_links, port_suffix,
+    shim_address,
+};
+use super::{COORDINATOR, Lab, LabState, STATE_ROOT};
+use crate::lab::net::{self, ip_in, netns_add, netns_del, netns_list, veth};
+use crate::lab::topology::LabTopology;
+
+impl Lab {
+    pub(in crate::lab) fn save(&self) -> anyhow::Result<()> {
+        std::fs::write(
+            self.dir.join("state.json"),
+            serde_json::to_vec_pretty(&self.state)?,
+        )
+        .context("writing the lab state")
+    }
+
+    /// Builds the lab (removing a stale one of the same name first). `source` is the topology
+    /// file's text (empty for the default topology), kept so the lab can be reopened.
+    pub fn up(topology: LabTopology, source: &str) -> anyhow::Result<Self> {
+        Self::preflight(&topology)?;
+        let name = topology.name.clone();
+        Self::down(&name)?;
+        let dir = Self::state_dir(&name);
+        std::fs::create_dir_all(dir.join("ipam"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("topology.yaml"), source).context("saving the topology")?;
+        let lab = Self {
+            state: LabState {
+                name: name.clone(),
+                ..LabState::default()
+            },
+            topology,
+            dir,
+        };
+        lab.save()?;
+        if let Err(e) = lab.build() {
+            let _ = Self::down(&name);
+            return Err(e);
+        }
+        Ok(lab)
+    }
+
+    /// What the lab does differently from a cluster, for the user to know.
+    pub fn notices(topology: &LabTopology) -> Vec<String> {
+        topology
+            .networks
+            .iter()
+            .filter(|(_, n)| n.ipam_type.as_deref() == Some("whereabouts"))
+            .map(|(network, _)| format!("the {} network's whereabouts IPAM runs as host-local with the same ranges (one data directory for the lab keeps addresses unique across nodes)", network.key()))
+            .collect()
+    }
+
+    /// Reopens a lab that is up (built by `lab up`), to run on it.
+    pub fn open(name: &str) -> anyhow::Result<Self> {
+        let dir = Self::state_dir(name);
+        let state: LabState = serde_json::from_slice(
+            &std::fs::read(dir.join("state.json"))
+                .with_context(|| format!("lab {name:?} is not up (no {})", dir.display()))?,
+        )
+        .context("the lab state is damaged: `multinet lab down` it and build it again")?;
+        let source = std::fs::read_to_string(dir.join("topology.yaml"))
+            .context("reading the lab's topology")?;
+        let topology = if source.trim().is_empty() {
+            LabTopology::default()
+        } else {
+            let (topology, problems) = crate::lab::topology::parse_topology(&source)
+                .map_err(|e| anyhow::anyhow!("the lab's topology: {e}"))?;
+            anyhow::ensure!(
+                problems.is_valid(),
+                "the lab's topology is not valid any more"
+            );
+            topology
+        };
+        Ok(Self {
+            topology,
+            state,
+            dir,
+        })
+    }
+
+    fn build(&self) -> anyhow::Result<()> {
+        let name = &self.topology.name;
+        let (sw, ctl) = (Self::switch_ns(name), Self::control_ns(name));
+        netns_add(&sw)?;
+        netns_add(&ctl)?;
+        ip_in(&ctl, &["link", "add", "ctl", "type", "bridge"])?;
+        // A bridge without an address of its own takes its lowest port's, so adding or
+        // removing pods would change the coordinator's MAC under the nodes' ARP caches (and
+        // their host checkers would talk to a MAC nobody has). A fixed address never moves.
+        ip_in(&ctl, &["link", "set", "ctl", "address", CONTROL_BRIDGE_MAC])?;
+        ip_in(&ctl, &["link", "set", "ctl", "up"])?;
+        ip_in(
+            &ctl,
+            &["addr", "add", &format!("{COORDINATOR}/16"), "dev", "ctl"],
+        )?;
+        for network in self.topology.networks.keys() {
+            ip_in(&sw, &["link", "add", bridge(*network), "type", "bridge"])?;
+            ip_in(&sw, &["link", "set", bridge(*network), "up"])?;
+        }
+        for (i, node) in self.topology.nodes.iter().enumerate() {
+            let ns = Self::node_ns(name, &node.name);
+            netns_add(&ns)?;
+            let port = format!("{}-c", node.name);
+            veth(&ns, "ctl0", &ctl, &port, None)?;
+            ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
+            ip_in(
+                &ns,
+                &[
+                    "addr",
+                    "add",
+                    &format!("{}/16", control_addr(i as u32 + 1)),
+                    "dev",
+                    "ctl0",
+                ],
+            )?;
+            for (network, net) in &self.topology.networks {
+                let underlay = self
+                    .topology
+                    .underlay
+                    .iter()
+                    .find(|u| u.node == node.name && u.network == *network);
+                if underlay.is_some_and(|u| !u.present) {
+                    continue; // the fault: no master interface on this node
+                }
+                let port = format!("{}-{}", node.name, port_suffix(*network));
+                // The node's uplink carries the NAD's MTU (a macvlan cannot exceed its master);
+                // the switch port has the underlay's, lower when the topology says so, and the
+                // fault rules make it bind (see `faults`).
+                let nad_mtu = net.mtu.unwrap_or(1500).max(1500);
+                let links = node_links(net, *network);
+                veth(&ns, &links.uplink, &sw, &port, Some(nad_mtu))?;
+                if let Some(mtu) = underlay.and_then(|u| u.mtu) {
+                    ip_in(&sw, &["link", "set", &port, "mtu", &mtu.to_string()])?;
+                }
+                ip_in(&sw, &["link", "set", &port, "master", bridge(*network)])?;
+                if let Some(node_bridge) = &links.bridge {
+                    // The bridge plugin attaches pods to this node bridge; the uplink joins it.
+                    ip_in(&ns, &["link", "add", "name", node_bridge, "type", "bridge"])?;
+                    // Fixed, as the control bridge's: a gateway address the bridge plugin
+                    // puts on it must not change MAC as pods come and go.
+                    let mac = node_bridge_mac(i as u32, *network);
+                    ip_in(&ns, &["link", "set", node_bridge, "address", &mac])?;
+                    ip_in(&ns, &["link", "set", node_bridge, "up"])?;
+                    ip_in(&ns, &["link", "set", &links.uplink, "master", node_bridge])?;
+                }
+            }
+            if self.topology.networks.contains_key(&CephNetwork::Public)
+                && !crate::lab::faults::host_route_missing(&self.topology, &node.name)
+            {
+                self.add_shim(&ns, i as u32)?;
+            }
+        }
+        crate::lab::faults::apply(&self.topology, &sw, &self.dir)
+    }
+
+    /// The host's way onto the public network, as Rook's documentation asks: a macvlan shim
+    /// on the public uplink with an address in the public subnet, outside the pods' range.
+    fn add_shim(&self, ns: &str, i: u32) -> anyhow::Result<()> {
+        let Some(net) = self.topology.networks.get(&CephNetwork::Public) else {
+            return Ok(());
+        };
+        let links = node_links(net, CephNetwork::Public);
+        let parent = links.bridge.as_deref().unwrap_or(&links.uplink);
+        if !netns_has_link(ns, parent) {
+            return Ok(());
+        }
+        ip_in(
+            ns,
+            &[
+                "link", "add", "link", parent, "name", "shim0", "type", "macvlan", "mode", "bridge",
+            ],
+        )?;
+        let host = shim_address(net, i);
+        ip_in(
+            ns,
+            &[
+                "addr",
+                "add",
+                &format!("{host}/{}", net.subnet.prefix),
+                "dev",
+                "shim0",
+            ],
+        )?;
+        ip_in(ns, &["link", "set", "shim0", "up"])
+    }
+
+    /// A UDP socket for the coordinator's control plane, inside the control namespace.
+    pub fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket> {
+        net::udp_socket_in(
+            &Self::control_ns(&self.topology.name),
+            SocketAddr::new(IpAddr::V4(COORDINATOR), 0),
+        )
+    }
+
+    /// Removes lab `name`: CNI DEL for every attachment (releasing IPAM addresses), every
+    /// namespace of the lab, and its state. Nothing of it is an error to be missing.
+    pub fn down(name: &str) -> anyhow::Result<()> {
+        let dir = Self::state_dir(name);
+        if let Ok(text) = std::fs::read(dir.join("state.json"))
+            && let Ok(state) = serde_json::from_slice::<LabState>(&text)
+        {
+            for a in state.attachments.iter().rev() {
+                let _ = a.del();
+            }
+        }
+        let prefix = format!("{name}-");
+        let mut namespaces: Vec<String> = netns_list()?
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        // Pods first (deepest names), then nodes, then switch and control; the processes in
+        // them (agents of a run that was killed) go first.
+        namespaces.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        for ns in &namespaces {
+            net::netns_kill(ns)?;
+        }
+        for ns in namespaces {
+            netns_del(&ns)?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Names of the labs that exist (namespaces or state).
+    pub fn list() -> anyhow::Result<Vec<String>> {
+        let mut names: Vec<String> = netns_list()?
+            .into_iter()
+            .filter_map(|n| n.strip_suffix("-ctl").map(str::to_string))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(STATE_ROOT) {
+            for e in entries.flatten() {
+                if let Some(n) = e.file_name().to_str() {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+fn netns_has_link(ns: &str, link: &str) -> bool {
+    ip_in(ns, &["link", "show", link]).is_ok()
+}

@@ -1,0 +1,338 @@
+//! Pods on a lab's nodes: attaching a pod to its networks through the real CNI plugins (and
+//! removing them), and the IPAM mapping that runs a NAD's config in the lab (host-local's data
+//! directory; whereabouts as host-local over the same ranges).
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+use multinet_proto::assignment::NetworkAddress;
+use multinet_proto::network::CephNetwork;
+use serde_json::Value;
+
+use super::Lab;
+use crate::lab::cni::Attachment;
+use crate::lab::net::{ip_in, netns_del};
+
+impl Lab {
+    /// Adds a pod on `node` attached to `networks`; returns its namespace, control address
+    /// and NAD addresses, or the first network it could not get an address on, with the CNI
+    /// error.
+    pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> anyhow::Result<PodNet> {
+        let name = self.topology.name.clone();
+        let sandbox = self.pod_namespace(node, "ctl0")?;
+        let (ns, control) = (sandbox.ns, sandbox.pod_ip);
+        let mut addresses = Vec::new();
+        for network in networks {
+            let attachment = Attachment {
+                node_ns: Self::node_ns(&name, node),
+                pod_ns: ns.clone(),
+                container_id: ns.clone(),
+                ifname: network.key().to_string(),
+                config: self.cni_config(*network)?,
+            };
+            self.state.attachments.push(attachment.clone());
+            self.save()?;
+            match attachment.add() {
+                Ok(ips) => match ips.first() {
+                    Some(ip) => addresses.push(NetworkAddress {
+                        network: *network,
+                        addr: *ip,
+                        interface: Some(network.key().to_string()),
+                    }),
+                    None => {
+                        return Ok(PodNet {
+                            ns,
+                            control,
+                            addresses,
+                            failed: Some((*network, "the CNI result has no address".into())),
+                        });
+                    }
+                },
+                Err(e) => {
+                    // Undo what the plugins before the failing one did (a conflist), as a
+                    // runtime does; teardown deletes it again, which CNI allows.
+                    let _ = attachment.del();
+                    return Ok(PodNet {
+                        ns,
+                        control,
+                        addresses,
+                        failed: Some((*network, format!("on node {node}: {e:#}"))),
+                    });
+                }
+            }
+        }
+        Ok(PodNet {
+            ns,
+            control,
+            addresses,
+            failed: None,
+        })
+    }
+
+    /// A number for a new pod, never handed out before in this lab.
+    pub(in crate::lab) fn next_pod_number(&mut self) -> u32 {
+        let j = self.state.next_pod.max(self.state.pods.len() as u32);
+        self.state.next_pod = j + 1;
+        j
+    }
+
+    /// Whether a network of the lab hands out IPv6 addresses.
+    pub(in crate::lab) fn has_ipv6(&self) -> bool {
+        self.topology.networks.values().any(|n| {
+            multinet_proto::multus::nad::read_config(
+                "lab",
+                &n.config_json,
+                &mut multinet_proto::field::Problems::default(),
+            )
+            .is_some_and(|c| {
+                c.ipam
+                    .ranges
+                    .iter()
+                    .any(|r| r.family == multinet_proto::cidr::Family::V6)
+            })
+        })
+    }
+
+    /// The network's CNI config with the lab's name, master interface and IPAM data dir.
+    fn cni_config(&self, network: CephNetwork) -> anyhow::Result<String> {
+        let net = self
+            .topology
+            .networks
+            .get(&network)
+            .context("the network is not in the topology")?;
+        self.lab_cni_config(
+            &net.config_json,
+            Some(format!("{}-{}", self.topology.name, network.key())),
+        )
+    }
+
+    /// A NAD's CNI config as the lab runs it: `name` replaced when given, a `cniVersion` when
+    /// it has none, and each plugin's IPAM mapped onto the lab's data directory (see
+    /// [`lab_ipam`]).
+    pub(in crate::lab) fn lab_cni_config(
+        &self,
+        config_json: &str,
+        name: Option<String>,
+    ) -> anyhow::Result<String> {
+        let mut v: Value =
+            serde_json::from_str(config_json).context("the network's CNI config is not JSON")?;
+        let obj = v
+            .as_object_mut()
+            .context("the CNI config is not an object")?;
+        if let Some(name) = name {
+            obj.insert("name".into(), Value::String(name));
+        }
+        obj.entry("cniVersion")
+            .or_insert(Value::String("0.4.0".into()));
+        let data_dir = Value::String(self.dir.join("ipam").display().to_string());
+        // A single plugin's config, or a conflist whose plugins each may have IPAM.
+        let plugins: Vec<&mut serde_json::Map<String, Value>> =
+            match obj.get_mut("plugins").and_then(Value::as_array_mut) {
+                Some(list) => list.iter_mut().filter_map(Value::as_object_mut).collect(),
+                None => vec![obj],
+            };
+        for plugin in plugins {
+            if let Some(ipam) = plugin.get_mut("ipam").and_then(Value::as_object_mut) {
+                lab_ipam(ipam, config_json, data_dir.clone())?;
+            }
+        }
+        Ok(serde_json::to_string(&v)?)
+    }
+
+    /// Removes the pods (CNI DEL for each attachment, their namespaces), leaving the lab.
+    pub fn remove_pods(&mut self) -> anyhow::Result<()> {
+        for a in self.state.attachments.iter().rev() {
+            let _ = a.del();
+        }
+        let ctl = Self::control_ns(&self.topology.name);
+        let prefix = format!("{}-", self.topology.name);
+        for pod in &self.state.pods {
+            // Deleting the control-network end now removes the pair at once; a deleted
+            // namespace's interfaces go away only when the kernel gets to it, and the next run
+            // would find the port name taken.
+            if let Some(port) = pod
+                .strip_prefix(&prefix)
+                .map(|rest| rest.replace("-p", "p"))
+            {
+                let _ = ip_in(&ctl, &["link", "del", &port]);
+            }
+            netns_del(pod)?;
+        }
+        self.state.attachments.clear();
+        self.state.pods.clear();
+        self.save()
+    }
+}
+
+/// A pod's networking.
+#[derive(Debug, Clone)]
+pub struct PodNet {
+    /// Its namespace.
+    pub ns: String,
+    /// Its control-network address.
+    pub control: Ipv4Addr,
+    /// Its NAD addresses.
+    pub addresses: Vec<NetworkAddress>,
+    /// The network it could not get an address on, with the reason.
+    pub failed: Option<(CephNetwork, String)>,
+}
+
+/// One plugin's IPAM as the lab runs it: host-local gets the lab's data directory; whereabouts
+/// (no whereabouts daemon here) becomes host-local with the same ranges, whose one data
+/// directory for the whole lab keeps addresses unique across nodes. `config_json` is the NAD's
+/// config as written (for the whereabouts ranges).
+fn lab_ipam(
+    ipam: &mut serde_json::Map<String, Value>,
+    config_json: &str,
+    data_dir: Value,
+) -> anyhow::Result<()> {
+    match ipam.get("type").and_then(Value::as_str) {
+        Some("host-local") => {
+            ipam.insert("dataDir".into(), data_dir);
+        }
+        Some("whereabouts") => {
+            let summary = multinet_proto::multus::nad::read_config(
+                "lab",
+                config_json,
+                &mut multinet_proto::field::Problems::default(),
+            )
+            .context("the network's whereabouts IPAM does not parse")?;
+            // Excludes: the top-level list belongs to `range`, each ipRanges entry has its
+            // own; in the order read_config reports the ranges.
+            let mut excludes: Vec<Vec<String>> = Vec::new();
+            let strings = |v: Option<&Value>| -> Vec<String> {
+                v.and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            if ipam.get("range").is_some() {
+                excludes.push(strings(ipam.get("exclude")));
+            }
+            for entry in ipam
+                .get("ipRanges")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                excludes.push(strings(entry.get("exclude")));
+            }
+            let ranges: Vec<Value> = summary
+                .ipam
+                .ranges
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    host_local_set(r, excludes.get(i).map(Vec::as_slice).unwrap_or_default())
+                })
+                .collect();
+            let routes = ipam.get("routes").cloned();
+            ipam.clear();
+            ipam.insert("type".into(), Value::String("host-local".into()));
+            ipam.insert("ranges".into(), Value::Array(ranges));
+            ipam.insert("dataDir".into(), data_dir);
+            if let Some(routes) = routes {
+                ipam.insert("routes".into(), routes);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A host-local range set for a whereabouts range: the same first and last address, split
+/// around the excluded CIDRs (host-local has no exclusions, but a set may hold several ranges).
+pub fn host_local_set(
+    range: &multinet_proto::multus::ipam::RangeReport,
+    excludes: &[String],
+) -> Value {
+    use multinet_proto::cidr::{Cidr, from_u128, parse_ip, to_u128};
+    let (Some(first), Some(last)) = (
+        range.first.as_deref().and_then(parse_ip),
+        range.last.as_deref().and_then(parse_ip),
+    ) else {
+        return serde_json::json!([{"subnet": range.cidr}]);
+    };
+    let family = range.family;
+    let network = range
+        .cidr
+        .parse::<Cidr>()
+        .map_or(to_u128(first), |c| c.first());
+    let mut cuts: Vec<(u128, u128)> = excludes
+        .iter()
+        .filter_map(|e| {
+            e.parse::<Cidr>().ok().or_else(|| {
+                parse_ip(e).map(|ip| Cidr {
+                    addr: ip,
+                    prefix: multinet_proto::cidr::Family::of(ip).bits(),
+                })
+            })
+        })
+        .filter(|c| c.family() == family)
+        .map(|c| (c.first(), c.last()))
+        .collect();
+    cuts.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = to_u128(first);
+    let end = to_u128(last);
+    for (a, b) in cuts {
+        if b < start || a > end {
+            continue;
+        }
+        if a > start {
+            pieces.push((start, a - 1));
+        }
+        start = start.max(b.saturating_add(1));
+    }
+    if start <= end {
+        pieces.push((start, end));
+    }
+    Value::Array(
+        pieces
+            .into_iter()
+            .map(|(a, b)| {
+                // host-local takes the subnet's first address as the gateway when none is
+                // given and never hands it out (plugins/ipam/host-local/backend/allocator,
+                // `Range.Canonicalize`); whereabouts hands it out. The subnet's own address,
+                // which neither allocates, keeps the capacity whereabouts has.
+                serde_json::json!({"subnet": range.cidr, "rangeStart": from_u128(family, a).to_string(), "rangeEnd": from_u128(family, b).to_string(), "gateway": from_u128(family, network).to_string()})
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multinet_proto::cidr::Family;
+    use multinet_proto::multus::ipam::RangeReport;
+
+    #[test]
+    fn whereabouts_excludes_split_the_host_local_range() {
+        let range = RangeReport {
+            cidr: "198.18.32.0/24".into(),
+            family: Family::V4,
+            first: Some("198.18.32.1".into()),
+            last: Some("198.18.32.254".into()),
+            usable: 254,
+        };
+        let set = host_local_set(
+            &range,
+            &[
+                "198.18.32.0/28".into(),
+                "198.18.32.100".into(),
+                "fd00::/64".into(),
+            ],
+        );
+        assert_eq!(
+            set,
+            serde_json::json!([
+                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.16", "rangeEnd": "198.18.32.99", "gateway": "198.18.32.0"},
+                {"subnet": "198.18.32.0/24", "rangeStart": "198.18.32.101", "rangeEnd": "198.18.32.254", "gateway": "198.18.32.0"},
+            ])
+        );
+    }
+}

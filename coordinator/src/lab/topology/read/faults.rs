@@ -1,0 +1,221 @@
+//! Where the lab departs from a healthy network: the `underlay` section (an uplink's MTU, a
+//! missing uplink) and the `faults` section (blocks, loss, a missing host route, killed
+//! agents), every node and network named checked against what the file defines.
+
+use multinet_proto::config::GoDuration;
+use multinet_proto::field::{Field, OwnedPath, Problems, type_name};
+use multinet_proto::network::CephNetwork;
+use serde_json::Value;
+
+use super::{Known, get, read_mtu, warn_unknown_keys};
+use crate::lab::topology::{Fault, NodeRef, Underlay};
+
+pub(super) fn read_underlay(
+    field: Field<'_, '_>,
+    known: &Known,
+    problems: &mut Problems,
+) -> Vec<Underlay> {
+    let mut underlay: Vec<Underlay> = Vec::new();
+    for (index, item) in field.list(problems).unwrap_or_default().iter().enumerate() {
+        let path = OwnedPath::index(field.path(), index);
+        let item_field = path.at(item);
+        let Some(map) = item_field.mapping(problems) else {
+            continue;
+        };
+        warn_unknown_keys(
+            item_field,
+            map,
+            &["node", "network", "mtu", "present"],
+            problems,
+        );
+        let node = known.node_at(item_field, map, "node", problems);
+        let network = known.network_at(item_field, map, "network", problems);
+        let mtu = read_mtu(item_field.child_path("mtu").at(get(map, "mtu")), problems);
+        let present = item_field
+            .child_path("present")
+            .at(get(map, "present"))
+            .boolean(problems)
+            .unwrap_or(true);
+        let (Some(node), Some(network)) = (node, network) else {
+            continue;
+        };
+        if underlay
+            .iter()
+            .any(|u| u.node == node && u.network == network)
+        {
+            problems.error(
+                path.as_str(),
+                format!(
+                    "node {node:?} already has an entry for the {} network",
+                    network.key()
+                ),
+            );
+            continue;
+        }
+        underlay.push(Underlay {
+            node,
+            network,
+            mtu,
+            present,
+        });
+    }
+    underlay
+}
+
+const FAULT_KINDS: [&str; 4] = ["block", "loss", "host-route-missing", "kill-agent"];
+
+pub(super) fn read_faults(
+    field: Field<'_, '_>,
+    known: &Known,
+    problems: &mut Problems,
+) -> Vec<Fault> {
+    let mut faults = Vec::new();
+    for (index, item) in field.list(problems).unwrap_or_default().iter().enumerate() {
+        let path = OwnedPath::index(field.path(), index);
+        if let Some(fault) = read_fault(path.at(item), known, problems) {
+            faults.push(fault);
+        }
+    }
+    faults
+}
+
+fn read_fault(field: Field<'_, '_>, known: &Known, problems: &mut Problems) -> Option<Fault> {
+    let map = field.mapping(problems)?;
+    let mut entries = map.iter();
+    let (Some((kind, body)), None) = (entries.next(), entries.next()) else {
+        problems.error(
+            field.path(),
+            format!(
+                "a fault is a mapping with exactly one key, one of {}",
+                FAULT_KINDS.join(", ")
+            ),
+        );
+        return None;
+    };
+    let path = field.child_path(kind);
+    let body_field = path.at(body);
+    if !FAULT_KINDS.contains(&kind.as_str()) {
+        problems.error(
+            path.as_str(),
+            format!("unknown fault; the lab injects {}", FAULT_KINDS.join(", ")),
+        );
+        return None;
+    }
+    let body = body_field.mapping(problems)?;
+    match kind.as_str() {
+        "block" => {
+            warn_unknown_keys(body_field, body, &["network", "from", "to"], problems);
+            let network = known.network_at(body_field, body, "network", problems);
+            let from = known.node_or_any(body_field, body, "from", problems);
+            let to = known.node_or_any(body_field, body, "to", problems);
+            let (network, from, to) = (network?, from?, to?);
+            if let (NodeRef::Node(a), NodeRef::Node(b)) = (&from, &to)
+                && a == b
+            {
+                problems.warn(
+                    path.as_str(),
+                    format!(
+                        "traffic between pods of node {a:?} does not cross the underlay, so \
+                         this block has no effect"
+                    ),
+                );
+            }
+            Some(Fault::Block { network, from, to })
+        }
+        "loss" => {
+            warn_unknown_keys(body_field, body, &["network", "node", "percent"], problems);
+            let network = known.network_at(body_field, body, "network", problems);
+            let node = known.node_at(body_field, body, "node", problems);
+            let percent = read_percent(
+                body_field.child_path("percent").at(get(body, "percent")),
+                problems,
+            );
+            Some(Fault::Loss {
+                network: network?,
+                node: node?,
+                percent: percent?,
+            })
+        }
+        "host-route-missing" => {
+            warn_unknown_keys(body_field, body, &["node"], problems);
+            let node = known.node_at(body_field, body, "node", problems)?;
+            if !known.networks.contains(&CephNetwork::Public) {
+                problems.error(
+                    path.as_str(),
+                    "hosts reach the public network through the route this fault leaves out, \
+                     and the lab has no public network",
+                );
+                return None;
+            }
+            Some(Fault::HostRouteMissing { node })
+        }
+        _ => {
+            warn_unknown_keys(body_field, body, &["node", "after"], problems);
+            let node = known.node_at(body_field, body, "node", problems);
+            let after = read_after(
+                body_field.child_path("after").at(get(body, "after")),
+                problems,
+            );
+            Some(Fault::KillAgent {
+                node: node?,
+                after: after?,
+            })
+        }
+    }
+}
+
+fn read_percent(field: Field<'_, '_>, problems: &mut Problems) -> Option<f64> {
+    match field.value() {
+        Value::Number(n) => match n.as_f64() {
+            Some(p) if p > 0.0 && p <= 100.0 => Some(p),
+            _ => {
+                problems.error(
+                    field.path(),
+                    format!("a loss percentage must be above 0 and at most 100, found {n}"),
+                );
+                None
+            }
+        },
+        Value::Null => {
+            problems.error(
+                field.path(),
+                "expected the share of packets lost, in percent",
+            );
+            None
+        }
+        other => {
+            problems.error(
+                field.path(),
+                format!(
+                    "expected a number of percent such as 30, found {}",
+                    type_name(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn read_after(field: Field<'_, '_>, problems: &mut Problems) -> Option<GoDuration> {
+    if let Value::Number(n) = field.value() {
+        problems.error(
+            field.path(),
+            format!("expected a Go duration with a unit; found the bare number {n} (write e.g. \"{n}s\")"),
+        );
+        return None;
+    }
+    let text = field.required_string(
+        problems,
+        "expected how long after the agents start to kill them, as a Go duration such as \"10s\"",
+    )?;
+    match GoDuration::parse(text) {
+        Ok(after) => Some(after),
+        Err(why) => {
+            problems.error(
+                field.path(),
+                format!("expected a Go duration such as \"10s\" or \"1m30s\": {why}"),
+            );
+            None
+        }
+    }
+}
