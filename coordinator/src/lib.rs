@@ -16,7 +16,7 @@
 //!   error out; [`run::config`] is the one resolver of the run configuration.
 //! * [`supervisor`] — the `RunSupervisor`: the run's stages and deadlines, plan, verdict.
 //! * [`scheduler`] — the `Scheduler` trait backends implement; [`backend`] — the local and
-//!   Kubernetes (`k8s`, `--backend kube`) backends; the lab's is [`lab::backend`].
+//!   Kubernetes (`kube`, as the flag names it) backends; the lab's is [`lab::backend`].
 //! * [`lab`] — the emulated lab: topology, build, CNI, faults, its backend, and serving as a
 //!   cluster's nodes.
 //! * [`input`] — reading user files, with errors that name the file.

@@ -77,7 +77,7 @@ impl Default for RunRequest {
             agent_grace: Duration::from_secs(10),
             lab: LabRequest::default(),
             kube: KubeRequest {
-                image: crate::backend::k8s::DEFAULT_IMAGE.to_string(),
+                image: crate::backend::kube::DEFAULT_IMAGE.to_string(),
                 ..KubeRequest::default()
             },
             kill_agent: None,

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use multinet_coordinator::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
-use multinet_coordinator::backend::k8s::names::Owner;
+use multinet_coordinator::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+use multinet_coordinator::backend::kube::names::Owner;
 use multinet_coordinator::pki::RunPki;
 use multinet_coordinator::scheduler::{AgentEnv, NodePlan};
 use multinet_proto::assignment::ProbeSettings;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use multinet_coordinator::backend::k8s::cleanup::cleanup_runs;
+use multinet_coordinator::backend::kube::cleanup::cleanup_runs;
 use multinet_tests::mock::{Exchange, list, serve};
 use serde_json::json;
 
@@ -103,7 +103,7 @@ async fn objects_that_outlive_the_timeout_are_reported() {
 
 #[tokio::test]
 async fn the_coordinator_job_of_an_outside_run_asks_its_agents_to_go_and_never_fails_on_it() {
-    use multinet_coordinator::backend::k8s::backend::OwnerRole;
+    use multinet_coordinator::backend::kube::backend::OwnerRole;
     use multinet_coordinator::pki::RunPki;
     use multinet_coordinator::scheduler::{PodPlan, Scheduler};
     use multinet_proto::control::Role;

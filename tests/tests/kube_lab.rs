@@ -572,7 +572,7 @@ fn a_pod_runs_with_its_nad_and_is_stopped_on_deletion_and_when_the_lab_stops() {
     let pod = |name: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    k8s.v1.cni.cncf.io/networks: public-net\nspec:\n  nodeName: g1\n  serviceAccountName: multinet\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: {}\n    args: [bench, ingest, --agents, '1', --rate, '1', --seconds, '120']\n    volumeMounts: [{{name: tmp, mountPath: /tmp}}]\n  volumes: [{{name: tmp, emptyDir: {{}}}}]\n",
-            multinet_coordinator::backend::k8s::DEFAULT_IMAGE
+            multinet_coordinator::backend::kube::DEFAULT_IMAGE
         )
     };
     kubectl_apply(&ns, &pod("one"));
@@ -673,7 +673,7 @@ fn a_failing_container_is_restarted_or_not_per_its_restart_policy() {
     let pod = |name: &str, policy: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: f1\n  serviceAccountName: multinet\n  restartPolicy: {policy}\n  containers:\n  - name: main\n    image: {}\n    args: [no-such-command]\n    terminationMessagePolicy: FallbackToLogsOnError\n",
-            multinet_coordinator::backend::k8s::DEFAULT_IMAGE
+            multinet_coordinator::backend::kube::DEFAULT_IMAGE
         )
     };
     kubectl_apply(&ns, &pod("once", "Never"));

@@ -1,7 +1,7 @@
 //! The Kubernetes scheduler creating a run's objects, against a scripted API server: the
 //! exact requests, in order, and what they carry.
 
-use multinet_coordinator::backend::k8s::backend::OwnerRole;
+use multinet_coordinator::backend::kube::backend::OwnerRole;
 use multinet_coordinator::pki::RunPki;
 use multinet_coordinator::scheduler::{PodPlan, PodStatus, Scheduler};
 use multinet_proto::config::parse_run_config;

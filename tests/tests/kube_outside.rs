@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use multinet_coordinator::backend::k8s::names::{Owner, RunNames};
-use multinet_coordinator::backend::k8s::objects::KubeRun;
-use multinet_coordinator::backend::k8s::outside::{JobBounds, run_job};
+use multinet_coordinator::backend::kube::names::{Owner, RunNames};
+use multinet_coordinator::backend::kube::objects::KubeRun;
+use multinet_coordinator::backend::kube::outside::{JobBounds, run_job};
 use multinet_coordinator::report::Format as RunOutput;
 use multinet_proto::config::RunConfig;
 use multinet_tests::mock::{Answer, list, serve_routes};
@@ -128,7 +128,7 @@ async fn outside(
     waiting: Option<Value>,
     bounds: JobBounds,
 ) -> (
-    anyhow::Result<multinet_coordinator::backend::k8s::outside::JobOutcome>,
+    anyhow::Result<multinet_coordinator::backend::kube::outside::JobOutcome>,
     Vec<String>,
     Vec<multinet_tests::mock::Seen>,
 ) {

@@ -1,7 +1,7 @@
 //! The Kubernetes preflight against a scripted API server: the exact requests of a healthy
 //! preflight, and each failure it must name.
 
-use multinet_coordinator::backend::k8s::preflight::{PERMISSIONS, Problem, Scope, Who, preflight};
+use multinet_coordinator::backend::kube::preflight::{PERMISSIONS, Problem, Scope, Who, preflight};
 use multinet_proto::config::{RunConfig, parse_run_config};
 use multinet_proto::multus::selection::parse_single_selection;
 use multinet_proto::network::CephNetwork;

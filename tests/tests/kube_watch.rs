@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use multinet_coordinator::backend::k8s::backend::OwnerRole;
+use multinet_coordinator::backend::kube::backend::OwnerRole;
 use multinet_coordinator::scheduler::{PodStatus, Scheduler};
 use multinet_proto::config::RunConfig;
 use multinet_proto::multus::selection::parse_single_selection;

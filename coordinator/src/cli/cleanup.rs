@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::backend::k8s::{cleanup, client};
+use crate::backend::kube::{cleanup, client};
 
 /// Arguments of `multinet cleanup`.
 #[derive(Debug, Args)]

@@ -125,7 +125,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Kubernetes: the multinet image agents and the coordinator Job run.
-    #[arg(long, value_name = "IMAGE", default_value = crate::backend::k8s::DEFAULT_IMAGE)]
+    #[arg(long, value_name = "IMAGE", default_value = crate::backend::kube::DEFAULT_IMAGE)]
     pub image: String,
     /// Kubernetes: the service account of the run's pods (Rook's `serviceAccountName`).
     #[arg(long, value_name = "SA")]

@@ -7,12 +7,49 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where Debian's containernetworking-plugins live.
 pub const CNI_PATH: &str = "/usr/lib/cni";
+
+/// Why a CNI operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The network configuration is not one a runtime can hand to a plugin.
+    #[error("{0}")]
+    Config(&'static str),
+    /// A configuration's `type` is not a plain plugin name.
+    #[error("CNI plugin type {0:?} is not a plain name")]
+    PluginName(String),
+    /// The plugin could not be started, or not be given its configuration.
+    #[error("starting {plugin}")]
+    Spawn {
+        /// The plugin binary.
+        plugin: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plugin ended with an error (CNI specification, "Error": `code`, `msg`, `details`).
+    #[error("CNI {command} ({plugin}) failed: {message}")]
+    Plugin {
+        /// `ADD` or `DEL`.
+        command: &'static str,
+        /// The plugin binary.
+        plugin: String,
+        /// The CNI error code, when the plugin wrote one (e.g. 11: try again later).
+        code: Option<u64>,
+        /// `msg: details`, or what it wrote when that is not a CNI error.
+        message: String,
+    },
+    /// The plugin's result is not JSON.
+    #[error("the CNI result is not JSON")]
+    Result(#[source] serde_json::Error),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One attachment: enough to delete it again (also after a crash, from the lab's state file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,21 +69,26 @@ pub struct Attachment {
 impl Attachment {
     /// The configurations to run, in order: the one plugin, or each plugin of a conflist
     /// with the list's `name` and `cniVersion`, as libcni hands them on.
-    fn plugins(&self) -> anyhow::Result<Vec<serde_json::Map<String, Value>>> {
-        let v: Value = serde_json::from_str(&self.config).context("the CNI config is not JSON")?;
-        let top = v.as_object().context("the CNI config is not an object")?;
+    fn plugins(&self) -> Result<Vec<serde_json::Map<String, Value>>> {
+        let v: Value = serde_json::from_str(&self.config)
+            .map_err(|_| Error::Config("the CNI config is not JSON"))?;
+        let top = v
+            .as_object()
+            .ok_or(Error::Config("the CNI config is not an object"))?;
         let Some(list) = top.get("plugins") else {
             return Ok(vec![top.clone()]);
         };
         let list = list
             .as_array()
             .filter(|l| !l.is_empty())
-            .context("the conflist's plugins is not a non-empty list")?;
+            .ok_or(Error::Config(
+                "the conflist's plugins is not a non-empty list",
+            ))?;
         list.iter()
             .map(|p| {
                 let mut p = p
                     .as_object()
-                    .context("a conflist plugin is not an object")?
+                    .ok_or(Error::Config("a conflist plugin is not an object"))?
                     .clone();
                 for key in ["name", "cniVersion"] {
                     if let Some(value) = top.get(key) {
@@ -60,11 +102,11 @@ impl Attachment {
 
     fn invoke(
         &self,
-        command: &str,
+        command: &'static str,
         config: &serde_json::Map<String, Value>,
-    ) -> anyhow::Result<Vec<u8>> {
+    ) -> Result<Vec<u8>> {
         let plugin = plugin_path(config)?;
-        let mut child = Command::new("ip")
+        let child = Command::new("ip")
             .args(["netns", "exec", &self.node_ns, &plugin])
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", &self.container_id)
@@ -74,17 +116,24 @@ impl Attachment {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {plugin}"))?;
+            .spawn();
+        let spawned = |source| Error::Spawn {
+            plugin: plugin.clone(),
+            source,
+        };
+        let mut child = child.map_err(spawned)?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&serde_json::to_vec(config)?)?;
+            // A map of JSON values always serializes.
+            let config = serde_json::to_vec(config).unwrap_or_default();
+            stdin.write_all(&config).map_err(spawned)?;
         }
-        let out = child.wait_with_output()?;
+        let out = child.wait_with_output().map_err(spawned)?;
         if !out.status.success() {
             // CNI errors are JSON: {"code": N, "msg": "...", "details": "..."}.
             let text = String::from_utf8_lossy(&out.stdout);
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
+            let error = serde_json::from_str::<Value>(&text).ok();
+            let code = error.as_ref().and_then(|v| v.get("code")?.as_u64());
+            let message = error
                 .and_then(|v| {
                     let msg = v.get("msg")?.as_str()?.to_string();
                     Some(match v.get("details").and_then(Value::as_str) {
@@ -99,7 +148,12 @@ impl Attachment {
                         String::from_utf8_lossy(&out.stderr).trim()
                     )
                 });
-            anyhow::bail!("CNI {command} ({plugin}) failed: {message}");
+            return Err(Error::Plugin {
+                command,
+                plugin,
+                code,
+                message,
+            });
         }
         Ok(out.stdout)
     }
@@ -108,27 +162,27 @@ impl Attachment {
     /// returns the addresses of the final result. After a failure, [`Self::del`] for the
     /// whole list undoes it, as a runtime does (the lab records an attachment before adding
     /// it, and deletes every recorded one).
-    pub fn add(&self) -> anyhow::Result<Vec<IpAddr>> {
+    pub fn add(&self) -> Result<Vec<IpAddr>> {
         Ok(result_ips(&self.add_result()?))
     }
 
     /// CNI ADD as [`Self::add`], returning the final plugin's whole result (CNI spec
     /// "Success": `interfaces`, `ips`, `routes`, `dns`).
-    pub fn add_result(&self) -> anyhow::Result<Value> {
+    pub fn add_result(&self) -> Result<Value> {
         let mut result: Option<Value> = None;
         for mut config in self.plugins()? {
             if let Some(prev) = result.take() {
                 config.insert("prevResult".into(), prev);
             }
             let out = self.invoke("ADD", &config)?;
-            result = Some(serde_json::from_slice(&out).context("the CNI result is not JSON")?);
+            result = Some(serde_json::from_slice(&out).map_err(Error::Result)?);
         }
-        result.context("the CNI config has no plugin")
+        result.ok_or(Error::Config("the CNI config has no plugin"))
     }
 
     /// CNI DEL, every plugin in reverse order (releases the IPAM address). Every plugin is
     /// asked even if one fails; the first error is returned, the caller decides.
-    pub fn del(&self) -> anyhow::Result<()> {
+    pub fn del(&self) -> Result<()> {
         let mut first_error = None;
         for plugin in self.plugins()?.iter().rev() {
             if let Err(e) = self.invoke("DEL", plugin) {
@@ -175,15 +229,16 @@ pub fn result_mac(result: &Value) -> Option<String> {
 }
 
 /// The plugin binary a configuration names (`type`), under [`CNI_PATH`].
-fn plugin_path(config: &serde_json::Map<String, Value>) -> anyhow::Result<String> {
+fn plugin_path(config: &serde_json::Map<String, Value>) -> Result<String> {
     let t = config
         .get("type")
         .and_then(Value::as_str)
-        .context("the CNI config has no type")?;
-    anyhow::ensure!(
-        t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-        "CNI plugin type {t:?} is not a plain name"
-    );
+        .ok_or(Error::Config("the CNI config has no type"))?;
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::PluginName(t.to_string()));
+    }
     Ok(format!("{CNI_PATH}/{t}"))
 }

@@ -55,7 +55,7 @@ use super::build::Lab;
 pub const DEFAULT_API_SERVICE: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 1);
 
 /// The image multinet's objects name by default, run by the lab.
-pub const DEFAULT_IMAGE: &str = crate::backend::k8s::DEFAULT_IMAGE;
+pub const DEFAULT_IMAGE: &str = crate::backend::kube::DEFAULT_IMAGE;
 
 /// How the lab serves as a cluster's nodes.
 #[derive(Debug, Clone)]
@@ -138,7 +138,7 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // The kubeconfig read once: the client, the API server's port, its CA.
-    let config = crate::backend::k8s::client::config(Some(&options.kubeconfig), None).await?;
+    let config = crate::backend::kube::client::config(Some(&options.kubeconfig), None).await?;
     let api_port =
         cluster::api_port(&config).with_context(|| options.kubeconfig.display().to_string())?;
     let client_ca = logs::cluster_ca(&config)?;

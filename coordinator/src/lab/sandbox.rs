@@ -151,7 +151,7 @@ impl Lab {
             }),
             Err(e) => {
                 let _ = attachment.del();
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -180,7 +180,7 @@ impl Lab {
         netns_del(&sandbox.ns)?;
         self.state.pods.retain(|p| *p != sandbox.ns);
         self.save()?;
-        first_error.map_or(Ok(()), |e| Err(e.context("CNI DEL")))
+        first_error.map_or(Ok(()), |e| Err(anyhow::Error::from(e).context("CNI DEL")))
     }
 
     /// The namespace of `node` itself (where hostNetwork pods run).

@@ -172,7 +172,7 @@ pub const DEFAULT_LOCAL_NODES: u32 = 3;
 /// (node type names become labels) and the networks' NAD selections, checked.
 pub fn resolve_for_kube(request: &ConfigRequest, problems: &mut Problems) -> Option<RunConfig> {
     let config = resolve(request, problems)?;
-    crate::backend::k8s::names::check_node_type_names(&config, problems);
+    crate::backend::kube::names::check_node_type_names(&config, problems);
     let _ = config.network_selections(problems);
     problems.is_valid().then_some(config)
 }

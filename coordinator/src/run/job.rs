@@ -9,10 +9,10 @@ use multinet_proto::multus::selection::NetworkSelection;
 
 use super::kube::{anyhow_box, checked, job_args, kube_run, selection_list, with_client};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say};
-use crate::backend::k8s::cleanup::cleanup_runs;
-use crate::backend::k8s::names::{Owner, RunNames};
-use crate::backend::k8s::outside;
-use crate::backend::k8s::preflight::Who;
+use crate::backend::kube::cleanup::cleanup_runs;
+use crate::backend::kube::names::{Owner, RunNames};
+use crate::backend::kube::outside;
+use crate::backend::kube::preflight::Who;
 use crate::report;
 use crate::signals::shutdown_signal;
 

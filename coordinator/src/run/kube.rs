@@ -10,12 +10,12 @@ use multinet_proto::network::CephNetwork;
 
 use super::launch::{Ended, execute_with, settings};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
-use crate::backend::k8s::api_error::ApiResultExt;
-use crate::backend::k8s::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
-use crate::backend::k8s::names::{Owner, RunNames};
-use crate::backend::k8s::objects::KubeRun;
-use crate::backend::k8s::preflight::{Problem, Who, preflight};
-use crate::backend::k8s::{client, dry_run, outside};
+use crate::backend::kube::api_error::ApiResultExt;
+use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+use crate::backend::kube::names::{Owner, RunNames};
+use crate::backend::kube::objects::KubeRun;
+use crate::backend::kube::preflight::{Problem, Who, preflight};
+use crate::backend::kube::{client, dry_run, outside};
 use crate::report::{self, Format};
 use crate::scheduler::NodePlan;
 

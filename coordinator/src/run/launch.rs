@@ -28,10 +28,10 @@ fn choose(request: &RunRequest, say: Say<'_>) -> BackendKind {
             BackendKind::Lab
         }
         None if kube.dry_run || kube.names_a_cluster() => BackendKind::Kube,
-        None if crate::backend::k8s::client::configured(None) => {
+        None if crate::backend::kube::client::configured(None) => {
             say(Notice::Info(format!(
                 "using the Kubernetes backend: {} (--backend lab or local to run on this machine)",
-                match crate::backend::k8s::client::kubeconfig_path(None) {
+                match crate::backend::kube::client::kubeconfig_path(None) {
                     Some(path) => format!("found the kubeconfig {}", path.display()),
                     None => "running in a pod".to_string(),
                 }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 
-use crate::backend::k8s::api_error::said;
+use crate::backend::kube::api_error::said;
 
 /// What `lab down` needs.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -89,7 +89,7 @@ pub async fn remove_nodes(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     let Some(state) = read(state_dir)? else {
         return Ok(Vec::new());
     };
-    let client = crate::backend::k8s::client::connect(Some(&state.kubeconfig), None).await?;
+    let client = crate::backend::kube::client::connect(Some(&state.kubeconfig), None).await?;
     let nodes: Api<Node> = Api::all(client);
     let mut removed = Vec::new();
     for name in &state.nodes {

@@ -3,7 +3,7 @@
 //! (`count`, `lastTimestamp`) rather than written again — client-go
 //! `tools/record/events_cache.go`, `EventCorrelator`, which the kubelet's recorder uses.
 
-use crate::backend::k8s::api_error::said;
+use crate::backend::kube::api_error::said;
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};

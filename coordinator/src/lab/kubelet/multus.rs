@@ -11,7 +11,7 @@
 //! (`[ns/pod/uid:nad]: error adding container to network "nad": <plugin error>`), and the
 //! kubelet wraps it into `FailedCreatePodSandBox`.
 
-use crate::backend::k8s::api_error::said;
+use crate::backend::kube::api_error::said;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use multinet_proto::multus::selection::{NetworkSelection, parse_selections};
@@ -19,7 +19,7 @@ use multinet_proto::multus::status::NetworkStatus;
 use multinet_proto::multus::{NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION};
 
 use super::Kubelet;
-use crate::backend::k8s::nad::NetworkAttachmentDefinition;
+use crate::backend::kube::nad::NetworkAttachmentDefinition;
 use crate::lab::sandbox::Sandbox;
 
 /// The name the pod network has in `network-status` (the cluster's default network).

@@ -8,7 +8,7 @@
 //! every `nodeStatusUpdateFrequency` (10 s) and renews its Lease in `kube-node-lease` (duration
 //! 40 s, the node lifecycle controller's default grace period) every 10 s.
 
-use crate::backend::k8s::api_error::said;
+use crate::backend::kube::api_error::said;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -19,7 +19,7 @@
 
 mod status;
 
-use crate::backend::k8s::api_error::said;
+use crate::backend::kube::api_error::said;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,7 +11,7 @@
 //! group; a whole label or annotation map is written as sorted `key="value"` lines; one
 //! annotation is written as its value. Anything else is refused with a message naming it.
 
-use crate::backend::k8s::api_error::said;
+use crate::backend::kube::api_error::said;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -14,10 +14,10 @@ use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use multinet_proto::config::RunConfig;
 
-use crate::backend::k8s::api_error::said_watch;
-use crate::backend::k8s::diagnose::{self, PodEvent};
-use crate::backend::k8s::names::COMPONENT;
-use crate::backend::k8s::objects::{KubeRun, job_deadline};
+use crate::backend::kube::api_error::said_watch;
+use crate::backend::kube::diagnose::{self, PodEvent};
+use crate::backend::kube::names::COMPONENT;
+use crate::backend::kube::objects::{KubeRun, job_deadline};
 
 /// How often, at most, `multinet run` says what the coordinator's pod waits on.
 pub const STATUS_EVERY: Duration = Duration::from_secs(15);

@@ -9,7 +9,7 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 
 use super::Problem;
-use crate::backend::k8s::api_error::{ApiResultExt, KubeError};
+use crate::backend::kube::api_error::{ApiResultExt, KubeError};
 
 /// Who needs a permission: the `multinet` command outside the cluster (owner, coordinator
 /// Job, its log and report), the coordinator in the cluster, or both.

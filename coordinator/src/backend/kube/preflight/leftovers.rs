@@ -13,9 +13,9 @@ use kube::{Api, Client};
 use multinet_proto::config::{RunConfig, parse_run_config};
 
 use super::Problem;
-use crate::backend::k8s::api_error::{ApiResultExt, KubeError};
-use crate::backend::k8s::names::RunNames;
-use crate::backend::k8s::objects::job_deadline;
+use crate::backend::kube::api_error::{ApiResultExt, KubeError};
+use crate::backend::kube::names::RunNames;
+use crate::backend::kube::objects::job_deadline;
 
 /// What another run's owner stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +110,9 @@ pub async fn check_leftovers(
     problems: &mut Vec<Problem>,
 ) -> Result<(), KubeError> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    for cm in crate::backend::k8s::cleanup::owners(client, namespace, None).await? {
+    for cm in crate::backend::kube::cleanup::owners(client, namespace, None).await? {
         let name = cm.metadata.name.clone().unwrap_or_default();
-        let run = crate::backend::k8s::cleanup::run_of(&cm);
+        let run = crate::backend::kube::cleanup::run_of(&cm);
         if own_run == Some(run.as_str()) {
             continue;
         }

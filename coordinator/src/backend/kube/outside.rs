@@ -258,8 +258,8 @@ pub async fn store_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::k8s::names::RunNames;
-    use crate::backend::k8s::objects::REPORT_INLINE_MAX;
+    use crate::backend::kube::names::RunNames;
+    use crate::backend::kube::objects::REPORT_INLINE_MAX;
     use multinet_proto::config::RunConfig;
 
     fn outcome_of(cm: ConfigMap) -> JobOutcome {
