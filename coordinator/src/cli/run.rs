@@ -209,11 +209,14 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
-/// Prints a run's error: every problem of invalid input on a line of its own; nothing more
-/// for a signal (it was said when it came).
+/// Prints a run's error: every problem of invalid input on a line of its own (warnings
+/// first); nothing more for a signal (it was said when it came).
 pub(crate) fn print_error(prefix: &str, error: &Error) {
     match error {
         Error::Invalid(problems) => {
+            for p in &problems.warnings {
+                eprintln!("{prefix}: warning: {p}");
+            }
             for p in &problems.errors {
                 eprintln!("{prefix}: {p}");
             }

@@ -79,7 +79,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
         BackendKind::Lab => {
             crate::lab::available()
                 .map_err(|why| Error::invalid("--backend", format!("lab: {why}")))?;
-            let (lab, keep, config) = match &request.lab.existing {
+            let (lab, keep, config, command) = match &request.lab.existing {
                 Some(name) => {
                     let lab = Lab::open(name).map_err(|e| Error::Usage(format!("{e:#}")))?;
                     let config = lab_config(request, &lab.topology, say)?;
@@ -88,7 +88,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
                     } else {
                         Keep::Lab
                     };
-                    (lab, keep, config)
+                    (lab, keep, config, agent_command()?)
                 }
                 None => {
                     let (topology, source) = crate::lab::load::load_topology(
@@ -109,20 +109,22 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
                     for notice in Lab::notices(&topology) {
                         say(Notice::Info(format!("lab: {notice}")));
                     }
+                    // Everything that can refuse the run is asked before the lab is built.
+                    let command = agent_command()?;
                     let lab = lab_up_interruptible(topology, source, say)?;
                     let keep = if request.lab.keep {
                         Keep::Everything
                     } else {
                         Keep::Nothing
                     };
-                    (lab, keep, config)
+                    (lab, keep, config, command)
                 }
             };
             let kill = request
                 .kill_agent
                 .clone()
                 .or_else(|| topology_kill(&lab.topology));
-            let backend = LabBackend::new(lab, agent_command()?, kill, keep);
+            let backend = LabBackend::new(lab, command, kill, keep);
             finish(
                 execute(backend, settings(config, request), request, say),
                 request,
