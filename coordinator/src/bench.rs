@@ -16,7 +16,7 @@ use multinet_proto::control::Role;
 use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 
-use crate::control_plane::ControlPlane;
+use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::matrix_actor::MatrixActor;
 use crate::pki::RunPki;
 use crate::roster::{AgentRoster, Expect, ExpectedAgent, Snapshot};
@@ -171,6 +171,7 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         std::net::UdpSocket::bind(("127.0.0.1", 0))?,
         roster.clone(),
     )?;
+    control.set_connection_limit(connection_limit_for(args.agents as usize));
     let exe = std::env::current_exe()?;
     let child = tokio::process::Command::new(exe)
         .args([

@@ -11,7 +11,8 @@ use multinet_proto::control::{
     CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch, Role,
 };
 use multinet_proto::network::CephNetwork;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::matrix_actor::{MatrixActor, Record};
 
@@ -32,7 +33,7 @@ pub struct ExpectedAgent {
 struct AgentState {
     expected: ExpectedAgent,
     /// The live connection: its id and the channel to its writer task.
-    conn: Option<(u64, UnboundedSender<CoordinatorMessage>)>,
+    conn: Option<(u64, Sender<CoordinatorMessage>)>,
     /// The live connection itself, to close it.
     connection: Option<quinn::Connection>,
     /// Results the agent says it produced (cumulative, from its newest batch).
@@ -51,6 +52,32 @@ struct AgentState {
     acks_held_at: Option<u64>,
     /// What the agent said when it gave up.
     failed: Option<String>,
+}
+
+impl AgentState {
+    /// Queues `message` for the agent's writer, when it is connected. The roster cannot wait:
+    /// a full queue ([`crate::control_plane::WRITER_CAPACITY`]) means the agent does not read
+    /// its stream, so its connection is closed; it reconnects and is told everything again.
+    fn tell(&self, message: CoordinatorMessage) {
+        let Some((_, tx)) = &self.conn else {
+            return;
+        };
+        match tx.try_send(message) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(
+                    pod = %self.expected.pod,
+                    "the agent does not read what the coordinator sends; closing its connection"
+                );
+                if let Some(c) = &self.connection {
+                    c.close(
+                        crate::control_plane::close_code::WRITER_FULL.into(),
+                        b"writer queue full",
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The roster.
@@ -137,7 +164,7 @@ pub struct Introduce {
     /// Connection id (unique per connection).
     pub conn_id: u64,
     /// Channel to the connection's writer.
-    pub tx: UnboundedSender<CoordinatorMessage>,
+    pub tx: Sender<CoordinatorMessage>,
     /// The connection.
     pub connection: quinn::Connection,
 }
@@ -174,12 +201,12 @@ impl Handler<Introduce> for AgentRoster {
         let Some(state) = self.agents.get_mut(&agent.pod) else {
             return Err(Refusal::NoHello);
         };
-        let _ = msg.tx.send(CoordinatorMessage::Welcome);
-        if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
-            let _ = msg.tx.send(CoordinatorMessage::Targets { listeners });
-        }
         state.conn = Some((msg.conn_id, msg.tx));
         state.connection = Some(msg.connection);
+        state.tell(CoordinatorMessage::Welcome);
+        if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
+            state.tell(CoordinatorMessage::Targets { listeners });
+        }
         state.ever_connected = true;
         state.disconnected_at = None;
         Ok(())
@@ -284,9 +311,7 @@ impl Handler<StopAll> for AgentRoster {
     type Result = ();
     fn handle(&mut self, _: StopAll, _: &mut Context<Self>) {
         for s in self.agents.values() {
-            if let Some((_, tx)) = &s.conn {
-                let _ = tx.send(CoordinatorMessage::Stop);
-            }
+            s.tell(CoordinatorMessage::Stop);
         }
     }
 }
@@ -299,8 +324,8 @@ impl AgentRoster {
             return;
         };
         for state in self.agents.values() {
-            if let (Some((_, tx)), true) = (&state.conn, state.expected.role != Role::Server) {
-                let _ = tx.send(CoordinatorMessage::Targets {
+            if state.expected.role != Role::Server {
+                state.tell(CoordinatorMessage::Targets {
                     listeners: listeners.clone(),
                 });
             }
@@ -340,7 +365,10 @@ impl Handler<DropConnection> for AgentRoster {
         state.acks_held_at = None;
         match state.connection.as_ref() {
             Some(c) => {
-                c.close(5u32.into(), b"dropped by the coordinator");
+                c.close(
+                    crate::control_plane::close_code::DROPPED.into(),
+                    b"dropped by the coordinator",
+                );
                 true
             }
             None => false,

@@ -18,7 +18,7 @@ use multinet_proto::config::RunConfig;
 use multinet_proto::control::Role;
 use multinet_proto::network::CephNetwork;
 
-use crate::control_plane::ControlPlane;
+use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::findings::AgentFate;
 use crate::matrix_actor::{FailingPaths, MatrixActor, Passing};
 use crate::pki::RunPki;
@@ -249,6 +249,8 @@ impl RunSupervisor {
         let deadline = settings.stage_deadline();
         self.nodes = scheduler.nodes(&settings.config).await?;
         self.plan(settings, scheduler.server_node())?;
+        self.control
+            .set_connection_limit(connection_limit_for(self.plan.len()));
         let (server, rest): (Vec<PodPlan>, Vec<PodPlan>) = self
             .plan
             .clone()
@@ -310,6 +312,12 @@ impl RunSupervisor {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.stage_done("stop", since, true);
+        let over_capacity = self.control.refused_over_capacity();
+        if over_capacity > 0 {
+            progress.note(&format!(
+                "the control plane refused {over_capacity} connections beyond the run's agents"
+            ));
+        }
         self.report(scheduler, settings).await
     }
 
