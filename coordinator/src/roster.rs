@@ -16,6 +16,9 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::matrix_actor::{MatrixActor, Record};
 
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod test_hooks;
+
 /// An agent the run placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedAgent {
@@ -47,14 +50,28 @@ struct AgentState {
     disconnected_at: Option<Instant>,
     /// Highest batch sequence number recorded.
     last_seq: u64,
-    /// While set (tests: [`WithholdAcks`]), batches are recorded but acknowledged only up to
-    /// this sequence number, so the agent keeps them to resend.
+    /// While set ([`test_hooks::WithholdAcks`]), batches are recorded but acknowledged only up
+    /// to this sequence number, so the agent keeps them to resend.
+    #[cfg(any(test, feature = "test-hooks"))]
     acks_held_at: Option<u64>,
     /// What the agent said when it gave up.
     failed: Option<String>,
 }
 
 impl AgentState {
+    /// The sequence number to acknowledge once batch `seq` is recorded.
+    #[cfg(not(any(test, feature = "test-hooks")))]
+    fn ack_for(&self, seq: u64) -> u64 {
+        seq
+    }
+
+    /// The sequence number to acknowledge once batch `seq` is recorded: `seq`, unless a test
+    /// withholds the agent's acknowledgements.
+    #[cfg(any(test, feature = "test-hooks"))]
+    fn ack_for(&self, seq: u64) -> u64 {
+        self.acks_held_at.unwrap_or(seq)
+    }
+
     /// Queues `message` for the agent's writer, when it is connected. The roster cannot wait:
     /// a full queue ([`crate::control_plane::WRITER_CAPACITY`]) means the agent does not read
     /// its stream, so its connection is closed; it reconnects and is told everything again.
@@ -147,6 +164,7 @@ impl Handler<Expect> for AgentRoster {
                     ever_connected: false,
                     disconnected_at: None,
                     last_seq: 0,
+                    #[cfg(any(test, feature = "test-hooks"))]
                     acks_held_at: None,
                     failed: None,
                 },
@@ -238,7 +256,7 @@ impl Handler<Report> for AgentRoster {
             self.sequence_gaps += seq - state.last_seq - 1;
         }
         state.last_seq = seq;
-        let ack = state.acks_held_at.unwrap_or(seq);
+        let ack = state.ack_for(seq);
         state.produced = state.produced.max(msg.batch.produced);
         state.recorded += msg.batch.results.len() as u64;
         state.dropped += msg.batch.dropped;
@@ -346,50 +364,6 @@ impl Handler<ReleaseTargets> for AgentRoster {
             self.targets_released = true;
             self.send_targets();
         }
-    }
-}
-
-/// Closes an agent's connection (the agent reconnects and resends what was not
-/// acknowledged), and acknowledges normally again: for tests of the no-loss, no-duplicate
-/// guarantee.
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct DropConnection(pub String);
-
-impl Handler<DropConnection> for AgentRoster {
-    type Result = bool;
-    fn handle(&mut self, msg: DropConnection, _: &mut Context<Self>) -> bool {
-        let Some(state) = self.agents.get_mut(&msg.0) else {
-            return false;
-        };
-        state.acks_held_at = None;
-        match state.connection.as_ref() {
-            Some(c) => {
-                c.close(
-                    crate::control_plane::close_code::DROPPED.into(),
-                    b"dropped by the coordinator",
-                );
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// From now on, records an agent's batches without acknowledging them (until
-/// [`DropConnection`]), so that batches the coordinator already has are resent after the
-/// reconnect: for tests that the resend is counted once. Answers the sequence number
-/// acknowledged last.
-#[derive(Debug, Message)]
-#[rtype(result = "Option<u64>")]
-pub struct WithholdAcks(pub String);
-
-impl Handler<WithholdAcks> for AgentRoster {
-    type Result = Option<u64>;
-    fn handle(&mut self, msg: WithholdAcks, _: &mut Context<Self>) -> Option<u64> {
-        let state = self.agents.get_mut(&msg.0)?;
-        state.acks_held_at = Some(state.last_seq);
-        Some(state.last_seq)
     }
 }
 
