@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use actix::Actor;
 use clap::{Args, Subcommand};
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::matrix_actor::MatrixActor;
 use crate::pki::RunPki;
-use crate::roster::{AgentRoster, Expect, ExpectedAgent, Snapshot};
+use crate::roster::{AgentRoster, Expect, Snapshot};
 
 /// `multinet bench …`
 #[derive(Debug, Subcommand)]
@@ -158,7 +158,7 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let matrix = MatrixActor::default().start();
     let roster = AgentRoster::new(run_id.clone(), matrix).start();
     let expected = (0..args.agents)
-        .map(|i| ExpectedAgent {
+        .map(|i| AgentIdentity {
             pod: format!("bench-{i}"),
             node: format!("n{}", i % 10),
             role: Role::Client,

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use multinet_proto::control::{
-    CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch, Role,
+    AgentIdentity, CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch,
+    Role,
 };
-use multinet_proto::network::CephNetwork;
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -19,22 +19,9 @@ use crate::matrix_actor::{MatrixActor, Record};
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod test_hooks;
 
-/// An agent the run placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpectedAgent {
-    /// Pod (or host checker) name, unique in the run.
-    pub pod: String,
-    /// Node.
-    pub node: String,
-    /// Role.
-    pub role: Role,
-    /// Networks it is attached to.
-    pub networks: Vec<CephNetwork>,
-}
-
 #[derive(Debug)]
 struct AgentState {
-    expected: ExpectedAgent,
+    expected: AgentIdentity,
     /// The live connection: its id and the channel to its writer task.
     conn: Option<(u64, Sender<CoordinatorMessage>)>,
     /// The live connection itself, to close it.
@@ -146,7 +133,7 @@ impl Actor for AgentRoster {
 /// Adds agents the run expects.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Expect(pub Vec<ExpectedAgent>);
+pub struct Expect(pub Vec<AgentIdentity>);
 
 impl Handler<Expect> for AgentRoster {
     type Result = ();
@@ -371,7 +358,7 @@ impl Handler<ReleaseTargets> for AgentRoster {
 #[derive(Debug, Clone)]
 pub struct AgentView {
     /// What was expected.
-    pub expected: ExpectedAgent,
+    pub expected: AgentIdentity,
     /// Connected now.
     pub connected: bool,
     /// Connected at some point.

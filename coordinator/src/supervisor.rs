@@ -15,7 +15,7 @@ use actix::{Actor, Addr};
 use anyhow::Context;
 use multinet_proto::assignment::ProbeSettings;
 use multinet_proto::config::RunConfig;
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 
 use crate::control_plane::{ControlPlane, connection_limit_for};
@@ -25,7 +25,7 @@ use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
 use crate::roster::{AgentRoster, AgentView, Expect, ReleaseTargets, Snapshot, StopAll};
-use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 mod outcome;
 mod plan;
@@ -72,7 +72,8 @@ pub struct RunSupervisor {
     exit_reasons: BTreeMap<String, String>,
     /// When each agent passed every network, ms since the start.
     passed_at: BTreeMap<String, u64>,
-    plan: Vec<PodPlan>,
+    /// Every agent the run wants, the server first.
+    plan: Vec<AgentIdentity>,
     nodes: Vec<NodePlan>,
     server_node: String,
 }
@@ -177,11 +178,9 @@ impl RunSupervisor {
         &mut self,
         scheduler: &mut S,
         settings: &RunSettings,
-        pods: &[PodPlan],
+        pods: &[AgentIdentity],
     ) -> anyhow::Result<()> {
-        self.roster
-            .send(Expect(pods.iter().map(Self::expected).collect()))
-            .await?;
+        self.roster.send(Expect(pods.to_vec())).await?;
         let coordinator = self.control.local_addr()?;
         let env = AgentEnv {
             run_id: &self.run_id,
@@ -251,7 +250,7 @@ impl RunSupervisor {
         self.plan(settings, scheduler.server_node())?;
         self.control
             .set_connection_limit(connection_limit_for(self.plan.len()));
-        let (server, rest): (Vec<PodPlan>, Vec<PodPlan>) = self
+        let (server, rest): (Vec<AgentIdentity>, Vec<AgentIdentity>) = self
             .plan
             .clone()
             .into_iter()
@@ -326,18 +325,13 @@ impl RunSupervisor {
         scheduler: &mut S,
         settings: &RunSettings,
         progress: &mut Progress,
-        pods: &[PodPlan],
+        pods: &[AgentIdentity],
         deadline: Duration,
     ) -> anyhow::Result<&'static str> {
         let since = Instant::now();
         let pairs: Vec<(String, CephNetwork)> = pods
             .iter()
-            .flat_map(|p| {
-                Self::expected(p)
-                    .networks
-                    .into_iter()
-                    .map(move |n| (p.pod.clone(), n))
-            })
+            .flat_map(|p| p.networks.iter().map(move |n| (p.pod.clone(), *n)))
             .collect();
         loop {
             let snap = self.roster.send(Snapshot).await?;

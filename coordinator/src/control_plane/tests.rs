@@ -13,7 +13,7 @@ use multinet_proto::network::CephNetwork;
 
 use super::*;
 use crate::matrix_actor::MatrixActor;
-use crate::roster::{Expect, ExpectedAgent};
+use crate::roster::Expect;
 
 const RUN_ID: &str = "control-plane-test";
 
@@ -180,7 +180,7 @@ async fn close_ends_every_task() {
     let fixture = fixture("close");
     fixture
         .roster
-        .send(Expect(vec![ExpectedAgent {
+        .send(Expect(vec![AgentIdentity {
             pod: "client-n1".into(),
             node: "n1".into(),
             role: Role::Client,

@@ -72,10 +72,7 @@ impl RunSupervisor {
                 AgentFate::Reported
             };
             AgentFact {
-                pod: pod.clone(),
-                node: view.expected.node.clone(),
-                role: view.expected.role,
-                networks: view.expected.networks.clone(),
+                identity: view.expected.clone(),
                 fate,
                 passed_at_ms: self.passed_at.get(pod).copied(),
                 exit: self.exit_reasons.get(pod).cloned(),
@@ -94,12 +91,8 @@ impl RunSupervisor {
         // Planned pods the roster never heard of (server never ready: clients not started).
         for p in &self.plan {
             if !snap.agents.iter().any(|a| a.expected.pod == p.pod) {
-                let e = Self::expected(p);
                 agents.push(AgentFact {
-                    pod: e.pod,
-                    node: e.node,
-                    role: e.role,
-                    networks: e.networks,
+                    identity: p.clone(),
                     fate: AgentFate::NotStarted {
                         reason: "not started: the server never became ready".into(),
                     },
