@@ -11,14 +11,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 
-use crate::control_plane::ControlPlane;
+use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::matrix_actor::MatrixActor;
 use crate::pki::RunPki;
-use crate::roster::{AgentRoster, Expect, ExpectedAgent, Snapshot};
+use crate::roster::{AgentRoster, Expect, Snapshot};
 
 /// What `multinet bench ingest` is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let matrix = MatrixActor::default().start();
     let roster = AgentRoster::new(run_id.clone(), matrix).start();
     let expected = (0..args.agents)
-        .map(|i| ExpectedAgent {
+        .map(|i| AgentIdentity {
             pod: format!("bench-{i}"),
             node: format!("n{}", i % 10),
             role: Role::Client,
@@ -153,6 +153,7 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         std::net::UdpSocket::bind(("127.0.0.1", 0))?,
         roster.clone(),
     )?;
+    control.set_connection_limit(connection_limit_for(args.agents as usize));
     let exe = std::env::current_exe()?;
     let child = tokio::process::Command::new(exe)
         .args([

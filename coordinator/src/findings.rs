@@ -9,7 +9,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 use serde_json::Value;
@@ -105,17 +105,11 @@ pub enum AgentFate {
     },
 }
 
-/// An agent the run placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An agent the run placed, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentFact {
-    /// Pod (or host checker) name.
-    pub pod: String,
-    /// Node.
-    pub node: String,
-    /// Role.
-    pub role: Role,
-    /// Networks it is attached to.
-    pub networks: Vec<CephNetwork>,
+    /// Who it is.
+    pub identity: AgentIdentity,
     /// What happened to it.
     pub fate: AgentFate,
     /// Milliseconds since the run started when it passed every network (clients and host
@@ -123,8 +117,45 @@ pub struct AgentFact {
     pub passed_at_ms: Option<u64>,
     /// How its process or pod ended, when the backend saw it end before the run did (exit
     /// status and the last lines it logged).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<String>,
+}
+
+/// Transitional: the findings rules (`rules.rs`, reworked concurrently) read an agent's pod,
+/// node, role and networks as fields of the fact. Remove once they read `fact.identity`.
+impl std::ops::Deref for AgentFact {
+    type Target = AgentIdentity;
+    fn deref(&self) -> &AgentIdentity {
+        &self.identity
+    }
+}
+
+/// An [`AgentFact`] as the report's `agents` entries have it: the identity's fields first, in
+/// this order (the identity's own order is its wire format's), `exit` only when known.
+#[derive(Serialize)]
+struct AgentFactReport<'a> {
+    pod: &'a str,
+    node: &'a str,
+    role: Role,
+    networks: &'a [CephNetwork],
+    fate: &'a AgentFate,
+    passed_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<&'a str>,
+}
+
+impl Serialize for AgentFact {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AgentFactReport {
+            pod: &self.identity.pod,
+            node: &self.identity.node,
+            role: self.identity.role,
+            networks: &self.identity.networks,
+            fate: &self.fate,
+            passed_at_ms: self.passed_at_ms,
+            exit: self.exit.as_deref(),
+        }
+        .serialize(serializer)
+    }
 }
 
 /// Everything the findings engine reads besides the matrix.

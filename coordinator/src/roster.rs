@@ -8,31 +8,22 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use multinet_proto::control::{
-    CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch, Role,
+    AgentIdentity, CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch,
+    Role,
 };
-use multinet_proto::network::CephNetwork;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::matrix_actor::{MatrixActor, Record};
 
-/// An agent the run placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpectedAgent {
-    /// Pod (or host checker) name, unique in the run.
-    pub pod: String,
-    /// Node.
-    pub node: String,
-    /// Role.
-    pub role: Role,
-    /// Networks it is attached to.
-    pub networks: Vec<CephNetwork>,
-}
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod test_hooks;
 
 #[derive(Debug)]
 struct AgentState {
-    expected: ExpectedAgent,
+    expected: AgentIdentity,
     /// The live connection: its id and the channel to its writer task.
-    conn: Option<(u64, UnboundedSender<CoordinatorMessage>)>,
+    conn: Option<(u64, Sender<CoordinatorMessage>)>,
     /// The live connection itself, to close it.
     connection: Option<quinn::Connection>,
     /// Results the agent says it produced (cumulative, from its newest batch).
@@ -46,11 +37,51 @@ struct AgentState {
     disconnected_at: Option<Instant>,
     /// Highest batch sequence number recorded.
     last_seq: u64,
-    /// While set (tests: [`WithholdAcks`]), batches are recorded but acknowledged only up to
-    /// this sequence number, so the agent keeps them to resend.
+    /// While set ([`test_hooks::WithholdAcks`]), batches are recorded but acknowledged only up
+    /// to this sequence number, so the agent keeps them to resend.
+    #[cfg(any(test, feature = "test-hooks"))]
     acks_held_at: Option<u64>,
     /// What the agent said when it gave up.
     failed: Option<String>,
+}
+
+impl AgentState {
+    /// The sequence number to acknowledge once batch `seq` is recorded.
+    #[cfg(not(any(test, feature = "test-hooks")))]
+    fn ack_for(&self, seq: u64) -> u64 {
+        seq
+    }
+
+    /// The sequence number to acknowledge once batch `seq` is recorded: `seq`, unless a test
+    /// withholds the agent's acknowledgements.
+    #[cfg(any(test, feature = "test-hooks"))]
+    fn ack_for(&self, seq: u64) -> u64 {
+        self.acks_held_at.unwrap_or(seq)
+    }
+
+    /// Queues `message` for the agent's writer, when it is connected. The roster cannot wait:
+    /// a full queue ([`crate::control_plane::WRITER_CAPACITY`]) means the agent does not read
+    /// its stream, so its connection is closed; it reconnects and is told everything again.
+    fn tell(&self, message: CoordinatorMessage) {
+        let Some((_, tx)) = &self.conn else {
+            return;
+        };
+        match tx.try_send(message) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(
+                    pod = %self.expected.pod,
+                    "the agent does not read what the coordinator sends; closing its connection"
+                );
+                if let Some(c) = &self.connection {
+                    c.close(
+                        crate::control_plane::close_code::WRITER_FULL.into(),
+                        b"writer queue full",
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The roster.
@@ -102,7 +133,7 @@ impl Actor for AgentRoster {
 /// Adds agents the run expects.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Expect(pub Vec<ExpectedAgent>);
+pub struct Expect(pub Vec<AgentIdentity>);
 
 impl Handler<Expect> for AgentRoster {
     type Result = ();
@@ -120,6 +151,7 @@ impl Handler<Expect> for AgentRoster {
                     ever_connected: false,
                     disconnected_at: None,
                     last_seq: 0,
+                    #[cfg(any(test, feature = "test-hooks"))]
                     acks_held_at: None,
                     failed: None,
                 },
@@ -137,7 +169,7 @@ pub struct Introduce {
     /// Connection id (unique per connection).
     pub conn_id: u64,
     /// Channel to the connection's writer.
-    pub tx: UnboundedSender<CoordinatorMessage>,
+    pub tx: Sender<CoordinatorMessage>,
     /// The connection.
     pub connection: quinn::Connection,
 }
@@ -174,12 +206,12 @@ impl Handler<Introduce> for AgentRoster {
         let Some(state) = self.agents.get_mut(&agent.pod) else {
             return Err(Refusal::NoHello);
         };
-        let _ = msg.tx.send(CoordinatorMessage::Welcome);
-        if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
-            let _ = msg.tx.send(CoordinatorMessage::Targets { listeners });
-        }
         state.conn = Some((msg.conn_id, msg.tx));
         state.connection = Some(msg.connection);
+        state.tell(CoordinatorMessage::Welcome);
+        if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
+            state.tell(CoordinatorMessage::Targets { listeners });
+        }
         state.ever_connected = true;
         state.disconnected_at = None;
         Ok(())
@@ -211,7 +243,7 @@ impl Handler<Report> for AgentRoster {
             self.sequence_gaps += seq - state.last_seq - 1;
         }
         state.last_seq = seq;
-        let ack = state.acks_held_at.unwrap_or(seq);
+        let ack = state.ack_for(seq);
         state.produced = state.produced.max(msg.batch.produced);
         state.recorded += msg.batch.results.len() as u64;
         state.dropped += msg.batch.dropped;
@@ -284,9 +316,7 @@ impl Handler<StopAll> for AgentRoster {
     type Result = ();
     fn handle(&mut self, _: StopAll, _: &mut Context<Self>) {
         for s in self.agents.values() {
-            if let Some((_, tx)) = &s.conn {
-                let _ = tx.send(CoordinatorMessage::Stop);
-            }
+            s.tell(CoordinatorMessage::Stop);
         }
     }
 }
@@ -299,8 +329,8 @@ impl AgentRoster {
             return;
         };
         for state in self.agents.values() {
-            if let (Some((_, tx)), true) = (&state.conn, state.expected.role != Role::Server) {
-                let _ = tx.send(CoordinatorMessage::Targets {
+            if state.expected.role != Role::Server {
+                state.tell(CoordinatorMessage::Targets {
                     listeners: listeners.clone(),
                 });
             }
@@ -324,52 +354,11 @@ impl Handler<ReleaseTargets> for AgentRoster {
     }
 }
 
-/// Closes an agent's connection (the agent reconnects and resends what was not
-/// acknowledged), and acknowledges normally again: for tests of the no-loss, no-duplicate
-/// guarantee.
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct DropConnection(pub String);
-
-impl Handler<DropConnection> for AgentRoster {
-    type Result = bool;
-    fn handle(&mut self, msg: DropConnection, _: &mut Context<Self>) -> bool {
-        let Some(state) = self.agents.get_mut(&msg.0) else {
-            return false;
-        };
-        state.acks_held_at = None;
-        match state.connection.as_ref() {
-            Some(c) => {
-                c.close(5u32.into(), b"dropped by the coordinator");
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// From now on, records an agent's batches without acknowledging them (until
-/// [`DropConnection`]), so that batches the coordinator already has are resent after the
-/// reconnect: for tests that the resend is counted once. Answers the sequence number
-/// acknowledged last.
-#[derive(Debug, Message)]
-#[rtype(result = "Option<u64>")]
-pub struct WithholdAcks(pub String);
-
-impl Handler<WithholdAcks> for AgentRoster {
-    type Result = Option<u64>;
-    fn handle(&mut self, msg: WithholdAcks, _: &mut Context<Self>) -> Option<u64> {
-        let state = self.agents.get_mut(&msg.0)?;
-        state.acks_held_at = Some(state.last_seq);
-        Some(state.last_seq)
-    }
-}
-
 /// One agent as the supervisor sees it.
 #[derive(Debug, Clone)]
 pub struct AgentView {
     /// What was expected.
-    pub expected: ExpectedAgent,
+    pub expected: AgentIdentity,
     /// Connected now.
     pub connected: bool,
     /// Connected at some point.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use multinet_proto::assignment::{NetworkAddress, ProbeSettings};
 use multinet_proto::config::RunConfig;
-use multinet_proto::control::Role;
+use multinet_proto::control::AgentIdentity;
 use multinet_proto::network::CephNetwork;
 
 use crate::pki::RunPki;
@@ -20,19 +20,6 @@ pub struct NodePlan {
     pub name: String,
     /// Node type from the run configuration.
     pub node_type: String,
-}
-
-/// One pod the run wants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodPlan {
-    /// Pod name, unique in the run.
-    pub pod: String,
-    /// Node it must run on.
-    pub node: String,
-    /// What it does.
-    pub role: Role,
-    /// Networks it attaches to (empty for host checkers: they use the host's routing).
-    pub networks: Vec<CephNetwork>,
 }
 
 /// What every agent of the run shares.
@@ -104,8 +91,10 @@ pub trait Scheduler {
     /// The nodes, each with its node type (placement by node selector and tolerations).
     async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>>;
 
-    /// Starts one pod and learns its addresses.
-    async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus>;
+    /// Starts the pod of agent `pod` on its node and learns its addresses (on
+    /// [`AgentIdentity::attached_networks`]).
+    async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>)
+    -> anyhow::Result<PodStatus>;
 
     /// Pods that have exited since the last call, with the reason.
     async fn exited(&mut self) -> Vec<(String, String)>;

@@ -2,7 +2,10 @@
 //! → place host checkers and clients → probe until every client has its consecutive successes
 //! on every network (or the stage deadline passes) → stop the agents → findings and verdict →
 //! clean up. It owns the deadlines; the actors own the state ([`crate::roster::AgentRoster`],
-//! [`crate::matrix_actor::MatrixActor`]); the control plane feeds them.
+//! [`crate::matrix_actor::MatrixActor`]); the control plane feeds them. Its decisions — is an
+//! agent gone, is a stage over and how, what became of each agent — are pure functions of
+//! what it was told and of the time it passes in (`decide`); this module does the asking and
+//! reads the clock.
 //!
 //! Cleanup runs on every way out: success, failure, error, and cancellation (the caller races
 //! the run against SIGINT/SIGTERM and then calls [`RunSupervisor::cleanup`]).
@@ -15,23 +18,23 @@ use actix::{Actor, Addr};
 use anyhow::Context;
 use multinet_proto::assignment::ProbeSettings;
 use multinet_proto::config::RunConfig;
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 
-use crate::control_plane::ControlPlane;
+use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::findings::AgentFate;
 use crate::matrix_actor::{FailingPaths, MatrixActor, Passing};
 use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
-use crate::roster::{AgentRoster, AgentView, Expect, ReleaseTargets, Snapshot, StopAll};
-use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+use crate::roster::{AgentRoster, Expect, ReleaseTargets, Snapshot, StopAll};
+use crate::scheduler::{AgentEnv, NodePlan, Scheduler};
 
+mod decide;
 mod outcome;
 mod plan;
 
-/// How long an agent may be disconnected before it counts as lost.
-const LOST_AFTER: Duration = Duration::from_secs(3);
+use decide::{Moment, ProbeStage, ServerStage, fate_of};
 /// How often the supervisor looks at the run.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -72,7 +75,8 @@ pub struct RunSupervisor {
     exit_reasons: BTreeMap<String, String>,
     /// When each agent passed every network, ms since the start.
     passed_at: BTreeMap<String, u64>,
-    plan: Vec<PodPlan>,
+    /// Every agent the run wants, the server first.
+    plan: Vec<AgentIdentity>,
     nodes: Vec<NodePlan>,
     server_node: String,
 }
@@ -177,11 +181,9 @@ impl RunSupervisor {
         &mut self,
         scheduler: &mut S,
         settings: &RunSettings,
-        pods: &[PodPlan],
+        pods: &[AgentIdentity],
     ) -> anyhow::Result<()> {
-        self.roster
-            .send(Expect(pods.iter().map(Self::expected).collect()))
-            .await?;
+        self.roster.send(Expect(pods.to_vec())).await?;
         let coordinator = self.control.local_addr()?;
         let env = AgentEnv {
             run_id: &self.run_id,
@@ -197,38 +199,29 @@ impl RunSupervisor {
             run_dir: &self.run_dir,
         };
         for pod in pods {
-            let fate = match scheduler.start(pod, &env).await? {
-                PodStatus::Started(_) => continue,
-                PodStatus::NoAddress { network, reason } => {
-                    AgentFate::NoAddress { network, reason }
-                }
-                PodStatus::NotStarted { reason } => AgentFate::NotStarted { reason },
-            };
-            self.scheduler_fates.insert(pod.pod.clone(), fate);
+            if let Some(fate) = fate_of(scheduler.start(pod, &env).await?) {
+                self.scheduler_fates.insert(pod.pod.clone(), fate);
+            }
         }
         Ok(())
     }
 
-    /// Agents whose process exited or whose connection has been gone for [`LOST_AFTER`].
-    fn is_gone(&self, view: &AgentView) -> bool {
-        self.scheduler_fates.contains_key(&view.expected.pod)
-            || view.failed.is_some()
-            || view
-                .disconnected_at
-                .is_some_and(|t| t.elapsed() >= LOST_AFTER)
+    /// The run as the supervisor knows it `now`, for [`decide`]'s decisions.
+    fn at(&self, now: Instant) -> Moment<'_> {
+        Moment {
+            scheduler_fates: &self.scheduler_fates,
+            passed_at: &self.passed_at,
+            started: self.started,
+            now,
+        }
     }
 
     async fn poll_exits<S: Scheduler>(&mut self, scheduler: &mut S) {
         let at_ms = self.elapsed_ms();
         for (pod, status) in scheduler.facts().await {
-            let fate = match status {
-                PodStatus::Started(_) => continue,
-                PodStatus::NoAddress { network, reason } => {
-                    AgentFate::NoAddress { network, reason }
-                }
-                PodStatus::NotStarted { reason } => AgentFate::NotStarted { reason },
-            };
-            self.scheduler_fates.entry(pod).or_insert(fate);
+            if let Some(fate) = fate_of(status) {
+                self.scheduler_fates.entry(pod).or_insert(fate);
+            }
         }
         for (pod, reason) in scheduler.exited().await {
             self.exit_reasons.entry(pod.clone()).or_insert(reason);
@@ -249,7 +242,9 @@ impl RunSupervisor {
         let deadline = settings.stage_deadline();
         self.nodes = scheduler.nodes(&settings.config).await?;
         self.plan(settings, scheduler.server_node())?;
-        let (server, rest): (Vec<PodPlan>, Vec<PodPlan>) = self
+        self.control
+            .set_connection_limit(connection_limit_for(self.plan.len()));
+        let (server, rest): (Vec<AgentIdentity>, Vec<AgentIdentity>) = self
             .plan
             .clone()
             .into_iter()
@@ -258,16 +253,14 @@ impl RunSupervisor {
         // Stage 1: the server, until it says where it listens.
         let since = Instant::now();
         self.start_pods(scheduler, settings, &server).await?;
-        let mut ready = false;
-        while since.elapsed() < deadline {
+        let ready = loop {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
-            if snap.listeners.is_some() {
-                ready = true;
-                break;
-            }
-            if snap.agents.iter().any(|a| self.is_gone(a)) {
-                break;
+            let now = Instant::now();
+            match self.at(now).server_stage(&snap, now - since, deadline) {
+                ServerStage::Waiting => {}
+                ServerStage::Ready => break true,
+                ServerStage::Gone | ServerStage::Deadline => break false,
             }
             progress.show(Status {
                 stage: "server".into(),
@@ -278,7 +271,7 @@ impl RunSupervisor {
                 failed_paths: 0,
             });
             tokio::time::sleep(TICK).await;
-        }
+        };
         self.stage_done("server", since, ready);
 
         if ready {
@@ -310,6 +303,12 @@ impl RunSupervisor {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.stage_done("stop", since, true);
+        let over_capacity = self.control.refused_over_capacity();
+        if over_capacity > 0 {
+            progress.note(&format!(
+                "the control plane refused {over_capacity} connections beyond the run's agents"
+            ));
+        }
         self.report(scheduler, settings).await
     }
 
@@ -318,18 +317,13 @@ impl RunSupervisor {
         scheduler: &mut S,
         settings: &RunSettings,
         progress: &mut Progress,
-        pods: &[PodPlan],
+        pods: &[AgentIdentity],
         deadline: Duration,
     ) -> anyhow::Result<&'static str> {
         let since = Instant::now();
         let pairs: Vec<(String, CephNetwork)> = pods
             .iter()
-            .flat_map(|p| {
-                Self::expected(p)
-                    .networks
-                    .into_iter()
-                    .map(move |n| (p.pod.clone(), n))
-            })
+            .flat_map(|p| p.networks.iter().map(move |n| (p.pod.clone(), *n)))
             .collect();
         loop {
             let snap = self.roster.send(Snapshot).await?;
@@ -346,21 +340,16 @@ impl RunSupervisor {
                 let e = per_pod.entry(pod.as_str()).or_insert(true);
                 *e &= *ok;
             }
-            let now = self.elapsed_ms();
+            let now = Instant::now();
+            let now_ms = self.at(now).elapsed_ms();
             for (pod, ok) in &per_pod {
                 if *ok {
-                    self.passed_at.entry(pod.to_string()).or_insert(now);
+                    self.passed_at.entry(pod.to_string()).or_insert(now_ms);
                 }
             }
-            let server_gone = snap
-                .agents
-                .iter()
-                .any(|a| a.expected.role == Role::Server && self.is_gone(a));
-            let settled = snap
-                .agents
-                .iter()
-                .filter(|a| a.expected.role != Role::Server)
-                .all(|a| self.passed_at.contains_key(&a.expected.pod) || self.is_gone(a));
+            let stage = self
+                .at(now)
+                .probe_stage(&snap.agents, now - since, deadline);
             let mut passing_by_net = Vec::new();
             for net in &settings.networks {
                 let attached: Vec<_> = pairs
@@ -383,17 +372,14 @@ impl RunSupervisor {
                 failing_paths,
                 failed_paths,
             });
-            if server_gone {
-                progress.note("the server agent is gone; stopping the run");
-                return Ok("server lost");
+            match stage {
+                ProbeStage::Probing => tokio::time::sleep(TICK).await,
+                ProbeStage::ServerLost => {
+                    progress.note("the server agent is gone; stopping the run");
+                    return Ok(stage.outcome());
+                }
+                ProbeStage::Done | ProbeStage::Deadline => return Ok(stage.outcome()),
             }
-            if settled {
-                return Ok("done");
-            }
-            if since.elapsed() >= deadline {
-                return Ok("deadline");
-            }
-            tokio::time::sleep(TICK).await;
         }
     }
 

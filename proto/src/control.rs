@@ -54,7 +54,9 @@ pub enum Role {
     HostCheck,
 }
 
-/// Who an agent is.
+/// Who an agent is: the one description of an agent that the coordinator's plan, its roster,
+/// its findings and report, the agent's assignment and its Hello all share. (The field order is
+/// the wire format: bincode encodes fields in order.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentIdentity {
     /// What it does.
@@ -63,8 +65,20 @@ pub struct AgentIdentity {
     pub node: String,
     /// Its pod (or host checker) name, unique in the run.
     pub pod: String,
-    /// The networks it is attached to.
+    /// The networks it tests: those it is attached to, and public for a host checker.
     pub networks: Vec<CephNetwork>,
+}
+
+impl AgentIdentity {
+    /// The networks its pod attaches to, each with an address of its own: its networks,
+    /// except for a host checker, which runs in its node's host network namespace and reaches
+    /// the public network through the host's routing.
+    pub fn attached_networks(&self) -> &[CephNetwork] {
+        match self.role {
+            Role::HostCheck => &[],
+            Role::Server | Role::Client => &self.networks,
+        }
+    }
 }
 
 /// The first message on a connection.
@@ -185,4 +199,35 @@ pub enum CoordinatorMessage {
     },
     /// The run is over: stop probing and exit.
     Stop,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(role: Role, networks: Vec<CephNetwork>) -> AgentIdentity {
+        AgentIdentity {
+            role,
+            node: "n1".into(),
+            pod: "p".into(),
+            networks,
+        }
+    }
+
+    #[test]
+    fn a_host_checker_attaches_to_no_network() {
+        let both = vec![CephNetwork::Public, CephNetwork::Cluster];
+        assert_eq!(
+            identity(Role::Server, both.clone()).attached_networks(),
+            both
+        );
+        assert_eq!(
+            identity(Role::Client, vec![CephNetwork::Public]).attached_networks(),
+            [CephNetwork::Public]
+        );
+        assert_eq!(
+            identity(Role::HostCheck, vec![CephNetwork::Public]).attached_networks(),
+            []
+        );
+    }
 }

@@ -105,8 +105,8 @@ async fn objects_that_outlive_the_timeout_are_reported() {
 async fn the_coordinator_job_of_an_outside_run_asks_its_agents_to_go_and_never_fails_on_it() {
     use multinet_coordinator::backend::kube::backend::OwnerRole;
     use multinet_coordinator::pki::RunPki;
-    use multinet_coordinator::scheduler::{PodPlan, Scheduler};
-    use multinet_proto::control::Role;
+    use multinet_coordinator::scheduler::Scheduler;
+    use multinet_proto::control::{AgentIdentity, Role};
     use multinet_proto::network::CephNetwork;
     let base = format!("/api/v1/namespaces/{NS}");
     let created = |kind: &str, name: &str| json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": NS}});
@@ -160,7 +160,7 @@ async fn the_coordinator_job_of_an_outside_run_asks_its_agents_to_go_and_never_f
     ] {
         backend
             .start(
-                &PodPlan {
+                &AgentIdentity {
                     pod: pod.into(),
                     node: "w1".into(),
                     role,

@@ -3,9 +3,9 @@
 
 use multinet_coordinator::backend::kube::backend::OwnerRole;
 use multinet_coordinator::pki::RunPki;
-use multinet_coordinator::scheduler::{PodPlan, PodStatus, Scheduler};
+use multinet_coordinator::scheduler::{PodStatus, Scheduler};
 use multinet_proto::config::parse_run_config;
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::multus::selection::parse_single_selection;
 use multinet_proto::network::CephNetwork;
 use multinet_tests::kube::{self, RUN};
@@ -74,31 +74,31 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
     let env = kube::agent_env(&pki, &run_dir);
     let both = vec![CephNetwork::Public, CephNetwork::Cluster];
     let plans = [
-        PodPlan {
+        AgentIdentity {
             pod: "server".into(),
             node: "w1".into(),
             role: Role::Server,
             networks: both.clone(),
         },
-        PodPlan {
+        AgentIdentity {
             pod: "host-w1".into(),
             node: "w1".into(),
             role: Role::HostCheck,
             networks: vec![],
         },
-        PodPlan {
+        AgentIdentity {
             pod: "host-w2".into(),
             node: "w2".into(),
             role: Role::HostCheck,
             networks: vec![],
         },
-        PodPlan {
+        AgentIdentity {
             pod: "client-w1-osd-0".into(),
             node: "w1".into(),
             role: Role::Client,
             networks: both.clone(),
         },
-        PodPlan {
+        AgentIdentity {
             pod: "client-w1-other-0".into(),
             node: "w1".into(),
             role: Role::Client,
@@ -110,7 +110,7 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
         assert_eq!(status, PodStatus::Started(Vec::new()), "{}", plan.pod);
     }
     // A pod the API server refuses is that pod's fate, with the refusal; the run goes on.
-    let refused = PodPlan {
+    let refused = AgentIdentity {
         pod: "client-w2-osd-0".into(),
         node: "w2".into(),
         role: Role::Client,

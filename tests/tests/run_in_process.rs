@@ -9,7 +9,7 @@ use std::time::Duration;
 use multinet_agent::tls::RunTls;
 use multinet_coordinator::backend::local::LocalBackend;
 use multinet_coordinator::progress::Progress;
-use multinet_coordinator::roster::{DropConnection, WithholdAcks};
+use multinet_coordinator::roster::test_hooks::{DropConnection, WithholdAcks};
 use multinet_coordinator::supervisor::{RunSettings, RunSupervisor};
 use multinet_proto::config::{GoDuration, NodeType, RunConfig};
 use multinet_proto::control::codec::{decode_frame, encode};

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use multinet_proto::assignment::{AgentAssignment, NetworkAddress};
 use multinet_proto::control::{AgentIdentity, Role};
-use multinet_proto::network::CephNetwork;
 use tokio::process::{Child, Command};
 
-use crate::scheduler::{AgentEnv, PodPlan};
+use crate::scheduler::AgentEnv;
 
 /// Kill an agent some time after it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +87,7 @@ impl AgentProcesses {
     /// (e.g. `ip netns exec NS`). `Err` is a reason the pod did not start.
     pub fn start(
         &mut self,
-        pod: &PodPlan,
+        pod: &AgentIdentity,
         env: &AgentEnv<'_>,
         addresses: Vec<NetworkAddress>,
         wrapper: &[String],
@@ -99,16 +98,7 @@ impl AgentProcesses {
         let assignment = AgentAssignment {
             run_id: env.run_id.to_string(),
             coordinator: env.coordinator,
-            identity: AgentIdentity {
-                role: pod.role,
-                node: pod.node.clone(),
-                pod: pod.pod.clone(),
-                networks: if pod.role == Role::HostCheck {
-                    vec![CephNetwork::Public]
-                } else {
-                    pod.networks.clone()
-                },
-            },
+            identity: pod.clone(),
             tls,
             addresses,
             probe: env.probe,

@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::config::RunConfig;
+use multinet_proto::control::AgentIdentity;
 use multinet_proto::network::CephNetwork;
 
 use super::agents::{AgentProcesses, KillAgent};
-use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 /// The backend.
 #[derive(Debug)]
@@ -79,9 +80,13 @@ impl Scheduler for LocalBackend {
             .collect())
     }
 
-    async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus> {
+    async fn start(
+        &mut self,
+        pod: &AgentIdentity,
+        env: &AgentEnv<'_>,
+    ) -> anyhow::Result<PodStatus> {
         let addresses: Vec<NetworkAddress> = pod
-            .networks
+            .attached_networks()
             .iter()
             .map(|n| NetworkAddress {
                 network: *n,

@@ -30,10 +30,12 @@ struct Synthetic {
 
 fn agent(pod: String, node: &str, role: Role, networks: Vec<CephNetwork>) -> AgentFact {
     AgentFact {
-        pod,
-        node: node.into(),
-        role,
-        networks,
+        identity: AgentIdentity {
+            pod,
+            node: node.into(),
+            role,
+            networks,
+        },
         fate: AgentFate::Reported,
         passed_at_ms: None,
         exit: None,
@@ -436,4 +438,26 @@ fn mixed_node_flaky_on_public_and_blocked_on_cluster() {
         "{got:?}"
     );
     assert_eq!(f[0].severity, Severity::Fail, "failures sort first");
+}
+
+#[test]
+fn an_agent_fact_keeps_its_report_form() {
+    // The report's `agents` entries: identity first, in this key order, `exit` only when known.
+    let mut fact = agent(
+        "client-n2-osd-0".into(),
+        "n2",
+        Role::Client,
+        vec![CephNetwork::Public, CephNetwork::Cluster],
+    );
+    fact.fate = AgentFate::Lost { at_ms: 1200 };
+    fact.passed_at_ms = Some(800);
+    assert_eq!(
+        serde_json::to_string(&fact).expect("json"),
+        r#"{"pod":"client-n2-osd-0","node":"n2","role":"client","networks":["public","cluster"],"fate":{"state":"lost","at_ms":1200},"passed_at_ms":800}"#
+    );
+    fact.exit = Some("exit status 1".into());
+    assert_eq!(
+        serde_json::to_value(&fact).expect("json").to_string(),
+        r#"{"pod":"client-n2-osd-0","node":"n2","role":"client","networks":["public","cluster"],"fate":{"state":"lost","at_ms":1200},"passed_at_ms":800,"exit":"exit status 1"}"#
+    );
 }

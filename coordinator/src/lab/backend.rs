@@ -8,12 +8,12 @@ use std::net::UdpSocket;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use multinet_proto::config::RunConfig;
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 
 use crate::backend::agents::{AgentProcesses, KillAgent};
 use crate::lab::build::Lab;
 use crate::lab::topology::node_matches;
-use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 /// What a run leaves of its lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,11 @@ impl Scheduler for LabBackend {
         Ok(plans)
     }
 
-    async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus> {
+    async fn start(
+        &mut self,
+        pod: &AgentIdentity,
+        env: &AgentEnv<'_>,
+    ) -> anyhow::Result<PodStatus> {
         if pod.role == Role::HostCheck {
             let ns = Lab::node_ns(&self.name, &pod.node);
             return Ok(
@@ -137,7 +141,7 @@ impl Scheduler for LabBackend {
                 },
             );
         }
-        let (node, networks) = (pod.node.clone(), pod.networks.clone());
+        let (node, networks) = (pod.node.clone(), pod.attached_networks().to_vec());
         let net = self
             .on_lab(move |lab| lab.add_pod(&node, &networks))
             .await??;

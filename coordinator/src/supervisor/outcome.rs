@@ -3,12 +3,15 @@
 use anyhow::Context;
 use multinet_proto::control::Role;
 
-use super::{LOST_AFTER, RunSettings, RunSupervisor};
+use std::time::Instant;
+
+use super::decide::fate_of;
+use super::{RunSettings, RunSupervisor};
 use crate::findings::{self, AgentFact, AgentFate, RunFacts};
 use crate::matrix_actor::Take;
 use crate::report::{self, NodeReport, ResultAccounting, RunReport, Verdict};
 use crate::roster::{AgentView, Snapshot};
-use crate::scheduler::{PodStatus, Scheduler};
+use crate::scheduler::Scheduler;
 
 impl RunSupervisor {
     pub(super) async fn report<S: Scheduler>(
@@ -34,49 +37,17 @@ impl RunSupervisor {
             .collect();
         if !silent.is_empty() {
             for (pod, status) in scheduler.never_started(&silent).await {
-                let fate = match status {
-                    PodStatus::Started(_) => continue,
-                    PodStatus::NoAddress { network, reason } => {
-                        AgentFate::NoAddress { network, reason }
-                    }
-                    PodStatus::NotStarted { reason } => AgentFate::NotStarted { reason },
-                };
-                self.scheduler_fates.insert(pod, fate);
+                if let Some(fate) = fate_of(status) {
+                    self.scheduler_fates.insert(pod, fate);
+                }
             }
         }
+        let end = self.at(Instant::now());
         let fact = |view: &AgentView| -> AgentFact {
             let pod = &view.expected.pod;
-            let fate = if let Some(f) = self.scheduler_fates.get(pod) {
-                if matches!(f, AgentFate::Lost { .. }) && !view.ever_connected {
-                    AgentFate::NeverConnected
-                } else {
-                    f.clone()
-                }
-            } else if let Some(reason) = &view.failed {
-                AgentFate::Failed {
-                    reason: reason.clone(),
-                }
-            } else if !view.ever_connected {
-                AgentFate::NeverConnected
-            } else if view
-                .disconnected_at
-                .is_some_and(|t| t.elapsed() >= LOST_AFTER)
-            {
-                AgentFate::Lost {
-                    at_ms: self.elapsed_ms().saturating_sub(
-                        view.disconnected_at
-                            .map_or(0, |t| t.elapsed().as_millis() as u64),
-                    ),
-                }
-            } else {
-                AgentFate::Reported
-            };
             AgentFact {
-                pod: pod.clone(),
-                node: view.expected.node.clone(),
-                role: view.expected.role,
-                networks: view.expected.networks.clone(),
-                fate,
+                identity: view.expected.clone(),
+                fate: end.fate(view),
                 passed_at_ms: self.passed_at.get(pod).copied(),
                 exit: self.exit_reasons.get(pod).cloned(),
             }
@@ -94,12 +65,8 @@ impl RunSupervisor {
         // Planned pods the roster never heard of (server never ready: clients not started).
         for p in &self.plan {
             if !snap.agents.iter().any(|a| a.expected.pod == p.pod) {
-                let e = Self::expected(p);
                 agents.push(AgentFact {
-                    pod: e.pod,
-                    node: e.node,
-                    role: e.role,
-                    networks: e.networks,
+                    identity: p.clone(),
                     fate: AgentFate::NotStarted {
                         reason: "not started: the server never became ready".into(),
                     },

@@ -1,12 +1,10 @@
 //! Which pods a run wants, where.
 
 use anyhow::Context;
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 
 use super::{RunSettings, RunSupervisor};
-use crate::roster::ExpectedAgent;
-use crate::scheduler::PodPlan;
 
 impl RunSupervisor {
     /// Plans the pods: the server on the backend's chosen node, else the first node of the
@@ -38,7 +36,7 @@ impl RunSupervisor {
                 .clone(),
         };
         let public = settings.networks.contains(&CephNetwork::Public);
-        self.plan.push(PodPlan {
+        self.plan.push(AgentIdentity {
             pod: "server".into(),
             node: self.server_node.clone(),
             role: Role::Server,
@@ -46,11 +44,13 @@ impl RunSupervisor {
         });
         for node in &self.nodes {
             if public {
-                self.plan.push(PodPlan {
+                // A host checker tests the public network from the host's namespace: it
+                // attaches to none (AgentIdentity::attached_networks).
+                self.plan.push(AgentIdentity {
                     pod: format!("host-{}", node.name),
                     node: node.name.clone(),
                     role: Role::HostCheck,
-                    networks: Vec::new(),
+                    networks: vec![CephNetwork::Public],
                 });
             }
             if config.host_check_only {
@@ -60,7 +60,7 @@ impl RunSupervisor {
                 continue;
             };
             for i in 0..t.osds_per_node {
-                self.plan.push(PodPlan {
+                self.plan.push(AgentIdentity {
                     pod: format!("client-{}-osd-{i}", node.name),
                     node: node.name.clone(),
                     role: Role::Client,
@@ -69,7 +69,7 @@ impl RunSupervisor {
             }
             if public {
                 for i in 0..t.other_daemons_per_node {
-                    self.plan.push(PodPlan {
+                    self.plan.push(AgentIdentity {
                         pod: format!("client-{}-other-{i}", node.name),
                         node: node.name.clone(),
                         role: Role::Client,
@@ -79,18 +79,5 @@ impl RunSupervisor {
             }
         }
         Ok(())
-    }
-
-    pub(super) fn expected(p: &PodPlan) -> ExpectedAgent {
-        ExpectedAgent {
-            pod: p.pod.clone(),
-            node: p.node.clone(),
-            role: p.role,
-            networks: if p.role == Role::HostCheck {
-                vec![CephNetwork::Public]
-            } else {
-                p.networks.clone()
-            },
-        }
     }
 }

@@ -96,6 +96,27 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_is_encoded_as_it_always_was() {
+        // Agents and coordinators of one protocol version must agree byte for byte: the
+        // identity's fields (role, node, pod, networks) in this order, after the version and
+        // the run id.
+        assert_eq!(
+            encode(&hello()).expect("encode"),
+            [
+                0, 0, 0, 20, // length
+                0,  // AgentMessage::Hello
+                1,  // protocol version
+                5, b'r', b'u', b'n', b'-', b'1', // run id
+                1,    // role: client
+                2, b'n', b'1', // node
+                3, b'c', b'-', b'0', // pod
+                2, 0, 1, // networks: public, cluster
+                0, // last acked
+            ]
+        );
+    }
+
+    #[test]
     fn frames_round_trip_and_stream() {
         let a = encode(&hello()).expect("encode");
         let b = encode(&AgentMessage::Heartbeat).expect("encode");

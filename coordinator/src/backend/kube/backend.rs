@@ -14,7 +14,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use multinet_proto::config::RunConfig;
-use multinet_proto::control::Role;
+use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
@@ -22,7 +22,7 @@ use super::api_error::{ApiResultExt, said};
 use super::diagnose::{self, PodEvent};
 use super::names::{Owner, RunNames};
 use super::objects::{AgentTls, CONTROL_PORT, KubeRun};
-use crate::scheduler::{AgentEnv, NodePlan, PodPlan, PodStatus, Scheduler};
+use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 /// The annotation naming the agent a pod runs (the report's name for it).
 pub const AGENT_ANNOTATION: &str = "multinet.io/agent";
@@ -320,7 +320,11 @@ impl Scheduler for KubeBackend {
         Ok(self.nodes.clone())
     }
 
-    async fn start(&mut self, pod: &PodPlan, env: &AgentEnv<'_>) -> anyhow::Result<PodStatus> {
+    async fn start(
+        &mut self,
+        pod: &AgentIdentity,
+        env: &AgentEnv<'_>,
+    ) -> anyhow::Result<PodStatus> {
         self.create_shared(env).await?;
         let node_type = self.node_type(&pod.node)?;
         match pod.role {
