@@ -120,15 +120,6 @@ pub struct AgentFact {
     pub exit: Option<String>,
 }
 
-/// Transitional: the findings rules (`rules.rs`, reworked concurrently) read an agent's pod,
-/// node, role and networks as fields of the fact. Remove once they read `fact.identity`.
-impl std::ops::Deref for AgentFact {
-    type Target = AgentIdentity;
-    fn deref(&self) -> &AgentIdentity {
-        &self.identity
-    }
-}
-
 /// An [`AgentFact`] as the report's `agents` entries have it: the identity's fields first, in
 /// this order (the identity's own order is its wire format's), `exit` only when known.
 #[derive(Serialize)]

@@ -257,7 +257,7 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
     let reconnected = report
         .agents
         .iter()
-        .find(|a| a.pod == "client-n2-osd-0")
+        .find(|a| a.identity.pod == "client-n2-osd-0")
         .expect("the dropped agent");
     assert!(reconnected.passed_at_ms.is_some());
 }

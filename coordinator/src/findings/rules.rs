@@ -117,13 +117,17 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
     let clients: BTreeMap<&str, &AgentFact> = facts
         .agents
         .iter()
-        .filter(|a| a.role == Role::Client && a.networks.contains(&network) && is_reporting(a))
-        .map(|a| (a.pod.as_str(), a))
+        .filter(|a| {
+            a.identity.role == Role::Client
+                && a.identity.networks.contains(&network)
+                && is_reporting(a)
+        })
+        .map(|a| (a.identity.pod.as_str(), a))
         .collect();
     for fact in clients.values() {
-        let entry = by_node.entry(fact.node.clone()).or_default();
-        entry.clients.insert(fact.pod.clone());
-        if matrix.client_passes(&fact.pod, network, facts.success_threshold) {
+        let entry = by_node.entry(fact.identity.node.clone()).or_default();
+        entry.clients.insert(fact.identity.pod.clone());
+        if matrix.client_passes(&fact.identity.pod, network, facts.success_threshold) {
             entry.passing += 1;
         }
     }

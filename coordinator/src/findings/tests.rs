@@ -68,7 +68,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
     }
     let mut matrix = PathMatrix::default();
     for a in &agents {
-        for network in &a.networks {
+        for network in &a.identity.networks {
             let results: Vec<ProbeResult> = (0..ROUNDS)
                 .flat_map(|round| kinds().into_iter().map(move |kind| (round, kind)))
                 .map(|(round, kind)| ProbeResult {
@@ -77,20 +77,21 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
                     kind,
                     started_ms: round * 1000,
                     latency_us: 500,
-                    outcome: if ok(&a.pod, &a.node, *network, kind, round) {
+                    outcome: if ok(&a.identity.pod, &a.identity.node, *network, kind, round) {
                         Outcome::Ok
                     } else {
                         Outcome::Failed(FailureClass::ConnectTimeout)
                     },
                 })
                 .collect();
-            matrix.record(&a.pod, &a.node, &results, 0);
+            matrix.record(&a.identity.pod, &a.identity.node, &results, 0);
         }
     }
     for a in &mut agents {
-        if a.networks
+        if a.identity
+            .networks
             .iter()
-            .all(|n| matrix.client_passes(&a.pod, *n, 12))
+            .all(|n| matrix.client_passes(&a.identity.pod, *n, 12))
         {
             a.passed_at_ms = Some(12_000);
         }
@@ -247,7 +248,7 @@ fn host_unreachable() {
         .facts
         .agents
         .iter_mut()
-        .find(|a| a.pod == "host-n2")
+        .find(|a| a.identity.pod == "host-n2")
         .expect("host checker");
     host.passed_at_ms = None;
     assert_eq!(
@@ -263,7 +264,12 @@ fn host_unreachable() {
 #[test]
 fn agent_lost_is_not_a_network_verdict() {
     let mut s = run(|node, _, _, round| !(node == "n3" && round > 3));
-    for a in s.facts.agents.iter_mut().filter(|a| a.node == "n3") {
+    for a in s
+        .facts
+        .agents
+        .iter_mut()
+        .filter(|a| a.identity.node == "n3")
+    {
         a.fate = AgentFate::Lost { at_ms: 4_000 };
         a.passed_at_ms = None;
     }
@@ -276,7 +282,11 @@ fn agent_lost_is_not_a_network_verdict() {
 #[test]
 fn agents_that_never_started_or_never_connected_are_not_said_to_have_stopped() {
     let mut s = run(|node, _, _, _| node != "n3");
-    let mut n3 = s.facts.agents.iter_mut().filter(|a| a.node == "n3");
+    let mut n3 = s
+        .facts
+        .agents
+        .iter_mut()
+        .filter(|a| a.identity.node == "n3");
     let pending = n3.next().expect("a client on n3");
     pending.fate = AgentFate::NotStarted {
         reason: "never started: pod p Pending, on node n3, container agent ContainerCreating"
@@ -357,7 +367,7 @@ fn address_unavailable_counts_got_and_expected() {
         .facts
         .agents
         .iter_mut()
-        .filter(|a| a.node == "n3" && a.role == Role::Client)
+        .filter(|a| a.identity.node == "n3" && a.identity.role == Role::Client)
     {
         a.fate = AgentFate::NoAddress {
             network: CephNetwork::Cluster,
@@ -404,7 +414,7 @@ fn rook_flaky_rule_on_late_clients() {
     s.facts
         .agents
         .iter_mut()
-        .filter(|a| a.node == "n3" && a.role == Role::Client)
+        .filter(|a| a.identity.node == "n3" && a.identity.role == Role::Client)
         .for_each(|a| a.passed_at_ms = Some(60_000));
     let f = evaluate(&s.matrix, &s.facts);
     assert_eq!(

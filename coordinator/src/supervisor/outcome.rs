@@ -94,12 +94,12 @@ impl RunSupervisor {
         let clients: Vec<&AgentFact> = facts
             .agents
             .iter()
-            .filter(|a| a.role == Role::Client)
+            .filter(|a| a.identity.role == Role::Client)
             .collect();
         let hosts: Vec<&AgentFact> = facts
             .agents
             .iter()
-            .filter(|a| a.role == Role::HostCheck)
+            .filter(|a| a.identity.role == Role::HostCheck)
             .collect();
         let produced: u64 = snap.agents.iter().map(|a| a.produced).sum();
         let all_passed = server_ok && facts.agents.iter().all(|a| a.passed_at_ms.is_some());

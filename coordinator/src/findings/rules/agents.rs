@@ -51,7 +51,7 @@ pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>)
         vec![facts.server_node.clone()],
         summary,
         BTreeMap::from([
-            ("server".into(), json!(facts.server.pod)),
+            ("server".into(), json!(facts.server.identity.pod)),
             ("fate".into(), json!(facts.server.fate)),
             ("detail".into(), reason),
             ("exit".into(), json!(facts.server.exit)),
@@ -83,20 +83,26 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
     for a in &facts.agents {
         match &a.fate {
             AgentFate::Reported => {}
-            AgentFate::Lost { at_ms } => lost
-                .entry(&a.node)
-                .or_default()
-                .push(with_exit(json!({"agent": a.pod, "lost_at_ms": at_ms}), a)),
-            AgentFate::NeverConnected => never_connected.entry(&a.node).or_default().push(
-                with_exit(json!({"agent": a.pod, "never_connected": true}), a),
-            ),
+            AgentFate::Lost { at_ms } => lost.entry(&a.identity.node).or_default().push(with_exit(
+                json!({"agent": a.identity.pod, "lost_at_ms": at_ms}),
+                a,
+            )),
+            AgentFate::NeverConnected => {
+                never_connected
+                    .entry(&a.identity.node)
+                    .or_default()
+                    .push(with_exit(
+                        json!({"agent": a.identity.pod, "never_connected": true}),
+                        a,
+                    ))
+            }
             AgentFate::Failed { reason } => lost
-                .entry(&a.node)
+                .entry(&a.identity.node)
                 .or_default()
-                .push(json!({"agent": a.pod, "failed": reason})),
+                .push(json!({"agent": a.identity.pod, "failed": reason})),
             AgentFate::NoAddress { network, reason } => {
                 let e = no_address.entry(*network).or_default();
-                e.0.insert(a.node.clone());
+                e.0.insert(a.identity.node.clone());
                 if !e.1.contains(reason) && e.1.len() < 5 {
                     e.1.push(reason.clone());
                 }
@@ -129,9 +135,9 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
         let expected = facts
             .agents
             .iter()
-            .filter(|a| a.role == Role::Client && a.networks.contains(&network))
+            .filter(|a| a.identity.role == Role::Client && a.identity.networks.contains(&network))
             .count()
-            + usize::from(facts.server.networks.contains(&network));
+            + usize::from(facts.server.identity.networks.contains(&network));
         out.push(finding(
             FindingKind::AddressUnavailable, Severity::Fail, Some(network), nodes.into_iter().collect(),
             format!("{count} of {expected} pods got no address on the {} network", network.key()),
@@ -142,12 +148,17 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
         ));
     }
     if !not_started.is_empty() {
-        let nodes: BTreeSet<String> = not_started.iter().map(|a| a.node.clone()).collect();
+        let nodes: BTreeSet<String> = not_started
+            .iter()
+            .map(|a| a.identity.node.clone())
+            .collect();
         let reasons: Vec<Value> = not_started
             .iter()
             .take(10)
             .map(|a| match &a.fate {
-                AgentFate::NotStarted { reason } => json!({"agent": a.pod, "reason": reason}),
+                AgentFate::NotStarted { reason } => {
+                    json!({"agent": a.identity.pod, "reason": reason})
+                }
                 _ => Value::Null,
             })
             .collect();

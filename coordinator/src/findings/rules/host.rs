@@ -13,14 +13,12 @@ use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
 
 pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<Finding>) {
-    for a in facts
-        .agents
-        .iter()
-        .filter(|a| a.role == Role::HostCheck && is_reporting(a) && a.passed_at_ms.is_none())
-    {
+    for a in facts.agents.iter().filter(|a| {
+        a.identity.role == Role::HostCheck && is_reporting(a) && a.passed_at_ms.is_none()
+    }) {
         let (mut small, mut large) = (Tally::default(), Tally::default());
         for (key, stats) in matrix.paths() {
-            if key.client == a.pod {
+            if key.client == a.identity.pod {
                 match key.kind.payload {
                     Payload::Small => small.add(stats.sent, stats.ok),
                     Payload::Large => large.add(stats.sent, stats.ok),
@@ -33,12 +31,12 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             && small.ratio() >= GOOD_RATIO
             && out
                 .iter()
-                .any(|f| f.kind == FindingKind::MtuBlackhole && f.nodes.contains(&a.node));
+                .any(|f| f.kind == FindingKind::MtuBlackhole && f.nodes.contains(&a.identity.node));
         if mtu_explained {
             continue;
         }
         let evidence = BTreeMap::from([
-            ("host_checker".into(), json!(a.pod)),
+            ("host_checker".into(), json!(a.identity.pod)),
             (
                 "small_probes".into(),
                 json!({"sent": small.sent, "ok": small.ok}),
@@ -49,8 +47,8 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             ),
         ]);
         out.push(finding(
-            FindingKind::HostUnreachable, Severity::Fail, Some(CephNetwork::Public), vec![a.node.clone()],
-            format!("the host checker on node {} cannot reach the server's public address", a.node),
+            FindingKind::HostUnreachable, Severity::Fail, Some(CephNetwork::Public), vec![a.identity.node.clone()],
+            format!("the host checker on node {} cannot reach the server's public address", a.identity.node),
             evidence,
             &["the host needs a route to the public network's pod range (for macvlan: a macvlan shim interface with an address and a route)",
               "the public NAD needs a route back to the hosts' range (ipam routes)",

@@ -14,7 +14,7 @@ pub(super) fn rook_flaky_rule(facts: &RunFacts, out: &mut Vec<Finding>) {
     let times: Vec<(u64, &AgentFact)> = facts
         .agents
         .iter()
-        .filter(|a| a.role == Role::Client)
+        .filter(|a| a.identity.role == Role::Client)
         .filter_map(|a| a.passed_at_ms.map(|t| (t, a)))
         .collect();
     let (Some(first), Some(last)) = (
@@ -29,7 +29,7 @@ pub(super) fn rook_flaky_rule(facts: &RunFacts, out: &mut Vec<Finding>) {
     let late: BTreeSet<String> = times
         .iter()
         .filter(|(t, _)| t - first > facts.flaky_threshold_ms)
-        .map(|(_, a)| a.node.clone())
+        .map(|(_, a)| a.identity.node.clone())
         .collect();
     out.push(finding(
         FindingKind::Flaky, Severity::Warn, None, late.into_iter().collect(),
