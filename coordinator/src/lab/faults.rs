@@ -109,7 +109,7 @@ pub fn apply(topology: &LabTopology, switch_ns: &str, dir: &std::path::Path) -> 
         ],
     );
     let _ = std::fs::remove_file(&file);
-    result
+    Ok(result?)
 }
 
 /// Whether `node`'s host shim is to be left out.

@@ -6,7 +6,46 @@ use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, bail};
+/// Why the lab's contact with the kernel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tool could not be run at all.
+    #[error("running {program} (is it installed?)")]
+    Spawn {
+        /// The tool.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tool ran and failed.
+    #[error("`{command}` failed: {said}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// What the tool said on stderr.
+        said: String,
+    },
+    /// A namespace could not be entered, or a socket not be made in it.
+    #[error("{what}")]
+    Namespace {
+        /// What was being done (`entering namespace lab1-ctl`).
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread that entered a namespace panicked.
+    #[error("the namespace thread panicked")]
+    Panicked,
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn in_namespace(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Namespace { what, source }
+}
 
 /// Whether `name` can be a Linux interface name the lab creates (1–15 characters of letters,
 /// digits, `-`, `_`, `.`).
@@ -20,40 +59,45 @@ pub fn usable_link_name(name: &str) -> bool {
 }
 
 /// Runs `ip ARGS`; the error names the command and the tool's message.
-pub fn ip(args: &[&str]) -> anyhow::Result<()> {
+pub fn ip(args: &[&str]) -> Result<()> {
     run("ip", args)
 }
 
 /// Runs `ip -n NS ARGS`.
-pub fn ip_in(ns: &str, args: &[&str]) -> anyhow::Result<()> {
+pub fn ip_in(ns: &str, args: &[&str]) -> Result<()> {
     let mut all = vec!["-n", ns];
     all.extend_from_slice(args);
     run("ip", &all)
 }
 
 /// Runs `program ARGS`, failing with its stderr.
-pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("running {program} (is it installed?)"))?;
+        .map_err(|source| Error::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
     if !out.status.success() {
-        bail!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return Err(Error::Failed {
+            command: format!("{program} {}", args.join(" ")),
+            said: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }
 
 /// Named network namespaces (`ip netns list`).
-pub fn netns_list() -> anyhow::Result<Vec<String>> {
+pub fn netns_list() -> Result<Vec<String>> {
     let out = Command::new("ip")
         .args(["netns", "list"])
         .output()
-        .context("running ip netns list")?;
+        .map_err(|source| Error::Spawn {
+            program: "ip".into(),
+            source,
+        })?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
@@ -61,14 +105,14 @@ pub fn netns_list() -> anyhow::Result<Vec<String>> {
 }
 
 /// Creates a namespace with its loopback up.
-pub fn netns_add(name: &str) -> anyhow::Result<()> {
+pub fn netns_add(name: &str) -> Result<()> {
     ip(&["netns", "add", name])?;
     ip_in(name, &["link", "set", "lo", "up"])
 }
 
 /// Stops every process in namespace `ns` (`ip netns pids`): SIGTERM, up to a second to go,
 /// then SIGKILL. Agents of a crashed run must not outlive their lab.
-pub fn netns_kill(ns: &str) -> anyhow::Result<()> {
+pub fn netns_kill(ns: &str) -> Result<()> {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let pids = || -> Vec<Pid> {
@@ -102,7 +146,7 @@ pub fn netns_kill(ns: &str) -> anyhow::Result<()> {
 }
 
 /// Deletes a namespace (its interfaces go with it); a missing one is not an error.
-pub fn netns_del(name: &str) -> anyhow::Result<()> {
+pub fn netns_del(name: &str) -> Result<()> {
     if netns_list()?.iter().any(|n| n == name) {
         ip(&["netns", "del", name])?;
     }
@@ -110,13 +154,7 @@ pub fn netns_del(name: &str) -> anyhow::Result<()> {
 }
 
 /// A veth pair with one end in each namespace, both up.
-pub fn veth(
-    ns_a: &str,
-    name_a: &str,
-    ns_b: &str,
-    name_b: &str,
-    mtu: Option<u32>,
-) -> anyhow::Result<()> {
+pub fn veth(ns_a: &str, name_a: &str, ns_b: &str, name_b: &str, mtu: Option<u32>) -> Result<()> {
     ip(&[
         "link", "add", "name", name_a, "netns", ns_a, "type", "veth", "peer", "name", name_b,
         "netns", ns_b,
@@ -132,35 +170,39 @@ pub fn veth(
 
 /// Listens on TCP `addr` inside namespace `ns` (as [`udp_socket_in`]: the socket stays in
 /// the namespace, the caller's thread does not).
-pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> Result<std::net::TcpListener> {
     let path = format!("/run/netns/{ns}");
     std::thread::scope(|scope| {
         scope
-            .spawn(|| -> anyhow::Result<std::net::TcpListener> {
-                let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+            .spawn(|| -> Result<std::net::TcpListener> {
+                let file = File::open(&path).map_err(in_namespace(format!("opening {path}")))?;
                 nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .with_context(|| format!("entering namespace {ns}"))?;
-                std::net::TcpListener::bind(addr)
-                    .with_context(|| format!("listening on {addr} in namespace {ns}"))
+                    .map_err(std::io::Error::from)
+                    .map_err(in_namespace(format!("entering namespace {ns}")))?;
+                std::net::TcpListener::bind(addr).map_err(in_namespace(format!(
+                    "listening on {addr} in namespace {ns}"
+                )))
             })
             .join()
-            .map_err(|_| anyhow::anyhow!("the namespace thread panicked"))?
+            .map_err(|_| Error::Panicked)?
     })
 }
 
 /// Binds a UDP socket to `addr` inside namespace `ns`. A short-lived thread enters the
 /// namespace (setns affects only the calling thread); the socket stays in it.
-pub fn udp_socket_in(ns: &str, addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+pub fn udp_socket_in(ns: &str, addr: SocketAddr) -> Result<UdpSocket> {
     let path = format!("/run/netns/{ns}");
     std::thread::scope(|scope| {
         scope
-            .spawn(|| -> anyhow::Result<UdpSocket> {
-                let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+            .spawn(|| -> Result<UdpSocket> {
+                let file = File::open(&path).map_err(in_namespace(format!("opening {path}")))?;
                 nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .with_context(|| format!("entering namespace {ns}"))?;
-                UdpSocket::bind(addr).with_context(|| format!("binding {addr} in namespace {ns}"))
+                    .map_err(std::io::Error::from)
+                    .map_err(in_namespace(format!("entering namespace {ns}")))?;
+                UdpSocket::bind(addr)
+                    .map_err(in_namespace(format!("binding {addr} in namespace {ns}")))
             })
             .join()
-            .map_err(|_| anyhow::anyhow!("the namespace thread panicked"))?
+            .map_err(|_| Error::Panicked)?
     })
 }

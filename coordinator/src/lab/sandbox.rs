@@ -52,7 +52,7 @@ impl Lab {
             &["route", "add", "default", "via", &gateway, "dev", "eth0"],
         ) {
             let _ = self.remove_sandbox(&sandbox);
-            return Err(e);
+            return Err(e.into());
         }
         Ok(sandbox)
     }
@@ -112,7 +112,10 @@ impl Lab {
         let ctl = Self::control_ns(&self.topology.name);
         veth(ns, ifname, &ctl, port, None)?;
         ip_in(&ctl, &["link", "set", port, "master", "ctl"])?;
-        ip_in(ns, &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname])
+        Ok(ip_in(
+            ns,
+            &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname],
+        )?)
     }
 
     /// Attaches `sandbox` to a NAD as Multus delegates it: `config_json` is the NAD's

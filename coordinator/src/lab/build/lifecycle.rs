@@ -191,15 +191,15 @@ impl Lab {
                 "shim0",
             ],
         )?;
-        ip_in(ns, &["link", "set", "shim0", "up"])
+        Ok(ip_in(ns, &["link", "set", "shim0", "up"])?)
     }
 
     /// A UDP socket for the coordinator's control plane, inside the control namespace.
     pub fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket> {
-        net::udp_socket_in(
+        Ok(net::udp_socket_in(
             &Self::control_ns(&self.topology.name),
             SocketAddr::new(IpAddr::V4(COORDINATOR), 0),
-        )
+        )?)
     }
 
     /// Removes lab `name`: CNI DEL for every attachment (releasing IPAM addresses), every
