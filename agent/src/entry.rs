@@ -45,7 +45,7 @@ pub fn main(program: &str, args: impl IntoIterator<Item = String>) -> u8 {
             return 1;
         }
     };
-    init_logging();
+    init_logging_alone();
     crate::install_crypto_provider();
     let runtime = match single_threaded() {
         Ok(runtime) => runtime,
@@ -65,20 +65,49 @@ pub fn main(program: &str, args: impl IntoIterator<Item = String>) -> u8 {
     }
 }
 
-/// The filter of diagnostics when `RUST_LOG` says nothing: warnings, and what multinet's own
-/// crates say at `info` (a coordinator lost, an interface a probe could not bind to).
+/// Diagnostics when nothing else is asked: warnings from everyone, `info` from multinet's own
+/// crates (a coordinator lost, an interface a probe could not bind to).
 pub const DEFAULT_LOG_FILTER: &str =
     "warn,multinet_agent=info,multinet_coordinator=info,multinet_proto=info";
 
-/// Diagnostics to stderr (`RUST_LOG`, else [`DEFAULT_LOG_FILTER`]); a process that has a
-/// subscriber already (`multinet agent` under the command line's) keeps it.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+/// Installs the process's diagnostics subscriber (`tracing` to `writer`): `filter` when given
+/// (a `RUST_LOG`-style filter, e.g. `debug` or `multinet_coordinator::control_plane=trace`),
+/// else `RUST_LOG` when set, else [`DEFAULT_LOG_FILTER`]. Always an `EnvFilter`: it decides
+/// once per call site, so the call sites QUIC and TLS hit per packet cost nothing (a
+/// `Targets` layer here cost `bench ingest` its handshake ramp). A process that has a
+/// subscriber already keeps it. The subscriber costs an agent about 0.8 MiB of peak RSS
+/// (BENCHMARKS.md, agent memory).
+///
+/// # Errors
+///
+/// `filter` (or `RUST_LOG`) is not a valid filter; the default is installed then.
+pub fn init_logging<W>(filter: Option<&str>, writer: W, ansi: bool) -> Result<(), String>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::EnvFilter;
+    let from_env = std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty());
+    let asked = filter.map(str::to_string).or(from_env);
+    let (filter, refused) = match asked.map(|a| (EnvFilter::try_new(&a), a)) {
+        Some((Ok(filter), _)) => (filter, None),
+        Some((Err(e), asked)) => (
+            EnvFilter::new(DEFAULT_LOG_FILTER),
+            Some(format!("{asked:?}: {e}")),
+        ),
+        None => (EnvFilter::new(DEFAULT_LOG_FILTER), None),
+    };
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_env_filter(filter)
-        .with_ansi(false)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
+    refused.map_or(Ok(()), Err)
+}
+
+/// Diagnostics of an agent alone: to stderr, no colours.
+fn init_logging_alone() {
+    if let Err(e) = init_logging(None, std::io::stderr, false) {
+        eprintln!("RUST_LOG {e}; logging warnings and multinet's notices only");
+    }
 }

@@ -111,26 +111,21 @@ pub fn main() -> ExitCode {
 }
 
 /// Diagnostics to stderr, around the progress line: `--log-level`, else `-v`, else
-/// `RUST_LOG`, else warnings only.
+/// `RUST_LOG`, else warnings and multinet's own notices.
 fn init_logging(logging: &Logging) {
-    use tracing_subscriber::EnvFilter;
     let filter = match (&logging.log_level, logging.verbose) {
-        (Some(filter), _) => EnvFilter::try_new(filter).unwrap_or_else(|e| {
-            eprintln!("multinet: --log-level {filter:?}: {e}; logging warnings only");
-            EnvFilter::new("warn")
-        }),
-        (None, 0) => EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(multinet_agent::entry::DEFAULT_LOG_FILTER)),
-        (None, 1) => EnvFilter::new("info"),
-        (None, 2) => EnvFilter::new("debug"),
-        (None, _) => EnvFilter::new("trace"),
+        (Some(filter), _) => Some(filter.as_str()),
+        (None, 0) => None,
+        (None, 1) => Some("info"),
+        (None, 2) => Some("debug"),
+        (None, _) => Some("trace"),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(crate::progress::LogWriter::default)
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if let Err(e) =
+        multinet_agent::entry::init_logging(filter, crate::progress::LogWriter::default, ansi)
+    {
+        eprintln!("multinet: log filter {e}; logging warnings and multinet's notices only");
+    }
 }
 
 /// An error and its causes on one line, `what: why: root cause` (empty levels skipped).
