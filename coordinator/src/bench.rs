@@ -216,6 +216,9 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let output = child.wait_with_output().await?;
     let load: load::LoadReport = serde_json::from_slice(&output.stdout)
         .map_err(|e| anyhow::anyhow!("the load process reported nothing usable: {e}"))?;
+    for (why, count) in &load.failed {
+        eprintln!("multinet bench ingest: {count} load connection(s) failed: {why}");
+    }
     let snap = roster.send(Snapshot).await?;
     control.close().await;
     let recorded: u64 = snap.agents.iter().map(|a| a.recorded).sum();

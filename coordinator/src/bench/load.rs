@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use multinet_proto::assignment::TlsFiles;
 use multinet_proto::control::codec::{decode_frame, encode};
 use multinet_proto::control::{
@@ -47,6 +48,9 @@ pub struct LoadReport {
     pub sent: u64,
     /// Results acknowledged.
     pub acked: u64,
+    /// Connections that ended in an error, by what went wrong (e.g. `connect: timed out`).
+    #[serde(default)]
+    pub failed: std::collections::BTreeMap<String, u64>,
 }
 
 /// Runs the load; returns the exit code.
@@ -83,15 +87,17 @@ async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     let welcomed = Arc::new(AtomicUsize::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
     // Every connection starts reporting at the same moment, once all had time to connect.
     let start = tokio::time::Instant::now() + Duration::from_secs(2 + u64::from(args.agents) / 200);
     let mut tasks = Vec::new();
     for i in 0..args.agents {
-        let (endpoint, welcomed, sent, acked) = (
+        let (endpoint, welcomed, sent, acked, failed) = (
             endpoint.clone(),
             welcomed.clone(),
             sent.clone(),
             acked.clone(),
+            failed.clone(),
         );
         let (addr, run_id, rate, seconds) =
             (args.addr, args.run_id.clone(), args.rate, args.seconds);
@@ -102,8 +108,14 @@ async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
                 endpoint, addr, run_id, i, rate, seconds, start, &welcomed, &sent,
             )
             .await;
-            if let Ok(n) = result {
-                acked.fetch_add(n, Ordering::Relaxed);
+            match result {
+                Ok(n) => {
+                    acked.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let mut failed = failed.lock().unwrap_or_else(|e| e.into_inner());
+                    *failed.entry(format!("{e:#}")).or_insert(0) += 1;
+                }
             }
         }));
     }
@@ -115,6 +127,7 @@ async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         welcomed: welcomed.load(Ordering::Relaxed),
         sent: sent.load(Ordering::Relaxed),
         acked: acked.load(Ordering::Relaxed),
+        failed: std::mem::take(&mut *failed.lock().unwrap_or_else(|e| e.into_inner())),
     })
 }
 
@@ -153,8 +166,11 @@ async fn agent(
     welcomed: &AtomicUsize,
     sent: &AtomicU64,
 ) -> anyhow::Result<u64> {
-    let connection = endpoint.connect(addr, COORDINATOR_NAME)?.await?;
-    let (mut send, mut recv) = connection.open_bi().await?;
+    let connection = endpoint
+        .connect(addr, COORDINATOR_NAME)?
+        .await
+        .context("connect")?;
+    let (mut send, mut recv) = connection.open_bi().await.context("open stream")?;
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         run_id,
@@ -191,7 +207,9 @@ async fn agent(
             }
         })
     };
-    tokio::time::timeout(Duration::from_secs(30), welcome.notified()).await?;
+    tokio::time::timeout(Duration::from_secs(30), welcome.notified())
+        .await
+        .context("no Welcome within 30 s")?;
     welcomed.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep_until(start).await;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
