@@ -152,7 +152,7 @@ pub struct RunOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input is invalid; every error is listed (exit 22, nothing was created).
-    #[error("invalid input: {}", list(.0))]
+    #[error("invalid input: {}", .0.errors_line())]
     Invalid(Problems),
     /// Settings that do not go together, or one the backend cannot honour (exit 22).
     #[error("{0}")]
@@ -216,15 +216,6 @@ impl Classify for Error {
             Error::Interrupted(signal) => Class::Signal(*signal),
         }
     }
-}
-
-fn list(problems: &Problems) -> String {
-    problems
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Runs the request to its end: resolves the configuration, picks and makes the backend,

@@ -62,6 +62,15 @@ impl Problems {
         self.errors.is_empty()
     }
 
+    /// Every error on one line, `; `-separated (for an error message that holds them all).
+    pub fn errors_line(&self) -> String {
+        self.errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Moves every problem of `other` into `self`, each field prefixed with `prefix: ` (the file
     /// or object the problems were found in).
     pub fn absorb_under(&mut self, prefix: &str, other: Problems) {

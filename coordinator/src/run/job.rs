@@ -7,7 +7,7 @@
 use multinet_proto::config::RunConfig;
 use multinet_proto::multus::selection::NetworkSelection;
 
-use super::kube::{anyhow_box, checked, job_args, kube_run, selection_list, with_client};
+use super::kube::{checked, job_args, kube_run, selection_list, with_client};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say};
 use crate::backend::kube::cleanup::cleanup_runs;
 use crate::backend::kube::names::{Owner, RunNames};
@@ -65,7 +65,7 @@ pub(super) fn run_outside(
                     Ok(outcome.exit_code.max(1))
                 }
             },
-            Ok(Err(e)) => Err(Error::failed("", anyhow_box(e))),
+            Ok(Err(e)) => Err(Error::failed("", e)),
             Err(signal) => Err(Error::Interrupted(signal)),
         };
         let removed = tokio::select! {
@@ -82,7 +82,7 @@ pub(super) fn run_outside(
         }
         anyhow::Ok(ended)
     });
-    let exit_code = result.map_err(|e| Error::failed("", anyhow_box(e)))??;
+    let exit_code = result.map_err(|e| Error::failed("", e))??;
     Ok(RunOutcome {
         exit_code,
         report: None,

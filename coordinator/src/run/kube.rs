@@ -8,7 +8,7 @@ use multinet_proto::field::Problems;
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
-use super::launch::{Ended, execute_with, settings};
+use super::launch::{Ended, execute_with, finish, settings};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
 use crate::backend::kube::api_error::ApiResultExt;
 use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
@@ -141,7 +141,7 @@ fn in_cluster(
         move || async move {
             let client = client::connect(kube.kubeconfig.as_deref(), kube.context.as_deref())
                 .await
-                .map_err(|e| Error::failed("", anyhow_box(e)))?;
+                .map_err(|e| Error::failed("", e))?;
             let selections = selection_list(&public, &cluster);
             let nodes = checked(
                 &client,
@@ -160,7 +160,7 @@ fn in_cluster(
                 Some(id) => {
                     let owner = owner_of(&id, &client, &config.namespace)
                         .await
-                        .map_err(|e| Error::failed("the run's owner ConfigMap", anyhow_box(e)))?;
+                        .map_err(|e| Error::failed("the run's owner ConfigMap", e))?;
                     (id, owner, OwnerRole::Outside)
                 }
                 None => {
@@ -179,7 +179,7 @@ fn in_cluster(
                     let yaml = serde_saphyr::to_string(&config).unwrap_or_default();
                     let owner = outside::create_owner(&client, &run, yaml)
                         .await
-                        .map_err(|e| Error::failed("", anyhow_box(e)))?;
+                        .map_err(|e| Error::failed("", e))?;
                     (id, owner, OwnerRole::Ours)
                 }
             };
@@ -199,22 +199,12 @@ fn in_cluster(
             Ok(backend)
         }
     };
-    let Ended { report, left } =
-        execute_with(make, settings(config.clone(), request), request.quiet, say)?;
-    if let Some(e) = &left {
-        say(Notice::Note(format!("cleaning up: {e}")));
-    }
-    let exit_code = report.verdict.exit_code().max(u8::from(left.is_some()));
+    let ended = execute_with(make, settings(config.clone(), request), request.quiet, say)?;
     let Some(id) = &job_run else {
-        report::write(
-            &report::render(&report, request.format),
-            request.report_to.as_deref(),
-        )?;
-        return Ok(RunOutcome {
-            exit_code,
-            report: Some(report),
-        });
+        return finish(ended, request);
     };
+    let Ended { report, left } = ended;
+    let exit_code = report.verdict.exit_code().max(u8::from(left));
     // For the command outside the cluster, which prints it and removes the run.
     let text = report::render(&report, request.format);
     let format = request.format;
@@ -235,16 +225,12 @@ fn in_cluster(
             outside::store_report(&client, &run, format, &text, exit_code).await
         }
     })
-    .map_err(|e| Error::failed("", anyhow_box(e)))?;
+    .map_err(|e| Error::failed("", e))?;
     say(Notice::Line(format!("multinet: report stored in {stored}")));
     Ok(RunOutcome {
         exit_code,
         report: Some(report),
     })
-}
-
-pub(super) fn anyhow_box(e: anyhow::Error) -> super::BoxError {
-    e.into()
 }
 
 async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::Result<Owner> {

@@ -59,7 +59,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
     }
     // The input first: a run refused for it has started nothing, not even looked for agents.
     let agent_command =
-        || AgentProcesses::default_agent_command().map_err(|e| Error::failed("", anyhow_box(e)));
+        || AgentProcesses::default_agent_command().map_err(|e| Error::failed("", e));
     multinet_agent::install_crypto_provider();
     match backend {
         BackendKind::Kube => super::kube::run(request, say),
@@ -71,9 +71,8 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
             let backend =
                 LocalBackend::new(request.nodes, agent_command()?, request.kill_agent.clone());
             finish(
-                execute(backend, settings(config, request), request, say),
+                execute(backend, settings(config, request), request, say)?,
                 request,
-                say,
             )
         }
         BackendKind::Lab => {
@@ -126,16 +125,11 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
                 .or_else(|| topology_kill(&lab.topology));
             let backend = LabBackend::new(lab, command, kill, keep);
             finish(
-                execute(backend, settings(config, request), request, say),
+                execute(backend, settings(config, request), request, say)?,
                 request,
-                say,
             )
         }
     }
-}
-
-fn anyhow_box(e: anyhow::Error) -> super::BoxError {
-    e.into()
 }
 
 fn lab_config(request: &RunRequest, topology: &LabTopology, say: Say<'_>) -> Result<RunConfig> {
@@ -157,21 +151,13 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
 
 /// Writes the report the run made; the exit code is the verdict's, or 1 when something was
 /// left behind.
-fn finish(ended: Result<Ended>, request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
-    let ended = ended?;
-    if let Some(e) = &ended.left {
-        say(Notice::Note(format!("cleaning up: {e}")));
-    }
+pub(super) fn finish(ended: Ended, request: &RunRequest) -> Result<RunOutcome> {
     report::write(
         &report::render(&ended.report, request.format),
         request.report_to.as_deref(),
     )?;
     Ok(RunOutcome {
-        exit_code: ended
-            .report
-            .verdict
-            .exit_code()
-            .max(u8::from(ended.left.is_some())),
+        exit_code: ended.report.verdict.exit_code().max(u8::from(ended.left)),
         report: Some(ended.report),
     })
 }
@@ -194,7 +180,7 @@ fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> 
         let built = built.map_err(|e| anyhow::anyhow!("the lab build panicked: {e}"));
         match (built, interrupted) {
             (Ok(Ok(lab)), None) => Ok(lab),
-            (Ok(Err(e)) | Err(e), None) => Err(Error::failed("building the lab", anyhow_box(e))),
+            (Ok(Err(e)) | Err(e), None) => Err(Error::failed("building the lab", e)),
             (built, Some(signal)) => {
                 if let Ok(Err(e)) | Err(e) = built {
                     say(Notice::Note(format!("building the lab: {e:#}")));
@@ -229,8 +215,8 @@ fn topology_kill(topology: &LabTopology) -> Option<KillAgent> {
 pub(super) struct Ended {
     /// The run's report.
     pub report: Box<RunReport>,
-    /// The cleanup after it failed: something may be left.
-    pub left: Option<String>,
+    /// The cleanup after it failed (said): something may be left.
+    pub left: bool,
 }
 
 /// Runs the validation on `backend`, cleaning up on every way out.
@@ -274,7 +260,7 @@ where
             Ok(s) => s,
             Err(e) => {
                 let _ = backend.cleanup().await;
-                return Err(Error::failed("", anyhow_box(e)));
+                return Err(Error::failed("", e));
             }
         };
         let result = tokio::select! {
@@ -286,24 +272,21 @@ where
         };
         progress.finish();
         let cleaned = supervisor.cleanup(&mut backend).await;
-        let left = cleaned.err().map(|e| format!("{e:#}"));
+        // Said whatever the run's end: a failed cleanup never hides the result.
+        let left = match cleaned {
+            Ok(()) => false,
+            Err(e) => {
+                say(Notice::Note(format!("cleaning up: {e:#}")));
+                true
+            }
+        };
         match result {
             Ok(Ok(report)) => Ok(Ended {
                 report: Box::new(report),
                 left,
             }),
-            Ok(Err(signal)) => {
-                if let Some(left) = left {
-                    say(Notice::Note(format!("cleaning up: {left}")));
-                }
-                Err(Error::Interrupted(signal))
-            }
-            Err(e) => {
-                if let Some(left) = left {
-                    say(Notice::Note(format!("cleaning up: {left}")));
-                }
-                Err(Error::failed("", anyhow_box(e)))
-            }
+            Ok(Err(signal)) => Err(Error::Interrupted(signal)),
+            Err(e) => Err(Error::failed("", e)),
         }
     })
 }

@@ -66,16 +66,7 @@ pub fn render(
 ) -> anyhow::Result<String> {
     let mut problems = Problems::default();
     let (public, cluster) = config.network_selections(&mut problems);
-    anyhow::ensure!(
-        problems.is_valid(),
-        "{}",
-        problems
-            .errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
+    anyhow::ensure!(problems.is_valid(), "{}", problems.errors_line());
     let names = RunNames::new(DRY_RUN_ID);
     let run = KubeRun {
         owner: Owner {
