@@ -127,17 +127,3 @@ fn init_logging(logging: &Logging) {
         eprintln!("multinet: log filter {e}; logging warnings and multinet's notices only");
     }
 }
-
-/// An error and its causes on one line, `what: why: root cause` (empty levels skipped).
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}

@@ -98,6 +98,23 @@ pub struct ControlPlane {
     over_capacity: Arc<AtomicU64>,
 }
 
+/// Why the control plane could not start or say where it listens.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The run's PKI could not make the QUIC server configuration.
+    #[error(transparent)]
+    Tls(#[from] crate::pki::Error),
+    /// The QUIC endpoint could not be made on the backend's socket.
+    #[error("starting the QUIC endpoint")]
+    Endpoint(#[source] std::io::Error),
+    /// The endpoint's socket has no local address.
+    #[error("the control plane's address")]
+    Address(#[source] std::io::Error),
+}
+
+/// The result of a control plane operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 impl ControlPlane {
     /// Starts accepting agents on `socket` (bound by the backend where agents reach it). Until
     /// [`Self::set_connection_limit`], at most [`connection_limit_for`]`(0)` connections are
@@ -106,13 +123,14 @@ impl ControlPlane {
         pki: &RunPki,
         socket: std::net::UdpSocket,
         roster: Addr<AgentRoster>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(pki.quic_server_config()?),
             socket,
             Arc::new(quinn::TokioRuntime),
-        )?;
+        )
+        .map_err(Error::Endpoint)?;
         let plane = Self {
             endpoint,
             shutdown: CancellationToken::new(),
@@ -140,8 +158,8 @@ impl ControlPlane {
     }
 
     /// Where agents connect.
-    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.endpoint.local_addr()?)
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.endpoint.local_addr().map_err(Error::Address)
     }
 
     /// How many connections may be served at once from now on (see [`connection_limit_for`]).

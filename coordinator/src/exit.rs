@@ -35,6 +35,20 @@ pub fn code(error: &impl Classify) -> u8 {
     }
 }
 
+/// An error and its causes on one line, `what: why: root cause` (empty levels skipped).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,7 +182,8 @@ pub enum Error {
     },
 }
 
-/// An error from below this module (backends still speak `anyhow`).
+/// An error from below this module: a backend's, the supervisor's, the lab build's — each its
+/// own type, carried with its causes.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The result of a run.

@@ -61,6 +61,10 @@ pub enum PodStatus {
 /// A backend.
 #[allow(async_fn_in_trait)] // used with concrete types only; no `dyn`, no Send bound needed
 pub trait Scheduler {
+    /// Why the backend could not do what it was asked (its own error type; the supervisor
+    /// carries it as the run's cause).
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// `local`, `lab` or `kube`, for the report.
     fn backend(&self) -> &'static str;
 
@@ -69,7 +73,7 @@ pub trait Scheduler {
 
     /// The UDP socket of the coordinator's control plane, bound where agents can reach it
     /// (loopback, the lab's control namespace, the pod network).
-    fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket>;
+    fn control_socket(&self) -> Result<std::net::UdpSocket, Self::Error>;
 
     /// Where the run's private directory goes (certificates, assignments, agent logs).
     fn run_root(&self) -> PathBuf {
@@ -89,12 +93,15 @@ pub trait Scheduler {
     }
 
     /// The nodes, each with its node type (placement by node selector and tolerations).
-    async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>>;
+    async fn nodes(&mut self, config: &RunConfig) -> Result<Vec<NodePlan>, Self::Error>;
 
     /// Starts the pod of agent `pod` on its node and learns its addresses (on
     /// [`AgentIdentity::attached_networks`]).
-    async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>)
-    -> anyhow::Result<PodStatus>;
+    async fn start(
+        &mut self,
+        pod: &AgentIdentity,
+        env: &AgentEnv<'_>,
+    ) -> Result<PodStatus, Self::Error>;
 
     /// Pods that have exited since the last call, with the reason.
     async fn exited(&mut self) -> Vec<(String, String)>;
@@ -116,5 +123,5 @@ pub trait Scheduler {
     }
 
     /// Stops everything the run started and removes what it created. Idempotent.
-    async fn cleanup(&mut self) -> anyhow::Result<()>;
+    async fn cleanup(&mut self) -> Result<(), Self::Error>;
 }

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
-use anyhow::Context;
 use multinet_proto::assignment::ProbeSettings;
 use multinet_proto::config::RunConfig;
 use multinet_proto::control::{AgentIdentity, Role};
@@ -35,6 +34,48 @@ mod outcome;
 mod plan;
 
 use decide::{Moment, ProbeStage, ServerStage, fate_of};
+
+/// Why a run could not be carried out (a run that was carried out and failed is a report).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The run's private directory could not be created or removed.
+    #[error("{action} {}", .path.display())]
+    RunDir {
+        /// `creating` or `removing`.
+        action: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run's PKI could not be made.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::Error),
+    /// The control plane could not start.
+    #[error(transparent)]
+    ControlPlane(#[from] crate::control_plane::Error),
+    /// One of the run's actors (roster, matrix) stopped before the run ended — a bug.
+    #[error("an actor of the run stopped: {0}")]
+    Actor(#[from] actix::MailboxError),
+    /// No pod can be placed where the run configuration says (see the message).
+    #[error("{0}")]
+    Placement(&'static str),
+    /// The backend's topology puts the server on a node that no node type selects.
+    #[error("the server's node {0} runs no test pods (no node type selects it)")]
+    ServerNodeUnused(String),
+    /// The backend failed (it says what it was doing).
+    #[error(transparent)]
+    Backend(crate::run::BoxError),
+}
+
+/// The result of a supervisor operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `Error::Backend` from a backend's own error.
+fn backend<E: std::error::Error + Send + Sync + 'static>(error: E) -> Error {
+    Error::Backend(Box::new(error))
+}
 /// How often the supervisor looks at the run.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -101,7 +142,7 @@ impl RunSupervisor {
     pub fn prepare(
         control_socket: std::net::UdpSocket,
         run_root: &std::path::Path,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         Self::prepare_with_id(control_socket, run_root, new_run_id())
     }
 
@@ -110,14 +151,18 @@ impl RunSupervisor {
         control_socket: std::net::UdpSocket,
         run_root: &std::path::Path,
         run_id: String,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let run_dir = run_root.join(format!("multinet-{run_id}"));
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
                 .mode(0o700)
                 .create(&run_dir)
-                .with_context(|| format!("creating {}", run_dir.display()))?;
+                .map_err(|source| Error::RunDir {
+                    action: "creating",
+                    path: run_dir.clone(),
+                    source,
+                })?;
         }
         let pki = RunPki::new(&run_id)?;
         let matrix = MatrixActor::default().start();
@@ -147,8 +192,8 @@ impl RunSupervisor {
     }
 
     /// Where agents reach the control plane.
-    pub fn control_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
-        self.control.local_addr()
+    pub fn control_addr(&self) -> Result<std::net::SocketAddr> {
+        Ok(self.control.local_addr()?)
     }
 
     /// The roster actor (tests drop connections through it).
@@ -182,7 +227,7 @@ impl RunSupervisor {
         scheduler: &mut S,
         settings: &RunSettings,
         pods: &[AgentIdentity],
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         self.roster.send(Expect(pods.to_vec())).await?;
         let coordinator = self.control.local_addr()?;
         let env = AgentEnv {
@@ -199,7 +244,7 @@ impl RunSupervisor {
             run_dir: &self.run_dir,
         };
         for pod in pods {
-            if let Some(fate) = fate_of(scheduler.start(pod, &env).await?) {
+            if let Some(fate) = fate_of(scheduler.start(pod, &env).await.map_err(backend)?) {
                 self.scheduler_fates.insert(pod.pod.clone(), fate);
             }
         }
@@ -238,9 +283,9 @@ impl RunSupervisor {
         scheduler: &mut S,
         settings: &RunSettings,
         progress: &mut Progress,
-    ) -> anyhow::Result<RunReport> {
+    ) -> Result<RunReport> {
         let deadline = settings.stage_deadline();
-        self.nodes = scheduler.nodes(&settings.config).await?;
+        self.nodes = scheduler.nodes(&settings.config).await.map_err(backend)?;
         self.plan(settings, scheduler.server_node())?;
         self.control
             .set_connection_limit(connection_limit_for(self.plan.len()));
@@ -319,7 +364,7 @@ impl RunSupervisor {
         progress: &mut Progress,
         pods: &[AgentIdentity],
         deadline: Duration,
-    ) -> anyhow::Result<&'static str> {
+    ) -> Result<&'static str> {
         let since = Instant::now();
         let pairs: Vec<(String, CephNetwork)> = pods
             .iter()
@@ -385,14 +430,17 @@ impl RunSupervisor {
 
     /// Stops the agents, closes the control plane, and removes everything the run created.
     /// Safe to call more than once.
-    pub async fn cleanup<S: Scheduler>(&mut self, scheduler: &mut S) -> anyhow::Result<()> {
+    pub async fn cleanup<S: Scheduler>(&mut self, scheduler: &mut S) -> Result<()> {
         self.roster.do_send(StopAll);
         let result = scheduler.cleanup().await;
         self.control.close().await;
         if self.run_dir.exists() {
-            std::fs::remove_dir_all(&self.run_dir)
-                .with_context(|| format!("removing {}", self.run_dir.display()))?;
+            std::fs::remove_dir_all(&self.run_dir).map_err(|source| Error::RunDir {
+                action: "removing",
+                path: self.run_dir.clone(),
+                source,
+            })?;
         }
-        result
+        result.map_err(backend)
     }
 }

@@ -128,7 +128,9 @@ async fn outside(
     waiting: Option<Value>,
     bounds: JobBounds,
 ) -> (
-    anyhow::Result<multinet_coordinator::backend::kube::outside::JobOutcome>,
+    multinet_coordinator::backend::kube::Result<
+        multinet_coordinator::backend::kube::outside::JobOutcome,
+    >,
     Vec<String>,
     Vec<multinet_tests::mock::Seen>,
 ) {
@@ -218,7 +220,7 @@ async fn a_job_whose_pod_cannot_be_created_says_why() {
         "count": 3,
         "message": "Error creating: pods \"multinet-0a1b2c3d4e-coordinator-\" is forbidden: error looking up service account rook-ceph/multinet: serviceaccount \"multinet\" not found"});
     let (outcome, _, _) = outside(Vec::new(), vec![event], None, BOUNDS).await;
-    let error = format!("{:#}", outcome.expect_err("no pod, no run"));
+    let error = multinet_coordinator::exit::chain(&outcome.expect_err("no pod, no run"));
     assert!(
         error.contains("cannot create the pod of Job multinet-0a1b2c3d4e-coordinator")
             && error.contains("serviceaccount \"multinet\" not found"),
@@ -253,7 +255,7 @@ async fn a_job_whose_pod_never_starts_says_what_it_waits_on_once_and_gives_up_at
             "multinet: the coordinator Job multinet-0a1b2c3d4e-coordinator waits: {state}"
         )]
     );
-    let error = format!("{:#}", outcome.expect_err("it never ran"));
+    let error = multinet_coordinator::exit::chain(&outcome.expect_err("it never ran"));
     assert_eq!(
         error,
         format!(

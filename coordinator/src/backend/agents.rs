@@ -6,12 +6,38 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use multinet_proto::assignment::{AgentAssignment, NetworkAddress};
 use multinet_proto::control::{AgentIdentity, Role};
 use tokio::process::{Child, Command};
 
 use crate::scheduler::AgentEnv;
+
+/// Why an agent process could not be set up. (A program that cannot be spawned is not an
+/// error: the pod did not start, and the run reports it.)
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// This process's own executable could not be found (it runs agents as `multinet agent`).
+    #[error("finding the multinet binary to run agents")]
+    OwnExecutable(#[source] std::io::Error),
+    /// The agent's certificate could not be issued or written.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::Error),
+    /// The agent's assignment or log file could not be written.
+    #[error("writing {}", .path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The agent's assignment could not be encoded as JSON.
+    #[error("encoding the agent's assignment")]
+    Encode(#[source] serde_json::Error),
+    /// The agent command is empty.
+    #[error("empty agent command")]
+    EmptyCommand,
+}
 
 /// Kill an agent some time after it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +101,11 @@ impl AgentProcesses {
 
     /// The command that runs an agent: `MULTINET_AGENT_BIN` if set, else this very binary's
     /// `agent` subcommand.
-    pub fn default_agent_command() -> anyhow::Result<Vec<String>> {
+    pub fn default_agent_command() -> Result<Vec<String>, Error> {
         if let Ok(bin) = std::env::var("MULTINET_AGENT_BIN") {
             return Ok(vec![bin]);
         }
-        let exe = std::env::current_exe().context("finding the multinet binary to run agents")?;
+        let exe = std::env::current_exe().map_err(Error::OwnExecutable)?;
         Ok(vec![exe.display().to_string(), "agent".into()])
     }
 
@@ -91,7 +117,7 @@ impl AgentProcesses {
         env: &AgentEnv<'_>,
         addresses: Vec<NetworkAddress>,
         wrapper: &[String],
-    ) -> anyhow::Result<Result<(), String>> {
+    ) -> Result<Result<(), String>, Error> {
         let tls = env
             .pki
             .write_agent_files(env.run_dir, &pod.pod, pod.role == Role::Server)?;
@@ -107,13 +133,20 @@ impl AgentProcesses {
             unacked_max: 1024,
         };
         let file = env.run_dir.join(format!("{}.assignment.json", pod.pod));
-        std::fs::write(&file, serde_json::to_vec_pretty(&assignment)?)?;
+        let json = serde_json::to_vec_pretty(&assignment).map_err(Error::Encode)?;
+        std::fs::write(&file, json).map_err(|source| Error::File {
+            path: file.clone(),
+            source,
+        })?;
         let log_path = env.run_dir.join(format!("{}.log", pod.pod));
-        let log = std::fs::File::create(&log_path)?;
+        let log = std::fs::File::create(&log_path).map_err(|source| Error::File {
+            path: log_path.clone(),
+            source,
+        })?;
         let mut argv: Vec<String> = wrapper.iter().chain(&self.agent_command).cloned().collect();
         argv.push("--assignment".into());
         argv.push(file.display().to_string());
-        let (program, args) = argv.split_first().context("empty agent command")?;
+        let (program, args) = argv.split_first().ok_or(Error::EmptyCommand)?;
         match Command::new(program)
             .args(args)
             .stdin(Stdio::null())

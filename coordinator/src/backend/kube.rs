@@ -1,6 +1,7 @@
 //! The Kubernetes backend: a real cluster through kube-rs.
 //!
 //! * [`api_error`] — errors of the API as a person reads them (the message and code, once).
+//! * [`error`] — the backend's one error type ([`Error`]).
 //! * [`nad`] — the NetworkAttachmentDefinition custom resource (`k8s.cni.cncf.io/v1`).
 //! * [`names`] — object names, labels and the owner reference every object of a run carries.
 //! * [`objects`] — every object a run creates, built from the configuration and what the
@@ -23,8 +24,11 @@ pub mod cleanup;
 pub mod client;
 pub mod diagnose;
 pub mod dry_run;
+pub mod error;
 pub mod nad;
 pub mod names;
 pub mod objects;
 pub mod outside;
 pub mod preflight;
+
+pub use error::{Error, Result};

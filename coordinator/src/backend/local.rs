@@ -15,6 +15,20 @@ use multinet_proto::network::CephNetwork;
 use super::agents::{AgentProcesses, KillAgent};
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
+/// Why the local backend could not do what the run asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The control plane's loopback socket could not be bound.
+    #[error("binding the control plane's socket on 127.0.0.1")]
+    Socket(#[source] std::io::Error),
+    /// The run configuration names no node type, so no node can be made.
+    #[error("the run configuration has no node types")]
+    NoNodeTypes,
+    /// An agent's files could not be written.
+    #[error(transparent)]
+    Agent(#[from] super::agents::Error),
+}
+
 /// The backend.
 #[derive(Debug)]
 pub struct LocalBackend {
@@ -56,6 +70,8 @@ impl LocalBackend {
 }
 
 impl Scheduler for LocalBackend {
+    type Error = Error;
+
     fn backend(&self) -> &'static str {
         "local"
     }
@@ -64,14 +80,16 @@ impl Scheduler for LocalBackend {
         false
     }
 
-    fn control_socket(&self) -> anyhow::Result<UdpSocket> {
-        Ok(UdpSocket::bind(("127.0.0.1", 0))?)
+    fn control_socket(&self) -> Result<UdpSocket, Error> {
+        UdpSocket::bind(("127.0.0.1", 0)).map_err(Error::Socket)
     }
 
-    async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>> {
+    async fn nodes(&mut self, config: &RunConfig) -> Result<Vec<NodePlan>, Error> {
         // No labels exist here: nodes take the node types in turn, in name order.
         let types: Vec<&String> = config.node_types.keys().collect();
-        anyhow::ensure!(!types.is_empty(), "the run configuration has no node types");
+        if types.is_empty() {
+            return Err(Error::NoNodeTypes);
+        }
         Ok((1..=self.nodes)
             .map(|i| NodePlan {
                 name: format!("n{i}"),
@@ -80,11 +98,7 @@ impl Scheduler for LocalBackend {
             .collect())
     }
 
-    async fn start(
-        &mut self,
-        pod: &AgentIdentity,
-        env: &AgentEnv<'_>,
-    ) -> anyhow::Result<PodStatus> {
+    async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>) -> Result<PodStatus, Error> {
         let addresses: Vec<NetworkAddress> = pod
             .attached_networks()
             .iter()
@@ -104,7 +118,7 @@ impl Scheduler for LocalBackend {
         self.agents.exited()
     }
 
-    async fn cleanup(&mut self) -> anyhow::Result<()> {
+    async fn cleanup(&mut self) -> Result<(), Error> {
         self.agents.stop_all().await;
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::backend::kube::{cleanup, client};
+use crate::backend::kube::{self as kube_backend, cleanup, client};
 
 /// Arguments of `multinet cleanup`.
 #[derive(Debug, Args)]
@@ -38,13 +38,15 @@ pub fn run(args: &CleanupArgs) -> u8 {
     };
     let result = runtime.block_on(async {
         let client = client::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-        cleanup::cleanup_runs(
-            &client,
-            &args.namespace,
-            args.run.as_deref(),
-            Duration::from_secs(args.timeout_minutes * 60),
+        Ok::<_, kube_backend::Error>(
+            cleanup::cleanup_runs(
+                &client,
+                &args.namespace,
+                args.run.as_deref(),
+                Duration::from_secs(args.timeout_minutes * 60),
+            )
+            .await?,
         )
-        .await
     });
     match result {
         Ok(lines) => {
@@ -61,12 +63,15 @@ pub fn run(args: &CleanupArgs) -> u8 {
             // A removal that did not finish in time says what to look at; the command that
             // finishes it is said here, once.
             if matches!(
-                e.downcast_ref::<cleanup::CleanupError>(),
-                Some(cleanup::CleanupError::NotGone { .. })
+                e,
+                kube_backend::Error::Cleanup(cleanup::CleanupError::NotGone { .. })
             ) {
-                eprintln!("multinet cleanup: {e:#}; then run `{again}` again to finish");
+                eprintln!(
+                    "multinet cleanup: {}; then run `{again}` again to finish",
+                    crate::exit::chain(&e)
+                );
             } else {
-                eprintln!("multinet cleanup: {e:#}");
+                eprintln!("multinet cleanup: {}", crate::exit::chain(&e));
             }
             1
         }

@@ -147,7 +147,7 @@ pub fn run(command: LabCommand) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("multinet lab: {e:#}");
+            eprintln!("multinet lab: {}", crate::exit::chain(&*e));
             1
         }
     }
@@ -164,7 +164,7 @@ fn serve_cluster(
     let lab = match Lab::up(topology, source) {
         Ok(lab) => lab,
         Err(e) => {
-            eprintln!("multinet lab: {e:#}");
+            eprintln!("multinet lab: {}", crate::exit::chain(&*e));
             return 1;
         }
     };
@@ -189,7 +189,7 @@ fn serve_cluster(
             0
         }
         Err(e) => {
-            eprintln!("multinet lab: {e:#}");
+            eprintln!("multinet lab: {}", crate::exit::chain(&*e));
             eprintln!("multinet lab: the lab stays; remove it with: multinet lab down {name}");
             1
         }
@@ -213,7 +213,8 @@ fn remove_cluster_nodes(name: &str) {
         }
         Ok(_) => {}
         Err(e) => eprintln!(
-            "multinet lab: lab {name}: its nodes were not removed from the cluster: {e:#}"
+            "multinet lab: lab {name}: its nodes were not removed from the cluster: {}",
+            crate::exit::chain(&*e)
         ),
     }
 }

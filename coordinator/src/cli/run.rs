@@ -227,7 +227,7 @@ pub(crate) fn print_error(prefix: &str, error: &Error) {
             }
         }
         Error::Interrupted(_) => {}
-        other => eprintln!("{prefix}: {}", super::chain(other)),
+        other => eprintln!("{prefix}: {}", crate::exit::chain(other)),
     }
 }
 

@@ -15,6 +15,40 @@ use crate::lab::build::Lab;
 use crate::lab::topology::node_matches;
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
+/// Why the lab backend could not do what the run asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Working on the lab failed (binding in its control namespace, adding a pod, removing).
+    #[error(transparent)]
+    Lab(crate::run::BoxError),
+    /// A lab operation panicked in its blocking thread.
+    #[error("a lab operation failed: {0}")]
+    Panicked(#[source] tokio::task::JoinError),
+    /// A node matches two node types (Kubernetes would place both types' pods on it).
+    #[error(
+        "node types must not overlap: node {node} matches node type {first:?} and node type {second:?}"
+    )]
+    NodeTypesOverlap {
+        /// The node.
+        node: String,
+        /// The first node type it matches.
+        first: String,
+        /// The second.
+        second: String,
+    },
+    /// No node of the lab matches a node type of the run configuration.
+    #[error("no node of the lab matches any node type of the run configuration")]
+    NoNodeMatches,
+    /// An agent's files could not be written.
+    #[error(transparent)]
+    Agent(#[from] crate::backend::agents::Error),
+}
+
+/// `Error::Lab` from what a lab operation returned.
+fn lab_error(error: impl Into<crate::run::BoxError>) -> Error {
+    Error::Lab(error.into())
+}
+
 /// What a run leaves of its lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
@@ -62,14 +96,14 @@ impl LabBackend {
     async fn on_lab<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Lab) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, Error> {
         let lab = self.lab.clone();
         tokio::task::spawn_blocking(move || {
             let mut lab = lab.lock().unwrap_or_else(PoisonError::into_inner);
             work(&mut lab)
         })
         .await
-        .map_err(|e| anyhow::anyhow!("a lab operation failed: {e}"))
+        .map_err(Error::Panicked)
     }
 }
 
@@ -78,6 +112,8 @@ fn netns_exec(ns: &str) -> Vec<String> {
 }
 
 impl Scheduler for LabBackend {
+    type Error = Error;
+
     fn backend(&self) -> &'static str {
         "lab"
     }
@@ -86,8 +122,8 @@ impl Scheduler for LabBackend {
         true
     }
 
-    fn control_socket(&self) -> anyhow::Result<UdpSocket> {
-        self.lab().control_socket()
+    fn control_socket(&self) -> Result<UdpSocket, Error> {
+        self.lab().control_socket().map_err(lab_error)
     }
 
     /// Inside the lab's state, so `lab down` removes it also after a killed run.
@@ -99,7 +135,7 @@ impl Scheduler for LabBackend {
         self.lab().topology.server_node.clone()
     }
 
-    async fn nodes(&mut self, config: &RunConfig) -> anyhow::Result<Vec<NodePlan>> {
+    async fn nodes(&mut self, config: &RunConfig) -> Result<Vec<NodePlan>, Error> {
         let mut plans = Vec::new();
         for node in &self.lab().topology.nodes {
             let types: Vec<&String> = config
@@ -114,24 +150,22 @@ impl Scheduler for LabBackend {
                     name: node.name.clone(),
                     node_type: (*one).clone(),
                 }),
-                [a, b, ..] => anyhow::bail!(
-                    "node types must not overlap: node {} matches node type {a:?} and node type {b:?}",
-                    node.name
-                ),
+                [first, second, ..] => {
+                    return Err(Error::NodeTypesOverlap {
+                        node: node.name.clone(),
+                        first: (*first).clone(),
+                        second: (*second).clone(),
+                    });
+                }
             }
         }
-        anyhow::ensure!(
-            !plans.is_empty(),
-            "no node of the lab matches any node type of the run configuration"
-        );
+        if plans.is_empty() {
+            return Err(Error::NoNodeMatches);
+        }
         Ok(plans)
     }
 
-    async fn start(
-        &mut self,
-        pod: &AgentIdentity,
-        env: &AgentEnv<'_>,
-    ) -> anyhow::Result<PodStatus> {
+    async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>) -> Result<PodStatus, Error> {
         if pod.role == Role::HostCheck {
             let ns = Lab::node_ns(&self.name, &pod.node);
             return Ok(
@@ -144,7 +178,8 @@ impl Scheduler for LabBackend {
         let (node, networks) = (pod.node.clone(), pod.attached_networks().to_vec());
         let net = self
             .on_lab(move |lab| lab.add_pod(&node, &networks))
-            .await??;
+            .await?
+            .map_err(lab_error)?;
         if let Some((network, reason)) = net.failed {
             return Ok(PodStatus::NoAddress { network, reason });
         }
@@ -163,11 +198,14 @@ impl Scheduler for LabBackend {
         self.agents.exited()
     }
 
-    async fn cleanup(&mut self) -> anyhow::Result<()> {
+    async fn cleanup(&mut self) -> Result<(), Error> {
         self.agents.stop_all().await;
         match self.keep {
-            Keep::Nothing => self.on_lab(|lab| Lab::down(&lab.topology.name)).await?,
-            Keep::Lab => self.on_lab(Lab::remove_pods).await?,
+            Keep::Nothing => self
+                .on_lab(|lab| Lab::down(&lab.topology.name))
+                .await?
+                .map_err(lab_error),
+            Keep::Lab => self.on_lab(Lab::remove_pods).await?.map_err(lab_error),
             Keep::Everything => Ok(()),
         }
     }

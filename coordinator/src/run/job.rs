@@ -11,8 +11,9 @@ use super::kube::{checked, job_args, kube_run, selection_list, with_client};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say};
 use crate::backend::kube::cleanup::cleanup_runs;
 use crate::backend::kube::names::{Owner, RunNames};
-use crate::backend::kube::outside;
 use crate::backend::kube::preflight::Who;
+use crate::backend::kube::{self as kube_backend, outside};
+use crate::exit::chain;
 use crate::report;
 use crate::signals::shutdown_signal;
 
@@ -35,7 +36,8 @@ pub(super) fn run_outside(
             name: RunNames::new(&id).owner(),
             uid: String::new(),
         };
-        let yaml = serde_saphyr::to_string(&config)?;
+        let yaml = serde_saphyr::to_string(&config)
+            .map_err(kube_backend::Error::encode("the run configuration"))?;
         let owner = outside::create_owner(
             &client,
             &kube_run(&id, &config, image, &public, &cluster, placeholder),
@@ -61,7 +63,7 @@ pub(super) fn run_outside(
                     .map_err(Error::from),
                 // No report to show is never a pass.
                 Err(e) => {
-                    say(Notice::Note(format!("{e:#}")));
+                    say(Notice::Note(chain(&e)));
                     Ok(outcome.exit_code.max(1))
                 }
             },
@@ -69,20 +71,20 @@ pub(super) fn run_outside(
             Err(signal) => Err(Error::Interrupted(signal)),
         };
         let removed = tokio::select! {
-            r = cleanup_runs(&client, &ns, Some(&id), config.resource_timeout.as_std()) => r,
-            signal = shutdown_signal() => {
-                Err(anyhow::anyhow!("{signal} while waiting for its objects to go"))
+            r = cleanup_runs(&client, &ns, Some(&id), config.resource_timeout.as_std()) => {
+                r.map_err(|e| chain(&e))
             }
+            signal = shutdown_signal() => Err(format!("{signal} while waiting for its objects to go")),
         };
-        if let Err(e) = removed {
+        if let Err(why) = removed {
             say(Notice::Note(format!(
-                "run {id} may not be fully removed: {e:#}; `multinet cleanup -n {ns} --run {id}` finishes it"
+                "run {id} may not be fully removed: {why}; `multinet cleanup -n {ns} --run {id}` finishes it"
             )));
             return Ok(ended.map(|code| code.max(1)));
         }
-        anyhow::Ok(ended)
+        Ok(ended)
     });
-    let exit_code = result.map_err(|e| Error::failed("", e))??;
+    let exit_code = result??;
     Ok(RunOutcome {
         exit_code,
         report: None,

@@ -2,7 +2,6 @@
 //! coordinator inside the cluster (the Job's process, or `multinet run` started in a pod).
 //! From outside a cluster the coordinator runs as a Job: see `job`.
 
-use anyhow::Context as _;
 use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
 use multinet_proto::multus::selection::NetworkSelection;
@@ -15,7 +14,7 @@ use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
 use crate::backend::kube::names::{Owner, RunNames};
 use crate::backend::kube::objects::KubeRun;
 use crate::backend::kube::preflight::{Problem, Who, preflight};
-use crate::backend::kube::{client, dry_run, outside};
+use crate::backend::kube::{self as kube_backend, client, dry_run, outside};
 use crate::report::{self, Format};
 use crate::scheduler::NodePlan;
 
@@ -52,7 +51,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
             job_args(Format::Json, request),
             grace_ms,
         )
-        .map_err(|e| Error::Usage(format!("{e:#}")))?;
+        .map_err(|e| Error::Usage(crate::exit::chain(&e)))?;
         print!("{yaml}");
         return Ok(RunOutcome {
             exit_code: crate::exit::SUCCESS,
@@ -224,8 +223,7 @@ fn in_cluster(
             );
             outside::store_report(&client, &run, format, &text, exit_code).await
         }
-    })
-    .map_err(|e| Error::failed("", e))?;
+    })?;
     say(Notice::Line(format!("multinet: report stored in {stored}")));
     Ok(RunOutcome {
         exit_code,
@@ -233,7 +231,7 @@ fn in_cluster(
     })
 }
 
-async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::Result<Owner> {
+async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> kube_backend::Result<Owner> {
     let names = RunNames::new(id);
     let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(client.clone(), namespace);
@@ -241,7 +239,10 @@ async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> anyhow::R
         .get(&names.owner())
         .await
         .said()
-        .with_context(|| format!("{namespace}/{}", names.owner()))?;
+        .map_err(kube_backend::Error::call(format!(
+            "{namespace}/{}",
+            names.owner()
+        )))?;
     Ok(Owner {
         name: names.owner(),
         uid: owner.metadata.uid.unwrap_or_default(),
@@ -268,18 +269,23 @@ pub(super) fn kube_run<'a>(
 }
 
 /// Runs `work` with a client on a runtime of its own.
-pub(super) fn with_client<F, Fut, T>(request: &RunRequest, work: F) -> anyhow::Result<T>
+/// An error of the client or of `work` is [`Error::Failed`]; `work` returns the run's own
+/// errors (a refused preflight, a signal) inside its `Ok`.
+pub(super) fn with_client<F, Fut, T>(request: &RunRequest, work: F) -> Result<T>
 where
     F: FnOnce(kube::Client) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = kube_backend::Result<T>>,
 {
-    let runtime = multinet_agent::entry::single_threaded()?;
-    runtime.block_on(async {
-        let client = client::connect(
-            request.kube.kubeconfig.as_deref(),
-            request.kube.context.as_deref(),
-        )
-        .await?;
-        work(client).await
-    })
+    let runtime = multinet_agent::entry::single_threaded()
+        .map_err(|e| Error::failed("cannot start the runtime", e))?;
+    runtime
+        .block_on(async {
+            let client = client::connect(
+                request.kube.kubeconfig.as_deref(),
+                request.kube.context.as_deref(),
+            )
+            .await?;
+            work(client).await
+        })
+        .map_err(|e| Error::failed("", e))
 }

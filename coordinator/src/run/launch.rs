@@ -5,9 +5,10 @@ use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
 
 use super::config::{self, networks};
-use super::{BackendKind, Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
+use super::{BackendKind, BoxError, Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
 use crate::backend::agents::{AgentProcesses, KillAgent};
 use crate::backend::local::LocalBackend;
+use crate::exit::chain;
 use crate::lab::backend::{Keep, LabBackend};
 use crate::lab::build::Lab;
 use crate::lab::topology::LabTopology;
@@ -80,7 +81,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
                 .map_err(|why| Error::invalid("--backend", format!("lab: {why}")))?;
             let (lab, keep, config, command) = match &request.lab.existing {
                 Some(name) => {
-                    let lab = Lab::open(name).map_err(|e| Error::Usage(format!("{e:#}")))?;
+                    let lab = Lab::open(name).map_err(|e| Error::Usage(chain(&*e)))?;
                     let config = lab_config(request, &lab.topology, say)?;
                     let keep = if request.lab.keep {
                         Keep::Everything
@@ -177,20 +178,25 @@ fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> 
             r = &mut build => (r, None),
             signal = &mut signal => (build.await, Some(signal)),
         };
-        let built = built.map_err(|e| anyhow::anyhow!("the lab build panicked: {e}"));
+        let built: std::result::Result<Lab, BoxError> = match built {
+            Ok(Ok(lab)) => Ok(lab),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(format!("the lab build panicked: {e}").into()),
+        };
         match (built, interrupted) {
-            (Ok(Ok(lab)), None) => Ok(lab),
-            (Ok(Err(e)) | Err(e), None) => Err(Error::failed("building the lab", e)),
+            (Ok(lab), None) => Ok(lab),
+            (Err(e), None) => Err(Error::failed("building the lab", e)),
             (built, Some(signal)) => {
-                if let Ok(Err(e)) | Err(e) = built {
-                    say(Notice::Note(format!("building the lab: {e:#}")));
+                if let Err(e) = built {
+                    say(Notice::Note(format!("building the lab: {}", chain(&*e))));
                 }
                 say(Notice::Note(format!(
                     "{signal} while the lab was being built: removing lab {name}"
                 )));
                 if let Err(e) = Lab::down(&name) {
                     say(Notice::Note(format!(
-                        "removing lab {name}: {e:#}; `multinet lab down {name}` finishes it"
+                        "removing lab {name}: {}; `multinet lab down {name}` finishes it",
+                        chain(&*e)
                     )));
                 }
                 Err(Error::Interrupted(signal))
@@ -255,7 +261,12 @@ where
         let run_id = backend
             .run_id()
             .unwrap_or_else(crate::supervisor::new_run_id);
-        let prepared = socket.and_then(|s| RunSupervisor::prepare_with_id(s, &run_root, run_id));
+        let prepared: std::result::Result<_, BoxError> = match socket {
+            Ok(socket) => {
+                RunSupervisor::prepare_with_id(socket, &run_root, run_id).map_err(BoxError::from)
+            }
+            Err(e) => Err(e.into()),
+        };
         let mut supervisor = match prepared {
             Ok(s) => s,
             Err(e) => {
@@ -276,7 +287,7 @@ where
         let left = match cleaned {
             Ok(()) => false,
             Err(e) => {
-                say(Notice::Note(format!("cleaning up: {e:#}")));
+                say(Notice::Note(format!("cleaning up: {}", chain(&e))));
                 true
             }
         };

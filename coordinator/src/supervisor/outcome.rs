@@ -1,12 +1,11 @@
 //! The end of a run: what became of every agent, the findings, the verdict, the report.
 
-use anyhow::Context;
 use multinet_proto::control::Role;
 
 use std::time::Instant;
 
 use super::decide::fate_of;
-use super::{RunSettings, RunSupervisor};
+use super::{Error, Result, RunSettings, RunSupervisor};
 use crate::findings::{self, AgentFact, AgentFate, RunFacts};
 use crate::matrix_actor::Take;
 use crate::report::{self, NodeReport, ResultAccounting, RunReport, Verdict};
@@ -18,7 +17,7 @@ impl RunSupervisor {
         &mut self,
         scheduler: &mut S,
         settings: &RunSettings,
-    ) -> anyhow::Result<RunReport> {
+    ) -> Result<RunReport> {
         let snap = self.roster.send(Snapshot).await?;
         let matrix = self.matrix.send(Take).await?;
         // Agents that never connected, with no reason yet: the backend may know why their pods
@@ -75,7 +74,7 @@ impl RunSupervisor {
                 });
             }
         }
-        let server = server.context("the server was never planned")?;
+        let server = server.ok_or(Error::Placement("the server was never planned"))?;
         let server_ok = server.fate == AgentFate::Reported;
         let facts = RunFacts {
             networks: settings.networks.clone(),

@@ -1,10 +1,9 @@
 //! Which pods a run wants, where.
 
-use anyhow::Context;
 use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 
-use super::{RunSettings, RunSupervisor};
+use super::{Error, Result, RunSettings, RunSupervisor};
 
 impl RunSupervisor {
     /// Plans the pods: the server on the backend's chosen node, else the first node of the
@@ -14,24 +13,25 @@ impl RunSupervisor {
         &mut self,
         settings: &RunSettings,
         server_override: Option<String>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let config = &settings.config;
-        let server_type = config
-            .server_node_type()
-            .context("no node type has OSDs, so there is nowhere to place the server")?;
+        let server_type = config.server_node_type().ok_or(Error::Placement(
+            "no node type has OSDs, so there is nowhere to place the server",
+        ))?;
         self.server_node = match server_override {
             Some(node) => {
-                anyhow::ensure!(
-                    self.nodes.iter().any(|n| n.name == node),
-                    "the server's node {node} runs no test pods (no node type selects it)"
-                );
+                if !self.nodes.iter().any(|n| n.name == node) {
+                    return Err(Error::ServerNodeUnused(node));
+                }
                 node
             }
             None => self
                 .nodes
                 .iter()
                 .find(|n| n.node_type == server_type)
-                .context("no node belongs to the server's node type")?
+                .ok_or(Error::Placement(
+                    "no node belongs to the server's node type",
+                ))?
                 .name
                 .clone(),
         };

@@ -107,7 +107,7 @@ mod tests {
         );
         // What kube prints by itself, with its causes: the message twice, and once more
         // inside a debug dump of the Status.
-        let raw = format!("{:#}", anyhow::Error::from(e));
+        let raw = crate::exit::chain(&e);
         assert!(
             raw.matches(message).count() == 2 && raw.contains("Status { status: Some(Failure)"),
             "{raw}"
@@ -117,7 +117,7 @@ mod tests {
                 .with_code(403)
                 .boxed(),
         );
-        let shown = format!("{:#}", anyhow::Error::from(said(e)));
+        let shown = crate::exit::chain(&said(e));
         assert_eq!(shown, format!("{message} (403 Forbidden)"));
     }
 }

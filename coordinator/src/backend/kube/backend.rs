@@ -22,6 +22,7 @@ use super::api_error::{ApiResultExt, said};
 use super::diagnose::{self, PodEvent};
 use super::names::{Owner, RunNames};
 use super::objects::{AgentTls, CONTROL_PORT, KubeRun};
+use super::{Error, Result};
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 /// The annotation naming the agent a pod runs (the report's name for it).
@@ -205,7 +206,7 @@ impl KubeBackend {
     }
 
     /// The run's Secret and agent settings, once.
-    async fn create_shared(&mut self, env: &AgentEnv<'_>) -> anyhow::Result<()> {
+    async fn create_shared(&mut self, env: &AgentEnv<'_>) -> Result<()> {
         if self.shared_created {
             return Ok(());
         }
@@ -221,9 +222,10 @@ impl KubeBackend {
             Some(self.coordinator),
             env.grace_ms,
         );
-        let cm = self
-            .objects()
-            .agents_config_map(serde_json::to_string_pretty(&settings)?);
+        let cm = self.objects().agents_config_map(
+            serde_json::to_string_pretty(&settings)
+                .map_err(Error::encode("the agents' settings"))?,
+        );
         Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &cm)
             .await
@@ -232,12 +234,12 @@ impl KubeBackend {
         Ok(())
     }
 
-    fn node_type(&self, node: &str) -> anyhow::Result<String> {
+    fn node_type(&self, node: &str) -> Result<String> {
         self.nodes
             .iter()
             .find(|n| n.name == node)
             .map(|n| n.node_type.clone())
-            .ok_or_else(|| anyhow::anyhow!("node {node} is not one of the run's nodes"))
+            .ok_or_else(|| Error::UnknownNode(node.to_string()))
     }
 
     /// The report's name of the agent a pod runs.
@@ -268,7 +270,7 @@ impl KubeBackend {
     /// Creates an agent pod. The API server refusing it (admission: Pod Security, a quota, a
     /// policy engine) is the pod's fate, not the run's end: the other agents still run and the
     /// report names the refusal.
-    async fn create_pod(&mut self, mut pod: Pod, agent: &str) -> anyhow::Result<PodStatus> {
+    async fn create_pod(&mut self, mut pod: Pod, agent: &str) -> Result<PodStatus> {
         pod.metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
@@ -290,6 +292,8 @@ impl KubeBackend {
 }
 
 impl Scheduler for KubeBackend {
+    type Error = Error;
+
     fn backend(&self) -> &'static str {
         "kube"
     }
@@ -307,24 +311,23 @@ impl Scheduler for KubeBackend {
         std::path::PathBuf::from("/tmp")
     }
 
-    fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket> {
+    fn control_socket(&self) -> Result<std::net::UdpSocket> {
         let any: std::net::IpAddr = if self.coordinator.is_ipv6() {
             std::net::Ipv6Addr::UNSPECIFIED.into()
         } else {
             std::net::Ipv4Addr::UNSPECIFIED.into()
         };
-        Ok(std::net::UdpSocket::bind((any, CONTROL_PORT))?)
+        std::net::UdpSocket::bind((any, CONTROL_PORT)).map_err(|source| Error::Socket {
+            port: CONTROL_PORT,
+            source,
+        })
     }
 
-    async fn nodes(&mut self, _config: &RunConfig) -> anyhow::Result<Vec<NodePlan>> {
+    async fn nodes(&mut self, _config: &RunConfig) -> Result<Vec<NodePlan>> {
         Ok(self.nodes.clone())
     }
 
-    async fn start(
-        &mut self,
-        pod: &AgentIdentity,
-        env: &AgentEnv<'_>,
-    ) -> anyhow::Result<PodStatus> {
+    async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>) -> Result<PodStatus> {
         self.create_shared(env).await?;
         let node_type = self.node_type(&pod.node)?;
         match pod.role {
@@ -336,7 +339,7 @@ impl Scheduler for KubeBackend {
                 let index = pod
                     .pod
                     .strip_prefix(&format!("client-{}-", pod.node))
-                    .ok_or_else(|| anyhow::anyhow!("unexpected client name {}", pod.pod))?
+                    .ok_or_else(|| Error::UnexpectedClient(pod.pod.clone()))?
                     .to_string();
                 let p = self.objects().client_pod(&pod.node, &node_type, &index);
                 return self.create_pod(p, &pod.pod).await;
@@ -488,7 +491,7 @@ impl Scheduler for KubeBackend {
         out
     }
 
-    async fn cleanup(&mut self) -> anyhow::Result<()> {
+    async fn cleanup(&mut self) -> Result<()> {
         for w in self.watchers.drain(..) {
             w.abort();
         }
@@ -538,7 +541,7 @@ impl Scheduler for KubeBackend {
 
 /// `Some(reason)` when the API server refused to create an object (forbidden by admission,
 /// invalid, over a quota); other errors (the API server unreachable) are errors.
-fn refused<T>(r: Result<T, kube::Error>) -> anyhow::Result<Option<String>> {
+fn refused<T>(r: Result<T, kube::Error>) -> Result<Option<String>> {
     match r {
         Ok(_) => Ok(None),
         Err(kube::Error::Api(e)) if matches!(e.code, 403 | 422) => Ok(Some(e.message.clone())),

@@ -121,7 +121,7 @@ pub async fn cleanup_runs(
     namespace: &str,
     run: Option<&str>,
     timeout: Duration,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, CleanupError> {
     let runs = find_runs(client, namespace, run).await?;
     if runs.is_empty() {
         return Ok(vec![match run {

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+use super::{Error, Result};
 
 /// Whether this process runs in a pod (the API server's address is in its environment).
 pub fn in_cluster() -> bool {
@@ -30,30 +31,29 @@ pub fn configured(explicit: Option<&Path>) -> bool {
 }
 
 /// A client for the cluster the arguments name.
-pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<Client> {
-    Client::try_from(config(kubeconfig, context).await?).context("connecting to the Kubernetes API")
+pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
+    Client::try_from(config(kubeconfig, context).await?).map_err(Error::Connect)
 }
 
 /// The client configuration of the cluster the arguments name (server, CA, credentials).
-pub async fn config(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<Config> {
+pub async fn config(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Config> {
     let options = KubeConfigOptions {
         context: context.map(String::from),
         ..KubeConfigOptions::default()
     };
     let config = match kubeconfig_path(kubeconfig) {
         Some(path) => {
-            let file = Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-            Config::from_custom_kubeconfig(file, &options)
-                .await
-                .with_context(|| format!("the kubeconfig {}", path.display()))?
+            let file = match Kubeconfig::read_from(&path) {
+                Ok(file) => file,
+                Err(source) => return Err(Error::KubeconfigRead { path, source }),
+            };
+            match Config::from_custom_kubeconfig(file, &options).await {
+                Ok(config) => config,
+                Err(source) => return Err(Error::Kubeconfig { path, source }),
+            }
         }
-        None if in_cluster() => {
-            Config::incluster().context("the in-cluster configuration (service account)")?
-        }
-        None => anyhow::bail!(
-            "no Kubernetes configuration: give --kubeconfig, set KUBECONFIG, or create ~/.kube/config"
-        ),
+        None if in_cluster() => Config::incluster().map_err(Error::InCluster)?,
+        None => return Err(Error::NoConfiguration),
     };
     Ok(config)
 }

@@ -12,6 +12,7 @@ use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
 use serde::Serialize;
 
+use super::Error;
 use super::names::{Owner, RunNames};
 use super::objects::{CONTROL_PORT, KubeRun};
 
@@ -63,10 +64,12 @@ pub fn render(
     image: &str,
     run_args: Vec<String>,
     grace_ms: u64,
-) -> anyhow::Result<String> {
+) -> super::Result<String> {
     let mut problems = Problems::default();
     let (public, cluster) = config.network_selections(&mut problems);
-    anyhow::ensure!(problems.is_valid(), "{}", problems.errors_line());
+    if !problems.is_valid() {
+        return Err(Error::Invalid(problems.errors_line()));
+    }
     let names = RunNames::new(DRY_RUN_ID);
     let run = KubeRun {
         owner: Owner {
@@ -88,7 +91,7 @@ pub fn render(
          # for the nodes of each node type the preflight finds; clients are shown for the\n\
          # first, and a run creates them on every node of that type.\n",
     );
-    let mut doc = |comment: &str, object: &dyn erased::Object| -> anyhow::Result<()> {
+    let mut doc = |comment: &str, object: &dyn erased::Object| -> super::Result<()> {
         out.push_str("---\n");
         if !comment.is_empty() {
             out.push_str(&format!("# {comment}\n"));
@@ -98,7 +101,9 @@ pub fn render(
     };
     doc(
         "deleting the owner removes the run",
-        &run.owner_config_map(serde_saphyr::to_string(config)?),
+        &run.owner_config_map(
+            serde_saphyr::to_string(config).map_err(Error::encode("the run configuration"))?,
+        ),
     )?;
     doc(
         "only when multinet runs outside the cluster: the coordinator, in the cluster",
@@ -107,11 +112,12 @@ pub fn render(
     doc("", &run.tls_secret(None))?;
     doc(
         "",
-        &run.agents_config_map(serde_json::to_string_pretty(&settings)?),
+        &run.agents_config_map(
+            serde_json::to_string_pretty(&settings)
+                .map_err(Error::encode("the agents' settings"))?,
+        ),
     )?;
-    let server_type = config
-        .server_node_type()
-        .ok_or_else(|| anyhow::anyhow!("no node type has OSDs: nowhere to place the server"))?;
+    let server_type = config.server_node_type().ok_or(Error::NoServerNodeType)?;
     let server_node = placeholder_nodes(server_type).swap_remove(0);
     doc("", &run.server_pod(server_type, &server_node))?;
     let public = run.public.is_some();
@@ -150,11 +156,11 @@ pub fn render(
 /// Objects rendered as YAML documents (k8s-openapi objects serialize with apiVersion and kind).
 mod erased {
     pub trait Object {
-        fn yaml(&self) -> anyhow::Result<String>;
+        fn yaml(&self) -> super::super::Result<String>;
     }
     impl<T: super::Serialize> Object for T {
-        fn yaml(&self) -> anyhow::Result<String> {
-            Ok(serde_saphyr::to_string(self)?)
+        fn yaml(&self) -> super::super::Result<String> {
+            serde_saphyr::to_string(self).map_err(super::Error::encode("an object of the run"))
         }
     }
 }

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
@@ -25,6 +24,7 @@ pub use start::{JobBounds, STATUS_EVERY};
 use super::api_error::{ApiResultExt, said};
 use super::names::Owner;
 use super::objects::KubeRun;
+use super::{Error, Result};
 use crate::report::Format;
 
 /// The key of the report in `format` in the report ConfigMap.
@@ -45,7 +45,7 @@ pub struct JobOutcome {
 
 impl JobOutcome {
     /// The report in `format`, as the Job stored it.
-    pub fn report(&self, format: Format) -> anyhow::Result<String> {
+    pub fn report(&self, format: Format) -> Result<String> {
         let key = report_key(format);
         if let Some(text) = self.data.get(key) {
             return Ok(text.clone());
@@ -53,11 +53,11 @@ impl JobOutcome {
         let gz = self
             .binary
             .get(&format!("{key}.gz"))
-            .ok_or_else(|| anyhow::anyhow!("the run's report ConfigMap has no {key}"))?;
+            .ok_or(Error::ReportMissing { key })?;
         let mut text = String::new();
         flate2::read::GzDecoder::new(gz.as_slice())
             .read_to_string(&mut text)
-            .with_context(|| format!("{key}.gz in the run's report ConfigMap"))?;
+            .map_err(|source| Error::ReportUnreadable { key, source })?;
         Ok(text)
     }
 }
@@ -67,13 +67,17 @@ pub async fn create_owner(
     client: &Client,
     run: &KubeRun<'_>,
     config_yaml: String,
-) -> anyhow::Result<Owner> {
+) -> Result<Owner> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &run.namespace);
     let created = api
         .create(&PostParams::default(), &run.owner_config_map(config_yaml))
         .await
         .said()
-        .with_context(|| format!("creating ConfigMap {}/{}", run.namespace, run.names.owner()))?;
+        .map_err(Error::call(format!(
+            "creating ConfigMap {}/{}",
+            run.namespace,
+            run.names.owner()
+        )))?;
     Ok(Owner {
         name: run.names.owner(),
         uid: created.metadata.uid.unwrap_or_default(),
@@ -89,7 +93,7 @@ pub async fn run_job(
     extra_args: Vec<String>,
     bounds: JobBounds,
     log: &mut (dyn FnMut(&str) + Send),
-) -> anyhow::Result<JobOutcome> {
+) -> Result<JobOutcome> {
     let started = tokio::time::Instant::now();
     let ns = &run.namespace;
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
@@ -97,7 +101,10 @@ pub async fn run_job(
     jobs.create(&PostParams::default(), &job)
         .await
         .said()
-        .with_context(|| format!("creating Job {ns}/{}", run.names.coordinator()))?;
+        .map_err(Error::call(format!(
+            "creating Job {ns}/{}",
+            run.names.coordinator()
+        )))?;
     log(&format!(
         "multinet: run {} — coordinator Job {ns}/{} started; its log follows",
         run.names.run,
@@ -113,12 +120,14 @@ pub async fn run_job(
     follow_log(&pods, &pod, log, started + bounds.total).await?;
     let report = Api::<ConfigMap>::namespaced(client.clone(), ns);
     // The log ends when the container does; the report was stored before that.
-    let stored = report.get_opt(&run.names.report()).await.said()?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "the coordinator Job ended without storing its report in ConfigMap {ns}/{}: see its log above",
-            run.names.report()
-        )
-    })?;
+    let stored = report
+        .get_opt(&run.names.report())
+        .await
+        .said()?
+        .ok_or_else(|| Error::ReportNotStored {
+            namespace: ns.clone(),
+            name: run.names.report(),
+        })?;
     let data = stored.data.unwrap_or_default();
     let exit_code = data
         .get("exit-code")
@@ -146,7 +155,7 @@ async fn follow_log(
     pod: &str,
     log: &mut (dyn FnMut(&str) + Send),
     deadline: tokio::time::Instant,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let mut last: Option<Timestamp> = None;
     // Reopenings in a row that brought no new line.
     let mut fruitless = 0;
@@ -203,7 +212,7 @@ async fn follow_log(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    anyhow::bail!("the coordinator pod {pod} did not end within the run's deadline")
+    Err(Error::CoordinatorDeadline(pod.to_string()))
 }
 
 /// Whether the pod's container has ended (or the pod is gone). An API error is "not yet".
@@ -241,13 +250,16 @@ pub async fn store_report(
     format: Format,
     report: &str,
     exit_code: u8,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let cm = run.report_config_map(report_key(format), report, exit_code);
     Api::<ConfigMap>::namespaced(client.clone(), &run.namespace)
         .create(&PostParams::default(), &cm)
         .await
         .said()
-        .with_context(|| format!("storing the report in ConfigMap {}", run.names.report()))?;
+        .map_err(Error::call(format!(
+            "storing the report in ConfigMap {}",
+            run.names.report()
+        )))?;
     Ok(format!(
         "ConfigMap {}/{}",
         run.namespace,

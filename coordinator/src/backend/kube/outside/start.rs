@@ -18,6 +18,7 @@ use crate::backend::kube::api_error::said_watch;
 use crate::backend::kube::diagnose::{self, PodEvent};
 use crate::backend::kube::names::COMPONENT;
 use crate::backend::kube::objects::{KubeRun, job_deadline};
+use crate::backend::kube::{Error, Result};
 
 /// How often, at most, `multinet run` says what the coordinator's pod waits on.
 pub const STATUS_EVERY: Duration = Duration::from_secs(15);
@@ -53,7 +54,7 @@ pub(super) async fn started_pod(
     run: &KubeRun<'_>,
     bounds: JobBounds,
     log: &mut (dyn FnMut(&str) + Send),
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let selector = format!("{},{COMPONENT}=coordinator", run.names.selector());
     let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
@@ -72,7 +73,7 @@ pub(super) async fn started_pod(
         tokio::select! {
             next = stream.try_next() => {
                 let Some(pod) = next.map_err(said_watch)? else {
-                    anyhow::bail!("the watch on the coordinator's pod ended");
+                    return Err(Error::WatchEnded);
                 };
                 if let Some(name) = cannot_start(&pod, &run.image)? {
                     return Ok(name);
@@ -88,12 +89,12 @@ pub(super) async fn started_pod(
             }
             () = &mut give_up => {
                 let now = waiting_on(events, latest.as_ref()).await;
-                anyhow::bail!(
-                    "the coordinator Job {}/{} did not start its pod within {}s (the run's resourceTimeout); it was waiting: {now}",
-                    run.namespace,
-                    run.names.coordinator(),
-                    bounds.start.as_secs_f64()
-                );
+                return Err(Error::JobNotStarted {
+                    namespace: run.namespace.clone(),
+                    job: run.names.coordinator(),
+                    seconds: bounds.start.as_secs_f64(),
+                    waiting: now,
+                });
             }
         }
     }
@@ -101,7 +102,7 @@ pub(super) async fn started_pod(
 
 /// `Ok(Some(name))` when the pod runs or already ended; an error naming why when it cannot
 /// start; `Ok(None)` while it may yet.
-fn cannot_start(pod: &Pod, image: &str) -> anyhow::Result<Option<String>> {
+fn cannot_start(pod: &Pod, image: &str) -> Result<Option<String>> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let Some(status) = pod.status.as_ref() else {
         return Ok(None);
@@ -113,7 +114,10 @@ fn cannot_start(pod: &Pod, image: &str) -> anyhow::Result<Option<String>> {
         return Ok(Some(name));
     }
     if let Some(why) = diagnose::unschedulable(status) {
-        anyhow::bail!("the coordinator pod {name} cannot be scheduled: {why}");
+        return Err(Error::CoordinatorPod {
+            pod: name,
+            why: format!("cannot be scheduled: {why}"),
+        });
     }
     for c in status.container_statuses.iter().flatten() {
         let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
@@ -124,11 +128,19 @@ fn cannot_start(pod: &Pod, image: &str) -> anyhow::Result<Option<String>> {
             // ErrImagePull alone is one failed attempt; the kubelet says ImagePullBackOff
             // once it keeps failing.
             Some(r @ ("ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull")) => {
-                anyhow::bail!("the coordinator pod {name} cannot pull image {image} ({r}): {why}")
+                return Err(Error::CoordinatorPod {
+                    pod: name,
+                    why: format!("cannot pull image {image} ({r}): {why}"),
+                });
             }
             Some(
                 r @ ("CreateContainerConfigError" | "CreateContainerError" | "RunContainerError"),
-            ) => anyhow::bail!("the coordinator pod {name} cannot start ({r}): {why}"),
+            ) => {
+                return Err(Error::CoordinatorPod {
+                    pod: name,
+                    why: format!("cannot start ({r}): {why}"),
+                });
+            }
             _ => {}
         }
     }
@@ -167,7 +179,7 @@ async fn latest_event(events: &Api<Event>, name: &str) -> Option<PodEvent> {
 
 /// Resolves when the Job controller says it cannot create the Job's pod (no such service
 /// account, a pod security policy that refuses it, a quota): the error naming why.
-pub(super) async fn job_failed(events: &Api<Event>, job: &str) -> anyhow::Error {
+pub(super) async fn job_failed(events: &Api<Event>, job: &str) -> Error {
     let fields = format!("involvedObject.kind=Job,involvedObject.name={job}");
     let mut stream = watcher(events.clone(), watcher::Config::default().fields(&fields))
         .default_backoff()
@@ -179,10 +191,10 @@ pub(super) async fn job_failed(events: &Api<Event>, job: &str) -> anyhow::Error 
                 if e.reason.as_deref() == Some("FailedCreate")
                     && PodEvent::from_event(&e, k8s_openapi::jiff::Timestamp::now()).persists() =>
             {
-                return anyhow::anyhow!(
-                    "Kubernetes cannot create the pod of Job {job}: {}",
-                    e.message.as_deref().unwrap_or("no message")
-                );
+                return Error::JobPodRefused {
+                    job: job.to_string(),
+                    message: e.message.as_deref().unwrap_or("no message").to_string(),
+                };
             }
             Ok(Some(_)) => {}
             // Without events the pod's own watch still tells; never end the run for this.
