@@ -79,6 +79,9 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(error: E) -> Error {
 /// How often the supervisor looks at the run.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long stopped agents get to send their last batches and hang up.
+const STOP_PATIENCE: Duration = Duration::from_secs(2);
+
 /// What a run needs besides the scheduler.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -339,13 +342,19 @@ impl RunSupervisor {
         // Stop the agents and take their last batches.
         let since = Instant::now();
         self.roster.do_send(StopAll);
-        let end = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < end {
-            let snap = self.roster.send(Snapshot).await?;
-            if snap.agents.iter().all(|a| !a.connected) {
-                break;
+        let all_gone = async {
+            loop {
+                let snap = self.roster.send(Snapshot).await?;
+                if snap.agents.iter().all(|a| !a.connected) {
+                    return Ok::<_, Error>(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // The report is made after the patience whether or not every agent hung up.
+        let stopped = tokio::time::timeout(STOP_PATIENCE, all_gone).await;
+        if let Ok(result) = stopped {
+            result?;
         }
         self.stage_done("stop", since, true);
         let over_capacity = self.control.refused_over_capacity();
