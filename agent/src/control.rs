@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use multinet_proto::assignment::AgentAssignment;
+use multinet_proto::assignment::{AgentAssignment, NetworkAddress};
 use multinet_proto::control::codec::{self, decode_frame};
 use multinet_proto::control::{
     AgentIdentity, AgentMessage, COORDINATOR_NAME, CoordinatorMessage, Hello, Listener,
@@ -46,6 +46,8 @@ pub struct ControlSettings {
     pub run_id: String,
     /// Who the agent is, repeated in every Hello.
     pub identity: AgentIdentity,
+    /// The agent's addresses, repeated in every Hello.
+    pub addresses: Vec<NetworkAddress>,
     /// Mutual TLS against the run CA (see [`crate::tls::RunTls::control_client_config`]).
     pub client_config: quinn::ClientConfig,
     /// How long the coordinator may be unreachable before the client gives up.
@@ -66,6 +68,7 @@ impl ControlSettings {
             coordinator: assignment.coordinator,
             run_id: assignment.run_id.clone(),
             identity: assignment.identity.clone(),
+            addresses: assignment.addresses.clone(),
             client_config,
             grace: Duration::from_millis(assignment.grace_ms),
             flush_every: Duration::from_millis(assignment.probe.interval_ms.max(1)),
@@ -236,6 +239,7 @@ impl Session {
                 run_id: settings.run_id.clone(),
                 agent: settings.identity.clone(),
                 last_acked,
+                addresses: settings.addresses.clone(),
             }))
             .await?;
         match session.reader.next(&mut session.recv).await? {

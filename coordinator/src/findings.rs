@@ -9,6 +9,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 use serde::Serialize;
@@ -42,6 +43,8 @@ pub enum FindingKind {
     ServerUnavailable,
     /// Expected pods could not be scheduled or started.
     Scheduling,
+    /// Two agents hold the same address on one network.
+    DuplicateAddress,
 }
 
 /// How much a finding weighs in the verdict.
@@ -118,6 +121,10 @@ pub struct AgentFact {
     /// How its process or pod ended, when the backend saw it end before the run did (exit
     /// status and the last lines it logged).
     pub exit: Option<String>,
+    /// Its addresses on the networks it is attached to: as it said them when it connected,
+    /// else as the backend handed them out; empty when neither is known (and for host
+    /// checkers, which use the node's own).
+    pub addresses: Vec<NetworkAddress>,
 }
 
 /// An [`AgentFact`] as the report's `agents` entries have it: the identity's fields first, in
@@ -132,6 +139,7 @@ struct AgentFactReport<'a> {
     passed_at_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit: Option<&'a str>,
+    addresses: &'a [NetworkAddress],
 }
 
 impl Serialize for AgentFact {
@@ -144,6 +152,7 @@ impl Serialize for AgentFact {
             fate: &self.fate,
             passed_at_ms: self.passed_at_ms,
             exit: self.exit.as_deref(),
+            addresses: &self.addresses,
         }
         .serialize(serializer)
     }

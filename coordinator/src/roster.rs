@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix::prelude::*;
+use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::control::{
     AgentIdentity, CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch,
     Role,
@@ -43,6 +44,8 @@ struct AgentState {
     acks_held_at: Option<u64>,
     /// What the agent said when it gave up.
     failed: Option<String>,
+    /// Its addresses, as its latest Hello said them.
+    addresses: Vec<NetworkAddress>,
 }
 
 impl AgentState {
@@ -145,6 +148,7 @@ impl Handler<Expect> for AgentRoster {
                     expected: e,
                     conn: None,
                     connection: None,
+                    addresses: Vec::new(),
                     produced: 0,
                     recorded: 0,
                     dropped: 0,
@@ -181,6 +185,7 @@ impl Handler<Introduce> for AgentRoster {
             protocol_version,
             run_id,
             agent,
+            addresses,
             ..
         } = msg.hello;
         if protocol_version != PROTOCOL_VERSION {
@@ -207,6 +212,7 @@ impl Handler<Introduce> for AgentRoster {
             return Err(Refusal::NoHello);
         };
         state.conn = Some((msg.conn_id, msg.tx));
+        state.addresses = addresses;
         state.connection = Some(msg.connection);
         state.tell(CoordinatorMessage::Welcome);
         if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
@@ -375,6 +381,8 @@ pub struct AgentView {
     pub recorded: u64,
     /// Results it reported dropped.
     pub dropped: u64,
+    /// Its addresses, as it said them (empty until it connected).
+    pub addresses: Vec<NetworkAddress>,
 }
 
 /// The roster at a moment.
@@ -414,6 +422,7 @@ impl Handler<Snapshot> for AgentRoster {
                     produced: s.produced,
                     recorded: s.recorded,
                     dropped: s.dropped,
+                    addresses: s.addresses.clone(),
                 })
                 .collect(),
             listeners: self.listeners.clone(),

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
-use multinet_proto::assignment::ProbeSettings;
+use multinet_proto::assignment::{NetworkAddress, ProbeSettings};
 use multinet_proto::config::RunConfig;
 use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
@@ -27,7 +27,7 @@ use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
 use crate::roster::{AgentRoster, Expect, ReleaseTargets, Snapshot, StopAll};
-use crate::scheduler::{AgentEnv, NodePlan, Scheduler};
+use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 mod decide;
 mod outcome;
@@ -119,6 +119,9 @@ pub struct RunSupervisor {
     exit_reasons: BTreeMap<String, String>,
     /// When each agent passed every network, ms since the start.
     passed_at: BTreeMap<String, u64>,
+    /// The addresses the backend handed each pod out, where it knows them when it starts it
+    /// (local, lab): an agent that never connects is still accounted for.
+    placed_addresses: BTreeMap<String, Vec<NetworkAddress>>,
     /// Every agent the run wants, the server first.
     plan: Vec<AgentIdentity>,
     nodes: Vec<NodePlan>,
@@ -183,6 +186,7 @@ impl RunSupervisor {
             scheduler_fates: BTreeMap::new(),
             exit_reasons: BTreeMap::new(),
             passed_at: BTreeMap::new(),
+            placed_addresses: BTreeMap::new(),
             plan: Vec::new(),
             nodes: Vec::new(),
             server_node: String::new(),
@@ -247,7 +251,14 @@ impl RunSupervisor {
             run_dir: &self.run_dir,
         };
         for pod in pods {
-            if let Some(fate) = fate_of(scheduler.start(pod, &env).await.map_err(backend)?) {
+            let status = scheduler.start(pod, &env).await.map_err(backend)?;
+            if let PodStatus::Started(addresses) = &status
+                && !addresses.is_empty()
+            {
+                self.placed_addresses
+                    .insert(pod.pod.clone(), addresses.clone());
+            }
+            if let Some(fate) = fate_of(status) {
                 self.scheduler_fates.insert(pod.pod.clone(), fate);
             }
         }

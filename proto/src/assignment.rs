@@ -20,8 +20,9 @@ pub struct NetworkAddress {
     pub addr: IpAddr,
     /// The pod's interface that holds it: probes on this network leave through it
     /// (`SO_BINDTODEVICE`), never by another route. `None` where the address has no interface
-    /// of its own (the local backend's loopback addresses).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// of its own (the local backend's loopback addresses). Always written (`null` for none):
+    /// the control plane's bincode frames carry this type, and bincode cannot skip a field.
+    #[serde(default)]
     pub interface: Option<String>,
 }
 

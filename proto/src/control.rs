@@ -1,6 +1,7 @@
 //! Control-plane messages between agents and the coordinator, and their codec.
 //!
-//! An agent opens a QUIC connection, sends [`Hello`] (protocol version, run id, its identity) and
+//! An agent opens a QUIC connection, sends [`Hello`] (protocol version, run id, its identity, its
+//! addresses) and
 //! gets [`CoordinatorMessage::Welcome`] or a [`Refusal`] it can log. It then reports probe
 //! results in [`ReportBatch`]es with its own sequence numbers; the coordinator acknowledges each
 //! and drops duplicates, so a batch resent after a reconnect is counted once.
@@ -17,7 +18,8 @@ use crate::network::CephNetwork;
 use crate::probe::{Outcome, ProbeKind};
 
 /// The protocol version this build speaks; a peer with another is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2: [`Hello`] carries the agent's addresses.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The QUIC ALPN protocol name of the control plane.
 pub const ALPN: &[u8] = b"multinet/1";
@@ -92,6 +94,9 @@ pub struct Hello {
     pub agent: AgentIdentity,
     /// The highest batch sequence number the agent has had acknowledged (0: none).
     pub last_acked: u64,
+    /// The agent's own address on each network it is attached to (none for a host checker):
+    /// the coordinator finds two agents holding one address (`duplicate_address`).
+    pub addresses: Vec<crate::assignment::NetworkAddress>,
 }
 
 /// One probe result.

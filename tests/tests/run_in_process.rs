@@ -120,6 +120,7 @@ fn hello(run_id: &str, version: u16) -> Hello {
             networks: vec![CephNetwork::Public],
         },
         last_acked: 0,
+        addresses: Vec::new(),
     }
 }
 

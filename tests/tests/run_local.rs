@@ -98,6 +98,21 @@ fn healthy_run_with_rooks_converged_counts_passes() {
     assert_eq!(r["results"]["unaccounted"], 0);
     assert_eq!(r["results"]["produced"], r["results"]["recorded"]);
     assert!(r["findings"].as_array().expect("findings").is_empty());
+    // Every agent but the host checkers said its address on each of its networks, each its own.
+    let mut held = std::collections::BTreeSet::new();
+    for agent in r["agents"].as_array().expect("agents") {
+        let addresses = agent["addresses"].as_array().expect("addresses");
+        let networks = agent["networks"].as_array().expect("networks");
+        if agent["role"] == "host_check" {
+            assert!(addresses.is_empty(), "{agent}");
+            continue;
+        }
+        assert_eq!(addresses.len(), networks.len(), "{agent}");
+        for a in addresses {
+            let key = (a["network"].to_string(), a["addr"].to_string());
+            assert!(held.insert(key), "{a} held twice");
+        }
+    }
 }
 
 #[test]

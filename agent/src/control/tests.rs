@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::control::{
     AgentIdentity, CoordinatorMessage, Listener, PROTOCOL_VERSION, ProbeResult, Refusal, Role,
 };
@@ -25,12 +26,21 @@ fn identity() -> AgentIdentity {
     }
 }
 
+fn addresses() -> Vec<NetworkAddress> {
+    vec![NetworkAddress {
+        network: CephNetwork::Public,
+        addr: "127.0.0.9".parse().expect("addr"),
+        interface: None,
+    }]
+}
+
 fn settings(pki: &TestPki, coordinator: SocketAddr, grace: Duration) -> ControlSettings {
     let tls = RunTls::load(&pki.client()).expect("client PKI");
     ControlSettings {
         coordinator,
         run_id: "run-7".into(),
         identity: identity(),
+        addresses: addresses(),
         client_config: tls.control_client_config().expect("client config"),
         grace,
         flush_every: Duration::from_millis(50),
@@ -86,6 +96,7 @@ async fn hello_reports_acks_reconnect_resend_and_stop() {
         assert_eq!(hello.run_id, "run-7");
         assert_eq!(hello.agent, identity());
         assert_eq!(hello.last_acked, 0);
+        assert_eq!(hello.addresses, addresses());
         first.send(CoordinatorMessage::Welcome).await;
         let batch1 = first.report().await;
         let batch2 = first.report().await;
@@ -108,6 +119,7 @@ async fn hello_reports_acks_reconnect_resend_and_stop() {
         let mut second = coordinator.accept().await;
         let hello = second.hello().await;
         assert_eq!(hello.last_acked, 1);
+        assert_eq!(hello.addresses, addresses(), "every Hello says them");
         second.send(CoordinatorMessage::Welcome).await;
         let resent = second.report().await;
         assert_eq!(resent, batch2, "same seq, same results");

@@ -181,6 +181,7 @@ async fn agent(
             networks: vec![CephNetwork::Public],
         },
         last_acked: 0,
+        addresses: Vec::new(),
     };
     send.write_all(&encode(&AgentMessage::Hello(hello))?)
         .await?;

@@ -93,6 +93,7 @@ async fn hello(
             networks: vec![CephNetwork::Public],
         },
         last_acked: 0,
+        addresses: Vec::new(),
     };
     send.write_all(&encode(&AgentMessage::Hello(hello)).expect("encode"))
         .await

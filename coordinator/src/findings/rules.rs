@@ -4,11 +4,13 @@
 //! are left out of network verdicts: their silence is their own failure (`agent_lost`).
 //!
 //! This file holds the per-node sums and [`derive`], which applies the rules in order; the rules
-//! live by family: `agents` (the agents' and the server's fates), `network` (one network's
+//! live by family: `agents` (the agents' and the server's fates), `addresses` (two agents
+//! with one address), `network` (one network's
 //! paths, node by node), `host` (host checkers) and `readiness` (Rook's flaky threshold). Each
 //! finding's suggestions stay beside the rule that makes it: one kind is made in several
 //! situations (`flaky` three ways, `agent_lost` two), each with its own advice.
 
+mod addresses;
 mod agents;
 mod host;
 mod network;
@@ -23,6 +25,7 @@ use serde_json::{Value, json};
 
 use super::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::{Outage, PathMatrix};
+use addresses::duplicate_addresses;
 use agents::{agent_failures, server_unavailable};
 use host::host_checks;
 use network::network_rules;
@@ -99,6 +102,7 @@ fn is_reporting(fact: &AgentFact) -> bool {
 pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     agent_failures(facts, &mut out);
+    duplicate_addresses(facts, &mut out);
     if !is_reporting(&facts.server) {
         out.push(server_unavailable(facts, None));
         return out;

@@ -1,6 +1,7 @@
 use super::*;
 use multinet_proto::control::ProbeResult;
 use multinet_proto::probe::{Connection, FailureClass, Outcome, Payload, ProbeKind, Scheme};
+use serde_json::json;
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 const ROUNDS: u64 = 20;
@@ -39,6 +40,35 @@ fn agent(pod: String, node: &str, role: Role, networks: Vec<CephNetwork>) -> Age
         fate: AgentFate::Reported,
         passed_at_ms: None,
         exit: None,
+        addresses: Vec::new(),
+    }
+}
+
+/// 198.18.<network>.<n>: a distinct address per agent and network, as an IPAM hands them out.
+fn lab_address(network: CephNetwork, n: usize) -> NetworkAddress {
+    let net = match network {
+        CephNetwork::Public => 0,
+        CephNetwork::Cluster => 1,
+    };
+    NetworkAddress {
+        network,
+        addr: std::net::Ipv4Addr::new(198, 18, net, n as u8 + 1).into(),
+        interface: Some(format!("net{}", net + 1)),
+    }
+}
+
+/// Gives every agent but the host checkers its own address on each of its networks.
+fn with_addresses(facts: &mut RunFacts) {
+    let all = std::iter::once(&mut facts.server).chain(facts.agents.iter_mut());
+    for (n, fact) in all.enumerate() {
+        if fact.identity.role != Role::HostCheck {
+            fact.addresses = fact
+                .identity
+                .networks
+                .iter()
+                .map(|network| lab_address(*network, n))
+                .collect();
+        }
     }
 }
 
@@ -96,7 +126,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
             a.passed_at_ms = Some(12_000);
         }
     }
-    let facts = RunFacts {
+    let mut facts = RunFacts {
         networks: both.clone(),
         server_node: "n1".into(),
         nodes: NODES.iter().map(|n| n.to_string()).collect(),
@@ -105,6 +135,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         success_threshold: 12,
         flaky_threshold_ms: 30_000,
     };
+    with_addresses(&mut facts);
     Synthetic { matrix, facts }
 }
 
@@ -463,11 +494,119 @@ fn an_agent_fact_keeps_its_report_form() {
     fact.passed_at_ms = Some(800);
     assert_eq!(
         serde_json::to_string(&fact).expect("json"),
-        r#"{"pod":"client-n2-osd-0","node":"n2","role":"client","networks":["public","cluster"],"fate":{"state":"lost","at_ms":1200},"passed_at_ms":800}"#
+        r#"{"pod":"client-n2-osd-0","node":"n2","role":"client","networks":["public","cluster"],"fate":{"state":"lost","at_ms":1200},"passed_at_ms":800,"addresses":[]}"#
     );
     fact.exit = Some("exit status 1".into());
+    fact.addresses = vec![lab_address(CephNetwork::Public, 4)];
     assert_eq!(
         serde_json::to_value(&fact).expect("json").to_string(),
-        r#"{"pod":"client-n2-osd-0","node":"n2","role":"client","networks":["public","cluster"],"fate":{"state":"lost","at_ms":1200},"passed_at_ms":800,"exit":"exit status 1"}"#
+        r#"{"pod":"client-n2-osd-0","node":"n2","role":"client","networks":["public","cluster"],"fate":{"state":"lost","at_ms":1200},"passed_at_ms":800,"exit":"exit status 1","addresses":[{"network":"public","addr":"198.18.0.5","interface":"net1"}]}"#
+    );
+}
+
+/// The address `pod` holds on `network` in a synthetic run.
+fn address_of(s: &Synthetic, pod: &str, network: CephNetwork) -> NetworkAddress {
+    s.facts
+        .agents
+        .iter()
+        .chain(std::iter::once(&s.facts.server))
+        .find(|a| a.identity.pod == pod)
+        .and_then(|a| a.addresses.iter().find(|x| x.network == network))
+        .cloned()
+        .expect("the pod has an address there")
+}
+
+/// Makes `pod` hold `address` (instead of its own).
+fn give(s: &mut Synthetic, pod: &str, address: &NetworkAddress) {
+    let fact = s
+        .facts
+        .agents
+        .iter_mut()
+        .chain(std::iter::once(&mut s.facts.server))
+        .find(|a| a.identity.pod == pod)
+        .expect("pod");
+    for a in &mut fact.addresses {
+        if a.network == address.network {
+            *a = address.clone();
+        }
+    }
+}
+
+#[test]
+fn two_pods_of_two_nodes_with_one_address_are_named_with_both_nodes() {
+    // host-local on a network shared by nodes: n1's and n3's allocators both hand out the
+    // range's first address.
+    let mut s = run(|_, _, _, _| true);
+    let held = address_of(&s, "client-n1-0", CephNetwork::Cluster);
+    give(&mut s, "client-n3-1", &held);
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::DuplicateAddress,
+            Some(CephNetwork::Cluster),
+            vec!["n1".into(), "n3".into()]
+        )]
+    );
+    assert_eq!(f[0].severity, Severity::Fail);
+    assert_eq!(
+        f[0].summary,
+        format!(
+            "pods client-n1-0 (node n1) and client-n3-1 (node n3) both hold {} on the cluster network",
+            held.addr
+        )
+    );
+    assert_eq!(f[0].evidence["address"], json!(held.addr));
+    assert_eq!(
+        f[0].evidence["pods"],
+        json!([{"pod": "client-n1-0", "node": "n1"}, {"pod": "client-n3-1", "node": "n3"}])
+    );
+    assert!(
+        f[0].suggestions[0].contains("host-local"),
+        "{:?}",
+        f[0].suggestions
+    );
+}
+
+#[test]
+fn one_address_on_another_network_is_no_duplicate() {
+    // The same IP on the public and the cluster network is two addresses: the networks are
+    // separate segments.
+    let mut s = run(|_, _, _, _| true);
+    let public = address_of(&s, "client-n2-0", CephNetwork::Public);
+    let cluster_twin = NetworkAddress {
+        network: CephNetwork::Cluster,
+        ..public
+    };
+    give(&mut s, "client-n2-1", &cluster_twin);
+    assert_eq!(evaluate(&s.matrix, &s.facts), Vec::<Finding>::new());
+}
+
+#[test]
+fn three_holders_on_one_node_and_the_server_are_all_named() {
+    let mut s = run(|_, _, _, _| true);
+    let held = address_of(&s, "server", CephNetwork::Public);
+    give(&mut s, "client-n1-0", &held);
+    give(&mut s, "client-n1-1", &held);
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::DuplicateAddress,
+            Some(CephNetwork::Public),
+            vec!["n1".into()]
+        )]
+    );
+    assert_eq!(
+        f[0].summary,
+        format!(
+            "3 pods hold {} on the public network: server (node n1), client-n1-0 (node n1), client-n1-1 (node n1)",
+            held.addr
+        )
+    );
+    assert!(
+        f[0].suggestions[0].starts_with("two pods of one node"),
+        "{:?}",
+        f[0].suggestions
     );
 }

@@ -190,6 +190,7 @@ mod tests {
             produced: 0,
             recorded: 0,
             dropped: 0,
+            addresses: Vec::new(),
         }
     }
 

@@ -49,6 +49,11 @@ impl RunSupervisor {
                 fate: end.fate(view),
                 passed_at_ms: self.passed_at.get(pod).copied(),
                 exit: self.exit_reasons.get(pod).cloned(),
+                addresses: if view.addresses.is_empty() {
+                    self.placed_addresses.get(pod).cloned().unwrap_or_default()
+                } else {
+                    view.addresses.clone()
+                },
             }
         };
         let mut server = None;
@@ -71,6 +76,7 @@ impl RunSupervisor {
                     },
                     passed_at_ms: None,
                     exit: None,
+                    addresses: Vec::new(),
                 });
             }
         }

@@ -92,6 +92,11 @@ mod tests {
                 networks: vec![CephNetwork::Public, CephNetwork::Cluster],
             },
             last_acked: 0,
+            addresses: vec![crate::assignment::NetworkAddress {
+                network: CephNetwork::Public,
+                addr: std::net::Ipv4Addr::new(198, 18, 0, 5).into(),
+                interface: Some("net1".into()),
+            }],
         })
     }
 
@@ -99,19 +104,23 @@ mod tests {
     fn a_hello_is_encoded_as_it_always_was() {
         // Agents and coordinators of one protocol version must agree byte for byte: the
         // identity's fields (role, node, pod, networks) in this order, after the version and
-        // the run id.
+        // the run id; the addresses last (protocol version 2).
         assert_eq!(
             encode(&hello()).expect("encode"),
             [
-                0, 0, 0, 20, // length
+                0, 0, 0, 33, // length
                 0,  // AgentMessage::Hello
-                1,  // protocol version
+                2,  // protocol version
                 5, b'r', b'u', b'n', b'-', b'1', // run id
                 1,    // role: client
                 2, b'n', b'1', // node
                 3, b'c', b'-', b'0', // pod
                 2, 0, 1, // networks: public, cluster
                 0, // last acked
+                1, // one address:
+                0, // public,
+                0, 198, 18, 0, 5, // IPv4 198.18.0.5,
+                1, 4, b'n', b'e', b't', b'1', // interface Some("net1")
             ]
         );
     }
@@ -219,6 +228,21 @@ mod tests {
         prop_oneof![Just(CephNetwork::Public), Just(CephNetwork::Cluster)]
     }
 
+    fn address() -> impl Strategy<Value = crate::assignment::NetworkAddress> {
+        (
+            network(),
+            any::<std::net::IpAddr>(),
+            proptest::option::of("[a-z0-9]{1,15}"),
+        )
+            .prop_map(
+                |(network, addr, interface)| crate::assignment::NetworkAddress {
+                    network,
+                    addr,
+                    interface,
+                },
+            )
+    }
+
     /// Socket addresses as serde carries them: an IPv6 scope id or flow label is not part of
     /// the wire form (targets are the NADs' routable addresses, never link-local ones).
     fn socket_addr() -> impl Strategy<Value = std::net::SocketAddr> {
@@ -246,9 +270,10 @@ mod tests {
             ".{0,40}",
             proptest::collection::vec(network(), 0..3),
             any::<u64>(),
+            proptest::collection::vec(address(), 0..3),
         )
             .prop_map(
-                |(protocol_version, run_id, role, node, pod, networks, last_acked)| {
+                |(protocol_version, run_id, role, node, pod, networks, last_acked, addresses)| {
                     AgentMessage::Hello(Hello {
                         protocol_version,
                         run_id,
@@ -259,6 +284,7 @@ mod tests {
                             networks,
                         },
                         last_acked,
+                        addresses,
                     })
                 },
             );

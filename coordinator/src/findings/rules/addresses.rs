@@ -1,0 +1,84 @@
+//! `duplicate_address`: two agents holding the same address on one network. Each agent says its
+//! addresses when it connects (the backend's, where it never did), so the run sees what the
+//! IPAM plugin handed out. Two pods with one address on one L2 segment answer each other's
+//! ARP/NDP at random: probes reach the wrong pod or none, and Ceph daemons behind such
+//! addresses would lose their peers the same way. The usual causes are `host-local` on a
+//! network shared by several nodes (each node allocates from the same range on its own:
+//! containernetworking/plugins `plugins/ipam/host-local/backend/disk` keeps its leases in
+//! `/var/lib/cni/networks/<name>` on the node), whereabouts reservations that leaked or two NADs whose ranges
+//! overlap, and `static` IPAM.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use multinet_proto::network::CephNetwork;
+use serde_json::json;
+
+use super::finding;
+use crate::findings::{Finding, FindingKind, RunFacts, Severity};
+
+/// One finding per (network, address) held by more than one agent.
+pub(super) fn duplicate_addresses(facts: &RunFacts, out: &mut Vec<Finding>) {
+    let mut holders: BTreeMap<(CephNetwork, IpAddr), Vec<(&str, &str)>> = BTreeMap::new();
+    for fact in std::iter::once(&facts.server).chain(&facts.agents) {
+        for a in &fact.addresses {
+            holders
+                .entry((a.network, a.addr))
+                .or_default()
+                .push((fact.identity.pod.as_str(), fact.identity.node.as_str()));
+        }
+    }
+    for ((network, addr), pods) in holders {
+        if pods.len() < 2 {
+            continue;
+        }
+        let nodes: BTreeSet<&str> = pods.iter().map(|(_, node)| *node).collect();
+        let named: Vec<String> = pods
+            .iter()
+            .map(|(pod, node)| format!("{pod} (node {node})"))
+            .collect();
+        let summary = match named.as_slice() {
+            [a, b] => format!(
+                "pods {a} and {b} both hold {addr} on the {} network",
+                network.key()
+            ),
+            _ => format!(
+                "{} pods hold {addr} on the {} network: {}",
+                named.len(),
+                network.key(),
+                named.join(", ")
+            ),
+        };
+        let suggestions: &[&str] = if nodes.len() > 1 {
+            &[
+                "host-local allocates on each node on its own: on a network that spans nodes, use whereabouts (one cluster-wide pool) or give each node a range of its own",
+                "with whereabouts: look for reservations of pods that no longer exist in its IPPool objects (`kubectl get ippools.whereabouts.cni.cncf.io -A -o yaml`), and for two NADs whose ranges overlap",
+                "with static IPAM: every pod of a Ceph network needs an address of its own, which Rook does not set; use whereabouts",
+            ]
+        } else {
+            &[
+                "two pods of one node with one address: two NADs on this network with overlapping ranges, or static IPAM handing out one address to every pod",
+                "with whereabouts: look for leaked reservations in its IPPool objects",
+            ]
+        };
+        out.push(finding(
+            FindingKind::DuplicateAddress,
+            Severity::Fail,
+            Some(network),
+            nodes.iter().map(|n| n.to_string()).collect(),
+            summary,
+            BTreeMap::from([
+                ("address".into(), json!(addr)),
+                (
+                    "pods".into(),
+                    json!(
+                        pods.iter()
+                            .map(|(pod, node)| json!({"pod": pod, "node": node}))
+                            .collect::<Vec<_>>()
+                    ),
+                ),
+            ]),
+            suggestions,
+        ));
+    }
+}
