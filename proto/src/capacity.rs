@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::field::Problems;
+use crate::field::{Problem, Problems};
 use crate::multus::ipam::Scope;
 use crate::multus::nad::Nad;
 use crate::network::{CephNetwork, NetworkCheck};
@@ -183,26 +183,39 @@ pub fn compare(
             )),
             _ => arithmetic.push_str("; capacity unknown"),
         }
-        if fits == Some(false) {
-            problems.warn(
-                format!("NetworkAttachmentDefinition {name}"),
-                format!(
-                    "too few addresses for the worst case: {arithmetic}; the run (and Ceph in that \
-                     failure case) would leave {} pod(s) without an address — widen the range",
-                    demand - capacity.unwrap_or(0)
-                ),
-            );
-        }
-        checks.push(CapacityCheck {
+        let check = CapacityCheck {
             nad: name,
             networks,
             demand,
             capacity,
             fits,
             arithmetic,
-        });
+        };
+        if let Some(shortfall) = check.shortfall() {
+            problems.warn(shortfall.field, shortfall.message);
+        }
+        checks.push(check);
     }
     checks
+}
+
+impl CapacityCheck {
+    /// The problem when the NAD does not fit the worst case (`fits == Some(false)`), with the
+    /// arithmetic: `field` names the NAD.
+    pub fn shortfall(&self) -> Option<Problem> {
+        if self.fits != Some(false) {
+            return None;
+        }
+        Some(Problem {
+            field: format!("NetworkAttachmentDefinition {}", self.nad),
+            message: format!(
+                "too few addresses for the worst case: {}; the run (and Ceph in that failure \
+                 case) would leave {} pod(s) without an address — widen the range",
+                self.arithmetic,
+                self.demand - self.capacity.unwrap_or(0)
+            ),
+        })
+    }
 }
 
 #[cfg(test)]
