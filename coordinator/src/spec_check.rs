@@ -7,9 +7,10 @@ use multinet_proto::capacity::{
     CapacityCheck, PerNodeClients, check_ranges_cover, compare, resolve,
 };
 use multinet_proto::config::{RunConfig, parse_run_config};
-use multinet_proto::field::Problems;
-use multinet_proto::multus::nad::{CniSummary, Nad, read_nads};
+use multinet_proto::field::{Problem, Problems};
+use multinet_proto::multus::nad::{CniSummary, Nad, read_nads, resource_name};
 use multinet_proto::network::{CephNetwork, NetworkCheck, check_manifest};
+use multinet_proto::spec_fit::{Fit, check_selected_nads};
 use serde::Serialize;
 
 use crate::input::{read_documents, read_text_or_report};
@@ -21,6 +22,11 @@ pub struct SpecReport {
     pub file: String,
     /// True when there is no error (warnings allowed).
     pub valid: bool,
+    /// Why the spec, valid or not, will not work as configured (a NAD too small for the worst
+    /// case, a family Ceph will not bind, an IPAM that hands out nothing): `spec check` exits 1
+    /// for a valid spec with any of these. Left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub will_not_work: Vec<Problem>,
     /// The network section and what it turns into (`provider`, `networks`, annotations, …).
     #[serde(flatten)]
     pub network: NetworkCheck,
@@ -43,6 +49,9 @@ pub struct NadReport {
     pub selected_by: Vec<CephNetwork>,
     /// Pods that can get addresses from it; `null` when unknown.
     pub capacity: Option<u64>,
+    /// Its `k8s.v1.cni.cncf.io/resourceName` annotation (SR-IOV device-plugin resource).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
     /// The CNI config summary; `null` when `spec.config` is empty or invalid.
     pub config: Option<CniSummary>,
 }
@@ -89,22 +98,41 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
     problems.absorb(std::mem::take(&mut network.problems));
 
     let nads_label = args.nads.as_ref().map(|p| p.display().to_string());
-    let nads: Vec<Nad> = match (&args.nads, &nads_label) {
-        (Some(path), Some(label)) => {
+    let nad_docs = match &args.nads {
+        Some(path) => read_documents(path, &mut problems).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let nads: Vec<Nad> = match &nads_label {
+        Some(label) => {
             let mut nad_problems = Problems::default();
-            let nads = read_documents(path, &mut problems)
-                .map(|docs| read_nads(&docs, &network.namespace, &mut nad_problems))
-                .unwrap_or_default();
+            let nads = read_nads(&nad_docs, &network.namespace, &mut nad_problems);
             problems.absorb_under(label, nad_problems);
             nads
         }
-        _ => Vec::new(),
+        None => Vec::new(),
+    };
+    let resource_of = |nad: &Nad| {
+        nad_docs
+            .iter()
+            .find(|d| {
+                d.pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(nad.name.as_str())
+                    && d.pointer("/metadata/namespace")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or(&network.namespace)
+                        == nad.namespace
+            })
+            .and_then(resource_name)
+            .map(str::to_string)
     };
     let resolved = match &nads_label {
         Some(label) => resolve(&network, &nads, label, &mut problems),
         None => Vec::new(),
     };
-    check_ranges_cover(&network, &resolved, &mut problems);
+    let mut fit = Fit::default();
+    check_ranges_cover(&network, &resolved, &mut fit);
+    check_selected_nads(&network, &resolved, resource_of, &mut problems, &mut fit);
     let nads_report = nads_label.is_some().then(|| {
         nads.iter()
             .map(|nad| NadReport {
@@ -114,6 +142,7 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
                     .map(|(net, _)| *net)
                     .collect(),
                 capacity: nad.config.as_ref().and_then(|c| c.ipam.capacity),
+                resource_name: resource_of(nad),
                 namespace: nad.namespace.clone(),
                 name: nad.name.clone(),
                 config: nad.config.clone(),
@@ -142,7 +171,11 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
                  nothing to compare",
             );
         }
-        let checks = compare(&resolved, nodes, clients_per_node, &mut problems);
+        // A shortfall will not work: it goes to `fit`, not among the warnings.
+        let checks = compare(&resolved, nodes, clients_per_node, &mut Problems::default());
+        for shortfall in checks.iter().filter_map(CapacityCheck::shortfall) {
+            fit.fails(shortfall.field, shortfall.message);
+        }
         CapacityReport {
             nodes,
             clients_per_node,
@@ -155,6 +188,7 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
     SpecReport {
         file,
         valid: network.problems.is_valid(),
+        will_not_work: fit.will_not_work,
         network,
         nads: nads_report,
         capacity,

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use multinet_proto::field::Problem;
+use multinet_proto::multus::ipam::RangeReport;
 use multinet_proto::network::{CephNetwork, NetworkChoice, Provider};
 
 use crate::spec_check::SpecReport;
@@ -82,6 +83,12 @@ pub fn render(report: &SpecReport) -> String {
             }
             if let Some(m) = c.mtu {
                 let _ = write!(line, " mtu={m}");
+                if let Some(by) = &c.mtu_set_by {
+                    let _ = write!(line, " (set by {by})");
+                }
+            }
+            if let Some(r) = &nad.resource_name {
+                let _ = write!(line, " resourceName={r}");
             }
             let _ = writeln!(out, "{line}");
             let ipam = &c.ipam;
@@ -94,18 +101,41 @@ pub fn render(report: &SpecReport) -> String {
                 "      IPAM {}: {capacity}",
                 ipam.ipam_type.as_deref().unwrap_or("none")
             );
-            for r in &ipam.ranges {
+            let range_line = |out: &mut String, indent: &str, r: &RangeReport| {
                 let span = match (&r.first, &r.last) {
                     (Some(f), Some(l)) => format!("{f} – {l}"),
                     _ => "nothing to hand out".to_string(),
                 };
-                let _ = writeln!(out, "        {:<22} {:>6} usable  {span}", r.cidr, r.usable);
+                let _ = writeln!(out, "{indent}{:<22} {:>6} usable  {span}", r.cidr, r.usable);
+            };
+            if ipam.sets.is_empty() {
+                for r in &ipam.ranges {
+                    range_line(&mut out, "        ", r);
+                }
+            } else {
+                // host-local: one address per range set, from whichever of its ranges has one.
+                let mut ranges = ipam.ranges.iter();
+                for (i, set) in ipam.sets.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "        range set {} ({}): {} usable, one address per pod",
+                        i + 1,
+                        set.family,
+                        set.usable
+                    );
+                    for r in ranges.by_ref().take(set.ranges) {
+                        range_line(&mut out, "          ", r);
+                    }
+                }
             }
             for route in &ipam.routes {
                 let _ = writeln!(out, "        route to {route}");
             }
             for note in &ipam.notes {
                 let _ = writeln!(out, "        note: {note}");
+            }
+            for failure in &ipam.failures {
+                let _ = writeln!(out, "        WILL NOT WORK: {failure}");
             }
         }
     }
@@ -127,14 +157,21 @@ pub fn render(report: &SpecReport) -> String {
     }
 
     section(&mut out, "warnings", &n.problems.warnings);
+    section(&mut out, "will not work", &report.will_not_work);
     section(&mut out, "errors", &n.problems.errors);
+    let warnings = n.problems.warnings.len();
     let _ = writeln!(
         out,
         "\n{}",
-        if report.valid {
-            format!("valid ({} warning(s))", n.problems.warnings.len())
-        } else {
+        if !report.valid {
             format!("INVALID: {} error(s)", n.problems.errors.len())
+        } else if !report.will_not_work.is_empty() {
+            format!(
+                "valid, but WILL NOT WORK as configured: {} problem(s) ({warnings} warning(s))",
+                report.will_not_work.len()
+            )
+        } else {
+            format!("valid ({warnings} warning(s))")
         }
     );
     out

@@ -180,7 +180,7 @@ fn missing_nad_and_missing_file_are_invalid() {
 }
 
 #[test]
-fn capacity_shortfall_is_a_warning_with_the_arithmetic() {
+fn capacity_shortfall_will_not_work_exit_1_with_the_arithmetic() {
     let config = TempFile::new(
         "big-nodes.yaml",
         "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  big:\n    osdsPerNode: 12\n    otherDaemonsPerNode: 16\n",
@@ -196,14 +196,39 @@ fn capacity_shortfall_is_a_warning_with_the_arithmetic() {
         "-c",
         config.path(),
     ]);
+    let text = stdout(&out);
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "warnings do not make a spec invalid"
+        Some(1),
+        "valid, but will not work as configured: {text}"
     );
-    let text = stdout(&out);
     assert!(text.contains("cluster: 6 nodes × 12 clients + 1 server address(es) = 73; whereabouts (192.168.30.0/26) can hand out 62"), "{text}");
     assert!(text.contains("DOES NOT FIT"), "{text}");
+    assert!(text.contains("\nwill not work (1)\n  - NetworkAttachmentDefinition rook-ceph/cluster-net: too few addresses"), "{text}");
+    assert!(
+        text.ends_with("valid, but WILL NOT WORK as configured: 1 problem(s) (0 warning(s))\n"),
+        "{text}"
+    );
+    let json = multinet(&[
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        "deploy/examples/nads.yaml",
+        "--nodes",
+        "6",
+        "-c",
+        config.path(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(v["valid"], true);
+    assert_eq!(
+        v["will_not_work"][0]["field"],
+        "NetworkAttachmentDefinition rook-ceph/cluster-net"
+    );
 }
 
 #[test]
@@ -218,10 +243,15 @@ fn host_local_and_dhcp_capacities_are_told_as_they_are() {
         "3",
     ]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    // 20 addresses needed per node, 13 there: valid, but it will not work.
+    assert_eq!(out.status.code(), Some(1), "{text}");
     // host-local: 198.18.0.2–.14 minus nothing (the gateway .1 is outside) is 13, per node.
     assert!(
         text.contains("IPAM host-local: capacity 13 pod(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("range set 1 (IPv4): 13 usable, one address per pod"),
         "{text}"
     );
     assert!(text.contains("198.18.0.2 – 198.18.0.14"), "{text}");
@@ -331,4 +361,112 @@ fn readme_example_output_is_what_multinet_prints() {
         example,
         "README's example is stale: update it from the command's output"
     );
+}
+
+/// Runs `spec check` on a bare `network:` document and one NAD config, with `--nodes 3`.
+fn check_with_nad(network: &str, config: &str, name: &str) -> (Output, TempFile, TempFile) {
+    let spec = TempFile::new(&format!("{name}-spec.yaml"), network);
+    let nads = TempFile::new(
+        &format!("{name}-nads.yaml"),
+        &format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {{name: pub, namespace: rook-ceph}}\nspec:\n  config: '{config}'\n"
+        ),
+    );
+    let out = multinet(&[
+        "spec",
+        "check",
+        spec.path(),
+        "--nads",
+        nads.path(),
+        "--nodes",
+        "3",
+    ]);
+    (out, spec, nads)
+}
+
+#[test]
+fn what_the_plugins_refuse_is_invalid_exit_22() {
+    let network = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [192.0.0.0/8]}}\n";
+    let cases = [
+        // host-local refuses a subnet with host bits set (range.go Canonicalize).
+        (
+            r#"{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "ipam": {"type": "host-local", "subnet": "192.0.2.12/24"}}"#,
+            "spec.config.ipam.subnet: 192.0.2.12/24 has host bits set",
+        ),
+        // whereabouts refuses a START outside END/PREFIX's network (config.go LoadIPAMConfig).
+        (
+            r#"{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "ipam": {"type": "whereabouts", "range": "192.168.1.5-192.168.2.25/28"}}"#,
+            "the start 192.168.1.5 lies outside 192.168.2.16/28",
+        ),
+    ];
+    for (i, (config, want)) in cases.iter().enumerate() {
+        let (out, _spec, _nads) = check_with_nad(network, config, &format!("refused-{i}"));
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(22), "{text}");
+        assert!(text.contains(want), "{want}: {text}");
+        assert!(
+            !text.contains("range_start"),
+            "no key the user never wrote: {text}"
+        );
+    }
+}
+
+#[test]
+fn an_ipv6_only_network_ceph_will_not_bind_exits_1() {
+    let (out, _spec, _nads) = check_with_nad(
+        "network: {provider: multus, selectors: {public: pub}}\n",
+        r#"{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "ipam": {"type": "whereabouts", "range": "fd00:20::/120"}}"#,
+        "ipv6-only",
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("network.selectors.public: Ceph binds IPv4 (ipFamily unset"),
+        "{text}"
+    );
+    let (out, _spec, _nads) = check_with_nad(
+        "network: {provider: multus, selectors: {public: pub}, ipFamily: IPv6}\n",
+        r#"{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1", "ipam": {"type": "whereabouts", "range": "fd00:20::/120"}}"#,
+        "ipv6-set",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn too_many_separators_are_named_as_such() {
+    let spec = TempFile::new(
+        "separators.yaml",
+        "network: {provider: multus, selectors: {public: root@a/root@b/root@c}}\n",
+    );
+    let out = multinet(&["spec", "check", spec.path()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(22), "{text}");
+    assert!(
+        text.contains(
+            "network.selectors.public: \"root@a/root@b/root@c\": has 2 '/' where at most one"
+        ),
+        "{text}"
+    );
+    let error = text
+        .lines()
+        .find(|l| l.contains("network.selectors.public:"))
+        .expect("the error line");
+    assert!(
+        !error.contains("the namespace") && !error.contains("must be lowercase"),
+        "not a bad-namespace problem: {error}"
+    );
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = multinet(&["spec", "check", "--help"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0));
+    for want in [
+        "0 valid and will work",
+        "1 valid but will not work as configured",
+        "22 invalid",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
 }

@@ -7,10 +7,11 @@
 
 use serde::Serialize;
 
-use crate::field::Problems;
+use crate::field::{Problem, Problems};
 use crate::multus::ipam::Scope;
 use crate::multus::nad::Nad;
 use crate::network::{CephNetwork, NetworkCheck};
+use crate::spec_fit::Fit;
 
 /// Clients per node on each network (from the run configuration's node types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,14 +78,11 @@ pub fn resolve<'a>(
     resolved
 }
 
-/// Warns when a NAD hands out addresses outside the `addressRanges` given for its network:
-/// Ceph daemons then find no address of theirs in `public_network` / `cluster_network` and
-/// fail to start ("unable to find any IP address in networks").
-pub fn check_ranges_cover(
-    check: &NetworkCheck,
-    resolved: &[(CephNetwork, &Nad)],
-    problems: &mut Problems,
-) {
+/// Finds each NAD that hands out addresses outside the `addressRanges` given for its network:
+/// Ceph daemons that get such an address find none of theirs in `public_network` /
+/// `cluster_network` and fail to start ("unable to find any IP address in networks"), so the
+/// spec will not work as configured (`fit`).
+pub fn check_ranges_cover(check: &NetworkCheck, resolved: &[(CephNetwork, &Nad)], fit: &mut Fit) {
     for (network, nad) in resolved {
         let declared = check.address_ranges.get(*network);
         let Some(config) = &nad.config else { continue };
@@ -99,7 +97,7 @@ pub fn check_ranges_cover(
                 d.family() == cidr.family() && d.first() <= cidr.first() && cidr.last() <= d.last()
             });
             if !covered {
-                problems.warn(
+                fit.fails(
                     format!("{}.addressRanges.{}", check.source, network.key()),
                     format!(
                         "NetworkAttachmentDefinition {} hands out addresses in {}, which no {} \
@@ -183,26 +181,39 @@ pub fn compare(
             )),
             _ => arithmetic.push_str("; capacity unknown"),
         }
-        if fits == Some(false) {
-            problems.warn(
-                format!("NetworkAttachmentDefinition {name}"),
-                format!(
-                    "too few addresses for the worst case: {arithmetic}; the run (and Ceph in that \
-                     failure case) would leave {} pod(s) without an address — widen the range",
-                    demand - capacity.unwrap_or(0)
-                ),
-            );
-        }
-        checks.push(CapacityCheck {
+        let check = CapacityCheck {
             nad: name,
             networks,
             demand,
             capacity,
             fits,
             arithmetic,
-        });
+        };
+        if let Some(shortfall) = check.shortfall() {
+            problems.warn(shortfall.field, shortfall.message);
+        }
+        checks.push(check);
     }
     checks
+}
+
+impl CapacityCheck {
+    /// The problem when the NAD does not fit the worst case (`fits == Some(false)`), with the
+    /// arithmetic: `field` names the NAD.
+    pub fn shortfall(&self) -> Option<Problem> {
+        if self.fits != Some(false) {
+            return None;
+        }
+        Some(Problem {
+            field: format!("NetworkAttachmentDefinition {}", self.nad),
+            message: format!(
+                "too few addresses for the worst case: {}; the run (and Ceph in that failure \
+                 case) would leave {} pod(s) without an address — widen the range",
+                self.arithmetic,
+                self.demand - self.capacity.unwrap_or(0)
+            ),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -219,11 +230,16 @@ mod tests {
     }
 
     fn run(spec: &str, nads: &str, nodes: u32) -> (Vec<CapacityCheck>, Problems) {
+        run_fit(spec, nads, nodes).0
+    }
+
+    fn run_fit(spec: &str, nads: &str, nodes: u32) -> ((Vec<CapacityCheck>, Problems), Fit) {
         let check = check_manifest(&parse_documents(spec).expect("spec"), None);
         let mut p = Problems::default();
         let nads = read_nads(&parse_documents(nads).expect("nads"), "rook-ceph", &mut p);
         let resolved = resolve(&check, &nads, "nads.yaml", &mut p);
-        check_ranges_cover(&check, &resolved, &mut p);
+        let mut fit = Fit::default();
+        check_ranges_cover(&check, &resolved, &mut fit);
         let checks = compare(
             &resolved,
             nodes,
@@ -233,7 +249,7 @@ mod tests {
             },
             &mut p,
         );
-        (checks, p)
+        ((checks, p), fit)
     }
 
     #[test]
@@ -299,18 +315,23 @@ mod tests {
             r#"{"type": "whereabouts", "range": "198.18.0.0/24"}"#,
         );
         let spec = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [198.18.0.0/25]}}";
-        let (_, p) = run(spec, &nads, 3);
-        assert_eq!(p.warnings.len(), 1, "{p:?}");
-        assert_eq!(p.warnings[0].field, "network.addressRanges.public");
+        let ((_, p), fit) = run_fit(spec, &nads, 3);
+        assert!(p.warnings.is_empty(), "{p:?}");
+        let p = &fit.will_not_work;
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "network.addressRanges.public");
         assert_eq!(
-            p.warnings[0].message,
+            p[0].message,
             "NetworkAttachmentDefinition rook-ceph/pub hands out addresses in 198.18.0.0/24, which no \
              public address range covers: Ceph daemons would find no address of theirs in \
              public_network"
         );
         let wide = "network: {provider: multus, selectors: {public: pub}, addressRanges: {public: [198.18.0.0/16]}}";
-        let (_, p) = run(wide, &nads, 3);
-        assert!(p.warnings.is_empty(), "{p:?}");
+        let ((_, p), fit) = run_fit(wide, &nads, 3);
+        assert!(
+            p.warnings.is_empty() && fit.will_not_work.is_empty(),
+            "{p:?} {fit:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! * [`field`] — field paths and the errors/warnings found at them; the walker every parser uses.
 //! * [`yaml`] — YAML/JSON text into values, syntax errors with line and column.
 //! * [`capacity`] — selections resolved to NADs; IPAM capacity against the worst case.
+//! * [`spec_fit`] — what the selected NADs mean for Ceph; valid-and-works vs. will-not-work.
 //! * [`cidr`] — CIDRs and address arithmetic (IPv4 and IPv6 alike).
 //! * [`names`] — Kubernetes and Linux naming rules.
 //! * [`probe`] — probe kinds, outcomes and failure classes.
@@ -31,4 +32,5 @@ pub mod multus;
 pub mod names;
 pub mod network;
 pub mod probe;
+pub mod spec_fit;
 pub mod yaml;

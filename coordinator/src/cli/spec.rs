@@ -12,7 +12,12 @@ use crate::spec_check::{SpecCheckRequest, build};
 #[derive(Debug, Subcommand)]
 pub enum SpecCommand {
     /// Validate a CephCluster's spec.network (or a bare `network:` document) and show what it
-    /// turns into: Multus annotations, host interfaces, Ceph's public/cluster networks.
+    /// turns into: Multus annotations, host interfaces, Ceph's public/cluster networks; with
+    /// --nads, what each selected NAD's plugin and IPAM will hand out.
+    ///
+    /// Exit codes: 0 valid and will work; 1 valid but will not work as configured (the worst
+    /// case does not fit a NAD's capacity, a NAD hands out no address or none of the family
+    /// Ceph binds, an IPAM the plugin cannot allocate from); 22 invalid (listed as errors).
     Check(SpecCheckArgs),
 }
 
@@ -39,7 +44,8 @@ pub struct SpecCheckArgs {
     pub output: Output,
 }
 
-/// Runs a `spec` subcommand; the exit code (22 when the spec is invalid).
+/// Runs a `spec` subcommand; the exit code: 22 when the spec is invalid, 1 when it is valid
+/// but will not work as configured, else 0.
 pub fn run(command: SpecCommand) -> u8 {
     let SpecCommand::Check(args) = command;
     let report = build(&SpecCheckRequest {
@@ -56,9 +62,11 @@ pub fn run(command: SpecCommand) -> u8 {
         ),
         Output::Text => print!("{}", crate::spec_report::render(&report)),
     }
-    if report.valid {
-        exit::SUCCESS
-    } else {
+    if !report.valid {
         exit::INVALID
+    } else if !report.will_not_work.is_empty() {
+        exit::FAILURE
+    } else {
+        exit::SUCCESS
     }
 }

@@ -2,18 +2,30 @@
 //!
 //! `spec.config` is a JSON string holding either one CNI config or a conflist (`plugins`). The
 //! first plugin creates the interface (its `type`, `master`, `mode`, `mtu` are what matter for
-//! the network); the IPAM is read from the first plugin that has one.
+//! the network); a `tuning` plugin later in the chain that sets `mtu` has the last word on the
+//! MTU; the IPAM is read from the first plugin that has one, with that plugin's
+//! `runtimeConfig` and the config's `cniVersion`.
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::ipam::{IpamReport, read_ipam};
+use super::ipam::{IpamReport, PluginContext, read_plugin_ipam};
 use crate::field::{Field, Problems, type_name};
 
 /// API group and version of NetworkAttachmentDefinitions.
 pub const NAD_API_VERSION: &str = "k8s.cni.cncf.io/v1";
 /// Their kind.
 pub const NAD_KIND: &str = "NetworkAttachmentDefinition";
+/// The annotation naming the device-plugin resource (SR-IOV VFs) a NAD's pods need.
+pub const RESOURCE_NAME_ANNOTATION: &str = "k8s.v1.cni.cncf.io/resourceName";
+
+/// The `k8s.v1.cni.cncf.io/resourceName` annotation of a NAD object, when set.
+pub fn resource_name(doc: &Value) -> Option<&str> {
+    doc.pointer("/metadata/annotations")
+        .and_then(|a| a.get(RESOURCE_NAME_ANNOTATION))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
 
 /// One NetworkAttachmentDefinition and what its config amounts to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,8 +60,12 @@ pub struct CniSummary {
     pub master: Option<String>,
     /// macvlan / ipvlan mode.
     pub mode: Option<String>,
-    /// Interface MTU, when set.
+    /// The interface's MTU, when set: the main plugin's `mtu`, or the one a later `tuning`
+    /// plugin sets (it changes the interface after the main plugin made it).
     pub mtu: Option<u32>,
+    /// The plugin type that set `mtu` when it is not the main plugin (`tuning`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu_set_by: Option<String>,
     /// The IPAM and its capacity.
     pub ipam: IpamReport,
 }
@@ -212,24 +228,47 @@ fn summarise(value: &Value, problems: &mut Problems) -> Option<CniSummary> {
             ),
         );
     }
-    let mtu_path = format!("{main_path}.mtu");
-    let mtu = main
-        .get("mtu")
-        .and_then(|v| Field::new(&mtu_path, v).count(problems));
-    if let Some(m) = mtu
-        && !(68..=65535).contains(&m)
-    {
-        problems.error(
-            mtu_path,
-            format!("an MTU must be from 68 to 65535, found {m}"),
-        );
+    let mut mtu = None;
+    let mut mtu_set_by = None;
+    for (i, (path, p)) in plugins.iter().enumerate() {
+        // The main plugin's own `mtu`, then every `tuning` plugin after it in order.
+        let sets_mtu = i == 0 || p.get("type").and_then(Value::as_str) == Some("tuning");
+        let Some(value) = p.get("mtu").filter(|_| sets_mtu) else {
+            continue;
+        };
+        let mtu_path = format!("{path}.mtu");
+        let Some(m) = Field::new(&mtu_path, value).count(problems) else {
+            continue;
+        };
+        if !(68..=65535).contains(&m) {
+            problems.error(
+                mtu_path,
+                format!("an MTU must be from 68 to 65535, found {m}"),
+            );
+            continue;
+        }
+        mtu = Some(m);
+        mtu_set_by = (i > 0).then(|| "tuning".to_string());
     }
-    let (ipam_path, ipam_value) = plugins
+    let (ipam_path, ipam_plugin) = plugins
         .iter()
         .find(|(_, p)| p.get("ipam").is_some_and(|i| !i.is_null()))
-        .map(|(path, p)| (format!("{path}.ipam"), &p["ipam"]))
-        .unwrap_or_else(|| (format!("{main_path}.ipam"), &Value::Null));
-    let ipam = read_ipam(Field::new(&ipam_path, ipam_value), problems);
+        .map(|(path, p)| (path.clone(), *p))
+        .unwrap_or_else(|| (main_path.clone(), *main));
+    let field_path = format!("{ipam_path}.ipam");
+    let runtime_path = format!("{ipam_path}.runtimeConfig");
+    let context = PluginContext {
+        cni_version: cni_version.as_deref(),
+        runtime_config: ipam_plugin
+            .get("runtimeConfig")
+            .filter(|r| r.is_object())
+            .map(|r| Field::new(&runtime_path, r)),
+    };
+    let ipam = read_plugin_ipam(
+        Field::new(&field_path, ipam_plugin.get("ipam").unwrap_or(&Value::Null)),
+        context,
+        problems,
+    );
     Some(CniSummary {
         cni_version,
         plugin,
@@ -237,6 +276,7 @@ fn summarise(value: &Value, problems: &mut Problems) -> Option<CniSummary> {
         master,
         mode,
         mtu,
+        mtu_set_by,
         ipam,
     })
 }

@@ -1,7 +1,7 @@
 //! The Network Attachment Selection Annotation (`k8s.v1.cni.cncf.io/networks`).
 //!
 //! Two forms exist. The short form is a comma-separated list of `[namespace/]name[@interface]`,
-//! every part a DNS-1123 label. The JSON form is a list of selection elements; it is chosen
+//! every part a DNS-1123 label, spaces around the parts trimmed (see [`parse_selections`]). The JSON form is a list of selection elements; it is chosen
 //! whenever the text contains `[`, `{` or `"`, exactly as Multus decides. Rook also accepts a
 //! single JSON object (legacy) and wraps it in a list. A missing namespace means the pod's (for
 //! Rook: the cluster's) namespace; after parsing every selection carries its namespace.
@@ -159,31 +159,93 @@ pub fn parse_single_selection(
     }
 }
 
+/// The short form as the network-attachment-definition-client's `ParseNetworkAnnotation` /
+/// `parsePodNetworkObjectText` read it (`pkg/utils/net-attach-def.go`): items split at `,` and
+/// trimmed; each split at `/` (at most one: "failed at '/'") and its rest at `@` (at most one:
+/// "failed at '@'"), every part trimmed; an empty namespace means the default one, an empty
+/// interface none. Each non-empty part must match the DNS-1123 label pattern
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`. Stricter than the client, each with its reason in the
+/// message: an empty name (Multus would look for a NAD with no name), a namespace over 63
+/// characters (Kubernetes has none), an interface over 15 (Linux refuses it).
 fn parse_short(text: &str) -> Result<ParsedSelections, SelectionError> {
     if text.is_empty() {
         return Ok(ParsedSelections::default());
     }
+    let items: Vec<&str> = text.split(',').collect();
+    let several = items.len() > 1;
     let mut selections = Vec::new();
-    for (index, raw) in text.split(',').enumerate() {
+    for (index, raw) in items.into_iter().enumerate() {
         let item = raw.trim();
-        let what = |part: &str, err: String| {
-            SelectionError(format!("item {} ({item:?}): {part} {err}", index + 1))
+        let fail = |msg: String| {
+            SelectionError(if several {
+                format!("item {} ({item:?}): {msg}", index + 1)
+            } else {
+                format!("{item:?}: {msg}")
+            })
         };
-        let (namespace, rest) = match item.split_once('/') {
-            Some((ns, rest)) => (Some(ns), rest),
-            None => (None, item),
+        // Names the part only when it is not the whole item, so no name is said twice.
+        let part = |kind: &str, value: &str| {
+            if value == item {
+                kind.to_string()
+            } else {
+                format!("{kind} {value:?}")
+            }
         };
-        let (name, interface) = match rest.split_once('@') {
-            Some((name, iface)) => (name, Some(iface)),
-            None => (rest, None),
+        let slashes: Vec<&str> = item.split('/').collect();
+        let (namespace, rest) = match slashes.as_slice() {
+            [rest] => (None, *rest),
+            [ns, rest] => (Some(ns.trim()).filter(|ns| !ns.is_empty()), *rest),
+            _ => {
+                return Err(fail(format!(
+                    "has {} '/' where at most one may separate namespace and name (Multus: \
+                     \"failed at '/'\")",
+                    slashes.len() - 1
+                )));
+            }
+        };
+        let ats: Vec<&str> = rest.split('@').collect();
+        let (name, interface) = match ats.as_slice() {
+            [name] => (name.trim(), None),
+            [name, iface] => (name.trim(), Some(iface.trim()).filter(|i| !i.is_empty())),
+            _ => {
+                return Err(fail(format!(
+                    "has {} '@' after the namespace where at most one may name the interface \
+                     (Multus: \"failed at '@'\")",
+                    ats.len() - 1
+                )));
+            }
         };
         if let Some(ns) = namespace {
-            dns1123_label(ns).map_err(|e| what("namespace", e))?;
+            label_chars(ns).map_err(|e| fail(format!("{} {e}", part("the namespace", ns))))?;
+            if ns.len() > 63 {
+                return Err(fail(format!(
+                    "{} is {} characters long; Kubernetes namespaces have at most 63 \
+                     (multinet's rule: no such namespace can exist)",
+                    part("the namespace", ns),
+                    ns.len()
+                )));
+            }
         }
-        dns1123_label(name).map_err(|e| what("network name", e))?;
+        if name.is_empty() {
+            return Err(fail(
+                "names no network (multinet's rule: Multus would look for a \
+                 NetworkAttachmentDefinition with an empty name and fail the pod)"
+                    .into(),
+            ));
+        }
+        label_chars(name).map_err(|e| fail(format!("{} {e}", part("the network name", name))))?;
         if let Some(iface) = interface {
-            // The short form checks interface names as DNS-1123 labels too (use JSON for others).
-            dns1123_label(iface).map_err(|e| what("interface", e))?;
+            label_chars(iface).map_err(|e| {
+                fail(format!(
+                    "{} {e}; the JSON form's \"interface\" takes other names",
+                    part("the interface", iface)
+                ))
+            })?;
+            interface_name(iface).map_err(|e| {
+                fail(format!(
+                    "{e} (multinet's rule: the pod's interface could not be made)"
+                ))
+            })?;
         }
         selections.push(NetworkSelection {
             name: name.to_string(),
@@ -196,6 +258,25 @@ fn parse_short(text: &str) -> Result<ParsedSelections, SelectionError> {
         selections,
         warnings: Vec::new(),
     })
+}
+
+/// The short form's pattern for every part: `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` (no length limit).
+fn label_chars(text: &str) -> Result<(), String> {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = text.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.iter().all(|b| alnum(*b) || *b == b'-')
+        && alnum(bytes[0])
+        && alnum(bytes[bytes.len() - 1]);
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "must be lowercase letters, digits and '-', starting and ending with a letter or \
+             digit (the short form's DNS-1123 label pattern)"
+                .into(),
+        )
+    }
 }
 
 fn parse_json(text: &str) -> Result<ParsedSelections, SelectionError> {
@@ -305,6 +386,48 @@ mod tests {
         assert_eq!(p.selections[0].to_string(), "rook-ceph/macvlan@net1");
         assert_eq!(p.selections[1].namespaced_name(), "other/pub");
         assert_eq!(p.selections[1].interface, None);
+    }
+
+    /// The short form, row by row, as k8snetworkplumbingwg/network-attachment-definition-client
+    /// `pkg/utils/net-attach-def.go` `ParseNetworkAnnotation` / `parsePodNetworkObjectText`
+    /// read it: items and parts trimmed, at most one '/' and one '@', an empty namespace or
+    /// interface meaning none, every part on the DNS-1123 label pattern.
+    #[test]
+    fn short_form_table() {
+        let ok: &[(&str, &[&str])] = &[
+            (" ns / pub @ net1 ", &["ns/pub@net1"]),
+            ("pub@net1,  other/clu ", &["default/pub@net1", "other/clu"]),
+            ("/pub", &["default/pub"]),
+            ("pub@", &["default/pub"]),
+            // No length limit on the name in the client's pattern.
+            (&"n".repeat(70), &[]),
+        ];
+        for (text, want) in ok {
+            let parsed = parse_selections(text, "default").expect(text);
+            let got: Vec<String> = parsed.selections.iter().map(ToString::to_string).collect();
+            if !want.is_empty() {
+                assert_eq!(&got, want, "{text:?}");
+            }
+        }
+        let bad: &[(&str, &str)] = &[
+            ("root@a/root@b/root@c", "has 2 '/'"),
+            ("ns/a@b@c", "has 2 '@'"),
+            ("Upper", "the network name must be"),
+            ("ns/Bad_Name", "the network name \"Bad_Name\" must be"),
+            ("Bad/pub", "the namespace \"Bad\" must be"),
+            ("pub@Net1", "the interface \"Net1\" must be"),
+            ("pub@this-is-far-too-long", "at most 15"),
+            ("a,,b", "item 2 (\"\"): names no network"),
+        ];
+        for (text, want) in bad {
+            let err = parse_selections(text, "default").expect_err(text).0;
+            assert!(err.contains(want), "{text:?}: {err}");
+            // No name said twice: the item is quoted once, a part only when it differs.
+            if !text.contains(',') {
+                let quoted = format!("{text:?}");
+                assert_eq!(err.matches(&quoted).count(), 1, "{text:?}: {err}");
+            }
+        }
     }
 
     #[test]

@@ -124,13 +124,6 @@ pub(super) fn derive_outputs(
     let daemon: Vec<_> = public.iter().cloned().collect();
     check.osd_annotation = Some(render_annotation(&osd));
     check.daemon_annotation = Some(render_annotation(&daemon));
-    if check.ceph.public_network.is_none() && public.is_some() {
-        problems.warn(
-            field.child_path("addressRanges").as_str(),
-            "no public address range: Rook will detect public_network with a canary pod; set \
-             addressRanges.public if the NAD's IPAM cannot recycle leases",
-        );
-    }
 }
 
 /// Warns when the ranges' families disagree with ipFamily / dualStack.

@@ -223,3 +223,56 @@ fn bind_flags_follow_rook() {
         ["--ms-bind-ipv4=true", "--ms-bind-ipv6=false"]
     );
 }
+
+/// Selectors as Rook reads them, row by row: rook `pkg/apis/ceph.rook.io/v1/network.go`
+/// `GetNetworkSelection` (empty means no selection, a legacy `{…}` object is wrapped in a list,
+/// `nadutils.ParseNetworkAnnotation` parses, exactly one selection) and `ValidateNetworkSpec`
+/// (multus needs a selector), over the network-attachment-definition-client's parser (spaces
+/// around the parts of the short form trimmed, at most one '/' and one '@').
+#[test]
+fn selectors_as_rook_reads_them() {
+    let ok = [
+        ("' public-net '", "rook-ceph/public-net", None),
+        ("' other / pub @ net1 '", "other/pub", Some("net1")),
+        (
+            "'{\"name\": \"pub\", \"interface\": \"public\"}'",
+            "rook-ceph/pub",
+            Some("public"),
+        ),
+        (
+            "'[{\"name\": \"pub\", \"namespace\": \"ns\"}]'",
+            "ns/pub",
+            None,
+        ),
+    ];
+    for (selector, nad, interface) in ok {
+        let c = check(&format!(
+            "network: {{provider: multus, selectors: {{public: {selector}}}}}\n"
+        ));
+        assert!(c.problems.is_valid(), "{selector}: {:?}", c.problems.errors);
+        let selection = c
+            .networks
+            .public
+            .as_ref()
+            .and_then(|n| n.selection.as_ref())
+            .expect("a selection");
+        assert_eq!(selection.namespaced_name(), nad, "{selector}");
+        assert_eq!(selection.interface.as_deref(), interface, "{selector}");
+    }
+    let bad = [
+        ("'a/b/c'", "has 2 '/'"),
+        ("'a@b@c'", "has 2 '@'"),
+        ("'a, b'", "selects 2 networks"),
+        ("''", "provider multus needs at least one network selector"),
+    ];
+    for (selector, want) in bad {
+        let c = check(&format!(
+            "network: {{provider: multus, selectors: {{public: {selector}}}}}\n"
+        ));
+        assert!(
+            c.problems.errors.iter().any(|e| e.message.contains(want)),
+            "{selector}: expected {want:?} in {:?}",
+            c.problems.errors
+        );
+    }
+}

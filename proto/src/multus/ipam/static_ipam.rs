@@ -1,4 +1,6 @@
-//! The static IPAM plugin: the listed `addresses`, the same for every pod, so one pod at most.
+//! The static IPAM plugin (containernetworking/plugins `plugins/ipam/static`): the `addresses`
+//! listed in the config, the same for every pod, plus whatever a pod asks for itself (`ips` in
+//! its selection, through the `ips` capability) — so from the config alone, one pod at most.
 
 use serde_json::Value;
 
@@ -40,10 +42,10 @@ pub(super) fn static_ipam(field: Field<'_, '_>, problems: &mut Problems) -> Ipam
     if items.is_empty() {
         report
             .notes
-            .push("static IPAM without addresses: interfaces get no address".into());
+            .push("static IPAM without addresses: pods get only the addresses they ask for themselves (`ips` in their selection, with the `ips` capability); without, none".into());
         report.capacity = Some(0);
     } else {
-        report.notes.push("static IPAM gives every pod the same addresses: a second pod on this network conflicts".into());
+        report.notes.push("static IPAM gives every pod the addresses listed here, the same for all: a second pod on this network conflicts; per-pod addresses need `ips` in each pod's selection".into());
         report.capacity = Some(1);
     }
     report
