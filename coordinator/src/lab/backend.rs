@@ -87,7 +87,7 @@ impl Scheduler for LabBackend {
     }
 
     fn control_socket(&self) -> anyhow::Result<UdpSocket> {
-        self.lab().control_socket()
+        Ok(self.lab().control_socket()?)
     }
 
     /// Inside the lab's state, so `lab down` removes it also after a killed run.
@@ -166,8 +166,8 @@ impl Scheduler for LabBackend {
     async fn cleanup(&mut self) -> anyhow::Result<()> {
         self.agents.stop_all().await;
         match self.keep {
-            Keep::Nothing => self.on_lab(|lab| Lab::down(&lab.topology.name)).await?,
-            Keep::Lab => self.on_lab(Lab::remove_pods).await?,
+            Keep::Nothing => Ok(self.on_lab(|lab| Lab::down(&lab.topology.name)).await??),
+            Keep::Lab => Ok(self.on_lab(Lab::remove_pods).await??),
             Keep::Everything => Ok(()),
         }
     }

@@ -80,7 +80,8 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
                 .map_err(|why| Error::invalid("--backend", format!("lab: {why}")))?;
             let (lab, keep, config, command) = match &request.lab.existing {
                 Some(name) => {
-                    let lab = Lab::open(name).map_err(|e| Error::Usage(format!("{e:#}")))?;
+                    let lab =
+                        Lab::open(name).map_err(|e| Error::Usage(multinet_agent::chain(&e)))?;
                     let config = lab_config(request, &lab.topology, say)?;
                     let keep = if request.lab.keep {
                         Keep::Everything
@@ -172,7 +173,9 @@ fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> 
     runtime.block_on(async move {
         let signal = shutdown_signal();
         tokio::pin!(signal);
-        let mut build = tokio::task::spawn_blocking(move || Lab::up(topology, &source));
+        let mut build = tokio::task::spawn_blocking(move || {
+            Lab::up(topology, &source).map_err(anyhow::Error::from)
+        });
         let (built, interrupted) = tokio::select! {
             r = &mut build => (r, None),
             signal = &mut signal => (build.await, Some(signal)),
@@ -190,7 +193,8 @@ fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> 
                 )));
                 if let Err(e) = Lab::down(&name) {
                     say(Notice::Note(format!(
-                        "removing lab {name}: {e:#}; `multinet lab down {name}` finishes it"
+                        "removing lab {name}: {}; `multinet lab down {name}` finishes it",
+                        multinet_agent::chain(&e)
                     )));
                 }
                 Err(Error::Interrupted(signal))

@@ -234,7 +234,7 @@ impl Worker {
         self.report().await;
         match volumes::materialize(&self.kubelet, &self.pod, &self.dir.join("volumes")).await {
             Ok(v) => self.volumes = v,
-            Err(e) => return self.cannot_start(&format!("{e:#}")).await,
+            Err(e) => return self.cannot_start(&multinet_agent::chain(&e)).await,
         }
         // A node whose runtime network is not ready runs only hostNetwork pods
         // (`pkg/kubelet/kubelet.go`, `syncPod`: "network is not ready").
@@ -274,7 +274,7 @@ impl Worker {
         // The downward API now reads the pod with Multus' annotation (a kubelet's volume
         // manager rewrites the files when the pod changes).
         if let Err(e) = volumes::refresh_downward(&self.pod, &self.dir.join("volumes")) {
-            return self.cannot_start(&format!("{e:#}")).await;
+            return self.cannot_start(&multinet_agent::chain(&e)).await;
         }
         true
     }
@@ -339,7 +339,7 @@ impl Worker {
                 .kubelet
                 .with_lab(move |lab| Ok(lab.node_namespace(&node)))
                 .await
-                .map_err(|e| format!("{e:#}"))?;
+                .map_err(|e| multinet_agent::chain(&e))?;
             self.pod_ip = self.kubelet.node_address.to_string();
             return Ok(());
         }
@@ -349,14 +349,14 @@ impl Worker {
             .kubelet
             .with_lab(move |lab| lab.add_sandbox(&node))
             .await
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| multinet_agent::chain(&e))?;
         let attached =
             match multus::attach_all(&self.kubelet, &self.pod, &sandbox, &delegates).await {
                 Ok(statuses) if delegates.is_empty() => Ok(statuses),
                 Ok(statuses) => multus::write_status(&self.kubelet, &self.pod, &statuses)
                     .await
                     .map(|()| statuses)
-                    .map_err(|e| format!("{e:#}")),
+                    .map_err(|e| multinet_agent::chain(&e)),
                 Err(message) => Err(message),
             };
         match attached {
@@ -385,9 +385,10 @@ impl Worker {
                     .await
                 {
                     tracing::warn!(
-                        "pod {}/{}: removing a failed sandbox: {e:#}",
+                        "pod {}/{}: removing a failed sandbox: {}",
                         self.namespace,
-                        self.name
+                        self.name,
+                        multinet_agent::chain(&e)
                     );
                 }
                 Err(message)
@@ -403,9 +404,10 @@ impl Worker {
                 .await
         {
             tracing::warn!(
-                "pod {}/{}: removing its sandbox: {e:#}",
+                "pod {}/{}: removing its sandbox: {}",
                 self.namespace,
-                self.name
+                self.name,
+                multinet_agent::chain(&e)
             );
         }
     }
@@ -475,7 +477,7 @@ impl Worker {
             Err(e) => {
                 // As containerd reports a start that fails: terminated, exit 128, StartError.
                 let now = Timestamp::now();
-                let message = format!("{e:#}");
+                let message = multinet_agent::chain(&e);
                 self.recorder
                     .record(Kind::Warning, "Failed", &format!("Error: {message}"))
                     .await;
