@@ -124,22 +124,11 @@ pub async fn run(kubelet: Arc<Kubelet>, mut rx: watch::Receiver<PodUpdate>) {
     worker.life(&mut rx, &mut exit_rx).await;
 }
 
-/// Waits `back_off`; false as soon as the pod must stop.
+/// Waits `back_off`; false as soon as the pod must stop (or nobody can tell it any more).
 async fn wait_unless_ending(back_off: Duration, rx: &mut watch::Receiver<PodUpdate>) -> bool {
-    let until = tokio::time::Instant::now() + back_off;
-    loop {
-        if rx.borrow().ending() {
-            return false;
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until(until) => return true,
-            changed = rx.changed() => {
-                if changed.is_err() {
-                    return false;
-                }
-            }
-        }
-    }
+    tokio::time::timeout(back_off, rx.wait_for(PodUpdate::ending))
+        .await
+        .is_err()
 }
 
 impl Worker {
@@ -215,5 +204,47 @@ impl Worker {
         if let PodUpdate::Present(pod) = last {
             self.confirm_deletion(&pod).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long enough never to end by itself within a test.
+    const NEVER: Duration = Duration::from_secs(600);
+    /// How long a test waits for what must happen at once.
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_back_off_runs_out_while_the_pod_stays() {
+        let (_tx, mut rx) = watch::channel(PodUpdate::Present(Pod::default()));
+        assert!(wait_unless_ending(Duration::from_millis(20), &mut rx).await);
+    }
+
+    #[tokio::test]
+    async fn a_back_off_ends_at_once_when_the_pod_must_stop() {
+        let (tx, mut rx) = watch::channel(PodUpdate::Present(Pod::default()));
+        let stop = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send_replace(PodUpdate::Stop);
+            tx
+        });
+        let waited = tokio::time::timeout(PATIENCE, wait_unless_ending(NEVER, &mut rx)).await;
+        assert_eq!(waited.ok(), Some(false), "the back-off did not end at Stop");
+        drop(stop.await);
+        let (_tx, mut ended) = watch::channel(PodUpdate::Stop);
+        assert!(
+            !wait_unless_ending(NEVER, &mut ended).await,
+            "already ending"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_back_off_ends_when_nobody_can_tell_the_pod_any_more() {
+        let (tx, mut rx) = watch::channel(PodUpdate::Present(Pod::default()));
+        drop(tx);
+        let waited = tokio::time::timeout(PATIENCE, wait_unless_ending(NEVER, &mut rx)).await;
+        assert_eq!(waited.ok(), Some(false));
     }
 }

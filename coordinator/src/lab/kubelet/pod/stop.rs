@@ -8,9 +8,17 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions};
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
+use tokio::time::timeout;
 
 use super::{Exit, PodUpdate, Worker};
 use crate::backend::kube::api_error::said;
+
+/// How long containers get to end after SIGKILL before the sandbox is removed anyway.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// The grace period when neither the deletion nor the pod gives one (Kubernetes' default
+/// `terminationGracePeriodSeconds`).
+const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 impl Worker {
     /// Stops the containers (SIGTERM, the grace period, SIGKILL) and removes the sandbox.
@@ -33,34 +41,34 @@ impl Worker {
                     .as_ref()
                     .and_then(|s| s.termination_grace_period_seconds)
             })
-            .unwrap_or(30)
-            .max(0) as u64;
+            .unwrap_or(DEFAULT_GRACE_SECONDS)
+            .max(0);
+        let grace = Duration::from_secs(grace as u64);
         for s in &mut self.slots {
             s.restart_at = None;
         }
         self.signal_all(Signal::SIGTERM);
-        let mut deadline = tokio::time::Instant::now() + Duration::from_secs(grace);
-        let mut killed = false;
-        while self.slots.iter().any(|s| s.state.running()) {
-            match tokio::time::timeout_at(deadline, exits.recv()).await {
-                Ok(Some((i, restart, code))) => {
-                    self.exited(i, restart, code);
-                    self.slots[i].restart_at = None;
-                }
-                Ok(None) => break,
-                Err(_) if !killed => {
-                    self.signal_all(Signal::SIGKILL);
-                    killed = true;
-                    deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-                }
-                Err(_) => break,
-            }
+        if timeout(grace, self.reap_all(exits)).await.is_err() {
+            self.signal_all(Signal::SIGKILL);
+            let _ = timeout(KILL_WAIT, self.reap_all(exits)).await;
         }
         self.remove_sandbox().await;
         self.kubelet
             .logs
             .remove_pod(&self.namespace, &self.name, &self.uid);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Takes the containers' exits until none runs (or no exit can come any more). Stopped
+    /// between two exits, it has recorded every exit it took.
+    async fn reap_all(&mut self, exits: &mut mpsc::UnboundedReceiver<Exit>) {
+        while self.slots.iter().any(|s| s.state.running()) {
+            let Some((i, restart, code)) = exits.recv().await else {
+                return;
+            };
+            self.exited(i, restart, code);
+            self.slots[i].restart_at = None;
+        }
     }
 
     /// Asks each running container's owner task to signal its process (it does so only while
