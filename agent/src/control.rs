@@ -14,9 +14,8 @@ pub mod outbox;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use multinet_proto::assignment::{AgentAssignment, NetworkAddress};
-use multinet_proto::control::codec::{self, decode_frame};
+use multinet_proto::control::codec::{self, CodecError, decode_frame};
 use multinet_proto::control::{
     AgentIdentity, AgentMessage, COORDINATOR_NAME, CoordinatorMessage, Hello, Listener,
     PROTOCOL_VERSION, Refusal,
@@ -86,35 +85,92 @@ pub enum ControlEnd {
     GraceExpired,
 }
 
-/// Why one connection ended without Stop.
-#[derive(Debug)]
-enum SessionError {
-    /// The coordinator refused the agent: final.
-    Refused(Refusal),
-    /// The connection failed or was lost: reconnect.
-    Lost(anyhow::Error),
+/// Why the control client gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No UDP socket could be opened for the control plane.
+    #[error("opening a UDP socket on {local} for the control plane")]
+    Socket {
+        /// The wildcard address of the coordinator's family, port 0.
+        local: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The coordinator refused this agent: final, another attempt would be refused too.
+    #[error("the coordinator refused this agent")]
+    Refused(#[source] Refusal),
+    /// No connection could be made within the grace period (reporting a failure).
+    #[error("the coordinator at {coordinator} was unreachable")]
+    Unreachable {
+        /// The coordinator's QUIC address.
+        coordinator: SocketAddr,
+    },
 }
 
-impl<E: Into<anyhow::Error>> From<E> for SessionError {
-    fn from(error: E) -> Self {
-        SessionError::Lost(error.into())
+impl Error {
+    /// The coordinator's reason, when it refused this agent.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Error::Refused(refusal) => Some(refusal),
+            _ => None,
+        }
     }
 }
 
-/// The error a refusal turns into; `downcast_ref::<Refusal>()` finds the reason.
-fn refused(refusal: Refusal) -> anyhow::Error {
-    anyhow::Error::new(refusal).context("the coordinator refused this agent")
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why one connection ended without Stop: refused (final), or lost (reconnect). A lost
+/// connection is logged, never returned.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    /// The coordinator refused the agent.
+    #[error("the coordinator refused this agent")]
+    Refused(#[source] Refusal),
+    /// The QUIC connection could not be started (bad address, endpoint closing).
+    #[error(transparent)]
+    Connect(#[from] quinn::ConnectError),
+    /// The QUIC connection failed or was closed (handshake, timeout, reset).
+    #[error(transparent)]
+    Connection(#[from] quinn::ConnectionError),
+    /// A message could not be encoded (larger than a frame may be).
+    #[error("encoding a control frame")]
+    Encode(#[source] CodecError),
+    /// The stream to the coordinator failed.
+    #[error("writing to the coordinator")]
+    Write(#[source] quinn::WriteError),
+    /// The stream from the coordinator failed.
+    #[error("reading from the coordinator")]
+    Read(#[source] quinn::ReadError),
+    /// The coordinator sent bytes that are not a frame of its messages.
+    #[error("malformed frame from the coordinator")]
+    Malformed(#[source] CodecError),
+    /// The coordinator's stream ended with part of a frame read.
+    #[error("the coordinator's stream ended inside a frame")]
+    EndedInFrame,
+    /// The coordinator answered Hello with something else than Welcome or a refusal.
+    #[error("expected Welcome, got {0:?}")]
+    NotWelcome(Box<CoordinatorMessage>),
+    /// The coordinator ended the stream before it answered Hello.
+    #[error("the coordinator closed the stream before Welcome")]
+    ClosedBeforeWelcome,
+    /// The coordinator ended the stream without Stop.
+    #[error("the coordinator closed the stream")]
+    Closed,
+    /// The attempt (handshake, Hello, Welcome) took longer than it may.
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
 }
 
 /// A client endpoint on the wildcard address of the coordinator's family.
-fn client_endpoint(coordinator: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+fn client_endpoint(coordinator: SocketAddr) -> Result<quinn::Endpoint> {
     let local: SocketAddr = if coordinator.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    quinn::Endpoint::client(local)
-        .with_context(|| format!("opening a UDP socket on {local} for the control plane"))
+    quinn::Endpoint::client(local).map_err(|source| Error::Socket { local, source })
 }
 
 /// Runs the control client until Stop, grace expiry or refusal (an error).
@@ -126,7 +182,7 @@ pub async fn run(
     announce: Option<AgentMessage>,
     outbox: &Outbox,
     targets: &watch::Sender<Vec<Listener>>,
-) -> anyhow::Result<ControlEnd> {
+) -> Result<ControlEnd> {
     let endpoint = client_endpoint(settings.coordinator)?;
     let mut unreachable_since = Instant::now();
     let mut backoff = BACKOFF_INITIAL;
@@ -147,21 +203,22 @@ pub async fn run(
                         session.close(&endpoint).await;
                         return Ok(end);
                     }
-                    Err(SessionError::Refused(refusal)) => return Err(refused(refusal)),
-                    Err(SessionError::Lost(error)) => {
+                    Err(SessionError::Refused(refusal)) => return Err(Error::Refused(refusal)),
+                    Err(lost) => {
                         unreachable_since = Instant::now();
-                        error
+                        lost
                     }
                 }
             }
-            Ok(Err(SessionError::Refused(refusal))) => return Err(refused(refusal)),
-            Ok(Err(SessionError::Lost(error))) => error,
-            Err(_) => anyhow::anyhow!("no answer within {:?}", remaining.min(ATTEMPT_LIMIT)),
+            Ok(Err(SessionError::Refused(refusal))) => return Err(Error::Refused(refusal)),
+            Ok(Err(lost)) => lost,
+            Err(_) => SessionError::NoAnswer(remaining.min(ATTEMPT_LIMIT)),
         };
         if !reported_outage {
             tracing::warn!(
-                "control plane to {}: {error:#}; reconnecting",
-                settings.coordinator
+                "control plane to {}: {}; reconnecting",
+                settings.coordinator,
+                crate::chain(&error)
             );
             reported_outage = true;
         }
@@ -173,14 +230,18 @@ pub async fn run(
 
 /// Connects once (within `settings.grace`), says Hello, reports that the agent could not set
 /// itself up, and closes. The reason ends up in the coordinator's report.
-pub async fn report_failure(settings: &ControlSettings, reason: String) -> anyhow::Result<()> {
+pub async fn report_failure(settings: &ControlSettings, reason: String) -> Result<()> {
     let endpoint = client_endpoint(settings.coordinator)?;
     let deadline = Instant::now() + settings.grace;
     let mut backoff = BACKOFF_INITIAL;
     let failed = AgentMessage::Failed { reason };
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        anyhow::ensure!(!remaining.is_zero(), "the coordinator was unreachable");
+        if remaining.is_zero() {
+            return Err(Error::Unreachable {
+                coordinator: settings.coordinator,
+            });
+        }
         let attempt = Session::open(&endpoint, settings, 0, Some(&failed));
         match timeout(remaining.min(ATTEMPT_LIMIT), attempt).await {
             Ok(Ok(mut session)) => {
@@ -189,8 +250,8 @@ pub async fn report_failure(settings: &ControlSettings, reason: String) -> anyho
                 session.close(&endpoint).await;
                 return Ok(());
             }
-            Ok(Err(SessionError::Refused(refusal))) => return Err(refused(refusal)),
-            Ok(Err(SessionError::Lost(_))) | Err(_) => {}
+            Ok(Err(SessionError::Refused(refusal))) => return Err(Error::Refused(refusal)),
+            Ok(Err(_)) | Err(_) => {}
         }
         sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -247,16 +308,8 @@ impl Session {
             Some(CoordinatorMessage::Refused(refusal)) => {
                 return Err(SessionError::Refused(refusal));
             }
-            Some(other) => {
-                return Err(SessionError::Lost(anyhow::anyhow!(
-                    "expected Welcome, got {other:?}"
-                )));
-            }
-            None => {
-                return Err(SessionError::Lost(anyhow::anyhow!(
-                    "the coordinator closed the stream before Welcome"
-                )));
-            }
+            Some(other) => return Err(SessionError::NotWelcome(Box::new(other))),
+            None => return Err(SessionError::ClosedBeforeWelcome),
         }
         if let Some(message) = announce {
             session.write(message).await?;
@@ -264,18 +317,18 @@ impl Session {
         Ok(session)
     }
 
-    async fn write(&mut self, message: &AgentMessage) -> anyhow::Result<()> {
-        let frame = codec::encode(message).context("encoding a control frame")?;
+    async fn write(&mut self, message: &AgentMessage) -> Result<(), SessionError> {
+        let frame = codec::encode(message).map_err(SessionError::Encode)?;
         self.send
             .write_all(&frame)
             .await
-            .context("writing to the coordinator")?;
+            .map_err(SessionError::Write)?;
         self.last_write = Instant::now();
         Ok(())
     }
 
     /// Sends every sealed batch this connection has not carried yet.
-    async fn send_unsent(&mut self, outbox: &Outbox) -> anyhow::Result<()> {
+    async fn send_unsent(&mut self, outbox: &Outbox) -> Result<(), SessionError> {
         for batch in outbox.unacked_after(self.sent_upto) {
             let seq = batch.seq;
             self.write(&AgentMessage::Report(batch)).await?;
@@ -311,11 +364,7 @@ impl Session {
                         return Err(SessionError::Refused(refusal));
                     }
                     Some(CoordinatorMessage::Welcome) => {}
-                    None => {
-                        return Err(SessionError::Lost(anyhow::anyhow!(
-                            "the coordinator closed the stream"
-                        )));
-                    }
+                    None => return Err(SessionError::Closed),
                 },
                 () = outbox.batch_sealed() => self.send_unsent(outbox).await?,
                 _ = flush.tick() => {
@@ -370,25 +419,21 @@ impl FrameReader {
     async fn next(
         &mut self,
         recv: &mut quinn::RecvStream,
-    ) -> anyhow::Result<Option<CoordinatorMessage>> {
+    ) -> Result<Option<CoordinatorMessage>, SessionError> {
         loop {
             // decode_frame checks the length prefix against MAX_FRAME before anything else,
             // so the buffer never grows past one frame.
-            if let Some((message, used)) = decode_frame::<CoordinatorMessage>(&self.buf)
-                .context("malformed frame from the coordinator")?
+            if let Some((message, used)) =
+                decode_frame::<CoordinatorMessage>(&self.buf).map_err(SessionError::Malformed)?
             {
                 self.buf.drain(..used);
                 return Ok(Some(message));
             }
             let mut chunk = [0u8; 4096];
-            match recv
-                .read(&mut chunk)
-                .await
-                .context("reading from the coordinator")?
-            {
+            match recv.read(&mut chunk).await.map_err(SessionError::Read)? {
                 Some(n) => self.buf.extend_from_slice(&chunk[..n]),
                 None if self.buf.is_empty() => return Ok(None),
-                None => anyhow::bail!("the coordinator's stream ended inside a frame"),
+                None => return Err(SessionError::EndedInFrame),
             }
         }
     }

@@ -59,7 +59,7 @@ pub fn main(program: &str, args: impl IntoIterator<Item = String>) -> u8 {
     match outcome {
         Ok(reason) => reason.code(),
         Err(error) => {
-            eprintln!("{program}: {error:#}");
+            eprintln!("{program}: {}", crate::chain(&error));
             1
         }
     }

@@ -24,6 +24,9 @@
 //!   arguments of both ways to run.
 //! * [`run`] (here) — wires the pieces for the assignment's role and says how the agent ended
 //!   ([`ExitReason`]).
+//! * [`Error`] (here) — why an agent could not run: each module's own error (`tls::Error`,
+//!   `control::Error`, …) or reading its assignment; [`chain`] says one with its causes on a
+//!   line, as the agent reports it on stderr and to the coordinator.
 //! * [`entry`] — the command-line entry point both binaries call (`multinet-agent` and the
 //!   hidden `multinet agent`), and the runtime builders every multinet process uses.
 //!
@@ -42,9 +45,8 @@ pub mod tls;
 #[cfg(test)]
 mod testing;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use multinet_proto::assignment::AgentAssignment;
 use multinet_proto::control::{AgentMessage, Role};
 use tokio::sync::watch;
@@ -54,6 +56,68 @@ use crate::control::{ControlEnd, ControlSettings, Outbox};
 use crate::prober::{ProbePlan, Prober};
 use crate::server::ProbeServer;
 use crate::tls::RunTls;
+
+/// Why an agent could not run: the errors of its parts, and reading its assignment.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--help` where an assignment was expected; says the usage.
+    #[error("{}", pod::USAGE)]
+    Usage,
+    /// The assignment file cannot be read.
+    #[error("reading the assignment {}", path.display())]
+    ReadAssignment {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The assignment file is not an assignment.
+    #[error("the assignment {} is not valid", path.display())]
+    Assignment {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A pod's assignment could not be made from its mounted files.
+    #[error(transparent)]
+    Pod(#[from] pod::Error),
+    /// SIGTERM cannot be listened for.
+    #[error("listening for SIGTERM")]
+    Signal(#[source] std::io::Error),
+    /// The run's TLS material is not usable.
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    /// The probe server could not listen.
+    #[error(transparent)]
+    Server(#[from] server::Error),
+    /// The assignment gives a client or host checker nothing to probe from.
+    #[error(transparent)]
+    Probe(#[from] prober::Error),
+    /// The control client gave up: refused, or without a socket.
+    #[error(transparent)]
+    Control(#[from] control::Error),
+}
+
+/// Results of this crate's top level.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, `what: why: root cause` (empty levels skipped): how
+/// an agent says why it failed, on stderr and to the coordinator.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
 
 /// How an agent ended normally (errors are the third way: exit code 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,28 +157,32 @@ pub fn install_crypto_provider() {
 }
 
 /// Reads the assignment the arguments point to: a file, or a pod's mounted files.
-pub fn assignment_from(args: &pod::AgentArgs) -> anyhow::Result<AgentAssignment> {
+pub fn assignment_from(args: &pod::AgentArgs) -> Result<AgentAssignment> {
     match args {
         pod::AgentArgs::Assignment(path) => read_assignment(path),
-        pod::AgentArgs::Pod(p) => pod::pod_assignment(p, &pod::kernel_interfaces),
-        pod::AgentArgs::Help => anyhow::bail!("{}", pod::USAGE),
+        pod::AgentArgs::Pod(p) => Ok(pod::pod_assignment(p, &pod::kernel_interfaces)?),
+        pod::AgentArgs::Help => Err(Error::Usage),
     }
 }
 
 /// Reads an assignment file (JSON).
-pub fn read_assignment(path: &Path) -> anyhow::Result<AgentAssignment> {
-    let text = std::fs::read(path)
-        .with_context(|| format!("reading the assignment {}", path.display()))?;
-    serde_json::from_slice(&text)
-        .with_context(|| format!("the assignment {} is not valid", path.display()))
+pub fn read_assignment(path: &Path) -> Result<AgentAssignment> {
+    let text = std::fs::read(path).map_err(|source| Error::ReadAssignment {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| Error::Assignment {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// [`run`], ended at once by SIGTERM. In a pod the agent is PID 1 of its PID namespace, and
 /// the kernel does not deliver a signal PID 1 has no handler for: without this, every pod
 /// deletion would wait out the grace period until SIGKILL (pid_namespaces(7)).
-pub async fn run_until_terminated(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
+pub async fn run_until_terminated(assignment: AgentAssignment) -> Result<ExitReason> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listening for SIGTERM")?;
+        .map_err(Error::Signal)?;
     tokio::select! {
         end = run(assignment) => end,
         _ = term.recv() => Ok(ExitReason::Terminated),
@@ -123,7 +191,7 @@ pub async fn run_until_terminated(assignment: AgentAssignment) -> anyhow::Result
 
 /// Runs the assignment's role until the coordinator says Stop, the coordinator is lost, or a
 /// fatal error (refused, cannot set up).
-pub async fn run(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
+pub async fn run(assignment: AgentAssignment) -> Result<ExitReason> {
     let started = Instant::now();
     let tls = RunTls::load(&assignment.tls)?;
     let settings = ControlSettings::from_assignment(&assignment, tls.control_client_config()?);
@@ -134,7 +202,7 @@ pub async fn run(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
             let server =
                 match ProbeServer::bind(&assignment.addresses, tls.probe_server_config()?).await {
                     Ok(server) => server,
-                    Err(error) => return Err(fail(&settings, error).await),
+                    Err(error) => return Err(fail(&settings, error.into()).await),
                 };
             let ready = AgentMessage::ServerReady {
                 listeners: server.listeners().to_vec(),
@@ -144,13 +212,12 @@ pub async fn run(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
             Ok(end?.into())
         }
         Role::Client | Role::HostCheck => {
-            let setup = ProbePlan::for_assignment(&assignment).and_then(|plan| {
-                Ok((
-                    plan,
-                    Prober::new(tls.probe_client_config()?, &assignment.probe, started),
-                ))
-            });
-            let (plan, prober) = match setup {
+            let setup = || -> Result<_> {
+                let plan = ProbePlan::for_assignment(&assignment)?;
+                let client_config = tls.probe_client_config()?;
+                Ok((plan, Prober::new(client_config, &assignment.probe, started)))
+            };
+            let (plan, prober) = match setup() {
                 Ok(setup) => setup,
                 Err(error) => return Err(fail(&settings, error).await),
             };
@@ -171,9 +238,9 @@ pub async fn run(assignment: AgentAssignment) -> anyhow::Result<ExitReason> {
 
 /// Tells the coordinator (if it can be reached within the grace period) why the agent cannot
 /// work, and returns the error to exit with.
-async fn fail(settings: &ControlSettings, error: anyhow::Error) -> anyhow::Error {
-    if let Err(report) = control::report_failure(settings, format!("{error:#}")).await {
-        tracing::error!("could not report the failure: {report:#}");
+async fn fail(settings: &ControlSettings, error: Error) -> Error {
+    if let Err(report) = control::report_failure(settings, chain(&error)).await {
+        tracing::error!("could not report the failure: {}", chain(&report));
     }
     error
 }

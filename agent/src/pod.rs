@@ -8,11 +8,97 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use multinet_proto::assignment::{AgentAssignment, NetworkAddress, PodRunSettings, TlsFiles};
+use multinet_proto::assignment::{
+    AgentAssignment, NetworkAddress, PodAssignmentError, PodRunSettings, TlsFiles,
+};
 use multinet_proto::control::{AgentIdentity, Role};
-use multinet_proto::multus::status::parse_network_status;
+use multinet_proto::multus::status::{StatusError, parse_network_status};
 use multinet_proto::network::CephNetwork;
+
+/// Why a pod's assignment could not be made from what is mounted into it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A mounted file cannot be read (`run.json`, `network-status`).
+    #[error("reading {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `run.json` is not the run settings the coordinator writes.
+    #[error("{} is not valid run settings", path.display())]
+    RunSettings {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The `network-status` file stayed empty: Multus never annotated the pod.
+    #[error(
+        "{} stayed empty for {}s: Multus wrote no network-status annotation on this pod",
+        path.display(),
+        waited.as_secs()
+    )]
+    StatusEmpty {
+        /// The downward-API file.
+        path: PathBuf,
+        /// How long it was waited for.
+        waited: Duration,
+    },
+    /// The `network-status` file is not Multus' annotation.
+    #[error("{}", path.display())]
+    Status {
+        /// The downward-API file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: StatusError,
+    },
+    /// The settings and the annotation do not make an assignment (no address on a network).
+    #[error(transparent)]
+    Assignment(#[from] PodAssignmentError),
+    /// The annotation gives a network an address, but the pod has no interface of its name.
+    #[error(
+        "network-status gives the {network} network {address}, but this pod has no interface named {network:?}"
+    )]
+    NoInterface {
+        /// The network, as its interface is named (`public`, `cluster`).
+        network: &'static str,
+        /// The address the annotation gives.
+        address: IpAddr,
+    },
+    /// The interface of a network does not hold the address the annotation gives.
+    #[error(
+        "network-status gives the {network} network {address}, but interface {network:?} has {}",
+        list(.found)
+    )]
+    WrongAddress {
+        /// The network, as its interface is named.
+        network: &'static str,
+        /// The address the annotation gives.
+        address: IpAddr,
+        /// The addresses the interface has.
+        found: Vec<IpAddr>,
+    },
+    /// The kernel's interfaces cannot be listed.
+    #[error("listing the pod's interfaces")]
+    Interfaces(#[source] nix::Error),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `a, b, c`.
+fn list(addresses: &[IpAddr]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// What a pod's agent is told on its command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,19 +206,24 @@ const STATUS_WAIT: Duration = Duration::from_secs(30);
 /// `interfaces` (name, address) — [`kernel_interfaces`] in a real pod.
 pub fn pod_assignment(
     args: &PodArgs,
-    interfaces: &dyn Fn() -> anyhow::Result<Vec<(String, IpAddr)>>,
-) -> anyhow::Result<AgentAssignment> {
+    interfaces: &dyn Fn() -> Result<Vec<(String, IpAddr)>>,
+) -> Result<AgentAssignment> {
     let run_file = args.run_dir.join("run.json");
-    let settings: PodRunSettings = serde_json::from_slice(
-        &std::fs::read(&run_file).with_context(|| format!("reading {}", run_file.display()))?,
-    )
-    .with_context(|| format!("{} is not valid run settings", run_file.display()))?;
+    let text = std::fs::read(&run_file).map_err(|source| Error::Read {
+        path: run_file.clone(),
+        source,
+    })?;
+    let settings: PodRunSettings =
+        serde_json::from_slice(&text).map_err(|source| Error::RunSettings {
+            path: run_file.clone(),
+            source,
+        })?;
     let status = if args.networks.is_empty() {
         Vec::new()
     } else {
         let file = args.pod_dir.join("network-status");
         let text = wait_for_status(&file, STATUS_WAIT)?;
-        parse_network_status(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        parse_network_status(&text).map_err(|source| Error::Status { path: file, source })?
     };
     let identity = AgentIdentity {
         role: args.role,
@@ -154,30 +245,28 @@ pub fn pod_assignment(
 
 /// The downward-API file is written when the pod starts; Multus has set the annotation by
 /// then, but an empty file is waited for, bounded.
-fn wait_for_status(file: &Path, wait: Duration) -> anyhow::Result<String> {
+fn wait_for_status(file: &Path, wait: Duration) -> Result<String> {
     let since = Instant::now();
     loop {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
         if !text.trim().is_empty() {
             return Ok(text);
         }
         if since.elapsed() >= wait {
-            anyhow::bail!(
-                "{} stayed empty for {}s: Multus wrote no network-status annotation on this pod",
-                file.display(),
-                wait.as_secs()
-            );
+            return Err(Error::StatusEmpty {
+                path: file.to_path_buf(),
+                waited: wait,
+            });
         }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
 
 /// Every address must be on the interface named after its network.
-fn check_interfaces(
-    addresses: &[NetworkAddress],
-    interfaces: &[(String, IpAddr)],
-) -> anyhow::Result<()> {
+fn check_interfaces(addresses: &[NetworkAddress], interfaces: &[(String, IpAddr)]) -> Result<()> {
     for a in addresses {
         let name = a.network.key();
         let on: Vec<IpAddr> = interfaces
@@ -185,28 +274,27 @@ fn check_interfaces(
             .filter(|(n, _)| n == name)
             .map(|(_, ip)| *ip)
             .collect();
-        anyhow::ensure!(
-            !on.is_empty(),
-            "network-status gives the {name} network {}, but this pod has no interface named {name:?}",
-            a.addr
-        );
-        anyhow::ensure!(
-            on.contains(&a.addr),
-            "network-status gives the {name} network {}, but interface {name:?} has {}",
-            a.addr,
-            on.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        if on.is_empty() {
+            return Err(Error::NoInterface {
+                network: name,
+                address: a.addr,
+            });
+        }
+        if !on.contains(&a.addr) {
+            return Err(Error::WrongAddress {
+                network: name,
+                address: a.addr,
+                found: on,
+            });
+        }
     }
     Ok(())
 }
 
 /// The kernel's interface addresses in this network namespace.
-pub fn kernel_interfaces() -> anyhow::Result<Vec<(String, IpAddr)>> {
+pub fn kernel_interfaces() -> Result<Vec<(String, IpAddr)>> {
     let mut out = Vec::new();
-    for ifa in nix::ifaddrs::getifaddrs().context("listing the pod's interfaces")? {
+    for ifa in nix::ifaddrs::getifaddrs().map_err(Error::Interfaces)? {
         let Some(addr) = ifa.address else { continue };
         if let Some(v4) = addr.as_sockaddr_in() {
             out.push((ifa.interface_name.clone(), IpAddr::V4(v4.ip())));

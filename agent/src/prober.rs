@@ -62,6 +62,25 @@ pub const ROUND: [ProbeKind; 8] = {
 /// Small responses are one line; anything longer is not kept.
 const SMALL_BODY_KEEP: usize = 128;
 
+/// Why an assignment gives no way to probe.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A client is attached to a network its assignment has no address on.
+    #[error("no address on network {network:?} in the assignment of {pod}")]
+    NoAddress {
+        /// The network.
+        network: CephNetwork,
+        /// The client's pod.
+        pod: String,
+    },
+    /// The assignment is the server's, which answers probes and sends none.
+    #[error("the server agent does not probe")]
+    ServerDoesNotProbe,
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// Which networks an agent probes, and from which of its addresses and interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbePlan {
@@ -84,7 +103,7 @@ pub struct ProbeFrom {
 impl ProbePlan {
     /// A client probes each network of its identity from its address there; a host checker
     /// probes the public network without binding.
-    pub fn for_assignment(assignment: &AgentAssignment) -> anyhow::Result<Self> {
+    pub fn for_assignment(assignment: &AgentAssignment) -> Result<Self> {
         let identity = &assignment.identity;
         let networks = match identity.role {
             Role::HostCheck => vec![ProbeFrom {
@@ -100,11 +119,9 @@ impl ProbePlan {
                         .addresses
                         .iter()
                         .find(|a| a.network == network)
-                        .ok_or_else(|| {
-                            anyhow::anyhow!(
-                                "no address on network {network:?} in the assignment of {}",
-                                identity.pod
-                            )
+                        .ok_or_else(|| Error::NoAddress {
+                            network,
+                            pod: identity.pod.clone(),
                         })?;
                     Ok(ProbeFrom {
                         network,
@@ -112,8 +129,8 @@ impl ProbePlan {
                         device: address.interface.clone(),
                     })
                 })
-                .collect::<anyhow::Result<_>>()?,
-            Role::Server => anyhow::bail!("the server agent does not probe"),
+                .collect::<Result<_>>()?,
+            Role::Server => return Err(Error::ServerDoesNotProbe),
         };
         Ok(Self { networks })
     }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -22,6 +21,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::control::Listener;
+use multinet_proto::network::CephNetwork;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -40,6 +40,30 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 /// Payload bytes are served from this block (zeroed static memory: costs no RSS until sent).
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
+/// Why the probe server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An address could not be listened on (not on this host, or taken).
+    #[error("listening for {scheme} on {address} (network {network:?})")]
+    Listen {
+        /// `HTTP` or `HTTPS`.
+        scheme: &'static str,
+        /// The agent's address on the network.
+        address: IpAddr,
+        /// The network.
+        network: CephNetwork,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listening socket's own address could not be read.
+    #[error(transparent)]
+    LocalAddress(std::io::Error),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// A running probe server.
 #[derive(Debug)]
 pub struct ProbeServer {
@@ -56,7 +80,7 @@ impl ProbeServer {
     pub async fn bind(
         addresses: &[NetworkAddress],
         tls: Arc<rustls::ServerConfig>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let (stop, _) = watch::channel(false);
         let limit = Arc::new(Semaphore::new(CONNECTIONS_MAX));
         let acceptor = TlsAcceptor::from(tls);
@@ -64,19 +88,21 @@ impl ProbeServer {
         let mut accept_loops = JoinSet::new();
         for address in addresses {
             let bind = |scheme: &'static str| async move {
-                TcpListener::bind((address.addr, 0)).await.with_context(|| {
-                    format!(
-                        "listening for {scheme} on {} (network {:?})",
-                        address.addr, address.network
-                    )
-                })
+                TcpListener::bind((address.addr, 0))
+                    .await
+                    .map_err(|source| Error::Listen {
+                        scheme,
+                        address: address.addr,
+                        network: address.network,
+                        source,
+                    })
             };
             let http = bind("HTTP").await?;
             let https = bind("HTTPS").await?;
             listeners.push(Listener {
                 network: address.network,
-                http: http.local_addr()?,
-                https: https.local_addr()?,
+                http: http.local_addr().map_err(Error::LocalAddress)?,
+                https: https.local_addr().map_err(Error::LocalAddress)?,
             });
             accept_loops.spawn(accept_loop(http, None, limit.clone(), stop.subscribe()));
             accept_loops.spawn(accept_loop(

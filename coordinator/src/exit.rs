@@ -35,19 +35,9 @@ pub fn code(error: &impl Classify) -> u8 {
     }
 }
 
-/// An error and its causes on one line, `what: why: root cause` (empty levels skipped).
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
+/// An error and its causes on one line, `what: why: root cause` (empty levels skipped): the
+/// agent's function, so the coordinator and the agents say errors alike.
+pub use multinet_agent::chain;
 
 #[cfg(test)]
 mod tests {

@@ -172,8 +172,9 @@ async fn a_refusal_is_final_and_carries_the_reason() {
     .await
     .expect("the client gives up in time");
     let error = end.expect_err("refused is an error");
-    assert_eq!(error.downcast_ref::<Refusal>(), Some(&refusal));
-    assert!(format!("{error:#}").contains("run-7"), "{error:#}");
+    assert_eq!(error.refusal(), Some(&refusal));
+    let said = crate::chain(&error);
+    assert!(said.contains("run-7"), "{said}");
 }
 
 #[tokio::test]

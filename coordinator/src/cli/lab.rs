@@ -124,7 +124,7 @@ pub fn run(command: LabCommand) -> u8 {
                 };
                 return serve_cluster(topology, &source, options);
             }
-            Lab::up(topology, &source).map(|lab| {
+            Lab::up(topology, &source).map_err(anyhow::Error::from).map(|lab| {
                 println!("lab {name} is up: {} node(s), networks {}", lab.topology.nodes.len(), lab.topology.networks.keys().map(|n| n.key()).collect::<Vec<_>>().join(", "));
                 println!("run on it: multinet run --backend lab --lab {name}; remove it: multinet lab down {name}");
             })
@@ -164,7 +164,7 @@ fn serve_cluster(
     let lab = match Lab::up(topology, source) {
         Ok(lab) => lab,
         Err(e) => {
-            eprintln!("multinet lab: {}", crate::exit::chain(&*e));
+            eprintln!("multinet lab: {}", crate::exit::chain(&e));
             return 1;
         }
     };
@@ -189,7 +189,7 @@ fn serve_cluster(
             0
         }
         Err(e) => {
-            eprintln!("multinet lab: {}", crate::exit::chain(&*e));
+            eprintln!("multinet lab: {}", crate::exit::chain(&e));
             eprintln!("multinet lab: the lab stays; remove it with: multinet lab down {name}");
             1
         }
@@ -214,7 +214,7 @@ fn remove_cluster_nodes(name: &str) {
         Ok(_) => {}
         Err(e) => eprintln!(
             "multinet lab: lab {name}: its nodes were not removed from the cluster: {}",
-            crate::exit::chain(&*e)
+            crate::exit::chain(&e)
         ),
     }
 }

@@ -20,7 +20,7 @@ use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 pub enum Error {
     /// Working on the lab failed (binding in its control namespace, adding a pod, removing).
     #[error(transparent)]
-    Lab(crate::run::BoxError),
+    Lab(#[from] crate::lab::build::Error),
     /// A lab operation panicked in its blocking thread.
     #[error("a lab operation failed: {0}")]
     Panicked(#[source] tokio::task::JoinError),
@@ -42,11 +42,6 @@ pub enum Error {
     /// An agent's files could not be written.
     #[error(transparent)]
     Agent(#[from] crate::backend::agents::Error),
-}
-
-/// `Error::Lab` from what a lab operation returned.
-fn lab_error(error: impl Into<crate::run::BoxError>) -> Error {
-    Error::Lab(error.into())
 }
 
 /// What a run leaves of its lab.
@@ -123,7 +118,7 @@ impl Scheduler for LabBackend {
     }
 
     fn control_socket(&self) -> Result<UdpSocket, Error> {
-        self.lab().control_socket().map_err(lab_error)
+        Ok(self.lab().control_socket()?)
     }
 
     /// Inside the lab's state, so `lab down` removes it also after a killed run.
@@ -178,8 +173,7 @@ impl Scheduler for LabBackend {
         let (node, networks) = (pod.node.clone(), pod.attached_networks().to_vec());
         let net = self
             .on_lab(move |lab| lab.add_pod(&node, &networks))
-            .await?
-            .map_err(lab_error)?;
+            .await??;
         if let Some((network, reason)) = net.failed {
             return Ok(PodStatus::NoAddress { network, reason });
         }
@@ -201,11 +195,8 @@ impl Scheduler for LabBackend {
     async fn cleanup(&mut self) -> Result<(), Error> {
         self.agents.stop_all().await;
         match self.keep {
-            Keep::Nothing => self
-                .on_lab(|lab| Lab::down(&lab.topology.name))
-                .await?
-                .map_err(lab_error),
-            Keep::Lab => self.on_lab(Lab::remove_pods).await?.map_err(lab_error),
+            Keep::Nothing => Ok(self.on_lab(|lab| Lab::down(&lab.topology.name)).await??),
+            Keep::Lab => Ok(self.on_lab(Lab::remove_pods).await??),
             Keep::Everything => Ok(()),
         }
     }

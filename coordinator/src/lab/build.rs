@@ -14,8 +14,9 @@
 //! fault touches it.
 //!
 //! The files: `naming` (the names and addresses above), `lifecycle` (up, open, down, list and
-//! the state file), `pods` (attaching pods through the CNI plugins, the IPAM mapping) and
-//! `kernel` (what the machine must provide, checked before anything is built).
+//! the state file), `pods` (pod namespaces, attaching pods through the CNI plugins, the IPAM
+//! mapping) and `kernel` (what the machine must provide, checked before anything is built).
+//! Their failures are one [`Error`].
 
 mod kernel;
 mod lifecycle;
@@ -25,10 +26,117 @@ mod pods;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use multinet_proto::network::CephNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::cni::Attachment;
 use super::topology::LabTopology;
+use super::{faults, net};
+
+/// Why a lab could not be built, opened, changed or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A namespace, link, address or socket the kernel refused (the command and what `ip`
+    /// said).
+    #[error(transparent)]
+    Net(#[from] net::Error),
+    /// Not root: namespaces, links and the CNI plugins need it.
+    #[error("the lab needs root (network namespaces, links, CNI plugins)")]
+    NotRoot,
+    /// What the topology needs and this machine lacks, all of it, each with how to get it.
+    #[error("the lab cannot be built here; missing: {}", .0.join("; "))]
+    Missing(Vec<String>),
+    /// The lab's state directory could not be made.
+    #[error("creating {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The topology could not be kept in the state directory (for `--lab NAME` runs).
+    #[error("saving the topology")]
+    SaveTopology {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file (what `lab down` undoes) could not be written.
+    #[error("writing the lab state")]
+    SaveState {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `lab NAME` names no lab that is up: it has no state file.
+    #[error("lab {name:?} is not up (no {})", dir.display())]
+    NotUp {
+        /// The lab's name.
+        name: String,
+        /// Its state directory.
+        dir: PathBuf,
+        /// Why the state file could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file is not one this version writes.
+    #[error("the lab state is damaged: `multinet lab down` it and build it again")]
+    StateDamaged {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The topology kept in the state directory could not be read.
+    #[error("reading the lab's topology")]
+    ReadTopology {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The topology kept in the state directory is not YAML any more.
+    #[error("the lab's topology")]
+    TopologySyntax(#[source] multinet_proto::yaml::SyntaxError),
+    /// The topology kept in the state directory no longer passes the checks (a newer
+    /// version's rules).
+    #[error("the lab's topology is not valid any more")]
+    TopologyInvalid,
+    /// The faults could not be applied.
+    #[error(transparent)]
+    Faults(#[from] faults::Error),
+    /// The lab's state directory could not be removed.
+    #[error("removing {}", path.display())]
+    RemoveDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pod asks for a network the lab does not have.
+    #[error("the {} network is not in the topology", .0.key())]
+    NoNetwork(CephNetwork),
+    /// A network's CNI config is not JSON.
+    #[error("the network's CNI config is not JSON")]
+    CniConfigJson(#[source] serde_json::Error),
+    /// A network's CNI config is not a JSON object.
+    #[error("the CNI config is not an object")]
+    CniConfigObject,
+    /// A network's whereabouts IPAM cannot be read (for its mapping onto host-local).
+    #[error("the network's whereabouts IPAM does not parse")]
+    Whereabouts,
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(super) use naming::control_addr;
 pub use naming::{NodeLinks, node_links};

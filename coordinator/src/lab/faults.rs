@@ -8,11 +8,32 @@
 //! than the underlay MTU, as a switch with that MTU would.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 use multinet_proto::network::CephNetwork;
 
 use super::net;
 use super::topology::{Fault, LabTopology, NodeRef};
+
+/// Why the fault rules could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The rules file could not be written into the lab's state directory.
+    #[error("writing the fault rules to {}", path.display())]
+    Write {
+        /// The rules file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `nft` refused the rules, or could not be run in the switch namespace.
+    #[error(transparent)]
+    Load(#[from] net::Error),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The switch port of `node` on `network` (in the switch namespace).
 pub fn switch_port(node: &str, network: CephNetwork) -> String {
@@ -90,13 +111,16 @@ pub fn ruleset(topology: &LabTopology) -> String {
 
 /// Loads the fault rules into the switch namespace. The rules file lives in the lab's state
 /// directory `dir` (removed with the lab, also after a crash).
-pub fn apply(topology: &LabTopology, switch_ns: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+pub fn apply(topology: &LabTopology, switch_ns: &str, dir: &Path) -> Result<()> {
     let rules = ruleset(topology);
     if rules.is_empty() {
         return Ok(());
     }
     let file = dir.join("faults.nft");
-    std::fs::write(&file, &rules)?;
+    std::fs::write(&file, &rules).map_err(|source| Error::Write {
+        path: file.clone(),
+        source,
+    })?;
     let result = net::run(
         "ip",
         &[

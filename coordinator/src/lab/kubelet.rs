@@ -40,7 +40,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -49,6 +48,58 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use super::build::Lab;
+use super::sandbox;
+
+/// An error of the Kubernetes client's setup (`backend::kube::client`), as that module
+/// gives it.
+pub type ClientError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the lab could not serve as the cluster's nodes, or a piece of work on the lab failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig could not be read into a client configuration.
+    #[error(transparent)]
+    Kubeconfig(ClientError),
+    /// The kubeconfig's API server cannot be forwarded to (it is not on loopback).
+    #[error("{}", kubeconfig.display())]
+    ApiServer {
+        /// The kubeconfig.
+        kubeconfig: PathBuf,
+        /// Why.
+        #[source]
+        source: cluster::Error,
+    },
+    /// No client could be made from the configuration.
+    #[error("connecting to the Kubernetes API")]
+    Client(#[source] kube::Error),
+    /// The lab's tie to the cluster could not be recorded.
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
+    /// The kubelet endpoint (container logs) could not be started.
+    #[error(transparent)]
+    Logs(#[from] logs::Error),
+    /// The `kubernetes` Service could not be forwarded.
+    #[error(transparent)]
+    Forward(#[from] forward::Error),
+    /// The path of this program (the image's binaries) is not known.
+    #[error("finding this program's binary")]
+    CurrentExe(#[source] std::io::Error),
+    /// A node could not be registered, or its first heartbeat not be sent.
+    #[error(transparent)]
+    Node(#[from] node::Error),
+    /// Work on the lab failed: a sandbox, an attachment, an address.
+    #[error(transparent)]
+    Lab(#[from] sandbox::Error),
+    /// Work on the lab panicked once and left its lock poisoned.
+    #[error("the lab's lock is poisoned")]
+    Poisoned,
+    /// The blocking thread that worked on the lab panicked or was cancelled.
+    #[error("the lab's worker thread")]
+    Worker(#[source] tokio::task::JoinError),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The `kubernetes` Service's address in the local control plane's Service range
 /// (`tests/kube/control-plane`: `--service-cluster-ip-range=198.19.255.0/24`, first address).
@@ -107,17 +158,15 @@ impl Kubelet {
     /// Runs `work` on the lab on a blocking thread (namespace and CNI work is synchronous).
     pub async fn with_lab<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Lab) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
+        work: impl FnOnce(&mut Lab) -> sandbox::Result<T> + Send + 'static,
+    ) -> Result<T> {
         let lab = self.lab.clone();
         tokio::task::spawn_blocking(move || {
-            let mut lab = lab
-                .lock()
-                .map_err(|_| anyhow::anyhow!("the lab's lock is poisoned"))?;
-            work(&mut lab)
+            let mut lab = lab.lock().map_err(|_| Error::Poisoned)?;
+            Ok(work(&mut lab)?)
         })
         .await
-        .context("the lab's worker thread")?
+        .map_err(Error::Worker)?
     }
 }
 
@@ -136,13 +185,17 @@ pub async fn serve(
     lab: Lab,
     options: KubeletOptions,
     stop: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     // The kubeconfig read once: the client, the API server's port, its CA.
-    let config = crate::backend::kube::client::config(Some(&options.kubeconfig), None).await?;
-    let api_port =
-        cluster::api_port(&config).with_context(|| options.kubeconfig.display().to_string())?;
+    let config = crate::backend::kube::client::config(Some(&options.kubeconfig), None)
+        .await
+        .map_err(|e| Error::Kubeconfig(e.into()))?;
+    let api_port = cluster::api_port(&config).map_err(|source| Error::ApiServer {
+        kubeconfig: options.kubeconfig.clone(),
+        source,
+    })?;
     let client_ca = logs::cluster_ca(&config)?;
-    let client = Client::try_from(config).context("connecting to the Kubernetes API")?;
+    let client = Client::try_from(config).map_err(Error::Client)?;
     let lab_name = lab.topology.name.clone();
     let topology_nodes = lab.topology.nodes.clone();
     let nodes: BTreeSet<String> = topology_nodes.iter().map(|n| n.name.clone()).collect();
@@ -160,7 +213,7 @@ pub async fn serve(
         state_dir,
         images: options.images.clone(),
         not_ready: options.not_ready.clone(),
-        binary: std::env::current_exe().context("finding this program's binary")?,
+        binary: std::env::current_exe().map_err(Error::CurrentExe)?,
         api_service: service,
         node_address,
         client_ca,
@@ -210,7 +263,7 @@ pub async fn serve(
                 tick.tick().await;
                 for (node, facts) in registered.iter().zip(&facts) {
                     if let Err(e) = node::heartbeat(&node_api, &leases, node, facts).await {
-                        tracing::warn!("node heartbeat: {e:#}");
+                        tracing::warn!("node heartbeat: {}", multinet_agent::chain(&e));
                     }
                 }
             }

@@ -5,12 +5,50 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::Context;
 use serde_json::Value;
 
-use super::build::Lab;
-use super::cni::{Attachment, result_ips, result_mac};
-use super::net::{ip_in, netns_add, netns_del, veth};
+use super::build::{self, Lab};
+use super::cni::{self, Attachment, result_ips, result_mac};
+use super::net::{self, ip_in, netns_del};
+
+/// Why a pod sandbox could not be made, attached or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pod is bound to a node the lab does not have.
+    #[error("node {node:?} is not a node of lab {lab}")]
+    NotANode {
+        /// The pod's node.
+        node: String,
+        /// The lab.
+        lab: String,
+    },
+    /// The lab's part: the pod namespace, its record in the state, a NAD's config mapped.
+    #[error(transparent)]
+    Lab(#[from] build::Error),
+    /// A namespace, route or link the kernel refused.
+    #[error(transparent)]
+    Net(#[from] net::Error),
+    /// CNI ADD failed (the plugin's message, and its CNI error code in
+    /// [`cni::Error::Plugin`]); the attachment was deleted again.
+    #[error(transparent)]
+    Add(#[from] cni::Error),
+    /// CNI DEL failed for an attachment of a sandbox being removed (the first such failure;
+    /// the rest of the sandbox was removed).
+    #[error("CNI DEL")]
+    Del(#[source] cni::Error),
+    /// The control network would not take a service address.
+    #[error("adding {address} to the control network")]
+    ServiceAddress {
+        /// The address.
+        address: Ipv4Addr,
+        /// Why.
+        #[source]
+        source: net::Error,
+    },
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A pod's namespace on the pod network.
 #[derive(Debug, Clone)]
@@ -37,12 +75,13 @@ pub struct Attached {
 impl Lab {
     /// Creates a pod namespace on `node` with its pod-network interface `eth0` (a veth on the
     /// control bridge, an address of the control network).
-    pub fn add_sandbox(&mut self, node: &str) -> anyhow::Result<Sandbox> {
-        anyhow::ensure!(
-            self.topology.node(node).is_some(),
-            "node {node:?} is not a node of lab {}",
-            self.topology.name
-        );
+    pub fn add_sandbox(&mut self, node: &str) -> Result<Sandbox> {
+        if self.topology.node(node).is_none() {
+            return Err(Error::NotANode {
+                node: node.to_string(),
+                lab: self.topology.name.clone(),
+            });
+        }
         let sandbox = self.pod_namespace(node, "eth0")?;
         // A pod's default route is on its pod network. Here it leads into the control
         // namespace, which forwards nothing: traffic the NADs do not route stays in the lab.
@@ -55,67 +94,6 @@ impl Lab {
             return Err(e.into());
         }
         Ok(sandbox)
-    }
-
-    /// A new pod namespace on `node` with its control-network interface `ifname` (a veth on
-    /// the control bridge) and address; recorded before it is made, so `lab down` finds it.
-    pub(super) fn pod_namespace(&mut self, node: &str, ifname: &str) -> anyhow::Result<Sandbox> {
-        let name = self.topology.name.clone();
-        let j = self.next_pod_number();
-        let ns = format!("{name}-{node}-p{j}");
-        self.state.pods.push(ns.clone());
-        self.save()?;
-        let port = format!("{node}p{j}");
-        let pod_ip = super::build::control_addr(100 + j);
-        let made = self.make_pod_namespace(&ns, &port, ifname, pod_ip);
-        if let Err(e) = made {
-            // Nothing half-made stays behind (the veth goes with the namespace).
-            let _ = super::net::netns_kill(&ns);
-            let _ = ip_in(&Self::control_ns(&name), &["link", "del", &port]);
-            let _ = netns_del(&ns);
-            self.state.pods.retain(|p| *p != ns);
-            self.save()?;
-            return Err(e);
-        }
-        Ok(Sandbox {
-            node: node.to_string(),
-            ns,
-            port,
-            pod_ip,
-        })
-    }
-
-    fn make_pod_namespace(
-        &self,
-        ns: &str,
-        port: &str,
-        ifname: &str,
-        pod_ip: Ipv4Addr,
-    ) -> anyhow::Result<()> {
-        netns_add(ns)?;
-        if self.has_ipv6() {
-            // Duplicate address detection holds every IPv6 address tentative for a second,
-            // and the CNI plugins wait it out; the lab's addresses are unique by construction
-            // (one IPAM data directory), so pods skip it.
-            super::net::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    ns,
-                    "sh",
-                    "-c",
-                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
-                ],
-            )?;
-        }
-        let ctl = Self::control_ns(&self.topology.name);
-        veth(ns, ifname, &ctl, port, None)?;
-        ip_in(&ctl, &["link", "set", port, "master", "ctl"])?;
-        Ok(ip_in(
-            ns,
-            &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname],
-        )?)
     }
 
     /// Attaches `sandbox` to a NAD as Multus delegates it: `config_json` is the NAD's
@@ -131,7 +109,7 @@ impl Lab {
         ifname: &str,
         nad_name: &str,
         config_json: &str,
-    ) -> anyhow::Result<Attached> {
+    ) -> Result<Attached> {
         let named = serde_json::from_str::<Value>(config_json)
             .ok()
             .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
@@ -161,7 +139,7 @@ impl Lab {
 
     /// Removes a sandbox: CNI DEL for each of its attachments (in reverse), its pod-network
     /// veth, its namespace. Processes still in it are stopped first.
-    pub fn remove_sandbox(&mut self, sandbox: &Sandbox) -> anyhow::Result<()> {
+    pub fn remove_sandbox(&mut self, sandbox: &Sandbox) -> Result<()> {
         let mut first_error = None;
         for a in self
             .state
@@ -175,7 +153,7 @@ impl Lab {
             }
         }
         self.state.attachments.retain(|a| a.pod_ns != sandbox.ns);
-        super::net::netns_kill(&sandbox.ns)?;
+        net::netns_kill(&sandbox.ns)?;
         let _ = ip_in(
             &Self::control_ns(&self.topology.name),
             &["link", "del", &sandbox.port],
@@ -183,7 +161,7 @@ impl Lab {
         netns_del(&sandbox.ns)?;
         self.state.pods.retain(|p| *p != sandbox.ns);
         self.save()?;
-        first_error.map_or(Ok(()), |e| Err(anyhow::Error::from(e).context("CNI DEL")))
+        first_error.map_or(Ok(()), |e| Err(Error::Del(e)))
     }
 
     /// The namespace of `node` itself (where hostNetwork pods run).
@@ -198,13 +176,16 @@ impl Lab {
 
     /// Gives the control network an address and returns the control namespace's name, for
     /// a service the lab forwards (the API server's `kubernetes` Service).
-    pub fn add_service_address(&self, addr: Ipv4Addr) -> anyhow::Result<String> {
+    pub fn add_service_address(&self, addr: Ipv4Addr) -> Result<String> {
         let ctl = Self::control_ns(&self.topology.name);
         ip_in(
             &ctl,
             &["addr", "replace", &format!("{addr}/32"), "dev", "ctl"],
         )
-        .with_context(|| format!("adding {addr} to the control network"))?;
+        .map_err(|source| Error::ServiceAddress {
+            address: addr,
+            source,
+        })?;
         Ok(ctl)
     }
 }

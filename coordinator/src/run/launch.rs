@@ -81,7 +81,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
                 .map_err(|why| Error::invalid("--backend", format!("lab: {why}")))?;
             let (lab, keep, config, command) = match &request.lab.existing {
                 Some(name) => {
-                    let lab = Lab::open(name).map_err(|e| Error::Usage(chain(&*e)))?;
+                    let lab = Lab::open(name).map_err(|e| Error::Usage(chain(&e)))?;
                     let config = lab_config(request, &lab.topology, say)?;
                     let keep = if request.lab.keep {
                         Keep::Everything
@@ -196,7 +196,7 @@ fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> 
                 if let Err(e) = Lab::down(&name) {
                     say(Notice::Note(format!(
                         "removing lab {name}: {}; `multinet lab down {name}` finishes it",
-                        chain(&*e)
+                        chain(&e)
                     )));
                 }
                 Err(Error::Interrupted(signal))

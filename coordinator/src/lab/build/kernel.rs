@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use multinet_proto::network::CephNetwork;
 use serde_json::Value;
 
-use super::Lab;
+use super::{Error, Lab, Result};
 use crate::lab::cni::CNI_PATH;
 use crate::lab::net::{self, ip_in, netns_add, netns_del};
 use crate::lab::topology::LabTopology;
@@ -16,7 +16,7 @@ impl Lab {
     /// Checks what the topology needs before anything is created: root, `ip` and `nft`, every
     /// CNI plugin its configs name (each plugin of a conflist, and host-local for the IPAM),
     /// and the kernel's link types. Names everything missing at once.
-    pub fn preflight(topology: &LabTopology) -> anyhow::Result<()> {
+    pub fn preflight(topology: &LabTopology) -> Result<()> {
         let uid = std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
@@ -24,10 +24,9 @@ impl Lab {
                     .find(|l| l.starts_with("Uid:"))
                     .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
             });
-        anyhow::ensure!(
-            uid.as_deref() == Some("0"),
-            "the lab needs root (network namespaces, links, CNI plugins)"
-        );
+        if uid.as_deref() != Some("0") {
+            return Err(Error::NotRoot);
+        }
         let mut missing: Vec<String> = Vec::new();
         if net::run("ip", &["-V"]).is_err() {
             missing.push("iproute2's `ip` (`apt-get install iproute2`)".into());
@@ -80,11 +79,9 @@ impl Lab {
                 ));
             }
         }
-        anyhow::ensure!(
-            missing.is_empty(),
-            "the lab cannot be built here; missing: {}",
-            missing.join("; ")
-        );
+        if !missing.is_empty() {
+            return Err(Error::Missing(missing));
+        }
         Ok(())
     }
 }

@@ -4,36 +4,41 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::Context;
 use multinet_proto::network::CephNetwork;
 
 use super::naming::{
     CONTROL_BRIDGE_MAC, bridge, control_addr, node_bridge_mac, node_links, port_suffix,
     shim_address,
 };
-use super::{COORDINATOR, Lab, LabState, STATE_ROOT};
+use super::{COORDINATOR, Error, Lab, LabState, Result, STATE_ROOT};
 use crate::lab::net::{self, ip_in, netns_add, netns_del, netns_list, veth};
 use crate::lab::topology::LabTopology;
 
 impl Lab {
-    pub(in crate::lab) fn save(&self) -> anyhow::Result<()> {
-        std::fs::write(
-            self.dir.join("state.json"),
-            serde_json::to_vec_pretty(&self.state)?,
-        )
-        .context("writing the lab state")
+    pub(in crate::lab) fn save(&self) -> Result<()> {
+        let path = self.dir.join("state.json");
+        serde_json::to_vec_pretty(&self.state)
+            .map_err(std::io::Error::from)
+            .and_then(|text| std::fs::write(&path, text))
+            .map_err(|source| Error::SaveState { path, source })
     }
 
     /// Builds the lab (removing a stale one of the same name first). `source` is the topology
     /// file's text (empty for the default topology), kept so the lab can be reopened.
-    pub fn up(topology: LabTopology, source: &str) -> anyhow::Result<Self> {
+    pub fn up(topology: LabTopology, source: &str) -> Result<Self> {
         Self::preflight(&topology)?;
         let name = topology.name.clone();
         Self::down(&name)?;
         let dir = Self::state_dir(&name);
-        std::fs::create_dir_all(dir.join("ipam"))
-            .with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(dir.join("topology.yaml"), source).context("saving the topology")?;
+        std::fs::create_dir_all(dir.join("ipam")).map_err(|source| Error::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let saved = dir.join("topology.yaml");
+        std::fs::write(&saved, source).map_err(|source| Error::SaveTopology {
+            path: saved,
+            source,
+        })?;
         let lab = Self {
             state: LabState {
                 name: name.clone(),
@@ -61,24 +66,33 @@ impl Lab {
     }
 
     /// Reopens a lab that is up (built by `lab up`), to run on it.
-    pub fn open(name: &str) -> anyhow::Result<Self> {
+    pub fn open(name: &str) -> Result<Self> {
         let dir = Self::state_dir(name);
-        let state: LabState = serde_json::from_slice(
-            &std::fs::read(dir.join("state.json"))
-                .with_context(|| format!("lab {name:?} is not up (no {})", dir.display()))?,
-        )
-        .context("the lab state is damaged: `multinet lab down` it and build it again")?;
-        let source = std::fs::read_to_string(dir.join("topology.yaml"))
-            .context("reading the lab's topology")?;
+        let state_file = dir.join("state.json");
+        let text = std::fs::read(&state_file).map_err(|source| Error::NotUp {
+            name: name.to_string(),
+            dir: dir.clone(),
+            source,
+        })?;
+        let state: LabState =
+            serde_json::from_slice(&text).map_err(|source| Error::StateDamaged {
+                path: state_file,
+                source,
+            })?;
+        let topology_file = dir.join("topology.yaml");
+        let source =
+            std::fs::read_to_string(&topology_file).map_err(|source| Error::ReadTopology {
+                path: topology_file,
+                source,
+            })?;
         let topology = if source.trim().is_empty() {
             LabTopology::default()
         } else {
-            let (topology, problems) = crate::lab::topology::parse_topology(&source)
-                .map_err(|e| anyhow::anyhow!("the lab's topology: {e}"))?;
-            anyhow::ensure!(
-                problems.is_valid(),
-                "the lab's topology is not valid any more"
-            );
+            let (topology, problems) =
+                crate::lab::topology::parse_topology(&source).map_err(Error::TopologySyntax)?;
+            if !problems.is_valid() {
+                return Err(Error::TopologyInvalid);
+            }
             topology
         };
         Ok(Self {
@@ -88,7 +102,7 @@ impl Lab {
         })
     }
 
-    fn build(&self) -> anyhow::Result<()> {
+    fn build(&self) -> Result<()> {
         let name = &self.topology.name;
         let (sw, ctl) = (Self::switch_ns(name), Self::control_ns(name));
         netns_add(&sw)?;
@@ -160,12 +174,12 @@ impl Lab {
                 self.add_shim(&ns, i as u32)?;
             }
         }
-        crate::lab::faults::apply(&self.topology, &sw, &self.dir)
+        Ok(crate::lab::faults::apply(&self.topology, &sw, &self.dir)?)
     }
 
     /// The host's way onto the public network, as Rook's documentation asks: a macvlan shim
     /// on the public uplink with an address in the public subnet, outside the pods' range.
-    fn add_shim(&self, ns: &str, i: u32) -> anyhow::Result<()> {
+    fn add_shim(&self, ns: &str, i: u32) -> Result<()> {
         let Some(net) = self.topology.networks.get(&CephNetwork::Public) else {
             return Ok(());
         };
@@ -195,7 +209,7 @@ impl Lab {
     }
 
     /// A UDP socket for the coordinator's control plane, inside the control namespace.
-    pub fn control_socket(&self) -> anyhow::Result<std::net::UdpSocket> {
+    pub fn control_socket(&self) -> Result<std::net::UdpSocket> {
         Ok(net::udp_socket_in(
             &Self::control_ns(&self.topology.name),
             SocketAddr::new(IpAddr::V4(COORDINATOR), 0),
@@ -204,7 +218,7 @@ impl Lab {
 
     /// Removes lab `name`: CNI DEL for every attachment (releasing IPAM addresses), every
     /// namespace of the lab, and its state. Nothing of it is an error to be missing.
-    pub fn down(name: &str) -> anyhow::Result<()> {
+    pub fn down(name: &str) -> Result<()> {
         let dir = Self::state_dir(name);
         if let Ok(text) = std::fs::read(dir.join("state.json"))
             && let Ok(state) = serde_json::from_slice::<LabState>(&text)
@@ -228,13 +242,14 @@ impl Lab {
             netns_del(&ns)?;
         }
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|source| Error::RemoveDir { path: dir, source })?;
         }
         Ok(())
     }
 
     /// Names of the labs that exist (namespaces or state).
-    pub fn list() -> anyhow::Result<Vec<String>> {
+    pub fn list() -> Result<Vec<String>> {
         let mut names: Vec<String> = netns_list()?
             .into_iter()
             .filter_map(|n| n.strip_suffix("-ctl").map(str::to_string))

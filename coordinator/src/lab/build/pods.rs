@@ -1,23 +1,24 @@
-//! Pods on a lab's nodes: attaching a pod to its networks through the real CNI plugins (and
+//! Pods on a lab's nodes: a pod's namespace on the control network (also a sandbox's, see
+//! [`crate::lab::sandbox`]), attaching a pod to its networks through the real CNI plugins (and
 //! removing them), and the IPAM mapping that runs a NAD's config in the lab (host-local's data
 //! directory; whereabouts as host-local over the same ranges).
 
 use std::net::Ipv4Addr;
 
-use anyhow::Context;
 use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::network::CephNetwork;
 use serde_json::Value;
 
-use super::Lab;
+use super::{Error, Lab, Result};
 use crate::lab::cni::Attachment;
-use crate::lab::net::{ip_in, netns_del};
+use crate::lab::net::{self, ip_in, netns_add, netns_del, veth};
+use crate::lab::sandbox::Sandbox;
 
 impl Lab {
     /// Adds a pod on `node` attached to `networks`; returns its namespace, control address
     /// and NAD addresses, or the first network it could not get an address on, with the CNI
     /// error.
-    pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> anyhow::Result<PodNet> {
+    pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> Result<PodNet> {
         let name = self.topology.name.clone();
         let sandbox = self.pod_namespace(node, "ctl0")?;
         let (ns, control) = (sandbox.ns, sandbox.pod_ip);
@@ -69,6 +70,64 @@ impl Lab {
         })
     }
 
+    /// A new pod namespace on `node` with its control-network interface `ifname` (a veth on
+    /// the control bridge) and address; recorded before it is made, so `lab down` finds it.
+    pub(in crate::lab) fn pod_namespace(&mut self, node: &str, ifname: &str) -> Result<Sandbox> {
+        let name = self.topology.name.clone();
+        let j = self.next_pod_number();
+        let ns = format!("{name}-{node}-p{j}");
+        self.state.pods.push(ns.clone());
+        self.save()?;
+        let port = format!("{node}p{j}");
+        let pod_ip = super::control_addr(100 + j);
+        let made = self.make_pod_namespace(&ns, &port, ifname, pod_ip);
+        if let Err(e) = made {
+            // Nothing half-made stays behind (the veth goes with the namespace).
+            let _ = net::netns_kill(&ns);
+            let _ = ip_in(&Self::control_ns(&name), &["link", "del", &port]);
+            let _ = netns_del(&ns);
+            self.state.pods.retain(|p| *p != ns);
+            self.save()?;
+            return Err(e.into());
+        }
+        Ok(Sandbox {
+            node: node.to_string(),
+            ns,
+            port,
+            pod_ip,
+        })
+    }
+
+    fn make_pod_namespace(
+        &self,
+        ns: &str,
+        port: &str,
+        ifname: &str,
+        pod_ip: Ipv4Addr,
+    ) -> net::Result<()> {
+        netns_add(ns)?;
+        if self.has_ipv6() {
+            // Duplicate address detection holds every IPv6 address tentative for a second,
+            // and the CNI plugins wait it out; the lab's addresses are unique by construction
+            // (one IPAM data directory), so pods skip it.
+            net::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    ns,
+                    "sh",
+                    "-c",
+                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
+                ],
+            )?;
+        }
+        let ctl = Self::control_ns(&self.topology.name);
+        veth(ns, ifname, &ctl, port, None)?;
+        ip_in(&ctl, &["link", "set", port, "master", "ctl"])?;
+        ip_in(ns, &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname])
+    }
+
     /// A number for a new pod, never handed out before in this lab.
     pub(in crate::lab) fn next_pod_number(&mut self) -> u32 {
         let j = self.state.next_pod.max(self.state.pods.len() as u32);
@@ -94,12 +153,12 @@ impl Lab {
     }
 
     /// The network's CNI config with the lab's name, master interface and IPAM data dir.
-    fn cni_config(&self, network: CephNetwork) -> anyhow::Result<String> {
+    fn cni_config(&self, network: CephNetwork) -> Result<String> {
         let net = self
             .topology
             .networks
             .get(&network)
-            .context("the network is not in the topology")?;
+            .ok_or(Error::NoNetwork(network))?;
         self.lab_cni_config(
             &net.config_json,
             Some(format!("{}-{}", self.topology.name, network.key())),
@@ -113,12 +172,9 @@ impl Lab {
         &self,
         config_json: &str,
         name: Option<String>,
-    ) -> anyhow::Result<String> {
-        let mut v: Value =
-            serde_json::from_str(config_json).context("the network's CNI config is not JSON")?;
-        let obj = v
-            .as_object_mut()
-            .context("the CNI config is not an object")?;
+    ) -> Result<String> {
+        let mut v: Value = serde_json::from_str(config_json).map_err(Error::CniConfigJson)?;
+        let obj = v.as_object_mut().ok_or(Error::CniConfigObject)?;
         if let Some(name) = name {
             obj.insert("name".into(), Value::String(name));
         }
@@ -136,11 +192,11 @@ impl Lab {
                 lab_ipam(ipam, config_json, data_dir.clone())?;
             }
         }
-        Ok(serde_json::to_string(&v)?)
+        Ok(v.to_string())
     }
 
     /// Removes the pods (CNI DEL for each attachment, their namespaces), leaving the lab.
-    pub fn remove_pods(&mut self) -> anyhow::Result<()> {
+    pub fn remove_pods(&mut self) -> Result<()> {
         for a in self.state.attachments.iter().rev() {
             let _ = a.del();
         }
@@ -185,7 +241,7 @@ fn lab_ipam(
     ipam: &mut serde_json::Map<String, Value>,
     config_json: &str,
     data_dir: Value,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     match ipam.get("type").and_then(Value::as_str) {
         Some("host-local") => {
             ipam.insert("dataDir".into(), data_dir);
@@ -196,7 +252,7 @@ fn lab_ipam(
                 config_json,
                 &mut multinet_proto::field::Problems::default(),
             )
-            .context("the network's whereabouts IPAM does not parse")?;
+            .ok_or(Error::Whereabouts)?;
             // Excludes: the top-level list belongs to `range`, each ipRanges entry has its
             // own; in the order read_config reports the ranges.
             let mut excludes: Vec<Vec<String>> = Vec::new();

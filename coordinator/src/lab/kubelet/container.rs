@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use anyhow::Context;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -28,6 +27,103 @@ pub const ENTRYPOINT: &str = "/usr/local/bin/multinet";
 
 /// The image's binaries.
 const IMAGE_BINARIES: &[&str] = &["/usr/local/bin/multinet", "/usr/local/bin/multinet-agent"];
+
+/// Why a container could not be started; each names the container and what of its spec the
+/// lab does not run, or the file it could not prepare.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The container's environment could not be made (env values, Secrets, ConfigMaps).
+    #[error(transparent)]
+    Environment(#[from] super::volumes::Error),
+    /// The command is not one of the image's binaries (the image has no shell).
+    #[error(
+        "exec: {exe:?}: executable file not found in $PATH (multinet's image has {})",
+        IMAGE_BINARIES.join(" and ")
+    )]
+    NotInImage {
+        /// The executable asked for.
+        exe: String,
+    },
+    /// The container asks to run as root, which here would be the host's root.
+    #[error(
+        "container {container}: the multinet lab runs containers only as a non-root user (runAsUser 0 asked)"
+    )]
+    Root {
+        /// The container.
+        container: String,
+    },
+    /// A part of the spec the lab does not emulate (`workingDir`, `subPathExpr`).
+    #[error("container {container}: {field} is not emulated by the lab")]
+    NotEmulated {
+        /// The container.
+        container: String,
+        /// The field.
+        field: &'static str,
+    },
+    /// A volumeMount names a volume the pod does not have.
+    #[error("container {container}: volumeMount {volume:?} names no volume")]
+    NoVolume {
+        /// The container.
+        container: String,
+        /// The volume.
+        volume: String,
+    },
+    /// A volumeMount's subPath cannot be used.
+    #[error("container {container}: volumeMount {volume:?} subPath {sub_path:?}")]
+    SubPath {
+        /// The container.
+        container: String,
+        /// The volume.
+        volume: String,
+        /// The subPath.
+        sub_path: String,
+        /// Why.
+        #[source]
+        source: SubPathError,
+    },
+    /// A volumeMount's mountPath is not absolute.
+    #[error("container {container}: mountPath {mount_path:?} is not an absolute path")]
+    MountPath {
+        /// The container.
+        container: String,
+        /// The mountPath.
+        mount_path: String,
+    },
+    /// A file or directory of the container's root or log could not be made.
+    #[error("preparing {}", path.display())]
+    Prepare {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process could not be started.
+    #[error("starting the container")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a subPath is refused (Kubernetes' rule: inside its volume, links followed).
+#[derive(Debug, thiserror::Error)]
+pub enum SubPathError {
+    /// Absolute, or with `..`.
+    #[error("not a relative path inside the volume")]
+    NotRelative,
+    /// It resolves (through a symbolic link) outside the volume.
+    #[error("leaves the volume")]
+    Leaves,
+    /// It could not be resolved or created.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+fn preparing(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Prepare { path, source }
+}
 
 /// A started container.
 #[derive(Debug)]
@@ -112,10 +208,7 @@ pub struct Start<'a> {
 /// The command and arguments the container runs: `command` (else the image's entrypoint) and
 /// `args`, `$(VAR)` expanded. The executable must be one of the image's binaries (anything
 /// else would fail in the real image too: it has no shell).
-pub fn command_line(
-    container: &Container,
-    env: &[(String, String)],
-) -> anyhow::Result<Vec<String>> {
+pub fn command_line(container: &Container, env: &[(String, String)]) -> Result<Vec<String>> {
     let mut argv: Vec<String> = match &container.command {
         Some(c) if !c.is_empty() => c.clone(),
         _ => vec![ENTRYPOINT.to_string()],
@@ -129,11 +222,11 @@ pub fn command_line(
     let known = IMAGE_BINARIES
         .iter()
         .any(|b| *b == exe || b.rsplit('/').next() == Some(exe));
-    anyhow::ensure!(
-        known,
-        "exec: {exe:?}: executable file not found in $PATH (multinet's image has {})",
-        IMAGE_BINARIES.join(" and ")
-    );
+    if !known {
+        return Err(Error::NotInImage {
+            exe: exe.to_string(),
+        });
+    }
     Ok(argv)
 }
 
@@ -151,7 +244,7 @@ fn quote(s: &str) -> String {
 }
 
 /// Starts the container.
-pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
+pub async fn start(s: Start<'_>) -> Result<Running> {
     let argv = command_line(s.container, &s.env)?;
     let spec = s.pod.spec.clone().unwrap_or_default();
     let pod_sc = spec.security_context.clone().unwrap_or_default();
@@ -159,11 +252,12 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
     let uid = sc.run_as_user.or(pod_sc.run_as_user).unwrap_or(IMAGE_USER);
     // A root container here would be the host's root (all capabilities, the host's /dev and
     // /sys): a container runtime gives it far less. multinet's pods never ask for it.
-    anyhow::ensure!(
-        uid != 0,
-        "container {}: the multinet lab runs containers only as a non-root user (runAsUser 0 asked)",
-        s.container.name
-    );
+    let container = || s.container.name.clone();
+    if uid == 0 {
+        return Err(Error::Root {
+            container: container(),
+        });
+    }
     let gid = sc
         .run_as_group
         .or(pod_sc.run_as_group)
@@ -176,11 +270,12 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
             .flatten()
             .map(|g| g.to_string()),
     );
-    anyhow::ensure!(
-        s.container.working_dir.as_deref().is_none_or(|d| d == "/"),
-        "container {}: workingDir is not emulated by the lab",
-        s.container.name
-    );
+    if s.container.working_dir.as_deref().is_some_and(|d| d != "/") {
+        return Err(Error::NotEmulated {
+            container: container(),
+            field: "workingDir",
+        });
+    }
 
     let root = s.pod_dir.join("roots").join(&s.container.name);
     for dir in [
@@ -193,16 +288,18 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
         "etc",
         "tmp",
     ] {
-        std::fs::create_dir_all(root.join(dir))?;
+        let path = root.join(dir);
+        std::fs::create_dir_all(&path).map_err(preparing(&path))?;
     }
     for (link, to) in [("lib", "usr/lib"), ("lib64", "usr/lib64")] {
         let path = root.join(link);
         if !path.exists() {
-            std::os::unix::fs::symlink(to, &path)?;
+            std::os::unix::fs::symlink(to, &path).map_err(preparing(&path))?;
         }
     }
     for b in IMAGE_BINARIES {
-        std::fs::write(root.join(&b[1..]), b"")?;
+        let path = root.join(&b[1..]);
+        std::fs::write(&path, b"").map_err(preparing(&path))?;
     }
     let name = s.pod.metadata.name.clone().unwrap_or_default();
     let ip = s
@@ -211,14 +308,18 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
         .as_ref()
         .and_then(|st| st.pod_ip.clone())
         .unwrap_or_default();
+    let hosts = root.join("etc/hosts");
     std::fs::write(
-        root.join("etc/hosts"),
+        &hosts,
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{ip}\t{name}\n"),
-    )?;
+    )
+    .map_err(preparing(&hosts))?;
+    let passwd = root.join("etc/passwd");
     std::fs::write(
-        root.join("etc/passwd"),
+        &passwd,
         "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
-    )?;
+    )
+    .map_err(preparing(&passwd))?;
 
     let r = |p: &str| quote(&format!("{}{p}", root.display()));
     let (mount, chroot) = (host_tool("mount"), host_tool("chroot"));
@@ -235,44 +336,43 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
     script.push(format!("{mount} --rbind /sys {}", r("/sys")));
     script.push(format!("{mount} --rbind /dev {}", r("/dev")));
     for m in s.container.volume_mounts.iter().flatten() {
-        let volume = s
-            .volumes
-            .iter()
-            .find(|v| v.name == m.name)
-            .with_context(|| {
-                format!(
-                    "container {}: volumeMount {:?} names no volume",
-                    s.container.name, m.name
-                )
-            })?;
-        anyhow::ensure!(
-            m.sub_path_expr.as_deref().is_none_or(str::is_empty),
-            "container {}: subPathExpr is not emulated by the lab",
-            s.container.name
-        );
+        let volume =
+            s.volumes
+                .iter()
+                .find(|v| v.name == m.name)
+                .ok_or_else(|| Error::NoVolume {
+                    container: container(),
+                    volume: m.name.clone(),
+                })?;
+        if m.sub_path_expr.as_deref().is_some_and(|e| !e.is_empty()) {
+            return Err(Error::NotEmulated {
+                container: container(),
+                field: "subPathExpr",
+            });
+        }
         let source = match m.sub_path.as_deref().filter(|p| !p.is_empty()) {
             None => volume.dir.clone(),
-            Some(sub) => beneath(&volume.dir, sub).with_context(|| {
-                format!(
-                    "container {}: volumeMount {:?} subPath {sub:?}",
-                    s.container.name, m.name
-                )
+            Some(sub) => beneath(&volume.dir, sub).map_err(|source| Error::SubPath {
+                container: container(),
+                volume: m.name.clone(),
+                sub_path: sub.to_string(),
+                source,
             })?,
         };
-        anyhow::ensure!(
-            m.mount_path.starts_with('/') && !m.mount_path.split('/').any(|p| p == ".."),
-            "container {}: mountPath {:?} is not an absolute path",
-            s.container.name,
-            m.mount_path
-        );
+        if !m.mount_path.starts_with('/') || m.mount_path.split('/').any(|p| p == "..") {
+            return Err(Error::MountPath {
+                container: container(),
+                mount_path: m.mount_path.clone(),
+            });
+        }
         let target = root.join(m.mount_path.trim_start_matches('/'));
         if source.is_dir() {
-            std::fs::create_dir_all(&target)?;
+            std::fs::create_dir_all(&target).map_err(preparing(&target))?;
         } else {
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
+                std::fs::create_dir_all(parent).map_err(preparing(parent))?;
             }
-            std::fs::write(&target, b"")?;
+            std::fs::write(&target, b"").map_err(preparing(&target))?;
         }
         let target = quote(&target.display().to_string());
         script.push(format!(
@@ -303,9 +403,9 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
 
     let log = log_path(s.pod_dir, &s.container.name, s.restart);
     if let Some(parent) = log.parent() {
-        std::fs::create_dir_all(parent)?;
+        std::fs::create_dir_all(parent).map_err(preparing(parent))?;
     }
-    std::fs::write(&log, b"")?;
+    std::fs::write(&log, b"").map_err(preparing(&log))?;
     let mut pumps = Vec::new();
     let mut child = Command::new(host_tool("ip"))
         .args([
@@ -325,7 +425,7 @@ pub async fn start(s: Start<'_>) -> anyhow::Result<Running> {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("starting the container")?;
+        .map_err(Error::Spawn)?;
     if let Some(out) = child.stdout.take() {
         pumps.push(tokio::spawn(pump(out, "stdout", log.clone())));
     }
@@ -352,11 +452,10 @@ fn pid_namespace_init(pid: u32) -> Option<u32> {
 /// `sub` resolved inside `dir`, symbolic links followed, refused if the result leaves `dir`
 /// (a container can put links in a writable volume: Kubernetes' subPath rule, after
 /// CVE-2017-1002101).
-fn beneath(dir: &Path, sub: &str) -> anyhow::Result<PathBuf> {
-    anyhow::ensure!(
-        Path::new(sub).is_relative() && !sub.split('/').any(|p| p == ".."),
-        "not a relative path inside the volume"
-    );
+fn beneath(dir: &Path, sub: &str) -> Result<PathBuf, SubPathError> {
+    if !Path::new(sub).is_relative() || sub.split('/').any(|p| p == "..") {
+        return Err(SubPathError::NotRelative);
+    }
     let base = std::fs::canonicalize(dir)?;
     let wanted = base.join(sub);
     if !wanted.exists() {
@@ -364,7 +463,9 @@ fn beneath(dir: &Path, sub: &str) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(&wanted)?;
     }
     let resolved = std::fs::canonicalize(&wanted)?;
-    anyhow::ensure!(resolved.starts_with(&base), "leaves the volume");
+    if !resolved.starts_with(&base) {
+        return Err(SubPathError::Leaves);
+    }
     Ok(resolved)
 }
 

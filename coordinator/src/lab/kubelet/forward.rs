@@ -5,24 +5,40 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use tokio::net::{TcpListener, TcpStream};
+
+/// Why the Service could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The target is not on loopback (the lab forwards only to a local control plane).
+    #[error("the API server is forwarded only from loopback, not {target}")]
+    NotLoopback {
+        /// The API server's address.
+        target: SocketAddr,
+    },
+    /// No socket on the Service's address in the control namespace.
+    #[error(transparent)]
+    Listen(#[from] crate::lab::net::Error),
+    /// The socket could not be handed to the runtime.
+    #[error("the Service listener")]
+    Listener(#[source] std::io::Error),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Starts forwarding `service` (in namespace `ns`) to `target`; the task runs until aborted.
 pub fn start(
     ns: &str,
     service: SocketAddr,
     target: SocketAddr,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    anyhow::ensure!(
-        target.ip().is_loopback(),
-        "the API server is forwarded only from loopback, not {target}"
-    );
+) -> Result<tokio::task::JoinHandle<()>> {
+    if !target.ip().is_loopback() {
+        return Err(Error::NotLoopback { target });
+    }
     let listener = crate::lab::net::tcp_listener_in(ns, service)?;
-    listener
-        .set_nonblocking(true)
-        .context("the Service listener")?;
-    let listener = TcpListener::from_std(listener).context("the Service listener")?;
+    listener.set_nonblocking(true).map_err(Error::Listener)?;
+    let listener = TcpListener::from_std(listener).map_err(Error::Listener)?;
     Ok(tokio::spawn(async move {
         loop {
             let Ok((mut inbound, _)) = listener.accept().await else {

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
@@ -23,6 +22,43 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
 use super::Kubelet;
+
+/// Why the kubelet endpoint could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The endpoint was asked to listen off loopback.
+    #[error("the kubelet endpoint listens on loopback only")]
+    NotLoopback {
+        /// The address asked for.
+        address: IpAddr,
+    },
+    /// The endpoint could not listen.
+    #[error("the kubelet endpoint")]
+    Listen {
+        /// Where it was to listen.
+        address: IpAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its self-signed serving certificate could not be made.
+    #[error("the kubelet endpoint's certificate")]
+    Certificate(#[source] rcgen::Error),
+    /// Its TLS configuration was refused (a CA certificate, the protocol versions, the key).
+    #[error("the kubelet endpoint's TLS configuration")]
+    Tls(#[source] rustls::Error),
+    /// The client-certificate verifier could not be made from the cluster's CA.
+    #[error("the kubelet endpoint's client-certificate verifier")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+    /// The kubeconfig gives no CA to verify the API server's client certificate with.
+    #[error(
+        "the kubeconfig names no CA for its cluster (the kubelet endpoint verifies the API server's client certificate with it)"
+    )]
+    NoClusterCa,
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Where a container's logs are, by `(namespace, pod, container)`.
 #[derive(Debug, Default)]
@@ -86,16 +122,16 @@ pub struct LogServer {
 }
 
 /// Starts the log server on `address` (loopback), a free port.
-pub async fn start(kubelet: Arc<Kubelet>, address: IpAddr) -> anyhow::Result<LogServer> {
-    anyhow::ensure!(
-        address.is_loopback(),
-        "the kubelet endpoint listens on loopback only"
-    );
+pub async fn start(kubelet: Arc<Kubelet>, address: IpAddr) -> Result<LogServer> {
+    if !address.is_loopback() {
+        return Err(Error::NotLoopback { address });
+    }
     let tls = Arc::new(tls_config(&kubelet)?);
+    let listen = |source| Error::Listen { address, source };
     let listener = TcpListener::bind(SocketAddr::new(address, 0))
         .await
-        .context("the kubelet endpoint")?;
-    let port = listener.local_addr()?.port();
+        .map_err(listen)?;
+    let port = listener.local_addr().map_err(listen)?.port();
     let task = tokio::spawn(async move {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         loop {
@@ -124,32 +160,36 @@ pub async fn start(kubelet: Arc<Kubelet>, address: IpAddr) -> anyhow::Result<Log
 
 /// A self-signed serving certificate (as a kubelet without `serverTLSBootstrap`), client
 /// certificates required and verified against the kubeconfig's CA.
-fn tls_config(kubelet: &Kubelet) -> anyhow::Result<rustls::ServerConfig> {
+fn tls_config(kubelet: &Kubelet) -> Result<rustls::ServerConfig> {
     let provider = crate::pki::provider();
-    let key = rcgen::KeyPair::generate()?;
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])?
-        .self_signed(&key)?;
+    let key = rcgen::KeyPair::generate().map_err(Error::Certificate)?;
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .and_then(|params| params.self_signed(&key))
+        .map_err(Error::Certificate)?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in &kubelet.client_ca {
-        roots.add(ca.clone())?;
+        roots.add(ca.clone()).map_err(Error::Tls)?;
     }
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
     )
-    .build()?;
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+    .build()
+    .map_err(Error::Verifier)?;
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(
             vec![cert.der().clone()],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )?)
+        )
+        .map_err(Error::Tls)
 }
 
 /// The CA certificates `config` trusts for its cluster (DER): the kubelet endpoint verifies
 /// the API server's client certificate with them.
-pub fn cluster_ca(config: &kube::Config) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub fn cluster_ca(config: &kube::Config) -> Result<Vec<CertificateDer<'static>>> {
     let certs: Vec<CertificateDer<'static>> = config
         .root_cert
         .clone()
@@ -157,10 +197,9 @@ pub fn cluster_ca(config: &kube::Config) -> anyhow::Result<Vec<CertificateDer<'s
         .into_iter()
         .map(CertificateDer::from)
         .collect();
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "the kubeconfig names no CA for its cluster (the kubelet endpoint verifies the API server's client certificate with it)"
-    );
+    if certs.is_empty() {
+        return Err(Error::NoClusterCa);
+    }
     Ok(certs)
 }
 

@@ -11,7 +11,6 @@
 //! (`[ns/pod/uid:nad]: error adding container to network "nad": <plugin error>`), and the
 //! kubelet wraps it into `FailedCreatePodSandBox`.
 
-use crate::backend::kube::api_error::said;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use multinet_proto::multus::selection::{NetworkSelection, parse_selections};
@@ -19,8 +18,24 @@ use multinet_proto::multus::status::NetworkStatus;
 use multinet_proto::multus::{NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION};
 
 use super::Kubelet;
+use crate::backend::kube::api_error::{KubeError, said};
 use crate::backend::kube::nad::NetworkAttachmentDefinition;
 use crate::lab::sandbox::Sandbox;
+
+/// Why `network-status` could not be written on a pod (the other steps fail in Multus' own
+/// words, as text: see [`delegates`] and [`attach_all`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The statuses could not be encoded as JSON.
+    #[error("encoding {NETWORK_STATUS_ANNOTATION}")]
+    Encode(#[source] serde_json::Error),
+    /// The API server refused the annotation.
+    #[error("writing {NETWORK_STATUS_ANNOTATION}")]
+    Write(#[source] KubeError),
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The name the pod network has in `network-status` (the cluster's default network).
 pub const POD_NETWORK: &str = "multinet-lab-pod-network";
@@ -140,10 +155,11 @@ pub async fn attach_all(
             .await
             .map_err(|e| {
                 format!(
-                    "plugin type=\"multus\" name=\"multus-cni-network\" failed (add): [{}:{}]: error adding container to network \"{}\": {e:#}",
+                    "plugin type=\"multus\" name=\"multus-cni-network\" failed (add): [{}:{}]: error adding container to network \"{}\": {}",
                     pod_ref(pod),
                     d.name,
-                    d.name
+                    d.name,
+                    multinet_agent::chain(&e)
                 )
             })?;
         statuses.push(NetworkStatus {
@@ -160,16 +176,12 @@ pub async fn attach_all(
 }
 
 /// Writes `network-status` on the pod (a merge patch of the annotation, as Multus does).
-pub async fn write_status(
-    kubelet: &Kubelet,
-    pod: &Pod,
-    statuses: &[NetworkStatus],
-) -> anyhow::Result<()> {
+pub async fn write_status(kubelet: &Kubelet, pod: &Pod, statuses: &[NetworkStatus]) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(
         kubelet.client.clone(),
         pod.metadata.namespace.as_deref().unwrap_or_default(),
     );
-    let text = serde_json::to_string_pretty(statuses)?;
+    let text = serde_json::to_string_pretty(statuses).map_err(Error::Encode)?;
     let patch = serde_json::json!({"metadata": {"annotations": {NETWORK_STATUS_ANNOTATION: text}}});
     api.patch(
         pod.metadata.name.as_deref().unwrap_or_default(),
@@ -177,6 +189,6 @@ pub async fn write_status(
         &kube::api::Patch::Merge(&patch),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("writing {NETWORK_STATUS_ANNOTATION}: {}", said(e)))?;
+    .map_err(|e| Error::Write(said(e)))?;
     Ok(())
 }

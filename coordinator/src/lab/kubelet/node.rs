@@ -8,11 +8,9 @@
 //! every `nodeStatusUpdateFrequency` (10 s) and renews its Lease in `kube-node-lease` (duration
 //! 40 s, the node lifecycle controller's default grace period) every 10 s.
 
-use crate::backend::kube::api_error::said;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
@@ -21,7 +19,61 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use crate::backend::kube::api_error::{KubeError, said};
 use crate::lab::topology::LabNode;
+
+/// Why a node could not be registered or its heartbeat not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused to create the Node.
+    #[error("registering node {node}")]
+    Register {
+        /// The node.
+        node: String,
+        /// What the API server said.
+        #[source]
+        source: KubeError,
+    },
+    /// The Node exists, and could not be read.
+    #[error("reading node {node}")]
+    Read {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Node exists, and its labels and taints could not be brought to the topology's.
+    #[error("updating node {node}")]
+    Update {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Node's status could not be written.
+    #[error("reporting node {node}'s status")]
+    Status {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Node's Lease could not be renewed or created.
+    #[error("renewing node {node}'s Lease")]
+    Lease {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How often status and Lease are renewed (the kubelet's defaults).
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -128,7 +180,7 @@ pub fn status_patch(name: &str, facts: &NodeFacts, now: Timestamp) -> serde_json
 
 /// Registers `node`: creates its Node object, or brings an existing one's labels and taints
 /// to the topology's (a node re-registering after a restart, as a kubelet does).
-pub async fn register(nodes: &Api<Node>, node: &LabNode) -> anyhow::Result<Node> {
+pub async fn register(nodes: &Api<Node>, node: &LabNode) -> Result<Node> {
     let object = node_object(node);
     match nodes.create(&PostParams::default(), &object).await {
         Ok(created) => Ok(created),
@@ -136,10 +188,10 @@ pub async fn register(nodes: &Api<Node>, node: &LabNode) -> anyhow::Result<Node>
             // The node exists (the lab served before): its labels and the topology's taints
             // are brought up to date; the taints Kubernetes itself keeps (`node.kubernetes.io/…`,
             // e.g. unreachable while nobody served it) stay for their controllers to lift.
-            let existing = nodes
-                .get(&node.name)
-                .await
-                .with_context(|| format!("reading node {}", node.name))?;
+            let existing = nodes.get(&node.name).await.map_err(|source| Error::Read {
+                node: node.name.clone(),
+                source,
+            })?;
             let mut taints: Vec<Taint> = existing
                 .spec
                 .and_then(|s| s.taints)
@@ -161,13 +213,15 @@ pub async fn register(nodes: &Api<Node>, node: &LabNode) -> anyhow::Result<Node>
             nodes
                 .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .with_context(|| format!("updating node {}", node.name))
+                .map_err(|source| Error::Update {
+                    node: node.name.clone(),
+                    source,
+                })
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "registering node {}: {}",
-            node.name,
-            said(e)
-        )),
+        Err(e) => Err(Error::Register {
+            node: node.name.clone(),
+            source: said(e),
+        }),
     }
 }
 
@@ -177,7 +231,7 @@ pub async fn heartbeat(
     leases: &Api<Lease>,
     node: &Node,
     facts: &NodeFacts,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let name = node.metadata.name.clone().unwrap_or_default();
     let now = Timestamp::now();
     nodes
@@ -187,7 +241,10 @@ pub async fn heartbeat(
             &Patch::Merge(&status_patch(&name, facts, now)),
         )
         .await
-        .with_context(|| format!("reporting node {name}'s status"))?;
+        .map_err(|source| Error::Status {
+            node: name.clone(),
+            source,
+        })?;
     let lease = Lease {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -209,17 +266,17 @@ pub async fn heartbeat(
     };
     // Renewed with one request; created the first time (404).
     let patch = json!({"spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": MicroTime(now)}});
-    match leases
+    let renewed = match leases
         .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => {
-            leases.create(&PostParams::default(), &lease).await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
+        Err(kube::Error::Api(e)) if e.code == 404 => leases
+            .create(&PostParams::default(), &lease)
+            .await
+            .map(drop),
+        other => other.map(drop),
+    };
+    renewed.map_err(|source| Error::Lease { node: name, source })
 }
 
 #[cfg(test)]

@@ -11,16 +11,151 @@
 //! group; a whole label or annotation map is written as sorted `key="value"` lines; one
 //! annotation is written as its value. Anything else is refused with a message naming it.
 
-use crate::backend::kube::api_error::said;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, Volume};
 use kube::Api;
 
 use super::Kubelet;
+use crate::backend::kube::api_error::{KubeError, said};
+
+/// Why a container's environment or a pod's volumes could not be made; each names the env
+/// variable or volume, and what of it the lab does not have or emulate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `fieldRef` names a field the downward API does not offer.
+    #[error("fieldRef {path:?} is not a field the downward API offers")]
+    Field {
+        /// The `fieldPath`.
+        path: String,
+    },
+    /// The container asks for `envFrom`.
+    #[error("container {container}: envFrom is not emulated by the lab")]
+    EnvFrom {
+        /// The container.
+        container: String,
+    },
+    /// An env variable's Secret could not be read.
+    #[error("env {var}: secret {secret}")]
+    EnvSecret {
+        /// The variable.
+        var: String,
+        /// The Secret.
+        secret: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// An env variable's ConfigMap could not be read.
+    #[error("env {var}: configmap {map}")]
+    EnvConfigMap {
+        /// The variable.
+        var: String,
+        /// The ConfigMap.
+        map: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// An env variable's Secret or ConfigMap lacks the key.
+    #[error("env {var}: {kind} {object} has no key {key}")]
+    EnvNoKey {
+        /// The variable.
+        var: String,
+        /// `secret` or `configmap`.
+        kind: &'static str,
+        /// The Secret or ConfigMap.
+        object: String,
+        /// The key.
+        key: String,
+    },
+    /// An env variable's `valueFrom` is one the lab does not emulate (resourceFieldRef).
+    #[error("env {var}: this valueFrom is not emulated by the lab")]
+    EnvValueFrom {
+        /// The variable.
+        var: String,
+    },
+    /// A volume's Secret or ConfigMap could not be read.
+    #[error("volume {volume}: {kind} {object}")]
+    Source {
+        /// The volume.
+        volume: String,
+        /// `secret` or `configmap`.
+        kind: &'static str,
+        /// The Secret or ConfigMap.
+        object: String,
+        /// What the API server said.
+        #[source]
+        source: KubeError,
+    },
+    /// A volume's `items` names a key its Secret or ConfigMap does not have.
+    #[error("volume {volume}: no key {key}")]
+    NoKey {
+        /// The volume.
+        volume: String,
+        /// The key.
+        key: String,
+    },
+    /// A downward-API volume's item has no `fieldRef`.
+    #[error("volume {volume}: item {item} has no fieldRef (resourceFieldRef is not emulated)")]
+    NoFieldRef {
+        /// The volume.
+        volume: String,
+        /// The item's path.
+        item: String,
+    },
+    /// A volume of a kind the lab does not emulate.
+    #[error(
+        "volume {volume}: only emptyDir, configMap, secret and downwardAPI volumes are emulated by the lab"
+    )]
+    Unsupported {
+        /// The volume.
+        volume: String,
+    },
+    /// A file's path leaves its volume.
+    #[error("volume {volume}: path {path:?} is not a relative path inside the volume")]
+    Path {
+        /// The volume.
+        volume: String,
+        /// The item's path.
+        path: String,
+    },
+    /// A volume's directory could not be made.
+    #[error("creating {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A volume's file could not be written, given its group or its mode.
+    #[error("writing {}", path.display())]
+    Write {
+        /// The file (or the emptyDir's directory, for its mode).
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|source| Error::CreateDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn writing(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Write { path, source }
+}
 
 /// A volume ready to mount: its directory on the host.
 #[derive(Debug, Clone)]
@@ -34,7 +169,7 @@ pub struct HostVolume {
 }
 
 /// The value a downward-API `fieldPath` has for `pod` (env or volume file).
-pub fn field_value(pod: &Pod, path: &str) -> anyhow::Result<String> {
+pub fn field_value(pod: &Pod, path: &str) -> Result<String> {
     let meta = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
@@ -74,7 +209,9 @@ pub fn field_value(pod: &Pod, path: &str) -> anyhow::Result<String> {
                     .cloned()
                     .unwrap_or_default()
             } else {
-                anyhow::bail!("fieldRef {path:?} is not a field the downward API offers")
+                return Err(Error::Field {
+                    path: path.to_string(),
+                });
             }
         }
     })
@@ -95,7 +232,7 @@ pub async fn environment(
     kubelet: &Kubelet,
     pod: &Pod,
     container: &Container,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, String)>> {
     let service = kubelet.api_service;
     let mut env: Vec<(String, String)> = vec![
         ("KUBERNETES_SERVICE_HOST".into(), service.ip().to_string()),
@@ -111,11 +248,11 @@ pub async fn environment(
         ),
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
     ];
-    anyhow::ensure!(
-        container.env_from.as_ref().is_none_or(Vec::is_empty),
-        "container {}: envFrom is not emulated by the lab",
-        container.name
-    );
+    if container.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
+        return Err(Error::EnvFrom {
+            container: container.name.clone(),
+        });
+    }
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     for var in container.env.iter().flatten() {
         let value = match (&var.value, &var.value_from) {
@@ -126,35 +263,42 @@ pub async fn environment(
                     let secret: Secret = Api::namespaced(kubelet.client.clone(), &namespace)
                         .get(&key.name)
                         .await
-                        .with_context(|| format!("env {}: secret {}", var.name, key.name))?;
+                        .map_err(|source| Error::EnvSecret {
+                            var: var.name.clone(),
+                            secret: key.name.clone(),
+                            source,
+                        })?;
                     let bytes = secret
                         .data
                         .and_then(|d| d.get(&key.key).cloned())
-                        .with_context(|| {
-                            format!(
-                                "env {}: secret {} has no key {}",
-                                var.name, key.name, key.key
-                            )
+                        .ok_or_else(|| Error::EnvNoKey {
+                            var: var.name.clone(),
+                            kind: "secret",
+                            object: key.name.clone(),
+                            key: key.key.clone(),
                         })?;
                     String::from_utf8_lossy(&bytes.0).into_owned()
                 } else if let Some(key) = &from.config_map_key_ref {
                     let map: ConfigMap = Api::namespaced(kubelet.client.clone(), &namespace)
                         .get(&key.name)
                         .await
-                        .with_context(|| format!("env {}: configmap {}", var.name, key.name))?;
+                        .map_err(|source| Error::EnvConfigMap {
+                            var: var.name.clone(),
+                            map: key.name.clone(),
+                            source,
+                        })?;
                     map.data
                         .and_then(|d| d.get(&key.key).cloned())
-                        .with_context(|| {
-                            format!(
-                                "env {}: configmap {} has no key {}",
-                                var.name, key.name, key.key
-                            )
+                        .ok_or_else(|| Error::EnvNoKey {
+                            var: var.name.clone(),
+                            kind: "configmap",
+                            object: key.name.clone(),
+                            key: key.key.clone(),
                         })?
                 } else {
-                    anyhow::bail!(
-                        "env {}: this valueFrom is not emulated by the lab",
-                        var.name
-                    )
+                    return Err(Error::EnvValueFrom {
+                        var: var.name.clone(),
+                    });
                 }
             }
             (Some(value), None) => expand(value, &env),
@@ -196,24 +340,20 @@ pub fn expand(text: &str, env: &[(String, String)]) -> String {
 }
 
 /// Materializes every volume of `pod` under `dir` (one directory per volume).
-pub async fn materialize(
-    kubelet: &Kubelet,
-    pod: &Pod,
-    dir: &Path,
-) -> anyhow::Result<Vec<HostVolume>> {
+pub async fn materialize(kubelet: &Kubelet, pod: &Pod, dir: &Path) -> Result<Vec<HostVolume>> {
     let spec = pod.spec.clone().unwrap_or_default();
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
     let mut out = Vec::new();
     for volume in spec.volumes.iter().flatten() {
         let target = dir.join(&volume.name);
-        std::fs::create_dir_all(&target)
-            .with_context(|| format!("creating {}", target.display()))?;
+        create_dir(&target)?;
         let files = files_of(kubelet, pod, &namespace, volume).await?;
         match files {
             None => {
                 // emptyDir: world-writable, as the kubelet makes it.
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777))?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777))
+                    .map_err(writing(&target))?;
             }
             Some((files, mode)) => write_files(&target, &volume.name, files, mode, fs_group)?,
         }
@@ -236,30 +376,33 @@ fn write_files(
     files: Files,
     mode: i32,
     fs_group: Option<i64>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     for (path, bytes, item_mode) in files {
-        anyhow::ensure!(
-            !path.split('/').any(|p| p == ".." || p.is_empty()) && !path.starts_with('/'),
-            "volume {volume}: path {path:?} is not a relative path inside the volume"
-        );
+        if path.split('/').any(|p| p == ".." || p.is_empty()) || path.starts_with('/') {
+            return Err(Error::Path {
+                volume: volume.to_string(),
+                path,
+            });
+        }
         let file = target.join(&path);
         if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
+            create_dir(parent)?;
         }
-        std::fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
+        std::fs::write(&file, bytes).map_err(writing(&file))?;
         let mut mode = item_mode.unwrap_or(mode) as u32 & 0o777;
         if let Some(group) = fs_group {
-            std::os::unix::fs::chown(&file, Some(0), Some(group as u32))?;
+            std::os::unix::fs::chown(&file, Some(0), Some(group as u32)).map_err(writing(&file))?;
             mode |= 0o040;
         }
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+            .map_err(writing(&file))?;
     }
     Ok(())
 }
 
 /// Rewrites the downward-API volumes from `pod` (after Multus wrote its annotation), as the
 /// kubelet's volume manager does when the pod changes.
-pub fn refresh_downward(pod: &Pod, dir: &Path) -> anyhow::Result<()> {
+pub fn refresh_downward(pod: &Pod, dir: &Path) -> Result<()> {
     let spec = pod.spec.clone().unwrap_or_default();
     let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
     for volume in spec.volumes.iter().flatten() {
@@ -281,14 +424,12 @@ fn downward_files(
     pod: &Pod,
     name: &str,
     source: &k8s_openapi::api::core::v1::DownwardAPIVolumeSource,
-) -> anyhow::Result<Files> {
+) -> Result<Files> {
     let mut files = Vec::new();
     for item in source.items.iter().flatten() {
-        let field = item.field_ref.as_ref().with_context(|| {
-            format!(
-                "volume {name}: item {} has no fieldRef (resourceFieldRef is not emulated)",
-                item.path
-            )
+        let field = item.field_ref.as_ref().ok_or_else(|| Error::NoFieldRef {
+            volume: name.to_string(),
+            item: item.path.clone(),
         })?;
         files.push((
             item.path.clone(),
@@ -305,7 +446,7 @@ async fn files_of(
     pod: &Pod,
     namespace: &str,
     volume: &Volume,
-) -> anyhow::Result<Option<(Files, i32)>> {
+) -> Result<Option<(Files, i32)>> {
     let name = &volume.name;
     if volume.empty_dir.is_some() {
         return Ok(None);
@@ -315,7 +456,12 @@ async fn files_of(
         let secret: Secret = Api::namespaced(kubelet.client.clone(), namespace)
             .get(&secret_name)
             .await
-            .map_err(|e| anyhow::anyhow!("volume {name}: secret {secret_name}: {}", said(e)))?;
+            .map_err(|e| Error::Source {
+                volume: name.clone(),
+                kind: "secret",
+                object: secret_name.clone(),
+                source: said(e),
+            })?;
         let data: BTreeMap<String, Vec<u8>> = secret
             .data
             .unwrap_or_default()
@@ -332,7 +478,12 @@ async fn files_of(
         let map: ConfigMap = Api::namespaced(kubelet.client.clone(), namespace)
             .get(&map_name)
             .await
-            .map_err(|e| anyhow::anyhow!("volume {name}: configmap {map_name}: {}", said(e)))?;
+            .map_err(|e| Error::Source {
+                volume: name.clone(),
+                kind: "configmap",
+                object: map_name.clone(),
+                source: said(e),
+            })?;
         let mut data: BTreeMap<String, Vec<u8>> = map
             .data
             .unwrap_or_default()
@@ -356,9 +507,9 @@ async fn files_of(
             source.default_mode.unwrap_or(0o644),
         )));
     }
-    anyhow::bail!(
-        "volume {name}: only emptyDir, configMap, secret and downwardAPI volumes are emulated by the lab"
-    )
+    Err(Error::Unsupported {
+        volume: name.clone(),
+    })
 }
 
 /// The keys of `data` a volume projects: every key, or the `items` asked for.
@@ -366,7 +517,7 @@ fn select(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&[KeyToPath]>,
     volume: &str,
-) -> anyhow::Result<Files> {
+) -> Result<Files> {
     match items {
         None => Ok(data
             .iter()
@@ -375,9 +526,10 @@ fn select(
         Some(items) => items
             .iter()
             .map(|item| {
-                let bytes = data
-                    .get(&item.key)
-                    .with_context(|| format!("volume {volume}: no key {}", item.key))?;
+                let bytes = data.get(&item.key).ok_or_else(|| Error::NoKey {
+                    volume: volume.to_string(),
+                    key: item.key.clone(),
+                })?;
                 Ok((item.path.clone(), bytes.clone(), item.mode))
             })
             .collect(),

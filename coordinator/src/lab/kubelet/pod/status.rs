@@ -4,7 +4,11 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
+
+use super::Worker;
+use crate::backend::kube::api_error::said;
 
 /// One container's state, as `containerStatuses[].state` shows it.
 #[derive(Debug, Clone)]
@@ -100,6 +104,86 @@ pub fn phase(sandboxed: bool, containers: &[ContainerPhase<'_>]) -> &'static str
         "Succeeded"
     } else {
         "Failed"
+    }
+}
+
+impl Worker {
+    /// Every container waiting, for `reason` (`ErrImagePull`, `CreateContainerConfigError`, …).
+    pub(super) fn set_waiting(&mut self, reason: &str, message: &str) {
+        for slot in &mut self.slots {
+            slot.state = State::Waiting {
+                reason: reason.into(),
+                message: message.into(),
+            };
+        }
+    }
+
+    /// The pod's phase now.
+    pub(super) fn phase(&self) -> &'static str {
+        let containers: Vec<ContainerPhase<'_>> = self
+            .slots
+            .iter()
+            .map(|s| ContainerPhase {
+                state: &s.state,
+                restarting: s.restart_at.is_some(),
+            })
+            .collect();
+        phase(!self.netns.is_empty(), &containers)
+    }
+
+    /// Writes the pod's status (the status subresource, one merge patch of all of it).
+    pub(super) async fn report(&self) {
+        let now = Time(Timestamp::now());
+        let ready = !self.slots.is_empty() && self.slots.iter().all(|s| s.state.running());
+        let condition = |kind: &str, ok: bool| {
+            json!({"type": kind, "status": if ok { "True" } else { "False" },
+                   "lastTransitionTime": now, "lastProbeTime": null})
+        };
+        let statuses: Vec<serde_json::Value> = self
+            .slots
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.spec.name,
+                    "image": s.spec.image,
+                    "imageID": "",
+                    "containerID": format!("multinet-lab://{}-{}-{}", self.uid, s.spec.name, s.restarts),
+                    "ready": s.state.running(),
+                    "started": s.state.running(),
+                    "restartCount": s.restarts,
+                    "state": s.state.json(),
+                    "lastState": s.last.as_ref().map(State::json).unwrap_or(json!({})),
+                })
+            })
+            .collect();
+        let mut status = json!({
+            "phase": self.phase(),
+            "conditions": [
+                condition("Initialized", true),
+                condition("Ready", ready),
+                condition("ContainersReady", ready),
+                condition("PodScheduled", true),
+            ],
+            "hostIP": self.kubelet.node_address.to_string(),
+            "startTime": Time(self.started),
+            "containerStatuses": statuses,
+            "qosClass": "Burstable",
+        });
+        if !self.pod_ip.is_empty() {
+            status["podIP"] = json!(self.pod_ip);
+            status["podIPs"] = json!([{"ip": self.pod_ip}]);
+        }
+        if let Err(e) = self
+            .api()
+            .patch_status(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
+            .await
+        {
+            tracing::debug!("pod {}/{} status: {}", self.namespace, self.name, said(e));
+        }
     }
 }
 
