@@ -34,6 +34,13 @@
 //! Everything pure (parsing, validation, arithmetic, the wire format) lives in
 //! `multinet_proto`; the agent is `multinet_agent`.
 //!
+//! Errors: each module has its own `thiserror` enum (`run::Error`, `supervisor::Error`,
+//! `control_plane::Error`, `pki::Error`, the backends' `Scheduler::Error`s —
+//! `backend::local::Error`, `lab::backend::Error`, `backend::kube::Error` — and the lab's
+//! `lab::build::Error`, `lab::kubelet::Error`, …), each variant with its cause as `source`;
+//! `anyhow` only in [`cli`]. [`exit::code`] maps them to exit codes, [`exit::chain`] says one
+//! with its causes on one line.
+//!
 //! Stopping: a run ends by itself (all passed, or a stage deadline); on SIGINT/SIGTERM
 //! [`run`] drops the run and calls [`supervisor::RunSupervisor::cleanup`], which tells the
 //! agents to stop, ends their processes and closes the endpoint. Agents whose coordinator is
