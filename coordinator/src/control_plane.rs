@@ -60,10 +60,11 @@ pub const WRITER_CAPACITY: usize = 64;
 /// and for peers that are refused after their handshake.
 const CONNECTION_MARGIN: usize = 16;
 
-/// The receive buffer the control plane's socket asks for: room for a burst of about 1,800
-/// packets (the kernel counts some 2.3 KiB per datagram with its bookkeeping), as when
-/// thousands of agents connect or report in the same few milliseconds. `bench ingest` lost
-/// handshakes and batches to drops with the kernel's default of 208 KiB (BENCHMARKS.md).
+/// The receive buffer the control plane's socket asks for: room for a burst of thousands of
+/// datagrams (the kernel charges each with its bookkeeping, some 2 KiB or more for a full
+/// QUIC packet), as when thousands of agents connect or report within a few milliseconds.
+/// With the kernel's default (208 KiB on Debian) `bench ingest` saw handshakes and batches
+/// dropped at the socket (BENCHMARKS.md).
 pub const SOCKET_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// Asks the kernel for a receive buffer of [`SOCKET_RECEIVE_BUFFER`] bytes on `socket` and
