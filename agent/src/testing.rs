@@ -1,6 +1,7 @@
 //! Test fixtures shared by the agent's module tests and its integration tests (included there
 //! with `#[path]`): a tiny run PKI written to a temporary directory that is removed when the
-//! fixture is dropped (also when a test fails), and a minimal in-test coordinator.
+//! fixture is dropped (also when a test fails), a minimal in-test coordinator, and what a test
+//! that cannot run here does ([`can_run`]).
 #![allow(dead_code)] // each test crate uses its own part of the fixtures
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,6 +21,27 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
+
+/// `true` when `missing` is `None`: the test can run. Otherwise the test `what` cannot (the
+/// machine lacks `missing`): under CI (`CI=true`) or with `MULTINET_REQUIRE_LAB=1` it fails
+/// saying so, elsewhere it says so on stderr and the caller returns — the policy of the
+/// workspace tests (`tests/src/require.rs`).
+pub fn can_run(what: &str, missing: Option<&str>) -> bool {
+    let Some(missing) = missing else {
+        return true;
+    };
+    let set =
+        |var: &str| std::env::var(var).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    assert!(
+        !(set("CI") || set("MULTINET_REQUIRE_LAB")),
+        "{what} needs {missing}; this machine lacks it, and CI (CI=true) or \
+         MULTINET_REQUIRE_LAB=1 requires every test to run"
+    );
+    eprintln!(
+        "skipped: {what} needs {missing} (set MULTINET_REQUIRE_LAB=1 to make this a failure)"
+    );
+    false
+}
 
 /// A directory under the system temp dir, removed on drop.
 #[derive(Debug)]

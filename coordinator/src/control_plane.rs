@@ -7,6 +7,11 @@
 //! (the run's agents plus a margin, [`connection_limit_for`]); a connection above it is closed
 //! with [`close_code::OVER_CAPACITY`] and counted ([`ControlPlane::refused_over_capacity`]).
 //!
+//! Bursts: every agent's packets arrive on one UDP socket, and a socket whose receive buffer
+//! is full drops what arrives (QUIC resends it, late: a handshake whose packets are dropped
+//! again and again times out). So the socket asks for [`SOCKET_RECEIVE_BUFFER`] bytes
+//! ([`enlarge_receive_buffer`]); the kernel caps that at `net.core.rmem_max`.
+//!
 //! Stopping: every task this module spawns is tracked ([`ControlPlane::live_tasks`]) and
 //! watches one shutdown signal. [`ControlPlane::close`] raises it, closes the endpoint and
 //! waits for the tasks; those still running after [`SHUTDOWN_PATIENCE`] are aborted, and that
@@ -55,6 +60,26 @@ pub const WRITER_CAPACITY: usize = 64;
 /// and for peers that are refused after their handshake.
 const CONNECTION_MARGIN: usize = 16;
 
+/// The receive buffer the control plane's socket asks for: room for a burst of thousands of
+/// datagrams (the kernel charges each with its bookkeeping, some 2 KiB or more for a full
+/// QUIC packet), as when thousands of agents connect or report within a few milliseconds.
+/// With the kernel's default (208 KiB on Debian) `bench ingest` saw handshakes and batches
+/// dropped at the socket (BENCHMARKS.md).
+pub const SOCKET_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Asks the kernel for a receive buffer of [`SOCKET_RECEIVE_BUFFER`] bytes on `socket` and
+/// returns what it granted, in bytes as `SO_RCVBUF` reports it (Linux doubles the request for
+/// its bookkeeping and caps the request at the `net.core.rmem_max` sysctl; `socket(7)`).
+///
+/// # Errors
+///
+/// The `SO_RCVBUF` socket option could not be set or read.
+pub fn enlarge_receive_buffer(socket: &std::net::UdpSocket) -> std::io::Result<usize> {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt::RcvBuf};
+    setsockopt(socket, RcvBuf, &SOCKET_RECEIVE_BUFFER)?;
+    Ok(getsockopt(socket, RcvBuf)?)
+}
+
 /// Application error codes the coordinator closes connections with (the agent logs them).
 pub mod close_code {
     /// The run is over: the control plane closed.
@@ -96,6 +121,9 @@ pub struct ControlPlane {
     slots: Arc<ConnectionSlots>,
     /// Connections closed because [`Self::slots`] were all taken.
     over_capacity: Arc<AtomicU64>,
+    /// The socket's receive buffer in bytes, as the kernel reports it (0: unknown), so that a
+    /// benchmark can say what it ran with.
+    receive_buffer: usize,
 }
 
 /// Why the control plane could not start or say where it listens.
@@ -124,6 +152,23 @@ impl ControlPlane {
         socket: std::net::UdpSocket,
         roster: Addr<AgentRoster>,
     ) -> Result<Self> {
+        let receive_buffer = match enlarge_receive_buffer(&socket) {
+            Ok(granted) => {
+                if granted < SOCKET_RECEIVE_BUFFER {
+                    tracing::debug!(
+                        granted,
+                        asked = SOCKET_RECEIVE_BUFFER,
+                        "the control plane's receive buffer is smaller than asked \
+                         (net.core.rmem_max): bursts of many agents may be dropped and resent"
+                    );
+                }
+                granted
+            }
+            Err(e) => {
+                tracing::warn!("cannot size the control plane's receive buffer: {e}");
+                0
+            }
+        };
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(pki.quic_server_config()?),
@@ -141,6 +186,7 @@ impl ControlPlane {
                 live: AtomicUsize::new(0),
             }),
             over_capacity: Arc::new(AtomicU64::new(0)),
+            receive_buffer,
         };
         let tasks = Tasks {
             tracker: plane.tasks.clone(),
@@ -171,6 +217,12 @@ impl ControlPlane {
     /// Connections closed so far because the limit was reached.
     pub fn refused_over_capacity(&self) -> u64 {
         self.over_capacity.load(Ordering::Relaxed)
+    }
+
+    /// The socket's receive buffer in bytes as the kernel reports it ([`enlarge_receive_buffer`];
+    /// 0 when it could not be read).
+    pub fn receive_buffer(&self) -> usize {
+        self.receive_buffer
     }
 
     /// Tasks of the control plane still running (0 once [`Self::close`] returned).

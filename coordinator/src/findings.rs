@@ -19,7 +19,7 @@ use crate::matrix::PathMatrix;
 
 pub use rules::derive;
 
-/// The vocabulary of DESIGN.md.
+/// What a finding is about: the `findings[].kind` vocabulary of docs/report.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {

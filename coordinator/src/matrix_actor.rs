@@ -76,6 +76,18 @@ impl Handler<FailingPaths> for MatrixActor {
     }
 }
 
+/// Results recorded so far ([`PathMatrix::recorded`]): what `bench ingest` samples.
+#[derive(Debug, Message)]
+#[rtype(result = "u64")]
+pub struct Recorded;
+
+impl Handler<Recorded> for MatrixActor {
+    type Result = u64;
+    fn handle(&mut self, _: Recorded, _: &mut Context<Self>) -> u64 {
+        self.matrix.recorded()
+    }
+}
+
 /// Takes the matrix (at the end of the run).
 #[derive(Debug, Message)]
 #[rtype(result = "PathMatrix")]

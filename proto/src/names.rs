@@ -2,6 +2,11 @@
 
 /// Checks a DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters): namespace
 /// names, NAD names in the short selection form, node type keys' parts.
+///
+/// # Errors
+///
+/// What is wrong, naming `text` (quoted) unless it is empty: callers add where it was found,
+/// not the text again.
 pub fn dns1123_label(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("must not be empty".into());
@@ -28,6 +33,10 @@ pub fn dns1123_label(text: &str) -> Result<(), String> {
 
 /// Checks a DNS-1123 subdomain (dot-separated labels, at most 253 characters): object names
 /// such as a NetworkAttachmentDefinition's, node type names.
+///
+/// # Errors
+///
+/// As [`dns1123_label`]'s: naming `text` unless it is empty.
 pub fn dns1123_subdomain(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("must not be empty".into());

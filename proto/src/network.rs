@@ -272,7 +272,7 @@ pub fn check_network(field: Field<'_, '_>, namespace: &str) -> NetworkCheck {
     }
 
     read_selectors(field, map, &mut check, &mut problems);
-    read_address_ranges(field, get("addressRanges"), &mut check, &mut problems);
+    let ranges_given = read_address_ranges(field, get("addressRanges"), &mut check, &mut problems);
 
     let family_path = field.child_path("ipFamily");
     check.ip_family = match family_path.at(get("ipFamily")).string(&mut problems) {
@@ -294,7 +294,7 @@ pub fn check_network(field: Field<'_, '_>, namespace: &str) -> NetworkCheck {
         .unwrap_or(false);
     read_connections(field, get("connections"), &mut problems);
 
-    derive::derive_outputs(field, &mut check, &mut problems);
+    derive::derive_outputs(field, &mut check, &ranges_given, &mut problems);
     check.problems = problems;
     check
 }
@@ -393,16 +393,19 @@ fn read_selectors(
     }
 }
 
+/// Reads `addressRanges` into `check` (entries that do not parse are errors, left out);
+/// returns the networks with at least one entry as written.
 fn read_address_ranges(
     field: Field<'_, '_>,
     value: &Value,
     check: &mut NetworkCheck,
     problems: &mut Problems,
-) {
+) -> Vec<CephNetwork> {
+    let mut given = Vec::new();
     let path = field.child_path("addressRanges");
     let ranges_field = path.at(value);
     let Some(map) = ranges_field.mapping(problems) else {
-        return;
+        return given;
     };
     for key in map.keys().filter(|k| *k != "public" && *k != "cluster") {
         problems.warn(
@@ -418,6 +421,9 @@ fn read_address_ranges(
         else {
             continue;
         };
+        if !items.is_empty() {
+            given.push(network);
+        }
         let target = match network {
             CephNetwork::Public => &mut check.address_ranges.public,
             CephNetwork::Cluster => &mut check.address_ranges.cluster,
@@ -437,6 +443,7 @@ fn read_address_ranges(
             }
         }
     }
+    given
 }
 
 fn read_connections(field: Field<'_, '_>, value: &Value, problems: &mut Problems) {

@@ -156,30 +156,104 @@ fn client_killed_is_agent_lost_not_a_network_finding() {
     assert_eq!(r["passed_clients"], 5);
 }
 
-#[test]
-fn invalid_input_exits_22_and_starts_nothing() {
+/// Runs `multinet ARGS` where anything it starts leaves a trace: agents are a script that
+/// records each start (`MULTINET_AGENT_BIN`), and `TMPDIR` (where a local run makes its
+/// directory) is a fresh directory. Returns the exit code, stderr, the agent starts recorded
+/// and what was left in `TMPDIR`; the lab's default namespaces (`mn-…`) must be as before.
+fn run_watched(args: &[&str]) -> (Option<i32>, String, String, Vec<PathBuf>) {
+    let dir = tempdir(&format!("refused-{}", args.len()));
+    let tmp = dir.0.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let starts = dir.0.join("agent-starts");
+    let agent = dir.0.join("agent");
+    std::fs::write(
+        &agent,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", starts.display()),
+    )
+    .expect("agent script");
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let lab_before = multinet_tests::e2e::lab_namespaces("mn");
     let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
-        .args(["run", "--backend", "local", "--probe-interval", "1ns"])
-        .output()
-        .expect("multinet runs");
-    assert_eq!(out.status.code(), Some(22));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--probe-interval"));
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
-        .args([
-            "run",
-            "-c",
-            "deploy/examples/nads.yaml",
-            "--public-network",
-            "x",
-        ])
+        .args(args)
+        .env("MULTINET_AGENT_BIN", &agent)
+        .env("TMPDIR", &tmp)
         .current_dir(workspace_root())
         .output()
         .expect("multinet runs");
     assert_eq!(
-        out.status.code(),
-        Some(22),
-        "-c conflicts with --public-network as in Rook"
+        multinet_tests::e2e::lab_namespaces("mn"),
+        lab_before,
+        "a lab was built"
     );
+    let left = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read_to_string(&starts).unwrap_or_default(),
+        left,
+    )
+}
+
+#[test]
+fn invalid_input_exits_22_and_starts_nothing() {
+    let dir = tempdir("invalid-config");
+    let config = dir.0.join("bad.yaml");
+    std::fs::write(&config, "probeInterval: 1ns\nnamespace: Bad_NS\n").expect("config");
+    let config = config.display().to_string();
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["run", "--backend", "local", "--probe-interval", "1ns"],
+            &["--probe-interval"],
+        ),
+        (
+            // Every problem of a configuration file, each with its file and field.
+            &["run", "--backend", "local", "-c", &config],
+            &[&config, "probeInterval", "namespace"],
+        ),
+        (
+            // -c conflicts with --public-network, as in Rook (no backend given: as root with
+            // the plugins the lab would be chosen).
+            &[
+                "run",
+                "-c",
+                "deploy/examples/nads.yaml",
+                "--public-network",
+                "x",
+            ],
+            &["--public-network"],
+        ),
+    ];
+    for (args, named) in cases {
+        let (code, stderr, starts, left) = run_watched(args);
+        assert_eq!(code, Some(22), "{args:?}: {stderr}");
+        for name in named {
+            assert!(stderr.contains(name), "{args:?} names {name}: {stderr}");
+        }
+        assert_eq!(starts, "", "{args:?} started agents");
+        assert_eq!(left, Vec::<PathBuf>::new(), "{args:?} left files");
+    }
+    // The trap works: a valid run starts its agents through the script (which exits at once,
+    // so the run fails; the deadline is what ends it).
+    let (code, stderr, starts, _) = run_watched(&[
+        "run",
+        "--backend",
+        "local",
+        "-q",
+        "--nodes",
+        "1",
+        "--daemons-per-node",
+        "1",
+        "--host-check-only",
+        "--timeout-minutes",
+        "1",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(starts.contains("--assignment"), "{starts}");
 }
 
 #[test]
@@ -204,6 +278,15 @@ fn junit_has_a_case_per_node_and_network() {
     assert_eq!(out.status.code(), Some(0));
     let xml = String::from_utf8(out.stdout).expect("UTF-8");
     assert_eq!(xml.matches("<testcase ").count(), 2 * 2, "{xml}");
+    for node in ["n1", "n2"] {
+        for network in ["public", "cluster"] {
+            assert_eq!(
+                xml.matches(&format!("name=\"{node} {network}\"")).count(),
+                1,
+                "one case for {node} {network}: {xml}"
+            );
+        }
+    }
     assert!(xml.contains("failures=\"0\""), "{xml}");
     let run_id = xml
         .split("<testsuite name=\"multinet run ")
@@ -382,6 +465,18 @@ fn host_check_only_runs_host_checkers_only() {
     ]);
     assert_eq!(code, Some(0), "{r:#}");
     assert_eq!(r["expected_clients"], 0);
+    assert_eq!(r["started_clients"], 0);
     assert_eq!(r["host_checkers"]["expected"], 2);
     assert_eq!(r["host_checkers"]["passed"], 2);
+    // The server and the host checkers connected; every path is a host checker's.
+    assert_eq!(r["expected_agents"], 1 + 2);
+    assert_eq!(r["connected_agents"], 1 + 2);
+    let paths = r["paths"].as_array().expect("paths");
+    assert!(!paths.is_empty(), "{r:#}");
+    assert!(
+        paths
+            .iter()
+            .all(|p| p["client"].as_str().is_some_and(|c| c.starts_with("host-"))),
+        "{r:#}"
+    );
 }

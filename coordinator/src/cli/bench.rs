@@ -18,13 +18,14 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct IngestFlags {
     /// Agent connections.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub agents: u32,
     /// Results per second per agent (sent as one batch per second).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rate: u32,
-    /// Duration of the reporting phase, seconds.
-    #[arg(long, default_value_t = 60)]
+    /// Duration of the reporting phase, seconds (connections are cut and made again on
+    /// purpose from 8 s).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
 }
 

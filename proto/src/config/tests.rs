@@ -386,3 +386,47 @@ fn serializes_with_rooks_key_names() {
         serde_json::json!({"key": "storage-node", "operator": "Equal", "value": "true"})
     );
 }
+
+#[test]
+fn a_bad_name_is_quoted_once_in_its_error() {
+    for (text, field, quoted) in [
+        (
+            "nodeTypes:\n  Bad_Type:\n    osdsPerNode: 3",
+            "nodeTypes.Bad_Type",
+            "\"Bad_Type\"",
+        ),
+        ("namespace: Bad_NS", "namespace", "\"Bad_NS\""),
+        (
+            "serviceAccountName: Tester!",
+            "serviceAccountName",
+            "\"Tester!\"",
+        ),
+        (
+            "clusterNetwork: ns/Bad_Name",
+            "clusterNetwork",
+            "\"Bad_Name\"",
+        ),
+        (
+            "nodeTypes:\n  a:\n    osdsPerNode: 1\n    placement:\n      nodeSelector:\n        bad key: x",
+            "nodeTypes.a.placement.nodeSelector.bad key",
+            "\"bad key\"",
+        ),
+        (
+            "nodeTypes:\n  a:\n    osdsPerNode: 1\n    placement:\n      tolerations:\n        - {key: 'k!', operator: Exists}",
+            "nodeTypes.a.placement.tolerations[0].key",
+            "\"k!\"",
+        ),
+    ] {
+        let errors = errors(text);
+        let error = errors
+            .iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("{text}: no error at {field}: {errors:?}"));
+        assert_eq!(
+            error.message.matches(quoted).count(),
+            1,
+            "{text}: {}",
+            error.message
+        );
+    }
+}

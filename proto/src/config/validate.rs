@@ -21,7 +21,7 @@ impl RunConfig {
         for (name, node_type) in &self.node_types {
             let path = OwnedPath::child("nodeTypes", name);
             if let Err(why) = dns1123_subdomain(name) {
-                problems.error(path.as_str(), format!("node type name {name:?} {why}"));
+                problems.error(path.as_str(), format!("node type name {why}"));
             }
             let placement = OwnedPath::child(path.as_str(), "placement");
             let selector = OwnedPath::child(placement.as_str(), "nodeSelector");
@@ -83,15 +83,12 @@ impl RunConfig {
                 "must be set: the namespace where the test resources are created",
             );
         } else if let Err(why) = dns1123_label(&self.namespace) {
-            problems.error("namespace", format!("{:?} {why}", self.namespace));
+            problems.error("namespace", why);
         }
         if !self.service_account_name.is_empty()
             && let Err(why) = dns1123_subdomain(&self.service_account_name)
         {
-            problems.error(
-                "serviceAccountName",
-                format!("{:?} {why}", self.service_account_name),
-            );
+            problems.error("serviceAccountName", why);
         }
         if self.public_network.is_empty() && self.cluster_network.is_empty() {
             problems.error(
@@ -222,7 +219,7 @@ fn network_name(text: &str) -> Result<(), String> {
         ));
     }
     for part in parts {
-        dns1123_label(part).map_err(|why| format!("{text:?}: {part:?} {why}"))?;
+        dns1123_label(part).map_err(|why| format!("{text:?}: {why}"))?;
     }
     Ok(())
 }

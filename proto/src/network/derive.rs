@@ -35,29 +35,31 @@ pub fn bind_flags(ip_family: Option<IpFamily>, dual_stack: bool) -> Vec<String> 
     }
 }
 
+/// Derives what Ceph and the pods get, and checks the rules that need the whole section.
+/// `ranges_given` are the networks with at least one `addressRanges` entry as written, parsed
+/// or not: the rules about where ranges may be given hold for an unparsable entry too (its
+/// own error does not hide theirs).
 pub(super) fn derive_outputs(
     field: Field<'_, '_>,
     check: &mut NetworkCheck,
+    ranges_given: &[CephNetwork],
     problems: &mut Problems,
 ) {
     check.ms_bind_flags = bind_flags(check.ip_family, check.dual_stack);
     let ranges_path = field.child_path("addressRanges");
-    let has_ranges =
-        !check.address_ranges.public.is_empty() || !check.address_ranges.cluster.is_empty();
 
-    if has_ranges && check.provider == Provider::Default {
+    if !ranges_given.is_empty() && check.provider == Provider::Default {
         problems.error(
             ranges_path.as_str(),
             "address ranges can only be given with provider \"host\" or \"multus\"",
         );
     }
     for network in CephNetwork::ALL {
-        let ranges = check.address_ranges.get(network);
-        if ranges.is_empty() {
-            continue;
-        }
         let path = OwnedPath::child(ranges_path.as_str(), network.key());
-        if check.provider == Provider::Multus && check.networks.get(network).is_none() {
+        if ranges_given.contains(&network)
+            && check.provider == Provider::Multus
+            && check.networks.get(network).is_none()
+        {
             problems.error(
                 path.as_str(),
                 format!(
@@ -66,6 +68,10 @@ pub(super) fn derive_outputs(
                     network.key()
                 ),
             );
+        }
+        let ranges = check.address_ranges.get(network);
+        if ranges.is_empty() {
+            continue;
         }
         check_families(
             path.as_str(),

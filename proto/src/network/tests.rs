@@ -276,3 +276,28 @@ fn selectors_as_rook_reads_them() {
         );
     }
 }
+
+/// README: every problem is listed. An entry that does not parse is its own error, and the
+/// rules about where ranges may be given still hold for it.
+#[test]
+fn an_unparsable_range_does_not_hide_where_ranges_may_be_given() {
+    let c = check(
+        "network: {provider: multus, selectors: {public: a}, addressRanges: {cluster: [10.1.0/24]}}",
+    );
+    assert_eq!(
+        error_fields(&c),
+        [
+            "network.addressRanges.cluster[0]",
+            "network.addressRanges.cluster"
+        ],
+        "{:?}",
+        c.problems
+    );
+    let c = check("network: {addressRanges: {public: [not-a-cidr]}}");
+    assert_eq!(
+        error_fields(&c),
+        ["network.addressRanges.public[0]", "network.addressRanges"],
+        "{:?}",
+        c.problems
+    );
+}

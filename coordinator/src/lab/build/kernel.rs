@@ -38,16 +38,9 @@ impl Lab {
             missing.push("nftables' `nft` (`apt-get install nftables`)".into());
         }
         let mut plugins: BTreeSet<String> = BTreeSet::from(["host-local".to_string()]);
-        let mut kinds: BTreeSet<&str> = BTreeSet::from(["veth", "bridge"]);
         for n in topology.networks.values() {
             plugins.extend(plugin_types(&n.config_json));
             plugins.insert(n.cni_type.clone());
-            if let Some(kind) = link_kind(&n.cni_type) {
-                kinds.insert(kind);
-            }
-        }
-        if topology.networks.contains_key(&CephNetwork::Public) {
-            kinds.insert("macvlan"); // the hosts' shim onto the public network
         }
         for plugin in &plugins {
             let path = PathBuf::from(CNI_PATH).join(plugin);
@@ -58,32 +51,51 @@ impl Lab {
                 ));
             }
         }
-        let users = |kind: &str| -> String {
-            let nets: Vec<&str> = topology
-                .networks
-                .iter()
-                .filter(|(_, n)| link_kind(&n.cni_type) == Some(kind))
-                .map(|(k, _)| k.key())
-                .collect();
-            match (kind, nets.is_empty()) {
-                ("macvlan", true) => "the hosts' public-network shim".into(),
-                (_, true) => "the lab's switches and links".into(),
-                _ => format!("the {} network(s)", nets.join(" and ")),
-            }
-        };
-        for kind in kinds {
-            if !kernel_has(kind) {
-                missing.push(format!(
-                    "{kind} links (used by {}), which this kernel does not provide",
-                    users(kind)
-                ));
-            }
-        }
+        missing.extend(missing_link_kinds(topology, kernel_has));
         if !missing.is_empty() {
             return Err(Error::Missing(missing));
         }
         Ok(())
     }
+}
+
+/// The link types `topology` needs that `kernel_has` says the kernel cannot make, each said
+/// with what needs it. `kernel_has` is [`kernel_has`] but in tests of the lacking branch,
+/// which no kernel at hand may take.
+fn missing_link_kinds(topology: &LabTopology, kernel_has: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut kinds: BTreeSet<&str> = BTreeSet::from(["veth", "bridge"]);
+    kinds.extend(
+        topology
+            .networks
+            .values()
+            .filter_map(|n| link_kind(&n.cni_type)),
+    );
+    if topology.networks.contains_key(&CephNetwork::Public) {
+        kinds.insert("macvlan"); // the hosts' shim onto the public network
+    }
+    let users = |kind: &str| -> String {
+        let nets: Vec<&str> = topology
+            .networks
+            .iter()
+            .filter(|(_, n)| link_kind(&n.cni_type) == Some(kind))
+            .map(|(k, _)| k.key())
+            .collect();
+        match (kind, nets.is_empty()) {
+            ("macvlan", true) => "the hosts' public-network shim".into(),
+            (_, true) => "the lab's switches and links".into(),
+            _ => format!("the {} network(s)", nets.join(" and ")),
+        }
+    };
+    kinds
+        .into_iter()
+        .filter(|kind| !kernel_has(kind))
+        .map(|kind| {
+            format!(
+                "{kind} links (used by {}), which this kernel does not provide",
+                users(kind)
+            )
+        })
+        .collect()
 }
 
 /// The link type a CNI plugin creates on its master, if the kernel must provide one.
@@ -140,4 +152,37 @@ fn kernel_has(kind: &str) -> bool {
     };
     let _ = netns_del(&ns);
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::topology::parse_topology;
+
+    #[test]
+    fn a_link_type_the_kernel_lacks_is_named_with_the_networks_that_use_it() {
+        let (topology, problems) =
+            parse_topology("networks:\n  public: {cni: ipvlan}\n  cluster: {cni: ipvlan}\n")
+                .expect("YAML");
+        assert!(problems.is_valid(), "{problems:?}");
+        assert_eq!(
+            missing_link_kinds(&topology, |kind| kind != "ipvlan"),
+            [
+                "ipvlan links (used by the public and cluster network(s)), which this kernel does \
+              not provide"
+            ]
+        );
+        // The hosts' shim needs macvlan even where no network uses it.
+        assert_eq!(
+            missing_link_kinds(&topology, |kind| kind != "macvlan"),
+            [
+                "macvlan links (used by the hosts' public-network shim), which this kernel does not \
+              provide"
+            ]
+        );
+        assert_eq!(
+            missing_link_kinds(&topology, |_| true),
+            Vec::<String>::new()
+        );
+    }
 }
