@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::matrix::PathMatrix;
 
 pub use rules::derive;
+pub(crate) use rules::duplicate_address_suggestions;
 
 /// The vocabulary of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

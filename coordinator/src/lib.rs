@@ -60,5 +60,6 @@ pub mod run;
 pub mod scheduler;
 pub mod signals;
 pub mod spec_check;
+pub mod spec_live;
 pub mod spec_report;
 pub mod supervisor;

@@ -130,7 +130,10 @@ fn read_ippool(label: &str, doc: &Value, problems: &mut Problems) -> Option<IpPo
     if !doc.is_object() {
         problems.error(
             label,
-            format!("expected an {IPPOOL_KIND} mapping, found {}", type_name(doc)),
+            format!(
+                "expected an {IPPOOL_KIND} mapping, found {}",
+                type_name(doc)
+            ),
         );
         return None;
     }
@@ -262,7 +265,7 @@ pub struct LeakedReservation {
     pub address: IpAddr,
     /// The `podref` it names.
     pub pod_ref: String,
-    /// Why it is leaked, in a sentence.
+    /// Why it is leaked, in a sentence (the pool left unsaid).
     pub reason: String,
 }
 
@@ -331,15 +334,12 @@ pub fn check_pools(pools: &[IpPool], pods: &[LivePod]) -> PoolCheck {
             }
             let reason = match pods.iter().find(|p| &p.pod_ref() == pod_ref) {
                 None => format!(
-                    "{} is reserved in IPPool {} for pod {pod_ref}, which does not exist",
-                    r.address,
-                    pool.namespaced_name()
+                    "{} is reserved for pod {pod_ref}, which does not exist",
+                    r.address
                 ),
                 Some(pod) if !pod.secondary_addresses().contains(&r.address) => format!(
-                    "{} is reserved in IPPool {} for pod {}, whose network-status does not \
-                     list it{}",
+                    "{} is reserved for pod {}, whose network-status does not list it{}",
                     r.address,
-                    pool.namespaced_name(),
                     pod.described(),
                     if pod.status.is_none() {
                         " (it has no network-status yet)"
@@ -357,9 +357,7 @@ pub fn check_pools(pools: &[IpPool], pods: &[LivePod]) -> PoolCheck {
                 reason,
             });
         }
-        let usable = handed_out.map_or(0, |(f, l)| {
-            u64::try_from(l - f + 1).unwrap_or(u64::MAX)
-        });
+        let usable = handed_out.map_or(0, |(f, l)| u64::try_from(l - f + 1).unwrap_or(u64::MAX));
         check.usage.push(PoolUsage {
             pool: pool.namespaced_name(),
             range: pool.range.clone(),

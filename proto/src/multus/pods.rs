@@ -102,10 +102,9 @@ pub fn read_pods(docs: &[Value], problems: &mut Problems) -> Vec<LivePod> {
                                 pods.push(pod);
                             }
                         }
-                        Some(other) => problems.warn(
-                            item_label,
-                            format!("skipped: kind {other:?} is not Pod"),
-                        ),
+                        Some(other) => {
+                            problems.warn(item_label, format!("skipped: kind {other:?} is not Pod"))
+                        }
                     }
                 }
             }
@@ -137,7 +136,10 @@ pub fn read_pods(docs: &[Value], problems: &mut Problems) -> Vec<LivePod> {
 
 fn read_pod(label: &str, doc: &Value, problems: &mut Problems) -> Option<LivePod> {
     if !doc.is_object() {
-        problems.error(label, format!("expected a Pod mapping, found {}", type_name(doc)));
+        problems.error(
+            label,
+            format!("expected a Pod mapping, found {}", type_name(doc)),
+        );
         return None;
     }
     if let Some(api) = doc.get("apiVersion").and_then(Value::as_str)
@@ -256,10 +258,24 @@ pub struct AttachmentProblem {
     pub pod: String,
     /// Its node, when scheduled.
     pub node: Option<String>,
+    /// Its `status.phase`, when known.
+    pub phase: Option<String>,
     /// The requested NADs (`namespace/name[@interface]`): one, or every one for `no_status`.
     pub networks: Vec<String>,
-    /// The whole problem in a sentence, with what to look at.
+    /// What is wrong and what to look at, the pod left unsaid (see [`Self::pod_described`]).
     pub message: String,
+}
+
+impl AttachmentProblem {
+    /// `namespace/name (node NODE, PHASE)`.
+    pub fn pod_described(&self) -> String {
+        format!(
+            "{} (node {}, {})",
+            self.pod,
+            self.node.as_deref().unwrap_or("not scheduled"),
+            self.phase.as_deref().unwrap_or("phase unknown")
+        )
+    }
 }
 
 /// One address held by more than one pod on one network.
@@ -334,11 +350,11 @@ pub fn check_pods(pods: &[LivePod], expects_address: impl Fn(&str, &str) -> bool
     let mut check = PodCheck::default();
     let mut holders: BTreeMap<(String, IpAddr), Vec<PodOnNode>> = BTreeMap::new();
     for pod in pods.iter().filter(|p| p.is_attached_by_multus()) {
-        let phase = pod.phase.as_deref().unwrap_or("unknown phase");
         let problem = |kind, networks: Vec<String>, message: String| AttachmentProblem {
             kind,
             pod: pod.pod_ref(),
             node: pod.node.clone(),
+            phase: pod.phase.clone(),
             networks,
             message,
         };
@@ -349,10 +365,9 @@ pub fn check_pods(pods: &[LivePod], expects_address: impl Fn(&str, &str) -> bool
                     AttachmentProblemKind::NoStatus,
                     networks.clone(),
                     format!(
-                        "pod {} ({phase}) requested {} but has no {NETWORK_STATUS_ANNOTATION} \
-                         annotation: Multus attached none of them (the pod's \
-                         FailedCreatePodSandBox events carry the CNI plugin's error)",
-                        pod.described(),
+                        "requested {} but has no {NETWORK_STATUS_ANNOTATION} annotation: Multus \
+                         attached none of them (the pod's FailedCreatePodSandBox events carry \
+                         the CNI plugin's error)",
                         networks.join(", ")
                     ),
                 ));
@@ -376,16 +391,20 @@ pub fn check_pods(pods: &[LivePod], expects_address: impl Fn(&str, &str) -> bool
                     .interface
                     .as_deref()
                     .and_then(|i| super::status::find_by_interface(entries, i))
-                    .map(|e| format!("; interface {} carries {} instead", e.interface.as_deref().unwrap_or("?"), e.name))
+                    .map(|e| {
+                        format!(
+                            "; interface {} carries {} instead",
+                            e.interface.as_deref().unwrap_or("?"),
+                            e.name
+                        )
+                    })
                     .unwrap_or_default();
                 check.attachments.push(problem(
                     AttachmentProblemKind::InterfaceMissing,
                     vec![selection.to_string()],
                     format!(
-                        "pod {} ({phase}) requested {selection} but its \
-                         {NETWORK_STATUS_ANNOTATION} has no such attachment{instead} (Multus \
-                         lists every attachment it made)",
-                        pod.described()
+                        "requested {selection} but its {NETWORK_STATUS_ANNOTATION} has no such \
+                         attachment{instead} (Multus lists every attachment it made)"
                     ),
                 ));
                 continue;
@@ -397,9 +416,8 @@ pub fn check_pods(pods: &[LivePod], expects_address: impl Fn(&str, &str) -> bool
                     AttachmentProblemKind::NoAddress,
                     vec![selection.to_string()],
                     format!(
-                        "pod {} ({phase}) has {selection} on {} without an address: the IPAM \
-                         handed out none (range exhausted, or the IPAM section is missing)",
-                        pod.described(),
+                        "has {selection} on {} without an address: the IPAM handed out none \
+                         (range exhausted, or the IPAM section is missing)",
                         entry.interface.as_deref().unwrap_or("an unnamed interface")
                     ),
                 ));
