@@ -383,3 +383,302 @@ pub fn check_pools(pools: &[IpPool], pods: &[LivePod]) -> PoolCheck {
     check.unchecked_namespaces = unchecked.into_iter().collect();
     check
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multus::pods::read_pods;
+    use crate::yaml::parse_documents;
+    use proptest::prelude::*;
+
+    // Written from whereabouts' ippool_types.go and ipam.go; the header cites them.
+    const POOLS: &str = include_str!("../../../deploy/examples/live/ippools.yaml");
+    const PODS: &str = include_str!("../../../deploy/examples/live/pods-healthy.yaml");
+
+    fn pools(text: &str) -> (Vec<IpPool>, Problems) {
+        let docs = parse_documents(text).expect("valid YAML");
+        let mut problems = Problems::default();
+        let pools = read_ippools(&docs, &mut problems);
+        (pools, problems)
+    }
+
+    fn pods(text: &str) -> Vec<LivePod> {
+        let docs = parse_documents(text).expect("valid YAML");
+        let mut problems = Problems::default();
+        let pods = read_pods(&docs, &mut problems);
+        assert!(problems.is_valid(), "{problems:?}");
+        pods
+    }
+
+    fn pool(range: &str, allocations: &str) -> String {
+        format!(
+            "apiVersion: {IPPOOL_API_VERSION}\nkind: IPPool\nmetadata: {{name: p, namespace: kube-system}}\nspec:\n  range: {range}\n  allocations: {allocations}\n"
+        )
+    }
+
+    #[test]
+    fn the_example_against_the_healthy_pods() {
+        let (pools, problems) = pools(POOLS);
+        assert_eq!(problems, Problems::default());
+        let check = check_pools(&pools, &pods(PODS));
+        let usage: Vec<(&str, u64, u64, u64, u64)> = check
+            .usage
+            .iter()
+            .map(|u| (u.pool.as_str(), u.usable, u.reserved, u.leaked, u.free))
+            .collect();
+        // whereabouts hands out all but the network and the last address (pkg/iphelpers).
+        assert_eq!(
+            usage,
+            [
+                ("kube-system/192.168.20.0-24", 254, 5, 1, 249),
+                ("kube-system/192.168.30.0-26", 62, 2, 0, 60),
+                ("kube-system/tenant-net-192.168.30.0-24", 254, 1, 0, 253),
+            ]
+        );
+        assert_eq!(check.leaked.len(), 1);
+        assert_eq!(check.leaked[0].address.to_string(), "192.168.20.9");
+        assert_eq!(
+            check.leaked[0].reason,
+            "192.168.20.9 is reserved for pod rook-ceph/rook-ceph-osd-2-old-5d7b9c8f6-k2j4h, \
+             which does not exist"
+        );
+        assert_eq!(
+            check.overlaps,
+            [PoolOverlap {
+                pools: [
+                    "kube-system/192.168.30.0-26".into(),
+                    "kube-system/tenant-net-192.168.30.0-24".into()
+                ],
+                ranges: ["192.168.30.0/26".into(), "192.168.30.0/24".into()],
+            }]
+        );
+        assert_eq!(check.unchecked_namespaces, ["tenant-a"]);
+        // The reservation's fields as whereabouts writes them.
+        let r = &pools[0].reservations[3];
+        assert_eq!(
+            r.pod_ref.as_deref(),
+            Some("rook-ceph/rook-ceph-mgr-a-84b5c7d9f-9tq6p")
+        );
+        assert_eq!(r.ifname.as_deref(), Some("public"));
+        assert!(r.container_id.as_deref().is_some_and(|id| id.len() == 64));
+    }
+
+    // pkg/storage/kubernetes/ipam.go, toIPReservationList: address = the address of
+    // `spec.range` as net.ParseCIDR returns it (as written) + the offset; a key that is not a
+    // non-negative integer is ignored.
+    #[test]
+    fn offsets_to_addresses() {
+        let cases: &[(&str, &str, Result<&str, &str>)] = &[
+            ("192.168.20.0/24", "5", Ok("192.168.20.5")),
+            ("192.168.20.0/24", "254", Ok("192.168.20.254")),
+            ("fd00:20::/64", "255", Ok("fd00:20::ff")),
+            ("10.0.0.8/24", "2", Ok("10.0.0.10")),
+            ("10.0.0.0/30", "4", Err("lies outside 10.0.0.0/30")),
+            ("10.0.0.0/24", "-1", Err("the key is not an offset")),
+            ("10.0.0.0/24", "0x5", Err("the key is not an offset")),
+            ("10.0.0.0/24", "+5", Err("the key is not an offset")),
+            (
+                "10.0.0.0/24",
+                "340282366920938463463374607431768211456",
+                Err("the key is not an offset"),
+            ),
+        ];
+        for (range, offset, expected) in cases {
+            let text = pool(range, &format!("{{\"{offset}\": {{id: c, podref: ns/p}}}}"));
+            let (pools, problems) = pools(&text);
+            assert!(problems.is_valid(), "{range} {offset}: {problems:?}");
+            let reservations = &pools[0].reservations;
+            match expected {
+                Ok(address) => {
+                    assert_eq!(reservations.len(), 1, "{range} {offset}");
+                    assert_eq!(reservations[0].address.to_string(), *address);
+                }
+                Err(warning) => {
+                    assert!(reservations.is_empty(), "{range} {offset}");
+                    assert!(
+                        problems.warnings[0].message.contains(warning),
+                        "{range} {offset}: {:?}",
+                        problems.warnings
+                    );
+                    assert!(
+                        problems.warnings[0]
+                            .field
+                            .starts_with("IPPool kube-system/p: spec.allocations[\"")
+                    );
+                }
+            }
+        }
+    }
+
+    // pkg/reconciler/iploop.go isPodAlive + wrappedPod.go: a reservation is orphaned when no
+    // live pod has its podref, or that pod's network-status (default network left out) does
+    // not list the address; one without podref is skipped.
+    #[test]
+    fn leak_rules() {
+        let live = pods(PODS);
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            (
+                "the pod holds it",
+                "{\"7\": {id: c, podref: rook-ceph/rook-ceph-mon-a-5c7d9f6b4-hk2lm}}",
+                None,
+            ),
+            (
+                "the pod is gone",
+                "{\"7\": {id: c, podref: rook-ceph/gone}}",
+                Some("which does not exist"),
+            ),
+            (
+                "the pod lives but holds another address",
+                "{\"42\": {id: c, podref: rook-ceph/rook-ceph-mon-a-5c7d9f6b4-hk2lm}}",
+                Some("whose network-status does not list it"),
+            ),
+            (
+                "the pod's default-network address does not count",
+                // 10.244.1.0/24 + 8 = mon-a's pod-network address.
+                "{\"8\": {id: c, podref: rook-ceph/rook-ceph-mon-a-5c7d9f6b4-hk2lm}}",
+                Some("whose network-status does not list it"),
+            ),
+            (
+                "no podref: skipped, as whereabouts skips it",
+                "{\"7\": {id: c}}",
+                None,
+            ),
+            (
+                "a namespace the pods do not cover is not judged",
+                "{\"7\": {id: c, podref: elsewhere/gone}}",
+                None,
+            ),
+        ];
+        for (what, allocations, expected) in cases {
+            let range = if what.contains("default-network") {
+                "10.244.1.0/24"
+            } else {
+                "192.168.20.0/24"
+            };
+            let (pools, problems) = pools(&pool(range, allocations));
+            assert!(problems.is_valid(), "{what}: {problems:?}");
+            let check = check_pools(&pools, &live);
+            match expected {
+                None => assert!(check.leaked.is_empty(), "{what}: {:?}", check.leaked),
+                Some(text) => {
+                    assert_eq!(check.leaked.len(), 1, "{what}");
+                    assert!(
+                        check.leaked[0].reason.contains(text),
+                        "{what}: {}",
+                        check.leaked[0].reason
+                    );
+                    assert_eq!(check.usage[0].leaked, 1, "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn usable_addresses_and_overlaps() {
+        // pkg/iphelpers: network and last address never handed out; nothing below 2 host bits.
+        for (range, usable) in [
+            ("10.0.0.0/30", 2),
+            ("10.0.0.0/31", 0),
+            ("10.0.0.0/32", 0),
+            ("fd00::/120", 254),
+        ] {
+            let (pools, _) = pools(&pool(range, "{}"));
+            assert_eq!(check_pools(&pools, &[]).usage[0].usable, usable, "{range}");
+        }
+        let two = |a: &str, b: &str| {
+            format!(
+                "{}---\n{}",
+                pool(a, "{}"),
+                pool(b, "{}").replace("name: p,", "name: q,")
+            )
+        };
+        for (a, b, overlap) in [
+            ("10.0.0.0/24", "10.0.0.128/25", true),
+            ("10.0.0.0/25", "10.0.0.128/25", false),
+            ("10.0.0.0/24", "fd00::/64", false),
+            ("fd00::/64", "fd00::8000:0:0:0/65", true),
+        ] {
+            let (pools, problems) = pools(&two(a, b));
+            assert!(problems.is_valid(), "{problems:?}");
+            assert_eq!(
+                check_pools(&pools, &[]).overlaps.len(),
+                usize::from(overlap),
+                "{a} {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_objects_are_named() {
+        let cases: &[(&str, String, &str)] = &[
+            (
+                "no range",
+                format!(
+                    "apiVersion: {IPPOOL_API_VERSION}\nkind: IPPool\nmetadata: {{name: p, namespace: kube-system}}\nspec: {{}}\n"
+                ),
+                "IPPool kube-system/p: spec.range: an IPPool needs its range",
+            ),
+            (
+                "a range that is not a CIDR",
+                pool("10.0.0/24", "{}"),
+                "IPPool kube-system/p: spec.range: ",
+            ),
+            (
+                "allocations that are a list",
+                pool("10.0.0.0/24", "[1]"),
+                "IPPool kube-system/p: spec.allocations: expected a mapping",
+            ),
+            (
+                "an allocation that is not a mapping",
+                pool("10.0.0.0/24", "{\"1\": x}"),
+                "IPPool kube-system/p: spec.allocations[\"1\"]: expected a mapping",
+            ),
+            (
+                "a podref that is not a string",
+                pool("10.0.0.0/24", "{\"1\": {podref: [a]}}"),
+                "IPPool kube-system/p: spec.allocations[\"1\"].podref: expected a string",
+            ),
+            (
+                "no name",
+                format!(
+                    "apiVersion: {IPPOOL_API_VERSION}\nkind: IPPool\nspec: {{range: 10.0.0.0/24}}\n"
+                ),
+                "document 1.metadata.name: an IPPool needs a name",
+            ),
+            (
+                "the wrong apiVersion",
+                "apiVersion: v1\nkind: IPPool\nmetadata: {name: p}\n".to_string(),
+                "document 1.apiVersion: expected \"whereabouts.cni.cncf.io/v1alpha1\"",
+            ),
+        ];
+        for (what, text, expected) in cases {
+            let (_, problems) = pools(text);
+            let errors: Vec<String> = problems.errors.iter().map(ToString::to_string).collect();
+            assert!(
+                errors.iter().any(|e| e.starts_with(expected)),
+                "{what}: expected {expected:?} among {errors:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_documents_never_panic(text in "\\PC{0,200}") {
+            if let Ok(docs) = parse_documents(&text) {
+                let mut problems = Problems::default();
+                let pools = read_ippools(&docs, &mut problems);
+                let _ = check_pools(&pools, &[]);
+            }
+        }
+
+        #[test]
+        fn arbitrary_ranges_and_offsets_never_panic(range in "[0-9a-f.:/]{1,40}", offset in "[0-9-]{1,45}") {
+            let docs = parse_documents(&pool(&format!("\"{range}\""), &format!("{{\"{offset}\": {{podref: a/b}}}}")));
+            if let Ok(docs) = docs {
+                let mut problems = Problems::default();
+                let pools = read_ippools(&docs, &mut problems);
+                let _ = check_pools(&pools, &[]);
+            }
+        }
+    }
+}

@@ -452,3 +452,403 @@ pub fn check_pods(pods: &[LivePod], expects_address: impl Fn(&str, &str) -> bool
     }
     check
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse_documents;
+    use proptest::prelude::*;
+
+    // The examples are written from the real formats; their headers cite the sources.
+    const HEALTHY: &str = include_str!("../../../deploy/examples/live/pods-healthy.yaml");
+    const BROKEN: &str = include_str!("../../../deploy/examples/live/pods-broken.yaml");
+
+    fn read(text: &str) -> (Vec<LivePod>, Problems) {
+        let docs = parse_documents(text).expect("valid YAML");
+        let mut problems = Problems::default();
+        let pods = read_pods(&docs, &mut problems);
+        (pods, problems)
+    }
+
+    /// A pod in namespace `ns` on `node`, with the annotations given (`None`: absent).
+    fn pod(name: &str, node: &str, networks: Option<&str>, status: Option<&str>) -> String {
+        let mut annotations = serde_json::Map::new();
+        if let Some(n) = networks {
+            annotations.insert(NETWORKS_ANNOTATION.into(), n.into());
+        }
+        if let Some(s) = status {
+            annotations.insert(NETWORK_STATUS_ANNOTATION.into(), s.into());
+        }
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "rook-ceph", "annotations": annotations},
+            "spec": {"nodeName": node},
+            "status": {"phase": "Running"},
+        })
+        .to_string()
+    }
+
+    fn entry(name: &str, interface: &str, ips: &[&str]) -> String {
+        serde_json::json!({"name": name, "interface": interface, "ips": ips}).to_string()
+    }
+
+    fn status(entries: &[String]) -> String {
+        let default = r#"{"name":"k8s-pod-network","ips":["10.244.1.7"],"default":true}"#;
+        format!("[{default},{}]", entries.join(","))
+    }
+
+    #[test]
+    fn healthy_example_has_nothing_to_report_and_reads_all_three_forms() {
+        let (pods, problems) = read(HEALTHY);
+        assert_eq!(problems, Problems::default());
+        assert_eq!(pods.len(), 6);
+        // Rook's JSON list, the short form, the legacy single object.
+        let requested = |name: &str| {
+            pods.iter()
+                .find(|p| p.name.starts_with(name))
+                .map(|p| {
+                    p.requested
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .expect("pod listed")
+        };
+        assert_eq!(
+            requested("rook-ceph-osd-0"),
+            ["rook-ceph/public-net", "rook-ceph/cluster-net"]
+        );
+        assert_eq!(requested("rook-ceph-mon-a"), ["rook-ceph/public-net"]);
+        assert_eq!(
+            requested("rook-ceph-mgr-a"),
+            ["rook-ceph/public-net@public"]
+        );
+        // hostNetwork and the finished job are not checked.
+        assert_eq!(pods.iter().filter(|p| p.is_attached_by_multus()).count(), 4);
+        assert_eq!(check_pods(&pods, |_, _| true), PodCheck::default());
+    }
+
+    #[test]
+    fn broken_example_names_every_problem() {
+        let (pods, problems) = read(BROKEN);
+        assert!(problems.is_valid(), "{problems:?}");
+        let check = check_pods(&pods, |_, _| true);
+        let found: Vec<(AttachmentProblemKind, &str, Vec<String>)> = check
+            .attachments
+            .iter()
+            .map(|a| (a.kind, a.pod.as_str(), a.networks.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    AttachmentProblemKind::NoStatus,
+                    "rook-ceph/rook-ceph-mon-b-6b8f7c5d9-m4n2x",
+                    vec!["rook-ceph/public-net".to_string()]
+                ),
+                (
+                    AttachmentProblemKind::InterfaceMissing,
+                    "rook-ceph/rook-ceph-osd-2-5d7b9c8f6-z7r3t",
+                    vec!["rook-ceph/cluster-net".to_string()]
+                ),
+                (
+                    AttachmentProblemKind::NoAddress,
+                    "rook-ceph/rook-ceph-mgr-a-84b5c7d9f-9tq6p",
+                    vec!["rook-ceph/public-net".to_string()]
+                ),
+            ]
+        );
+        assert_eq!(check.duplicates.len(), 1);
+        let dup = &check.duplicates[0];
+        assert_eq!(dup.network, "rook-ceph/cluster-net");
+        assert_eq!(dup.address.to_string(), "192.168.30.2");
+        assert_eq!(
+            dup.nodes().into_iter().collect::<Vec<_>>(),
+            ["worker-a", "worker-b"]
+        );
+        assert_eq!(
+            dup.summary(),
+            "pods rook-ceph/rook-ceph-osd-0-6d5f8b7c9-x2x7k (node worker-a) and \
+             rook-ceph/rook-ceph-osd-1-7f9c6d8b5-q8w4z (node worker-b) both hold 192.168.30.2 \
+             on network rook-ceph/cluster-net"
+        );
+    }
+
+    // Matching requested networks to network-status entries as Multus names them
+    // (multus-cni docs/how-to-use.md: entries `namespace/name`, interfaces net1, net2, … unless
+    // the selection names one).
+    #[test]
+    fn attachment_rules() {
+        let no_ipam = |_: &str, name: &str| name != "no-ipam";
+        type Expected = &'static [(AttachmentProblemKind, &'static str)];
+        let cases: &[(&str, String, Expected)] = &[
+            (
+                "interface named in the selection but another NAD on it",
+                pod(
+                    "p",
+                    "n1",
+                    Some("public-net@net1"),
+                    Some(&status(&[entry(
+                        "rook-ceph/cluster-net",
+                        "net1",
+                        &["192.168.30.2"],
+                    )])),
+                ),
+                &[(
+                    AttachmentProblemKind::InterfaceMissing,
+                    "interface net1 carries rook-ceph/cluster-net instead",
+                )],
+            ),
+            (
+                "one NAD asked for twice, attached once",
+                pod(
+                    "p",
+                    "n1",
+                    Some("public-net@a,public-net@b"),
+                    Some(&status(&[entry(
+                        "rook-ceph/public-net",
+                        "a",
+                        &["192.168.20.2"],
+                    )])),
+                ),
+                &[(
+                    AttachmentProblemKind::InterfaceMissing,
+                    "requested rook-ceph/public-net@b",
+                )],
+            ),
+            (
+                "a bare entry name is the pod's namespace",
+                pod(
+                    "p",
+                    "n1",
+                    Some("public-net"),
+                    Some(&status(&[entry("public-net", "net1", &["192.168.20.2"])])),
+                ),
+                &[],
+            ),
+            (
+                "an entry of another namespace is not the one asked for",
+                pod(
+                    "p",
+                    "n1",
+                    Some("public-net"),
+                    Some(&status(&[entry(
+                        "other/public-net",
+                        "net1",
+                        &["192.168.20.2"],
+                    )])),
+                ),
+                &[(
+                    AttachmentProblemKind::InterfaceMissing,
+                    "requested rook-ceph/public-net",
+                )],
+            ),
+            (
+                "a NAD without IPAM hands out no address: none expected",
+                pod(
+                    "p",
+                    "n1",
+                    Some("no-ipam"),
+                    Some(&status(&[entry("rook-ceph/no-ipam", "net1", &[])])),
+                ),
+                &[],
+            ),
+            (
+                "an address with a prefix length counts",
+                pod(
+                    "p",
+                    "n1",
+                    Some("public-net"),
+                    Some(&status(&[entry(
+                        "rook-ceph/public-net",
+                        "net1",
+                        &["192.168.20.2/24"],
+                    )])),
+                ),
+                &[],
+            ),
+            (
+                "no annotation asked for nothing",
+                pod("p", "n1", None, None),
+                &[],
+            ),
+        ];
+        for (what, doc, expected) in cases {
+            let (pods, problems) = read(doc);
+            assert!(problems.is_valid(), "{what}: {problems:?}");
+            let check = check_pods(&pods, no_ipam);
+            let found: Vec<(AttachmentProblemKind, &str)> = check
+                .attachments
+                .iter()
+                .map(|a| (a.kind, a.message.as_str()))
+                .collect();
+            assert_eq!(found.len(), expected.len(), "{what}: {found:?}");
+            for ((kind, message), (want_kind, want_text)) in found.iter().zip(expected.iter()) {
+                assert_eq!(kind, want_kind, "{what}");
+                assert!(message.contains(want_text), "{what}: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_rules() {
+        let public = |ip: &str| status(&[entry("rook-ceph/public-net", "net1", &[ip])]);
+        let two = |a: String, b: String| format!("{{\"kind\":\"List\",\"items\":[{a},{b}]}}");
+        let cases: &[(&str, String, usize)] = &[
+            (
+                "two pods, two nodes, one address",
+                two(
+                    pod("a", "n1", Some("public-net"), Some(&public("192.168.20.2"))),
+                    pod("b", "n2", Some("public-net"), Some(&public("192.168.20.2"))),
+                ),
+                1,
+            ),
+            (
+                "one address on two different NADs is not a duplicate",
+                two(
+                    pod("a", "n1", Some("public-net"), Some(&public("192.168.20.2"))),
+                    pod(
+                        "b",
+                        "n2",
+                        Some("cluster-net"),
+                        Some(&status(&[entry(
+                            "rook-ceph/cluster-net",
+                            "net1",
+                            &["192.168.20.2"],
+                        )])),
+                    ),
+                ),
+                0,
+            ),
+            (
+                "one pod holding one address on two interfaces is one holder",
+                pod(
+                    "a",
+                    "n1",
+                    Some("public-net@x,public-net@y"),
+                    Some(&status(&[
+                        entry("rook-ceph/public-net", "x", &["192.168.20.2"]),
+                        entry("rook-ceph/public-net", "y", &["192.168.20.2"]),
+                    ])),
+                ),
+                0,
+            ),
+            (
+                "the default network's addresses are not compared",
+                two(
+                    pod("a", "n1", Some("public-net"), Some(&public("192.168.20.2"))),
+                    pod("b", "n2", Some("public-net"), Some(&public("192.168.20.3"))),
+                ),
+                0,
+            ),
+        ];
+        for (what, doc, expected) in cases {
+            let (pods, problems) = read(doc);
+            assert!(problems.is_valid(), "{what}: {problems:?}");
+            assert_eq!(
+                check_pods(&pods, |_, _| true).duplicates.len(),
+                *expected,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn pods_that_multus_does_not_attach_are_left_out() {
+        let mut host = serde_json::from_str::<Value>(&pod("h", "n1", Some("public-net"), None))
+            .expect("pod JSON");
+        host["spec"]["hostNetwork"] = true.into();
+        let mut done = serde_json::from_str::<Value>(&pod("d", "n1", Some("public-net"), None))
+            .expect("pod JSON");
+        done["status"]["phase"] = "Succeeded".into();
+        let (pods, _) = read(&format!("{{\"kind\":\"List\",\"items\":[{host},{done}]}}"));
+        assert_eq!(pods.len(), 2);
+        assert_eq!(check_pods(&pods, |_, _| true), PodCheck::default());
+    }
+
+    // Bad or partial objects: an error naming the document or pod and the field, never a panic.
+    #[test]
+    fn bad_objects_are_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "no name",
+                "apiVersion: v1\nkind: Pod\nmetadata: {namespace: x}\n",
+                "document 1.metadata.name: a Pod needs a name",
+            ),
+            (
+                "a selection Multus refuses",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    k8s.v1.cni.cncf.io/networks: a/b/c\n",
+                "Pod default/p: metadata.annotations[\"k8s.v1.cni.cncf.io/networks\"]: \"a/b/c\": has 2 '/'",
+            ),
+            (
+                "network-status that is not a list",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: ns\n  annotations:\n    k8s.v1.cni.cncf.io/network-status: '{\"name\": 1}'\n",
+                "Pod ns/p: metadata.annotations[\"k8s.v1.cni.cncf.io/network-status\"]: k8s.v1.cni.cncf.io/network-status is not a list",
+            ),
+            (
+                "annotations that are a list",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: [a]\n",
+                "Pod default/p: metadata.annotations: expected a mapping, found a list",
+            ),
+            (
+                "a node name that is not a string",
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: [a]}\n",
+                "Pod default/p: spec.nodeName: expected a string, found a list",
+            ),
+            (
+                "the wrong apiVersion",
+                "apiVersion: apps/v1\nkind: Pod\nmetadata: {name: p}\n",
+                "document 1.apiVersion: expected \"v1\" for a Pod, found \"apps/v1\"",
+            ),
+            (
+                "items that are not a list",
+                "apiVersion: v1\nkind: List\nitems: {a: 1}\n",
+                "document 1.items: expected a list, found a mapping",
+            ),
+            (
+                "an item that is not a mapping",
+                "apiVersion: v1\nkind: List\nitems: [3]\n",
+                "document 1.items[0]: expected a Pod mapping, found a number",
+            ),
+            (
+                "one pod twice",
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
+                "Pod default/p: metadata.name: listed twice",
+            ),
+        ];
+        for (what, text, expected) in cases {
+            let (_, problems) = read(text);
+            let errors: Vec<String> = problems.errors.iter().map(ToString::to_string).collect();
+            assert!(
+                errors.iter().any(|e| e.starts_with(expected)),
+                "{what}: expected {expected:?} among {errors:?}"
+            );
+        }
+        let (pods, problems) = read("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
+        assert!(pods.is_empty() && problems.is_valid());
+        assert_eq!(
+            problems.warnings[0].to_string(),
+            "document 1: skipped: kind \"Service\" is neither Pod nor a List of pods"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_documents_never_panic(text in "\\PC{0,200}") {
+            if let Ok(docs) = parse_documents(&text) {
+                let mut problems = Problems::default();
+                let pods = read_pods(&docs, &mut problems);
+                let _ = check_pods(&pods, |_, _| true);
+            }
+        }
+
+        #[test]
+        fn arbitrary_annotations_never_panic(networks in "\\PC{0,60}", status in "\\PC{0,80}") {
+            let doc = pod("p", "n", Some(&networks), Some(&status));
+            let docs = parse_documents(&doc).expect("JSON is YAML");
+            let mut problems = Problems::default();
+            let pods = read_pods(&docs, &mut problems);
+            let _ = check_pods(&pods, |_, _| true);
+        }
+    }
+}
