@@ -19,7 +19,7 @@ use multinet_proto::multus::ippool::{
 };
 use multinet_proto::multus::nad::Nad;
 use multinet_proto::multus::pods::{
-    AttachmentProblem, DuplicateAddress, LivePod, check_pods, read_pods,
+    AttachmentProblem, AttachmentProblemKind, DuplicateAddress, LivePod, check_pods, read_pods,
 };
 use multinet_proto::spec_fit::Fit;
 use serde::Serialize;
@@ -359,13 +359,43 @@ pub fn render(report: &LiveReport, out: &mut String) {
                 "  every requested network attached with an address; no address held twice"
             );
         }
+        // One line each; the sentences are under "will not work".
         for a in &report.attachments {
-            let _ = writeln!(out, "  MISSING   pod {} {}", a.pod_described(), a.message);
+            let what = match a.kind {
+                AttachmentProblemKind::NoStatus => "NOTHING ATTACHED",
+                AttachmentProblemKind::InterfaceMissing => "NOT ATTACHED",
+                AttachmentProblemKind::NoAddress => "NO ADDRESS",
+            };
+            let _ = writeln!(
+                out,
+                "  {what:<17} {:<28} pod {}",
+                a.networks.join(", "),
+                a.pod_described()
+            );
         }
         for d in &report.duplicates {
-            let _ = writeln!(out, "  DUPLICATE {}", d.summary);
+            let holders: Vec<String> = d
+                .duplicate
+                .pods
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} (node {})",
+                        p.pod,
+                        p.node.as_deref().unwrap_or("not scheduled")
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<17} {} on {}: {}",
+                "DUPLICATE",
+                d.duplicate.address,
+                d.duplicate.network,
+                holders.join(", ")
+            );
             for s in &d.suggestions {
-                let _ = writeln!(out, "            - {s}");
+                let _ = writeln!(out, "      - {s}");
             }
         }
     }
