@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use multinet_proto::capacity::CapacityCheck;
-use multinet_proto::cidr::to_u128;
+use multinet_proto::cidr::{Cidr, to_u128};
 use multinet_proto::field::{Problem, Problems};
 use multinet_proto::multus::ippool::{
     IpPool, LeakedReservation, PoolOverlap, PoolUsage, check_pools, read_ippools,
@@ -206,16 +206,50 @@ pub fn check(inputs: LiveInputs<'_>, problems: &mut Problems, fit: &mut Fit) -> 
                 ),
             );
         }
+        // The NADs (from --nads) whose whereabouts ranges a pool serves, for the messages.
+        let served_by = |pool_name: &str, open: &str, close: &str| {
+            let Some(pool) = pools.iter().find(|p| p.namespaced_name() == pool_name) else {
+                return String::new();
+            };
+            let names: Vec<String> = whereabouts_ranges(inputs.nads)
+                .filter(|(_, cidr)| *cidr == pool.cidr.network())
+                .map(|(nad, _)| nad.namespaced_name())
+                .collect();
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!("{open}NAD {}{close}", names.join(", "))
+            }
+        };
         for o in &checked.overlaps {
             problems.warn(
                 format!("IPPool {}", o.pools[0]),
                 format!(
-                    "its range {} overlaps IPPool {} ({}): each pool hands out its addresses on \
-                     its own, so two pods can get one address unless whereabouts' \
-                     overlapping-range reservations (keyed by network_name) cover both",
-                    o.ranges[0], o.pools[1], o.ranges[1]
+                    "its range {}{} overlaps IPPool {} ({}{}): {OVERLAP_RISK}",
+                    o.ranges[0],
+                    served_by(&o.pools[0], " (", ")"),
+                    o.pools[1],
+                    o.ranges[1],
+                    served_by(&o.pools[1], ", ", ""),
                 ),
             );
+        }
+        let ranges: Vec<(&Nad, Cidr)> = whereabouts_ranges(inputs.nads).collect();
+        for (i, (a, ra)) in ranges.iter().enumerate() {
+            for (b, rb) in &ranges[i + 1..] {
+                let overlap = ra.family() == rb.family()
+                    && ra.first() <= rb.last()
+                    && rb.first() <= ra.last();
+                if overlap && a.namespaced_name() != b.namespaced_name() {
+                    problems.warn(
+                        format!("NAD {}", a.namespaced_name()),
+                        format!(
+                            "its whereabouts range {ra} overlaps {rb} of NAD {}: {OVERLAP_RISK}",
+                            b.namespaced_name()
+                        ),
+                    );
+                }
+            }
         }
         let demand = match inputs.capacity {
             Some(checks) => free_versus_demand(checks, inputs.nads, &pools, &checked.leaked),
@@ -250,6 +284,25 @@ pub fn check(inputs: LiveInputs<'_>, problems: &mut Problems, fit: &mut Fit) -> 
         });
     }
     report
+}
+
+/// Why overlapping whereabouts ranges are worth a warning, and when they are harmless.
+const OVERLAP_RISK: &str = "each pool hands out its addresses on its own, so two pods can get one \
+    address, unless whereabouts' overlapping-range reservations (`enable_overlapping_ranges`) \
+    cover both — they are keyed by `network_name` and address (pkg/storage/kubernetes/ipam.go, \
+    normalizeIP), so NADs with different `network_name`s are not guarded from each other";
+
+/// Every whereabouts range of `nads`, with its NAD.
+fn whereabouts_ranges(nads: &[Nad]) -> impl Iterator<Item = (&Nad, Cidr)> {
+    nads.iter()
+        .filter_map(|n| n.config.as_ref().map(|c| (n, c)))
+        .filter(|(_, c)| c.ipam.ipam_type.as_deref() == Some("whereabouts"))
+        .flat_map(|(n, c)| {
+            c.ipam
+                .ranges
+                .iter()
+                .filter_map(move |r| r.cidr.parse::<Cidr>().ok().map(|cidr| (n, cidr)))
+        })
 }
 
 /// For each NAD in `checks`: a pod takes one address from each of its whereabouts ranges, so

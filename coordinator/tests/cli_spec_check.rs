@@ -588,6 +588,44 @@ fn live_ippools_leaks_and_overlaps_are_warnings() {
         warnings.iter().any(|w| w.contains("overlaps IPPool")),
         "{warnings:?}"
     );
+
+    // Two whereabouts NADs whose ranges overlap: named, each with its range.
+    let nads = TempFile::new(
+        "nads-overlapping.yaml",
+        &["192.168.30.0/26", "192.168.30.32/27"]
+            .iter()
+            .zip(["cluster-net", "tenant-net"])
+            .map(|(range, name)| {
+                format!(
+                    "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {{name: {name}, namespace: rook-ceph}}\nspec:\n  config: '{{\"cniVersion\": \"0.3.1\", \"type\": \"macvlan\", \"master\": \"eth2\", \"ipam\": {{\"type\": \"whereabouts\", \"range\": \"{range}\"}}}}'\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n"),
+    );
+    let out = multinet(&[
+        "spec",
+        "check",
+        "--pods",
+        PODS_HEALTHY,
+        "--ippools",
+        IPPOOLS,
+        "--nads",
+        nads.path(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "NAD rook-ceph/cluster-net: its whereabouts range 192.168.30.0/26 overlaps \
+             192.168.30.32/27 of NAD rook-ceph/tenant-net"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("its range 192.168.30.0/26 (NAD rook-ceph/cluster-net) overlaps IPPool"),
+        "{text}"
+    );
 }
 
 #[test]
