@@ -67,10 +67,17 @@ pub struct SpecCheckArgs {
 /// but will not work as configured, else 0.
 pub fn run(command: SpecCommand) -> u8 {
     let SpecCommand::Check(args) = command;
-    if args.pods.as_deref() == Some(Path::new("-"))
-        && (args.ippools.as_deref() == Some(Path::new("-"))
-            || args.file.as_deref() == Some(Path::new("-")))
-    {
+    let from_stdin = [
+        &args.file,
+        &args.nads,
+        &args.config,
+        &args.pods,
+        &args.ippools,
+    ]
+    .into_iter()
+    .filter(|p| p.as_deref() == Some(Path::new("-")))
+    .count();
+    if from_stdin > 1 {
         eprintln!("error: only one input can be read from standard input (`-`)");
         return exit::INVALID;
     }
