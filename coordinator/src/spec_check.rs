@@ -279,6 +279,8 @@ pub struct LiveOnlyRequest {
     pub nads: Option<PathBuf>,
     /// `--nodes` (without a manifest nothing can be compared: said as a warning).
     pub nodes: Option<u32>,
+    /// `-c` (without a manifest there is no worst case to count: said as a warning).
+    pub config: Option<PathBuf>,
     /// Namespace for NADs without one [default: rook-ceph].
     pub namespace: Option<String>,
 }
@@ -312,6 +314,23 @@ pub fn build_live_only(args: &LiveOnlyRequest) -> LiveOnlyReport {
         &mut problems,
         &mut fit,
     );
+    // With --ippools, `check` says why --nodes compared nothing.
+    if args.nodes.is_some() && args.ippools.is_none() {
+        problems.warn(
+            "--nodes",
+            "the worst case is compared with the addresses free now only with the CephCluster \
+             manifest, --nads and --ippools; nothing was compared",
+        );
+    }
+    if let Some(config) = &args.config {
+        problems.warn(
+            "--config",
+            format!(
+                "{} was not read: without the CephCluster manifest there is no worst case to count",
+                config.display()
+            ),
+        );
+    }
     LiveOnlyReport {
         valid: problems.is_valid(),
         will_not_work: fit.will_not_work,

@@ -698,6 +698,26 @@ fn live_free_addresses_against_the_worst_case() {
         "{}",
         stdout(&out)
     );
+    let out = multinet(&[
+        "spec",
+        "check",
+        "--pods",
+        PODS_HEALTHY,
+        "--nodes",
+        "3",
+        "-c",
+        "deploy/examples/run-config-converged.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("--nodes: the worst case is compared"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--config: deploy/examples/run-config-converged.yaml was not read"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -87,6 +87,7 @@ pub fn run(command: SpecCommand) -> u8 {
             ippools: args.ippools,
             nads: args.nads,
             nodes: args.nodes,
+            config: args.config,
             namespace: args.namespace,
         });
         match args.output {
