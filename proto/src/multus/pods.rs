@@ -11,7 +11,8 @@
 //! matched by NAD name, and by interface only when the selection names one.
 //!
 //! Pods with `spec.hostNetwork: true` are left out of the attachment checks (Multus does not
-//! attach networks to them), and so are pods that have ended (`Succeeded`, `Failed`: their
+//! attach networks to them), and so are pods not scheduled yet (no sandbox exists for Multus to
+//! attach to) and pods that have ended (`Succeeded`, `Failed`: their
 //! sandbox and its addresses are gone). Every pod listed counts as existing, for the IPPool
 //! checks in [`super::ippool`].
 //!
@@ -64,9 +65,12 @@ impl LivePod {
         )
     }
 
-    /// True when the attachment checks apply: not host-network, not ended.
+    /// True when the attachment checks apply: scheduled (no sandbox, so no Multus, before),
+    /// not host-network, not ended.
     pub fn is_attached_by_multus(&self) -> bool {
-        !self.host_network && !matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
+        self.node.is_some()
+            && !self.host_network
+            && !matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
     }
 
     /// Every address its `network-status` lists on secondary networks (the default network's
@@ -761,8 +765,15 @@ mod tests {
         let mut done = serde_json::from_str::<Value>(&pod("d", "n1", Some("public-net"), None))
             .expect("pod JSON");
         done["status"]["phase"] = "Succeeded".into();
-        let (pods, _) = read(&format!("{{\"kind\":\"List\",\"items\":[{host},{done}]}}"));
-        assert_eq!(pods.len(), 2);
+        let mut unscheduled =
+            serde_json::from_str::<Value>(&pod("u", "n1", Some("public-net"), None))
+                .expect("pod JSON");
+        unscheduled["spec"] = serde_json::json!({});
+        unscheduled["status"]["phase"] = "Pending".into();
+        let (pods, _) = read(&format!(
+            "{{\"kind\":\"List\",\"items\":[{host},{done},{unscheduled}]}}"
+        ));
+        assert_eq!(pods.len(), 3);
         assert_eq!(check_pods(&pods, |_, _| true), PodCheck::default());
     }
 
