@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::matrix::PathMatrix;
 
 pub use rules::derive;
+pub(crate) use rules::duplicate_address_suggestions;
 
 /// What a finding is about: the `findings[].kind` vocabulary of docs/report.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

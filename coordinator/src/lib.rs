@@ -21,6 +21,7 @@
 //!   cluster's nodes.
 //! * [`input`] — reading user files, with errors that name the file.
 //! * [`spec_check`], [`spec_report`] — `multinet spec check` and its text form;
+//!   [`spec_live`] — its `--pods` / `--ippools` part, the live state of the networks;
 //!   [`config_cmd`] — `multinet config sample` and `multinet config check`.
 //! * [`pki`] — the run CA and certificates.
 //! * [`control_plane`] — the QUIC endpoint and per-connection tasks (the bridge to the actors).
@@ -67,5 +68,6 @@ pub mod run;
 pub mod scheduler;
 pub mod signals;
 pub mod spec_check;
+pub mod spec_live;
 pub mod spec_report;
 pub mod supervisor;

@@ -14,6 +14,7 @@ use multinet_proto::spec_fit::{Fit, check_selected_nads};
 use serde::Serialize;
 
 use crate::input::{read_documents, read_text_or_report};
+use crate::spec_live::{LiveInputs, LiveOnlyReport, LiveReport};
 
 /// Everything `spec check` reports. The JSON output is this structure.
 #[derive(Debug, Serialize)]
@@ -36,6 +37,9 @@ pub struct SpecReport {
     /// Capacity against the worst case (`--nodes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityReport>,
+    /// The live state (`--pods`, `--ippools`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveReport>,
 }
 
 /// One NAD in the report.
@@ -83,6 +87,10 @@ pub struct SpecCheckRequest {
     pub config: Option<PathBuf>,
     /// Namespace for selections without one, when the manifest names none.
     pub namespace: Option<String>,
+    /// Live pods (`kubectl get pods -A -o yaml`) to check against what they requested.
+    pub pods: Option<PathBuf>,
+    /// whereabouts IPPools (`kubectl get ippools.whereabouts.cni.cncf.io -A -o yaml`).
+    pub ippools: Option<PathBuf>,
 }
 
 /// Builds the report (no output).
@@ -184,6 +192,20 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
         }
     });
 
+    let live = (args.pods.is_some() || args.ippools.is_some()).then(|| {
+        crate::spec_live::check(
+            LiveInputs {
+                pods: args.pods.as_deref(),
+                ippools: args.ippools.as_deref(),
+                nads: &nads,
+                capacity: capacity.as_ref().map(|c| c.checks.as_slice()),
+                nodes_given: args.nodes.is_some(),
+            },
+            &mut problems,
+            &mut fit,
+        )
+    });
+
     network.problems = problems;
     SpecReport {
         file,
@@ -192,6 +214,7 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
         network,
         nads: nads_report,
         capacity,
+        live,
     }
 }
 
@@ -243,4 +266,75 @@ fn per_node_clients(config: Option<&RunConfig>, path: Option<&Path>) -> (PerNode
         source
     };
     (counts, source)
+}
+
+/// What `spec check` without a manifest is asked: only the live state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveOnlyRequest {
+    /// Live pods (`kubectl get pods -A -o yaml`), `-` for standard input.
+    pub pods: Option<PathBuf>,
+    /// whereabouts IPPools.
+    pub ippools: Option<PathBuf>,
+    /// NADs, to know which carry no IPAM (their attachments have no address by design).
+    pub nads: Option<PathBuf>,
+    /// `--nodes` (without a manifest nothing can be compared: said as a warning).
+    pub nodes: Option<u32>,
+    /// `-c` (without a manifest there is no worst case to count: said as a warning).
+    pub config: Option<PathBuf>,
+    /// Namespace for NADs without one [default: rook-ceph].
+    pub namespace: Option<String>,
+}
+
+/// Builds the report of `spec check --pods/--ippools` without a manifest (no output).
+pub fn build_live_only(args: &LiveOnlyRequest) -> LiveOnlyReport {
+    let mut problems = Problems::default();
+    let mut fit = Fit::default();
+    let nads = match &args.nads {
+        Some(path) => {
+            let docs = read_documents(path, &mut problems).unwrap_or_default();
+            let namespace = args
+                .namespace
+                .as_deref()
+                .unwrap_or(multinet_proto::network::DEFAULT_NAMESPACE);
+            let mut found = Problems::default();
+            let nads = read_nads(&docs, namespace, &mut found);
+            problems.absorb_under(&path.display().to_string(), found);
+            nads
+        }
+        None => Vec::new(),
+    };
+    let live = crate::spec_live::check(
+        LiveInputs {
+            pods: args.pods.as_deref(),
+            ippools: args.ippools.as_deref(),
+            nads: &nads,
+            capacity: None,
+            nodes_given: args.nodes.is_some(),
+        },
+        &mut problems,
+        &mut fit,
+    );
+    // With --ippools, `check` says why --nodes compared nothing.
+    if args.nodes.is_some() && args.ippools.is_none() {
+        problems.warn(
+            "--nodes",
+            "the worst case is compared with the addresses free now only with the CephCluster \
+             manifest, --nads and --ippools; nothing was compared",
+        );
+    }
+    if let Some(config) = &args.config {
+        problems.warn(
+            "--config",
+            format!(
+                "{} was not read: without the CephCluster manifest there is no worst case to count",
+                config.display()
+            ),
+        );
+    }
+    LiveOnlyReport {
+        valid: problems.is_valid(),
+        will_not_work: fit.will_not_work,
+        live,
+        problems,
+    }
 }

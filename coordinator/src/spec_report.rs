@@ -2,11 +2,12 @@
 
 use std::fmt::Write;
 
-use multinet_proto::field::Problem;
+use multinet_proto::field::{Problem, Problems};
 use multinet_proto::multus::ipam::RangeReport;
 use multinet_proto::network::{CephNetwork, NetworkChoice, Provider};
 
 use crate::spec_check::SpecReport;
+use crate::spec_live::LiveOnlyReport;
 
 /// Renders `report` as text.
 pub fn render(report: &SpecReport) -> String {
@@ -156,25 +157,47 @@ pub fn render(report: &SpecReport) -> String {
         }
     }
 
-    section(&mut out, "warnings", &n.problems.warnings);
-    section(&mut out, "will not work", &report.will_not_work);
-    section(&mut out, "errors", &n.problems.errors);
-    let warnings = n.problems.warnings.len();
+    if let Some(live) = &report.live {
+        crate::spec_live::render(live, &mut out);
+    }
+    verdict(&mut out, report.valid, &n.problems, &report.will_not_work);
+    out
+}
+
+/// Renders a `spec check` without a manifest: the live state, then what is wrong.
+pub fn render_live_only(report: &LiveOnlyReport) -> String {
+    let mut out = String::from("spec check: live state");
+    out.push('\n');
+    crate::spec_live::render(&report.live, &mut out);
+    verdict(
+        &mut out,
+        report.valid,
+        &report.problems,
+        &report.will_not_work,
+    );
+    out
+}
+
+/// The warnings, will-not-work and errors sections, then the one-line verdict.
+fn verdict(out: &mut String, valid: bool, problems: &Problems, will_not_work: &[Problem]) {
+    section(out, "warnings", &problems.warnings);
+    section(out, "will not work", will_not_work);
+    section(out, "errors", &problems.errors);
+    let warnings = problems.warnings.len();
     let _ = writeln!(
         out,
         "\n{}",
-        if !report.valid {
-            format!("INVALID: {} error(s)", n.problems.errors.len())
-        } else if !report.will_not_work.is_empty() {
+        if !valid {
+            format!("INVALID: {} error(s)", problems.errors.len())
+        } else if !will_not_work.is_empty() {
             format!(
                 "valid, but WILL NOT WORK as configured: {} problem(s) ({warnings} warning(s))",
-                report.will_not_work.len()
+                will_not_work.len()
             )
         } else {
             format!("valid ({warnings} warning(s))")
         }
     );
-    out
 }
 
 fn describe_choice(choice: &NetworkChoice) -> String {

@@ -470,3 +470,306 @@ fn help_documents_the_exit_codes() {
         assert!(text.contains(want), "{want}: {text}");
     }
 }
+
+// `spec check --pods` / `--ippools`: the live state, from the example objects in
+// deploy/examples/live (written from the real formats; their headers cite the sources).
+
+const PODS_HEALTHY: &str = "deploy/examples/live/pods-healthy.yaml";
+const PODS_BROKEN: &str = "deploy/examples/live/pods-broken.yaml";
+const IPPOOLS: &str = "deploy/examples/live/ippools.yaml";
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+#[test]
+fn live_pods_without_a_manifest() {
+    let healthy = multinet(&["spec", "check", "--pods", PODS_HEALTHY]);
+    assert_eq!(healthy.status.code(), Some(0), "{}", stdout(&healthy));
+    assert!(
+        stdout(&healthy).contains("6 pod(s), 4 with Multus attachments checked"),
+        "{}",
+        stdout(&healthy)
+    );
+
+    let broken = multinet(&["spec", "check", "--pods", PODS_BROKEN]);
+    assert_eq!(broken.status.code(), Some(1), "{}", stdout(&broken));
+    let text = stdout(&broken);
+    assert!(
+        text.contains(
+            "duplicate_address: pods rook-ceph/rook-ceph-osd-0-6d5f8b7c9-x2x7k (node worker-a) and \
+             rook-ceph/rook-ceph-osd-1-7f9c6d8b5-q8w4z (node worker-b) both hold 192.168.30.2 \
+             on network rook-ceph/cluster-net"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("host-local allocates on each node on its own"),
+        "{text}"
+    );
+
+    let out = multinet(&["spec", "check", "--pods", PODS_BROKEN, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let kinds: Vec<&str> = v["live"]["attachments"]
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .filter_map(|a| a["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["no_status", "interface_missing", "no_address"]);
+    let dup = &v["live"]["duplicates"][0];
+    assert_eq!(dup["address"], "192.168.30.2");
+    assert_eq!(dup["pods"][0]["node"], "worker-a");
+    assert_eq!(dup["pods"][1]["node"], "worker-b");
+    let will_not_work = v["will_not_work"].as_array().expect("will_not_work");
+    assert_eq!(will_not_work.len(), 4);
+    assert!(
+        will_not_work
+            .iter()
+            .any(|p| p["field"] == "duplicate_address")
+    );
+}
+
+#[test]
+fn live_pods_from_standard_input() {
+    let text = std::fs::read_to_string(workspace_root().join(PODS_BROKEN)).expect("example");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+        .args(["spec", "check", "--pods", "-", "-o", "json"])
+        .current_dir(workspace_root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("multinet runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).expect("write pods");
+    }
+    let out = child.wait_with_output().expect("multinet ends");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["live"]["pods"], 5);
+    // Only one input can come from standard input.
+    let both = multinet(&["spec", "check", "-", "--pods", "-"]);
+    assert_eq!(both.status.code(), Some(22));
+}
+
+#[test]
+fn live_ippools_leaks_and_overlaps_are_warnings() {
+    let out = multinet(&[
+        "spec",
+        "check",
+        "--pods",
+        PODS_HEALTHY,
+        "--ippools",
+        IPPOOLS,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let v = json(&out);
+    let pools = &v["live"]["ippools"];
+    assert_eq!(pools["leaked"][0]["address"], "192.168.20.9");
+    assert_eq!(pools["overlaps"].as_array().map(Vec::len), Some(1));
+    assert_eq!(pools["unchecked_namespaces"][0], "tenant-a");
+    let warnings: Vec<String> = v["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| format!("{}: {}", w["field"], w["message"]))
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("IPPool kube-system/192.168.20.0-24") && w.contains("1 leaked")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("overlaps IPPool")),
+        "{warnings:?}"
+    );
+
+    // Two whereabouts NADs whose ranges overlap: named, each with its range.
+    let nads = TempFile::new(
+        "nads-overlapping.yaml",
+        &["192.168.30.0/26", "192.168.30.32/27"]
+            .iter()
+            .zip(["cluster-net", "tenant-net"])
+            .map(|(range, name)| {
+                format!(
+                    "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {{name: {name}, namespace: rook-ceph}}\nspec:\n  config: '{{\"cniVersion\": \"0.3.1\", \"type\": \"macvlan\", \"master\": \"eth2\", \"ipam\": {{\"type\": \"whereabouts\", \"range\": \"{range}\"}}}}'\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n"),
+    );
+    let out = multinet(&[
+        "spec",
+        "check",
+        "--pods",
+        PODS_HEALTHY,
+        "--ippools",
+        IPPOOLS,
+        "--nads",
+        nads.path(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "NAD rook-ceph/cluster-net: its whereabouts range 192.168.30.0/26 overlaps \
+             192.168.30.32/27 of NAD rook-ceph/tenant-net"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("its range 192.168.30.0/26 (NAD rook-ceph/cluster-net) overlaps IPPool"),
+        "{text}"
+    );
+}
+
+#[test]
+fn live_free_addresses_against_the_worst_case() {
+    let manifest = [
+        "spec",
+        "check",
+        "deploy/examples/cephcluster-multus.yaml",
+        "--nads",
+        "deploy/examples/nads.yaml",
+        "--nodes",
+        "3",
+        "--pods",
+        PODS_HEALTHY,
+        "--ippools",
+    ];
+    let mut args = manifest.to_vec();
+    args.extend([IPPOOLS, "-o", "json"]);
+    let fits = multinet(&args);
+    assert_eq!(fits.status.code(), Some(0), "{}", stdout(&fits));
+    let demand = json(&fits)["live"]["ippools"]["demand"].clone();
+    // cluster-net: 3 nodes × 3 OSDs + the server = 10; 62 usable − 2 reserved = 60 free.
+    let cluster = demand
+        .as_array()
+        .and_then(|d| d.iter().find(|c| c["nad"] == "rook-ceph/cluster-net"))
+        .expect("cluster-net compared");
+    assert_eq!(
+        (cluster["demand"].clone(), cluster["free"].clone()),
+        (10.into(), 60.into())
+    );
+
+    // 55 of cluster-net's 62 addresses held by pods that are gone: 7 free, 10 needed.
+    let mut full = String::from(
+        "apiVersion: whereabouts.cni.cncf.io/v1alpha1\nkind: IPPool\nmetadata:\n  name: 192.168.30.0-26\n  namespace: kube-system\nspec:\n  range: 192.168.30.0/26\n  allocations:\n",
+    );
+    for offset in 1..=55 {
+        full.push_str(&format!(
+            "    \"{offset}\": {{id: c{offset}, podref: rook-ceph/gone-{offset}, ifname: net2}}\n"
+        ));
+    }
+    let pools = TempFile::new("ippools-full.yaml", &full);
+    let mut args = manifest.to_vec();
+    args.push(pools.path());
+    let out = multinet(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "NAD rook-ceph/cluster-net: the worst case needs 10 address(es) but only 7 are free \
+             now: 192.168.30.0/26: 62 usable − 55 reserved in IPPool kube-system/192.168.30.0-26 \
+             (55 of them leaked) = 7 free"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    // Without the manifest nothing says which pool serves which network: a warning.
+    let out = multinet(&[
+        "spec",
+        "check",
+        "--pods",
+        PODS_HEALTHY,
+        "--ippools",
+        IPPOOLS,
+        "--nodes",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("--nodes: comparing free addresses with the worst case needs"),
+        "{}",
+        stdout(&out)
+    );
+    let out = multinet(&[
+        "spec",
+        "check",
+        "--pods",
+        PODS_HEALTHY,
+        "--nodes",
+        "3",
+        "-c",
+        "deploy/examples/run-config-converged.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("--nodes: the worst case is compared"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--config: deploy/examples/run-config-converged.yaml was not read"),
+        "{text}"
+    );
+}
+
+#[test]
+fn live_bad_objects_exit_22_naming_the_object() {
+    let pods = TempFile::new(
+        "pods-bad.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: rook-ceph-osd-0\n    namespace: rook-ceph\n    annotations:\n      k8s.v1.cni.cncf.io/network-status: 'not json'\n- apiVersion: v1\n  kind: Pod\n  metadata: {namespace: rook-ceph}\n",
+    );
+    let pools = TempFile::new(
+        "ippools-bad.yaml",
+        "apiVersion: whereabouts.cni.cncf.io/v1alpha1\nkind: IPPool\nmetadata: {name: broken, namespace: kube-system}\nspec: {range: 192.168.20/24}\n",
+    );
+    let out = multinet(&[
+        "spec",
+        "check",
+        "--pods",
+        pods.path(),
+        "--ippools",
+        pools.path(),
+    ]);
+    assert_eq!(out.status.code(), Some(22), "{}", stdout(&out));
+    let text = stdout(&out);
+    for expected in [
+        "Pod rook-ceph/rook-ceph-osd-0: metadata.annotations[\"k8s.v1.cni.cncf.io/network-status\"]",
+        "document 1.items[1].metadata.name: a Pod needs a name",
+        "IPPool kube-system/broken: spec.range",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    let missing = multinet(&["spec", "check", "--pods", "no-such-pods.yaml"]);
+    assert_eq!(missing.status.code(), Some(22));
+    assert!(stdout(&missing).contains("no-such-pods.yaml: cannot read: no such file"));
+}
+
+#[test]
+fn readme_live_example_is_what_multinet_prints() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let example = readme
+        .split("### Example: `spec check --pods`")
+        .nth(1)
+        .and_then(|rest| rest.split("```text\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("README has the spec check --pods example block");
+    let (command, output) = example.split_once('\n').expect("command line, then output");
+    let args: Vec<&str> = command
+        .trim_start_matches("$ multinet ")
+        .split_whitespace()
+        .collect();
+    let out = multinet(&args);
+    assert_eq!(
+        stdout(&out),
+        output,
+        "README's example is stale: update it from the command's output"
+    );
+}

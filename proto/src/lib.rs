@@ -16,7 +16,8 @@
 //! * [`assignment`] — what an agent is told when it starts.
 //! * [`control`] — control-plane messages and their length-prefixed bincode codec.
 //! * [`network`] — the CephCluster network API: validation and what it turns into.
-//! * [`multus`] — the Multus formats: selection and status annotations, NADs, IPAM capacity.
+//! * [`multus`] — the Multus formats: selection and status annotations, NADs, IPAM capacity;
+//!   live pods and whereabouts IPPools as `kubectl` prints them.
 //! * [`config`] — the run configuration: Rook's `ValidationTestConfig` keys plus multinet's
 //!   probe settings, defaults, validation, Go durations and commented samples.
 

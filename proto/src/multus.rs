@@ -4,10 +4,14 @@
 //! * [`selection`] — the `k8s.v1.cni.cncf.io/networks` selection annotation (short and JSON).
 //! * [`status`] — the `k8s.v1.cni.cncf.io/network-status` annotation as Multus writes it.
 //! * [`nad`] — NetworkAttachmentDefinition objects and their CNI `spec.config`.
+//! * [`pods`] — live pods: requested networks against `network-status`, duplicate addresses.
+//! * [`ippool`] — whereabouts IPPool objects: leaked reservations, free addresses, overlaps.
 //! * [`ipam`] — IPAM sections (whereabouts, host-local, static, dhcp) and their capacity.
 
 pub mod ipam;
+pub mod ippool;
 pub mod nad;
+pub mod pods;
 pub mod selection;
 pub mod status;
 

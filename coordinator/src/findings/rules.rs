@@ -11,6 +11,7 @@
 //! situations (`flaky` three ways, `agent_lost` two), each with its own advice.
 
 mod addresses;
+pub(crate) use addresses::duplicate_address_suggestions;
 mod agents;
 mod host;
 mod network;

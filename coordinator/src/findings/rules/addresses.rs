@@ -49,18 +49,7 @@ pub(super) fn duplicate_addresses(facts: &RunFacts, out: &mut Vec<Finding>) {
                 named.join(", ")
             ),
         };
-        let suggestions: &[&str] = if nodes.len() > 1 {
-            &[
-                "host-local allocates on each node on its own: on a network that spans nodes, use whereabouts (one cluster-wide pool) or give each node a range of its own",
-                "with whereabouts: look for reservations of pods that no longer exist in its IPPool objects (`kubectl get ippools.whereabouts.cni.cncf.io -A -o yaml`), and for two NADs whose ranges overlap",
-                "with static IPAM: every pod of a Ceph network needs an address of its own, which Rook does not set; use whereabouts",
-            ]
-        } else {
-            &[
-                "two pods of one node with one address: two NADs on this network with overlapping ranges, or static IPAM handing out one address to every pod",
-                "with whereabouts: look for leaked reservations in its IPPool objects",
-            ]
-        };
+        let suggestions = duplicate_address_suggestions(nodes.len() > 1);
         out.push(finding(
             FindingKind::DuplicateAddress,
             Severity::Fail,
@@ -80,5 +69,23 @@ pub(super) fn duplicate_addresses(facts: &RunFacts, out: &mut Vec<Finding>) {
             ]),
             suggestions,
         ));
+    }
+}
+
+/// What to check when two pods hold one address: `across_nodes` when the holders are on more
+/// than one node (host-local's per-node leases are the usual cause), else on one node. Shared
+/// by the run's finding and `spec check --pods`.
+pub(crate) fn duplicate_address_suggestions(across_nodes: bool) -> &'static [&'static str] {
+    if across_nodes {
+        &[
+            "host-local allocates on each node on its own: on a network that spans nodes, use whereabouts (one cluster-wide pool) or give each node a range of its own",
+            "with whereabouts: look for reservations of pods that no longer exist in its IPPool objects (`kubectl get ippools.whereabouts.cni.cncf.io -A -o yaml`), and for two NADs whose ranges overlap",
+            "with static IPAM: every pod of a Ceph network needs an address of its own, which Rook does not set; use whereabouts",
+        ]
+    } else {
+        &[
+            "two pods of one node with one address: two NADs on this network with overlapping ranges, or static IPAM handing out one address to every pod",
+            "with whereabouts: look for leaked reservations in its IPPool objects",
+        ]
     }
 }
