@@ -167,6 +167,15 @@ impl PathStats {
     }
 }
 
+/// A path that has reported only failures so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeverSucceeded {
+    /// Its probes, every one failed.
+    pub probes: u64,
+    /// From its first probe to its last, milliseconds of the agent's clock.
+    pub span_ms: u64,
+}
+
 /// Who a client is, as the matrix needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientInfo {
@@ -235,6 +244,24 @@ impl PathMatrix {
         any
     }
 
+    /// Of `client`'s paths on `network` that have reported only failures, the one failing
+    /// longest (by the agent's clock; more probes break a tie); `None` when every path has
+    /// succeeded at least once, or none reported. What the supervisor's early verdict reads:
+    /// a path that never once succeeded is blocked, not lossy.
+    pub fn never_succeeded(&self, client: &str, network: CephNetwork) -> Option<NeverSucceeded> {
+        self.paths
+            .iter()
+            .filter(|(k, s)| k.client == client && k.network == network && s.sent > 0 && s.ok == 0)
+            .map(|(_, s)| NeverSucceeded {
+                probes: s.sent,
+                span_ms: s
+                    .last_ms
+                    .zip(s.first_ms)
+                    .map_or(0, |(last, first)| last.saturating_sub(first)),
+            })
+            .max_by_key(|n| (n.span_ms, n.probes))
+    }
+
     /// Number of paths.
     pub fn len(&self) -> usize {
         self.paths.len()
@@ -296,6 +323,25 @@ mod tests {
         assert!(m.client_passes("c1", CephNetwork::Public, 2));
         assert!(!m.client_passes("c1", CephNetwork::Public, 3));
         assert!(!m.client_passes("c1", CephNetwork::Cluster, 1));
+    }
+
+    #[test]
+    fn a_path_that_never_succeeded_is_told_apart_from_a_lossy_one() {
+        let mut m = PathMatrix::default();
+        let dead: Vec<_> = (0..5).map(|i| result(i * 200, false)).collect();
+        m.record("c1", "n1", &dead, 0);
+        assert_eq!(
+            m.never_succeeded("c1", CephNetwork::Public),
+            Some(NeverSucceeded {
+                probes: 5,
+                span_ms: 800
+            })
+        );
+        assert_eq!(m.never_succeeded("c1", CephNetwork::Cluster), None);
+        // One success, however late, and the path is lossy, not dead.
+        m.record("c1", "n1", &[result(1_000, true)], 0);
+        assert_eq!(m.never_succeeded("c1", CephNetwork::Public), None);
+        assert_eq!(m.never_succeeded("nobody", CephNetwork::Public), None);
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub struct StageTiming {
     pub name: String,
     /// How long it took, ms.
     pub duration_ms: u64,
-    /// `done` or `deadline`.
+    /// `done`, `decided` (the early verdict), `deadline` or `server lost`.
     pub outcome: String,
 }
 
