@@ -14,9 +14,12 @@
 //!    is this agent's path, not a slow start; and Rook's flaky window (`flakyThreshold`, counted
 //!    from the first agent that passed, as Rook counts it from the first Ready client) is over,
 //!    so a clean pass is no longer possible whatever this agent does next; and
-//! 2. one of its paths (network, target, probe kind) has never succeeded, over at least
-//!    `flakyThreshold` of its own probing and at least as many probes as Rook's success
-//!    threshold (12): as much evidence to call a path dead as Rook asks to call a client Ready.
+//! 2. on one network, some of its paths (target, probe kind) have never succeeded, and those
+//!    paths together failed over at least `flakyThreshold` of its own probing and at least as
+//!    many probes as Rook's success threshold (12): as much evidence to call a path dead as
+//!    Rook asks to call a client Ready. (Together, because a blocked probe waits out the probe
+//!    timeout, 4 s by default, and an agent probes its kinds one after another: one path
+//!    alone gets a result only every few rounds.)
 //!
 //! A path with even one success is lossy, not dead, and is never ended early: random loss
 //! keeps probing until the client passes (late, so Rook's flaky warning) or `resourceTimeout`
@@ -135,8 +138,8 @@ impl Moment<'_> {
 
     /// Whether an agent that has not passed has failed beyond doubt, given how each of its
     /// (network) pairs stands in the matrix now: a reference passed at least `rule.window`
-    /// ago, and one of its paths never succeeded over `rule.window` and `rule.min_failures`
-    /// probes (the module's documentation says why).
+    /// ago, and on one network its paths that never succeeded failed over `rule.window` and
+    /// `rule.min_failures` probes (the module's documentation says why).
     pub(super) fn failed_for_certain(&self, standings: &[Standing], rule: EarlyVerdict) -> bool {
         let window_ms = rule.window.as_millis() as u64;
         let window_over = self
@@ -414,8 +417,8 @@ mod tests {
     fn a_path_that_never_succeeded_for_the_flaky_threshold_fails_beyond_doubt_once_a_reference_passed()
      {
         let mut world = World::new();
-        // A blocked path at 200 ms: 160 probes over 32 s, none succeeded.
-        let blocked = [LOSSY, dead(160, 32_000)];
+        // Blocked paths: 12 probes over 32 s, none succeeded.
+        let blocked = [LOSSY, dead(12, 32_000)];
         assert!(
             !world.at(40 * S).failed_for_certain(&blocked, ROOK),
             "no reference passed: a slow start and a dead network look alike"
