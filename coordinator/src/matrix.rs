@@ -167,6 +167,15 @@ impl PathStats {
     }
 }
 
+/// A client's paths on one network that have reported only failures so far, together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeverSucceeded {
+    /// Their probes, every one failed.
+    pub probes: u64,
+    /// From the first of those probes to the last, milliseconds of the agent's clock.
+    pub span_ms: u64,
+}
+
 /// Who a client is, as the matrix needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientInfo {
@@ -235,6 +244,32 @@ impl PathMatrix {
         any
     }
 
+    /// `client`'s paths on `network` that have reported only failures, together: their
+    /// probes, and the time from the first to the last of them (the agent's clock); `None`
+    /// when every path has succeeded at least once, or none reported. What the supervisor's
+    /// early verdict reads: a path that never once succeeded is blocked, not lossy. Summed
+    /// over the paths because a blocked probe waits out the probe timeout and an agent probes
+    /// its kinds one after another: each path alone gets a result only every few rounds.
+    pub fn never_succeeded(&self, client: &str, network: CephNetwork) -> Option<NeverSucceeded> {
+        let mut dead = self
+            .paths
+            .iter()
+            .filter(|(k, s)| k.client == client && k.network == network && s.sent > 0 && s.ok == 0)
+            .map(|(_, s)| s)
+            .peekable();
+        dead.peek()?;
+        let (mut probes, mut first, mut last) = (0, u64::MAX, 0);
+        for s in dead {
+            probes += s.sent;
+            first = first.min(s.first_ms.unwrap_or(u64::MAX));
+            last = last.max(s.last_ms.unwrap_or(0));
+        }
+        Some(NeverSucceeded {
+            probes,
+            span_ms: last.saturating_sub(first),
+        })
+    }
+
     /// Number of paths.
     pub fn len(&self) -> usize {
         self.paths.len()
@@ -296,6 +331,42 @@ mod tests {
         assert!(m.client_passes("c1", CephNetwork::Public, 2));
         assert!(!m.client_passes("c1", CephNetwork::Public, 3));
         assert!(!m.client_passes("c1", CephNetwork::Cluster, 1));
+    }
+
+    #[test]
+    fn paths_that_never_succeeded_are_told_apart_from_lossy_ones() {
+        let mut m = PathMatrix::default();
+        // Two probe kinds, each failing every 4 s (a blocked probe waits out its timeout).
+        let other_kind = |mut r: ProbeResult| {
+            r.kind.payload = Payload::Large;
+            r
+        };
+        let dead: Vec<_> = (0..5).map(|i| result(i * 4_000, false)).collect();
+        let dead_large: Vec<_> = (0..3)
+            .map(|i| other_kind(result(2_000 + i * 4_000, false)))
+            .collect();
+        m.record("c1", "n1", &dead, 0);
+        m.record("c1", "n1", &dead_large, 0);
+        assert_eq!(
+            m.never_succeeded("c1", CephNetwork::Public),
+            Some(NeverSucceeded {
+                probes: 8,
+                span_ms: 16_000
+            })
+        );
+        assert_eq!(m.never_succeeded("c1", CephNetwork::Cluster), None);
+        // One success, however late, and a path is lossy, not dead: the other one stays.
+        m.record("c1", "n1", &[result(17_000, true)], 0);
+        assert_eq!(
+            m.never_succeeded("c1", CephNetwork::Public),
+            Some(NeverSucceeded {
+                probes: 3,
+                span_ms: 8_000
+            })
+        );
+        m.record("c1", "n1", &[other_kind(result(18_000, true))], 0);
+        assert_eq!(m.never_succeeded("c1", CephNetwork::Public), None);
+        assert_eq!(m.never_succeeded("nobody", CephNetwork::Public), None);
     }
 
     #[test]

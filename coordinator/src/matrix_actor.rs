@@ -1,11 +1,11 @@
 //! The `MatrixActor`: owns the run's [`PathMatrix`]; the roster sends it every recorded batch,
-//! the supervisor asks it who passes and takes the matrix at the end.
+//! the supervisor asks how each client stands and takes the matrix at the end.
 
 use actix::prelude::*;
 use multinet_proto::control::ProbeResult;
 use multinet_proto::network::CephNetwork;
 
-use crate::matrix::PathMatrix;
+use crate::matrix::{NeverSucceeded, PathMatrix};
 
 /// The actor.
 #[derive(Debug, Default)]
@@ -39,22 +39,35 @@ impl Handler<Record> for MatrixActor {
     }
 }
 
-/// Which of these (pod, network) pairs pass with `threshold` consecutive successes.
+/// How each of these (pod, network) pairs stands: whether it passes with `threshold`
+/// consecutive successes, and its longest path without a single success.
 #[derive(Debug, Message)]
-#[rtype(result = "Vec<bool>")]
-pub struct Passing {
+#[rtype(result = "Vec<Standing>")]
+pub struct Standings {
     /// The pairs.
     pub pairs: Vec<(String, CephNetwork)>,
     /// Consecutive successes needed on every probe kind.
     pub threshold: u64,
 }
 
-impl Handler<Passing> for MatrixActor {
-    type Result = Vec<bool>;
-    fn handle(&mut self, msg: Passing, _: &mut Context<Self>) -> Vec<bool> {
+/// One pair's answer to [`Standings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// `threshold` consecutive successes on every probe kind.
+    pub passes: bool,
+    /// Its path failing longest without ever succeeding, if any.
+    pub never_succeeded: Option<NeverSucceeded>,
+}
+
+impl Handler<Standings> for MatrixActor {
+    type Result = Vec<Standing>;
+    fn handle(&mut self, msg: Standings, _: &mut Context<Self>) -> Vec<Standing> {
         msg.pairs
             .iter()
-            .map(|(pod, net)| self.matrix.client_passes(pod, *net, msg.threshold))
+            .map(|(pod, net)| Standing {
+                passes: self.matrix.client_passes(pod, *net, msg.threshold),
+                never_succeeded: self.matrix.never_succeeded(pod, *net),
+            })
             .collect()
     }
 }

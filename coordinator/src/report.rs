@@ -92,7 +92,7 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// pass, warn or fail.
+/// pass, warn, fail — or error, for a run that could not be carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -102,14 +102,18 @@ pub enum Verdict {
     Warn,
     /// Something is broken.
     Fail,
+    /// The run could not be carried out (an [`ErrorReport`]): nothing is known of the network.
+    Error,
 }
 
 impl Verdict {
-    /// Rook's exit codes: 0 pass, 1 fail or pass with findings.
+    /// Rook's exit codes: 0 pass, 1 fail or pass with findings; multinet's 69 for a run that
+    /// could not be carried out ([`crate::exit::ERROR`]).
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Pass => 0,
-            Verdict::Warn | Verdict::Fail => 1,
+            Verdict::Pass => crate::exit::SUCCESS,
+            Verdict::Warn | Verdict::Fail => crate::exit::FAILURE,
+            Verdict::Error => crate::exit::ERROR,
         }
     }
 
@@ -121,6 +125,49 @@ impl Verdict {
             Verdict::Pass
         } else {
             Verdict::Warn
+        }
+    }
+}
+
+/// The report of a run that could not be carried out (the lab could not be built, a backend
+/// failed or refused the run): verdict `error` and why, so that automation reading `--report`
+/// tells it from a network that failed (exit code [`crate::exit::ERROR`]). Schema in
+/// docs/report.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    /// Always [`Verdict::Error`].
+    pub verdict: Verdict,
+    /// local, lab or kube.
+    pub backend: String,
+    /// What went wrong and its causes, on one line (`what: why: root cause`).
+    pub error: String,
+    /// From the start of the command to the error, ms.
+    pub duration_ms: u64,
+}
+
+impl ErrorReport {
+    /// The report of a run on `backend` that ended with `error` after `duration_ms`.
+    pub fn new(backend: &str, error: String, duration_ms: u64) -> Self {
+        Self {
+            verdict: Verdict::Error,
+            backend: backend.into(),
+            error,
+            duration_ms,
+        }
+    }
+
+    /// The report in `format`: JSON and YAML as the object; text as a line a person reads;
+    /// JUnit XML as one test case in error (JUnit's `<error>`: the test could not run, as
+    /// against a `<failure>`).
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
+            Format::Yaml => serde_saphyr::to_string(self).unwrap_or_default(),
+            Format::Text => format!(
+                "multinet validation run — ERROR (the run could not be carried out; nothing is known of the network)\nbackend: {}\nerror: {}\n",
+                self.backend, self.error
+            ),
+            Format::Junit => junit::render_error(self),
         }
     }
 }
@@ -192,7 +239,7 @@ pub struct StageTiming {
     pub name: String,
     /// How long it took, ms.
     pub duration_ms: u64,
-    /// `done` or `deadline`.
+    /// `done`, `decided` (the early verdict), `deadline` or `server lost`.
     pub outcome: String,
 }
 
@@ -288,4 +335,43 @@ pub fn paths(matrix: &PathMatrix) -> Vec<PathReport> {
             outages: s.recent_outages.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_could_not_start_reports_error_and_why_in_every_format() {
+        let r = ErrorReport::new(
+            "lab",
+            "building the lab: the lab cannot be built here; missing: CNI plugin \"nope\" <x>"
+                .into(),
+            1234,
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).expect("JSON");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "verdict": "error",
+                "backend": "lab",
+                "error": "building the lab: the lab cannot be built here; missing: CNI plugin \"nope\" <x>",
+                "duration_ms": 1234
+            })
+        );
+        assert!(r.render(Format::Yaml).contains("verdict: error"));
+        let text = r.render(Format::Text);
+        assert!(
+            text.starts_with("multinet validation run — ERROR"),
+            "{text}"
+        );
+        assert!(text.contains("error: building the lab: "), "{text}");
+        let xml = r.render(Format::Junit);
+        assert!(
+            xml.contains(r#"errors="1""#)
+                && xml.contains(r#"<error message="building the lab: the lab cannot be built here; missing: CNI plugin &quot;nope&quot; &lt;x&gt;">"#),
+            "{xml}"
+        );
+        assert_eq!(r.verdict.exit_code(), crate::exit::ERROR);
+    }
 }

@@ -37,6 +37,17 @@ pub enum BackendKind {
     Kube,
 }
 
+impl BackendKind {
+    /// Its name, as `--backend` and the report's `backend` have it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Lab => "lab",
+            Self::Kube => "kube",
+        }
+    }
+}
+
 /// Everything a run is asked to do.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -157,7 +168,8 @@ pub enum Error {
     /// Settings that do not go together, or one the backend cannot honour (exit 22).
     #[error("{0}")]
     Usage(String),
-    /// The cluster's preflight refused the run: the input (exit 22) or the cluster (exit 1).
+    /// The cluster's preflight refused the run: the input (exit 22) or the cluster (exit 69,
+    /// [`crate::exit::ERROR`]: the run could not start).
     #[error("{}", .lines.join("; "))]
     Refused {
         /// What it found, one per line.
@@ -168,10 +180,11 @@ pub enum Error {
     /// A signal ended the run; what it made was removed, or it was said what is left.
     #[error("{0}")]
     Interrupted(Signal),
-    /// The report could not be written.
+    /// The report could not be written (exit 69).
     #[error(transparent)]
     Write(#[from] crate::report::WriteError),
-    /// The run could not be carried out (exit 1).
+    /// The run could not be carried out: the lab could not be built, a backend failed (exit
+    /// 69, [`crate::exit::ERROR`]; the report, verdict `error`, says why).
     #[error("{context}")]
     Failed {
         /// What was being done.
@@ -212,7 +225,7 @@ impl Classify for Error {
             Error::Invalid(_) | Error::Usage(_) => Class::Invalid,
             Error::Refused { invalid: true, .. } => Class::Invalid,
             Error::Refused { invalid: false, .. } | Error::Write(_) | Error::Failed { .. } => {
-                Class::Failed
+                Class::Error
             }
             Error::Interrupted(signal) => Class::Signal(*signal),
         }
@@ -226,7 +239,10 @@ impl Classify for Error {
 /// # Errors
 ///
 /// [`Error`]: invalid input before anything was created, a refused preflight, a signal, a
-/// backend that could not be made, a report that could not be written.
+/// backend that could not be made, a report that could not be written. A run that could not
+/// be carried out ([`Class::Error`], exit 69) has written a report already — verdict
+/// `error` and the reason, in the request's format, where the report goes — unless the report
+/// itself could not be written.
 pub fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
     launch::run(request, say)
 }
@@ -250,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_end_with_rooks_exit_codes() {
+    fn errors_end_with_rooks_exit_codes_and_a_run_that_cannot_start_with_its_own() {
         let cases: [(Error, u8); 6] = [
             (
                 Error::invalid("--probe-interval", "must be at least 10ms"),
@@ -269,10 +285,10 @@ mod tests {
                     lines: vec!["no node ready".into()],
                     invalid: false,
                 },
-                1,
+                69,
             ),
             (Error::Interrupted(Signal::Terminate), 143),
-            (Error::failed("building the lab", "ip: no such device"), 1),
+            (Error::failed("building the lab", "ip: no such device"), 69),
         ];
         for (error, code) in cases {
             assert_eq!(exit::code(&error), code, "{error:?}");

@@ -1,6 +1,7 @@
 //! The `RunSupervisor`: the run's state machine. Plan → place the server → learn its addresses
 //! → place host checkers and clients → probe until every client has its consecutive successes
-//! on every network (or the stage deadline passes) → stop the agents → findings and verdict →
+//! on every network, or the verdict cannot change any more (the early verdict, `decide`), or
+//! the stage deadline passes → stop the agents → findings and verdict →
 //! clean up. It owns the deadlines; the actors own the state ([`crate::roster::AgentRoster`],
 //! [`crate::matrix_actor::MatrixActor`]); the control plane feeds them. Its decisions — is an
 //! agent gone, is a stage over and how, what became of each agent — are pure functions of
@@ -10,7 +11,7 @@
 //! Cleanup runs on every way out: success, failure, error, and cancellation (the caller races
 //! the run against SIGINT/SIGTERM and then calls [`RunSupervisor::cleanup`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use multinet_proto::network::CephNetwork;
 
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::findings::AgentFate;
-use crate::matrix_actor::{FailingPaths, MatrixActor, Passing};
+use crate::matrix_actor::{FailingPaths, MatrixActor, Standing, Standings};
 use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
@@ -33,7 +34,7 @@ mod decide;
 mod outcome;
 mod plan;
 
-use decide::{Moment, ProbeStage, ServerStage, fate_of};
+use decide::{EarlyVerdict, Moment, ProbeStage, ServerStage, fate_of};
 
 /// Why a run could not be carried out (a run that was carried out and failed is a report).
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,12 @@ impl RunSettings {
     fn threshold(&self) -> u64 {
         u64::from(self.config.success_threshold)
     }
+    fn early_verdict(&self) -> EarlyVerdict {
+        EarlyVerdict {
+            window: self.config.flaky_threshold.as_std(),
+            min_failures: self.threshold(),
+        }
+    }
 }
 
 /// A run in progress: the pieces that must be cleaned up.
@@ -119,6 +126,8 @@ pub struct RunSupervisor {
     exit_reasons: BTreeMap<String, String>,
     /// When each agent passed every network, ms since the start.
     passed_at: BTreeMap<String, u64>,
+    /// Agents that had failed beyond doubt at the last look (the early verdict).
+    failed_for_certain: BTreeSet<String>,
     /// The addresses the backend handed each pod out, where it knows them when it starts it
     /// (local, lab): an agent that never connects is still accounted for.
     placed_addresses: BTreeMap<String, Vec<NetworkAddress>>,
@@ -186,6 +195,7 @@ impl RunSupervisor {
             scheduler_fates: BTreeMap::new(),
             exit_reasons: BTreeMap::new(),
             passed_at: BTreeMap::new(),
+            failed_for_certain: BTreeSet::new(),
             placed_addresses: BTreeMap::new(),
             plan: Vec::new(),
             nodes: Vec::new(),
@@ -270,6 +280,7 @@ impl RunSupervisor {
         Moment {
             scheduler_fates: &self.scheduler_fates,
             passed_at: &self.passed_at,
+            failed_for_certain: &self.failed_for_certain,
             started: self.started,
             now,
         }
@@ -393,25 +404,32 @@ impl RunSupervisor {
         loop {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
-            let passing = self
+            let standings = self
                 .matrix
-                .send(Passing {
+                .send(Standings {
                     pairs: pairs.clone(),
                     threshold: settings.threshold(),
                 })
                 .await?;
-            let mut per_pod: BTreeMap<&str, bool> = BTreeMap::new();
-            for ((pod, _), ok) in pairs.iter().zip(&passing) {
-                let e = per_pod.entry(pod.as_str()).or_insert(true);
-                *e &= *ok;
+            let passing: Vec<bool> = standings.iter().map(|s| s.passes).collect();
+            let mut per_pod: BTreeMap<&str, Vec<Standing>> = BTreeMap::new();
+            for ((pod, _), standing) in pairs.iter().zip(&standings) {
+                per_pod.entry(pod.as_str()).or_default().push(*standing);
             }
             let now = Instant::now();
             let now_ms = self.at(now).elapsed_ms();
-            for (pod, ok) in &per_pod {
-                if *ok {
+            for (pod, pod_standings) in &per_pod {
+                if pod_standings.iter().all(|s| s.passes) {
                     self.passed_at.entry(pod.to_string()).or_insert(now_ms);
                 }
             }
+            let failed: BTreeSet<String> = per_pod
+                .iter()
+                .filter(|(pod, _)| !self.passed_at.contains_key(**pod))
+                .filter(|(_, s)| self.at(now).failed_for_certain(s, settings.early_verdict()))
+                .map(|(pod, _)| pod.to_string())
+                .collect();
+            self.failed_for_certain = failed;
             let stage = self
                 .at(now)
                 .probe_stage(&snap.agents, now - since, deadline);
@@ -441,6 +459,13 @@ impl RunSupervisor {
                 ProbeStage::Probing => tokio::time::sleep(TICK).await,
                 ProbeStage::ServerLost => {
                     progress.note("the server agent is gone; stopping the run");
+                    return Ok(stage.outcome());
+                }
+                ProbeStage::Decided => {
+                    progress.note(&format!(
+                        "{} agent(s) failed beyond doubt (a path without one success for the flaky threshold while others pass): ending the run before its deadline",
+                        self.failed_for_certain.len()
+                    ));
                     return Ok(stage.outcome());
                 }
                 ProbeStage::Done | ProbeStage::Deadline => return Ok(stage.outcome()),

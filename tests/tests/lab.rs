@@ -1047,3 +1047,114 @@ fn whereabouts_mapped_to_host_local_hands_out_every_address_whereabouts_would() 
         ]
     );
 }
+
+/// Rook's default deadline (3 minutes per stage) and its smallest flaky threshold (5 s), probing
+/// quickly: the early verdict must come long before the deadline.
+const EARLY: &str = "config:\n  nodeTypes:\n    converged: {osdsPerNode: 2, otherDaemonsPerNode: 1}\n  probeInterval: 100ms\n  probeTimeout: 500ms\n  resourceTimeout: 3m\n  flakyThreshold: 5s\n";
+
+#[test]
+fn a_failing_run_ends_as_soon_as_its_verdict_is_certain_not_at_the_deadline() {
+    if !lab_possible() {
+        return;
+    }
+    let cases = [
+        (
+            'f',
+            "server_node: n1\nfaults:\n  - block: {network: cluster, from: '*', to: n1}\n",
+            ("inter_node_blocked", "cluster", vec!["n2", "n3"]),
+        ),
+        (
+            'g',
+            "server_node: n1\nfaults:\n  - block: {network: cluster, from: n1, to: '*'}\n",
+            ("inter_node_blocked", "cluster", vec!["n2", "n3"]),
+        ),
+        (
+            'i',
+            "server_node: n1\nnetworks:\n  public: {cni: macvlan, mtu: 1500}\n  cluster: {cni: macvlan, mtu: 1500}\nunderlay:\n  - {node: n2, network: public, mtu: 1280}\n",
+            ("mtu_blackhole", "public", vec!["n2"]),
+        ),
+        (
+            'j',
+            "faults:\n  - host-route-missing: {node: n2}\n",
+            ("host_unreachable", "public", vec!["n2"]),
+        ),
+    ];
+    for (letter, fault, (kind, network, nodes)) in cases {
+        let lab = LabGuard::new(letter);
+        let (code, r) = run(&lab.topology(&format!("{fault}{EARLY}")));
+        assert_eq!(code, Some(1), "{fault}");
+        assert_eq!(r["verdict"], "fail", "{fault}: {r:#}");
+        assert_eq!(
+            findings(&r),
+            [(
+                kind.to_string(),
+                Some(network.to_string()),
+                nodes.iter().map(|n| n.to_string()).collect::<Vec<_>>()
+            )],
+            "{fault}"
+        );
+        let probe = r["stages"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "probe"))
+            .unwrap_or_else(|| panic!("{fault}: no probe stage: {r:#}"));
+        assert_eq!(probe["outcome"], "decided", "{fault}: {probe}");
+        // The bound is the feature: the flaky threshold (5 s) after the first pass, plus the
+        // evidence, plus a loaded machine's slack — a third of the 180 s deadline at most.
+        let ms = probe["duration_ms"].as_u64().expect("duration_ms");
+        assert!(ms < 60_000, "{fault}: the verdict took {ms} ms");
+        lab.assert_gone();
+    }
+}
+
+const MISSING_PLUGIN_NAD: &str = r#"apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {name: public-net, namespace: rook-ceph}
+spec:
+  config: '{"cniVersion": "0.4.0", "name": "public-net", "plugins": [{"type": "macvlan", "master": "eth1", "ipam": {"type": "host-local", "subnet": "198.18.40.0/24"}}, {"type": "multinet-no-such-plugin"}]}'
+"#;
+
+#[test]
+fn a_lab_that_cannot_be_built_still_writes_its_report_with_verdict_error_and_exit_69() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('o');
+    let topology = lab.topology("");
+    let nads = lab.dir.join("nads.yaml");
+    std::fs::write(&nads, MISSING_PLUGIN_NAD).expect("write NADs");
+    for (format, file) in [("json", "report.json"), ("junit", "report.xml")] {
+        let report = lab.dir.join(file);
+        let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+            .args(["run", "--backend", "lab", "-q", "-f", &topology, "--nads"])
+            .arg(&nads)
+            .args(["-o", format, "--report"])
+            .arg(&report)
+            .output()
+            .expect("multinet runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Not 1: automation tells a run that could not start from a network that failed.
+        assert_eq!(out.status.code(), Some(69), "{stderr}");
+        assert!(stderr.contains("multinet-no-such-plugin"), "{stderr}");
+        let written = std::fs::read_to_string(&report).expect("the report is written");
+        if format == "json" {
+            let r: Value = serde_json::from_str(&written).expect("JSON report");
+            assert_eq!(r["verdict"], "error", "{r:#}");
+            assert_eq!(r["backend"], "lab", "{r:#}");
+            let reason = r["error"].as_str().expect("error");
+            assert!(
+                reason.starts_with("building the lab: ")
+                    && reason.contains("/usr/lib/cni/multinet-no-such-plugin"),
+                "{reason}"
+            );
+        } else {
+            assert!(
+                written.contains(r#"errors="1""#)
+                    && written.contains("<error message=\"building the lab: ")
+                    && written.contains("multinet-no-such-plugin"),
+                "{written}"
+            );
+        }
+        // The preflight refused before anything was made.
+        lab.assert_gone();
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::RunReport;
+use super::{ErrorReport, RunReport};
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -69,5 +69,15 @@ pub fn render(r: &RunReport) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"multinet run {}\" tests=\"{count}\" failures=\"{failures}\" time=\"{:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
         escape(&r.run_id),
         r.duration_ms as f64 / 1000.0
+    )
+}
+
+/// A run that could not be carried out, as JUnit XML: one test case `run` in error.
+pub fn render_error(r: &ErrorReport) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"multinet run\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"{:.3}\">\n    <testcase classname=\"multinet.{}\" name=\"run\">\n      <error message=\"{}\"></error>\n    </testcase>\n  </testsuite>\n</testsuites>\n",
+        r.duration_ms as f64 / 1000.0,
+        escape(&r.backend),
+        escape(&r.error)
     )
 }

@@ -42,6 +42,9 @@ pub fn render(r: &RunReport) -> String {
         Verdict::Pass => "PASS",
         Verdict::Warn => "WARN (passed, with findings)",
         Verdict::Fail => "FAIL",
+        // A run report is never made for a run that could not be carried out (that is an
+        // `ErrorReport`); said plainly should one be.
+        Verdict::Error => "ERROR",
     };
     let _ = writeln!(out, "multinet validation run {} — {verdict}", r.run_id);
     let _ = writeln!(out, "backend: {}", r.backend);

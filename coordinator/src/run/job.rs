@@ -14,7 +14,7 @@ use crate::backend::kube::names::{Owner, RunNames};
 use crate::backend::kube::preflight::Who;
 use crate::backend::kube::{self as kube_backend, outside};
 use crate::exit::chain;
-use crate::report;
+use crate::report::{self, ErrorReport};
 use crate::signals::shutdown_signal;
 
 pub(super) fn run_outside(
@@ -24,6 +24,7 @@ pub(super) fn run_outside(
     cluster: Option<NetworkSelection>,
     say: Say<'_>,
 ) -> Result<RunOutcome> {
+    let started = std::time::Instant::now();
     let image = &request.kube.image;
     let result = with_client(request, |client| async move {
         let selections = selection_list(&public, &cluster);
@@ -61,10 +62,21 @@ pub(super) fn run_outside(
                 Ok(text) => report::write(&text, request.report_to.as_deref())
                     .map(|()| outcome.exit_code)
                     .map_err(Error::from),
-                // No report to show is never a pass.
+                // No report to show is never a pass: the run could not be carried out (the
+                // coordinator could not start, or died), and says so where its report goes.
                 Err(e) => {
                     say(Notice::Note(chain(&e)));
-                    Ok(outcome.exit_code.max(1))
+                    let stand_in = without_report(
+                        outcome.exit_code,
+                        &chain(&e),
+                        started.elapsed().as_millis() as u64,
+                    );
+                    report::write(
+                        &stand_in.render(request.format),
+                        request.report_to.as_deref(),
+                    )
+                    .map(|()| stand_in.verdict.exit_code())
+                    .map_err(Error::from)
                 }
             },
             Ok(Err(e)) => Err(Error::failed("", e)),
@@ -89,4 +101,37 @@ pub(super) fn run_outside(
         exit_code,
         report: None,
     })
+}
+
+/// The report of a coordinator Job that ended with `exit_code` and stored no report (`why`):
+/// the run could not be carried out (verdict `error`, exit 69) — the Job's log, streamed
+/// before, says what stopped it.
+fn without_report(exit_code: u8, why: &str, duration_ms: u64) -> ErrorReport {
+    ErrorReport::new(
+        "kube",
+        format!(
+            "the coordinator Job ended with exit code {exit_code} and stored no report (its log says why): {why}"
+        ),
+        duration_ms,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Format, Verdict};
+
+    #[test]
+    fn a_job_that_stored_no_report_is_an_error_with_its_exit_code_and_why() {
+        let r = without_report(69, "no report.json in the run's report ConfigMap", 4_200);
+        assert_eq!(r.verdict, Verdict::Error);
+        assert_eq!(r.verdict.exit_code(), crate::exit::ERROR);
+        assert_eq!(
+            r.error,
+            "the coordinator Job ended with exit code 69 and stored no report (its log says why): no report.json in the run's report ConfigMap"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).expect("JSON");
+        assert_eq!(json["verdict"], "error");
+        assert_eq!(json["backend"], "kube");
+    }
 }

@@ -8,12 +8,12 @@ use super::config::{self, networks};
 use super::{BackendKind, BoxError, Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
 use crate::backend::agents::{AgentProcesses, KillAgent};
 use crate::backend::local::LocalBackend;
-use crate::exit::chain;
+use crate::exit::{Class, Classify, chain};
 use crate::lab::backend::{Keep, LabBackend};
 use crate::lab::build::Lab;
 use crate::lab::topology::LabTopology;
 use crate::progress::Progress;
-use crate::report::{self, Format, RunReport};
+use crate::report::{self, ErrorReport, Format, RunReport};
 use crate::scheduler::Scheduler;
 use crate::signals::shutdown_signal;
 use crate::supervisor::{RunSettings, RunSupervisor};
@@ -52,7 +52,39 @@ fn choose(request: &RunRequest, say: Say<'_>) -> BackendKind {
 }
 
 pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    let started = std::time::Instant::now();
     let backend = choose(request, say);
+    let result = run_on(backend, request, say);
+    if let Err(error) = &result {
+        report_error(error, backend, started, request, say);
+    }
+    result
+}
+
+/// A run that could not be carried out ([`Class::Error`]) still reports: verdict `error` and
+/// the reason, in the run's format, where its report goes (not for a dry run, whose output is
+/// objects, nor when the report itself is what could not be written).
+fn report_error(
+    error: &Error,
+    backend: BackendKind,
+    started: std::time::Instant,
+    request: &RunRequest,
+    say: Say<'_>,
+) {
+    if error.class() != Class::Error || matches!(error, Error::Write(_)) || request.kube.dry_run {
+        return;
+    }
+    let report = ErrorReport::new(
+        backend.name(),
+        chain(error),
+        started.elapsed().as_millis() as u64,
+    );
+    if let Err(e) = report::write(&report.render(request.format), request.report_to.as_deref()) {
+        say(Notice::Note(format!("the error report: {}", chain(&e))));
+    }
+}
+
+fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
     if backend != BackendKind::Kube && (request.kube.dry_run || request.format == Format::Yaml) {
         return Err(Error::Usage(
             "--dry-run and -o yaml show the objects of a Kubernetes run: add --backend kube".into(),

@@ -1,15 +1,38 @@
-//! The supervisor's decisions, pure: whether an agent is gone, whether a stage is over and
-//! how, and what became of each agent, from what the roster and the backend said and from the
-//! time, which the caller passes in. No actor, no backend and no clock here, so every
-//! decision is tested with plain values; the supervisor reads the clock once per look at the
-//! run.
+//! The supervisor's decisions, pure: whether an agent is gone, whether an agent has failed
+//! beyond doubt (the early verdict), whether a stage is over and how, and what became of each
+//! agent, from what the roster, the matrix and the backend said and from the time, which the
+//! caller passes in. No actor, no backend and no clock here, so every decision is tested with
+//! plain values; the supervisor reads the clock once per look at the run.
+//!
+//! # The early verdict
+//!
+//! A run ends as soon as its outcome cannot change: every client and host checker has passed,
+//! is gone, or has *failed beyond doubt*. An agent has failed beyond doubt when
+//!
+//! 1. a reference passes: some other agent passed every network (clients on the server's node,
+//!    or on other nodes), so the server, the control plane and the placement work — what fails
+//!    is this agent's path, not a slow start; and Rook's flaky window (`flakyThreshold`, counted
+//!    from the first agent that passed, as Rook counts it from the first Ready client) is over,
+//!    so a clean pass is no longer possible whatever this agent does next; and
+//! 2. on one network, some of its paths (target, probe kind) have never succeeded, and those
+//!    paths together failed over at least `flakyThreshold` of its own probing and at least as
+//!    many probes as Rook's success threshold (12): as much evidence to call a path dead as
+//!    Rook asks to call a client Ready. (Together, because a blocked probe waits out the probe
+//!    timeout, 4 s by default, and an agent probes its kinds one after another: one path
+//!    alone gets a result only every few rounds.)
+//!
+//! A path with even one success is lossy, not dead, and is never ended early: random loss
+//! keeps probing until the client passes (late, so Rook's flaky warning) or `resourceTimeout`
+//! passes, exactly as in Rook. Without any reference (nothing passes anywhere) the run waits for
+//! `resourceTimeout` too: a slow start and a dead network look alike until something passes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use multinet_proto::control::Role;
 
 use crate::findings::AgentFate;
+use crate::matrix_actor::Standing;
 use crate::roster::{AgentView, RosterSnapshot};
 use crate::scheduler::PodStatus;
 
@@ -45,6 +68,9 @@ pub(super) enum ProbeStage {
     Probing,
     /// Every client and host checker passed or is gone.
     Done,
+    /// Every client and host checker passed, is gone, or failed beyond doubt (at least one
+    /// did): the verdict cannot change any more.
+    Decided,
     /// The server agent is gone: nothing can pass any more.
     ServerLost,
     /// The stage deadline passed first.
@@ -57,10 +83,21 @@ impl ProbeStage {
         match self {
             Self::Probing => "probing",
             Self::Done => "done",
+            Self::Decided => "decided",
             Self::ServerLost => "server lost",
             Self::Deadline => "deadline",
         }
     }
+}
+
+/// Rook's two numbers as the early verdict reads them (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct EarlyVerdict {
+    /// Rook's `flakyThreshold`: how long after the first agent passed a clean pass is still
+    /// possible, and how long a path must have failed, without one success, to be dead.
+    pub window: Duration,
+    /// Rook's success threshold (12): the fewest probes that call a path dead.
+    pub min_failures: u64,
 }
 
 /// What the supervisor knows of the run at one moment, besides the roster's snapshot.
@@ -70,6 +107,8 @@ pub(super) struct Moment<'a> {
     pub scheduler_fates: &'a BTreeMap<String, AgentFate>,
     /// When each agent passed every network, ms since the start, by pod.
     pub passed_at: &'a BTreeMap<String, u64>,
+    /// Agents that failed beyond doubt at the last look ([`Moment::failed_for_certain`]).
+    pub failed_for_certain: &'a BTreeSet<String>,
     /// When the run started.
     pub started: Instant,
     /// Now.
@@ -97,6 +136,25 @@ impl Moment<'_> {
         self.now.saturating_duration_since(self.started).as_millis() as u64
     }
 
+    /// Whether an agent that has not passed has failed beyond doubt, given how each of its
+    /// (network) pairs stands in the matrix now: a reference passed at least `rule.window`
+    /// ago, and on one network its paths that never succeeded failed over `rule.window` and
+    /// `rule.min_failures` probes (the module's documentation says why).
+    pub(super) fn failed_for_certain(&self, standings: &[Standing], rule: EarlyVerdict) -> bool {
+        let window_ms = rule.window.as_millis() as u64;
+        let window_over = self
+            .passed_at
+            .values()
+            .min()
+            .is_some_and(|first| self.elapsed_ms().saturating_sub(*first) >= window_ms);
+        window_over
+            && standings.iter().any(|s| {
+                s.never_succeeded.is_some_and(|dead| {
+                    dead.span_ms >= window_ms && dead.probes >= rule.min_failures
+                })
+            })
+    }
+
     /// The server stage, begun `in_stage` ago with `deadline` to go, given the roster now.
     pub(super) fn server_stage(
         &self,
@@ -116,7 +174,8 @@ impl Moment<'_> {
     }
 
     /// The probe stage, begun `in_stage` ago with `deadline` to go, given the roster's agents
-    /// now (and [`Self::passed_at`]).
+    /// now (and who passed or failed beyond doubt): done when every client and host checker
+    /// passed or is gone, decided when the rest of them failed beyond doubt.
     pub(super) fn probe_stage(
         &self,
         agents: &[AgentView],
@@ -126,14 +185,21 @@ impl Moment<'_> {
         let server_gone = agents
             .iter()
             .any(|a| a.expected.role == Role::Server && self.is_gone(a));
-        let settled = agents
-            .iter()
-            .filter(|a| a.expected.role != Role::Server)
-            .all(|a| self.passed_at.contains_key(&a.expected.pod) || self.is_gone(a));
+        let unsettled = |a: &&AgentView| {
+            a.expected.role != Role::Server
+                && !self.passed_at.contains_key(&a.expected.pod)
+                && !self.is_gone(a)
+        };
+        let open: Vec<&AgentView> = agents.iter().filter(unsettled).collect();
         if server_gone {
             ProbeStage::ServerLost
-        } else if settled {
+        } else if open.is_empty() {
             ProbeStage::Done
+        } else if open
+            .iter()
+            .all(|a| self.failed_for_certain.contains(&a.expected.pod))
+        {
+            ProbeStage::Decided
         } else if in_stage >= deadline {
             ProbeStage::Deadline
         } else {
@@ -203,6 +269,7 @@ mod tests {
     struct World {
         fates: BTreeMap<String, AgentFate>,
         passed_at: BTreeMap<String, u64>,
+        failed_for_certain: BTreeSet<String>,
         started: Instant,
     }
 
@@ -211,6 +278,7 @@ mod tests {
             Self {
                 fates: BTreeMap::new(),
                 passed_at: BTreeMap::new(),
+                failed_for_certain: BTreeSet::new(),
                 started: Instant::now(),
             }
         }
@@ -220,6 +288,7 @@ mod tests {
             Moment {
                 scheduler_fates: &self.fates,
                 passed_at: &self.passed_at,
+                failed_for_certain: &self.failed_for_certain,
                 started: self.started,
                 now: self.started + after,
             }
@@ -324,6 +393,96 @@ mod tests {
             ProbeStage::Done
         );
         assert_eq!(ProbeStage::Done.outcome(), "done");
+    }
+
+    /// Rook's defaults: a 30 s flaky threshold, 12 consecutive successes.
+    const ROOK: EarlyVerdict = EarlyVerdict {
+        window: Duration::from_secs(30),
+        min_failures: 12,
+    };
+
+    fn dead(probes: u64, span_ms: u64) -> Standing {
+        Standing {
+            passes: false,
+            never_succeeded: Some(crate::matrix::NeverSucceeded { probes, span_ms }),
+        }
+    }
+
+    const LOSSY: Standing = Standing {
+        passes: false,
+        never_succeeded: None,
+    };
+
+    #[test]
+    fn a_path_that_never_succeeded_for_the_flaky_threshold_fails_beyond_doubt_once_a_reference_passed()
+     {
+        let mut world = World::new();
+        // Blocked paths: 12 probes over 32 s, none succeeded.
+        let blocked = [LOSSY, dead(12, 32_000)];
+        assert!(
+            !world.at(40 * S).failed_for_certain(&blocked, ROOK),
+            "no reference passed: a slow start and a dead network look alike"
+        );
+        world.passed_at.insert("client-n1-osd-0".into(), 2_500);
+        assert!(
+            !world.at(32 * S).failed_for_certain(&blocked, ROOK),
+            "29.5 s after the first pass: Rook's flaky window is still open"
+        );
+        assert!(world.at(33 * S).failed_for_certain(&blocked, ROOK));
+        // Its own path must have failed for the whole window and for 12 probes.
+        assert!(
+            !world
+                .at(60 * S)
+                .failed_for_certain(&[dead(140, 28_000)], ROOK)
+        );
+        let slow = EarlyVerdict {
+            window: Duration::from_secs(5),
+            ..ROOK
+        };
+        // Probing every 5 s, 6 failures in 30 s are not enough evidence: lossy paths get that.
+        assert!(
+            !world
+                .at(60 * S)
+                .failed_for_certain(&[dead(7, 30_000)], slow)
+        );
+        assert!(
+            world
+                .at(80 * S)
+                .failed_for_certain(&[dead(12, 55_000)], slow)
+        );
+        // A path with one success is lossy: random loss is never ended early.
+        assert!(!world.at(170 * S).failed_for_certain(&[LOSSY, LOSSY], ROOK));
+    }
+
+    #[test]
+    fn the_probe_stage_is_decided_when_every_agent_left_failed_beyond_doubt() {
+        let mut world = World::new();
+        let agents = vec![
+            view("server", Role::Server),
+            view("client-a", Role::Client),
+            view("client-b", Role::Client),
+            view("host-n2", Role::HostCheck),
+        ];
+        world.passed_at.insert("client-a".into(), 2_000);
+        world.failed_for_certain.insert("client-b".into());
+        assert_eq!(
+            world.at(40 * S).probe_stage(&agents, 38 * S, 180 * S),
+            ProbeStage::Probing,
+            "the host checker has neither passed nor failed beyond doubt"
+        );
+        world.failed_for_certain.insert("host-n2".into());
+        assert_eq!(
+            world.at(40 * S).probe_stage(&agents, 38 * S, 180 * S),
+            ProbeStage::Decided
+        );
+        assert_eq!(ProbeStage::Decided.outcome(), "decided");
+        // Passing wins: once everyone passed, the stage is done whatever was said before.
+        world.passed_at.insert("client-b".into(), 41_000);
+        world.passed_at.insert("host-n2".into(), 41_000);
+        assert_eq!(
+            world.at(41 * S).probe_stage(&agents, 39 * S, 180 * S),
+            ProbeStage::Done
+        );
     }
 
     #[test]
