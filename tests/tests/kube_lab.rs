@@ -289,7 +289,7 @@ fn a_nad_range_too_small_gives_address_unavailable_from_the_sandbox_event() {
 
 #[test]
 #[ignore = "needs root, the CNI plugins and a local control plane: see README"]
-fn a_missing_nad_exits_22_and_a_missing_permission_exits_1_naming_the_object() {
+fn a_missing_nad_exits_22_and_a_missing_permission_exits_69_naming_the_object() {
     let cluster = LabCluster::start(BIN, "kpre", &["p1"], "nodes: [p1]", &[]);
     let out = cluster.run(&["--public-network", "no-such-net", "-o", "json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
