@@ -975,3 +975,117 @@ fn whereabouts_mapped_to_host_local_hands_out_every_address_whereabouts_would() 
         ]
     );
 }
+
+#[test]
+fn a_network_inside_the_control_network_is_refused_before_anything_is_created() {
+    if !lab_possible() {
+        return;
+    }
+    // Issue #12's repro: with the public subnet in 198.19.0.0/16 (the control network) and n3's
+    // host route missing, the run passed, its host checker reaching the server over the control
+    // network. Such a topology is now refused.
+    let lab = LabGuard::new('o');
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args([
+            "run",
+            "--backend",
+            "lab",
+            "-q",
+            "-o",
+            "json",
+            "-f",
+            &lab.topology(&format!(
+                "nodes: 3\nnetworks:\n  public: {{cni: macvlan, subnet: 198.19.36.0/24}}\n  cluster: {{cni: macvlan, subnet: 198.19.46.0/24}}\nfaults:\n  - host-route-missing: {{node: n3}}\n{SMALL}"
+            )),
+        ])
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(22), "{stderr}");
+    for range in ["198.19.36.0/24", "198.19.46.0/24", "198.19.0.0/16"] {
+        assert!(stderr.contains(range), "{range} not named: {stderr}");
+    }
+    lab.assert_gone();
+}
+
+/// The first IPv4 address on `dev` in namespace `ns`.
+fn address_in(ns: &str, dev: &str) -> std::net::IpAddr {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-4", "-o", "addr", "show", "dev", dev])
+        .output()
+        .expect("ip addr");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no IPv4 address on {dev} in {ns}: {text}"))
+}
+
+#[test]
+fn the_control_network_answers_arp_only_for_its_own_addresses() {
+    use multinet_coordinator::lab::net::{sysctl_in, udp_socket_in};
+    use std::net::{Ipv4Addr, SocketAddr};
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('e');
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "up", "-f", &lab.topology("nodes: 2\n")])
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let (n1, n2) = (format!("{}-n1", lab.name), format!("{}-n2", lab.name));
+    // n2's public address (its host shim), and on n1 a route to it into the control network:
+    // an overlapping route, as a node may have one.
+    let public = address_in(&n2, "shim0");
+    let added = Command::new("ip")
+        .args([
+            "-n",
+            &n1,
+            "route",
+            "add",
+            &format!("{public}/32"),
+            "dev",
+            "ctl0",
+        ])
+        .output()
+        .expect("ip route");
+    assert!(added.status.success(), "{added:?}");
+    let receiver = udp_socket_in(&n2, SocketAddr::new(public, 0)).expect("receiver");
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let target = receiver.local_addr().expect("bound");
+    let sender = udp_socket_in(&n1, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).expect("sender");
+    let arrives = || {
+        let _ = sender.send_to(b"escape?", target);
+        receiver.recv_from(&mut [0u8; 16]).is_ok()
+    };
+    // n2's control interface does not answer ARP for its public address: nothing gets through
+    // by the control network (three tries, each 300 ms, cover the kernel's ARP retries).
+    assert!(
+        !(0..3).any(|_| arrives()),
+        "a datagram to n2's public address went over the control network"
+    );
+    // The same with Linux's default (answer for any address on any interface): it gets
+    // through, so the setting above is what the kernel honours.
+    sysctl_in(&n2, "net/ipv4/conf/ctl0/arp_ignore", "0").expect("sysctl");
+    eventually(
+        Duration::from_secs(10),
+        "the escape with arp_ignore 0",
+        || arrives().then_some(()).ok_or("nothing arrived"),
+    );
+    drop((sender, receiver));
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(down.status.success());
+    lab.assert_gone();
+}

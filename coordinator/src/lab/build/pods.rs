@@ -124,6 +124,7 @@ impl Lab {
         }
         let ctl = Self::control_ns(&self.topology.name);
         veth(ns, ifname, &ctl, port, None)?;
+        net::control_interface_answers_only_for_itself(ns, ifname)?;
         ip_in(&ctl, &["link", "set", port, "master", "ctl"])?;
         ip_in(ns, &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname])
     }
