@@ -41,6 +41,7 @@ fn agent(pod: String, node: &str, role: Role, networks: Vec<CephNetwork>) -> Age
         passed_at_ms: None,
         exit: None,
         addresses: Vec::new(),
+        egress: None,
     }
 }
 
@@ -134,6 +135,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         agents,
         success_threshold: 12,
         flaky_threshold_ms: 30_000,
+        control_network_isolated: true,
     };
     with_addresses(&mut facts);
     Synthetic { matrix, facts }
@@ -609,4 +611,140 @@ fn three_holders_on_one_node_and_the_server_are_all_named() {
         "{:?}",
         f[0].suggestions
     );
+}
+
+/// Every probing agent's egress as it reports it when all is well: a client's by its NAD
+/// interface from its address there, a host checker's by its shim, control planes by `ctl0`.
+fn with_egress(facts: &mut RunFacts) {
+    use multinet_proto::control::{Egress, EgressReport};
+    for fact in &mut facts.agents {
+        let routes = match fact.identity.role {
+            Role::HostCheck => vec![Egress {
+                network: CephNetwork::Public,
+                target: "198.18.0.1".parse().expect("addr"),
+                interface: Some("shim0".into()),
+                source: Some("198.18.0.250".parse().expect("addr")),
+            }],
+            _ => fact
+                .addresses
+                .iter()
+                .map(|a| Egress {
+                    network: a.network,
+                    target: "198.18.0.1".parse().expect("addr"),
+                    interface: a.interface.clone(),
+                    source: Some(a.addr),
+                })
+                .collect(),
+        };
+        fact.egress = Some(EgressReport {
+            routes,
+            control_interface: Some("ctl0".into()),
+        });
+    }
+}
+
+fn reroute(facts: &mut RunFacts, pod: &str, network: CephNetwork, interface: &str) {
+    let fact = facts
+        .agents
+        .iter_mut()
+        .find(|a| a.identity.pod == pod)
+        .expect("agent");
+    let route = fact
+        .egress
+        .as_mut()
+        .and_then(|e| e.routes.iter_mut().find(|r| r.network == network))
+        .expect("route");
+    route.interface = Some(interface.into());
+    route.source = Some("198.19.0.7".parse().expect("addr"));
+}
+
+#[test]
+fn egress_by_the_networks_interfaces_is_no_finding() {
+    let mut s = run(|_, _, _, _| true);
+    with_egress(&mut s.facts);
+    assert_eq!(evaluate(&s.matrix, &s.facts), Vec::<Finding>::new());
+}
+
+#[test]
+fn a_host_checker_passing_by_the_control_network_is_wrong_egress_not_a_pass() {
+    // Issue #12: n3's host has no route to the public network, yet its checker reached the
+    // server over the control network and passed.
+    let mut s = run(|_, _, _, _| true);
+    with_egress(&mut s.facts);
+    reroute(&mut s.facts, "host-n3", CephNetwork::Public, "ctl0");
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::WrongEgress,
+            Some(CephNetwork::Public),
+            vec!["n3".into()]
+        )]
+    );
+    assert_eq!(f[0].severity, Severity::Fail);
+    assert_eq!(f[0].evidence["agents"][0]["pod"], "host-n3");
+    assert_eq!(f[0].evidence["agents"][0]["interface"], "ctl0");
+    assert_eq!(f[0].evidence["agents"][0]["control_interface"], "ctl0");
+    assert!(f[0].summary.contains("host-n3 by ctl0"), "{}", f[0].summary);
+    // On a cluster the host's routes to the pod network and to the public network may share
+    // an interface: not judged there.
+    s.facts.control_network_isolated = false;
+    assert_eq!(evaluate(&s.matrix, &s.facts), Vec::<Finding>::new());
+}
+
+#[test]
+fn a_failing_host_checker_with_wrong_egress_is_not_also_host_unreachable() {
+    let mut s = run(|node, net, _, _| !(net == CephNetwork::Public && node == "n3"));
+    with_egress(&mut s.facts);
+    reroute(&mut s.facts, "host-n3", CephNetwork::Public, "ctl0");
+    let kinds: Vec<FindingKind> = evaluate(&s.matrix, &s.facts)
+        .iter()
+        .map(|f| f.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [FindingKind::NodeUnreachable, FindingKind::WrongEgress]
+    );
+}
+
+#[test]
+fn a_client_leaving_by_another_interface_is_wrong_egress_and_its_probes_do_not_count() {
+    // client-n2-0's cluster probes leave by eth0, not its NAD interface, and fail there; the
+    // other client on n2 passes. Its failures are not counted (no flaky n2), the wrong egress is
+    // the finding.
+    let mut s = run_by_client(|client, _, net, _, _| {
+        !(net == CephNetwork::Cluster && client == "client-n2-0")
+    });
+    with_egress(&mut s.facts);
+    reroute(&mut s.facts, "client-n2-0", CephNetwork::Cluster, "eth0");
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::WrongEgress,
+            Some(CephNetwork::Cluster),
+            vec!["n2".into()]
+        )]
+    );
+    assert_eq!(f[0].evidence["agents"][0]["expected_interface"], "net2");
+    assert_eq!(f[0].evidence["agents"][0]["interface"], "eth0");
+}
+
+#[test]
+fn loopback_egress_is_never_judged() {
+    // The local backend: every address is loopback, clients have no interface of their own
+    // and host checkers' control plane leaves by `lo` as their probes do.
+    let mut s = run(|_, _, _, _| true);
+    with_egress(&mut s.facts);
+    for fact in &mut s.facts.agents {
+        fact.addresses.iter_mut().for_each(|a| a.interface = None);
+        if let Some(e) = fact.egress.as_mut() {
+            e.control_interface = Some("lo".into());
+            for r in &mut e.routes {
+                r.interface = Some("lo".into());
+                r.source = Some("127.0.0.1".parse().expect("addr"));
+            }
+        }
+    }
+    assert_eq!(evaluate(&s.matrix, &s.facts), Vec::<Finding>::new());
 }

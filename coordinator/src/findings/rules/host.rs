@@ -13,8 +13,13 @@ use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
 
 pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<Finding>) {
+    // A host checker whose probes left by the wrong interface is `wrong_egress`, not counted.
+    let uncounted = super::egress::uncounted(facts);
     for a in facts.agents.iter().filter(|a| {
-        a.identity.role == Role::HostCheck && is_reporting(a) && a.passed_at_ms.is_none()
+        a.identity.role == Role::HostCheck
+            && is_reporting(a)
+            && a.passed_at_ms.is_none()
+            && !uncounted.contains(&(a.identity.pod.clone(), CephNetwork::Public))
     }) {
         let (mut small, mut large) = (Tally::default(), Tally::default());
         for (key, stats) in matrix.paths() {
