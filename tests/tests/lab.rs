@@ -228,6 +228,23 @@ fn default_topology_passes_with_no_finding_and_leaves_nothing() {
         paths.iter().all(|p| p["ok"] == p["sent"]),
         "every path ok: {r:#}"
     );
+    // Every probing agent said where its probes leave from: a client by its NAD interfaces,
+    // a host checker by its shim, never by the control interface.
+    for agent in r["agents"].as_array().expect("agents") {
+        if agent["role"] == "server" {
+            continue;
+        }
+        let routes = agent["egress"]["routes"].as_array().expect("egress routes");
+        assert!(!routes.is_empty(), "{agent:#}");
+        for route in routes {
+            let expected = match agent["role"].as_str() {
+                Some("host_check") => "shim0",
+                _ => route["network"].as_str().expect("network"),
+            };
+            assert_eq!(route["interface"], expected, "{agent:#}");
+        }
+        assert_eq!(agent["egress"]["control_interface"], "ctl0", "{agent:#}");
+    }
     lab.assert_gone();
 }
 
@@ -1082,6 +1099,77 @@ fn the_control_network_answers_arp_only_for_its_own_addresses() {
         || arrives().then_some(()).ok_or("nothing arrived"),
     );
     drop((sender, receiver));
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(down.status.success());
+    lab.assert_gone();
+}
+
+#[test]
+fn a_host_route_into_the_control_network_is_wrong_egress_not_a_pass() {
+    if !lab_possible() {
+        return;
+    }
+    // A node whose only route to the public network goes into the control network, as a
+    // host with overlapping routes may have: its host checker's probes would test the control
+    // network, not the public one. They are not counted, and the run says why it fails.
+    let lab = LabGuard::new('w');
+    let topology = lab.topology(&format!(
+        "nodes: 2\nserver_node: n1\nfaults:\n  - host-route-missing: {{node: n2}}\n{SMALL}"
+    ));
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "up", "-f", &topology])
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let added = Command::new("ip")
+        .args([
+            "-n",
+            &format!("{}-n2", lab.name),
+            "route",
+            "add",
+            "198.18.0.0/20",
+            "dev",
+            "ctl0",
+        ])
+        .output()
+        .expect("ip route");
+    assert!(added.status.success(), "{added:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "--lab", &lab.name, "-q", "-o", "json"])
+        .output()
+        .expect("multinet runs");
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert_eq!(r["verdict"], "fail", "{r:#}");
+    let found = findings(&r);
+    assert!(
+        found.contains(&(
+            "wrong_egress".to_string(),
+            Some("public".to_string()),
+            vec!["n2".to_string()]
+        )),
+        "{found:?}"
+    );
+    // Not counted: the host checker is not also said to be unreachable.
+    assert!(
+        !found.iter().any(|(kind, _, _)| kind == "host_unreachable"),
+        "{found:?}"
+    );
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "wrong_egress")
+        .expect("finding");
+    assert_eq!(f["evidence"]["agents"][0]["interface"], "ctl0", "{f:#}");
     let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["lab", "down", &lab.name])
         .output()
