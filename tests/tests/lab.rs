@@ -342,6 +342,14 @@ fn missing_cluster_uplink_is_address_unavailable_with_the_cni_error() {
             .is_some_and(|e| e.contains("on node n3") && e.contains("CNI ADD")),
         "{f:#}"
     );
+    // The plugin said the master is missing: the finding names it and says so first.
+    assert_eq!(f["evidence"]["missing_master"], "clu0", "{f:#}");
+    assert!(
+        f["suggestions"][0]
+            .as_str()
+            .is_some_and(|s| s.contains("\"clu0\"") && s.contains("n3")),
+        "{f:#}"
+    );
     lab.assert_gone();
 }
 
@@ -386,6 +394,11 @@ fn lossy_uplink_is_flaky() {
         found.iter().any(|(k, n, nodes)| k == "flaky"
             && n.as_deref() == Some("public")
             && nodes == &["n2".to_string()]),
+        "{found:?}"
+    );
+    // The host checker on n2 gets through most of the time: flaky too, never "cannot reach".
+    assert!(
+        !found.iter().any(|(k, _, _)| k == "host_unreachable"),
         "{found:?}"
     );
     lab.assert_gone();
