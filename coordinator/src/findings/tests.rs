@@ -465,6 +465,33 @@ fn address_unavailable_for_a_missing_master_names_it_and_says_so_first() {
         f[0].suggestions
     );
     assert!(!f[0].suggestions[0].contains("range"));
+    // Newer plugins say only "Link not found"; the lab's runtime names the master it knows.
+    for a in s
+        .facts
+        .agents
+        .iter_mut()
+        .filter(|a| a.identity.node == "n3")
+    {
+        if let AgentFate::NoAddress { reason, .. } = &mut a.fate {
+            *reason = "on node n3: CNI ADD (/usr/lib/cni/macvlan) failed: Link not found (the master interface \"clu0\" is not on node n3)".into();
+        }
+    }
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(f[0].evidence["missing_master"], "clu0");
+    // "Link not found" alone names nothing: the general suggestions stay.
+    for a in s
+        .facts
+        .agents
+        .iter_mut()
+        .filter(|a| a.identity.node == "n3")
+    {
+        if let AgentFate::NoAddress { reason, .. } = &mut a.fate {
+            *reason = "CNI ADD failed: Link not found".into();
+        }
+    }
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(f[0].evidence.get("missing_master"), None);
+    assert!(f[0].suggestions[0].contains("range"));
 }
 
 #[test]

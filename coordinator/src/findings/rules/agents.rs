@@ -74,15 +74,18 @@ fn with_exit(mut entry: Value, agent: &AgentFact) -> Value {
     entry
 }
 
-/// The master interface a CNI error says is missing: macvlan and ipvlan fail with `failed to
-/// lookup master "eth1": Link not found` (containernetworking/plugins
-/// `plugins/main/macvlan/macvlan.go`, `netlink.LinkByName(conf.Master)`).
+/// The master interface a CNI error says is missing: macvlan and ipvlan of older plugins fail
+/// with `failed to lookup master "eth1": Link not found` (containernetworking/plugins
+/// `plugins/main/macvlan/macvlan.go`); newer ones with the bare `Link not found`, which the lab's
+/// runtime completes with `(the master interface "eth1" is not on node n3)`.
 fn missing_master(reason: &str) -> Option<String> {
-    let rest = &reason[reason.find("lookup master ")? + "lookup master ".len()..];
-    if !rest.contains("Link not found") && !rest.contains("no such") {
+    if !reason.contains("Link not found") {
         return None;
     }
-    let name = rest.strip_prefix('"')?.split('"').next()?;
+    let marker = ["lookup master \"", "master interface \""]
+        .into_iter()
+        .find_map(|m| reason.find(m).map(|at| at + m.len()))?;
+    let name = reason[marker..].split('"').next()?;
     (!name.is_empty()).then(|| name.to_string())
 }
 
