@@ -354,7 +354,19 @@ impl Session {
                 message = self.reader.next(&mut self.recv) => match message? {
                     Some(CoordinatorMessage::Ack { seq }) => outbox.ack(seq),
                     Some(CoordinatorMessage::Targets { listeners }) => {
+                        // Where the probes will leave from, before they start (again after
+                        // every reconnect: the coordinator resends Targets).
+                        let egress = crate::egress::report(
+                            &settings.identity,
+                            &settings.addresses,
+                            &listeners,
+                            settings.coordinator,
+                        )
+                        .await;
                         targets.send_replace(listeners);
+                        if !egress.routes.is_empty() {
+                            self.write(&AgentMessage::Egress(egress)).await?;
+                        }
                     }
                     Some(CoordinatorMessage::Stop) => {
                         self.finish(outbox).await;

@@ -19,6 +19,9 @@
 //!   address, `/payload?bytes=N` serves N bytes.
 //! * [`prober`] — the probes of clients and host checkers: every kind each round, failure
 //!   classes, latency.
+//! * [`egress`] — where probes leave from: the kernel's route lookup per network probed, sent
+//!   to the coordinator after every Targets (`wrong_egress` when it is not the network's
+//!   interface).
 //! * [`pod`] — in a Kubernetes pod: the assignment made from the mounted run settings, TLS
 //!   material and Multus' network-status, checked against the kernel's interfaces; the
 //!   arguments of both ways to run.
@@ -36,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod egress;
 pub mod entry;
 pub mod pod;
 pub mod prober;

@@ -265,10 +265,14 @@ impl TestPeer {
         }
     }
 
+    /// The next report batch; an Egress before it (sent after every Targets) is passed over.
     pub async fn report(&mut self) -> ReportBatch {
-        match self.next().await {
-            AgentMessage::Report(batch) => batch,
-            other => panic!("expected Report, got {other:?}"),
+        loop {
+            match self.next().await {
+                AgentMessage::Report(batch) => return batch,
+                AgentMessage::Egress(_) => continue,
+                other => panic!("expected Report, got {other:?}"),
+            }
         }
     }
 

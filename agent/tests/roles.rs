@@ -96,9 +96,22 @@ async fn server_and_client_roles_probe_each_other_and_stop() {
         let mut client_peer = coordinator.accept().await;
         assert_eq!(client_peer.hello().await.agent.pod, "client-0");
         client_peer.send(CoordinatorMessage::Welcome).await;
+        let server_ip = listeners[0].http.ip();
         client_peer
             .send(CoordinatorMessage::Targets { listeners })
             .await;
+        // Before probing, the client says where its probes leave from: by loopback here, as
+        // its control plane does.
+        match client_peer.next().await {
+            AgentMessage::Egress(egress) => {
+                assert_eq!(egress.routes.len(), 1, "{egress:?}");
+                assert_eq!(egress.routes[0].target, server_ip);
+                assert_eq!(egress.routes[0].interface.as_deref(), Some("lo"));
+                assert!(egress.routes[0].source.is_some_and(|s| s.is_loopback()));
+                assert_eq!(egress.control_interface.as_deref(), Some("lo"));
+            }
+            other => panic!("expected Egress, got {other:?}"),
+        }
         let mut kinds_ok = HashSet::new();
         let mut next_seq = 1;
         while kinds_ok.len() < 8 {

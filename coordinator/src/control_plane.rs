@@ -499,6 +499,10 @@ async fn serve(
                 pod: pod.clone(),
                 reason,
             }),
+            Ok(AgentMessage::Egress(report)) => roster.do_send(ConnectionEvent::Egress {
+                pod: pod.clone(),
+                report,
+            }),
             Ok(AgentMessage::Hello(_)) => {
                 connection.close(close_code::HELLO_TWICE.into(), b"Hello sent twice");
                 break;

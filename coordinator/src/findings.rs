@@ -10,7 +10,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use multinet_proto::assignment::NetworkAddress;
-use multinet_proto::control::{AgentIdentity, Role};
+use multinet_proto::control::{AgentIdentity, EgressReport, Role};
 use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 use serde_json::Value;
@@ -46,6 +46,9 @@ pub enum FindingKind {
     Scheduling,
     /// Two agents hold the same address on one network.
     DuplicateAddress,
+    /// An agent's probes on a network left by another interface than the network's (not
+    /// counted).
+    WrongEgress,
 }
 
 /// How much a finding weighs in the verdict.
@@ -126,6 +129,8 @@ pub struct AgentFact {
     /// else as the backend handed them out; empty when neither is known (and for host
     /// checkers, which use the node's own).
     pub addresses: Vec<NetworkAddress>,
+    /// Where its probes left from, as it reported (None: it never said).
+    pub egress: Option<EgressReport>,
 }
 
 /// An [`AgentFact`] as the report's `agents` entries have it: the identity's fields first, in
@@ -141,6 +146,8 @@ struct AgentFactReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     exit: Option<&'a str>,
     addresses: &'a [NetworkAddress],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    egress: Option<&'a EgressReport>,
 }
 
 impl Serialize for AgentFact {
@@ -154,6 +161,7 @@ impl Serialize for AgentFact {
             passed_at_ms: self.passed_at_ms,
             exit: self.exit.as_deref(),
             addresses: &self.addresses,
+            egress: self.egress.as_ref(),
         }
         .serialize(serializer)
     }
@@ -176,6 +184,11 @@ pub struct RunFacts {
     pub success_threshold: u64,
     /// Rook's flaky threshold, milliseconds.
     pub flaky_threshold_ms: u64,
+    /// Whether the agents' control network carries nothing but control traffic (the lab's):
+    /// then a host checker's probes leaving by its control interface took a path that is not
+    /// the one under test. On a cluster the host's route to the pod network and to the
+    /// public network may share an interface legitimately, so there it is not judged.
+    pub control_network_isolated: bool,
 }
 
 /// Findings sorted by severity (fail first), kind, network, nodes.

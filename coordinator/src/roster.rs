@@ -9,8 +9,8 @@ use std::time::Instant;
 use actix::prelude::*;
 use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::control::{
-    AgentIdentity, CoordinatorMessage, Hello, Listener, PROTOCOL_VERSION, Refusal, ReportBatch,
-    Role,
+    AgentIdentity, CoordinatorMessage, EgressReport, Hello, Listener, PROTOCOL_VERSION, Refusal,
+    ReportBatch, Role,
 };
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
@@ -46,6 +46,8 @@ struct AgentState {
     failed: Option<String>,
     /// Its addresses, as its latest Hello said them.
     addresses: Vec<NetworkAddress>,
+    /// Where its probes leave from, as it last reported (None until it did).
+    egress: Option<EgressReport>,
 }
 
 impl AgentState {
@@ -149,6 +151,7 @@ impl Handler<Expect> for AgentRoster {
                     conn: None,
                     connection: None,
                     addresses: Vec::new(),
+                    egress: None,
                     produced: 0,
                     recorded: 0,
                     dropped: 0,
@@ -276,6 +279,13 @@ pub enum ConnectionEvent {
         /// Its words.
         reason: String,
     },
+    /// Where the agent's probes leave from.
+    Egress {
+        /// The agent.
+        pod: String,
+        /// Its report.
+        report: EgressReport,
+    },
     /// The connection closed.
     Closed {
         /// The agent.
@@ -298,6 +308,11 @@ impl Handler<ConnectionEvent> for AgentRoster {
             ConnectionEvent::Failed { pod, reason } => {
                 if let Some(s) = self.agents.get_mut(&pod) {
                     s.failed = Some(reason);
+                }
+            }
+            ConnectionEvent::Egress { pod, report } => {
+                if let Some(s) = self.agents.get_mut(&pod) {
+                    s.egress = Some(report);
                 }
             }
             ConnectionEvent::Closed { pod, conn_id } => {
@@ -383,6 +398,8 @@ pub struct AgentView {
     pub dropped: u64,
     /// Its addresses, as it said them (empty until it connected).
     pub addresses: Vec<NetworkAddress>,
+    /// Where its probes leave from, as it last reported (None until it did).
+    pub egress: Option<EgressReport>,
 }
 
 /// The roster at a moment.
@@ -423,6 +440,7 @@ impl Handler<Snapshot> for AgentRoster {
                     recorded: s.recorded,
                     dropped: s.dropped,
                     addresses: s.addresses.clone(),
+                    egress: s.egress.clone(),
                 })
                 .collect(),
             listeners: self.listeners.clone(),

@@ -18,8 +18,9 @@ use crate::network::CephNetwork;
 use crate::probe::{Outcome, ProbeKind};
 
 /// The protocol version this build speaks; a peer with another is refused.
-/// Version 2: [`Hello`] carries the agent's addresses.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 2: [`Hello`] carries the agent's addresses. Version 3: agents report where their
+/// probes leave from ([`AgentMessage::Egress`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The QUIC ALPN protocol name of the control plane.
 pub const ALPN: &[u8] = b"multinet/1";
@@ -116,6 +117,33 @@ pub struct ProbeResult {
     pub outcome: Outcome,
 }
 
+/// Where an agent's probes on one network leave from: the kernel's route lookup for the
+/// target, made the way the probes are made (bound to the network's interface where the
+/// agent has one, otherwise by the host's routing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Egress {
+    /// The network probed.
+    pub network: CephNetwork,
+    /// The target looked up (the server's listener address on that network).
+    pub target: std::net::IpAddr,
+    /// The interface holding the source address the kernel chose (`None`: no route to the
+    /// target, or no interface of the agent's namespace holds that address).
+    pub interface: Option<String>,
+    /// The source address the kernel chose (`None`: no route to the target).
+    pub source: Option<std::net::IpAddr>,
+}
+
+/// Where an agent's probes leave from ([`AgentMessage::Egress`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressReport {
+    /// One per network probed.
+    pub routes: Vec<Egress>,
+    /// The interface the agent's control plane leaves by (the same lookup, for the
+    /// coordinator's address): a host checker's public probes must not leave by it where the
+    /// control network carries nothing else (the lab's).
+    pub control_interface: Option<String>,
+}
+
 /// Results an agent reports together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportBatch {
@@ -152,6 +180,10 @@ pub enum AgentMessage {
         /// What went wrong, in words.
         reason: String,
     },
+    /// Where the agent's probes leave from, one entry per network it probes (sent after
+    /// every Targets; protocol version 3). The coordinator does not count a network whose
+    /// probes leave by another interface than the network's (`wrong_egress`).
+    Egress(EgressReport),
 }
 
 /// Why the coordinator refused an agent.

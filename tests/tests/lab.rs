@@ -261,6 +261,23 @@ fn default_topology_passes_with_no_finding_and_leaves_nothing() {
         paths.iter().all(|p| p["ok"] == p["sent"]),
         "every path ok: {r:#}"
     );
+    // Every probing agent said where its probes leave from: a client by its NAD interfaces,
+    // a host checker by its shim, never by the control interface.
+    for agent in r["agents"].as_array().expect("agents") {
+        if agent["role"] == "server" {
+            continue;
+        }
+        let routes = agent["egress"]["routes"].as_array().expect("egress routes");
+        assert!(!routes.is_empty(), "{agent:#}");
+        for route in routes {
+            let expected = match agent["role"].as_str() {
+                Some("host_check") => "shim0",
+                _ => route["network"].as_str().expect("network"),
+            };
+            assert_eq!(route["interface"], expected, "{agent:#}");
+        }
+        assert_eq!(agent["egress"]["control_interface"], "ctl0", "{agent:#}");
+    }
     lab.assert_gone();
 }
 
@@ -358,6 +375,14 @@ fn missing_cluster_uplink_is_address_unavailable_with_the_cni_error() {
             .is_some_and(|e| e.contains("on node n3") && e.contains("CNI ADD")),
         "{f:#}"
     );
+    // The plugin said the master is missing: the finding names it and says so first.
+    assert_eq!(f["evidence"]["missing_master"], "clu0", "{f:#}");
+    assert!(
+        f["suggestions"][0]
+            .as_str()
+            .is_some_and(|s| s.contains("\"clu0\"") && s.contains("n3")),
+        "{f:#}"
+    );
     lab.assert_gone();
 }
 
@@ -402,6 +427,11 @@ fn lossy_uplink_is_flaky() {
         found.iter().any(|(k, n, nodes)| k == "flaky"
             && n.as_deref() == Some("public")
             && nodes == &["n2".to_string()]),
+        "{found:?}"
+    );
+    // The host checker on n2 gets through most of the time: flaky too, never "cannot reach".
+    assert!(
+        !found.iter().any(|(k, _, _)| k == "host_unreachable"),
         "{found:?}"
     );
     lab.assert_gone();
@@ -1064,12 +1094,12 @@ fn a_failing_run_ends_as_soon_as_its_verdict_is_certain_not_at_the_deadline() {
             ("inter_node_blocked", "cluster", vec!["n2", "n3"]),
         ),
         (
-            'g',
+            '2',
             "server_node: n1\nfaults:\n  - block: {network: cluster, from: n1, to: '*'}\n",
             ("inter_node_blocked", "cluster", vec!["n2", "n3"]),
         ),
         (
-            'i',
+            '3',
             "server_node: n1\nnetworks:\n  public: {cni: macvlan, mtu: 1500}\n  cluster: {cni: macvlan, mtu: 1500}\nunderlay:\n  - {node: n2, network: public, mtu: 1280}\n",
             ("mtu_blackhole", "public", vec!["n2"]),
         ),
@@ -1157,4 +1187,189 @@ fn a_lab_that_cannot_be_built_still_writes_its_report_with_verdict_error_and_exi
         // The preflight refused before anything was made.
         lab.assert_gone();
     }
+}
+
+#[test]
+fn a_network_inside_the_control_network_is_refused_before_anything_is_created() {
+    if !lab_possible() {
+        return;
+    }
+    // Issue #12's repro: with the public subnet in 198.19.0.0/16 (the control network) and n3's
+    // host route missing, the run passed, its host checker reaching the server over the control
+    // network. Such a topology is now refused.
+    let lab = LabGuard::new('4');
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args([
+            "run",
+            "--backend",
+            "lab",
+            "-q",
+            "-o",
+            "json",
+            "-f",
+            &lab.topology(&format!(
+                "nodes: 3\nnetworks:\n  public: {{cni: macvlan, subnet: 198.19.36.0/24}}\n  cluster: {{cni: macvlan, subnet: 198.19.46.0/24}}\nfaults:\n  - host-route-missing: {{node: n3}}\n{SMALL}"
+            )),
+        ])
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(22), "{stderr}");
+    for range in ["198.19.36.0/24", "198.19.46.0/24", "198.19.0.0/16"] {
+        assert!(stderr.contains(range), "{range} not named: {stderr}");
+    }
+    lab.assert_gone();
+}
+
+/// The first IPv4 address on `dev` in namespace `ns`.
+fn address_in(ns: &str, dev: &str) -> std::net::IpAddr {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-4", "-o", "addr", "show", "dev", dev])
+        .output()
+        .expect("ip addr");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no IPv4 address on {dev} in {ns}: {text}"))
+}
+
+#[test]
+fn the_control_network_answers_arp_only_for_its_own_addresses() {
+    use multinet_coordinator::lab::net::{sysctl_in, udp_socket_in};
+    use std::net::{Ipv4Addr, SocketAddr};
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('5');
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "up", "-f", &lab.topology("nodes: 2\n")])
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let (n1, n2) = (format!("{}-n1", lab.name), format!("{}-n2", lab.name));
+    // n2's public address (its host shim), and on n1 a route to it into the control network:
+    // an overlapping route, as a node may have one.
+    let public = address_in(&n2, "shim0");
+    let added = Command::new("ip")
+        .args([
+            "-n",
+            &n1,
+            "route",
+            "add",
+            &format!("{public}/32"),
+            "dev",
+            "ctl0",
+        ])
+        .output()
+        .expect("ip route");
+    assert!(added.status.success(), "{added:?}");
+    let receiver = udp_socket_in(&n2, SocketAddr::new(public, 0)).expect("receiver");
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let target = receiver.local_addr().expect("bound");
+    let sender = udp_socket_in(&n1, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).expect("sender");
+    let arrives = || {
+        let _ = sender.send_to(b"escape?", target);
+        receiver.recv_from(&mut [0u8; 16]).is_ok()
+    };
+    // n2's control interface does not answer ARP for its public address: nothing gets through
+    // by the control network (three tries, each 300 ms, cover the kernel's ARP retries).
+    assert!(
+        !(0..3).any(|_| arrives()),
+        "a datagram to n2's public address went over the control network"
+    );
+    // The same with Linux's default (answer for any address on any interface): it gets
+    // through, so the setting above is what the kernel honours.
+    sysctl_in(&n2, "net/ipv4/conf/ctl0/arp_ignore", "0").expect("sysctl");
+    eventually(
+        Duration::from_secs(10),
+        "the escape with arp_ignore 0",
+        || arrives().then_some(()).ok_or("nothing arrived"),
+    );
+    drop((sender, receiver));
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(down.status.success());
+    lab.assert_gone();
+}
+
+#[test]
+fn a_host_route_into_the_control_network_is_wrong_egress_not_a_pass() {
+    if !lab_possible() {
+        return;
+    }
+    // A node whose only route to the public network goes into the control network, as a
+    // host with overlapping routes may have: its host checker's probes would test the control
+    // network, not the public one. They are not counted, and the run says why it fails.
+    let lab = LabGuard::new('7');
+    let topology = lab.topology(&format!(
+        "nodes: 2\nserver_node: n1\nfaults:\n  - host-route-missing: {{node: n2}}\n{SMALL}"
+    ));
+    let up = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "up", "-f", &topology])
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let added = Command::new("ip")
+        .args([
+            "-n",
+            &format!("{}-n2", lab.name),
+            "route",
+            "add",
+            "198.18.0.0/20",
+            "dev",
+            "ctl0",
+        ])
+        .output()
+        .expect("ip route");
+    assert!(added.status.success(), "{added:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "--lab", &lab.name, "-q", "-o", "json"])
+        .output()
+        .expect("multinet runs");
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert_eq!(r["verdict"], "fail", "{r:#}");
+    let found = findings(&r);
+    assert!(
+        found.contains(&(
+            "wrong_egress".to_string(),
+            Some("public".to_string()),
+            vec!["n2".to_string()]
+        )),
+        "{found:?}"
+    );
+    // Not counted: the host checker is not also said to be unreachable.
+    assert!(
+        !found.iter().any(|(kind, _, _)| kind == "host_unreachable"),
+        "{found:?}"
+    );
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "wrong_egress")
+        .expect("finding");
+    assert_eq!(f["evidence"]["agents"][0]["interface"], "ctl0", "{f:#}");
+    let down = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["lab", "down", &lab.name])
+        .output()
+        .expect("lab down");
+    assert!(down.status.success());
+    lab.assert_gone();
 }

@@ -5,7 +5,8 @@
 //!
 //! This file holds the per-node sums and [`derive`], which applies the rules in order; the rules
 //! live by family: `agents` (the agents' and the server's fates), `addresses` (two agents
-//! with one address), `network` (one network's
+//! with one address), `egress` (probes that left by another interface than the network's; they
+//! are not counted by the other rules), `network` (one network's
 //! paths, node by node), `host` (host checkers) and `readiness` (Rook's flaky threshold). Each
 //! finding's suggestions stay beside the rule that makes it: one kind is made in several
 //! situations (`flaky` three ways, `agent_lost` two), each with its own advice.
@@ -13,6 +14,7 @@
 mod addresses;
 pub(crate) use addresses::duplicate_address_suggestions;
 mod agents;
+mod egress;
 mod host;
 mod network;
 mod readiness;
@@ -28,6 +30,7 @@ use super::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::{Outage, PathMatrix};
 use addresses::duplicate_addresses;
 use agents::{agent_failures, server_unavailable};
+use egress::wrong_egress;
 use host::host_checks;
 use network::network_rules;
 use readiness::rook_flaky_rule;
@@ -104,6 +107,7 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     agent_failures(facts, &mut out);
     duplicate_addresses(facts, &mut out);
+    wrong_egress(facts, &mut out);
     if !is_reporting(&facts.server) {
         out.push(server_unavailable(facts, None));
         return out;
@@ -119,6 +123,7 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
 
 fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMap<String, NodeNet> {
     let mut by_node: BTreeMap<String, NodeNet> = BTreeMap::new();
+    let uncounted = egress::uncounted(facts);
     let clients: BTreeMap<&str, &AgentFact> = facts
         .agents
         .iter()
@@ -126,6 +131,7 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
             a.identity.role == Role::Client
                 && a.identity.networks.contains(&network)
                 && is_reporting(a)
+                && !uncounted.contains(&(a.identity.pod.clone(), network))
         })
         .map(|a| (a.identity.pod.as_str(), a))
         .collect();

@@ -10,8 +10,10 @@
 //! | state (attachments for CNI DEL, host-local IPAM data) | `/run/multinet/<lab>/` |
 //!
 //! Every address lives inside the lab's namespaces; the host namespace gets no interface and no
-//! route. The control network (198.19.0.0/16) carries only agent ↔ coordinator traffic and no
-//! fault touches it.
+//! route. The control network (198.19.0.0/16,
+//! [`CONTROL_NETWORK`](crate::lab::topology::CONTROL_NETWORK)) carries only agent ↔ coordinator
+//! traffic and no fault touches it; no topology range overlaps it, and every control interface
+//! answers ARP only for its own address, so no probe leaves by it.
 //!
 //! The files: `naming` (the names and addresses above), `lifecycle` (up, open, down, list and
 //! the state file), `pods` (pod namespaces, attaching pods through the CNI plugins, the IPAM

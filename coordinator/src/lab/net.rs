@@ -188,6 +188,37 @@ pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> Result<std::net::TcpListen
     })
 }
 
+/// Writes `value` to the sysctl `key` (`net/ipv4/conf/ctl0/arp_ignore`, a path under
+/// `/proc/sys`) of namespace `ns`. A short-lived thread enters the namespace: `/proc/sys/net`
+/// shows the network namespace of the thread that opens it. No process is spawned, so this
+/// costs little per pod.
+pub fn sysctl_in(ns: &str, key: &str, value: &str) -> Result<()> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<()> {
+                let file = File::open(&path).map_err(in_namespace(format!("opening {path}")))?;
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+                    .map_err(in_namespace(format!("entering namespace {ns}")))?;
+                std::fs::write(format!("/proc/sys/{key}"), value).map_err(in_namespace(format!(
+                    "setting {key} to {value} in namespace {ns}"
+                )))
+            })
+            .join()
+            .map_err(|_| Error::Panicked)?
+    })
+}
+
+/// Makes `ifname` in namespace `ns` answer ARP only for the addresses it holds itself
+/// (`arp_ignore` 1; Linux's default 0 answers for any address of the namespace on any
+/// interface). The lab's control interfaces get it: otherwise a pod answers ARP for its
+/// public address on the control network, and a probe with a route into the control network
+/// reaches it there, not over the network under test (issue #12).
+pub fn control_interface_answers_only_for_itself(ns: &str, ifname: &str) -> Result<()> {
+    sysctl_in(ns, &format!("net/ipv4/conf/{ifname}/arp_ignore"), "1")
+}
+
 /// Binds a UDP socket to `addr` inside namespace `ns`. A short-lived thread enters the
 /// namespace (setns affects only the calling thread); the socket stays in it.
 pub fn udp_socket_in(ns: &str, addr: SocketAddr) -> Result<UdpSocket> {

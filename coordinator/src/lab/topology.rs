@@ -60,6 +60,15 @@ pub const SAFE_V6: Cidr = Cidr {
     prefix: 8,
 };
 
+/// The lab's control network (agents ↔ coordinator, and in `lab up --kubeconfig` the pods'
+/// network and the `kubernetes` Service): no topology network may overlap it, because a probe
+/// to an address inside it would leave by the control interface instead of the network under
+/// test (issue #12: a host checker without its route still reached the server that way).
+pub const CONTROL_NETWORK: Cidr = Cidr {
+    addr: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 0)),
+    prefix: 16,
+};
+
 /// The whole lab as the topology file describes it, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabTopology {

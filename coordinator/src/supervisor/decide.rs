@@ -257,6 +257,7 @@ mod tests {
             recorded: 0,
             dropped: 0,
             addresses: Vec::new(),
+            egress: None,
         }
     }
 

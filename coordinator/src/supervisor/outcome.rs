@@ -54,6 +54,7 @@ impl RunSupervisor {
                 } else {
                     view.addresses.clone()
                 },
+                egress: view.egress.clone(),
             }
         };
         let mut server = None;
@@ -77,6 +78,7 @@ impl RunSupervisor {
                     passed_at_ms: None,
                     exit: None,
                     addresses: Vec::new(),
+                    egress: None,
                 });
             }
         }
@@ -90,6 +92,9 @@ impl RunSupervisor {
             agents,
             success_threshold: settings.threshold(),
             flaky_threshold_ms: settings.config.flaky_threshold.as_std().as_millis() as u64,
+            // The lab's control network carries nothing else (issue #12); a cluster's pod
+            // network may share the host's interfaces with the public network.
+            control_network_isolated: scheduler.backend() == "lab",
         };
         // Server-not-started pods are consequences, not scheduling problems of their own.
         let mut found = findings::evaluate(&matrix, &facts);

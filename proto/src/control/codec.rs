@@ -104,13 +104,14 @@ mod tests {
     fn a_hello_is_encoded_as_it_always_was() {
         // Agents and coordinators of one protocol version must agree byte for byte: the
         // identity's fields (role, node, pod, networks) in this order, after the version and
-        // the run id; the addresses last (protocol version 2).
+        // the run id; the addresses last (protocol version 2). Version 3 added a message
+        // (Egress) after the others, so a Hello's bytes changed only in the version.
         assert_eq!(
             encode(&hello()).expect("encode"),
             [
                 0, 0, 0, 33, // length
                 0,  // AgentMessage::Hello
-                2,  // protocol version
+                3,  // protocol version
                 5, b'r', b'u', b'n', b'-', b'1', // run id
                 1,    // role: client
                 2, b'n', b'1', // node
@@ -257,6 +258,21 @@ mod tests {
         })
     }
 
+    fn egress() -> impl Strategy<Value = Egress> {
+        (
+            network(),
+            any::<[u8; 4]>(),
+            proptest::option::of(".{0,15}"),
+            proptest::option::of(any::<[u8; 16]>()),
+        )
+            .prop_map(|(network, target, interface, source)| Egress {
+                network,
+                target: std::net::IpAddr::from(target),
+                interface,
+                source: source.map(std::net::IpAddr::from),
+            })
+    }
+
     fn agent_message() -> impl Strategy<Value = AgentMessage> {
         let hello = (
             any::<u16>(),
@@ -309,6 +325,16 @@ mod tests {
             proptest::collection::vec(listener(), 0..4)
                 .prop_map(|listeners| AgentMessage::ServerReady { listeners }),
             ".{0,80}".prop_map(|reason| AgentMessage::Failed { reason }),
+            (
+                proptest::collection::vec(egress(), 0..3),
+                proptest::option::of(".{0,15}")
+            )
+                .prop_map(|(routes, control_interface)| AgentMessage::Egress(
+                    EgressReport {
+                        routes,
+                        control_interface
+                    }
+                )),
         ]
     }
 

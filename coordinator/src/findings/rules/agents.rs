@@ -74,6 +74,21 @@ fn with_exit(mut entry: Value, agent: &AgentFact) -> Value {
     entry
 }
 
+/// The master interface a CNI error says is missing: macvlan and ipvlan of older plugins fail
+/// with `failed to lookup master "eth1": Link not found` (containernetworking/plugins
+/// `plugins/main/macvlan/macvlan.go`); newer ones with the bare `Link not found`, which the lab's
+/// runtime completes with `(the master interface "eth1" is not on node n3)`.
+fn missing_master(reason: &str) -> Option<String> {
+    if !reason.contains("Link not found") {
+        return None;
+    }
+    let marker = ["lookup master \"", "master interface \""]
+        .into_iter()
+        .find_map(|m| reason.find(m).map(|at| at + m.len()))?;
+    let name = reason[marker..].split('"').next()?;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
     let mut lost: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut never_connected: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
@@ -138,13 +153,52 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
             .filter(|a| a.identity.role == Role::Client && a.identity.networks.contains(&network))
             .count()
             + usize::from(facts.server.identity.networks.contains(&network));
+        let mut evidence = BTreeMap::from([
+            ("without_address".into(), json!(count)),
+            ("expected".into(), json!(expected)),
+            ("got".into(), json!(expected - count)),
+            ("errors".into(), json!(reasons)),
+        ]);
+        let general = [
+            "the IPAM range may be too small for the worst case: `multinet spec check --nads ... --nodes N` shows the arithmetic",
+            "the NAD's master interface may be missing on these nodes",
+            "check the pods' events and the Multus logs for the CNI error",
+        ];
+        // The plugin said the master is missing: that is the cause, said first and by name.
+        let (summary, suggestions) = match reasons.iter().find_map(|r| missing_master(r)) {
+            Some(master) => {
+                evidence.insert("missing_master".into(), json!(master));
+                let nodes_named = nodes.iter().cloned().collect::<Vec<_>>().join(", ");
+                let first = format!(
+                    "create the NAD's master interface {master:?} on node(s) {nodes_named}, or point the NAD's `master` at the interface these nodes have on this network"
+                );
+                (
+                    format!(
+                        "{count} of {expected} pods got no address on the {} network: the master interface {master:?} is missing on node(s) {nodes_named}",
+                        network.key()
+                    ),
+                    std::iter::once(first)
+                        .chain([general[2].to_string(), general[0].to_string()])
+                        .collect::<Vec<_>>(),
+                )
+            }
+            None => (
+                format!(
+                    "{count} of {expected} pods got no address on the {} network",
+                    network.key()
+                ),
+                general.iter().map(|s| s.to_string()).collect(),
+            ),
+        };
+        let suggestions: Vec<&str> = suggestions.iter().map(String::as_str).collect();
         out.push(finding(
-            FindingKind::AddressUnavailable, Severity::Fail, Some(network), nodes.into_iter().collect(),
-            format!("{count} of {expected} pods got no address on the {} network", network.key()),
-            BTreeMap::from([("without_address".into(), json!(count)), ("expected".into(), json!(expected)), ("got".into(), json!(expected - count)), ("errors".into(), json!(reasons))]),
-            &["the IPAM range may be too small for the worst case: `multinet spec check --nads ... --nodes N` shows the arithmetic",
-              "the NAD's master interface may be missing on these nodes",
-              "check the pods' events and the Multus logs for the CNI error"],
+            FindingKind::AddressUnavailable,
+            Severity::Fail,
+            Some(network),
+            nodes.into_iter().collect(),
+            summary,
+            evidence,
+            &suggestions,
         ));
     }
     if !not_started.is_empty() {

@@ -1,5 +1,9 @@
 //! The host checkers' rule, `host_unreachable`: a host that cannot reach the server's public
-//! address (unless its node's MTU black hole explains it).
+//! address. Said once per cause: where the node's MTU black hole explains it, nothing more is
+//! said; where the node's clients are cut off on the public network too (`node_unreachable`,
+//! `inter_node_blocked` naming the node), the host checker's failure is attached to that
+//! finding (`evidence.explains`); a host that gets through only sometimes is `flaky`, not
+//! unreachable.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +17,13 @@ use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
 
 pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<Finding>) {
+    // A host checker whose probes left by the wrong interface is `wrong_egress`, not counted.
+    let uncounted = super::egress::uncounted(facts);
     for a in facts.agents.iter().filter(|a| {
-        a.identity.role == Role::HostCheck && is_reporting(a) && a.passed_at_ms.is_none()
+        a.identity.role == Role::HostCheck
+            && is_reporting(a)
+            && a.passed_at_ms.is_none()
+            && !uncounted.contains(&(a.identity.pod.clone(), CephNetwork::Public))
     }) {
         let (mut small, mut large) = (Tally::default(), Tally::default());
         for (key, stats) in matrix.paths() {
@@ -33,6 +42,44 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
                 .iter()
                 .any(|f| f.kind == FindingKind::MtuBlackhole && f.nodes.contains(&a.identity.node));
         if mtu_explained {
+            continue;
+        }
+        let host_evidence = json!({
+            "kind": "host_unreachable",
+            "host_checker": a.identity.pod,
+            "small_probes": {"sent": small.sent, "ok": small.ok},
+            "large_probes": {"sent": large.sent, "ok": large.ok},
+        });
+        if let Some(cause) = out.iter_mut().find(|f| {
+            matches!(
+                f.kind,
+                FindingKind::NodeUnreachable | FindingKind::InterNodeBlocked
+            ) && f.network == Some(CephNetwork::Public)
+                && f.nodes.contains(&a.identity.node)
+        }) {
+            if let Some(list) = cause
+                .evidence
+                .entry("explains".into())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+            {
+                list.push(host_evidence);
+            }
+            continue;
+        }
+        let (sent, ok) = (small.sent + large.sent, small.ok + large.ok);
+        if ok > 0 {
+            out.push(finding(
+                FindingKind::Flaky, Severity::Fail, Some(CephNetwork::Public), vec![a.identity.node.clone()],
+                format!("the host checker on node {} reaches the server's public address only sometimes: {ok} of {sent} probes passed", a.identity.node),
+                BTreeMap::from([
+                    ("host_checker".into(), json!(a.identity.pod)),
+                    ("small_probes".into(), json!({"sent": small.sent, "ok": small.ok})),
+                    ("large_probes".into(), json!({"sent": large.sent, "ok": large.ok})),
+                ]),
+                &["the host's path to the public network loses packets: check error and drop counters on the node's public interface (or shim) and its switch port",
+                  "a host route that exists but flaps (a routing daemon, DHCP renewing the shim's address)"],
+            ));
             continue;
         }
         let evidence = BTreeMap::from([

@@ -126,6 +126,7 @@ impl Lab {
             netns_add(&ns)?;
             let port = format!("{}-c", node.name);
             veth(&ns, "ctl0", &ctl, &port, None)?;
+            net::control_interface_answers_only_for_itself(&ns, "ctl0")?;
             ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
             ip_in(
                 &ns,

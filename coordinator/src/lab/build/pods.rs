@@ -53,11 +53,25 @@ impl Lab {
                     // Undo what the plugins before the failing one did (a conflist), as a
                     // runtime does; teardown deletes it again, which CNI allows.
                     let _ = attachment.del();
+                    let mut reason = format!("on node {node}: {e:#}");
+                    // Newer plugins fail a missing master with the bare "Link not found"
+                    // (macvlan's loadConf asks the master's MTU first): name it, as the
+                    // runtime knows it.
+                    if reason.contains("Link not found")
+                        && !reason.contains("master")
+                        && let Some(net) = self.topology.networks.get(network)
+                        && net.cni_type != "bridge"
+                    {
+                        let master = super::node_links(net, *network).uplink;
+                        reason.push_str(&format!(
+                            " (the master interface \"{master}\" is not on node {node})"
+                        ));
+                    }
                     return Ok(PodNet {
                         ns,
                         control,
                         addresses,
-                        failed: Some((*network, format!("on node {node}: {e:#}"))),
+                        failed: Some((*network, reason)),
                     });
                 }
             }
@@ -124,6 +138,7 @@ impl Lab {
         }
         let ctl = Self::control_ns(&self.topology.name);
         veth(ns, ifname, &ctl, port, None)?;
+        net::control_interface_answers_only_for_itself(ns, ifname)?;
         ip_in(&ctl, &["link", "set", port, "master", "ctl"])?;
         ip_in(ns, &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname])
     }

@@ -438,6 +438,46 @@ fn mistakes_are_reported_once() {
 }
 
 #[test]
+fn a_network_inside_the_control_network_is_refused_naming_both_ranges() {
+    // Issue #12's repro: a public subnet in 198.19.0.0/16 passed with its host route missing,
+    // because the host checker reached the server over the control network.
+    let (_, problems) = parse(
+        "nodes: 3\nnetworks: {public: {cni: macvlan, subnet: 198.19.36.0/24}, cluster: {cni: macvlan, subnet: 198.19.46.0/24}}\nfaults: [{host-route-missing: {node: n3}}]\n",
+    );
+    let found: Vec<_> = problems
+        .errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    for ((field, message), (want_field, want_range)) in found.iter().zip([
+        ("networks.public.subnet", "198.19.36.0/24"),
+        ("networks.cluster.subnet", "198.19.46.0/24"),
+    ]) {
+        assert_eq!(*field, want_field);
+        assert!(
+            message.contains(want_range) && message.contains("198.19.0.0/16"),
+            "{message}"
+        );
+    }
+    // A NAD's IPAM range is checked the same way, and a range that only touches the control
+    // network (a /15 holding it) is refused too.
+    let (_, problems) = parse(
+        "networks: {public: {apiVersion: k8s.cni.cncf.io/v1, kind: NetworkAttachmentDefinition, metadata: {name: p}, spec: {config: '{\"type\": \"macvlan\", \"ipam\": {\"type\": \"whereabouts\", \"range\": \"198.18.0.0/15\"}}'}}}\n",
+    );
+    let fields: Vec<_> = problems.errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["networks.public.spec.config.ipam"]);
+    // The control network's own addresses are inside it (what the check protects).
+    for addr in [
+        crate::lab::build::COORDINATOR,
+        crate::lab::build::control_addr(1),
+        crate::lab::build::control_addr(100 + 60_000),
+    ] {
+        assert!(CONTROL_NETWORK.contains(IpAddr::V4(addr)), "{addr}");
+    }
+}
+
+#[test]
 fn malformed_yaml_fails_outright() {
     let err = parse_topology("nodes: [1, 2\n").expect_err("unclosed list");
     assert!(err.line.is_some(), "{err}");

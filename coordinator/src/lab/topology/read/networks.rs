@@ -11,7 +11,9 @@ use multinet_proto::network::CephNetwork;
 use serde_json::Value;
 
 use super::{get, read_mtu, warn_unknown_keys};
-use crate::lab::topology::{LabNetwork, SAFE_V4, SAFE_V6, SUPPORTED_CNI, default_range, prefixed};
+use crate::lab::topology::{
+    CONTROL_NETWORK, LabNetwork, SAFE_V4, SAFE_V6, SUPPORTED_CNI, default_range, prefixed,
+};
 
 pub(super) fn read_networks(
     field: Field<'_, '_>,
@@ -100,13 +102,28 @@ fn overlaps(a: &Cidr, b: &Cidr) -> bool {
     a.family() == b.family() && a.first() <= b.last() && b.first() <= a.last()
 }
 
-/// The network safety rule: lab subnets stay in the ranges reserved for it.
+/// The network safety rule: lab subnets stay in the ranges reserved for it, and out of the
+/// lab's control network (a probe into it would leave by the control interface, not by the
+/// network under test).
 fn check_safe(path: &str, subnet: &Cidr, problems: &mut Problems) -> bool {
     let safe = match subnet.family() {
         Family::V4 => SAFE_V4,
         Family::V6 => SAFE_V6,
     };
     if contains(&safe, subnet) {
+        if overlaps(subnet, &CONTROL_NETWORK) {
+            problems.error(
+                path,
+                format!(
+                    "{} overlaps the lab's control network {}: probes to it could leave by the \
+                     control interface instead of the network under test; use 198.18.0.0/16 \
+                     or fd00::/8",
+                    subnet.network(),
+                    CONTROL_NETWORK.network()
+                ),
+            );
+            return false;
+        }
         return true;
     }
     problems.error(
