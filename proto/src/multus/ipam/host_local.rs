@@ -436,9 +436,20 @@ fn read_range(base: &str, entry: &Value, problems: &mut Problems) -> Option<Host
     })
 }
 
-/// Whether two ranges share an address (`Range.Overlaps`: different families never do).
+/// host-local's `Range.Overlaps` (`plugins/ipam/host-local/backend/allocator/range.go`): two
+/// ranges of one family overlap when either contains the other's `rangeStart` or `rangeEnd`
+/// (`Range.Contains`: inside the subnet, not before `rangeStart`, not after `rangeEnd`). Not
+/// plain interval intersection: a range that hands out nothing (`rangeStart` on the last
+/// address, the default `rangeEnd` before it) still overlaps a range containing its start.
 fn overlap(a: &HostLocalRange, b: &HostLocalRange) -> bool {
-    a.cidr.family() == b.cidr.family() && a.start <= b.end && b.start <= a.end
+    let contains = |r: &HostLocalRange, x: u128| {
+        (r.cidr.first()..=r.cidr.last()).contains(&x) && x >= r.start && x <= r.end
+    };
+    a.cidr.family() == b.cidr.family()
+        && (contains(a, b.start)
+            || contains(a, b.end)
+            || contains(b, a.start)
+            || contains(b, a.end))
 }
 
 fn describe(r: &HostLocalRange) -> String {

@@ -636,7 +636,10 @@ fn host_local_walk(
     } else {
         cidr.last()
     });
-    if !inside(first) || !inside(last) || first > last {
+    // `Range.Canonicalize` checks a given `rangeStart` before `rangeEnd` is defaulted, and a
+    // given `rangeEnd` against the start (`Range.Contains`): a start after the default end is
+    // accepted, and the range hands out nothing.
+    if !inside(first) || !inside(last) || (end.is_some() && first > last) {
         return None;
     }
     // No gateway: the subnet's .1; one outside the subnet skips nothing.
@@ -717,4 +720,34 @@ proptest! {
         let _ = read(json!({"type": "whereabouts", key.clone(): text.clone()}));
         let _ = read(json!({"type": "host-local", key: text}));
     }
+}
+
+/// host-local `range.go` `Range.Overlaps`: a range that hands out nothing (rangeStart on
+/// 198.18.0.7, the /29's default rangeEnd .6 before it) still overlaps a range that contains
+/// its start, and host-local refuses the set ("subnets … overlap"). Found by
+/// `host_local_lists_what_its_allocator_hands_out`.
+#[test]
+fn an_empty_range_whose_start_another_range_contains_overlaps_it() {
+    let (_, problems) = read_plugin(
+        json!({"cniVersion": "0.3.1", "ipam": {"type": "host-local", "ranges": [[
+            {"subnet": "198.18.0.0/23", "rangeStart": "198.18.0.7"},
+            {"subnet": "198.18.0.0/29", "rangeStart": "198.18.0.7"}
+        ]]}}),
+    );
+    assert!(
+        problems
+            .errors
+            .iter()
+            .any(|e| e.message.contains("overlaps")),
+        "{:?}",
+        problems.errors
+    );
+    // Alone, the empty range is accepted: host-local takes it and hands out nothing.
+    let (report, problems) = read_plugin(
+        json!({"cniVersion": "0.3.1", "ipam": {"type": "host-local", "ranges": [[
+            {"subnet": "198.18.0.0/29", "rangeStart": "198.18.0.7"}
+        ]]}}),
+    );
+    assert!(problems.is_valid(), "{:?}", problems.errors);
+    assert_eq!(report.capacity, Some(0));
 }
