@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use super::pods::LivePod;
 use crate::cidr::{Cidr, from_u128, to_u128};
-use crate::field::{Field, Problems, type_name};
+use crate::field::{Field, Problems};
 
 /// API group and version of whereabouts' IPPools.
 pub const IPPOOL_API_VERSION: &str = "whereabouts.cni.cncf.io/v1alpha1";
@@ -127,38 +127,13 @@ pub fn read_ippools(docs: &[Value], problems: &mut Problems) -> Vec<IpPool> {
 }
 
 fn read_ippool(label: &str, doc: &Value, problems: &mut Problems) -> Option<IpPool> {
-    if !doc.is_object() {
-        problems.error(
-            label,
-            format!(
-                "expected an {IPPOOL_KIND} mapping, found {}",
-                type_name(doc)
-            ),
-        );
-        return None;
-    }
-    if let Some(api) = doc.get("apiVersion").and_then(Value::as_str)
-        && api != IPPOOL_API_VERSION
-    {
-        problems.error(
-            format!("{label}.apiVersion"),
-            format!("expected {IPPOOL_API_VERSION:?} for an {IPPOOL_KIND}, found {api:?}"),
-        );
-        return None;
-    }
-    let name_path = format!("{label}.metadata.name");
-    let name = Field::new(
-        &name_path,
-        doc.pointer("/metadata/name").unwrap_or(&Value::Null),
-    )
-    .required_string(problems, "an IPPool needs a name")?
-    .to_string();
-    let namespace = doc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or("default")
-        .to_string();
+    let (namespace, name) = super::live_object_name(
+        label,
+        doc,
+        IPPOOL_API_VERSION,
+        &format!("an {IPPOOL_KIND}"),
+        problems,
+    )?;
     let prefix = format!("{IPPOOL_KIND} {namespace}/{name}");
     let mut local = Problems::default();
     let pool = read_spec(doc, &mut local).map(|(range, cidr, reservations)| IpPool {

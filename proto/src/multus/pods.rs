@@ -28,7 +28,7 @@ use serde_json::Value;
 use super::selection::{NetworkSelection, parse_selections};
 use super::status::{NetworkStatus, parse_network_status};
 use super::{LEGACY_NETWORKS_STATUS_ANNOTATION, NETWORK_STATUS_ANNOTATION, NETWORKS_ANNOTATION};
-use crate::field::{Field, Problems, type_name};
+use crate::field::{Field, Problems};
 
 /// One pod, as far as its secondary networks go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,35 +139,7 @@ pub fn read_pods(docs: &[Value], problems: &mut Problems) -> Vec<LivePod> {
 }
 
 fn read_pod(label: &str, doc: &Value, problems: &mut Problems) -> Option<LivePod> {
-    if !doc.is_object() {
-        problems.error(
-            label,
-            format!("expected a Pod mapping, found {}", type_name(doc)),
-        );
-        return None;
-    }
-    if let Some(api) = doc.get("apiVersion").and_then(Value::as_str)
-        && api != "v1"
-    {
-        problems.error(
-            format!("{label}.apiVersion"),
-            format!("expected \"v1\" for a Pod, found {api:?}"),
-        );
-        return None;
-    }
-    let name_path = format!("{label}.metadata.name");
-    let name = Field::new(
-        &name_path,
-        doc.pointer("/metadata/name").unwrap_or(&Value::Null),
-    )
-    .required_string(problems, "a Pod needs a name")?
-    .to_string();
-    let namespace = doc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or("default")
-        .to_string();
+    let (namespace, name) = super::live_object_name(label, doc, "v1", "a Pod", problems)?;
     let prefix = format!("Pod {namespace}/{name}");
     let mut local = Problems::default();
     let node = Field::new(
