@@ -52,6 +52,7 @@
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod cni_reason;
 pub mod config_cmd;
 pub mod control_plane;
 pub mod exit;

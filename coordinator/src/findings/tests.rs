@@ -495,6 +495,53 @@ fn address_unavailable_for_a_missing_master_names_it_and_says_so_first() {
 }
 
 #[test]
+fn address_unavailable_for_an_mtu_above_the_masters_names_both_mtus_and_says_so_first() {
+    let mut s = run(|_, _, _, _| true);
+    for a in s
+        .facts
+        .agents
+        .iter_mut()
+        .filter(|a| a.identity.node == "n2" && a.identity.role == Role::Client)
+    {
+        // macvlan's own words (plugins/main/macvlan/macvlan.go, loadConf), as the lab's
+        // runtime completes them (cni_reason::annotate).
+        a.fate = AgentFate::NoAddress {
+            network: CephNetwork::Public,
+            reason: "on node n2: CNI ADD (/usr/lib/cni/macvlan) failed: invalid MTU 9000, must be [0, master MTU(1500)] (master interface \"pub0\" on node n2: MTU 1500, below the NAD's mtu 9000)".into(),
+        };
+    }
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].kind, FindingKind::AddressUnavailable);
+    assert_eq!(f[0].nodes, ["n2"]);
+    assert_eq!(
+        (
+            &f[0].evidence["master"],
+            &f[0].evidence["nad_mtu"],
+            &f[0].evidence["master_mtu"]
+        ),
+        (
+            &serde_json::json!("pub0"),
+            &serde_json::json!(9000),
+            &serde_json::json!(1500)
+        )
+    );
+    assert!(
+        f[0].summary.contains(
+            "MTU 9000 is above the MTU 1500 of the master interface \"pub0\" on node(s) n2"
+        ),
+        "{}",
+        f[0].summary
+    );
+    assert!(
+        f[0].suggestions[0].contains("\"pub0\"") && f[0].suggestions[0].contains("9000"),
+        "{:?}",
+        f[0].suggestions
+    );
+    assert!(!f[0].suggestions.iter().any(|s| s.contains("range")));
+}
+
+#[test]
 fn scheduling() {
     let mut s = run(|_, _, _, _| true);
     s.facts.agents[0].fate = AgentFate::NotStarted {

@@ -62,8 +62,8 @@ pub struct LabBackend {
     /// short (a signal) while a pod is being placed leaves that work running, and cleanup,
     /// taking the lock, waits for it before it removes the lab.
     lab: Arc<Mutex<Lab>>,
-    /// The lab's name (read without the lock).
-    name: String,
+    /// Each node's namespace (host checkers run there), by node name; read without the lock.
+    node_namespaces: std::collections::HashMap<String, String>,
     agents: AgentProcesses,
     /// What cleanup leaves.
     keep: Keep,
@@ -73,7 +73,12 @@ impl LabBackend {
     /// Runs on `lab`; `keep` says what cleanup leaves.
     pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: Keep) -> Self {
         Self {
-            name: lab.topology.name.clone(),
+            node_namespaces: lab
+                .topology
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), lab.node_namespace(&n.name)))
+                .collect(),
             lab: Arc::new(Mutex::new(lab)),
             agents: AgentProcesses::new(agent_command, kill),
             keep,
@@ -162,7 +167,11 @@ impl Scheduler for LabBackend {
 
     async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>) -> Result<PodStatus, Error> {
         if pod.role == Role::HostCheck {
-            let ns = Lab::node_ns(&self.name, &pod.node);
+            let ns = self
+                .node_namespaces
+                .get(&pod.node)
+                .cloned()
+                .unwrap_or_else(|| self.lab().node_namespace(&pod.node));
             return Ok(
                 match self.agents.start(pod, env, Vec::new(), &netns_exec(&ns))? {
                     Ok(()) => PodStatus::Started(Vec::new()),

@@ -5,8 +5,12 @@
 //! |---|---|
 //! | switch namespace (one bridge per network: `br-pub`, `br-clu`) | `<lab>-sw` |
 //! | control namespace (bridge `ctl`, coordinator at 198.19.0.1/16) | `<lab>-ctl` |
-//! | node namespace (uplinks `pub0`/`clu0`, control `ctl0`, public shim `shim0`) | `<lab>-<node>` |
-//! | pod namespace (NAD interfaces `public`/`cluster`, control `ctl0`) | `<lab>-<node>-p<j>` |
+//! | node namespace (uplinks `pub0`/`clu0`, control `ctl0`, public shim `shim0`) | `<lab>-<id>` |
+//! | pod namespace (NAD interfaces `public`/`cluster`, control `ctl0`) | `<lab>-<id>-p<j>` |
+//! | a node's switch ports, its control port, a pod's control port | `<id>-pub`, `<id>-c`, `<id>p<j>` |
+//!
+//! `<id>` is the node's short id ([`LabTopology::node_id`]): its name when that is 1 to 4
+//! lowercase letters and digits, else `n-<position>`.
 //! | state (attachments for CNI DEL, host-local IPAM data) | `/run/multinet/<lab>/` |
 //!
 //! Every address lives inside the lab's namespaces; the host namespace gets no interface and no

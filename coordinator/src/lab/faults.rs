@@ -35,10 +35,12 @@ pub enum Error {
 /// Results of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The switch port of `node` on `network` (in the switch namespace).
-pub fn switch_port(node: &str, network: CephNetwork) -> String {
+/// The switch port of node `node` (its name) on `network`, in the switch namespace:
+/// `<id>-pub` / `<id>-clu` with the node's [`LabTopology::node_id`].
+pub fn switch_port(topology: &LabTopology, node: &str, network: CephNetwork) -> String {
     format!(
-        "{node}-{}",
+        "{}-{}",
+        topology.node_id(node),
         match network {
             CephNetwork::Public => "pub",
             CephNetwork::Cluster => "clu",
@@ -54,10 +56,10 @@ pub fn ruleset(topology: &LabTopology) -> String {
             Fault::Block { network, from, to } => {
                 let mut r = String::new();
                 if let NodeRef::Node(n) = from {
-                    let _ = write!(r, "iifname \"{}\" ", switch_port(n, *network));
+                    let _ = write!(r, "iifname \"{}\" ", switch_port(topology, n, *network));
                 }
                 if let NodeRef::Node(n) = to {
-                    let _ = write!(r, "oifname \"{}\" ", switch_port(n, *network));
+                    let _ = write!(r, "oifname \"{}\" ", switch_port(topology, n, *network));
                 }
                 if r.is_empty() {
                     // From any node to any node: every port of this network's switch.
@@ -65,7 +67,7 @@ pub fn ruleset(topology: &LabTopology) -> String {
                         let _ = writeln!(
                             rules,
                             "    iifname \"{}\" counter drop",
-                            switch_port(&node.name, *network)
+                            switch_port(topology, &node.name, *network)
                         );
                     }
                 } else {
@@ -77,7 +79,7 @@ pub fn ruleset(topology: &LabTopology) -> String {
                 node,
                 percent,
             } => {
-                let port = switch_port(node, *network);
+                let port = switch_port(topology, node, *network);
                 let threshold = (percent * 100.0).round() as u32; // per ten thousand
                 for dir in ["iifname", "oifname"] {
                     let _ = writeln!(
@@ -91,7 +93,7 @@ pub fn ruleset(topology: &LabTopology) -> String {
     }
     for u in &topology.underlay {
         let Some(mtu) = u.mtu else { continue };
-        let port = switch_port(&u.node, u.network);
+        let port = switch_port(topology, &u.node, u.network);
         for dir in ["iifname", "oifname"] {
             let _ = writeln!(rules, "    {dir} \"{port}\" ip length > {mtu} counter drop");
             let _ = writeln!(

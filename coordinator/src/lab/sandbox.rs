@@ -117,7 +117,7 @@ impl Lab {
         let config =
             self.lab_cni_config(config_json, named.or_else(|| Some(nad_name.to_string())))?;
         let attachment = Attachment {
-            node_ns: Self::node_ns(&self.topology.name, &sandbox.node),
+            node_ns: self.node_namespace(&sandbox.node),
             pod_ns: sandbox.ns.clone(),
             container_id: sandbox.ns.clone(),
             ifname: ifname.to_string(),
@@ -164,9 +164,10 @@ impl Lab {
         first_error.map_or(Ok(()), |e| Err(Error::Del(e)))
     }
 
-    /// The namespace of `node` itself (where hostNetwork pods run).
+    /// The namespace of `node` itself (where hostNetwork pods run): `<lab>-<id>`
+    /// ([`LabTopology::node_id`](crate::lab::topology::LabTopology::node_id)).
     pub fn node_namespace(&self, node: &str) -> String {
-        Self::node_ns(&self.topology.name, node)
+        Self::node_ns(&self.topology.name, &self.topology.node_id(node))
     }
 
     /// Where a pod's files live (its volumes, root filesystem, logs).

@@ -6,8 +6,10 @@
 //! caller to turn into exit code 22. This module creates no namespace, runs no plugin and reads
 //! no other file (a `config:` path is kept for the caller to read).
 //!
-//! The names written here end up in namespace and interface names, which Linux limits to 15
-//! characters; that is why the lab name is at most 6 characters and node names at most 4.
+//! The lab name ends up in every namespace and interface name, which Linux limits to 15
+//! characters; that is why it is at most 6 characters. Node names are Kubernetes node names
+//! (DNS-1123 subdomains, up to 253 characters) so a lab can mirror a cluster; the lab builds a
+//! node's namespaces and interfaces with a short id of its own ([`LabTopology::node_id`]).
 //! Every subnet must lie in the ranges reserved for the lab (198.18.0.0/15, the benchmarking
 //! range, and fd00::/8, unique local addresses), so a lab can never shadow a real network.
 //! `deploy/examples/lab-topology.yaml` documents every key.
@@ -34,8 +36,12 @@ use serde_json::{Map, Value, json};
 pub const DEFAULT_NAME: &str = "mn";
 /// Longest lab name: it prefixes every namespace and interface name.
 pub const MAX_NAME_LEN: usize = 6;
-/// Longest node name: it goes into interface names after the lab name.
-pub const MAX_NODE_NAME_LEN: usize = 4;
+/// Longest node name the lab builds its interface names with as it is; a longer one (or one
+/// with other characters than lowercase letters and digits) gets a derived id
+/// ([`LabTopology::node_id`]).
+pub const MAX_NODE_ID_LEN: usize = 4;
+/// Namespace suffixes of the lab itself (`<lab>-sw`, `<lab>-ctl`), never a node's id.
+const RESERVED_IDS: [&str; 2] = ["sw", "ctl"];
 /// Nodes when the file gives none.
 pub const DEFAULT_NODE_COUNT: u32 = 3;
 /// Most nodes one lab may have; beyond this a single machine measures itself, not a network.
@@ -92,7 +98,8 @@ pub struct LabTopology {
 /// One emulated node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabNode {
-    /// `[a-z0-9]{1,4}`, unique in the lab; part of its namespace and interface names.
+    /// The Kubernetes node name (a DNS-1123 subdomain), unique in the lab; reports and
+    /// findings use it. Namespaces and interfaces use [`LabTopology::node_id`].
     pub name: String,
     /// Node labels, matched by node types' `nodeSelector`.
     pub labels: BTreeMap<String, String>,
@@ -153,8 +160,13 @@ pub struct Underlay {
     pub node: String,
     /// The network whose uplink this is.
     pub network: CephNetwork,
-    /// The uplink MTU; lower than the network's MTU makes large packets vanish on this node.
+    /// The underlay's MTU at this node's switch port; lower than the network's MTU makes
+    /// large packets vanish on this node.
     pub mtu: Option<u32>,
+    /// The MTU of the node's master interface itself (the uplink macvlan and ipvlan attach
+    /// to); `None`: the network's MTU (at least 1500). Below the NAD's `mtu` the plugin's ADD
+    /// fails on this node (macvlan's `loadConf`: "invalid MTU …, must be [0, master MTU(…)]").
+    pub master_mtu: Option<u32>,
     /// `false`: the node has no such uplink, so the CNI plugin finds no master interface.
     pub present: bool,
 }
@@ -253,6 +265,25 @@ impl LabTopology {
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&LabNode> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The short id the lab builds node `name`'s namespace (`<lab>-<id>`), pod namespaces
+    /// (`<lab>-<id>-p<j>`) and switch and control ports (`<id>-pub`, `<id>-c`, `<id>p<j>`)
+    /// with: the name itself when it is 1 to [`MAX_NODE_ID_LEN`] lowercase letters and digits
+    /// (and not `sw` or `ctl`, the lab's own namespaces), else `n-<position>` (1-based, in file
+    /// order). A derived id holds a `-`, which a kept name cannot, so ids are unique; at most 4
+    /// characters (64 nodes), so `<id>p<j>` fits Linux's 15-character interface names.
+    /// A name not in the lab is returned as it is.
+    pub fn node_id(&self, name: &str) -> String {
+        let kept = (1..=MAX_NODE_ID_LEN).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && !RESERVED_IDS.contains(&name);
+        match self.nodes.iter().position(|n| n.name == name) {
+            Some(position) if !kept => format!("n-{}", position + 1),
+            _ => name.to_string(),
+        }
     }
 
     /// Checks a run configuration against the lab: the networks it names must be the lab's

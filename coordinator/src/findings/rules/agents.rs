@@ -74,21 +74,6 @@ fn with_exit(mut entry: Value, agent: &AgentFact) -> Value {
     entry
 }
 
-/// The master interface a CNI error says is missing: macvlan and ipvlan of older plugins fail
-/// with `failed to lookup master "eth1": Link not found` (containernetworking/plugins
-/// `plugins/main/macvlan/macvlan.go`); newer ones with the bare `Link not found`, which the lab's
-/// runtime completes with `(the master interface "eth1" is not on node n3)`.
-fn missing_master(reason: &str) -> Option<String> {
-    if !reason.contains("Link not found") {
-        return None;
-    }
-    let marker = ["lookup master \"", "master interface \""]
-        .into_iter()
-        .find_map(|m| reason.find(m).map(|at| at + m.len()))?;
-    let name = reason[marker..].split('"').next()?;
-    (!name.is_empty()).then(|| name.to_string())
-}
-
 pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
     let mut lost: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut never_connected: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
@@ -164,11 +149,20 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
             "the NAD's master interface may be missing on these nodes",
             "check the pods' events and the Multus logs for the CNI error",
         ];
-        // The plugin said the master is missing: that is the cause, said first and by name.
-        let (summary, suggestions) = match reasons.iter().find_map(|r| missing_master(r)) {
-            Some(master) => {
+        // The plugin's words about the master (completed by the runtime, `cni_reason`): a
+        // missing master or an MTU it cannot carry is the cause, said first and by name.
+        let said = reasons
+            .iter()
+            .map(|r| crate::cni_reason::read(r))
+            .find(|s| s.missing || s.mtu_too_large());
+        let nodes_named = nodes.iter().cloned().collect::<Vec<_>>().join(", ");
+        let (summary, suggestions) = match said {
+            Some(crate::cni_reason::Said {
+                master: Some(master),
+                missing: true,
+                ..
+            }) => {
                 evidence.insert("missing_master".into(), json!(master));
-                let nodes_named = nodes.iter().cloned().collect::<Vec<_>>().join(", ");
                 let first = format!(
                     "create the NAD's master interface {master:?} on node(s) {nodes_named}, or point the NAD's `master` at the interface these nodes have on this network"
                 );
@@ -182,7 +176,31 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
                         .collect::<Vec<_>>(),
                 )
             }
-            None => (
+            Some(crate::cni_reason::Said {
+                master,
+                nad_mtu: Some(nad_mtu),
+                master_mtu,
+                ..
+            }) => {
+                let master = master.unwrap_or_else(|| "(the NAD's master)".into());
+                evidence.insert("master".into(), json!(master));
+                evidence.insert("nad_mtu".into(), json!(nad_mtu));
+                evidence.insert("master_mtu".into(), json!(master_mtu));
+                let theirs = master_mtu.map_or(String::new(), |m| format!(" {m}"));
+                let first = format!(
+                    "raise the MTU of {master:?} on node(s) {nodes_named} to at least {nad_mtu} (and the switch ports behind it), or lower the NAD's `mtu` to{theirs} or less on every node: a macvlan or ipvlan interface cannot be larger than its master"
+                );
+                (
+                    format!(
+                        "{count} of {expected} pods got no address on the {} network: the NAD's MTU {nad_mtu} is above the MTU{theirs} of the master interface {master:?} on node(s) {nodes_named}",
+                        network.key()
+                    ),
+                    std::iter::once(first)
+                        .chain([general[2].to_string()])
+                        .collect::<Vec<_>>(),
+                )
+            }
+            _ => (
                 format!(
                     "{count} of {expected} pods got no address on the {} network",
                     network.key()

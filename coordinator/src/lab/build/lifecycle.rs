@@ -7,8 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use multinet_proto::network::CephNetwork;
 
 use super::naming::{
-    CONTROL_BRIDGE_MAC, bridge, control_addr, node_bridge_mac, node_links, port_suffix,
-    shim_address,
+    CONTROL_BRIDGE_MAC, bridge, control_addr, master_mtu, node_bridge_mac, node_links, shim_address,
 };
 use super::{COORDINATOR, Error, Lab, LabState, Result, STATE_ROOT};
 use crate::lab::net::{self, ip_in, netns_add, netns_del, netns_list, veth};
@@ -122,9 +121,10 @@ impl Lab {
             ip_in(&sw, &["link", "set", bridge(*network), "up"])?;
         }
         for (i, node) in self.topology.nodes.iter().enumerate() {
-            let ns = Self::node_ns(name, &node.name);
+            let id = self.topology.node_id(&node.name);
+            let ns = Self::node_ns(name, &id);
             netns_add(&ns)?;
-            let port = format!("{}-c", node.name);
+            let port = format!("{id}-c");
             veth(&ns, "ctl0", &ctl, &port, None)?;
             net::control_interface_answers_only_for_itself(&ns, "ctl0")?;
             ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
@@ -147,13 +147,15 @@ impl Lab {
                 if underlay.is_some_and(|u| !u.present) {
                     continue; // the fault: no master interface on this node
                 }
-                let port = format!("{}-{}", node.name, port_suffix(*network));
-                // The node's uplink carries the NAD's MTU (a macvlan cannot exceed its master);
-                // the switch port has the underlay's, lower when the topology says so, and the
-                // fault rules make it bind (see `faults`).
-                let nad_mtu = net.mtu.unwrap_or(1500).max(1500);
+                let port = crate::lab::faults::switch_port(&self.topology, &node.name, *network);
+                // The node's uplink carries the NAD's MTU (a macvlan cannot exceed its master)
+                // unless the topology gives the master an MTU of its own (`master_mtu`: below
+                // the NAD's, the plugin refuses the pod's interface); the switch port has the
+                // underlay's, lower when the topology says so, and the fault rules make it bind
+                // (see `faults`).
+                let master_mtu = master_mtu(&self.topology, &node.name, *network);
                 let links = node_links(net, *network);
-                veth(&ns, &links.uplink, &sw, &port, Some(nad_mtu))?;
+                veth(&ns, &links.uplink, &sw, &port, Some(master_mtu))?;
                 if let Some(mtu) = underlay.and_then(|u| u.mtu) {
                     ip_in(&sw, &["link", "set", &port, "mtu", &mtu.to_string()])?;
                 }

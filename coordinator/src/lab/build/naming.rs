@@ -9,7 +9,7 @@ use multinet_proto::network::CephNetwork;
 use serde_json::Value;
 
 use super::{Lab, STATE_ROOT};
-use crate::lab::topology::LabNetwork;
+use crate::lab::topology::{LabNetwork, LabTopology};
 
 /// The node's interfaces for a network, named as its CNI config names them so that the
 /// config runs as written: the uplink is the config's `master` (macvlan, ipvlan) or `device`
@@ -57,17 +57,27 @@ pub fn node_links(net: &LabNetwork, network: CephNetwork) -> NodeLinks {
     }
 }
 
+/// The MTU of `node`'s master interface (uplink) on `network`: the topology's `master_mtu`,
+/// else the network's MTU, at least 1500 (a macvlan cannot exceed its master's MTU).
+pub(super) fn master_mtu(topology: &LabTopology, node: &str, network: CephNetwork) -> u32 {
+    let nad_mtu = topology
+        .networks
+        .get(&network)
+        .and_then(|n| n.mtu)
+        .unwrap_or(1500)
+        .max(1500);
+    topology
+        .underlay
+        .iter()
+        .find(|u| u.node == node && u.network == network)
+        .and_then(|u| u.master_mtu)
+        .unwrap_or(nad_mtu)
+}
+
 pub(super) fn bridge(network: CephNetwork) -> &'static str {
     match network {
         CephNetwork::Public => "br-pub",
         CephNetwork::Cluster => "br-clu",
-    }
-}
-
-pub(super) fn port_suffix(network: CephNetwork) -> &'static str {
-    match network {
-        CephNetwork::Public => "pub",
-        CephNetwork::Cluster => "clu",
     }
 }
 
@@ -102,9 +112,9 @@ impl Lab {
     pub fn control_ns(name: &str) -> String {
         format!("{name}-ctl")
     }
-    /// `<lab>-<node>`.
-    pub fn node_ns(name: &str, node: &str) -> String {
-        format!("{name}-{node}")
+    /// `<lab>-<id>`, `id` a node's [`LabTopology::node_id`](crate::lab::topology::LabTopology::node_id).
+    pub fn node_ns(name: &str, id: &str) -> String {
+        format!("{name}-{id}")
     }
 
     pub(super) fn state_dir(name: &str) -> PathBuf {

@@ -19,13 +19,12 @@ impl Lab {
     /// and NAD addresses, or the first network it could not get an address on, with the CNI
     /// error.
     pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> Result<PodNet> {
-        let name = self.topology.name.clone();
         let sandbox = self.pod_namespace(node, "ctl0")?;
         let (ns, control) = (sandbox.ns, sandbox.pod_ip);
         let mut addresses = Vec::new();
         for network in networks {
             let attachment = Attachment {
-                node_ns: Self::node_ns(&name, node),
+                node_ns: self.node_namespace(node),
                 pod_ns: ns.clone(),
                 container_id: ns.clone(),
                 ifname: network.key().to_string(),
@@ -54,18 +53,31 @@ impl Lab {
                     // runtime does; teardown deletes it again, which CNI allows.
                     let _ = attachment.del();
                     let mut reason = format!("on node {node}: {e:#}");
-                    // Newer plugins fail a missing master with the bare "Link not found"
-                    // (macvlan's loadConf asks the master's MTU first): name it, as the
-                    // runtime knows it.
-                    if reason.contains("Link not found")
-                        && !reason.contains("master")
-                        && let Some(net) = self.topology.networks.get(network)
+                    // The runtime knows the master: name it (and its MTU) where the plugin's
+                    // words are about it (`cni_reason`).
+                    if let Some(net) = self.topology.networks.get(network)
                         && net.cni_type != "bridge"
                     {
                         let master = super::node_links(net, *network).uplink;
-                        reason.push_str(&format!(
-                            " (the master interface \"{master}\" is not on node {node})"
-                        ));
+                        let underlay = self
+                            .topology
+                            .underlay
+                            .iter()
+                            .find(|u| u.node == node && u.network == *network);
+                        reason = crate::cni_reason::annotate(
+                            &reason,
+                            &crate::cni_reason::Master {
+                                name: &master,
+                                node,
+                                nad_mtu: net.mtu,
+                                master_mtu: Some(super::naming::master_mtu(
+                                    &self.topology,
+                                    node,
+                                    *network,
+                                )),
+                                present: Some(underlay.is_none_or(|u| u.present)),
+                            },
+                        );
                     }
                     return Ok(PodNet {
                         ns,
@@ -89,10 +101,11 @@ impl Lab {
     pub(in crate::lab) fn pod_namespace(&mut self, node: &str, ifname: &str) -> Result<Sandbox> {
         let name = self.topology.name.clone();
         let j = self.next_pod_number();
-        let ns = format!("{name}-{node}-p{j}");
+        let id = self.topology.node_id(node);
+        let ns = format!("{name}-{id}-p{j}");
         self.state.pods.push(ns.clone());
         self.save()?;
-        let port = format!("{node}p{j}");
+        let port = format!("{id}p{j}");
         let pod_ip = super::control_addr(100 + j);
         let made = self.make_pod_namespace(&ns, &port, ifname, pod_ip);
         if let Err(e) = made {

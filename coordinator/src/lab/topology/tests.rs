@@ -56,6 +56,41 @@ fn the_default_topology() {
 }
 
 #[test]
+fn kubernetes_node_names_get_short_ids() {
+    let long = format!("{}.example.com", "storage-a".repeat(26));
+    assert_eq!(long.len(), 246);
+    let text =
+        format!("nodes: [n1, worker-1, storage-a.example.com, {long:?}, sw, ctl, abcd, abcde]\n");
+    let topology = valid(&text);
+    let ids: Vec<String> = topology
+        .nodes
+        .iter()
+        .map(|n| topology.node_id(&n.name))
+        .collect();
+    // Kept: 1-4 of [a-z0-9] and not the lab's own `sw`/`ctl`; derived: `n-<position>`.
+    assert_eq!(
+        ids,
+        ["n1", "n-2", "n-3", "n-4", "n-5", "n-6", "abcd", "n-8"]
+    );
+    // Reports use the user's names.
+    assert_eq!(topology.nodes[2].name, "storage-a.example.com");
+    assert_eq!(topology.nodes[3].name, long);
+    // Every id fits `<id>p<j>` for ten-digit j and `<id>-pub` in 15 characters.
+    let sixty_four = valid(&format!(
+        "nodes: [{}]\n",
+        (1..=64)
+            .map(|i| format!("node-{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for node in &sixty_four.nodes {
+        let id = sixty_four.node_id(&node.name);
+        assert!(id.len() <= 4, "{id}");
+        assert!(format!("{id}p{}", u32::MAX).len() <= 15);
+    }
+}
+
+#[test]
 fn one_network_only_and_a_node_count() {
     let topology = valid("name: ab12\nnodes: 5\nnetworks: {cluster: {cni: bridge}}\n");
     assert_eq!(topology.nodes.len(), 5);
@@ -97,7 +132,7 @@ networks:
     spec:
       config: '{"cniVersion": "0.3.1", "type": "macvlan", "master": "clu0", "mode": "bridge", "mtu": 9000, "ipam": {"type": "whereabouts", "range": "198.18.16.0/24"}}'
 underlay:
-  - {node: s1, network: cluster, mtu: 1500}
+  - {node: s1, network: cluster, mtu: 1500, master_mtu: 1400}
   - {node: w2, network: public, present: false}
 server_node: s1
 faults:
@@ -167,12 +202,14 @@ fn a_file_with_every_key() {
                 node: "s1".into(),
                 network: CephNetwork::Cluster,
                 mtu: Some(1500),
+                master_mtu: Some(1400),
                 present: true,
             },
             Underlay {
                 node: "w2".into(),
                 network: CephNetwork::Public,
                 mtu: None,
+                master_mtu: None,
                 present: false,
             },
         ]
@@ -242,7 +279,10 @@ fn bad_inputs_name_their_field() {
         ("nodes: {a: 1}\n", "nodes"),
         ("nodes: [{name: a}, {name: a}]\n", "nodes[1].name"),
         ("nodes: [a, a]\n", "nodes[1]"),
-        ("nodes: [{name: node1}]\n", "nodes[0].name"),
+        ("nodes: [{name: Node1}]\n", "nodes[0].name"),
+        ("nodes: [{name: worker_1}]\n", "nodes[0].name"),
+        ("nodes: [{name: -w1}]\n", "nodes[0].name"),
+        ("nodes: [{name: a..b}]\n", "nodes[0].name"),
         ("nodes: [{labels: {a: b}}]\n", "nodes[0].name"),
         ("nodes: [{name: a, labels: [x]}]\n", "nodes[0].labels"),
         (
@@ -339,6 +379,14 @@ fn bad_inputs_name_their_field() {
         (
             "networks: {public: {}}\nunderlay: [{node: n1, network: cluster}]\n",
             "underlay[0].network",
+        ),
+        (
+            "underlay: [{node: n1, network: public, master_mtu: 100}]\n",
+            "underlay[0].master_mtu",
+        ),
+        (
+            "underlay: [{node: n1, network: public, master_mtu: 1400, present: false}]\n",
+            "underlay[0].master_mtu",
         ),
         (
             "underlay: [{node: n1, network: public, mtu: 20000}]\n",

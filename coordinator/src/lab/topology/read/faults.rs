@@ -25,12 +25,14 @@ pub(super) fn read_underlay(
         warn_unknown_keys(
             item_field,
             map,
-            &["node", "network", "mtu", "present"],
+            &["node", "network", "mtu", "master_mtu", "present"],
             problems,
         );
         let node = known.node_at(item_field, map, "node", problems);
         let network = known.network_at(item_field, map, "network", problems);
         let mtu = read_mtu(item_field.child_path("mtu").at(get(map, "mtu")), problems);
+        let master_mtu_path = item_field.child_path("master_mtu");
+        let master_mtu = read_mtu(master_mtu_path.at(get(map, "master_mtu")), problems);
         let present = item_field
             .child_path("present")
             .at(get(map, "present"))
@@ -52,10 +54,17 @@ pub(super) fn read_underlay(
             );
             continue;
         }
+        if master_mtu.is_some() && !present {
+            problems.error(
+                master_mtu_path.as_str(),
+                "a node without the uplink (`present: false`) has no master interface to set an MTU on",
+            );
+        }
         underlay.push(Underlay {
             node,
             network,
             mtu,
+            master_mtu,
             present,
         });
     }

@@ -6,8 +6,8 @@ use multinet_proto::config::TaintEffect;
 use multinet_proto::field::{Field, OwnedPath, Problems, type_name};
 use serde_json::Value;
 
-use super::{get, short_name, warn_unknown_keys};
-use crate::lab::topology::{LabNode, MAX_NODE_NAME_LEN, MAX_NODES, Taint, numbered_nodes};
+use super::{get, warn_unknown_keys};
+use crate::lab::topology::{LabNode, MAX_NODES, Taint, numbered_nodes};
 
 pub(super) fn read_nodes(field: Field<'_, '_>, problems: &mut Problems) -> Option<Vec<LabNode>> {
     match field.value() {
@@ -78,13 +78,10 @@ fn read_node(field: Field<'_, '_>, problems: &mut Problems) -> Option<(LabNode, 
     let name = name_path
         .at(name_value)
         .required_string(problems, "every node needs a name")?;
-    if !short_name(name, MAX_NODE_NAME_LEN) {
+    if let Err(why) = multinet_proto::names::dns1123_subdomain(name) {
         problems.error(
             name_path.as_str(),
-            format!(
-                "{name:?} is not a node name: 1 to {MAX_NODE_NAME_LEN} lowercase letters or \
-                 digits (it goes into interface names, which Linux limits to 15 characters)"
-            ),
+            format!("not a Kubernetes node name: {why}"),
         );
         return None;
     }
