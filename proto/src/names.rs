@@ -66,6 +66,35 @@ pub fn dns1123_subdomain(text: &str) -> Result<(), String> {
     }
 }
 
+/// `text` as a DNS-1123 label of at most `max` characters (`max` ≤ 63), for names derived
+/// from user input (a pod named after a 253-character node name): characters other than
+/// lowercase letters, digits and '-' become '-', and a longer text keeps its first characters
+/// followed by `-` and 16 hex digits of its FNV-1a hash, so distinct texts stay distinct
+/// (with the odds of a 64-bit hash) and a text short enough comes back as it is.
+pub fn bounded_label(text: &str, max: usize) -> String {
+    let max = max.clamp(18, 63);
+    let cleaned: String = text
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect();
+    if cleaned == text && cleaned.len() <= max && dns1123_label(text).is_ok() {
+        return cleaned;
+    }
+    // FNV-1a, 64 bits: stable across builds and processes (a name must be the same when the
+    // command outside the cluster and its Job compute it).
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let keep = max - 17;
+    let head = cleaned[..cleaned.len().min(keep)].trim_matches('-');
+    let head = if head.is_empty() { "x" } else { head };
+    format!("{head}-{hash:016x}")
+}
+
 /// Checks a Linux network interface name: 1–15 bytes, no '/', no whitespace, no ':' (alias
 /// syntax), not "." or "..".
 pub fn interface_name(text: &str) -> Result<(), String> {
@@ -96,6 +125,24 @@ pub fn interface_name(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_labels_are_labels_and_keep_short_names() {
+        assert_eq!(bounded_label("client-n1-osd-0", 63), "client-n1-osd-0");
+        let long = format!("host-{}.example.com", "storage-a".repeat(26));
+        let a = bounded_label(&long, 63);
+        assert!(a.len() <= 63 && dns1123_label(&a).is_ok(), "{a}");
+        assert!(a.starts_with("host-storage-a"), "{a}");
+        // Distinct texts, distinct labels; the same text, the same label.
+        let b = bounded_label(&long.replace("example", "exemple"), 63);
+        assert_ne!(a, b);
+        assert_eq!(a, bounded_label(&long, 63));
+        // Dots and capitals are not label characters: the text is hashed, not merely cleaned,
+        // so "a.b" and "a-b" stay apart.
+        assert_ne!(bounded_label("a.b", 63), bounded_label("a-b", 63));
+        assert!(dns1123_label(&bounded_label("worker-2.example.com", 63)).is_ok());
+        assert!(dns1123_label(&bounded_label("...", 20)).is_ok());
+    }
 
     #[test]
     fn labels() {

@@ -45,6 +45,8 @@ pub fn backend(
                 node_type: node_type.to_string(),
             })
             .collect(),
+        // The scripted API serves no NAD configs: sandbox failures are told as Multus says.
+        nads: Vec::new(),
     })
 }
 

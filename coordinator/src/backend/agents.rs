@@ -118,9 +118,12 @@ impl AgentProcesses {
         addresses: Vec<NetworkAddress>,
         wrapper: &[String],
     ) -> Result<Result<(), String>, Error> {
+        // Files are named after the pod, bounded: a pod named after a 253-character node name
+        // would exceed a file name's 255 bytes.
+        let stem = multinet_proto::names::bounded_label(&pod.pod, 63);
         let tls = env
             .pki
-            .write_agent_files(env.run_dir, &pod.pod, pod.role == Role::Server)?;
+            .write_agent_files(env.run_dir, &stem, pod.role == Role::Server)?;
         let assignment = AgentAssignment {
             run_id: env.run_id.to_string(),
             coordinator: env.coordinator,
@@ -132,13 +135,13 @@ impl AgentProcesses {
             batch_max: 256,
             unacked_max: 1024,
         };
-        let file = env.run_dir.join(format!("{}.assignment.json", pod.pod));
+        let file = env.run_dir.join(format!("{stem}.assignment.json"));
         let json = serde_json::to_vec_pretty(&assignment).map_err(Error::Encode)?;
         std::fs::write(&file, json).map_err(|source| Error::File {
             path: file.clone(),
             source,
         })?;
-        let log_path = env.run_dir.join(format!("{}.log", pod.pod));
+        let log_path = env.run_dir.join(format!("{stem}.log"));
         let log = std::fs::File::create(&log_path).map_err(|source| Error::File {
             path: log_path.clone(),
             source,

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use super::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::{Outage, PathMatrix};
-use addresses::duplicate_addresses;
+use addresses::{duplicate_addresses, duplicates_explain};
 use agents::{agent_failures, server_unavailable};
 use egress::wrong_egress;
 use host::host_checks;
@@ -118,6 +118,7 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
     }
     host_checks(matrix, facts, &mut out);
     rook_flaky_rule(facts, &mut out);
+    duplicates_explain(facts, &mut out);
     out
 }
 

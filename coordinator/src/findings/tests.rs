@@ -683,6 +683,37 @@ fn two_pods_of_two_nodes_with_one_address_are_named_with_both_nodes() {
 }
 
 #[test]
+fn path_failures_of_nodes_holding_a_duplicated_address_are_explained_by_it() {
+    // n3's clients fail on the cluster network, and one of them holds n1's address there:
+    // which pod answers is chance, so n3's failure is said under the duplicate, once.
+    let mut s = run(|node, network, _, _| !(node == "n3" && network == CephNetwork::Cluster));
+    let held = address_of(&s, "client-n1-0", CephNetwork::Cluster);
+    give(&mut s, "client-n3-1", &held);
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::DuplicateAddress,
+            Some(CephNetwork::Cluster),
+            vec!["n1".into(), "n3".into()]
+        )],
+        "{f:#?}"
+    );
+    assert_eq!(f[0].evidence["explains"][0]["kind"], "node_unreachable");
+    assert_eq!(f[0].evidence["explains"][0]["nodes"], json!(["n3"]));
+    // A failure on a node that holds no duplicated address stands on its own.
+    let mut s = run(|node, network, _, _| !(node == "n2" && network == CephNetwork::Cluster));
+    give(&mut s, "client-n3-1", &held);
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|x| x.kind == FindingKind::NodeUnreachable && x.nodes == ["n2"])
+    );
+    assert!(f.iter().all(|x| !x.evidence.contains_key("explains")));
+}
+
+#[test]
 fn one_address_on_another_network_is_no_duplicate() {
     // The same IP on the public and the cluster network is two addresses: the networks are
     // separate segments.

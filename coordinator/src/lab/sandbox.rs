@@ -114,8 +114,11 @@ impl Lab {
             .ok()
             .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
             .filter(|n| !n.is_empty());
-        let config =
-            self.lab_cni_config(config_json, named.or_else(|| Some(nad_name.to_string())))?;
+        let config = self.lab_cni_config(
+            config_json,
+            named.or_else(|| Some(nad_name.to_string())),
+            &sandbox.node,
+        )?;
         let attachment = Attachment {
             node_ns: self.node_namespace(&sandbox.node),
             pod_ns: sandbox.ns.clone(),

@@ -149,7 +149,9 @@ pub struct LabNetwork {
     pub from_nad: bool,
     /// `metadata.name` of the NAD, for matching the run configuration's network names.
     pub nad_name: Option<String>,
-    /// The IPAM type. `whereabouts` is mapped onto host-local by the lab with the same ranges.
+    /// The IPAM type. `whereabouts` is mapped onto host-local by the lab with the same ranges
+    /// and one data directory for the lab; `host-local` runs with one data directory per node,
+    /// as on a cluster's nodes.
     pub ipam_type: Option<String>,
 }
 
@@ -394,16 +396,18 @@ impl LabNetwork {
             mtu,
             from_nad: false,
             nad_name: None,
-            ipam_type: Some("host-local".to_string()),
+            ipam_type: Some("whereabouts".to_string()),
         };
         lab.config_json = lab.cni_config(network);
         lab
     }
 
     /// The CNI config to run for `network`. A NAD's config is returned as written. The
-    /// shorthand's is generated: host-local IPAM over the range, and the master interface the
-    /// lab creates in every node (`pub0` / `clu0`, or the bridge `br-pub` / `br-clu`). The
-    /// lab adds the host-local `dataDir` it shares between nodes.
+    /// shorthand's is generated: whereabouts IPAM over the subnet from `range_start` to
+    /// `range_end` (cluster-wide, as Rook's documentation uses it; host-local would hand out
+    /// the same addresses on every node), and the master interface the lab creates in every
+    /// node (`pub0` / `clu0`, or the bridge `br-pub` / `br-clu`). The lab runs whereabouts as
+    /// host-local over the same range with one data directory for the lab.
     pub fn cni_config(&self, network: CephNetwork) -> String {
         if self.from_nad {
             return self.config_json.clone();
@@ -439,12 +443,10 @@ impl LabNetwork {
         config.insert(
             "ipam".into(),
             json!({
-                "type": "host-local",
-                "ranges": [[{
-                    "subnet": self.subnet.network().to_string(),
-                    "rangeStart": self.range_start.to_string(),
-                    "rangeEnd": self.range_end.to_string(),
-                }]],
+                "type": "whereabouts",
+                "range": self.subnet.network().to_string(),
+                "range_start": self.range_start.to_string(),
+                "range_end": self.range_end.to_string(),
             }),
         );
         Value::Object(config).to_string()

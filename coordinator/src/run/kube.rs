@@ -13,10 +13,9 @@ use crate::backend::kube::api_error::ApiResultExt;
 use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
 use crate::backend::kube::names::{Owner, RunNames};
 use crate::backend::kube::objects::KubeRun;
-use crate::backend::kube::preflight::{Problem, Who, preflight};
+use crate::backend::kube::preflight::{Preflight, Problem, Who, preflight};
 use crate::backend::kube::{self as kube_backend, client, dry_run, outside};
 use crate::report::{self, Format};
-use crate::scheduler::NodePlan;
 
 /// The arguments the coordinator Job gets beyond its run id, configuration and image: the
 /// report's format and the agents' grace — one function, for the dry run and the real Job.
@@ -109,7 +108,7 @@ pub(super) async fn checked(
     who: Who,
     own_run: Option<&str>,
     say: Say<'_>,
-) -> Result<Vec<NodePlan>> {
+) -> Result<Preflight> {
     let (found, problems) = preflight(client, config, selections, who, own_run)
         .await
         .map_err(|e| Error::failed("preflight", e))?;
@@ -119,7 +118,7 @@ pub(super) async fn checked(
             say(Notice::Note(line.clone()));
         }
     }
-    Ok(found.nodes)
+    Ok(found)
 }
 
 /// The coordinator inside the cluster: serves the control plane on its pod IP.
@@ -142,7 +141,7 @@ fn in_cluster(
                 .await
                 .map_err(|e| Error::failed("", e))?;
             let selections = selection_list(&public, &cluster);
-            let nodes = checked(
+            let found = checked(
                 &client,
                 &config,
                 &selections,
@@ -192,7 +191,8 @@ fn in_cluster(
                 owner,
                 owner_role,
                 pod_ip,
-                nodes,
+                nodes: found.nodes,
+                nads: found.nads,
             });
             backend.watch();
             Ok(backend)

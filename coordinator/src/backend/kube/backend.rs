@@ -55,6 +55,8 @@ pub struct KubeBackend {
     /// Where agents reach the control plane: this pod's IP.
     coordinator: SocketAddr,
     nodes: Vec<NodePlan>,
+    /// The selected NADs, for diagnosing sandbox failures.
+    selected_nads: Vec<diagnose::SelectedNad>,
     shared_created: bool,
     host_sets: BTreeSet<String>,
     /// Node types whose host-check DaemonSet the API server refused, and why.
@@ -91,6 +93,9 @@ pub struct KubeBackendSpec {
     pub pod_ip: std::net::IpAddr,
     /// The nodes the preflight planned.
     pub nodes: Vec<NodePlan>,
+    /// The selected NADs as the preflight read them (their masters and MTUs name the cause of
+    /// a sandbox failure).
+    pub nads: Vec<(CephNetwork, multinet_proto::multus::nad::Nad)>,
 }
 
 impl std::fmt::Debug for KubeBackend {
@@ -125,6 +130,7 @@ impl KubeBackend {
 
     /// A backend for the run `spec` describes; call [`Self::watch`] before the run starts.
     pub fn new(spec: KubeBackendSpec) -> Self {
+        let selected_nads = selected_nads(spec.public.as_ref(), spec.cluster.as_ref(), &spec.nads);
         Self {
             client: spec.client,
             names: RunNames::new(&spec.run_id),
@@ -136,6 +142,7 @@ impl KubeBackend {
             owner: spec.owner,
             owner_role: spec.owner_role,
             coordinator: SocketAddr::new(spec.pod_ip, CONTROL_PORT),
+            selected_nads,
             nodes: spec.nodes,
             shared_created: false,
             host_sets: BTreeSet::new(),
@@ -257,14 +264,8 @@ impl KubeBackend {
         Some(format!("host-{node}"))
     }
 
-    fn nads(&self) -> Vec<(CephNetwork, String)> {
-        [
-            (CephNetwork::Public, &self.public),
-            (CephNetwork::Cluster, &self.cluster),
-        ]
-        .into_iter()
-        .filter_map(|(n, s)| s.as_ref().map(|s| (n, s.name.clone())))
-        .collect()
+    fn nads(&self) -> Vec<diagnose::SelectedNad> {
+        self.selected_nads.clone()
     }
 
     /// Creates an agent pod. The API server refusing it (admission: Pod Security, a quota, a
@@ -547,4 +548,32 @@ fn refused<T>(r: Result<T, kube::Error>) -> Result<Option<String>> {
         Err(kube::Error::Api(e)) if matches!(e.code, 403 | 422) => Ok(Some(e.message.clone())),
         Err(e) => Err(said(e).into()),
     }
+}
+
+/// The run's NADs for diagnosis: every selected network, with the master and MTU the preflight
+/// read from its config (none when the config lives on the nodes or could not be read).
+fn selected_nads(
+    public: Option<&NetworkSelection>,
+    cluster: Option<&NetworkSelection>,
+    read: &[(CephNetwork, multinet_proto::multus::nad::Nad)],
+) -> Vec<diagnose::SelectedNad> {
+    [
+        (CephNetwork::Public, public),
+        (CephNetwork::Cluster, cluster),
+    ]
+    .into_iter()
+    .filter_map(|(network, selection)| {
+        let selection = selection?;
+        let config = read
+            .iter()
+            .find(|(n, nad)| *n == network && nad.name == selection.name)
+            .and_then(|(_, nad)| nad.config.as_ref());
+        Some(diagnose::SelectedNad {
+            network,
+            name: selection.name.clone(),
+            master: config.and_then(|c| c.master.clone()),
+            mtu: config.and_then(|c| c.mtu),
+        })
+    })
+    .collect()
 }

@@ -80,13 +80,28 @@ pub fn unschedulable(status: &k8s_openapi::api::core::v1::PodStatus) -> Option<&
         .map(|c| c.message.as_deref().unwrap_or("no reason given"))
 }
 
+/// A NAD the run selected, as a diagnosis needs it: its network, its name (Multus's messages
+/// name it) and, from its config, the master interface and MTU (which the CNI plugins' errors
+/// are about, see [`crate::cni_reason`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedNad {
+    /// The Ceph network it serves.
+    pub network: CephNetwork,
+    /// `metadata.name`.
+    pub name: String,
+    /// The config's `master` (macvlan, ipvlan), when it names one.
+    pub master: Option<String>,
+    /// The config's `mtu`, when set.
+    pub mtu: Option<u32>,
+}
+
 /// A pod that cannot run: no address (with the network, told apart by the NAD names in the
-/// message) or not started (unschedulable, image not pulled). `nads` are the NAD names of
-/// the public and cluster networks. `None` while nothing is wrong (yet).
+/// message) or not started (unschedulable, image not pulled). `nads` are the NADs of the
+/// public and cluster networks. `None` while nothing is wrong (yet).
 pub fn stuck(
     pod: &Pod,
     events: &[PodEvent],
-    nads: &[(CephNetwork, String)],
+    nads: &[SelectedNad],
     image: &str,
 ) -> Option<PodStatus> {
     let name = pod.metadata.name.as_deref().unwrap_or_default();
@@ -120,7 +135,7 @@ pub fn stuck(
     if running || !sandbox.persists() {
         return None; // a retry succeeded, or may yet
     }
-    Some(no_address(sandbox, nads))
+    Some(no_address(pod, sandbox, nads))
 }
 
 /// The latest `FailedCreatePodSandBox` event of pod `name`.
@@ -132,16 +147,35 @@ fn sandbox_failure<'a>(name: &str, events: &'a [PodEvent]) -> Option<&'a PodEven
 }
 
 /// No address on the network a sandbox failure names: the NAD its message names (Multus
-/// quotes it, or gives it after the pod as `…:<nad>]`); if it names none, the first one.
-fn no_address(sandbox: &PodEvent, nads: &[(CephNetwork, String)]) -> PodStatus {
-    let network = nads
+/// quotes it, or gives it after the pod as `…:<nad>]`); if it names none, the first one. The
+/// plugin's words about the NAD's master are completed with its name and the pod's node
+/// ([`crate::cni_reason::annotate`]; the master's own MTU is not known here).
+fn no_address(pod: &Pod, sandbox: &PodEvent, nads: &[SelectedNad]) -> PodStatus {
+    let nad = nads
         .iter()
-        .find(|(_, nad)| names_nad(&sandbox.message, nad))
-        .or(nads.first())
-        .map_or(CephNetwork::Public, |(n, _)| *n);
+        .find(|nad| names_nad(&sandbox.message, &nad.name))
+        .or(nads.first());
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("(not bound)");
+    let reason = match nad.and_then(|n| n.master.as_deref().map(|m| (n, m))) {
+        Some((nad, master)) => crate::cni_reason::annotate(
+            &sandbox.message,
+            &crate::cni_reason::Master {
+                name: master,
+                node,
+                nad_mtu: nad.mtu,
+                master_mtu: None,
+                present: None,
+            },
+        ),
+        None => sandbox.message.clone(),
+    };
     PodStatus::NoAddress {
-        network,
-        reason: sandbox.message.clone(),
+        network: nad.map_or(CephNetwork::Public, |n| n.network),
+        reason,
     }
 }
 
@@ -167,7 +201,7 @@ pub fn never_ran(pod: &Pod) -> bool {
 pub fn never_started(
     pod: &Pod,
     events: &[PodEvent],
-    nads: &[(CephNetwork, String)],
+    nads: &[SelectedNad],
     image: &str,
 ) -> PodStatus {
     if let Some(status) = stuck(pod, events, nads, image) {
@@ -175,7 +209,7 @@ pub fn never_started(
     }
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     if let Some(sandbox) = sandbox_failure(name, events) {
-        return no_address(sandbox, nads);
+        return no_address(pod, sandbox, nads);
     }
     let latest = events
         .iter()
@@ -291,14 +325,70 @@ mod tests {
         .expect("pod")
     }
 
-    fn nads() -> Vec<(CephNetwork, String)> {
+    fn nads() -> Vec<SelectedNad> {
         vec![
-            (CephNetwork::Public, "public-net".into()),
-            (CephNetwork::Cluster, "cluster-net".into()),
+            SelectedNad {
+                network: CephNetwork::Public,
+                name: "public-net".into(),
+                master: None,
+                mtu: None,
+            },
+            SelectedNad {
+                network: CephNetwork::Cluster,
+                name: "cluster-net".into(),
+                master: None,
+                mtu: None,
+            },
         ]
     }
 
     const SANDBOX: &str = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox: plugin type=\"multus\" name=\"multus-cni-network\" failed (add): [rook-ceph/multinet-r-w2-osd-0/abc:cluster-net]: error adding container to network \"cluster-net\": Error at storage engine: Could not allocate IP in range: ip: 192.168.30.1 / - 192.168.30.62 / range: net.IPNet{IP:net.IP{0xc0, 0xa8, 0x1e, 0x0}}";
+
+    #[test]
+    fn a_sandbox_failure_about_the_master_names_it_and_the_node() {
+        let mut nads = nads();
+        nads[1].master = Some("eth1".into());
+        nads[1].mtu = Some(9000);
+        let mut p = pod(json!({"phase": "Pending"}));
+        p.spec = Some(
+            serde_json::from_value(json!({"nodeName": "worker-2.example.com", "containers": []}))
+                .expect("spec"),
+        );
+        // Newer macvlan's bare netlink error, as Multus wraps it for the cluster NAD.
+        let missing = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox: plugin type=\"multus\" name=\"multus-cni-network\" failed (add): [rook-ceph/multinet-r-w2-osd-0/abc:cluster-net]: error adding container to network \"cluster-net\": Link not found";
+        let event = |message: &str| PodEvent {
+            kind: "Pod".into(),
+            pod: "multinet-r-w2-osd-0".into(),
+            reason: "FailedCreatePodSandBox".into(),
+            message: message.into(),
+            repeats: 1,
+            age: None,
+        };
+        let PodStatus::NoAddress { network, reason } =
+            never_started(&p, &[event(missing)], &nads, "img")
+        else {
+            panic!("no address expected");
+        };
+        assert_eq!(network, CephNetwork::Cluster);
+        let said = crate::cni_reason::read(&reason);
+        assert!(said.missing, "{reason}");
+        assert_eq!(said.master.as_deref(), Some("eth1"));
+        assert!(reason.contains("on node worker-2.example.com"), "{reason}");
+        // macvlan's MTU check (macvlan.go, loadConf): the master named, both MTUs read.
+        let mtu = missing.replace(
+            "Link not found",
+            "invalid MTU 9000, must be [0, master MTU(1500)]",
+        );
+        let PodStatus::NoAddress { reason, .. } = never_started(&p, &[event(&mtu)], &nads, "img")
+        else {
+            panic!("no address expected");
+        };
+        let said = crate::cni_reason::read(&reason);
+        assert_eq!(
+            (said.master.as_deref(), said.nad_mtu, said.master_mtu),
+            (Some("eth1"), Some(9000), Some(1500))
+        );
+    }
 
     #[test]
     fn a_sandbox_failure_is_no_address_on_the_network_its_message_names() {

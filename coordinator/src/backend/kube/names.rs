@@ -76,9 +76,18 @@ impl RunNames {
         self.name("server")
     }
     /// A client pod: `index` is `osd-3` or `other-0`. Named after its node so that
-    /// `kubectl get pods` reads like the report.
+    /// `kubectl get pods` reads like the report; a node name that would take the pod's name
+    /// beyond 253 characters (a DNS-1123 subdomain's limit) is shortened to a label with a
+    /// hash of it ([`multinet_proto::names::bounded_label`]).
     pub fn client(&self, node: &str, index: &str) -> String {
-        self.name(&format!("{node}-{index}"))
+        let name = self.name(&format!("{node}-{index}"));
+        if name.len() <= 253 {
+            return name;
+        }
+        self.name(&format!(
+            "{}-{index}",
+            multinet_proto::names::bounded_label(node, 40)
+        ))
     }
     /// The host checkers' DaemonSet of a node type.
     pub fn host_check(&self, node_type: &str) -> String {
@@ -180,6 +189,17 @@ mod tests {
         assert_eq!(
             n.selector(),
             "app.kubernetes.io/part-of=multinet,multinet.io/run=0123456789"
+        );
+        // A node name of 253 characters still gives a pod name Kubernetes accepts.
+        let long = format!("{}.example.com", "storage-a".repeat(26));
+        let pod = n.client(&long, "other-15");
+        assert!(
+            multinet_proto::names::dns1123_subdomain(&pod).is_ok(),
+            "{pod}"
+        );
+        assert_ne!(
+            pod,
+            n.client(&long.replace("example", "exemple"), "other-15")
         );
         // Rook's default node type fits.
         let rook = n.host_check(multinet_proto::config::CONVERGED_NODE_TYPE);

@@ -72,6 +72,81 @@ pub(super) fn duplicate_addresses(facts: &RunFacts, out: &mut Vec<Finding>) {
     }
 }
 
+/// Path findings on a network where addresses are held twice are explained by that: probes
+/// to or from a duplicated address reach whichever pod answered ARP/NDP last, so a path
+/// failing (or flapping) there says nothing of its own. Each `node_unreachable`,
+/// `inter_node_blocked`, `flaky`, `mtu_blackhole` or `host_unreachable` finding on the
+/// network whose nodes all hold a duplicated address (or every one, when the server's address
+/// is duplicated) moves into the first `duplicate_address` finding's `evidence.explains`; the
+/// verdict counts the cause.
+pub(super) fn duplicates_explain(facts: &RunFacts, out: &mut Vec<Finding>) {
+    let explicable = |k: FindingKind| {
+        matches!(
+            k,
+            FindingKind::NodeUnreachable
+                | FindingKind::InterNodeBlocked
+                | FindingKind::Flaky
+                | FindingKind::MtuBlackhole
+                | FindingKind::HostUnreachable
+        )
+    };
+    let networks: BTreeSet<CephNetwork> = out
+        .iter()
+        .filter(|f| f.kind == FindingKind::DuplicateAddress)
+        .filter_map(|f| f.network)
+        .collect();
+    for network in networks {
+        let duplicated: BTreeSet<IpAddr> = out
+            .iter()
+            .filter(|f| f.kind == FindingKind::DuplicateAddress && f.network == Some(network))
+            .filter_map(|f| f.evidence.get("address")?.as_str()?.parse().ok())
+            .collect();
+        let server_hit = facts
+            .server
+            .addresses
+            .iter()
+            .any(|a| a.network == network && duplicated.contains(&a.addr));
+        let nodes_hit: BTreeSet<&str> = facts
+            .agents
+            .iter()
+            .filter(|a| {
+                a.addresses
+                    .iter()
+                    .any(|x| x.network == network && duplicated.contains(&x.addr))
+            })
+            .map(|a| a.identity.node.as_str())
+            .collect();
+        let (explained, kept): (Vec<Finding>, Vec<Finding>) =
+            std::mem::take(out).into_iter().partition(|f| {
+                explicable(f.kind)
+                    && f.network == Some(network)
+                    && (server_hit || f.nodes.iter().all(|n| nodes_hit.contains(n.as_str())))
+            });
+        *out = kept;
+        if explained.is_empty() {
+            continue;
+        }
+        let Some(cause) = out
+            .iter_mut()
+            .find(|f| f.kind == FindingKind::DuplicateAddress && f.network == Some(network))
+        else {
+            continue;
+        };
+        if let Some(list) = cause
+            .evidence
+            .entry("explains".into())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+        {
+            list.extend(
+                explained
+                    .iter()
+                    .map(|f| json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary})),
+            );
+        }
+    }
+}
+
 /// What to check when two pods hold one address: `across_nodes` when the holders are on more
 /// than one node (host-local's per-node leases are the usual cause), else on one node. Shared
 /// by the run's finding and `spec check --pods`.

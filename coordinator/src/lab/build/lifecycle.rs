@@ -54,12 +54,14 @@ impl Lab {
         Ok(lab)
     }
 
-    /// What the lab does differently from a cluster, for the user to know.
+    /// What the lab does differently from a cluster, for the user to know: a NAD's whereabouts
+    /// IPAM runs as host-local (the generated configs' whereabouts too, but that is the lab's
+    /// own choice, not the user's, and not said).
     pub fn notices(topology: &LabTopology) -> Vec<String> {
         topology
             .networks
             .iter()
-            .filter(|(_, n)| n.ipam_type.as_deref() == Some("whereabouts"))
+            .filter(|(_, n)| n.from_nad && n.ipam_type.as_deref() == Some("whereabouts"))
             .map(|(network, _)| format!("the {} network's whereabouts IPAM runs as host-local with the same ranges (one data directory for the lab keeps addresses unique across nodes)", network.key()))
             .collect()
     }

@@ -28,7 +28,7 @@ impl Lab {
                 pod_ns: ns.clone(),
                 container_id: ns.clone(),
                 ifname: network.key().to_string(),
-                config: self.cni_config(*network)?,
+                config: self.cni_config(*network, node)?,
             };
             self.state.attachments.push(attachment.clone());
             self.save()?;
@@ -135,8 +135,9 @@ impl Lab {
         netns_add(ns)?;
         if self.has_ipv6() {
             // Duplicate address detection holds every IPv6 address tentative for a second,
-            // and the CNI plugins wait it out; the lab's addresses are unique by construction
-            // (one IPAM data directory), so pods skip it.
+            // and the CNI plugins wait it out; pods skip it. An address handed out twice (a
+            // host-local NAD: one data directory per node) is found by the run itself
+            // (`duplicate_address`, from the addresses each agent reports).
             net::run(
                 "ip",
                 &[
@@ -180,8 +181,9 @@ impl Lab {
         })
     }
 
-    /// The network's CNI config with the lab's name, master interface and IPAM data dir.
-    fn cni_config(&self, network: CephNetwork) -> Result<String> {
+    /// The network's CNI config with the lab's name, master interface and IPAM data dir, as
+    /// it runs on `node`.
+    fn cni_config(&self, network: CephNetwork, node: &str) -> Result<String> {
         let net = self
             .topology
             .networks
@@ -190,16 +192,18 @@ impl Lab {
         self.lab_cni_config(
             &net.config_json,
             Some(format!("{}-{}", self.topology.name, network.key())),
+            node,
         )
     }
 
-    /// A NAD's CNI config as the lab runs it: `name` replaced when given, a `cniVersion` when
-    /// it has none, and each plugin's IPAM mapped onto the lab's data directory (see
-    /// [`lab_ipam`]).
+    /// A NAD's CNI config as the lab runs it on `node`: `name` replaced when given, a
+    /// `cniVersion` when it has none, and each plugin's IPAM mapped onto the lab's data
+    /// directories (see [`lab_ipam`]).
     pub(in crate::lab) fn lab_cni_config(
         &self,
         config_json: &str,
         name: Option<String>,
+        node: &str,
     ) -> Result<String> {
         let mut v: Value = serde_json::from_str(config_json).map_err(Error::CniConfigJson)?;
         let obj = v.as_object_mut().ok_or(Error::CniConfigObject)?;
@@ -208,7 +212,14 @@ impl Lab {
         }
         obj.entry("cniVersion")
             .or_insert(Value::String("0.4.0".into()));
-        let data_dir = Value::String(self.dir.join("ipam").display().to_string());
+        let dirs = DataDirs {
+            lab: self.dir.join("ipam").join("lab"),
+            node: self
+                .dir
+                .join("ipam")
+                .join("node")
+                .join(self.topology.node_id(node)),
+        };
         // A single plugin's config, or a conflist whose plugins each may have IPAM.
         let plugins: Vec<&mut serde_json::Map<String, Value>> =
             match obj.get_mut("plugins").and_then(Value::as_array_mut) {
@@ -217,7 +228,7 @@ impl Lab {
             };
         for plugin in plugins {
             if let Some(ipam) = plugin.get_mut("ipam").and_then(Value::as_object_mut) {
-                lab_ipam(ipam, config_json, data_dir.clone())?;
+                lab_ipam(ipam, config_json, &dirs)?;
             }
         }
         Ok(v.to_string())
@@ -261,18 +272,30 @@ pub struct PodNet {
     pub failed: Option<(CephNetwork, String)>,
 }
 
-/// One plugin's IPAM as the lab runs it: host-local gets the lab's data directory; whereabouts
+/// Where host-local keeps its allocations in the lab.
+struct DataDirs {
+    /// One for the whole lab: whereabouts run as host-local (whereabouts allocates
+    /// cluster-wide, through the API server).
+    lab: std::path::PathBuf,
+    /// The node's own: host-local proper, which allocates from files on each node
+    /// (`/var/lib/cni/networks` by default, plugins/ipam/host-local/backend/disk), so two
+    /// nodes hand out the same addresses from one range — as on a cluster.
+    node: std::path::PathBuf,
+}
+
+/// One plugin's IPAM as the lab runs it: host-local gets the node's data directory; whereabouts
 /// (no whereabouts daemon here) becomes host-local with the same ranges, whose one data
 /// directory for the whole lab keeps addresses unique across nodes. `config_json` is the NAD's
 /// config as written (for the whereabouts ranges).
 fn lab_ipam(
     ipam: &mut serde_json::Map<String, Value>,
     config_json: &str,
-    data_dir: Value,
+    dirs: &DataDirs,
 ) -> Result<()> {
+    let dir = |d: &std::path::Path| Value::String(d.display().to_string());
     match ipam.get("type").and_then(Value::as_str) {
         Some("host-local") => {
-            ipam.insert("dataDir".into(), data_dir);
+            ipam.insert("dataDir".into(), dir(&dirs.node));
         }
         Some("whereabouts") => {
             let summary = multinet_proto::multus::nad::read_config(
@@ -317,7 +340,7 @@ fn lab_ipam(
             ipam.clear();
             ipam.insert("type".into(), Value::String("host-local".into()));
             ipam.insert("ranges".into(), Value::Array(ranges));
-            ipam.insert("dataDir".into(), data_dir);
+            ipam.insert("dataDir".into(), dir(&dirs.lab));
             if let Some(routes) = routes {
                 ipam.insert("routes".into(), routes);
             }

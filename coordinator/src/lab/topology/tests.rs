@@ -612,14 +612,14 @@ fn generated_cni_configs_read_back_with_their_ranges() {
         assert_eq!(summary.mode.as_deref(), mode, "{cni}");
         let json: Value = serde_json::from_str(&public.config_json).expect("JSON");
         assert_eq!(json[master_key], master, "{cni}");
-        assert_eq!(json["ipam"]["type"], "host-local");
+        assert_eq!(json["ipam"]["type"], "whereabouts");
         if cni == "bridge" {
             assert_eq!(json["isGateway"], false);
         }
         // host-device sets no MTU (it would be ignored); the others carry it.
         let want_mtu = (cni != "host-device").then_some(1400);
         assert_eq!(summary.mtu, want_mtu, "{cni}");
-        assert_eq!(summary.ipam.ipam_type.as_deref(), Some("host-local"));
+        assert_eq!(summary.ipam.ipam_type.as_deref(), Some("whereabouts"));
         assert_eq!(summary.ipam.ranges.len(), 1);
         let range = &summary.ipam.ranges[0];
         assert_eq!(range.cidr, "198.18.32.0/22");
@@ -657,12 +657,10 @@ fn default_config_json_is_the_documented_shape() {
             "master": "clu0",
             "mode": "bridge",
             "ipam": {
-                "type": "host-local",
-                "ranges": [[{
-                    "subnet": "198.18.16.0/20",
-                    "rangeStart": "198.18.17.1",
-                    "rangeEnd": "198.18.31.254",
-                }]],
+                "type": "whereabouts",
+                "range": "198.18.16.0/20",
+                "range_start": "198.18.17.1",
+                "range_end": "198.18.31.254",
             },
         })
     );
