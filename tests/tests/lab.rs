@@ -492,7 +492,7 @@ apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
 metadata: {name: cluster-net, namespace: rook-ceph}
 spec:
-  config: '{"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-ceph", "ipam": {"type": "host-local", "ranges": [[{"subnet": "fd00:20::/64", "rangeStart": "fd00:20::1:1", "rangeEnd": "fd00:20::1:ff"}]]}}'
+  config: '{"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-ceph", "ipam": {"type": "whereabouts", "range": "fd00:20::/64", "range_start": "fd00:20::1:1", "range_end": "fd00:20::1:ff"}}'
 "#;
 
 #[test]
