@@ -200,16 +200,15 @@ impl Lab {
             ],
         )?;
         let host = shim_address(net, i);
-        ip_in(
-            ns,
-            &[
-                "addr",
-                "add",
-                &format!("{host}/{}", net.subnet.prefix),
-                "dev",
-                "shim0",
-            ],
-        )?;
+        let cidr = format!("{host}/{}", net.subnet.prefix);
+        let mut add = vec!["addr", "add", cidr.as_str(), "dev", "shim0"];
+        if host.is_ipv6() {
+            // Unique by construction (below the pods' range): no duplicate address detection,
+            // which would hold the address tentative — and the host without its route to the
+            // public network — for the first second or two of the run.
+            add.push("nodad");
+        }
+        ip_in(ns, &add)?;
         Ok(ip_in(ns, &["link", "set", "shim0", "up"])?)
     }
 
