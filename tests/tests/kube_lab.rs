@@ -289,6 +289,72 @@ fn a_nad_range_too_small_gives_address_unavailable_from_the_sandbox_event() {
 
 #[test]
 #[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_missing_master_and_a_master_mtu_below_the_nads_are_named_from_the_sandbox_events() {
+    // Kubernetes node names, as a cluster has them. m3 has no public master; the cluster
+    // master of worker-2 carries 1400 where the NAD asks 1500 (the lab's masters carry the
+    // MTU of tests/kube/nads.yaml's networks, 1500, elsewhere). The plugins' errors reach the
+    // coordinator as the kubelet's events, through the real API server; the backend names the
+    // NAD's master in them.
+    let long = "worker-2.example.com";
+    let cluster = LabCluster::start(
+        BIN,
+        "kmas",
+        &["m1", long, "m3"],
+        &format!(
+            "nodes: [m1, {long}, m3]\nunderlay:\n  - {{node: m3, network: public, present: false}}\n  - {{node: {long}, network: cluster, master_mtu: 1400}}"
+        ),
+        &[],
+    );
+    kubectl_apply(
+        &cluster.namespace,
+        "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: pub-net\nspec:\n  config: '{\"cniVersion\": \"0.3.1\", \"type\": \"macvlan\", \"master\": \"pub0\", \"mode\": \"bridge\", \"ipam\": {\"type\": \"whereabouts\", \"range\": \"198.18.36.0/24\"}}'\n---\napiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: clu-net\nspec:\n  config: '{\"cniVersion\": \"0.3.1\", \"type\": \"macvlan\", \"master\": \"clu0\", \"mode\": \"bridge\", \"mtu\": 1500, \"ipam\": {\"type\": \"whereabouts\", \"range\": \"198.18.46.0/24\"}}'\n",
+    );
+    let out = cluster.run(&[
+        "--public-network",
+        "pub-net",
+        "--cluster-network",
+        "clu-net",
+        "--daemons-per-node",
+        "1",
+        "--timeout-minutes",
+        "1",
+        "-o",
+        "json",
+    ]);
+    let report = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let unavailable = |network: &str| -> Value {
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["kind"] == "address_unavailable" && f["network"] == network)
+            .cloned()
+            .unwrap_or_else(|| panic!("address_unavailable on {network}: {report:#}"))
+    };
+    let public = unavailable("public");
+    assert_eq!(public["nodes"], serde_json::json!(["m3"]), "{public:#}");
+    assert_eq!(public["evidence"]["missing_master"], "pub0", "{public:#}");
+    let cluster_finding = unavailable("cluster");
+    assert_eq!(
+        cluster_finding["nodes"],
+        serde_json::json!([long]),
+        "{cluster_finding:#}"
+    );
+    assert_eq!(
+        (
+            &cluster_finding["evidence"]["master"],
+            &cluster_finding["evidence"]["nad_mtu"],
+            &cluster_finding["evidence"]["master_mtu"]
+        ),
+        (&Value::from("clu0"), &Value::from(1500), &Value::from(1400)),
+        "{cluster_finding:#}"
+    );
+    nothing_left(&cluster);
+}
+
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
 fn a_missing_nad_exits_22_and_a_missing_permission_exits_69_naming_the_object() {
     let cluster = LabCluster::start(BIN, "kpre", &["p1"], "nodes: [p1]", &[]);
     let out = cluster.run(&["--public-network", "no-such-net", "-o", "json"]);

@@ -387,6 +387,29 @@ fn server_unavailable_when_the_server_is_lost() {
 }
 
 #[test]
+fn a_server_without_an_address_for_its_masters_mtu_says_so_and_leads_with_the_fix() {
+    let mut s = run(|_, _, _, _| true);
+    s.facts.server.fate = AgentFate::NoAddress {
+        network: CephNetwork::Cluster,
+        reason: "CNI ADD (/usr/lib/cni/macvlan) failed: invalid MTU 9000, must be [0, master MTU(1500)] (master interface \"clu0\" on node n1)".into(),
+    };
+    let f = evaluate(&s.matrix, &s.facts);
+    let server = f
+        .iter()
+        .find(|f| f.kind == FindingKind::ServerUnavailable)
+        .expect("server_unavailable");
+    assert!(
+        server.summary.ends_with(
+            "the NAD's MTU 9000 is above the MTU 1500 of the master interface \"clu0\" on node(s) n1"
+        ),
+        "{}",
+        server.summary
+    );
+    assert_eq!(server.evidence["nad_mtu"], json!(9000));
+    assert!(server.suggestions[0].starts_with("raise the MTU of \"clu0\""));
+}
+
+#[test]
 fn server_unreachable_from_everywhere_on_one_network() {
     let s = run(|_, net, _, _| net == CephNetwork::Public);
     assert_eq!(

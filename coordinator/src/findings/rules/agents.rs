@@ -12,6 +12,7 @@ use super::finding;
 use crate::findings::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, Severity};
 
 pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding {
+    let mut cause: Option<MasterCause> = None;
     let (summary, reason) = match (&facts.server.fate, network) {
         (_, Some(n)) => (
             format!(
@@ -28,10 +29,20 @@ pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>)
             ),
             Value::Null,
         ),
-        (AgentFate::NoAddress { network, reason }, None) => (
-            format!("the server got no address on the {} network", network.key()),
-            json!(reason),
-        ),
+        (AgentFate::NoAddress { network, reason }, None) => {
+            cause = master_cause(reason, &facts.server_node);
+            (
+                match &cause {
+                    Some(c) => format!(
+                        "the server got no address on the {} network: {}",
+                        network.key(),
+                        c.said
+                    ),
+                    None => format!("the server got no address on the {} network", network.key()),
+                },
+                json!(reason),
+            )
+        }
         (AgentFate::NotStarted { reason } | AgentFate::Failed { reason }, None) => (
             format!("the server on node {} did not start", facts.server_node),
             json!(reason),
@@ -44,25 +55,32 @@ pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>)
             Value::Null,
         ),
     };
+    let general = [
+        "without the server no path can be judged: look at the server pod's events and logs first",
+        "check that the NADs give the server's node an address on every network (IPAM range, master interface present)",
+    ];
+    // A missing master or an MTU it cannot carry: that fix first.
+    let suggestions: Vec<&str> = cause
+        .as_ref()
+        .map(|c| c.fix.as_str())
+        .into_iter()
+        .chain(general)
+        .collect();
+    let mut evidence: BTreeMap<String, Value> = BTreeMap::from([
+        ("server".into(), json!(facts.server.identity.pod)),
+        ("fate".into(), json!(facts.server.fate)),
+        ("detail".into(), reason),
+        ("exit".into(), json!(facts.server.exit)),
+    ]);
+    evidence.extend(cause.iter().flat_map(|c| c.evidence.clone()));
     finding(
         FindingKind::ServerUnavailable,
         Severity::Fail,
         network,
         vec![facts.server_node.clone()],
         summary,
-        BTreeMap::from([
-            ("server".into(), json!(facts.server.identity.pod)),
-            ("fate".into(), json!(facts.server.fate)),
-            ("detail".into(), reason),
-            ("exit".into(), json!(facts.server.exit)),
-        ])
-        .into_iter()
-        .filter(|(_, v)| !v.is_null())
-        .collect(),
-        &[
-            "without the server no path can be judged: look at the server pod's events and logs first",
-            "check that the NADs give the server's node an address on every network (IPAM range, master interface present)",
-        ],
+        evidence.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        &suggestions,
     )
 }
 
@@ -72,6 +90,55 @@ fn with_exit(mut entry: Value, agent: &AgentFact) -> Value {
         map.insert("exit".into(), json!(exit));
     }
     entry
+}
+
+/// A failed ADD whose cause is the NAD's master, as [`crate::cni_reason::read`] reads it:
+/// what to say, the fix to lead with, and the evidence (`missing_master`; or `master`,
+/// `nad_mtu`, `master_mtu`). `nodes` names the nodes concerned.
+struct MasterCause {
+    said: String,
+    fix: String,
+    evidence: Vec<(String, Value)>,
+}
+
+fn master_cause(reason: &str, nodes: &str) -> Option<MasterCause> {
+    let said = crate::cni_reason::read(reason);
+    match said {
+        crate::cni_reason::Said {
+            master: Some(master),
+            missing: true,
+            ..
+        } => Some(MasterCause {
+            said: format!("the master interface {master:?} is missing on node(s) {nodes}"),
+            fix: format!(
+                "create the NAD's master interface {master:?} on node(s) {nodes}, or point the NAD's `master` at the interface these nodes have on this network"
+            ),
+            evidence: vec![("missing_master".into(), json!(master))],
+        }),
+        crate::cni_reason::Said {
+            master,
+            nad_mtu: Some(nad_mtu),
+            master_mtu,
+            ..
+        } => {
+            let master = master.unwrap_or_else(|| "(the NAD's master)".into());
+            let theirs = master_mtu.map_or(String::new(), |m| format!(" {m}"));
+            Some(MasterCause {
+                said: format!(
+                    "the NAD's MTU {nad_mtu} is above the MTU{theirs} of the master interface {master:?} on node(s) {nodes}"
+                ),
+                fix: format!(
+                    "raise the MTU of {master:?} on node(s) {nodes} to at least {nad_mtu} (and the switch ports behind it), or lower the NAD's `mtu` to{theirs} or less on every node: a macvlan or ipvlan interface cannot be larger than its master"
+                ),
+                evidence: vec![
+                    ("master".into(), json!(master)),
+                    ("nad_mtu".into(), json!(nad_mtu)),
+                    ("master_mtu".into(), json!(master_mtu)),
+                ],
+            })
+        }
+        _ => None,
+    }
 }
 
 pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
@@ -151,63 +218,30 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
         ];
         // The plugin's words about the master (completed by the runtime, `cni_reason`): a
         // missing master or an MTU it cannot carry is the cause, said first and by name.
-        let said = reasons
-            .iter()
-            .map(|r| crate::cni_reason::read(r))
-            .find(|s| s.missing || s.mtu_too_large());
         let nodes_named = nodes.iter().cloned().collect::<Vec<_>>().join(", ");
-        let (summary, suggestions) = match said {
-            Some(crate::cni_reason::Said {
-                master: Some(master),
-                missing: true,
-                ..
-            }) => {
-                evidence.insert("missing_master".into(), json!(master));
-                let first = format!(
-                    "create the NAD's master interface {master:?} on node(s) {nodes_named}, or point the NAD's `master` at the interface these nodes have on this network"
-                );
-                (
+        let (summary, suggestions) =
+            match reasons.iter().find_map(|r| master_cause(r, &nodes_named)) {
+                Some(cause) => {
+                    evidence.extend(cause.evidence);
+                    (
+                        format!(
+                            "{count} of {expected} pods got no address on the {} network: {}",
+                            network.key(),
+                            cause.said
+                        ),
+                        std::iter::once(cause.fix)
+                            .chain([general[2].to_string()])
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                None => (
                     format!(
-                        "{count} of {expected} pods got no address on the {} network: the master interface {master:?} is missing on node(s) {nodes_named}",
+                        "{count} of {expected} pods got no address on the {} network",
                         network.key()
                     ),
-                    std::iter::once(first)
-                        .chain([general[2].to_string(), general[0].to_string()])
-                        .collect::<Vec<_>>(),
-                )
-            }
-            Some(crate::cni_reason::Said {
-                master,
-                nad_mtu: Some(nad_mtu),
-                master_mtu,
-                ..
-            }) => {
-                let master = master.unwrap_or_else(|| "(the NAD's master)".into());
-                evidence.insert("master".into(), json!(master));
-                evidence.insert("nad_mtu".into(), json!(nad_mtu));
-                evidence.insert("master_mtu".into(), json!(master_mtu));
-                let theirs = master_mtu.map_or(String::new(), |m| format!(" {m}"));
-                let first = format!(
-                    "raise the MTU of {master:?} on node(s) {nodes_named} to at least {nad_mtu} (and the switch ports behind it), or lower the NAD's `mtu` to{theirs} or less on every node: a macvlan or ipvlan interface cannot be larger than its master"
-                );
-                (
-                    format!(
-                        "{count} of {expected} pods got no address on the {} network: the NAD's MTU {nad_mtu} is above the MTU{theirs} of the master interface {master:?} on node(s) {nodes_named}",
-                        network.key()
-                    ),
-                    std::iter::once(first)
-                        .chain([general[2].to_string()])
-                        .collect::<Vec<_>>(),
-                )
-            }
-            _ => (
-                format!(
-                    "{count} of {expected} pods got no address on the {} network",
-                    network.key()
+                    general.iter().map(|s| s.to_string()).collect(),
                 ),
-                general.iter().map(|s| s.to_string()).collect(),
-            ),
-        };
+            };
         let suggestions: Vec<&str> = suggestions.iter().map(String::as_str).collect();
         out.push(finding(
             FindingKind::AddressUnavailable,
