@@ -92,6 +92,35 @@ pub struct RunSettings {
     pub networks: Vec<CephNetwork>,
     /// How long an agent outlives a coordinator it cannot reach before it exits by itself.
     pub agent_grace: Duration,
+    /// Whether the run keeps probing after its first pass, and how long.
+    pub soak: Soak,
+    /// Cancelled to end a soak early (SIGINT/SIGTERM): the probing then ends as if its time
+    /// were up, and the report covers what was measured.
+    pub stop: tokio_util::sync::CancellationToken,
+    /// Set by the supervisor once probing has begun: from then on a soak's signal ends the
+    /// run with a report ([`RunSettings::stop`]); before, it ends the run at once.
+    pub probing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long a run keeps probing, counted from the start of probing: after the first pass
+/// every client goes on probing every network at the probe interval until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Soak {
+    /// No soak: the run ends with its first-pass verdict (Rook's tester's run).
+    #[default]
+    Off,
+    /// Probing lasts this long (`soakDuration`, `--duration 6h`).
+    For(Duration),
+    /// Until stopped (`--duration` without a value, or `0`): SIGINT or SIGTERM ends it.
+    UntilStopped,
+}
+
+impl Soak {
+    /// `soakDuration` of a configuration: zero is no soak.
+    pub fn from_config(config: &RunConfig) -> Self {
+        let d = config.soak_duration.as_std();
+        if d.is_zero() { Soak::Off } else { Soak::For(d) }
+    }
 }
 
 impl RunSettings {
@@ -351,12 +380,23 @@ impl RunSupervisor {
             // Probing starts when every pod is placed: together, and not competing with the
             // placement for the machine (a lab places its pods on the same cores).
             self.roster.send(ReleaseTargets).await?;
+            settings
+                .probing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.stage_done("place agents", since, true);
             let since = Instant::now();
             let outcome = self
                 .probe_until_passed(scheduler, settings, progress, &rest, deadline)
                 .await?;
             self.stage_ended("probe", since, outcome);
+            if settings.soak != Soak::Off && outcome != ProbeStage::ServerLost.outcome() {
+                let probing_since = since;
+                let since = Instant::now();
+                let outcome = self
+                    .soak(scheduler, settings, progress, probing_since)
+                    .await?;
+                self.stage_ended("soak", since, outcome);
+            }
         } else {
             progress.note("the server did not become ready; no client was started");
         }
@@ -455,6 +495,10 @@ impl RunSupervisor {
                 failing_paths,
                 failed_paths,
             });
+            if settings.stop.is_cancelled() {
+                // A soak stopped during its first pass: what was measured is the report.
+                return Ok("stopped");
+            }
             match stage {
                 ProbeStage::Probing => tokio::time::sleep(TICK).await,
                 ProbeStage::ServerLost => {
@@ -469,6 +513,57 @@ impl RunSupervisor {
                     return Ok(stage.outcome());
                 }
                 ProbeStage::Done | ProbeStage::Deadline => return Ok(stage.outcome()),
+            }
+        }
+    }
+
+    /// The soak: every agent keeps probing until the soak's time, counted from
+    /// `probing_since`, is up, the run is stopped ([`RunSettings::stop`]), or the server is
+    /// gone. The stage's outcome: `done`, `stopped` or `server lost`.
+    async fn soak<S: Scheduler>(
+        &mut self,
+        scheduler: &mut S,
+        settings: &RunSettings,
+        progress: &mut Progress,
+        probing_since: Instant,
+    ) -> Result<&'static str> {
+        loop {
+            let snap = self.roster.send(Snapshot).await?;
+            self.poll_exits(scheduler).await;
+            let now = Instant::now();
+            let server_gone = snap
+                .agents
+                .iter()
+                .any(|a| a.expected.role == Role::Server && self.at(now).is_gone(a));
+            if server_gone {
+                progress.note("the server agent is gone; ending the soak");
+                return Ok("server lost");
+            }
+            if settings.stop.is_cancelled() {
+                return Ok("stopped");
+            }
+            let remaining = match settings.soak {
+                Soak::For(d) => match d.checked_sub(now - probing_since) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok("done"),
+                },
+                Soak::UntilStopped | Soak::Off => None,
+            };
+            let (failing_paths, failed_paths) = self.matrix.send(FailingPaths).await?;
+            progress.show(Status {
+                stage: match remaining {
+                    Some(left) => format!("soak ({}s left)", left.as_secs()),
+                    None => "soak (until stopped)".into(),
+                },
+                connected: snap.agents.iter().filter(|a| a.connected).count(),
+                expected: snap.agents.len(),
+                passing: Vec::new(),
+                failing_paths,
+                failed_paths,
+            });
+            tokio::select! {
+                () = tokio::time::sleep(TICK) => {}
+                () = settings.stop.cancelled() => {}
             }
         }
     }

@@ -33,6 +33,9 @@ fn settings() -> RunSettings {
         config,
         networks: vec![CephNetwork::Public, CephNetwork::Cluster],
         agent_grace: Duration::from_secs(10),
+        soak: multinet_coordinator::supervisor::Soak::Off,
+        stop: Default::default(),
+        probing: Default::default(),
     }
 }
 

@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// Time between probe rounds, a Go duration such as 200ms or 1s.
     #[arg(long, value_name = "DURATION")]
     pub probe_interval: Option<String>,
+    /// Soak: keep probing for DURATION (a Go duration, 6h, 90s) from the start of probing;
+    /// without a value, or 0, until SIGINT/SIGTERM, which end a soak with its report.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "0")]
+    pub duration: Option<String>,
     /// Namespace (recorded in the configuration; the local backend has none).
     #[arg(short = 'n', long, conflicts_with = "config")]
     pub namespace: Option<String>,
@@ -166,6 +170,10 @@ impl RunArgs {
                 host_check_only: self.host_check_only,
                 probe_interval: self.probe_interval.clone(),
                 service_account: self.service_account.clone(),
+                until_stopped: self.duration.as_deref().is_some_and(|d| {
+                    multinet_proto::config::GoDuration::parse(d).is_ok_and(|d| d.as_std().is_zero())
+                }),
+                duration: self.duration.clone(),
             },
             nodes: self.nodes,
             format: self.output.into(),

@@ -38,6 +38,10 @@ pub struct ConfigRequest {
     pub probe_interval: Option<String>,
     /// `--service-account` (Kubernetes), whatever the source.
     pub service_account: Option<String>,
+    /// `--duration` as typed (a Go duration): the soak's length, `soakDuration`'s override.
+    pub duration: Option<String>,
+    /// `--duration` without a value, or `0`: soak until stopped.
+    pub until_stopped: bool,
 }
 
 impl ConfigRequest {
@@ -118,6 +122,12 @@ fn apply_overrides(request: &ConfigRequest, config: &mut RunConfig, problems: &m
     }
     if let Some(sa) = &request.service_account {
         config.service_account_name = sa.clone();
+    }
+    if let Some(text) = &request.duration {
+        match GoDuration::parse(text) {
+            Ok(d) => config.soak_duration = d,
+            Err(e) => problems.error("--duration", e),
+        }
     }
 }
 

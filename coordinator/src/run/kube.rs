@@ -32,6 +32,11 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
     let mut problems = Problems::default();
     let config = super::config::resolve_for_kube(&request.config, &mut problems)
         .ok_or_else(|| Error::Invalid(problems.clone()))?;
+    if request.config.until_stopped {
+        return Err(Error::Usage(
+            "--duration without a value (a soak until stopped) is for the lab and local backends: give the kube backend a duration (--duration 6h, or soakDuration in the configuration), which bounds its coordinator Job".into(),
+        ));
+    }
     if request.kube.dry_run != (request.format == Format::Yaml) {
         return Err(Error::Usage(
             "--dry-run prints the run's objects as YAML: give --dry-run with -o yaml".into(),

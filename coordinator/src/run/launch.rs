@@ -175,11 +175,26 @@ fn lab_config(request: &RunRequest, topology: &LabTopology, say: Say<'_>) -> Res
 
 /// The supervisor's settings for `config`.
 pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
+    let soak = if request.config.until_stopped {
+        crate::supervisor::Soak::UntilStopped
+    } else {
+        crate::supervisor::Soak::from_config(&config)
+    };
     RunSettings {
         networks: networks(&config),
         config,
         agent_grace: request.agent_grace,
+        soak,
+        stop: tokio_util::sync::CancellationToken::new(),
+        probing: std::sync::Arc::default(),
     }
+}
+
+/// Said on stderr when a signal ends a soak (the progress display belongs to the run).
+fn progress_note_soak(signal: crate::signals::Signal) {
+    eprintln!(
+        "multinet run: {signal}: ending the soak; the report covers what was measured (a second signal stops at once)"
+    );
 }
 
 /// Writes the report the run made; the exit code is the verdict's, or 1 when something was
@@ -306,9 +321,22 @@ where
                 return Err(Error::failed("", e));
             }
         };
+        // A soak's signal is its normal end: the soak stops, the agents hand in their last
+        // results and the report covers what was measured. A second signal, or one before
+        // the soak began, still ends the run at once.
+        let soaking = settings.soak != crate::supervisor::Soak::Off;
+        let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
         let result = tokio::select! {
             r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Ok),
-            signal = shutdown_signal() => {
+            signal = async {
+                let first = shutdown_signal().await;
+                if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
+                    return first;
+                }
+                progress_note_soak(first);
+                stop.cancel();
+                shutdown_signal().await
+            } => {
                 progress.note(&format!("{signal}: stopping the run and cleaning up"));
                 Ok(Err(signal))
             }
