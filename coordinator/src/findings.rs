@@ -49,6 +49,8 @@ pub enum FindingKind {
     /// An agent's probes on a network left by another interface than the network's (not
     /// counted).
     WrongEgress,
+    /// In a soak: a node's paths on a network were down for a while (outage windows).
+    Outage,
 }
 
 /// How much a finding weighs in the verdict.
@@ -189,6 +191,10 @@ pub struct RunFacts {
     /// the one under test. On a cluster the host's route to the pod network and to the
     /// public network may share an interface legitimately, so there it is not judged.
     pub control_network_isolated: bool,
+    /// For a soak, the shortest outage window in ms (two probe intervals and a probe
+    /// timeout: a single failed probe's window is loss, not an outage); `None` for a run
+    /// without soak.
+    pub soak_min_outage_ms: Option<u64>,
 }
 
 /// Findings sorted by severity (fail first), kind, network, nodes.

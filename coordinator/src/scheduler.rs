@@ -106,6 +106,11 @@ pub trait Scheduler {
     /// Pods that have exited since the last call, with the reason.
     async fn exited(&mut self) -> Vec<(String, String)>;
 
+    /// Probing has begun: every pod is placed and the agents were told their targets. A
+    /// backend with something timed from then starts it (the lab's scheduled faults, whose
+    /// `at` counts from here). Default: nothing.
+    async fn probing_began(&mut self) {}
+
     /// What became of pods after [`Self::start`] returned, when the backend learns it later
     /// (a cluster: the pod stays ContainerCreating because IPAM failed, or is unschedulable).
     /// Each pod at most once.

@@ -380,6 +380,7 @@ impl RunSupervisor {
             // Probing starts when every pod is placed: together, and not competing with the
             // placement for the machine (a lab places its pods on the same cores).
             self.roster.send(ReleaseTargets).await?;
+            scheduler.probing_began().await;
             settings
                 .probing
                 .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -18,6 +18,7 @@ mod egress;
 mod host;
 mod network;
 mod readiness;
+mod soak;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +35,7 @@ use egress::wrong_egress;
 use host::host_checks;
 use network::network_rules;
 use readiness::rook_flaky_rule;
+use soak::soak_outages;
 
 const BROKEN_RATIO: f64 = 0.2;
 const GOOD_RATIO: f64 = 0.9;
@@ -119,6 +121,7 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
     host_checks(matrix, facts, &mut out);
     rook_flaky_rule(facts, &mut out);
     duplicates_explain(facts, &mut out);
+    soak_outages(matrix, facts, &mut out);
     out
 }
 

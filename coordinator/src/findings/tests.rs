@@ -136,6 +136,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         success_threshold: 12,
         flaky_threshold_ms: 30_000,
         control_network_isolated: true,
+        soak_min_outage_ms: None,
     };
     with_addresses(&mut facts);
     Synthetic { matrix, facts }
@@ -913,4 +914,49 @@ fn loopback_egress_is_never_judged() {
         }
     }
     assert_eq!(evaluate(&s.matrix, &s.facts), Vec::<Finding>::new());
+}
+
+#[test]
+fn a_soak_outage_of_one_node_and_network_is_one_finding_with_its_window() {
+    // Rounds are 1 s apart here; n2's cluster paths fail in rounds 5 to 12.
+    let mut s = run(|node, network, _, round| {
+        !(node == "n2" && network == CephNetwork::Cluster && (5..=12).contains(&round))
+    });
+    // A single failed round elsewhere is loss, not an outage (window 1 s < 1.5 s).
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    let outages: Vec<&Finding> = f.iter().filter(|f| f.kind == FindingKind::Outage).collect();
+    assert_eq!(outages.len(), 1, "{f:#?}");
+    let o = outages[0];
+    assert_eq!(
+        (o.network, o.nodes.clone()),
+        (Some(CephNetwork::Cluster), vec!["n2".to_string()])
+    );
+    assert_eq!(o.evidence["outages"], json!(1));
+    // From the first failed probe (round 5) to the next success (round 13).
+    assert_eq!(o.evidence["windows"][0]["from_ms"], json!(5_000));
+    assert_eq!(o.evidence["windows"][0]["to_ms"], json!(13_000));
+    // 8 s down of 19 s observed.
+    assert_eq!(o.severity, Severity::Fail);
+    // Whatever the whole run's figures made of it is explained by the outage.
+    assert!(
+        f.iter()
+            .all(|x| x.kind == FindingKind::Outage || x.network != Some(CephNetwork::Cluster)),
+        "{f:#?}"
+    );
+    // Without a soak there is no outage finding.
+    s.facts.soak_min_outage_ms = None;
+    assert!(
+        evaluate(&s.matrix, &s.facts)
+            .iter()
+            .all(|f| f.kind != FindingKind::Outage)
+    );
+    // One failed round: loss.
+    let mut s = run(|node, _, _, round| !(node == "n3" && round == 7));
+    s.facts.soak_min_outage_ms = Some(1_500);
+    assert!(
+        evaluate(&s.matrix, &s.facts)
+            .iter()
+            .all(|f| f.kind != FindingKind::Outage)
+    );
 }

@@ -67,6 +67,8 @@ pub struct LabBackend {
     agents: AgentProcesses,
     /// What cleanup leaves.
     keep: Keep,
+    /// The scheduled faults' timer, once probing began; stopped by cleanup.
+    schedule: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LabBackend {
@@ -82,6 +84,7 @@ impl LabBackend {
             lab: Arc::new(Mutex::new(lab)),
             agents: AgentProcesses::new(agent_command, kill),
             keep,
+            schedule: None,
         }
     }
 
@@ -201,7 +204,76 @@ impl Scheduler for LabBackend {
         self.agents.exited()
     }
 
+    /// Starts the scheduled faults' timer: each fault applied `at` into the probing and
+    /// removed `for` later, in the switch namespace. A fault that cannot be applied or removed
+    /// is said on stderr (the run goes on; its report shows what the network did).
+    async fn probing_began(&mut self) {
+        let (topology, switch_ns, dir) = {
+            let lab = self.lab();
+            (
+                lab.topology.clone(),
+                Lab::switch_ns(&lab.topology.name),
+                lab.state_dir_path(),
+            )
+        };
+        if topology.scheduled.is_empty() {
+            return;
+        }
+        let mut events: Vec<(std::time::Duration, usize, bool)> = Vec::new();
+        for (index, s) in topology.scheduled.iter().enumerate() {
+            events.push((s.at, index, true));
+            if let Some(d) = s.duration {
+                events.push((s.at + d, index, false));
+            }
+        }
+        // Removals before applications at the same time: a fault that ends as another begins.
+        events.sort_by_key(|(at, index, apply)| (*at, *apply, *index));
+        let begun = tokio::time::Instant::now();
+        let topology = Arc::new(topology);
+        self.schedule = Some(tokio::spawn(async move {
+            for (at, index, apply) in events {
+                tokio::time::sleep_until(begun + at).await;
+                let (topology, switch_ns, dir) = (topology.clone(), switch_ns.clone(), dir.clone());
+                let done = tokio::task::spawn_blocking(move || {
+                    if apply {
+                        crate::lab::faults::apply_scheduled(&topology, index, &switch_ns, &dir)
+                    } else {
+                        crate::lab::faults::remove_scheduled(index, &switch_ns)
+                    }
+                })
+                .await;
+                let what = if apply { "applying" } else { "removing" };
+                match done {
+                    Ok(Ok(())) => tracing::info!(
+                        fault = index,
+                        "{what} scheduled fault {index} at {}ms",
+                        at.as_millis()
+                    ),
+                    Ok(Err(e)) => {
+                        tracing::warn!("{what} scheduled fault {index}: {}", crate::exit::chain(&e))
+                    }
+                    Err(e) => tracing::warn!("{what} scheduled fault {index}: {e}"),
+                }
+            }
+        }));
+    }
+
     async fn cleanup(&mut self) -> Result<(), Error> {
+        if let Some(timer) = self.schedule.take() {
+            timer.abort();
+            if self.keep == Keep::Lab {
+                // The lab stays as it was: no scheduled fault outlives the run (one never
+                // applied has no table, which is no error here).
+                let _ = self
+                    .on_lab(|lab| {
+                        let sw = Lab::switch_ns(&lab.topology.name);
+                        for index in 0..lab.topology.scheduled.len() {
+                            let _ = crate::lab::faults::remove_scheduled(index, &sw);
+                        }
+                    })
+                    .await;
+            }
+        }
         self.agents.stop_all().await;
         match self.keep {
             Keep::Nothing => Ok(self.on_lab(|lab| Lab::down(&lab.topology.name)).await??),

@@ -48,48 +48,109 @@ pub fn switch_port(topology: &LabTopology, node: &str, network: CephNetwork) -> 
     )
 }
 
-/// The nftables ruleset for the topology's faults (empty when there is none).
+/// The rules of one fault, each line `    <match> counter drop\n` (empty for faults that are
+/// not switch rules).
+fn fault_rules(topology: &LabTopology, fault: &Fault) -> String {
+    let mut rules = String::new();
+    match fault {
+        Fault::Block { network, from, to } => {
+            let mut r = String::new();
+            if let NodeRef::Node(n) = from {
+                let _ = write!(r, "iifname \"{}\" ", switch_port(topology, n, *network));
+            }
+            if let NodeRef::Node(n) = to {
+                let _ = write!(r, "oifname \"{}\" ", switch_port(topology, n, *network));
+            }
+            if r.is_empty() {
+                // From any node to any node: every port of this network's switch.
+                for node in &topology.nodes {
+                    let _ = writeln!(
+                        rules,
+                        "    iifname \"{}\" counter drop",
+                        switch_port(topology, &node.name, *network)
+                    );
+                }
+            } else {
+                let _ = writeln!(rules, "    {r}counter drop");
+            }
+        }
+        Fault::Loss {
+            network,
+            node,
+            percent,
+        } => {
+            let port = switch_port(topology, node, *network);
+            let threshold = (percent * 100.0).round() as u32; // per ten thousand
+            for dir in ["iifname", "oifname"] {
+                let _ = writeln!(
+                    rules,
+                    "    {dir} \"{port}\" numgen random mod 10000 < {threshold} counter drop"
+                );
+            }
+        }
+        Fault::HostRouteMissing { .. } | Fault::KillAgent { .. } => {}
+    }
+    rules
+}
+
+/// A bridge table `name` filtering the switch's forwarding with `rules`.
+fn table(name: &str, rules: &str) -> String {
+    format!(
+        "table bridge {name} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n}}\n"
+    )
+}
+
+/// The table of scheduled fault `index` (of [`LabTopology::scheduled`]): its own, so it comes
+/// and goes without touching the others.
+pub fn scheduled_table_name(index: usize) -> String {
+    format!("multinet_at{index}")
+}
+
+/// The nftables table of scheduled fault `index`; `None` for an index out of range.
+pub fn scheduled_ruleset(topology: &LabTopology, index: usize) -> Option<String> {
+    let scheduled = topology.scheduled.get(index)?;
+    Some(table(
+        &scheduled_table_name(index),
+        &fault_rules(topology, &scheduled.fault),
+    ))
+}
+
+/// Applies scheduled fault `index` in the switch namespace `switch_ns`.
+pub fn apply_scheduled(
+    topology: &LabTopology,
+    index: usize,
+    switch_ns: &str,
+    dir: &Path,
+) -> Result<()> {
+    let Some(rules) = scheduled_ruleset(topology, index) else {
+        return Ok(());
+    };
+    load(&rules, switch_ns, &dir.join(format!("fault-at{index}.nft")))
+}
+
+/// Removes scheduled fault `index` from the switch namespace.
+pub fn remove_scheduled(index: usize, switch_ns: &str) -> Result<()> {
+    Ok(net::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            switch_ns,
+            "nft",
+            "delete",
+            "table",
+            "bridge",
+            &scheduled_table_name(index),
+        ],
+    )?)
+}
+
+/// The nftables ruleset for the topology's faults that are always on (empty when there is
+/// none).
 pub fn ruleset(topology: &LabTopology) -> String {
     let mut rules = String::new();
     for fault in &topology.faults {
-        match fault {
-            Fault::Block { network, from, to } => {
-                let mut r = String::new();
-                if let NodeRef::Node(n) = from {
-                    let _ = write!(r, "iifname \"{}\" ", switch_port(topology, n, *network));
-                }
-                if let NodeRef::Node(n) = to {
-                    let _ = write!(r, "oifname \"{}\" ", switch_port(topology, n, *network));
-                }
-                if r.is_empty() {
-                    // From any node to any node: every port of this network's switch.
-                    for node in &topology.nodes {
-                        let _ = writeln!(
-                            rules,
-                            "    iifname \"{}\" counter drop",
-                            switch_port(topology, &node.name, *network)
-                        );
-                    }
-                } else {
-                    let _ = writeln!(rules, "    {r}counter drop");
-                }
-            }
-            Fault::Loss {
-                network,
-                node,
-                percent,
-            } => {
-                let port = switch_port(topology, node, *network);
-                let threshold = (percent * 100.0).round() as u32; // per ten thousand
-                for dir in ["iifname", "oifname"] {
-                    let _ = writeln!(
-                        rules,
-                        "    {dir} \"{port}\" numgen random mod 10000 < {threshold} counter drop"
-                    );
-                }
-            }
-            Fault::HostRouteMissing { .. } | Fault::KillAgent { .. } => {}
-        }
+        rules.push_str(&fault_rules(topology, fault));
     }
     for u in &topology.underlay {
         let Some(mtu) = u.mtu else { continue };
@@ -106,9 +167,7 @@ pub fn ruleset(topology: &LabTopology) -> String {
     if rules.is_empty() {
         return String::new();
     }
-    format!(
-        "table bridge multinet {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n}}\n"
-    )
+    table("multinet", &rules)
 }
 
 /// Loads the fault rules into the switch namespace. The rules file lives in the lab's state
@@ -118,9 +177,13 @@ pub fn apply(topology: &LabTopology, switch_ns: &str, dir: &Path) -> Result<()> 
     if rules.is_empty() {
         return Ok(());
     }
-    let file = dir.join("faults.nft");
-    std::fs::write(&file, &rules).map_err(|source| Error::Write {
-        path: file.clone(),
+    load(&rules, switch_ns, &dir.join("faults.nft"))
+}
+
+/// Loads `rules` into `switch_ns` through the file `file` (removed after).
+fn load(rules: &str, switch_ns: &str, file: &Path) -> Result<()> {
+    std::fs::write(file, rules).map_err(|source| Error::Write {
+        path: file.to_path_buf(),
         source,
     })?;
     let result = net::run(
@@ -134,7 +197,7 @@ pub fn apply(topology: &LabTopology, switch_ns: &str, dir: &Path) -> Result<()> 
             &file.display().to_string(),
         ],
     );
-    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(file);
     Ok(result?)
 }
 

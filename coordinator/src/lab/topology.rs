@@ -91,6 +91,9 @@ pub struct LabTopology {
     pub server_node: Option<String>,
     /// Faults to inject, in file order.
     pub faults: Vec<Fault>,
+    /// Faults on a schedule (`at`, `for`), in file order: applied once probing has run for
+    /// `at`, removed `for` later (soak runs, the lab as a chaos bench).
+    pub scheduled: Vec<ScheduledFault>,
     /// Where the run configuration comes from.
     pub config: ConfigSource,
 }
@@ -173,6 +176,18 @@ pub struct Underlay {
     pub present: bool,
 }
 
+/// A fault with a time: `at` into the probing it is applied, `duration` (`for`) later it
+/// is removed (`None`: it stays until the run ends).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledFault {
+    /// The fault (a block or a loss: rules on the switch's ports).
+    pub fault: Fault,
+    /// When, counted from the start of probing.
+    pub at: std::time::Duration,
+    /// For how long.
+    pub duration: Option<std::time::Duration>,
+}
+
 /// A node a fault applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeRef {
@@ -245,6 +260,7 @@ impl Default for LabTopology {
             underlay: Vec::new(),
             server_node: None,
             faults: Vec::new(),
+            scheduled: Vec::new(),
             config: ConfigSource::Default,
         }
     }

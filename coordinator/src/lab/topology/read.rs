@@ -99,7 +99,7 @@ pub(super) fn read_topology(document: &Value, problems: &mut Problems) -> LabTop
     }
 
     let (path, value) = get("faults");
-    topology.faults = read_faults(path.at(value), &known, problems);
+    (topology.faults, topology.scheduled) = read_faults(path.at(value), &known, problems);
 
     let (path, value) = get("config");
     topology.config = read_config_source(path.at(value), &topology, problems);

@@ -8,7 +8,7 @@ use multinet_proto::network::CephNetwork;
 use serde_json::Value;
 
 use super::{Known, get, read_mtu, warn_unknown_keys};
-use crate::lab::topology::{Fault, NodeRef, Underlay};
+use crate::lab::topology::{Fault, NodeRef, ScheduledFault, Underlay};
 
 pub(super) fn read_underlay(
     field: Field<'_, '_>,
@@ -73,19 +73,80 @@ pub(super) fn read_underlay(
 
 const FAULT_KINDS: [&str; 4] = ["block", "loss", "host-route-missing", "kill-agent"];
 
+/// Keys of a fault's body that put it on a schedule (blocks and losses).
+const SCHEDULE_KEYS: [&str; 2] = ["at", "for"];
+
+/// The faults, always on and on a schedule.
 pub(super) fn read_faults(
     field: Field<'_, '_>,
     known: &Known,
     problems: &mut Problems,
-) -> Vec<Fault> {
+) -> (Vec<Fault>, Vec<ScheduledFault>) {
     let mut faults = Vec::new();
+    let mut scheduled = Vec::new();
     for (index, item) in field.list(problems).unwrap_or_default().iter().enumerate() {
         let path = OwnedPath::index(field.path(), index);
-        if let Some(fault) = read_fault(path.at(item), known, problems) {
-            faults.push(fault);
+        let item_field = path.at(item);
+        let Some(fault) = read_fault(item_field, known, problems) else {
+            continue;
+        };
+        match read_schedule(item_field, &fault, problems) {
+            Some((at, duration)) => scheduled.push(ScheduledFault {
+                fault,
+                at,
+                duration,
+            }),
+            None => faults.push(fault),
         }
     }
-    faults
+    (faults, scheduled)
+}
+
+/// `at` and `for` in a fault's body: `Some` when either is given (`at` defaults to the start
+/// of probing). Only faults made of switch rules (block, loss) can come and go.
+fn read_schedule(
+    field: Field<'_, '_>,
+    fault: &Fault,
+    problems: &mut Problems,
+) -> Option<(std::time::Duration, Option<std::time::Duration>)> {
+    let (kind, body) = field.value().as_object()?.iter().next()?;
+    let body = body.as_object()?;
+    if !SCHEDULE_KEYS.iter().any(|k| body.contains_key(*k)) {
+        return None;
+    }
+    let path = field.child_path(kind);
+    if !matches!(fault, Fault::Block { .. } | Fault::Loss { .. }) {
+        problems.error(
+            path.as_str(),
+            "only block and loss faults take `at` and `for` (rules on the switch's ports); this \
+             fault is made when the lab is built",
+        );
+        return None;
+    }
+    let body_field = path.at(field.value().get(kind.as_str())?);
+    let at = match get(body, "at") {
+        Value::Null => Some(GoDuration::from_secs(0)),
+        _ => read_duration(
+            body_field.child_path("at").at(get(body, "at")),
+            "expected when, into the probing, the fault begins, as a Go duration such as \"30s\"",
+            problems,
+        ),
+    };
+    let duration = match get(body, "for") {
+        Value::Null => None,
+        _ => Some(read_duration(
+            body_field.child_path("for").at(get(body, "for")),
+            "expected how long the fault lasts, as a Go duration such as \"20s\"",
+            problems,
+        )?),
+    };
+    if duration.is_some_and(|d| d.as_std().is_zero()) {
+        problems.error(
+            body_field.child_path("for").as_str(),
+            "a fault on a schedule lasts longer than 0s (leave `for` out to keep it to the end)",
+        );
+    }
+    Some((at?.as_std(), duration.map(|d| d.as_std())))
 }
 
 fn read_fault(field: Field<'_, '_>, known: &Known, problems: &mut Problems) -> Option<Fault> {
@@ -113,7 +174,12 @@ fn read_fault(field: Field<'_, '_>, known: &Known, problems: &mut Problems) -> O
     let body = body_field.mapping(problems)?;
     match kind.as_str() {
         "block" => {
-            warn_unknown_keys(body_field, body, &["network", "from", "to"], problems);
+            warn_unknown_keys(
+                body_field,
+                body,
+                &["network", "from", "to", "at", "for"],
+                problems,
+            );
             let network = known.network_at(body_field, body, "network", problems);
             let from = known.node_or_any(body_field, body, "from", problems);
             let to = known.node_or_any(body_field, body, "to", problems);
@@ -132,7 +198,12 @@ fn read_fault(field: Field<'_, '_>, known: &Known, problems: &mut Problems) -> O
             Some(Fault::Block { network, from, to })
         }
         "loss" => {
-            warn_unknown_keys(body_field, body, &["network", "node", "percent"], problems);
+            warn_unknown_keys(
+                body_field,
+                body,
+                &["network", "node", "percent", "at", "for"],
+                problems,
+            );
             let network = known.network_at(body_field, body, "network", problems);
             let node = known.node_at(body_field, body, "node", problems);
             let percent = read_percent(
@@ -206,6 +277,16 @@ fn read_percent(field: Field<'_, '_>, problems: &mut Problems) -> Option<f64> {
 }
 
 fn read_after(field: Field<'_, '_>, problems: &mut Problems) -> Option<GoDuration> {
+    read_duration(
+        field,
+        "expected how long after the agents start to kill them, as a Go duration such as \"10s\"",
+        problems,
+    )
+}
+
+/// A Go duration with its unit; `what` says what was expected when the value is missing or
+/// not a string.
+fn read_duration(field: Field<'_, '_>, what: &str, problems: &mut Problems) -> Option<GoDuration> {
     if let Value::Number(n) = field.value() {
         problems.error(
             field.path(),
@@ -213,10 +294,7 @@ fn read_after(field: Field<'_, '_>, problems: &mut Problems) -> Option<GoDuratio
         );
         return None;
     }
-    let text = field.required_string(
-        problems,
-        "expected how long after the agents start to kill them, as a Go duration such as \"10s\"",
-    )?;
+    let text = field.required_string(problems, what)?;
     match GoDuration::parse(text) {
         Ok(after) => Some(after),
         Err(why) => {

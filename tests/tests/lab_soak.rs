@@ -1,0 +1,165 @@
+//! Soak runs on the lab (issue #13), as root: a fault on a schedule found as one outage window
+//! on exactly its paths, and a signal that ends a soak with its report. Each test uses its own
+//! lab name, removes its lab also when it fails, and checks that nothing of it is left. Skips
+//! where the lab cannot run, fails instead under CI ([`multinet_tests::require`]).
+
+mod lab_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lab_support::*;
+use serde_json::Value;
+
+const SOAK: &str = "config:\n  nodeTypes:\n    converged: {osdsPerNode: 1, otherDaemonsPerNode: 1}\n  probeInterval: 200ms\n  probeTimeout: 500ms\n  resourceTimeout: 1m\n";
+
+/// Milliseconds of stage `name` in report `r`.
+fn stage_ms(r: &Value, name: &str) -> u64 {
+    r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == name)
+        .and_then(|s| s["duration_ms"].as_u64())
+        .unwrap_or_else(|| panic!("stage {name}: {r:#}"))
+}
+
+#[test]
+fn a_block_scheduled_in_a_soak_is_one_outage_window_on_exactly_its_paths() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('s');
+    let topology = lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - block: {{network: cluster, from: n2, to: n1, at: 30s, for: 20s}}\n{SOAK}"
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args([
+            "run",
+            "--backend",
+            "lab",
+            "-q",
+            "-o",
+            "json",
+            "--duration",
+            "60s",
+            "-f",
+        ])
+        .arg(&topology)
+        .output()
+        .expect("multinet runs");
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    // Twenty seconds down is Ceph's osd_heartbeat_grace: a failing soak.
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    let findings = r["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "nothing else down: {r:#}");
+    let f = &findings[0];
+    assert_eq!(
+        (&f["kind"], &f["network"], &f["nodes"]),
+        (
+            &Value::from("outage"),
+            &Value::from("cluster"),
+            &serde_json::json!(["n2"])
+        ),
+        "{f:#}"
+    );
+    assert_eq!(f["evidence"]["outages"], 1, "{f:#}");
+    let window = &f["evidence"]["windows"][0];
+    let (from, to) = (
+        window["from_ms"].as_u64().expect("from"),
+        window["to_ms"].as_u64().expect("to"),
+    );
+    // The agents' clock starts during placement, before probing: the window begins at 30 s
+    // of probing plus that head start, within two probe intervals and a probe timeout (one
+    // round of the probe kinds), and lasts the scheduled 20 s within the same.
+    let slack = 2 * 200 + 500;
+    let head_start = stage_ms(&r, "place agents");
+    assert!(
+        (30_000..=30_000 + head_start + slack).contains(&from),
+        "outage from {from} ms (placement {head_start} ms): {f:#}"
+    );
+    assert!(
+        (to - from).abs_diff(20_000) <= slack,
+        "outage of {} ms: {f:#}",
+        to - from
+    );
+    // Exactly the blocked paths had outages: n2's clients on the cluster network.
+    for p in r["paths"].as_array().expect("paths") {
+        let blocked = p["source_node"] == "n2" && p["network"] == "cluster";
+        let had = !p["outages"].as_array().expect("outages").is_empty();
+        assert!(!had || blocked, "an outage off the blocked paths: {p:#}");
+        if blocked
+            && p["client"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("client-"))
+        {
+            assert!(had, "a blocked path without its outage: {p:#}");
+        }
+    }
+    assert_eq!(
+        stage_ms(&r, "soak") / 1000,
+        (60_000 - stage_ms(&r, "probe")) / 1000
+    );
+    lab.assert_gone();
+}
+
+#[test]
+fn sigint_ends_a_soak_until_stopped_with_its_report_and_a_clean_lab() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('i');
+    let topology = lab.topology(SOAK);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "--backend", "lab", "-o", "json", "--duration", "-f"])
+        .arg(&topology)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("multinet runs");
+    // Waits, with bounded patience, for the progress to say the soak is on.
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut said = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("soak (until stopped)") => break,
+            Ok(line) => said.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the soak never began: {said:#?}");
+            }
+        }
+    }
+    let sent = Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("multinet ends");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("a report after SIGINT");
+    // A normal end: the verdict's exit code, the soak stage stopped, nothing lost.
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    assert_eq!(r["verdict"], "pass", "{r:#}");
+    let soak = r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == "soak")
+        .cloned()
+        .expect("a soak stage");
+    assert_eq!(soak["outcome"], "stopped", "{r:#}");
+    assert_eq!(r["results"]["lost"], 0);
+    assert_eq!(r["results"]["unaccounted"], 0);
+    lab.assert_gone();
+}
