@@ -38,8 +38,8 @@ use super::{faults, net};
 /// Why a lab could not be built, opened, changed or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A namespace, link, address or socket the kernel refused (the command and what `ip`
-    /// said).
+    /// A namespace, link, address or socket the kernel refused (what was being done, where,
+    /// and what the kernel or the tool said).
     #[error(transparent)]
     Net(#[from] net::Error),
     /// Not root: namespaces, links and the CNI plugins need it.
