@@ -6,7 +6,8 @@
 //! * [`build`] — building and removing a lab; the names it uses; adding pods.
 //! * [`cni`] — running CNI plugins as the CNI specification says.
 //! * [`faults`] — faults as nftables rules on the underlay switch.
-//! * [`net`] — namespaces, links and addresses through `ip`; a socket inside a namespace.
+//! * [`net`] — the only contact with the kernel: namespaces, links and addresses (netlink), a
+//!   socket or sysctl inside a namespace.
 //! * [`sandbox`] — pod namespaces that come and go, attached to NADs the API names.
 //! * [`kubelet`] — the lab as a Kubernetes cluster's nodes (`lab up --kubeconfig`).
 //! * [`load`] — a topology as the user gives it (file, `--nads`, `--name`), checked.

@@ -103,6 +103,24 @@ pub trait Scheduler {
         env: &AgentEnv<'_>,
     ) -> Result<PodStatus, Self::Error>;
 
+    /// Starts every pod of `pods` (as [`Self::start`] does one) and returns what became of
+    /// each, in `pods`' order. How many at once is the backend's to say: this default starts
+    /// them one after another (the local backend: spawning a process is quick); the lab places
+    /// pods of different nodes in parallel, the kube backend creates several pods at once.
+    /// An `Err` ends the run; whatever was started before it is still removed by
+    /// [`Self::cleanup`].
+    async fn start_all(
+        &mut self,
+        pods: &[AgentIdentity],
+        env: &AgentEnv<'_>,
+    ) -> Result<Vec<PodStatus>, Self::Error> {
+        let mut statuses = Vec::with_capacity(pods.len());
+        for pod in pods {
+            statuses.push(self.start(pod, env).await?);
+        }
+        Ok(statuses)
+    }
+
     /// Pods that have exited since the last call, with the reason.
     async fn exited(&mut self) -> Vec<(String, String)>;
 

@@ -289,8 +289,8 @@ impl RunSupervisor {
             pki: &self.pki,
             run_dir: &self.run_dir,
         };
-        for pod in pods {
-            let status = scheduler.start(pod, &env).await.map_err(backend)?;
+        let statuses = scheduler.start_all(pods, &env).await.map_err(backend)?;
+        for (pod, status) in pods.iter().zip(statuses) {
             if let PodStatus::Started(addresses) = &status
                 && !addresses.is_empty()
             {

@@ -43,7 +43,7 @@ fn can_run_when(what: &str, missing: &[String], required: bool) -> bool {
 const LAB_PLUGINS: &[&str] = &["macvlan", "bridge", "host-device", "host-local", "tuning"];
 
 /// What the lab tests need that this machine lacks: root, iproute2's `ip`, nftables' `nft`,
-/// util-linux's `setpriv`, and the CNI plugins they use.
+/// util-linux's `setpriv` and `nsenter`, and the CNI plugins they use.
 pub fn lab_missing() -> Vec<String> {
     let mut missing = Vec::new();
     let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
@@ -57,6 +57,7 @@ pub fn lab_missing() -> Vec<String> {
         ("ip", "iproute2"),
         ("nft", "nftables"),
         ("setpriv", "util-linux"),
+        ("nsenter", "util-linux"),
     ] {
         let found = std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));

@@ -194,3 +194,115 @@ async fn placing_a_run_creates_these_objects_in_this_order() {
     );
     assert_eq!(seen.len(), 7);
 }
+
+/// `start_all` creates the pods of a stage several at a time; whatever order the API server
+/// answers in, each pod gets its own outcome, and a refusal stays that one pod's fate.
+#[tokio::test]
+async fn starting_a_stage_at_once_gives_each_pod_its_own_outcome() {
+    use multinet_tests::mock::{Answer, serve_routes};
+    let (config, problems) = parse_run_config(
+        "publicNetwork: public-net\nnodeTypes:\n  all:\n    osdsPerNode: 2\n    otherDaemonsPerNode: 0\n",
+    )
+    .expect("yaml");
+    assert!(problems.is_valid());
+    let refused_pod = "multinet-0a1b2c3d4e-w2-osd-1";
+    let (client, server) = serve_routes(move |method, uri, body| {
+        let name = body
+            .and_then(|b| b["metadata"]["name"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        if method == "POST" && name == refused_pod {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                "reason": "Forbidden", "code": 403, "message": REFUSAL});
+            return Answer::Body(403, serde_json::to_vec(&status).unwrap_or_default());
+        }
+        let kind = if uri.contains("/daemonsets") {
+            return Answer::json(
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+                       "spec": {"selector": {}, "template": {}}}),
+            );
+        } else if uri.contains("/secrets") {
+            "Secret"
+        } else if uri.contains("/configmaps") {
+            "ConfigMap"
+        } else {
+            "Pod"
+        };
+        Answer::json(created(kind, &name))
+    });
+    let sel = |t: &str| Some(parse_single_selection(t, NS).expect("selection").0);
+    let mut backend = kube::backend(
+        client,
+        config,
+        (sel("public-net"), None),
+        OwnerRole::Ours,
+        &[("w1", "all"), ("w2", "all")],
+    );
+    let pki = RunPki::new(RUN).expect("pki");
+    let run_dir = std::env::temp_dir();
+    let env = kube::agent_env(&pki, &run_dir);
+    let mut plans = Vec::new();
+    for node in ["w1", "w2"] {
+        plans.push(AgentIdentity {
+            pod: format!("host-{node}"),
+            node: node.into(),
+            role: Role::HostCheck,
+            networks: vec![],
+        });
+        for i in 0..2 {
+            plans.push(AgentIdentity {
+                pod: format!("client-{node}-osd-{i}"),
+                node: node.into(),
+                role: Role::Client,
+                networks: vec![CephNetwork::Public],
+            });
+        }
+    }
+    let statuses = backend.start_all(&plans, &env).await.expect("start_all");
+    assert_eq!(statuses.len(), plans.len());
+    for (plan, status) in plans.iter().zip(&statuses) {
+        if plan.pod == "client-w2-osd-1" {
+            assert_eq!(
+                *status,
+                PodStatus::NotStarted {
+                    reason: format!("the API server refused pod {refused_pod}: {REFUSAL}")
+                },
+            );
+        } else {
+            assert_eq!(*status, PodStatus::Started(Vec::new()), "{}", plan.pod);
+        }
+    }
+    drop(backend);
+    let seen = server.await.expect("mock");
+    let mut pods: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method == "POST" && s.uri.contains("/pods"))
+        .filter_map(|s| {
+            s.body.as_ref()?["metadata"]["name"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    pods.sort();
+    assert_eq!(
+        pods,
+        [
+            "multinet-0a1b2c3d4e-w1-osd-0",
+            "multinet-0a1b2c3d4e-w1-osd-1",
+            "multinet-0a1b2c3d4e-w2-osd-0",
+            refused_pod,
+        ],
+        "each client pod created once"
+    );
+    // The shared objects come first, once: the pods' volumes name them.
+    let posts: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "POST")
+        .map(|s| s.uri.as_str())
+        .collect();
+    assert!(
+        posts[0].contains("/secrets") && posts[1].contains("/configmaps"),
+        "{posts:?}"
+    );
+    assert_eq!(posts.iter().filter(|u| u.contains("/secrets")).count(), 1);
+}

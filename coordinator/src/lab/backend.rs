@@ -5,13 +5,15 @@
 //! control namespace.
 
 use std::net::UdpSocket;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use multinet_proto::config::RunConfig;
 use multinet_proto::control::{AgentIdentity, Role};
+use multinet_proto::network::CephNetwork;
 
 use crate::backend::agents::{AgentProcesses, KillAgent};
-use crate::lab::build::Lab;
+use crate::lab::build::{Lab, PodNet};
 use crate::lab::topology::node_matches;
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
@@ -58,10 +60,11 @@ pub enum Keep {
 /// The backend.
 #[derive(Debug)]
 pub struct LabBackend {
-    /// Shared with the blocking thread that works on it ([`LabBackend::on_lab`]): a run cut
-    /// short (a signal) while a pod is being placed leaves that work running, and cleanup,
-    /// taking the lock, waits for it before it removes the lab.
-    lab: Arc<Mutex<Lab>>,
+    /// Shared with the blocking threads that place pods (each holding a read lock while it
+    /// works): a run cut short (a signal) while pods are being placed leaves that work
+    /// running, and cleanup, taking the write lock ([`LabBackend::on_lab`]), waits for it
+    /// before it removes the lab.
+    lab: Arc<RwLock<Lab>>,
     /// Each node's namespace (host checkers run there), by node name; read without the lock.
     node_namespaces: std::collections::HashMap<String, String>,
     agents: AgentProcesses,
@@ -81,7 +84,7 @@ impl LabBackend {
                 .iter()
                 .map(|n| (n.name.clone(), lab.node_namespace(&n.name)))
                 .collect(),
-            lab: Arc::new(Mutex::new(lab)),
+            lab: Arc::new(RwLock::new(lab)),
             agents: AgentProcesses::new(agent_command, kill),
             keep,
             schedule: None,
@@ -89,29 +92,125 @@ impl LabBackend {
     }
 
     /// The lab, also after a lab operation panicked (its state is still what must be removed).
-    fn lab(&self) -> MutexGuard<'_, Lab> {
-        self.lab.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lab(&self) -> RwLockReadGuard<'_, Lab> {
+        self.lab.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `work` on the lab in a blocking thread: `ip` and the CNI plugins take their time
-    /// (IPv6 duplicate address detection, IPAM locks), and meanwhile the runtime's thread must
-    /// go on serving the control plane to the agents already started.
+    /// Runs `work` on the lab alone (after any placement still at work) in a blocking
+    /// thread: removing pods takes its time, and meanwhile the runtime's thread must go on.
     async fn on_lab<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Lab) -> T + Send + 'static,
     ) -> Result<T, Error> {
         let lab = self.lab.clone();
         tokio::task::spawn_blocking(move || {
-            let mut lab = lab.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut lab = lab.write().unwrap_or_else(PoisonError::into_inner);
             work(&mut lab)
         })
         .await
         .map_err(Error::Panicked)
     }
+
+    /// Places `pods` (index in the run's list, node, networks) on blocking threads, nodes in
+    /// parallel ([`crate::lab::build::nodes_at_once`] at a time; a node's pods one after
+    /// another, as a kubelet does), and hands each placed pod to `placed` as soon as it is
+    /// (the agent starts while other pods are still being placed). The first error stops the
+    /// placing of pods not yet begun and is returned once the pods at work are done.
+    async fn place(
+        &mut self,
+        pods: Vec<(usize, String, Vec<CephNetwork>)>,
+        mut placed: impl FnMut(&mut Self, usize, PodNet) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let lab = self.lab.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let placing = tokio::task::spawn_blocking(move || {
+            let lab = lab.read().unwrap_or_else(PoisonError::into_inner);
+            crate::lab::build::per_node(
+                &pods,
+                |(_, node, _)| node.clone(),
+                |node_pods| {
+                    for (i, node, networks) in node_pods {
+                        // The run gave up (an error, or the run was cut short and nobody
+                        // listens any more): pods not yet begun are not placed.
+                        if stopped.load(Ordering::Relaxed) || tx.is_closed() {
+                            return;
+                        }
+                        let _ = tx.send((*i, lab.add_pod(node, networks)));
+                    }
+                },
+            );
+        });
+        let mut first_error = None;
+        while let Some((i, result)) = rx.recv().await {
+            if first_error.is_some() {
+                continue;
+            }
+            if let Err(e) = result
+                .map_err(Error::from)
+                .and_then(|net| placed(self, i, net))
+            {
+                stop.store(true, Ordering::Relaxed);
+                first_error = Some(e);
+            }
+        }
+        placing.await.map_err(Error::Panicked)?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Starts the agent of a pod that was placed.
+    fn start_placed(
+        &mut self,
+        pod: &AgentIdentity,
+        env: &AgentEnv<'_>,
+        net: PodNet,
+    ) -> Result<PodStatus, Error> {
+        if let Some((network, reason)) = net.failed {
+            return Ok(PodStatus::NoAddress { network, reason });
+        }
+        Ok(
+            match self
+                .agents
+                .start(pod, env, net.addresses.clone(), &netns_exec(&net.ns))?
+            {
+                Ok(()) => PodStatus::Started(net.addresses),
+                Err(reason) => PodStatus::NotStarted { reason },
+            },
+        )
+    }
+
+    /// Starts a host checker in its node's namespace (nothing to place).
+    fn start_host_check(
+        &mut self,
+        pod: &AgentIdentity,
+        env: &AgentEnv<'_>,
+    ) -> Result<PodStatus, Error> {
+        let ns = self
+            .node_namespaces
+            .get(&pod.node)
+            .cloned()
+            .unwrap_or_else(|| self.lab().node_namespace(&pod.node));
+        Ok(
+            match self.agents.start(pod, env, Vec::new(), &netns_exec(&ns))? {
+                Ok(()) => PodStatus::Started(Vec::new()),
+                Err(reason) => PodStatus::NotStarted { reason },
+            },
+        )
+    }
 }
 
+/// The command prefix that runs an agent inside namespace `ns`: util-linux's `nsenter` enters
+/// the network namespace and nothing else. (`ip netns exec` also gives each process a mount
+/// namespace of its own, with `/sys` remounted; every namespace the lab mounts in the shared
+/// `/run/netns` afterwards is then copied into each agent's mount namespace, a cost that grows
+/// with agents × pods and dominated placing 190 pods. An agent reads nothing under `/sys`.)
 fn netns_exec(ns: &str) -> Vec<String> {
-    vec!["ip".into(), "netns".into(), "exec".into(), ns.into()]
+    vec![
+        "nsenter".into(),
+        format!("--net={}/{ns}", crate::lab::net::NETNS_DIR),
+        "--".into(),
+    ]
 }
 
 impl Scheduler for LabBackend {
@@ -169,35 +268,42 @@ impl Scheduler for LabBackend {
     }
 
     async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>) -> Result<PodStatus, Error> {
-        if pod.role == Role::HostCheck {
-            let ns = self
-                .node_namespaces
-                .get(&pod.node)
-                .cloned()
-                .unwrap_or_else(|| self.lab().node_namespace(&pod.node));
-            return Ok(
-                match self.agents.start(pod, env, Vec::new(), &netns_exec(&ns))? {
-                    Ok(()) => PodStatus::Started(Vec::new()),
-                    Err(reason) => PodStatus::NotStarted { reason },
-                },
-            );
+        Ok(self
+            .start_all(std::slice::from_ref(pod), env)
+            .await?
+            .remove(0))
+    }
+
+    /// Host checkers start at once; the other pods are placed nodes in parallel, each agent
+    /// started as soon as its pod is placed.
+    async fn start_all(
+        &mut self,
+        pods: &[AgentIdentity],
+        env: &AgentEnv<'_>,
+    ) -> Result<Vec<PodStatus>, Error> {
+        let mut statuses: Vec<Option<PodStatus>> = vec![None; pods.len()];
+        let mut to_place = Vec::new();
+        for (i, pod) in pods.iter().enumerate() {
+            if pod.role == Role::HostCheck {
+                statuses[i] = Some(self.start_host_check(pod, env)?);
+            } else {
+                to_place.push((i, pod.node.clone(), pod.attached_networks().to_vec()));
+            }
         }
-        let (node, networks) = (pod.node.clone(), pod.attached_networks().to_vec());
-        let net = self
-            .on_lab(move |lab| lab.add_pod(&node, &networks))
-            .await??;
-        if let Some((network, reason)) = net.failed {
-            return Ok(PodStatus::NoAddress { network, reason });
-        }
-        Ok(
-            match self
-                .agents
-                .start(pod, env, net.addresses.clone(), &netns_exec(&net.ns))?
-            {
-                Ok(()) => PodStatus::Started(net.addresses),
-                Err(reason) => PodStatus::NotStarted { reason },
-            },
-        )
+        self.place(to_place, |backend, i, net| {
+            statuses[i] = Some(backend.start_placed(&pods[i], env, net)?);
+            Ok(())
+        })
+        .await?;
+        Ok(statuses
+            .into_iter()
+            .zip(pods)
+            .map(|(status, pod)| {
+                status.unwrap_or_else(|| PodStatus::NotStarted {
+                    reason: format!("pod {} was not placed", pod.pod),
+                })
+            })
+            .collect())
     }
 
     async fn exited(&mut self) -> Vec<(String, String)> {

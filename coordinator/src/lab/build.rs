@@ -42,8 +42,8 @@ use super::{faults, net};
 /// Why a lab could not be built, opened, changed or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A namespace, link, address or socket the kernel refused (the command and what `ip`
-    /// said).
+    /// A namespace, link, address or socket the kernel refused (what was being done, where,
+    /// and what the kernel or the tool said).
     #[error(transparent)]
     Net(#[from] net::Error),
     /// Not root: namespaces, links and the CNI plugins need it.
@@ -169,11 +169,67 @@ pub struct LabState {
     pub next_pod: u32,
 }
 
-/// A lab that is up.
+/// A lab that is up. Pods of different nodes are added and removed from several threads at
+/// once (`&self`): the state is behind its own lock, taken only to change it and write it out,
+/// never across the slow steps (namespaces, CNI plugins).
 #[derive(Debug)]
 pub struct Lab {
     /// Its topology.
     pub topology: LabTopology,
-    pub(super) state: LabState,
+    /// What must be undone, as saved in `state.json`; changed and saved under the lock, so the
+    /// file always holds every change made so far.
+    pub(super) state: std::sync::Mutex<LabState>,
     pub(super) dir: PathBuf,
+}
+
+/// How many nodes the lab works on at once (placing pods, CNI DEL at teardown): twice the
+/// cores, as most of the work waits on processes (CNI plugins) and the kernel; at least 2, at
+/// most 16.
+pub fn nodes_at_once() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 2)
+        .clamp(2, 16)
+}
+
+/// Runs `work` on each group of `items` (grouped by `key`, in the order each group first
+/// appears), at most [`nodes_at_once`] groups at a time, one thread per group at work; each
+/// group's items in their order. Returns what `work` returned, one per group in that order.
+pub(in crate::lab) fn per_node<T: Sync, K: PartialEq + Sync, R: Send>(
+    items: &[T],
+    key: impl Fn(&T) -> K,
+    work: impl Fn(&[&T]) -> R + Sync,
+) -> Vec<R> {
+    let mut groups: Vec<(K, Vec<&T>)> = Vec::new();
+    for item in items {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(item),
+            None => groups.push((k, vec![item])),
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<R>>> =
+        std::sync::Mutex::new((0..groups.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..nodes_at_once().min(groups.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((_, members)) = groups.get(i) else {
+                        break;
+                    };
+                    let r = work(members);
+                    results
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -1,10 +1,30 @@
-//! The lab's contact with the kernel: network namespaces, links and addresses through the `ip`
-//! tool, and a UDP socket bound inside a namespace (for the coordinator's control plane).
-//! Every command's failure carries the command line and what the tool said.
+//! The lab's contact with the kernel, and the only module of the lab that has any: network
+//! namespaces ([`netns`]: made, listed, emptied of processes and removed without a process),
+//! links, addresses and MTUs through netlink ([`link`]: one netlink socket inside the
+//! namespace, no `ip` process), sysctls and sockets inside a namespace, and `ip`/`nft` for the
+//! few steps netlink does not cover here (routes of a kubelet's sandbox, nftables). Every
+//! failure says what was being done, where, and what the kernel or the tool said.
+//!
+//! A namespace is entered by a short-lived thread (`setns` changes only the calling thread):
+//! what that thread opens — a netlink socket, a UDP socket, `/proc/sys/net` — stays in the
+//! namespace, the caller's thread does not move. So every function here may run on many
+//! threads at once (the lab places pods of different nodes concurrently).
+
+mod link;
+mod netns;
+
+pub use link::{
+    Links, add_address, add_bridge, add_macvlan, has_link, in_namespace, link_del, link_up,
+    replace_address, set_mac, set_master, set_mtu, veth,
+};
+pub use netns::{netns_add, netns_add_with, netns_del, netns_kill, netns_kill_all, netns_list};
 
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
+
+/// Where the named network namespaces live (as `ip netns` keeps them).
+pub const NETNS_DIR: &str = "/run/netns";
 
 /// Why the lab's contact with the kernel failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +58,23 @@ pub enum Error {
     /// The thread that entered a namespace panicked.
     #[error("the namespace thread panicked")]
     Panicked,
+    /// The kernel refused a netlink request (a link, an address).
+    #[error("{what}: {said}")]
+    Netlink {
+        /// What was being done (`adding address 198.19.0.101/16 to ctl0 in namespace mn-n1-p0`).
+        what: String,
+        /// What the kernel said.
+        said: String,
+        /// The errno the kernel answered with, when it answered with one (`ENODEV` for a
+        /// missing link).
+        errno: Option<i32>,
+    },
 }
 
 /// Results of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn in_namespace(what: String) -> impl FnOnce(std::io::Error) -> Error {
+fn namespace_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Namespace { what, source }
 }
 
@@ -89,102 +120,37 @@ pub fn run(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Named network namespaces (`ip netns list`).
-pub fn netns_list() -> Result<Vec<String>> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: "ip".into(),
-            source,
-        })?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .collect())
-}
-
-/// Creates a namespace with its loopback up.
-pub fn netns_add(name: &str) -> Result<()> {
-    ip(&["netns", "add", name])?;
-    ip_in(name, &["link", "set", "lo", "up"])
-}
-
-/// Stops every process in namespace `ns` (`ip netns pids`): SIGTERM, up to a second to go,
-/// then SIGKILL. Agents of a crashed run must not outlive their lab.
-pub fn netns_kill(ns: &str) -> Result<()> {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    let pids = || -> Vec<Pid> {
-        Command::new("ip")
-            .args(["netns", "pids", ns])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .map(Pid::from_raw)
-                    .collect()
+/// Runs `work` on a short-lived thread inside namespace `ns` and returns what it returns;
+/// the caller's thread stays where it is. What `work` opens (sockets, `/proc/sys/net`) belongs
+/// to `ns`.
+///
+/// # Errors
+///
+/// The namespace cannot be opened or entered (it does not exist), `work`'s own error, or
+/// [`Error::Panicked`].
+pub fn on_thread_in<T: Send>(ns: &str, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let path = format!("{NETNS_DIR}/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<T> {
+                let file = File::open(&path).map_err(namespace_error(format!("opening {path}")))?;
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+                    .map_err(namespace_error(format!("entering namespace {ns}")))?;
+                work()
             })
-            .unwrap_or_default()
-    };
-    let found = pids();
-    if found.is_empty() {
-        return Ok(());
-    }
-    for pid in &found {
-        let _ = kill(*pid, Signal::SIGTERM);
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    while std::time::Instant::now() < deadline && !pids().is_empty() {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    for pid in pids() {
-        let _ = kill(pid, Signal::SIGKILL);
-    }
-    Ok(())
-}
-
-/// Deletes a namespace (its interfaces go with it); a missing one is not an error.
-pub fn netns_del(name: &str) -> Result<()> {
-    if netns_list()?.iter().any(|n| n == name) {
-        ip(&["netns", "del", name])?;
-    }
-    Ok(())
-}
-
-/// A veth pair with one end in each namespace, both up.
-pub fn veth(ns_a: &str, name_a: &str, ns_b: &str, name_b: &str, mtu: Option<u32>) -> Result<()> {
-    ip(&[
-        "link", "add", "name", name_a, "netns", ns_a, "type", "veth", "peer", "name", name_b,
-        "netns", ns_b,
-    ])?;
-    for (ns, name) in [(ns_a, name_a), (ns_b, name_b)] {
-        if let Some(mtu) = mtu {
-            ip_in(ns, &["link", "set", name, "mtu", &mtu.to_string()])?;
-        }
-        ip_in(ns, &["link", "set", name, "up"])?;
-    }
-    Ok(())
+            .join()
+            .map_err(|_| Error::Panicked)?
+    })
 }
 
 /// Listens on TCP `addr` inside namespace `ns` (as [`udp_socket_in`]: the socket stays in
 /// the namespace, the caller's thread does not).
 pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> Result<std::net::TcpListener> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| -> Result<std::net::TcpListener> {
-                let file = File::open(&path).map_err(in_namespace(format!("opening {path}")))?;
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
-                    .map_err(in_namespace(format!("entering namespace {ns}")))?;
-                std::net::TcpListener::bind(addr).map_err(in_namespace(format!(
-                    "listening on {addr} in namespace {ns}"
-                )))
-            })
-            .join()
-            .map_err(|_| Error::Panicked)?
+    on_thread_in(ns, || {
+        std::net::TcpListener::bind(addr).map_err(namespace_error(format!(
+            "listening on {addr} in namespace {ns}"
+        )))
     })
 }
 
@@ -193,21 +159,14 @@ pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> Result<std::net::TcpListen
 /// shows the network namespace of the thread that opens it. No process is spawned, so this
 /// costs little per pod.
 pub fn sysctl_in(ns: &str, key: &str, value: &str) -> Result<()> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| -> Result<()> {
-                let file = File::open(&path).map_err(in_namespace(format!("opening {path}")))?;
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
-                    .map_err(in_namespace(format!("entering namespace {ns}")))?;
-                std::fs::write(format!("/proc/sys/{key}"), value).map_err(in_namespace(format!(
-                    "setting {key} to {value} in namespace {ns}"
-                )))
-            })
-            .join()
-            .map_err(|_| Error::Panicked)?
-    })
+    on_thread_in(ns, || write_sysctl(ns, key, value))
+}
+
+/// Writes sysctl `key` as this thread sees it (its network namespace, named `ns` for errors).
+fn write_sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
+    std::fs::write(format!("/proc/sys/{key}"), value).map_err(namespace_error(format!(
+        "setting {key} to {value} in namespace {ns}"
+    )))
 }
 
 /// Makes `ifname` in namespace `ns` answer ARP only for the addresses it holds itself
@@ -222,18 +181,7 @@ pub fn control_interface_answers_only_for_itself(ns: &str, ifname: &str) -> Resu
 /// Binds a UDP socket to `addr` inside namespace `ns`. A short-lived thread enters the
 /// namespace (setns affects only the calling thread); the socket stays in it.
 pub fn udp_socket_in(ns: &str, addr: SocketAddr) -> Result<UdpSocket> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| -> Result<UdpSocket> {
-                let file = File::open(&path).map_err(in_namespace(format!("opening {path}")))?;
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
-                    .map_err(in_namespace(format!("entering namespace {ns}")))?;
-                UdpSocket::bind(addr)
-                    .map_err(in_namespace(format!("binding {addr} in namespace {ns}")))
-            })
-            .join()
-            .map_err(|_| Error::Panicked)?
+    on_thread_in(ns, || {
+        UdpSocket::bind(addr).map_err(namespace_error(format!("binding {addr} in namespace {ns}")))
     })
 }

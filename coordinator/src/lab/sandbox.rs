@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::build::{self, Lab};
 use super::cni::{self, Attachment, result_ips, result_mac};
-use super::net::{self, ip_in, netns_del};
+use super::net::{self, netns_del};
+use std::sync::PoisonError;
 
 /// Why a pod sandbox could not be made, attached or removed.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,7 @@ impl Lab {
         // A pod's default route is on its pod network. Here it leads into the control
         // namespace, which forwards nothing: traffic the NADs do not route stays in the lab.
         let gateway = super::build::COORDINATOR.to_string();
-        if let Err(e) = ip_in(
+        if let Err(e) = net::ip_in(
             &sandbox.ns,
             &["route", "add", "default", "via", &gateway, "dev", "eth0"],
         ) {
@@ -126,8 +127,7 @@ impl Lab {
             ifname: ifname.to_string(),
             config,
         };
-        self.state.attachments.push(attachment.clone());
-        self.save()?;
+        self.record(|state| state.attachments.push(attachment.clone()))?;
         match attachment.add_result() {
             Ok(result) => Ok(Attached {
                 ips: result_ips(&result),
@@ -144,8 +144,8 @@ impl Lab {
     /// veth, its namespace. Processes still in it are stopped first.
     pub fn remove_sandbox(&mut self, sandbox: &Sandbox) -> Result<()> {
         let mut first_error = None;
-        for a in self
-            .state
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for a in state
             .attachments
             .iter()
             .rev()
@@ -155,15 +155,11 @@ impl Lab {
                 first_error.get_or_insert(e);
             }
         }
-        self.state.attachments.retain(|a| a.pod_ns != sandbox.ns);
+        state.attachments.retain(|a| a.pod_ns != sandbox.ns);
         net::netns_kill(&sandbox.ns)?;
-        let _ = ip_in(
-            &Self::control_ns(&self.topology.name),
-            &["link", "del", &sandbox.port],
-        );
+        let _ = net::link_del(&Self::control_ns(&self.topology.name), &sandbox.port);
         netns_del(&sandbox.ns)?;
-        self.state.pods.retain(|p| *p != sandbox.ns);
-        self.save()?;
+        self.record(|state| state.pods.retain(|p| *p != sandbox.ns))?;
         first_error.map_or(Ok(()), |e| Err(Error::Del(e)))
     }
 
@@ -182,13 +178,11 @@ impl Lab {
     /// a service the lab forwards (the API server's `kubernetes` Service).
     pub fn add_service_address(&self, addr: Ipv4Addr) -> Result<String> {
         let ctl = Self::control_ns(&self.topology.name);
-        ip_in(
-            &ctl,
-            &["addr", "replace", &format!("{addr}/32"), "dev", "ctl"],
-        )
-        .map_err(|source| Error::ServiceAddress {
-            address: addr,
-            source,
+        net::replace_address(&ctl, "ctl", std::net::IpAddr::V4(addr), 32).map_err(|source| {
+            Error::ServiceAddress {
+                address: addr,
+                source,
+            }
         })?;
         Ok(ctl)
     }

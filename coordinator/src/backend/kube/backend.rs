@@ -271,16 +271,15 @@ impl KubeBackend {
     /// Creates an agent pod. The API server refusing it (admission: Pod Security, a quota, a
     /// policy engine) is the pod's fate, not the run's end: the other agents still run and the
     /// report names the refusal.
-    async fn create_pod(&mut self, mut pod: Pod, agent: &str) -> Result<PodStatus> {
-        pod.metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(AGENT_ANNOTATION.into(), agent.into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let created = Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &pod)
-            .await;
-        Ok(match refused(created)? {
+    async fn create_pod(&mut self, pod: Pod, agent: &str) -> Result<PodStatus> {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        let (name, created) = create_agent_pod(api, pod, agent).await;
+        self.created(name, created)
+    }
+
+    /// What a pod's creation came to; a created pod is remembered for cleanup.
+    fn created(&mut self, name: String, created: Result<Option<String>>) -> Result<PodStatus> {
+        Ok(match created? {
             None => {
                 self.created_pods.push(name);
                 PodStatus::Started(Vec::new())
@@ -288,6 +287,21 @@ impl KubeBackend {
             Some(reason) => PodStatus::NotStarted {
                 reason: format!("the API server refused pod {name}: {reason}"),
             },
+        })
+    }
+
+    /// The pod object of a server or client agent.
+    fn agent_pod(&self, pod: &AgentIdentity) -> Result<Pod> {
+        let node_type = self.node_type(&pod.node)?;
+        Ok(match pod.role {
+            Role::Client => {
+                let index = pod
+                    .pod
+                    .strip_prefix(&format!("client-{}-", pod.node))
+                    .ok_or_else(|| Error::UnexpectedClient(pod.pod.clone()))?;
+                self.objects().client_pod(&pod.node, &node_type, index)
+            }
+            Role::Server | Role::HostCheck => self.objects().server_pod(&node_type, &pod.node),
         })
     }
 }
@@ -332,17 +346,8 @@ impl Scheduler for KubeBackend {
         self.create_shared(env).await?;
         let node_type = self.node_type(&pod.node)?;
         match pod.role {
-            Role::Server => {
-                let p = self.objects().server_pod(&node_type, &pod.node);
-                return self.create_pod(p, &pod.pod).await;
-            }
-            Role::Client => {
-                let index = pod
-                    .pod
-                    .strip_prefix(&format!("client-{}-", pod.node))
-                    .ok_or_else(|| Error::UnexpectedClient(pod.pod.clone()))?
-                    .to_string();
-                let p = self.objects().client_pod(&pod.node, &node_type, &index);
+            Role::Server | Role::Client => {
+                let p = self.agent_pod(pod)?;
                 return self.create_pod(p, &pod.pod).await;
             }
             Role::HostCheck => {
@@ -378,6 +383,62 @@ impl Scheduler for KubeBackend {
         // Addresses are the agents' to learn (network-status); they report them when they
         // connect. What goes wrong before that arrives through `facts`.
         Ok(PodStatus::Started(Vec::new()))
+    }
+
+    /// Host checkers' DaemonSets one after another (one per node type, made once); server and
+    /// client pods [`PODS_AT_ONCE`] creations at a time. Every pod created is remembered for
+    /// cleanup before an error is returned.
+    async fn start_all(
+        &mut self,
+        pods: &[AgentIdentity],
+        env: &AgentEnv<'_>,
+    ) -> Result<Vec<PodStatus>> {
+        let mut statuses: Vec<Option<PodStatus>> = vec![None; pods.len()];
+        let mut to_create = Vec::new();
+        for (i, pod) in pods.iter().enumerate() {
+            if pod.role == Role::HostCheck {
+                statuses[i] = Some(self.start(pod, env).await?);
+            } else {
+                to_create.push((i, self.agent_pod(pod)?, pod.pod.clone()));
+            }
+        }
+        if !to_create.is_empty() {
+            self.create_shared(env).await?;
+        }
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        let created: Vec<(usize, String, Result<Option<String>>)> =
+            futures::stream::iter(to_create)
+                .map(|(i, pod, agent)| {
+                    let api = api.clone();
+                    async move {
+                        let (name, created) = create_agent_pod(api, pod, &agent).await;
+                        (i, name, created)
+                    }
+                })
+                .buffer_unordered(PODS_AT_ONCE)
+                .collect()
+                .await;
+        let mut first_error = None;
+        for (i, name, created) in created {
+            match self.created(name, created) {
+                Ok(status) => statuses[i] = Some(status),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(statuses
+            .into_iter()
+            .zip(pods)
+            .map(|(status, pod)| {
+                status.unwrap_or_else(|| PodStatus::NotStarted {
+                    reason: format!("pod {} was not created", pod.pod),
+                })
+            })
+            .collect())
     }
 
     async fn exited(&mut self) -> Vec<(String, String)> {
@@ -542,6 +603,27 @@ impl Scheduler for KubeBackend {
 
 /// `Some(reason)` when the API server refused to create an object (forbidden by admission,
 /// invalid, over a quota); other errors (the API server unreachable) are errors.
+/// How many agent pods are created at once: the API server takes them in parallel, and a
+/// cluster's admission webhooks take their time per pod.
+const PODS_AT_ONCE: usize = 8;
+
+/// Creates an agent pod, annotated with the agent it runs; its name, and `None` when created
+/// or the API server's refusal (admission: Pod Security, a quota, a policy engine), which is
+/// the pod's fate, not the run's end.
+async fn create_agent_pod(
+    api: Api<Pod>,
+    mut pod: Pod,
+    agent: &str,
+) -> (String, Result<Option<String>>) {
+    pod.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(AGENT_ANNOTATION.into(), agent.into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let created = api.create(&PostParams::default(), &pod).await;
+    (name, refused(created))
+}
+
 fn refused<T>(r: Result<T, kube::Error>) -> Result<Option<String>> {
     match r {
         Ok(_) => Ok(None),

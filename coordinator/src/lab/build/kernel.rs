@@ -1,5 +1,5 @@
-//! What a topology needs from the machine before anything is built: root, `ip` and `nft`, the
-//! CNI plugins its configs name, and the link types, probed in a scratch namespace.
+//! What a topology needs from the machine before anything is built: root, `ip`, `nsenter` and
+//! `nft`, the CNI plugins its configs name, and the link types, probed in a scratch namespace.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -30,6 +30,10 @@ impl Lab {
         let mut missing: Vec<String> = Vec::new();
         if net::run("ip", &["-V"]).is_err() {
             missing.push("iproute2's `ip` (`apt-get install iproute2`)".into());
+        }
+        // Agents run inside their pods' namespaces through `nsenter` (lab::backend).
+        if net::run("nsenter", &["--version"]).is_err() {
+            missing.push("util-linux's `nsenter` (`apt-get install util-linux`)".into());
         }
         // Faults and an underlay MTU below the NAD's are nftables rules in the switch namespace.
         if !crate::lab::faults::ruleset(topology).is_empty()

@@ -10,13 +10,33 @@ use super::naming::{
     CONTROL_BRIDGE_MAC, bridge, control_addr, master_mtu, node_bridge_mac, node_links, shim_address,
 };
 use super::{COORDINATOR, Error, Lab, LabState, Result, STATE_ROOT};
-use crate::lab::net::{self, ip_in, netns_add, netns_del, netns_list, veth};
+use crate::lab::net::{self, netns_add, netns_del, netns_list, veth};
 use crate::lab::topology::LabTopology;
 
 impl Lab {
+    /// The state, also after a thread panicked while it held the lock (what it recorded is
+    /// still what must be undone).
+    pub(in crate::lab) fn state(&self) -> std::sync::MutexGuard<'_, LabState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the state and saves it before anyone else can change it.
+    pub(in crate::lab) fn record<T>(&self, change: impl FnOnce(&mut LabState) -> T) -> Result<T> {
+        let mut state = self.state();
+        let out = change(&mut state);
+        self.write_state(&state)?;
+        Ok(out)
+    }
+
     pub(in crate::lab) fn save(&self) -> Result<()> {
+        self.write_state(&self.state())
+    }
+
+    fn write_state(&self, state: &LabState) -> Result<()> {
         let path = self.dir.join("state.json");
-        serde_json::to_vec_pretty(&self.state)
+        serde_json::to_vec_pretty(state)
             .map_err(std::io::Error::from)
             .and_then(|text| std::fs::write(&path, text))
             .map_err(|source| Error::SaveState { path, source })
@@ -39,10 +59,10 @@ impl Lab {
             source,
         })?;
         let lab = Self {
-            state: LabState {
+            state: std::sync::Mutex::new(LabState {
                 name: name.clone(),
                 ..LabState::default()
-            },
+            }),
             topology,
             dir,
         };
@@ -98,7 +118,7 @@ impl Lab {
         };
         Ok(Self {
             topology,
-            state,
+            state: std::sync::Mutex::new(state),
             dir,
         })
     }
@@ -108,20 +128,23 @@ impl Lab {
         let (sw, ctl) = (Self::switch_ns(name), Self::control_ns(name));
         netns_add(&sw)?;
         netns_add(&ctl)?;
-        ip_in(&ctl, &["link", "add", "ctl", "type", "bridge"])?;
-        // A bridge without an address of its own takes its lowest port's, so adding or
-        // removing pods would change the coordinator's MAC under the nodes' ARP caches (and
-        // their host checkers would talk to a MAC nobody has). A fixed address never moves.
-        ip_in(&ctl, &["link", "set", "ctl", "address", CONTROL_BRIDGE_MAC])?;
-        ip_in(&ctl, &["link", "set", "ctl", "up"])?;
-        ip_in(
-            &ctl,
-            &["addr", "add", &format!("{COORDINATOR}/16"), "dev", "ctl"],
-        )?;
-        for network in self.topology.networks.keys() {
-            ip_in(&sw, &["link", "add", bridge(*network), "type", "bridge"])?;
-            ip_in(&sw, &["link", "set", bridge(*network), "up"])?;
-        }
+        net::in_namespace(&ctl, |l| {
+            l.add_bridge("ctl")?;
+            // A bridge without an address of its own takes its lowest port's, so adding or
+            // removing pods would change the coordinator's MAC under the nodes' ARP caches
+            // (and their host checkers would talk to a MAC nobody has). A fixed address never
+            // moves.
+            l.set_mac("ctl", CONTROL_BRIDGE_MAC)?;
+            l.up("ctl")?;
+            l.add_address("ctl", IpAddr::V4(COORDINATOR), 16, false)
+        })?;
+        net::in_namespace(&sw, |l| {
+            for network in self.topology.networks.keys() {
+                l.add_bridge(bridge(*network))?;
+                l.up(bridge(*network))?;
+            }
+            Ok(())
+        })?;
         for (i, node) in self.topology.nodes.iter().enumerate() {
             let id = self.topology.node_id(&node.name);
             let ns = Self::node_ns(name, &id);
@@ -129,17 +152,8 @@ impl Lab {
             let port = format!("{id}-c");
             veth(&ns, "ctl0", &ctl, &port, None)?;
             net::control_interface_answers_only_for_itself(&ns, "ctl0")?;
-            ip_in(&ctl, &["link", "set", &port, "master", "ctl"])?;
-            ip_in(
-                &ns,
-                &[
-                    "addr",
-                    "add",
-                    &format!("{}/16", control_addr(i as u32 + 1)),
-                    "dev",
-                    "ctl0",
-                ],
-            )?;
+            net::set_master(&ctl, &port, "ctl")?;
+            net::add_address(&ns, "ctl0", IpAddr::V4(control_addr(i as u32 + 1)), 16)?;
             for (network, net) in &self.topology.networks {
                 let underlay = self
                     .topology
@@ -158,19 +172,23 @@ impl Lab {
                 let master_mtu = master_mtu(&self.topology, &node.name, *network);
                 let links = node_links(net, *network);
                 veth(&ns, &links.uplink, &sw, &port, Some(master_mtu))?;
-                if let Some(mtu) = underlay.and_then(|u| u.mtu) {
-                    ip_in(&sw, &["link", "set", &port, "mtu", &mtu.to_string()])?;
-                }
-                ip_in(&sw, &["link", "set", &port, "master", bridge(*network)])?;
+                net::in_namespace(&sw, |l| {
+                    if let Some(mtu) = underlay.and_then(|u| u.mtu) {
+                        l.set_mtu(&port, mtu)?;
+                    }
+                    l.set_master(&port, bridge(*network))
+                })?;
                 if let Some(node_bridge) = &links.bridge {
-                    // The bridge plugin attaches pods to this node bridge; the uplink joins it.
-                    ip_in(&ns, &["link", "add", "name", node_bridge, "type", "bridge"])?;
-                    // Fixed, as the control bridge's: a gateway address the bridge plugin
-                    // puts on it must not change MAC as pods come and go.
-                    let mac = node_bridge_mac(i as u32, *network);
-                    ip_in(&ns, &["link", "set", node_bridge, "address", &mac])?;
-                    ip_in(&ns, &["link", "set", node_bridge, "up"])?;
-                    ip_in(&ns, &["link", "set", &links.uplink, "master", node_bridge])?;
+                    net::in_namespace(&ns, |l| {
+                        // The bridge plugin attaches pods to this node bridge; the uplink
+                        // joins it.
+                        l.add_bridge(node_bridge)?;
+                        // Fixed, as the control bridge's: a gateway address the bridge plugin
+                        // puts on it must not change MAC as pods come and go.
+                        l.set_mac(node_bridge, &node_bridge_mac(i as u32, *network))?;
+                        l.up(node_bridge)?;
+                        l.set_master(&links.uplink, node_bridge)
+                    })?;
                 }
             }
             if self.topology.networks.contains_key(&CephNetwork::Public)
@@ -190,26 +208,23 @@ impl Lab {
         };
         let links = node_links(net, CephNetwork::Public);
         let parent = links.bridge.as_deref().unwrap_or(&links.uplink);
-        if !netns_has_link(ns, parent) {
-            return Ok(());
-        }
-        ip_in(
-            ns,
-            &[
-                "link", "add", "link", parent, "name", "shim0", "type", "macvlan", "mode", "bridge",
-            ],
-        )?;
         let host = shim_address(net, i);
-        let cidr = format!("{host}/{}", net.subnet.prefix);
-        let mut add = vec!["addr", "add", cidr.as_str(), "dev", "shim0"];
-        if host.is_ipv6() {
-            // Unique by construction (below the pods' range): no duplicate address detection,
-            // which would hold the address tentative — and the host without its route to the
-            // public network — for the first second or two of the run.
-            add.push("nodad");
-        }
-        ip_in(ns, &add)?;
-        Ok(ip_in(ns, &["link", "set", "shim0", "up"])?)
+        let cidr_prefix = net.subnet.prefix;
+        Ok(net::in_namespace(ns, |l| {
+            if l.find(parent)?.is_none() {
+                return Ok(());
+            }
+            l.add_macvlan(parent, "shim0")?;
+            if host.is_ipv6() {
+                // Unique by construction (below the pods' range): no duplicate address
+                // detection, which would hold the address tentative — and the host without its
+                // route to the public network — for the first second or two of the run.
+                l.add_address_without_dad("shim0", host, cidr_prefix)?;
+            } else {
+                l.add_address("shim0", host, cidr_prefix, false)?;
+            }
+            l.up("shim0")
+        })?)
     }
 
     /// A UDP socket for the coordinator's control plane, inside the control namespace.
@@ -227,9 +242,7 @@ impl Lab {
         if let Ok(text) = std::fs::read(dir.join("state.json"))
             && let Ok(state) = serde_json::from_slice::<LabState>(&text)
         {
-            for a in state.attachments.iter().rev() {
-                let _ = a.del();
-            }
+            super::pods::del_all(&state.attachments);
         }
         let prefix = format!("{name}-");
         let mut namespaces: Vec<String> = netns_list()?
@@ -237,11 +250,10 @@ impl Lab {
             .filter(|n| n.starts_with(&prefix))
             .collect();
         // Pods first (deepest names), then nodes, then switch and control; the processes in
-        // them (agents of a run that was killed) go first.
+        // them (agents of a run that was killed) go first, all told at once. Removing a
+        // namespace is an unmount: the kernel frees its links afterwards, on its own time.
         namespaces.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        for ns in &namespaces {
-            net::netns_kill(ns)?;
-        }
+        net::netns_kill_all(&namespaces)?;
         for ns in namespaces {
             netns_del(&ns)?;
         }
@@ -269,8 +281,4 @@ impl Lab {
         names.dedup();
         Ok(names)
     }
-}
-
-fn netns_has_link(ns: &str, link: &str) -> bool {
-    ip_in(ns, &["link", "show", link]).is_ok()
 }

@@ -3,7 +3,8 @@
 //! removing them), and the IPAM mapping that runs a NAD's config in the lab (host-local's data
 //! directory; whereabouts as host-local over the same ranges).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::PoisonError;
 
 use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::network::CephNetwork;
@@ -11,31 +12,49 @@ use serde_json::Value;
 
 use super::{Error, Lab, Result};
 use crate::lab::cni::Attachment;
-use crate::lab::net::{self, ip_in, netns_add, netns_del, veth};
+use crate::lab::net::{self, netns_del};
 use crate::lab::sandbox::Sandbox;
 
 impl Lab {
     /// Adds a pod on `node` attached to `networks`; returns its namespace, control address
     /// and NAD addresses, or the first network it could not get an address on, with the CNI
-    /// error.
-    pub fn add_pod(&mut self, node: &str, networks: &[CephNetwork]) -> Result<PodNet> {
-        let sandbox = self.pod_namespace(node, "ctl0")?;
-        let (ns, control) = (sandbox.ns, sandbox.pod_ip);
+    /// error. Pods of different nodes may be added from several threads at once: the state
+    /// is locked only to record the pod (its namespace and attachments, before either is
+    /// made), not while it is made.
+    pub fn add_pod(&self, node: &str, networks: &[CephNetwork]) -> Result<PodNet> {
+        let configs = networks
+            .iter()
+            .map(|network| Ok((*network, self.cni_config(*network, node)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let attachments_of = |ns: &str| -> Vec<(CephNetwork, Attachment)> {
+            configs
+                .iter()
+                .map(|(network, config)| {
+                    (
+                        *network,
+                        Attachment {
+                            node_ns: self.node_namespace(node),
+                            pod_ns: ns.to_string(),
+                            container_id: ns.to_string(),
+                            ifname: network.key().to_string(),
+                            config: config.clone(),
+                        },
+                    )
+                })
+                .collect()
+        };
+        // The attachments are recorded with the namespace, in one save: a DEL of an
+        // attachment whose ADD never ran is what CNI allows, and teardown does it.
+        let sandbox = self.pod_namespace_with(node, "ctl0", |ns| {
+            attachments_of(ns).into_iter().map(|(_, a)| a).collect()
+        })?;
+        let (ns, control) = (sandbox.ns.clone(), sandbox.pod_ip);
         let mut addresses = Vec::new();
-        for network in networks {
-            let attachment = Attachment {
-                node_ns: self.node_namespace(node),
-                pod_ns: ns.clone(),
-                container_id: ns.clone(),
-                ifname: network.key().to_string(),
-                config: self.cni_config(*network, node)?,
-            };
-            self.state.attachments.push(attachment.clone());
-            self.save()?;
+        for (network, attachment) in attachments_of(&ns) {
             match attachment.add() {
                 Ok(ips) => match ips.first() {
                     Some(ip) => addresses.push(NetworkAddress {
-                        network: *network,
+                        network,
                         addr: *ip,
                         interface: Some(network.key().to_string()),
                     }),
@@ -44,7 +63,7 @@ impl Lab {
                             ns,
                             control,
                             addresses,
-                            failed: Some((*network, "the CNI result has no address".into())),
+                            failed: Some((network, "the CNI result has no address".into())),
                         });
                     }
                 },
@@ -55,15 +74,15 @@ impl Lab {
                     let mut reason = format!("on node {node}: {e:#}");
                     // The runtime knows the master: name it (and its MTU) where the plugin's
                     // words are about it (`cni_reason`).
-                    if let Some(net) = self.topology.networks.get(network)
+                    if let Some(net) = self.topology.networks.get(&network)
                         && net.cni_type != "bridge"
                     {
-                        let master = super::node_links(net, *network).uplink;
+                        let master = super::node_links(net, network).uplink;
                         let underlay = self
                             .topology
                             .underlay
                             .iter()
-                            .find(|u| u.node == node && u.network == *network);
+                            .find(|u| u.node == node && u.network == network);
                         reason = crate::cni_reason::annotate(
                             &reason,
                             &crate::cni_reason::Master {
@@ -73,7 +92,7 @@ impl Lab {
                                 master_mtu: Some(super::naming::master_mtu(
                                     &self.topology,
                                     node,
-                                    *network,
+                                    network,
                                 )),
                                 present: Some(underlay.is_none_or(|u| u.present)),
                             },
@@ -83,7 +102,7 @@ impl Lab {
                         ns,
                         control,
                         addresses,
-                        failed: Some((*network, reason)),
+                        failed: Some((network, reason)),
                     });
                 }
             }
@@ -98,23 +117,39 @@ impl Lab {
 
     /// A new pod namespace on `node` with its control-network interface `ifname` (a veth on
     /// the control bridge) and address; recorded before it is made, so `lab down` finds it.
-    pub(in crate::lab) fn pod_namespace(&mut self, node: &str, ifname: &str) -> Result<Sandbox> {
+    pub(in crate::lab) fn pod_namespace(&self, node: &str, ifname: &str) -> Result<Sandbox> {
+        self.pod_namespace_with(node, ifname, |_| Vec::new())
+    }
+
+    /// [`Self::pod_namespace`], recording with it the `attachments` the caller will make in
+    /// the namespace named (so one save covers both).
+    fn pod_namespace_with(
+        &self,
+        node: &str,
+        ifname: &str,
+        attachments: impl FnOnce(&str) -> Vec<Attachment>,
+    ) -> Result<Sandbox> {
         let name = self.topology.name.clone();
-        let j = self.next_pod_number();
         let id = self.topology.node_id(node);
-        let ns = format!("{name}-{id}-p{j}");
-        self.state.pods.push(ns.clone());
-        self.save()?;
+        let (j, ns) = self.record(|state| {
+            let j = next_pod_number(state);
+            let ns = format!("{name}-{id}-p{j}");
+            state.pods.push(ns.clone());
+            state.attachments.extend(attachments(&ns));
+            (j, ns)
+        })?;
         let port = format!("{id}p{j}");
         let pod_ip = super::control_addr(100 + j);
         let made = self.make_pod_namespace(&ns, &port, ifname, pod_ip);
         if let Err(e) = made {
             // Nothing half-made stays behind (the veth goes with the namespace).
             let _ = net::netns_kill(&ns);
-            let _ = ip_in(&Self::control_ns(&name), &["link", "del", &port]);
+            let _ = net::link_del(&Self::control_ns(&name), &port);
             let _ = netns_del(&ns);
-            self.state.pods.retain(|p| *p != ns);
-            self.save()?;
+            self.record(|state| {
+                state.pods.retain(|p| *p != ns);
+                state.attachments.retain(|a| a.pod_ns != ns);
+            })?;
             return Err(e.into());
         }
         Ok(Sandbox {
@@ -132,36 +167,26 @@ impl Lab {
         ifname: &str,
         pod_ip: Ipv4Addr,
     ) -> net::Result<()> {
-        netns_add(ns)?;
-        if self.has_ipv6() {
-            // Duplicate address detection holds every IPv6 address tentative for a second,
-            // and the CNI plugins wait it out; pods skip it. An address handed out twice (a
-            // host-local NAD: one data directory per node) is found by the run itself
-            // (`duplicate_address`, from the addresses each agent reports).
-            net::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    ns,
-                    "sh",
-                    "-c",
-                    "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
-                ],
-            )?;
-        }
+        // Duplicate address detection holds every IPv6 address tentative for a second, and
+        // the CNI plugins wait it out; pods skip it. An address handed out twice (a host-local
+        // NAD: one data directory per node) is found by the run itself (`duplicate_address`,
+        // from the addresses each agent reports).
+        let no_dad: &[(&str, &str)] = if self.has_ipv6() {
+            &[("net/ipv6/conf/default/accept_dad", "0")]
+        } else {
+            &[]
+        };
+        net::netns_add_with(ns, no_dad)?;
         let ctl = Self::control_ns(&self.topology.name);
-        veth(ns, ifname, &ctl, port, None)?;
+        net::in_namespace(&ctl, |l| {
+            l.add_veth(port, ifname, Some(ns), None)?;
+            l.set_master(port, "ctl")
+        })?;
         net::control_interface_answers_only_for_itself(ns, ifname)?;
-        ip_in(&ctl, &["link", "set", port, "master", "ctl"])?;
-        ip_in(ns, &["addr", "add", &format!("{pod_ip}/16"), "dev", ifname])
-    }
-
-    /// A number for a new pod, never handed out before in this lab.
-    pub(in crate::lab) fn next_pod_number(&mut self) -> u32 {
-        let j = self.state.next_pod.max(self.state.pods.len() as u32);
-        self.state.next_pod = j + 1;
-        j
+        net::in_namespace(ns, |l| {
+            l.up(ifname)?;
+            l.add_address(ifname, IpAddr::V4(pod_ip), 16, false)
+        })
     }
 
     /// Whether a network of the lab hands out IPv6 addresses.
@@ -234,29 +259,63 @@ impl Lab {
         Ok(v.to_string())
     }
 
-    /// Removes the pods (CNI DEL for each attachment, their namespaces), leaving the lab.
+    /// Removes the pods (CNI DEL for each attachment, nodes in parallel; their namespaces),
+    /// leaving the lab.
     pub fn remove_pods(&mut self) -> Result<()> {
-        for a in self.state.attachments.iter().rev() {
-            let _ = a.del();
-        }
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        del_all(&state.attachments);
         let ctl = Self::control_ns(&self.topology.name);
         let prefix = format!("{}-", self.topology.name);
-        for pod in &self.state.pods {
-            // Deleting the control-network end now removes the pair at once; a deleted
-            // namespace's interfaces go away only when the kernel gets to it, and the next run
-            // would find the port name taken.
-            if let Some(port) = pod
-                .strip_prefix(&prefix)
-                .map(|rest| rest.replace("-p", "p"))
-            {
-                let _ = ip_in(&ctl, &["link", "del", &port]);
+        // Deleting the control-network ends now removes the pairs at once; a deleted
+        // namespace's interfaces go away only when the kernel gets to it, and the next run
+        // would find the port names taken.
+        let ports: Vec<String> = state
+            .pods
+            .iter()
+            .filter_map(|pod| {
+                // `<lab>-<id>-p<j>` has the port `<id>p<j>` (an id may hold a `-`).
+                pod.strip_prefix(&prefix)
+                    .and_then(|rest| rest.rsplit_once("-p"))
+                    .map(|(id, j)| format!("{id}p{j}"))
+            })
+            .collect();
+        let _ = net::in_namespace(&ctl, |l| {
+            for port in &ports {
+                let _ = l.delete(port);
             }
+            Ok(())
+        });
+        for pod in &state.pods {
             netns_del(pod)?;
         }
-        self.state.attachments.clear();
-        self.state.pods.clear();
+        state.attachments.clear();
+        state.pods.clear();
         self.save()
     }
+}
+
+/// A number for a new pod, never handed out before in this lab.
+pub(in crate::lab) fn next_pod_number(state: &mut super::LabState) -> u32 {
+    let j = state.next_pod.max(state.pods.len() as u32);
+    state.next_pod = j + 1;
+    j
+}
+
+/// CNI DEL for every attachment: each node's in reverse order of their making, nodes in
+/// parallel ([`super::nodes_at_once`] at a time; the plugins and host-local's lock allow it).
+/// A failed DEL is left for the namespace's removal (the address it held stays in the lab's
+/// data directory, removed with the lab).
+pub(in crate::lab) fn del_all(attachments: &[Attachment]) {
+    let reversed: Vec<&Attachment> = attachments.iter().rev().collect();
+    super::per_node(
+        &reversed,
+        |a| a.node_ns.clone(),
+        |node| {
+            for a in node {
+                let _ = a.del();
+            }
+        },
+    );
 }
 
 /// A pod's networking.
