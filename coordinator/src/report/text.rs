@@ -6,9 +6,9 @@ use std::fmt::Write;
 
 use multinet_proto::probe::{Connection, Payload, ProbeKind, Scheme};
 
-use super::{RunReport, Verdict};
+use super::{StoredReport, Verdict};
 
-fn kind_label(k: &ProbeKind) -> String {
+pub(super) fn kind_label(k: &ProbeKind) -> String {
     format!(
         "{}{}{}",
         match k.scheme {
@@ -26,7 +26,7 @@ fn kind_label(k: &ProbeKind) -> String {
     )
 }
 
-fn latency(us: Option<u32>) -> String {
+pub(super) fn latency(us: Option<u32>) -> String {
     match us {
         None => "-".into(),
         Some(us) if us < 1_000 => format!("{us}µs"),
@@ -35,8 +35,17 @@ fn latency(us: Option<u32>) -> String {
     }
 }
 
+/// A severity as the text report shows it: `Fail`, `Warn`.
+fn severity_label(severity: &str) -> String {
+    let mut chars = severity.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// Renders the report for people.
-pub fn render(r: &RunReport) -> String {
+pub fn render(r: &StoredReport) -> String {
     let mut out = String::new();
     let verdict = match r.verdict {
         Verdict::Pass => "PASS",
@@ -117,13 +126,10 @@ pub fn render(r: &RunReport) -> String {
                 .map_or(String::new(), |n| format!(" [{}]", n.key()));
             let _ = writeln!(
                 out,
-                "{:>2}. {:?} {}{net}: {}",
+                "{:>2}. {} {}{net}: {}",
                 i + 1,
-                f.severity,
-                serde_json::to_value(f.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                severity_label(&f.severity),
+                f.kind,
                 f.summary
             );
             if !f.nodes.is_empty() {
@@ -148,7 +154,7 @@ type Cell = (u64, u64, Option<u32>);
 /// One table per network: a row per node (the server's node marked), a column per probe
 /// kind, each cell `ok/sent` and the p99 latency, summed over the node's clients and host
 /// checker.
-fn matrix(out: &mut String, r: &RunReport) {
+fn matrix(out: &mut String, r: &StoredReport) {
     let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
     let mut kinds: Vec<ProbeKind> = Vec::new();
     for p in &r.paths {
