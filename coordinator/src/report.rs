@@ -9,6 +9,7 @@
 //! * [`stored`] — a report read back from its JSON. [`text`], [`junit`], [`html`] — renderers.
 //! * [`compare`] — two stored reports: what changed, and whether it is a regression.
 
+pub mod compare;
 mod html;
 mod junit;
 pub mod stored;
