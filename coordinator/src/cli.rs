@@ -89,6 +89,13 @@ pub enum Output {
     Json,
 }
 
+/// Whether a text report on standard output is coloured: when it is a terminal and
+/// `NO_COLOR` is not set to a non-empty value (no-color.org).
+pub fn colour_on_stdout() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -108,12 +108,19 @@ impl Format {
 /// The report in `format`: JSON and YAML as written (with [`SCHEMA_VERSION`]); the others
 /// rendered from that JSON read back, as `multinet report show` renders a stored one.
 pub fn render(report: &RunReport, format: Format) -> String {
+    render_styled(report, format, false)
+}
+
+/// [`render`], the text format in colour when `colour` (ANSI: the verdict, findings' severity,
+/// matrix cells with failures); the other formats never are.
+pub fn render_styled(report: &RunReport, format: Format, colour: bool) -> String {
     match format {
         Format::Json => {
             serde_json::to_string_pretty(&Versioned::new(report)).unwrap_or_default() + "\n"
         }
         Format::Yaml => serde_saphyr::to_string(&Versioned::new(report)).unwrap_or_default(),
         Format::Text | Format::Junit | Format::Html => match StoredReport::of(report) {
+            Ok(stored) if colour && format == Format::Text => text::render_with(&stored, true),
             Ok(stored) => render_stored(&stored, format),
             // Never seen: `StoredReport` reads every report a run writes (tested).
             Err(e) => format!("multinet: the run's report does not read back from its JSON: {e}\n"),
@@ -135,7 +142,15 @@ pub fn render_stored(report: &StoredReport, format: Format) -> String {
 impl Stored {
     /// The report in `format`.
     pub fn render(&self, format: Format) -> String {
+        self.render_styled(format, false)
+    }
+
+    /// [`Stored::render`], text in colour when `colour` ([`render_styled`]).
+    pub fn render_styled(&self, format: Format, colour: bool) -> String {
         match self {
+            Stored::Run(report) if colour && format == Format::Text => {
+                text::render_with(report, true)
+            }
             Stored::Run(report) => render_stored(report, format),
             Stored::Error(report) => report.render(format),
         }

@@ -212,3 +212,38 @@ fn compare_names_a_path_twice_as_slow_and_exits_1() {
     assert!(said.contains("worse (1): "), "{said}");
     assert!(said.contains("  cluster n3 https: p50 "), "{said}");
 }
+
+/// `multinet report show` on a terminal (util-linux's `script` gives it one): coloured, unless
+/// `NO_COLOR` is set; piped, plain.
+#[test]
+fn show_colours_for_a_terminal_unless_no_color() {
+    let fail = fixture("lab-block-cluster.json");
+    let command = format!(
+        "{} report show {}",
+        env!("CARGO_BIN_EXE_multinet"),
+        fail.display()
+    );
+    let on_terminal = |no_color: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &command, "/dev/null"]);
+        c.env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let out = c.output().expect("script runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert!(on_terminal(None).contains("\x1b[1;31mFAIL\x1b[0m"));
+    assert!(
+        on_terminal(Some("")).contains("\x1b[1;31mFAIL"),
+        "an empty NO_COLOR is unset"
+    );
+    let plain = on_terminal(Some("1"));
+    assert!(
+        plain.contains("— FAIL") && !plain.contains('\x1b'),
+        "{plain}"
+    );
+    let piped = multinet(&[p("report"), p("show"), &fail]);
+    assert!(!text(&piped.stdout).contains('\x1b'));
+}

@@ -133,7 +133,10 @@ pub fn run(command: ReportCommand) -> u8 {
                 if let Some(warning) = stored.newer_schema_warning(&file) {
                     eprintln!("multinet report show: warning: {warning}");
                 }
-                print!("{}", stored.render(output.into()));
+                print!(
+                    "{}",
+                    stored.render_styled(output.into(), super::colour_on_stdout())
+                );
                 exit::SUCCESS
             }
             Err(e) => {

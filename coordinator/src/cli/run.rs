@@ -178,6 +178,7 @@ impl RunArgs {
                 .or_else(|| self.report.as_deref().and_then(Format::of_file))
                 .unwrap_or_default(),
             report_to: self.report.clone(),
+            colour: self.report.is_none() && super::colour_on_stdout(),
             quiet: self.quiet,
             agent_grace: Duration::from_secs(self.agent_grace_seconds),
             lab: LabRequest {

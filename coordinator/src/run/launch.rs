@@ -186,7 +186,7 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
 /// left behind.
 pub(super) fn finish(ended: Ended, request: &RunRequest) -> Result<RunOutcome> {
     report::write(
-        &report::render(&ended.report, request.format),
+        &report::render_styled(&ended.report, request.format, request.colour),
         request.report_to.as_deref(),
     )?;
     Ok(RunOutcome {
