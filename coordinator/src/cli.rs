@@ -4,6 +4,7 @@
 //! * [`spec`] — `multinet spec check`. [`config`] — `multinet config sample | check`.
 //! * [`run`] — `multinet run`. [`cleanup`] — `multinet cleanup`.
 //! * [`lab`] — `multinet lab up | status | down`. [`bench`] — `multinet bench …`.
+//! * [`report`] — `multinet report show | compare`: stored reports.
 //!
 //! Diagnostics go through `tracing` to stderr (`-v`, `--log-level`, or `RUST_LOG`), written
 //! around the progress line; what a command says to its user (notices, warnings about the
@@ -13,6 +14,7 @@ pub mod bench;
 pub mod cleanup;
 pub mod config;
 pub mod lab;
+pub mod report;
 pub mod run;
 pub mod spec;
 
@@ -62,6 +64,9 @@ enum Command {
     /// The emulated lab: build, inspect, remove.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Stored reports: show one again in any format, compare two.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -82,6 +87,13 @@ pub enum Output {
     Text,
     /// For programs.
     Json,
+}
+
+/// Whether a text report on standard output is coloured: when it is a terminal and
+/// `NO_COLOR` is not set to a non-empty value (no-color.org).
+pub fn colour_on_stdout() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Parses the process arguments and runs the command.
@@ -106,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Agent { args } => multinet_agent::entry::main("multinet agent", args),
         Command::Lab(command) => lab::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Report(command) => report::run(command),
     };
     ExitCode::from(code)
 }

@@ -1,21 +1,55 @@
-//! The run report: what `multinet run` prints (text), writes for programs (JSON) and for CI
-//! dashboards (JUnit XML). The JSON schema is documented in docs/report.md. [`Format`] is the
-//! one list of formats; [`render`] and [`write`] the one way to produce and deliver them.
+//! The run report: what `multinet run` prints (text), writes for programs (JSON), for CI
+//! dashboards (JUnit XML) and for people to look at (one self-contained HTML page). The JSON
+//! schema is documented in docs/report.md and versioned ([`SCHEMA_VERSION`]); the JSON is the
+//! source of truth: every other format is rendered from it as it reads back
+//! ([`stored::StoredReport`]), so `multinet report show` prints a stored report as the run did.
+//! [`Format`] is the one list of formats; [`render`] and [`write`] the one way to produce and
+//! deliver them. Knows nothing of the command line.
+//!
+//! * [`stored`] — a report read back from its JSON. [`text`], [`junit`], [`html`] — renderers.
+//! * [`compare`] — two stored reports: what changed, and whether it is a regression.
 
+pub mod compare;
+mod html;
 mod junit;
+pub mod stored;
 mod text;
 
 use std::collections::BTreeMap;
 
 use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::ProbeKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::findings::{AgentFact, Finding, Severity};
 use crate::matrix::{Outage, PathMatrix};
 
+pub use html::render as html;
 pub use junit::render as junit;
+pub use stored::{Stored, StoredReport};
 pub use text::render as text;
+
+/// The report schema's version, the JSON's `schema_version`. 1: reports written before the key
+/// existed (read as if they had it); 2: `schema_version` added, nothing else changed. What is
+/// read from each is in docs/report.md.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A run report as its JSON is written: `schema_version` first.
+#[derive(Serialize)]
+struct Versioned<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: &'a RunReport,
+}
+
+impl<'a> Versioned<'a> {
+    fn new(report: &'a RunReport) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            report,
+        }
+    }
+}
 
 /// A report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,6 +63,8 @@ pub enum Format {
     Junit,
     /// YAML (a dry run's objects; a report as YAML otherwise).
     Yaml,
+    /// One self-contained HTML page (inline CSS and SVG; nothing loaded from elsewhere).
+    Html,
 }
 
 impl Format {
@@ -39,7 +75,22 @@ impl Format {
             Self::Json => "json",
             Self::Junit => "junit",
             Self::Yaml => "yaml",
+            Self::Html => "html",
         }
+    }
+
+    /// The format a report file's name asks for, by its extension (case ignored): `.json`,
+    /// `.xml` (JUnit), `.html`/`.htm`, `.txt`; `None` for any other (YAML too: on `run` it
+    /// means a dry run's objects, which is asked for with `-o yaml` only).
+    pub fn of_file(path: &std::path::Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "json" => Self::Json,
+            "xml" => Self::Junit,
+            "html" | "htm" => Self::Html,
+            "txt" => Self::Text,
+            _ => return None,
+        })
     }
 
     /// The file name a stored report of this format has (`report.json`).
@@ -49,17 +100,60 @@ impl Format {
             Self::Junit => "report.xml",
             Self::Yaml => "report.yaml",
             Self::Text => "report.txt",
+            Self::Html => "report.html",
         }
     }
 }
 
-/// The report in `format`.
+/// The report in `format`: JSON and YAML as written (with [`SCHEMA_VERSION`]); the others
+/// rendered from that JSON read back, as `multinet report show` renders a stored one.
 pub fn render(report: &RunReport, format: Format) -> String {
+    render_styled(report, format, false)
+}
+
+/// [`render`], the text format in colour when `colour` (ANSI: the verdict, findings' severity,
+/// matrix cells with failures); the other formats never are.
+pub fn render_styled(report: &RunReport, format: Format, colour: bool) -> String {
+    match format {
+        Format::Json => {
+            serde_json::to_string_pretty(&Versioned::new(report)).unwrap_or_default() + "\n"
+        }
+        Format::Yaml => serde_saphyr::to_string(&Versioned::new(report)).unwrap_or_default(),
+        Format::Text | Format::Junit | Format::Html => match StoredReport::of(report) {
+            Ok(stored) if colour && format == Format::Text => text::render_with(&stored, true),
+            Ok(stored) => render_stored(&stored, format),
+            // Never seen: `StoredReport` reads every report a run writes (tested).
+            Err(e) => format!("multinet: the run's report does not read back from its JSON: {e}\n"),
+        },
+    }
+}
+
+/// A stored report in `format`.
+pub fn render_stored(report: &StoredReport, format: Format) -> String {
     match format {
         Format::Text => text(report),
         Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
         Format::Junit => junit(report),
+        Format::Html => html(report),
         Format::Yaml => serde_saphyr::to_string(report).unwrap_or_default(),
+    }
+}
+
+impl Stored {
+    /// The report in `format`.
+    pub fn render(&self, format: Format) -> String {
+        self.render_styled(format, false)
+    }
+
+    /// [`Stored::render`], text in colour when `colour` ([`render_styled`]).
+    pub fn render_styled(&self, format: Format, colour: bool) -> String {
+        match self {
+            Stored::Run(report) if colour && format == Format::Text => {
+                text::render_with(report, true)
+            }
+            Stored::Run(report) => render_stored(report, format),
+            Stored::Error(report) => report.render(format),
+        }
     }
 }
 
@@ -93,7 +187,7 @@ pub struct WriteError {
 }
 
 /// pass, warn, fail — or error, for a run that could not be carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Every client passed and nothing is wrong.
@@ -133,8 +227,11 @@ impl Verdict {
 /// failed or refused the run): verdict `error` and why, so that automation reading `--report`
 /// tells it from a network that failed (exit code [`crate::exit::ERROR`]). Schema in
 /// docs/report.md.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {
+    /// [`SCHEMA_VERSION`] when written; read as 1 when absent.
+    #[serde(default = "stored::first_version")]
+    pub schema_version: u32,
     /// Always [`Verdict::Error`].
     pub verdict: Verdict,
     /// local, lab or kube.
@@ -149,6 +246,7 @@ impl ErrorReport {
     /// The report of a run on `backend` that ended with `error` after `duration_ms`.
     pub fn new(backend: &str, error: String, duration_ms: u64) -> Self {
         Self {
+            schema_version: SCHEMA_VERSION,
             verdict: Verdict::Error,
             backend: backend.into(),
             error,
@@ -168,12 +266,14 @@ impl ErrorReport {
                 self.backend, self.error
             ),
             Format::Junit => junit::render_error(self),
+            Format::Html => html::render_error(self),
         }
     }
 }
 
 /// Latency percentiles of a path, microseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     /// Median.
     pub p50: Option<u32>,
@@ -213,7 +313,7 @@ pub struct PathReport {
 }
 
 /// Host checkers planned and passed.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostCheckers {
     /// One per node when the public network is tested.
     pub expected: usize,
@@ -222,7 +322,7 @@ pub struct HostCheckers {
 }
 
 /// A node in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeReport {
     /// Name.
     pub name: String,
@@ -233,7 +333,7 @@ pub struct NodeReport {
 }
 
 /// One stage's timing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageTiming {
     /// Stage name.
     pub name: String,
@@ -246,7 +346,8 @@ pub struct StageTiming {
 /// Result accounting: nothing is silently lost. `produced` = `recorded` + `lost` +
 /// `unaccounted`; `unaccounted` is what agents produced but never delivered (an agent killed
 /// with results in flight).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ResultAccounting {
     /// Results the agents produced, by their own count.
     pub produced: u64,
@@ -353,6 +454,7 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({
+                "schema_version": SCHEMA_VERSION,
                 "verdict": "error",
                 "backend": "lab",
                 "error": "building the lab: the lab cannot be built here; missing: CNI plugin \"nope\" <x>",

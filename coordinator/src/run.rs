@@ -62,6 +62,9 @@ pub struct RunRequest {
     pub format: Format,
     /// Where the report goes; standard output when `None`.
     pub report_to: Option<PathBuf>,
+    /// Text report in colour (the command line decides: standard output a terminal, no
+    /// `NO_COLOR`, no `--report` file).
+    pub colour: bool,
     /// No progress and no informational notices.
     pub quiet: bool,
     /// How long agents outlive a coordinator they cannot reach.
@@ -84,6 +87,7 @@ impl Default for RunRequest {
             nodes: config::DEFAULT_LOCAL_NODES,
             format: Format::Text,
             report_to: None,
+            colour: false,
             quiet: false,
             agent_grace: Duration::from_secs(10),
             lab: LabRequest::default(),

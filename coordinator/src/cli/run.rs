@@ -38,6 +38,8 @@ pub enum RunOutput {
     Junit,
     /// With `--dry-run`: the Kubernetes objects a run would create.
     Yaml,
+    /// One self-contained HTML page to look at, share and print.
+    Html,
 }
 
 impl From<RunOutput> for Format {
@@ -47,6 +49,7 @@ impl From<RunOutput> for Format {
             RunOutput::Json => Format::Json,
             RunOutput::Junit => Format::Junit,
             RunOutput::Yaml => Format::Yaml,
+            RunOutput::Html => Format::Html,
         }
     }
 }
@@ -92,9 +95,10 @@ pub struct RunArgs {
     /// Namespace (recorded in the configuration; the local backend has none).
     #[arg(short = 'n', long, conflicts_with = "config")]
     pub namespace: Option<String>,
-    /// Report format.
-    #[arg(short = 'o', long, value_enum, default_value_t = RunOutput::Text)]
-    pub output: RunOutput,
+    /// Report format [default: as --report's file name ends (.json, .xml, .html, .yaml), else
+    /// text].
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<RunOutput>,
     /// Write the report to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -176,8 +180,13 @@ impl RunArgs {
                 duration: self.duration.clone(),
             },
             nodes: self.nodes,
-            format: self.output.into(),
+            format: self
+                .output
+                .map(Format::from)
+                .or_else(|| self.report.as_deref().and_then(Format::of_file))
+                .unwrap_or_default(),
             report_to: self.report.clone(),
+            colour: self.report.is_none() && super::colour_on_stdout(),
             quiet: self.quiet,
             agent_grace: Duration::from_secs(self.agent_grace_seconds),
             lab: LabRequest {
@@ -285,5 +294,23 @@ mod tests {
         assert_eq!(r.lab.nads, Some(PathBuf::from("n.yaml")));
         assert_eq!(r.config.probe_interval.as_deref(), Some("1s"));
         assert_eq!(r.nodes, crate::run::config::DEFAULT_LOCAL_NODES);
+    }
+
+    #[test]
+    fn the_report_file_name_picks_the_format_unless_o_says() {
+        let format = |args: &[&str]| {
+            Wrap::parse_from(std::iter::once("run").chain(args.iter().copied()))
+                .args
+                .request()
+                .format
+        };
+        assert_eq!(format(&["--report", "r.html"]), Format::Html);
+        assert_eq!(format(&["--report", "R.JSON"]), Format::Json);
+        assert_eq!(format(&["--report", "r.xml"]), Format::Junit);
+        assert_eq!(format(&["--report", "r.txt"]), Format::Text);
+        assert_eq!(format(&["--report", "report"]), Format::Text);
+        assert_eq!(format(&["-o", "json", "--report", "r.html"]), Format::Json);
+        assert_eq!(format(&["-o", "html"]), Format::Html);
+        assert_eq!(format(&[]), Format::Text);
     }
 }

@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use super::{ErrorReport, RunReport};
+use super::{ErrorReport, StoredReport};
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -14,7 +14,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Renders the report as JUnit XML.
-pub fn render(r: &RunReport) -> String {
+pub fn render(r: &StoredReport) -> String {
     let mut cases = String::new();
     let mut failures = 0;
     let mut count = 0;

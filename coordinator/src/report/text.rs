@@ -6,9 +6,9 @@ use std::fmt::Write;
 
 use multinet_proto::probe::{Connection, Payload, ProbeKind, Scheme};
 
-use super::{RunReport, Verdict};
+use super::{StoredReport, Verdict};
 
-fn kind_label(k: &ProbeKind) -> String {
+pub(super) fn kind_label(k: &ProbeKind) -> String {
     format!(
         "{}{}{}",
         match k.scheme {
@@ -26,7 +26,7 @@ fn kind_label(k: &ProbeKind) -> String {
     )
 }
 
-fn latency(us: Option<u32>) -> String {
+pub(super) fn latency(us: Option<u32>) -> String {
     match us {
         None => "-".into(),
         Some(us) if us < 1_000 => format!("{us}µs"),
@@ -35,8 +35,46 @@ fn latency(us: Option<u32>) -> String {
     }
 }
 
+/// A severity as the text report shows it: `Fail`, `Warn`.
+fn severity_label(severity: &str) -> String {
+    let mut chars = severity.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// ANSI colours of the text report on a terminal.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn paint(self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn verdict(self, v: Verdict, word: &str) -> String {
+        match v {
+            Verdict::Pass => self.paint("1;32", word),
+            Verdict::Warn => self.paint("1;33", word),
+            Verdict::Fail | Verdict::Error => self.paint("1;31", word),
+        }
+    }
+}
+
 /// Renders the report for people.
-pub fn render(r: &RunReport) -> String {
+pub fn render(r: &StoredReport) -> String {
+    render_with(r, false)
+}
+
+/// [`render`], in colour when `colour` (for a terminal): the verdict, each finding's severity,
+/// and matrix cells where probes failed.
+pub fn render_with(r: &StoredReport, colour: bool) -> String {
+    let paint = Paint(colour);
     let mut out = String::new();
     let verdict = match r.verdict {
         Verdict::Pass => "PASS",
@@ -46,7 +84,12 @@ pub fn render(r: &RunReport) -> String {
         // `ErrorReport`); said plainly should one be.
         Verdict::Error => "ERROR",
     };
-    let _ = writeln!(out, "multinet validation run {} — {verdict}", r.run_id);
+    let _ = writeln!(
+        out,
+        "multinet validation run {} — {}",
+        r.run_id,
+        paint.verdict(r.verdict, verdict)
+    );
     let _ = writeln!(out, "backend: {}", r.backend);
     if !r.validates_real_network {
         let _ = writeln!(
@@ -117,13 +160,14 @@ pub fn render(r: &RunReport) -> String {
                 .map_or(String::new(), |n| format!(" [{}]", n.key()));
             let _ = writeln!(
                 out,
-                "{:>2}. {:?} {}{net}: {}",
+                "{:>2}. {} {}{net}: {}",
                 i + 1,
-                f.severity,
-                serde_json::to_value(f.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                if f.fails() {
+                    paint.paint("1;31", &severity_label(&f.severity))
+                } else {
+                    paint.paint("1;33", &severity_label(&f.severity))
+                },
+                f.kind,
                 f.summary
             );
             if !f.nodes.is_empty() {
@@ -138,7 +182,7 @@ pub fn render(r: &RunReport) -> String {
         }
     }
 
-    matrix(&mut out, r);
+    matrix(&mut out, r, paint);
     out
 }
 
@@ -148,7 +192,7 @@ type Cell = (u64, u64, Option<u32>);
 /// One table per network: a row per node (the server's node marked), a column per probe
 /// kind, each cell `ok/sent` and the p99 latency, summed over the node's clients and host
 /// checker.
-fn matrix(out: &mut String, r: &RunReport) {
+fn matrix(out: &mut String, r: &StoredReport, paint: Paint) {
     let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
     let mut kinds: Vec<ProbeKind> = Vec::new();
     for p in &r.paths {
@@ -200,14 +244,65 @@ fn matrix(out: &mut String, r: &RunReport) {
                 format!("  {}{}", n.name, if n.server { "*" } else { "" })
             );
             for k in &kinds {
-                let cell =
-                    match cells.get(&(network.key().to_string(), n.name.clone(), kind_label(k))) {
-                        Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
-                        None => "-".into(),
-                    };
-                let _ = write!(out, " {cell:>14}");
+                let found = cells.get(&(network.key().to_string(), n.name.clone(), kind_label(k)));
+                let cell = match found {
+                    Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
+                    None => "-".into(),
+                };
+                // Padded first: the colour's escape codes take no columns.
+                let cell = format!("{cell:>14}");
+                let cell = match found {
+                    Some((ok, sent, _)) if ok < sent => paint.paint("31", &cell),
+                    _ => cell,
+                };
+                let _ = write!(out, " {cell}");
             }
             let _ = writeln!(out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::stored::{Stored, parse};
+
+    const FAIL: &str = include_str!("../../../tests/fixtures/reports/lab-block-cluster.json");
+
+    fn strip_ansi(s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(start) = rest.find('\x1b') {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('m').expect("an escape ends with m");
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn colour_marks_the_verdict_severities_and_failing_cells_and_nothing_else() {
+        let Stored::Run(r) = parse(FAIL, std::path::Path::new("r.json")).expect("read") else {
+            panic!("a run report");
+        };
+        let plain = render(&r);
+        let coloured = render_with(&r, true);
+        assert!(!plain.contains('\x1b'));
+        assert_eq!(
+            strip_ansi(&coloured),
+            plain,
+            "colour changes nothing but colour"
+        );
+        assert!(coloured.contains("— \x1b[1;31mFAIL\x1b[0m\n"));
+        assert!(coloured.contains(" 1. \x1b[1;31mFail\x1b[0m inter_node_blocked"));
+        // n2's cluster cells failed, its public ones did not.
+        let n2_rows: Vec<&str> = coloured
+            .lines()
+            .filter(|l| l.starts_with("  n2 "))
+            .collect();
+        assert_eq!(n2_rows.len(), 2);
+        assert!(!n2_rows[0].contains('\x1b'), "{}", n2_rows[0]);
+        assert_eq!(n2_rows[1].matches("\x1b[31m").count(), 8, "{}", n2_rows[1]);
     }
 }

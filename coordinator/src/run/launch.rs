@@ -201,7 +201,7 @@ fn progress_note_soak(signal: crate::signals::Signal) {
 /// left behind.
 pub(super) fn finish(ended: Ended, request: &RunRequest) -> Result<RunOutcome> {
     report::write(
-        &report::render(&ended.report, request.format),
+        &report::render_styled(&ended.report, request.format, request.colour),
         request.report_to.as_deref(),
     )?;
     Ok(RunOutcome {
