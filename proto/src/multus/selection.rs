@@ -598,6 +598,23 @@ mod tests {
         }
     }
 
+    /// Pass-through values are written back as they were read. Found by fuzzing (`annotation`
+    /// target): an integer too large for u64 was read as a float one step off the closest, so
+    /// rendering and reading it again gave another number.
+    #[test]
+    fn pass_through_numbers_survive_rendering() {
+        let text = r#"[{"name":"pub","portMappings":[{"hostPort":3333333333333333331333333333333133333380}],"bandwidth":{"ingressRate":0.1,"egressRate":1.7976931348623157e308}}]"#;
+        let parsed = parse_selections(text, "ns").expect("valid").selections;
+        let port = &parsed[0].port_mappings.as_ref().expect("portMappings")[0]["hostPort"];
+        assert_eq!(
+            port.as_f64(),
+            Some(3333333333333333331333333333333133333380.0),
+            "read as the closest f64"
+        );
+        let again = parse_selections(&render_annotation(&parsed), "ns").expect("rendered");
+        assert_eq!(again.selections, parsed);
+    }
+
     #[test]
     fn json_and_legacy_forms() {
         let list = r#"[{"name":"pub","namespace":"ns","interface":"public","ips":["198.18.0.5/24"],"unknown":1}]"#;
