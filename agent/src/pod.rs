@@ -209,21 +209,46 @@ pub fn pod_assignment(
     interfaces: &dyn Fn() -> Result<Vec<(String, IpAddr)>>,
 ) -> Result<AgentAssignment> {
     let run_file = args.run_dir.join("run.json");
-    let text = std::fs::read(&run_file).map_err(|source| Error::Read {
+    let run_json = std::fs::read(&run_file).map_err(|source| Error::Read {
         path: run_file.clone(),
         source,
     })?;
+    let status = if args.networks.is_empty() {
+        String::new()
+    } else {
+        wait_for_status(&args.pod_dir.join("network-status"), STATUS_WAIT)?
+    };
+    let assignment = read_mounted(args, &run_json, &status)?;
+    if !assignment.addresses.is_empty() {
+        check_interfaces(&assignment.addresses, &interfaces()?)?;
+    }
+    Ok(assignment)
+}
+
+/// The assignment the pod's mounted files make, from their contents: `run_json` is the bytes of
+/// `run.json` (the ConfigMap's [`PodRunSettings`]), `status` the text of the `network-status`
+/// downward-API file (Multus' annotation; not looked at when the pod has no networks). Reads no
+/// file and no kernel state, so any input can be tried on it; [`pod_assignment`] reads the files
+/// and checks the kernel's interfaces around it.
+///
+/// # Errors
+///
+/// [`Error::RunSettings`] and [`Error::Status`] name the file (under `args.run_dir` /
+/// `args.pod_dir`) whose text is not what it should be; [`Error::Assignment`] when settings and
+/// annotation make no assignment (a network without an address, a bad coordinator address).
+pub fn read_mounted(args: &PodArgs, run_json: &[u8], status: &str) -> Result<AgentAssignment> {
     let settings: PodRunSettings =
-        serde_json::from_slice(&text).map_err(|source| Error::RunSettings {
-            path: run_file.clone(),
+        serde_json::from_slice(run_json).map_err(|source| Error::RunSettings {
+            path: args.run_dir.join("run.json"),
             source,
         })?;
     let status = if args.networks.is_empty() {
         Vec::new()
     } else {
-        let file = args.pod_dir.join("network-status");
-        let text = wait_for_status(&file, STATUS_WAIT)?;
-        parse_network_status(&text).map_err(|source| Error::Status { path: file, source })?
+        parse_network_status(status).map_err(|source| Error::Status {
+            path: args.pod_dir.join("network-status"),
+            source,
+        })?
     };
     let identity = AgentIdentity {
         role: args.role,
@@ -236,11 +261,7 @@ pub fn pod_assignment(
         cert: args.tls_dir.join("agent.crt"),
         key: args.tls_dir.join("agent.key"),
     };
-    let assignment = settings.assignment(identity, tls, &status)?;
-    if !assignment.addresses.is_empty() {
-        check_interfaces(&assignment.addresses, &interfaces()?)?;
-    }
-    Ok(assignment)
+    Ok(settings.assignment(identity, tls, &status)?)
 }
 
 /// The downward-API file is written when the pod starts; Multus has set the annotation by
@@ -265,8 +286,17 @@ fn wait_for_status(file: &Path, wait: Duration) -> Result<String> {
     }
 }
 
-/// Every address must be on the interface named after its network.
-fn check_interfaces(addresses: &[NetworkAddress], interfaces: &[(String, IpAddr)]) -> Result<()> {
+/// Every address must be on the interface named after its network: `interfaces` holds the pod's
+/// (interface name, address) pairs.
+///
+/// # Errors
+///
+/// [`Error::NoInterface`] when no interface has the network's name, [`Error::WrongAddress`] when
+/// it does not hold the address.
+pub fn check_interfaces(
+    addresses: &[NetworkAddress],
+    interfaces: &[(String, IpAddr)],
+) -> Result<()> {
     for a in addresses {
         let name = a.network.key();
         let on: Vec<IpAddr> = interfaces
@@ -420,6 +450,33 @@ mod tests {
             e.to_string().contains("has no interface named \"cluster\""),
             "{e}"
         );
+    }
+
+    /// The contents alone make the assignment; text that is not what the file should hold is
+    /// named by that file's path.
+    #[test]
+    fn mounted_texts_are_read_without_files() {
+        let (files, args) = pod_files("texts", "");
+        let run_json = std::fs::read(files.0.join("run.json")).expect("run.json");
+        let a = read_mounted(&args, &run_json, STATUS).expect("assignment");
+        assert_eq!(a.addresses.len(), 2);
+        let e = read_mounted(&args, b"{", STATUS).expect_err("bad run.json");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} is not valid run settings",
+                files.0.join("run.json").display()
+            )
+        );
+        let e = read_mounted(&args, &run_json, "[{").expect_err("bad status");
+        assert_eq!(
+            e.to_string(),
+            files.0.join("network-status").display().to_string()
+        );
+        // Without networks the annotation is not looked at.
+        let mut no_networks = args.clone();
+        no_networks.networks.clear();
+        assert!(read_mounted(&no_networks, &run_json, "[{").is_ok());
     }
 
     #[test]

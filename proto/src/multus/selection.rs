@@ -1,10 +1,15 @@
 //! The Network Attachment Selection Annotation (`k8s.v1.cni.cncf.io/networks`).
 //!
 //! Two forms exist. The short form is a comma-separated list of `[namespace/]name[@interface]`,
-//! every part a DNS-1123 label, spaces around the parts trimmed (see [`parse_selections`]). The JSON form is a list of selection elements; it is chosen
-//! whenever the text contains `[`, `{` or `"`, exactly as Multus decides. Rook also accepts a
-//! single JSON object (legacy) and wraps it in a list. A missing namespace means the pod's (for
-//! Rook: the cluster's) namespace; after parsing every selection carries its namespace.
+//! every part a DNS-1123 label, spaces around the parts trimmed (see [`parse_selections`]). The
+//! JSON form is a list of selection elements; it is chosen whenever the text contains `[`, `{`
+//! or `"`, exactly as Multus decides. Rook also accepts a single JSON object (legacy) and wraps
+//! it in a list. A missing namespace means the pod's (for Rook: the cluster's) namespace; after
+//! parsing every selection carries its namespace.
+//!
+//! Whatever the form, each selection is then held to one set of rules (`check_element`): a
+//! selection one form accepts, the others accept too, so the short form rendered to the JSON
+//! form always parses back.
 //!
 //! Rendering always produces the JSON form, which is what Rook puts on its pods.
 
@@ -164,9 +169,8 @@ pub fn parse_single_selection(
 /// trimmed; each split at `/` (at most one: "failed at '/'") and its rest at `@` (at most one:
 /// "failed at '@'"), every part trimmed; an empty namespace means the default one, an empty
 /// interface none. Each non-empty part must match the DNS-1123 label pattern
-/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`. Stricter than the client, each with its reason in the
-/// message: an empty name (Multus would look for a NAD with no name), a namespace over 63
-/// characters (Kubernetes has none), an interface over 15 (Linux refuses it).
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`. What the item selects is then held to the same rules as a
+/// JSON element ([`check_element`]), so both forms accept the same selections.
 fn parse_short(text: &str) -> Result<ParsedSelections, SelectionError> {
     if text.is_empty() {
         return Ok(ParsedSelections::default());
@@ -217,23 +221,11 @@ fn parse_short(text: &str) -> Result<ParsedSelections, SelectionError> {
         };
         if let Some(ns) = namespace {
             label_chars(ns).map_err(|e| fail(format!("{} {e}", part("the namespace", ns))))?;
-            if ns.len() > 63 {
-                return Err(fail(format!(
-                    "{} is {} characters long; Kubernetes namespaces have at most 63 \
-                     (multinet's rule: no such namespace can exist)",
-                    part("the namespace", ns),
-                    ns.len()
-                )));
-            }
         }
-        if name.is_empty() {
-            return Err(fail(
-                "names no network (multinet's rule: Multus would look for a \
-                 NetworkAttachmentDefinition with an empty name and fail the pod)"
-                    .into(),
-            ));
+        if !name.is_empty() {
+            label_chars(name)
+                .map_err(|e| fail(format!("{} {e}", part("the network name", name))))?;
         }
-        label_chars(name).map_err(|e| fail(format!("{} {e}", part("the network name", name))))?;
         if let Some(iface) = interface {
             label_chars(iface).map_err(|e| {
                 fail(format!(
@@ -241,18 +233,15 @@ fn parse_short(text: &str) -> Result<ParsedSelections, SelectionError> {
                     part("the interface", iface)
                 ))
             })?;
-            interface_name(iface).map_err(|e| {
-                fail(format!(
-                    "{e} (multinet's rule: the pod's interface could not be made)"
-                ))
-            })?;
         }
-        selections.push(NetworkSelection {
+        let selection = NetworkSelection {
             name: name.to_string(),
             namespace: namespace.map(str::to_string),
             interface: interface.map(str::to_string),
             ..NetworkSelection::default()
-        });
+        };
+        check_element(&selection).map_err(|e| fail(e.to_string()))?;
+        selections.push(selection);
     }
     Ok(ParsedSelections {
         selections,
@@ -316,42 +305,102 @@ fn parse_json(text: &str) -> Result<ParsedSelections, SelectionError> {
         }
         let selection: NetworkSelection =
             serde_json::from_value(item).map_err(|e| at(e.to_string()))?;
-        check_element(&selection).map_err(at)?;
+        check_element(&selection).map_err(|e| at(e.to_string()))?;
         parsed.selections.push(selection);
     }
     Ok(parsed)
 }
 
-fn check_element(selection: &NetworkSelection) -> Result<(), String> {
-    if selection.name.is_empty() {
-        return Err("\"name\" is required".into());
+/// A selection element that breaks one of [`check_element`]'s rules: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ElementError {
+    /// The element's JSON key (`name`, `namespace`, `interface`, `ips`, …).
+    field: &'static str,
+    /// What is wrong and, where Multus would accept it, that it is multinet's rule and why.
+    message: String,
+}
+
+impl fmt::Display for ElementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
     }
-    dns1123_subdomain(&selection.name).map_err(|e| format!("name: {e}"))?;
+}
+
+/// The rules for one selection element, whatever form it was written in (short, JSON list,
+/// legacy object), so that every form accepts the same selections and a short-form selection
+/// rendered to the JSON form parses back. Multus and the network-attachment-definition-client
+/// do not check names, namespaces or interfaces against Kubernetes' or Linux's limits; multinet
+/// does, because an element that breaks them only fails later, when the pod is created:
+///
+/// * `name`: required, a DNS-1123 subdomain (at most 253 characters) — the only names a
+///   NetworkAttachmentDefinition can have;
+/// * `namespace`: empty (the default one) or a DNS-1123 label (at most 63) — the only names a
+///   namespace can have;
+/// * `interface`: a Linux interface name (1–15 bytes, no '/', ':' or whitespace) — the kernel
+///   refuses any other;
+/// * `ips`: addresses or CIDRs; `mac`: six hex octets; `default-route`: addresses;
+///   `ipam-claim-reference` not together with `ips`.
+fn check_element(selection: &NetworkSelection) -> Result<(), ElementError> {
+    let err = |field: &'static str, message: String| ElementError { field, message };
+    if selection.name.is_empty() {
+        return Err(err(
+            "name",
+            "is empty (multinet's rule: Multus would look for a NetworkAttachmentDefinition \
+             with an empty name and fail the pod)"
+                .into(),
+        ));
+    }
+    dns1123_subdomain(&selection.name).map_err(|e| {
+        err(
+            "name",
+            format!(
+                "{e} (multinet's rule: NetworkAttachmentDefinition names are DNS-1123 \
+                 subdomains, so none has this name)"
+            ),
+        )
+    })?;
     if let Some(ns) = selection.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-        dns1123_label(ns).map_err(|e| format!("namespace: {e}"))?;
+        dns1123_label(ns).map_err(|e| {
+            err(
+                "namespace",
+                format!(
+                    "{e} (multinet's rule: Kubernetes namespace names are DNS-1123 labels, so \
+                     no such namespace can exist)"
+                ),
+            )
+        })?;
     }
     if let Some(iface) = &selection.interface {
-        interface_name(iface).map_err(|e| format!("interface: {e}"))?;
+        interface_name(iface).map_err(|e| {
+            err(
+                "interface",
+                format!("{e} (multinet's rule: the pod's interface could not be made)"),
+            )
+        })?;
     }
     for ip in &selection.ips {
         if parse_ip(ip).is_none() && ip.parse::<Cidr>().is_err() {
-            return Err(format!("ips: {ip:?} is not an IP address or CIDR"));
+            return Err(err("ips", format!("{ip:?} is not an IP address or CIDR")));
         }
     }
     if let Some(mac) = &selection.mac
         && !is_mac(mac)
     {
-        return Err(format!(
-            "mac: {mac:?} is not a MAC address such as 02:00:00:00:00:01"
+        return Err(err(
+            "mac",
+            format!("{mac:?} is not a MAC address such as 02:00:00:00:00:01"),
         ));
     }
     for gw in &selection.default_route {
         if parse_ip(gw).is_none() {
-            return Err(format!("default-route: {gw:?} is not an IP address"));
+            return Err(err("default-route", format!("{gw:?} is not an IP address")));
         }
     }
     if selection.ipam_claim_reference.is_some() && !selection.ips.is_empty() {
-        return Err("ipam-claim-reference cannot be combined with ips".into());
+        return Err(err(
+            "ipam-claim-reference",
+            "cannot be combined with \"ips\"".into(),
+        ));
     }
     Ok(())
 }
@@ -399,7 +448,7 @@ mod tests {
             ("pub@net1,  other/clu ", &["default/pub@net1", "other/clu"]),
             ("/pub", &["default/pub"]),
             ("pub@", &["default/pub"]),
-            // No length limit on the name in the client's pattern.
+            // The client's pattern has no length limit; 70 is within a subdomain's 253.
             (&"n".repeat(70), &[]),
         ];
         for (text, want) in ok {
@@ -417,7 +466,7 @@ mod tests {
             ("Bad/pub", "the namespace \"Bad\" must be"),
             ("pub@Net1", "the interface \"Net1\" must be"),
             ("pub@this-is-far-too-long", "at most 15"),
-            ("a,,b", "item 2 (\"\"): names no network"),
+            ("a,,b", "item 2 (\"\"): name: is empty (multinet's rule"),
         ];
         for (text, want) in bad {
             let err = parse_selections(text, "default").expect_err(text).0;
@@ -428,6 +477,142 @@ mod tests {
                 assert_eq!(err.matches(&quoted).count(), 1, "{text:?}: {err}");
             }
         }
+    }
+
+    /// Each rule of `check_element` in each form it can be written in: the short form, the JSON
+    /// list and the legacy single object. Rows whose rule a form cannot express (the short form
+    /// has no `ips`) leave it out; where the short form's own pattern refuses first, its row
+    /// says so. Found by fuzzing (`annotation` target): the short form let a 36-character
+    /// interface through that the JSON form refused.
+    #[test]
+    fn every_rule_in_every_form() {
+        let long_name = "n".repeat(254);
+        let long_ns = "s".repeat(64);
+        let long_iface = "i".repeat(16);
+        let json = |element: &str| format!("[{element}]");
+        // (rule, short form or "", JSON element, what every form's message holds)
+        let rows: Vec<(&str, String, String, &str)> = vec![
+            (
+                "name is required",
+                "ns/@net1".into(),
+                r#"{"name":""}"#.into(),
+                "name: is empty (multinet's rule",
+            ),
+            (
+                "name at most 253 characters",
+                long_name.clone(),
+                format!(r#"{{"name":"{long_name}"}}"#),
+                "name: \"nnnnnnnnnnnnnnnnnnnn\"… is 254 characters long; at most 253",
+            ),
+            (
+                "namespace at most 63 characters",
+                format!("{long_ns}/pub"),
+                format!(r#"{{"name":"pub","namespace":"{long_ns}"}}"#),
+                "is 64 characters long; at most 63 are allowed (multinet's rule: Kubernetes namespace",
+            ),
+            (
+                "interface at most 15 bytes",
+                format!("pub@{long_iface}"),
+                format!(r#"{{"name":"pub","interface":"{long_iface}"}}"#),
+                "interface: interface name \"iiiiiiiiiiiiiiii\" is 16 bytes long; Linux allows at \
+                 most 15 (multinet's rule: the pod's interface could not be made)",
+            ),
+            (
+                "the fuzzer's finding",
+                "1@ll1lzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzl,l".into(),
+                r#"{"name":"1","interface":"ll1lzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzl"},{"name":"l"}"#
+                    .into(),
+                "is 36 bytes long; Linux allows at most 15",
+            ),
+            (
+                "interface without '/'",
+                String::new(),
+                r#"{"name":"pub","interface":"a/b"}"#.into(),
+                "interface: interface name \"a/b\" contains '/'",
+            ),
+            (
+                "name a subdomain",
+                String::new(),
+                r#"{"name":"Pub_Net"}"#.into(),
+                "name: \"Pub_Net\" is not a DNS-1123 (RFC 1123) subdomain",
+            ),
+            (
+                "namespace a label",
+                String::new(),
+                r#"{"name":"pub","namespace":"a.b"}"#.into(),
+                "namespace: \"a.b\" is not a DNS-1123 label",
+            ),
+            (
+                "ips are addresses",
+                String::new(),
+                r#"{"name":"pub","ips":["198.18.0.300"]}"#.into(),
+                "ips: \"198.18.0.300\" is not an IP address or CIDR",
+            ),
+            (
+                "mac is six octets",
+                String::new(),
+                r#"{"name":"pub","mac":"02:00:00:00:00"}"#.into(),
+                "mac: \"02:00:00:00:00\" is not a MAC address",
+            ),
+            (
+                "default-route holds addresses",
+                String::new(),
+                r#"{"name":"pub","default-route":["198.18.0.0/24"]}"#.into(),
+                "default-route: \"198.18.0.0/24\" is not an IP address",
+            ),
+            (
+                "a claim or ips",
+                String::new(),
+                r#"{"name":"pub","ips":["198.18.0.5"],"ipam-claim-reference":"c"}"#.into(),
+                "ipam-claim-reference: cannot be combined with \"ips\"",
+            ),
+        ];
+        for (rule, short, element, want) in rows {
+            let mut forms = vec![("JSON list", json(&element))];
+            // The legacy object holds one element only.
+            if !element.contains("},{") {
+                forms.push(("legacy object", element.clone()));
+            }
+            if !short.is_empty() {
+                forms.push(("short form", short));
+            }
+            for (form, text) in forms {
+                let err = parse_selections(&text, "default")
+                    .expect_err(&format!("{rule}, {form}: {text}"))
+                    .0;
+                assert!(err.contains(want), "{rule}, {form}: {err}");
+            }
+        }
+        // The short form's own pattern (the client's rule) refuses before the shared rules.
+        for (short, want) in [
+            ("Pub_Net", "the network name must be"),
+            ("A.b/pub", "the namespace \"A.b\" must be"),
+            ("pub@Net1", "the interface \"Net1\" must be"),
+        ] {
+            let err = parse_selections(short, "default").expect_err(short).0;
+            assert!(err.contains(want), "{short}: {err}");
+            assert!(
+                err.contains("the short form's DNS-1123 label pattern"),
+                "{err}"
+            );
+        }
+    }
+
+    /// Pass-through values are written back as they were read. Found by fuzzing (`annotation`
+    /// target): an integer too large for u64 was read as a float one step off the closest, so
+    /// rendering and reading it again gave another number.
+    #[test]
+    fn pass_through_numbers_survive_rendering() {
+        let text = r#"[{"name":"pub","portMappings":[{"hostPort":3333333333333333331333333333333133333380}],"bandwidth":{"ingressRate":0.1,"egressRate":1.7976931348623157e308}}]"#;
+        let parsed = parse_selections(text, "ns").expect("valid").selections;
+        let port = &parsed[0].port_mappings.as_ref().expect("portMappings")[0]["hostPort"];
+        assert_eq!(
+            port.as_f64(),
+            Some(3333333333333333331333333333333133333380.0),
+            "read as the closest f64"
+        );
+        let again = parse_selections(&render_annotation(&parsed), "ns").expect("rendered");
+        assert_eq!(again.selections, parsed);
     }
 
     #[test]
@@ -563,6 +748,36 @@ mod tests {
             let text = render_annotation(&selections);
             let parsed = parse_selections(&text, "unused").expect("rendered annotation parses");
             prop_assert_eq!(parsed.selections, selections);
+        }
+
+        /// One set of rules whatever the form: a short-form item and the same selection as a
+        /// JSON element are accepted or refused together, and accepted they are equal. The
+        /// lengths straddle every limit (name 253, namespace 63, interface 15).
+        #[test]
+        fn short_and_json_forms_agree(
+            name in "[a-z0-9]{1,2}|[a-z0-9]{250,256}",
+            ns in proptest::option::of("[a-z0-9]{1,2}|[a-z0-9]{60,66}"),
+            iface in proptest::option::of("[a-z0-9]{1,3}|[a-z0-9]{13,18}"),
+        ) {
+            let mut short = name.clone();
+            if let Some(ns) = &ns {
+                short = format!("{ns}/{short}");
+            }
+            if let Some(iface) = &iface {
+                short = format!("{short}@{iface}");
+            }
+            let element = NetworkSelection {
+                name,
+                namespace: ns,
+                interface: iface,
+                ..NetworkSelection::default()
+            };
+            let from_short = parse_selections(&short, "default");
+            let from_json = parse_selections(&render_annotation(&[element]), "default");
+            prop_assert_eq!(from_short.is_ok(), from_json.is_ok(), "{:?} / {:?}", from_short, from_json);
+            if let (Ok(a), Ok(b)) = (from_short, from_json) {
+                prop_assert_eq!(a.selections, b.selections);
+            }
         }
 
         #[test]
