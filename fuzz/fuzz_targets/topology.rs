@@ -1,12 +1,13 @@
 //! Lab topology files (`multinet lab up --topology`): reading never panics, and a topology read
 //! without errors keeps the lab's promises — every subnet inside the ranges reserved for the
 //! lab (198.18.0.0/15, fd00::/8) and outside its control network, every range inside its
-//! subnet and in order, names within the lengths namespaces and interfaces allow, and a CNI
+//! subnet and in order, node names Kubernetes node names with short ids of their own that fit
+//! interface names, and a CNI
 //! config that is JSON.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use multinet_coordinator::lab::topology::{
-    CONTROL_NETWORK, MAX_NAME_LEN, MAX_NODE_NAME_LEN, MAX_NODES, SAFE_V4, SAFE_V6, parse_topology,
+    CONTROL_NETWORK, MAX_NAME_LEN, MAX_NODE_ID_LEN, MAX_NODES, SAFE_V4, SAFE_V6, parse_topology,
 };
 use multinet_proto::cidr::{Cidr, to_u128};
 
@@ -29,12 +30,18 @@ fuzz_target!(|data: &str| {
     }
     assert!(!topology.name.is_empty() && topology.name.len() <= MAX_NAME_LEN);
     assert!(!topology.nodes.is_empty() && topology.nodes.len() <= MAX_NODES as usize);
+    let mut ids = std::collections::BTreeSet::new();
     for node in &topology.nodes {
+        // A Kubernetes node name; the lab's short id for it fits interface names and is the
+        // node's alone.
         assert!(
-            !node.name.is_empty() && node.name.len() <= MAX_NODE_NAME_LEN,
+            multinet_proto::names::dns1123_subdomain(&node.name).is_ok(),
             "{}",
             node.name
         );
+        let id = topology.node_id(&node.name);
+        assert!(!id.is_empty() && id.len() <= MAX_NODE_ID_LEN, "{id}");
+        assert!(ids.insert(id.clone()), "id {id} twice");
         assert_eq!(
             topology
                 .nodes
