@@ -81,7 +81,7 @@ pub fn bounded_label(text: &str, max: usize) -> String {
             _ => '-',
         })
         .collect();
-    if cleaned == text && cleaned.len() <= max && dns1123_label(text).is_ok() {
+    if text.len() <= max && dns1123_label(text).is_ok() {
         return cleaned;
     }
     // FNV-1a, 64 bits: stable across builds and processes (a name must be the same when the

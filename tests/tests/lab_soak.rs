@@ -34,25 +34,9 @@ fn a_block_scheduled_in_a_soak_is_one_outage_window_on_exactly_its_paths() {
     let topology = lab.topology(&format!(
         "server_node: n1\nfaults:\n  - block: {{network: cluster, from: n2, to: n1, at: 30s, for: 20s}}\n{SOAK}"
     ));
-    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
-        .args([
-            "run",
-            "--backend",
-            "lab",
-            "-q",
-            "-o",
-            "json",
-            "--duration",
-            "60s",
-            "-f",
-        ])
-        .arg(&topology)
-        .output()
-        .expect("multinet runs");
-    let r: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let (code, r) = run_with(&topology, &["--duration", "60s"]);
     // Twenty seconds down is Ceph's osd_heartbeat_grace: a failing soak.
-    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert_eq!(code, Some(1), "{r:#}");
     let findings = r["findings"].as_array().expect("findings");
     assert_eq!(findings.len(), 1, "nothing else down: {r:#}");
     let f = &findings[0];

@@ -174,9 +174,6 @@ impl RunArgs {
                 host_check_only: self.host_check_only,
                 probe_interval: self.probe_interval.clone(),
                 service_account: self.service_account.clone(),
-                until_stopped: self.duration.as_deref().is_some_and(|d| {
-                    multinet_proto::config::GoDuration::parse(d).is_ok_and(|d| d.as_std().is_zero())
-                }),
                 duration: self.duration.clone(),
             },
             nodes: self.nodes,

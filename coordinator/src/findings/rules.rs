@@ -173,6 +173,43 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
     by_node
 }
 
+/// Adds `entry` to `cause`'s `evidence.explains`: what the cause explains, said under it
+/// rather than as findings of their own.
+fn add_explained(cause: &mut Finding, entry: Value) {
+    if let Some(list) = cause
+        .evidence
+        .entry("explains".into())
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+    {
+        list.push(entry);
+    }
+}
+
+/// Moves the findings `explained` selects out of `out` into the `evidence.explains` (kind,
+/// nodes, summary) of the first finding `cause` selects; nothing moves without a cause. The
+/// two selections must not overlap.
+fn explain(
+    out: &mut Vec<Finding>,
+    cause: impl Fn(&Finding) -> bool,
+    explained: impl Fn(&Finding) -> bool,
+) {
+    if !out.iter().any(&cause) {
+        return;
+    }
+    let (moved, kept): (Vec<Finding>, Vec<Finding>) =
+        std::mem::take(out).into_iter().partition(|f| explained(f));
+    *out = kept;
+    if let Some(c) = out.iter_mut().find(|f| cause(f)) {
+        for f in moved {
+            add_explained(
+                c,
+                json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary}),
+            );
+        }
+    }
+}
+
 fn finding(
     kind: FindingKind,
     severity: Severity,

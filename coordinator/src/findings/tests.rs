@@ -459,21 +459,31 @@ fn address_unavailable_counts_got_and_expected() {
     );
 }
 
-#[test]
-fn address_unavailable_for_a_missing_master_names_it_and_says_so_first() {
-    let mut s = run(|_, _, _, _| true);
+/// The clients of `node` got no address on `network`, for `reason`.
+fn no_address(s: &mut Synthetic, node: &str, network: CephNetwork, reason: &str) {
     for a in s
         .facts
         .agents
         .iter_mut()
-        .filter(|a| a.identity.node == "n3" && a.identity.role == Role::Client)
+        .filter(|a| a.identity.node == node && a.identity.role == Role::Client)
     {
-        // As the lab's runtime words macvlan's error.
         a.fate = AgentFate::NoAddress {
-            network: CephNetwork::Cluster,
-            reason: "on node n3: CNI ADD of macvlan failed: failed to lookup master \"clu0\": Link not found".into(),
+            network,
+            reason: reason.into(),
         };
     }
+}
+
+#[test]
+fn address_unavailable_for_a_missing_master_names_it_and_says_so_first() {
+    let mut s = run(|_, _, _, _| true);
+    // As the lab's runtime words macvlan's error.
+    no_address(
+        &mut s,
+        "n3",
+        CephNetwork::Cluster,
+        "on node n3: CNI ADD of macvlan failed: failed to lookup master \"clu0\": Link not found",
+    );
     let f = evaluate(&s.matrix, &s.facts);
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].kind, FindingKind::AddressUnavailable);
@@ -521,19 +531,14 @@ fn address_unavailable_for_a_missing_master_names_it_and_says_so_first() {
 #[test]
 fn address_unavailable_for_an_mtu_above_the_masters_names_both_mtus_and_says_so_first() {
     let mut s = run(|_, _, _, _| true);
-    for a in s
-        .facts
-        .agents
-        .iter_mut()
-        .filter(|a| a.identity.node == "n2" && a.identity.role == Role::Client)
-    {
-        // macvlan's own words (plugins/main/macvlan/macvlan.go, loadConf), as the lab's
-        // runtime completes them (cni_reason::annotate).
-        a.fate = AgentFate::NoAddress {
-            network: CephNetwork::Public,
-            reason: "on node n2: CNI ADD (/usr/lib/cni/macvlan) failed: invalid MTU 9000, must be [0, master MTU(1500)] (master interface \"pub0\" on node n2: MTU 1500, below the NAD's mtu 9000)".into(),
-        };
-    }
+    // macvlan's own words (plugins/main/macvlan/macvlan.go, loadConf), as the lab's runtime
+    // completes them (cni_reason::annotate).
+    no_address(
+        &mut s,
+        "n2",
+        CephNetwork::Public,
+        "on node n2: CNI ADD (/usr/lib/cni/macvlan) failed: invalid MTU 9000, must be [0, master MTU(1500)] (master interface \"pub0\" on node n2: MTU 1500, below the NAD's mtu 9000)",
+    );
     let f = evaluate(&s.matrix, &s.facts);
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].kind, FindingKind::AddressUnavailable);

@@ -65,8 +65,6 @@ pub struct LabBackend {
     /// running, and cleanup, taking the write lock ([`LabBackend::on_lab`]), waits for it
     /// before it removes the lab.
     lab: Arc<RwLock<Lab>>,
-    /// Each node's namespace (host checkers run there), by node name; read without the lock.
-    node_namespaces: std::collections::HashMap<String, String>,
     agents: AgentProcesses,
     /// What cleanup leaves.
     keep: Keep,
@@ -78,12 +76,6 @@ impl LabBackend {
     /// Runs on `lab`; `keep` says what cleanup leaves.
     pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: Keep) -> Self {
         Self {
-            node_namespaces: lab
-                .topology
-                .nodes
-                .iter()
-                .map(|n| (n.name.clone(), lab.node_namespace(&n.name)))
-                .collect(),
             lab: Arc::new(RwLock::new(lab)),
             agents: AgentProcesses::new(agent_command, kill),
             keep,
@@ -186,11 +178,8 @@ impl LabBackend {
         pod: &AgentIdentity,
         env: &AgentEnv<'_>,
     ) -> Result<PodStatus, Error> {
-        let ns = self
-            .node_namespaces
-            .get(&pod.node)
-            .cloned()
-            .unwrap_or_else(|| self.lab().node_namespace(&pod.node));
+        // A read lock: placements hold read locks too, so this does not wait for them.
+        let ns = self.lab().node_namespace(&pod.node);
         Ok(
             match self.agents.start(pod, env, Vec::new(), &netns_exec(&ns))? {
                 Ok(()) => PodStatus::Started(Vec::new()),

@@ -38,13 +38,20 @@ pub struct ConfigRequest {
     pub probe_interval: Option<String>,
     /// `--service-account` (Kubernetes), whatever the source.
     pub service_account: Option<String>,
-    /// `--duration` as typed (a Go duration): the soak's length, `soakDuration`'s override.
+    /// `--duration` as typed (a Go duration): the soak's length, `soakDuration`'s override;
+    /// `0` (also `--duration` without a value) soaks until stopped.
     pub duration: Option<String>,
-    /// `--duration` without a value, or `0`: soak until stopped.
-    pub until_stopped: bool,
 }
 
 impl ConfigRequest {
+    /// `--duration 0` (or without a value): soak until stopped.
+    pub fn until_stopped(&self) -> bool {
+        self.duration
+            .as_deref()
+            .and_then(|d| GoDuration::parse(d).ok())
+            .is_some_and(|d| d.as_std().is_zero())
+    }
+
     /// Whether the configuration comes from Rook's flags or `-c` (not from a lab topology).
     pub fn rook_source_given(&self) -> bool {
         self.file.is_some()

@@ -32,7 +32,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
     let mut problems = Problems::default();
     let config = super::config::resolve_for_kube(&request.config, &mut problems)
         .ok_or_else(|| Error::Invalid(problems.clone()))?;
-    if request.config.until_stopped {
+    if request.config.until_stopped() {
         return Err(Error::Usage(
             "--duration without a value (a soak until stopped) is for the lab and local backends: give the kube backend a duration (--duration 6h, or soakDuration in the configuration), which bounds its coordinator Job".into(),
         ));

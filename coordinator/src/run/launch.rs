@@ -175,7 +175,7 @@ fn lab_config(request: &RunRequest, topology: &LabTopology, say: Say<'_>) -> Res
 
 /// The supervisor's settings for `config`.
 pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
-    let soak = if request.config.until_stopped {
+    let soak = if request.config.until_stopped() {
         crate::supervisor::Soak::UntilStopped
     } else {
         crate::supervisor::Soak::from_config(&config)
@@ -188,13 +188,6 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
         stop: tokio_util::sync::CancellationToken::new(),
         probing: std::sync::Arc::default(),
     }
-}
-
-/// Said on stderr when a signal ends a soak (the progress display belongs to the run).
-fn progress_note_soak(signal: crate::signals::Signal) {
-    eprintln!(
-        "multinet run: {signal}: ending the soak; the report covers what was measured (a second signal stops at once)"
-    );
 }
 
 /// Writes the report the run made; the exit code is the verdict's, or 1 when something was
@@ -333,7 +326,7 @@ where
                 if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
                     return first;
                 }
-                progress_note_soak(first);
+                say(Notice::Note(format!("{first}: ending the soak; the report covers what was measured (a second signal stops at once)")));
                 stop.cancel();
                 shutdown_signal().await
             } => {

@@ -136,6 +136,11 @@ impl Drop for LabGuard {
 }
 
 pub fn run(topology: &str) -> (Option<i32>, Value) {
+    run_with(topology, &[])
+}
+
+/// [`run`] with `extra` arguments (`--duration 60s`).
+pub fn run_with(topology: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
             "run",
@@ -147,6 +152,7 @@ pub fn run(topology: &str) -> (Option<i32>, Value) {
             "-f",
             topology,
         ])
+        .args(extra)
         .output()
         .expect("multinet runs");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use multinet_proto::network::CephNetwork;
 use serde_json::json;
 
-use super::finding;
+use super::{explain, finding};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 
 /// One finding per (network, address) held by more than one agent.
@@ -116,34 +116,15 @@ pub(super) fn duplicates_explain(facts: &RunFacts, out: &mut Vec<Finding>) {
             })
             .map(|a| a.identity.node.as_str())
             .collect();
-        let (explained, kept): (Vec<Finding>, Vec<Finding>) =
-            std::mem::take(out).into_iter().partition(|f| {
+        explain(
+            out,
+            |f| f.kind == FindingKind::DuplicateAddress && f.network == Some(network),
+            |f| {
                 explicable(f.kind)
                     && f.network == Some(network)
                     && (server_hit || f.nodes.iter().all(|n| nodes_hit.contains(n.as_str())))
-            });
-        *out = kept;
-        if explained.is_empty() {
-            continue;
-        }
-        let Some(cause) = out
-            .iter_mut()
-            .find(|f| f.kind == FindingKind::DuplicateAddress && f.network == Some(network))
-        else {
-            continue;
-        };
-        if let Some(list) = cause
-            .evidence
-            .entry("explains".into())
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-        {
-            list.extend(
-                explained
-                    .iter()
-                    .map(|f| json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary})),
-            );
-        }
+            },
+        );
     }
 }
 

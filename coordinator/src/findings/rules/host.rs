@@ -12,7 +12,7 @@ use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::Payload;
 use serde_json::json;
 
-use super::{GOOD_RATIO, Tally, finding, is_reporting};
+use super::{GOOD_RATIO, Tally, add_explained, finding, is_reporting};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
 
@@ -57,14 +57,7 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             ) && f.network == Some(CephNetwork::Public)
                 && f.nodes.contains(&a.identity.node)
         }) {
-            if let Some(list) = cause
-                .evidence
-                .entry("explains".into())
-                .or_insert_with(|| json!([]))
-                .as_array_mut()
-            {
-                list.push(host_evidence);
-            }
+            add_explained(cause, host_evidence);
             continue;
         }
         let (sent, ok) = (small.sent + large.sent, small.ok + large.ok);

@@ -14,12 +14,12 @@
 //! `inter_node_blocked`) are what the outage made of the whole run's figures: they move into
 //! the outage's `evidence.explains`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use multinet_proto::control::Role;
 use serde_json::json;
 
-use super::finding;
+use super::{explain, finding};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
 
@@ -92,7 +92,7 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
             ongoing: o.to_ms.is_none(),
         }));
     }
-    let mut explained_by: Vec<(usize, BTreeSet<String>)> = Vec::new();
+    let mut outages: Vec<(multinet_proto::network::CephNetwork, String)> = Vec::new();
     for ((network, node), (windows, (first, last), flaps)) in by_node {
         // Kinds are probed one after another, each waiting out the probe timeout when
         // blocked: one outage starts on each kind up to a round apart.
@@ -170,51 +170,27 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
                 "Ceph reports OSDs down after osd_heartbeat_grace (20 s): outages that long re-peer placement groups; shorter ones stall client I/O",
             ],
         ));
-        explained_by.push((
-            out.len() - 1,
-            BTreeSet::from([format!("{}/{node}", network.key())]),
-        ));
+        outages.push((network, node.to_string()));
     }
     // The path findings the outages explain.
-    for (cause, keys) in explained_by.iter().rev() {
-        let explicable = |f: &Finding| {
-            matches!(
-                f.kind,
-                FindingKind::Flaky | FindingKind::NodeUnreachable | FindingKind::InterNodeBlocked
-            ) && f.network.is_some_and(|n| {
-                f.nodes
-                    .iter()
-                    .all(|node| keys.contains(&format!("{}/{node}", n.key())))
-            })
-        };
-        let mut explained = Vec::new();
-        let mut i = 0;
-        let mut cause_at = *cause;
-        while i < out.len() {
-            if i != cause_at && explicable(&out[i]) {
-                explained.push(out.remove(i));
-                if i < cause_at {
-                    cause_at -= 1;
-                }
-            } else {
-                i += 1;
-            }
-        }
-        if let Some(list) = (!explained.is_empty())
-            .then(|| {
-                out[cause_at]
-                    .evidence
-                    .entry("explains".into())
-                    .or_insert_with(|| json!([]))
-            })
-            .and_then(|v| v.as_array_mut())
-        {
-            list.extend(
-                explained
-                    .iter()
-                    .map(|f| json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary})),
-            );
-        }
+    for (network, node) in outages {
+        explain(
+            out,
+            |f| {
+                f.kind == FindingKind::Outage
+                    && f.network == Some(network)
+                    && f.nodes == [node.as_str()]
+            },
+            |f| {
+                matches!(
+                    f.kind,
+                    FindingKind::Flaky
+                        | FindingKind::NodeUnreachable
+                        | FindingKind::InterNodeBlocked
+                ) && f.network == Some(network)
+                    && f.nodes.iter().all(|n| *n == node)
+            },
+        );
     }
 }
 
