@@ -22,6 +22,7 @@ pub mod cni;
 pub mod faults;
 pub mod kubelet;
 pub mod load;
+pub mod neighbours;
 pub mod net;
 pub mod sandbox;
 pub mod topology;

@@ -10,6 +10,7 @@ mod lab_support;
 use lab_support::*;
 use multinet_tests::e2e::findings;
 use serde_json::Value;
+use std::process::Command;
 
 /// The findings of `kind` in report `r`.
 fn of_kind<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -146,5 +147,52 @@ fn host_local_on_a_shared_network_hands_out_addresses_twice_and_the_run_finds_it
     // The cluster network (whereabouts: one allocator for the lab) has no duplicate.
     assert!(duplicates.iter().all(|f| f["network"] == "public"));
     // No lease left on any node (CNI DEL ran for every attachment), nor the lab.
+    lab.assert_gone();
+}
+
+#[test]
+fn a_run_the_kernels_neighbour_table_cannot_hold_is_refused_before_its_clients_with_exit_69() {
+    if !lab_possible() {
+        return;
+    }
+    // One kernel keeps the neighbour (ARP) entries of every namespace, capped by gc_thresh3
+    // machine-wide; a lab run past it would lose packets and fail paths that work. Two nodes
+    // with enough clients that the run needs twice the cap (whatever this machine's is) plus
+    // 500: refused before a client is placed, with the sysctl named.
+    let limit: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .expect("gc_thresh3")
+        .trim()
+        .parse()
+        .expect("a number");
+    let clients = (limit / 4 + 64).to_string();
+    let lab = LabGuard::new('g');
+    let topology = lab.topology(
+        "nodes: 2\nnetworks:\n  public: {cni: macvlan, subnet: 198.18.0.0/17}\n  cluster: {cni: macvlan, subnet: 198.18.128.0/17}\n",
+    );
+    let report = lab.dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "--backend", "lab", "-q", "-f", &topology])
+        .args(["--daemons-per-node", &clients, "-o", "json", "--report"])
+        .arg(&report)
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(r["verdict"], "error", "{r:#}");
+    let reason = r["error"].as_str().expect("error");
+    for part in [
+        "neighbour entries",
+        "net.ipv4.neigh.default.gc_thresh3",
+        &format!("allows {limit}"),
+    ] {
+        assert!(reason.contains(part), "{part:?} not in {reason}");
+    }
+    assert_eq!(
+        r["counts"]["agents_started"].as_u64().unwrap_or(0),
+        0,
+        "{r:#}"
+    );
     lab.assert_gone();
 }

@@ -44,6 +44,10 @@ pub enum Error {
     /// An agent's files could not be written.
     #[error(transparent)]
     Agent(#[from] crate::backend::agents::Error),
+    /// The kernel's neighbour table cannot hold the run's networks under test (checked
+    /// before any pod is placed).
+    #[error(transparent)]
+    NeighbourTable(#[from] Box<crate::lab::neighbours::TooSmall>),
 }
 
 /// What a run leaves of its lab.
@@ -270,6 +274,15 @@ impl Scheduler for LabBackend {
         pods: &[AgentIdentity],
         env: &AgentEnv<'_>,
     ) -> Result<Vec<PodStatus>, Error> {
+        // One kernel holds every node's neighbour entries: a run past its cap would fail
+        // paths that work (`lab::neighbours`).
+        {
+            use crate::lab::neighbours;
+            neighbours::check(
+                &neighbours::needs(&self.lab().topology, pods),
+                neighbours::capacity,
+            )?;
+        }
         let mut statuses: Vec<Option<PodStatus>> = vec![None; pods.len()];
         let mut to_place = Vec::new();
         for (i, pod) in pods.iter().enumerate() {

@@ -157,7 +157,11 @@ impl Lab {
         }
         state.attachments.retain(|a| a.pod_ns != sandbox.ns);
         net::netns_kill(&sandbox.ns)?;
-        let _ = net::link_del(&Self::control_ns(&self.topology.name), &sandbox.port);
+        let _ = net::in_namespace(&Self::control_ns(&self.topology.name), |l| {
+            let _ = l.delete(&sandbox.port);
+            // The bridge keeps the pod's permanent entry when the port goes.
+            l.delete_neighbour("ctl", std::net::IpAddr::V4(sandbox.pod_ip))
+        });
         netns_del(&sandbox.ns)?;
         self.record(|state| state.pods.retain(|p| *p != sandbox.ns))?;
         first_error.map_or(Ok(()), |e| Err(Error::Del(e)))

@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use multinet_proto::network::CephNetwork;
 
 use super::naming::{
-    CONTROL_BRIDGE_MAC, bridge, control_addr, master_mtu, node_bridge_mac, node_links, shim_address,
+    CONTROL_BRIDGE_MAC, bridge, control_addr, control_mac, master_mtu, node_bridge_mac, node_links,
+    shim_address,
 };
 use super::{COORDINATOR, Error, Lab, LabState, Result, STATE_ROOT};
 use crate::lab::net::{self, netns_add, netns_del, netns_list, veth};
@@ -152,8 +153,18 @@ impl Lab {
             let port = format!("{id}-c");
             veth(&ns, "ctl0", &ctl, &port, None)?;
             net::control_interface_answers_only_for_itself(&ns, "ctl0")?;
-            net::set_master(&ctl, &port, "ctl")?;
-            net::add_address(&ns, "ctl0", IpAddr::V4(control_addr(i as u32 + 1)), 16)?;
+            let addr = control_addr(i as u32 + 1);
+            // Permanent neighbour entries at both ends, as for pods (`control_mac`).
+            let mac = control_mac(addr);
+            net::in_namespace(&ctl, |l| {
+                l.set_master(&port, "ctl")?;
+                l.add_permanent_neighbour("ctl", IpAddr::V4(addr), &mac)
+            })?;
+            net::in_namespace(&ns, |l| {
+                l.set_mac("ctl0", &mac)?;
+                l.add_address("ctl0", IpAddr::V4(addr), 16, false)?;
+                l.add_permanent_neighbour("ctl0", IpAddr::V4(COORDINATOR), CONTROL_BRIDGE_MAC)
+            })?;
             for (network, net) in &self.topology.networks {
                 let underlay = self
                     .topology

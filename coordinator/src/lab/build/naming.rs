@@ -97,6 +97,15 @@ pub(super) fn node_bridge_mac(node: u32, network: CephNetwork) -> String {
     )
 }
 
+/// The MAC address of the control interface that holds `addr` (a node's or a pod's `ctl0`):
+/// locally administered, `02:6d:63` and the address's last three bytes, so unique wherever
+/// the address is. Known in advance, so the lab gives both ends of each control link a
+/// permanent neighbour entry (see [`crate::lab::net::Links::add_permanent_neighbour`]).
+pub(super) fn control_mac(addr: Ipv4Addr) -> String {
+    let [_, b, c, d] = addr.octets();
+    format!("02:6d:63:{b:02x}:{c:02x}:{d:02x}")
+}
+
 /// The i-th address of the control network after the coordinator's (1-based).
 pub(in crate::lab) fn control_addr(i: u32) -> Ipv4Addr {
     let n = i + 1;

@@ -178,14 +178,25 @@ impl Lab {
         };
         net::netns_add_with(ns, no_dad)?;
         let ctl = Self::control_ns(&self.topology.name);
+        // Both ends know each other's MAC for good: the control network is not under test,
+        // and its permanent entries do not count against the kernel's machine-wide cap on
+        // neighbour entries, which the networks under test need (`control_mac`).
+        let mac = super::naming::control_mac(pod_ip);
         net::in_namespace(&ctl, |l| {
             l.add_veth(port, ifname, Some(ns), None)?;
-            l.set_master(port, "ctl")
+            l.set_master(port, "ctl")?;
+            l.add_permanent_neighbour("ctl", IpAddr::V4(pod_ip), &mac)
         })?;
         net::control_interface_answers_only_for_itself(ns, ifname)?;
         net::in_namespace(ns, |l| {
+            l.set_mac(ifname, &mac)?;
             l.up(ifname)?;
-            l.add_address(ifname, IpAddr::V4(pod_ip), 16, false)
+            l.add_address(ifname, IpAddr::V4(pod_ip), 16, false)?;
+            l.add_permanent_neighbour(
+                ifname,
+                IpAddr::V4(super::COORDINATOR),
+                super::naming::CONTROL_BRIDGE_MAC,
+            )
         })
     }
 
@@ -269,19 +280,23 @@ impl Lab {
         // Deleting the control-network ends now removes the pairs at once; a deleted
         // namespace's interfaces go away only when the kernel gets to it, and the next run
         // would find the port names taken.
-        let ports: Vec<String> = state
+        let ports: Vec<(String, Option<u32>)> = state
             .pods
             .iter()
             .filter_map(|pod| {
                 // `<lab>-<id>-p<j>` has the port `<id>p<j>` (an id may hold a `-`).
                 pod.strip_prefix(&prefix)
                     .and_then(|rest| rest.rsplit_once("-p"))
-                    .map(|(id, j)| format!("{id}p{j}"))
+                    .map(|(id, j)| (format!("{id}p{j}"), j.parse().ok()))
             })
             .collect();
         let _ = net::in_namespace(&ctl, |l| {
-            for port in &ports {
+            for (port, j) in &ports {
                 let _ = l.delete(port);
+                // The bridge keeps the pod's permanent entry when the port goes.
+                if let Some(j) = j {
+                    let _ = l.delete_neighbour("ctl", IpAddr::V4(super::control_addr(100 + j)));
+                }
             }
             Ok(())
         });

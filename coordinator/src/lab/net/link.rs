@@ -19,6 +19,9 @@ use super::{Error, NETNS_DIR, Result, namespace_error};
 /// `ENODEV`: the kernel's answer for a link that is not there.
 const ENODEV: i32 = 19;
 
+/// `ENOENT`: the kernel's answer for a neighbour entry that is not there.
+const ENOENT: i32 = 2;
+
 /// A netlink session inside one network namespace.
 #[derive(Debug)]
 pub struct Links {
@@ -264,6 +267,71 @@ impl Links {
             Ok(()) => Ok(true),
             Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code().abs() == ENODEV => Ok(false),
             Err(e) => Err(self.failed(format!("deleting link {name}"))(e)),
+        }
+    }
+}
+
+impl Links {
+    /// `ip neigh replace ADDR lladdr MAC dev NAME nud permanent`: a neighbour entry the kernel
+    /// never resolves, ages or garbage-collects. The kernel keeps one neighbour table per
+    /// address family for all namespaces together, and its dynamic entries are capped
+    /// machine-wide by `net.ipv4.neigh.default.gc_thresh3` (`net/core/neighbour.c`,
+    /// `neigh_alloc`); permanent entries are exempt from that cap. The lab gives its control
+    /// network permanent entries so that the cap is left to the networks under test.
+    ///
+    /// # Errors
+    ///
+    /// `mac` is not six hexadecimal bytes, the link is missing, or the kernel refused.
+    pub fn add_permanent_neighbour(&self, name: &str, addr: IpAddr, mac: &str) -> Result<()> {
+        let bytes = parse_mac(mac).ok_or_else(|| Error::Netlink {
+            what: format!("adding neighbour {addr} on {name} in namespace {}", self.ns),
+            said: format!("{mac} is not a MAC address"),
+            errno: None,
+        })?;
+        let index = self.index(name)?;
+        let request = self
+            .handle
+            .neighbours()
+            .add(index, addr)
+            .link_layer_address(&bytes)
+            .replace();
+        self.runtime
+            .block_on(request.execute())
+            .map_err(self.failed(format!("adding neighbour {addr} ({mac}) on {name}")))
+    }
+
+    /// `ip neigh del ADDR dev NAME`; `false` when there was no such entry (or link).
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused for another reason.
+    pub fn delete_neighbour(&self, name: &str, addr: IpAddr) -> Result<bool> {
+        use rtnetlink::packet_route::AddressFamily;
+        use rtnetlink::packet_route::neighbour::{
+            NeighbourAddress, NeighbourAttribute, NeighbourMessage,
+        };
+        let Some(index) = self.find(name)? else {
+            return Ok(false);
+        };
+        let mut message = NeighbourMessage::default();
+        message.header.ifindex = index;
+        let (family, destination) = match addr {
+            IpAddr::V4(a) => (AddressFamily::Inet, NeighbourAddress::Inet(a)),
+            IpAddr::V6(a) => (AddressFamily::Inet6, NeighbourAddress::Inet6(a)),
+        };
+        message.header.family = family;
+        message
+            .attributes
+            .push(NeighbourAttribute::Destination(destination));
+        match self
+            .runtime
+            .block_on(self.handle.neighbours().del(message).execute())
+        {
+            Ok(()) => Ok(true),
+            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code().abs() == ENOENT => Ok(false),
+            Err(e) => Err(self.failed(format!("deleting neighbour {addr} on {name}"))(
+                e,
+            )),
         }
     }
 }
