@@ -281,7 +281,7 @@ pub fn ingest(args: &IngestArgs) -> u8 {
     });
     match system.block_on(run_ingest(args)) {
         Ok(report) => {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );

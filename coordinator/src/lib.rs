@@ -61,6 +61,7 @@ pub mod input;
 pub mod lab;
 pub mod matrix;
 pub mod matrix_actor;
+pub mod output;
 pub mod pki;
 pub mod progress;
 pub mod report;

@@ -169,7 +169,7 @@ pub fn write(rendered: &str, to: Option<&std::path::Path>) -> Result<(), WriteEr
             source,
         }),
         None => {
-            print!("{rendered}");
+            crate::out!("{rendered}");
             Ok(())
         }
     }

@@ -247,3 +247,34 @@ fn show_colours_for_a_terminal_unless_no_color() {
     let piped = multinet(&[p("report"), p("show"), &fail]);
     assert!(!text(&piped.stdout).contains('\x1b'));
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_ends_the_output_not_the_command() {
+    // `multinet report show … | head -c1`: the reader goes after a byte. The JSON and HTML are
+    // far more than a pipe holds, so the write meets the closed pipe whenever the reader goes;
+    // the command finishes with its own exit code and says nothing about it (println! panicked).
+    for args in [
+        vec!["report", "show", "-o", "json"],
+        vec!["report", "show", "-o", "html"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_multinet"))
+            .args(&args)
+            .arg(fixture("lab-block-cluster.json"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("multinet runs");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut first = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut first).expect("some output first");
+        drop(stdout);
+        let out = child.wait_with_output().expect("multinet ends");
+        let stderr = text(&out.stderr);
+        // `report show` succeeds whatever the stored verdict was.
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -51,7 +51,7 @@ pub fn run(args: &CleanupArgs) -> u8 {
     match result {
         Ok(lines) => {
             for line in lines {
-                println!("{line}");
+                crate::outln!("{line}");
             }
             0
         }

@@ -43,7 +43,7 @@ pub enum SampleName {
 pub fn run(command: ConfigCommand) -> u8 {
     match command {
         ConfigCommand::Sample { kind } => {
-            print!(
+            crate::out!(
                 "{}",
                 config_cmd::sample(match kind {
                     SampleName::Converged => SampleKind::Converged,
@@ -56,11 +56,11 @@ pub fn run(command: ConfigCommand) -> u8 {
         ConfigCommand::Check { file, output } => {
             let report = config_cmd::check(&file);
             match output {
-                Output::Json => println!(
+                Output::Json => crate::outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 ),
-                Output::Text => print!("{}", config_cmd::render(&report)),
+                Output::Text => crate::out!("{}", config_cmd::render(&report)),
             }
             if report.valid {
                 exit::SUCCESS

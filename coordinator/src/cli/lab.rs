@@ -125,8 +125,8 @@ pub fn run(command: LabCommand) -> u8 {
                 return serve_cluster(topology, &source, options);
             }
             Lab::up(topology, &source).map_err(anyhow::Error::from).map(|lab| {
-                println!("lab {name} is up: {} node(s), networks {}", lab.topology.nodes.len(), lab.topology.networks.keys().map(|n| n.key()).collect::<Vec<_>>().join(", "));
-                println!("run on it: multinet run --backend lab --lab {name}; remove it: multinet lab down {name}");
+                crate::outln!("lab {name} is up: {} node(s), networks {}", lab.topology.nodes.len(), lab.topology.networks.keys().map(|n| n.key()).collect::<Vec<_>>().join(", "));
+                crate::outln!("run on it: multinet run --backend lab --lab {name}; remove it: multinet lab down {name}");
             })
         }
         LabCommand::Status { name } => status(name.as_deref()),
@@ -139,7 +139,7 @@ pub fn run(command: LabCommand) -> u8 {
             names.iter().try_for_each(|n| {
                 remove_cluster_nodes(n);
                 Lab::down(n)?;
-                println!("lab {n} removed");
+                crate::outln!("lab {n} removed");
                 anyhow::Ok(())
             })
         }
@@ -206,7 +206,7 @@ fn remove_cluster_nodes(name: &str) {
     };
     match runtime.block_on(crate::lab::kubelet::cluster::remove_nodes(&dir)) {
         Ok(removed) if !removed.is_empty() => {
-            println!(
+            crate::outln!(
                 "lab {name}: node(s) {} removed from the cluster",
                 removed.join(", ")
             );
@@ -222,10 +222,10 @@ fn remove_cluster_nodes(name: &str) {
 fn status(name: Option<&str>) -> anyhow::Result<()> {
     let labs = Lab::list()?;
     match name {
-        None if labs.is_empty() => println!("no lab is up"),
+        None if labs.is_empty() => crate::outln!("no lab is up"),
         None => {
             for lab in labs {
-                println!("{lab}");
+                crate::outln!("{lab}");
             }
         }
         Some(name) => {
@@ -235,7 +235,7 @@ fn status(name: Option<&str>) -> anyhow::Result<()> {
                 .into_iter()
                 .filter(|n| n.starts_with(&prefix))
                 .collect();
-            println!(
+            crate::outln!(
                 "lab {name}: {} node(s), networks {}",
                 lab.topology.nodes.len(),
                 lab.topology
@@ -245,7 +245,7 @@ fn status(name: Option<&str>) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            println!(
+            crate::outln!(
                 "namespaces ({}): {}",
                 namespaces.len(),
                 namespaces.join(" ")

@@ -133,7 +133,7 @@ pub fn run(command: ReportCommand) -> u8 {
                 if let Some(warning) = stored.newer_schema_warning(&file) {
                     eprintln!("multinet report show: warning: {warning}");
                 }
-                print!(
+                crate::out!(
                     "{}",
                     stored.render_styled(output.into(), super::colour_on_stdout())
                 );
@@ -187,8 +187,10 @@ pub fn run(command: ReportCommand) -> u8 {
             };
             let comparison = compare::compare(&before, &after, &thresholds);
             match output {
-                super::Output::Text => print!("{}", compare::render_text(&comparison, &fail_on)),
-                super::Output::Json => println!(
+                super::Output::Text => {
+                    crate::out!("{}", compare::render_text(&comparison, &fail_on))
+                }
+                super::Output::Json => crate::outln!(
                     "{}",
                     serde_json::to_string_pretty(&comparison).unwrap_or_default()
                 ),

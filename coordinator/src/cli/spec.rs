@@ -91,11 +91,11 @@ pub fn run(command: SpecCommand) -> u8 {
             namespace: args.namespace,
         });
         match args.output {
-            Output::Json => println!(
+            Output::Json => crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             ),
-            Output::Text => print!("{}", crate::spec_report::render_live_only(&report)),
+            Output::Text => crate::out!("{}", crate::spec_report::render_live_only(&report)),
         }
         return exit_code(report.valid, &report.will_not_work);
     };
@@ -109,11 +109,11 @@ pub fn run(command: SpecCommand) -> u8 {
         ippools: args.ippools,
     });
     match args.output {
-        Output::Json => println!(
+        Output::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
-        Output::Text => print!("{}", crate::spec_report::render(&report)),
+        Output::Text => crate::out!("{}", crate::spec_report::render(&report)),
     }
     exit_code(report.valid, &report.will_not_work)
 }

@@ -242,7 +242,7 @@ pub async fn serve(
         node_address,
         log_server.port
     );
-    println!(
+    crate::outln!(
         "lab {lab_name} is up as the cluster's nodes: stop with SIGINT or SIGTERM, then remove it with: multinet lab down {lab_name}"
     );
 

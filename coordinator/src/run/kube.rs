@@ -56,7 +56,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
             grace_ms,
         )
         .map_err(|e| Error::Usage(crate::exit::chain(&e)))?;
-        print!("{yaml}");
+        crate::out!("{yaml}");
         return Ok(RunOutcome {
             exit_code: crate::exit::SUCCESS,
             report: None,
