@@ -21,6 +21,7 @@ pub mod build;
 pub mod cni;
 pub mod faults;
 pub mod kubelet;
+pub mod live_faults;
 pub mod load;
 pub mod neighbours;
 pub mod net;

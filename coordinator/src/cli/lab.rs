@@ -1,4 +1,4 @@
-//! `multinet lab up | status | down`.
+//! `multinet lab up | status | down | fault`.
 
 use std::path::PathBuf;
 
@@ -42,6 +42,12 @@ pub enum LabCommand {
         /// A lab name.
         name: Option<String>,
     },
+    /// Add, remove or list faults on a lab that is up, while runs go on (chaos by hand or
+    /// from a script): block, loss, link-down and mtu, written as in a topology's `faults`.
+    Fault {
+        #[command(subcommand)]
+        command: FaultCommand,
+    },
     /// Remove a lab (CNI DEL for every pod, every namespace, its state).
     Down {
         /// The lab.
@@ -51,6 +57,87 @@ pub enum LabCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// `multinet lab fault …`
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// Apply a fault now; prints its number.
+    Add {
+        /// The lab (`multinet lab status` lists them).
+        lab: String,
+        /// The fault, as one entry of a topology's `faults` list, e.g.
+        /// 'block: {network: cluster, from: n1, to: n2}', 'loss: {network: public, node: n3,
+        /// percent: 30}', 'link-down: {network: cluster, node: n2}',
+        /// 'mtu: {network: public, node: n1, mtu: 1400}'.
+        fault: String,
+    },
+    /// Remove a fault added with `add` (the network as it was before it).
+    Remove {
+        /// The lab.
+        lab: String,
+        /// The fault's number (`multinet lab fault list`).
+        #[arg(required_unless_present = "all")]
+        id: Option<u32>,
+        /// Every fault added by hand.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// The faults added by hand that are applied now: number, since when (UTC), the fault.
+    List {
+        /// The lab.
+        lab: String,
+    },
+}
+
+/// Runs `lab fault`; the exit code (22 for a fault the lab cannot apply or a number it does
+/// not have, 1 when the machine refused).
+fn fault(command: &FaultCommand) -> u8 {
+    let (FaultCommand::Add { lab, .. }
+    | FaultCommand::Remove { lab, .. }
+    | FaultCommand::List { lab }) = command;
+    let lab = match Lab::open(lab) {
+        Ok(lab) => lab,
+        Err(e) => {
+            eprintln!("multinet lab fault: {}", crate::exit::chain(&e));
+            return exit::INVALID;
+        }
+    };
+    let name = &lab.topology.name;
+    let done = match command {
+        FaultCommand::Add { fault, .. } => lab.add_live_fault(fault).map(|f| {
+            crate::outln!("{}", f.id);
+            eprintln!(
+                "multinet lab fault: fault {} applied to lab {name}: {} (remove it: multinet lab fault remove {name} {})",
+                f.id, f.fault, f.id
+            );
+        }),
+        FaultCommand::Remove { id: Some(id), .. } => lab.remove_live_fault(*id).map(|f| {
+            eprintln!("multinet lab fault: fault {} removed from lab {name}: {}", f.id, f.fault);
+        }),
+        FaultCommand::Remove { id: None, .. } => lab.live_faults().and_then(|all| {
+            all.iter().try_for_each(|f| {
+                lab.remove_live_fault(f.id)?;
+                eprintln!("multinet lab fault: fault {} removed from lab {name}: {}", f.id, f.fault);
+                Ok(())
+            })
+        }),
+        FaultCommand::List { .. } => lab.live_faults().map(|all| {
+            if all.is_empty() {
+                eprintln!("multinet lab fault: lab {name} has no fault added by hand");
+            }
+            for f in all {
+                crate::outln!("{}\t{}\t{}", f.id, f.since, f.fault);
+            }
+        }),
+    };
+    match done {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            eprintln!("multinet lab fault: {}", crate::exit::chain(&e));
+            if e.is_invalid() { exit::INVALID } else { 1 }
+        }
+    }
 }
 
 /// Runs a lab subcommand; returns the exit code.
@@ -130,6 +217,7 @@ pub fn run(command: LabCommand) -> u8 {
             })
         }
         LabCommand::Status { name } => status(name.as_deref()),
+        LabCommand::Fault { command } => return fault(command),
         LabCommand::Down { name, all } => {
             let names = if *all {
                 Lab::list().unwrap_or_default()

@@ -346,7 +346,7 @@ impl Scheduler for LabBackend {
                     if apply {
                         crate::lab::faults::apply_scheduled(&topology, index, &switch_ns, &dir)
                     } else {
-                        crate::lab::faults::remove_scheduled(index, &switch_ns)
+                        crate::lab::faults::remove_scheduled(&topology, index, &switch_ns)
                     }
                 })
                 .await;
@@ -376,7 +376,7 @@ impl Scheduler for LabBackend {
                     .on_lab(|lab| {
                         let sw = Lab::switch_ns(&lab.topology.name);
                         for index in 0..lab.topology.scheduled.len() {
-                            let _ = crate::lab::faults::remove_scheduled(index, &sw);
+                            let _ = crate::lab::faults::remove_scheduled(&lab.topology, index, &sw);
                         }
                     })
                     .await;

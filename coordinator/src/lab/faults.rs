@@ -1,7 +1,9 @@
 //! Faults, applied where a real network would have them: nftables rules on the underlay
 //! switch's ports (a `bridge` table in the lab's switch namespace) for blocked paths, random
-//! loss and an underlay MTU below the NAD's; link settings for missing uplinks and host routes
-//! (in [`super::build`]). The control network is never touched.
+//! loss and an underlay MTU below the NAD's (`underlay`, or an `mtu` fault); a switch port set
+//! down for a `link-down`; link settings for missing uplinks and host routes (in
+//! [`super::build`]). Faults that come and go (on a schedule, or `multinet lab fault`) each
+//! get a table of their own. The control network is never touched.
 //!
 //! The MTU rule matters: veth pairs carry segmentation-offloaded packets whatever their MTU,
 //! so a lower MTU set on a veth alone drops nothing. The switch port drops IP packets longer
@@ -88,9 +90,85 @@ fn fault_rules(topology: &LabTopology, fault: &Fault) -> String {
                 );
             }
         }
-        Fault::HostRouteMissing { .. } | Fault::KillAgent { .. } => {}
+        Fault::Mtu { network, node, mtu } => {
+            rules.push_str(&mtu_rules(&switch_port(topology, node, *network), *mtu));
+        }
+        Fault::LinkDown { .. } | Fault::HostRouteMissing { .. } | Fault::KillAgent { .. } => {}
     }
     rules
+}
+
+/// Rules that drop IP packets longer than `mtu` on switch port `port`, both ways (IPv6's
+/// `length` is its payload's: the 40-byte header is not counted).
+fn mtu_rules(port: &str, mtu: u32) -> String {
+    let mut rules = String::new();
+    for dir in ["iifname", "oifname"] {
+        let _ = writeln!(rules, "    {dir} \"{port}\" ip length > {mtu} counter drop");
+        let _ = writeln!(
+            rules,
+            "    {dir} \"{port}\" ip6 length > {} counter drop",
+            mtu.saturating_sub(40)
+        );
+    }
+    rules
+}
+
+/// The switch port `fault` takes down (a link-down), if it is one.
+fn port_down(topology: &LabTopology, fault: &Fault) -> Option<String> {
+    match fault {
+        Fault::LinkDown { network, node } => Some(switch_port(topology, node, *network)),
+        _ => None,
+    }
+}
+
+/// Applies `fault` to the lab that is up: its switch rules as the nftables table `table`
+/// (through the file `file`, removed after), its switch port down for a link-down.
+///
+/// # Errors
+///
+/// `nft` refused the rules, or the port could not be set down.
+pub fn apply_fault(
+    topology: &LabTopology,
+    fault: &Fault,
+    table_name: &str,
+    switch_ns: &str,
+    file: &Path,
+) -> Result<()> {
+    let rules = fault_rules(topology, fault);
+    if !rules.is_empty() {
+        load(&table(table_name, &rules), switch_ns, file)?;
+    }
+    if let Some(port) = port_down(topology, fault) {
+        net::in_namespace(switch_ns, |l| l.down(&port))?;
+    }
+    Ok(())
+}
+
+/// Undoes [`apply_fault`]: deletes the table, sets the port up again. A link-down on a port
+/// that another fault also took down brings it up all the same (faults on one port do not
+/// stack).
+///
+/// # Errors
+///
+/// `nft` could not delete the table (it was never applied), or the port not be set up.
+pub fn remove_fault(
+    topology: &LabTopology,
+    fault: &Fault,
+    table_name: &str,
+    switch_ns: &str,
+) -> Result<()> {
+    if !fault_rules(topology, fault).is_empty() {
+        net::run(
+            "ip",
+            &[
+                "netns", "exec", switch_ns, "nft", "delete", "table", "bridge", table_name,
+            ],
+        )?;
+    }
+    if let Some(port) = port_down(topology, fault) {
+        net::in_namespace(switch_ns, |l| l.up(&port))?;
+    }
+    Ok(())
 }
 
 /// A bridge table `name` filtering the switch's forwarding with `rules`.
@@ -106,43 +184,37 @@ pub fn scheduled_table_name(index: usize) -> String {
     format!("multinet_at{index}")
 }
 
-/// The nftables table of scheduled fault `index`; `None` for an index out of range.
-pub fn scheduled_ruleset(topology: &LabTopology, index: usize) -> Option<String> {
-    let scheduled = topology.scheduled.get(index)?;
-    Some(table(
-        &scheduled_table_name(index),
-        &fault_rules(topology, &scheduled.fault),
-    ))
-}
-
-/// Applies scheduled fault `index` in the switch namespace `switch_ns`.
+/// Applies scheduled fault `index` (of [`LabTopology::scheduled`]) in the switch namespace
+/// `switch_ns`; nothing for an index out of range.
 pub fn apply_scheduled(
     topology: &LabTopology,
     index: usize,
     switch_ns: &str,
     dir: &Path,
 ) -> Result<()> {
-    let Some(rules) = scheduled_ruleset(topology, index) else {
+    let Some(scheduled) = topology.scheduled.get(index) else {
         return Ok(());
     };
-    load(&rules, switch_ns, &dir.join(format!("fault-at{index}.nft")))
+    apply_fault(
+        topology,
+        &scheduled.fault,
+        &scheduled_table_name(index),
+        switch_ns,
+        &dir.join(format!("fault-at{index}.nft")),
+    )
 }
 
 /// Removes scheduled fault `index` from the switch namespace.
-pub fn remove_scheduled(index: usize, switch_ns: &str) -> Result<()> {
-    Ok(net::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            switch_ns,
-            "nft",
-            "delete",
-            "table",
-            "bridge",
-            &scheduled_table_name(index),
-        ],
-    )?)
+pub fn remove_scheduled(topology: &LabTopology, index: usize, switch_ns: &str) -> Result<()> {
+    let Some(scheduled) = topology.scheduled.get(index) else {
+        return Ok(());
+    };
+    remove_fault(
+        topology,
+        &scheduled.fault,
+        &scheduled_table_name(index),
+        switch_ns,
+    )
 }
 
 /// The nftables ruleset for the topology's faults that are always on (empty when there is
@@ -154,15 +226,7 @@ pub fn ruleset(topology: &LabTopology) -> String {
     }
     for u in &topology.underlay {
         let Some(mtu) = u.mtu else { continue };
-        let port = switch_port(topology, &u.node, u.network);
-        for dir in ["iifname", "oifname"] {
-            let _ = writeln!(rules, "    {dir} \"{port}\" ip length > {mtu} counter drop");
-            let _ = writeln!(
-                rules,
-                "    {dir} \"{port}\" ip6 length > {} counter drop",
-                mtu.saturating_sub(40)
-            );
-        }
+        rules.push_str(&mtu_rules(&switch_port(topology, &u.node, u.network), mtu));
     }
     if rules.is_empty() {
         return String::new();
@@ -174,10 +238,17 @@ pub fn ruleset(topology: &LabTopology) -> String {
 /// directory `dir` (removed with the lab, also after a crash).
 pub fn apply(topology: &LabTopology, switch_ns: &str, dir: &Path) -> Result<()> {
     let rules = ruleset(topology);
-    if rules.is_empty() {
-        return Ok(());
+    if !rules.is_empty() {
+        load(&rules, switch_ns, &dir.join("faults.nft"))?;
     }
-    load(&rules, switch_ns, &dir.join("faults.nft"))
+    for port in topology
+        .faults
+        .iter()
+        .filter_map(|f| port_down(topology, f))
+    {
+        net::in_namespace(switch_ns, |l| l.down(&port))?;
+    }
+    Ok(())
 }
 
 /// Loads `rules` into `switch_ns` through the file `file` (removed after).
@@ -237,5 +308,46 @@ mod tests {
             assert!(r.contains(line), "missing {line:?} in\n{r}");
         }
         assert_eq!(rules(""), "", "no fault, no table");
+    }
+
+    #[test]
+    fn an_mtu_fault_is_the_underlays_rule_and_a_link_down_is_no_rule_but_a_port() {
+        let (topology, problems) = parse_topology(
+            "faults:
+  - mtu: {network: cluster, node: n2, mtu: 1400, at: 5s, for: 10s}
+  - link-down: {network: public, node: n3, at: 1m}
+  - link-down: {network: cluster, node: n1}
+",
+        )
+        .expect("topology parses");
+        assert!(problems.is_valid(), "{problems:?}");
+        assert_eq!(topology.scheduled.len(), 2, "{topology:?}");
+        let underlay = rules(
+            "underlay:
+  - {node: n2, network: cluster, mtu: 1400}
+",
+        );
+        assert_eq!(
+            fault_rules(&topology, &topology.scheduled[0].fault),
+            underlay
+                .lines()
+                .filter(|l| l.contains("counter drop"))
+                .map(|l| format!(
+                    "{l}
+"
+                ))
+                .collect::<String>()
+        );
+        assert_eq!(fault_rules(&topology, &topology.scheduled[1].fault), "");
+        assert_eq!(
+            port_down(&topology, &topology.scheduled[1].fault).as_deref(),
+            Some("n3-pub")
+        );
+        // The link-down that is always on is a port set down when the lab is built, no rule.
+        assert_eq!(ruleset(&topology), "");
+        assert_eq!(
+            port_down(&topology, &topology.faults[0]).as_deref(),
+            Some("n1-clu")
+        );
     }
 }

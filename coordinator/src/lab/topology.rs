@@ -180,7 +180,7 @@ pub struct Underlay {
 /// is removed (`None`: it stays until the run ends).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduledFault {
-    /// The fault (a block or a loss: rules on the switch's ports).
+    /// The fault (a block, loss, link-down or MTU drop: on the switch's ports).
     pub fault: Fault,
     /// When, counted from the start of probing.
     pub at: std::time::Duration,
@@ -223,6 +223,26 @@ pub enum Fault {
         /// The node.
         node: String,
     },
+    /// `node`'s uplink on `network` loses its link: the switch port goes down, so the node's
+    /// uplink has no carrier and every pod attached through it is cut off (a pulled cable, a
+    /// switch port shut).
+    LinkDown {
+        /// The network.
+        network: CephNetwork,
+        /// The node.
+        node: String,
+    },
+    /// The underlay's MTU at `node`'s switch port on `network` drops to `mtu`: larger packets
+    /// vanish there, as on a switch port with that MTU (the `underlay` section's `mtu`, as a
+    /// fault that can come and go).
+    Mtu {
+        /// The network.
+        network: CephNetwork,
+        /// The node.
+        node: String,
+        /// The port's MTU.
+        mtu: u32,
+    },
     /// Kill one client agent on `node` (as a crash would) this long after the agents started.
     KillAgent {
         /// The node.
@@ -230,6 +250,18 @@ pub enum Fault {
         /// Delay after the agents started.
         after: GoDuration,
     },
+}
+
+impl Fault {
+    /// Whether the fault can be applied to a lab that is up and removed again (on the
+    /// switch's ports: on a schedule, or by `multinet lab fault`); the others are made when
+    /// the lab is built or the agents started.
+    pub fn comes_and_goes(&self) -> bool {
+        matches!(
+            self,
+            Fault::Block { .. } | Fault::Loss { .. } | Fault::LinkDown { .. } | Fault::Mtu { .. }
+        )
+    }
 }
 
 /// Where the run configuration comes from.
@@ -509,6 +541,23 @@ pub fn parse_topology(text: &str) -> Result<(LabTopology, Problems), SyntaxError
     let mut problems = Problems::default();
     let topology = read::read_topology(&document, &mut problems);
     Ok((topology, problems))
+}
+
+/// One fault written as in a topology's `faults` list (`{block: {network: cluster, from: n1,
+/// to: n2}}`), read against `topology`'s nodes and networks, for a lab that is up
+/// (`multinet lab fault add`). Problems are at the path `fault`.
+///
+/// # Errors
+///
+/// The text is not YAML.
+pub fn parse_fault(
+    topology: &LabTopology,
+    text: &str,
+) -> Result<(Option<Fault>, Problems), SyntaxError> {
+    let document = parse_document(text)?;
+    let mut problems = Problems::default();
+    let fault = read::read_one_fault(&document, topology, &mut problems);
+    Ok((fault.filter(|_| problems.is_valid()), problems))
 }
 
 /// The range the shorthand hands out when the file gives none. IPv4: the first sixteenth of

@@ -125,6 +125,14 @@ impl Links {
             .map_err(self.failed(what))
     }
 
+    /// `ip link set NAME down`.
+    pub fn down(&self, name: &str) -> Result<()> {
+        self.set(
+            format!("setting {name} down"),
+            LinkUnspec::new_with_name(name).down().build(),
+        )
+    }
+
     /// `ip link set NAME up`.
     pub fn up(&self, name: &str) -> Result<()> {
         self.set(

@@ -17,7 +17,7 @@ use multinet_proto::field::{Field, OwnedPath, Problems, type_name};
 use multinet_proto::network::CephNetwork;
 use serde_json::{Map, Value, json};
 
-use super::{ConfigSource, LabTopology, MAX_MTU, MAX_NAME_LEN, MIN_MTU, NodeRef, prefixed};
+use super::{ConfigSource, Fault, LabTopology, MAX_MTU, MAX_NAME_LEN, MIN_MTU, NodeRef, prefixed};
 use faults::{read_faults, read_underlay};
 use networks::read_networks;
 use nodes::read_nodes;
@@ -104,6 +104,32 @@ pub(super) fn read_topology(document: &Value, problems: &mut Problems) -> LabTop
     let (path, value) = get("config");
     topology.config = read_config_source(path.at(value), &topology, problems);
     topology
+}
+
+/// One fault (`document`) against `topology`'s nodes and networks, at the path `fault`.
+pub(super) fn read_one_fault(
+    document: &Value,
+    topology: &LabTopology,
+    problems: &mut Problems,
+) -> Option<Fault> {
+    let known = Known {
+        nodes: topology.nodes.iter().map(|n| n.name.clone()).collect(),
+        networks: topology.networks.keys().copied().collect(),
+    };
+    let fault = faults::read_fault(Field::new("fault", document), &known, problems)?;
+    // Applied now, kept until removed: a schedule has nothing to count from.
+    let (kind, body) = document.as_object()?.iter().next()?;
+    for key in ["at", "for"] {
+        if body.get(key).is_some() {
+            problems.error(
+                format!("fault.{kind}.{key}"),
+                "a fault added to a lab that is up begins now and lasts until it is removed \
+                 (`multinet lab fault remove`); `at` and `for` belong to a topology's faults, \
+                 counted from the start of a run's probing",
+            );
+        }
+    }
+    problems.is_valid().then_some(fault)
 }
 
 /// `[a-z0-9]{1,max}`.

@@ -71,7 +71,14 @@ pub(super) fn read_underlay(
     underlay
 }
 
-const FAULT_KINDS: [&str; 4] = ["block", "loss", "host-route-missing", "kill-agent"];
+const FAULT_KINDS: [&str; 6] = [
+    "block",
+    "loss",
+    "link-down",
+    "mtu",
+    "host-route-missing",
+    "kill-agent",
+];
 
 /// Keys of a fault's body that put it on a schedule (blocks and losses).
 const SCHEDULE_KEYS: [&str; 2] = ["at", "for"];
@@ -103,7 +110,8 @@ pub(super) fn read_faults(
 }
 
 /// `at` and `for` in a fault's body: `Some` when either is given (`at` defaults to the start
-/// of probing). Only faults made of switch rules (block, loss) can come and go.
+/// of probing). Only faults on the switch's ports (block, loss, link-down, mtu) can come and
+/// go.
 fn read_schedule(
     field: Field<'_, '_>,
     fault: &Fault,
@@ -115,11 +123,11 @@ fn read_schedule(
         return None;
     }
     let path = field.child_path(kind);
-    if !matches!(fault, Fault::Block { .. } | Fault::Loss { .. }) {
+    if !fault.comes_and_goes() {
         problems.error(
             path.as_str(),
-            "only block and loss faults take `at` and `for` (rules on the switch's ports); this \
-             fault is made when the lab is built",
+            "only block, loss, link-down and mtu faults take `at` and `for` (they are on the \
+             switch's ports); this fault is made when the lab is built",
         );
         return None;
     }
@@ -149,7 +157,11 @@ fn read_schedule(
     Some((at?.as_std(), duration.map(|d| d.as_std())))
 }
 
-fn read_fault(field: Field<'_, '_>, known: &Known, problems: &mut Problems) -> Option<Fault> {
+pub(super) fn read_fault(
+    field: Field<'_, '_>,
+    known: &Known,
+    problems: &mut Problems,
+) -> Option<Fault> {
     let map = field.mapping(problems)?;
     let mut entries = map.iter();
     let (Some((kind, body)), None) = (entries.next(), entries.next()) else {
@@ -214,6 +226,46 @@ fn read_fault(field: Field<'_, '_>, known: &Known, problems: &mut Problems) -> O
                 network: network?,
                 node: node?,
                 percent: percent?,
+            })
+        }
+        "link-down" => {
+            warn_unknown_keys(
+                body_field,
+                body,
+                &["network", "node", "at", "for"],
+                problems,
+            );
+            let network = known.network_at(body_field, body, "network", problems);
+            let node = known.node_at(body_field, body, "node", problems);
+            Some(Fault::LinkDown {
+                network: network?,
+                node: node?,
+            })
+        }
+        "mtu" => {
+            warn_unknown_keys(
+                body_field,
+                body,
+                &["network", "node", "mtu", "at", "for"],
+                problems,
+            );
+            let network = known.network_at(body_field, body, "network", problems);
+            let node = known.node_at(body_field, body, "node", problems);
+            let mtu_field = body_field.child_path("mtu");
+            let mtu = match get(body, "mtu") {
+                Value::Null => {
+                    problems.error(
+                        mtu_field.as_str(),
+                        "expected the switch port's MTU, such as 1400",
+                    );
+                    None
+                }
+                value => read_mtu(mtu_field.at(value), problems),
+            };
+            Some(Fault::Mtu {
+                network: network?,
+                node: node?,
+                mtu: mtu?,
             })
         }
         "host-route-missing" => {
