@@ -12,6 +12,7 @@ use crate::exit::{Class, Classify, chain};
 use crate::lab::backend::{Keep, LabBackend};
 use crate::lab::build::Lab;
 use crate::lab::topology::LabTopology;
+use crate::metrics::{MetricsServer, RunMetrics};
 use crate::progress::Progress;
 use crate::report::{self, ErrorReport, Format, RunReport};
 use crate::scheduler::Scheduler;
@@ -187,6 +188,7 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
         soak,
         stop: tokio_util::sync::CancellationToken::new(),
         probing: std::sync::Arc::default(),
+        metrics: None,
     }
 }
 
@@ -294,6 +296,45 @@ where
             .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
     });
     system.block_on(async move {
+        let mut settings = settings;
+        // The metrics endpoint first: an address that cannot be bound refuses the run before
+        // the backend makes anything.
+        let server = match settings.config.metrics_addr {
+            Some(addr) => {
+                let metrics = RunMetrics::new();
+                let server = MetricsServer::start(addr, metrics.clone())
+                    .await
+                    .map_err(|e| Error::failed("", e))?;
+                say(Notice::Note(format!(
+                    "metrics: serving http://{}/metrics",
+                    server.local_addr()
+                )));
+                settings.metrics = Some(metrics);
+                Some(server)
+            }
+            None => None,
+        };
+        let ran = run_and_clean_up(make, &settings, quiet, say).await;
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        ran
+    })
+}
+
+/// [`execute_with`] inside the run's runtime.
+async fn run_and_clean_up<S, F, Fut>(
+    make: F,
+    settings: &RunSettings,
+    quiet: bool,
+    say: Say<'_>,
+) -> Result<Ended>
+where
+    S: Scheduler,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<S>>,
+{
+    {
         let mut backend = make().await?;
         let mut progress = Progress::new(quiet);
         let socket = backend.control_socket();
@@ -320,7 +361,7 @@ where
         let soaking = settings.soak != crate::supervisor::Soak::Off;
         let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
         let result = tokio::select! {
-            r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Ok),
+            r = supervisor.run(&mut backend, settings, &mut progress) => r.map(Ok),
             signal = async {
                 let first = shutdown_signal().await;
                 if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
@@ -352,5 +393,5 @@ where
             Ok(Err(signal)) => Err(Error::Interrupted(signal)),
             Err(e) => Err(Error::failed("", e)),
         }
-    })
+    }
 }
