@@ -437,20 +437,36 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Listens on `addr` and serves `metrics`. Must be called inside a tokio runtime.
+    /// Binds `addr` (before the run makes anything: a run whose address is taken is refused
+    /// with nothing to remove); [`Self::serve`] serves on it.
     ///
     /// # Errors
     ///
     /// [`Error::Listen`] when `addr` cannot be bound.
-    pub async fn start(addr: SocketAddr, metrics: RunMetrics) -> Result<Self, Error> {
+    pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
         let listen = |source| Error::Listen { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(listen)?;
-        let bound = listener.local_addr().map_err(listen)?;
+        let listener = std::net::TcpListener::bind(addr).map_err(listen)?;
+        listener.set_nonblocking(true).map_err(listen)?;
+        Ok(listener)
+    }
+
+    /// Serves `metrics` on `listener` ([`Self::bind`]). Must be called inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Listen`] when the listener cannot join the runtime.
+    pub fn serve(listener: std::net::TcpListener, metrics: RunMetrics) -> Result<Self, Error> {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let listen = |source| Error::Listen { addr, source };
+        let listener = TcpListener::from_std(listener).map_err(listen)?;
         let stop = CancellationToken::new();
         let connections = tokio_util::task::TaskTracker::new();
         let task = tokio::spawn(accept(listener, metrics, stop.clone(), connections.clone()));
         Ok(Self {
-            addr: bound,
+            addr,
             stop,
             task,
             connections,

@@ -590,3 +590,28 @@ fn live_metrics_are_served_while_the_run_lasts_with_bounded_labels() {
         "agents left running"
     );
 }
+
+/// A metrics address that is taken refuses the run before anything starts: exit 69 (the run
+/// could not be carried out), the address named, no agent started.
+#[test]
+fn a_taken_metrics_address_refuses_the_run_before_anything_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "--backend", "local", "-q", "-o", "json"])
+        .args(["--metrics-addr", &addr])
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("serving metrics: cannot listen on {addr}")),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the error report");
+    assert_eq!(report["verdict"], "error", "{report:#}");
+    assert!(
+        report.get("agents").is_none() && report.get("run_id").is_none(),
+        "nothing ran: {report:#}"
+    );
+}

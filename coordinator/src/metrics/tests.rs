@@ -212,9 +212,15 @@ async fn the_endpoint_serves_metrics_and_nothing_else() {
     use http_body_util::BodyExt;
     let run = RunMetrics::new();
     run.set_agents(2, 3);
-    let server = MetricsServer::start("127.0.0.1:0".parse().expect("addr"), run)
-        .await
-        .expect("listens");
+    let listener = MetricsServer::bind("127.0.0.1:0".parse().expect("addr")).expect("binds");
+    // Taken: a second run on the same address is refused, naming it.
+    let taken = MetricsServer::bind(listener.local_addr().expect("addr")).expect_err("taken");
+    assert!(
+        taken
+            .to_string()
+            .starts_with("serving metrics: cannot listen on 127.0.0.1:")
+    );
+    let server = MetricsServer::serve(listener, run).expect("serves");
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0);
     let get = |path: &'static str| async move {

@@ -102,17 +102,18 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
             let config = config::resolve(&request.config, &mut problems)
                 .ok_or_else(|| Error::Invalid(problems.clone()))?;
             warn_all(&problems, say);
+            let metrics = metrics_listener(&config)?;
             let backend =
                 LocalBackend::new(request.nodes, agent_command()?, request.kill_agent.clone());
             finish(
-                execute(backend, settings(config, request), request, say)?,
+                execute(backend, settings(config, request), metrics, request, say)?,
                 request,
             )
         }
         BackendKind::Lab => {
             crate::lab::available()
                 .map_err(|why| Error::invalid("--backend", format!("lab: {why}")))?;
-            let (lab, keep, config, command) = match &request.lab.existing {
+            let (lab, keep, config, command, metrics) = match &request.lab.existing {
                 Some(name) => {
                     let lab = Lab::open(name).map_err(|e| Error::Usage(chain(&e)))?;
                     let config = lab_config(request, &lab.topology, say)?;
@@ -121,7 +122,8 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                     } else {
                         Keep::Lab
                     };
-                    (lab, keep, config, agent_command()?)
+                    let metrics = metrics_listener(&config)?;
+                    (lab, keep, config, agent_command()?, metrics)
                 }
                 None => {
                     let (topology, source) = crate::lab::load::load_topology(
@@ -144,13 +146,14 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                     }
                     // Everything that can refuse the run is asked before the lab is built.
                     let command = agent_command()?;
+                    let metrics = metrics_listener(&config)?;
                     let lab = lab_up_interruptible(topology, source, say)?;
                     let keep = if request.lab.keep {
                         Keep::Everything
                     } else {
                         Keep::Nothing
                     };
-                    (lab, keep, config, command)
+                    (lab, keep, config, command, metrics)
                 }
             };
             let kill = request
@@ -159,7 +162,7 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                 .or_else(|| topology_kill(&lab.topology));
             let backend = LabBackend::new(lab, command, kill, keep);
             finish(
-                execute(backend, settings(config, request), request, say)?,
+                execute(backend, settings(config, request), metrics, request, say)?,
                 request,
             )
         }
@@ -172,6 +175,15 @@ fn lab_config(request: &RunRequest, topology: &LabTopology, say: Say<'_>) -> Res
         .ok_or_else(|| Error::Invalid(problems.clone()))?;
     warn_all(&problems, say);
     Ok(config)
+}
+
+/// The listener of the live metrics (`metricsAddr`), bound before anything of the run is
+/// made: an address that cannot be bound refuses the run with nothing to remove.
+pub(super) fn metrics_listener(config: &RunConfig) -> Result<Option<std::net::TcpListener>> {
+    config
+        .metrics_addr
+        .map(|addr| MetricsServer::bind(addr).map_err(|e| Error::failed("", e)))
+        .transpose()
 }
 
 /// The supervisor's settings for `config`.
@@ -271,10 +283,17 @@ pub(super) struct Ended {
 fn execute<S: Scheduler>(
     backend: S,
     settings: RunSettings,
+    metrics: Option<std::net::TcpListener>,
     request: &RunRequest,
     say: Say<'_>,
 ) -> Result<Ended> {
-    execute_with(|| async move { Ok(backend) }, settings, request.quiet, say)
+    execute_with(
+        || async move { Ok(backend) },
+        settings,
+        metrics,
+        request.quiet,
+        say,
+    )
 }
 
 /// Makes the backend with `make` inside the run's runtime (a Kubernetes client must live in
@@ -283,6 +302,7 @@ fn execute<S: Scheduler>(
 pub(super) fn execute_with<S, F, Fut>(
     make: F,
     settings: RunSettings,
+    metrics_listener: Option<std::net::TcpListener>,
     quiet: bool,
     say: Say<'_>,
 ) -> Result<Ended>
@@ -297,13 +317,10 @@ where
     });
     system.block_on(async move {
         let mut settings = settings;
-        // The metrics endpoint first: an address that cannot be bound refuses the run before
-        // the backend makes anything.
-        let server = match settings.config.metrics_addr {
-            Some(addr) => {
+        let server = match metrics_listener {
+            Some(listener) => {
                 let metrics = RunMetrics::new();
-                let server = MetricsServer::start(addr, metrics.clone())
-                    .await
+                let server = MetricsServer::serve(listener, metrics.clone())
                     .map_err(|e| Error::failed("", e))?;
                 say(Notice::Note(format!(
                     "metrics: serving http://{}/metrics",
