@@ -305,7 +305,7 @@ impl PathMetrics {
         }
     }
 
-    /// A batch of `client` on `node` was recorded: `dropped` results the agent lost.
+    /// A batch of `results` results was recorded, and its agent said it dropped `dropped`.
     pub fn batch(&self, results: usize, dropped: u64) {
         self.run.results_recorded.inc_by(results as u64);
         self.run.results_lost.inc_by(dropped);

@@ -434,7 +434,11 @@ impl RunSupervisor {
         let all_gone = async {
             loop {
                 let snap = self.roster.send(Snapshot).await?;
-                if snap.agents.iter().all(|a| !a.connected) {
+                let connected = snap.agents.iter().filter(|a| a.connected).count();
+                if let Some(metrics) = &settings.metrics {
+                    metrics.set_agents(connected, self.plan.len());
+                }
+                if connected == 0 {
                     return Ok::<_, Error>(());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -266,3 +266,59 @@ async fn the_endpoint_serves_metrics_and_nothing_else() {
         "stopped"
     );
 }
+
+/// At the scale — 64 nodes × 2 networks × 8 probe kinds — the series are per node,
+/// network and kind whatever the number of clients: three clients a node make no more series
+/// than one.
+#[test]
+fn series_grow_with_nodes_networks_and_kinds_not_with_clients() {
+    let run = RunMetrics::new();
+    let mut paths = PathMetrics::new(run.clone(), OutageRule { min_ms: 900 }, "n0".into());
+    let mut matrix = PathMatrix::default();
+    let kinds: Vec<ProbeKind> = [Scheme::Http, Scheme::Https]
+        .into_iter()
+        .flat_map(|scheme| {
+            [Payload::Small, Payload::Large]
+                .into_iter()
+                .flat_map(move |payload| {
+                    [Connection::Fresh, Connection::KeptAlive]
+                        .into_iter()
+                        .map(move |connection| ProbeKind {
+                            scheme,
+                            payload,
+                            connection,
+                        })
+                })
+        })
+        .collect();
+    for node in 0..64 {
+        for client in 0..3 {
+            let results: Vec<ProbeResult> = [CephNetwork::Public, CephNetwork::Cluster]
+                .into_iter()
+                .flat_map(|network| {
+                    kinds.iter().map(move |kind| ProbeResult {
+                        kind: *kind,
+                        ..result(network, 0, Outcome::Ok)
+                    })
+                })
+                .collect();
+            let (client, node) = (format!("n{node}-c{client}"), format!("n{node}"));
+            record(&mut matrix, &mut paths, &client, &node, &results);
+        }
+    }
+    let began = std::time::Instant::now();
+    let text = run.encode();
+    let took = began.elapsed();
+    assert_eq!(samples(&text, "multinet_probes_total{").len(), 64 * 2 * 8);
+    assert_eq!(samples(&text, "multinet_path_up{").len(), 64 * 2);
+    assert_eq!(
+        samples(&text, "multinet_probe_latency_seconds_bucket{").len(),
+        64 * 2 * 8 * (LATENCY_BUCKETS_S.len() + 1)
+    );
+    // What a scrape costs at this scale (debug build), for the record.
+    eprintln!(
+        "64 nodes x 2 networks x 8 kinds: {} bytes, {} lines, encoded in {took:?}",
+        text.len(),
+        text.lines().count()
+    );
+}
