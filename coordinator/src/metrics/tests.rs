@@ -322,3 +322,58 @@ fn series_grow_with_nodes_networks_and_kinds_not_with_clients() {
         text.lines().count()
     );
 }
+
+/// deploy/monitoring/ stays in step with the code: every metric the Grafana dashboard queries
+/// is one the coordinator exposes, and the Service and monitors scrape the coordinator
+/// container's port by its name.
+#[test]
+fn the_deploy_monitoring_files_name_what_the_coordinator_serves() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring");
+    let read = |file: &str| {
+        std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let run = RunMetrics::new();
+    let mut paths = PathMetrics::new(run.clone(), OutageRule { min_ms: 900 }, "n1".into());
+    let mut matrix = PathMatrix::default();
+    let ok = result(CephNetwork::Public, 0, Outcome::Ok);
+    record(&mut matrix, &mut paths, "c", "n2", &[ok]);
+    let exposed: std::collections::BTreeSet<String> = run
+        .encode()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("grafana-dashboard.json")).expect("the dashboard is JSON");
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(at) = rest.find("multinet_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                queried.push(name);
+            }
+        }
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in &queried {
+        assert!(
+            exposed.contains(name),
+            "the dashboard queries {name}: {exposed:?}"
+        );
+    }
+    let port = crate::backend::kube::objects::METRICS_PORT_NAME;
+    assert!(read("service.yaml").contains(&format!("targetPort: {port}")));
+    for monitor in ["servicemonitor.yaml", "podmonitor.yaml"] {
+        assert!(
+            read(monitor).contains(&format!("- port: {port}")),
+            "{monitor}"
+        );
+    }
+}
