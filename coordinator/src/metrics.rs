@@ -428,6 +428,8 @@ pub enum Error {
 pub struct MetricsServer {
     /// The address bound (the port chosen when 0 was asked for).
     addr: SocketAddr,
+    /// What it serves.
+    metrics: RunMetrics,
     /// Cancelled to stop accepting and end open connections.
     stop: CancellationToken,
     /// The accept loop; its connections are tracked by `connections`.
@@ -464,13 +466,24 @@ impl MetricsServer {
         let listener = TcpListener::from_std(listener).map_err(listen)?;
         let stop = CancellationToken::new();
         let connections = tokio_util::task::TaskTracker::new();
-        let task = tokio::spawn(accept(listener, metrics, stop.clone(), connections.clone()));
+        let task = tokio::spawn(accept(
+            listener,
+            metrics.clone(),
+            stop.clone(),
+            connections.clone(),
+        ));
         Ok(Self {
             addr,
+            metrics,
             stop,
             task,
             connections,
         })
+    }
+
+    /// The metrics it serves.
+    pub fn metrics(&self) -> &RunMetrics {
+        &self.metrics
     }
 
     /// The address it listens on.

@@ -317,21 +317,26 @@ where
     });
     system.block_on(async move {
         let mut settings = settings;
+        let mut backend = make().await?;
+        // The live metrics, served from before the run starts until it is cleaned up.
         let server = match metrics_listener {
-            Some(listener) => {
-                let metrics = RunMetrics::new();
-                let server = MetricsServer::serve(listener, metrics.clone())
-                    .map_err(|e| Error::failed("", e))?;
-                say(Notice::Note(format!(
-                    "metrics: serving http://{}/metrics",
-                    server.local_addr()
-                )));
-                settings.metrics = Some(metrics);
-                Some(server)
-            }
+            Some(listener) => match MetricsServer::serve(listener, RunMetrics::new()) {
+                Ok(server) => {
+                    say(Notice::Note(format!(
+                        "metrics: serving http://{}/metrics",
+                        server.local_addr()
+                    )));
+                    settings.metrics = Some(server.metrics().clone());
+                    Some(server)
+                }
+                Err(e) => {
+                    let _ = backend.cleanup().await;
+                    return Err(Error::failed("", e));
+                }
+            },
             None => None,
         };
-        let ran = run_and_clean_up(make, &settings, quiet, say).await;
+        let ran = run_and_clean_up(backend, &settings, quiet, say).await;
         if let Some(server) = server {
             server.stop().await;
         }
@@ -339,76 +344,68 @@ where
     })
 }
 
-/// [`execute_with`] inside the run's runtime.
-async fn run_and_clean_up<S, F, Fut>(
-    make: F,
+/// [`execute_with`] inside the run's runtime, once the backend is made.
+async fn run_and_clean_up<S: Scheduler>(
+    mut backend: S,
     settings: &RunSettings,
     quiet: bool,
     say: Say<'_>,
-) -> Result<Ended>
-where
-    S: Scheduler,
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<S>>,
-{
-    {
-        let mut backend = make().await?;
-        let mut progress = Progress::new(quiet);
-        let socket = backend.control_socket();
-        let run_root = backend.run_root();
-        let run_id = backend
-            .run_id()
-            .unwrap_or_else(crate::supervisor::new_run_id);
-        let prepared: std::result::Result<_, BoxError> = match socket {
-            Ok(socket) => {
-                RunSupervisor::prepare_with_id(socket, &run_root, run_id).map_err(BoxError::from)
-            }
-            Err(e) => Err(e.into()),
-        };
-        let mut supervisor = match prepared {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = backend.cleanup().await;
-                return Err(Error::failed("", e));
-            }
-        };
-        // A soak's signal is its normal end: the soak stops, the agents hand in their last
-        // results and the report covers what was measured. A second signal, or one before
-        // the soak began, still ends the run at once.
-        let soaking = settings.soak != crate::supervisor::Soak::Off;
-        let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
-        let result = tokio::select! {
-            r = supervisor.run(&mut backend, settings, &mut progress) => r.map(Ok),
-            signal = async {
-                let first = shutdown_signal().await;
-                if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
-                    return first;
-                }
-                say(Notice::Note(format!("{first}: ending the soak; the report covers what was measured (a second signal stops at once)")));
-                stop.cancel();
-                shutdown_signal().await
-            } => {
-                progress.note(&format!("{signal}: stopping the run and cleaning up"));
-                Ok(Err(signal))
-            }
-        };
-        progress.finish();
-        let cleaned = supervisor.cleanup(&mut backend).await;
-        // Said whatever the run's end: a failed cleanup never hides the result.
-        let left = match cleaned {
-            Ok(()) => false,
-            Err(e) => {
-                say(Notice::Note(format!("cleaning up: {}", chain(&e))));
-                true
-            }
-        };
-        match result {
-            Ok(Ok(report)) => Ok(Ended {
-                report: Box::new(report),
-                left,
-            }),
-            Ok(Err(signal)) => Err(Error::Interrupted(signal)),
-            Err(e) => Err(Error::failed("", e)),
+) -> Result<Ended> {
+    let mut progress = Progress::new(quiet);
+    let socket = backend.control_socket();
+    let run_root = backend.run_root();
+    let run_id = backend
+        .run_id()
+        .unwrap_or_else(crate::supervisor::new_run_id);
+    let prepared: std::result::Result<_, BoxError> = match socket {
+        Ok(socket) => {
+            RunSupervisor::prepare_with_id(socket, &run_root, run_id).map_err(BoxError::from)
         }
+        Err(e) => Err(e.into()),
+    };
+    let mut supervisor = match prepared {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = backend.cleanup().await;
+            return Err(Error::failed("", e));
+        }
+    };
+    // A soak's signal is its normal end: the soak stops, the agents hand in their last
+    // results and the report covers what was measured. A second signal, or one before
+    // the soak began, still ends the run at once.
+    let soaking = settings.soak != crate::supervisor::Soak::Off;
+    let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
+    let result = tokio::select! {
+        r = supervisor.run(&mut backend, settings, &mut progress) => r.map(Ok),
+        signal = async {
+            let first = shutdown_signal().await;
+            if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
+                return first;
+            }
+            say(Notice::Note(format!("{first}: ending the soak; the report covers what was measured (a second signal stops at once)")));
+            stop.cancel();
+            shutdown_signal().await
+        } => {
+            progress.note(&format!("{signal}: stopping the run and cleaning up"));
+            Ok(Err(signal))
+        }
+    };
+    progress.finish();
+    let cleaned = supervisor.cleanup(&mut backend).await;
+    // Said whatever the run's end: a failed cleanup never hides the result.
+    let left = match cleaned {
+        Ok(()) => false,
+        Err(e) => {
+            say(Notice::Note(format!("cleaning up: {}", chain(&e))));
+            true
+        }
+    };
+    match result {
+        Ok(Ok(report)) => Ok(Ended {
+            report: Box::new(report),
+            left,
+        }),
+        Ok(Err(signal)) => Err(Error::Interrupted(signal)),
+        Err(e) => Err(Error::failed("", e)),
     }
 }
