@@ -22,7 +22,9 @@ use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 
 use crate::control_plane::{ControlPlane, connection_limit_for};
-use crate::matrix_actor::{MatrixActor, Recorded, Take};
+use crate::matrix_actor::{MatrixActor, Recorded, Take, WithMetrics};
+use crate::metrics::{PathMetrics, RunMetrics};
+use crate::outage::OutageRule;
 use crate::pki::RunPki;
 use crate::roster::{AgentRoster, Expect, Snapshot};
 
@@ -36,6 +38,9 @@ pub struct IngestArgs {
     /// Duration of the reporting phase, seconds (at least 1; connections are cut on purpose
     /// only from 8 s).
     pub seconds: u64,
+    /// With the live metrics on, as `--metrics-addr` has them: the matrix actor updates them
+    /// with every result, and each sample encodes the exposition as a scrape would.
+    pub metrics: bool,
 }
 
 impl IngestArgs {
@@ -65,6 +70,12 @@ pub struct Sample {
     pub cpu_s: f64,
     /// Threads of the coordinator process.
     pub threads: usize,
+    /// With `--metrics`: how long encoding the exposition took (a scrape's work), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_ms: Option<f64>,
+    /// With `--metrics`: the exposition's size, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_bytes: Option<usize>,
 }
 
 /// One condition the bench must meet, with what was measured.
@@ -317,6 +328,14 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let pki = RunPki::new(&run_id)?;
     let files = pki.write_agent_files(&dir, "bench-load", false)?;
     let matrix = MatrixActor::default().start();
+    let metrics = args.metrics.then(RunMetrics::new);
+    if let Some(metrics) = &metrics {
+        // The default probe settings' rule (1 s interval, 4 s timeout); the load reports
+        // successes only, so it never fires.
+        let rule = OutageRule::new(Duration::from_secs(1), Duration::from_secs(4));
+        let paths = PathMetrics::new(metrics.clone(), rule, "server-node".into());
+        matrix.send(WithMetrics(paths)).await?;
+    }
     let roster = AgentRoster::new(run_id.clone(), matrix.clone()).start();
     let expected = (0..args.agents)
         .map(|i| AgentIdentity {
@@ -384,12 +403,19 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     );
     let mut samples = Vec::new();
     loop {
+        let scrape = metrics.as_ref().map(|m| {
+            let began = Instant::now();
+            let size = m.encode().len();
+            (began.elapsed().as_secs_f64() * 1000.0, size)
+        });
         samples.push(Sample {
             at_s: start.elapsed().as_secs_f64(),
             recorded: matrix.send(Recorded).await?,
             rss_kib: rss_kib(),
             cpu_s: cpu_s() - cpu0,
             threads: threads(),
+            scrape_ms: scrape.map(|s| s.0),
+            scrape_bytes: scrape.map(|s| s.1),
         });
         if child.try_wait()?.is_some() {
             break;
@@ -492,6 +518,7 @@ mod tests {
             agents: 100,
             rate: 10,
             seconds: 20,
+            metrics: false,
         };
         IngestReport {
             agents: args.agents,

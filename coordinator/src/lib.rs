@@ -27,6 +27,9 @@
 //! * [`control_plane`] — the QUIC endpoint and per-connection tasks (the bridge to the actors).
 //! * [`roster`] — the `AgentRoster` actor: expected and connected agents, dedup by sequence,
 //!   refusals. [`matrix_actor`] — the actor owning the [`matrix`] (per-path statistics).
+//! * [`outage`] — the outage rule (when a node's paths are down), at the end and live.
+//! * [`metrics`] — live Prometheus metrics of a run (`--metrics-addr`) and their HTTP
+//!   endpoint.
 //! * [`findings`] — matrix + facts → findings with evidence and suggestions.
 //! * [`report`] — the report formats, rendering and writing; [`progress`] — live progress on
 //!   stderr, and the log writer that keeps it intact.
@@ -61,6 +64,8 @@ pub mod input;
 pub mod lab;
 pub mod matrix;
 pub mod matrix_actor;
+pub mod metrics;
+pub mod outage;
 pub mod output;
 pub mod pki;
 pub mod progress;

@@ -16,6 +16,8 @@ use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::{FailureClass, Outcome, ProbeKind};
 use serde::Serialize;
 
+pub use crate::outage::PathChange;
+
 /// Upper bounds of the latency buckets, in microseconds; the last bucket is open.
 const BUCKETS_US: [u32; 17] = [
     50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
@@ -120,7 +122,9 @@ pub struct PathStats {
 }
 
 impl PathStats {
-    fn record(&mut self, r: &ProbeResult) {
+    /// Counts `r`; what it did to the path's up/down state.
+    fn record(&mut self, r: &ProbeResult) -> PathChange {
+        let was_down = self.up == Some(false);
         self.sent += 1;
         self.first_ms.get_or_insert(r.started_ms);
         self.last_ms = Some(r.started_ms);
@@ -154,6 +158,12 @@ impl PathStats {
                 }
                 self.up = Some(false);
             }
+        }
+        match (was_down, self.up == Some(false)) {
+            (false, false) => PathChange::StayedUp,
+            (false, true) => PathChange::WentDown,
+            (true, true) => PathChange::StayedDown,
+            (true, false) => PathChange::CameUp,
         }
     }
 
@@ -198,6 +208,19 @@ pub struct PathMatrix {
 impl PathMatrix {
     /// Records a batch from `client`.
     pub fn record(&mut self, client: &str, node: &str, results: &[ProbeResult], dropped: u64) {
+        self.record_with(client, node, results, dropped, |_, _| {});
+    }
+
+    /// [`Self::record`], telling `each` every result with what it did to its path (the live
+    /// metrics follow the paths' up/down state this way, without a second look-up).
+    pub fn record_with(
+        &mut self,
+        client: &str,
+        node: &str,
+        results: &[ProbeResult],
+        dropped: u64,
+        mut each: impl FnMut(&ProbeResult, PathChange),
+    ) {
         self.lost += dropped;
         for r in results {
             let key = PathKey {
@@ -207,8 +230,9 @@ impl PathMatrix {
                 target: r.target,
                 kind: r.kind,
             };
-            self.paths.entry(key).or_default().record(r);
+            let change = self.paths.entry(key).or_default().record(r);
             self.recorded += 1;
+            each(r, change);
         }
     }
 

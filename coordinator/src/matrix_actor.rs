@@ -6,11 +6,14 @@ use multinet_proto::control::ProbeResult;
 use multinet_proto::network::CephNetwork;
 
 use crate::matrix::{NeverSucceeded, PathMatrix};
+use crate::metrics::PathMetrics;
 
 /// The actor.
 #[derive(Debug, Default)]
 pub struct MatrixActor {
     matrix: PathMatrix,
+    /// The live per-path metrics, when the run serves them ([`WithMetrics`]).
+    metrics: Option<PathMetrics>,
 }
 
 impl Actor for MatrixActor {
@@ -34,8 +37,33 @@ pub struct Record {
 impl Handler<Record> for MatrixActor {
     type Result = ();
     fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
-        self.matrix
-            .record(&msg.client, &msg.node, &msg.results, msg.dropped);
+        match &mut self.metrics {
+            None => self
+                .matrix
+                .record(&msg.client, &msg.node, &msg.results, msg.dropped),
+            Some(metrics) => {
+                metrics.batch(msg.results.len(), msg.dropped);
+                self.matrix.record_with(
+                    &msg.client,
+                    &msg.node,
+                    &msg.results,
+                    msg.dropped,
+                    |r, change| metrics.result(&msg.client, &msg.node, r, change),
+                );
+            }
+        }
+    }
+}
+
+/// From now on, every recorded result also updates these live metrics.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WithMetrics(pub PathMetrics);
+
+impl Handler<WithMetrics> for MatrixActor {
+    type Result = ();
+    fn handle(&mut self, msg: WithMetrics, _: &mut Context<Self>) {
+        self.metrics = Some(msg.0);
     }
 }
 

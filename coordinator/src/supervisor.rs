@@ -23,7 +23,9 @@ use multinet_proto::network::CephNetwork;
 
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::findings::AgentFate;
-use crate::matrix_actor::{FailingPaths, MatrixActor, Standing, Standings};
+use crate::matrix_actor::{FailingPaths, MatrixActor, Standing, Standings, WithMetrics};
+use crate::metrics::{PathMetrics, RunMetrics};
+use crate::outage::OutageRule;
 use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
@@ -100,6 +102,8 @@ pub struct RunSettings {
     /// Set by the supervisor once probing has begun: from then on a soak's signal ends the
     /// run with a report ([`RunSettings::stop`]); before, it ends the run at once.
     pub probing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The live metrics the run updates, when it serves them (`--metrics-addr`).
+    pub metrics: Option<RunMetrics>,
 }
 
 /// How long a run keeps probing, counted from the start of probing: after the first pass
@@ -129,6 +133,13 @@ impl RunSettings {
     }
     fn threshold(&self) -> u64 {
         u64::from(self.config.success_threshold)
+    }
+    /// The outage rule of this run's probing ([`crate::outage`]).
+    pub fn outage_rule(&self) -> OutageRule {
+        OutageRule::new(
+            self.config.probe_interval.as_std(),
+            self.config.probe_timeout.as_std(),
+        )
     }
     fn early_verdict(&self) -> EarlyVerdict {
         EarlyVerdict {
@@ -341,6 +352,15 @@ impl RunSupervisor {
         let deadline = settings.stage_deadline();
         self.nodes = scheduler.nodes(&settings.config).await.map_err(backend)?;
         self.plan(settings, scheduler.server_node())?;
+        if let Some(metrics) = &settings.metrics {
+            let paths = PathMetrics::new(
+                metrics.clone(),
+                settings.outage_rule(),
+                self.server_node.clone(),
+            );
+            self.matrix.send(WithMetrics(paths)).await?;
+        }
+        self.metrics_stage(settings, "server");
         self.control
             .set_connection_limit(connection_limit_for(self.plan.len()));
         let (server, rest): (Vec<AgentIdentity>, Vec<AgentIdentity>) = self
@@ -361,14 +381,16 @@ impl RunSupervisor {
                 ServerStage::Ready => break true,
                 ServerStage::Gone | ServerStage::Deadline => break false,
             }
-            progress.show(Status {
+            let status = Status {
                 stage: "server".into(),
                 connected: snap.agents.iter().filter(|a| a.connected).count(),
                 expected: 1,
                 passing: Vec::new(),
                 failing_paths: 0,
                 failed_paths: 0,
-            });
+            };
+            self.metrics_tick(settings, &status);
+            progress.show(status);
             tokio::time::sleep(TICK).await;
         };
         self.stage_done("server", since, ready);
@@ -376,6 +398,7 @@ impl RunSupervisor {
         if ready {
             // Stage 2 and 3: the other agents, probing until everyone passes.
             let since = Instant::now();
+            self.metrics_stage(settings, "place_agents");
             self.start_pods(scheduler, settings, &rest).await?;
             // Probing starts when every pod is placed: together, and not competing with the
             // placement for the machine (a lab places its pods on the same cores).
@@ -386,6 +409,7 @@ impl RunSupervisor {
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             self.stage_done("place agents", since, true);
             let since = Instant::now();
+            self.metrics_stage(settings, "probe");
             let outcome = self
                 .probe_until_passed(scheduler, settings, progress, &rest, deadline)
                 .await?;
@@ -393,6 +417,7 @@ impl RunSupervisor {
             if settings.soak != Soak::Off && outcome != ProbeStage::ServerLost.outcome() {
                 let probing_since = since;
                 let since = Instant::now();
+                self.metrics_stage(settings, "soak");
                 let outcome = self
                     .soak(scheduler, settings, progress, probing_since)
                     .await?;
@@ -404,11 +429,16 @@ impl RunSupervisor {
 
         // Stop the agents and take their last batches.
         let since = Instant::now();
+        self.metrics_stage(settings, "stop");
         self.roster.do_send(StopAll);
         let all_gone = async {
             loop {
                 let snap = self.roster.send(Snapshot).await?;
-                if snap.agents.iter().all(|a| !a.connected) {
+                let connected = snap.agents.iter().filter(|a| a.connected).count();
+                if let Some(metrics) = &settings.metrics {
+                    metrics.set_agents(connected, self.plan.len());
+                }
+                if connected == 0 {
                     return Ok::<_, Error>(());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -426,7 +456,24 @@ impl RunSupervisor {
                 "the control plane refused {over_capacity} connections beyond the run's agents"
             ));
         }
+        self.metrics_stage(settings, "report");
         self.report(scheduler, settings).await
+    }
+
+    /// The live metrics: the run is in `stage` now.
+    fn metrics_stage(&self, settings: &RunSettings, stage: &str) {
+        if let Some(metrics) = &settings.metrics {
+            metrics.set_stage(stage);
+            metrics.set_elapsed(self.started.elapsed());
+        }
+    }
+
+    /// The live metrics at each look at the run: agents, time.
+    fn metrics_tick(&self, settings: &RunSettings, status: &Status) {
+        if let Some(metrics) = &settings.metrics {
+            metrics.set_agents(status.connected, self.plan.len());
+            metrics.set_elapsed(self.started.elapsed());
+        }
     }
 
     async fn probe_until_passed<S: Scheduler>(
@@ -488,14 +535,16 @@ impl RunSupervisor {
                 ));
             }
             let (failing_paths, failed_paths) = self.matrix.send(FailingPaths).await?;
-            progress.show(Status {
+            let status = Status {
                 stage: "probe".into(),
                 connected: snap.agents.iter().filter(|a| a.connected).count(),
                 expected: snap.agents.len(),
                 passing: passing_by_net,
                 failing_paths,
                 failed_paths,
-            });
+            };
+            self.metrics_tick(settings, &status);
+            progress.show(status);
             if settings.stop.is_cancelled() {
                 // A soak stopped during its first pass: what was measured is the report.
                 return Ok("stopped");
@@ -551,7 +600,7 @@ impl RunSupervisor {
                 Soak::UntilStopped | Soak::Off => None,
             };
             let (failing_paths, failed_paths) = self.matrix.send(FailingPaths).await?;
-            progress.show(Status {
+            let status = Status {
                 stage: match remaining {
                     Some(left) => format!("soak ({}s left)", left.as_secs()),
                     None => "soak (until stopped)".into(),
@@ -561,7 +610,9 @@ impl RunSupervisor {
                 passing: Vec::new(),
                 failing_paths,
                 failed_paths,
-            });
+            };
+            self.metrics_tick(settings, &status);
+            progress.show(status);
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
                 () = settings.stop.cancelled() => {}

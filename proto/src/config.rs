@@ -32,6 +32,7 @@ pub use validate::{PROBE_INTERVAL_MAX, PROBE_INTERVAL_MIN, check_probe_interval}
 
 pub use duration::GoDuration;
 pub use placement::TaintView;
+pub use read::socket_address;
 pub use sample::{SampleKind, sample};
 
 /// Node type used when a file has no `nodeTypes`: every node runs storage and everything else.
@@ -73,6 +74,10 @@ pub struct RunConfig {
     pub payload_bytes: PayloadBytes,
     /// How long to keep probing once every client is ready; zero ends the run there.
     pub soak_duration: GoDuration,
+    /// Where the coordinator serves its live Prometheus metrics while the run lasts
+    /// (`GET /metrics`); `None` serves none. Port 0 takes a free port (the run says which).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// One group of nodes and the daemons a node of the group may have to carry at worst.
@@ -188,6 +193,7 @@ impl Default for RunConfig {
             success_threshold: 12,
             payload_bytes: PayloadBytes::default(),
             soak_duration: GoDuration::ZERO,
+            metrics_addr: None,
         }
     }
 }

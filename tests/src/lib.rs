@@ -4,12 +4,13 @@
 //! `tests/kube_*.rs` (the Kubernetes backend against a scripted API server, [`mock`], and an
 //! ignored suite against a real cluster). They run the `multinet-e2e` binary of this package,
 //! which is `multinet`. [`eventually`] is how they wait for a condition: bounded polling, never
-//! a fixed sleep. [`require`] decides what a test that cannot run here does: skip on a
+//! a fixed sleep. [`metrics`] scrapes and parses a run's live metrics. [`require`] decides what a test that cannot run here does: skip on a
 //! developer's machine, fail under CI.
 
 pub mod e2e;
 pub mod eventually;
 pub mod kube;
 pub mod lab_cluster;
+pub mod metrics;
 pub mod mock;
 pub mod require;

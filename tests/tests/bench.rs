@@ -87,3 +87,37 @@ fn a_rate_of_zero_is_invalid_input() {
     );
     assert!(out.stdout.is_empty(), "nothing ran");
 }
+
+#[test]
+fn with_the_live_metrics_on_every_result_is_still_recorded_and_each_sample_scrapes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args([
+            "bench",
+            "ingest",
+            "--agents",
+            "20",
+            "--rate",
+            "5",
+            "--seconds",
+            "3",
+            "--metrics",
+        ])
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{r:#}");
+    assert_eq!(r["recorded"], 20 * 5 * 3, "{r:#}");
+    let samples = r["samples"].as_array().expect("samples");
+    // The load's 20 agents sit on 10 nodes, one probe kind: 10 series of probes.
+    let last = samples.last().expect("a sample");
+    assert!(
+        last["scrape_bytes"].as_u64().is_some_and(|b| b > 1_000),
+        "{last:#}"
+    );
+    assert!(
+        samples.iter().all(|s| s["scrape_ms"].as_f64().is_some()),
+        "{r:#}"
+    );
+}

@@ -147,3 +147,92 @@ fn sigint_ends_a_soak_until_stopped_with_its_report_and_a_clean_lab() {
     assert_eq!(r["results"]["unaccounted"], 0);
     lab.assert_gone();
 }
+
+/// The live metrics during a scheduled block (`--metrics-addr`, scraped on loopback): the
+/// blocked paths' `multinet_path_up` is 0 during the window and every other path's 1, and
+/// afterwards 1 again with the outage counted once, about as long as the block.
+#[test]
+fn live_metrics_show_the_blocked_paths_down_during_the_window_and_up_after() {
+    use multinet_tests::eventually::within;
+    use multinet_tests::metrics::{MetricsRun, Sample};
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('m');
+    let topology = lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - block: {{network: cluster, from: n2, to: n1, at: 15s, for: 12s}}\n{SOAK}"
+    ));
+    let run = MetricsRun::start(
+        env!("CARGO_BIN_EXE_multinet-e2e"),
+        &[
+            "run",
+            "--backend",
+            "lab",
+            "-q",
+            "-o",
+            "json",
+            "--duration",
+            "40s",
+            "-f",
+            &topology,
+        ],
+        Duration::from_secs(60),
+    );
+    let blocked = [("network", "cluster"), ("source_node", "n2")];
+    let value = |samples: &[Sample], name: &str, labels: &[(&str, &str)]| {
+        let found: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.name == name && s.has(labels))
+            .map(|s| s.value)
+            .collect();
+        match found[..] {
+            [v] => Some(v),
+            _ => None,
+        }
+    };
+    let scrape_until = |what: &str, patience: Duration, up: f64| {
+        within(patience, Duration::from_millis(250), || {
+            let samples = run.samples()?;
+            match value(&samples, "multinet_path_up", &blocked) {
+                Some(v) if v == up => Ok(samples),
+                other => Err(format!("path_up {other:?}")),
+            }
+        })
+        .unwrap_or_else(|last| panic!("{what}: last seen {last}; {:#?}", run.said))
+    };
+    let during = scrape_until("n2's cluster paths down", Duration::from_secs(90), 0.0);
+    let paths: Vec<&Sample> = during
+        .iter()
+        .filter(|s| s.name == "multinet_path_up")
+        .collect();
+    // 3 nodes, public and cluster: every node's paths to the server's node n1.
+    assert_eq!(paths.len(), 6, "{paths:#?}");
+    for p in &paths {
+        assert_eq!(p.labels["target_node"], "n1", "{p:?}");
+        let expected = if p.has(&blocked) { 0.0 } else { 1.0 };
+        assert_eq!(
+            p.value, expected,
+            "only the blocked paths are down: {paths:#?}"
+        );
+    }
+    assert_eq!(
+        value(&during, "multinet_run_stage", &[("stage", "soak")]),
+        Some(1.0)
+    );
+    let after = scrape_until("n2's cluster paths up again", Duration::from_secs(40), 1.0);
+    assert_eq!(
+        value(&after, "multinet_outages_total", &blocked),
+        Some(1.0),
+        "one outage"
+    );
+    // As long as the block, within two probe intervals and a probe timeout (one round).
+    let seconds = value(&after, "multinet_outage_seconds_total", &blocked).expect("seconds");
+    assert!((seconds - 12.0).abs() <= 0.9, "an outage of {seconds} s");
+    for s in after.iter().filter(|s| s.name == "multinet_outages_total") {
+        assert_eq!(s.value, f64::from(u8::from(s.has(&blocked))), "{s:?}");
+    }
+    let out = run.wait(Duration::from_secs(90));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    lab.assert_gone();
+}

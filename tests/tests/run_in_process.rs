@@ -36,6 +36,7 @@ fn settings() -> RunSettings {
         soak: multinet_coordinator::supervisor::Soak::Off,
         stop: Default::default(),
         probing: Default::default(),
+        metrics: None,
     }
 }
 

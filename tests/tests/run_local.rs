@@ -480,3 +480,138 @@ fn host_check_only_runs_host_checkers_only() {
         "{r:#}"
     );
 }
+
+/// `--metrics-addr` on the local backend: scraped once while the run soaks, every family is
+/// there, labels are the bounded set (no client or pod), one `multinet_path_up` per node and
+/// network, all up; after the run the endpoint is gone.
+#[test]
+fn live_metrics_are_served_while_the_run_lasts_with_bounded_labels() {
+    use multinet_tests::metrics::MetricsRun;
+    let run = MetricsRun::start(
+        env!("CARGO_BIN_EXE_multinet-e2e"),
+        &[
+            "run",
+            "--backend",
+            "local",
+            "-q",
+            "-o",
+            "json",
+            "--timeout-minutes",
+            "1",
+            "--daemons-per-node",
+            "2",
+            "--probe-interval",
+            "200ms",
+            "--duration",
+            "6s",
+        ],
+        Duration::from_secs(30),
+    );
+    let samples = eventually(Duration::from_secs(60), "the soak in the metrics", || {
+        let samples = run.samples()?;
+        let soaking = samples.iter().any(|s| {
+            s.name == "multinet_run_stage" && s.has(&[("stage", "soak")]) && s.value == 1.0
+        });
+        if soaking {
+            Ok(samples)
+        } else {
+            Err(format!("{} samples, not soaking yet", samples.len()))
+        }
+    });
+    let named = |name: &'static str| samples.iter().filter(move |s| s.name == name);
+    for family in [
+        "multinet_probes_total",
+        "multinet_probe_latency_seconds_bucket",
+        "multinet_probe_latency_seconds_count",
+        "multinet_path_up",
+        "multinet_outages_total",
+        "multinet_outage_seconds_total",
+        "multinet_agents_connected",
+        "multinet_agents_expected",
+        "multinet_results_lost_total",
+        "multinet_results_recorded_total",
+        "multinet_run_elapsed_seconds",
+    ] {
+        assert!(named(family).count() > 0, "{family}: {samples:#?}");
+    }
+    let allowed = [
+        "network",
+        "source_node",
+        "target_node",
+        "kind",
+        "result",
+        "le",
+        "stage",
+    ];
+    for s in &samples {
+        assert!(
+            s.labels.keys().all(|k| allowed.contains(&k.as_str())),
+            "a label beyond the bounded set: {s:?}"
+        );
+    }
+    let up: Vec<_> = named("multinet_path_up").collect();
+    assert_eq!(up.len(), 3 * 2, "one per node and network: {up:#?}");
+    assert!(up.iter().all(|s| s.value == 1.0), "{up:#?}");
+    let targets: std::collections::BTreeSet<&str> = up
+        .iter()
+        .map(|s| s.labels["target_node"].as_str())
+        .collect();
+    assert_eq!(targets.len(), 1, "one server: {targets:?}");
+    // Per node and probe kind, not per client: 2 clients a node share their series.
+    let ok_series = named("multinet_probes_total")
+        .filter(|s| s.has(&[("result", "ok")]))
+        .count();
+    assert_eq!(ok_series, 3 * 2 * 8, "node x network x kind");
+    let one = |name: &'static str| named(name).map(|s| s.value).next().expect(name);
+    assert_eq!(
+        one("multinet_agents_connected"),
+        one("multinet_agents_expected")
+    );
+    assert!(one("multinet_results_recorded_total") > 0.0);
+    let recorded_then = one("multinet_results_recorded_total");
+    let addr = run.addr;
+    let out = run.wait(Duration::from_secs(90));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(report["results"]["recorded"].as_f64().expect("recorded") >= recorded_then);
+    assert!(
+        multinet_tests::metrics::scrape(addr).is_err(),
+        "the endpoint outlived the run"
+    );
+    let run_id = report["run_id"].as_str().expect("run id");
+    assert_eq!(
+        processes_mentioning(&format!("multinet-{run_id}")),
+        Vec::<String>::new(),
+        "agents left running"
+    );
+}
+
+/// A metrics address that is taken refuses the run before anything starts: exit 69 (the run
+/// could not be carried out), the address named, no agent started.
+#[test]
+fn a_taken_metrics_address_refuses_the_run_before_anything_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "--backend", "local", "-q", "-o", "json"])
+        .args(["--metrics-addr", &addr])
+        .output()
+        .expect("multinet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("serving metrics: cannot listen on {addr}")),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the error report");
+    assert_eq!(report["verdict"], "error", "{report:#}");
+    assert!(
+        report.get("agents").is_none() && report.get("run_id").is_none(),
+        "nothing ran: {report:#}"
+    );
+}

@@ -27,6 +27,10 @@ pub struct IngestFlags {
     /// purpose from 8 s).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
+    /// With the live metrics on (`--metrics-addr`'s updates at every result, and the
+    /// exposition encoded at every sample, as a scrape would): their cost.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 /// Arguments of `multinet bench load` (given by `bench ingest`).
@@ -65,6 +69,7 @@ pub fn run(command: BenchCommand) -> u8 {
             agents: f.agents,
             rate: f.rate,
             seconds: f.seconds,
+            metrics: f.metrics,
         }),
         BenchCommand::Load(f) => bench::load::load(&LoadArgs {
             addr: f.addr,

@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// without a value, or 0, until SIGINT/SIGTERM, which end a soak with its report.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "0")]
     pub duration: Option<String>,
+    /// Serve live Prometheus metrics at http://ADDR:PORT/metrics while the run lasts (an IP
+    /// address and a port; port 0 takes a free one, said on stderr); `metricsAddr` in the
+    /// configuration.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<String>,
     /// Namespace (recorded in the configuration; the local backend has none).
     #[arg(short = 'n', long, conflicts_with = "config")]
     pub namespace: Option<String>,
@@ -175,6 +180,7 @@ impl RunArgs {
                 probe_interval: self.probe_interval.clone(),
                 service_account: self.service_account.clone(),
                 duration: self.duration.clone(),
+                metrics_addr: self.metrics_addr.clone(),
             },
             nodes: self.nodes,
             format: self
@@ -279,6 +285,8 @@ mod tests {
             "--probe-interval",
             "1s",
             "--host-check-only",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ]);
         let r = w.args.request();
         assert_eq!(r.backend, Some(BackendKind::Lab));
@@ -290,6 +298,7 @@ mod tests {
         assert_eq!(r.agent_grace, Duration::from_secs(7));
         assert_eq!(r.lab.nads, Some(PathBuf::from("n.yaml")));
         assert_eq!(r.config.probe_interval.as_deref(), Some("1s"));
+        assert_eq!(r.config.metrics_addr.as_deref(), Some("127.0.0.1:0"));
         assert_eq!(r.nodes, crate::run::config::DEFAULT_LOCAL_NODES);
     }
 

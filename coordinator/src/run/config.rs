@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use multinet_proto::config::{
-    CONVERGED_NODE_TYPE, GoDuration, NodeType, RunConfig, check_probe_interval,
+    CONVERGED_NODE_TYPE, GoDuration, NodeType, RunConfig, check_probe_interval, socket_address,
 };
 use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
@@ -41,6 +41,8 @@ pub struct ConfigRequest {
     /// `--duration` as typed (a Go duration): the soak's length, `soakDuration`'s override;
     /// `0` (also `--duration` without a value) soaks until stopped.
     pub duration: Option<String>,
+    /// `--metrics-addr` as typed (`ADDR:PORT`): `metricsAddr`'s override.
+    pub metrics_addr: Option<String>,
 }
 
 impl ConfigRequest {
@@ -112,8 +114,9 @@ fn from_flags(request: &ConfigRequest, problems: &mut Problems) -> RunConfig {
     config
 }
 
-/// `--host-check-only`, `--probe-interval` and `--service-account` apply whatever the
-/// configuration's source; the interval's bounds are `probeInterval`'s.
+/// `--host-check-only`, `--probe-interval`, `--service-account`, `--duration` and
+/// `--metrics-addr` apply whatever the configuration's source; the interval's bounds are
+/// `probeInterval`'s.
 fn apply_overrides(request: &ConfigRequest, config: &mut RunConfig, problems: &mut Problems) {
     if request.host_check_only {
         config.host_check_only = true;
@@ -134,6 +137,12 @@ fn apply_overrides(request: &ConfigRequest, config: &mut RunConfig, problems: &m
         match GoDuration::parse(text) {
             Ok(d) => config.soak_duration = d,
             Err(e) => problems.error("--duration", e),
+        }
+    }
+    if let Some(text) = &request.metrics_addr {
+        match socket_address(text) {
+            Ok(addr) => config.metrics_addr = Some(addr),
+            Err(why) => problems.error("--metrics-addr", why),
         }
     }
 }
@@ -190,6 +199,16 @@ pub const DEFAULT_LOCAL_NODES: u32 = 3;
 pub fn resolve_for_kube(request: &ConfigRequest, problems: &mut Problems) -> Option<RunConfig> {
     let config = resolve(request, problems)?;
     crate::backend::kube::names::check_node_type_names(&config, problems);
+    if config.metrics_addr.is_some_and(|a| a.port() == 0) {
+        problems.error(
+            if request.metrics_addr.is_some() {
+                "--metrics-addr"
+            } else {
+                "metricsAddr"
+            },
+            "the kube backend needs a fixed port (the coordinator's pod declares it for Prometheus to scrape), such as 0.0.0.0:9464",
+        );
+    }
     let _ = config.network_selections(problems);
     problems.is_valid().then_some(config)
 }
@@ -218,6 +237,31 @@ mod tests {
         assert_eq!(config.cluster_network, "cluster");
         let t = &config.node_types[CONVERGED_NODE_TYPE];
         assert_eq!((t.osds_per_node, t.other_daemons_per_node), (19, 0));
+    }
+
+    #[test]
+    fn the_metrics_address_flag_overrides_the_file_and_names_itself_when_wrong() {
+        let mut problems = Problems::default();
+        let request = ConfigRequest {
+            metrics_addr: Some("127.0.0.1:0".into()),
+            ..ConfigRequest::default()
+        };
+        let config = resolve(&request, &mut problems).expect("valid");
+        assert_eq!(
+            config.metrics_addr,
+            Some("127.0.0.1:0".parse().expect("addr"))
+        );
+        let request = ConfigRequest {
+            metrics_addr: Some("metrics.local:9464".into()),
+            ..ConfigRequest::default()
+        };
+        assert!(resolve(&request, &mut problems).is_none());
+        assert!(
+            problems.errors[0]
+                .to_string()
+                .starts_with("--metrics-addr: expected ADDR:PORT"),
+            "{problems:?}"
+        );
     }
 
     #[test]

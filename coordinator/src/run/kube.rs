@@ -7,7 +7,7 @@ use multinet_proto::field::Problems;
 use multinet_proto::multus::selection::NetworkSelection;
 use multinet_proto::network::CephNetwork;
 
-use super::launch::{Ended, execute_with, finish, settings};
+use super::launch::{Ended, execute_with, finish, metrics_listener, settings};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
 use crate::backend::kube::api_error::ApiResultExt;
 use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
@@ -203,7 +203,14 @@ fn in_cluster(
             Ok(backend)
         }
     };
-    let ended = execute_with(make, settings(config.clone(), request), request.quiet, say)?;
+    let metrics = metrics_listener(&config)?;
+    let ended = execute_with(
+        make,
+        settings(config.clone(), request),
+        metrics,
+        request.quiet,
+        say,
+    )?;
     let Some(id) = &job_run else {
         return finish(ended, request);
     };

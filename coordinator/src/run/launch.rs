@@ -12,6 +12,7 @@ use crate::exit::{Class, Classify, chain};
 use crate::lab::backend::{Keep, LabBackend};
 use crate::lab::build::Lab;
 use crate::lab::topology::LabTopology;
+use crate::metrics::{MetricsServer, RunMetrics};
 use crate::progress::Progress;
 use crate::report::{self, ErrorReport, Format, RunReport};
 use crate::scheduler::Scheduler;
@@ -101,17 +102,18 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
             let config = config::resolve(&request.config, &mut problems)
                 .ok_or_else(|| Error::Invalid(problems.clone()))?;
             warn_all(&problems, say);
+            let metrics = metrics_listener(&config)?;
             let backend =
                 LocalBackend::new(request.nodes, agent_command()?, request.kill_agent.clone());
             finish(
-                execute(backend, settings(config, request), request, say)?,
+                execute(backend, settings(config, request), metrics, request, say)?,
                 request,
             )
         }
         BackendKind::Lab => {
             crate::lab::available()
                 .map_err(|why| Error::invalid("--backend", format!("lab: {why}")))?;
-            let (lab, keep, config, command) = match &request.lab.existing {
+            let (lab, keep, config, command, metrics) = match &request.lab.existing {
                 Some(name) => {
                     let lab = Lab::open(name).map_err(|e| Error::Usage(chain(&e)))?;
                     let config = lab_config(request, &lab.topology, say)?;
@@ -120,7 +122,8 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                     } else {
                         Keep::Lab
                     };
-                    (lab, keep, config, agent_command()?)
+                    let metrics = metrics_listener(&config)?;
+                    (lab, keep, config, agent_command()?, metrics)
                 }
                 None => {
                     let (topology, source) = crate::lab::load::load_topology(
@@ -143,13 +146,14 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                     }
                     // Everything that can refuse the run is asked before the lab is built.
                     let command = agent_command()?;
+                    let metrics = metrics_listener(&config)?;
                     let lab = lab_up_interruptible(topology, source, say)?;
                     let keep = if request.lab.keep {
                         Keep::Everything
                     } else {
                         Keep::Nothing
                     };
-                    (lab, keep, config, command)
+                    (lab, keep, config, command, metrics)
                 }
             };
             let kill = request
@@ -158,7 +162,7 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                 .or_else(|| topology_kill(&lab.topology));
             let backend = LabBackend::new(lab, command, kill, keep);
             finish(
-                execute(backend, settings(config, request), request, say)?,
+                execute(backend, settings(config, request), metrics, request, say)?,
                 request,
             )
         }
@@ -171,6 +175,15 @@ fn lab_config(request: &RunRequest, topology: &LabTopology, say: Say<'_>) -> Res
         .ok_or_else(|| Error::Invalid(problems.clone()))?;
     warn_all(&problems, say);
     Ok(config)
+}
+
+/// The listener of the live metrics (`metricsAddr`), bound before anything of the run is
+/// made: an address that cannot be bound refuses the run with nothing to remove.
+pub(super) fn metrics_listener(config: &RunConfig) -> Result<Option<std::net::TcpListener>> {
+    config
+        .metrics_addr
+        .map(|addr| MetricsServer::bind(addr).map_err(|e| Error::failed("", e)))
+        .transpose()
 }
 
 /// The supervisor's settings for `config`.
@@ -187,6 +200,7 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
         soak,
         stop: tokio_util::sync::CancellationToken::new(),
         probing: std::sync::Arc::default(),
+        metrics: None,
     }
 }
 
@@ -269,10 +283,17 @@ pub(super) struct Ended {
 fn execute<S: Scheduler>(
     backend: S,
     settings: RunSettings,
+    metrics: Option<std::net::TcpListener>,
     request: &RunRequest,
     say: Say<'_>,
 ) -> Result<Ended> {
-    execute_with(|| async move { Ok(backend) }, settings, request.quiet, say)
+    execute_with(
+        || async move { Ok(backend) },
+        settings,
+        metrics,
+        request.quiet,
+        say,
+    )
 }
 
 /// Makes the backend with `make` inside the run's runtime (a Kubernetes client must live in
@@ -281,6 +302,7 @@ fn execute<S: Scheduler>(
 pub(super) fn execute_with<S, F, Fut>(
     make: F,
     settings: RunSettings,
+    metrics_listener: Option<std::net::TcpListener>,
     quiet: bool,
     say: Say<'_>,
 ) -> Result<Ended>
@@ -294,63 +316,96 @@ where
             .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
     });
     system.block_on(async move {
+        let mut settings = settings;
         let mut backend = make().await?;
-        let mut progress = Progress::new(quiet);
-        let socket = backend.control_socket();
-        let run_root = backend.run_root();
-        let run_id = backend
-            .run_id()
-            .unwrap_or_else(crate::supervisor::new_run_id);
-        let prepared: std::result::Result<_, BoxError> = match socket {
-            Ok(socket) => {
-                RunSupervisor::prepare_with_id(socket, &run_root, run_id).map_err(BoxError::from)
-            }
-            Err(e) => Err(e.into()),
-        };
-        let mut supervisor = match prepared {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = backend.cleanup().await;
-                return Err(Error::failed("", e));
-            }
-        };
-        // A soak's signal is its normal end: the soak stops, the agents hand in their last
-        // results and the report covers what was measured. A second signal, or one before
-        // the soak began, still ends the run at once.
-        let soaking = settings.soak != crate::supervisor::Soak::Off;
-        let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
-        let result = tokio::select! {
-            r = supervisor.run(&mut backend, &settings, &mut progress) => r.map(Ok),
-            signal = async {
-                let first = shutdown_signal().await;
-                if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
-                    return first;
+        // The live metrics, served from before the run starts until it is cleaned up.
+        let server = match metrics_listener {
+            Some(listener) => match MetricsServer::serve(listener, RunMetrics::new()) {
+                Ok(server) => {
+                    say(Notice::Note(format!(
+                        "metrics: serving http://{}/metrics",
+                        server.local_addr()
+                    )));
+                    settings.metrics = Some(server.metrics().clone());
+                    Some(server)
                 }
-                say(Notice::Note(format!("{first}: ending the soak; the report covers what was measured (a second signal stops at once)")));
-                stop.cancel();
-                shutdown_signal().await
-            } => {
-                progress.note(&format!("{signal}: stopping the run and cleaning up"));
-                Ok(Err(signal))
-            }
+                Err(e) => {
+                    let _ = backend.cleanup().await;
+                    return Err(Error::failed("", e));
+                }
+            },
+            None => None,
         };
-        progress.finish();
-        let cleaned = supervisor.cleanup(&mut backend).await;
-        // Said whatever the run's end: a failed cleanup never hides the result.
-        let left = match cleaned {
-            Ok(()) => false,
-            Err(e) => {
-                say(Notice::Note(format!("cleaning up: {}", chain(&e))));
-                true
-            }
-        };
-        match result {
-            Ok(Ok(report)) => Ok(Ended {
-                report: Box::new(report),
-                left,
-            }),
-            Ok(Err(signal)) => Err(Error::Interrupted(signal)),
-            Err(e) => Err(Error::failed("", e)),
+        let ran = run_and_clean_up(backend, &settings, quiet, say).await;
+        if let Some(server) = server {
+            server.stop().await;
         }
+        ran
     })
+}
+
+/// [`execute_with`] inside the run's runtime, once the backend is made.
+async fn run_and_clean_up<S: Scheduler>(
+    mut backend: S,
+    settings: &RunSettings,
+    quiet: bool,
+    say: Say<'_>,
+) -> Result<Ended> {
+    let mut progress = Progress::new(quiet);
+    let socket = backend.control_socket();
+    let run_root = backend.run_root();
+    let run_id = backend
+        .run_id()
+        .unwrap_or_else(crate::supervisor::new_run_id);
+    let prepared: std::result::Result<_, BoxError> = match socket {
+        Ok(socket) => {
+            RunSupervisor::prepare_with_id(socket, &run_root, run_id).map_err(BoxError::from)
+        }
+        Err(e) => Err(e.into()),
+    };
+    let mut supervisor = match prepared {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = backend.cleanup().await;
+            return Err(Error::failed("", e));
+        }
+    };
+    // A soak's signal is its normal end: the soak stops, the agents hand in their last
+    // results and the report covers what was measured. A second signal, or one before
+    // the soak began, still ends the run at once.
+    let soaking = settings.soak != crate::supervisor::Soak::Off;
+    let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
+    let result = tokio::select! {
+        r = supervisor.run(&mut backend, settings, &mut progress) => r.map(Ok),
+        signal = async {
+            let first = shutdown_signal().await;
+            if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
+                return first;
+            }
+            say(Notice::Note(format!("{first}: ending the soak; the report covers what was measured (a second signal stops at once)")));
+            stop.cancel();
+            shutdown_signal().await
+        } => {
+            progress.note(&format!("{signal}: stopping the run and cleaning up"));
+            Ok(Err(signal))
+        }
+    };
+    progress.finish();
+    let cleaned = supervisor.cleanup(&mut backend).await;
+    // Said whatever the run's end: a failed cleanup never hides the result.
+    let left = match cleaned {
+        Ok(()) => false,
+        Err(e) => {
+            say(Notice::Note(format!("cleaning up: {}", chain(&e))));
+            true
+        }
+    };
+    match result {
+        Ok(Ok(report)) => Ok(Ended {
+            report: Box::new(report),
+            left,
+        }),
+        Ok(Err(signal)) => Err(Error::Interrupted(signal)),
+        Err(e) => Err(Error::failed("", e)),
+    }
 }

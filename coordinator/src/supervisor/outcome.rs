@@ -95,11 +95,8 @@ impl RunSupervisor {
             // The lab's control network carries nothing else (issue #12); a cluster's pod
             // network may share the host's interfaces with the public network.
             control_network_isolated: scheduler.backend() == "lab",
-            soak_min_outage_ms: (settings.soak != super::Soak::Off).then(|| {
-                (2 * settings.config.probe_interval.as_std()
-                    + settings.config.probe_timeout.as_std())
-                .as_millis() as u64
-            }),
+            soak_min_outage_ms: (settings.soak != super::Soak::Off)
+                .then(|| settings.outage_rule().min_ms),
         };
         // Server-not-started pods are consequences, not scheduling problems of their own.
         let mut found = findings::evaluate(&matrix, &facts);

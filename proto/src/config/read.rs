@@ -15,7 +15,7 @@ use super::{
 use crate::field::{Field, OwnedPath, Problems, type_name};
 
 /// Top-level keys, Rook's first, for typo suggestions.
-const TOP_LEVEL_KEYS: [&str; 14] = [
+const TOP_LEVEL_KEYS: [&str; 15] = [
     "namespace",
     "serviceAccountName",
     "publicNetwork",
@@ -30,6 +30,7 @@ const TOP_LEVEL_KEYS: [&str; 14] = [
     "successThreshold",
     "payloadBytes",
     "soakDuration",
+    "metricsAddr",
 ];
 
 /// Reads the whole document; `Null` (an empty file) is all defaults.
@@ -78,10 +79,25 @@ pub(super) fn read_run_config(document: &Value, problems: &mut Problems) -> RunC
                 }
             }
             "soakDuration" => keep(&mut config.soak_duration, duration(field, problems)),
+            "metricsAddr" => match field.scalar_string(problems).map(|t| socket_address(&t)) {
+                Some(Ok(addr)) => config.metrics_addr = Some(addr),
+                Some(Err(why)) => problems.error(field.path(), why),
+                None => {}
+            },
             _ => warn_unknown(key, field, &TOP_LEVEL_KEYS, problems),
         }
     }
     config
+}
+
+/// An `ADDR:PORT` to listen on: an IP address (IPv6 in brackets) and a port; no host names,
+/// so what is bound is what was written.
+pub fn socket_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "expected ADDR:PORT with an IP address, such as \"0.0.0.0:9464\", \"127.0.0.1:0\" or \"[::]:9464\"; found {text:?}"
+        )
+    })
 }
 
 /// Replaces `slot` with what was read, if anything was.

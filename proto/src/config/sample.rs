@@ -264,7 +264,10 @@ successThreshold: {threshold}\n\n\
 payloadBytes:\n  small: {small}\n  large: {large}\n\n\
 # Once every client is ready, keep probing this long to catch intermittent loss.\n\
 # 0s ends the run as soon as all clients are ready.\n\
-soakDuration: {soak}\n",
+soakDuration: {soak}\n\n\
+# Serve live Prometheus metrics at http://ADDR:PORT/metrics while the run lasts (an IP\n\
+# address and a port; --metrics-addr overrides it). In a cluster, bind every address:\n\
+# metricsAddr: 0.0.0.0:9464\n",
         interval = quote(&c.probe_interval.to_string()),
         timeout = quote(&c.probe_timeout.to_string()),
         threshold = c.success_threshold,

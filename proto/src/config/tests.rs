@@ -290,6 +290,8 @@ fn bad_inputs_name_their_field_and_what_was_expected() {
             "less than large",
         ),
         ("soakDuration: -1m", "soakDuration", "0 or more"),
+        ("metricsAddr: localhost:9464", "metricsAddr", "ADDR:PORT"),
+        ("metricsAddr: 127.0.0.1", "metricsAddr", "ADDR:PORT"),
         (
             "serviceAccountName: Tester!",
             "serviceAccountName",
@@ -429,4 +431,17 @@ fn a_bad_name_is_quoted_once_in_its_error() {
             error.message
         );
     }
+}
+
+#[test]
+fn the_metrics_address_is_an_ip_address_and_a_port() {
+    let (config, problems) =
+        parse_run_config("publicNetwork: p\nmetricsAddr: \"[::]:9464\"\n").expect("YAML");
+    assert!(problems.errors.is_empty(), "{problems:?}");
+    assert_eq!(
+        config.metrics_addr,
+        Some("[::]:9464".parse().expect("addr"))
+    );
+    let (config, _) = parse_run_config("publicNetwork: p\n").expect("YAML");
+    assert_eq!(config.metrics_addr, None);
 }

@@ -283,6 +283,26 @@ mod tests {
     }
 
     #[test]
+    fn the_coordinator_declares_its_metrics_port_when_it_serves_metrics() {
+        let c = config("publicNetwork: public-net\nmetricsAddr: 0.0.0.0:9464\n");
+        let out = render_default(&c);
+        let job = out
+            .split("\n---\n")
+            .find(|d| d.contains("kind: Job"))
+            .expect("the coordinator Job");
+        let job: serde_json::Value = serde_saphyr::from_str(job).expect("YAML");
+        let container = &job["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            container["ports"],
+            serde_json::json!([{"containerPort": 9464, "name": "metrics", "protocol": "TCP"}])
+        );
+        // The configuration the Job reads says where to serve them.
+        assert!(out.contains("metricsAddr: 0.0.0.0:9464"), "{out}");
+        let without = render_default(&config("publicNetwork: public-net\n"));
+        assert!(!without.contains("containerPort"), "{without}");
+    }
+
+    #[test]
     fn a_bad_selection_names_the_field() {
         let c = RunConfig {
             public_network: "Not_A/Name!".into(),

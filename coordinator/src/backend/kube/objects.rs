@@ -20,11 +20,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, DownwardAPIVolumeFile,
-    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, NodeAffinity,
-    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret,
-    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
+    DownwardAPIVolumeFile, DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    Pod, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    Secret, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -48,6 +48,9 @@ pub mod paths {
 pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
 /// Where Multus reports what it attached.
 pub const NETWORK_STATUS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/network-status";
+/// The name of the coordinator container's metrics port (`metricsAddr`), which
+/// deploy/monitoring/'s Service and PodMonitor refer to.
+pub const METRICS_PORT_NAME: &str = "metrics";
 /// The UDP port of the coordinator's control plane in a cluster.
 pub const CONTROL_PORT: u16 = 7443;
 /// The coordinator Job's service account: the one deploy/rbac.yaml grants what a run needs.
@@ -325,6 +328,16 @@ impl KubeRun<'_> {
                 security_context: Some(container_security()),
                 termination_message_policy: Some(LOG_ON_ERROR.into()),
                 resources: Some(resources("20m", "64Mi", "512Mi")),
+                // The live metrics' port, named for a PodMonitor or a Service to find
+                // (deploy/monitoring/).
+                ports: self.config.metrics_addr.map(|addr| {
+                    vec![ContainerPort {
+                        name: Some(METRICS_PORT_NAME.into()),
+                        container_port: i32::from(addr.port()),
+                        protocol: Some("TCP".into()),
+                        ..ContainerPort::default()
+                    }]
+                }),
                 volume_mounts: Some(vec![
                     mount("tmp", "/tmp", false),
                     mount("config", "/etc/multinet/config", true),

@@ -3,7 +3,8 @@
 //! clock); a node's windows on a network are those of its clients' paths merged — the probe
 //! kinds are probed one after another, so one outage shows on each kind a little apart — and
 //! a window shorter than two probe intervals and a probe timeout (one failed probe's) is loss,
-//! left to the `flaky` rule.
+//! left to the `flaky` rule. The rule is [`crate::outage`]'s, which the live metrics apply
+//! too.
 //!
 //! Severity, from what Ceph does with a network that goes away: an outage of
 //! `osd_heartbeat_grace` (20 s by default, ceph `src/common/options/global.yaml.in`) or more
@@ -22,6 +23,7 @@ use serde_json::json;
 use super::{explain, finding};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
+use crate::outage::{OutageRule, Window};
 
 /// Ceph's `osd_heartbeat_grace` default: an OSD unheard this long is reported down.
 pub const OSD_HEARTBEAT_GRACE_MS: u64 = 20_000;
@@ -30,14 +32,6 @@ pub const MIN_AVAILABILITY: f64 = 0.99;
 /// Windows kept in a finding's evidence: the longest and the most recent ones.
 const WINDOWS_SHOWN: usize = 5;
 
-/// One merged outage window, the agent's clock (ms since it started).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
-    from_ms: u64,
-    to_ms: u64,
-    ongoing: bool,
-}
-
 /// An outage's weight: fail from `osd_heartbeat_grace` on, or below [`MIN_AVAILABILITY`].
 fn severity(longest_ms: u64, availability: f64) -> Severity {
     if longest_ms >= OSD_HEARTBEAT_GRACE_MS || availability < MIN_AVAILABILITY {
@@ -45,22 +39,6 @@ fn severity(longest_ms: u64, availability: f64) -> Severity {
     } else {
         Severity::Warn
     }
-}
-
-/// Merges `windows` whose gap is at most `gap_ms`.
-fn merge(mut windows: Vec<Window>, gap_ms: u64) -> Vec<Window> {
-    windows.sort_by_key(|w| w.from_ms);
-    let mut out: Vec<Window> = Vec::new();
-    for w in windows {
-        match out.last_mut() {
-            Some(last) if w.from_ms <= last.to_ms + gap_ms => {
-                last.to_ms = last.to_ms.max(w.to_ms);
-                last.ongoing |= w.ongoing;
-            }
-            _ => out.push(w),
-        }
-    }
-    out
 }
 
 pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<Finding>) {
@@ -96,10 +74,7 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
     for ((network, node), (windows, (first, last), flaps)) in by_node {
         // Kinds are probed one after another, each waiting out the probe timeout when
         // blocked: one outage starts on each kind up to a round apart.
-        let merged: Vec<Window> = merge(windows, min_ms)
-            .into_iter()
-            .filter(|w| w.to_ms - w.from_ms >= min_ms || w.ongoing)
-            .collect();
+        let merged: Vec<Window> = OutageRule { min_ms }.outages(windows);
         if merged.is_empty() {
             continue;
         }
@@ -204,29 +179,5 @@ mod tests {
         assert_eq!(severity(20_000, 0.999), Severity::Fail);
         assert_eq!(severity(1_000, 0.989), Severity::Fail);
         assert_eq!(severity(1_000, 0.99), Severity::Warn);
-    }
-
-    #[test]
-    fn windows_a_probe_round_apart_are_one_outage() {
-        let w = |from_ms, to_ms| Window {
-            from_ms,
-            to_ms,
-            ongoing: false,
-        };
-        assert_eq!(
-            merge(
-                vec![w(10_700, 18_300), w(10_200, 18_200), w(30_000, 31_000)],
-                900
-            ),
-            [w(10_200, 18_300), w(30_000, 31_000)]
-        );
-        assert_eq!(
-            merge(vec![w(0, 1_000), w(1_900, 2_000)], 900),
-            [w(0, 2_000)]
-        );
-        assert_eq!(
-            merge(vec![w(0, 1_000), w(1_901, 2_000)], 900),
-            [w(0, 1_000), w(1_901, 2_000)]
-        );
     }
 }
