@@ -203,6 +203,9 @@ pub async fn run(assignment: AgentAssignment) -> Result<ExitReason> {
     let (targets_tx, targets_rx) = watch::channel(Vec::new());
     match assignment.identity.role {
         Role::Server => {
+            // As many clients at once as the process can hold descriptors for.
+            let open_files = server::raise_open_files_limit();
+            tracing::debug!(open_files, "probe server's open-files limit");
             let server =
                 match ProbeServer::bind(&assignment.addresses, tls.probe_server_config()?).await {
                     Ok(server) => server,

@@ -30,8 +30,48 @@ use tokio_rustls::TlsAcceptor;
 
 /// The largest payload `/payload` serves.
 pub const PAYLOAD_MAX: u64 = 16 * 1024 * 1024;
-/// Concurrent connections per server, all listeners together.
-pub const CONNECTIONS_MAX: usize = 1024;
+/// The most connections a server takes at once, all listeners together, however many files
+/// it may open.
+pub const CONNECTIONS_CEILING: usize = 65_536;
+/// The fewest, however few files it may open.
+const CONNECTIONS_FLOOR: usize = 256;
+/// Descriptors kept for everything but probe connections (listeners, the control channel,
+/// certificate files, the runtime).
+const DESCRIPTORS_RESERVED: u64 = 128;
+
+/// How many connections a server takes at once when the process may open `open_files` files:
+/// all it can hold a descriptor for (less a reserve), within
+/// `CONNECTIONS_FLOOR..=`[`CONNECTIONS_CEILING`]. Past it a connection is closed at once, and its
+/// client records an `io` failure: a fixed 1024 made a 32-node lab (608 clients on public, each
+/// with its kept-alive HTTP and HTTPS connections and its handshake probes) `flaky` everywhere,
+/// and would have done the same to a cluster of that size.
+pub fn connection_limit(open_files: u64) -> usize {
+    usize::try_from(open_files.saturating_sub(DESCRIPTORS_RESERVED))
+        .unwrap_or(usize::MAX)
+        .clamp(CONNECTIONS_FLOOR, CONNECTIONS_CEILING)
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as the Go runtime does for
+/// every Go program since 1.19 (so nginx, Rook's tester's server, is sized by
+/// `worker_rlimit_nofile`, and a Go server by the hard limit); returns the soft limit in effect
+/// afterwards. A container's hard limit is normally high (containerd and CRI-O default to
+/// 1048576); the soft one may be 1024.
+pub fn raise_open_files_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+/// This process's soft limit on open files.
+fn open_files_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft)
+}
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish their request at shutdown.
@@ -76,13 +116,14 @@ pub struct ProbeServer {
 }
 
 impl ProbeServer {
-    /// Listens for HTTP and HTTPS on port 0 of every address.
+    /// Listens for HTTP and HTTPS on port 0 of every address, taking as many connections at
+    /// once as [`connection_limit`] allows for the process's open-files limit now.
     pub async fn bind(
         addresses: &[NetworkAddress],
         tls: Arc<rustls::ServerConfig>,
     ) -> Result<Self> {
         let (stop, _) = watch::channel(false);
-        let limit = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+        let limit = Arc::new(Semaphore::new(connection_limit(open_files_limit())));
         let acceptor = TlsAcceptor::from(tls);
         let mut listeners = Vec::with_capacity(addresses.len());
         let mut accept_loops = JoinSet::new();
@@ -333,6 +374,61 @@ mod tests {
             .await
             .expect("infallible")
             .to_bytes()
+    }
+
+    #[test]
+    fn the_connection_limit_follows_the_open_files_limit_within_bounds() {
+        assert_eq!(connection_limit(1024), 896);
+        assert_eq!(connection_limit(20_000), 19_872);
+        assert_eq!(connection_limit(1_048_576), CONNECTIONS_CEILING);
+        assert_eq!(connection_limit(256), CONNECTIONS_FLOOR);
+        assert_eq!(connection_limit(0), CONNECTIONS_FLOOR);
+    }
+
+    #[tokio::test]
+    async fn more_than_a_thousand_clients_are_served_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // 1,500 connections held open together (each end a descriptor in this process).
+        const CLIENTS: usize = 1_500;
+        let open_files = raise_open_files_limit();
+        assert!(
+            open_files >= 2 * CLIENTS as u64 + 256,
+            "this test needs {} open files; the hard limit allows {open_files}",
+            2 * CLIENTS + 256
+        );
+        let pki = crate::testing::TestPki::new();
+        let tls = crate::tls::RunTls::load(&pki.probe_server()).expect("server PKI");
+        let addresses = [multinet_proto::assignment::NetworkAddress {
+            network: multinet_proto::network::CephNetwork::Public,
+            addr: "127.0.0.1".parse().expect("ip"),
+            interface: None,
+        }];
+        let server = ProbeServer::bind(&addresses, tls.probe_server_config().expect("config"))
+            .await
+            .expect("server binds");
+        let http = server.listeners()[0].http;
+        let mut streams = Vec::with_capacity(CLIENTS);
+        for _ in 0..CLIENTS {
+            streams.push(tokio::net::TcpStream::connect(http).await.expect("connect"));
+        }
+        // Every connection, all still open, gets its answer.
+        let mut answered = 0;
+        for stream in &mut streams {
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: server\r\n\r\n")
+                .await
+                .expect("request");
+            let mut head = [0u8; 12];
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head))
+                .await
+                .expect("answered within 10 s");
+            if read.is_ok() && &head == b"HTTP/1.1 200" {
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, CLIENTS);
+        drop(streams);
+        server.shutdown().await;
     }
 
     #[tokio::test]
