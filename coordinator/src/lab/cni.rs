@@ -66,7 +66,45 @@ pub struct Attachment {
     pub config: String,
 }
 
+/// Plugins (and IPAM types) whose every effect stays in the namespaces they run in and the
+/// lab's IPAM directory: links, addresses, routes, sysctls, qdiscs and iptables rules of the
+/// node's or pod's namespace, host-local's leases (`containernetworking/plugins`: each works
+/// inside the netns it is handed, host-local under its `dataDir`). When the whole lab goes,
+/// their DEL would undo nothing that is not removed with it.
+const CONTAINED: &[&str] = &[
+    "macvlan",
+    "ipvlan",
+    "bridge",
+    "host-device",
+    "vlan",
+    "ptp",
+    "tuning",
+    "bandwidth",
+    "portmap",
+    "sbr",
+    "host-local",
+    "static",
+];
+
 impl Attachment {
+    /// Whether every plugin of the configuration, and its IPAM, is one of [`CONTAINED`]: then
+    /// removing the lab's namespaces and state directory undoes all the ADD did, and the DEL
+    /// can be left out when the whole lab goes (any other plugin, or a config that does not
+    /// parse, gets its DEL).
+    pub fn contained_in_lab(&self) -> bool {
+        self.plugins().is_ok_and(|plugins| {
+            plugins.iter().all(|p| {
+                let known = |v: Option<&Value>| {
+                    v.and_then(Value::as_str)
+                        .is_some_and(|t| CONTAINED.contains(&t))
+                };
+                known(p.get("type"))
+                    && p.get("ipam")
+                        .is_none_or(|ipam| ipam.get("type").is_none() || known(ipam.get("type")))
+            })
+        })
+    }
+
     /// The configurations to run, in order: the one plugin, or each plugin of a conflist
     /// with the list's `name` and `cniVersion`, as libcni hands them on.
     fn plugins(&self) -> Result<Vec<serde_json::Map<String, Value>>> {
@@ -241,4 +279,40 @@ fn plugin_path(config: &serde_json::Map<String, Value>) -> Result<String> {
         return Err(Error::PluginName(t.to_string()));
     }
     Ok(format!("{CNI_PATH}/{t}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Attachment;
+
+    fn contained(config: &str) -> bool {
+        Attachment {
+            node_ns: "lab-n1".into(),
+            pod_ns: "lab-n1-p1".into(),
+            container_id: "lab-n1-p1".into(),
+            ifname: "public".into(),
+            config: config.into(),
+        }
+        .contained_in_lab()
+    }
+
+    #[test]
+    fn only_plugins_that_keep_nothing_outside_the_lab_skip_their_del_when_it_goes() {
+        assert!(contained(
+            r#"{"cniVersion":"0.3.1","type":"macvlan","master":"pub0","ipam":{"type":"host-local","ranges":[[{"subnet":"198.18.1.0/24"}]],"dataDir":"/run/multinet/l/ipam"}}"#
+        ));
+        assert!(contained(
+            r#"{"cniVersion":"0.4.0","name":"n","plugins":[{"type":"bridge","ipam":{"type":"static","addresses":[{"address":"198.18.1.5/24"}]}},{"type":"tuning","mtu":1400}]}"#
+        ));
+        assert!(contained(r#"{"type":"host-device","device":"clu0"}"#));
+        // State kept elsewhere: the DHCP daemon's lease, firewalld's zones, a plugin unknown.
+        assert!(!contained(
+            r#"{"type":"macvlan","master":"pub0","ipam":{"type":"dhcp"}}"#
+        ));
+        assert!(!contained(
+            r#"{"plugins":[{"type":"bridge","ipam":{"type":"host-local"}},{"type":"firewall","backend":"firewalld"}]}"#
+        ));
+        assert!(!contained(r#"{"type":"multinet-no-such-plugin"}"#));
+        assert!(!contained("not json"));
+    }
 }

@@ -253,7 +253,15 @@ impl Lab {
         if let Ok(text) = std::fs::read(dir.join("state.json"))
             && let Ok(state) = serde_json::from_slice::<LabState>(&text)
         {
-            super::pods::del_all(&state.attachments);
+            // What a DEL would undo goes with the namespaces and the state directory, except
+            // for plugins that keep state elsewhere (`Attachment::contained_in_lab`): only
+            // theirs run. The CNI DELs were most of a large lab's teardown.
+            let elsewhere: Vec<_> = state
+                .attachments
+                .into_iter()
+                .filter(|a| !a.contained_in_lab())
+                .collect();
+            super::pods::del_all(&elsewhere);
         }
         let prefix = format!("{name}-");
         let mut namespaces: Vec<String> = netns_list()?
