@@ -557,7 +557,7 @@ pub fn parse_fault(
     let document = parse_document(text)?;
     let mut problems = Problems::default();
     let fault = read::read_one_fault(&document, topology, &mut problems);
-    Ok((fault.filter(|_| problems.is_valid()), problems))
+    Ok((fault, problems))
 }
 
 /// The range the shorthand hands out when the file gives none. IPv4: the first sixteenth of

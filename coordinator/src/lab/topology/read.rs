@@ -106,7 +106,8 @@ pub(super) fn read_topology(document: &Value, problems: &mut Problems) -> LabTop
     topology
 }
 
-/// One fault (`document`) against `topology`'s nodes and networks, at the path `fault`.
+/// One fault (`document`) against `topology`'s nodes and networks, at the path `fault`;
+/// `None` when anything in it is an error.
 pub(super) fn read_one_fault(
     document: &Value,
     topology: &LabTopology,
