@@ -55,13 +55,17 @@ pub struct ControlSettings {
     pub flush_every: Duration,
     /// A Heartbeat is sent when nothing else was sent for this long.
     pub heartbeat_after: Duration,
+    /// Wall-clock time (Unix ms) the agent's clock counts from (sent in every Hello).
+    pub clock_epoch_unix_ms: u64,
 }
 
 impl ControlSettings {
-    /// The settings an assignment implies.
+    /// The settings an assignment implies, for an agent whose clock counts from
+    /// `clock_epoch_unix_ms` (Unix ms).
     pub fn from_assignment(
         assignment: &AgentAssignment,
         client_config: quinn::ClientConfig,
+        clock_epoch_unix_ms: u64,
     ) -> Self {
         Self {
             coordinator: assignment.coordinator,
@@ -72,6 +76,7 @@ impl ControlSettings {
             grace: Duration::from_millis(assignment.grace_ms),
             flush_every: Duration::from_millis(assignment.probe.interval_ms.max(1)),
             heartbeat_after: Duration::from_secs(1),
+            clock_epoch_unix_ms,
         }
     }
 }
@@ -301,6 +306,7 @@ impl Session {
                 agent: settings.identity.clone(),
                 last_acked,
                 addresses: settings.addresses.clone(),
+                clock_epoch_unix_ms: settings.clock_epoch_unix_ms,
             }))
             .await?;
         match session.reader.next(&mut session.recv).await? {

@@ -197,8 +197,16 @@ pub async fn run_until_terminated(assignment: AgentAssignment) -> Result<ExitRea
 /// fatal error (refused, cannot set up).
 pub async fn run(assignment: AgentAssignment) -> Result<ExitReason> {
     let started = Instant::now();
+    // The same instant on the wall clock: the coordinator puts results on its own clock.
+    let clock_epoch_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let tls = RunTls::load(&assignment.tls)?;
-    let settings = ControlSettings::from_assignment(&assignment, tls.control_client_config()?);
+    let settings = ControlSettings::from_assignment(
+        &assignment,
+        tls.control_client_config()?,
+        clock_epoch_unix_ms,
+    );
     let outbox = Outbox::new(assignment.batch_max, assignment.unacked_max);
     let (targets_tx, targets_rx) = watch::channel(Vec::new());
     match assignment.identity.role {

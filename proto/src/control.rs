@@ -19,8 +19,10 @@ use crate::probe::{Outcome, ProbeKind};
 
 /// The protocol version this build speaks; a peer with another is refused.
 /// Version 2: [`Hello`] carries the agent's addresses. Version 3: agents report where their
-/// probes leave from ([`AgentMessage::Egress`]).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// probes leave from ([`AgentMessage::Egress`]). Version 4: [`Hello`] carries the wall-clock
+/// time the agent's clock counts from, so the coordinator puts every agent's results on one
+/// clock and tells a restarted agent from a reconnected one.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The QUIC ALPN protocol name of the control plane.
 pub const ALPN: &[u8] = b"multinet/1";
@@ -98,6 +100,11 @@ pub struct Hello {
     /// The agent's own address on each network it is attached to (none for a host checker):
     /// the coordinator finds two agents holding one address (`duplicate_address`).
     pub addresses: Vec<crate::assignment::NetworkAddress>,
+    /// The wall-clock time (Unix epoch, milliseconds, UTC) of the instant the agent's clock
+    /// starts from: a result's [`ProbeResult::started_ms`] happened at
+    /// `clock_epoch_unix_ms + started_ms`. Taken once when the agent process starts, so it is
+    /// the same on every reconnection of one agent process and differs for a restarted one.
+    pub clock_epoch_unix_ms: u64,
 }
 
 /// One probe result.

@@ -125,6 +125,7 @@ fn hello(run_id: &str, version: u16) -> Hello {
         },
         last_acked: 0,
         addresses: Vec::new(),
+        clock_epoch_unix_ms: 0,
     }
 }
 

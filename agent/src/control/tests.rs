@@ -45,6 +45,7 @@ fn settings(pki: &TestPki, coordinator: SocketAddr, grace: Duration) -> ControlS
         grace,
         flush_every: Duration::from_millis(50),
         heartbeat_after: Duration::from_secs(1),
+        clock_epoch_unix_ms: 1_796_000_000_000,
     }
 }
 

@@ -163,6 +163,8 @@ struct Shared {
     args: LoadArgs,
     /// When the first batches are due (every connection had time to connect).
     start: Instant,
+    /// Wall-clock time (Unix ms) the load's result times count from (its start).
+    clock_epoch_unix_ms: u64,
     tally: Tally,
 }
 
@@ -189,6 +191,9 @@ async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         endpoint: endpoint.clone(),
         args: args.clone(),
         start: Instant::now() + Duration::from_secs(2 + u64::from(args.agents) / 200),
+        clock_epoch_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
         tally: Tally::default(),
     });
     let mut tasks = Vec::new();
@@ -453,6 +458,7 @@ async fn open(shared: &Shared, i: u32, outbox: &Arc<Outbox>) -> anyhow::Result<S
         },
         last_acked: outbox.last_acked(),
         addresses: Vec::new(),
+        clock_epoch_unix_ms: shared.clock_epoch_unix_ms,
     };
     send.write_all(&encode(&AgentMessage::Hello(hello))?)
         .await

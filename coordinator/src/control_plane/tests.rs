@@ -94,6 +94,7 @@ async fn hello(
         },
         last_acked: 0,
         addresses: Vec::new(),
+        clock_epoch_unix_ms: 1_796_000_000_000,
     };
     send.write_all(&encode(&AgentMessage::Hello(hello)).expect("encode"))
         .await

@@ -92,6 +92,7 @@ mod tests {
                 networks: vec![CephNetwork::Public, CephNetwork::Cluster],
             },
             last_acked: 0,
+            clock_epoch_unix_ms: 1_796_000_000_000,
             addresses: vec![crate::assignment::NetworkAddress {
                 network: CephNetwork::Public,
                 addr: std::net::Ipv4Addr::new(198, 18, 0, 5).into(),
@@ -287,9 +288,20 @@ mod tests {
             proptest::collection::vec(network(), 0..3),
             any::<u64>(),
             proptest::collection::vec(address(), 0..3),
+            any::<u64>(),
         )
             .prop_map(
-                |(protocol_version, run_id, role, node, pod, networks, last_acked, addresses)| {
+                |(
+                    protocol_version,
+                    run_id,
+                    role,
+                    node,
+                    pod,
+                    networks,
+                    last_acked,
+                    addresses,
+                    clock_epoch_unix_ms,
+                )| {
                     AgentMessage::Hello(Hello {
                         protocol_version,
                         run_id,
@@ -301,6 +313,7 @@ mod tests {
                         },
                         last_acked,
                         addresses,
+                        clock_epoch_unix_ms,
                     })
                 },
             );
