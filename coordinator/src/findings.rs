@@ -195,6 +195,19 @@ pub struct RunFacts {
     /// timeout: a single failed probe's window is loss, not an outage); `None` for a run
     /// without soak.
     pub soak_min_outage_ms: Option<u64>,
+    /// When the run started, Unix ms (UTC): the run's clock (every `_ms` time of a finding)
+    /// counts from here.
+    pub started_unix_ms: u64,
+}
+
+/// `started_unix_ms + ms` as an RFC 3339 UTC timestamp with milliseconds
+/// (`2026-11-30T18:30:00.123Z`).
+pub fn utc(started_unix_ms: u64, ms: u64) -> String {
+    let at = i64::try_from(started_unix_ms.saturating_add(ms)).unwrap_or(i64::MAX);
+    match k8s_openapi::jiff::Timestamp::from_millisecond(at) {
+        Ok(t) => format!("{t:.3}"),
+        Err(_) => String::new(),
+    }
 }
 
 /// Findings sorted by severity (fail first), kind, network, nodes.

@@ -17,6 +17,10 @@ use multinet_proto::probe::{FailureClass, Outcome, ProbeKind};
 use serde::Serialize;
 
 pub use crate::outage::PathChange;
+pub use timeline::Timeline;
+
+pub mod timeline;
+use crate::outage::ClassCounts;
 
 /// Upper bounds of the latency buckets, in microseconds; the last bucket is open.
 const BUCKETS_US: [u32; 17] = [
@@ -83,15 +87,26 @@ impl Histogram {
     pub fn max_us(&self) -> u32 {
         self.max_us
     }
+
+    /// Adds `other`'s samples.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+        self.max_us = self.max_us.max(other.max_us);
+    }
 }
 
-/// A time the path was down: from its first failure to the next success (`None` while down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A time the path was down: from its first failure to the next success (`None` while down),
+/// on the run's clock ([`crate::matrix_actor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outage {
-    /// Agent clock of the first failed probe, milliseconds.
+    /// The first failed probe, ms since the run started.
     pub from_ms: u64,
-    /// Agent clock of the probe that succeeded again.
+    /// The probe that succeeded again.
     pub to_ms: Option<u64>,
+    /// The window's failed probes by class.
+    pub failures: ClassCounts,
 }
 
 /// What the matrix knows about one path.
@@ -115,7 +130,7 @@ pub struct PathStats {
     pub outages: u64,
     /// The most recent outage windows, oldest first.
     pub recent_outages: Vec<Outage>,
-    /// Agent clock of the first and last result.
+    /// The first and last result, ms since the run started.
     pub first_ms: Option<u64>,
     /// See `first_ms`.
     pub last_ms: Option<u64>,
@@ -154,7 +169,11 @@ impl PathStats {
                     self.recent_outages.push(Outage {
                         from_ms: r.started_ms,
                         to_ms: None,
+                        failures: ClassCounts::default(),
                     });
+                }
+                if let Some(open) = self.recent_outages.last_mut() {
+                    open.failures.add(class);
                 }
                 self.up = Some(false);
             }
@@ -195,10 +214,25 @@ pub struct ClientInfo {
     pub role: Role,
 }
 
+/// A path as a node sees it: every client of the node together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodePathKey {
+    /// The clients' node.
+    pub node: String,
+    /// The network.
+    pub network: CephNetwork,
+    /// The server address probed.
+    pub target: SocketAddr,
+    /// The probe kind.
+    pub kind: ProbeKind,
+}
+
 /// All paths of a run.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PathMatrix {
     paths: HashMap<PathKey, PathStats>,
+    /// Per node path, success and latency per time bucket.
+    timelines: HashMap<NodePathKey, Timeline>,
     /// Results agents reported as dropped from their resend buffers.
     lost: u64,
     /// Results recorded.
@@ -231,6 +265,16 @@ impl PathMatrix {
                 kind: r.kind,
             };
             let change = self.paths.entry(key).or_default().record(r);
+            let node_key = NodePathKey {
+                node: node.to_string(),
+                network: r.network,
+                target: r.target,
+                kind: r.kind,
+            };
+            self.timelines.entry(node_key).or_default().record(
+                r.started_ms,
+                matches!(r.outcome, Outcome::Ok).then_some(r.latency_us),
+            );
             self.recorded += 1;
             each(r, change);
         }
@@ -239,6 +283,28 @@ impl PathMatrix {
     /// Every path, sorted.
     pub fn paths(&self) -> Vec<(&PathKey, &PathStats)> {
         let mut all: Vec<_> = self.paths.iter().collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
+    /// Every node path's timeline, sorted, all with the widest bucket width of them (so
+    /// bucket `i` is the same time span in each).
+    pub fn timelines(&self) -> Vec<(&NodePathKey, Timeline)> {
+        let width = self
+            .timelines
+            .values()
+            .map(Timeline::width_ms)
+            .max()
+            .unwrap_or(timeline::FIRST_WIDTH_MS);
+        let mut all: Vec<_> = self
+            .timelines
+            .iter()
+            .map(|(k, t)| {
+                let mut t = t.clone();
+                t.widen_to(width);
+                (k, t)
+            })
+            .collect();
         all.sort_by(|a, b| a.0.cmp(b.0));
         all
     }
@@ -348,7 +414,13 @@ mod tests {
             s.recent_outages[0],
             Outage {
                 from_ms: 200,
-                to_ms: Some(400)
+                to_ms: Some(400),
+                failures: {
+                    let mut two = ClassCounts::default();
+                    two.add(FailureClass::ConnectTimeout);
+                    two.add(FailureClass::ConnectTimeout);
+                    two
+                },
             }
         );
         assert_eq!(m.lost(), 2);

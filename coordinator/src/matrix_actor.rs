@@ -1,5 +1,13 @@
 //! The `MatrixActor`: owns the run's [`PathMatrix`]; the roster sends it every recorded batch,
 //! the supervisor asks how each client stands and takes the matrix at the end.
+//!
+//! One clock for the run. Each agent times its results from its own start
+//! ([`ProbeResult::started_ms`]); agents start up to the whole placement apart, so their times
+//! cannot be compared as they come. The actor puts every result on the run's clock — ms since
+//! the coordinator's run started — from the wall-clock time each agent's clock counts from
+//! (Hello's `clock_epoch_unix_ms`). Across nodes this is as good as the nodes' clock
+//! synchronisation, which Ceph itself needs (its monitors warn from 50 ms of skew,
+//! `mon_clock_drift_allowed`).
 
 use actix::prelude::*;
 use multinet_proto::control::ProbeResult;
@@ -12,12 +20,37 @@ use crate::metrics::PathMetrics;
 #[derive(Debug, Default)]
 pub struct MatrixActor {
     matrix: PathMatrix,
+    /// Wall-clock time (Unix ms) the run's clock counts from; 0: results keep their agents'
+    /// clocks (a matrix fed without a run, as benchmarks do).
+    run_epoch_unix_ms: u64,
     /// The live per-path metrics, when the run serves them ([`WithMetrics`]).
     metrics: Option<PathMetrics>,
 }
 
 impl Actor for MatrixActor {
     type Context = Context<Self>;
+}
+
+impl MatrixActor {
+    /// A matrix whose run clock counts from `run_epoch_unix_ms` (Unix ms).
+    pub fn new(run_epoch_unix_ms: u64) -> Self {
+        Self {
+            run_epoch_unix_ms,
+            ..Self::default()
+        }
+    }
+}
+
+/// A result time of an agent whose clock counts from `agent_epoch_unix_ms`, on the run's clock
+/// counting from `run_epoch_unix_ms` (both Unix ms). Unchanged when either epoch is unknown
+/// (0); a time before the run's start (a node's clock behind the coordinator's) is 0.
+pub fn to_run_clock(agent_ms: u64, agent_epoch_unix_ms: u64, run_epoch_unix_ms: u64) -> u64 {
+    if agent_epoch_unix_ms == 0 || run_epoch_unix_ms == 0 {
+        return agent_ms;
+    }
+    agent_epoch_unix_ms
+        .saturating_add(agent_ms)
+        .saturating_sub(run_epoch_unix_ms)
 }
 
 /// Records a batch.
@@ -32,11 +65,20 @@ pub struct Record {
     pub results: Vec<ProbeResult>,
     /// Results the agent dropped.
     pub dropped: u64,
+    /// Wall-clock time (Unix ms) the agent's result times count from (0: unknown).
+    pub clock_epoch_unix_ms: u64,
 }
 
 impl Handler<Record> for MatrixActor {
     type Result = ();
-    fn handle(&mut self, msg: Record, _: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: Record, _: &mut Context<Self>) {
+        for r in &mut msg.results {
+            r.started_ms = to_run_clock(
+                r.started_ms,
+                msg.clock_epoch_unix_ms,
+                self.run_epoch_unix_ms,
+            );
+        }
         match &mut self.metrics {
             None => self
                 .matrix
@@ -126,6 +168,18 @@ impl Handler<Recorded> for MatrixActor {
     type Result = u64;
     fn handle(&mut self, _: Recorded, _: &mut Context<Self>) -> u64 {
         self.matrix.recorded()
+    }
+}
+
+/// A copy of the matrix as it stands (a soak's interim report); the actor goes on recording.
+#[derive(Debug, Message)]
+#[rtype(result = "PathMatrix")]
+pub struct Peek;
+
+impl Handler<Peek> for MatrixActor {
+    type Result = MessageResult<Peek>;
+    fn handle(&mut self, _: Peek, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.matrix.clone())
     }
 }
 

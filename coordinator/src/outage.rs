@@ -12,6 +12,8 @@
 //! merged window shorter than `min_ms` — two probe intervals and a probe timeout, one failed
 //! probe's worth — is loss, not an outage, and is left to the `flaky` rule.
 
+use multinet_proto::probe::FailureClass;
+
 /// The rule's one parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutageRule {
@@ -47,6 +49,7 @@ impl OutageRule {
                 Some(last) if self.joins(last.to_ms, w.from_ms) => {
                     last.to_ms = last.to_ms.max(w.to_ms);
                     last.ongoing |= w.ongoing;
+                    last.failures.merge(&w.failures);
                 }
                 _ => out.push(w),
             }
@@ -64,7 +67,8 @@ impl OutageRule {
     }
 }
 
-/// A time the paths were down, the agents' clock (ms since they started).
+/// A time the paths were down, on the run's clock (ms since the run started,
+/// [`crate::matrix_actor`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     /// The first failed probe.
@@ -73,6 +77,75 @@ pub struct Window {
     pub to_ms: u64,
     /// Still down at the last probe seen.
     pub ongoing: bool,
+    /// The failed probes in the window, by class.
+    pub failures: ClassCounts,
+}
+
+/// Failed probes counted by [`FailureClass`], in fixed memory (HTTP statuses count together,
+/// the most recent code kept): what an outage window's dominant class is read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassCounts {
+    counts: [u32; 8],
+    http_status: u16,
+}
+
+impl ClassCounts {
+    fn index(class: FailureClass) -> usize {
+        match class {
+            FailureClass::ConnectRefused => 0,
+            FailureClass::ConnectTimeout => 1,
+            FailureClass::Unreachable => 2,
+            FailureClass::Tls => 3,
+            FailureClass::HttpStatus(_) => 4,
+            FailureClass::ShortBody => 5,
+            FailureClass::ReadTimeout => 6,
+            FailureClass::Io => 7,
+        }
+    }
+
+    /// Counts one failed probe.
+    pub fn add(&mut self, class: FailureClass) {
+        let i = Self::index(class);
+        self.counts[i] = self.counts[i].saturating_add(1);
+        if let FailureClass::HttpStatus(code) = class {
+            self.http_status = code;
+        }
+    }
+
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: &ClassCounts) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a = a.saturating_add(b);
+        }
+        if other.counts[4] > 0 {
+            self.http_status = other.http_status;
+        }
+    }
+
+    /// Failed probes counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|&c| u64::from(c)).sum()
+    }
+
+    /// The class with the most failed probes (the first in declaration order on a tie), or
+    /// `None` when nothing was counted.
+    pub fn dominant(&self) -> Option<FailureClass> {
+        let (i, &n) = self
+            .counts
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, n)| (*n, std::cmp::Reverse(i)))?;
+        (n > 0).then_some(match i {
+            0 => FailureClass::ConnectRefused,
+            1 => FailureClass::ConnectTimeout,
+            2 => FailureClass::Unreachable,
+            3 => FailureClass::Tls,
+            4 => FailureClass::HttpStatus(self.http_status),
+            5 => FailureClass::ShortBody,
+            6 => FailureClass::ReadTimeout,
+            _ => FailureClass::Io,
+        })
+    }
 }
 
 /// What happened to one client path with one probe result.
@@ -148,6 +221,7 @@ impl LiveOutage {
                             from_ms: at_ms,
                             to_ms: at_ms,
                             ongoing: true,
+                            failures: ClassCounts::default(),
                         });
                         self.counted = false;
                     }
@@ -203,6 +277,7 @@ mod tests {
             from_ms,
             to_ms,
             ongoing: false,
+            failures: ClassCounts::default(),
         }
     }
 
@@ -320,5 +395,41 @@ mod tests {
             (live.outages(), live.down_ms(), live.down()),
             (2, 3_500, true)
         );
+    }
+
+    #[test]
+    fn a_merged_window_is_dominated_by_the_class_most_of_its_probes_failed_with() {
+        let with = |from, to, classes: &[FailureClass]| {
+            let mut window = w(from, to);
+            for c in classes {
+                window.failures.add(*c);
+            }
+            window
+        };
+        let merged = RULE.merge(vec![
+            with(0, 500, &[FailureClass::ConnectTimeout]),
+            with(
+                600,
+                1_500,
+                &[FailureClass::ReadTimeout, FailureClass::ReadTimeout],
+            ),
+            with(
+                1_700,
+                2_000,
+                &[FailureClass::HttpStatus(500), FailureClass::HttpStatus(503)],
+            ),
+        ]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].failures.total(), 5);
+        // A tie goes to the class declared first; an HTTP status keeps its latest code.
+        assert_eq!(
+            merged[0].failures.dominant(),
+            Some(FailureClass::HttpStatus(503))
+        );
+        let mut tie = ClassCounts::default();
+        tie.add(FailureClass::Io);
+        tie.add(FailureClass::Tls);
+        assert_eq!(tie.dominant(), Some(FailureClass::Tls));
+        assert_eq!(ClassCounts::default().dominant(), None);
     }
 }

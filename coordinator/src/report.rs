@@ -31,8 +31,9 @@ pub use text::render as text;
 
 /// The report schema's version, the JSON's `schema_version`. 1: reports written before the key
 /// existed (read as if they had it); 2: `schema_version` added, nothing else changed. What is
-/// read from each is in docs/report.md.
-pub const SCHEMA_VERSION: u32 = 2;
+/// read from each is in docs/report.md; 3: `started_at`, `in_progress`, `timelines`, outage
+/// windows on the run's clock with their dominant class.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A run report as its JSON is written: `schema_version` first.
 #[derive(Serialize)]
@@ -157,14 +158,16 @@ impl Stored {
     }
 }
 
-/// Writes a rendered report to `to`, or to standard output when `None`.
+/// Writes a rendered report to `to`, or to standard output when `None`. A file is replaced
+/// atomically: written whole to a temporary file beside it, flushed, then renamed over it, so
+/// a reader (or a crash) sees the previous report or the new one, never half of one.
 ///
 /// # Errors
 ///
 /// The file cannot be written (the error names it).
 pub fn write(rendered: &str, to: Option<&std::path::Path>) -> Result<(), WriteError> {
     match to {
-        Some(path) => std::fs::write(path, rendered).map_err(|source| WriteError {
+        Some(path) => write_atomically(path, rendered).map_err(|source| WriteError {
             path: path.to_path_buf(),
             source,
         }),
@@ -173,6 +176,27 @@ pub fn write(rendered: &str, to: Option<&std::path::Path>) -> Result<(), WriteEr
             Ok(())
         }
     }
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A report that could not be written.
@@ -308,8 +332,58 @@ pub struct PathReport {
     pub latency_us: Latency,
     /// Up→down transitions.
     pub flaps: u64,
-    /// Recent outage windows (agent clock, ms).
-    pub outages: Vec<Outage>,
+    /// Recent outage windows (run clock, ms).
+    pub outages: Vec<PathOutage>,
+}
+
+/// A path's outage window in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathOutage {
+    /// The first failed probe, ms since the run started.
+    pub from_ms: u64,
+    /// The probe that succeeded again (`None`: still down at the end).
+    pub to_ms: Option<u64>,
+    /// The failure class most of its failed probes had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+impl From<&Outage> for PathOutage {
+    fn from(o: &Outage) -> Self {
+        Self {
+            from_ms: o.from_ms,
+            to_ms: o.to_ms,
+            class: o.failures.dominant().map(|c| c.to_string()),
+        }
+    }
+}
+
+/// One node path's time buckets (every client of the node together).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineReport {
+    /// The clients' node.
+    pub source_node: String,
+    /// The network.
+    pub network: CephNetwork,
+    /// The server address.
+    pub target: String,
+    /// The probe kind.
+    pub kind: ProbeKind,
+    /// Every bucket's width, ms; bucket `i` starts `i × bucket_ms` into the run.
+    pub bucket_ms: u64,
+    /// The buckets, from the run's start to the last one with a probe.
+    pub buckets: Vec<TimeBucket>,
+}
+
+/// One time bucket of a [`TimelineReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeBucket {
+    /// Probes started in it whose result arrived.
+    pub probes: u64,
+    /// Of those, successes.
+    pub ok: u64,
+    /// Latency of the successes, µs (bucket upper bounds, as `paths[].latency_us`).
+    pub latency_us: Latency,
 }
 
 /// Host checkers planned and passed.
@@ -368,12 +442,18 @@ pub struct ResultAccounting {
 pub struct RunReport {
     /// pass, warn or fail.
     pub verdict: Verdict,
+    /// A soak's interim report, rewritten while the run goes on: the verdict is as of
+    /// `duration_ms` into the run. Absent (false) in a run's final report.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
     /// local, lab or kube.
     pub backend: String,
     /// False for the local backend: loopback only, no real network validated.
     pub validates_real_network: bool,
     /// The run id.
     pub run_id: String,
+    /// When the run started, RFC 3339 UTC; every `_ms` time in the report counts from here.
+    pub started_at: String,
     /// Networks under test.
     pub networks: Vec<CephNetwork>,
     /// The nodes.
@@ -384,6 +464,9 @@ pub struct RunReport {
     pub findings: Vec<Finding>,
     /// Every path.
     pub paths: Vec<PathReport>,
+    /// A soak's success and latency per time bucket, per node path (empty without a soak).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timelines: Vec<TimelineReport>,
     /// Clients the run planned.
     pub expected_clients: usize,
     /// Clients that started with their addresses.
@@ -433,7 +516,36 @@ pub fn paths(matrix: &PathMatrix) -> Vec<PathReport> {
                 max: (s.ok > 0).then(|| s.latency.max_us()),
             },
             flaps: s.flaps,
-            outages: s.recent_outages.clone(),
+            outages: s.recent_outages.iter().map(PathOutage::from).collect(),
+        })
+        .collect()
+}
+
+/// The node paths' timelines of `matrix`, as reported.
+pub fn timelines(matrix: &PathMatrix) -> Vec<TimelineReport> {
+    matrix
+        .timelines()
+        .into_iter()
+        .map(|(k, t)| TimelineReport {
+            source_node: k.node.clone(),
+            network: k.network,
+            target: k.target.to_string(),
+            kind: k.kind,
+            bucket_ms: t.width_ms(),
+            buckets: t
+                .buckets()
+                .iter()
+                .map(|b| TimeBucket {
+                    probes: b.probes,
+                    ok: b.ok,
+                    latency_us: Latency {
+                        p50: b.latency.quantile_us(0.5),
+                        p90: b.latency.quantile_us(0.9),
+                        p99: b.latency.quantile_us(0.99),
+                        max: (b.ok > 0).then(|| b.latency.max_us()),
+                    },
+                })
+                .collect(),
         })
         .collect()
 }
@@ -475,5 +587,29 @@ mod tests {
             "{xml}"
         );
         assert_eq!(r.verdict.exit_code(), crate::exit::ERROR);
+    }
+
+    #[test]
+    fn a_report_file_is_replaced_whole_and_no_temporary_file_stays() {
+        let dir = std::env::temp_dir().join(format!(
+            "multinet-report-write-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("run.json");
+        let first = write("first", Some(&file));
+        let second = write("second, longer", Some(&file));
+        let text = std::fs::read_to_string(&file);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+            .unwrap_or_default();
+        let refused = write("x", Some(&dir.join("missing").join("run.json")));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+        assert_eq!(text.expect("read"), "second, longer");
+        assert_eq!(names, [std::ffi::OsString::from("run.json")]);
+        let e = refused.expect_err("a missing directory");
+        assert!(e.path.ends_with("missing/run.json"), "{e:?}");
     }
 }

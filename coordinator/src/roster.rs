@@ -48,6 +48,8 @@ struct AgentState {
     addresses: Vec<NetworkAddress>,
     /// Where its probes leave from, as it last reported (None until it did).
     egress: Option<EgressReport>,
+    /// Wall-clock time (Unix ms) its result times count from, as its latest Hello said.
+    clock_epoch_unix_ms: u64,
 }
 
 impl AgentState {
@@ -152,6 +154,7 @@ impl Handler<Expect> for AgentRoster {
                     connection: None,
                     addresses: Vec::new(),
                     egress: None,
+                    clock_epoch_unix_ms: 0,
                     produced: 0,
                     recorded: 0,
                     dropped: 0,
@@ -189,6 +192,7 @@ impl Handler<Introduce> for AgentRoster {
             run_id,
             agent,
             addresses,
+            clock_epoch_unix_ms,
             ..
         } = msg.hello;
         if protocol_version != PROTOCOL_VERSION {
@@ -216,6 +220,7 @@ impl Handler<Introduce> for AgentRoster {
         };
         state.conn = Some((msg.conn_id, msg.tx));
         state.addresses = addresses;
+        state.clock_epoch_unix_ms = clock_epoch_unix_ms;
         state.connection = Some(msg.connection);
         state.tell(CoordinatorMessage::Welcome);
         if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
@@ -261,6 +266,7 @@ impl Handler<Report> for AgentRoster {
             node: state.expected.node.clone(),
             results: msg.batch.results,
             dropped: msg.batch.dropped,
+            clock_epoch_unix_ms: state.clock_epoch_unix_ms,
         });
         ack
     }

@@ -104,6 +104,23 @@ pub struct RunSettings {
     pub probing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The live metrics the run updates, when it serves them (`--metrics-addr`).
     pub metrics: Option<RunMetrics>,
+    /// Where a soak's interim reports go every `reportInterval` (`None`: the report is made
+    /// at the end only).
+    pub interim: Option<InterimReports>,
+}
+
+/// Takes a soak's interim report (`in_progress: true`) and writes it where the final report
+/// will go; an error is said and the soak goes on.
+#[derive(Clone)]
+pub struct InterimReports(pub std::sync::Arc<WriteInterim>);
+
+/// What [`InterimReports`] calls: writes one report, or says why it could not.
+pub type WriteInterim = dyn Fn(&crate::report::RunReport) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for InterimReports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InterimReports")
+    }
 }
 
 /// How long a run keeps probing, counted from the start of probing: after the first pass
@@ -158,7 +175,10 @@ pub struct RunSupervisor {
     matrix: Addr<MatrixActor>,
     roster: Addr<AgentRoster>,
     control: ControlPlane,
+    /// The run's start: its clock (results, stages, outage windows) counts from here.
     started: Instant,
+    /// The same instant on the wall clock, Unix ms.
+    started_unix_ms: u64,
     stages: Vec<StageTiming>,
     /// Fates the scheduler reported (no address, not started, exited).
     scheduler_fates: BTreeMap<String, AgentFate>,
@@ -220,7 +240,11 @@ impl RunSupervisor {
                 })?;
         }
         let pki = RunPki::new(&run_id)?;
-        let matrix = MatrixActor::default().start();
+        let started = Instant::now();
+        let started_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let matrix = MatrixActor::new(started_unix_ms).start();
         let roster = AgentRoster::new(run_id.clone(), matrix.clone()).start();
         let control = ControlPlane::start(&pki, control_socket, roster.clone())?;
         Ok(Self {
@@ -230,7 +254,8 @@ impl RunSupervisor {
             matrix,
             roster,
             control,
-            started: Instant::now(),
+            started,
+            started_unix_ms,
             stages: Vec::new(),
             scheduler_fates: BTreeMap::new(),
             exit_reasons: BTreeMap::new(),
@@ -577,7 +602,19 @@ impl RunSupervisor {
         progress: &mut Progress,
         probing_since: Instant,
     ) -> Result<&'static str> {
+        let every = settings.config.report_interval.as_std();
+        let mut last_interim = Instant::now();
         loop {
+            if let Some(interim) = &settings.interim
+                && !every.is_zero()
+                && last_interim.elapsed() >= every
+            {
+                last_interim = Instant::now();
+                let report = self.interim_report(scheduler, settings).await?;
+                if let Err(why) = (interim.0)(&report) {
+                    progress.note(&format!("the interim report: {why}"));
+                }
+            }
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
             let now = Instant::now();

@@ -28,7 +28,9 @@ pub mod sample;
 mod tests;
 mod validate;
 
-pub use validate::{PROBE_INTERVAL_MAX, PROBE_INTERVAL_MIN, check_probe_interval};
+pub use validate::{
+    PROBE_INTERVAL_MAX, PROBE_INTERVAL_MIN, check_probe_interval, check_report_interval,
+};
 
 pub use duration::GoDuration;
 pub use placement::TaintView;
@@ -74,6 +76,9 @@ pub struct RunConfig {
     pub payload_bytes: PayloadBytes,
     /// How long to keep probing once every client is ready; zero ends the run there.
     pub soak_duration: GoDuration,
+    /// During a soak, how often the report (`--report FILE`, or the stored report in a
+    /// cluster) is rewritten with what was measured so far; zero writes it at the end only.
+    pub report_interval: GoDuration,
     /// Where the coordinator serves its live Prometheus metrics while the run lasts
     /// (`GET /metrics`); `None` serves none. Port 0 takes a free port (the run says which).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,6 +198,7 @@ impl Default for RunConfig {
             success_threshold: 12,
             payload_bytes: PayloadBytes::default(),
             soak_duration: GoDuration::ZERO,
+            report_interval: GoDuration::from_secs(300),
             metrics_addr: None,
         }
     }

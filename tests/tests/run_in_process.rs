@@ -37,6 +37,7 @@ fn settings() -> RunSettings {
         stop: Default::default(),
         probing: Default::default(),
         metrics: None,
+        interim: None,
     }
 }
 
@@ -266,4 +267,86 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
         .find(|a| a.identity.pod == "client-n2-osd-0")
         .expect("the dropped agent");
     assert!(reconnected.passed_at_ms.is_some());
+}
+
+#[test]
+fn a_soak_rewrites_its_report_while_it_runs_and_puts_results_on_the_run_clock() {
+    multinet_agent::install_crypto_provider();
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    });
+    type Seen = Vec<(bool, u64, u64, usize)>;
+    let seen: std::sync::Arc<std::sync::Mutex<Seen>> = Default::default();
+    let sink = seen.clone();
+    let report = system.block_on(async move {
+        let mut settings = settings();
+        settings.soak = multinet_coordinator::supervisor::Soak::For(Duration::from_secs(4));
+        settings.config.report_interval = GoDuration::from_secs(1);
+        settings.interim = Some(multinet_coordinator::supervisor::InterimReports(
+            std::sync::Arc::new(move |r: &multinet_coordinator::report::RunReport| {
+                sink.lock().expect("lock").push((
+                    r.in_progress,
+                    r.duration_ms,
+                    r.results.recorded,
+                    r.timelines.len(),
+                ));
+                Ok(())
+            }),
+        ));
+        let mut backend = LocalBackend::new(
+            2,
+            vec![env!("CARGO_BIN_EXE_multinet-e2e").into(), "agent".into()],
+            None,
+        );
+        let mut supervisor = RunSupervisor::prepare(
+            std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"),
+            &std::env::temp_dir(),
+        )
+        .expect("prepare");
+        let mut progress = Progress::new(true);
+        let report = supervisor.run(&mut backend, &settings, &mut progress).await;
+        supervisor.cleanup(&mut backend).await.expect("cleanup");
+        report.expect("run")
+    });
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.len() >= 2, "one interim report a second: {seen:?}");
+    assert!(seen.iter().all(|s| s.0), "interim reports say so: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0].1 < w[1].1 && w[0].2 <= w[1].2),
+        "each later and with at least as many results: {seen:?}"
+    );
+    assert!(seen.iter().all(|s| s.3 > 0), "timelines in every interim");
+    assert!(!report.in_progress);
+    assert!(report.results.recorded >= seen.last().expect("one").2);
+    // The run's start in UTC, and every result on the run's clock: none before the agents were
+    // placed (after the server stage), none after the run's end.
+    assert!(
+        report.started_at.ends_with('Z') && report.started_at.len() == 24,
+        "{}",
+        report.started_at
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    let timelines = json["timelines"].as_array().expect("timelines");
+    assert!(!timelines.is_empty());
+    let buckets = timelines[0]["buckets"].as_array().expect("buckets");
+    let probes: u64 = buckets
+        .iter()
+        .map(|b| b["probes"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(probes > 0);
+    assert!(
+        (buckets.len() as u64 - 1) * timelines[0]["bucket_ms"].as_u64().expect("width")
+            <= report.duration_ms,
+        "the last bucket begins within the run"
+    );
+    // A report of this schema (timelines, started_at) reads back whole, as `report show` reads
+    // it, every key in its order.
+    use multinet_coordinator::report::{self, Format};
+    let written = report::render(&report, Format::Json);
+    let stored = report::StoredReport::of(&report).expect("reads back");
+    assert_eq!(report::render_stored(&stored, Format::Json), written);
 }

@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// without a value, or 0, until SIGINT/SIGTERM, which end a soak with its report.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "0")]
     pub duration: Option<String>,
+    /// During a soak, rewrite --report's file (atomically) this often with what was measured
+    /// so far, a Go duration [default: 5m; 0 at the end only]; `reportInterval` in the
+    /// configuration.
+    #[arg(long, value_name = "DURATION")]
+    pub report_interval: Option<String>,
     /// Serve live Prometheus metrics at http://ADDR:PORT/metrics while the run lasts (an IP
     /// address and a port; port 0 takes a free one, said on stderr); `metricsAddr` in the
     /// configuration.
@@ -180,6 +185,7 @@ impl RunArgs {
                 probe_interval: self.probe_interval.clone(),
                 service_account: self.service_account.clone(),
                 duration: self.duration.clone(),
+                report_interval: self.report_interval.clone(),
                 metrics_addr: self.metrics_addr.clone(),
             },
             nodes: self.nodes,

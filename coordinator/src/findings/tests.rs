@@ -137,6 +137,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         flaky_threshold_ms: 30_000,
         control_network_isolated: true,
         soak_min_outage_ms: None,
+        started_unix_ms: 1_796_000_000_000,
     };
     with_addresses(&mut facts);
     Synthetic { matrix, facts }

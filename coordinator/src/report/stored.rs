@@ -37,6 +37,9 @@ pub struct StoredReport {
     pub schema_version: u32,
     /// pass, warn or fail.
     pub verdict: Verdict,
+    /// An interim report of a soak still running (schema 3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
     /// local, lab or kube.
     pub backend: String,
     /// False for the local backend.
@@ -45,6 +48,9 @@ pub struct StoredReport {
     /// The run id.
     #[serde(default)]
     pub run_id: String,
+    /// When the run started, RFC 3339 UTC (schema 3; empty before, and then not written).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub started_at: String,
     /// Networks under test.
     #[serde(default)]
     pub networks: Vec<CephNetwork>,
@@ -60,6 +66,9 @@ pub struct StoredReport {
     /// Every path.
     #[serde(default)]
     pub paths: Vec<StoredPath>,
+    /// A soak's time buckets per node path (schema 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timelines: Vec<super::TimelineReport>,
     /// Clients the run planned.
     #[serde(default)]
     pub expected_clients: usize,
@@ -153,19 +162,13 @@ pub struct StoredPath {
     /// Up→down transitions.
     #[serde(default)]
     pub flaps: u64,
-    /// Recent outage windows (agent clock, ms).
+    /// Recent outage windows (ms).
     #[serde(default)]
     pub outages: Vec<StoredOutage>,
 }
 
-/// An outage window as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredOutage {
-    /// Agent clock of the first failed probe, ms.
-    pub from_ms: u64,
-    /// Agent clock of the probe that succeeded again (`None` while down).
-    pub to_ms: Option<u64>,
-}
+/// An outage window as stored: the run's clock from schema 3, each agent's own clock before.
+pub type StoredOutage = super::PathOutage;
 
 /// A stored report of either kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -299,9 +302,12 @@ mod tests {
 
     #[test]
     fn a_stored_report_reads_back_whole_every_key_in_its_order() {
+        // Version 2 reports (before `started_at`, `timelines` and outage classes) read back as
+        // they were written; a version 3 report reads back whole in
+        // `a_report_just_made_reads_back_whole`.
         for text in [PASS, FAIL] {
             let report = read(text);
-            assert_eq!(report.schema_version, SCHEMA_VERSION);
+            assert_eq!(report.schema_version, 2);
             assert_eq!(render_stored(&report, Format::Json), text);
         }
         let fail = read(FAIL);

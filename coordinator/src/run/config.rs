@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use multinet_proto::config::{
-    CONVERGED_NODE_TYPE, GoDuration, NodeType, RunConfig, check_probe_interval, socket_address,
+    CONVERGED_NODE_TYPE, GoDuration, NodeType, RunConfig, check_probe_interval,
+    check_report_interval, socket_address,
 };
 use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
@@ -41,6 +42,8 @@ pub struct ConfigRequest {
     /// `--duration` as typed (a Go duration): the soak's length, `soakDuration`'s override;
     /// `0` (also `--duration` without a value) soaks until stopped.
     pub duration: Option<String>,
+    /// `--report-interval` as typed (a Go duration): `reportInterval`'s override.
+    pub report_interval: Option<String>,
     /// `--metrics-addr` as typed (`ADDR:PORT`): `metricsAddr`'s override.
     pub metrics_addr: Option<String>,
 }
@@ -114,8 +117,8 @@ fn from_flags(request: &ConfigRequest, problems: &mut Problems) -> RunConfig {
     config
 }
 
-/// `--host-check-only`, `--probe-interval`, `--service-account`, `--duration` and
-/// `--metrics-addr` apply whatever the configuration's source; the interval's bounds are
+/// `--host-check-only`, `--probe-interval`, `--service-account`, `--duration`,
+/// `--report-interval` and `--metrics-addr` apply whatever the configuration's source; the interval's bounds are
 /// `probeInterval`'s.
 fn apply_overrides(request: &ConfigRequest, config: &mut RunConfig, problems: &mut Problems) {
     if request.host_check_only {
@@ -137,6 +140,15 @@ fn apply_overrides(request: &ConfigRequest, config: &mut RunConfig, problems: &m
         match GoDuration::parse(text) {
             Ok(d) => config.soak_duration = d,
             Err(e) => problems.error("--duration", e),
+        }
+    }
+    if let Some(text) = &request.report_interval {
+        match GoDuration::parse(text) {
+            Ok(d) => match check_report_interval(d) {
+                Ok(()) => config.report_interval = d,
+                Err(why) => problems.error("--report-interval", why),
+            },
+            Err(e) => problems.error("--report-interval", e),
         }
     }
     if let Some(text) = &request.metrics_addr {

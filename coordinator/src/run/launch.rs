@@ -201,7 +201,21 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
         stop: tokio_util::sync::CancellationToken::new(),
         probing: std::sync::Arc::default(),
         metrics: None,
+        interim: interim_reports(request),
     }
+}
+
+/// A soak with `--report FILE` rewrites the file every `reportInterval` (atomically, in the
+/// run's format, without colour); a report on standard output is written at the end only.
+fn interim_reports(request: &RunRequest) -> Option<crate::supervisor::InterimReports> {
+    let path = request.report_to.clone()?;
+    let format = request.format;
+    Some(crate::supervisor::InterimReports(std::sync::Arc::new(
+        move |report| {
+            report::write(&report::render(report, format), Some(&path))
+                .map_err(|e| multinet_agent::chain(&e))
+        },
+    )))
 }
 
 /// Writes the report the run made; the exit code is the verdict's, or 1 when something was

@@ -7,12 +7,15 @@ use std::time::Instant;
 use super::decide::fate_of;
 use super::{Error, Result, RunSettings, RunSupervisor};
 use crate::findings::{self, AgentFact, AgentFate, RunFacts};
-use crate::matrix_actor::Take;
+use crate::matrix::PathMatrix;
+use crate::matrix_actor::{Peek, Take};
 use crate::report::{self, NodeReport, ResultAccounting, RunReport, Verdict};
 use crate::roster::{AgentView, Snapshot};
 use crate::scheduler::Scheduler;
 
 impl RunSupervisor {
+    /// The run's final report: the matrix is taken, agents that never connected are asked
+    /// of the backend.
     pub(super) async fn report<S: Scheduler>(
         &mut self,
         scheduler: &mut S,
@@ -41,6 +44,29 @@ impl RunSupervisor {
                 }
             }
         }
+        self.compose(scheduler, settings, snap, matrix, false)
+    }
+
+    /// A soak's interim report: what was measured so far, the verdict as of now
+    /// (`in_progress`); the matrix is copied and goes on recording, the backend is not asked.
+    pub(super) async fn interim_report<S: Scheduler>(
+        &mut self,
+        scheduler: &mut S,
+        settings: &RunSettings,
+    ) -> Result<RunReport> {
+        let snap = self.roster.send(Snapshot).await?;
+        let matrix = self.matrix.send(Peek).await?;
+        self.compose(scheduler, settings, snap, matrix, true)
+    }
+
+    fn compose<S: Scheduler>(
+        &self,
+        scheduler: &S,
+        settings: &RunSettings,
+        snap: crate::roster::RosterSnapshot,
+        matrix: PathMatrix,
+        in_progress: bool,
+    ) -> Result<RunReport> {
         let end = self.at(Instant::now());
         let fact = |view: &AgentView| -> AgentFact {
             let pod = &view.expected.pod;
@@ -97,6 +123,7 @@ impl RunSupervisor {
             control_network_isolated: scheduler.backend() == "lab",
             soak_min_outage_ms: (settings.soak != super::Soak::Off)
                 .then(|| settings.outage_rule().min_ms),
+            started_unix_ms: self.started_unix_ms,
         };
         // Server-not-started pods are consequences, not scheduling problems of their own.
         let mut found = findings::evaluate(&matrix, &facts);
@@ -117,9 +144,11 @@ impl RunSupervisor {
         let all_passed = server_ok && facts.agents.iter().all(|a| a.passed_at_ms.is_some());
         Ok(RunReport {
             verdict: Verdict::decide(&found, all_passed),
+            in_progress,
             backend: scheduler.backend().into(),
             validates_real_network: scheduler.validates_real_network(),
             run_id: self.run_id.clone(),
+            started_at: findings::utc(self.started_unix_ms, 0),
             networks: settings.networks.clone(),
             nodes: self
                 .nodes
@@ -133,6 +162,11 @@ impl RunSupervisor {
             server_node: self.server_node.clone(),
             findings: found,
             paths: report::paths(&matrix),
+            timelines: if settings.soak == super::Soak::Off {
+                Vec::new()
+            } else {
+                report::timelines(&matrix)
+            },
             expected_clients: clients.len(),
             // Started: its agent ran and reached the coordinator. A pod that never did is not
             // counted, whatever became of it.

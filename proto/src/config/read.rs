@@ -15,7 +15,7 @@ use super::{
 use crate::field::{Field, OwnedPath, Problems, type_name};
 
 /// Top-level keys, Rook's first, for typo suggestions.
-const TOP_LEVEL_KEYS: [&str; 15] = [
+const TOP_LEVEL_KEYS: [&str; 16] = [
     "namespace",
     "serviceAccountName",
     "publicNetwork",
@@ -30,6 +30,7 @@ const TOP_LEVEL_KEYS: [&str; 15] = [
     "successThreshold",
     "payloadBytes",
     "soakDuration",
+    "reportInterval",
     "metricsAddr",
 ];
 
@@ -79,6 +80,7 @@ pub(super) fn read_run_config(document: &Value, problems: &mut Problems) -> RunC
                 }
             }
             "soakDuration" => keep(&mut config.soak_duration, duration(field, problems)),
+            "reportInterval" => keep(&mut config.report_interval, duration(field, problems)),
             "metricsAddr" => match field.scalar_string(problems).map(|t| socket_address(&t)) {
                 Some(Ok(addr)) => config.metrics_addr = Some(addr),
                 Some(Err(why)) => problems.error(field.path(), why),

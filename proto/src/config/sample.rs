@@ -265,6 +265,9 @@ payloadBytes:\n  small: {small}\n  large: {large}\n\n\
 # Once every client is ready, keep probing this long to catch intermittent loss.\n\
 # 0s ends the run as soon as all clients are ready.\n\
 soakDuration: {soak}\n\n\
+# During a soak, rewrite the report (--report FILE; the stored report in a cluster) this often,\n\
+# so a crash loses at most this much. 0s writes it at the end only.\n\
+reportInterval: {report_interval}\n\n\
 # Serve live Prometheus metrics at http://ADDR:PORT/metrics while the run lasts (an IP\n\
 # address and a port; --metrics-addr overrides it). In a cluster, bind every address:\n\
 # metricsAddr: 0.0.0.0:9464\n",
@@ -274,6 +277,7 @@ soakDuration: {soak}\n\n\
         small = c.payload_bytes.small,
         large = c.payload_bytes.large,
         soak = quote(&c.soak_duration.to_string()),
+        report_interval = quote(&c.report_interval.to_string()),
     ));
     out
 }

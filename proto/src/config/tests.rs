@@ -290,6 +290,8 @@ fn bad_inputs_name_their_field_and_what_was_expected() {
             "less than large",
         ),
         ("soakDuration: -1m", "soakDuration", "0 or more"),
+        ("reportInterval: 500ms", "reportInterval", "at least 1s"),
+        ("reportInterval: -5m", "reportInterval", "0 or more"),
         ("metricsAddr: localhost:9464", "metricsAddr", "ADDR:PORT"),
         ("metricsAddr: 127.0.0.1", "metricsAddr", "ADDR:PORT"),
         (

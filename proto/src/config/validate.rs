@@ -151,6 +151,9 @@ impl RunConfig {
         if let Err(why) = check_probe_interval(self.probe_interval) {
             problems.error("probeInterval", why);
         }
+        if let Err(why) = check_report_interval(self.report_interval) {
+            problems.error("reportInterval", why);
+        }
         if self.probe_timeout.as_std() == Duration::ZERO {
             problems.error("probeTimeout", "must be more than 0s, found 0s");
         } else if self.probe_timeout > self.resource_timeout {
@@ -269,6 +272,21 @@ fn label_value(text: &str) -> Result<(), String> {
 pub const PROBE_INTERVAL_MIN: GoDuration = GoDuration::from_millis(10);
 /// The longest probe interval: beyond it, a run's first pass takes longer than its stage.
 pub const PROBE_INTERVAL_MAX: GoDuration = GoDuration::from_secs(60);
+
+/// Whether `interval` is a soak's report interval: 0 (the report at the end only) or at least
+/// 1 s — the one rule, for `reportInterval` and `--report-interval` alike.
+///
+/// # Errors
+///
+/// What is expected and what was found.
+pub fn check_report_interval(interval: GoDuration) -> Result<(), String> {
+    if interval != GoDuration::ZERO && interval < GoDuration::from_secs(1) {
+        return Err(format!(
+            "must be 0s (the report is written at the end only) or at least 1s, found {interval}"
+        ));
+    }
+    Ok(())
+}
 
 /// Whether `interval` lies in [`PROBE_INTERVAL_MIN`]..=[`PROBE_INTERVAL_MAX`] — the one rule,
 /// for the configuration's `probeInterval` and the `--probe-interval` flag alike.

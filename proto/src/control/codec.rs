@@ -106,13 +106,14 @@ mod tests {
         // Agents and coordinators of one protocol version must agree byte for byte: the
         // identity's fields (role, node, pod, networks) in this order, after the version and
         // the run id; the addresses last (protocol version 2). Version 3 added a message
-        // (Egress) after the others, so a Hello's bytes changed only in the version.
+        // (Egress) after the others, so a Hello's bytes changed only in the version; version 4
+        // added the agent's clock epoch last.
         assert_eq!(
             encode(&hello()).expect("encode"),
             [
-                0, 0, 0, 33, // length
+                0, 0, 0, 42, // length
                 0,  // AgentMessage::Hello
-                3,  // protocol version
+                4,  // protocol version
                 5, b'r', b'u', b'n', b'-', b'1', // run id
                 1,    // role: client
                 2, b'n', b'1', // node
@@ -123,6 +124,7 @@ mod tests {
                 0, // public,
                 0, 198, 18, 0, 5, // IPv4 198.18.0.5,
                 1, 4, b'n', b'e', b't', b'1', // interface Some("net1")
+                253, 0, 40, 241, 41, 162, 1, 0, 0, // clock epoch 1_796_000_000_000 (u64, LE)
             ]
         );
     }

@@ -114,7 +114,15 @@ pub(super) fn network_rules(
         } else if t.all.sent > 0 && (t.all.ratio() < FLAKY_RATIO || t.flaps >= 2) {
             let mut ev = t.evidence();
             ev.insert("flaps".into(), json!(t.flaps));
-            ev.insert("outages_ms".into(), json!(t.outages));
+            ev.insert(
+                "outages_ms".into(),
+                json!(
+                    t.outages
+                        .iter()
+                        .map(crate::report::PathOutage::from)
+                        .collect::<Vec<_>>()
+                ),
+            );
             let severity = if t.healthy() {
                 Severity::Warn
             } else {

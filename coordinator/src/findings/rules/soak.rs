@@ -68,6 +68,7 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
             from_ms: o.from_ms,
             to_ms: o.to_ms.unwrap_or(last).max(o.from_ms),
             ongoing: o.to_ms.is_none(),
+            failures: o.failures,
         }));
     }
     let mut outages: Vec<(multinet_proto::network::CephNetwork, String)> = Vec::new();
@@ -104,13 +105,18 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
             .max_by_key(|w| w.to_ms - w.from_ms)
             .copied()
             .unwrap_or(merged[0]);
+        let utc = |ms| crate::findings::utc(facts.started_unix_ms, ms);
+        let class = |w: &Window| w.failures.dominant().map(|c| c.to_string());
         let summary = format!(
-            "during the soak the {} network from node {node} was down {} time(s), the longest for {:.1} s (from {:.1} s to {:.1} s of the agents' clock{}); availability {:.2}%",
+            "during the soak the {} network from node {node} was down {} time(s), the longest for {:.1} s (from {} to {}, {:.1} s to {:.1} s into the run, mostly {}{}); availability {:.2}%",
             network.key(),
             merged.len(),
             secs(longest),
+            utc(longest_w.from_ms),
+            utc(longest_w.to_ms),
             secs(longest_w.from_ms),
             secs(longest_w.to_ms),
+            class(&longest_w).unwrap_or_else(|| "unknown".into()),
             if longest_w.ongoing {
                 ", still down at the end"
             } else {
@@ -132,13 +138,17 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
                 (
                     "windows".into(),
                     json!(shown.iter().map(|w| json!({
+                        "from": utc(w.from_ms),
+                        "to": utc(w.to_ms),
                         "from_ms": w.from_ms,
                         "to_ms": w.to_ms,
                         "duration_ms": w.to_ms - w.from_ms,
                         "ongoing": w.ongoing,
+                        "failed_probes": w.failures.total(),
+                        "class": class(w),
                     })).collect::<Vec<_>>()),
                 ),
-                ("clock".into(), json!("ms since the agents started (they start in the placement stage, just before probing)")),
+                ("clock".into(), json!("from and to: UTC; _ms: ms since the run started (its started_at)")),
             ]),
             &[
                 "an outage that every client of the node shares is the node's uplink, its switch port or the switch: check their logs and counters for the window's time",
