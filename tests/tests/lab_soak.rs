@@ -55,14 +55,27 @@ fn a_block_scheduled_in_a_soak_is_one_outage_window_on_exactly_its_paths() {
         window["from_ms"].as_u64().expect("from"),
         window["to_ms"].as_u64().expect("to"),
     );
-    // The agents' clock starts during placement, before probing: the window begins at 30 s
-    // of probing plus that head start, within two probe intervals and a probe timeout (one
-    // round of the probe kinds), and lasts the scheduled 20 s within the same.
+    // Windows are on the run's clock (ms since the run started); probing begins after the
+    // server and placement stages, and the block 30 s after that. The window begins then,
+    // within two probe intervals and a probe timeout (one round of the probe kinds) — or up
+    // to a probe timeout before, a probe already under way when the block came — and lasts
+    // the scheduled 20 s within the same. Its UTC times are the run's start plus those.
     let slack = 2 * 200 + 500;
-    let head_start = stage_ms(&r, "place agents");
+    let blocked_at = stage_ms(&r, "server") + stage_ms(&r, "place agents") + 30_000;
     assert!(
-        (30_000..=30_000 + head_start + slack).contains(&from),
-        "outage from {from} ms (placement {head_start} ms): {f:#}"
+        (blocked_at - 500..=blocked_at + slack).contains(&from),
+        "outage from {from} ms (the block at {blocked_at} ms): {f:#}"
+    );
+    assert!(
+        r["started_at"].as_str().is_some_and(|s| s.ends_with('Z'))
+            && window["from"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{f:#}"
+    );
+    // A block drops packets: probes time out (or find no neighbour), nothing is refused.
+    assert!(
+        ["connect_timeout", "read_timeout", "unreachable"]
+            .contains(&window["class"].as_str().unwrap_or_default()),
+        "{window:#}"
     );
     assert!(
         (to - from).abs_diff(20_000) <= slack,
