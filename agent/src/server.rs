@@ -51,6 +51,39 @@ pub fn connection_limit(open_files: u64) -> usize {
         .clamp(CONNECTIONS_FLOOR, CONNECTIONS_CEILING)
 }
 
+/// Where the kernel caps every listen backlog (per network namespace).
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
+
+/// The backlog to listen with: the kernel's cap, `net.core.somaxconn` (4096 by default since
+/// Linux 5.4), read as the Go runtime reads it for every listener (`maxListenerBacklog`, Go's
+/// `src/net/sock_linux.go`); 4096 when it cannot be read. Clients of a round start together, so
+/// new connections come in bursts: a 32-node lab's 608 public clients open up to four fresh
+/// connections each per round, and tokio's default backlog of 1024 let the kernel drop SYNs of
+/// a burst — retried a second later, some probes then ran into their timeout
+/// (`connect_timeout`), and every node was called `flaky`.
+pub fn listen_backlog() -> u32 {
+    std::fs::read_to_string(SOMAXCONN)
+        .ok()
+        .and_then(|text| parse_somaxconn(&text))
+        .unwrap_or(4096)
+}
+
+/// `net.core.somaxconn` as the file holds it (a positive number and a newline).
+fn parse_somaxconn(text: &str) -> Option<u32> {
+    text.trim().parse::<u32>().ok().filter(|n| *n > 0)
+}
+
+/// A listener on `addr` with `backlog` (capped by the kernel at `net.core.somaxconn`).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Raises this process's soft limit on open files to its hard limit, as the Go runtime does for
 /// every Go program since 1.19 (so nginx, Rook's tester's server, is sized by
 /// `worker_rlimit_nofile`, and a Go server by the hard limit); returns the soft limit in effect
@@ -128,18 +161,18 @@ impl ProbeServer {
         let mut listeners = Vec::with_capacity(addresses.len());
         let mut accept_loops = JoinSet::new();
         for address in addresses {
-            let bind = |scheme: &'static str| async move {
-                TcpListener::bind((address.addr, 0))
-                    .await
-                    .map_err(|source| Error::Listen {
+            let bind = |scheme: &'static str| {
+                listen(SocketAddr::new(address.addr, 0), listen_backlog()).map_err(|source| {
+                    Error::Listen {
                         scheme,
                         address: address.addr,
                         network: address.network,
                         source,
-                    })
+                    }
+                })
             };
-            let http = bind("HTTP").await?;
-            let https = bind("HTTPS").await?;
+            let http = bind("HTTP")?;
+            let https = bind("HTTPS")?;
             listeners.push(Listener {
                 network: address.network,
                 http: http.local_addr().map_err(Error::LocalAddress)?,
@@ -383,6 +416,42 @@ mod tests {
         assert_eq!(connection_limit(1_048_576), CONNECTIONS_CEILING);
         assert_eq!(connection_limit(256), CONNECTIONS_FLOOR);
         assert_eq!(connection_limit(0), CONNECTIONS_FLOOR);
+    }
+
+    #[test]
+    fn the_listen_backlog_is_the_kernels_cap() {
+        assert_eq!(parse_somaxconn("4096\n"), Some(4096));
+        assert_eq!(parse_somaxconn("65535"), Some(65_535));
+        assert_eq!(parse_somaxconn("0\n"), None);
+        assert_eq!(parse_somaxconn("lots"), None);
+    }
+
+    #[tokio::test]
+    async fn the_server_listens_with_the_kernels_backlog_not_tokios_1024() {
+        let pki = crate::testing::TestPki::new();
+        let tls = crate::tls::RunTls::load(&pki.probe_server()).expect("server PKI");
+        let addresses = [multinet_proto::assignment::NetworkAddress {
+            network: multinet_proto::network::CephNetwork::Public,
+            addr: "127.0.0.1".parse().expect("ip"),
+            interface: None,
+        }];
+        let server = ProbeServer::bind(&addresses, tls.probe_server_config().expect("config"))
+            .await
+            .expect("server binds");
+        let port = server.listeners()[0].https.port();
+        // ss shows a listener's backlog as its Send-Q: LISTEN Recv-Q Send-Q Local Peer.
+        let out = std::process::Command::new("ss")
+            .args(["-Hltn", &format!("sport = :{port}")])
+            .output()
+            .expect("ss (iproute2) runs");
+        server.shutdown().await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let send_q: Vec<u32> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+            .collect();
+        let somaxconn = parse_somaxconn(&std::fs::read_to_string(SOMAXCONN).expect("somaxconn"));
+        assert_eq!(send_q, [somaxconn.expect("a cap")], "{text}");
     }
 
     #[tokio::test]
