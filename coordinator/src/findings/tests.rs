@@ -303,6 +303,35 @@ fn a_host_path_with_partial_success_is_flaky_not_unreachable() {
 }
 
 #[test]
+fn a_lossy_host_where_the_nodes_clients_are_lossy_too_is_said_once_and_fails() {
+    // Loss on n2's public uplink: its clients lose three early rounds and pass later; the
+    // host checker, on the same uplink, loses every third round and never passes.
+    let s = run_by_client(|client, node, net, _, round| {
+        if node != "n2" || net != CephNetwork::Public {
+            true
+        } else if client == "host-n2" {
+            round % 3 != 0
+        } else {
+            !matches!(round, 0 | 3 | 6)
+        }
+    });
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::Flaky,
+            Some(CephNetwork::Public),
+            vec!["n2".into()]
+        )]
+    );
+    assert!(f[0].evidence.contains_key("clients"), "{:?}", f[0]);
+    assert_eq!(f[0].evidence["explains"][0]["kind"], "flaky");
+    assert_eq!(f[0].evidence["explains"][0]["host_checker"], "host-n2");
+    // The host checker never passed: the run fails, as it would have without the merge.
+    assert_eq!(f[0].severity, Severity::Fail);
+}
+
+#[test]
 fn agent_lost_is_not_a_network_verdict() {
     let mut s = run(|node, _, _, round| !(node == "n3" && round > 3));
     for a in s

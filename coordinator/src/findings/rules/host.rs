@@ -3,7 +3,9 @@
 //! said; where the node's clients are cut off on the public network too (`node_unreachable`,
 //! `inter_node_blocked` naming the node), the host checker's failure is attached to that
 //! finding (`evidence.explains`); a host that gets through only sometimes is `flaky`, not
-//! unreachable.
+//! unreachable — and where the node's clients are `flaky` on the public network too (loss on
+//! the node's uplink, which the host and its pods share), it is attached to their finding, which
+//! then fails the run as the host checker's failure did.
 
 use std::collections::BTreeMap;
 
@@ -44,23 +46,28 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
         if mtu_explained {
             continue;
         }
+        let (sent, ok) = (small.sent + large.sent, small.ok + large.ok);
         let host_evidence = json!({
-            "kind": "host_unreachable",
+            "kind": if ok > 0 { "flaky" } else { "host_unreachable" },
             "host_checker": a.identity.pod,
             "small_probes": {"sent": small.sent, "ok": small.ok},
             "large_probes": {"sent": large.sent, "ok": large.ok},
         });
         if let Some(cause) = out.iter_mut().find(|f| {
-            matches!(
-                f.kind,
-                FindingKind::NodeUnreachable | FindingKind::InterNodeBlocked
-            ) && f.network == Some(CephNetwork::Public)
-                && f.nodes.contains(&a.identity.node)
+            let explains = match f.kind {
+                FindingKind::NodeUnreachable | FindingKind::InterNodeBlocked => true,
+                // Lossy clients explain a lossy host, not a host that never gets through
+                // (a missing host route is a cause of its own).
+                FindingKind::Flaky => ok > 0 && f.evidence.contains_key("clients"),
+                _ => false,
+            };
+            explains && f.network == Some(CephNetwork::Public) && f.nodes.contains(&a.identity.node)
         }) {
             add_explained(cause, host_evidence);
+            // The host checker did not pass: the cause now fails the run for it.
+            cause.severity = Severity::Fail;
             continue;
         }
-        let (sent, ok) = (small.sent + large.sent, small.ok + large.ok);
         if ok > 0 {
             out.push(finding(
                 FindingKind::Flaky, Severity::Fail, Some(CephNetwork::Public), vec![a.identity.node.clone()],
