@@ -2,13 +2,16 @@
 
 use clap::{Args, Subcommand};
 
-use crate::bench::{self, IngestArgs, load::LoadArgs};
+use crate::bench::{self, IngestArgs, load::LoadArgs, soak::SoakArgs};
 
 /// `multinet bench …`
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Control-plane ingest: many agent connections reporting at a fixed rate.
     Ingest(IngestFlags),
+    /// A long soak, time-compressed: the run's matrix fed hours of simulated results; memory
+    /// and report size per simulated hour.
+    Soak(SoakFlags),
     /// The load side of `ingest` (started by it).
     #[command(hide = true)]
     Load(LoadFlags),
@@ -31,6 +34,32 @@ pub struct IngestFlags {
     /// exposition encoded at every sample, as a scrape would): their cost.
     #[arg(long)]
     pub metrics: bool,
+}
+
+/// Arguments of `multinet bench soak`.
+#[derive(Debug, Args)]
+pub struct SoakFlags {
+    /// Simulated clients.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub agents: u32,
+    /// Nodes they are spread over.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub nodes: u32,
+    /// Simulated hours.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(2..))]
+    pub hours: u64,
+    /// Simulated probe interval, a Go duration.
+    #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
+    pub interval: std::time::Duration,
+    /// Probes lost at random, per mille.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub loss_per_mille: u32,
+}
+
+fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
+    multinet_proto::config::GoDuration::parse(text)
+        .map(|d| d.as_std())
+        .map_err(|e| e.to_string())
 }
 
 /// Arguments of `multinet bench load` (given by `bench ingest`).
@@ -70,6 +99,13 @@ pub fn run(command: BenchCommand) -> u8 {
             rate: f.rate,
             seconds: f.seconds,
             metrics: f.metrics,
+        }),
+        BenchCommand::Soak(f) => bench::soak::soak(&SoakArgs {
+            agents: f.agents,
+            nodes: f.nodes,
+            hours: f.hours,
+            interval: f.interval,
+            loss_per_mille: f.loss_per_mille,
         }),
         BenchCommand::Load(f) => bench::load::load(&LoadArgs {
             addr: f.addr,
