@@ -10,6 +10,7 @@
 //! * [`compare`] — two stored reports: what changed, and whether it is a regression.
 
 pub mod compare;
+mod drift;
 mod html;
 mod junit;
 pub mod stored;

@@ -276,6 +276,11 @@ mod tests {
             report.samples.iter().map(|s| s.hour).collect::<Vec<_>>(),
             [1, 2, 3]
         );
-        assert!(report.samples.iter().all(|s| s.report_bytes > 0 && s.buckets > 0));
+        assert!(
+            report
+                .samples
+                .iter()
+                .all(|s| s.report_bytes > 0 && s.buckets > 0)
+        );
     }
 }

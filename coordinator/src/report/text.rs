@@ -183,6 +183,7 @@ pub fn render_with(r: &StoredReport, colour: bool) -> String {
     }
 
     matrix(&mut out, r, paint);
+    super::drift::render(&mut out, r);
     out
 }
 
