@@ -8,6 +8,11 @@
 //! simulated hour the bench copies the matrix as an interim report does and measures the
 //! process's RSS and the size of the report's growing parts (`paths`, `timelines`).
 //!
+//! Every fourth client is an OSD's, on the cluster network too (Rook's converged node type has
+//! 3 OSDs among 19 daemons). With `metrics`, the matrix also updates the live Prometheus
+//! metrics as a run serving them does, and each sample encodes them as a scrape would (time
+//! and size).
+//!
 //! It passes when every result was recorded, memory stayed flat (the second half's largest RSS
 //! within 10 % + 4 MiB of the first half's) and the report stayed bounded (the second half's
 //! largest within 10 % of the first half's): nothing the coordinator keeps grows with a soak's
@@ -36,6 +41,8 @@ pub struct SoakArgs {
     pub interval: Duration,
     /// Probes lost at random, per mille (0..=1000).
     pub loss_per_mille: u32,
+    /// With the live metrics.
+    pub metrics: bool,
 }
 
 /// One sample, at the end of a simulated hour.
@@ -55,6 +62,8 @@ pub struct SoakSample {
     pub bucket_ms: u64,
     /// Wall time so far, s.
     pub wall_s: f64,
+    /// With metrics: one scrape's encoding time, ms, and size, bytes.
+    pub scrape: Option<(f64, usize)>,
 }
 
 /// What the bench measured.
@@ -146,6 +155,12 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
     let interval_ms = u64::try_from(args.interval.as_millis())?;
     anyhow::ensure!(interval_ms >= 10, "--interval must be at least 10ms");
     let matrix = MatrixActor::new(RUN_EPOCH_UNIX_MS).start();
+    let metrics = args.metrics.then(crate::metrics::RunMetrics::new);
+    if let Some(metrics) = &metrics {
+        let rule = crate::outage::OutageRule::new(args.interval, Duration::from_secs(4));
+        let paths = crate::metrics::PathMetrics::new(metrics.clone(), rule, "server".into());
+        matrix.send(crate::matrix_actor::WithMetrics(paths)).await?;
+    }
     let kinds = kinds();
     let target = std::net::SocketAddr::from(([198, 18, 0, 1], 8080));
     let rounds_per_hour = 3_600_000 / interval_ms;
@@ -161,8 +176,16 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             for agent in 0..args.agents {
                 let node = u64::from(agent % args.nodes);
                 let offset_ms = u64::from(agent % 60) * 1_000;
-                let mut results = Vec::with_capacity(((last - round) as usize) * kinds.len());
-                for r in round..last {
+                let networks: &[CephNetwork] = if agent % 4 == 0 {
+                    &[CephNetwork::Public, CephNetwork::Cluster]
+                } else {
+                    &[CephNetwork::Public]
+                };
+                let mut results =
+                    Vec::with_capacity(((last - round) as usize) * kinds.len() * networks.len());
+                for (r, network) in
+                    (round..last).flat_map(|r| networks.iter().map(move |n| (r, *n)))
+                {
                     let at_ms = r * interval_ms;
                     let Some(agent_ms) = at_ms.checked_sub(offset_ms) else {
                         continue;
@@ -175,7 +198,7 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
                             % 1_000
                             < u64::from(args.loss_per_mille);
                         results.push(ProbeResult {
-                            network: CephNetwork::Public,
+                            network,
                             target,
                             kind: *kind,
                             started_ms: agent_ms,
@@ -210,7 +233,13 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             .first()
             .map_or((0, 0), |t| (t.buckets.len(), t.bucket_ms));
         drop((copy, paths, timelines));
+        let scrape = metrics.as_ref().map(|m| {
+            let began = Instant::now();
+            let size = m.encode().len();
+            (began.elapsed().as_secs_f64() * 1000.0, size)
+        });
         let sample = SoakSample {
+            scrape,
             hour,
             recorded: matrix.send(Recorded).await?,
             rss_kib: super::rss_kib(),
@@ -220,14 +249,18 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             wall_s: started.elapsed().as_secs_f64(),
         };
         eprintln!(
-            "hour {:>3}: {:>12} results, RSS {:>6} MiB, report {:>7} KiB, {} buckets of {} s, {:.1} s",
+            "hour {:>3}: {:>12} results, RSS {:>6} MiB, report {:>7} KiB, {} buckets of {} s, {:.1} s{}",
             sample.hour,
             sample.recorded,
             sample.rss_kib / 1024,
             sample.report_bytes / 1024,
             sample.buckets,
             sample.bucket_ms / 1000,
-            sample.wall_s
+            sample.wall_s,
+            sample.scrape.map_or(String::new(), |(ms, bytes)| format!(
+                ", scrape {} KiB in {ms:.1} ms",
+                bytes / 1024
+            ))
         );
         samples.push(sample);
     }
@@ -264,13 +297,16 @@ mod tests {
             hours: 3,
             interval: Duration::from_secs(60),
             loss_per_mille: 10,
+            metrics: true,
         };
         let system = actix_rt::System::new();
         let report = system.block_on(run(&args)).expect("bench runs");
-        // 12 agents × 60 rounds an hour × 3 hours × 8 kinds, less the rounds before each
-        // agent's clock started (agent i starts i s late: its first round at 0 s is skipped).
-        let skipped = 11 * 8;
-        assert_eq!(report.produced, 12 * 60 * 3 * 8 - skipped);
+        // 12 agents × 60 rounds an hour × 3 hours × 8 kinds, the 3 OSD clients (0, 4, 8) on
+        // both networks, less the rounds before each agent's clock started (agent i starts
+        // i s late: its first round at 0 s is skipped).
+        let rounds = 60 * 3;
+        let skipped = (11 + 2) * 8;
+        assert_eq!(report.produced, (12 + 3) * rounds * 8 - skipped);
         assert!(report.nothing_lost, "{report:?}");
         assert_eq!(
             report.samples.iter().map(|s| s.hour).collect::<Vec<_>>(),
@@ -281,6 +317,13 @@ mod tests {
                 .samples
                 .iter()
                 .all(|s| s.report_bytes > 0 && s.buckets > 0)
+        );
+        assert!(
+            report
+                .samples
+                .iter()
+                .all(|s| s.scrape.is_some_and(|(_, b)| b > 0)),
+            "{report:?}"
         );
     }
 }

@@ -54,6 +54,9 @@ pub struct SoakFlags {
     /// Probes lost at random, per mille.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub loss_per_mille: u32,
+    /// With the live metrics on, each sample encoding them as a scrape would.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -106,6 +109,7 @@ pub fn run(command: BenchCommand) -> u8 {
             hours: f.hours,
             interval: f.interval,
             loss_per_mille: f.loss_per_mille,
+            metrics: f.metrics,
         }),
         BenchCommand::Load(f) => bench::load::load(&LoadArgs {
             addr: f.addr,
