@@ -137,6 +137,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         flaky_threshold_ms: 30_000,
         control_network_isolated: true,
         soak_min_outage_ms: None,
+        agent_outages: Vec::new(),
     };
     with_addresses(&mut facts);
     Synthetic { matrix, facts }

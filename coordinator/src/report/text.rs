@@ -182,8 +182,55 @@ pub fn render_with(r: &StoredReport, colour: bool) -> String {
         }
     }
 
+    agent_outages(&mut out, r);
     matrix(&mut out, r, paint);
     out
+}
+
+/// The agents that were away (agent outages, not the network's), one line each with its
+/// windows: `pod (role) on node: N time(s), S s away, R restart(s); from–to s (how), …`.
+fn agent_outages(out: &mut String, r: &StoredReport) {
+    if r.agent_outages.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "
+agent outages (away from the run, not measured; not network outages)"
+    );
+    let secs = |v: &serde_json::Value| v.as_u64().unwrap_or_default() as f64 / 1000.0;
+    for a in &r.agent_outages {
+        let windows: Vec<String> = a["windows"]
+            .as_array()
+            .map(|ws| {
+                ws.iter()
+                    .map(|w| {
+                        let how = if w["ongoing"].as_bool().unwrap_or(false) {
+                            "to the end"
+                        } else {
+                            w["returned"].as_str().unwrap_or("back")
+                        };
+                        format!(
+                            "{:.1}–{:.1} s ({how})",
+                            secs(&w["from_ms"]),
+                            secs(&w["to_ms"])
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} ({}) on {}: {} time(s), {:.1} s away, {} restart(s); {}",
+            a["pod"].as_str().unwrap_or("?"),
+            a["role"].as_str().unwrap_or("?"),
+            a["node"].as_str().unwrap_or("?"),
+            a["outages"].as_u64().unwrap_or_default(),
+            secs(&a["away_ms"]),
+            a["restarts"].as_u64().unwrap_or_default(),
+            windows.join(", ")
+        );
+    }
 }
 
 /// ok, sent, worst p99 of a matrix cell.
