@@ -376,6 +376,27 @@ impl Handler<ConnectionEvent> for AgentRoster {
     }
 }
 
+/// The backend saw the agent's process (or pod) exit: the agent is away from now on, even
+/// while its connection has not timed out yet (a killed process closes nothing; QUIC notices
+/// after its idle timeout), until a new process says Hello.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ProcessExited(pub String);
+
+impl Handler<ProcessExited> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, msg: ProcessExited, _: &mut Context<Self>) {
+        let (now_ms, stopping) = (self.now_ms(), self.stopped_ms.is_some());
+        if let Some(s) = self.agents.get_mut(&msg.0)
+            && s.ever_connected
+            && s.failed.is_none()
+            && !stopping
+        {
+            s.absences.left(now_ms);
+        }
+    }
+}
+
 /// Tells every connected agent to stop.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
