@@ -352,4 +352,25 @@ mod tests {
         assert!(!n2_rows[0].contains('\x1b'), "{}", n2_rows[0]);
         assert_eq!(n2_rows[1].matches("\x1b[31m").count(), 8, "{}", n2_rows[1]);
     }
+
+    #[test]
+    fn agent_outages_show_apart_from_the_findings_one_line_per_agent() {
+        let Stored::Run(mut r) = parse(FAIL, std::path::Path::new("r.json")).expect("read") else {
+            panic!("a run report");
+        };
+        assert!(!render(&r).contains("agent outages"), "none, no section");
+        r.agent_outages = vec![serde_json::json!({
+            "pod": "client-n2-osd-0", "node": "n2", "role": "client", "outages": 2,
+            "away_ms": 10_500, "restarts": 1,
+            "windows": [
+                {"from_ms": 10_200, "to_ms": 20_200, "duration_ms": 10_000, "ongoing": false, "returned": "restarted"},
+                {"from_ms": 29_000, "to_ms": 29_500, "duration_ms": 500, "ongoing": true, "returned": null}
+            ]
+        })];
+        let text = render(&r);
+        assert!(
+            text.contains("\nagent outages (away from the run, not measured; not network outages)\n  client-n2-osd-0 (client) on n2: 2 time(s), 10.5 s away, 1 restart(s); 10.2–20.2 s (restarted), 29.0–29.5 s (to the end)\n"),
+            "{text}"
+        );
+    }
 }

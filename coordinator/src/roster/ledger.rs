@@ -109,6 +109,12 @@ impl BatchLedger {
         BatchVerdict::Record { gap }
     }
 
+    /// The clock epoch of the current process (Unix ms; None before its first Hello): what
+    /// its results' `started_ms` count from — a restarted process's count from its own.
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
     /// The highest sequence number recorded from the current process.
     pub fn last_seq(&self) -> u64 {
         self.current.last_seq
