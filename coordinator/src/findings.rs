@@ -51,8 +51,8 @@ pub enum FindingKind {
     WrongEgress,
     /// In a soak: a node's paths on a network were down for a while (outage windows).
     Outage,
-    /// In a soak: an agent was away from the run for a while (its connection gone, its
-    /// process killed or restarted): its paths were not measured, which is no network outage.
+    /// An agent was away from the run for a while (its connection gone, its process killed
+    /// or restarted): its paths were not measured, which is no network outage.
     AgentOutage,
 }
 

@@ -40,8 +40,8 @@ struct AgentState {
     ever_connected: bool,
     /// When the last connection went away (None while connected).
     disconnected_at: Option<Instant>,
-    /// When it last said Hello, ms since the roster started.
-    hello_ms: Option<u64>,
+    /// Times the backend saw its process (or pod) exit ([`ProcessExited`]).
+    exits: u64,
     /// While set ([`test_hooks::WithholdAcks`]), batches are recorded but acknowledged only up
     /// to this sequence number, so the agent keeps them to resend.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -174,7 +174,7 @@ impl Handler<Expect> for AgentRoster {
                     absences: Absences::default(),
                     ever_connected: false,
                     disconnected_at: None,
-                    hello_ms: None,
+                    exits: 0,
                     #[cfg(any(test, feature = "test-hooks"))]
                     acks_held_at: None,
                     failed: None,
@@ -255,7 +255,6 @@ impl Handler<Introduce> for AgentRoster {
                 }
             }
         }
-        state.hello_ms = Some(now_ms);
         state.conn = Some((msg.conn_id, msg.tx));
         state.addresses = addresses;
         state.connection = Some(msg.connection);
@@ -378,7 +377,10 @@ impl Handler<ConnectionEvent> for AgentRoster {
 
 /// The backend saw the agent's process (or pod) exit: the agent is away from now on, even
 /// while its connection has not timed out yet (a killed process closes nothing; QUIC notices
-/// after its idle timeout), until a new process says Hello.
+/// after its idle timeout), until a new process says Hello. Exits and restarts pair up in
+/// either order: a backend may notice a restarted container only after the new process said
+/// Hello (Kubernetes' `restartCount`), and then the exit opens no absence — the restart
+/// already closed it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ProcessExited(pub String);
@@ -387,12 +389,12 @@ impl Handler<ProcessExited> for AgentRoster {
     type Result = ();
     fn handle(&mut self, msg: ProcessExited, _: &mut Context<Self>) {
         let (now_ms, stopping) = (self.now_ms(), self.stopped_ms.is_some());
-        if let Some(s) = self.agents.get_mut(&msg.0)
-            && s.ever_connected
-            && s.failed.is_none()
-            && !stopping
-        {
-            s.absences.left(now_ms);
+        if let Some(s) = self.agents.get_mut(&msg.0) {
+            s.exits += 1;
+            let unanswered = s.exits > s.ledger.restarts();
+            if unanswered && s.ever_connected && s.failed.is_none() && !stopping {
+                s.absences.left(now_ms);
+            }
         }
     }
 }
@@ -471,8 +473,8 @@ pub struct AgentView {
     pub addresses: Vec<NetworkAddress>,
     /// Where its probes leave from, as it last reported (None until it did).
     pub egress: Option<EgressReport>,
-    /// When it last said Hello, ms since the roster started (None: never).
-    pub hello_ms: Option<u64>,
+    /// Times the backend saw its process (or pod) exit.
+    pub exits: u64,
     /// The times it was away from the run (agent outages).
     pub absences: Absences,
     /// New processes of it that said Hello after the first (restarts).
@@ -527,7 +529,7 @@ impl Handler<Snapshot> for AgentRoster {
                     dropped: s.ledger.dropped(),
                     addresses: s.addresses.clone(),
                     egress: s.egress.clone(),
-                    hello_ms: s.hello_ms,
+                    exits: s.exits,
                     absences: s.absences.clone(),
                     restarts: s.ledger.restarts(),
                     lost_in_restarts: s.ledger.lost_in_restarts(),

@@ -123,14 +123,15 @@ impl Moment<'_> {
     }
 
     /// The fate the backend reported for the agent's pod, unless it is a process that exited
-    /// and the agent said Hello again since (restarted, as a kubelet restarts a container, or
-    /// the lab's `kill-agent` with `for`): then it is back, and its time away is an agent
-    /// outage ([`crate::roster::absences`]), not its fate.
+    /// and a new process of the agent said Hello for every exit the backend saw (restarted, as
+    /// a kubelet restarts a container, or the lab's `kill-agent` with `for` — in either order:
+    /// a backend may notice the restart after the new process connected): then it is back,
+    /// and its time away is an agent outage ([`crate::roster::absences`]), not its fate.
     fn backend_fate(&self, view: &AgentView) -> Option<&AgentFate> {
         self.scheduler_fates
             .get(&view.expected.pod)
             .filter(|fate| match fate {
-                AgentFate::Lost { at_ms } => view.hello_ms.is_none_or(|hello| hello <= *at_ms),
+                AgentFate::Lost { .. } => view.exits == 0 || view.restarts < view.exits,
                 _ => true,
             })
     }
@@ -269,7 +270,7 @@ mod tests {
             dropped: 0,
             addresses: Vec::new(),
             egress: None,
-            hello_ms: Some(0),
+            exits: 0,
             absences: Default::default(),
             restarts: 0,
             lost_in_restarts: 0,
@@ -351,8 +352,8 @@ mod tests {
         assert!(world.at(S).is_gone(&view("c", Role::Client)));
     }
 
-    /// A process that exited and an agent that said Hello again since: restarted, back in
-    /// the run (its time away is an agent outage, not its fate).
+    /// A process that exited and a new process of the agent that said Hello: restarted, back
+    /// in the run (its time away is an agent outage, not its fate).
     #[test]
     fn an_agent_whose_process_exited_is_back_once_a_new_process_said_hello() {
         let mut world = World::new();
@@ -360,18 +361,21 @@ mod tests {
             .fates
             .insert("c".into(), AgentFate::Lost { at_ms: 10_000 });
         let mut back = view("c", Role::Client);
-        back.hello_ms = Some(9_000);
-        assert!(
-            world.at(11 * S).is_gone(&back),
-            "its Hello was before the exit"
-        );
+        back.exits = 1;
+        assert!(world.at(11 * S).is_gone(&back), "no new process yet");
         assert_eq!(
             world.at(11 * S).fate(&back),
             AgentFate::Lost { at_ms: 10_000 }
         );
-        back.hello_ms = Some(20_000);
+        back.restarts = 1;
         assert!(!world.at(21 * S).is_gone(&back));
         assert_eq!(world.at(21 * S).fate(&back), AgentFate::Reported);
+        // Killed again, not (yet) back.
+        back.exits = 2;
+        assert!(world.at(31 * S).is_gone(&back));
+        // The roster has not heard of the exit yet (the same look at the run): it stands.
+        back.exits = 0;
+        assert!(world.at(31 * S).is_gone(&back));
         // Other fates of the backend stand whatever the agent said.
         world.fates.insert(
             "c".into(),

@@ -1,4 +1,4 @@
-//! `agent_outage`: in a soak, the times an agent was away from the run — its connection to
+//! `agent_outage`: the times an agent was away from the run — its connection to
 //! the coordinator gone (lost, process killed, pod gone) until it said Hello again, as the
 //! same process (a reconnect) or a new one (a restart), or until the end. Told apart from the
 //! network's `outage`: an agent away reports nothing, so none of its paths failed — they were
@@ -7,11 +7,13 @@
 //! nobody answers, which is no network outage either; the soak ends once the server has been
 //! away for the supervisor's patience).
 //!
-//! What counts: a restart (a new process: the old one crashed or was killed), an absence
-//! still open at the end, or one as long as the soak's shortest network outage (two probe
-//! intervals and a probe timeout). Shorter reconnects (a control connection that dropped and
-//! came straight back) are in the report's `agent_outages` and not a finding. Severity warn:
-//! the network was not found at fault; an agent that never came back is also `agent_lost`.
+//! What counts: a restart (a new process: the old one crashed or was killed), in any run; and
+//! in a soak also an absence still open at the end, or one as long as the soak's shortest
+//! network outage (two probe intervals and a probe timeout). Shorter reconnects (a control
+//! connection that dropped and came straight back), and outside a soak every absence without
+//! a restart (an agent away to the end there is `agent_lost`), are in the report's
+//! `agent_outages` and not a finding. Severity warn: the network was not found at fault; an
+//! agent that never came back is also `agent_lost`.
 
 use std::collections::BTreeMap;
 
@@ -25,24 +27,23 @@ use crate::roster::absences::Return;
 /// Windows kept in a finding's evidence (the report's `agent_outages` has them all kept).
 const WINDOWS_SHOWN: usize = 5;
 
-/// Whether an agent's absences make a finding in a soak whose shortest outage is `min_ms`.
-fn worth_a_finding(agent: &AgentOutages, min_ms: u64) -> bool {
+/// Whether an agent's absences make a finding: a restart always; in a soak whose shortest
+/// outage is `min_ms` (`soak_min_ms`), also an absence open at the end or that long.
+fn worth_a_finding(agent: &AgentOutages, soak_min_ms: Option<u64>) -> bool {
     agent.absences.restarts > 0
-        || agent.absences.away()
-        || agent
-            .windows()
-            .iter()
-            .any(|w| w.duration_ms >= min_ms || w.ongoing)
+        || soak_min_ms.is_some_and(|min_ms| {
+            agent
+                .windows()
+                .iter()
+                .any(|w| w.duration_ms >= min_ms || w.ongoing)
+        })
 }
 
 pub(super) fn agent_outages(facts: &RunFacts, out: &mut Vec<Finding>) {
-    let Some(min_ms) = facts.soak_min_outage_ms else {
-        return;
-    };
     for agent in facts
         .agent_outages
         .iter()
-        .filter(|a| worth_a_finding(a, min_ms))
+        .filter(|a| worth_a_finding(a, facts.soak_min_outage_ms))
     {
         let id = &agent.identity;
         let windows = agent.windows();
@@ -216,10 +217,13 @@ mod tests {
     }
 
     #[test]
-    fn short_reconnects_and_runs_without_soak_make_no_finding() {
+    fn short_reconnects_make_no_finding_and_outside_a_soak_only_restarts_do() {
         let blip = || away(&[(5_000, Some(5_300), Return::Reconnected)]);
         assert!(run(vec![agent(Role::Client, blip())], Some(4_400)).is_empty());
+        let long = || away(&[(5_000, Some(15_000), Return::Reconnected)]);
+        assert_eq!(run(vec![agent(Role::Client, long())], Some(4_400)).len(), 1);
+        assert!(run(vec![agent(Role::Client, long())], None).is_empty());
         let restart = away(&[(5_000, Some(15_000), Return::Restarted)]);
-        assert!(run(vec![agent(Role::Client, restart)], None).is_empty());
+        assert_eq!(run(vec![agent(Role::Client, restart)], None).len(), 1);
     }
 }
