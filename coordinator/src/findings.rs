@@ -51,6 +51,9 @@ pub enum FindingKind {
     WrongEgress,
     /// In a soak: a node's paths on a network were down for a while (outage windows).
     Outage,
+    /// An agent was away from the run for a while (its connection gone, its process killed
+    /// or restarted): its paths were not measured, which is no network outage.
+    AgentOutage,
 }
 
 /// How much a finding weighs in the verdict.
@@ -198,6 +201,8 @@ pub struct RunFacts {
     /// When the run started, Unix ms (UTC): the run's clock (every `_ms` time of a finding)
     /// counts from here.
     pub started_unix_ms: u64,
+    /// The agents that were away from the run at some time (agent outages), server first.
+    pub agent_outages: Vec<AgentOutages>,
 }
 
 /// `started_unix_ms + ms` as an RFC 3339 UTC timestamp with milliseconds
@@ -207,6 +212,84 @@ pub fn utc(started_unix_ms: u64, ms: u64) -> String {
     match k8s_openapi::jiff::Timestamp::from_millisecond(at) {
         Ok(t) => format!("{t:.3}"),
         Err(_) => String::new(),
+    }
+}
+
+/// The times one agent was away from the run: the report's `agent_outages[]` entry and what
+/// the `agent_outage` finding reads. Times are ms since the run started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentOutages {
+    /// Who.
+    pub identity: AgentIdentity,
+    /// Its absences ([`crate::roster::absences`]): counts and the windows kept.
+    pub absences: crate::roster::absences::Absences,
+    /// The end of the run on the same clock: an absence still open lasted until then.
+    pub end_ms: u64,
+}
+
+impl AgentOutages {
+    /// The windows to show (the most recent and the longest), an open one ending at
+    /// [`Self::end_ms`].
+    pub fn windows(&self) -> Vec<AgentOutageWindow> {
+        self.absences
+            .windows()
+            .into_iter()
+            .map(|a| AgentOutageWindow {
+                from_ms: a.from_ms,
+                to_ms: a.to_ms.unwrap_or(self.end_ms).max(a.from_ms),
+                duration_ms: a.duration_ms(self.end_ms),
+                ongoing: a.to_ms.is_none(),
+                returned: a.returned,
+            })
+            .collect()
+    }
+
+    /// Time away in all, ms.
+    pub fn away_ms(&self) -> u64 {
+        self.absences.away_ms(self.end_ms)
+    }
+}
+
+/// One window of an [`AgentOutages`], as the report has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AgentOutageWindow {
+    /// When its connection went, ms since the run started.
+    pub from_ms: u64,
+    /// When it said Hello again, or the end of the run when `ongoing`.
+    pub to_ms: u64,
+    /// `to_ms - from_ms`.
+    pub duration_ms: u64,
+    /// Still away at the end of the run.
+    pub ongoing: bool,
+    /// How it came back: `reconnected` (the same process), `restarted` (a new one); null
+    /// while `ongoing`.
+    pub returned: Option<crate::roster::absences::Return>,
+}
+
+/// An [`AgentOutages`] as the report's `agent_outages[]` entries have it.
+#[derive(Serialize)]
+struct AgentOutagesReport<'a> {
+    pod: &'a str,
+    node: &'a str,
+    role: Role,
+    outages: u64,
+    away_ms: u64,
+    restarts: u64,
+    windows: Vec<AgentOutageWindow>,
+}
+
+impl Serialize for AgentOutages {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AgentOutagesReport {
+            pod: &self.identity.pod,
+            node: &self.identity.node,
+            role: self.identity.role,
+            outages: self.absences.count,
+            away_ms: self.away_ms(),
+            restarts: self.absences.restarts,
+            windows: self.windows(),
+        }
+        .serialize(serializer)
     }
 }
 

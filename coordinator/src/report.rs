@@ -490,6 +490,10 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// Every agent and what became of it.
     pub agents: Vec<AgentFact>,
+    /// The agents that were away from the run at some time (agent outages, told apart from
+    /// the network's): windows, restarts. Left out when none was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agent_outages: Vec<crate::findings::AgentOutages>,
 }
 
 /// The paths of `matrix`, as reported.

@@ -1,7 +1,8 @@
 //! The `AgentRoster` actor: which agents the run expects, which are connected, what each has
 //! reported (by sequence number, so a batch resent after a reconnect counts once), where the
 //! server listens, and why peers were refused. The control-plane tasks talk to it; the run's
-//! supervisor reads snapshots of it.
+//! supervisor reads snapshots of it. Across an agent's reconnects and restarts its batches are
+//! counted by [`ledger`]; the times it was away by [`absences`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -17,8 +18,13 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::matrix_actor::{MatrixActor, Record};
 
+pub mod absences;
+pub mod ledger;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod test_hooks;
+
+use absences::{Absences, Return};
+use ledger::{Arrival, BatchLedger, BatchVerdict};
 
 #[derive(Debug)]
 struct AgentState {
@@ -27,17 +33,15 @@ struct AgentState {
     conn: Option<(u64, Sender<CoordinatorMessage>)>,
     /// The live connection itself, to close it.
     connection: Option<quinn::Connection>,
-    /// Results the agent says it produced (cumulative, from its newest batch).
-    produced: u64,
-    /// Results recorded from it.
-    recorded: u64,
-    /// Results it reported dropped.
-    dropped: u64,
+    /// Its batches, by sequence number, across reconnects and restarts.
+    ledger: BatchLedger,
+    /// The times it was away (connection gone until it said Hello again).
+    absences: Absences,
     ever_connected: bool,
     /// When the last connection went away (None while connected).
     disconnected_at: Option<Instant>,
-    /// Highest batch sequence number recorded.
-    last_seq: u64,
+    /// Times the backend saw its process (or pod) exit ([`ProcessExited`]).
+    exits: u64,
     /// While set ([`test_hooks::WithholdAcks`]), batches are recorded but acknowledged only up
     /// to this sequence number, so the agent keeps them to resend.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -104,6 +108,13 @@ pub struct AgentRoster {
     refused: BTreeMap<String, u64>,
     duplicate_batches: u64,
     sequence_gaps: u64,
+    /// The roster's clock: absences are counted from here (the run starts within the
+    /// milliseconds it takes to set up).
+    started: Instant,
+    /// When [`StopAll`] came, ms since the roster started: connections that close from then
+    /// on are the run's end, not an agent going away, and an agent away then was away to the
+    /// end.
+    stopped_ms: Option<u64>,
 }
 
 impl AgentRoster {
@@ -118,7 +129,14 @@ impl AgentRoster {
             refused: BTreeMap::new(),
             duplicate_batches: 0,
             sequence_gaps: 0,
+            started: Instant::now(),
+            stopped_ms: None,
         }
+    }
+
+    /// Milliseconds since the roster started.
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     fn refuse(&mut self, refusal: Refusal) -> Refusal {
@@ -155,12 +173,11 @@ impl Handler<Expect> for AgentRoster {
                     addresses: Vec::new(),
                     egress: None,
                     clock_epoch_unix_ms: 0,
-                    produced: 0,
-                    recorded: 0,
-                    dropped: 0,
+                    ledger: BatchLedger::default(),
+                    absences: Absences::default(),
                     ever_connected: false,
                     disconnected_at: None,
-                    last_seq: 0,
+                    exits: 0,
                     #[cfg(any(test, feature = "test-hooks"))]
                     acks_held_at: None,
                     failed: None,
@@ -215,9 +232,33 @@ impl Handler<Introduce> for AgentRoster {
             }));
         }
         let listeners = self.listeners.clone().filter(|_| self.targets_released);
+        let now_ms = self.now_ms();
         let Some(state) = self.agents.get_mut(&agent.pod) else {
             return Err(Refusal::NoHello);
         };
+        match state.ledger.hello(clock_epoch_unix_ms) {
+            Arrival::First => {}
+            Arrival::Reconnect => state.absences.returned(now_ms, Return::Reconnected),
+            Arrival::Restart { lost } => {
+                // A new process whose predecessor's connection had not been seen to close
+                // yet: the restart is still an absence (of no measured length).
+                state.absences.left(now_ms);
+                state.absences.returned(now_ms, Return::Restarted);
+                #[cfg(any(test, feature = "test-hooks"))]
+                {
+                    state.acks_held_at = None;
+                }
+                if lost > 0 {
+                    self.matrix.do_send(Record {
+                        client: agent.pod.clone(),
+                        node: state.expected.node.clone(),
+                        results: Vec::new(),
+                        dropped: lost,
+                        clock_epoch_unix_ms,
+                    });
+                }
+            }
+        }
         state.conn = Some((msg.conn_id, msg.tx));
         state.addresses = addresses;
         state.clock_epoch_unix_ms = clock_epoch_unix_ms;
@@ -249,18 +290,19 @@ impl Handler<Report> for AgentRoster {
             return 0;
         };
         let seq = msg.batch.seq;
-        if seq <= state.last_seq {
-            self.duplicate_batches += 1;
-            return state.last_seq;
+        match state.ledger.batch(
+            seq,
+            msg.batch.results.len() as u64,
+            msg.batch.dropped,
+            msg.batch.produced,
+        ) {
+            BatchVerdict::Duplicate { ack } => {
+                self.duplicate_batches += 1;
+                return ack;
+            }
+            BatchVerdict::Record { gap } => self.sequence_gaps += gap,
         }
-        if seq != state.last_seq + 1 {
-            self.sequence_gaps += seq - state.last_seq - 1;
-        }
-        state.last_seq = seq;
         let ack = state.ack_for(seq);
-        state.produced = state.produced.max(msg.batch.produced);
-        state.recorded += msg.batch.results.len() as u64;
-        state.dropped += msg.batch.dropped;
         self.matrix.do_send(Record {
             client: msg.pod,
             node: state.expected.node.clone(),
@@ -322,14 +364,43 @@ impl Handler<ConnectionEvent> for AgentRoster {
                 }
             }
             ConnectionEvent::Closed { pod, conn_id } => {
+                let (now_ms, stopping) = (self.now_ms(), self.stopped_ms.is_some());
                 if let Some(s) = self.agents.get_mut(&pod)
                     && s.conn.as_ref().is_some_and(|(id, _)| *id == conn_id)
                 {
                     s.conn = None;
                     s.disconnected_at = Some(Instant::now());
+                    // An agent that gave up (`failed`) is not away: it is done, and says why.
+                    if !stopping && s.failed.is_none() {
+                        s.absences.left(now_ms);
+                    }
                 }
             }
             ConnectionEvent::Refused(why) => *self.refused.entry(why.to_string()).or_default() += 1,
+        }
+    }
+}
+
+/// The backend saw the agent's process (or pod) exit: the agent is away from now on, even
+/// while its connection has not timed out yet (a killed process closes nothing; QUIC notices
+/// after its idle timeout), until a new process says Hello. Exits and restarts pair up in
+/// either order: a backend may notice a restarted container only after the new process said
+/// Hello (Kubernetes' `restartCount`), and then the exit opens no absence — the restart
+/// already closed it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ProcessExited(pub String);
+
+impl Handler<ProcessExited> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, msg: ProcessExited, _: &mut Context<Self>) {
+        let (now_ms, stopping) = (self.now_ms(), self.stopped_ms.is_some());
+        if let Some(s) = self.agents.get_mut(&msg.0) {
+            s.exits += 1;
+            let unanswered = s.exits > s.ledger.restarts();
+            if unanswered && s.ever_connected && s.failed.is_none() && !stopping {
+                s.absences.left(now_ms);
+            }
         }
     }
 }
@@ -342,6 +413,8 @@ pub struct StopAll;
 impl Handler<StopAll> for AgentRoster {
     type Result = ();
     fn handle(&mut self, _: StopAll, _: &mut Context<Self>) {
+        let now_ms = self.now_ms();
+        self.stopped_ms.get_or_insert(now_ms);
         for s in self.agents.values() {
             s.tell(CoordinatorMessage::Stop);
         }
@@ -406,6 +479,15 @@ pub struct AgentView {
     pub addresses: Vec<NetworkAddress>,
     /// Where its probes leave from, as it last reported (None until it did).
     pub egress: Option<EgressReport>,
+    /// Times the backend saw its process (or pod) exit.
+    pub exits: u64,
+    /// The times it was away from the run (agent outages).
+    pub absences: Absences,
+    /// New processes of it that said Hello after the first (restarts).
+    pub restarts: u64,
+    /// Results its earlier processes said they produced that never arrived (counted as
+    /// lost when the new process said Hello).
+    pub lost_in_restarts: u64,
 }
 
 /// The roster at a moment.
@@ -421,6 +503,12 @@ pub struct RosterSnapshot {
     pub duplicate_batches: u64,
     /// Batches missing from agents' sequences.
     pub sequence_gaps: u64,
+    /// Milliseconds since the roster started, when the snapshot was taken (the clock of
+    /// [`AgentView::absences`]).
+    pub at_ms: u64,
+    /// When the agents were told to stop, on the same clock (None: not yet): the end of an
+    /// absence still open.
+    pub stopped_ms: Option<u64>,
 }
 
 /// Asks for a snapshot.
@@ -441,18 +529,24 @@ impl Handler<Snapshot> for AgentRoster {
                     ever_connected: s.ever_connected,
                     disconnected_at: s.disconnected_at,
                     failed: s.failed.clone(),
-                    batches: s.last_seq,
-                    produced: s.produced,
-                    recorded: s.recorded,
-                    dropped: s.dropped,
+                    batches: s.ledger.batches(),
+                    produced: s.ledger.produced(),
+                    recorded: s.ledger.recorded(),
+                    dropped: s.ledger.dropped(),
                     addresses: s.addresses.clone(),
                     egress: s.egress.clone(),
+                    exits: s.exits,
+                    absences: s.absences.clone(),
+                    restarts: s.ledger.restarts(),
+                    lost_in_restarts: s.ledger.lost_in_restarts(),
                 })
                 .collect(),
             listeners: self.listeners.clone(),
             refused: self.refused.clone(),
             duplicate_batches: self.duplicate_batches,
             sequence_gaps: self.sequence_gaps,
+            at_ms: self.now_ms(),
+            stopped_ms: self.stopped_ms,
         })
     }
 }

@@ -29,7 +29,7 @@ use crate::outage::OutageRule;
 use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
-use crate::roster::{AgentRoster, Expect, ReleaseTargets, Snapshot, StopAll};
+use crate::roster::{AgentRoster, Expect, ProcessExited, ReleaseTargets, Snapshot, StopAll};
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 mod decide;
@@ -359,10 +359,17 @@ impl RunSupervisor {
             }
         }
         for (pod, reason) in scheduler.exited().await {
-            self.exit_reasons.entry(pod.clone()).or_insert(reason);
-            self.scheduler_fates
+            // The agent is away from now, not from when its connection times out.
+            self.roster.do_send(ProcessExited(pod.clone()));
+            self.exit_reasons.insert(pod.clone(), reason);
+            // A restarted agent's process may exit again: its newest exit counts.
+            let fate = self
+                .scheduler_fates
                 .entry(pod)
                 .or_insert(AgentFate::Lost { at_ms });
+            if matches!(fate, AgentFate::Lost { .. }) {
+                *fate = AgentFate::Lost { at_ms };
+            }
         }
     }
 

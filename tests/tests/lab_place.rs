@@ -141,7 +141,7 @@ async fn pods_of_several_nodes_are_placed_at_once_and_a_failure_midway_leaves_no
     let nodes = ["n1", "n2", "n3"];
 
     // 1. Four clients on each of three nodes: every one placed, each with its own addresses.
-    let mut backend = LabBackend::new(lab, vec!["true".into()], None, Keep::Lab);
+    let mut backend = LabBackend::new(lab, vec!["true".into()], Vec::new(), Keep::Lab);
     let pods = clients(&nodes, 4);
     let statuses = backend.start_all(&pods, &run_env).await.expect("placed");
     let mut addresses = BTreeSet::new();
@@ -215,7 +215,7 @@ async fn pods_of_several_nodes_are_placed_at_once_and_a_failure_midway_leaves_no
     for j in 14..40 {
         net::netns_add(&format!("{lab_name}-n2-p{j}")).expect("a namespace in the way");
     }
-    let mut backend = LabBackend::new(lab, vec!["true".into()], None, Keep::Nothing);
+    let mut backend = LabBackend::new(lab, vec!["true".into()], Vec::new(), Keep::Nothing);
     let pods = clients(&nodes, 5);
     let error = backend
         .start_all(&pods, &run_env)

@@ -249,3 +249,165 @@ fn live_metrics_show_the_blocked_paths_down_during_the_window_and_up_after() {
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     lab.assert_gone();
 }
+
+/// The findings' kinds of report `r`.
+fn kinds(r: &Value) -> Vec<String> {
+    r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// `produced = recorded + lost + unaccounted`, whatever became of the agents.
+fn assert_accounted(r: &Value) {
+    let n = |k: &str| {
+        r["results"][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {r:#}"))
+    };
+    assert_eq!(
+        n("produced"),
+        n("recorded") + n("lost") + n("unaccounted"),
+        "{:#}",
+        r["results"]
+    );
+    assert!(n("recorded") > 0, "{r:#}");
+}
+
+/// The one agent outage of report `r`: it is n2's client's, and no other agent was away.
+fn the_agent_outage(r: &Value) -> &Value {
+    let outages = r["agent_outages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no agent_outages: {r:#}"));
+    assert_eq!(outages.len(), 1, "only the killed agent was away: {r:#}");
+    let o = &outages[0];
+    assert_eq!(
+        (&o["node"], &o["role"]),
+        (&Value::from("n2"), &Value::from("client")),
+        "{o:#}"
+    );
+    o
+}
+
+/// An agent killed 10 s into a soak and started again 10 s later (as a kubelet restarts a
+/// container): an agent outage of that pod, ended by a restart, near the schedule; no
+/// network outage on any path (its paths were not measured, not down); the restarted agent's
+/// results are recorded (numbering from 1 again) and every result is accounted for.
+#[test]
+fn an_agent_killed_and_restarted_in_a_soak_is_an_agent_outage_not_a_network_one() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('a');
+    let topology = lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - kill-agent: {{node: n2, at: 10s, for: 10s}}\n{SOAK}"
+    ));
+    let (code, r) = run_with(&topology, &["--duration", "30s"]);
+    assert_eq!(kinds(&r), ["agent_outage"], "{r:#}");
+    // A warning, and a warning exits 1.
+    assert_eq!(
+        (code, &r["verdict"]),
+        (Some(1), &Value::from("warn")),
+        "{r:#}"
+    );
+    let o = the_agent_outage(&r);
+    assert_eq!(
+        (&o["outages"], &o["restarts"]),
+        (&Value::from(1), &Value::from(1)),
+        "{o:#}"
+    );
+    let w = &o["windows"][0];
+    assert_eq!(
+        (&w["ongoing"], &w["returned"]),
+        (&Value::from(false), &Value::from("restarted")),
+        "{w:#}"
+    );
+    // Killed 10 s into the probing (seen at the supervisor's next look, within 100 ms), back
+    // once the new process, started 10 s after the kill, said Hello: loose bounds for a
+    // loaded machine.
+    let probing_began = stage_ms(&r, "server") + stage_ms(&r, "place agents");
+    let from = w["from_ms"].as_u64().expect("from");
+    let duration = w["duration_ms"].as_u64().expect("duration");
+    assert!(
+        (probing_began + 10_000..=probing_began + 12_000).contains(&from),
+        "away from {from} ms, probing from {probing_began} ms: {o:#}"
+    );
+    assert!(
+        (9_000..=14_000).contains(&duration),
+        "away {duration} ms: {o:#}"
+    );
+    let f = &r["findings"][0];
+    assert_eq!(
+        (&f["severity"], &f["nodes"]),
+        (&Value::from("warn"), &serde_json::json!(["n2"])),
+        "{f:#}"
+    );
+    assert_eq!(f["evidence"]["pod"], o["pod"], "{f:#}");
+    // Every path is fine: no outage window, and the restarted agent's paths have results of
+    // the new process (more than before the kill could have given them alone is not
+    // checked; that they pass is).
+    for p in r["paths"].as_array().expect("paths") {
+        assert!(
+            p["outages"].as_array().expect("outages").is_empty(),
+            "{p:#}"
+        );
+    }
+    for a in r["agents"].as_array().expect("agents") {
+        assert_eq!(a["fate"]["state"], "reported", "{a:#}");
+    }
+    assert_eq!(r["results"]["duplicate_batches"], 0, "{:#}", r["results"]);
+    assert_eq!(r["results"]["sequence_gaps"], 0, "{:#}", r["results"]);
+    assert_accounted(&r);
+    lab.assert_gone();
+}
+
+/// An agent killed in a soak and not started again: an agent outage lasting to the end (and
+/// the agent lost), still no network outage.
+#[test]
+fn an_agent_killed_for_good_in_a_soak_is_away_to_the_end() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('d');
+    let topology = lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - kill-agent: {{node: n2, at: 8s}}\n{SOAK}"
+    ));
+    let (code, r) = run_with(&topology, &["--duration", "15s"]);
+    let mut found = kinds(&r);
+    found.sort();
+    assert_eq!(found, ["agent_lost", "agent_outage"], "{r:#}");
+    assert_eq!(code, Some(1), "an agent lost fails the run: {r:#}");
+    let o = the_agent_outage(&r);
+    assert_eq!(
+        (&o["outages"], &o["restarts"]),
+        (&Value::from(1), &Value::from(0)),
+        "{o:#}"
+    );
+    let w = &o["windows"][0];
+    assert_eq!(
+        (&w["ongoing"], &w["returned"]),
+        (&Value::from(true), &Value::Null),
+        "{w:#}"
+    );
+    let probing_began = stage_ms(&r, "server") + stage_ms(&r, "place agents");
+    let (from, to) = (
+        w["from_ms"].as_u64().expect("from"),
+        w["to_ms"].as_u64().expect("to"),
+    );
+    assert!(
+        (probing_began + 8_000..=probing_began + 10_000).contains(&from),
+        "away from {from} ms, probing from {probing_began} ms: {o:#}"
+    );
+    // To the end: the soak's 15 s of probing, and the stop.
+    assert!(to >= probing_began + 15_000, "away until {to} ms: {o:#}");
+    for p in r["paths"].as_array().expect("paths") {
+        assert!(
+            p["outages"].as_array().expect("outages").is_empty(),
+            "{p:#}"
+        );
+    }
+    assert_accounted(&r);
+    lab.assert_gone();
+}

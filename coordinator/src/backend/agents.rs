@@ -39,13 +39,28 @@ pub enum Error {
     EmptyCommand,
 }
 
-/// Kill an agent some time after it started.
+/// Kill an agent with SIGKILL (as a crash would) some time after it started or after probing
+/// began, and optionally start it again later with the same assignment (as a kubelet restarts
+/// a container).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillAgent {
-    /// `server`, or a node name (its first client is killed).
+    /// `server`, or a node name (its first client still running is killed).
     pub target: String,
-    /// How long after the agent started.
+    /// How long after [`Self::from`].
     pub after: Duration,
+    /// What `after` counts from.
+    pub from: KillFrom,
+    /// Start the agent again this long after it was killed (`None`: it stays dead).
+    pub restart_after: Option<Duration>,
+}
+
+/// What a [`KillAgent`]'s delay counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillFrom {
+    /// The victim's own start (`--kill-agent TARGET@SECONDS`, a topology's `after`).
+    AgentStart,
+    /// The start of probing (a topology's `at`, like every scheduled fault).
+    Probing,
 }
 
 impl std::str::FromStr for KillAgent {
@@ -65,6 +80,8 @@ impl std::str::FromStr for KillAgent {
         Ok(Self {
             target: target.to_string(),
             after: Duration::from_secs_f64(secs),
+            from: KillFrom::AgentStart,
+            restart_after: None,
         })
     }
 }
@@ -77,6 +94,20 @@ struct Running {
     node: String,
     log: std::path::PathBuf,
     exited: bool,
+    /// The whole command line, to start the agent again after a kill ([`KillAgent`]).
+    argv: Vec<String>,
+}
+
+/// Where a [`KillAgent`] stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KillState {
+    /// Not due yet (or no victim yet).
+    Pending,
+    /// `pod` was killed at `at`; it is started again once its exit was seen and
+    /// `restart_after` passed.
+    Killed { pod: String, at: Instant },
+    /// Done: killed for good, or killed and started again.
+    Done,
 }
 
 /// The agent processes of a run.
@@ -84,19 +115,27 @@ struct Running {
 pub struct AgentProcesses {
     agent_command: Vec<String>,
     running: BTreeMap<String, Running>,
-    kill: Option<KillAgent>,
-    killed: bool,
+    /// The kill-agent faults and where each stands.
+    kills: Vec<(KillAgent, KillState)>,
+    /// When probing began ([`Self::probing_began`]): what [`KillFrom::Probing`] counts from.
+    probing_since: Option<Instant>,
 }
 
 impl AgentProcesses {
-    /// Agents are started with `agent_command` + `--assignment FILE`.
-    pub fn new(agent_command: Vec<String>, kill: Option<KillAgent>) -> Self {
+    /// Agents are started with `agent_command` + `--assignment FILE`; `kills` are applied as
+    /// they fall due ([`Self::exited`]).
+    pub fn new(agent_command: Vec<String>, kills: Vec<KillAgent>) -> Self {
         Self {
             agent_command,
             running: BTreeMap::new(),
-            kill,
-            killed: false,
+            kills: kills.into_iter().map(|k| (k, KillState::Pending)).collect(),
+            probing_since: None,
         }
+    }
+
+    /// Probing began now: kills counted from it ([`KillFrom::Probing`]) start counting.
+    pub fn probing_began(&mut self) {
+        self.probing_since.get_or_insert_with(Instant::now);
     }
 
     /// The command that runs an agent: `MULTINET_AGENT_BIN` if set, else this very binary's
@@ -150,14 +189,8 @@ impl AgentProcesses {
         argv.push("--assignment".into());
         argv.push(file.display().to_string());
         let (program, args) = argv.split_first().ok_or(Error::EmptyCommand)?;
-        match Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-        {
+        let (program, args) = (program.clone(), args.to_vec());
+        match spawn(&program, &args, log) {
             Ok(child) => {
                 self.running.insert(
                     pod.pod.clone(),
@@ -168,6 +201,7 @@ impl AgentProcesses {
                         node: pod.node.clone(),
                         log: log_path,
                         exited: false,
+                        argv,
                     },
                 );
                 Ok(Ok(()))
@@ -176,22 +210,82 @@ impl AgentProcesses {
         }
     }
 
-    /// Applies the kill-agent fault when it is due; returns agents that exited since the last
-    /// call, with the reason.
-    pub fn exited(&mut self) -> Vec<(String, String)> {
-        if let (Some(kill), false) = (&self.kill, self.killed) {
-            let victim = self.running.values_mut().find(|r| {
-                if kill.target == "server" {
-                    r.role == Role::Server
-                } else {
-                    r.role == Role::Client && r.node == kill.target
-                }
+    /// Kills the victims of the kill-agent faults that fell due (SIGKILL, as a crash would).
+    fn apply_kills(&mut self) {
+        let probing = self.probing_since;
+        for (kill, state) in &mut self.kills {
+            if *state != KillState::Pending {
+                continue;
+            }
+            let victim = self.running.iter_mut().find(|(_, r)| {
+                !r.exited
+                    && if kill.target == "server" {
+                        r.role == Role::Server
+                    } else {
+                        r.role == Role::Client && r.node == kill.target
+                    }
             });
-            if let Some(r) = victim.filter(|r| r.started.elapsed() >= kill.after) {
+            let Some((pod, r)) = victim else {
+                continue;
+            };
+            let due = match kill.from {
+                KillFrom::AgentStart => r.started.elapsed() >= kill.after,
+                KillFrom::Probing => probing.is_some_and(|p| p.elapsed() >= kill.after),
+            };
+            if due {
                 let _ = r.child.start_kill();
-                self.killed = true;
+                tracing::info!(pod = %pod, "kill-agent: killed the agent");
+                *state = match kill.restart_after {
+                    Some(_) => KillState::Killed {
+                        pod: pod.clone(),
+                        at: Instant::now(),
+                    },
+                    None => KillState::Done,
+                };
             }
         }
+    }
+
+    /// Starts again, with the same command line and assignment, the killed agents whose exit
+    /// was seen and whose time to come back has come (as a kubelet restarts a container).
+    fn apply_restarts(&mut self) {
+        for (kill, state) in &mut self.kills {
+            let (KillState::Killed { pod, at }, Some(after)) = (&*state, kill.restart_after) else {
+                continue;
+            };
+            let Some(r) = self.running.get_mut(pod) else {
+                *state = KillState::Done;
+                continue;
+            };
+            if !r.exited || at.elapsed() < after {
+                continue;
+            }
+            let log = std::fs::OpenOptions::new().append(true).open(&r.log);
+            let started = log.map_err(|e| e.to_string()).and_then(|log| {
+                let (program, args) = r.argv.split_first().ok_or("empty agent command")?;
+                spawn(program, args, log).map_err(|e| format!("cannot start {program}: {e}"))
+            });
+            match started {
+                Ok(child) => {
+                    tracing::info!(pod = %pod, "kill-agent: started the agent again");
+                    r.child = child;
+                    r.started = Instant::now();
+                    r.exited = false;
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %pod, "kill-agent: cannot start the agent again: {e}")
+                }
+            }
+            *state = KillState::Done;
+        }
+    }
+
+    /// Applies the kill-agent faults that are due (kills, and restarts of agents whose exit
+    /// an earlier call returned); returns agents that exited since the last call, with the
+    /// reason.
+    pub fn exited(&mut self) -> Vec<(String, String)> {
+        self.apply_restarts();
+        self.apply_kills();
         let mut out = Vec::new();
         for (pod, r) in &mut self.running {
             if !r.exited
@@ -221,6 +315,17 @@ impl AgentProcesses {
         }
         self.running.clear();
     }
+}
+
+/// Starts `program` with `args`, its stderr into `log`.
+fn spawn(program: &str, args: &[String], log: std::fs::File) -> std::io::Result<Child> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
 }
 
 /// The last lines an agent logged (at most [`TAIL_LINES`] lines of the file's last
@@ -256,7 +361,9 @@ mod tests {
             "server@2.5".parse::<KillAgent>(),
             Ok(KillAgent {
                 target: "server".into(),
-                after: Duration::from_millis(2500)
+                after: Duration::from_millis(2500),
+                from: KillFrom::AgentStart,
+                restart_after: None,
             })
         );
         assert!("server".parse::<KillAgent>().is_err());

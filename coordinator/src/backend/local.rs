@@ -48,7 +48,7 @@ impl LocalBackend {
             nodes,
             block,
             next_host: BTreeMap::new(),
-            agents: AgentProcesses::new(agent_command, kill),
+            agents: AgentProcesses::new(agent_command, kill.into_iter().collect()),
         }
     }
 

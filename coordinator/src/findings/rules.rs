@@ -13,6 +13,7 @@
 
 mod addresses;
 pub(crate) use addresses::duplicate_address_suggestions;
+mod agent_outage;
 mod agents;
 mod egress;
 mod host;
@@ -30,6 +31,7 @@ use serde_json::{Value, json};
 use super::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::{Outage, PathMatrix};
 use addresses::{duplicate_addresses, duplicates_explain};
+use agent_outage::agent_outages;
 use agents::{agent_failures, server_unavailable};
 use egress::wrong_egress;
 use host::host_checks;
@@ -108,6 +110,7 @@ fn is_reporting(fact: &AgentFact) -> bool {
 pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     agent_failures(facts, &mut out);
+    agent_outages(facts, &mut out);
     duplicate_addresses(facts, &mut out);
     wrong_egress(facts, &mut out);
     if !is_reporting(&facts.server) {

@@ -138,6 +138,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         control_network_isolated: true,
         soak_min_outage_ms: None,
         started_unix_ms: 1_796_000_000_000,
+        agent_outages: Vec::new(),
     };
     with_addresses(&mut facts);
     Synthetic { matrix, facts }

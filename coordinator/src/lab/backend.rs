@@ -77,11 +77,12 @@ pub struct LabBackend {
 }
 
 impl LabBackend {
-    /// Runs on `lab`; `keep` says what cleanup leaves.
-    pub fn new(lab: Lab, agent_command: Vec<String>, kill: Option<KillAgent>, keep: Keep) -> Self {
+    /// Runs on `lab`, applying `kills` (the topology's kill-agent faults, or the command
+    /// line's); `keep` says what cleanup leaves.
+    pub fn new(lab: Lab, agent_command: Vec<String>, kills: Vec<KillAgent>, keep: Keep) -> Self {
         Self {
             lab: Arc::new(RwLock::new(lab)),
-            agents: AgentProcesses::new(agent_command, kill),
+            agents: AgentProcesses::new(agent_command, kills),
             keep,
             schedule: None,
         }
@@ -312,10 +313,13 @@ impl Scheduler for LabBackend {
         self.agents.exited()
     }
 
-    /// Starts the scheduled faults' timer: each fault applied `at` into the probing and
-    /// removed `for` later, in the switch namespace. A fault that cannot be applied or removed
-    /// is said on stderr (the run goes on; its report shows what the network did).
+    /// Starts the scheduled faults' timer: each fault on the switch's ports applied `at` into
+    /// the probing and removed `for` later, in the switch namespace. A fault that cannot be
+    /// applied or removed is said on stderr (the run goes on; its report shows what the
+    /// network did). Scheduled kill-agent faults count from now too; the agents' processes
+    /// apply them ([`AgentProcesses::exited`]).
     async fn probing_began(&mut self) {
+        self.agents.probing_began();
         let (topology, switch_ns, dir) = {
             let lab = self.lab();
             (
@@ -329,6 +333,9 @@ impl Scheduler for LabBackend {
         }
         let mut events: Vec<(std::time::Duration, usize, bool)> = Vec::new();
         for (index, s) in topology.scheduled.iter().enumerate() {
+            if !s.fault.comes_and_goes() {
+                continue;
+            }
             events.push((s.at, index, true));
             if let Some(d) = s.duration {
                 events.push((s.at + d, index, false));

@@ -177,10 +177,12 @@ pub struct Underlay {
 }
 
 /// A fault with a time: `at` into the probing it is applied, `duration` (`for`) later it
-/// is removed (`None`: it stays until the run ends).
+/// is removed (`None`: it stays until the run ends); for a killed agent, `for` later it is
+/// started again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduledFault {
-    /// The fault (a block, loss, link-down or MTU drop: on the switch's ports).
+    /// The fault (a block, loss, link-down or MTU drop: on the switch's ports; or a killed
+    /// agent).
     pub fault: Fault,
     /// When, counted from the start of probing.
     pub at: std::time::Duration,
@@ -243,11 +245,14 @@ pub enum Fault {
         /// The port's MTU.
         mtu: u32,
     },
-    /// Kill one client agent on `node` (as a crash would) this long after the agents started.
+    /// Kill one client agent on `node` with SIGKILL (as a crash would) this long after the
+    /// agents started (`after`) — or, on a schedule ([`ScheduledFault`]), `at` into the
+    /// probing, started again with the same assignment `for` later (as a kubelet restarts a
+    /// container; without `for` it stays dead).
     KillAgent {
         /// The node.
         node: String,
-        /// Delay after the agents started.
+        /// Delay after the agents started (0 on a schedule: `at` says when).
         after: GoDuration,
     },
 }

@@ -102,6 +102,10 @@ pub struct StoredReport {
     /// Every agent and what became of it, as written (`pod`, `node`, `role`, `fate`, …).
     #[serde(default)]
     pub agents: Vec<Value>,
+    /// The agents that were away at some time (`pod`, `node`, `role`, `outages`, `away_ms`,
+    /// `restarts`, `windows`), as written; absent when none was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_outages: Vec<Value>,
 }
 
 /// A finding as stored: its kind and severity as their JSON strings (`inter_node_blocked`,

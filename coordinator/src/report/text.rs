@@ -182,9 +182,56 @@ pub fn render_with(r: &StoredReport, colour: bool) -> String {
         }
     }
 
+    agent_outages(&mut out, r);
     matrix(&mut out, r, paint);
     super::drift::render(&mut out, r);
     out
+}
+
+/// The agents that were away (agent outages, not the network's), one line each with its
+/// windows: `pod (role) on node: N time(s), S s away, R restart(s); from–to s (how), …`.
+fn agent_outages(out: &mut String, r: &StoredReport) {
+    if r.agent_outages.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "
+agent outages (away from the run, not measured; not network outages)"
+    );
+    let secs = |v: &serde_json::Value| v.as_u64().unwrap_or_default() as f64 / 1000.0;
+    for a in &r.agent_outages {
+        let windows: Vec<String> = a["windows"]
+            .as_array()
+            .map(|ws| {
+                ws.iter()
+                    .map(|w| {
+                        let how = if w["ongoing"].as_bool().unwrap_or(false) {
+                            "to the end"
+                        } else {
+                            w["returned"].as_str().unwrap_or("back")
+                        };
+                        format!(
+                            "{:.1}–{:.1} s ({how})",
+                            secs(&w["from_ms"]),
+                            secs(&w["to_ms"])
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} ({}) on {}: {} time(s), {:.1} s away, {} restart(s); {}",
+            a["pod"].as_str().unwrap_or("?"),
+            a["role"].as_str().unwrap_or("?"),
+            a["node"].as_str().unwrap_or("?"),
+            a["outages"].as_u64().unwrap_or_default(),
+            secs(&a["away_ms"]),
+            a["restarts"].as_u64().unwrap_or_default(),
+            windows.join(", ")
+        );
+    }
 }
 
 /// ok, sent, worst p99 of a matrix cell.
@@ -305,5 +352,26 @@ mod tests {
         assert_eq!(n2_rows.len(), 2);
         assert!(!n2_rows[0].contains('\x1b'), "{}", n2_rows[0]);
         assert_eq!(n2_rows[1].matches("\x1b[31m").count(), 8, "{}", n2_rows[1]);
+    }
+
+    #[test]
+    fn agent_outages_show_apart_from_the_findings_one_line_per_agent() {
+        let Stored::Run(mut r) = parse(FAIL, std::path::Path::new("r.json")).expect("read") else {
+            panic!("a run report");
+        };
+        assert!(!render(&r).contains("agent outages"), "none, no section");
+        r.agent_outages = vec![serde_json::json!({
+            "pod": "client-n2-osd-0", "node": "n2", "role": "client", "outages": 2,
+            "away_ms": 10_500, "restarts": 1,
+            "windows": [
+                {"from_ms": 10_200, "to_ms": 20_200, "duration_ms": 10_000, "ongoing": false, "returned": "restarted"},
+                {"from_ms": 29_000, "to_ms": 29_500, "duration_ms": 500, "ongoing": true, "returned": null}
+            ]
+        })];
+        let text = render(&r);
+        assert!(
+            text.contains("\nagent outages (away from the run, not measured; not network outages)\n  client-n2-osd-0 (client) on n2: 2 time(s), 10.5 s away, 1 restart(s); 10.2–20.2 s (restarted), 29.0–29.5 s (to the end)\n"),
+            "{text}"
+        );
     }
 }

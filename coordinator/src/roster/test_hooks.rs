@@ -47,7 +47,7 @@ impl Handler<WithholdAcks> for AgentRoster {
     type Result = Option<u64>;
     fn handle(&mut self, msg: WithholdAcks, _: &mut Context<Self>) -> Option<u64> {
         let state = self.agents.get_mut(&msg.0)?;
-        state.acks_held_at = Some(state.last_seq);
-        Some(state.last_seq)
+        state.acks_held_at = Some(state.ledger.last_seq());
+        Some(state.ledger.last_seq())
     }
 }

@@ -156,11 +156,11 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                     (lab, keep, config, command, metrics)
                 }
             };
-            let kill = request
-                .kill_agent
-                .clone()
-                .or_else(|| topology_kill(&lab.topology));
-            let backend = LabBackend::new(lab, command, kill, keep);
+            let kills = match &request.kill_agent {
+                Some(kill) => vec![kill.clone()],
+                None => topology_kills(&lab.topology),
+            };
+            let backend = LabBackend::new(lab, command, kills, keep);
             finish(
                 execute(backend, settings(config, request), metrics, request, say)?,
                 request,
@@ -273,15 +273,30 @@ fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> 
     })
 }
 
-/// The topology's kill-agent fault, if any (the first one).
-fn topology_kill(topology: &LabTopology) -> Option<KillAgent> {
-    topology.faults.iter().find_map(|f| match f {
-        crate::lab::topology::Fault::KillAgent { node, after } => Some(KillAgent {
+/// The topology's kill-agent faults: `after` the agents started, or on a schedule (`at` into
+/// the probing, started again `for` later).
+fn topology_kills(topology: &LabTopology) -> Vec<KillAgent> {
+    use crate::backend::agents::KillFrom;
+    use crate::lab::topology::Fault;
+    let fixed = topology.faults.iter().filter_map(|f| match f {
+        Fault::KillAgent { node, after } => Some(KillAgent {
             target: node.clone(),
             after: after.as_std(),
+            from: KillFrom::AgentStart,
+            restart_after: None,
         }),
         _ => None,
-    })
+    });
+    let scheduled = topology.scheduled.iter().filter_map(|s| match &s.fault {
+        Fault::KillAgent { node, .. } => Some(KillAgent {
+            target: node.clone(),
+            after: s.at,
+            from: KillFrom::Probing,
+            restart_after: s.duration,
+        }),
+        _ => None,
+    });
+    fixed.chain(scheduled).collect()
 }
 
 /// How a run that got to its report ended.

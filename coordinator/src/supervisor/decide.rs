@@ -119,9 +119,21 @@ impl Moment<'_> {
     /// Whether an agent is gone: the backend reported its pod's fate, the agent gave up, or
     /// its connection has been gone for [`LOST_AFTER`].
     pub(super) fn is_gone(&self, view: &AgentView) -> bool {
-        self.scheduler_fates.contains_key(&view.expected.pod)
-            || view.failed.is_some()
-            || self.lost_for(view).is_some()
+        self.backend_fate(view).is_some() || view.failed.is_some() || self.lost_for(view).is_some()
+    }
+
+    /// The fate the backend reported for the agent's pod, unless it is a process that exited
+    /// and a new process of the agent said Hello for every exit the backend saw (restarted, as
+    /// a kubelet restarts a container, or the lab's `kill-agent` with `for` — in either order:
+    /// a backend may notice the restart after the new process connected): then it is back,
+    /// and its time away is an agent outage ([`crate::roster::absences`]), not its fate.
+    fn backend_fate(&self, view: &AgentView) -> Option<&AgentFate> {
+        self.scheduler_fates
+            .get(&view.expected.pod)
+            .filter(|fate| match fate {
+                AgentFate::Lost { .. } => view.exits == 0 || view.restarts < view.exits,
+                _ => true,
+            })
     }
 
     /// How long the agent has been disconnected, once that is [`LOST_AFTER`] or more.
@@ -211,7 +223,7 @@ impl Moment<'_> {
     /// process exited without ever connecting never connected), then the agent's own, then
     /// the connection's.
     pub(super) fn fate(&self, view: &AgentView) -> AgentFate {
-        if let Some(f) = self.scheduler_fates.get(&view.expected.pod) {
+        if let Some(f) = self.backend_fate(view) {
             if matches!(f, AgentFate::Lost { .. }) && !view.ever_connected {
                 AgentFate::NeverConnected
             } else {
@@ -258,6 +270,10 @@ mod tests {
             dropped: 0,
             addresses: Vec::new(),
             egress: None,
+            exits: 0,
+            absences: Default::default(),
+            restarts: 0,
+            lost_in_restarts: 0,
         }
     }
 
@@ -334,6 +350,40 @@ mod tests {
             .fates
             .insert("c".into(), AgentFate::Lost { at_ms: 500 });
         assert!(world.at(S).is_gone(&view("c", Role::Client)));
+    }
+
+    /// A process that exited and a new process of the agent that said Hello: restarted, back
+    /// in the run (its time away is an agent outage, not its fate).
+    #[test]
+    fn an_agent_whose_process_exited_is_back_once_a_new_process_said_hello() {
+        let mut world = World::new();
+        world
+            .fates
+            .insert("c".into(), AgentFate::Lost { at_ms: 10_000 });
+        let mut back = view("c", Role::Client);
+        back.exits = 1;
+        assert!(world.at(11 * S).is_gone(&back), "no new process yet");
+        assert_eq!(
+            world.at(11 * S).fate(&back),
+            AgentFate::Lost { at_ms: 10_000 }
+        );
+        back.restarts = 1;
+        assert!(!world.at(21 * S).is_gone(&back));
+        assert_eq!(world.at(21 * S).fate(&back), AgentFate::Reported);
+        // Killed again, not (yet) back.
+        back.exits = 2;
+        assert!(world.at(31 * S).is_gone(&back));
+        // The roster has not heard of the exit yet (the same look at the run): it stands.
+        back.exits = 0;
+        assert!(world.at(31 * S).is_gone(&back));
+        // Other fates of the backend stand whatever the agent said.
+        world.fates.insert(
+            "c".into(),
+            AgentFate::NotStarted {
+                reason: "image".into(),
+            },
+        );
+        assert!(world.at(21 * S).is_gone(&back));
     }
 
     #[test]

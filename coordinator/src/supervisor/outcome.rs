@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use super::decide::fate_of;
 use super::{Error, Result, RunSettings, RunSupervisor};
-use crate::findings::{self, AgentFact, AgentFate, RunFacts};
+use crate::findings::{self, AgentFact, AgentFate, AgentOutages, RunFacts};
 use crate::matrix::PathMatrix;
 use crate::matrix_actor::{Peek, Take};
 use crate::report::{self, NodeReport, ResultAccounting, RunReport, Verdict};
-use crate::roster::{AgentView, Snapshot};
+use crate::roster::{AgentView, RosterSnapshot, Snapshot};
 use crate::scheduler::Scheduler;
 
 impl RunSupervisor {
@@ -124,6 +124,7 @@ impl RunSupervisor {
             soak_min_outage_ms: (settings.soak != super::Soak::Off)
                 .then(|| settings.outage_rule().min_ms),
             started_unix_ms: self.started_unix_ms,
+            agent_outages: agent_outages(&snap),
         };
         // Server-not-started pods are consequences, not scheduling problems of their own.
         let mut found = findings::evaluate(&matrix, &facts);
@@ -202,6 +203,25 @@ impl RunSupervisor {
             agents: std::iter::once(facts.server.clone())
                 .chain(facts.agents.iter().cloned())
                 .collect(),
+            agent_outages: facts.agent_outages.clone(),
         })
     }
+}
+
+/// The agents that were away at some time, server first (the roster's order otherwise), an
+/// absence still open ending when the agents were told to stop.
+fn agent_outages(snap: &RosterSnapshot) -> Vec<AgentOutages> {
+    let end_ms = snap.stopped_ms.unwrap_or(snap.at_ms);
+    let mut out: Vec<AgentOutages> = snap
+        .agents
+        .iter()
+        .filter(|a| a.absences.count > 0)
+        .map(|a| AgentOutages {
+            identity: a.expected.clone(),
+            absences: a.absences.clone(),
+            end_ms,
+        })
+        .collect();
+    out.sort_by_key(|a| a.identity.role != Role::Server);
+    out
 }

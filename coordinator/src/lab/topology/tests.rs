@@ -441,6 +441,22 @@ fn bad_inputs_name_their_field() {
             "faults: [{kill-agent: {node: n1}}]\n",
             "faults[0].kill-agent.after",
         ),
+        (
+            "faults: [{kill-agent: {node: n1, after: 1s, at: 10s}}]\n",
+            "faults[0].kill-agent.after",
+        ),
+        (
+            "faults: [{kill-agent: {node: n1, at: 10}}]\n",
+            "faults[0].kill-agent.at",
+        ),
+        (
+            "faults: [{kill-agent: {node: n1, at: 10s, for: 0s}}]\n",
+            "faults[0].kill-agent.for",
+        ),
+        (
+            "faults: [{host-route-missing: {node: n1, at: 10s}}]\n",
+            "faults[0].host-route-missing",
+        ),
         ("faults: [{partition: {node: n1}}]\n", "faults[0].partition"),
         (
             "faults: [{loss: {network: public, node: n1, percent: 5}, kill-agent: {node: n1, after: 1s}}]\n",
@@ -791,4 +807,44 @@ fn taints_keep_away_untolerating_placements() {
 fn prefer_no_schedule_never_excludes() {
     let soft = node(&[], &[("maybe", "", TaintEffect::PreferNoSchedule)]);
     assert!(node_matches(&soft, &placement(&[], vec![])));
+}
+
+/// A killed agent takes `after` (from the agents' start, stays dead) or a schedule: `at`
+/// into the probing, started again `for` later (without `for`, it stays dead).
+#[test]
+fn a_killed_agent_takes_after_or_a_schedule() {
+    let (topology, problems) = parse(
+        "faults:
+  - kill-agent: {node: n1, after: 2s}
+  - kill-agent: {node: n2, at: 10s, for: 10s}
+  - kill-agent: {node: n3, at: 5s}
+",
+    );
+    assert!(problems.is_valid(), "{problems:?}");
+    assert_eq!(
+        topology.faults,
+        [Fault::KillAgent {
+            node: "n1".into(),
+            after: GoDuration::from_secs(2),
+        }]
+    );
+    let kill = |node: &str| Fault::KillAgent {
+        node: node.into(),
+        after: GoDuration::from_secs(0),
+    };
+    assert_eq!(
+        topology.scheduled,
+        [
+            ScheduledFault {
+                fault: kill("n2"),
+                at: std::time::Duration::from_secs(10),
+                duration: Some(std::time::Duration::from_secs(10)),
+            },
+            ScheduledFault {
+                fault: kill("n3"),
+                at: std::time::Duration::from_secs(5),
+                duration: None,
+            },
+        ]
+    );
 }

@@ -80,7 +80,7 @@ const FAULT_KINDS: [&str; 6] = [
     "kill-agent",
 ];
 
-/// Keys of a fault's body that put it on a schedule (blocks and losses).
+/// Keys of a fault's body that put it on a schedule.
 const SCHEDULE_KEYS: [&str; 2] = ["at", "for"];
 
 /// The faults, always on and on a schedule.
@@ -111,7 +111,7 @@ pub(super) fn read_faults(
 
 /// `at` and `for` in a fault's body: `Some` when either is given (`at` defaults to the start
 /// of probing). Only faults on the switch's ports (block, loss, link-down, mtu) can come and
-/// go.
+/// go, and a killed agent (`for`: it is started again after that long).
 fn read_schedule(
     field: Field<'_, '_>,
     fault: &Fault,
@@ -123,11 +123,11 @@ fn read_schedule(
         return None;
     }
     let path = field.child_path(kind);
-    if !fault.comes_and_goes() {
+    if !fault.comes_and_goes() && !matches!(fault, Fault::KillAgent { .. }) {
         problems.error(
             path.as_str(),
-            "only block, loss, link-down and mtu faults take `at` and `for` (they are on the \
-             switch's ports); this fault is made when the lab is built",
+            "only block, loss, link-down, mtu and kill-agent faults take `at` and `for`; this \
+             fault is made when the lab is built",
         );
         return None;
     }
@@ -282,12 +282,24 @@ pub(super) fn read_fault(
             Some(Fault::HostRouteMissing { node })
         }
         _ => {
-            warn_unknown_keys(body_field, body, &["node", "after"], problems);
+            warn_unknown_keys(body_field, body, &["node", "after", "at", "for"], problems);
             let node = known.node_at(body_field, body, "node", problems);
-            let after = read_after(
-                body_field.child_path("after").at(get(body, "after")),
-                problems,
-            );
+            let scheduled = SCHEDULE_KEYS.iter().any(|k| body.contains_key(*k));
+            let after_field = body_field.child_path("after");
+            // `after` counts from the agents' start; `at` (and `for`) from the start of
+            // probing, like every fault on a schedule: one or the other.
+            let after = match (scheduled, get(body, "after")) {
+                (true, Value::Null) => Some(GoDuration::from_secs(0)),
+                (true, _) => {
+                    problems.error(
+                        after_field.as_str(),
+                        "`after` counts from the agents' start and `at` from the start of \
+                         probing: give one or the other (with `for`, use `at`)",
+                    );
+                    None
+                }
+                (false, value) => read_after(after_field.at(value), problems),
+            };
             Some(Fault::KillAgent {
                 node: node?,
                 after: after?,
