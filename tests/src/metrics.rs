@@ -178,6 +178,9 @@ fn dechunk(mut body: &str) -> Result<String, String> {
 #[derive(Debug)]
 pub struct MetricsRun {
     child: Option<Child>,
+    /// Reads the report from stdout as it comes: a soak's report is larger than a pipe holds,
+    /// and a run blocked writing it would never end.
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
     /// Where `GET /metrics` answers.
     pub addr: SocketAddr,
     /// Stderr lines after the notice.
@@ -202,6 +205,12 @@ impl MetricsRun {
             .spawn()
             .expect("multinet runs");
         let stderr = child.stderr.take().expect("stderr");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut report = Vec::new();
+            let _ = stdout.read_to_end(&mut report);
+            report
+        });
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -212,6 +221,7 @@ impl MetricsRun {
         });
         let mut run = Self {
             child: Some(child),
+            stdout: Some(stdout),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lines,
             said: Vec::new(),
@@ -266,12 +276,20 @@ impl MetricsRun {
                 self.said.push(line);
             }
         }
-        let mut out = child.wait_with_output().expect("output");
+        let status = child.wait().expect("exit status");
+        let stdout = self
+            .stdout
+            .take()
+            .map(|t| t.join().expect("stdout reader"))
+            .unwrap_or_default();
         while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
             self.said.push(line);
         }
-        out.stderr = self.said.join("\n").into_bytes();
-        out
+        Output {
+            status,
+            stdout,
+            stderr: self.said.join("\n").into_bytes(),
+        }
     }
 }
 
