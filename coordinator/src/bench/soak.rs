@@ -176,7 +176,8 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             for agent in 0..args.agents {
                 let node = u64::from(agent % args.nodes);
                 let offset_ms = u64::from(agent % 60) * 1_000;
-                let networks: &[CephNetwork] = if agent % 4 == 0 {
+                // Every node's first client of each four is an OSD's.
+                let networks: &[CephNetwork] = if (agent / args.nodes).is_multiple_of(4) {
                     &[CephNetwork::Public, CephNetwork::Cluster]
                 } else {
                     &[CephNetwork::Public]
@@ -301,7 +302,7 @@ mod tests {
         };
         let system = actix_rt::System::new();
         let report = system.block_on(run(&args)).expect("bench runs");
-        // 12 agents × 60 rounds an hour × 3 hours × 8 kinds, the 3 OSD clients (0, 4, 8) on
+        // 12 agents × 60 rounds an hour × 3 hours × 8 kinds, the 3 OSD clients (0, 1, 2) on
         // both networks, less the rounds before each agent's clock started (agent i starts
         // i s late: its first round at 0 s is skipped).
         let rounds = 60 * 3;
