@@ -108,8 +108,8 @@ pub struct AgentRoster {
     refused: BTreeMap<String, u64>,
     duplicate_batches: u64,
     sequence_gaps: u64,
-    /// The roster's clock: absences are counted from here (the run starts within the
-    /// milliseconds it takes to set up).
+    /// The roster's clock: absences are counted from here — the run's start when the
+    /// supervisor gives it ([`Self::with_clock`]), so they are on the run's clock.
     started: Instant,
     /// When [`StopAll`] came, ms since the roster started: connections that close from then
     /// on are the run's end, not an agent going away, and an agent away then was away to the
@@ -132,6 +132,12 @@ impl AgentRoster {
             started: Instant::now(),
             stopped_ms: None,
         }
+    }
+
+    /// Counts absences from `started`, the run's start (the run's clock).
+    pub fn with_clock(mut self, started: Instant) -> Self {
+        self.started = started;
+        self
     }
 
     /// Milliseconds since the roster started.

@@ -245,7 +245,9 @@ impl RunSupervisor {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let matrix = MatrixActor::new(started_unix_ms).start();
-        let roster = AgentRoster::new(run_id.clone(), matrix.clone()).start();
+        let roster = AgentRoster::new(run_id.clone(), matrix.clone())
+            .with_clock(started)
+            .start();
         let control = ControlPlane::start(&pki, control_socket, roster.clone())?;
         Ok(Self {
             run_id,
