@@ -418,6 +418,20 @@ mod tests {
         assert_eq!(connection_limit(0), CONNECTIONS_FLOOR);
     }
 
+    /// A probe server on 127.0.0.1 with a test PKI.
+    async fn loopback_server() -> ProbeServer {
+        let pki = crate::testing::TestPki::new();
+        let tls = crate::tls::RunTls::load(&pki.probe_server()).expect("server PKI");
+        let addresses = [multinet_proto::assignment::NetworkAddress {
+            network: multinet_proto::network::CephNetwork::Public,
+            addr: "127.0.0.1".parse().expect("ip"),
+            interface: None,
+        }];
+        ProbeServer::bind(&addresses, tls.probe_server_config().expect("config"))
+            .await
+            .expect("server binds")
+    }
+
     #[test]
     fn the_listen_backlog_is_the_kernels_cap() {
         assert_eq!(parse_somaxconn("4096\n"), Some(4096));
@@ -428,16 +442,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_server_listens_with_the_kernels_backlog_not_tokios_1024() {
-        let pki = crate::testing::TestPki::new();
-        let tls = crate::tls::RunTls::load(&pki.probe_server()).expect("server PKI");
-        let addresses = [multinet_proto::assignment::NetworkAddress {
-            network: multinet_proto::network::CephNetwork::Public,
-            addr: "127.0.0.1".parse().expect("ip"),
-            interface: None,
-        }];
-        let server = ProbeServer::bind(&addresses, tls.probe_server_config().expect("config"))
-            .await
-            .expect("server binds");
+        let server = loopback_server().await;
         let port = server.listeners()[0].https.port();
         // ss shows a listener's backlog as its Send-Q: LISTEN Recv-Q Send-Q Local Peer.
         let out = std::process::Command::new("ss")
@@ -465,16 +470,7 @@ mod tests {
             "this test needs {} open files; the hard limit allows {open_files}",
             2 * CLIENTS + 256
         );
-        let pki = crate::testing::TestPki::new();
-        let tls = crate::tls::RunTls::load(&pki.probe_server()).expect("server PKI");
-        let addresses = [multinet_proto::assignment::NetworkAddress {
-            network: multinet_proto::network::CephNetwork::Public,
-            addr: "127.0.0.1".parse().expect("ip"),
-            interface: None,
-        }];
-        let server = ProbeServer::bind(&addresses, tls.probe_server_config().expect("config"))
-            .await
-            .expect("server binds");
+        let server = loopback_server().await;
         let http = server.listeners()[0].http;
         let mut streams = Vec::with_capacity(CLIENTS);
         for _ in 0..CLIENTS {

@@ -41,6 +41,33 @@ fn settings() -> RunSettings {
     }
 }
 
+/// An actix system on a two-thread runtime, as `multinet run` has.
+fn system() -> actix_rt::SystemRunner {
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// A local backend of two nodes running the test binary's agents, and a supervisor for it
+/// (inside the system: it starts its actors).
+fn local_run() -> (LocalBackend, RunSupervisor) {
+    let backend = LocalBackend::new(
+        2,
+        vec![env!("CARGO_BIN_EXE_multinet-e2e").into(), "agent".into()],
+        None,
+    );
+    let supervisor = RunSupervisor::prepare(
+        std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"),
+        &std::env::temp_dir(),
+    )
+    .expect("prepare");
+    (backend, supervisor)
+}
+
 /// Connects with `client`, says `hello`, returns the coordinator's answer.
 async fn knock(
     client: quinn::ClientConfig,
@@ -135,26 +162,11 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
     multinet_agent::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("multinet-test-intruders-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    });
+    let system = system();
     let dir2 = dir.clone();
     let (report, answers) = system.block_on(async move {
         let settings = settings();
-        let mut backend = LocalBackend::new(
-            2,
-            vec![env!("CARGO_BIN_EXE_multinet-e2e").into(), "agent".into()],
-            None,
-        );
-        let mut supervisor = RunSupervisor::prepare(
-            std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"),
-            &std::env::temp_dir(),
-        )
-        .expect("prepare");
+        let (mut backend, mut supervisor) = local_run();
         let addr = supervisor.control_addr().expect("addr");
         let run_id = supervisor.run_id().to_string();
         // A run certificate for the well-formed intruders; a stranger's for the other.
@@ -272,13 +284,7 @@ fn intruders_are_refused_and_a_dropped_connection_loses_nothing() {
 #[test]
 fn a_soak_rewrites_its_report_while_it_runs_and_puts_results_on_the_run_clock() {
     multinet_agent::install_crypto_provider();
-    let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    });
+    let system = system();
     type Seen = Vec<(bool, u64, u64, usize)>;
     let seen: std::sync::Arc<std::sync::Mutex<Seen>> = Default::default();
     let sink = seen.clone();
@@ -297,16 +303,7 @@ fn a_soak_rewrites_its_report_while_it_runs_and_puts_results_on_the_run_clock() 
                 Ok(())
             }),
         ));
-        let mut backend = LocalBackend::new(
-            2,
-            vec![env!("CARGO_BIN_EXE_multinet-e2e").into(), "agent".into()],
-            None,
-        );
-        let mut supervisor = RunSupervisor::prepare(
-            std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"),
-            &std::env::temp_dir(),
-        )
-        .expect("prepare");
+        let (mut backend, mut supervisor) = local_run();
         let mut progress = Progress::new(true);
         let report = supervisor.run(&mut backend, &settings, &mut progress).await;
         supervisor.cleanup(&mut backend).await.expect("cleanup");

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use multinet_proto::control::ProbeResult;
 use multinet_proto::network::CephNetwork;
-use multinet_proto::probe::{Connection, FailureClass, Outcome, Payload, ProbeKind, Scheme};
+use multinet_proto::probe::{FailureClass, Outcome};
 use serde::Serialize;
 
 use crate::matrix_actor::{MatrixActor, Peek, Record, Recorded};
@@ -95,22 +95,6 @@ const RUN_EPOCH_UNIX_MS: u64 = 1_796_000_000_000;
 /// Rounds per batch an agent sends.
 const ROUNDS_PER_BATCH: u64 = 6;
 
-fn kinds() -> Vec<ProbeKind> {
-    let mut kinds = Vec::new();
-    for scheme in [Scheme::Http, Scheme::Https] {
-        for payload in [Payload::Small, Payload::Large] {
-            for connection in [Connection::Fresh, Connection::KeptAlive] {
-                kinds.push(ProbeKind {
-                    scheme,
-                    payload,
-                    connection,
-                });
-            }
-        }
-    }
-    kinds
-}
-
 /// Runs the bench; prints one line per sample on stderr and the report as JSON on stdout; the
 /// exit code (0 passed, 1 not).
 pub fn soak(args: &SoakArgs) -> u8 {
@@ -161,7 +145,8 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         let paths = crate::metrics::PathMetrics::new(metrics.clone(), rule, "server".into());
         matrix.send(crate::matrix_actor::WithMetrics(paths)).await?;
     }
-    let kinds = kinds();
+    // The agents' own round: every probe kind, in their order.
+    let kinds = multinet_agent::prober::ROUND;
     let target = std::net::SocketAddr::from(([198, 18, 0, 1], 8080));
     let rounds_per_hour = 3_600_000 / interval_ms;
     let started = Instant::now();

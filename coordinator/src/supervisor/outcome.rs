@@ -50,8 +50,8 @@ impl RunSupervisor {
     /// A soak's interim report: what was measured so far, the verdict as of now
     /// (`in_progress`); the matrix is copied and goes on recording, the backend is not asked.
     pub(super) async fn interim_report<S: Scheduler>(
-        &mut self,
-        scheduler: &mut S,
+        &self,
+        scheduler: &S,
         settings: &RunSettings,
     ) -> Result<RunReport> {
         let snap = self.roster.send(Snapshot).await?;
