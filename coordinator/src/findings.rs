@@ -86,7 +86,7 @@ pub struct Finding {
 }
 
 /// What happened to an agent, as the supervisor saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum AgentFate {
     /// Connected and reporting to the end.

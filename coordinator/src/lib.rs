@@ -54,6 +54,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod cni_reason;
 pub mod config_cmd;

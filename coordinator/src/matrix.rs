@@ -14,11 +14,12 @@ use std::net::SocketAddr;
 use multinet_proto::control::{ProbeResult, Role};
 use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::{FailureClass, Outcome, ProbeKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::outage::PathChange;
 pub use timeline::Timeline;
 
+pub mod state;
 pub mod timeline;
 use crate::outage::ClassCounts;
 
@@ -32,7 +33,7 @@ const BUCKETS_US: [u32; 17] = [
 const OUTAGES_KEPT: usize = 8;
 
 /// Identifies a path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathKey {
     /// The client's node.
     pub node: String,
@@ -47,7 +48,7 @@ pub struct PathKey {
 }
 
 /// A latency histogram with fixed buckets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Histogram {
     counts: [u64; BUCKETS_US.len() + 1],
     max_us: u32,
@@ -99,7 +100,7 @@ impl Histogram {
 
 /// A time the path was down: from its first failure to the next success (`None` while down),
 /// on the run's clock ([`crate::matrix_actor`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outage {
     /// The first failed probe, ms since the run started.
     pub from_ms: u64,
@@ -110,13 +111,14 @@ pub struct Outage {
 }
 
 /// What the matrix knows about one path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathStats {
     /// Probes whose result arrived.
     pub sent: u64,
     /// Of those, successes.
     pub ok: u64,
-    /// Failures by class.
+    /// Failures by class (a list of pairs in JSON: an HTTP status class is no map key).
+    #[serde(with = "state::pairs")]
     pub failures: BTreeMap<FailureClass, u64>,
     /// Latency of successful probes.
     pub latency: Histogram,
@@ -215,7 +217,7 @@ pub struct ClientInfo {
 }
 
 /// A path as a node sees it: every client of the node together.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NodePathKey {
     /// The clients' node.
     pub node: String,
@@ -372,7 +374,7 @@ impl PathMatrix {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use multinet_proto::probe::{Connection, Payload, Scheme};
 

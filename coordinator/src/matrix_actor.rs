@@ -41,6 +41,18 @@ impl MatrixActor {
     }
 }
 
+impl MatrixActor {
+    /// A resumed run's matrix ([`crate::checkpoint`]): `matrix` as checkpointed, going on
+    /// on the same run clock.
+    pub fn restore(run_epoch_unix_ms: u64, matrix: PathMatrix) -> Self {
+        Self {
+            matrix,
+            run_epoch_unix_ms,
+            metrics: None,
+        }
+    }
+}
+
 /// A result time of an agent whose clock counts from `agent_epoch_unix_ms`, on the run's clock
 /// counting from `run_epoch_unix_ms` (both Unix ms). Unchanged when either epoch is unknown
 /// (0); a time before the run's start (a node's clock behind the coordinator's) is 0.
@@ -180,6 +192,21 @@ impl Handler<Peek> for MatrixActor {
     type Result = MessageResult<Peek>;
     fn handle(&mut self, _: Peek, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.matrix.clone())
+    }
+}
+
+/// A copy of the matrix into a channel: sent with `do_send`, which queues it at once behind
+/// every message queued before — what the roster needs to take its state and the matrix's
+/// together ([`crate::roster::state::TakeState`]). `send` may have to wait for room in the
+/// mailbox and then come behind later batches.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeekInto(pub tokio::sync::oneshot::Sender<PathMatrix>);
+
+impl Handler<PeekInto> for MatrixActor {
+    type Result = ();
+    fn handle(&mut self, msg: PeekInto, _: &mut Context<Self>) {
+        let _ = msg.0.send(self.matrix.clone());
     }
 }
 

@@ -83,7 +83,7 @@ pub struct Window {
 
 /// Failed probes counted by [`FailureClass`], in fixed memory (HTTP statuses count together,
 /// the most recent code kept): what an outage window's dominant class is read from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClassCounts {
     counts: [u32; 8],
     http_status: u16,

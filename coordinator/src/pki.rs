@@ -46,6 +46,18 @@ pub enum Error {
     /// The client certificate verifier could not be built.
     #[error("the coordinator's client certificate verifier")]
     Verifier(#[source] rustls::server::VerifierBuilderError),
+    /// A resumed run's PKI was asked to issue a certificate: it keeps no CA key.
+    #[error("a resumed run issues no certificate (the run CA's key is not kept)")]
+    Resumed,
+    /// A checkpoint's PKI part is not base64.
+    #[error("the checkpoint's {what} is not base64")]
+    State {
+        /// Which part.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: base64::DecodeError,
+    },
     /// The TLS configuration is not usable for QUIC.
     #[error("the coordinator's TLS configuration is not usable for QUIC")]
     Quic(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
@@ -72,9 +84,25 @@ fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// The run CA and the coordinator's certificate.
 #[derive(Debug)]
 pub struct RunPki {
-    ca: CertifiedIssuer<'static, KeyPair>,
+    /// The CA that issues agents' certificates; `None` in a resumed run, whose agents have
+    /// theirs already ([`Self::restore`]).
+    ca: Option<CertifiedIssuer<'static, KeyPair>>,
+    ca_der: CertificateDer<'static>,
     coordinator_cert: CertificateDer<'static>,
     coordinator_key: Vec<u8>,
+}
+
+/// What a resumed run needs of the PKI: the CA certificate (to verify the agents) and the
+/// coordinator's certificate and key (the agents verify it against the CA they have), DER.
+/// The CA's key is not kept: a resumed run issues no certificate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PkiState {
+    /// The CA certificate, DER, base64.
+    pub ca: String,
+    /// The coordinator's certificate, DER, base64.
+    pub certificate: String,
+    /// The coordinator's PKCS #8 key, DER, base64.
+    pub key: String,
 }
 
 /// The provider every TLS config of the coordinator uses.
@@ -123,13 +151,51 @@ impl RunPki {
         Ok(Self {
             coordinator_cert: cert.der().clone(),
             coordinator_key: key.serialize_der(),
-            ca,
+            ca_der: ca.der().clone(),
+            ca: Some(ca),
         })
+    }
+
+    /// What a resumed run needs ([`PkiState`]).
+    pub fn state(&self) -> PkiState {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        PkiState {
+            ca: b64(&self.ca_der),
+            certificate: b64(&self.coordinator_cert),
+            key: b64(&self.coordinator_key),
+        }
+    }
+
+    /// The PKI of a resumed run: it verifies agents and serves the control plane as before,
+    /// and issues nothing ([`Error::Resumed`]).
+    ///
+    /// # Errors
+    ///
+    /// A part that is not base64 ([`Error::State`]); whether the DER is a certificate and a
+    /// key is found when the control plane's TLS configuration is made.
+    pub fn restore(state: &PkiState) -> Result<Self> {
+        use base64::Engine as _;
+        let bytes = |what: &'static str, text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|source| Error::State { what, source })
+        };
+        Ok(Self {
+            ca: None,
+            ca_der: CertificateDer::from(bytes("ca", &state.ca)?),
+            coordinator_cert: CertificateDer::from(bytes("certificate", &state.certificate)?),
+            coordinator_key: bytes("key", &state.key)?,
+        })
+    }
+
+    fn issuer(&self) -> Result<&CertifiedIssuer<'static, KeyPair>> {
+        self.ca.as_ref().ok_or(Error::Resumed)
     }
 
     /// The CA certificate, DER.
     pub fn ca_der(&self) -> CertificateDer<'static> {
-        self.ca.der().clone()
+        self.ca_der.clone()
     }
 
     /// Issues an agent's certificate and writes CA, certificate and key as PEM files into
@@ -142,7 +208,7 @@ impl RunPki {
         }
         let key = KeyPair::generate().map_err(issuing("an agent's key"))?;
         let cert = leaf_params(pod, names, server)?
-            .signed_by(&key, &self.ca)
+            .signed_by(&key, self.issuer()?)
             .map_err(issuing("an agent's certificate"))?;
         let files = TlsFiles {
             ca: dir.join("ca.pem"),
@@ -150,7 +216,7 @@ impl RunPki {
             key: dir.join(format!("{pod}.key.pem")),
         };
         if !files.ca.exists() {
-            std::fs::write(&files.ca, self.ca.pem()).map_err(write(&files.ca))?;
+            std::fs::write(&files.ca, self.issuer()?.pem()).map_err(write(&files.ca))?;
         }
         std::fs::write(&files.cert, cert.pem()).map_err(write(&files.cert))?;
         write_private(&files.key, key.serialize_pem().as_bytes())?;
@@ -167,9 +233,9 @@ impl RunPki {
             vec!["agent.multinet.invalid".into(), PROBE_SERVER_NAME.into()],
             true,
         )?
-        .signed_by(&key, &self.ca)
+        .signed_by(&key, self.issuer()?)
         .map_err(issuing("the agents' certificate"))?;
-        Ok((self.ca.pem(), cert.pem(), key.serialize_pem()))
+        Ok((self.issuer()?.pem(), cert.pem(), key.serialize_pem()))
     }
 
     /// The QUIC server configuration: TLS 1.3, ALPN, client certificates required and

@@ -179,7 +179,9 @@ pub fn write(rendered: &str, to: Option<&std::path::Path>) -> Result<(), WriteEr
     }
 }
 
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path` as one step for its readers: a temporary file beside it, synced,
+/// renamed over it (a crash leaves the old file or the new one, never part of one).
+pub(crate) fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let name = path
         .file_name()
@@ -494,6 +496,26 @@ pub struct RunReport {
     /// the network's): windows, restarts. Left out when none was.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub agent_outages: Vec<crate::findings::AgentOutages>,
+    /// The times the coordinator died and a new process resumed the run from its checkpoint
+    /// (`run --resume`); left out when it never did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub coordinator_restarts: Vec<CoordinatorRestartReport>,
+}
+
+/// One coordinator restart as a report tells it: the coordinator was down from some time
+/// after its last checkpoint until the new process took over; the agents went on probing
+/// and resent what had not been acknowledged; the results the dead process had acknowledged
+/// after the checkpoint are lost (counted in `results.lost`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoordinatorRestartReport {
+    /// The checkpoint resumed from was written at, UTC.
+    pub checkpoint_at: String,
+    /// The new coordinator took over at, UTC.
+    pub resumed_at: String,
+    /// The same, ms since the run started.
+    pub checkpoint_ms: u64,
+    /// See `checkpoint_ms`.
+    pub resumed_ms: u64,
 }
 
 /// The paths of `matrix`, as reported.

@@ -20,6 +20,7 @@ use crate::matrix_actor::{MatrixActor, Record};
 
 pub mod absences;
 pub mod ledger;
+pub mod state;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod test_hooks;
 
@@ -115,6 +116,28 @@ pub struct AgentRoster {
     /// on are the run's end, not an agent going away, and an agent away then was away to the
     /// end.
     stopped_ms: Option<u64>,
+    /// Once a soak writes checkpoints ([`state::Durable`]): per agent, the process (clock
+    /// epoch) and the highest batch the latest checkpoint holds. A batch is acknowledged only
+    /// up to it, so an agent keeps — and resends to a resumed coordinator — every batch a
+    /// checkpoint does not hold yet: a coordinator that dies loses no result.
+    durable: Option<BTreeMap<String, (u64, u64)>>,
+}
+
+/// The acknowledgement for `ack` from agent `pod`: `ack`, or no more than the latest
+/// checkpoint holds of its current process once checkpoints are written (`durable`).
+fn durable_ack(
+    durable: Option<&BTreeMap<String, (u64, u64)>>,
+    pod: &str,
+    state: &AgentState,
+    ack: u64,
+) -> u64 {
+    let Some(durable) = durable else {
+        return ack;
+    };
+    match durable.get(pod) {
+        Some(&(epoch, seq)) if Some(epoch) == state.ledger.epoch() => ack.min(seq),
+        _ => 0,
+    }
 }
 
 impl AgentRoster {
@@ -131,6 +154,7 @@ impl AgentRoster {
             sequence_gaps: 0,
             started: Instant::now(),
             stopped_ms: None,
+            durable: None,
         }
     }
 
@@ -216,6 +240,7 @@ impl Handler<Introduce> for AgentRoster {
             agent,
             addresses,
             clock_epoch_unix_ms,
+            last_acked,
             ..
         } = msg.hello;
         if protocol_version != PROTOCOL_VERSION {
@@ -242,7 +267,7 @@ impl Handler<Introduce> for AgentRoster {
         let Some(state) = self.agents.get_mut(&agent.pod) else {
             return Err(Refusal::NoHello);
         };
-        match state.ledger.hello(clock_epoch_unix_ms) {
+        match state.ledger.hello(clock_epoch_unix_ms, last_acked) {
             Arrival::First => {}
             Arrival::Reconnect => state.absences.returned(now_ms, Return::Reconnected),
             Arrival::Restart { lost } => {
@@ -296,7 +321,7 @@ impl Handler<Report> for AgentRoster {
             return 0;
         };
         let seq = msg.batch.seq;
-        match state.ledger.batch(
+        let lost_in_resume = match state.ledger.batch(
             seq,
             msg.batch.results.len() as u64,
             msg.batch.dropped,
@@ -304,16 +329,19 @@ impl Handler<Report> for AgentRoster {
         ) {
             BatchVerdict::Duplicate { ack } => {
                 self.duplicate_batches += 1;
-                return ack;
+                return durable_ack(self.durable.as_ref(), &msg.pod, state, ack);
             }
-            BatchVerdict::Record { gap } => self.sequence_gaps += gap,
-        }
-        let ack = state.ack_for(seq);
+            BatchVerdict::Record { gap, lost } => {
+                self.sequence_gaps += gap;
+                lost
+            }
+        };
+        let ack = durable_ack(self.durable.as_ref(), &msg.pod, state, state.ack_for(seq));
         self.matrix.do_send(Record {
             client: msg.pod,
             node: state.expected.node.clone(),
             results: msg.batch.results,
-            dropped: msg.batch.dropped,
+            dropped: msg.batch.dropped + lost_in_resume,
             clock_epoch_unix_ms: state.clock_epoch_unix_ms,
         });
         ack
@@ -421,6 +449,17 @@ impl Handler<StopAll> for AgentRoster {
     fn handle(&mut self, _: StopAll, _: &mut Context<Self>) {
         let now_ms = self.now_ms();
         self.stopped_ms.get_or_insert(now_ms);
+        // The run ends here: its last batches go into the report, not a checkpoint, and what
+        // the agents kept for a checkpoint is acknowledged now (an agent that has nothing new
+        // to send waits for these before it hangs up).
+        let held_back = self.durable.take().is_some();
+        for s in self.agents.values() {
+            if held_back && s.ledger.last_seq() > 0 {
+                s.tell(CoordinatorMessage::Ack {
+                    seq: s.ledger.last_seq(),
+                });
+            }
+        }
         for s in self.agents.values() {
             s.tell(CoordinatorMessage::Stop);
         }
@@ -494,6 +533,8 @@ pub struct AgentView {
     /// Results its earlier processes said they produced that never arrived (counted as
     /// lost when the new process said Hello).
     pub lost_in_restarts: u64,
+    /// Results an earlier coordinator process acknowledged and took with it (`run --resume`).
+    pub lost_in_resume: u64,
 }
 
 /// The roster at a moment.
@@ -545,6 +586,7 @@ impl Handler<Snapshot> for AgentRoster {
                     absences: s.absences.clone(),
                     restarts: s.ledger.restarts(),
                     lost_in_restarts: s.ledger.lost_in_restarts(),
+                    lost_in_resume: s.ledger.lost_in_resume(),
                 })
                 .collect(),
             listeners: self.listeners.clone(),

@@ -13,6 +13,7 @@ pub mod config;
 mod job;
 mod kube;
 mod launch;
+mod resume;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,6 +76,9 @@ pub struct RunRequest {
     pub kube: KubeRequest,
     /// Local and lab backends: kill an agent some time after it started.
     pub kill_agent: Option<KillAgent>,
+    /// Resume this run (its id, or its directory) from its checkpoint instead of starting
+    /// one ([`crate::checkpoint`]): only the output settings of the request apply.
+    pub resume: Option<String>,
 }
 
 impl Default for RunRequest {
@@ -96,6 +100,7 @@ impl Default for RunRequest {
                 ..KubeRequest::default()
             },
             kill_agent: None,
+            resume: None,
         }
     }
 }

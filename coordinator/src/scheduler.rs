@@ -14,7 +14,7 @@ use multinet_proto::network::CephNetwork;
 use crate::pki::RunPki;
 
 /// A node of the (real or simulated) cluster, with the node type it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodePlan {
     /// Node name.
     pub name: String,
@@ -143,6 +143,12 @@ pub trait Scheduler {
     async fn never_started(&mut self, agents: &[String]) -> Vec<(String, PodStatus)> {
         let _ = agents;
         Vec::new()
+    }
+
+    /// The backend's part of a soak's checkpoint ([`crate::checkpoint`]); `None`: this
+    /// backend cannot resume a run (no checkpoint is written).
+    fn checkpoint(&self) -> Option<crate::checkpoint::BackendState> {
+        None
     }
 
     /// Stops everything the run started and removes what it created. Idempotent.

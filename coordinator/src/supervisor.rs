@@ -35,6 +35,7 @@ use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 mod decide;
 mod outcome;
 mod plan;
+mod resume;
 
 use decide::{EarlyVerdict, Moment, ProbeStage, ServerStage, fate_of};
 
@@ -70,6 +71,12 @@ pub enum Error {
     /// The backend failed (it says what it was doing).
     #[error(transparent)]
     Backend(crate::run::BoxError),
+    /// The soak's checkpoint could not be written.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::Error),
+    /// A checkpoint's matrix cannot be resumed from.
+    #[error("the checkpoint's matrix: {0}")]
+    Matrix(#[from] crate::matrix::state::Error),
 }
 
 /// The result of a supervisor operation.
@@ -195,6 +202,12 @@ pub struct RunSupervisor {
     plan: Vec<AgentIdentity>,
     nodes: Vec<NodePlan>,
     server_node: String,
+    /// When probing began, ms since the start (a soak's time counts from it).
+    probing_began_ms: Option<u64>,
+    /// When this coordinator process's soak stage began, ms since the start.
+    soak_began_ms: Option<u64>,
+    /// The coordinator's restarts in this run (a resumed run's).
+    restarts: Vec<crate::checkpoint::CoordinatorRestart>,
 }
 
 /// A new run id: 10 lowercase hex digits.
@@ -267,6 +280,9 @@ impl RunSupervisor {
             plan: Vec::new(),
             nodes: Vec::new(),
             server_node: String::new(),
+            probing_began_ms: None,
+            soak_began_ms: None,
+            restarts: Vec::new(),
         })
     }
 
@@ -441,6 +457,7 @@ impl RunSupervisor {
             settings
                 .probing
                 .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.probing_began_ms = Some(self.elapsed_ms());
             self.stage_done("place agents", since, true);
             let since = Instant::now();
             self.metrics_stage(settings, "probe");
@@ -451,6 +468,7 @@ impl RunSupervisor {
             if settings.soak != Soak::Off && outcome != ProbeStage::ServerLost.outcome() {
                 let probing_since = since;
                 let since = Instant::now();
+                self.soak_began_ms = Some(self.elapsed_ms());
                 self.metrics_stage(settings, "soak");
                 let outcome = self
                     .soak(scheduler, settings, progress, probing_since)
@@ -460,7 +478,17 @@ impl RunSupervisor {
         } else {
             progress.note("the server did not become ready; no client was started");
         }
+        self.stop_and_report(scheduler, settings, progress).await
+    }
 
+    /// The run's end: the agents are told to stop and hand in their last batches, then the
+    /// report is made.
+    async fn stop_and_report<S: Scheduler>(
+        &mut self,
+        scheduler: &mut S,
+        settings: &RunSettings,
+        progress: &mut Progress,
+    ) -> Result<RunReport> {
         // Stop the agents and take their last batches.
         let since = Instant::now();
         self.metrics_stage(settings, "stop");
@@ -613,7 +641,19 @@ impl RunSupervisor {
     ) -> Result<&'static str> {
         let every = settings.config.report_interval.as_std();
         let mut last_interim = Instant::now();
+        let checkpoint_every = crate::checkpoint::every(every);
+        // One at once: a coordinator that dies early in the soak can be resumed too.
+        let mut last_checkpoint: Option<Instant> = None;
         loop {
+            if last_checkpoint.is_none_or(|t| t.elapsed() >= checkpoint_every) {
+                last_checkpoint = Some(Instant::now());
+                if let Err(why) = self.write_checkpoint(scheduler, settings).await {
+                    progress.note(&format!(
+                        "the checkpoint: {}; a coordinator restart would resume from an older one",
+                        crate::exit::chain(&why)
+                    ));
+                }
+            }
             if let Some(interim) = &settings.interim
                 && !every.is_zero()
                 && last_interim.elapsed() >= every

@@ -12,6 +12,10 @@ use tokio::process::{Child, Command};
 
 use crate::scheduler::AgentEnv;
 
+pub mod process;
+
+use process::{Adopted, Process};
+
 /// Why an agent process could not be set up. (A program that cannot be spawned is not an
 /// error: the pod did not start, and the run reports it.)
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +92,7 @@ impl std::str::FromStr for KillAgent {
 
 #[derive(Debug)]
 struct Running {
-    child: Child,
+    process: Process,
     started: Instant,
     role: Role,
     node: String,
@@ -195,7 +199,7 @@ impl AgentProcesses {
                 self.running.insert(
                     pod.pod.clone(),
                     Running {
-                        child,
+                        process: Process::Child(child),
                         started: Instant::now(),
                         role: pod.role,
                         node: pod.node.clone(),
@@ -233,7 +237,7 @@ impl AgentProcesses {
                 KillFrom::Probing => probing.is_some_and(|p| p.elapsed() >= kill.after),
             };
             if due {
-                let _ = r.child.start_kill();
+                r.process.kill();
                 tracing::info!(pod = %pod, "kill-agent: killed the agent");
                 *state = match kill.restart_after {
                     Some(_) => KillState::Killed {
@@ -268,7 +272,7 @@ impl AgentProcesses {
             match started {
                 Ok(child) => {
                     tracing::info!(pod = %pod, "kill-agent: started the agent again");
-                    r.child = child;
+                    r.process = Process::Child(child);
                     r.started = Instant::now();
                     r.exited = false;
                 }
@@ -289,7 +293,7 @@ impl AgentProcesses {
         let mut out = Vec::new();
         for (pod, r) in &mut self.running {
             if !r.exited
-                && let Ok(Some(status)) = r.child.try_wait()
+                && let Some(status) = r.process.exit()
             {
                 r.exited = true;
                 let mut reason = format!("agent process exited: {status}");
@@ -307,14 +311,75 @@ impl AgentProcesses {
     pub async fn stop_all(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(3);
         for r in self.running.values_mut() {
-            while Instant::now() < deadline && matches!(r.child.try_wait(), Ok(None)) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let _ = r.child.start_kill();
-            let _ = r.child.wait().await;
+            r.process
+                .end(deadline.saturating_duration_since(Instant::now()))
+                .await;
         }
         self.running.clear();
     }
+
+    /// What a checkpoint keeps of the agents' processes, so that a resumed run adopts those
+    /// still running ([`Self::adopt`]).
+    pub fn records(&self) -> Vec<ProcessRecord> {
+        self.running
+            .iter()
+            .map(|(pod, r)| ProcessRecord {
+                pod: pod.clone(),
+                process: if r.exited {
+                    None
+                } else {
+                    r.process.adoptable()
+                },
+                role: r.role,
+                node: r.node.clone(),
+                log: r.log.clone(),
+                argv: r.argv.clone(),
+            })
+            .collect()
+    }
+
+    /// The agents of a resumed run: the processes of `records` that still run are adopted;
+    /// those that ended meanwhile are reported by the next [`Self::exited`]. Kill-agent faults
+    /// are not carried over.
+    pub fn adopt(agent_command: Vec<String>, records: Vec<ProcessRecord>) -> Self {
+        let mut agents = Self::new(agent_command, Vec::new());
+        for record in records {
+            let gone = Adopted {
+                pid: 0,
+                start_time: u64::MAX,
+            };
+            agents.running.insert(
+                record.pod,
+                Running {
+                    process: Process::Adopted(record.process.unwrap_or(gone)),
+                    started: Instant::now(),
+                    role: record.role,
+                    node: record.node,
+                    log: record.log,
+                    exited: false,
+                    argv: record.argv,
+                },
+            );
+        }
+        agents
+    }
+}
+
+/// An agent's process as a checkpoint keeps it ([`AgentProcesses::records`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessRecord {
+    /// The agent's pod.
+    pub pod: String,
+    /// Its process while it ran (`None`: it had ended).
+    pub process: Option<Adopted>,
+    /// Its role.
+    pub role: Role,
+    /// Its node.
+    pub node: String,
+    /// Its log file.
+    pub log: std::path::PathBuf,
+    /// Its command line.
+    pub argv: Vec<String>,
 }
 
 /// Starts `program` with `args`, its stderr into `log`.

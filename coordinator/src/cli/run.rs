@@ -162,6 +162,18 @@ pub struct RunArgs {
     /// started, e.g. `server@3` or `n2@2`.
     #[arg(long, value_name = "TARGET@SECONDS")]
     pub kill_agent: Option<KillAgent>,
+    /// Continue a lab soak whose coordinator died, from its checkpoint: RUN is its run id
+    /// (said when the soak started, and in its reports) or its run directory. The run's
+    /// settings are the checkpoint's; only -o, --report, --quiet and --metrics-addr apply.
+    /// Resume within the agents' grace (--agent-grace-seconds of the first run).
+    #[arg(long, value_name = "RUN", conflicts_with_all = [
+        "backend", "nodes", "public_network", "cluster_network", "daemons_per_node", "config",
+        "timeout_minutes", "flaky_threshold_seconds", "host_check_only", "probe_interval",
+        "duration", "report_interval", "namespace", "agent_grace_seconds", "topology", "nads",
+        "lab", "keep", "dry_run", "service_account", "kubeconfig", "context", "in_cluster_run",
+        "kill_agent",
+    ])]
+    pub resume: Option<String>,
 }
 
 impl RunArgs {
@@ -212,6 +224,7 @@ impl RunArgs {
                 in_cluster_run: self.in_cluster_run.clone(),
             },
             kill_agent: self.kill_agent.clone(),
+            resume: self.resume.clone(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! control namespace.
 
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use multinet_proto::config::RunConfig;
@@ -74,6 +74,19 @@ pub struct LabBackend {
     keep: Keep,
     /// The scheduled faults' timer, once probing began; stopped by cleanup.
     schedule: Option<tokio::task::JoinHandle<()>>,
+    /// Scheduled fault events done (for a checkpoint).
+    schedule_done: Arc<AtomicUsize>,
+    /// A resumed run's: the control port to bind again, and how far into the probing it
+    /// resumes (the scheduled faults go on from there).
+    resumed: Option<Resumed>,
+}
+
+/// Where a resumed run takes the lab up ([`LabBackend::resume`]).
+#[derive(Debug, Clone, Copy)]
+struct Resumed {
+    control_port: u16,
+    probing_elapsed: std::time::Duration,
+    schedule_done: usize,
 }
 
 impl LabBackend {
@@ -85,6 +98,34 @@ impl LabBackend {
             agents: AgentProcesses::new(agent_command, kills),
             keep,
             schedule: None,
+            schedule_done: Arc::default(),
+            resumed: None,
+        }
+    }
+
+    /// Continues a run whose coordinator died: `agents` adopted, the control plane bound on
+    /// `control_port` again, the scheduled faults resumed after the `schedule_done` first
+    /// events at `probing_elapsed` into the probing (events whose time passed while the
+    /// coordinator was away are done at once).
+    pub fn resume(
+        lab: Lab,
+        agents: AgentProcesses,
+        keep: Keep,
+        control_port: u16,
+        probing_elapsed: std::time::Duration,
+        schedule_done: usize,
+    ) -> Self {
+        Self {
+            lab: Arc::new(RwLock::new(lab)),
+            agents,
+            keep,
+            schedule: None,
+            schedule_done: Arc::new(AtomicUsize::new(schedule_done)),
+            resumed: Some(Resumed {
+                control_port,
+                probing_elapsed,
+                schedule_done,
+            }),
         }
     }
 
@@ -219,7 +260,8 @@ impl Scheduler for LabBackend {
     }
 
     fn control_socket(&self) -> Result<UdpSocket, Error> {
-        Ok(self.lab().control_socket()?)
+        let port = self.resumed.map_or(0, |r| r.control_port);
+        Ok(self.lab().control_socket(port)?)
     }
 
     /// Inside the lab's state, so `lab down` removes it also after a killed run.
@@ -343,10 +385,15 @@ impl Scheduler for LabBackend {
         }
         // Removals before applications at the same time: a fault that ends as another begins.
         events.sort_by_key(|(at, index, apply)| (*at, *apply, *index));
-        let begun = tokio::time::Instant::now();
+        let (elapsed, skip) = self.resumed.map_or((std::time::Duration::ZERO, 0), |r| {
+            (r.probing_elapsed, r.schedule_done)
+        });
+        let now = tokio::time::Instant::now();
+        let begun = now.checked_sub(elapsed).unwrap_or(now);
         let topology = Arc::new(topology);
+        let events_done = self.schedule_done.clone();
         self.schedule = Some(tokio::spawn(async move {
-            for (at, index, apply) in events {
+            for (at, index, apply) in events.into_iter().skip(skip) {
                 tokio::time::sleep_until(begun + at).await;
                 let (topology, switch_ns, dir) = (topology.clone(), switch_ns.clone(), dir.clone());
                 let done = tokio::task::spawn_blocking(move || {
@@ -369,8 +416,19 @@ impl Scheduler for LabBackend {
                     }
                     Err(e) => tracing::warn!("{what} scheduled fault {index}: {e}"),
                 }
+                events_done.fetch_add(1, Ordering::SeqCst);
             }
         }));
+    }
+
+    fn checkpoint(&self) -> Option<crate::checkpoint::BackendState> {
+        Some(crate::checkpoint::BackendState::Lab {
+            lab: self.lab().topology.name.clone(),
+            keep_lab: self.keep == Keep::Lab,
+            keep_everything: self.keep == Keep::Everything,
+            agents: self.agents.records(),
+            schedule_done: self.schedule_done.load(Ordering::SeqCst),
+        })
     }
 
     async fn cleanup(&mut self) -> Result<(), Error> {

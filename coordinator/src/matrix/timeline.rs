@@ -8,6 +8,8 @@
 //! run of length T ends with buckets of width at most T / ([`BUCKETS`] / 2) (24 buckets or
 //! more, each a fixed-bucket latency histogram).
 
+use serde::{Deserialize, Serialize};
+
 use super::Histogram;
 
 /// Buckets a timeline holds at most.
@@ -17,7 +19,7 @@ pub const BUCKETS: usize = 48;
 pub const FIRST_WIDTH_MS: u64 = 10_000;
 
 /// One time bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Probes started in the bucket whose result arrived.
     pub probes: u64,
@@ -36,7 +38,7 @@ impl Bucket {
 }
 
 /// Buckets of equal width from the run's start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
     width_ms: u64,
     /// `buckets[i]` covers `[i × width_ms, (i + 1) × width_ms)`; as long as the latest used.

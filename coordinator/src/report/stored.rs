@@ -106,6 +106,10 @@ pub struct StoredReport {
     /// `restarts`, `windows`), as written; absent when none was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agent_outages: Vec<Value>,
+    /// The coordinator's restarts from its checkpoint (`checkpoint_at`, `resumed_at`,
+    /// `checkpoint_ms`, `resumed_ms`), as written; absent when there was none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinator_restarts: Vec<Value>,
 }
 
 /// A finding as stored: its kind and severity as their JSON strings (`inter_node_blocked`,

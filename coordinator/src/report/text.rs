@@ -183,9 +183,32 @@ pub fn render_with(r: &StoredReport, colour: bool) -> String {
     }
 
     agent_outages(&mut out, r);
+    coordinator_restarts(&mut out, r);
     matrix(&mut out, r, paint);
     super::drift::render(&mut out, r);
     out
+}
+
+/// The coordinator's restarts (`run --resume`), one line each.
+fn coordinator_restarts(out: &mut String, r: &StoredReport) {
+    if r.coordinator_restarts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\ncoordinator restarts (the agents went on probing; results acknowledged after the checkpoint are counted lost)"
+    );
+    let secs = |v: &serde_json::Value| v.as_u64().unwrap_or_default() as f64 / 1000.0;
+    for c in &r.coordinator_restarts {
+        let _ = writeln!(
+            out,
+            "  down after its checkpoint at {} ({:.1} s), resumed at {} ({:.1} s)",
+            c["checkpoint_at"].as_str().unwrap_or("?"),
+            secs(&c["checkpoint_ms"]),
+            c["resumed_at"].as_str().unwrap_or("?"),
+            secs(&c["resumed_ms"]),
+        );
+    }
 }
 
 /// The agents that were away (agent outages, not the network's), one line each with its

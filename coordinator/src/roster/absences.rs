@@ -7,13 +7,13 @@
 //! most recent [`ABSENCES_KEPT`] windows and the longest one. Times are milliseconds since the
 //! roster started (the run's start, within the few milliseconds that set the run up).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Windows kept per agent (the count and time of all of them are kept separately).
 pub const ABSENCES_KEPT: usize = 8;
 
 /// How an absence ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Return {
     /// The same agent process connected again (same clock epoch).
@@ -23,7 +23,7 @@ pub enum Return {
 }
 
 /// One time an agent was away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Absence {
     /// When its connection went, ms since the run started.
     pub from_ms: u64,
@@ -41,7 +41,7 @@ impl Absence {
 }
 
 /// An agent's absences.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Absences {
     /// Absences so far.
     pub count: u64,

@@ -208,6 +208,7 @@ fn in_cluster(
         make,
         settings(config.clone(), request),
         metrics,
+        None,
         request.quiet,
         say,
     )?;

@@ -53,6 +53,9 @@ fn choose(request: &RunRequest, say: Say<'_>) -> BackendKind {
 }
 
 pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    if let Some(run) = &request.resume {
+        return super::resume::run(run, request, say);
+    }
     let started = std::time::Instant::now();
     let backend = choose(request, say);
     let result = run_on(backend, request, say);
@@ -207,7 +210,7 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
 
 /// A soak with `--report FILE` rewrites the file every `reportInterval` (atomically, in the
 /// run's format, without colour); a report on standard output is written at the end only.
-fn interim_reports(request: &RunRequest) -> Option<crate::supervisor::InterimReports> {
+pub(super) fn interim_reports(request: &RunRequest) -> Option<crate::supervisor::InterimReports> {
     let path = request.report_to.clone()?;
     let format = request.format;
     Some(crate::supervisor::InterimReports(std::sync::Arc::new(
@@ -320,9 +323,18 @@ fn execute<S: Scheduler>(
         || async move { Ok(backend) },
         settings,
         metrics,
+        None,
         request.quiet,
         say,
     )
+}
+
+/// A run to resume ([`crate::checkpoint`]): its checkpoint and directory.
+pub(super) struct Resume {
+    /// The checkpoint.
+    pub checkpoint: Box<crate::checkpoint::Checkpoint>,
+    /// The run's directory, where it was found.
+    pub run_dir: std::path::PathBuf,
 }
 
 /// Makes the backend with `make` inside the run's runtime (a Kubernetes client must live in
@@ -332,6 +344,7 @@ pub(super) fn execute_with<S, F, Fut>(
     make: F,
     settings: RunSettings,
     metrics_listener: Option<std::net::TcpListener>,
+    resume: Option<Resume>,
     quiet: bool,
     say: Say<'_>,
 ) -> Result<Ended>
@@ -365,7 +378,7 @@ where
             },
             None => None,
         };
-        let ran = run_and_clean_up(backend, &settings, quiet, say).await;
+        let ran = run_and_clean_up(backend, &settings, resume, quiet, say).await;
         if let Some(server) = server {
             server.stop().await;
         }
@@ -377,6 +390,7 @@ where
 async fn run_and_clean_up<S: Scheduler>(
     mut backend: S,
     settings: &RunSettings,
+    resume: Option<Resume>,
     quiet: bool,
     say: Say<'_>,
 ) -> Result<Ended> {
@@ -386,11 +400,16 @@ async fn run_and_clean_up<S: Scheduler>(
     let run_id = backend
         .run_id()
         .unwrap_or_else(crate::supervisor::new_run_id);
-    let prepared: std::result::Result<_, BoxError> = match socket {
-        Ok(socket) => {
+    let resuming = resume.is_some();
+    let prepared: std::result::Result<_, BoxError> = match (socket, resume) {
+        (Ok(socket), None) => {
             RunSupervisor::prepare_with_id(socket, &run_root, run_id).map_err(BoxError::from)
         }
-        Err(e) => Err(e.into()),
+        (Ok(socket), Some(resume)) => {
+            RunSupervisor::resume(*resume.checkpoint, socket, resume.run_dir)
+                .map_err(BoxError::from)
+        }
+        (Err(e), _) => Err(e.into()),
     };
     let mut supervisor = match prepared {
         Ok(s) => s,
@@ -404,8 +423,21 @@ async fn run_and_clean_up<S: Scheduler>(
     // the soak began, still ends the run at once.
     let soaking = settings.soak != crate::supervisor::Soak::Off;
     let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
+    if !resuming && backend.checkpoint().is_some() && soaking {
+        say(Notice::Info(format!(
+            "run {}: should this coordinator die, `multinet run --resume {}` continues the soak (within --agent-grace-seconds)",
+            supervisor.run_id(),
+            supervisor.run_id()
+        )));
+    }
     let result = tokio::select! {
-        r = supervisor.run(&mut backend, settings, &mut progress) => r.map(Ok),
+        r = async {
+            if resuming {
+                supervisor.run_resumed(&mut backend, settings, &mut progress).await
+            } else {
+                supervisor.run(&mut backend, settings, &mut progress).await
+            }
+        } => r.map(Ok),
         signal = async {
             let first = shutdown_signal().await;
             if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {

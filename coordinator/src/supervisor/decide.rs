@@ -274,6 +274,7 @@ mod tests {
             absences: Default::default(),
             restarts: 0,
             lost_in_restarts: 0,
+            lost_in_resume: 0,
         }
     }
 

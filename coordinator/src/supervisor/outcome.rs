@@ -204,6 +204,16 @@ impl RunSupervisor {
                 .chain(facts.agents.iter().cloned())
                 .collect(),
             agent_outages: facts.agent_outages.clone(),
+            coordinator_restarts: self
+                .restarts
+                .iter()
+                .map(|r| report::CoordinatorRestartReport {
+                    checkpoint_at: findings::utc(self.started_unix_ms, r.checkpoint_ms),
+                    resumed_at: findings::utc(self.started_unix_ms, r.resumed_ms),
+                    checkpoint_ms: r.checkpoint_ms,
+                    resumed_ms: r.resumed_ms,
+                })
+                .collect(),
         })
     }
 }

@@ -238,11 +238,12 @@ impl Lab {
         })?)
     }
 
-    /// A UDP socket for the coordinator's control plane, inside the control namespace.
-    pub fn control_socket(&self) -> Result<std::net::UdpSocket> {
+    /// A UDP socket for the coordinator's control plane, inside the control namespace, on
+    /// `port` (0: any free one; a resumed run binds its first coordinator's again).
+    pub fn control_socket(&self, port: u16) -> Result<std::net::UdpSocket> {
         Ok(net::udp_socket_in(
             &Self::control_ns(&self.topology.name),
-            SocketAddr::new(IpAddr::V4(COORDINATOR), 0),
+            SocketAddr::new(IpAddr::V4(COORDINATOR), port),
         )?)
     }
 

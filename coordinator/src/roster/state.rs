@@ -1,0 +1,172 @@
+//! The roster as a run's checkpoint holds it ([`crate::checkpoint`]): per agent what was
+//! expected, its batch ledger, its absences and what it said; for the run, where the server
+//! listens. Connections are not kept: a resumed run's agents connect again, as after a lost
+//! connection, and their Hello's `last_acked` tells what the checkpoint missed
+//! ([`super::ledger`]).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix::prelude::*;
+use multinet_proto::assignment::NetworkAddress;
+use multinet_proto::control::{AgentIdentity, EgressReport, Listener};
+use serde::{Deserialize, Serialize};
+
+use super::absences::Absences;
+use super::ledger::BatchLedger;
+use super::{AgentRoster, AgentState};
+use tokio::sync::oneshot;
+
+use crate::matrix::PathMatrix;
+use crate::matrix_actor::{MatrixActor, PeekInto};
+
+/// One agent, serializable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// What the run expected.
+    pub expected: AgentIdentity,
+    /// Its batches across its processes.
+    pub ledger: BatchLedger,
+    /// The times it was away.
+    pub absences: Absences,
+    /// Whether it ever connected.
+    pub ever_connected: bool,
+    /// Exits the backend saw.
+    pub exits: u64,
+    /// Its reason for giving up.
+    pub failed: Option<String>,
+    /// Its addresses, as its latest Hello said.
+    pub addresses: Vec<NetworkAddress>,
+    /// Where its probes leave from.
+    pub egress: Option<EgressReport>,
+    /// The wall-clock time its results count from, Unix ms.
+    pub clock_epoch_unix_ms: u64,
+}
+
+/// The roster, serializable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RosterState {
+    /// Every expected agent.
+    pub agents: Vec<AgentRecord>,
+    /// Where the server listens, once it said.
+    pub listeners: Option<Vec<Listener>>,
+    /// Whether clients were told their targets.
+    pub targets_released: bool,
+    /// Refused peers by reason.
+    pub refused: BTreeMap<String, u64>,
+    /// Batches received twice.
+    pub duplicate_batches: u64,
+    /// Batches missing from agents' sequences.
+    pub sequence_gaps: u64,
+}
+
+impl RosterState {
+    /// Per agent, its current process (clock epoch) and the highest batch recorded of it:
+    /// what a checkpoint of this state holds ([`Durable`]).
+    pub fn held(&self) -> BTreeMap<String, (u64, u64)> {
+        self.agents
+            .iter()
+            .filter_map(|a| {
+                let epoch = a.ledger.epoch()?;
+                Some((a.expected.pod.clone(), (epoch, a.ledger.last_seq())))
+            })
+            .collect()
+    }
+}
+
+/// Asks for the roster's state and, with it, the matrix as it holds exactly the batches the
+/// state says were recorded: the matrix's copy is asked for in the same handler, behind every
+/// batch the roster passed on before ([`crate::matrix_actor::PeekInto`]).
+#[derive(Debug, Message)]
+#[rtype(result = "(RosterState, oneshot::Receiver<PathMatrix>)")]
+pub struct TakeState;
+
+/// A checkpoint holding `0` (per agent: process clock epoch, highest batch) was written:
+/// acknowledge batches only up to it from now on (see [`AgentRoster`]'s `durable`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Durable(pub BTreeMap<String, (u64, u64)>);
+
+impl Handler<Durable> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, msg: Durable, _: &mut Context<Self>) {
+        // Not once the run is ending: its last batches are acknowledged as they come.
+        if self.stopped_ms.is_none() {
+            self.durable = Some(msg.0);
+        }
+    }
+}
+
+impl Handler<TakeState> for AgentRoster {
+    type Result = MessageResult<TakeState>;
+    fn handle(&mut self, _: TakeState, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.matrix.do_send(PeekInto(tx));
+        MessageResult((
+            RosterState {
+                agents: self
+                    .agents
+                    .values()
+                    .map(|s| AgentRecord {
+                        expected: s.expected.clone(),
+                        ledger: s.ledger.clone(),
+                        absences: s.absences.clone(),
+                        ever_connected: s.ever_connected,
+                        exits: s.exits,
+                        failed: s.failed.clone(),
+                        addresses: s.addresses.clone(),
+                        egress: s.egress.clone(),
+                        clock_epoch_unix_ms: s.clock_epoch_unix_ms,
+                    })
+                    .collect(),
+                listeners: self.listeners.clone(),
+                targets_released: self.targets_released,
+                refused: self.refused.clone(),
+                duplicate_batches: self.duplicate_batches,
+                sequence_gaps: self.sequence_gaps,
+            },
+            rx,
+        ))
+    }
+}
+
+impl AgentRoster {
+    /// The roster of a resumed run: `state` as checkpointed, no agent connected (none is away
+    /// either: the time the coordinator was down is not the agents' absence), absences on the
+    /// clock that counts from `started`, the run's start.
+    pub fn restore(
+        run_id: String,
+        matrix: Addr<MatrixActor>,
+        started: Instant,
+        state: RosterState,
+    ) -> Self {
+        let mut roster = Self::new(run_id, matrix).with_clock(started);
+        for a in state.agents {
+            roster.agents.insert(
+                a.expected.pod.clone(),
+                AgentState {
+                    expected: a.expected,
+                    conn: None,
+                    connection: None,
+                    ledger: a.ledger,
+                    absences: a.absences,
+                    ever_connected: a.ever_connected,
+                    disconnected_at: None,
+                    exits: a.exits,
+                    #[cfg(any(test, feature = "test-hooks"))]
+                    acks_held_at: None,
+                    failed: a.failed,
+                    addresses: a.addresses,
+                    egress: a.egress,
+                    clock_epoch_unix_ms: a.clock_epoch_unix_ms,
+                },
+            );
+        }
+        roster.listeners = state.listeners;
+        roster.targets_released = state.targets_released;
+        roster.refused = state.refused;
+        roster.duplicate_batches = state.duplicate_batches;
+        roster.sequence_gaps = state.sequence_gaps;
+        roster
+    }
+}

@@ -1,0 +1,167 @@
+//! `multinet run --resume RUN`: a soak whose coordinator died, continued by this process from
+//! the checkpoint the dead one left in the run's directory ([`crate::checkpoint`]). The run's
+//! configuration, backend, agents and figures are the checkpoint's; of the request only the
+//! output settings apply (`-o`, `--report`, `--quiet`, `--metrics-addr`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use multinet_proto::config::{parse_run_config, socket_address};
+
+use super::config::networks;
+use super::launch::{Resume, execute_with, finish, interim_reports, metrics_listener};
+use super::{Error, Notice, Result, RunOutcome, RunRequest, Say};
+use crate::backend::agents::AgentProcesses;
+use crate::checkpoint::{self, BackendState, Checkpoint};
+use crate::exit::chain;
+use crate::lab::backend::{Keep, LabBackend};
+use crate::lab::build::{Lab, STATE_ROOT};
+use crate::supervisor::{RunSettings, Soak};
+
+/// Where the checkpoint of `run` is: `run` names the run's directory (or its checkpoint
+/// file), or is a run id whose directory is in a lab's state (`/run/multinet/LAB/multinet-ID`).
+fn find(run: &str) -> Result<PathBuf> {
+    let given = Path::new(run);
+    if given.is_file() {
+        return Ok(given.to_path_buf());
+    }
+    if given.is_dir() {
+        return Ok(given.join(checkpoint::FILE));
+    }
+    let valid_id = !run.is_empty() && run.chars().all(|c| c.is_ascii_hexdigit());
+    if valid_id && let Ok(labs) = std::fs::read_dir(STATE_ROOT) {
+        for lab in labs.flatten() {
+            let candidate = lab
+                .path()
+                .join(format!("multinet-{run}"))
+                .join(checkpoint::FILE);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(Error::invalid(
+        "--resume",
+        format!(
+            "no checkpoint of run {run:?}: expected a run id with a checkpoint under {STATE_ROOT}/LAB/multinet-ID/ (a lab soak writes one; the run id is in its first lines and in its report) or a run directory"
+        ),
+    ))
+}
+
+/// Resumes `run` and writes its report as `request` says.
+pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    let path = find(run)?;
+    let read = Checkpoint::read(&path).map_err(|e| Error::invalid("--resume", chain(&e)))?;
+    let run_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let config_text = serde_json::to_string(&read.config).unwrap_or_default();
+    let mut config = match parse_run_config(&config_text) {
+        Ok((config, problems)) if problems.is_valid() => config,
+        Ok((_, problems)) => {
+            let mut problems = problems;
+            problems.errors.iter_mut().for_each(|e| {
+                e.field = format!("{}: config.{}", path.display(), e.field);
+            });
+            return Err(Error::Invalid(problems));
+        }
+        Err(e) => {
+            return Err(Error::invalid(
+                &format!("{}: config", path.display()),
+                e.to_string(),
+            ));
+        }
+    };
+    if let Some(text) = &request.config.metrics_addr {
+        config.metrics_addr =
+            Some(socket_address(text).map_err(|why| Error::invalid("--metrics-addr", why))?);
+    }
+    multinet_agent::install_crypto_provider();
+    let agent_command =
+        AgentProcesses::default_agent_command().map_err(|e| Error::failed("", e))?;
+    let now_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let probing_elapsed = Duration::from_millis(
+        now_unix_ms
+            .saturating_sub(read.started_unix_ms)
+            .saturating_sub(read.probing_began_ms),
+    );
+    let settings = RunSettings {
+        networks: networks(&config),
+        soak: match read.soak_ms {
+            Some(ms) => Soak::For(Duration::from_millis(ms)),
+            None => Soak::UntilStopped,
+        },
+        config,
+        agent_grace: Duration::from_millis(read.agent_grace_ms),
+        stop: tokio_util::sync::CancellationToken::new(),
+        probing: std::sync::Arc::default(),
+        metrics: None,
+        interim: interim_reports(request),
+    };
+    let metrics = metrics_listener(&settings.config)?;
+    say(Notice::Info(format!(
+        "resuming run {} from {} (checkpoint written {:.1} s into the run)",
+        read.run_id,
+        path.display(),
+        read.written_ms as f64 / 1000.0
+    )));
+    let backend = match &read.backend {
+        BackendState::Lab {
+            lab,
+            keep_lab,
+            keep_everything,
+            agents,
+            schedule_done,
+        } => {
+            crate::lab::available()
+                .map_err(|why| Error::invalid("--resume", format!("lab: {why}")))?;
+            let opened = Lab::open(lab)
+                .map_err(|e| Error::invalid("--resume", format!("the run's lab: {}", chain(&e))))?;
+            let keep = match (keep_everything, keep_lab) {
+                (true, _) => Keep::Everything,
+                (false, true) => Keep::Lab,
+                (false, false) => Keep::Nothing,
+            };
+            LabBackend::resume(
+                opened,
+                AgentProcesses::adopt(agent_command, agents.clone()),
+                keep,
+                read.control.port(),
+                probing_elapsed,
+                *schedule_done,
+            )
+        }
+    };
+    let resume = Resume {
+        checkpoint: Box::new(read),
+        run_dir,
+    };
+    finish(
+        execute_with(
+            || async move { Ok(backend) },
+            settings,
+            metrics,
+            Some(resume),
+            request.quiet,
+            say,
+        )?,
+        request,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_without_a_checkpoint_is_refused_naming_the_flag() {
+        let error = find("0123456789abcdef-not-a-run").expect_err("no such run");
+        assert!(
+            matches!(&error, Error::Invalid(p) if p.errors[0].to_string().starts_with("--resume: no checkpoint of run"))
+        );
+        assert_eq!(crate::exit::code(&error), crate::exit::INVALID);
+    }
+}
