@@ -1257,3 +1257,41 @@ fn flaky_in_a_soak_says_when_its_probes_failed_and_on_which_paths() {
         "the scope's suggestion comes first, the rest as before"
     );
 }
+
+#[test]
+fn inter_node_blocked_in_a_soak_says_when_and_the_outages_say_together() {
+    let mut s = run(|node, net, _, _| !(net == CephNetwork::Cluster && node != "n1"));
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    let blocked = f
+        .iter()
+        .find(|f| f.kind == FindingKind::InterNodeBlocked)
+        .expect("inter_node_blocked");
+    let started = s.facts.started_unix_ms;
+    assert_eq!(
+        (
+            &blocked.evidence["first_failure_ms"],
+            &blocked.evidence["last_failure_ms"],
+            &blocked.evidence["first_failure"],
+        ),
+        (&json!(0), &json!(19_000), &json!(utc(started, 0))),
+        "{blocked:#?}"
+    );
+    // Several nodes' paths: no scope among one node's.
+    assert!(!blocked.evidence.contains_key("scope"), "{blocked:#?}");
+    assert!(
+        blocked.summary.contains("(0.0 s to 19.0 s into the run)"),
+        "{}",
+        blocked.summary
+    );
+    let outages = outages_of(&f);
+    assert_eq!(outages.keys().collect::<Vec<_>>(), ["n2", "n3"], "{f:#?}");
+    for o in outages.values() {
+        assert_eq!(o.evidence["windows"][0]["ongoing"], json!(true), "{o:#?}");
+        assert!(
+            o.summary.contains("every node but the server's node n1"),
+            "{}",
+            o.summary
+        );
+    }
+}

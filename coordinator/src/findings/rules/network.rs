@@ -11,11 +11,10 @@ use multinet_proto::probe::{Payload, Scheme};
 use serde_json::{Value, json};
 
 use super::agents::server_unavailable;
-use super::when::{self, NodePaths, ScopeKind};
+use super::when;
 use super::{BAD_RATIO, FLAKY_RATIO, GOOD_RATIO, NodeNet, Tally, finding};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::{PathKey, PathMatrix};
-use crate::outage::OutageRule;
 
 pub(super) fn network_rules(
     matrix: &PathMatrix,
@@ -64,7 +63,7 @@ pub(super) fn network_rules(
             .filter_map(|n| by_node.get(*n))
             .flat_map(|t| t.clients.iter().cloned())
             .collect();
-        timed(out, matrix, facts, network, &clients, |_| true, false);
+        when::timed(out, matrix, facts, network, &clients, |_| true, false);
         explained.extend(broken_others.iter().copied());
     } else {
         for (node, t) in by_node {
@@ -78,7 +77,7 @@ pub(super) fn network_rules(
                       "check firewall rules on this node for the network's subnet",
                       "macvlan: the node's NIC or switch port may limit the number of MAC addresses"],
                 ));
-                timed(out, matrix, facts, network, &t.clients, |_| true, true);
+                when::timed(out, matrix, facts, network, &t.clients, |_| true, true);
                 explained.insert(node);
             }
         }
@@ -106,7 +105,7 @@ pub(super) fn network_rules(
                   "ICMP 'fragmentation needed' must not be filtered, or path MTU discovery cannot help"],
             ));
             let large = |k: &PathKey| k.kind.payload == Payload::Large;
-            timed(out, matrix, facts, network, &t.clients, large, true);
+            when::timed(out, matrix, facts, network, &t.clients, large, true);
         } else if t.http.ratio() >= GOOD_RATIO && t.https.sent > 0 && t.https.ratio() <= BAD_RATIO {
             let mut ev = t.evidence();
             ev.insert(
@@ -125,7 +124,7 @@ pub(super) fn network_rules(
                   "check for MTU problems that only the larger TLS handshake hits"],
             ));
             let https = |k: &PathKey| k.kind.scheme == Scheme::Https;
-            timed(out, matrix, facts, network, &t.clients, https, true);
+            when::timed(out, matrix, facts, network, &t.clients, https, true);
         } else if t.all.sent > 0 && (t.all.ratio() < FLAKY_RATIO || t.flaps >= 2) {
             let mut ev = t.evidence();
             ev.insert("flaps".into(), json!(t.flaps));
@@ -150,7 +149,7 @@ pub(super) fn network_rules(
                 &["the network may be lossy or congested: check interface error and drop counters on this node and its switch port",
                   "a production Ceph cluster needs a stable network even if this test passes: repeat with a soak run"],
             ));
-            timed(out, matrix, facts, network, &t.clients, |_| true, true);
+            when::timed(out, matrix, facts, network, &t.clients, |_| true, true);
         } else if !t.healthy() {
             // The node as a whole looks fine, but some of its clients never passed: their
             // paths, not the node's, are what fails.
@@ -165,40 +164,8 @@ pub(super) fn network_rules(
                   "the failing probe kinds and their failure classes in the evidence say which connections fail: large probes point at MTU, HTTPS at TLS-sized packets",
                   "repeat with a soak run to see whether the same pods keep failing"],
             ));
-            timed(out, matrix, facts, network, &t.clients, |_| true, true);
+            when::timed(out, matrix, facts, network, &t.clients, |_| true, true);
         }
-    }
-}
-
-/// In a soak, gives the finding last pushed to `out` its time: when the paths of `clients` on
-/// `network` that `only` selects failed ([`when::failure_time`]), in its evidence and at the
-/// end of its summary. With `scoped` (the clients of one node), each window's scope too, and
-/// when the longest took down every path of the node, every large or every HTTPS probe, the
-/// suggestion that scope makes comes first. Nothing outside a soak (a run that ends once its
-/// clients pass has no time worth telling).
-fn timed(
-    out: &mut [Finding],
-    matrix: &PathMatrix,
-    facts: &RunFacts,
-    network: CephNetwork,
-    clients: &BTreeSet<String>,
-    only: impl Fn(&PathKey) -> bool + Copy,
-    scoped: bool,
-) {
-    let (Some(min_ms), Some(f)) = (facts.soak_min_outage_ms, out.last_mut()) else {
-        return;
-    };
-    let paths = NodePaths::of(matrix, network, clients);
-    let rule = OutageRule { min_ms };
-    let Some(time) = when::failure_time(&paths, only, rule, facts.started_unix_ms, scoped) else {
-        return;
-    };
-    f.summary.push_str(&time.phrase);
-    f.evidence.extend(time.evidence);
-    if let Some(scope @ (ScopeKind::NodeUplink | ScopeKind::LargeProbes | ScopeKind::HttpsProbes)) =
-        time.scope
-    {
-        f.suggestions.insert(0, scope.suggestion().to_string());
     }
 }
 

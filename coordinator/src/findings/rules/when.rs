@@ -21,6 +21,15 @@
 //! Outage windows of several nodes on one network that overlap in time are *together*
 //! ([`Together`]): every node but the server's points at the server's side (its node's uplink or
 //! switch port) or the switch, every node at the server or the switch.
+//!
+//! Where the rule comes from: the lab's topology ([`crate::lab::topology`]) is the model of the
+//! network — every pod of a node on a network is a macvlan/ipvlan child of the NAD's master
+//! interface, one uplink to one switch port, so that uplink's failure takes every client of the
+//! node and every probe kind at once, and the server's does so for every other node; the
+//! server's own node's pods reach it through the master's bridge without the switch, unless
+//! the master itself loses its carrier. What fails by packet size (`large probes`) or protocol
+//! (`https probes`) is what the `mtu_blackhole` and `tls_failure` rules ([`super::network`])
+//! read from the whole run's figures, here per window.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,7 +37,7 @@ use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::{Payload, Scheme};
 use serde_json::{Value, json};
 
-use crate::findings::utc;
+use crate::findings::{Finding, RunFacts, utc};
 use crate::matrix::{PathKey, PathMatrix, PathStats};
 use crate::outage::{OutageRule, Window};
 
@@ -77,7 +86,7 @@ fn path_windows(stats: &PathStats) -> impl Iterator<Item = Window> + '_ {
 }
 
 impl<'a> NodePaths<'a> {
-    /// The paths of `clients` (of one node) on `network`.
+    /// The paths of `clients` on `network` (one node's, for [`Self::scope`] to mean the node).
     pub fn of(matrix: &'a PathMatrix, network: CephNetwork, clients: &BTreeSet<String>) -> Self {
         Self {
             paths: matrix
@@ -521,4 +530,36 @@ pub(super) fn failure_time(
         phrase,
         scope,
     })
+}
+
+/// In a soak, gives the finding last pushed to `out` its time: when the paths of `clients` on
+/// `network` that `only` selects failed ([`failure_time`]), in its evidence and at the
+/// end of its summary. With `scoped` (the clients of one node), each window's scope too, and
+/// when the longest took down every path of the node, every large or every HTTPS probe, the
+/// suggestion that scope makes comes first. Nothing outside a soak (a run that ends once its
+/// clients pass has no time worth telling).
+pub(super) fn timed(
+    out: &mut [Finding],
+    matrix: &PathMatrix,
+    facts: &RunFacts,
+    network: CephNetwork,
+    clients: &BTreeSet<String>,
+    only: impl Fn(&PathKey) -> bool + Copy,
+    scoped: bool,
+) {
+    let (Some(min_ms), Some(f)) = (facts.soak_min_outage_ms, out.last_mut()) else {
+        return;
+    };
+    let paths = NodePaths::of(matrix, network, clients);
+    let rule = OutageRule { min_ms };
+    let Some(time) = failure_time(&paths, only, rule, facts.started_unix_ms, scoped) else {
+        return;
+    };
+    f.summary.push_str(&time.phrase);
+    f.evidence.extend(time.evidence);
+    if let Some(scope @ (ScopeKind::NodeUplink | ScopeKind::LargeProbes | ScopeKind::HttpsProbes)) =
+        time.scope
+    {
+        f.suggestions.insert(0, scope.suggestion().to_string());
+    }
 }
