@@ -136,6 +136,11 @@ pub struct PathStats {
     pub first_ms: Option<u64>,
     /// See `first_ms`.
     pub last_ms: Option<u64>,
+    /// The first and last failed probe, ms since the run started: when a path failed, also
+    /// once its older outage windows are no longer kept.
+    pub first_failed_ms: Option<u64>,
+    /// See `first_failed_ms`.
+    pub last_failed_ms: Option<u64>,
 }
 
 impl PathStats {
@@ -159,6 +164,15 @@ impl PathStats {
             }
             Outcome::Failed(class) => {
                 *self.failures.entry(class).or_default() += 1;
+                // min and max: a path's results come in order, but cost nothing to guard.
+                self.first_failed_ms = Some(
+                    self.first_failed_ms
+                        .map_or(r.started_ms, |t| t.min(r.started_ms)),
+                );
+                self.last_failed_ms = Some(
+                    self.last_failed_ms
+                        .map_or(r.started_ms, |t| t.max(r.started_ms)),
+                );
                 self.consecutive_ok = 0;
                 if self.up != Some(false) {
                     if self.up == Some(true) {
@@ -424,6 +438,10 @@ pub(crate) mod tests {
                     two
                 },
             }
+        );
+        assert_eq!(
+            (s.first_failed_ms, s.last_failed_ms),
+            (Some(200), Some(500))
         );
         assert_eq!(m.lost(), 2);
         assert!(m.client_passes("c1", CephNetwork::Public, 2));

@@ -411,3 +411,143 @@ fn an_agent_killed_for_good_in_a_soak_is_away_to_the_end() {
     assert_accounted(&r);
     lab.assert_gone();
 }
+
+/// The outage findings of report `r` that are there, and the only finding: `outage` on
+/// `network` from `node`; returns it and its one window (`evidence.windows[0]`).
+fn the_one_outage<'a>(r: &'a Value, network: &str, node: &str) -> (&'a Value, &'a Value) {
+    let findings = r["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "nothing else down: {r:#}");
+    let f = &findings[0];
+    assert_eq!(
+        (&f["kind"], &f["network"], &f["nodes"]),
+        (
+            &Value::from("outage"),
+            &Value::from(network),
+            &serde_json::json!([node])
+        ),
+        "{f:#}"
+    );
+    assert_eq!(f["evidence"]["outages"], 1, "{f:#}");
+    (f, &f["evidence"]["windows"][0])
+}
+
+/// `window`'s start and end on the run's clock, checked against a fault scheduled `at_ms`
+/// into the probing for `for_ms`: it begins within two probe intervals and a probe timeout
+/// (one round of the probe kinds) of the schedule — or up to a probe timeout before, a probe
+/// already under way when the fault came — and lasts the schedule within the same.
+fn assert_on_schedule(r: &Value, f: &Value, window: &Value, at_ms: u64, for_ms: u64) {
+    let slack = 2 * 200 + 500;
+    let (from, to) = (
+        window["from_ms"].as_u64().expect("from"),
+        window["to_ms"].as_u64().expect("to"),
+    );
+    let fault_at = stage_ms(r, "server") + stage_ms(r, "place agents") + at_ms;
+    assert!(
+        (fault_at - 500..=fault_at + slack).contains(&from),
+        "outage from {from} ms (the fault at {fault_at} ms): {f:#}"
+    );
+    assert!(
+        (to - from).abs_diff(for_ms) <= slack,
+        "outage of {} ms (the fault's {for_ms} ms): {f:#}",
+        to - from
+    );
+    assert!(
+        window["from"].as_str().is_some_and(|s| s.ends_with('Z'))
+            && window["to"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "UTC times: {window:#}"
+    );
+}
+
+/// n2's cluster uplink down 15 s into a soak for 10 s (its switch port down): one outage
+/// window on n2's cluster paths, on schedule, every path of the node down together (scope
+/// `node uplink`, no other node with it); no other path had an outage, and every result is
+/// accounted for.
+#[test]
+fn a_link_down_scheduled_in_a_soak_is_one_outage_of_that_nodes_uplink() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('l');
+    let topology = lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - link-down: {{network: cluster, node: n2, at: 15s, for: 10s}}\n{SOAK}"
+    ));
+    let (code, r) = run_with(&topology, &["--duration", "35s"]);
+    // 10 s down of about 35 s is below the 99 % availability floor: a failing soak.
+    assert_eq!(code, Some(1), "{r:#}");
+    let (f, window) = the_one_outage(&r, "cluster", "n2");
+    assert_on_schedule(&r, f, window, 15_000, 10_000);
+    assert_eq!(
+        (&window["scope"], &window["paths_down"]),
+        (&Value::from("node uplink"), &window["paths"]),
+        "every path of n2 down together: {window:#}"
+    );
+    assert_eq!(
+        f["evidence"]["together_with"],
+        serde_json::json!([]),
+        "{f:#}"
+    );
+    let summary = f["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("on every path of the node"), "{summary}");
+    for p in r["paths"].as_array().expect("paths") {
+        let cut = p["source_node"] == "n2" && p["network"] == "cluster";
+        let had = !p["outages"].as_array().expect("outages").is_empty();
+        assert_eq!(had, cut, "outages on exactly n2's cluster paths: {p:#}");
+    }
+    assert_accounted(&r);
+    lab.assert_gone();
+}
+
+/// The MTU of n2's cluster switch port drops to 1280 10 s into a soak for 15 s: n2's large
+/// cluster probes fail for that time and its small ones pass — one outage window of scope
+/// `large probes`, on schedule, which explains what the whole run's figures made of it
+/// (`mtu_blackhole` or `flaky`); nothing else down, every result accounted for.
+#[test]
+fn an_mtu_drop_scheduled_in_a_soak_is_an_outage_of_large_probes_only() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('u');
+    let topology = lab.topology(&format!(
+        "server_node: n1\nfaults:\n  - mtu: {{network: cluster, node: n2, mtu: 1280, at: 10s, for: 15s}}\n{SOAK}"
+    ));
+    let (code, r) = run_with(&topology, &["--duration", "35s"]);
+    assert_eq!(code, Some(1), "{r:#}");
+    let (f, window) = the_one_outage(&r, "cluster", "n2");
+    assert_on_schedule(&r, f, window, 10_000, 15_000);
+    // Half of the probe kinds are large: half of n2's cluster paths.
+    assert_eq!(window["scope"], "large probes", "{window:#}");
+    assert_eq!(
+        window["paths_down"].as_u64().map(|n| n * 2),
+        window["paths"].as_u64(),
+        "{window:#}"
+    );
+    let summary = f["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("on large probes only"), "{summary}");
+    for e in f["evidence"]["explains"].as_array().into_iter().flatten() {
+        assert!(
+            ["mtu_blackhole", "flaky"].contains(&e["kind"].as_str().unwrap_or_default()),
+            "{e:#}"
+        );
+    }
+    for p in r["paths"].as_array().expect("paths") {
+        let dropped = p["source_node"] == "n2"
+            && p["network"] == "cluster"
+            && p["kind"]["payload"] == "large";
+        let outages = p["outages"].as_array().expect("outages");
+        assert_eq!(
+            !outages.is_empty(),
+            dropped,
+            "outages on exactly n2's large cluster probes: {p:#}"
+        );
+        if dropped {
+            // Packets above the MTU vanish: a timeout or a cut-off body, never a refusal.
+            let class = outages[0]["class"].as_str().unwrap_or_default();
+            assert!(
+                ["read_timeout", "connect_timeout", "short_body", "io"].contains(&class),
+                "{p:#}"
+            );
+        }
+    }
+    assert_accounted(&r);
+    lab.assert_gone();
+}

@@ -20,6 +20,7 @@ mod host;
 mod network;
 mod readiness;
 mod soak;
+mod when;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -996,3 +996,302 @@ fn a_soak_outage_of_one_node_and_network_is_one_finding_with_its_window() {
             .all(|f| f.kind != FindingKind::Outage)
     );
 }
+
+/// The `outage` findings of `f`, by node.
+fn outages_of(f: &[Finding]) -> BTreeMap<String, &Finding> {
+    f.iter()
+        .filter(|f| f.kind == FindingKind::Outage)
+        .map(|f| (f.nodes.join(","), f))
+        .collect()
+}
+
+#[test]
+fn a_soak_outage_on_every_path_of_a_node_is_its_uplink_and_no_other_nodes() {
+    let mut s = run(|node, network, _, round| {
+        !(node == "n2" && network == CephNetwork::Cluster && (5..=12).contains(&round))
+    });
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    let outages = outages_of(&f);
+    assert_eq!(outages.keys().collect::<Vec<_>>(), ["n2"], "{f:#?}");
+    let o = outages["n2"];
+    let w = &o.evidence["windows"][0];
+    // Both clients, 8 probe kinds each: 16 paths, every one down.
+    assert_eq!(
+        (&w["scope"], &w["paths_down"], &w["paths"]),
+        (&json!("node uplink"), &json!(16), &json!(16)),
+        "{w:#}"
+    );
+    assert_eq!(w["clients_down"], json!(["client-n2-0", "client-n2-1"]));
+    assert_eq!(o.evidence["scope"], json!("node uplink"));
+    assert_eq!(o.evidence["together_with"], json!([]));
+    assert!(w.get("together_with").is_none(), "{w:#}");
+    assert!(
+        o.summary.contains("on every path of the node"),
+        "{}",
+        o.summary
+    );
+    assert!(!o.summary.contains("together"), "{}", o.summary);
+    assert!(o.suggestions[0].contains("uplink"), "{:?}", o.suggestions);
+}
+
+#[test]
+fn a_soak_outage_of_one_path_or_one_client_says_so_not_the_uplink() {
+    // client-n2-0's plain small fresh HTTP probes only.
+    let one_path = |client: &str, kind: ProbeKind| {
+        client == "client-n2-0"
+            && kind.scheme == Scheme::Http
+            && kind.payload == Payload::Small
+            && kind.connection == Connection::Fresh
+    };
+    for (fails, scope, paths_down, clients_down, words) in [
+        (
+            &one_path as &dyn Fn(&str, ProbeKind) -> bool,
+            "one path",
+            1,
+            json!(["client-n2-0"]),
+            "on one path only",
+        ),
+        (
+            &|client: &str, _| client == "client-n2-1",
+            "one client",
+            8,
+            json!(["client-n2-1"]),
+            "on one client's paths only",
+        ),
+    ] {
+        let mut s = run_by_client(|client, _, network, kind, round| {
+            !(network == CephNetwork::Cluster && (5..=12).contains(&round) && fails(client, kind))
+        });
+        s.facts.soak_min_outage_ms = Some(1_500);
+        let f = evaluate(&s.matrix, &s.facts);
+        let outages = outages_of(&f);
+        assert_eq!(outages.keys().collect::<Vec<_>>(), ["n2"], "{f:#?}");
+        let o = outages["n2"];
+        let w = &o.evidence["windows"][0];
+        assert_eq!(
+            (
+                &w["scope"],
+                &w["paths_down"],
+                &w["paths"],
+                &w["clients_down"]
+            ),
+            (&json!(scope), &json!(paths_down), &json!(16), &clients_down),
+            "{w:#}"
+        );
+        assert_eq!(
+            (w["from_ms"].as_u64(), w["to_ms"].as_u64()),
+            (Some(5_000), Some(13_000))
+        );
+        assert!(o.summary.contains(words), "{}", o.summary);
+        assert!(!o.suggestions[0].contains("uplink"), "{:?}", o.suggestions);
+    }
+}
+
+#[test]
+fn soak_outages_of_every_node_but_the_servers_at_once_are_said_together() {
+    let mut s = run(|node, network, _, round| {
+        !(node != "n1" && network == CephNetwork::Cluster && (5..=12).contains(&round))
+    });
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    let outages = outages_of(&f);
+    assert_eq!(outages.keys().collect::<Vec<_>>(), ["n2", "n3"], "{f:#?}");
+    let from = utc(s.facts.started_unix_ms, 5_000);
+    let to = utc(s.facts.started_unix_ms, 13_000);
+    for (node, other) in [("n2", "n3"), ("n3", "n2")] {
+        let o = outages[node];
+        assert_eq!(o.evidence["together_with"], json!([other]), "{o:#?}");
+        let w = &o.evidence["windows"][0];
+        assert_eq!(
+            w["together_with"],
+            json!([{"node": other, "from": from, "to": to, "from_ms": 5_000, "to_ms": 13_000}]),
+            "{w:#}"
+        );
+        assert!(
+            o.summary.contains(&format!(
+                "n2 and n3 — every node but the server's node n1 — were down together from {from} to {to}: the server's side"
+            )),
+            "{}",
+            o.summary
+        );
+        assert!(
+            o.suggestions[0].starts_with("n2 and n3 went down together")
+                && o.suggestions[0].contains("server's node n1"),
+            "{:?}",
+            o.suggestions
+        );
+    }
+    // Apart in time, they are not together.
+    let mut s = run(|node, network, _, round| {
+        let rounds = if node == "n2" { 2..=5 } else { 12..=16 };
+        !(node != "n1" && network == CephNetwork::Cluster && rounds.contains(&round))
+    });
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    let outages = outages_of(&f);
+    assert_eq!(outages.len(), 2, "{f:#?}");
+    for o in outages.values() {
+        assert_eq!(o.evidence["together_with"], json!([]), "{o:#?}");
+        assert!(!o.summary.contains("together"), "{}", o.summary);
+    }
+}
+
+#[test]
+fn a_soak_outage_of_large_probes_only_is_an_mtu_drop_and_explains_the_mtu_blackhole() {
+    // n2's large cluster probes fail from round 3 to 17: 15 of 20 rounds, so the whole run's
+    // figures make an mtu_blackhole of it too.
+    let mut s = run(|node, network, kind, round| {
+        !(node == "n2"
+            && network == CephNetwork::Cluster
+            && kind.payload == Payload::Large
+            && (3..=17).contains(&round))
+    });
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        [(
+            FindingKind::Outage,
+            Some(CephNetwork::Cluster),
+            vec!["n2".into()]
+        )],
+        "{f:#?}"
+    );
+    let o = &f[0];
+    let w = &o.evidence["windows"][0];
+    assert_eq!(
+        (&w["scope"], &w["paths_down"], &w["paths"]),
+        (&json!("large probes"), &json!(8), &json!(16)),
+        "{w:#}"
+    );
+    assert!(
+        o.summary
+            .contains("on large probes only, small ones passed"),
+        "{}",
+        o.summary
+    );
+    assert!(o.suggestions[0].contains("MTU"), "{:?}", o.suggestions);
+    assert_eq!(o.evidence["explains"][0]["kind"], "mtu_blackhole", "{o:#?}");
+}
+
+#[test]
+fn flaky_in_a_soak_says_when_its_probes_failed_and_on_which_paths() {
+    // Every path of n2 fails in rounds 2 and 5 only: loss (1 s windows, shorter than 1.5 s).
+    let mut s = run(|node, net, _, round| {
+        !(net == CephNetwork::Public && node == "n2" && (round == 2 || round == 5))
+    });
+    let plain = evaluate(&s.matrix, &s.facts);
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    assert_eq!(
+        kinds_of(&f),
+        kinds_of(&plain),
+        "no outage, only loss: {f:#?}"
+    );
+    let flaky = f
+        .iter()
+        .find(|f| f.kind == FindingKind::Flaky && f.nodes == ["n2"])
+        .expect("flaky n2");
+    let started = s.facts.started_unix_ms;
+    let ev = &flaky.evidence;
+    assert_eq!(
+        (
+            &ev["first_failure"],
+            &ev["last_failure"],
+            &ev["first_failure_ms"],
+            &ev["last_failure_ms"],
+            &ev["failure_window_count"],
+            &ev["scope"],
+        ),
+        (
+            &json!(utc(started, 2_000)),
+            &json!(utc(started, 5_000)),
+            &json!(2_000),
+            &json!(5_000),
+            &json!(2),
+            &json!("node uplink"),
+        ),
+        "{ev:#?}"
+    );
+    let windows = ev["failure_windows"].as_array().expect("windows");
+    let spans: Vec<(u64, u64)> = windows
+        .iter()
+        .map(|w| {
+            (
+                w["from_ms"].as_u64().unwrap_or(0),
+                w["to_ms"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(spans, [(2_000, 3_000), (5_000, 6_000)]);
+    assert!(
+        windows.iter().all(|w| w["scope"] == "node uplink"),
+        "{windows:#?}"
+    );
+    assert!(
+        flaky.summary.contains(&format!(
+            "; failed probes from {} to {} (2.0 s to 5.0 s into the run) in 2 window(s), the longest 1.0 s from {} on every path of the node at once",
+            utc(started, 2_000),
+            utc(started, 5_000),
+            utc(started, 2_000)
+        )),
+        "{}",
+        flaky.summary
+    );
+    assert!(
+        flaky.suggestions[0].contains("uplink"),
+        "{:?}",
+        flaky.suggestions
+    );
+    // Outside a soak the finding is as it was: no time.
+    let plain_flaky = plain
+        .iter()
+        .find(|f| f.kind == FindingKind::Flaky && f.nodes == ["n2"])
+        .expect("flaky n2");
+    assert!(!plain_flaky.evidence.contains_key("first_failure"));
+    assert!(!plain_flaky.summary.contains("failed probes from"));
+    assert_eq!(
+        flaky.suggestions[1..],
+        plain_flaky.suggestions[..],
+        "the scope's suggestion comes first, the rest as before"
+    );
+}
+
+#[test]
+fn inter_node_blocked_in_a_soak_says_when_and_the_outages_say_together() {
+    let mut s = run(|node, net, _, _| !(net == CephNetwork::Cluster && node != "n1"));
+    s.facts.soak_min_outage_ms = Some(1_500);
+    let f = evaluate(&s.matrix, &s.facts);
+    let blocked = f
+        .iter()
+        .find(|f| f.kind == FindingKind::InterNodeBlocked)
+        .expect("inter_node_blocked");
+    let started = s.facts.started_unix_ms;
+    assert_eq!(
+        (
+            &blocked.evidence["first_failure_ms"],
+            &blocked.evidence["last_failure_ms"],
+            &blocked.evidence["first_failure"],
+        ),
+        (&json!(0), &json!(19_000), &json!(utc(started, 0))),
+        "{blocked:#?}"
+    );
+    // Several nodes' paths: no scope among one node's.
+    assert!(!blocked.evidence.contains_key("scope"), "{blocked:#?}");
+    assert!(
+        blocked.summary.contains("(0.0 s to 19.0 s into the run)"),
+        "{}",
+        blocked.summary
+    );
+    let outages = outages_of(&f);
+    assert_eq!(outages.keys().collect::<Vec<_>>(), ["n2", "n3"], "{f:#?}");
+    for o in outages.values() {
+        assert_eq!(o.evidence["windows"][0]["ongoing"], json!(true), "{o:#?}");
+        assert!(
+            o.summary.contains("every node but the server's node n1"),
+            "{}",
+            o.summary
+        );
+    }
+}

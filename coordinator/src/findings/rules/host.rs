@@ -5,16 +5,17 @@
 //! finding (`evidence.explains`); a host that gets through only sometimes is `flaky`, not
 //! unreachable — and where the node's clients are `flaky` on the public network too (loss on
 //! the node's uplink, which the host and its pods share), it is attached to their finding, which
-//! then fails the run as the host checker's failure did.
+//! then fails the run as the host checker's failure did. In a soak a host checker's own finding
+//! says when its probes failed ([`super::when::timed`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use multinet_proto::control::Role;
 use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::Payload;
 use serde_json::json;
 
-use super::{GOOD_RATIO, Tally, add_explained, finding, is_reporting};
+use super::{GOOD_RATIO, Tally, add_explained, finding, is_reporting, when};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
 
@@ -80,6 +81,7 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
                 &["the host's path to the public network loses packets: check error and drop counters on the node's public interface (or shim) and its switch port",
                   "a host route that exists but flaps (a routing daemon, DHCP renewing the shim's address)"],
             ));
+            timed(out, matrix, facts, &a.identity.pod);
             continue;
         }
         let evidence = BTreeMap::from([
@@ -101,5 +103,21 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
               "the public NAD needs a route back to the hosts' range (ipam routes)",
               "a firewall on the host may block the traffic"],
         ));
+        timed(out, matrix, facts, &a.identity.pod);
     }
+}
+
+/// In a soak, when host checker `pod`'s probes failed, for the finding last pushed to `out`
+/// ([`when::timed`]; its paths are one host's, so no scope among a node's paths).
+fn timed(out: &mut [Finding], matrix: &PathMatrix, facts: &RunFacts, pod: &str) {
+    let pods = BTreeSet::from([pod.to_string()]);
+    when::timed(
+        out,
+        matrix,
+        facts,
+        CephNetwork::Public,
+        &pods,
+        |_| true,
+        false,
+    );
 }

@@ -1,17 +1,20 @@
 //! The rules over one network's client paths, node by node: `inter_node_blocked` (only the
 //! server's node passes), `node_unreachable` (one node's clients all fail), and for the nodes
 //! left `mtu_blackhole` (large probes fail), `tls_failure` (HTTPS fails) and `flaky` (lossy
-//! paths, or clients that never passed while their node's others did).
+//! paths, or clients that never passed while their node's others did). In a soak each also says
+//! when its paths failed and, for one node's, which of them failed together ([`super::when`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use multinet_proto::network::CephNetwork;
+use multinet_proto::probe::{Payload, Scheme};
 use serde_json::{Value, json};
 
 use super::agents::server_unavailable;
+use super::when;
 use super::{BAD_RATIO, FLAKY_RATIO, GOOD_RATIO, NodeNet, Tally, finding};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
-use crate::matrix::PathMatrix;
+use crate::matrix::{PathKey, PathMatrix};
 
 pub(super) fn network_rules(
     matrix: &PathMatrix,
@@ -55,6 +58,12 @@ pub(super) fn network_rules(
               "macvlan/ipvlan: the switch ports must accept frames for the pods' MAC addresses (promiscuous mode, MAC limits, port security)",
               "check that the NAD's master interface is the same, up and cabled to the same L2 segment on every node"],
         ));
+        let clients: BTreeSet<String> = broken_others
+            .iter()
+            .filter_map(|n| by_node.get(*n))
+            .flat_map(|t| t.clients.iter().cloned())
+            .collect();
+        when::timed(out, matrix, facts, network, &clients, |_| true, false);
         explained.extend(broken_others.iter().copied());
     } else {
         for (node, t) in by_node {
@@ -68,6 +77,7 @@ pub(super) fn network_rules(
                       "check firewall rules on this node for the network's subnet",
                       "macvlan: the node's NIC or switch port may limit the number of MAC addresses"],
                 ));
+                when::timed(out, matrix, facts, network, &t.clients, |_| true, true);
                 explained.insert(node);
             }
         }
@@ -94,6 +104,8 @@ pub(super) fn network_rules(
                   "if jumbo frames are intended, enable them end to end (NICs, bonds, VLAN interfaces, switches)",
                   "ICMP 'fragmentation needed' must not be filtered, or path MTU discovery cannot help"],
             ));
+            let large = |k: &PathKey| k.kind.payload == Payload::Large;
+            when::timed(out, matrix, facts, network, &t.clients, large, true);
         } else if t.http.ratio() >= GOOD_RATIO && t.https.sent > 0 && t.https.ratio() <= BAD_RATIO {
             let mut ev = t.evidence();
             ev.insert(
@@ -111,6 +123,8 @@ pub(super) fn network_rules(
                 &["something on the path interferes with TLS (a proxy, DPI or a middlebox rewriting traffic)",
                   "check for MTU problems that only the larger TLS handshake hits"],
             ));
+            let https = |k: &PathKey| k.kind.scheme == Scheme::Https;
+            when::timed(out, matrix, facts, network, &t.clients, https, true);
         } else if t.all.sent > 0 && (t.all.ratio() < FLAKY_RATIO || t.flaps >= 2) {
             let mut ev = t.evidence();
             ev.insert("flaps".into(), json!(t.flaps));
@@ -135,6 +149,7 @@ pub(super) fn network_rules(
                 &["the network may be lossy or congested: check interface error and drop counters on this node and its switch port",
                   "a production Ceph cluster needs a stable network even if this test passes: repeat with a soak run"],
             ));
+            when::timed(out, matrix, facts, network, &t.clients, |_| true, true);
         } else if !t.healthy() {
             // The node as a whole looks fine, but some of its clients never passed: their
             // paths, not the node's, are what fails.
@@ -149,6 +164,7 @@ pub(super) fn network_rules(
                   "the failing probe kinds and their failure classes in the evidence say which connections fail: large probes point at MTU, HTTPS at TLS-sized packets",
                   "repeat with a soak run to see whether the same pods keep failing"],
             ));
+            when::timed(out, matrix, facts, network, &t.clients, |_| true, true);
         }
     }
 }

@@ -12,14 +12,21 @@
 //! below 99 % over the soak (the share of the time from the node's first probe to its last
 //! that no window covers). A shorter outage is a warning (Ceph rides it out, clients stall).
 //! The path findings of the same node and network (`flaky`, `node_unreachable`,
-//! `inter_node_blocked`) are what the outage made of the whole run's figures: they move into
-//! the outage's `evidence.explains`.
+//! `inter_node_blocked`, `mtu_blackhole`, `tls_failure`) are what the outage made of the whole
+//! run's figures: they move into the outage's `evidence.explains`.
+//!
+//! Which paths went down together ([`super::when`]): each window says its scope among the
+//! node's paths (`node uplink`: every path at once; `large probes`: an MTU drop; one client …)
+//! and the other nodes whose outage windows on the network overlap it (`together_with`);
+//! the summary and the first suggestion follow the longest window's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use multinet_proto::control::Role;
-use serde_json::json;
+use multinet_proto::network::CephNetwork;
+use serde_json::{Value, json};
 
+use super::when::{self, NodePaths, Together};
 use super::{explain, finding};
 use crate::findings::{Finding, FindingKind, RunFacts, Severity};
 use crate::matrix::PathMatrix;
@@ -29,8 +36,6 @@ use crate::outage::{OutageRule, Window};
 pub const OSD_HEARTBEAT_GRACE_MS: u64 = 20_000;
 /// Availability below this (per node and network, over the soak) fails the run.
 pub const MIN_AVAILABILITY: f64 = 0.99;
-/// Windows kept in a finding's evidence: the longest and the most recent ones.
-const WINDOWS_SHOWN: usize = 5;
 
 /// An outage's weight: fail from `osd_heartbeat_grace` on, or below [`MIN_AVAILABILITY`].
 fn severity(longest_ms: u64, availability: f64) -> Severity {
@@ -45,117 +50,37 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
     let Some(min_ms) = facts.soak_min_outage_ms else {
         return;
     };
+    let rule = OutageRule { min_ms };
     let clients: BTreeMap<&str, &str> = facts
         .agents
         .iter()
         .filter(|a| a.identity.role == Role::Client)
         .map(|a| (a.identity.pod.as_str(), a.identity.node.as_str()))
         .collect();
-    // (network, node) → (windows, first and last probe, flaps)
-    let mut by_node: BTreeMap<_, (Vec<Window>, (u64, u64), u64)> = BTreeMap::new();
-    for (key, stats) in matrix.paths() {
-        let Some(node) = clients.get(key.client.as_str()) else {
-            continue;
-        };
-        let e = by_node
-            .entry((key.network, *node))
-            .or_insert_with(|| (Vec::new(), (u64::MAX, 0), 0));
-        let last = stats.last_ms.unwrap_or_default();
-        e.1.0 = e.1.0.min(stats.first_ms.unwrap_or(last));
-        e.1.1 = e.1.1.max(last);
-        e.2 += stats.flaps;
-        e.0.extend(stats.recent_outages.iter().map(|o| Window {
-            from_ms: o.from_ms,
-            to_ms: o.to_ms.unwrap_or(last).max(o.from_ms),
-            ongoing: o.to_ms.is_none(),
-            failures: o.failures,
-        }));
-    }
-    let mut outages: Vec<(multinet_proto::network::CephNetwork, String)> = Vec::new();
-    for ((network, node), (windows, (first, last), flaps)) in by_node {
+    let mut outages: Vec<(CephNetwork, String)> = Vec::new();
+    for network in &facts.networks {
+        let by_node = when::by_node(matrix, *network, |c| clients.get(c).map(|n| n.to_string()));
         // Kinds are probed one after another, each waiting out the probe timeout when
         // blocked: one outage starts on each kind up to a round apart.
-        let merged: Vec<Window> = OutageRule { min_ms }.outages(windows);
-        if merged.is_empty() {
-            continue;
-        }
-        // By time, not by probe count: a blocked probe waits out its timeout, so an outage
-        // has fewer probes than its length deserves.
-        let down: u64 = merged.iter().map(|w| w.to_ms - w.from_ms).sum();
-        let span = last.saturating_sub(first).max(down).max(1);
-        let availability = 1.0 - down as f64 / span as f64;
-        let longest = merged
+        let merged: BTreeMap<String, Vec<Window>> = by_node
             .iter()
-            .map(|w| w.to_ms - w.from_ms)
-            .max()
-            .unwrap_or(0);
-        let severity = severity(longest, availability);
-        let mut shown: Vec<Window> = merged.clone();
-        shown.sort_by_key(|w| std::cmp::Reverse(w.to_ms - w.from_ms));
-        shown.truncate(WINDOWS_SHOWN);
-        for w in merged.iter().rev().take(WINDOWS_SHOWN) {
-            if !shown.contains(w) {
-                shown.push(*w);
-            }
+            .map(|(node, paths)| (node.clone(), rule.outages(paths.windows(rule, |_| true))))
+            .filter(|(_, m)| !m.is_empty())
+            .collect();
+        let all_nodes: BTreeSet<String> = by_node.keys().cloned().collect();
+        for (node, windows) in &merged {
+            let together =
+                |w: &Window| when::together(node, w, &merged, &all_nodes, &facts.server_node);
+            out.push(outage(
+                facts,
+                *network,
+                node,
+                &by_node[node],
+                windows,
+                together,
+            ));
+            outages.push((*network, node.clone()));
         }
-        shown.sort_by_key(|w| w.from_ms);
-        let secs = |ms: u64| ms as f64 / 1000.0;
-        let longest_w = merged
-            .iter()
-            .max_by_key(|w| w.to_ms - w.from_ms)
-            .copied()
-            .unwrap_or(merged[0]);
-        let utc = |ms| crate::findings::utc(facts.started_unix_ms, ms);
-        let class = |w: &Window| w.failures.dominant().map(|c| c.to_string());
-        let summary = format!(
-            "during the soak the {} network from node {node} was down {} time(s), the longest for {:.1} s (from {} to {}, {:.1} s to {:.1} s into the run, mostly {}{}); availability {:.2}%",
-            network.key(),
-            merged.len(),
-            secs(longest),
-            utc(longest_w.from_ms),
-            utc(longest_w.to_ms),
-            secs(longest_w.from_ms),
-            secs(longest_w.to_ms),
-            class(&longest_w).unwrap_or_else(|| "unknown".into()),
-            if longest_w.ongoing {
-                ", still down at the end"
-            } else {
-                ""
-            },
-            availability * 100.0
-        );
-        out.push(finding(
-            FindingKind::Outage,
-            severity,
-            Some(network),
-            vec![node.to_string()],
-            summary,
-            BTreeMap::from([
-                ("outages".into(), json!(merged.len())),
-                ("longest_ms".into(), json!(longest)),
-                ("availability".into(), json!((availability * 10_000.0).round() / 10_000.0)),
-                ("flaps".into(), json!(flaps)),
-                (
-                    "windows".into(),
-                    json!(shown.iter().map(|w| json!({
-                        "from": utc(w.from_ms),
-                        "to": utc(w.to_ms),
-                        "from_ms": w.from_ms,
-                        "to_ms": w.to_ms,
-                        "duration_ms": w.to_ms - w.from_ms,
-                        "ongoing": w.ongoing,
-                        "failed_probes": w.failures.total(),
-                        "class": class(w),
-                    })).collect::<Vec<_>>()),
-                ),
-                ("clock".into(), json!("from and to: UTC; _ms: ms since the run started (its started_at)")),
-            ]),
-            &[
-                "an outage that every client of the node shares is the node's uplink, its switch port or the switch: check their logs and counters for the window's time",
-                "Ceph reports OSDs down after osd_heartbeat_grace (20 s): outages that long re-peer placement groups; shorter ones stall client I/O",
-            ],
-        ));
-        outages.push((network, node.to_string()));
     }
     // The path findings the outages explain.
     for (network, node) in outages {
@@ -172,11 +97,108 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
                     FindingKind::Flaky
                         | FindingKind::NodeUnreachable
                         | FindingKind::InterNodeBlocked
+                        | FindingKind::MtuBlackhole
+                        | FindingKind::TlsFailure
                 ) && f.network == Some(network)
                     && f.nodes.iter().all(|n| *n == node)
             },
         );
     }
+}
+
+/// The `outage` finding of `node` on `network`: its `merged` outage windows (sorted, not
+/// empty) among its client `paths`, each with its scope and the other nodes down
+/// `together` with it.
+fn outage(
+    facts: &RunFacts,
+    network: CephNetwork,
+    node: &str,
+    paths: &NodePaths<'_>,
+    merged: &[Window],
+    together: impl Fn(&Window) -> Option<Together>,
+) -> Finding {
+    let (first, last) = paths.probed_span();
+    // By time, not by probe count: a blocked probe waits out its timeout, so an outage
+    // has fewer probes than its length deserves.
+    let down: u64 = merged.iter().map(|w| w.to_ms - w.from_ms).sum();
+    let span = last.saturating_sub(first).max(down).max(1);
+    let availability = 1.0 - down as f64 / span as f64;
+    let longest_w = when::longest(merged).unwrap_or(merged[0]);
+    let longest = longest_w.to_ms - longest_w.from_ms;
+    let severity = severity(longest, availability);
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let utc = |ms| crate::findings::utc(facts.started_unix_ms, ms);
+    let class = |w: &Window| w.failures.dominant().map(|c| c.to_string());
+    let scope = paths.scope(&longest_w);
+    let with = together(&longest_w);
+    let summary = format!(
+        "during the soak the {} network from node {node} was down {} time(s), the longest for {:.1} s (from {} to {}, {:.1} s to {:.1} s into the run, mostly {}{}) {}{}; availability {:.2}%",
+        network.key(),
+        merged.len(),
+        secs(longest),
+        utc(longest_w.from_ms),
+        utc(longest_w.to_ms),
+        secs(longest_w.from_ms),
+        secs(longest_w.to_ms),
+        class(&longest_w).unwrap_or_else(|| "unknown".into()),
+        if longest_w.ongoing {
+            ", still down at the end"
+        } else {
+            ""
+        },
+        scope.kind.words(),
+        with.as_ref().map_or(String::new(), |t| format!(
+            "; {}",
+            t.words(facts.started_unix_ms, &facts.server_node)
+        )),
+        availability * 100.0
+    );
+    let windows: Vec<Value> = when::shown(merged)
+        .iter()
+        .map(|w| {
+            when::window_json(
+                w,
+                facts.started_unix_ms,
+                Some(&paths.scope(w)),
+                together(w).as_ref(),
+            )
+        })
+        .collect();
+    let together_with: BTreeSet<String> = merged
+        .iter()
+        .filter_map(&together)
+        .flat_map(|t| t.with.into_iter().map(|(n, _)| n))
+        .collect();
+    let mut suggestions: Vec<String> = Vec::new();
+    if let Some(t) = &with {
+        suggestions.push(t.suggestion(&facts.server_node));
+    } else {
+        suggestions.push(scope.kind.suggestion().to_string());
+    }
+    suggestions.push("Ceph reports OSDs down after osd_heartbeat_grace (20 s): outages that long re-peer placement groups; shorter ones stall client I/O".into());
+    let mut f = finding(
+        FindingKind::Outage,
+        severity,
+        Some(network),
+        vec![node.to_string()],
+        summary,
+        BTreeMap::from([
+            ("outages".into(), json!(merged.len())),
+            ("longest_ms".into(), json!(longest)),
+            (
+                "availability".into(),
+                json!((availability * 10_000.0).round() / 10_000.0),
+            ),
+            ("flaps".into(), json!(paths.flaps())),
+            ("windows".into(), json!(windows)),
+            ("scope".into(), json!(scope.kind.key())),
+            ("together_with".into(), json!(together_with)),
+            ("clock".into(), json!(when::CLOCK)),
+        ]),
+        &[],
+    );
+    f.suggestions = suggestions;
+    f
 }
 
 #[cfg(test)]
