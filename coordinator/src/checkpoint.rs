@@ -205,6 +205,15 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Reads a checkpoint from `text`; `path` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// Not JSON of this shape ([`Error::Format`]), another version ([`Error::Version`]).
+    pub fn parse(text: &[u8], path: &Path) -> Result<Self, Error> {
         #[derive(Deserialize)]
         struct Versioned {
             version: u32,
@@ -213,13 +222,13 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         };
-        let Versioned { version } = serde_json::from_slice(&text).map_err(format)?;
+        let Versioned { version } = serde_json::from_slice(text).map_err(format)?;
         if version != VERSION {
             return Err(Error::Version {
                 path: path.to_path_buf(),
                 found: version,
             });
         }
-        serde_json::from_slice(&text).map_err(format)
+        serde_json::from_slice(text).map_err(format)
     }
 }

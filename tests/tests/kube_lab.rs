@@ -116,6 +116,131 @@ fn a_run_in_flag_mode_on_three_nodes_passes_with_every_node_in_the_matrix() {
     nothing_left(&cluster);
 }
 
+/// Waits for a soak's interim report in the run's report ConfigMap (marked in progress).
+fn interim_report(cluster: &LabCluster) -> Value {
+    let mut interim = Value::Null;
+    wait_for(
+        "an interim report in the run's report ConfigMap",
+        Duration::from_secs(120),
+        || {
+            let out = kubectl(&[
+                "get",
+                "configmaps",
+                "-n",
+                &cluster.namespace,
+                "-l",
+                "app.kubernetes.io/component=report",
+                "-o",
+                "json",
+            ]);
+            let Ok(list) = serde_json::from_slice::<Value>(&out.stdout) else {
+                return false;
+            };
+            let found = list["items"].as_array().and_then(|items| {
+                items.iter().find_map(|cm| {
+                    (cm["data"]["in-progress"] == "true")
+                        .then(|| cm["data"]["report.json"].as_str())
+                        .flatten()
+                        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+                })
+            });
+            match found {
+                Some(report) => {
+                    interim = report;
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    interim
+}
+
+const SOAK: &[&str] = &[
+    "--daemons-per-node",
+    "1",
+    "--timeout-minutes",
+    "2",
+    "-o",
+    "json",
+    "--duration",
+    "30s",
+    "--report-interval",
+    "4s",
+];
+
+/// A soak on the kube backend rewrites the run's stored report every `reportInterval`, marked
+/// in progress, for the command outside to show should the coordinator Job die; the final
+/// report replaces it.
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_kube_soak_stores_its_interim_report_while_it_runs_and_the_final_one_at_its_end() {
+    let cluster = LabCluster::start(BIN, "ksoak", &["q1", "q2"], "nodes: [q1, q2]", &[]);
+    let child = cluster
+        .run_command(&with_networks(SOAK))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("multinet runs");
+    // While it soaks: the report ConfigMap holds an interim report, marked in progress.
+    let interim = interim_report(&cluster);
+    let out = child.wait_with_output().expect("multinet ends");
+    let report = report(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(interim["in_progress"], true, "{interim:#}");
+    assert_eq!(interim["run_id"], report["run_id"]);
+    assert!(
+        interim["duration_ms"].as_u64() < report["duration_ms"].as_u64(),
+        "the interim report is of earlier: {} ms, the final one {} ms",
+        interim["duration_ms"],
+        report["duration_ms"]
+    );
+    // The final report replaced it: not in progress, the soak done.
+    assert_eq!(report.get("in_progress"), None, "{report:#}");
+    assert_eq!(report["verdict"], "pass", "{report:#}\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        report["stages"]
+            .as_array()
+            .expect("stages")
+            .iter()
+            .any(|s| s["name"] == "soak" && s["outcome"] == "done"),
+        "{report:#}"
+    );
+    nothing_left(&cluster);
+}
+
+/// A kube soak whose coordinator dies (SIGKILL, as the OOM killer would) before its final
+/// report: the command outside shows the last interim report and exits 69 (the run was not
+/// carried out to its end), and still removes the run.
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_kube_soak_whose_coordinator_dies_shows_its_last_interim_report_and_exits_69() {
+    let cluster = LabCluster::start(BIN, "kdies", &["d1", "d2"], "nodes: [d1, d2]", &[]);
+    let child = cluster
+        .run_command(&with_networks(SOAK))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("multinet runs");
+    let interim = interim_report(&cluster);
+    let id = interim["run_id"].as_str().expect("run id").to_string();
+    // The coordinator Job's container is a process of the lab's node on this machine.
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &format!("in-cluster-run {id}")])
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "the coordinator process of run {id}");
+    let out = child.wait_with_output().expect("multinet ends");
+    let report = report(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert_eq!(report["in_progress"], true, "{report:#}");
+    assert_eq!(report["run_id"], id.as_str());
+    assert!(stderr.contains("before its final report"), "{stderr}");
+    nothing_left(&cluster);
+}
+
 #[test]
 #[ignore = "needs root, the CNI plugins and a local control plane: see README"]
 fn a_run_with_node_types_from_a_config_file_places_each_type_on_its_nodes() {

@@ -59,6 +59,17 @@ pub(super) fn run_outside(
         // The report first: a run whose removal fails still has its result.
         let ended: Result<u8> = match outcome {
             Ok(Ok(outcome)) => match outcome.report(request.format) {
+                // A soak's interim report: the Job ended before its final one. What it
+                // measured until then is shown; the run was not carried out to its end.
+                Ok(text) if outcome.in_progress => {
+                    say(Notice::Note(format!(
+                        "the coordinator Job ended (exit code {}) before its final report: this is its last interim report, as of its duration_ms into the run",
+                        outcome.exit_code
+                    )));
+                    report::write(&text, request.report_to.as_deref())
+                        .map(|()| crate::exit::ERROR)
+                        .map_err(Error::from)
+                }
                 Ok(text) => report::write(&text, request.report_to.as_deref())
                     .map(|()| outcome.exit_code)
                     .map_err(Error::from),

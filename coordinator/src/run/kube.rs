@@ -204,14 +204,16 @@ fn in_cluster(
         }
     };
     let metrics = metrics_listener(&config)?;
-    let ended = execute_with(
-        make,
-        settings(config.clone(), request),
-        metrics,
-        None,
-        request.quiet,
-        say,
-    )?;
+    let mut run_settings = settings(config.clone(), request);
+    if let Some(id) = &job_run {
+        run_settings.interim = Some(interim_store(
+            request,
+            id,
+            &config,
+            (public.clone(), cluster.clone()),
+        ));
+    }
+    let ended = execute_with(make, run_settings, metrics, None, request.quiet, say)?;
     let Some(id) = &job_run else {
         return finish(ended, request);
     };
@@ -234,7 +236,7 @@ fn in_cluster(
                 &cluster,
                 owner_of(&id, &client, &config.namespace).await?,
             );
-            outside::store_report(&client, &run, format, &text, exit_code).await
+            outside::store_report(&client, &run, format, &text, exit_code, false).await
         }
     })?;
     say(Notice::Line(format!("multinet: report stored in {stored}")));
@@ -242,6 +244,46 @@ fn in_cluster(
         exit_code,
         report: Some(report),
     })
+}
+
+/// A soak's interim reports, stored in the run's report ConfigMap (replacing the previous one,
+/// marked in progress) for the command outside the cluster: what it shows should the Job die
+/// before its final report. Each store runs as a task of its own on the run's runtime, so the
+/// soak never waits on the API server; a store that fails is logged and the next one tries
+/// again.
+fn interim_store(
+    request: &RunRequest,
+    id: &str,
+    config: &RunConfig,
+    (public, cluster): (Option<NetworkSelection>, Option<NetworkSelection>),
+) -> crate::supervisor::InterimReports {
+    let format = request.format;
+    let (kubeconfig, context) = (
+        request.kube.kubeconfig.clone(),
+        request.kube.context.clone(),
+    );
+    let (id, config, image) = (id.to_string(), config.clone(), request.kube.image.clone());
+    crate::supervisor::InterimReports(std::sync::Arc::new(move |report| {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| "no runtime to store it from".to_string())?;
+        let text = report::render(report, format);
+        let exit_code = report.verdict.exit_code();
+        let (kubeconfig, context) = (kubeconfig.clone(), context.clone());
+        let (id, config, image) = (id.clone(), config.clone(), image.clone());
+        let (public, cluster) = (public.clone(), cluster.clone());
+        runtime.spawn(async move {
+            let stored = async {
+                let client = client::connect(kubeconfig.as_deref(), context.as_deref()).await?;
+                let owner = owner_of(&id, &client, &config.namespace).await?;
+                let run = kube_run(&id, &config, &image, &public, &cluster, owner);
+                outside::store_report(&client, &run, format, &text, exit_code, true).await
+            };
+            if let Err(e) = stored.await {
+                tracing::warn!("the interim report: {}", crate::exit::chain(&e));
+            }
+        });
+        Ok(())
+    }))
 }
 
 async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> kube_backend::Result<Owner> {

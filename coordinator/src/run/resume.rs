@@ -156,6 +156,47 @@ pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOu
 mod tests {
     use super::*;
 
+    /// A resumed run reads its configuration back through the configuration file's reader:
+    /// what a checkpoint writes must read back as it was, every key set.
+    #[test]
+    fn a_checkpointed_configuration_reads_back_as_it_was() {
+        use multinet_proto::config::{GoDuration, SampleKind};
+        for kind in [
+            SampleKind::Converged,
+            SampleKind::DedicatedStorageNodes,
+            SampleKind::StretchCluster,
+        ] {
+            let mut config = kind.config();
+            config.soak_duration = GoDuration::parse("6h").expect("duration");
+            config.report_interval = GoDuration::parse("30s").expect("duration");
+            config.metrics_addr = Some("127.0.0.1:9464".parse().expect("address"));
+            let text = serde_json::to_string(&config).expect("encodes");
+            let (back, problems) = parse_run_config(&text).expect("reads");
+            assert!(problems.is_valid(), "{kind}: {problems:?}");
+            assert_eq!(back, config, "{kind}");
+        }
+    }
+
+    /// The committed fuzz seed is a real lab checkpoint (cut down): it reads.
+    #[test]
+    fn a_lab_checkpoint_reads() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/seeds/checkpoint/lab-2-nodes.json"
+        ));
+        let c = Checkpoint::read(path).expect("a checkpoint");
+        assert!(matches!(c.backend, BackendState::Lab { .. }));
+        crate::matrix::PathMatrix::from_state(c.matrix).expect("its matrix");
+        crate::pki::RunPki::restore(&c.pki).expect("its PKI");
+        let mut wrong = serde_json::to_value(Checkpoint::read(path).expect("again")).expect("json");
+        wrong["version"] = 2.into();
+        let text = serde_json::to_vec(&wrong).expect("encodes");
+        assert!(matches!(
+            Checkpoint::parse(&text, path),
+            Err(checkpoint::Error::Version { found: 2, .. })
+        ));
+    }
+
     #[test]
     fn a_run_without_a_checkpoint_is_refused_naming_the_flag() {
         let error = find("0123456789abcdef-not-a-run").expect_err("no such run");

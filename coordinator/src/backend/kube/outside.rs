@@ -41,6 +41,8 @@ pub struct JobOutcome {
     pub binary: BTreeMap<String, Vec<u8>>,
     /// The run's exit code.
     pub exit_code: u8,
+    /// Whether the report is a soak's interim one: the Job ended before its final report.
+    pub in_progress: bool,
 }
 
 impl JobOutcome {
@@ -135,6 +137,7 @@ pub async fn run_job(
         .unwrap_or(1);
     Ok(JobOutcome {
         exit_code,
+        in_progress: data.get(IN_PROGRESS_KEY).is_some_and(|v| v == "true"),
         binary: stored
             .binary_data
             .unwrap_or_default()
@@ -243,23 +246,35 @@ fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
     }
 }
 
-/// Stores the report for the command outside the cluster (the Job's side); where it is.
+/// The report ConfigMap's key that marks a soak's interim report (`"true"`): the run was
+/// still going when it was stored.
+pub const IN_PROGRESS_KEY: &str = "in-progress";
+
+/// Stores the report for the command outside the cluster (the Job's side), replacing the one
+/// stored before (a soak's interim report, `in_progress`, every `reportInterval`); where it is.
 pub async fn store_report(
     client: &Client,
     run: &KubeRun<'_>,
     format: Format,
     report: &str,
     exit_code: u8,
+    in_progress: bool,
 ) -> Result<String> {
-    let cm = run.report_config_map(report_key(format), report, exit_code);
-    Api::<ConfigMap>::namespaced(client.clone(), &run.namespace)
-        .create(&PostParams::default(), &cm)
-        .await
-        .said()
-        .map_err(Error::call(format!(
-            "storing the report in ConfigMap {}",
-            run.names.report()
-        )))?;
+    let mut cm = run.report_config_map(report_key(format), report, exit_code);
+    if in_progress {
+        cm.data
+            .get_or_insert_with(BTreeMap::new)
+            .insert(IN_PROGRESS_KEY.into(), "true".into());
+    }
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &run.namespace);
+    let name = run.names.report();
+    let storing = || Error::call(format!("storing the report in ConfigMap {name}"));
+    // Only this run's coordinator writes it: an unconditional replace of what is there.
+    let stored = match api.get_opt(&name).await.said().map_err(storing())? {
+        None => api.create(&PostParams::default(), &cm).await,
+        Some(_) => api.replace(&name, &PostParams::default(), &cm).await,
+    };
+    stored.said().map_err(storing())?;
     Ok(format!(
         "ConfigMap {}/{}",
         run.namespace,
@@ -284,6 +299,7 @@ mod tests {
                 .map(|(k, v)| (k, v.0))
                 .collect(),
             exit_code: 0,
+            in_progress: false,
         }
     }
 

@@ -77,6 +77,8 @@ pub const PERMISSIONS: &[Permission] = &[
     perm("", "configmaps", "", "get", Scope::Run, Who::Both),
     perm("", "configmaps", "", "list", Scope::Run, Who::Both),
     perm("", "configmaps", "", "delete", Scope::Run, Who::Both),
+    // A soak's coordinator rewrites its stored report every reportInterval.
+    perm("", "configmaps", "", "update", Scope::Run, Who::Coordinator),
     perm(
         "",
         "configmaps",
