@@ -64,6 +64,9 @@ pub struct SoakSample {
     pub wall_s: f64,
     /// With metrics: one scrape's encoding time, ms, and size, bytes.
     pub scrape: Option<(f64, usize)>,
+    /// The matrix as a soak's checkpoint holds it ([`crate::checkpoint`]): the time to
+    /// serialize it and write it to a file (atomically, synced), ms, and its size, bytes.
+    pub checkpoint: (f64, usize),
 }
 
 /// What the bench measured.
@@ -149,6 +152,18 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
     let kinds = multinet_agent::prober::ROUND;
     let target = std::net::SocketAddr::from(([198, 18, 0, 1], 8080));
     let rounds_per_hour = 3_600_000 / interval_ms;
+    // Where each sample's checkpoint goes; removed when the bench ends, however it ends.
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "multinet-bench-soak-checkpoint-{}.json",
+        std::process::id()
+    )));
+    let checkpoint_file = scratch.0.clone();
     let started = Instant::now();
     let mut produced = 0u64;
     let mut samples = Vec::new();
@@ -218,6 +233,12 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         let (buckets, bucket_ms) = timelines
             .first()
             .map_or((0, 0), |t| (t.buckets.len(), t.bucket_ms));
+        let checkpoint = {
+            let began = Instant::now();
+            let text = serde_json::to_string(&copy.to_state())?;
+            crate::report::write_atomically(&checkpoint_file, &text)?;
+            (began.elapsed().as_secs_f64() * 1000.0, text.len())
+        };
         drop((copy, paths, timelines));
         let scrape = metrics.as_ref().map(|m| {
             let began = Instant::now();
@@ -226,6 +247,7 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         });
         let sample = SoakSample {
             scrape,
+            checkpoint,
             hour,
             recorded: matrix.send(Recorded).await?,
             rss_kib: super::rss_kib(),
@@ -235,13 +257,15 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             wall_s: started.elapsed().as_secs_f64(),
         };
         eprintln!(
-            "hour {:>3}: {:>12} results, RSS {:>6} MiB, report {:>7} KiB, {} buckets of {} s, {:.1} s{}",
+            "hour {:>3}: {:>12} results, RSS {:>6} MiB, report {:>7} KiB, {} buckets of {} s, checkpoint matrix {} KiB in {:.0} ms, {:.1} s{}",
             sample.hour,
             sample.recorded,
             sample.rss_kib / 1024,
             sample.report_bytes / 1024,
             sample.buckets,
             sample.bucket_ms / 1000,
+            sample.checkpoint.1 / 1024,
+            sample.checkpoint.0,
             sample.wall_s,
             sample.scrape.map_or(String::new(), |(ms, bytes)| format!(
                 ", scrape {} KiB in {ms:.1} ms",

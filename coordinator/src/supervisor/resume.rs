@@ -66,7 +66,18 @@ impl RunSupervisor {
             matrix,
             restarts: self.restarts.clone(),
         };
-        checkpoint.write(&self.run_dir)?;
+        // Off the runtime's threads: at thousands of agents the matrix is tens of MB of JSON
+        // (BENCHMARKS.md, bench soak), and the control plane must go on meanwhile.
+        let run_dir = self.run_dir.clone();
+        tokio::task::spawn_blocking(move || checkpoint.write(&run_dir))
+            .await
+            .map_err(|e| {
+                Error::Checkpoint(crate::checkpoint::Error::Io {
+                    action: "writing",
+                    path: self.run_dir.join(crate::checkpoint::FILE),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })??;
         // Written: what it holds need not be kept by the agents any more.
         self.roster.do_send(Durable(held));
         Ok(())
