@@ -68,8 +68,9 @@ pub struct RunRequest {
     pub colour: bool,
     /// No progress and no informational notices.
     pub quiet: bool,
-    /// How long agents outlive a coordinator they cannot reach.
-    pub agent_grace: Duration,
+    /// How long agents outlive a coordinator they cannot reach; `None`: [`AGENT_GRACE`], or
+    /// [`SOAK_AGENT_GRACE`] in a soak ([`Self::agent_grace_for`]).
+    pub agent_grace: Option<Duration>,
     /// Lab settings.
     pub lab: LabRequest,
     /// Kubernetes settings.
@@ -93,7 +94,7 @@ impl Default for RunRequest {
             report_to: None,
             colour: false,
             quiet: false,
-            agent_grace: Duration::from_secs(10),
+            agent_grace: None,
             lab: LabRequest::default(),
             kube: KubeRequest {
                 image: crate::backend::kube::DEFAULT_IMAGE.to_string(),
@@ -102,6 +103,22 @@ impl Default for RunRequest {
             kill_agent: None,
             resume: None,
         }
+    }
+}
+
+/// How long agents outlive a coordinator they cannot reach, unless asked otherwise.
+pub const AGENT_GRACE: Duration = Duration::from_secs(10);
+
+/// The same in a soak: time for an operator, or a restarted coordinator, to resume the run
+/// (`run --resume`) before its agents give up.
+pub const SOAK_AGENT_GRACE: Duration = Duration::from_secs(300);
+
+impl RunRequest {
+    /// The agents' grace: as asked, else [`AGENT_GRACE`], or [`SOAK_AGENT_GRACE`] when
+    /// `soak`.
+    pub fn agent_grace_for(&self, soak: bool) -> Duration {
+        self.agent_grace
+            .unwrap_or(if soak { SOAK_AGENT_GRACE } else { AGENT_GRACE })
     }
 }
 

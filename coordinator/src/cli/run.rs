@@ -116,9 +116,10 @@ pub struct RunArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// How long agents outlive a coordinator they cannot reach (killed, or its host gone)
-    /// before they exit by themselves, seconds.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub agent_grace_seconds: u64,
+    /// before they exit by themselves, seconds [default: 10; in a lab or local soak 300, the
+    /// time to `--resume` it].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub agent_grace_seconds: Option<u64>,
     /// Lab topology file (lab backend; default: 3 nodes, public and cluster on macvlan).
     #[arg(
         short = 'f',
@@ -209,7 +210,7 @@ impl RunArgs {
             report_to: self.report.clone(),
             colour: self.report.is_none() && super::colour_on_stdout(),
             quiet: self.quiet,
-            agent_grace: Duration::from_secs(self.agent_grace_seconds),
+            agent_grace: self.agent_grace_seconds.map(Duration::from_secs),
             lab: LabRequest {
                 topology: self.topology.clone(),
                 nads: self.nads.clone(),
@@ -314,7 +315,7 @@ mod tests {
         assert_eq!(r.format, Format::Junit);
         assert_eq!(r.report_to, Some(PathBuf::from("r.xml")));
         assert!(r.quiet && r.lab.keep && r.config.host_check_only);
-        assert_eq!(r.agent_grace, Duration::from_secs(7));
+        assert_eq!(r.agent_grace, Some(Duration::from_secs(7)));
         assert_eq!(r.lab.nads, Some(PathBuf::from("n.yaml")));
         assert_eq!(r.config.probe_interval.as_deref(), Some("1s"));
         assert_eq!(r.config.metrics_addr.as_deref(), Some("127.0.0.1:0"));

@@ -24,7 +24,8 @@ pub(super) fn job_args(format: Format, request: &RunRequest) -> Vec<String> {
         "-o".to_string(),
         format.name().into(),
         "--agent-grace-seconds".into(),
-        request.agent_grace.as_secs().to_string(),
+        // A kube run's coordinator cannot be resumed yet: no soak grace.
+        request.agent_grace_for(false).as_secs().to_string(),
     ]
 }
 
@@ -48,7 +49,7 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
         warn_all(&problems, say);
     }
     if request.kube.dry_run {
-        let grace_ms = request.agent_grace.as_millis() as u64;
+        let grace_ms = request.agent_grace_for(false).as_millis() as u64;
         let yaml = dry_run::render(
             &config,
             &request.kube.image,

@@ -199,7 +199,7 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
     RunSettings {
         networks: networks(&config),
         config,
-        agent_grace: request.agent_grace,
+        agent_grace: request.agent_grace_for(soak != crate::supervisor::Soak::Off),
         soak,
         stop: tokio_util::sync::CancellationToken::new(),
         probing: std::sync::Arc::default(),
