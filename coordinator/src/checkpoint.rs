@@ -82,6 +82,9 @@ pub struct Checkpoint {
     pub matrix: MatrixState,
     /// The coordinator's earlier restarts in this run.
     pub restarts: Vec<CoordinatorRestart>,
+    /// The coordinator process that wrote it: a resume is refused while it still runs.
+    #[serde(default)]
+    pub coordinator: Option<crate::backend::agents::process::Adopted>,
 }
 
 /// One time the coordinator of a run was restarted from its checkpoint.

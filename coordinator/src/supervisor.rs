@@ -648,8 +648,9 @@ impl RunSupervisor {
             if last_checkpoint.is_none_or(|t| t.elapsed() >= checkpoint_every) {
                 last_checkpoint = Some(Instant::now());
                 if let Err(why) = self.write_checkpoint(scheduler, settings).await {
+                    self.roster.do_send(crate::roster::state::NotDurable);
                     progress.note(&format!(
-                        "the checkpoint: {}; a coordinator restart would resume from an older one",
+                        "the checkpoint: {}; results are acknowledged as they come until one is written (a coordinator restart would resume from an older one)",
                         crate::exit::chain(&why)
                     ));
                 }

@@ -98,6 +98,14 @@ fn a_coordinator_killed_mid_soak_is_resumed_and_the_run_completes_with_nothing_l
             _ => Err(at),
         }
     });
+    // While its coordinator runs, the run is not to be resumed: refused, nothing touched.
+    let early = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["run", "-q", "-o", "json", "--resume", &run_id])
+        .output()
+        .expect("multinet --resume runs");
+    let early_err = String::from_utf8_lossy(&early.stderr);
+    assert_eq!(early.status.code(), Some(22), "{early_err}");
+    assert!(early_err.contains("still runs"), "{early_err}");
     let killed = first.kill();
     let _ = first.wait();
     let checkpointed = written.expect("a checkpoint 8 s into the probing");

@@ -9,7 +9,7 @@ use super::timeline::{BUCKETS, FIRST_WIDTH_MS};
 use super::{NodePathKey, OUTAGES_KEPT, PathKey, PathMatrix, PathStats, Timeline};
 
 /// A [`PathMatrix`], serializable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MatrixState {
     /// Every path with its figures.
     pub paths: Vec<(PathKey, PathStats)>,

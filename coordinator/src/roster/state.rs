@@ -97,6 +97,20 @@ impl Handler<Durable> for AgentRoster {
     }
 }
 
+/// The latest checkpoint could not be written: acknowledge batches as they come again, so the
+/// agents do not hold results for a checkpoint that may never come (a resumed run would then
+/// count what came after the older checkpoint as lost, exactly).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct NotDurable;
+
+impl Handler<NotDurable> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, _: NotDurable, _: &mut Context<Self>) {
+        self.durable = None;
+    }
+}
+
 impl Handler<TakeState> for AgentRoster {
     type Result = MessageResult<TakeState>;
     fn handle(&mut self, _: TakeState, _: &mut Context<Self>) -> Self::Result {

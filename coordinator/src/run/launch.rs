@@ -413,6 +413,14 @@ async fn run_and_clean_up<S: Scheduler>(
     };
     let mut supervisor = match prepared {
         Ok(s) => s,
+        // A run that could not be resumed is left as it was (its lab, its agents): another
+        // coordinator may still be serving it, or a later --resume may succeed.
+        Err(e) if resuming => {
+            return Err(Error::failed(
+                "resuming the run (its lab and agents are left as they were)",
+                e,
+            ));
+        }
         Err(e) => {
             let _ = backend.cleanup().await;
             return Err(Error::failed("", e));

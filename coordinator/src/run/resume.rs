@@ -52,6 +52,12 @@ fn find(run: &str) -> Result<PathBuf> {
 pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
     let path = find(run)?;
     let read = Checkpoint::read(&path).map_err(|e| Error::invalid("--resume", chain(&e)))?;
+    if let Some(coordinator) = read.coordinator.filter(|c| c.alive()) {
+        return Err(Error::Usage(format!(
+            "run {} is not to be resumed: its coordinator (pid {}) still runs",
+            read.run_id, coordinator.pid
+        )));
+    }
     let run_dir = path
         .parent()
         .map(Path::to_path_buf)

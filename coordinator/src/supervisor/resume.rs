@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 
 use super::{Error, Result, RunSettings, RunSupervisor, Soak};
+use crate::backend::agents::process::Adopted;
 use crate::checkpoint::{Checkpoint, CoordinatorRestart, SupervisorState, VERSION};
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::matrix::PathMatrix;
+use crate::matrix::state::MatrixState;
 use crate::matrix_actor::{MatrixActor, WithMetrics};
 use crate::metrics::PathMetrics;
 use crate::pki::RunPki;
@@ -32,10 +34,9 @@ impl RunSupervisor {
         let (roster, matrix) = self.roster.send(TakeState).await?;
         let matrix = matrix
             .await
-            .map_err(|_| Error::Actor(actix::MailboxError::Closed))?
-            .to_state();
+            .map_err(|_| Error::Actor(actix::MailboxError::Closed))?;
         let held = roster.held();
-        let checkpoint = Checkpoint {
+        let mut checkpoint = Checkpoint {
             version: VERSION,
             run_id: self.run_id.clone(),
             written_ms: self.elapsed_ms(),
@@ -63,21 +64,25 @@ impl RunSupervisor {
                 soak_began_ms: self.soak_began_ms,
             },
             roster,
-            matrix,
+            matrix: MatrixState::default(),
             restarts: self.restarts.clone(),
+            coordinator: Adopted::of(std::process::id() as i32),
         };
         // Off the runtime's threads: at thousands of agents the matrix is tens of MB of JSON
         // (BENCHMARKS.md, bench soak), and the control plane must go on meanwhile.
         let run_dir = self.run_dir.clone();
-        tokio::task::spawn_blocking(move || checkpoint.write(&run_dir))
-            .await
-            .map_err(|e| {
-                Error::Checkpoint(crate::checkpoint::Error::Io {
-                    action: "writing",
-                    path: self.run_dir.join(crate::checkpoint::FILE),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            })??;
+        tokio::task::spawn_blocking(move || {
+            checkpoint.matrix = matrix.to_state();
+            checkpoint.write(&run_dir)
+        })
+        .await
+        .map_err(|e| {
+            Error::Checkpoint(crate::checkpoint::Error::Io {
+                action: "writing",
+                path: self.run_dir.join(crate::checkpoint::FILE),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })??;
         // Written: what it holds need not be kept by the agents any more.
         self.roster.do_send(Durable(held));
         Ok(())
