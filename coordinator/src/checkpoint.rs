@@ -114,6 +114,11 @@ pub enum BackendState {
         /// Scheduled fault events (applications and removals, in time order) done.
         schedule_done: usize,
     },
+    /// Agents on loopback.
+    Local {
+        /// The agents' processes.
+        agents: Vec<ProcessRecord>,
+    },
 }
 
 /// The supervisor's record of the run so far.

@@ -37,6 +37,8 @@ pub struct LocalBackend {
     block: u8,
     next_host: BTreeMap<CephNetwork, u32>,
     agents: AgentProcesses,
+    /// A resumed run's control port, bound again (`None`: any free one).
+    control_port: Option<u16>,
 }
 
 impl LocalBackend {
@@ -49,6 +51,19 @@ impl LocalBackend {
             block,
             next_host: BTreeMap::new(),
             agents: AgentProcesses::new(agent_command, kill.into_iter().collect()),
+            control_port: None,
+        }
+    }
+
+    /// Continues a run whose coordinator died: `agents` adopted, the control plane bound on
+    /// `control_port` of 127.0.0.1 again.
+    pub fn resume(agents: AgentProcesses, control_port: u16) -> Self {
+        Self {
+            nodes: 0,
+            block: 0,
+            next_host: BTreeMap::new(),
+            agents,
+            control_port: Some(control_port),
         }
     }
 
@@ -81,7 +96,13 @@ impl Scheduler for LocalBackend {
     }
 
     fn control_socket(&self) -> Result<UdpSocket, Error> {
-        UdpSocket::bind(("127.0.0.1", 0)).map_err(Error::Socket)
+        UdpSocket::bind(("127.0.0.1", self.control_port.unwrap_or(0))).map_err(Error::Socket)
+    }
+
+    fn checkpoint(&self) -> Option<crate::checkpoint::BackendState> {
+        Some(crate::checkpoint::BackendState::Local {
+            agents: self.agents.records(),
+        })
     }
 
     async fn nodes(&mut self, config: &RunConfig) -> Result<Vec<NodePlan>, Error> {

@@ -163,7 +163,7 @@ pub struct RunArgs {
     /// started, e.g. `server@3` or `n2@2`.
     #[arg(long, value_name = "TARGET@SECONDS")]
     pub kill_agent: Option<KillAgent>,
-    /// Continue a lab soak whose coordinator died, from its checkpoint: RUN is its run id
+    /// Continue a lab or local soak whose coordinator died, from its checkpoint: RUN is its run id
     /// (said when the soak started, and in its reports) or its run directory. The run's
     /// settings are the checkpoint's; only -o, --report, --quiet and --metrics-addr apply.
     /// Resume within the agents' grace (--agent-grace-seconds of the first run).

@@ -12,6 +12,7 @@ use super::config::networks;
 use super::launch::{Resume, execute_with, finish, interim_reports, metrics_listener};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say};
 use crate::backend::agents::AgentProcesses;
+use crate::backend::local::LocalBackend;
 use crate::checkpoint::{self, BackendState, Checkpoint};
 use crate::exit::chain;
 use crate::lab::backend::{Keep, LabBackend};
@@ -29,6 +30,13 @@ fn find(run: &str) -> Result<PathBuf> {
         return Ok(given.join(checkpoint::FILE));
     }
     let valid_id = !run.is_empty() && run.chars().all(|c| c.is_ascii_hexdigit());
+    // A local run's directory is in the temporary directory.
+    let local = std::env::temp_dir()
+        .join(format!("multinet-{run}"))
+        .join(checkpoint::FILE);
+    if valid_id && local.is_file() {
+        return Ok(local);
+    }
     if valid_id && let Ok(labs) = std::fs::read_dir(STATE_ROOT) {
         for lab in labs.flatten() {
             let candidate = lab
@@ -43,7 +51,8 @@ fn find(run: &str) -> Result<PathBuf> {
     Err(Error::invalid(
         "--resume",
         format!(
-            "no checkpoint of run {run:?}: expected a run id with a checkpoint under {STATE_ROOT}/LAB/multinet-ID/ (a lab soak writes one; the run id is in its first lines and in its report) or a run directory"
+            "no checkpoint of run {run:?}: expected a run id with a checkpoint under {STATE_ROOT}/LAB/multinet-ID/ or {}/multinet-ID/ (a lab or local soak writes one; the run id is in its first lines and in its report) or a run directory",
+            std::env::temp_dir().display()
         ),
     ))
 }
@@ -114,7 +123,12 @@ pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOu
         path.display(),
         read.written_ms as f64 / 1000.0
     )));
-    let backend = match &read.backend {
+    let port = read.control.port();
+    match read.backend.clone() {
+        BackendState::Local { agents } => {
+            let backend = LocalBackend::resume(AgentProcesses::adopt(agent_command, agents), port);
+            go_on(backend, settings, metrics, read, run_dir, request, say)
+        }
         BackendState::Lab {
             lab,
             keep_lab,
@@ -124,23 +138,36 @@ pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOu
         } => {
             crate::lab::available()
                 .map_err(|why| Error::invalid("--resume", format!("lab: {why}")))?;
-            let opened = Lab::open(lab)
+            let opened = Lab::open(&lab)
                 .map_err(|e| Error::invalid("--resume", format!("the run's lab: {}", chain(&e))))?;
             let keep = match (keep_everything, keep_lab) {
                 (true, _) => Keep::Everything,
                 (false, true) => Keep::Lab,
                 (false, false) => Keep::Nothing,
             };
-            LabBackend::resume(
+            let backend = LabBackend::resume(
                 opened,
-                AgentProcesses::adopt(agent_command, agents.clone()),
+                AgentProcesses::adopt(agent_command, agents),
                 keep,
-                read.control.port(),
+                port,
                 probing_elapsed,
-                *schedule_done,
-            )
+                schedule_done,
+            );
+            go_on(backend, settings, metrics, read, run_dir, request, say)
         }
-    };
+    }
+}
+
+/// Runs the resumed run on `backend` and writes its report.
+fn go_on<S: crate::scheduler::Scheduler>(
+    backend: S,
+    settings: RunSettings,
+    metrics: Option<std::net::TcpListener>,
+    read: Checkpoint,
+    run_dir: PathBuf,
+    request: &RunRequest,
+    say: Say<'_>,
+) -> Result<RunOutcome> {
     let resume = Resume {
         checkpoint: Box::new(read),
         run_dir,
