@@ -182,6 +182,11 @@ pub enum Error {
 }
 
 impl Checkpoint {
+    /// How far into its run the wall clock is now (from `started_unix_ms`).
+    pub fn run_time(&self) -> Duration {
+        Duration::from_millis(crate::supervisor::unix_ms_now().saturating_sub(self.started_unix_ms))
+    }
+
     /// Writes the checkpoint into `run_dir`, atomically.
     ///
     /// # Errors

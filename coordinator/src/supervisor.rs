@@ -210,6 +210,14 @@ pub struct RunSupervisor {
     restarts: Vec<crate::checkpoint::CoordinatorRestart>,
 }
 
+/// The wall clock now, Unix ms (what the run's clock counts from, and a resumed run finds
+/// its place on it by).
+pub(crate) fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A new run id: 10 lowercase hex digits.
 pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -254,9 +262,7 @@ impl RunSupervisor {
         }
         let pki = RunPki::new(&run_id)?;
         let started = Instant::now();
-        let started_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let started_unix_ms = unix_ms_now();
         let matrix = MatrixActor::new(started_unix_ms).start();
         let roster = AgentRoster::new(run_id.clone(), matrix.clone())
             .with_clock(started)
@@ -402,14 +408,7 @@ impl RunSupervisor {
         let deadline = settings.stage_deadline();
         self.nodes = scheduler.nodes(&settings.config).await.map_err(backend)?;
         self.plan(settings, scheduler.server_node())?;
-        if let Some(metrics) = &settings.metrics {
-            let paths = PathMetrics::new(
-                metrics.clone(),
-                settings.outage_rule(),
-                self.server_node.clone(),
-            );
-            self.matrix.send(WithMetrics(paths)).await?;
-        }
+        self.attach_metrics(settings).await?;
         self.metrics_stage(settings, "server");
         self.control
             .set_connection_limit(connection_limit_for(self.plan.len()));
@@ -520,6 +519,19 @@ impl RunSupervisor {
         }
         self.metrics_stage(settings, "report");
         self.report(scheduler, settings).await
+    }
+
+    /// The matrix updates the live per-path metrics from now on, when the run serves them.
+    async fn attach_metrics(&self, settings: &RunSettings) -> Result<()> {
+        if let Some(metrics) = &settings.metrics {
+            let paths = PathMetrics::new(
+                metrics.clone(),
+                settings.outage_rule(),
+                self.server_node.clone(),
+            );
+            self.matrix.send(WithMetrics(paths)).await?;
+        }
+        Ok(())
     }
 
     /// The live metrics: the run is in `stage` now.

@@ -5,27 +5,14 @@
 
 mod lab_support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lab_support::*;
-use multinet_tests::eventually::within;
+use multinet_tests::resume::{KillMentioning, checkpoint_into_probing, run_id_said};
 use serde_json::Value;
 
 const SOAK: &str = "config:\n  nodeTypes:\n    converged: {osdsPerNode: 1, otherDaemonsPerNode: 1}\n  probeInterval: 200ms\n  probeTimeout: 500ms\n  resourceTimeout: 1m\n";
-
-/// Kills, when the test ends however it ends, every process of the lab (the first
-/// coordinator's agents outlive it by design).
-struct Processes(String);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-f", &self.0])
-            .status();
-    }
-}
 
 #[test]
 fn a_coordinator_killed_mid_soak_is_resumed_and_the_run_completes_with_nothing_lost() {
@@ -33,7 +20,7 @@ fn a_coordinator_killed_mid_soak_is_resumed_and_the_run_completes_with_nothing_l
         return;
     }
     let lab = LabGuard::new('r');
-    let _processes = Processes(format!("/run/multinet/{}/", lab.name));
+    let _processes = KillMentioning(format!("/run/multinet/{}/", lab.name));
     let topology = lab.topology(SOAK);
     let mut first = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args([
@@ -56,48 +43,13 @@ fn a_coordinator_killed_mid_soak_is_resumed_and_the_run_completes_with_nothing_l
         .spawn()
         .expect("multinet runs");
     // The run id, from the line that says how to resume it.
-    let stderr = first.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut said = Vec::new();
-    let run_id = within(Duration::from_secs(90), Duration::from_millis(50), || {
-        while let Ok(line) = rx.try_recv() {
-            if let Some(rest) = line.split("--resume ").nth(1) {
-                return Ok(rest
-                    .split(['`', ' '])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string());
-            }
-            said.push(line);
-        }
-        Err(())
-    });
-    let Ok(run_id) = run_id else {
-        let _ = first.kill();
-        let _ = first.wait();
-        panic!("the soak never said its run id: {said:#?}");
-    };
+    let run_id = run_id_said(&mut first, Duration::from_secs(90));
     // A checkpoint 8 s or more into the probing: the first coordinator has recorded a lot.
     let checkpoint = std::path::PathBuf::from(format!(
         "/run/multinet/{}/multinet-{run_id}/checkpoint.json",
         lab.name
     ));
-    let written = within(Duration::from_secs(60), Duration::from_millis(100), || {
-        let c: Value = std::fs::read(&checkpoint)
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
-            .ok_or(None)?;
-        let (at, probing) = (c["written_ms"].as_u64(), c["probing_began_ms"].as_u64());
-        match (at, probing) {
-            (Some(at), Some(p)) if at >= p + 8_000 => Ok(c),
-            _ => Err(at),
-        }
-    });
+    let written = checkpoint_into_probing(&checkpoint, 8_000);
     // While its coordinator runs, the run is not to be resumed: refused, nothing touched.
     let early = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["run", "-q", "-o", "json", "--resume", &run_id])

@@ -3,28 +3,20 @@
 //! the run's directory, and the run completes with nothing lost and no process left. No root
 //! needed: agents on loopback.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use multinet_tests::e2e::processes_mentioning;
-use multinet_tests::eventually::within;
+use multinet_tests::resume::{KillMentioning, checkpoint_into_probing, run_id_said};
 use serde_json::Value;
 
-/// Kills, when the test ends however it ends, every process of the run and removes its
-/// directory (the first coordinator's agents outlive it by design).
-struct RunLeftovers(Option<PathBuf>);
+/// Removes the run's directory when the test ends, however it ends.
+struct RemoveDir(PathBuf);
 
-impl Drop for RunLeftovers {
+impl Drop for RemoveDir {
     fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let marker = format!("{}/", dir.display());
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-f", &marker])
-                .status();
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -52,45 +44,14 @@ fn a_local_soak_whose_coordinator_is_killed_is_resumed_with_nothing_lost() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("multinet runs");
-    let stderr = first.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut said = Vec::new();
-    let run_id = within(Duration::from_secs(60), Duration::from_millis(50), || {
-        while let Ok(line) = rx.try_recv() {
-            if let Some(rest) = line.split("--resume ").nth(1) {
-                return Ok(rest
-                    .split(['`', ' '])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string());
-            }
-            said.push(line);
-        }
-        Err(())
-    });
-    let Ok(run_id) = run_id else {
-        let _ = first.kill();
-        let _ = first.wait();
-        panic!("the soak never said its run id: {said:#?}");
-    };
+    let run_id = run_id_said(&mut first, Duration::from_secs(60));
     let dir = std::env::temp_dir().join(format!("multinet-{run_id}"));
-    let mut leftovers = RunLeftovers(Some(dir.clone()));
+    let marker = format!("{}/", dir.display());
+    // Dropped in reverse: the processes are killed first, then the directory goes.
+    let _dir = RemoveDir(dir.clone());
+    let _processes = KillMentioning(marker.clone());
     let checkpoint = dir.join("checkpoint.json");
-    let written = within(Duration::from_secs(60), Duration::from_millis(100), || {
-        let c: Value = std::fs::read(&checkpoint)
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
-            .ok_or(None)?;
-        match (c["written_ms"].as_u64(), c["probing_began_ms"].as_u64()) {
-            (Some(at), Some(p)) if at >= p + 5_000 => Ok(c),
-            (at, _) => Err(at),
-        }
-    });
+    let written = checkpoint_into_probing(&checkpoint, 5_000);
     let killed = first.kill();
     let _ = first.wait();
     let checkpointed = written.expect("a checkpoint 5 s into the probing");
@@ -125,8 +86,6 @@ fn a_local_soak_whose_coordinator_is_killed_is_resumed_with_nothing_lost() {
     );
     // Nothing of the run is left: the resumed coordinator stopped the adopted agents and
     // removed the run's directory.
-    let marker = format!("{}/", dir.display());
     assert_eq!(processes_mentioning(&marker), Vec::<String>::new());
     assert!(!dir.exists(), "the run directory is left");
-    leftovers.0 = None;
 }

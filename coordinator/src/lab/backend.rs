@@ -81,12 +81,12 @@ pub struct LabBackend {
     resumed: Option<Resumed>,
 }
 
-/// Where a resumed run takes the lab up ([`LabBackend::resume`]).
+/// Where a resumed run takes the lab up ([`LabBackend::resume`]); the scheduled fault
+/// events it goes on from are the `schedule_done` it starts with.
 #[derive(Debug, Clone, Copy)]
 struct Resumed {
     control_port: u16,
     probing_elapsed: std::time::Duration,
-    schedule_done: usize,
 }
 
 impl LabBackend {
@@ -124,7 +124,6 @@ impl LabBackend {
             resumed: Some(Resumed {
                 control_port,
                 probing_elapsed,
-                schedule_done,
             }),
         }
     }
@@ -385,9 +384,11 @@ impl Scheduler for LabBackend {
         }
         // Removals before applications at the same time: a fault that ends as another begins.
         events.sort_by_key(|(at, index, apply)| (*at, *apply, *index));
-        let (elapsed, skip) = self.resumed.map_or((std::time::Duration::ZERO, 0), |r| {
-            (r.probing_elapsed, r.schedule_done)
-        });
+        let elapsed = self
+            .resumed
+            .map_or(std::time::Duration::ZERO, |r| r.probing_elapsed);
+        // Events done before: none in a new run, the checkpoint's in a resumed one.
+        let skip = self.schedule_done.load(Ordering::SeqCst);
         let now = tokio::time::Instant::now();
         let begun = now.checked_sub(elapsed).unwrap_or(now);
         let topology = Arc::new(topology);

@@ -95,14 +95,9 @@ pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOu
     multinet_agent::install_crypto_provider();
     let agent_command =
         AgentProcesses::default_agent_command().map_err(|e| Error::failed("", e))?;
-    let now_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let probing_elapsed = Duration::from_millis(
-        now_unix_ms
-            .saturating_sub(read.started_unix_ms)
-            .saturating_sub(read.probing_began_ms),
-    );
+    let probing_elapsed = read
+        .run_time()
+        .saturating_sub(Duration::from_millis(read.probing_began_ms));
     let settings = RunSettings {
         networks: networks(&config),
         soak: match read.soak_ms {

@@ -12,8 +12,7 @@ use crate::checkpoint::{Checkpoint, CoordinatorRestart, SupervisorState, VERSION
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::matrix::PathMatrix;
 use crate::matrix::state::MatrixState;
-use crate::matrix_actor::{MatrixActor, WithMetrics};
-use crate::metrics::PathMetrics;
+use crate::matrix_actor::MatrixActor;
 use crate::pki::RunPki;
 use crate::progress::Progress;
 use crate::report::{RunReport, StageTiming};
@@ -102,10 +101,7 @@ impl RunSupervisor {
         control_socket: std::net::UdpSocket,
         run_dir: PathBuf,
     ) -> Result<Self> {
-        let now_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let elapsed = Duration::from_millis(now_unix_ms.saturating_sub(checkpoint.started_unix_ms));
+        let elapsed = checkpoint.run_time();
         let now = Instant::now();
         let started = now.checked_sub(elapsed).unwrap_or(now);
         let pki = RunPki::restore(&checkpoint.pki)?;
@@ -172,14 +168,7 @@ impl RunSupervisor {
         settings: &RunSettings,
         progress: &mut Progress,
     ) -> Result<RunReport> {
-        if let Some(metrics) = &settings.metrics {
-            let paths = PathMetrics::new(
-                metrics.clone(),
-                settings.outage_rule(),
-                self.server_node.clone(),
-            );
-            self.matrix.send(WithMetrics(paths)).await?;
-        }
+        self.attach_metrics(settings).await?;
         // The scheduled faults go on where they were.
         scheduler.probing_began().await;
         settings
