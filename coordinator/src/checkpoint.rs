@@ -119,6 +119,24 @@ pub enum BackendState {
         /// The agents' processes.
         agents: Vec<ProcessRecord>,
     },
+    /// A Kubernetes cluster: the coordinator Job's container, restarted by the kubelet in
+    /// the same pod (same address, same emptyDir), resumes from it by itself.
+    Kube(KubeState),
+}
+
+/// The Kubernetes backend's part of a checkpoint: which of the run's objects exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeState {
+    /// The agents' Secret and settings ConfigMap are created.
+    pub shared_created: bool,
+    /// Agent pods created, by name.
+    pub created_pods: Vec<String>,
+    /// Node types whose host-check DaemonSet was made.
+    pub host_sets: BTreeSet<String>,
+    /// Node types whose host-check DaemonSet the API server refused, and why.
+    pub refused_sets: BTreeMap<String, String>,
+    /// Agents whose end was told already.
+    pub told: BTreeSet<String>,
 }
 
 /// The supervisor's record of the run so far.

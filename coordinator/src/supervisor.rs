@@ -210,6 +210,12 @@ pub struct RunSupervisor {
     restarts: Vec<crate::checkpoint::CoordinatorRestart>,
 }
 
+/// The directory of run `run_id` under `run_root` (`multinet-ID`): its PKI files, agents'
+/// logs and a soak's checkpoint.
+pub fn run_dir(run_root: &std::path::Path, run_id: &str) -> std::path::PathBuf {
+    run_root.join(format!("multinet-{run_id}"))
+}
+
 /// The wall clock now, Unix ms (what the run's clock counts from, and a resumed run finds
 /// its place on it by).
 pub(crate) fn unix_ms_now() -> u64 {
@@ -248,7 +254,7 @@ impl RunSupervisor {
         run_root: &std::path::Path,
         run_id: String,
     ) -> Result<Self> {
-        let run_dir = run_root.join(format!("multinet-{run_id}"));
+        let run_dir = run_dir(run_root, &run_id);
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()

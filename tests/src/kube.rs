@@ -47,6 +47,7 @@ pub fn backend(
             .collect(),
         // The scripted API serves no NAD configs: sandbox failures are told as Multus says.
         nads: Vec::new(),
+        resumable: false,
     })
 }
 

@@ -210,12 +210,127 @@ fn a_kube_soak_stores_its_interim_report_while_it_runs_and_the_final_one_at_its_
     nothing_left(&cluster);
 }
 
-/// A kube soak whose coordinator dies (SIGKILL, as the OOM killer would) before its final
-/// report: the command outside shows the last interim report and exits 69 (the run was not
-/// carried out to its end), and still removes the run.
+/// The checkpoint the coordinator of run `id` keeps in its pod's emptyDir (`/tmp`), as the
+/// lab's kubelet lays the pod's volumes out on this machine, once one was written
+/// `into_probing_ms` or more after probing began (within 60 s), with its path.
+fn coordinator_checkpoint(
+    cluster: &LabCluster,
+    id: &str,
+    into_probing_ms: u64,
+) -> (std::path::PathBuf, Value) {
+    let pods = std::path::PathBuf::from(format!("/run/multinet/{}/pods", cluster.lab));
+    let mut found = None;
+    wait_for(
+        "the coordinator's checkpoint in its pod's emptyDir",
+        Duration::from_secs(60),
+        || {
+            let Ok(entries) = std::fs::read_dir(&pods) else {
+                return false;
+            };
+            for pod in entries.flatten() {
+                let path = pod
+                    .path()
+                    .join(format!("volumes/tmp/multinet-{id}/checkpoint.json"));
+                let read = std::fs::read(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_slice::<Value>(&t).ok());
+                if let Some(c) = read
+                    && let (Some(at), Some(began)) =
+                        (c["written_ms"].as_u64(), c["probing_began_ms"].as_u64())
+                    && at >= began + into_probing_ms
+                {
+                    found = Some((path, c));
+                    return true;
+                }
+            }
+            false
+        },
+    );
+    found.expect("waited for")
+}
+
+/// Signals the coordinator process of run `id` (`SIG` as `kill` names it): the coordinator
+/// Job's container is a process of the lab's node on this machine.
+fn signal_coordinator(id: &str, signal: &str) {
+    let sent = std::process::Command::new("pkill")
+        .args([&format!("-{signal}"), "-f", &format!("in-cluster-run {id}")])
+        .status()
+        .expect("pkill");
+    assert!(
+        sent.success(),
+        "SIG{signal} to the coordinator process of run {id}"
+    );
+}
+
+/// A kube soak whose coordinator dies (SIGKILL, as the OOM killer would) mid-soak: the Job
+/// restarts its container in the same pod, the new process resumes from the checkpoint in the
+/// pod's emptyDir, the agents reconnect to the same address and resend what was not
+/// checkpointed; the run completes with nothing lost and the report tells the restart.
 #[test]
 #[ignore = "needs root, the CNI plugins and a local control plane: see README"]
-fn a_kube_soak_whose_coordinator_dies_shows_its_last_interim_report_and_exits_69() {
+fn a_kube_soak_whose_coordinator_dies_is_restarted_by_its_job_and_loses_nothing() {
+    let cluster = LabCluster::start(BIN, "kres", &["r1", "r2"], "nodes: [r1, r2]", &[]);
+    let child = cluster
+        .run_command(&with_networks(SOAK))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("multinet runs");
+    let interim = interim_report(&cluster);
+    let id = interim["run_id"].as_str().expect("run id").to_string();
+    let (_, checkpointed) = coordinator_checkpoint(&cluster, &id, 4_000);
+    signal_coordinator(&id, "KILL");
+    let out = child.wait_with_output().expect("multinet ends");
+    let report = report(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(report["verdict"], "pass", "{report:#}\n{stderr}");
+    assert_eq!(report.get("in_progress"), None, "{report:#}");
+    assert!(
+        stderr.contains("the coordinator restarted; resuming"),
+        "{stderr}"
+    );
+    let restarts = report["coordinator_restarts"].as_array().expect("restarts");
+    assert_eq!(restarts.len(), 1, "{report:#}");
+    let at = restarts[0]["checkpoint_ms"]
+        .as_u64()
+        .expect("checkpoint_ms");
+    assert!(
+        at >= checkpointed["written_ms"].as_u64().expect("written_ms"),
+        "resumed from the checkpoint seen or a later one: {restarts:#?}"
+    );
+    // Nothing lost: a batch is acknowledged only once a checkpoint holds it.
+    let results = &report["results"];
+    let n = |k: &str| results[k].as_u64().expect(k);
+    assert_eq!((n("unaccounted"), n("lost")), (0, 0), "{results:#}");
+    assert_eq!(n("produced"), n("recorded"), "{results:#}");
+    let recorded_then = checkpointed["matrix"]["recorded"]
+        .as_u64()
+        .expect("recorded");
+    assert!(n("recorded") > recorded_then, "{results:#}");
+    assert!(report.get("agent_outages").is_none(), "{report:#}");
+    assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
+    let stages: Vec<&str> = report["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        stages.contains(&"coordinator restart") && stages.contains(&"soak (resumed)"),
+        "{stages:?}"
+    );
+    nothing_left(&cluster);
+}
+
+/// A kube soak whose coordinator dies and cannot be continued (its checkpoint gone, as with a
+/// pod replaced on another node): the restarted coordinator leaves the last interim report as
+/// the run's; the command outside shows it and exits 69 (the run was not carried out to its
+/// end), and still removes the run.
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_kube_soak_whose_coordinator_dies_without_its_checkpoint_shows_its_last_interim_report_and_exits_69()
+ {
     let cluster = LabCluster::start(BIN, "kdies", &["d1", "d2"], "nodes: [d1, d2]", &[]);
     let child = cluster
         .run_command(&with_networks(SOAK))
@@ -225,18 +340,22 @@ fn a_kube_soak_whose_coordinator_dies_shows_its_last_interim_report_and_exits_69
         .expect("multinet runs");
     let interim = interim_report(&cluster);
     let id = interim["run_id"].as_str().expect("run id").to_string();
-    // The coordinator Job's container is a process of the lab's node on this machine.
-    let killed = std::process::Command::new("pkill")
-        .args(["-KILL", "-f", &format!("in-cluster-run {id}")])
-        .status()
-        .expect("pkill");
-    assert!(killed.success(), "the coordinator process of run {id}");
+    let (checkpoint, _) = coordinator_checkpoint(&cluster, &id, 0);
+    // Stopped first, so that it writes no checkpoint between the removal and its death.
+    signal_coordinator(&id, "STOP");
+    std::fs::remove_file(&checkpoint).expect("the checkpoint removed");
+    signal_coordinator(&id, "KILL");
     let out = child.wait_with_output().expect("multinet ends");
     let report = report(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(69), "{stderr}");
     assert_eq!(report["in_progress"], true, "{report:#}");
     assert_eq!(report["run_id"], id.as_str());
+    assert!(
+        stderr.contains("cannot be continued: the run's directory")
+            && stderr.contains("holds no checkpoint"),
+        "{stderr}"
+    );
     assert!(stderr.contains("before its final report"), "{stderr}");
     nothing_left(&cluster);
 }

@@ -48,7 +48,7 @@ pub(super) fn run_outside(
         let run = kube_run(&id, &config, image, &public, &cluster, owner.clone());
         let bounds = outside::JobBounds::of(&config);
         let mut to_stderr = |line: &str| say(Notice::Line(line.to_string()));
-        let args = job_args(request.format, request);
+        let args = job_args(request.format, request, &config);
         let outcome = tokio::select! {
             r = outside::run_job(&client, &run, args, bounds, &mut to_stderr) => Ok(r),
             signal = shutdown_signal() => {

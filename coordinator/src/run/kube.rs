@@ -10,23 +10,32 @@ use multinet_proto::network::CephNetwork;
 use super::launch::{Ended, execute_with, finish, metrics_listener, settings};
 use super::{Error, Notice, Result, RunOutcome, RunRequest, Say, warn_all};
 use crate::backend::kube::api_error::ApiResultExt;
-use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
+use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole, RUN_ROOT};
 use crate::backend::kube::names::{Owner, RunNames};
 use crate::backend::kube::objects::KubeRun;
 use crate::backend::kube::preflight::{Preflight, Problem, Who, preflight};
 use crate::backend::kube::{self as kube_backend, client, dry_run, outside};
+use crate::exit::chain;
 use crate::report::{self, Format};
+
+mod restart;
 
 /// The arguments the coordinator Job gets beyond its run id, configuration and image: the
 /// report's format and the agents' grace — one function, for the dry run and the real Job.
-pub(super) fn job_args(format: Format, request: &RunRequest) -> Vec<String> {
+/// A soak's agents wait long enough for the Job to restart a coordinator that died.
+pub(super) fn job_args(format: Format, request: &RunRequest, config: &RunConfig) -> Vec<String> {
     vec![
         "-o".to_string(),
         format.name().into(),
         "--agent-grace-seconds".into(),
-        // A kube run's coordinator cannot be resumed yet: no soak grace.
-        request.agent_grace_for(false).as_secs().to_string(),
+        agent_grace(request, config).as_secs().to_string(),
     ]
+}
+
+/// The agents' grace in a kube run: a soak's coordinator is restarted by its Job and resumes
+/// ([`crate::backend::kube::objects::coordinator_restarts`]).
+fn agent_grace(request: &RunRequest, config: &RunConfig) -> std::time::Duration {
+    request.agent_grace_for(kube_backend::objects::coordinator_restarts(config) > 0)
 }
 
 pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
@@ -49,11 +58,11 @@ pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
         warn_all(&problems, say);
     }
     if request.kube.dry_run {
-        let grace_ms = request.agent_grace_for(false).as_millis() as u64;
+        let grace_ms = agent_grace(request, &config).as_millis() as u64;
         let yaml = dry_run::render(
             &config,
             &request.kube.image,
-            job_args(Format::Json, request),
+            job_args(Format::Json, request, &config),
             grace_ms,
         )
         .map_err(|e| Error::Usage(crate::exit::chain(&e)))?;
@@ -128,6 +137,11 @@ pub(super) async fn checked(
 }
 
 /// The coordinator inside the cluster: serves the control plane on its pod IP.
+///
+/// As a soak's coordinator Job (restarted by the kubelet should it die) it first looks at
+/// what an earlier process of the run left ([`restart::how`]): it resumes from a checkpoint,
+/// or ends a run it cannot continue; and it exits 0 once it has stored a report (the run's
+/// exit code is stored with it), so that the Job restarts only a coordinator that died.
 fn in_cluster(
     request: &RunRequest,
     config: RunConfig,
@@ -135,8 +149,61 @@ fn in_cluster(
     cluster: Option<NetworkSelection>,
     say: Say<'_>,
 ) -> Result<RunOutcome> {
+    let started = std::time::Instant::now();
     let kube = &request.kube;
     let job_run = kube.in_cluster_run.clone();
+    let resumable = job_run.is_some() && kube_backend::objects::coordinator_restarts(&config) > 0;
+    let run = restart::Run {
+        id: job_run.as_deref().unwrap_or_default(),
+        config: &config,
+        image: &kube.image,
+        selections: (&public, &cluster),
+        format: request.format,
+    };
+    let namespace = config.namespace.clone();
+    let start = match &job_run {
+        Some(id) if resumable => with_client(request, |client| async move {
+            restart::how(&client, &namespace, id, std::path::Path::new(RUN_ROOT)).await
+        })?,
+        _ => restart::Start::Fresh,
+    };
+    let (resume, kube_state) = match start {
+        restart::Start::Fresh => (None, None),
+        restart::Start::Resume {
+            checkpoint,
+            run_dir,
+        } => {
+            say(Notice::Info(format!(
+                "run {}: the coordinator restarted; resuming from {} (written {:.1} s into the run)",
+                checkpoint.run_id,
+                run_dir.join(crate::checkpoint::FILE).display(),
+                checkpoint.written_ms as f64 / 1000.0
+            )));
+            let state = match &checkpoint.backend {
+                crate::checkpoint::BackendState::Kube(state) => {
+                    Some((state.clone(), checkpoint.supervisor.nodes.clone()))
+                }
+                _ => None,
+            };
+            (
+                Some(super::launch::Resume {
+                    checkpoint,
+                    run_dir,
+                }),
+                state,
+            )
+        }
+        restart::Start::Lost(why) => {
+            let said = with_client(request, |client| async move {
+                restart::lost(&client, &run, &why).await
+            })?;
+            say(Notice::Note(said));
+            return Ok(RunOutcome {
+                exit_code: crate::exit::SUCCESS,
+                report: None,
+            });
+        }
+    };
     let make = {
         let config = config.clone();
         let (public, cluster) = (public.clone(), cluster.clone());
@@ -187,7 +254,7 @@ fn in_cluster(
                     (id, owner, OwnerRole::Ours)
                 }
             };
-            let mut backend = KubeBackend::new(KubeBackendSpec {
+            let mut spec = KubeBackendSpec {
                 client,
                 run_id,
                 config,
@@ -199,7 +266,16 @@ fn in_cluster(
                 pod_ip,
                 nodes: found.nodes,
                 nads: found.nads,
-            });
+                resumable,
+            };
+            let mut backend = match kube_state {
+                // The run's nodes are the ones it planned, whatever the preflight finds now.
+                Some((state, nodes)) => {
+                    spec.nodes = nodes;
+                    KubeBackend::resume(spec, state)
+                }
+                None => KubeBackend::new(spec),
+            };
             backend.watch();
             Ok(backend)
         }
@@ -214,9 +290,33 @@ fn in_cluster(
             (public.clone(), cluster.clone()),
         ));
     }
-    let ended = execute_with(make, run_settings, metrics, None, request.quiet, say)?;
+    let ended = execute_with(make, run_settings, metrics, resume, request.quiet, say);
     let Some(id) = &job_run else {
-        return finish(ended, request);
+        return finish(ended?, request);
+    };
+    let ended = match ended {
+        Ok(ended) => ended,
+        // A restartable Job's coordinator that could not carry the run out says why in the
+        // run's report and ends: a restart could not do better.
+        Err(e) if resumable => {
+            let exit_code = crate::exit::code(&e);
+            let error = chain(&e);
+            let elapsed = started.elapsed().as_millis() as u64;
+            let stored = with_client(request, |client| async move {
+                restart::store_error(&client, &run, &error, exit_code, elapsed).await
+            });
+            return match stored {
+                Ok(_) => {
+                    say(Notice::Note(chain(&e)));
+                    Ok(RunOutcome {
+                        exit_code: crate::exit::SUCCESS,
+                        report: None,
+                    })
+                }
+                Err(_) => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
     };
     let Ended { report, left } = ended;
     let exit_code = report.verdict.exit_code().max(u8::from(left));
@@ -242,7 +342,13 @@ fn in_cluster(
     })?;
     say(Notice::Line(format!("multinet: report stored in {stored}")));
     Ok(RunOutcome {
-        exit_code,
+        // The run's exit code is stored with its report; a restartable Job's container
+        // exits 0 so that it is not restarted for a verdict.
+        exit_code: if resumable {
+            crate::exit::SUCCESS
+        } else {
+            exit_code
+        },
         report: Some(report),
     })
 }

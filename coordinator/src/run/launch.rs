@@ -432,11 +432,16 @@ async fn run_and_clean_up<S: Scheduler>(
     let soaking = settings.soak != crate::supervisor::Soak::Off;
     let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
     if !resuming && backend.checkpoint().is_some() && soaking {
-        say(Notice::Info(format!(
-            "run {}: should this coordinator die, `multinet run --resume {}` continues the soak (within --agent-grace-seconds)",
-            supervisor.run_id(),
-            supervisor.run_id()
-        )));
+        let id = supervisor.run_id();
+        say(Notice::Info(if backend.backend() == "kube" {
+            format!(
+                "run {id}: should this coordinator die, its Job restarts it and it continues the soak from its checkpoint"
+            )
+        } else {
+            format!(
+                "run {id}: should this coordinator die, `multinet run --resume {id}` continues the soak (within --agent-grace-seconds)"
+            )
+        }));
     }
     let result = tokio::select! {
         r = async {

@@ -31,18 +31,13 @@ fn find(run: &str) -> Result<PathBuf> {
     }
     let valid_id = !run.is_empty() && run.chars().all(|c| c.is_ascii_hexdigit());
     // A local run's directory is in the temporary directory.
-    let local = std::env::temp_dir()
-        .join(format!("multinet-{run}"))
-        .join(checkpoint::FILE);
+    let local = crate::supervisor::run_dir(&std::env::temp_dir(), run).join(checkpoint::FILE);
     if valid_id && local.is_file() {
         return Ok(local);
     }
     if valid_id && let Ok(labs) = std::fs::read_dir(STATE_ROOT) {
         for lab in labs.flatten() {
-            let candidate = lab
-                .path()
-                .join(format!("multinet-{run}"))
-                .join(checkpoint::FILE);
+            let candidate = crate::supervisor::run_dir(&lab.path(), run).join(checkpoint::FILE);
             if candidate.is_file() {
                 return Ok(candidate);
             }
@@ -124,6 +119,14 @@ pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOu
             let backend = LocalBackend::resume(AgentProcesses::adopt(agent_command, agents), port);
             go_on(backend, settings, metrics, read, run_dir, request, say)
         }
+        BackendState::Kube(_) => Err(Error::invalid(
+            "--resume",
+            format!(
+                "{}: run {} is a Kubernetes run: its coordinator Job restarts a coordinator that died, in the same pod, and that one continues the run by itself",
+                path.display(),
+                read.run_id
+            ),
+        )),
         BackendState::Lab {
             lab,
             keep_lab,

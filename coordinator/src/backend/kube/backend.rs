@@ -28,6 +28,11 @@ use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 /// The annotation naming the agent a pod runs (the report's name for it).
 pub const AGENT_ANNOTATION: &str = "multinet.io/agent";
 
+/// Where a coordinator in a pod keeps its run's directory: the image's root is read-only;
+/// `/tmp` is an emptyDir, which outlives a restart of the container (a soak's checkpoint is
+/// there).
+pub const RUN_ROOT: &str = "/tmp";
+
 /// Who removes the run's objects at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerRole {
@@ -64,6 +69,9 @@ pub struct KubeBackend {
     /// The agent pods created, for an outside run's cleanup.
     created_pods: Vec<String>,
     told: BTreeSet<String>,
+    /// Whether a soak's checkpoint holds this backend's part (the coordinator Job of a soak,
+    /// whose container the kubelet restarts in the same pod should it die).
+    resumable: bool,
     pods: Option<Store<Pod>>,
     /// Events about pods, and about DaemonSets (one watch each, filtered by kind on the
     /// server; the run's are picked by name as they arrive).
@@ -96,6 +104,10 @@ pub struct KubeBackendSpec {
     /// The selected NADs as the preflight read them (their masters and MTUs name the cause of
     /// a sandbox failure).
     pub nads: Vec<(CephNetwork, multinet_proto::multus::nad::Nad)>,
+    /// Whether a soak's checkpoint holds this backend's part: true for a soak's coordinator
+    /// Job (restartPolicy OnFailure: its container is restarted in the same pod, with the
+    /// same address and emptyDir, and resumes from the checkpoint it finds there).
+    pub resumable: bool,
 }
 
 impl std::fmt::Debug for KubeBackend {
@@ -149,10 +161,23 @@ impl KubeBackend {
             refused_sets: BTreeMap::new(),
             created_pods: Vec::new(),
             told: BTreeSet::new(),
+            resumable: spec.resumable,
             pods: None,
             events: Vec::new(),
             watchers: Vec::new(),
         }
+    }
+
+    /// The backend of a run resumed from its checkpoint (`state`): the run's objects are
+    /// known to exist as it says; call [`Self::watch`] before the run goes on.
+    pub fn resume(spec: KubeBackendSpec, state: crate::checkpoint::KubeState) -> Self {
+        let mut backend = Self::new(spec);
+        backend.shared_created = state.shared_created;
+        backend.created_pods = state.created_pods;
+        backend.host_sets = state.host_sets;
+        backend.refused_sets = state.refused_sets;
+        backend.told = state.told;
+        backend
     }
 
     fn objects(&self) -> KubeRun<'_> {
@@ -322,8 +347,7 @@ impl Scheduler for KubeBackend {
     }
 
     fn run_root(&self) -> std::path::PathBuf {
-        // The image's root is read-only; /tmp is an emptyDir.
-        std::path::PathBuf::from("/tmp")
+        std::path::PathBuf::from(RUN_ROOT)
     }
 
     fn control_socket(&self) -> Result<std::net::UdpSocket> {
@@ -335,6 +359,18 @@ impl Scheduler for KubeBackend {
         std::net::UdpSocket::bind((any, CONTROL_PORT)).map_err(|source| Error::Socket {
             port: CONTROL_PORT,
             source,
+        })
+    }
+
+    fn checkpoint(&self) -> Option<crate::checkpoint::BackendState> {
+        self.resumable.then(|| {
+            crate::checkpoint::BackendState::Kube(crate::checkpoint::KubeState {
+                shared_created: self.shared_created,
+                created_pods: self.created_pods.clone(),
+                host_sets: self.host_sets.clone(),
+                refused_sets: self.refused_sets.clone(),
+                told: self.told.clone(),
+            })
         })
     }
 

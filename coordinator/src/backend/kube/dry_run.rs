@@ -203,6 +203,29 @@ mod tests {
         insta::assert_snapshot!(render_default(&c));
     }
 
+    /// A soak's coordinator Job restarts a coordinator that died (it resumes from its
+    /// checkpoint); any other run's Job never does.
+    #[test]
+    fn only_a_soaks_coordinator_job_restarts_its_coordinator() {
+        let job_of = |text: &str| -> serde_json::Value {
+            let yaml = render_default(&config(text));
+            let job = yaml
+                .split("\n---\n")
+                .find(|doc| doc.contains("kind: Job"))
+                .expect("a Job");
+            serde_saphyr::from_str(job).expect("YAML")
+        };
+        let soak = job_of("publicNetwork: public-net\nsoakDuration: 6h\n");
+        assert_eq!(soak["spec"]["backoffLimit"], 3);
+        assert_eq!(
+            soak["spec"]["template"]["spec"]["restartPolicy"],
+            "OnFailure"
+        );
+        let once = job_of("publicNetwork: public-net\n");
+        assert_eq!(once["spec"]["backoffLimit"], 0);
+        assert_eq!(once["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    }
+
     /// Every `matchFields` requirement found anywhere in `value`.
     fn match_fields(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
         match value {

@@ -295,7 +295,15 @@ impl KubeRun<'_> {
     /// The coordinator Job `multinet run` starts when it runs outside the cluster: the same
     /// run, its configuration read from the owner ConfigMap, served from inside; `extra` are
     /// further `multinet run` arguments.
+    ///
+    /// A soak's Job restarts a coordinator that died (`restartPolicy: OnFailure`, at most
+    /// [`COORDINATOR_RESTARTS`] times, which Kubernetes counts against `backoffLimit`): the
+    /// kubelet restarts the container in the same pod, so the agents find the control plane
+    /// at the same address and the new process finds the checkpoint in the same emptyDir
+    /// (`/tmp`) and continues the run. Any other run's Job is never restarted (`Never`,
+    /// `backoffLimit: 0`): a coordinator without a checkpoint cannot take a run over.
     pub fn coordinator_job(&self, extra: Vec<String>) -> Job {
+        let restarts = coordinator_restarts(self.config);
         let mut args: Vec<String> = [
             "run",
             "--backend",
@@ -359,7 +367,7 @@ impl KubeRun<'_> {
                     ..Volume::default()
                 },
             ]),
-            restart_policy: Some("Never".into()),
+            restart_policy: Some(if restarts > 0 { "OnFailure" } else { "Never" }.into()),
             security_context: Some(pod_security()),
             service_account_name: Some(COORDINATOR_SERVICE_ACCOUNT.into()),
             ..PodSpec::default()
@@ -367,7 +375,7 @@ impl KubeRun<'_> {
         Job {
             metadata: self.meta(self.names.coordinator(), "coordinator"),
             spec: Some(JobSpec {
-                backoff_limit: Some(0),
+                backoff_limit: Some(restarts),
                 active_deadline_seconds: Some(job_deadline(self.config).as_secs() as i64),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
@@ -519,8 +527,24 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// one: the reason an agent or the coordinator ended shows in the pod's status.
 const LOG_ON_ERROR: &str = "FallbackToLogsOnError";
 
+/// How many times a soak's coordinator Job restarts a coordinator that died: enough for an
+/// OOM kill or a crash now and then, few enough that one that cannot start gives up soon
+/// (the kubelet's back-off between restarts is 10 s, doubling).
+pub const COORDINATOR_RESTARTS: i32 = 3;
+
+/// How many times the coordinator Job of a run with `config` restarts its coordinator: a
+/// soak's checkpoints let it resume ([`COORDINATOR_RESTARTS`]); any other run, none.
+pub fn coordinator_restarts(config: &RunConfig) -> i32 {
+    if config.soak_duration.as_std().is_zero() {
+        0
+    } else {
+        COORDINATOR_RESTARTS
+    }
+}
+
 /// How long the coordinator Job may run: every stage's deadline, the soak, and a margin for
-/// the cleanup. The Job is ended by Kubernetes after it even if nobody is left to remove it.
+/// the cleanup (and, for a soak, its coordinator's restarts). The Job is ended by Kubernetes
+/// after it even if nobody is left to remove it.
 pub fn job_deadline(config: &RunConfig) -> std::time::Duration {
     config.resource_timeout.as_std() * 5 + config.soak_duration.as_std()
 }

@@ -162,9 +162,12 @@ async fn follow_log(
     let mut last: Option<Timestamp> = None;
     // Reopenings in a row that brought no new line.
     let mut fruitless = 0;
+    // Once the container has ended for good, its log is read once more, to its end: what was
+    // written after the stream broke (a restarted container that ran to its end meanwhile).
+    let mut ended = false;
     while fruitless < LOG_REOPENINGS {
         let params = LogParams {
-            follow: true,
+            follow: !ended,
             timestamps: true,
             since_time: last,
             ..LogParams::default()
@@ -201,8 +204,12 @@ async fn follow_log(
                 said(e)
             )),
         }
-        if pod_ended(pods, pod).await {
+        if ended {
             return Ok(());
+        }
+        if pod_ended(pods, pod).await {
+            ended = true;
+            continue;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -218,18 +225,44 @@ async fn follow_log(
     Err(Error::CoordinatorDeadline(pod.to_string()))
 }
 
-/// Whether the pod's container has ended (or the pod is gone). An API error is "not yet".
+/// Whether the pod's container has ended for good (or the pod is gone). An API error is
+/// "not yet".
 async fn pod_ended(pods: &Api<Pod>, pod: &str) -> bool {
     match pods.get_opt(pod).await {
-        Ok(found) => found.and_then(|p| p.status).is_none_or(|s| {
-            matches!(s.phase.as_deref(), Some("Succeeded" | "Failed"))
-                || s.container_statuses
-                    .iter()
-                    .flatten()
-                    .any(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
-        }),
+        Ok(found) => found.is_none_or(|p| has_ended(&p)),
         Err(_) => false,
     }
+}
+
+/// Whether `pod`'s container has ended for good: the pod finished or is being deleted, or its
+/// container terminated and the kubelet will not restart it. A soak's coordinator that died
+/// is restarted (`restartPolicy: OnFailure`, a non-zero exit) and continues the run: its log
+/// goes on in the restarted container.
+pub fn has_ended(pod: &Pod) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return true;
+    }
+    let Some(status) = &pod.status else {
+        return true;
+    };
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return true;
+    }
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Never");
+    status.container_statuses.iter().flatten().any(|c| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some_and(|t| match policy {
+                "OnFailure" => t.exit_code == 0,
+                "Always" => false,
+                _ => true,
+            })
+    })
 }
 
 /// How many reopenings in a row without a new line make the log unfollowable.
@@ -340,5 +373,43 @@ mod tests {
         assert!(gz.0.len() < 1024 * 1024, "fits a ConfigMap");
         assert!(!cm.data.as_ref().expect("data").contains_key("report.json"));
         assert_eq!(outcome_of(cm).report(Format::Json).expect("json"), large);
+    }
+
+    fn coordinator(policy: &str, phase: &str, exit_code: Option<i32>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "multinet-0a1b-coordinator-x"},
+            "spec": {"restartPolicy": policy, "containers": [{"name": "coordinator"}]},
+            "status": {
+                "phase": phase,
+                "containerStatuses": [{
+                    "name": "coordinator", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": 0,
+                    "state": match exit_code {
+                        Some(code) => serde_json::json!({"terminated": {"exitCode": code}}),
+                        None => serde_json::json!({"running": {}}),
+                    },
+                }],
+            },
+        }))
+        .expect("a pod")
+    }
+
+    /// A soak's coordinator that died is restarted by the kubelet (OnFailure, non-zero exit:
+    /// Kubernetes pkg/kubelet/kuberuntime, `ShouldContainerBeRestarted`): its log goes on.
+    #[test]
+    fn a_coordinator_the_kubelet_restarts_has_not_ended() {
+        assert!(!has_ended(&coordinator("OnFailure", "Running", Some(137))));
+        assert!(!has_ended(&coordinator("OnFailure", "Running", None)));
+        assert!(!has_ended(&coordinator("Never", "Running", None)));
+        // Ended: exit 0 under OnFailure, any exit under Never, a finished or deleted pod.
+        assert!(has_ended(&coordinator("OnFailure", "Running", Some(0))));
+        assert!(has_ended(&coordinator("Never", "Running", Some(1))));
+        assert!(has_ended(&coordinator("OnFailure", "Failed", Some(137))));
+        let mut deleted = coordinator("OnFailure", "Running", Some(137));
+        deleted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert!(has_ended(&deleted));
     }
 }

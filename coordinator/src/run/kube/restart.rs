@@ -1,0 +1,296 @@
+//! A soak's coordinator Job restarted by the kubelet: its container died (OOM-killed, a
+//! crash) and was started again in the same pod (`restartPolicy: OnFailure`,
+//! [`crate::backend::kube::objects::coordinator_restarts`]). The pod keeps its address, so
+//! the agents reconnect to the same control plane, and its emptyDir, so the new process finds
+//! the checkpoint the dead one wrote ([`crate::checkpoint`]) and continues the run from it.
+//!
+//! What the new process finds decides how it starts ([`Start`]): nothing of the run (a first
+//! start), a checkpoint (resume), or traces of the run without a checkpoint — it died before
+//! its first one, or the pod was replaced and its emptyDir went with it. Then the run cannot be
+//! continued: the last interim report stays as the run's report (the command outside shows it
+//! and exits 69), or, when there is none, an error report says why.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{kube_run, owner_of};
+use crate::backend::kube::api_error::ApiResultExt;
+use crate::backend::kube::names::RunNames;
+use crate::backend::kube::{self as kube_backend, outside};
+use crate::checkpoint::{self, Checkpoint};
+use crate::exit::chain;
+use crate::report::{ErrorReport, Format};
+use multinet_proto::config::RunConfig;
+use multinet_proto::multus::selection::NetworkSelection;
+
+/// How a soak's coordinator Job starts.
+#[derive(Debug)]
+pub(super) enum Start {
+    /// Nothing of the run exists yet: a first start.
+    Fresh,
+    /// A checkpoint in the run's directory: continue from it.
+    Resume {
+        /// The checkpoint.
+        checkpoint: Box<Checkpoint>,
+        /// The run's directory, where it was found.
+        run_dir: PathBuf,
+    },
+    /// The run was started by an earlier process and cannot be continued: why.
+    Lost(String),
+}
+
+/// How the coordinator of run `id` starts, from what its run directory under `run_root` and
+/// the cluster hold: a checkpoint there is resumed; the directory without one, or the run's
+/// agents' settings or report already in the cluster (an earlier pod started the run),
+/// means the run cannot be continued.
+///
+/// # Errors
+///
+/// The API server cannot be asked.
+pub(super) async fn how(
+    client: &kube::Client,
+    namespace: &str,
+    id: &str,
+    run_root: &Path,
+) -> kube_backend::Result<Start> {
+    if let Some(start) = from_run_dir(run_root, id) {
+        return Ok(start);
+    }
+    // The agents' settings ConfigMap is made with the first agent, the report with the first
+    // interim report: either there means an earlier coordinator pod started the run.
+    let names = RunNames::new(id);
+    let config_maps: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
+    for name in [names.agents(), names.report()] {
+        let found = config_maps
+            .get_opt(&name)
+            .await
+            .said()
+            .map_err(kube_backend::Error::call(format!("{namespace}/{name}")))?;
+        if found.is_some() {
+            return Ok(Start::Lost(
+                "an earlier coordinator pod started the run and its checkpoint went with it (the pod was replaced, not restarted)".into(),
+            ));
+        }
+    }
+    Ok(Start::Fresh)
+}
+
+/// What the run's directory under `run_root` says: a checkpoint to resume, the directory
+/// without one (the run cannot be continued), or nothing (`None`).
+fn from_run_dir(run_root: &Path, id: &str) -> Option<Start> {
+    let run_dir = crate::supervisor::run_dir(run_root, id);
+    let path = run_dir.join(checkpoint::FILE);
+    if path.is_file() {
+        return Some(match Checkpoint::read(&path) {
+            Ok(read) if matches!(read.backend, checkpoint::BackendState::Kube(_)) => {
+                Start::Resume {
+                    checkpoint: Box::new(read),
+                    run_dir,
+                }
+            }
+            Ok(_) => Start::Lost(format!(
+                "{}: the checkpoint is not of a Kubernetes run",
+                path.display()
+            )),
+            Err(e) => Start::Lost(format!("its checkpoint cannot be read: {}", chain(&e))),
+        });
+    }
+    run_dir.exists().then(|| {
+        Start::Lost(format!(
+            "the run's directory {} holds no checkpoint (the coordinator died before it wrote its first)",
+            run_dir.display()
+        ))
+    })
+}
+
+/// A run and how its report is stored, for [`lost`] and [`store_error`].
+pub(super) struct Run<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its configuration.
+    pub config: &'a RunConfig,
+    /// The image.
+    pub image: &'a str,
+    /// The networks' selections.
+    pub selections: (&'a Option<NetworkSelection>, &'a Option<NetworkSelection>),
+    /// The report's format.
+    pub format: Format,
+}
+
+/// Ends a run that cannot be continued (`why`): its last interim report, when it stored one,
+/// stays its report; else an error report with exit code 69 says why.
+///
+/// # Errors
+///
+/// The API server cannot be asked or refuses the report.
+pub(super) async fn lost(
+    client: &kube::Client,
+    run: &Run<'_>,
+    why: &str,
+) -> kube_backend::Result<String> {
+    let names = RunNames::new(run.id);
+    let ns = &run.config.namespace;
+    let reports: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), ns);
+    let interim =
+        reports
+            .get_opt(&names.report())
+            .await
+            .said()
+            .map_err(kube_backend::Error::call(format!(
+                "{ns}/{}",
+                names.report()
+            )))?;
+    if interim.is_some() {
+        return Ok(format!(
+            "run {} cannot be continued: {why}; its last interim report stays its report",
+            run.id
+        ));
+    }
+    let error = format!("run {} cannot be continued: {why}", run.id);
+    store_error(client, run, &error, crate::exit::ERROR, 0).await?;
+    Ok(error)
+}
+
+/// Stores an error report (`error`, exit code `exit_code`, `duration_ms` into the process)
+/// as the run's report.
+///
+/// # Errors
+///
+/// The API server cannot be asked or refuses the report.
+pub(super) async fn store_error(
+    client: &kube::Client,
+    run: &Run<'_>,
+    error: &str,
+    exit_code: u8,
+    duration_ms: u64,
+) -> kube_backend::Result<String> {
+    let report = ErrorReport::new("kube", error.to_string(), duration_ms);
+    let owner = owner_of(run.id, client, &run.config.namespace).await?;
+    let objects = kube_run(
+        run.id,
+        run.config,
+        run.image,
+        run.selections.0,
+        run.selections.1,
+        owner,
+    );
+    outside::store_report(
+        client,
+        &objects,
+        run.format,
+        &report.render(run.format),
+        exit_code,
+        false,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run root removed also when the test fails.
+    struct Root(PathBuf);
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn root(test: &str) -> Root {
+        let dir = std::env::temp_dir().join(format!(
+            "multinet-kube-restart-{test}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("run root");
+        Root(dir)
+    }
+
+    /// The committed checkpoint seed (a lab run's), with its backend part as given.
+    fn checkpoint_with(backend: serde_json::Value) -> Vec<u8> {
+        let seed = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/seeds/checkpoint/lab-2-nodes.json"
+        );
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(seed).expect("seed")).expect("JSON");
+        c["backend"] = backend;
+        serde_json::to_vec(&c).expect("encodes")
+    }
+
+    #[test]
+    fn nothing_of_the_run_is_a_first_start_as_far_as_the_directory_says() {
+        let root = root("fresh");
+        assert!(from_run_dir(&root.0, "0a1b2c").is_none());
+    }
+
+    #[test]
+    fn a_run_directory_without_a_checkpoint_cannot_be_continued() {
+        let root = root("nockpt");
+        std::fs::create_dir(crate::supervisor::run_dir(&root.0, "0a1b2c")).expect("run dir");
+        match from_run_dir(&root.0, "0a1b2c") {
+            Some(Start::Lost(why)) => assert!(
+                why.ends_with(
+                    "holds no checkpoint (the coordinator died before it wrote its first)"
+                ),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_kubernetes_checkpoint_is_resumed_with_the_objects_it_names() {
+        let root = root("kube");
+        let dir = crate::supervisor::run_dir(&root.0, "3205903ff9");
+        std::fs::create_dir(&dir).expect("run dir");
+        let state = serde_json::json!({
+            "backend": "kube",
+            "shared_created": true,
+            "created_pods": ["multinet-3205903ff9-client-n1-osd-0"],
+            "host_sets": ["converged"],
+            "refused_sets": {},
+            "told": [],
+        });
+        std::fs::write(dir.join(checkpoint::FILE), checkpoint_with(state)).expect("written");
+        match from_run_dir(&root.0, "3205903ff9") {
+            Some(Start::Resume {
+                checkpoint,
+                run_dir,
+            }) => {
+                assert_eq!(run_dir, dir);
+                let checkpoint::BackendState::Kube(state) = checkpoint.backend else {
+                    panic!("{:?}", checkpoint.backend)
+                };
+                assert!(state.shared_created);
+                assert_eq!(state.created_pods, ["multinet-3205903ff9-client-n1-osd-0"]);
+                assert!(state.host_sets.contains("converged"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_backends_or_an_unreadable_checkpoint_cannot_be_continued_and_says_why() {
+        let root = root("other");
+        let dir = crate::supervisor::run_dir(&root.0, "3205903ff9");
+        std::fs::create_dir(&dir).expect("run dir");
+        let lab = checkpoint_with(serde_json::json!({"backend": "local", "agents": []}));
+        std::fs::write(dir.join(checkpoint::FILE), lab).expect("written");
+        match from_run_dir(&root.0, "3205903ff9") {
+            Some(Start::Lost(why)) => assert!(why.ends_with("not of a Kubernetes run"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(dir.join(checkpoint::FILE), b"{\"version\": 1").expect("written");
+        match from_run_dir(&root.0, "3205903ff9") {
+            Some(Start::Lost(why)) => assert!(
+                why.starts_with("its checkpoint cannot be read")
+                    && why.contains("not a multinet checkpoint"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}
