@@ -7,7 +7,8 @@
 //! kept under the target directory (`report-html/*.png`) as the test's artifact.
 //!
 //! The reports: the stored lab runs in tests/fixtures/reports (a pass; the cluster network
-//! blocked, one finding), and a run of the local backend made here with `--report FILE.html`.
+//! blocked, one finding; a soak with an outage and an agent away), and a run of the local
+//! backend made here with `--report FILE.html`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -333,6 +334,56 @@ fn a_passing_lab_run_shows_no_finding() {
         r.dom
             .contains("<svg class=\"distribution\" data-network=\"cluster\"")
     );
+}
+
+/// A soak's page: its outage window on the timeline where the block was, the agent's
+/// absence told apart, the latency-over-time charts, and the findings saying both.
+#[test]
+fn a_soak_with_an_outage_shows_its_window_and_the_agent_away() {
+    if !browser_possible() {
+        return;
+    }
+    let scratch = Scratch::new("soak");
+    let page = scratch.0.join("report.html");
+    show_html(&fixture("lab-soak-outage.json"), &page);
+    let r = render(&page, &scratch.0, "lab-soak-outage");
+    assert_self_contained(&r, "FAIL");
+    assert!(
+        r.dom
+            .contains("<article class=\"finding fail\" data-kind=\"outage\">")
+    );
+    assert!(
+        r.dom
+            .contains("<article class=\"finding warn\" data-kind=\"agent_outage\">")
+    );
+    // One window, n2 on the cluster network, from the block (20 s) to its end (35 s).
+    let windows: Vec<&str> = r.dom.split("<rect class=\"outage\" ").skip(1).collect();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    assert!(
+        windows[0].starts_with("data-node=\"n2\" data-network=\"cluster\""),
+        "{}",
+        windows[0]
+    );
+    let from: u64 = windows[0]
+        .split("data-from-ms=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .and_then(|t| t.parse().ok())
+        .expect("data-from-ms");
+    assert!((20_000..24_000).contains(&from), "{from}");
+    // The agent killed on n3 is away, not down, on both networks' timelines.
+    assert_eq!(
+        r.dom
+            .matches("<rect class=\"away\" data-node=\"n3\"")
+            .count(),
+        2
+    );
+    for network in ["public", "cluster"] {
+        assert!(
+            r.dom
+                .contains(&format!("<svg class=\"drift\" data-network=\"{network}\""))
+        );
+    }
 }
 
 /// `multinet run --report FILE.html` (no `-o`): the local backend's run writes the page.

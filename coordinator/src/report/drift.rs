@@ -9,16 +9,17 @@ use super::StoredReport;
 use super::text::latency;
 
 /// One bucket of a node on a network: probes, successes, the worst p99 over probe kinds (µs).
-type Bucket = (u64, u64, Option<u32>);
+pub(super) type Bucket = (u64, u64, Option<u32>);
 /// A node's buckets on a network.
-type Buckets = Vec<Bucket>;
+pub(super) type Buckets = Vec<Bucket>;
+/// Every node's buckets, by (network key, node).
+pub(super) type NodeBuckets = BTreeMap<(String, String), Buckets>;
 
-/// Appends the section to `out` (nothing without timelines).
-pub(super) fn render(out: &mut String, r: &StoredReport) {
-    let Some(width_ms) = r.timelines.first().map(|t| t.bucket_ms) else {
-        return;
-    };
-    let mut rows: BTreeMap<(String, String), Buckets> = BTreeMap::new();
+/// The report's timelines per (network key, node), every probe kind and target of a node
+/// together, with the buckets' width (ms); `None` without timelines (not a soak).
+pub(super) fn node_buckets(r: &StoredReport) -> Option<(u64, NodeBuckets)> {
+    let width_ms = r.timelines.first()?.bucket_ms;
+    let mut rows = NodeBuckets::new();
     for t in &r.timelines {
         let row = rows
             .entry((t.network.key().to_string(), t.source_node.clone()))
@@ -32,6 +33,14 @@ pub(super) fn render(out: &mut String, r: &StoredReport) {
             slot.2 = slot.2.max(b.latency_us.p99);
         }
     }
+    Some((width_ms, rows))
+}
+
+/// Appends the section to `out` (nothing without timelines).
+pub(super) fn render(out: &mut String, r: &StoredReport) {
+    let Some((width_ms, rows)) = node_buckets(r) else {
+        return;
+    };
     let buckets = rows.values().map(Vec::len).max().unwrap_or(0);
     let _ = writeln!(
         out,
@@ -70,7 +79,7 @@ pub(super) fn render(out: &mut String, r: &StoredReport) {
 }
 
 /// `90s`, `12m`, `2h05m`.
-fn span(ms: u64) -> String {
+pub(super) fn span(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..120 => format!("{s}s"),

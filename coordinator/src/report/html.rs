@@ -2,10 +2,11 @@
 //! styles from anywhere else, so it opens offline and prints) for people who would rather look
 //! than read the text matrix.
 //!
-//! The page is a list of [`Section`]s — verdict and run facts, findings, a node × target
-//! heatmap per network, the node × probe-kind matrix, latency distributions — each with an
-//! anchor in the page's table of contents; a mode that adds to the report (a soak's outage
-//! timeline, a bench's metrics) adds a section to [`sections`]. Every string that comes from
+//! The page is a list of [`Section`]s — verdict and run facts, findings, for a soak its outage
+//! timeline, availability and latency over time ([`soak`]), a node × target heatmap per
+//! network, the node × probe-kind matrix, latency distributions — each with an anchor in the
+//! page's table of contents; a mode that adds to the report (a bench's metrics) adds a section
+//! to [`sections`]. Every string that comes from
 //! the report (node, pod and NAD names, CNI error messages, evidence) goes through [`esc`].
 
 use std::collections::BTreeMap;
@@ -16,6 +17,8 @@ use multinet_proto::probe::ProbeKind;
 use serde_json::Value;
 
 use super::stored::{StoredPath, StoredReport};
+
+mod soak;
 use super::text::{kind_label, latency};
 use super::{ErrorReport, Verdict};
 
@@ -130,8 +133,8 @@ pub fn render_error(r: &ErrorReport) -> String {
     )
 }
 
-/// The page's sections, in order. Soak and bench sections go here when their reports have
-/// them.
+/// The page's sections, in order: a soak's right after the findings. Bench sections go here
+/// when their reports have them.
 fn sections(r: &StoredReport) -> Vec<Section> {
     let mut sections = vec![
         Section {
@@ -145,6 +148,18 @@ fn sections(r: &StoredReport) -> Vec<Section> {
             body: findings(r),
         },
     ];
+    if let Some((outages, drift)) = soak::sections(r) {
+        sections.push(Section {
+            id: "soak",
+            title: "Soak: outages and availability".into(),
+            body: outages,
+        });
+        sections.push(Section {
+            id: "drift",
+            title: "Latency over time".into(),
+            body: drift,
+        });
+    }
     if !r.paths.is_empty() {
         sections.push(Section {
             id: "heatmap",
