@@ -34,8 +34,8 @@ pub enum ReportCommand {
         #[arg(value_name = "AFTER.json")]
         after: PathBuf,
         /// Output format.
-        #[arg(short = 'o', long, value_enum, default_value_t = super::Output::Text)]
-        output: super::Output,
+        #[arg(short = 'o', long, value_enum, default_value_t = CompareOutput::Text)]
+        output: CompareOutput,
         /// The kinds of regression that exit 1, comma-separated [default: verdict,
         /// new-finding, success, latency].
         #[arg(long, value_enum, value_delimiter = ',', value_name = "KINDS")]
@@ -51,6 +51,17 @@ pub enum ReportCommand {
         #[arg(long, default_value_t = 1.0, value_name = "MS")]
         latency_floor_ms: f64,
     },
+}
+
+/// What `report compare` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareOutput {
+    /// For people in a terminal.
+    Text,
+    /// For programs.
+    Json,
+    /// One self-contained page.
+    Html,
 }
 
 /// A kind of regression, as `--fail-on` names it.
@@ -187,10 +198,13 @@ pub fn run(command: ReportCommand) -> u8 {
             };
             let comparison = compare::compare(&before, &after, &thresholds);
             match output {
-                super::Output::Text => {
+                CompareOutput::Text => {
                     crate::out!("{}", compare::render_text(&comparison, &fail_on))
                 }
-                super::Output::Json => crate::outln!(
+                CompareOutput::Html => {
+                    crate::out!("{}", compare::render_html(&comparison, &fail_on))
+                }
+                CompareOutput::Json => crate::outln!(
                     "{}",
                     serde_json::to_string_pretty(&comparison).unwrap_or_default()
                 ),

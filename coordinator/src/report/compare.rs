@@ -57,6 +57,16 @@ pub enum Regression {
     Topology,
 }
 
+impl Regression {
+    /// Its name, as `--fail-on` and the JSON output give it (`new_finding`).
+    pub fn name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 /// The regressions `--fail-on` takes by default: all but [`Regression::Topology`].
 pub const DEFAULT_FAIL_ON: &[Regression] = &[
     Regression::Verdict,
@@ -181,6 +191,18 @@ impl Comparison {
     /// Whether a regression of a kind in `fail_on` was found: exit 1.
     pub fn fails(&self, fail_on: &[Regression]) -> bool {
         self.regressions.iter().any(|r| fail_on.contains(r))
+    }
+
+    /// The comparison in three words: `REGRESSION` (of a kind in `fail_on`), `no change`, or
+    /// `changed, no regression`.
+    pub fn headline(&self, fail_on: &[Regression]) -> &'static str {
+        if self.fails(fail_on) {
+            "REGRESSION"
+        } else if self.unchanged() {
+            "no change"
+        } else {
+            "changed, no regression"
+        }
     }
 
     /// Whether nothing changed beyond the thresholds.
@@ -435,7 +457,8 @@ fn finding_line(out: &mut String, sign: char, f: &FindingRef) {
     );
 }
 
-fn cell_line(out: &mut String, c: &CellChange) {
+/// What moved in a changed cell, one phrase per measure (`success 100.0% → 0.0% (…)`).
+pub(super) fn cell_changes(c: &CellChange) -> Vec<String> {
     let mut parts = Vec::new();
     for what in &c.changed {
         parts.push(match *what {
@@ -452,6 +475,11 @@ fn cell_line(out: &mut String, c: &CellChange) {
             _ => latency_change("p99", c.before.p99_us, c.after.p99_us),
         });
     }
+    parts
+}
+
+fn cell_line(out: &mut String, c: &CellChange) {
+    let parts = cell_changes(c);
     let _ = writeln!(
         out,
         "  {} {} {}: {}",
@@ -470,16 +498,15 @@ fn latency_change(name: &str, before: Option<u32>, after: Option<u32>) -> String
     format!("{name} {} → {}{factor}", latency(before), latency(after))
 }
 
+/// The comparison as one self-contained HTML page; `fail_on` decides the headline.
+pub fn render_html(c: &Comparison, fail_on: &[Regression]) -> String {
+    super::html::compare::render(c, fail_on)
+}
+
 /// The comparison for people; `fail_on` decides the headline.
 pub fn render_text(c: &Comparison, fail_on: &[Regression]) -> String {
     let mut out = String::new();
-    let headline = if c.fails(fail_on) {
-        "REGRESSION"
-    } else if c.unchanged() {
-        "no change"
-    } else {
-        "changed, no regression"
-    };
+    let headline = c.headline(fail_on);
     let _ = writeln!(
         out,
         "multinet report compare: {} ({}) → {} ({}) — {headline}",
@@ -493,10 +520,7 @@ pub fn render_text(c: &Comparison, fail_on: &[Regression]) -> String {
             .regressions
             .iter()
             .map(|r| {
-                let name = serde_json::to_value(r)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let name = r.name();
                 if fail_on.contains(r) {
                     name
                 } else {

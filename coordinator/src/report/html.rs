@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::stored::{StoredPath, StoredReport};
 
+pub mod compare;
 mod soak;
 use super::text::{kind_label, latency};
 use super::{ErrorReport, Verdict};
