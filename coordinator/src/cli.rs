@@ -89,11 +89,18 @@ pub enum Output {
     Json,
 }
 
-/// Whether a text report on standard output is coloured: when it is a terminal and
-/// `NO_COLOR` is not set to a non-empty value (no-color.org).
-pub fn colour_on_stdout() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// How a text report on standard output is styled: when it is a terminal, in colour unless
+/// `NO_COLOR` is set to a non-empty value (no-color.org), and its tables cut to the
+/// terminal's width; plain otherwise (piped, redirected).
+pub fn terminal_on_stdout() -> crate::report::Terminal {
+    let stdout = std::io::stdout();
+    if !std::io::IsTerminal::is_terminal(&stdout) {
+        return crate::report::Terminal::PLAIN;
+    }
+    crate::report::Terminal {
+        colour: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        width: terminal_size::terminal_size_of(&stdout).map(|(w, _)| usize::from(w.0)),
+    }
 }
 
 /// Parses the process arguments and runs the command.

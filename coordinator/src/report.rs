@@ -107,22 +107,41 @@ impl Format {
     }
 }
 
+/// Where a text report goes when it goes to a terminal: in colour or not, and the terminal's
+/// width (columns), which its wide tables are made to fit. [`Terminal::PLAIN`] (not a
+/// terminal: piped, a file) has neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Terminal {
+    /// ANSI colour: the verdict, findings' severity, matrix cells with failures.
+    pub colour: bool,
+    /// The terminal's width in columns; `None`: tables as wide as they are.
+    pub width: Option<usize>,
+}
+
+impl Terminal {
+    /// Plain text, tables as wide as they are.
+    pub const PLAIN: Terminal = Terminal {
+        colour: false,
+        width: None,
+    };
+}
+
 /// The report in `format`: JSON and YAML as written (with [`SCHEMA_VERSION`]); the others
 /// rendered from that JSON read back, as `multinet report show` renders a stored one.
 pub fn render(report: &RunReport, format: Format) -> String {
-    render_styled(report, format, false)
+    render_styled(report, format, Terminal::PLAIN)
 }
 
-/// [`render`], the text format in colour when `colour` (ANSI: the verdict, findings' severity,
-/// matrix cells with failures); the other formats never are.
-pub fn render_styled(report: &RunReport, format: Format, colour: bool) -> String {
+/// [`render`], the text format styled for `terminal` (colour, tables that fit its width); the
+/// other formats never are.
+pub fn render_styled(report: &RunReport, format: Format, terminal: Terminal) -> String {
     match format {
         Format::Json => {
             serde_json::to_string_pretty(&Versioned::new(report)).unwrap_or_default() + "\n"
         }
         Format::Yaml => serde_saphyr::to_string(&Versioned::new(report)).unwrap_or_default(),
         Format::Text | Format::Junit | Format::Html => match StoredReport::of(report) {
-            Ok(stored) if colour && format == Format::Text => text::render_with(&stored, true),
+            Ok(stored) if format == Format::Text => text::render_with(&stored, terminal),
             Ok(stored) => render_stored(&stored, format),
             // Never seen: `StoredReport` reads every report a run writes (tested).
             Err(e) => format!("multinet: the run's report does not read back from its JSON: {e}\n"),
@@ -144,15 +163,13 @@ pub fn render_stored(report: &StoredReport, format: Format) -> String {
 impl Stored {
     /// The report in `format`.
     pub fn render(&self, format: Format) -> String {
-        self.render_styled(format, false)
+        self.render_styled(format, Terminal::PLAIN)
     }
 
-    /// [`Stored::render`], text in colour when `colour` ([`render_styled`]).
-    pub fn render_styled(&self, format: Format, colour: bool) -> String {
+    /// [`Stored::render`], text styled for `terminal` ([`render_styled`]).
+    pub fn render_styled(&self, format: Format, terminal: Terminal) -> String {
         match self {
-            Stored::Run(report) if colour && format == Format::Text => {
-                text::render_with(report, true)
-            }
+            Stored::Run(report) if format == Format::Text => text::render_with(report, terminal),
             Stored::Run(report) => render_stored(report, format),
             Stored::Error(report) => report.render(format),
         }

@@ -63,9 +63,10 @@ pub struct RunRequest {
     pub format: Format,
     /// Where the report goes; standard output when `None`.
     pub report_to: Option<PathBuf>,
-    /// Text report in colour (the command line decides: standard output a terminal, no
-    /// `NO_COLOR`, no `--report` file).
-    pub colour: bool,
+    /// How a text report is styled (the command line decides: colour and the terminal's width
+    /// when standard output is a terminal and there is no `--report` file; colour not with
+    /// `NO_COLOR`).
+    pub terminal: crate::report::Terminal,
     /// No progress and no informational notices.
     pub quiet: bool,
     /// How long agents outlive a coordinator they cannot reach; `None`: [`AGENT_GRACE`], or
@@ -92,7 +93,7 @@ impl Default for RunRequest {
             nodes: config::DEFAULT_LOCAL_NODES,
             format: Format::Text,
             report_to: None,
-            colour: false,
+            terminal: crate::report::Terminal::PLAIN,
             quiet: false,
             agent_grace: None,
             lab: LabRequest::default(),

@@ -146,7 +146,7 @@ pub fn run(command: ReportCommand) -> u8 {
                 }
                 crate::out!(
                     "{}",
-                    stored.render_styled(output.into(), super::colour_on_stdout())
+                    stored.render_styled(output.into(), super::terminal_on_stdout())
                 );
                 exit::SUCCESS
             }

@@ -208,7 +208,11 @@ impl RunArgs {
                 .or_else(|| self.report.as_deref().and_then(Format::of_file))
                 .unwrap_or_default(),
             report_to: self.report.clone(),
-            colour: self.report.is_none() && super::colour_on_stdout(),
+            terminal: if self.report.is_none() {
+                super::terminal_on_stdout()
+            } else {
+                crate::report::Terminal::PLAIN
+            },
             quiet: self.quiet,
             agent_grace: self.agent_grace_seconds.map(Duration::from_secs),
             lab: LabRequest {

@@ -68,13 +68,14 @@ impl Paint {
 
 /// Renders the report for people.
 pub fn render(r: &StoredReport) -> String {
-    render_with(r, false)
+    render_with(r, super::Terminal::PLAIN)
 }
 
-/// [`render`], in colour when `colour` (for a terminal): the verdict, each finding's severity,
-/// and matrix cells where probes failed.
-pub fn render_with(r: &StoredReport, colour: bool) -> String {
-    let paint = Paint(colour);
+/// [`render`] for `terminal`: in colour when it says (the verdict, each finding's severity,
+/// and matrix cells where probes failed), the matrix cut into column groups that fit its
+/// width when it has one.
+pub fn render_with(r: &StoredReport, terminal: super::Terminal) -> String {
+    let paint = Paint(terminal.colour);
     let mut out = String::new();
     let verdict = match r.verdict {
         Verdict::Pass => "PASS",
@@ -184,7 +185,7 @@ pub fn render_with(r: &StoredReport, colour: bool) -> String {
 
     agent_outages(&mut out, r);
     coordinator_restarts(&mut out, r);
-    matrix(&mut out, r, paint);
+    matrix(&mut out, r, paint, terminal.width);
     super::drift::render(&mut out, r);
     out
 }
@@ -263,7 +264,7 @@ type Cell = (u64, u64, Option<u32>);
 /// One table per network: a row per node (the server's node marked), a column per probe
 /// kind, each cell `ok/sent` and the p99 latency, summed over the node's clients and host
 /// checker.
-fn matrix(out: &mut String, r: &StoredReport, paint: Paint) {
+fn matrix(out: &mut String, r: &StoredReport, paint: Paint, width: Option<usize>) {
     let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
     let mut kinds: Vec<ProbeKind> = Vec::new();
     for p in &r.paths {
@@ -302,36 +303,63 @@ fn matrix(out: &mut String, r: &StoredReport, paint: Paint) {
         "\nmatrix: ok/sent and p99 latency per node and probe kind (* the server's node; /ka kept-alive, +L large)"
     );
     let _ = writeln!(out, "nodes: {}", types.join(", "));
+    // The first column fits the longest node name; on a terminal, as many kind columns as
+    // its width holds go on a line, the rest in further groups under it.
+    let first = r
+        .nodes
+        .iter()
+        .map(|n| n.name.chars().count() + 3)
+        .chain(r.networks.iter().map(|n| n.key().len()))
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let text = |found: Option<&Cell>| match found {
+        Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
+        None => "-".into(),
+    };
+    // Every column as wide as the widest cell or kind label.
+    let column = cells
+        .values()
+        .map(|c| text(Some(c)).chars().count())
+        .chain(kinds.iter().map(|k| kind_label(k).len()))
+        .max()
+        .unwrap_or(0)
+        .max(MIN_KIND_COLUMN);
+    let per_line = width.map_or(kinds.len(), |w| {
+        (w.saturating_sub(first) / (column + 1)).max(1)
+    });
     for network in &r.networks {
-        let _ = write!(out, "{:<10}", network.key());
-        for k in &kinds {
-            let _ = write!(out, " {:>14}", kind_label(k));
-        }
-        let _ = writeln!(out);
-        for n in &r.nodes {
-            let _ = write!(
-                out,
-                "{:<10}",
-                format!("  {}{}", n.name, if n.server { "*" } else { "" })
-            );
-            for k in &kinds {
-                let found = cells.get(&(network.key().to_string(), n.name.clone(), kind_label(k)));
-                let cell = match found {
-                    Some((ok, sent, p99)) => format!("{ok}/{sent} {}", latency(*p99)),
-                    None => "-".into(),
-                };
-                // Padded first: the colour's escape codes take no columns.
-                let cell = format!("{cell:>14}");
-                let cell = match found {
-                    Some((ok, sent, _)) if ok < sent => paint.paint("31", &cell),
-                    _ => cell,
-                };
-                let _ = write!(out, " {cell}");
+        for group in kinds.chunks(per_line) {
+            let _ = write!(out, "{:<first$}", network.key());
+            for k in group {
+                let _ = write!(out, " {:>column$}", kind_label(k));
             }
             let _ = writeln!(out);
+            for n in &r.nodes {
+                let _ = write!(
+                    out,
+                    "{:<first$}",
+                    format!("  {}{}", n.name, if n.server { "*" } else { "" })
+                );
+                for k in group {
+                    let found =
+                        cells.get(&(network.key().to_string(), n.name.clone(), kind_label(k)));
+                    // Padded first: the colour's escape codes take no columns.
+                    let cell = format!("{:>column$}", text(found));
+                    let cell = match found {
+                        Some((ok, sent, _)) if ok < sent => paint.paint("31", &cell),
+                        _ => cell,
+                    };
+                    let _ = write!(out, " {cell}");
+                }
+                let _ = writeln!(out);
+            }
         }
     }
 }
+
+/// The least width of a probe kind's column in the matrix.
+const MIN_KIND_COLUMN: usize = 14;
 
 #[cfg(test)]
 mod tests {
@@ -358,7 +386,13 @@ mod tests {
             panic!("a run report");
         };
         let plain = render(&r);
-        let coloured = render_with(&r, true);
+        let coloured = render_with(
+            &r,
+            crate::report::Terminal {
+                colour: true,
+                width: None,
+            },
+        );
         assert!(!plain.contains('\x1b'));
         assert_eq!(
             strip_ansi(&coloured),
@@ -375,6 +409,53 @@ mod tests {
         assert_eq!(n2_rows.len(), 2);
         assert!(!n2_rows[0].contains('\x1b'), "{}", n2_rows[0]);
         assert_eq!(n2_rows[1].matches("\x1b[31m").count(), 8, "{}", n2_rows[1]);
+    }
+
+    /// On a terminal the matrix is cut into groups of probe-kind columns that fit its width:
+    /// every line fits, every cell is still there, and the node column fits long names.
+    #[test]
+    fn the_matrix_fits_the_terminals_width_and_keeps_every_cell() {
+        let Stored::Run(mut r) = parse(FAIL, std::path::Path::new("r.json")).expect("read") else {
+            panic!("a run report");
+        };
+        let matrix = |text: &str| -> Vec<String> {
+            text.lines()
+                .skip_while(|l| !l.starts_with("matrix:"))
+                .skip(2)
+                .take_while(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let cells = |lines: &[String]| lines.iter().map(|l| l.matches('/').count()).sum::<usize>();
+        let wide = matrix(&render(&r));
+        // 2 networks × (a header and 3 nodes); 8 kinds on one line.
+        assert_eq!(wide.len(), 8, "{wide:#?}");
+        for width in [80, 100, 60] {
+            let narrow = matrix(&render_with(
+                &r,
+                crate::report::Terminal {
+                    colour: false,
+                    width: Some(width),
+                },
+            ));
+            assert!(
+                narrow.iter().all(|l| l.chars().count() <= width),
+                "{width}: {narrow:#?}"
+            );
+            assert!(narrow.len() > wide.len(), "{width}: cut into groups");
+            assert_eq!(cells(&narrow), cells(&wide), "{width}: every cell");
+        }
+        // A Kubernetes node name longer than the column still lines the cells up.
+        let long = "storage-a.example.com";
+        r.nodes[1].name = long.into();
+        let lines = matrix(&render(&r));
+        let row = lines.iter().find(|l| l.contains(long)).expect("its row");
+        let header = &lines[0];
+        assert_eq!(
+            row.chars().count(),
+            header.chars().count(),
+            "{row}\n{header}"
+        );
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub(super) fn interim_reports(request: &RunRequest) -> Option<crate::supervisor:
 /// left behind.
 pub(super) fn finish(ended: Ended, request: &RunRequest) -> Result<RunOutcome> {
     report::write(
-        &report::render_styled(&ended.report, request.format, request.colour),
+        &report::render_styled(&ended.report, request.format, request.terminal),
         request.report_to.as_deref(),
     )?;
     Ok(RunOutcome {
