@@ -126,6 +126,7 @@ pub enum BackendState {
 
 /// The Kubernetes backend's part of a checkpoint: which of the run's objects exist.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KubeState {
     /// The agents' Secret and settings ConfigMap are created.
     pub shared_created: bool,
@@ -137,6 +138,10 @@ pub struct KubeState {
     pub refused_sets: BTreeMap<String, String>,
     /// Agents whose end was told already.
     pub told: BTreeSet<String>,
+    /// The coordinator pod's IP, which the agents dial: a container restarted in a pod whose
+    /// sandbox was made again (a new IP) cannot continue the run.
+    #[serde(default)]
+    pub pod_ip: Option<std::net::IpAddr>,
 }
 
 /// The supervisor's record of the run so far.

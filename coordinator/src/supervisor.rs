@@ -497,6 +497,10 @@ impl RunSupervisor {
         // Stop the agents and take their last batches.
         let since = Instant::now();
         self.metrics_stage(settings, "stop");
+        // From here on the run cannot be resumed: its agents are told to stop. A coordinator
+        // that dies now and a new one resuming from the checkpoint would find them gone and
+        // call every one lost; without a checkpoint it ends the run with its last report.
+        let _ = std::fs::remove_file(self.run_dir.join(crate::checkpoint::FILE));
         self.roster.do_send(StopAll);
         let all_gone = async {
             loop {

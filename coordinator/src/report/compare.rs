@@ -58,7 +58,8 @@ pub enum Regression {
 }
 
 impl Regression {
-    /// Its name, as `--fail-on` and the JSON output give it (`new_finding`).
+    /// Its name, as the JSON output gives it (`new_finding`; `--fail-on` spells it
+    /// `new-finding`).
     pub fn name(&self) -> String {
         serde_json::to_value(self)
             .ok()

@@ -163,7 +163,15 @@ fn in_cluster(
     let namespace = config.namespace.clone();
     let start = match &job_run {
         Some(id) if resumable => with_client(request, |client| async move {
-            restart::how(&client, &namespace, id, std::path::Path::new(RUN_ROOT)).await
+            let pod_ip = std::env::var("POD_IP").ok().and_then(|ip| ip.parse().ok());
+            restart::how(
+                &client,
+                &namespace,
+                id,
+                std::path::Path::new(RUN_ROOT),
+                pod_ip,
+            )
+            .await
         })?,
         _ => restart::Start::Fresh,
     };
@@ -203,6 +211,17 @@ fn in_cluster(
                 report: None,
             });
         }
+        restart::Start::Stored(kept) => {
+            let id = run.id.to_string();
+            let stored = store_final(request, &config, (&public, &cluster), &id, &kept)?;
+            say(Notice::Line(format!(
+                "multinet: the run's final report, made before the coordinator restarted, stored in {stored}"
+            )));
+            return Ok(RunOutcome {
+                exit_code: crate::exit::SUCCESS,
+                report: None,
+            });
+        }
     };
     let make = {
         let config = config.clone();
@@ -214,7 +233,7 @@ fn in_cluster(
                 .await
                 .map_err(|e| Error::failed("", e))?;
             let selections = selection_list(&public, &cluster);
-            let found = checked(
+            let checked = checked(
                 &client,
                 &config,
                 &selections,
@@ -222,7 +241,21 @@ fn in_cluster(
                 job_run.as_deref(),
                 say,
             )
-            .await?;
+            .await;
+            let found = match (checked, &kube_state) {
+                (Ok(found), _) => found,
+                // A resumed soak goes on with the nodes it planned, whatever the cluster's
+                // state now (a node under pressure or down is what a soak is there to see);
+                // only the NADs' details (for diagnosing sandbox failures) are missed.
+                (Err(e), Some(_)) => {
+                    tracing::warn!(
+                        "the preflight of the resumed run: {}; going on with the checkpoint's nodes",
+                        chain(&e)
+                    );
+                    Preflight::default()
+                }
+                (Err(e), None) => return Err(e),
+            };
             let pod_ip: std::net::IpAddr = std::env::var("POD_IP")
                 .ok()
                 .and_then(|ip| ip.parse().ok())
@@ -303,11 +336,11 @@ fn in_cluster(
             let error = chain(&e);
             let elapsed = started.elapsed().as_millis() as u64;
             let stored = with_client(request, |client| async move {
-                restart::store_error(&client, &run, &error, exit_code, elapsed).await
+                restart::ended_early(&client, &run, &error, exit_code, elapsed).await
             });
             return match stored {
-                Ok(_) => {
-                    say(Notice::Note(chain(&e)));
+                Ok(said) => {
+                    say(Notice::Note(said));
                     Ok(RunOutcome {
                         exit_code: crate::exit::SUCCESS,
                         report: None,
@@ -321,25 +354,16 @@ fn in_cluster(
     let Ended { report, left } = ended;
     let exit_code = report.verdict.exit_code().max(u8::from(left));
     // For the command outside the cluster, which prints it and removes the run.
-    let text = report::render(&report, request.format);
-    let format = request.format;
-    let stored = with_client(request, |client| {
-        let config = config.clone();
-        let (public, cluster) = (public.clone(), cluster.clone());
-        let image = kube.image.clone();
-        let id = id.clone();
-        async move {
-            let run = kube_run(
-                &id,
-                &config,
-                &image,
-                &public,
-                &cluster,
-                owner_of(&id, &client, &config.namespace).await?,
-            );
-            outside::store_report(&client, &run, format, &text, exit_code, false).await
-        }
-    })?;
+    let kept = restart::FinalReport {
+        exit_code,
+        text: report::render(&report, request.format),
+    };
+    // Kept in the emptyDir first: should this process die before the report is stored, its
+    // restart stores it.
+    if resumable && let Err(e) = kept.keep(std::path::Path::new(RUN_ROOT), id) {
+        tracing::warn!("keeping the final report until it is stored: {e}");
+    }
+    let stored = store_final(request, &config, (&public, &cluster), id, &kept)?;
     say(Notice::Line(format!("multinet: report stored in {stored}")));
     Ok(RunOutcome {
         // The run's exit code is stored with its report; a restartable Job's container
@@ -351,6 +375,53 @@ fn in_cluster(
         },
         report: Some(report),
     })
+}
+
+/// Stores the run's final report (`kept`) for the command outside, trying again for about
+/// half a minute when the API server does not take it (a restart of it, a network blip);
+/// forgets the copy kept in the emptyDir once stored.
+fn store_final(
+    request: &RunRequest,
+    config: &RunConfig,
+    (public, cluster): (&Option<NetworkSelection>, &Option<NetworkSelection>),
+    id: &str,
+    kept: &restart::FinalReport,
+) -> Result<String> {
+    let mut pause = std::time::Duration::from_secs(1);
+    for attempt in 1.. {
+        let stored = with_client(request, |client| async move {
+            let run = kube_run(
+                id,
+                config,
+                &request.kube.image,
+                public,
+                cluster,
+                owner_of(id, &client, &config.namespace).await?,
+            );
+            outside::store_report(
+                &client,
+                &run,
+                request.format,
+                &kept.text,
+                kept.exit_code,
+                false,
+            )
+            .await
+        });
+        match stored {
+            Ok(stored) => {
+                restart::FinalReport::forget(std::path::Path::new(RUN_ROOT), id);
+                return Ok(stored);
+            }
+            Err(e) if attempt < 5 => {
+                tracing::warn!("storing the report (attempt {attempt} of 5): {}", chain(&e));
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// A soak's interim reports, stored in the run's report ConfigMap (replacing the previous one,

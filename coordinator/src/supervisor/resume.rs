@@ -189,6 +189,38 @@ impl RunSupervisor {
             .soak(scheduler, settings, progress, probing_since)
             .await?;
         self.stage_ended("soak (resumed)", since, outcome);
+        self.await_reconnects(settings).await?;
         self.stop_and_report(scheduler, settings, progress).await
     }
+
+    /// Before the agents are told to stop: waits, at most [`RECONNECT_PATIENCE`], for every
+    /// agent that was connected before the restart, has not given up and whose end the
+    /// backend has not seen to be back, so that
+    /// it hands in what it kept (a restart late in a soak leaves the agents little time: each
+    /// notices its old connection dead only after the QUIC idle timeout).
+    async fn await_reconnects(&self, settings: &RunSettings) -> Result<()> {
+        let patience = Instant::now() + RECONNECT_PATIENCE;
+        loop {
+            let snap = self.roster.send(crate::roster::Snapshot).await?;
+            let away = snap
+                .agents
+                .iter()
+                .filter(|a| {
+                    a.ever_connected
+                        && !a.connected
+                        && a.failed.is_none()
+                        && !self.scheduler_fates.contains_key(&a.expected.pod)
+                })
+                .count();
+            if away == 0 || Instant::now() >= patience || settings.stop.is_cancelled() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
+
+/// How long a resumed run's end waits for its agents to reconnect: an agent's QUIC idle
+/// timeout (5 s, to notice the old connection dead), a handshake it may have begun before the
+/// new coordinator listened (abandoned after 5 s), and its back-off, with a margin.
+const RECONNECT_PATIENCE: Duration = Duration::from_secs(15);

@@ -370,6 +370,7 @@ impl Scheduler for KubeBackend {
                 host_sets: self.host_sets.clone(),
                 refused_sets: self.refused_sets.clone(),
                 told: self.told.clone(),
+                pod_ip: Some(self.coordinator.ip()),
             })
         })
     }

@@ -216,7 +216,8 @@ mod tests {
             serde_saphyr::from_str(job).expect("YAML")
         };
         let soak = job_of("publicNetwork: public-net\nsoakDuration: 6h\n");
-        assert_eq!(soak["spec"]["backoffLimit"], 3);
+        // Three restarts: Kubernetes fails the Job when the restarts reach backoffLimit.
+        assert_eq!(soak["spec"]["backoffLimit"], 4);
         assert_eq!(
             soak["spec"]["template"]["spec"]["restartPolicy"],
             "OnFailure"

@@ -375,7 +375,10 @@ impl KubeRun<'_> {
         Job {
             metadata: self.meta(self.names.coordinator(), "coordinator"),
             spec: Some(JobSpec {
-                backoff_limit: Some(restarts),
+                // Kubernetes fails a Job whose pods' restarts reach backoffLimit (the Job
+                // controller's pastBackoffLimitOnFailure: restartCount sum >= limit), so the
+                // limit is one more than the restarts that may resume.
+                backoff_limit: Some(if restarts > 0 { restarts + 1 } else { 0 }),
                 active_deadline_seconds: Some(job_deadline(self.config).as_secs() as i64),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
@@ -543,8 +546,7 @@ pub fn coordinator_restarts(config: &RunConfig) -> i32 {
 }
 
 /// How long the coordinator Job may run: every stage's deadline, the soak, and a margin for
-/// the cleanup (and, for a soak, its coordinator's restarts). The Job is ended by Kubernetes
-/// after it even if nobody is left to remove it.
+/// the cleanup. The Job is ended by Kubernetes after it even if nobody is left to remove it.
 pub fn job_deadline(config: &RunConfig) -> std::time::Duration {
     config.resource_timeout.as_std() * 5 + config.soak_duration.as_std()
 }

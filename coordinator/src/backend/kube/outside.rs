@@ -207,9 +207,18 @@ async fn follow_log(
         if ended {
             return Ok(());
         }
-        if pod_ended(pods, pod).await {
-            ended = true;
-            continue;
+        match pod_state(pods, pod).await {
+            PodState::Ended => {
+                ended = true;
+                continue;
+            }
+            // A coordinator being restarted (the kubelet's back-off: 10 s, 20 s, …) has no
+            // log to follow meanwhile; that is no reason to give up on it.
+            PodState::Restarting => fruitless = 0,
+            PodState::Running => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::CoordinatorDeadline(pod.to_string()));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -228,9 +237,41 @@ async fn follow_log(
 /// Whether the pod's container has ended for good (or the pod is gone). An API error is
 /// "not yet".
 async fn pod_ended(pods: &Api<Pod>, pod: &str) -> bool {
+    pod_state(pods, pod).await == PodState::Ended
+}
+
+/// Where the coordinator's container is, as its log follower needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodState {
+    /// Ended for good, or the pod is gone.
+    Ended,
+    /// Ended or waiting, and to be (re)started by the kubelet.
+    Restarting,
+    /// Running (or not known: an API error).
+    Running,
+}
+
+async fn pod_state(pods: &Api<Pod>, pod: &str) -> PodState {
     match pods.get_opt(pod).await {
-        Ok(found) => found.is_none_or(|p| has_ended(&p)),
-        Err(_) => false,
+        Ok(None) => PodState::Ended,
+        Ok(Some(p)) if has_ended(&p) => PodState::Ended,
+        Ok(Some(p)) => {
+            let waiting_or_dead = p
+                .status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+                .any(|c| {
+                    c.state
+                        .as_ref()
+                        .is_some_and(|s| s.waiting.is_some() || s.terminated.is_some())
+                });
+            if waiting_or_dead {
+                PodState::Restarting
+            } else {
+                PodState::Running
+            }
+        }
+        Err(_) => PodState::Running,
     }
 }
 

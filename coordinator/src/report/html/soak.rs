@@ -109,6 +109,8 @@ fn agent_absences(r: &StoredReport, node: &str) -> Vec<(u64, Option<u64>, String
 /// report that is not a soak's.
 pub(super) fn sections(r: &StoredReport) -> Option<(String, String)> {
     let (width_ms, buckets) = drift::node_buckets(r)?;
+    // A stored report read from a file may say anything: no drift chart without a width.
+    let width_ms = width_ms.max(1);
     Some((outages(r), drift_charts(r, width_ms, &buckets)))
 }
 
@@ -116,7 +118,7 @@ pub(super) fn sections(r: &StoredReport) -> Option<(String, String)> {
 fn outages(r: &StoredReport) -> String {
     let run_ms = r.duration_ms.max(1);
     let mut out = String::from(
-        "<p class=\"legend\">Per node and network over the whole soak: the share of probes that passed, the node's client paths' outage windows (merged where they overlap; the <code>outage</code> findings above apply the coordinator's merging rule and are the authoritative count), the time down, up→down flaps summed over its paths, and the time its agents were away (not measured: no outage). On the timeline, red is a window, grey an agent away; hover for times and the failure class.</p>\n",
+        "<p class=\"legend\">Per node and network over the whole soak: the share of probes that passed, the node's client paths' outage windows (merged where they overlap; the <code>outage</code> findings above apply the coordinator's merging rule and are the authoritative count), the time down, up→down flaps summed over its paths, and the time its agents were away, summed over them (not measured: no outage). On the timeline, red is a window, grey an agent away; hover for times and the failure class.</p>\n",
     );
     for network in networks(r) {
         let key = network.key();
@@ -149,10 +151,12 @@ fn outages(r: &StoredReport) -> String {
                 .iter()
                 .map(|(from, to, _)| to.unwrap_or(run_ms).saturating_sub(*from))
                 .sum();
+            // Truncated, not rounded: 99.996 % is no 100 %.
             let passed = if sent == 0 {
                 "no probes".to_string()
             } else {
-                format!("{:.2}%", ok as f64 * 100.0 / sent as f64)
+                let hundredths = u128::from(ok) * 10_000 / u128::from(sent);
+                format!("{}.{:02}%", hundredths / 100, hundredths % 100)
             };
             let _ = writeln!(
                 out,
@@ -267,7 +271,9 @@ fn axis(run_ms: u64, top: f64) -> String {
         .iter()
         .copied()
         .find(|s| run_ms / s <= 8)
-        .unwrap_or(86_400_000);
+        // Beyond half a day: about 8 ticks of whatever width (a report file may say any
+        // duration).
+        .unwrap_or_else(|| run_ms.div_ceil(8).max(1));
     let mut out = String::new();
     let mut at = 0;
     while at <= run_ms {
@@ -280,7 +286,10 @@ fn axis(run_ms: u64, top: f64) -> String {
             top + 16.0,
             span(at)
         );
-        at += step;
+        match at.checked_add(step) {
+            Some(next) => at = next,
+            None => break,
+        }
     }
     out
 }
@@ -319,8 +328,15 @@ fn drift_charts(r: &StoredReport, width_ms: u64, buckets: &NodeBuckets) -> Strin
             .max()
             .unwrap_or(1)
             .max(1);
-        let span_ms = width_ms * count as u64;
-        let x = |i: usize| x_of(width_ms * i as u64 + width_ms / 2, span_ms);
+        let span_ms = width_ms.saturating_mul(count as u64).max(1);
+        let x = |i: usize| {
+            x_of(
+                width_ms
+                    .saturating_mul(i as u64)
+                    .saturating_add(width_ms / 2),
+                span_ms,
+            )
+        };
         let y = |us: u32| 10.0 + (height - 40.0) * (1.0 - f64::from(us) / f64::from(top));
         let _ = write!(
             out,
@@ -356,7 +372,7 @@ fn drift_charts(r: &StoredReport, width_ms: u64, buckets: &NodeBuckets) -> Strin
                         x(j),
                         p99.map_or(height - 30.0, y),
                         esc(node),
-                        span(width_ms * j as u64),
+                        span(width_ms.saturating_mul(j as u64)),
                         probes - ok,
                         probes
                     );
@@ -448,6 +464,20 @@ mod tests {
         );
         // The block shows as failing buckets of n2 on the cluster network.
         assert!(drift.contains("<circle class=\"failing\" data-node=\"n2\""));
+    }
+
+    /// A report file may say anything: a zero or huge bucket width or duration draws
+    /// something, never panics.
+    #[test]
+    fn odd_widths_and_durations_do_not_break_the_charts() {
+        let mut r = fixture();
+        for (width, duration) in [(0, 0), (u64::MAX, u64::MAX), (1, u64::MAX / 3)] {
+            r.timelines.iter_mut().for_each(|t| t.bucket_ms = width);
+            r.duration_ms = duration;
+            let (outages, drift) = sections(&r).expect("a soak");
+            assert!(outages.contains("<svg class=\"timeline\""));
+            assert!(!drift.contains("NaN"), "{width} {duration}");
+        }
     }
 
     #[test]

@@ -38,6 +38,41 @@ pub(super) enum Start {
     },
     /// The run was started by an earlier process and cannot be continued: why.
     Lost(String),
+    /// An earlier process made the run's final report but died before it was stored: store
+    /// it.
+    Stored(FinalReport),
+}
+
+/// A run's final report as rendered for the command outside, kept in the pod's emptyDir
+/// until it is stored (a container that dies in between leaves it to its restart).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct FinalReport {
+    /// The run's exit code.
+    pub exit_code: u8,
+    /// The report, in the run's format.
+    pub text: String,
+}
+
+impl FinalReport {
+    /// Where it is kept: beside the run's directory (which the run's cleanup removes).
+    fn path(run_root: &Path, id: &str) -> PathBuf {
+        run_root.join(format!("multinet-{id}.final-report.json"))
+    }
+
+    /// Keeps it under `run_root` (atomically), until [`FinalReport::forget`].
+    ///
+    /// # Errors
+    ///
+    /// It cannot be written.
+    pub fn keep(&self, run_root: &Path, id: &str) -> std::io::Result<()> {
+        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
+        crate::report::write_atomically(&Self::path(run_root, id), &text)
+    }
+
+    /// Removes it once stored.
+    pub fn forget(run_root: &Path, id: &str) {
+        let _ = std::fs::remove_file(Self::path(run_root, id));
+    }
 }
 
 /// How the coordinator of run `id` starts, from what its run directory under `run_root` and
@@ -53,8 +88,9 @@ pub(super) async fn how(
     namespace: &str,
     id: &str,
     run_root: &Path,
+    pod_ip: Option<std::net::IpAddr>,
 ) -> kube_backend::Result<Start> {
-    if let Some(start) = from_run_dir(run_root, id) {
+    if let Some(start) = from_run_dir(run_root, id, pod_ip) {
         return Ok(start);
     }
     // The agents' settings ConfigMap is made with the first agent, the report with the first
@@ -76,23 +112,39 @@ pub(super) async fn how(
     Ok(Start::Fresh)
 }
 
-/// What the run's directory under `run_root` says: a checkpoint to resume, the directory
-/// without one (the run cannot be continued), or nothing (`None`).
-fn from_run_dir(run_root: &Path, id: &str) -> Option<Start> {
+/// What the run's files under `run_root` say: a final report not yet stored, a checkpoint to
+/// resume (taken by a coordinator at `pod_ip`, the address its agents dial), the run's
+/// directory without one (the run cannot be continued), or nothing (`None`).
+fn from_run_dir(run_root: &Path, id: &str, pod_ip: Option<std::net::IpAddr>) -> Option<Start> {
+    if let Some(kept) = std::fs::read(FinalReport::path(run_root, id))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<FinalReport>(&t).ok())
+    {
+        return Some(Start::Stored(kept));
+    }
     let run_dir = crate::supervisor::run_dir(run_root, id);
     let path = run_dir.join(checkpoint::FILE);
     if path.is_file() {
         return Some(match Checkpoint::read(&path) {
-            Ok(read) if matches!(read.backend, checkpoint::BackendState::Kube(_)) => {
-                Start::Resume {
+            Ok(read) => match &read.backend {
+                checkpoint::BackendState::Kube(state)
+                    if state.pod_ip.is_some() && state.pod_ip != pod_ip =>
+                {
+                    Start::Lost(format!(
+                        "the pod's address changed ({} in the checkpoint, {} now: its sandbox was made again) and the agents dial the old one",
+                        state.pod_ip.map_or("-".into(), |ip| ip.to_string()),
+                        pod_ip.map_or("unknown".into(), |ip| ip.to_string())
+                    ))
+                }
+                checkpoint::BackendState::Kube(_) => Start::Resume {
                     checkpoint: Box::new(read),
                     run_dir,
-                }
-            }
-            Ok(_) => Start::Lost(format!(
-                "{}: the checkpoint is not of a Kubernetes run",
-                path.display()
-            )),
+                },
+                _ => Start::Lost(format!(
+                    "{}: the checkpoint is not of a Kubernetes run",
+                    path.display()
+                )),
+            },
             Err(e) => Start::Lost(format!("its checkpoint cannot be read: {}", chain(&e))),
         });
     }
@@ -119,7 +171,7 @@ pub(super) struct Run<'a> {
 }
 
 /// Ends a run that cannot be continued (`why`): its last interim report, when it stored one,
-/// stays its report; else an error report with exit code 69 says why.
+/// stays its report; else an error report says why, with exit code 69.
 ///
 /// # Errors
 ///
@@ -128,6 +180,24 @@ pub(super) async fn lost(
     client: &kube::Client,
     run: &Run<'_>,
     why: &str,
+) -> kube_backend::Result<String> {
+    ended_early(client, run, why, crate::exit::ERROR, 0).await
+}
+
+/// Ends a run that stopped before its final report (`why`, exit code `exit_code`,
+/// `duration_ms` into this process): its last interim report, when it stored one, stays its
+/// report (what it measured until then is worth more than the error); else an error report
+/// says why.
+///
+/// # Errors
+///
+/// The API server cannot be asked or refuses the report.
+pub(super) async fn ended_early(
+    client: &kube::Client,
+    run: &Run<'_>,
+    why: &str,
+    exit_code: u8,
+    duration_ms: u64,
 ) -> kube_backend::Result<String> {
     let names = RunNames::new(run.id);
     let ns = &run.config.namespace;
@@ -148,7 +218,7 @@ pub(super) async fn lost(
         ));
     }
     let error = format!("run {} cannot be continued: {why}", run.id);
-    store_error(client, run, &error, crate::exit::ERROR, 0).await?;
+    store_error(client, run, &error, exit_code, duration_ms).await?;
     Ok(error)
 }
 
@@ -190,6 +260,10 @@ pub(super) async fn store_error(
 mod tests {
     use super::*;
 
+    /// The coordinator pod's address in the tests' checkpoints.
+    const IP: Option<std::net::IpAddr> =
+        Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 244, 1, 7)));
+
     /// A run root removed also when the test fails.
     struct Root(PathBuf);
 
@@ -222,15 +296,18 @@ mod tests {
 
     #[test]
     fn nothing_of_the_run_is_a_first_start_as_far_as_the_directory_says() {
+        assert!(
+            from_run_dir(std::path::Path::new("/nonexistent-multinet"), "0a1b2c", IP).is_none()
+        );
         let root = root("fresh");
-        assert!(from_run_dir(&root.0, "0a1b2c").is_none());
+        assert!(from_run_dir(&root.0, "0a1b2c", None).is_none());
     }
 
     #[test]
     fn a_run_directory_without_a_checkpoint_cannot_be_continued() {
         let root = root("nockpt");
         std::fs::create_dir(crate::supervisor::run_dir(&root.0, "0a1b2c")).expect("run dir");
-        match from_run_dir(&root.0, "0a1b2c") {
+        match from_run_dir(&root.0, "0a1b2c", None) {
             Some(Start::Lost(why)) => assert!(
                 why.ends_with(
                     "holds no checkpoint (the coordinator died before it wrote its first)"
@@ -253,9 +330,10 @@ mod tests {
             "host_sets": ["converged"],
             "refused_sets": {},
             "told": [],
+            "pod_ip": "10.244.1.7",
         });
         std::fs::write(dir.join(checkpoint::FILE), checkpoint_with(state)).expect("written");
-        match from_run_dir(&root.0, "3205903ff9") {
+        match from_run_dir(&root.0, "3205903ff9", IP) {
             Some(Start::Resume {
                 checkpoint,
                 run_dir,
@@ -272,6 +350,47 @@ mod tests {
         }
     }
 
+    /// A final report kept but not stored (the process died in between) is stored by the
+    /// restart, whatever else is there; once stored it is forgotten.
+    #[test]
+    fn a_final_report_kept_but_not_stored_comes_first() {
+        let root = root("final");
+        std::fs::create_dir(crate::supervisor::run_dir(&root.0, "0a1b2c")).expect("run dir");
+        let kept = FinalReport {
+            exit_code: 1,
+            text: "{\"verdict\": \"fail\"}".into(),
+        };
+        kept.keep(&root.0, "0a1b2c").expect("kept");
+        match from_run_dir(&root.0, "0a1b2c", IP) {
+            Some(Start::Stored(found)) => assert_eq!(found, kept),
+            other => panic!("{other:?}"),
+        }
+        FinalReport::forget(&root.0, "0a1b2c");
+        assert!(matches!(
+            from_run_dir(&root.0, "0a1b2c", IP),
+            Some(Start::Lost(_))
+        ));
+    }
+
+    #[test]
+    fn a_checkpoint_taken_at_another_pod_address_cannot_be_continued() {
+        let root = root("newip");
+        let dir = crate::supervisor::run_dir(&root.0, "3205903ff9");
+        std::fs::create_dir(&dir).expect("run dir");
+        let state = serde_json::json!({"backend": "kube", "pod_ip": "10.244.1.7"});
+        std::fs::write(dir.join(checkpoint::FILE), checkpoint_with(state)).expect("written");
+        let now = Some("10.244.2.9".parse().expect("ip"));
+        match from_run_dir(&root.0, "3205903ff9", now) {
+            Some(Start::Lost(why)) => assert!(
+                why.starts_with(
+                    "the pod's address changed (10.244.1.7 in the checkpoint, 10.244.2.9 now"
+                ),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn another_backends_or_an_unreadable_checkpoint_cannot_be_continued_and_says_why() {
         let root = root("other");
@@ -279,12 +398,12 @@ mod tests {
         std::fs::create_dir(&dir).expect("run dir");
         let lab = checkpoint_with(serde_json::json!({"backend": "local", "agents": []}));
         std::fs::write(dir.join(checkpoint::FILE), lab).expect("written");
-        match from_run_dir(&root.0, "3205903ff9") {
+        match from_run_dir(&root.0, "3205903ff9", IP) {
             Some(Start::Lost(why)) => assert!(why.ends_with("not of a Kubernetes run"), "{why}"),
             other => panic!("{other:?}"),
         }
         std::fs::write(dir.join(checkpoint::FILE), b"{\"version\": 1").expect("written");
-        match from_run_dir(&root.0, "3205903ff9") {
+        match from_run_dir(&root.0, "3205903ff9", IP) {
             Some(Start::Lost(why)) => assert!(
                 why.starts_with("its checkpoint cannot be read")
                     && why.contains("not a multinet checkpoint"),
