@@ -169,6 +169,16 @@ const SOAK: &[&str] = &[
     "4s",
 ];
 
+/// `multinet run` of a [`SOAK`] on `cluster`, its output piped for the test to read.
+fn start_soak(cluster: &LabCluster) -> std::process::Child {
+    cluster
+        .run_command(&with_networks(SOAK))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("multinet runs")
+}
+
 /// A soak on the kube backend rewrites the run's stored report every `reportInterval`, marked
 /// in progress, for the command outside to show should the coordinator Job die; the final
 /// report replaces it.
@@ -176,12 +186,7 @@ const SOAK: &[&str] = &[
 #[ignore = "needs root, the CNI plugins and a local control plane: see README"]
 fn a_kube_soak_stores_its_interim_report_while_it_runs_and_the_final_one_at_its_end() {
     let cluster = LabCluster::start(BIN, "ksoak", &["q1", "q2"], "nodes: [q1, q2]", &[]);
-    let child = cluster
-        .run_command(&with_networks(SOAK))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("multinet runs");
+    let child = start_soak(&cluster);
     // While it soaks: the report ConfigMap holds an interim report, marked in progress.
     let interim = interim_report(&cluster);
     let out = child.wait_with_output().expect("multinet ends");
@@ -270,12 +275,7 @@ fn signal_coordinator(id: &str, signal: &str) {
 #[ignore = "needs root, the CNI plugins and a local control plane: see README"]
 fn a_kube_soak_whose_coordinator_dies_is_restarted_by_its_job_and_loses_nothing() {
     let cluster = LabCluster::start(BIN, "kres", &["r1", "r2"], "nodes: [r1, r2]", &[]);
-    let child = cluster
-        .run_command(&with_networks(SOAK))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("multinet runs");
+    let child = start_soak(&cluster);
     let interim = interim_report(&cluster);
     let id = interim["run_id"].as_str().expect("run id").to_string();
     let (_, checkpointed) = coordinator_checkpoint(&cluster, &id, 4_000);
@@ -332,12 +332,7 @@ fn a_kube_soak_whose_coordinator_dies_is_restarted_by_its_job_and_loses_nothing(
 fn a_kube_soak_whose_coordinator_dies_without_its_checkpoint_shows_its_last_interim_report_and_exits_69()
  {
     let cluster = LabCluster::start(BIN, "kdies", &["d1", "d2"], "nodes: [d1, d2]", &[]);
-    let child = cluster
-        .run_command(&with_networks(SOAK))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("multinet runs");
+    let child = start_soak(&cluster);
     let interim = interim_report(&cluster);
     let id = interim["run_id"].as_str().expect("run id").to_string();
     let (checkpoint, _) = coordinator_checkpoint(&cluster, &id, 0);

@@ -282,6 +282,16 @@ mod tests {
         Root(dir)
     }
 
+    /// The directory of run `id` under `root`, made, holding `checkpoint` when given.
+    fn run_dir_with(root: &Root, id: &str, checkpoint: Option<&[u8]>) -> PathBuf {
+        let dir = crate::supervisor::run_dir(&root.0, id);
+        std::fs::create_dir(&dir).expect("run dir");
+        if let Some(text) = checkpoint {
+            std::fs::write(dir.join(checkpoint::FILE), text).expect("written");
+        }
+        dir
+    }
+
     /// The committed checkpoint seed (a lab run's), with its backend part as given.
     fn checkpoint_with(backend: serde_json::Value) -> Vec<u8> {
         let seed = concat!(
@@ -306,7 +316,7 @@ mod tests {
     #[test]
     fn a_run_directory_without_a_checkpoint_cannot_be_continued() {
         let root = root("nockpt");
-        std::fs::create_dir(crate::supervisor::run_dir(&root.0, "0a1b2c")).expect("run dir");
+        run_dir_with(&root, "0a1b2c", None);
         match from_run_dir(&root.0, "0a1b2c", None) {
             Some(Start::Lost(why)) => assert!(
                 why.ends_with(
@@ -321,8 +331,6 @@ mod tests {
     #[test]
     fn a_kubernetes_checkpoint_is_resumed_with_the_objects_it_names() {
         let root = root("kube");
-        let dir = crate::supervisor::run_dir(&root.0, "3205903ff9");
-        std::fs::create_dir(&dir).expect("run dir");
         let state = serde_json::json!({
             "backend": "kube",
             "shared_created": true,
@@ -332,7 +340,7 @@ mod tests {
             "told": [],
             "pod_ip": "10.244.1.7",
         });
-        std::fs::write(dir.join(checkpoint::FILE), checkpoint_with(state)).expect("written");
+        let dir = run_dir_with(&root, "3205903ff9", Some(&checkpoint_with(state)));
         match from_run_dir(&root.0, "3205903ff9", IP) {
             Some(Start::Resume {
                 checkpoint,
@@ -355,7 +363,7 @@ mod tests {
     #[test]
     fn a_final_report_kept_but_not_stored_comes_first() {
         let root = root("final");
-        std::fs::create_dir(crate::supervisor::run_dir(&root.0, "0a1b2c")).expect("run dir");
+        run_dir_with(&root, "0a1b2c", None);
         let kept = FinalReport {
             exit_code: 1,
             text: "{\"verdict\": \"fail\"}".into(),
@@ -375,10 +383,8 @@ mod tests {
     #[test]
     fn a_checkpoint_taken_at_another_pod_address_cannot_be_continued() {
         let root = root("newip");
-        let dir = crate::supervisor::run_dir(&root.0, "3205903ff9");
-        std::fs::create_dir(&dir).expect("run dir");
         let state = serde_json::json!({"backend": "kube", "pod_ip": "10.244.1.7"});
-        std::fs::write(dir.join(checkpoint::FILE), checkpoint_with(state)).expect("written");
+        run_dir_with(&root, "3205903ff9", Some(&checkpoint_with(state)));
         let now = Some("10.244.2.9".parse().expect("ip"));
         match from_run_dir(&root.0, "3205903ff9", now) {
             Some(Start::Lost(why)) => assert!(
@@ -394,10 +400,8 @@ mod tests {
     #[test]
     fn another_backends_or_an_unreadable_checkpoint_cannot_be_continued_and_says_why() {
         let root = root("other");
-        let dir = crate::supervisor::run_dir(&root.0, "3205903ff9");
-        std::fs::create_dir(&dir).expect("run dir");
         let lab = checkpoint_with(serde_json::json!({"backend": "local", "agents": []}));
-        std::fs::write(dir.join(checkpoint::FILE), lab).expect("written");
+        let dir = run_dir_with(&root, "3205903ff9", Some(&lab));
         match from_run_dir(&root.0, "3205903ff9", IP) {
             Some(Start::Lost(why)) => assert!(why.ends_with("not of a Kubernetes run"), "{why}"),
             other => panic!("{other:?}"),
