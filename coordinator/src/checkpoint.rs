@@ -138,10 +138,15 @@ pub struct KubeState {
     pub refused_sets: BTreeMap<String, String>,
     /// Agents whose end was told already.
     pub told: BTreeSet<String>,
-    /// The coordinator pod's IP, which the agents dial: a container restarted in a pod whose
-    /// sandbox was made again (a new IP) cannot continue the run.
+    /// The coordinator pod's IP: without a [`KubeState::control_service`], the agents dial it,
+    /// and a container restarted in a pod whose sandbox was made again (a new IP) cannot
+    /// continue the run.
     #[serde(default)]
     pub pod_ip: Option<std::net::IpAddr>,
+    /// The run's Service the agents dial instead of the pod's IP (a soak's coordinator Job):
+    /// a pod that replaces the coordinator's, at another IP, can continue the run.
+    #[serde(default)]
+    pub control_service: Option<std::net::SocketAddr>,
 }
 
 /// The supervisor's record of the run so far.
@@ -227,6 +232,20 @@ impl Checkpoint {
             path,
             source,
         })
+    }
+
+    /// The checkpoint as JSON without the coordinator's key, gzipped: what a backend stores
+    /// outside the run's directory ([`crate::scheduler::Scheduler::store_checkpoint`]), where
+    /// the key has no place (the Kubernetes backend keeps it in a Secret of its own).
+    pub fn gzip_without_key(mut self) -> Vec<u8> {
+        use std::io::Write as _;
+        self.pki.key.clear();
+        let mut encoder =
+            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Serializing these types into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut encoder, &self);
+        let _ = encoder.flush();
+        encoder.finish().unwrap_or_default()
     }
 
     /// Reads the checkpoint at `path`.

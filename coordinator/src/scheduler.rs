@@ -151,6 +151,25 @@ pub trait Scheduler {
         None
     }
 
+    /// Whether a soak's checkpoint is also stored outside the run's directory
+    /// ([`Scheduler::store_checkpoint`]): the Kubernetes backend keeps it in the API, for a
+    /// pod that replaces the coordinator's.
+    fn stores_checkpoint(&self) -> bool {
+        false
+    }
+
+    /// Stores a soak's checkpoint outside the run's directory: `gzipped` is the checkpoint's
+    /// JSON without the coordinator's key, gzipped, written `written_ms` into the run. What
+    /// it holds is acknowledged to the agents as durable only once this returns `Ok`.
+    async fn store_checkpoint(
+        &mut self,
+        gzipped: Vec<u8>,
+        written_ms: u64,
+    ) -> Result<(), Self::Error> {
+        let _ = (gzipped, written_ms);
+        Ok(())
+    }
+
     /// Stops everything the run started and removes what it created. Idempotent.
     async fn cleanup(&mut self) -> Result<(), Self::Error>;
 }

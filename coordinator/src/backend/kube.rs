@@ -7,6 +7,7 @@
 //! * [`objects`] — every object a run creates, built from the configuration and what the
 //!   cluster said (pure: the same code renders `--dry-run -o yaml` and the real run).
 //! * [`backend`] — the Scheduler of a run inside the cluster: creates objects, watches pods.
+//! * [`checkpoint_store`] — a soak's checkpoint in ConfigMaps, for a replaced coordinator pod.
 //! * [`client`] — connecting: kubeconfig and context, or in-cluster.
 //! * [`cleanup`] — removing a run (foreground, never forced) and finding leftovers.
 //! * [`diagnose`] — pod status and events turned into the run's facts.
@@ -20,6 +21,7 @@ pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/multinet/multinet:", env!("CARG
 
 pub mod api_error;
 pub mod backend;
+pub mod checkpoint_store;
 pub mod cleanup;
 pub mod client;
 pub mod diagnose;

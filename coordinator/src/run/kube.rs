@@ -170,6 +170,7 @@ fn in_cluster(
                 id,
                 std::path::Path::new(RUN_ROOT),
                 pod_ip,
+                std::path::Path::new(kube_backend::objects::paths::COORDINATOR_TLS_DIR),
             )
             .await
         })?,
@@ -180,11 +181,11 @@ fn in_cluster(
         restart::Start::Resume {
             checkpoint,
             run_dir,
+            from,
         } => {
             say(Notice::Info(format!(
-                "run {}: the coordinator restarted; resuming from {} (written {:.1} s into the run)",
+                "run {}: the coordinator restarted; resuming from {from} (written {:.1} s into the run)",
                 checkpoint.run_id,
-                run_dir.join(crate::checkpoint::FILE).display(),
                 checkpoint.written_ms as f64 / 1000.0
             )));
             let state = match &checkpoint.backend {

@@ -22,9 +22,12 @@ use crate::scheduler::Scheduler;
 
 impl RunSupervisor {
     /// Writes the run's checkpoint into its directory, when the backend can resume a run.
+    ///
+    /// A backend that stores it elsewhere too ([`Scheduler::stores_checkpoint`]) gets it
+    /// without the coordinator's key, gzipped; what it holds is durable only once stored there.
     pub(super) async fn write_checkpoint<S: Scheduler>(
         &self,
-        scheduler: &S,
+        scheduler: &mut S,
         settings: &RunSettings,
     ) -> Result<()> {
         let Some(backend) = scheduler.checkpoint() else {
@@ -70,9 +73,12 @@ impl RunSupervisor {
         // Off the runtime's threads: at thousands of agents the matrix is tens of MB of JSON
         // (BENCHMARKS.md, bench soak), and the control plane must go on meanwhile.
         let run_dir = self.run_dir.clone();
-        tokio::task::spawn_blocking(move || {
+        let elsewhere = scheduler.stores_checkpoint();
+        let written_ms = checkpoint.written_ms;
+        let gzipped = tokio::task::spawn_blocking(move || {
             checkpoint.matrix = matrix.to_state();
-            checkpoint.write(&run_dir)
+            checkpoint.write(&run_dir)?;
+            Ok::<_, crate::checkpoint::Error>(elsewhere.then(|| checkpoint.gzip_without_key()))
         })
         .await
         .map_err(|e| {
@@ -82,6 +88,12 @@ impl RunSupervisor {
                 source: std::io::Error::other(e.to_string()),
             })
         })??;
+        if let Some(gzipped) = gzipped {
+            scheduler
+                .store_checkpoint(gzipped, written_ms)
+                .await
+                .map_err(super::backend)?;
+        }
         // Written: what it holds need not be kept by the agents any more.
         self.roster.do_send(Durable(held));
         Ok(())

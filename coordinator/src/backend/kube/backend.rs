@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -57,8 +57,15 @@ pub struct KubeBackend {
     cluster: Option<NetworkSelection>,
     owner: Owner,
     owner_role: OwnerRole,
-    /// Where agents reach the control plane: this pod's IP.
+    /// This pod's control plane: its IP.
     coordinator: SocketAddr,
+    /// Where a soak's agents reach the control plane: the run's Service
+    /// ([`super::objects::KubeRun::control_service`]), which a replacement pod keeps; `None`:
+    /// the pod's IP.
+    control_service: Option<SocketAddr>,
+    /// The generation of the soak's checkpoint last stored in the API (`None`: not known yet;
+    /// a resumed coordinator asks the API).
+    checkpoint_generation: Option<u64>,
     nodes: Vec<NodePlan>,
     /// The selected NADs, for diagnosing sandbox failures.
     selected_nads: Vec<diagnose::SelectedNad>,
@@ -154,6 +161,8 @@ impl KubeBackend {
             owner: spec.owner,
             owner_role: spec.owner_role,
             coordinator: SocketAddr::new(spec.pod_ip, CONTROL_PORT),
+            control_service: None,
+            checkpoint_generation: None,
             selected_nads,
             nodes: spec.nodes,
             shared_created: false,
@@ -177,6 +186,7 @@ impl KubeBackend {
         backend.host_sets = state.host_sets;
         backend.refused_sets = state.refused_sets;
         backend.told = state.told;
+        backend.control_service = state.control_service;
         backend
     }
 
@@ -242,6 +252,23 @@ impl KubeBackend {
         if self.shared_created {
             return Ok(());
         }
+        if self.resumable {
+            self.control_service = Some(self.control_service_address().await?);
+            let pki = serde_json::to_string(&env.pki.state())
+                .map_err(Error::encode("the coordinator's TLS identity"))?;
+            Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
+                .create(
+                    &PostParams::default(),
+                    &self.objects().coordinator_tls_secret(&pki),
+                )
+                .await
+                .said()
+                .map_err(Error::call(format!(
+                    "creating Secret {}/{}",
+                    self.namespace,
+                    self.names.coordinator_tls()
+                )))?;
+        }
         let (ca, cert, key) = env.pki.shared_agent_pem()?;
         let secret = self.objects().tls_secret(Some(&AgentTls { ca, cert, key }));
         Api::<Secret>::namespaced(self.client.clone(), &self.namespace)
@@ -251,7 +278,7 @@ impl KubeBackend {
         let settings = super::dry_run::pod_run_settings(
             &self.names.run,
             &self.config,
-            Some(self.coordinator),
+            Some(self.control_service.unwrap_or(self.coordinator)),
             env.grace_ms,
         );
         let cm = self.objects().agents_config_map(
@@ -264,6 +291,31 @@ impl KubeBackend {
             .said()?;
         self.shared_created = true;
         Ok(())
+    }
+
+    /// The address of the run's Service in front of the control plane (made with the Job
+    /// by the command outside the cluster): its ClusterIP, [`CONTROL_PORT`].
+    async fn control_service_address(&self) -> Result<SocketAddr> {
+        let name = self.names.control();
+        let service = Api::<Service>::namespaced(self.client.clone(), &self.namespace)
+            .get(&name)
+            .await
+            .said()
+            .map_err(Error::call(format!(
+                "reading Service {}/{name} (the address a soak's agents dial)",
+                self.namespace
+            )))?;
+        service
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, CONTROL_PORT))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "Service {}/{name} has no cluster IP: the agents of a soak dial it",
+                    self.namespace
+                ))
+            })
     }
 
     fn node_type(&self, node: &str) -> Result<String> {
@@ -371,8 +423,33 @@ impl Scheduler for KubeBackend {
                 refused_sets: self.refused_sets.clone(),
                 told: self.told.clone(),
                 pod_ip: Some(self.coordinator.ip()),
+                control_service: self.control_service,
             })
         })
+    }
+
+    fn stores_checkpoint(&self) -> bool {
+        self.resumable
+    }
+
+    async fn store_checkpoint(&mut self, gzipped: Vec<u8>, written_ms: u64) -> Result<()> {
+        let last = match self.checkpoint_generation {
+            Some(g) => g,
+            None => {
+                super::checkpoint_store::generation(&self.client, &self.namespace, &self.names)
+                    .await?
+            }
+        };
+        let index = super::checkpoint_store::store(
+            &self.client,
+            &self.objects(),
+            last + 1,
+            written_ms,
+            &gzipped,
+        )
+        .await?;
+        self.checkpoint_generation = Some(index.generation);
+        Ok(())
     }
 
     async fn nodes(&mut self, _config: &RunConfig) -> Result<Vec<NodePlan>> {

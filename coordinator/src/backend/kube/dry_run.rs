@@ -109,6 +109,16 @@ pub fn render(
         "only when multinet runs outside the cluster: the coordinator, in the cluster",
         &run.coordinator_job(run_args),
     )?;
+    if super::objects::coordinator_restarts(config) > 0 {
+        doc(
+            "a soak: the address its agents dial, kept by a pod that replaces the coordinator's",
+            &run.control_service(),
+        )?;
+        doc(
+            "a soak: the coordinator's TLS identity, for a pod that replaces its own; its checkpoint is stored in ConfigMaps multinet-<run>-checkpoint and -checkpoint-{a,b}<n> as the soak goes",
+            &run.coordinator_tls_secret("made when the run starts"),
+        )?;
+    }
     doc("", &run.tls_secret(None))?;
     doc(
         "",
@@ -222,7 +232,35 @@ mod tests {
             soak["spec"]["template"]["spec"]["restartPolicy"],
             "OnFailure"
         );
+        // A replacement pod only once the replaced one has ended, with the coordinator's TLS
+        // identity mounted (optional: the coordinator makes it once the run starts).
+        assert_eq!(soak["spec"]["podReplacementPolicy"], "Failed");
+        let volumes = soak["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .expect("volumes");
+        let tls = volumes
+            .iter()
+            .find(|v| v["name"] == "coordinator-tls")
+            .expect("the coordinator's TLS identity");
+        assert_eq!(tls["secret"]["optional"], true);
+        let yaml = render_default(&config("publicNetwork: public-net\nsoakDuration: 6h\n"));
+        let service = yaml
+            .split("\n---\n")
+            .find(|doc| doc.contains("kind: Service"))
+            .expect("a Service");
+        let service: serde_json::Value = serde_saphyr::from_str(service).expect("YAML");
+        assert_eq!(service["spec"]["ports"][0]["protocol"], "UDP");
+        assert_eq!(service["spec"]["ports"][0]["port"], 7443);
+        assert_eq!(
+            service["spec"]["selector"]["app.kubernetes.io/component"],
+            "coordinator"
+        );
         let once = job_of("publicNetwork: public-net\n");
+        assert!(once["spec"]["podReplacementPolicy"].is_null());
+        assert!(
+            !render_default(&config("publicNetwork: public-net\n")).contains("kind: Service"),
+            "only a soak has the Service"
+        );
         assert_eq!(once["spec"]["backoffLimit"], 0);
         assert_eq!(once["spec"]["template"]["spec"]["restartPolicy"], "Never");
     }

@@ -22,6 +22,15 @@ pub enum Error {
         #[source]
         source: KubeError,
     },
+    /// A soak's checkpoint in the API cannot be read back whole
+    /// ([`super::checkpoint_store`]).
+    #[error("{object}: {why}")]
+    Checkpoint {
+        /// The object at fault (`ConfigMap <namespace>/<name>`).
+        object: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Removing a run failed or did not finish in time.
     #[error(transparent)]
     Cleanup(#[from] CleanupError),

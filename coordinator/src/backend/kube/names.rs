@@ -16,7 +16,7 @@ pub const PART_OF_VALUE: &str = "multinet";
 /// The run label.
 pub const RUN: &str = "multinet.io/run";
 /// `app.kubernetes.io/component`: owner, coordinator, report, tls, agents, server, client,
-/// host-check.
+/// host-check; for a soak's coordinator: control (its Service), coordinator-tls, checkpoint.
 pub const COMPONENT: &str = "app.kubernetes.io/component";
 /// The node type a pod belongs to.
 pub const NODE_TYPE: &str = "multinet.io/node-type";
@@ -70,6 +70,24 @@ impl RunNames {
     /// The coordinator Job (when `multinet run` starts outside the cluster).
     pub fn coordinator(&self) -> String {
         self.name("coordinator")
+    }
+    /// A soak's Service in front of the coordinator's control plane (UDP): the address the
+    /// agents dial, which a replacement of the coordinator's pod keeps.
+    pub fn control(&self) -> String {
+        self.name("control")
+    }
+    /// A soak's Secret with the coordinator's TLS identity, for a replacement of its pod.
+    pub fn coordinator_tls(&self) -> String {
+        self.name("coordinator-tls")
+    }
+    /// A soak's checkpoint index ConfigMap: which parts hold the current checkpoint.
+    pub fn checkpoint(&self) -> String {
+        self.name("checkpoint")
+    }
+    /// Part `index` of the checkpoint in `slot` (0 or 1: generations alternate between them,
+    /// so the current one is never overwritten while the next is written).
+    pub fn checkpoint_part(&self, slot: u8, index: usize) -> String {
+        self.name(&format!("checkpoint-{}{index}", if slot == 0 { 'a' } else { 'b' }))
     }
     /// The server pod.
     pub fn server(&self) -> String {

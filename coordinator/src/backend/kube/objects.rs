@@ -24,8 +24,10 @@ use k8s_openapi::api::core::v1::{
     DownwardAPIVolumeFile, DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     Pod, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
-    Secret, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
+    Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use multinet_proto::config::{NodeType, RunConfig};
@@ -42,6 +44,12 @@ pub mod paths {
     pub const TLS_DIR: &str = "/etc/multinet/tls";
     /// The pod's annotations (downward API), file `network-status`.
     pub const POD_DIR: &str = "/etc/multinet/pod";
+    /// A soak's coordinator: its own TLS identity (Secret, optional: it exists once the run
+    /// has started), file [`COORDINATOR_TLS_FILE`], read by a replacement of its pod.
+    pub const COORDINATOR_TLS_DIR: &str = "/etc/multinet/coordinator-tls";
+    /// The file in [`COORDINATOR_TLS_DIR`]: the run PKI's state as JSON
+    /// ([`crate::pki::PkiState`]).
+    pub const COORDINATOR_TLS_FILE: &str = "pki.json";
 }
 
 /// The Multus selection annotation.
@@ -59,6 +67,40 @@ pub const CONTROL_PORT: u16 = 7443;
 pub const COORDINATOR_SERVICE_ACCOUNT: &str = "multinet";
 /// The non-root user and group the image runs as.
 pub const RUN_AS: i64 = 65532;
+
+/// The largest part of a soak's checkpoint in one ConfigMap: the API server refuses a
+/// ConfigMap whose data exceed 1 MiB (`validation.ValidateConfigMap`, `MaxSecretSize`); the
+/// rest of the limit is left to the object's metadata.
+pub const CHECKPOINT_PART_BYTES: usize = 768 * 1024;
+
+/// What a soak's checkpoint index says ([`KubeRun::checkpoint_index`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointIndex {
+    /// Counts the checkpoints stored in the run, from 1.
+    pub generation: u64,
+    /// The slot its parts are in: `generation % 2`.
+    pub slot: u8,
+    /// How many parts.
+    pub parts: usize,
+    /// Its gzipped size, bytes.
+    pub bytes: usize,
+    /// When it was written, ms since the run started.
+    pub written_ms: u64,
+}
+
+impl CheckpointIndex {
+    /// Reads an index ConfigMap's data; `None` when a field is missing or not a number.
+    pub fn from_data(data: &BTreeMap<String, String>) -> Option<Self> {
+        let get = |k: &str| data.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+        Some(Self {
+            generation: get("generation")?,
+            slot: u8::try_from(get("slot")?).ok().filter(|s| *s < 2)?,
+            parts: usize::try_from(get("parts")?).ok()?,
+            bytes: usize::try_from(get("bytes")?).ok()?,
+            written_ms: get("written-ms")?,
+        })
+    }
+}
 
 /// What the objects of a run are made from.
 #[derive(Debug, Clone)]
@@ -292,6 +334,81 @@ impl KubeRun<'_> {
         }
     }
 
+    /// A soak's Service in front of the coordinator's control plane: ClusterIP, UDP
+    /// [`CONTROL_PORT`], selecting the coordinator Job's pod. The agents dial its address, so
+    /// a pod that replaces the coordinator's (evicted, its node lost) is found at the same
+    /// address; kube-proxy drops the UDP flows to an endpoint that is gone (its conntrack
+    /// cleanup for UDP Services), so the agents' next packets reach the new pod.
+    pub fn control_service(&self) -> Service {
+        Service {
+            metadata: self.meta(self.names.control(), "control"),
+            spec: Some(ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                selector: Some(self.names.labels("coordinator")),
+                ports: Some(vec![ServicePort {
+                    name: Some("control".into()),
+                    protocol: Some("UDP".into()),
+                    port: i32::from(CONTROL_PORT),
+                    target_port: Some(IntOrString::Int(i32::from(CONTROL_PORT))),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
+    }
+
+    /// A soak's Secret with the coordinator's TLS identity (`pki_json`, a
+    /// [`crate::pki::PkiState`]), mounted (optional) into the coordinator Job's pod: a
+    /// replacement pod serves the agents with it. The key stays out of the checkpoint's
+    /// ConfigMaps.
+    pub fn coordinator_tls_secret(&self, pki_json: &str) -> Secret {
+        Secret {
+            metadata: self.meta(self.names.coordinator_tls(), "coordinator-tls"),
+            type_: Some("Opaque".into()),
+            data: Some(BTreeMap::from([(
+                paths::COORDINATOR_TLS_FILE.to_string(),
+                ByteString(pki_json.as_bytes().to_vec()),
+            )])),
+            immutable: Some(true),
+            ..Secret::default()
+        }
+    }
+
+    /// Part `index` of a soak's checkpoint, generation `generation`, in `slot`: gzipped
+    /// checkpoint bytes (at most [`CHECKPOINT_PART_BYTES`]).
+    pub fn checkpoint_part(&self, slot: u8, index: usize, generation: u64, part: &[u8]) -> ConfigMap {
+        ConfigMap {
+            metadata: self.meta(self.names.checkpoint_part(slot, index), "checkpoint"),
+            data: Some(BTreeMap::from([(
+                "generation".to_string(),
+                generation.to_string(),
+            )])),
+            binary_data: Some(BTreeMap::from([(
+                "part".to_string(),
+                ByteString(part.to_vec()),
+            )])),
+            ..ConfigMap::default()
+        }
+    }
+
+    /// The index of a soak's checkpoint: its `generation`, the `slot` whose first `parts`
+    /// parts hold it (`bytes` gzipped), and when it was written (`written_ms` into the run).
+    /// Replaced only once every part is written, so it always names a whole checkpoint.
+    pub fn checkpoint_index(&self, index: &CheckpointIndex) -> ConfigMap {
+        ConfigMap {
+            metadata: self.meta(self.names.checkpoint(), "checkpoint"),
+            data: Some(BTreeMap::from([
+                ("generation".to_string(), index.generation.to_string()),
+                ("slot".to_string(), index.slot.to_string()),
+                ("parts".to_string(), index.parts.to_string()),
+                ("bytes".to_string(), index.bytes.to_string()),
+                ("written-ms".to_string(), index.written_ms.to_string()),
+            ])),
+            ..ConfigMap::default()
+        }
+    }
+
     /// The coordinator Job `multinet run` starts when it runs outside the cluster: the same
     /// run, its configuration read from the owner ConfigMap, served from inside; `extra` are
     /// further `multinet run` arguments.
@@ -300,8 +417,14 @@ impl KubeRun<'_> {
     /// [`COORDINATOR_RESTARTS`] times, which Kubernetes counts against `backoffLimit`): the
     /// kubelet restarts the container in the same pod, so the agents find the control plane
     /// at the same address and the new process finds the checkpoint in the same emptyDir
-    /// (`/tmp`) and continues the run. Any other run's Job is never restarted (`Never`,
-    /// `backoffLimit: 0`): a coordinator without a checkpoint cannot take a run over.
+    /// (`/tmp`) and continues the run. A pod that is replaced (evicted, force-deleted, its
+    /// node lost) is replaced by the Job controller once it has ended (`podReplacementPolicy:
+    /// Failed`, also counted against `backoffLimit`): the new pod reads the checkpoint from
+    /// the API ([`KubeRun::checkpoint_index`]) and the coordinator's TLS identity from its
+    /// Secret (mounted optional at [`paths::COORDINATOR_TLS_DIR`]), and the agents reach it
+    /// through the run's Service ([`KubeRun::control_service`]). Any other run's Job is never
+    /// restarted (`Never`, `backoffLimit: 0`): a coordinator without a checkpoint cannot take
+    /// a run over.
     pub fn coordinator_job(&self, extra: Vec<String>) -> Job {
         let restarts = coordinator_restarts(self.config);
         let mut args: Vec<String> = [
@@ -319,6 +442,39 @@ impl KubeRun<'_> {
         .map(String::from)
         .collect();
         args.extend(extra);
+        let mut mounts = vec![
+            mount("tmp", "/tmp", false),
+            mount("config", "/etc/multinet/config", true),
+        ];
+        let mut volumes = vec![
+            Volume {
+                name: "tmp".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+            Volume {
+                name: "config".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: self.names.owner(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ];
+        if restarts > 0 {
+            // Made by the coordinator when the run starts: a replacement pod has it.
+            mounts.push(mount("coordinator-tls", paths::COORDINATOR_TLS_DIR, true));
+            volumes.push(Volume {
+                name: "coordinator-tls".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(self.names.coordinator_tls()),
+                    optional: Some(true),
+                    default_mode: Some(0o400),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
         let spec = PodSpec {
             containers: vec![Container {
                 name: "coordinator".into(),
@@ -346,27 +502,10 @@ impl KubeRun<'_> {
                         ..ContainerPort::default()
                     }]
                 }),
-                volume_mounts: Some(vec![
-                    mount("tmp", "/tmp", false),
-                    mount("config", "/etc/multinet/config", true),
-                ]),
+                volume_mounts: Some(mounts),
                 ..Container::default()
             }],
-            volumes: Some(vec![
-                Volume {
-                    name: "tmp".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Volume::default()
-                },
-                Volume {
-                    name: "config".into(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: self.names.owner(),
-                        ..ConfigMapVolumeSource::default()
-                    }),
-                    ..Volume::default()
-                },
-            ]),
+            volumes: Some(volumes),
             restart_policy: Some(if restarts > 0 { "OnFailure" } else { "Never" }.into()),
             security_context: Some(pod_security()),
             service_account_name: Some(COORDINATOR_SERVICE_ACCOUNT.into()),
@@ -380,6 +519,10 @@ impl KubeRun<'_> {
                 // limit is one more than the restarts that may resume.
                 backoff_limit: Some(if restarts > 0 { restarts + 1 } else { 0 }),
                 active_deadline_seconds: Some(job_deadline(self.config).as_secs() as i64),
+                // A replacement pod only once the one it replaces has ended: two coordinators
+                // of one run never serve at once (the Job controller's default replaces a pod
+                // as soon as it is terminating).
+                pod_replacement_policy: (restarts > 0).then(|| "Failed".to_string()),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(self.names.labels("coordinator")),

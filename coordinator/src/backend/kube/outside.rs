@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{LogParams, PostParams};
 use kube::{Api, Client};
@@ -23,7 +23,7 @@ pub use start::{JobBounds, STATUS_EVERY};
 
 use super::api_error::{ApiResultExt, said};
 use super::names::Owner;
-use super::objects::KubeRun;
+use super::objects::{KubeRun, coordinator_restarts};
 use super::{Error, Result};
 use crate::report::Format;
 
@@ -99,6 +99,17 @@ pub async fn run_job(
     let started = tokio::time::Instant::now();
     let ns = &run.namespace;
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    if coordinator_restarts(run.config) > 0 {
+        let service = run.control_service();
+        Api::<Service>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &service)
+            .await
+            .said()
+            .map_err(Error::call(format!(
+                "creating Service {ns}/{}",
+                run.names.control()
+            )))?;
+    }
     let job = run.coordinator_job(extra_args);
     jobs.create(&PostParams::default(), &job)
         .await
@@ -115,21 +126,45 @@ pub async fn run_job(
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let job_name = run.names.coordinator();
-    let pod = tokio::select! {
-        r = start::started_pod(&pods, &events, run, bounds, log) => r?,
-        r = start::job_failed(&events, &job_name) => return Err(r),
-    };
-    follow_log(&pods, &pod, log, started + bounds.total).await?;
     let report = Api::<ConfigMap>::namespaced(client.clone(), ns);
-    // The log ends when the container does; the report was stored before that.
-    let stored = report
-        .get_opt(&run.names.report())
-        .await
-        .said()?
-        .ok_or_else(|| Error::ReportNotStored {
-            namespace: ns.clone(),
-            name: run.names.report(),
-        })?;
+    // A soak's coordinator pod may be replaced (evicted, its node lost): the Job's next pod
+    // continues the run, and its log is followed in turn.
+    let restarts = usize::try_from(coordinator_restarts(run.config)).unwrap_or(0);
+    let mut followed: Vec<String> = Vec::new();
+    let stored = loop {
+        let pod = tokio::select! {
+            r = start::started_pod(&pods, &events, run, bounds, &followed, log) => r?,
+            r = start::job_failed(&events, &job_name) => return Err(r),
+        };
+        if let Some(last) = followed.last() {
+            log(&format!(
+                "multinet: pod {pod} replaces the coordinator's pod {last} and continues the run; its log follows"
+            ));
+        }
+        follow_log(&pods, &pod, log, started + bounds.total).await?;
+        followed.push(pod);
+        // The log ends when the container does; the report was stored before that.
+        let stored = report.get_opt(&run.names.report()).await.said()?;
+        let last_is_final = stored
+            .as_ref()
+            .and_then(|cm| cm.data.as_ref())
+            .is_none_or(|d| d.get(IN_PROGRESS_KEY).is_none_or(|v| v != "true"));
+        if (stored.is_some() && last_is_final)
+            || followed.len() > restarts
+            || !job_active(&jobs, &job_name).await
+            || tokio::time::Instant::now() >= started + bounds.total
+        {
+            break stored;
+        }
+        log(&format!(
+            "multinet: the coordinator's pod {} ended before the run's report; waiting for the Job to replace it",
+            followed.last().map_or("", String::as_str)
+        ));
+    };
+    let stored = stored.ok_or_else(|| Error::ReportNotStored {
+        namespace: ns.clone(),
+        name: run.names.report(),
+    })?;
     let data = stored.data.unwrap_or_default();
     let exit_code = data
         .get("exit-code")
@@ -146,6 +181,18 @@ pub async fn run_job(
             .collect(),
         data,
     })
+}
+
+/// Whether Job `name` may still run a pod: it has not completed or failed (an API error is
+/// "no": the run is not waited on for a pod that may never come).
+async fn job_active(jobs: &Api<Job>, name: &str) -> bool {
+    let Ok(Some(job)) = jobs.get_opt(name).await else {
+        return false;
+    };
+    !job.status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
 }
 
 /// Streams the pod's log to `log` until its container has ended (or `deadline`). A stream

@@ -5,14 +5,17 @@
 //! the checkpoint the dead one wrote ([`crate::checkpoint`]) and continues the run from it.
 //!
 //! What the new process finds decides how it starts ([`Start`]): nothing of the run (a first
-//! start), a checkpoint (resume), or traces of the run without a checkpoint — it died before
-//! its first one, or the pod was replaced and its emptyDir went with it. Then the run cannot be
-//! continued: the last interim report stays as the run's report (the command outside shows it
-//! and exits 69), or, when there is none, an error report says why.
+//! start), a checkpoint (resume) — in the emptyDir, or, when the pod was replaced and its
+//! emptyDir went with it, in the API ([`replaced`]) — or traces of the run without a
+//! checkpoint: it died before its first one. Then the run cannot be continued: the last
+//! interim report stays as the run's report (the command outside shows it and exits 69), or,
+//! when there is none, an error report says why.
 
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::ConfigMap;
+
+mod replaced;
 
 use super::{kube_run, owner_of};
 use crate::backend::kube::api_error::ApiResultExt;
@@ -33,8 +36,10 @@ pub(super) enum Start {
     Resume {
         /// The checkpoint.
         checkpoint: Box<Checkpoint>,
-        /// The run's directory, where it was found.
+        /// The run's directory (where it was found, or made for a replacement pod).
         run_dir: PathBuf,
+        /// Where it was read from, as the log says it.
+        from: String,
     },
     /// The run was started by an earlier process and cannot be continued: why.
     Lost(String),
@@ -76,9 +81,10 @@ impl FinalReport {
 }
 
 /// How the coordinator of run `id` starts, from what its run directory under `run_root` and
-/// the cluster hold: a checkpoint there is resumed; the directory without one, or the run's
-/// agents' settings or report already in the cluster (an earlier pod started the run),
-/// means the run cannot be continued.
+/// the cluster hold: a checkpoint there is resumed, else one stored in the API (the pod was
+/// replaced; the coordinator's TLS identity is read from `tls_dir`); the directory without
+/// one, or the run's agents' settings or report already in the cluster (an earlier pod started
+/// the run and died before its first checkpoint), means the run cannot be continued.
 ///
 /// # Errors
 ///
@@ -89,8 +95,12 @@ pub(super) async fn how(
     id: &str,
     run_root: &Path,
     pod_ip: Option<std::net::IpAddr>,
+    tls_dir: &Path,
 ) -> kube_backend::Result<Start> {
     if let Some(start) = from_run_dir(run_root, id, pod_ip) {
+        return Ok(start);
+    }
+    if let Some(start) = replaced::from_api(client, namespace, id, run_root, tls_dir).await? {
         return Ok(start);
     }
     // The agents' settings ConfigMap is made with the first agent, the report with the first
@@ -105,7 +115,7 @@ pub(super) async fn how(
             .map_err(kube_backend::Error::call(format!("{namespace}/{name}")))?;
         if found.is_some() {
             return Ok(Start::Lost(
-                "an earlier coordinator pod started the run and its checkpoint went with it (the pod was replaced, not restarted)".into(),
+                "an earlier coordinator pod started the run and was replaced before it stored its first checkpoint".into(),
             ));
         }
     }
@@ -128,7 +138,9 @@ fn from_run_dir(run_root: &Path, id: &str, pod_ip: Option<std::net::IpAddr>) -> 
         return Some(match Checkpoint::read(&path) {
             Ok(read) => match &read.backend {
                 checkpoint::BackendState::Kube(state)
-                    if state.pod_ip.is_some() && state.pod_ip != pod_ip =>
+                    if state.control_service.is_none()
+                        && state.pod_ip.is_some()
+                        && state.pod_ip != pod_ip =>
                 {
                     Start::Lost(format!(
                         "the pod's address changed ({} in the checkpoint, {} now: its sandbox was made again) and the agents dial the old one",
@@ -138,6 +150,7 @@ fn from_run_dir(run_root: &Path, id: &str, pod_ip: Option<std::net::IpAddr>) -> 
                 }
                 checkpoint::BackendState::Kube(_) => Start::Resume {
                     checkpoint: Box::new(read),
+                    from: path.display().to_string(),
                     run_dir,
                 },
                 _ => Start::Lost(format!(
@@ -345,8 +358,10 @@ mod tests {
             Some(Start::Resume {
                 checkpoint,
                 run_dir,
+                from,
             }) => {
                 assert_eq!(run_dir, dir);
+                assert_eq!(from, dir.join(checkpoint::FILE).display().to_string());
                 let checkpoint::BackendState::Kube(state) = checkpoint.backend else {
                     panic!("{:?}", checkpoint.backend)
                 };
@@ -393,6 +408,32 @@ mod tests {
                 ),
                 "{why}"
             ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// With the run's Service in front of the coordinator, the agents do not dial the pod's
+    /// address: a new one does not stop the run.
+    #[test]
+    fn a_checkpoint_taken_at_another_pod_address_is_resumed_when_the_agents_dial_the_service() {
+        let root = root("service");
+        let state = serde_json::json!({
+            "backend": "kube", "shared_created": true, "created_pods": [], "host_sets": [],
+            "refused_sets": {}, "told": [], "pod_ip": "10.244.1.7",
+            "control_service": "198.19.255.40:7443",
+        });
+        run_dir_with(&root, "3205903ff9", Some(&checkpoint_with(state)));
+        let now = Some("10.244.2.9".parse().expect("ip"));
+        match from_run_dir(&root.0, "3205903ff9", now) {
+            Some(Start::Resume { checkpoint, .. }) => {
+                let checkpoint::BackendState::Kube(state) = checkpoint.backend else {
+                    panic!("{:?}", checkpoint.backend)
+                };
+                assert_eq!(
+                    state.control_service,
+                    Some("198.19.255.40:7443".parse().expect("addr"))
+                );
+            }
             other => panic!("{other:?}"),
         }
     }

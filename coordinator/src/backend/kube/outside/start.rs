@@ -46,13 +46,15 @@ impl JobBounds {
     }
 }
 
-/// Waits until the Job's pod runs (or already ended); its name. Says what it waits on
-/// through `log`.
+/// Waits until a pod of the Job other than those in `skip` (pods already followed, which a
+/// replacement follows) runs (or already ended); its name. Says what it waits on through
+/// `log`.
 pub(super) async fn started_pod(
     pods: &Api<Pod>,
     events: &Api<Event>,
     run: &KubeRun<'_>,
     bounds: JobBounds,
+    skip: &[String],
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String> {
     let selector = format!("{},{COMPONENT}=coordinator", run.names.selector());
@@ -75,6 +77,9 @@ pub(super) async fn started_pod(
                 let Some(pod) = next.map_err(said_watch)? else {
                     return Err(Error::WatchEnded);
                 };
+                if pod.metadata.name.as_ref().is_some_and(|n| skip.contains(n)) {
+                    continue;
+                }
                 if let Some(name) = cannot_start(&pod, &run.image)? {
                     return Ok(name);
                 }

@@ -88,6 +88,10 @@ pub const PERMISSIONS: &[Permission] = &[
         Who::Both,
     ),
     perm("", "secrets", "", "create", Scope::Run, Who::Coordinator),
+    // A soak's Service in front of the coordinator: made with the Job, read by the
+    // coordinator for the address its agents dial.
+    perm("", "services", "", "create", Scope::Run, Who::Cli),
+    perm("", "services", "", "get", Scope::Run, Who::Coordinator),
     perm("", "serviceaccounts", "", "get", Scope::Run, Who::Both),
     perm("", "pods", "", "create", Scope::Run, Who::Coordinator),
     perm("", "pods", "", "delete", Scope::Run, Who::Coordinator),
