@@ -240,8 +240,7 @@ impl Checkpoint {
     pub fn gzip_without_key(mut self) -> Vec<u8> {
         use std::io::Write as _;
         self.pki.key.clear();
-        let mut encoder =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         // Serializing these types into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut encoder, &self);
         let _ = encoder.flush();

@@ -60,7 +60,10 @@ pub async fn store(
             .delete(&name, &DeleteParams::default())
             .await
             .said()
-            .map_err(Error::call(format!("deleting ConfigMap {}/{name}", run.namespace)));
+            .map_err(Error::call(format!(
+                "deleting ConfigMap {}/{name}",
+                run.namespace
+            )));
         match deleted {
             Ok(_) => {}
             Err(Error::Call { source, .. }) if source.code() == Some(404) => break,
@@ -149,12 +152,12 @@ pub async fn load(
                     index.parts, index.generation
                 ),
             })?;
-        gzipped.extend(part_bytes(&part, index.generation).map_err(|why| {
-            Error::Checkpoint {
+        gzipped.extend(
+            part_bytes(&part, index.generation).map_err(|why| Error::Checkpoint {
                 object: object.clone(),
                 why,
-            }
-        })?);
+            })?,
+        );
     }
     let whole = format!("ConfigMap {namespace}/{}", names.checkpoint());
     if gzipped.len() != index.bytes {
@@ -247,7 +250,11 @@ mod tests {
             let raw = part_bytes(part, 7).expect("generation 7");
             assert!(raw.len() <= CHECKPOINT_PART_BYTES);
             // The API server's limit counts the data's bytes, not their base64.
-            assert!(raw.len() + 100 < 1024 * 1024, "{} bytes of JSON", json.len());
+            assert!(
+                raw.len() + 100 < 1024 * 1024,
+                "{} bytes of JSON",
+                json.len()
+            );
             whole.extend(raw);
         }
         assert_eq!(whole, bytes);
@@ -288,6 +295,9 @@ mod tests {
         let gz = encoder.finish().expect("finished");
         assert!(gz.len() < text.len() / 10);
         assert_eq!(gunzip(&gz).expect("gunzip"), text);
-        assert!(gunzip(&gz[..gz.len() - 4]).is_err(), "a cut stream is found");
+        assert!(
+            gunzip(&gz[..gz.len() - 4]).is_err(),
+            "a cut stream is found"
+        );
     }
 }

@@ -87,7 +87,10 @@ impl RunNames {
     /// Part `index` of the checkpoint in `slot` (0 or 1: generations alternate between them,
     /// so the current one is never overwritten while the next is written).
     pub fn checkpoint_part(&self, slot: u8, index: usize) -> String {
-        self.name(&format!("checkpoint-{}{index}", if slot == 0 { 'a' } else { 'b' }))
+        self.name(&format!(
+            "checkpoint-{}{index}",
+            if slot == 0 { 'a' } else { 'b' }
+        ))
     }
     /// The server pod.
     pub fn server(&self) -> String {

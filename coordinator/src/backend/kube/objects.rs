@@ -27,9 +27,9 @@ use k8s_openapi::api::core::v1::{
     Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Toleration,
     Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use multinet_proto::config::{NodeType, RunConfig};
 use multinet_proto::multus::selection::{NetworkSelection, render_annotation};
 use multinet_proto::network::CephNetwork;
@@ -377,7 +377,13 @@ impl KubeRun<'_> {
 
     /// Part `index` of a soak's checkpoint, generation `generation`, in `slot`: gzipped
     /// checkpoint bytes (at most [`CHECKPOINT_PART_BYTES`]).
-    pub fn checkpoint_part(&self, slot: u8, index: usize, generation: u64, part: &[u8]) -> ConfigMap {
+    pub fn checkpoint_part(
+        &self,
+        slot: u8,
+        index: usize,
+        generation: u64,
+        part: &[u8],
+    ) -> ConfigMap {
         ConfigMap {
             metadata: self.meta(self.names.checkpoint_part(slot, index), "checkpoint"),
             data: Some(BTreeMap::from([(

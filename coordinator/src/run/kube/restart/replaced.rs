@@ -73,7 +73,11 @@ fn resumable(
                 "{object}: the agents dial the old pod's address, not the run's Service"
             ));
         }
-        _ => return Err(format!("{object}: the checkpoint is not of a Kubernetes run")),
+        _ => {
+            return Err(format!(
+                "{object}: the checkpoint is not of a Kubernetes run"
+            ));
+        }
     }
     if checkpoint.run_id != id {
         return Err(format!(
@@ -98,8 +102,12 @@ fn identity(tls_dir: &Path, stored: &PkiState) -> Result<PkiState, String> {
             path.display()
         )
     })?;
-    let mounted: PkiState = serde_json::from_slice(&text)
-        .map_err(|e| format!("{}: not the coordinator's TLS identity: {e}", path.display()))?;
+    let mounted: PkiState = serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "{}: not the coordinator's TLS identity: {e}",
+            path.display()
+        )
+    })?;
     if mounted.ca != stored.ca || mounted.certificate != stored.certificate {
         return Err(format!(
             "{}: another run's TLS identity (its CA or certificate differs from the checkpoint's)",
@@ -199,8 +207,8 @@ mod tests {
         let why = resumable(&old, "ConfigMap ns/cp", &tls, &d.0, &id).expect_err("no service");
         assert!(why.contains("old pod's address"), "{why}");
         // Another run's checkpoint.
-        let why = resumable(&json, "ConfigMap ns/cp", &tls, &d.0, "ffffffffff")
-            .expect_err("other run");
+        let why =
+            resumable(&json, "ConfigMap ns/cp", &tls, &d.0, "ffffffffff").expect_err("other run");
         assert!(why.contains("not ffffffffff"), "{why}");
     }
 }
