@@ -207,6 +207,10 @@ pub enum Error {
     /// A signal ended the run; what it made was removed, or it was said what is left.
     #[error("{0}")]
     Interrupted(Signal),
+    /// A soak's coordinator got a signal while its pod was being replaced and left the run,
+    /// as it was, to the new pod ([`crate::supervisor::HandOver`]).
+    #[error("{0}: the run was left to the pod that replaces this one")]
+    HandedOver(Signal),
     /// The report could not be written (exit 69).
     #[error(transparent)]
     Write(#[from] crate::report::WriteError),
@@ -254,7 +258,7 @@ impl Classify for Error {
             Error::Refused { invalid: false, .. } | Error::Write(_) | Error::Failed { .. } => {
                 Class::Error
             }
-            Error::Interrupted(signal) => Class::Signal(*signal),
+            Error::Interrupted(signal) | Error::HandedOver(signal) => Class::Signal(*signal),
         }
     }
 }
@@ -294,7 +298,7 @@ mod tests {
 
     #[test]
     fn errors_end_with_rooks_exit_codes_and_a_run_that_cannot_start_with_its_own() {
-        let cases: [(Error, u8); 6] = [
+        let cases: [(Error, u8); 7] = [
             (
                 Error::invalid("--probe-interval", "must be at least 10ms"),
                 22,
@@ -315,6 +319,7 @@ mod tests {
                 69,
             ),
             (Error::Interrupted(Signal::Terminate), 143),
+            (Error::HandedOver(Signal::Terminate), 143),
             (Error::failed("building the lab", "ip: no such device"), 69),
         ];
         for (error, code) in cases {

@@ -114,6 +114,27 @@ pub struct RunSettings {
     /// Where a soak's interim reports go every `reportInterval` (`None`: the report is made
     /// at the end only).
     pub interim: Option<InterimReports>,
+    /// Asked on a soak's signal, before the soak is ended: a coordinator whose pod is being
+    /// replaced leaves the run to the new pod instead ([`HandOver`]).
+    pub hand_over: Option<HandOver>,
+}
+
+/// Asked when a soak's coordinator gets SIGTERM: `Some(why)` when the run goes on without
+/// this process — its Kubernetes Job's pod is being deleted (evicted, drained) while the run
+/// and its Job are not, and a checkpoint is stored for the pod that replaces it — so the
+/// process leaves at once instead of ending the soak; `None`: the signal ends the soak.
+#[derive(Clone)]
+pub struct HandOver(pub std::sync::Arc<AskHandOver>);
+
+/// What [`HandOver`] calls.
+pub type AskHandOver = dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
+    + Send
+    + Sync;
+
+impl std::fmt::Debug for HandOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandOver")
+    }
 }
 
 /// Takes a soak's interim report (`in_progress: true`) and writes it where the final report

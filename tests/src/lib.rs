@@ -10,6 +10,7 @@
 pub mod e2e;
 pub mod eventually;
 pub mod kube;
+pub mod kube_e2e;
 pub mod lab_cluster;
 pub mod metrics;
 pub mod mock;

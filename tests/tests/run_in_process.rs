@@ -38,6 +38,7 @@ fn settings() -> RunSettings {
         probing: Default::default(),
         metrics: None,
         interim: None,
+        hand_over: None,
     }
 }
 

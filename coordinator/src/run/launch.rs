@@ -205,6 +205,7 @@ pub(super) fn settings(config: RunConfig, request: &RunRequest) -> RunSettings {
         probing: std::sync::Arc::default(),
         metrics: None,
         interim: interim_reports(request),
+        hand_over: None,
     }
 }
 
@@ -431,6 +432,7 @@ async fn run_and_clean_up<S: Scheduler>(
     // the soak began, still ends the run at once.
     let soaking = settings.soak != crate::supervisor::Soak::Off;
     let (stop, probing) = (settings.stop.clone(), settings.probing.clone());
+    let hand_over = settings.hand_over.clone();
     if !resuming && backend.checkpoint().is_some() && soaking {
         let id = supervisor.run_id();
         say(Notice::Info(if backend.backend() == "kube" {
@@ -454,14 +456,31 @@ async fn run_and_clean_up<S: Scheduler>(
         signal = async {
             let first = shutdown_signal().await;
             if !soaking || !probing.load(std::sync::atomic::Ordering::SeqCst) {
-                return first;
+                return Ok(first);
+            }
+            if let Some(hand_over) = &hand_over
+                && let Some(why) = (hand_over.0)().await
+            {
+                return Err((first, why));
             }
             say(Notice::Note(format!("{first}: ending the soak; the report covers what was measured (a second signal stops at once)")));
             stop.cancel();
-            shutdown_signal().await
-        } => {
-            progress.note(&format!("{signal}: stopping the run and cleaning up"));
-            Ok(Err(signal))
+            Ok(shutdown_signal().await)
+        } => match signal {
+            Ok(signal) => {
+                progress.note(&format!("{signal}: stopping the run and cleaning up"));
+                Ok(Err(signal))
+            }
+            // As if killed: no end told to the agents, nothing removed. The pod that replaces
+            // this one resumes from the stored checkpoint, and the agents resend what it does
+            // not hold.
+            Err((signal, why)) => {
+                progress.finish();
+                say(Notice::Note(format!(
+                    "{signal}: {why}; leaving the run to the pod that replaces this one"
+                )));
+                return Err(Error::HandedOver(signal));
+            }
         }
     };
     progress.finish();

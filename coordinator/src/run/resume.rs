@@ -105,6 +105,7 @@ pub(super) fn run(run: &str, request: &RunRequest, say: Say<'_>) -> Result<RunOu
         probing: std::sync::Arc::default(),
         metrics: None,
         interim: interim_reports(request),
+        hand_over: None,
     };
     let metrics = metrics_listener(&settings.config)?;
     say(Notice::Info(format!(

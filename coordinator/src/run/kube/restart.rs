@@ -97,11 +97,18 @@ pub(super) async fn how(
     pod_ip: Option<std::net::IpAddr>,
     tls_dir: &Path,
 ) -> kube_backend::Result<Start> {
-    if let Some(start) = from_run_dir(run_root, id, pod_ip) {
-        return Ok(start);
-    }
+    // What the emptyDir holds comes first; when it holds nothing to resume from, the API's
+    // copy of the checkpoint may still continue the run.
+    let lost_here = match from_run_dir(run_root, id, pod_ip) {
+        Some(Start::Lost(why)) => Some(why),
+        Some(start) => return Ok(start),
+        None => None,
+    };
     if let Some(start) = replaced::from_api(client, namespace, id, run_root, tls_dir).await? {
         return Ok(start);
+    }
+    if let Some(why) = lost_here {
+        return Ok(Start::Lost(why));
     }
     // The agents' settings ConfigMap is made with the first agent, the report with the first
     // interim report: either there means an earlier coordinator pod started the run.
