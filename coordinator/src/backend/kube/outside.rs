@@ -246,6 +246,8 @@ async fn follow_log(
                     }
                 }
             }
+            // The last read of a pod that is gone (force-deleted) has nothing to show.
+            Err(_) if ended => {}
             Err(e) => log(&format!(
                 "multinet: cannot open the coordinator's log ({}); trying again",
                 said(e)
