@@ -67,6 +67,10 @@ pub struct SoakSample {
     /// The matrix as a soak's checkpoint holds it ([`crate::checkpoint`]): the time to
     /// serialize it and write it to a file (atomically, synced), ms, and its size, bytes.
     pub checkpoint: (f64, usize),
+    /// The same, gzipped as a kube soak stores it in ConfigMaps
+    /// ([`crate::backend::kube::checkpoint_store`]): the time to gzip it, ms, its size, bytes,
+    /// and the ConfigMaps it takes.
+    pub checkpoint_gzip: (f64, usize, usize),
 }
 
 /// What the bench measured.
@@ -237,8 +241,19 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             let began = Instant::now();
             let text = serde_json::to_string(&copy.to_state())?;
             crate::report::write_atomically(&checkpoint_file, &text)?;
-            (began.elapsed().as_secs_f64() * 1000.0, text.len())
+            (began.elapsed().as_secs_f64() * 1000.0, text.len(), text)
         };
+        let checkpoint_gzip = {
+            use std::io::Write as _;
+            let began = Instant::now();
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(checkpoint.2.as_bytes())?;
+            let gzipped = encoder.finish()?.len();
+            let parts = gzipped.div_ceil(crate::backend::kube::objects::CHECKPOINT_PART_BYTES);
+            (began.elapsed().as_secs_f64() * 1000.0, gzipped, parts)
+        };
+        let checkpoint = (checkpoint.0, checkpoint.1);
         drop((copy, paths, timelines));
         let scrape = metrics.as_ref().map(|m| {
             let began = Instant::now();
@@ -248,6 +263,7 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         let sample = SoakSample {
             scrape,
             checkpoint,
+            checkpoint_gzip,
             hour,
             recorded: matrix.send(Recorded).await?,
             rss_kib: super::rss_kib(),
@@ -257,7 +273,7 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             wall_s: started.elapsed().as_secs_f64(),
         };
         eprintln!(
-            "hour {:>3}: {:>12} results, RSS {:>6} MiB, report {:>7} KiB, {} buckets of {} s, checkpoint matrix {} KiB in {:.0} ms, {:.1} s{}",
+            "hour {:>3}: {:>12} results, RSS {:>6} MiB, report {:>7} KiB, {} buckets of {} s, checkpoint matrix {} KiB in {:.0} ms (gzipped {} KiB in {:.0} ms: {} ConfigMaps), {:.1} s{}",
             sample.hour,
             sample.recorded,
             sample.rss_kib / 1024,
@@ -266,6 +282,9 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             sample.bucket_ms / 1000,
             sample.checkpoint.1 / 1024,
             sample.checkpoint.0,
+            sample.checkpoint_gzip.1 / 1024,
+            sample.checkpoint_gzip.0,
+            sample.checkpoint_gzip.2,
             sample.wall_s,
             sample.scrape.map_or(String::new(), |(ms, bytes)| format!(
                 ", scrape {} KiB in {ms:.1} ms",
