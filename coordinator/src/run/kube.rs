@@ -18,6 +18,7 @@ use crate::backend::kube::{self as kube_backend, client, dry_run, outside};
 use crate::exit::chain;
 use crate::report::{self, Format};
 
+mod hand_over;
 mod restart;
 
 /// The arguments the coordinator Job gets beyond its run id, configuration and image: the
@@ -319,7 +320,7 @@ fn in_cluster(
     if let Some(id) = &job_run
         && resumable
     {
-        run_settings.hand_over = Some(hand_over(request, id, &config.namespace));
+        run_settings.hand_over = Some(hand_over::ask(request, id, &config.namespace));
     }
     if let Some(id) = &job_run {
         run_settings.interim = Some(interim_store(
@@ -469,61 +470,6 @@ fn interim_store(
             }
         });
         Ok(())
-    }))
-}
-
-/// A soak's coordinator Job that gets SIGTERM while its run goes on — the run's owner and
-/// Job are not being deleted (the command outside deletes the owner when the user stops the
-/// run), and a checkpoint is stored in the API — leaves the run to the pod that replaces its
-/// own (evicted, drained) or, should only the process have been signalled, to its restart.
-/// Asked within 5 s; an API that does not answer ends the soak as a signal does.
-fn hand_over(request: &RunRequest, id: &str, namespace: &str) -> crate::supervisor::HandOver {
-    let (kubeconfig, context) = (
-        request.kube.kubeconfig.clone(),
-        request.kube.context.clone(),
-    );
-    let (id, namespace) = (id.to_string(), namespace.to_string());
-    crate::supervisor::HandOver(std::sync::Arc::new(move || {
-        let (kubeconfig, context) = (kubeconfig.clone(), context.clone());
-        let (id, namespace) = (id.clone(), namespace.clone());
-        Box::pin(async move {
-            let asked = async {
-                let client = client::connect(kubeconfig.as_deref(), context.as_deref())
-                    .await
-                    .ok()?;
-                let names = RunNames::new(&id);
-                let alive = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-                    meta.deletion_timestamp.is_none()
-                };
-                let owner = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
-                    client.clone(),
-                    &namespace,
-                )
-                .get_opt(&names.owner())
-                .await
-                .ok()??;
-                let job = kube::Api::<k8s_openapi::api::batch::v1::Job>::namespaced(
-                    client.clone(),
-                    &namespace,
-                )
-                .get_opt(&names.coordinator())
-                .await
-                .ok()??;
-                let stored =
-                    kube_backend::checkpoint_store::generation(&client, &namespace, &names)
-                        .await
-                        .ok()?;
-                (alive(&owner.metadata) && alive(&job.metadata) && stored > 0).then(|| {
-                    format!(
-                        "run {id} and its Job go on (this pod is being replaced: evicted, drained) and its checkpoint is stored"
-                    )
-                })
-            };
-            tokio::time::timeout(std::time::Duration::from_secs(5), asked)
-                .await
-                .ok()
-                .flatten()
-        })
     }))
 }
 
