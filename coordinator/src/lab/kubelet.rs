@@ -19,11 +19,15 @@
 //!   server's `pods/log` and `kubectl logs -f` work ([`logs`]);
 //! * makes the API server reachable from pods the way kube-proxy makes the `kubernetes`
 //!   Service reachable: the Service's address on the pod network, forwarded to the control
-//!   plane on loopback ([`forward`]). The host namespace gets no route into the lab.
+//!   plane on loopback ([`forward`]). The host namespace gets no route into the lab;
+//! * serves every other ClusterIP Service as kube-proxy does, to its ready endpoints: TCP
+//!   spliced, UDP relayed with a flow per client that is dropped when its endpoint is no
+//!   longer ready, so a replaced pod's clients reach its replacement ([`services`]).
 //!
 //! Only multinet's image runs (its binaries are this host's); any other image fails to pull,
 //! as a kubelet's pull would. Not emulated: init containers, probes, resource limits (cgroups),
-//! Services other than `kubernetes`, DNS, image contents other than multinet's binaries.
+//! DNS, NodePorts and the other parts of kube-proxy [`services`] names, image contents other
+//! than multinet's binaries.
 
 pub mod cluster;
 pub mod container;
@@ -33,6 +37,7 @@ pub mod logs;
 pub mod multus;
 pub mod node;
 pub mod pod;
+pub mod services;
 pub mod volumes;
 
 use std::collections::{BTreeSet, HashMap};
@@ -236,6 +241,8 @@ pub async fn serve(
         let name = node.metadata.name.clone().unwrap_or_default();
         node::heartbeat(&node_api, &leases, node, &facts(&name)).await?;
     }
+    // Started once nothing can fail any more: it is stopped at the end of this function.
+    let services = services::start(kubelet.clone(), ctl.clone());
     tracing::info!(
         "lab {lab_name} serves as node(s) {} of the cluster; kubelet endpoint {}:{}; pods reach the API server at {service}",
         nodes.iter().cloned().collect::<Vec<_>>().join(", "),
@@ -359,6 +366,9 @@ pub async fn serve(
             "pods still stopping after 60 s: `multinet lab down {lab_name}` removes what is left"
         );
     }
+    // As kube-proxy outlives the pods on a node being drained: their Services served to the
+    // end, then no proxy, connection, flow or Service address left.
+    services.stop().await;
     log_server.task.abort();
     forwarder.abort();
     Ok(())

@@ -14,8 +14,8 @@ mod link;
 mod netns;
 
 pub use link::{
-    Links, add_address, add_bridge, add_macvlan, has_link, in_namespace, link_del, link_up,
-    replace_address, set_mac, set_master, set_mtu, veth,
+    Links, add_address, add_bridge, add_macvlan, delete_address, has_link, in_namespace, link_del,
+    link_up, replace_address, set_mac, set_master, set_mtu, veth,
 };
 pub use netns::{netns_add, netns_add_with, netns_del, netns_kill, netns_kill_all, netns_list};
 
@@ -150,6 +150,17 @@ pub fn tcp_listener_in(ns: &str, addr: SocketAddr) -> Result<std::net::TcpListen
     on_thread_in(ns, || {
         std::net::TcpListener::bind(addr).map_err(namespace_error(format!(
             "listening on {addr} in namespace {ns}"
+        )))
+    })
+}
+
+/// A TCP socket (IPv4, not yet bound or connected) inside namespace `ns`, to connect from
+/// there (as [`udp_socket_in`]: the socket stays in the namespace, the caller's thread does
+/// not). Making it needs no runtime; connecting it does.
+pub fn tcp_socket_in(ns: &str) -> Result<tokio::net::TcpSocket> {
+    on_thread_in(ns, || {
+        tokio::net::TcpSocket::new_v4().map_err(namespace_error(format!(
+            "making a TCP socket in namespace {ns}"
         )))
     })
 }

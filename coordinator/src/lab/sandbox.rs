@@ -46,6 +46,15 @@ pub enum Error {
         #[source]
         source: net::Error,
     },
+    /// A service address could not be taken off the control network.
+    #[error("removing {address} from the control network")]
+    ServiceAddressRemoval {
+        /// The address.
+        address: Ipv4Addr,
+        /// Why.
+        #[source]
+        source: net::Error,
+    },
 }
 
 /// Results of this module.
@@ -179,7 +188,9 @@ impl Lab {
     }
 
     /// Gives the control network an address and returns the control namespace's name, for
-    /// a service the lab forwards (the API server's `kubernetes` Service).
+    /// a service the lab forwards (the API server's `kubernetes` Service, a ClusterIP
+    /// Service: [`crate::lab::kubelet::services`]). Pods reach it on their pod network; the
+    /// host namespace gets no route to it.
     pub fn add_service_address(&self, addr: Ipv4Addr) -> Result<String> {
         let ctl = Self::control_ns(&self.topology.name);
         net::replace_address(&ctl, "ctl", std::net::IpAddr::V4(addr), 32).map_err(|source| {
@@ -189,5 +200,17 @@ impl Lab {
             }
         })?;
         Ok(ctl)
+    }
+
+    /// Takes a service address off the control network again (nothing to do when it is not
+    /// there).
+    pub fn remove_service_address(&self, addr: Ipv4Addr) -> Result<()> {
+        let ctl = Self::control_ns(&self.topology.name);
+        net::delete_address(&ctl, "ctl", std::net::IpAddr::V4(addr), 32)
+            .map(drop)
+            .map_err(|source| Error::ServiceAddressRemoval {
+                address: addr,
+                source,
+            })
     }
 }

@@ -9,7 +9,11 @@
 //! links of the `kubernetes` Service (`KUBERNETES_SERVICE_HOST`, `_PORT`) come first; a
 //! volume's `defaultMode` defaults to 0644; with a pod `fsGroup` the files belong to that
 //! group; a whole label or annotation map is written as sorted `key="value"` lines; one
-//! annotation is written as its value. Anything else is refused with a message naming it.
+//! annotation is written as its value; an `optional` Secret or ConfigMap volume whose object
+//! does not exist is an empty volume, and its `items` naming missing keys are left out.
+//! Anything else is refused with a message naming it. Not emulated: Secret and ConfigMap
+//! volumes are written once, when the pod starts (a kubelet refreshes them as their objects
+//! change).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -453,37 +457,46 @@ async fn files_of(
     }
     if let Some(source) = &volume.secret {
         let secret_name = source.secret_name.clone().unwrap_or_default();
-        let secret: Secret = Api::namespaced(kubelet.client.clone(), namespace)
-            .get(&secret_name)
-            .await
-            .map_err(|e| Error::Source {
-                volume: name.clone(),
-                kind: "secret",
-                object: secret_name.clone(),
-                source: said(e),
-            })?;
+        let optional = source.optional == Some(true);
+        let secret: Option<Secret> = optional_get(
+            Api::namespaced(kubelet.client.clone(), namespace),
+            &secret_name,
+            optional,
+        )
+        .await
+        .map_err(|e| Error::Source {
+            volume: name.clone(),
+            kind: "secret",
+            object: secret_name.clone(),
+            source: said(e),
+        })?;
         let data: BTreeMap<String, Vec<u8>> = secret
-            .data
+            .and_then(|s| s.data)
             .unwrap_or_default()
             .into_iter()
             .map(|(k, v)| (k, v.0))
             .collect();
         return Ok(Some((
-            select(&data, source.items.as_deref(), name)?,
+            select(&data, source.items.as_deref(), name, optional)?,
             source.default_mode.unwrap_or(0o644),
         )));
     }
     if let Some(source) = &volume.config_map {
         let map_name = source.name.clone();
-        let map: ConfigMap = Api::namespaced(kubelet.client.clone(), namespace)
-            .get(&map_name)
-            .await
-            .map_err(|e| Error::Source {
-                volume: name.clone(),
-                kind: "configmap",
-                object: map_name.clone(),
-                source: said(e),
-            })?;
+        let optional = source.optional == Some(true);
+        let map: Option<ConfigMap> = optional_get(
+            Api::namespaced(kubelet.client.clone(), namespace),
+            &map_name,
+            optional,
+        )
+        .await
+        .map_err(|e| Error::Source {
+            volume: name.clone(),
+            kind: "configmap",
+            object: map_name.clone(),
+            source: said(e),
+        })?;
+        let map = map.unwrap_or_default();
         let mut data: BTreeMap<String, Vec<u8>> = map
             .data
             .unwrap_or_default()
@@ -497,7 +510,7 @@ async fn files_of(
                 .map(|(k, v)| (k, v.0)),
         );
         return Ok(Some((
-            select(&data, source.items.as_deref(), name)?,
+            select(&data, source.items.as_deref(), name, optional)?,
             source.default_mode.unwrap_or(0o644),
         )));
     }
@@ -512,11 +525,28 @@ async fn files_of(
     })
 }
 
-/// The keys of `data` a volume projects: every key, or the `items` asked for.
+/// Secret or ConfigMap `name`; `None` when it does not exist and the volume is `optional`
+/// (the kubelet's rule, `pkg/volume/secret` and `pkg/volume/configmap`, `SetUpAt`: an
+/// optional source that is not found is an empty volume). Any other failure is the caller's.
+async fn optional_get<K>(api: Api<K>, name: &str, optional: bool) -> kube::Result<Option<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(object) => Ok(Some(object)),
+        Err(kube::Error::Api(e)) if e.code == 404 && optional => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The keys of `data` a volume projects: every key, or the `items` asked for. An item whose
+/// key is missing fails the volume, unless the volume is `optional`: then it is left out
+/// (the kubelet's `MakePayload` for Secret and ConfigMap volumes).
 fn select(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&[KeyToPath]>,
     volume: &str,
+    optional: bool,
 ) -> Result<Files> {
     match items {
         None => Ok(data
@@ -525,6 +555,7 @@ fn select(
             .collect()),
         Some(items) => items
             .iter()
+            .filter(|item| !optional || data.contains_key(&item.key))
             .map(|item| {
                 let bytes = data.get(&item.key).ok_or_else(|| Error::NoKey {
                     volume: volume.to_string(),
@@ -540,6 +571,35 @@ fn select(
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn a_missing_items_key_fails_a_required_volume_and_is_left_out_of_an_optional_one() {
+        let data = BTreeMap::from([("present".to_string(), b"yes".to_vec())]);
+        let items = [
+            KeyToPath {
+                key: "present".into(),
+                path: "p".into(),
+                mode: None,
+            },
+            KeyToPath {
+                key: "absent".into(),
+                path: "a".into(),
+                mode: None,
+            },
+        ];
+        let e = select(&data, Some(&items), "tls", false).expect_err("a required key is missing");
+        assert_eq!(e.to_string(), "volume tls: no key absent");
+        let files = select(&data, Some(&items), "tls", true).expect("optional");
+        assert_eq!(files, vec![("p".to_string(), b"yes".to_vec(), None)]);
+        // An optional source that does not exist projects nothing.
+        let none = select(&BTreeMap::new(), Some(&items), "tls", true).expect("optional");
+        assert!(none.is_empty());
+        assert!(
+            select(&BTreeMap::new(), None, "tls", true)
+                .expect("all keys")
+                .is_empty()
+        );
+    }
 
     #[test]
     fn dollar_parens_expand_defined_names_and_keep_the_rest() {

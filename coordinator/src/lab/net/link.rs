@@ -263,6 +263,40 @@ impl Links {
             .map_err(self.failed(format!("adding address {addr}/{prefix} to {name}")))
     }
 
+    /// `ip addr del ADDR/PREFIX dev NAME`; `false` when the link (or the address on it) was
+    /// not there.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused the listing or the removal.
+    pub fn delete_address(&self, name: &str, addr: IpAddr, prefix: u8) -> Result<bool> {
+        let Some(index) = self.find(name)? else {
+            return Ok(false);
+        };
+        let what = format!("removing address {addr}/{prefix} from {name}");
+        let found: Vec<_> = self
+            .runtime
+            .block_on(
+                self.handle
+                    .address()
+                    .get()
+                    .set_link_index_filter(index)
+                    .set_address_filter(addr)
+                    .set_prefix_length_filter(prefix)
+                    .execute()
+                    .try_collect(),
+            )
+            .map_err(self.failed(what.clone()))?;
+        let mut deleted = false;
+        for message in found {
+            self.runtime
+                .block_on(self.handle.address().del(message).execute())
+                .map_err(self.failed(what.clone()))?;
+            deleted = true;
+        }
+        Ok(deleted)
+    }
+
     /// `ip link del NAME`; `false` when there was no such link.
     pub fn delete(&self, name: &str) -> Result<bool> {
         let deleted = self.runtime.block_on(
@@ -401,6 +435,11 @@ pub fn add_address(ns: &str, name: &str, addr: IpAddr, prefix: u8) -> Result<()>
 /// `ip -n NS addr replace ADDR/PREFIX dev NAME`.
 pub fn replace_address(ns: &str, name: &str, addr: IpAddr, prefix: u8) -> Result<()> {
     in_namespace(ns, |l| l.add_address(name, addr, prefix, true))
+}
+
+/// `ip -n NS addr del ADDR/PREFIX dev NAME`; `false` when it was not there.
+pub fn delete_address(ns: &str, name: &str, addr: IpAddr, prefix: u8) -> Result<bool> {
+    in_namespace(ns, |l| l.delete_address(name, addr, prefix))
 }
 
 /// `ip -n NS link del NAME`; `false` when there was no such link.

@@ -22,8 +22,13 @@ const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 impl Worker {
     /// Stops the containers (SIGTERM, the grace period, SIGKILL) and removes the sandbox.
-    /// The grace period is the deletion's (`deletionGracePeriodSeconds`, 0 for a forced
-    /// deletion), else the pod's; a stopping lab gives the pod's.
+    /// The grace period is the deletion's (`deletionGracePeriodSeconds`), else the pod's; a
+    /// stopping lab gives the pod's. A forced deletion (`--force --grace-period=0`: the API
+    /// object is gone at once, its last state carries 0) is SIGKILL at once. A kubelet is a
+    /// little gentler: a current one never gives less than 1 s (`pkg/kubelet/pod_workers.go`,
+    /// `calculateEffectiveGracePeriod`), and older ones took a 0 from the API as none given
+    /// and used the pod's own grace period — so on a real node a forced-deleted container can
+    /// still run beside its replacement for a while.
     pub(super) async fn terminate(
         &mut self,
         last: &PodUpdate,
