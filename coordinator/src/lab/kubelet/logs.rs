@@ -314,11 +314,20 @@ async fn handle(kubelet: &Kubelet, req: Request<hyper::body::Incoming>) -> Respo
             return;
         }
         let mut offset = complete;
+        // Read through one open handle: a pod deleted at once (its directory removed with its
+        // logs) still has its last lines read, as a real kubelet's follower has them streamed.
+        let mut open = tokio::fs::File::open(&file).await.ok();
         loop {
             let ended = logs
                 .get(&index.0, &index.1, &index.2)
                 .is_none_or(|e| !e.running || e.restart != restart);
-            let (lines, next) = read_from(&file, offset, &q).await;
+            if open.is_none() {
+                open = tokio::fs::File::open(&file).await.ok();
+            }
+            let (lines, next) = match open.as_mut() {
+                Some(f) => read_open(f, offset, &q).await,
+                None => (Vec::new(), offset),
+            };
             let chunk = lines.concat();
             offset = next;
             if !chunk.is_empty() && tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
@@ -340,10 +349,15 @@ async fn handle(kubelet: &Kubelet, req: Request<hyper::body::Incoming>) -> Respo
 
 /// The complete lines of `file` from byte `offset` on, rendered; and the offset after them.
 async fn read_from(file: &std::path::Path, offset: u64, q: &Query) -> (Vec<String>, u64) {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let Ok(mut f) = tokio::fs::File::open(file).await else {
         return (Vec::new(), offset);
     };
+    read_open(&mut f, offset, q).await
+}
+
+/// [`read_from`] an open file.
+async fn read_open(f: &mut tokio::fs::File, offset: u64, q: &Query) -> (Vec<String>, u64) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     if f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
         return (Vec::new(), offset);
     }
