@@ -6,8 +6,11 @@
 //! which is `multinet`. [`eventually`] is how they wait for a condition: bounded polling, never
 //! a fixed sleep. [`metrics`] scrapes and parses a run's live metrics. [`require`] decides what a test that cannot run here does: skip on a
 //! developer's machine, fail under CI. [`resume`] is what the coordinator-restart tests share.
+//! [`echo`] is the responder the lab's Service tests run behind a Service (`e2e-echo`, a
+//! command of the test binary only).
 
 pub mod e2e;
+pub mod echo;
 pub mod eventually;
 pub mod kube;
 pub mod kube_e2e;

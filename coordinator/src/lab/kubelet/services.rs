@@ -21,8 +21,13 @@
 //!
 //! What kube-proxy does that is not emulated: NodePorts, external and load-balancer
 //! addresses, `sessionAffinity: ClientIP`, traffic policies, SCTP, Services without a
-//! selector (Endpoints written by hand), IPv6. The endpoint sees the control namespace's
-//! address as the client's (as behind kube-proxy's userspace mode), not the pod's.
+//! selector (Endpoints written by hand), IPv6, endpoints that are hostNetwork pods (their
+//! `podIP` in the lab is the nodes' loopback address, which the control namespace does not
+//! share). The endpoint sees the control namespace's address as the client's (as behind
+//! kube-proxy's userspace mode), not the pod's.
+//!
+//! Every socket here is made in the control namespace, whose only routes are the control
+//! network's: whatever address an Endpoints object names, nothing leaves the lab.
 //!
 //! Everything here ends with [`Services::stop`]: every proxy, every connection and flow, and
 //! the addresses it put on the control network.
