@@ -214,8 +214,7 @@ fn in_cluster(
             });
         }
         restart::Start::Stored(kept) => {
-            let id = run.id.to_string();
-            let stored = store_final(request, &config, (&public, &cluster), &id, &kept)?;
+            let stored = store_final(request, &run, &kept)?;
             say(Notice::Line(format!(
                 "multinet: the run's final report, made before the coordinator restarted, stored in {stored}"
             )));
@@ -372,7 +371,7 @@ fn in_cluster(
     if resumable && let Err(e) = kept.keep(std::path::Path::new(RUN_ROOT), id) {
         tracing::warn!("keeping the final report until it is stored: {e}");
     }
-    let stored = store_final(request, &config, (&public, &cluster), id, &kept)?;
+    let stored = store_final(request, &run, &kept)?;
     say(Notice::Line(format!("multinet: report stored in {stored}")));
     Ok(RunOutcome {
         // The run's exit code is stored with its report; a restartable Job's container
@@ -391,35 +390,17 @@ fn in_cluster(
 /// forgets the copy kept in the emptyDir once stored.
 fn store_final(
     request: &RunRequest,
-    config: &RunConfig,
-    (public, cluster): (&Option<NetworkSelection>, &Option<NetworkSelection>),
-    id: &str,
+    run: &restart::Run<'_>,
     kept: &restart::FinalReport,
 ) -> Result<String> {
     let mut pause = std::time::Duration::from_secs(1);
     for attempt in 1.. {
         let stored = with_client(request, |client| async move {
-            let run = kube_run(
-                id,
-                config,
-                &request.kube.image,
-                public,
-                cluster,
-                owner_of(id, &client, &config.namespace).await?,
-            );
-            outside::store_report(
-                &client,
-                &run,
-                request.format,
-                &kept.text,
-                kept.exit_code,
-                false,
-            )
-            .await
+            restart::store(&client, run, &kept.text, kept.exit_code).await
         });
         match stored {
             Ok(stored) => {
-                restart::FinalReport::forget(std::path::Path::new(RUN_ROOT), id);
+                restart::FinalReport::forget(std::path::Path::new(RUN_ROOT), run.id);
                 return Ok(stored);
             }
             Err(e) if attempt < 5 => {

@@ -256,6 +256,21 @@ pub(super) async fn store_error(
     duration_ms: u64,
 ) -> kube_backend::Result<String> {
     let report = ErrorReport::new("kube", error.to_string(), duration_ms);
+    store(client, run, &report.render(run.format), exit_code).await
+}
+
+/// Stores `text` (a report in the run's format, the run's `exit_code`) as the run's final
+/// report, for the command outside the cluster; where it is.
+///
+/// # Errors
+///
+/// The API server cannot be asked or refuses the report.
+pub(super) async fn store(
+    client: &kube::Client,
+    run: &Run<'_>,
+    text: &str,
+    exit_code: u8,
+) -> kube_backend::Result<String> {
     let owner = owner_of(run.id, client, &run.config.namespace).await?;
     let objects = kube_run(
         run.id,
@@ -265,15 +280,7 @@ pub(super) async fn store_error(
         run.selections.1,
         owner,
     );
-    outside::store_report(
-        client,
-        &objects,
-        run.format,
-        &report.render(run.format),
-        exit_code,
-        false,
-    )
-    .await
+    outside::store_report(client, &objects, run.format, text, exit_code, false).await
 }
 
 #[cfg(test)]
