@@ -88,7 +88,9 @@ pub async fn create_owner(
 
 /// Runs the coordinator Job of `run` (its owner exists) to the end, within `bounds`: its log
 /// goes to `log` line by line (the command gives standard error), and so does what its pod
-/// waits on before it runs; returns what it stored.
+/// waits on before it runs; returns what it stored. A soak's Job also gets the run's Service
+/// ([`KubeRun::control_service`]), and a pod of it that ends before the final report is
+/// followed by the pod the Job replaces it with (at most its restarts), while the Job runs.
 pub async fn run_job(
     client: &Client,
     run: &KubeRun<'_>,
