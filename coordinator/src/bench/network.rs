@@ -137,9 +137,19 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
     for setup in setups {
         let name = setup.name.clone();
         say(Notice::Info(format!("bench {name}: {}", setup.source)));
-        report
-            .setups
-            .push(bench_setup(setup, request, &report.references, say)?);
+        let (source, topology) = (setup.source.clone(), setup.topology.clone());
+        match bench_setup(setup, request, &report.references, say) {
+            Ok(result) => report.setups.push(result),
+            // A setup this machine cannot build (a kernel without ipvlan) or whose server
+            // did not start is said in the report; the other setups are still measured.
+            Err(e @ Error::Failed { .. }) => {
+                let mut result = SetupResult::new(&name, &source, &topology);
+                result.error = Some(chain(&e));
+                say(Notice::Note(format!("bench {name}: {}", chain(&e))));
+                report.setups.push(result);
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(report)
 }
@@ -681,6 +691,37 @@ pub fn client(request: &ClientRequest) -> Result<LoadOutcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_bench_topologies_are_valid_and_without_warnings() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/bench");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("deploy/examples/bench")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 5, "{files:?}");
+        let mut names = Vec::new();
+        for file in files {
+            let nads = crate::lab::load::NadChoice {
+                file: None,
+                public: None,
+                cluster: None,
+            };
+            let (topology, _, warnings) = crate::lab::load::load_topology(Some(&file), None, nads)
+                .unwrap_or_else(|p| panic!("{}: {}", file.display(), p.errors_line()));
+            assert!(
+                warnings.warnings.is_empty(),
+                "{}: {warnings:?}",
+                file.display()
+            );
+            names.push(topology.name);
+        }
+        // Different lab names: a bench of several leaves none in another's way.
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 5, "{names:?}");
+    }
 
     #[tokio::test]
     async fn a_test_process_past_its_limit_is_killed_and_said() {

@@ -296,8 +296,8 @@ pub fn run(command: BenchCommand) -> u8 {
 }
 
 /// `multinet bench network`: the bench, its report written where asked; exit 0 when every
-/// setup was measured, 22 for invalid input, 69 when a lab could not be built or its server
-/// not started, 128 + N on a signal.
+/// setup was measured, 22 for invalid input, 69 when a setup's lab could not be built or its
+/// server not started (the report says which; the others are measured), 128 + N on a signal.
 fn network(f: &NetworkFlags) -> u8 {
     let format = match (&f.report, f.output) {
         (Some(path), NetworkOutput::Text) => match path.extension().and_then(|e| e.to_str()) {
@@ -337,6 +337,7 @@ fn network(f: &NetworkFlags) -> u8 {
                 },
             };
             match crate::report::write(&rendered, f.report.as_deref()) {
+                Ok(()) if report.any_setup_failed() => crate::exit::ERROR,
                 Ok(()) => crate::exit::SUCCESS,
                 Err(e) => {
                     eprintln!("multinet bench network: {}", crate::exit::chain(&e));

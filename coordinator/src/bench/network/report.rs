@@ -59,6 +59,9 @@ pub struct SetupResult {
     pub networks: Vec<NetworkResult>,
     /// The probe server against nginx on loopback, with the same load.
     pub loopback: Option<LoopbackComparison>,
+    /// Why the setup could not be measured (its lab could not be built here, its server did
+    /// not start); the other setups were.
+    pub error: Option<String>,
     /// The topology's networks, for the table headings.
     #[serde(skip)]
     describe: Vec<(CephNetwork, String, Option<u32>)>,
@@ -74,6 +77,7 @@ impl SetupResult {
             server_node: String::new(),
             networks: Vec::new(),
             loopback: None,
+            error: None,
             describe: topology
                 .networks
                 .iter()
@@ -414,6 +418,11 @@ fn notes(network: &NetworkResult, out: &mut String) {
 }
 
 impl NetworkBenchReport {
+    /// Whether a setup could not be measured.
+    pub fn any_setup_failed(&self) -> bool {
+        self.setups.iter().any(|s| s.error.is_some())
+    }
+
     /// The text report.
     pub fn text(&self) -> String {
         let mut out = String::new();
@@ -432,6 +441,9 @@ impl NetworkBenchReport {
                 "\nsetup {} ({}): lab {}, server on {}",
                 setup.name, setup.source, setup.lab, setup.server_node
             );
+            if let Some(error) = &setup.error {
+                let _ = writeln!(out, "  ERROR: {error}");
+            }
             for network in &setup.networks {
                 let _ = writeln!(
                     out,
@@ -610,6 +622,7 @@ mod tests {
                         paths: vec![path("n2", *down)],
                     }],
                     loopback: None,
+                    error: None,
                     describe: Vec::new(),
                 })
                 .collect(),
