@@ -17,6 +17,9 @@
 //!   control client.
 //! * [`server`] — the probe server: HTTP and HTTPS on each address; `/` echoes the caller's
 //!   address, `/payload?bytes=N` serves N bytes.
+//! * [`load`] — the bench's load generator (`multinet bench network`): one bulk,
+//!   request/response or connection-rate test against a probe server, bounded in time and
+//!   requests, measured (throughput, rates, latency percentiles, CPU, MSS and path MTU).
 //! * [`prober`] — the probes of clients and host checkers: every kind each round, failure
 //!   classes, latency.
 //! * [`egress`] — where probes leave from: the kernel's route lookup per network probed, sent
@@ -41,6 +44,7 @@
 pub mod control;
 pub mod egress;
 pub mod entry;
+pub mod load;
 pub mod pod;
 pub mod prober;
 pub mod server;

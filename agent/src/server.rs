@@ -2,7 +2,9 @@
 //!
 //! Routes: `GET /` answers with the caller's IP address (so a client sees which of its
 //! addresses the server saw), `GET /payload?bytes=N` with exactly N bytes (MTU black holes
-//! hide behind small probes), anything else 404. Connections are kept alive, bounded in
+//! hide behind small probes), `POST /upload` reads its body (at most [`UPLOAD_MAX`]), throws it
+//! away and answers with the count of bytes it received (the bench's upload, `bench
+//! network`), anything else 404. Connections are kept alive, bounded in
 //! number, and drained on [`ProbeServer::shutdown`].
 //!
 //! Owns the listening sockets; knows nothing about the control plane.
@@ -30,6 +32,12 @@ use tokio_rustls::TlsAcceptor;
 
 /// The largest payload `/payload` serves.
 pub const PAYLOAD_MAX: u64 = 16 * 1024 * 1024;
+/// The largest body `POST /upload` takes (a body announced or found larger is refused with
+/// 413 and the connection closed): the bench's uploads end each body at 1 GiB or their
+/// deadline, whichever is first.
+pub const UPLOAD_MAX: u64 = 1024 * 1024 * 1024;
+/// How long an upload's body may be silent before the server gives up on it.
+const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(10);
 /// The most connections a server takes at once, all listeners together, however many files
 /// it may open.
 pub const CONNECTIONS_CEILING: usize = 65_536;
@@ -274,9 +282,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let caller = peer.ip().to_canonical();
-    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        std::future::ready(Ok::<_, Infallible>(respond(&request, caller)))
-    });
+    let service =
+        hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| async move {
+            if request.method() == Method::POST && request.uri().path() == "/upload" {
+                return Ok::<_, Infallible>(receive_upload(request).await);
+            }
+            Ok(respond(&request, caller))
+        });
     let mut connection = pin!(
         hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
@@ -319,6 +331,41 @@ pub fn respond<B>(request: &Request<B>, caller: IpAddr) -> Response<ResponseBody
         },
         _ => status(StatusCode::NOT_FOUND),
     }
+}
+
+/// `POST /upload`: reads the body to its end, at most [`UPLOAD_MAX`] bytes, each frame within
+/// [`UPLOAD_IDLE_LIMIT`]; answers with the count of bytes received (`413` past the bound,
+/// `400` for a body cut short or silent too long).
+pub async fn receive_upload<B>(request: Request<B>) -> Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    use http_body_util::BodyExt as _;
+    let announced = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > UPLOAD_MAX) {
+        return status(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let mut body = request.into_body();
+    let mut received: u64 = 0;
+    loop {
+        match tokio::time::timeout(UPLOAD_IDLE_LIMIT, body.frame()).await {
+            Err(_) | Ok(Some(Err(_))) => return status(StatusCode::BAD_REQUEST),
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    received += data.len() as u64;
+                    if received > UPLOAD_MAX {
+                        return status(StatusCode::PAYLOAD_TOO_LARGE);
+                    }
+                }
+            }
+        }
+    }
+    Response::new(ResponseBody::text(Bytes::from(format!("{received}\n"))))
 }
 
 fn status(code: StatusCode) -> Response<ResponseBody> {
@@ -514,6 +561,23 @@ mod tests {
             );
             assert_eq!(body_of(response).await.len() as u64, bytes);
         }
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_read_counted_and_thrown_away_within_its_bound() {
+        let body = http_body_util::Full::new(Bytes::from(vec![7u8; 100_000]));
+        let request = Request::post("/upload").body(body).expect("request");
+        let response = receive_upload(request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(&body_of(response).await[..], b"100000\n");
+        let too_big = Request::post("/upload")
+            .header(CONTENT_LENGTH, UPLOAD_MAX + 1)
+            .body(http_body_util::Empty::<Bytes>::new())
+            .expect("request");
+        assert_eq!(
+            receive_upload(too_big).await.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! prints the coordinator's CPU time and RSS over the run.
 
 pub mod load;
+pub mod network;
 pub mod soak;
 
 use std::path::PathBuf;

@@ -26,6 +26,7 @@ use crate::report::{Format, RunReport};
 use crate::signals::Signal;
 
 pub use config::ConfigRequest;
+pub(crate) use launch::lab_up_interruptible;
 
 /// Where agents run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

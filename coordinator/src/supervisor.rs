@@ -32,11 +32,13 @@ use crate::report::{RunReport, StageTiming};
 use crate::roster::{AgentRoster, Expect, ProcessExited, ReleaseTargets, Snapshot, StopAll};
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
+mod bench;
 mod decide;
 mod outcome;
 mod plan;
 mod resume;
 
+pub use bench::ServerPlaced;
 use decide::{EarlyVerdict, Moment, ProbeStage, ServerStage, fate_of};
 
 /// Why a run could not be carried out (a run that was carried out and failed is a report).

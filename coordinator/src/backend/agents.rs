@@ -307,6 +307,14 @@ impl AgentProcesses {
         out
     }
 
+    /// The pid of pod `pod`'s agent while it runs (a bench reads its CPU time).
+    pub fn pid(&self, pod: &str) -> Option<i32> {
+        self.running
+            .get(pod)
+            .filter(|r| !r.exited)
+            .and_then(|r| r.process.pid())
+    }
+
     /// Gives agents (told to stop over the control plane) a moment, then ends them all.
     pub async fn stop_all(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(3);

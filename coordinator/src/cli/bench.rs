@@ -12,9 +12,131 @@ pub enum BenchCommand {
     /// A long soak, time-compressed: the run's matrix fed hours of simulated results; memory
     /// and report size per simulated hour.
     Soak(SoakFlags),
+    /// The data plane on the lab: per network and path, bulk throughput both ways (1 and
+    /// --streams connections), request/response rate and latency percentiles, new TCP and
+    /// TLS connections per second, CPU of both ends, MSS and path MTU; iperf3 and nginx as
+    /// references. Several -f: setups side by side.
+    Network(NetworkFlags),
     /// The load side of `ingest` (started by it).
     #[command(hide = true)]
     Load(LoadFlags),
+    /// One test of `bench network`, run in a pod's namespace (started by it); prints JSON.
+    #[command(hide = true)]
+    Client(ClientFlags),
+    /// A probe server on one address, its listeners printed as JSON (started by `bench
+    /// network` for its loopback comparison).
+    #[command(hide = true)]
+    Serve(ServeFlags),
+}
+
+/// Output of `bench network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkOutput {
+    /// Tables for people.
+    Text,
+    /// Everything measured (docs/bench-network.md).
+    Json,
+    /// One value a line: setup, network, cni, from, to, metric, value.
+    Csv,
+}
+
+/// Arguments of `multinet bench network`.
+#[derive(Debug, Args)]
+pub struct NetworkFlags {
+    /// A lab topology; repeat to benchmark setups one after another, side by side
+    /// [default: the embedded default lab].
+    #[arg(short = 'f', long = "topology", value_name = "TOPOLOGY.yaml")]
+    pub topologies: Vec<std::path::PathBuf>,
+    /// A lab that is up (`multinet lab up`): benchmarked as it is, left up.
+    #[arg(long, value_name = "NAME", conflicts_with = "topologies")]
+    pub lab: Option<String>,
+    /// Each test's duration, a Go duration (100ms to 10m).
+    #[arg(long, default_value = "10s", value_parser = parse_test_duration)]
+    pub duration: std::time::Duration,
+    /// Connections of the parallel bulk tests (1 to 64).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub streams: u32,
+    /// Leave out the references (iperf3 on each path, nginx against the probe server).
+    #[arg(long)]
+    pub no_references: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: NetworkOutput,
+    /// Write the report to this file (format from -o, else from its extension: .json, .csv,
+    /// .txt) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+fn parse_test_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_go_duration(text)?;
+    if d < std::time::Duration::from_millis(100) || d > multinet_agent::load::MAX_DURATION {
+        return Err(format!("must be 100ms to 10m, found {text}"));
+    }
+    Ok(d)
+}
+
+/// Arguments of `multinet bench client` (given by `bench network`).
+#[derive(Debug, Args)]
+pub struct ClientFlags {
+    /// download | upload | rr | crr | tls.
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: multinet_agent::load::LoadKind,
+    /// The server's listener.
+    #[arg(long)]
+    pub target: std::net::SocketAddr,
+    /// Source address.
+    #[arg(long)]
+    pub source: Option<std::net::IpAddr>,
+    /// Interface to bind to.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Connections.
+    #[arg(long, default_value_t = 1)]
+    pub streams: u32,
+    /// Duration, ms.
+    #[arg(long)]
+    pub duration_ms: u64,
+    /// Answer size of the request tests.
+    #[arg(long, default_value_t = 64)]
+    pub answer_bytes: u64,
+    /// Run CA.
+    #[arg(long, requires_all = ["cert", "key"])]
+    pub ca: Option<std::path::PathBuf>,
+    /// Certificate.
+    #[arg(long)]
+    pub cert: Option<std::path::PathBuf>,
+    /// Its key.
+    #[arg(long)]
+    pub key: Option<std::path::PathBuf>,
+}
+
+fn parse_kind(text: &str) -> Result<multinet_agent::load::LoadKind, String> {
+    multinet_agent::load::LoadKind::parse(text)
+        .ok_or_else(|| format!("one of download, upload, rr, crr, tls; found {text}"))
+}
+
+/// Arguments of `multinet bench serve` (given by `bench network`).
+#[derive(Debug, Args)]
+pub struct ServeFlags {
+    /// Address to listen on (port 0).
+    #[arg(long)]
+    pub address: std::net::IpAddr,
+    /// How long to serve, ms.
+    #[arg(long)]
+    pub for_ms: u64,
+    /// Run CA.
+    #[arg(long)]
+    pub ca: std::path::PathBuf,
+    /// Server certificate.
+    #[arg(long)]
+    pub cert: std::path::PathBuf,
+    /// Its key.
+    #[arg(long)]
+    pub key: std::path::PathBuf,
 }
 
 /// Arguments of `multinet bench ingest`.
@@ -111,6 +233,55 @@ pub fn run(command: BenchCommand) -> u8 {
             loss_per_mille: f.loss_per_mille,
             metrics: f.metrics,
         }),
+        BenchCommand::Network(f) => network(&f),
+        BenchCommand::Client(f) => {
+            let tls = match (f.ca, f.cert, f.key) {
+                (Some(ca), Some(cert), Some(key)) => {
+                    Some(multinet_proto::assignment::TlsFiles { ca, cert, key })
+                }
+                _ => None,
+            };
+            let request = bench::network::ClientRequest {
+                kind: f.kind,
+                target: f.target,
+                source: f.source,
+                device: f.device,
+                streams: f.streams,
+                duration: std::time::Duration::from_millis(f.duration_ms),
+                answer_bytes: f.answer_bytes,
+                tls,
+            };
+            match bench::network::client(&request)
+                .and_then(|o| serde_json::to_string(&o).map_err(|e| e.to_string()))
+            {
+                Ok(json) => {
+                    println!("{json}");
+                    crate::exit::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("multinet bench client: {e}");
+                    crate::exit::INVALID
+                }
+            }
+        }
+        BenchCommand::Serve(f) => {
+            let tls = multinet_proto::assignment::TlsFiles {
+                ca: f.ca,
+                cert: f.cert,
+                key: f.key,
+            };
+            match bench::network::reference::serve(
+                f.address,
+                &tls,
+                std::time::Duration::from_millis(f.for_ms),
+            ) {
+                Ok(()) => crate::exit::SUCCESS,
+                Err(e) => {
+                    eprintln!("multinet bench serve: {e}");
+                    crate::exit::ERROR
+                }
+            }
+        }
         BenchCommand::Load(f) => bench::load::load(&LoadArgs {
             addr: f.addr,
             run_id: f.run_id,
@@ -121,5 +292,62 @@ pub fn run(command: BenchCommand) -> u8 {
             rate: f.rate,
             seconds: f.seconds,
         }),
+    }
+}
+
+/// `multinet bench network`: the bench, its report written where asked; exit 0 when every
+/// setup was measured, 22 for invalid input, 69 when a setup's lab could not be built or its
+/// server not started (the report says which; the others are measured), 128 + N on a signal.
+fn network(f: &NetworkFlags) -> u8 {
+    let format = match (&f.report, f.output) {
+        (Some(path), NetworkOutput::Text) => match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => NetworkOutput::Json,
+            Some("csv") => NetworkOutput::Csv,
+            _ => NetworkOutput::Text,
+        },
+        (_, output) => output,
+    };
+    let request = bench::network::NetworkBenchRequest {
+        topologies: f.topologies.clone(),
+        existing_lab: f.lab.clone(),
+        duration: f.duration,
+        streams: f.streams,
+        references: !f.no_references,
+    };
+    let quiet = f.quiet;
+    let say = move |notice: crate::run::Notice| match notice {
+        crate::run::Notice::Info(text) if !quiet => eprintln!("multinet: {text}"),
+        crate::run::Notice::Info(_) => {}
+        crate::run::Notice::Note(text) | crate::run::Notice::Line(text) => {
+            eprintln!("multinet: {text}")
+        }
+        crate::run::Notice::Warning(text) => eprintln!("multinet: warning: {text}"),
+    };
+    match bench::network::bench(&request, &say) {
+        Ok(report) => {
+            let rendered = match format {
+                NetworkOutput::Text => report.text(),
+                NetworkOutput::Csv => report.csv(),
+                NetworkOutput::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(json) => json + "\n",
+                    Err(e) => {
+                        eprintln!("multinet bench network: the report: {e}");
+                        return crate::exit::ERROR;
+                    }
+                },
+            };
+            match crate::report::write(&rendered, f.report.as_deref()) {
+                Ok(()) if report.any_setup_failed() => crate::exit::ERROR,
+                Ok(()) => crate::exit::SUCCESS,
+                Err(e) => {
+                    eprintln!("multinet bench network: {}", crate::exit::chain(&e));
+                    crate::exit::ERROR
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("multinet bench network: {}", crate::exit::chain(&e));
+            crate::exit::code(&e)
+        }
     }
 }

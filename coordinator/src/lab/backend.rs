@@ -79,6 +79,8 @@ pub struct LabBackend {
     /// A resumed run's: the control port to bind again, and how far into the probing it
     /// resumes (the scheduled faults go on from there).
     resumed: Option<Resumed>,
+    /// The namespace of each pod placed with an agent (a bench starts its references there).
+    namespaces: std::collections::BTreeMap<String, String>,
 }
 
 /// Where a resumed run takes the lab up ([`LabBackend::resume`]); the scheduled fault
@@ -100,6 +102,7 @@ impl LabBackend {
             schedule: None,
             schedule_done: Arc::default(),
             resumed: None,
+            namespaces: Default::default(),
         }
     }
 
@@ -125,6 +128,7 @@ impl LabBackend {
                 control_port,
                 probing_elapsed,
             }),
+            namespaces: Default::default(),
         }
     }
 
@@ -206,6 +210,7 @@ impl LabBackend {
         if let Some((network, reason)) = net.failed {
             return Ok(PodStatus::NoAddress { network, reason });
         }
+        self.namespaces.insert(pod.pod.clone(), net.ns.clone());
         Ok(
             match self
                 .agents
@@ -234,12 +239,56 @@ impl LabBackend {
     }
 }
 
+/// What a bench (`multinet bench network`) asks of the lab besides a run's placement.
+impl LabBackend {
+    /// Places pods that run no agent — a bench's clients, one per entry (node, networks) —
+    /// exactly as a run's pods are placed (the same CNI ADDs, nodes in parallel); each pod's
+    /// networking in the order asked. They go with the run's pods at cleanup.
+    ///
+    /// # Errors
+    ///
+    /// A pod could not be placed (the lab's error).
+    pub async fn place_without_agents(
+        &mut self,
+        pods: Vec<(String, Vec<CephNetwork>)>,
+    ) -> Result<Vec<PodNet>, Error> {
+        let count = pods.len();
+        let mut placed: Vec<Option<PodNet>> = vec![None; count];
+        let indexed = pods
+            .into_iter()
+            .enumerate()
+            .map(|(i, (node, networks))| (i, node, networks))
+            .collect();
+        self.place(indexed, |_, i, net| {
+            placed[i] = Some(net);
+            Ok(())
+        })
+        .await?;
+        Ok(placed.into_iter().flatten().collect())
+    }
+
+    /// The pid of pod `pod`'s agent, while it runs.
+    pub fn agent_pid(&self, pod: &str) -> Option<i32> {
+        self.agents.pid(pod)
+    }
+
+    /// The network namespace of pod `pod` (placed with an agent).
+    pub fn pod_namespace(&self, pod: &str) -> Option<&str> {
+        self.namespaces.get(pod).map(String::as_str)
+    }
+
+    /// The lab's state directory (a bench's scratch files go there, removed with the lab).
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.lab().state_dir_path()
+    }
+}
+
 /// The command prefix that runs an agent inside namespace `ns`: util-linux's `nsenter` enters
 /// the network namespace and nothing else. (`ip netns exec` also gives each process a mount
 /// namespace of its own, with `/sys` remounted; every namespace the lab mounts in the shared
 /// `/run/netns` afterwards is then copied into each agent's mount namespace, a cost that grows
 /// with agents × pods and dominated placing 190 pods. An agent reads nothing under `/sys`.)
-fn netns_exec(ns: &str) -> Vec<String> {
+pub fn netns_exec(ns: &str) -> Vec<String> {
     vec![
         "nsenter".into(),
         format!("--net={}/{ns}", crate::lab::net::NETNS_DIR),

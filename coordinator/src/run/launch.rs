@@ -238,7 +238,11 @@ pub(super) fn finish(ended: Ended, request: &RunRequest) -> Result<RunOutcome> {
 /// Builds the lab, listening for SIGINT/SIGTERM/SIGHUP meanwhile: a signal while it is being
 /// built lets the build finish (a half-made namespace is harder to remove than a whole lab),
 /// then removes it.
-fn lab_up_interruptible(topology: LabTopology, source: String, say: Say<'_>) -> Result<Lab> {
+pub(crate) fn lab_up_interruptible(
+    topology: LabTopology,
+    source: String,
+    say: Say<'_>,
+) -> Result<Lab> {
     let name = topology.name.clone();
     let runtime = multinet_agent::entry::single_threaded()
         .map_err(|e| Error::failed("cannot start the runtime", e))?;

@@ -1,0 +1,677 @@
+//! What `multinet bench network` measured (the JSON, docs/bench-network.md) and its renderings:
+//! one text table per setup and network (rows = paths, columns = metrics); with several setups
+//! also one table per metric with a column per setup; CSV in long form (one value a line) to
+//! plot.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use multinet_agent::load::{LoadKind, LoadOutcome};
+use multinet_proto::network::CephNetwork;
+use serde::{Deserialize, Serialize};
+
+use super::reference::{Iperf3, LoopbackComparison, Tools};
+use crate::lab::topology::LabTopology;
+
+/// The bench's report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkBenchReport {
+    /// Always `bench_network`.
+    pub kind: String,
+    /// Each test's duration, ms.
+    pub duration_ms: u64,
+    /// Connections of the parallel bulk tests.
+    pub streams: u32,
+    /// The body size of request/response and connection-rate answers.
+    pub answer_bytes: u64,
+    /// The reference tools, found or missing.
+    pub references: Tools,
+    /// One per setup, in the order benchmarked.
+    pub setups: Vec<SetupResult>,
+}
+
+impl NetworkBenchReport {
+    /// An empty report of `request`.
+    pub fn new(request: &super::NetworkBenchRequest) -> Self {
+        Self {
+            kind: "bench_network".into(),
+            duration_ms: request.duration.as_millis() as u64,
+            streams: request.streams,
+            answer_bytes: super::ANSWER_BYTES,
+            references: Tools::default(),
+            setups: Vec::new(),
+        }
+    }
+}
+
+/// One setup (a topology, its lab built for the bench).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetupResult {
+    /// Its name: the topology file's stem, `default`, or the lab's name.
+    pub name: String,
+    /// Where it came from.
+    pub source: String,
+    /// The lab's name.
+    pub lab: String,
+    /// The server's node.
+    pub server_node: String,
+    /// Per network, its paths.
+    pub networks: Vec<NetworkResult>,
+    /// The probe server against nginx on loopback, with the same load.
+    pub loopback: Option<LoopbackComparison>,
+    /// Why the setup could not be measured (its lab could not be built here, its server did
+    /// not start); the other setups were.
+    pub error: Option<String>,
+    /// The topology's networks, for the table headings.
+    #[serde(skip)]
+    describe: Vec<(CephNetwork, String, Option<u32>)>,
+}
+
+impl SetupResult {
+    /// A setup with nothing measured yet.
+    pub fn new(name: &str, source: &str, topology: &LabTopology) -> Self {
+        Self {
+            name: name.into(),
+            source: source.into(),
+            lab: topology.name.clone(),
+            server_node: String::new(),
+            networks: Vec::new(),
+            loopback: None,
+            error: None,
+            describe: topology
+                .networks
+                .iter()
+                .map(|(network, n)| (*network, n.cni_type.clone(), n.mtu))
+                .collect(),
+        }
+    }
+
+    /// Adds a network's paths.
+    pub fn push_network(&mut self, network: CephNetwork, paths: Vec<PathResult>) {
+        let (cni, mtu) = self
+            .describe
+            .iter()
+            .find(|(n, _, _)| *n == network)
+            .map_or((String::new(), None), |(_, cni, mtu)| (cni.clone(), *mtu));
+        self.networks.push(NetworkResult {
+            network: network.key().to_string(),
+            cni,
+            mtu,
+            paths,
+        });
+    }
+}
+
+/// One network of a setup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkResult {
+    /// `public` or `cluster`.
+    pub network: String,
+    /// Its CNI plugin.
+    pub cni: String,
+    /// The interface MTU its config sets (`None`: the plugin's default).
+    pub mtu: Option<u32>,
+    /// One per client node.
+    pub paths: Vec<PathResult>,
+}
+
+/// One path: a client pod on `from` to the server on `to`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathResult {
+    /// The client's node.
+    pub from: String,
+    /// The server's node.
+    pub to: String,
+    /// The client pod's address on the network.
+    pub client_address: Option<IpAddr>,
+    /// The server's address on the network.
+    pub server_address: IpAddr,
+    /// Why the path could not be measured at all.
+    pub error: Option<String>,
+    /// The tests, in the order run.
+    pub tests: Vec<TestResult>,
+    /// iperf3 on the same path.
+    pub iperf3: Option<Iperf3>,
+}
+
+impl PathResult {
+    /// A path with nothing measured yet.
+    pub fn new(from: &str, to: &str, server_address: IpAddr) -> Self {
+        Self {
+            from: from.into(),
+            to: to.into(),
+            client_address: None,
+            server_address,
+            error: None,
+            tests: Vec::new(),
+            iperf3: None,
+        }
+    }
+
+    /// The test of `kind` with `streams` connections.
+    pub fn test(&self, kind: LoadKind, streams: u32) -> Option<&TestResult> {
+        self.tests
+            .iter()
+            .find(|t| t.kind == kind && t.streams == streams)
+    }
+
+    /// Whether it has that test already.
+    pub fn has(&self, kind: LoadKind, streams: u32) -> bool {
+        self.test(kind, streams).is_some()
+    }
+
+    fn outcome(&self, kind: LoadKind, streams: u32) -> Option<&LoadOutcome> {
+        self.test(kind, streams)?.outcome.as_ref()
+    }
+}
+
+/// One test on a path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// What it did.
+    pub kind: LoadKind,
+    /// Connections at once.
+    pub streams: u32,
+    /// What the client measured (`None`: the client process failed).
+    pub outcome: Option<LoadOutcome>,
+    /// CPU time the server agent used during the test, seconds.
+    pub server_cpu_seconds: Option<f64>,
+    /// Why the client process failed.
+    pub failure: Option<String>,
+}
+
+/// A column of the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Download, one connection, Gbit/s.
+    Download1,
+    /// Download, `--streams` connections.
+    DownloadN,
+    /// Upload, one connection.
+    Upload1,
+    /// Upload, `--streams` connections.
+    UploadN,
+    /// Request/response on a kept-alive connection, per second.
+    Rr,
+    /// Its latency percentiles, µs.
+    RrP50,
+    /// 90th.
+    RrP90,
+    /// 99th.
+    RrP99,
+    /// 99.9th.
+    RrP999,
+    /// New connection + request, per second.
+    Crr,
+    /// New connection + full TLS handshake + request, per second.
+    Tls,
+    /// Client CPU during the one-connection download, % of one core.
+    ClientCpu,
+    /// Server agent CPU during it.
+    ServerCpu,
+    /// TCP MSS of the download's connection.
+    Mss,
+    /// Path MTU (IPv4) of it.
+    PathMtu,
+    /// multinet's one-connection upload over iperf3's on the same path.
+    Iperf3Upload,
+    /// multinet's one-connection download over iperf3's (`-R`).
+    Iperf3Download,
+}
+
+/// Every column, in order.
+pub const METRICS: [Metric; 17] = [
+    Metric::Download1,
+    Metric::DownloadN,
+    Metric::Upload1,
+    Metric::UploadN,
+    Metric::Rr,
+    Metric::RrP50,
+    Metric::RrP90,
+    Metric::RrP99,
+    Metric::RrP999,
+    Metric::Crr,
+    Metric::Tls,
+    Metric::ClientCpu,
+    Metric::ServerCpu,
+    Metric::Mss,
+    Metric::PathMtu,
+    Metric::Iperf3Upload,
+    Metric::Iperf3Download,
+];
+
+impl Metric {
+    /// Its heading in a text table.
+    pub fn heading(self, streams: u32) -> String {
+        match self {
+            Metric::Download1 => "down×1 Gb/s".into(),
+            Metric::DownloadN => format!("down×{streams}"),
+            Metric::Upload1 => "up×1".into(),
+            Metric::UploadN => format!("up×{streams}"),
+            Metric::Rr => "RR/s".into(),
+            Metric::RrP50 => "p50 µs".into(),
+            Metric::RrP90 => "p90".into(),
+            Metric::RrP99 => "p99".into(),
+            Metric::RrP999 => "p99.9".into(),
+            Metric::Crr => "CRR/s".into(),
+            Metric::Tls => "TLS/s".into(),
+            Metric::ClientCpu => "cpu cli%".into(),
+            Metric::ServerCpu => "srv%".into(),
+            Metric::Mss => "MSS".into(),
+            Metric::PathMtu => "PMTU".into(),
+            Metric::Iperf3Upload => "up/iperf3".into(),
+            Metric::Iperf3Download => "down/iperf3".into(),
+        }
+    }
+
+    /// Its name in CSV and in the side-by-side tables' titles.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Download1 => "download_1_gbit_per_s",
+            Metric::DownloadN => "download_n_gbit_per_s",
+            Metric::Upload1 => "upload_1_gbit_per_s",
+            Metric::UploadN => "upload_n_gbit_per_s",
+            Metric::Rr => "rr_per_s",
+            Metric::RrP50 => "rr_p50_us",
+            Metric::RrP90 => "rr_p90_us",
+            Metric::RrP99 => "rr_p99_us",
+            Metric::RrP999 => "rr_p999_us",
+            Metric::Crr => "crr_per_s",
+            Metric::Tls => "tls_per_s",
+            Metric::ClientCpu => "client_cpu_percent",
+            Metric::ServerCpu => "server_cpu_percent",
+            Metric::Mss => "tcp_mss",
+            Metric::PathMtu => "path_mtu",
+            Metric::Iperf3Upload => "upload_over_iperf3",
+            Metric::Iperf3Download => "download_over_iperf3",
+        }
+    }
+
+    /// Its value on `path` (`streams`: the parallel tests' connections).
+    pub fn of(self, path: &PathResult, streams: u32) -> Option<f64> {
+        let rr = || path.outcome(LoadKind::RequestResponse, 1);
+        let latency = || rr().and_then(|o| o.latency_us);
+        let down1 = || path.test(LoadKind::Download, 1);
+        let gbit = |kind, n| path.outcome(kind, n).and_then(|o| o.gbit_per_s);
+        let rate = |kind| path.outcome(kind, 1).and_then(|o| o.per_second);
+        let ratio = |ours: Option<f64>, theirs: Option<f64>| {
+            ours.zip(theirs.filter(|t| *t > 0.0)).map(|(o, t)| o / t)
+        };
+        match self {
+            Metric::Download1 => gbit(LoadKind::Download, 1),
+            Metric::DownloadN => gbit(LoadKind::Download, streams),
+            Metric::Upload1 => gbit(LoadKind::Upload, 1),
+            Metric::UploadN => gbit(LoadKind::Upload, streams),
+            Metric::Rr => rate(LoadKind::RequestResponse),
+            Metric::RrP50 => latency().map(|l| l.p50 as f64),
+            Metric::RrP90 => latency().map(|l| l.p90 as f64),
+            Metric::RrP99 => latency().map(|l| l.p99 as f64),
+            Metric::RrP999 => latency().map(|l| l.p999 as f64),
+            Metric::Crr => rate(LoadKind::ConnectRequest),
+            Metric::Tls => rate(LoadKind::TlsHandshakeRequest),
+            Metric::ClientCpu => down1()
+                .and_then(|t| t.outcome.as_ref())
+                .and_then(|o| o.cpu_seconds.map(|c| 100.0 * c / o.seconds)),
+            Metric::ServerCpu => down1().and_then(|t| {
+                let o = t.outcome.as_ref()?;
+                Some(100.0 * t.server_cpu_seconds? / o.seconds)
+            }),
+            Metric::Mss => path
+                .outcome(LoadKind::Download, 1)
+                .and_then(|o| o.tcp_mss)
+                .map(f64::from),
+            Metric::PathMtu => path
+                .outcome(LoadKind::Download, 1)
+                .and_then(|o| o.path_mtu)
+                .map(f64::from),
+            Metric::Iperf3Upload => ratio(
+                gbit(LoadKind::Upload, 1),
+                path.iperf3.as_ref().and_then(|i| i.upload_gbit_per_s),
+            ),
+            Metric::Iperf3Download => ratio(
+                gbit(LoadKind::Download, 1),
+                path.iperf3.as_ref().and_then(|i| i.download_gbit_per_s),
+            ),
+        }
+    }
+
+    /// A value as a cell.
+    fn cell(self, value: Option<f64>) -> String {
+        let Some(v) = value else {
+            return "-".into();
+        };
+        match self {
+            Metric::Download1 | Metric::DownloadN | Metric::Upload1 | Metric::UploadN => {
+                format!("{v:.2}")
+            }
+            Metric::Iperf3Upload | Metric::Iperf3Download => format!("{v:.2}×"),
+            _ => format!("{v:.0}"),
+        }
+    }
+}
+
+/// `from → to`.
+fn path_label(path: &PathResult) -> String {
+    format!("{} → {}", path.from, path.to)
+}
+
+/// A table: left column, then right-aligned columns as wide as their widest cell.
+fn table(out: &mut String, headings: &[String], rows: &[Vec<String>]) {
+    let columns = headings.len();
+    let mut widths: Vec<usize> = headings.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if i == 0 {
+                text.push_str("  ");
+                text.push_str(cell);
+                text.push_str(&" ".repeat(pad));
+            } else {
+                text.push_str("  ");
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            }
+        }
+        text.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(headings));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row));
+    }
+}
+
+/// Said under a table: tests that failed or counted errors, paths not measured.
+fn notes(network: &NetworkResult, out: &mut String) {
+    for path in &network.paths {
+        let label = format!("{} {}", network.network, path_label(path));
+        if let Some(error) = &path.error {
+            let _ = writeln!(out, "  ! {label}: {error}");
+        }
+        for test in &path.tests {
+            let what = format!("{label} {} ×{}", test.kind.name(), test.streams);
+            if let Some(failure) = &test.failure {
+                let _ = writeln!(out, "  ! {what}: {failure}");
+            } else if let Some(o) = &test.outcome
+                && o.errors > 0
+            {
+                let _ = writeln!(
+                    out,
+                    "  ! {what}: {} error(s), {} request(s) answered; first: {}",
+                    o.errors,
+                    o.requests,
+                    o.first_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        if let Some(iperf3) = &path.iperf3
+            && let Some(error) = &iperf3.error
+        {
+            let _ = writeln!(out, "  ! {label} iperf3: {error}");
+        }
+    }
+}
+
+impl NetworkBenchReport {
+    /// Whether a setup could not be measured.
+    pub fn any_setup_failed(&self) -> bool {
+        self.setups.iter().any(|s| s.error.is_some())
+    }
+
+    /// The text report.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "multinet bench network — {} setup(s), {:.1}s per test, {} stream(s) in the parallel tests, {} B answers",
+            self.setups.len(),
+            self.duration_ms as f64 / 1000.0,
+            self.streams,
+            self.answer_bytes
+        );
+        let _ = writeln!(out, "references: {}", self.references.said());
+        for setup in &self.setups {
+            let _ = writeln!(
+                out,
+                "\nsetup {} ({}): lab {}, server on {}",
+                setup.name, setup.source, setup.lab, setup.server_node
+            );
+            if let Some(error) = &setup.error {
+                let _ = writeln!(out, "  ERROR: {error}");
+            }
+            for network in &setup.networks {
+                let _ = writeln!(
+                    out,
+                    "{} ({}{})",
+                    network.network,
+                    network.cni,
+                    network.mtu.map_or(String::new(), |m| format!(", MTU {m}"))
+                );
+                let mut headings = vec!["path".to_string()];
+                headings.extend(METRICS.iter().map(|m| m.heading(self.streams)));
+                let rows: Vec<Vec<String>> = network
+                    .paths
+                    .iter()
+                    .map(|path| {
+                        let mut row = vec![path_label(path)];
+                        row.extend(METRICS.iter().map(|m| m.cell(m.of(path, self.streams))));
+                        row
+                    })
+                    .collect();
+                table(&mut out, &headings, &rows);
+                notes(network, &mut out);
+            }
+            if let Some(loopback) = &setup.loopback {
+                out.push_str(&loopback.text());
+            }
+        }
+        if self.setups.len() > 1 {
+            out.push_str(&self.side_by_side());
+        }
+        out
+    }
+
+    /// One table per metric: rows network and path, a column per setup.
+    fn side_by_side(&self) -> String {
+        let mut out = String::from("\nsetups side by side\n");
+        let mut rows: Vec<(String, String, String)> = Vec::new();
+        for setup in &self.setups {
+            for network in &setup.networks {
+                for path in &network.paths {
+                    let key = (network.network.clone(), path.from.clone(), path.to.clone());
+                    if !rows.contains(&key) {
+                        rows.push(key);
+                    }
+                }
+            }
+        }
+        for metric in METRICS {
+            let _ = writeln!(out, "{}", metric.key());
+            let mut headings = vec!["network path".to_string()];
+            headings.extend(self.setups.iter().map(|s| s.name.clone()));
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(network, from, to)| {
+                    let mut row = vec![format!("{network} {from} → {to}")];
+                    for setup in &self.setups {
+                        let value = setup
+                            .networks
+                            .iter()
+                            .find(|n| &n.network == network)
+                            .and_then(|n| n.paths.iter().find(|p| &p.from == from && &p.to == to))
+                            .and_then(|p| metric.of(p, self.streams));
+                        row.push(metric.cell(value));
+                    }
+                    row
+                })
+                .collect();
+            table(&mut out, &headings, &cells);
+        }
+        out
+    }
+
+    /// CSV in long form: `setup,network,cni,from,to,metric,value`, one value a line.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("setup,network,cni,from,to,metric,value\n");
+        let field = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
+        for setup in &self.setups {
+            for network in &setup.networks {
+                for path in &network.paths {
+                    for metric in METRICS {
+                        if let Some(value) = metric.of(path, self.streams) {
+                            let _ = writeln!(
+                                out,
+                                "{},{},{},{},{},{},{value}",
+                                field(&setup.name),
+                                field(&network.network),
+                                field(&network.cni),
+                                field(&path.from),
+                                field(&path.to),
+                                metric.key()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multinet_agent::load::Latency;
+
+    fn outcome(kind: LoadKind, gbit: Option<f64>, rate: Option<f64>) -> LoadOutcome {
+        LoadOutcome {
+            kind,
+            streams: 1,
+            seconds: 2.0,
+            bytes: 1,
+            requests: 10,
+            errors: 0,
+            first_error: None,
+            gbit_per_s: gbit,
+            per_second: rate,
+            latency_us: rate.map(|_| Latency {
+                p50: 10,
+                p90: 20,
+                p99: 30,
+                p999: 40,
+                max: 50,
+                mean: 12.0,
+            }),
+            cpu_seconds: Some(1.0),
+            tcp_mss: Some(1448),
+            path_mtu: Some(1500),
+        }
+    }
+
+    fn path(from: &str, down: f64) -> PathResult {
+        let mut p = PathResult::new(from, "n1", "198.18.1.1".parse().expect("ip"));
+        for (kind, g, r) in [
+            (LoadKind::Download, Some(down), None),
+            (LoadKind::RequestResponse, None, Some(5000.0)),
+        ] {
+            p.tests.push(TestResult {
+                kind,
+                streams: 1,
+                outcome: Some(outcome(kind, g, r)),
+                server_cpu_seconds: Some(0.5),
+                failure: None,
+            });
+        }
+        p.iperf3 = Some(Iperf3 {
+            upload_gbit_per_s: None,
+            download_gbit_per_s: Some(down * 2.0),
+            error: None,
+        });
+        p
+    }
+
+    fn report(setups: &[(&str, f64)]) -> NetworkBenchReport {
+        NetworkBenchReport {
+            kind: "bench_network".into(),
+            duration_ms: 2000,
+            streams: 4,
+            answer_bytes: 64,
+            references: Tools::default(),
+            setups: setups
+                .iter()
+                .map(|(name, down)| SetupResult {
+                    name: (*name).into(),
+                    source: format!("{name}.yaml"),
+                    lab: "b1".into(),
+                    server_node: "n1".into(),
+                    networks: vec![NetworkResult {
+                        network: "public".into(),
+                        cni: "macvlan".into(),
+                        mtu: None,
+                        paths: vec![path("n2", *down)],
+                    }],
+                    loopback: None,
+                    error: None,
+                    describe: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn metrics_are_read_from_the_tests_and_references() {
+        let p = path("n2", 3.0);
+        assert_eq!(Metric::Download1.of(&p, 4), Some(3.0));
+        assert_eq!(Metric::DownloadN.of(&p, 4), None);
+        assert_eq!(Metric::Rr.of(&p, 4), Some(5000.0));
+        assert_eq!(Metric::RrP999.of(&p, 4), Some(40.0));
+        // 1 s of CPU in a 2 s test: half a core.
+        assert_eq!(Metric::ClientCpu.of(&p, 4), Some(50.0));
+        assert_eq!(Metric::ServerCpu.of(&p, 4), Some(25.0));
+        assert_eq!(Metric::Iperf3Download.of(&p, 4), Some(0.5));
+        assert_eq!(Metric::Iperf3Upload.of(&p, 4), None);
+    }
+
+    #[test]
+    fn two_setups_give_two_columns_side_by_side_and_in_csv() {
+        let r = report(&[("macvlan", 3.0), ("bridge", 5.0)]);
+        let text = r.text();
+        let side = text
+            .split("setups side by side\n")
+            .nth(1)
+            .expect("side by side");
+        let mut lines = side.lines();
+        assert_eq!(lines.next(), Some("download_1_gbit_per_s"));
+        let heading: Vec<&str> = lines.next().expect("heading").split_whitespace().collect();
+        assert_eq!(heading, ["network", "path", "macvlan", "bridge"]);
+        let row: Vec<&str> = lines.next().expect("row").split_whitespace().collect();
+        assert_eq!(row, ["public", "n2", "→", "n1", "3.00", "5.00"]);
+        let csv = r.csv();
+        assert!(
+            csv.lines()
+                .any(|l| l == "bridge,public,macvlan,n2,n1,download_1_gbit_per_s,5")
+        );
+        assert_eq!(
+            csv.lines().next(),
+            Some("setup,network,cni,from,to,metric,value")
+        );
+    }
+
+    #[test]
+    fn one_setup_has_no_side_by_side_tables() {
+        let text = report(&[("default", 1.0)]).text();
+        assert!(!text.contains("side by side"), "{text}");
+        assert!(text.contains("down×1 Gb/s"), "{text}");
+    }
+}

@@ -1,0 +1,401 @@
+//! `multinet bench network` on the lab, as root: real namespaces, the real CNI plugins, the
+//! probe server and load generator over the NAD interfaces. Each test uses its own lab name,
+//! removes its lab also when it fails ([`LabGuard`]), and checks that nothing of it is left;
+//! the bench itself must end within its budget. Where the lab cannot run the test skips with
+//! a message (fails under CI, [`multinet_tests::require`]).
+
+mod lab_support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lab_support::*;
+use multinet_tests::e2e::processes_mentioning;
+use serde_json::Value;
+
+/// Runs `multinet bench network` with `args`, its output in files under `dir`; killed and
+/// failed when it takes longer than `budget`. Exit code, stdout, stderr.
+fn bench(dir: &Path, args: &[&str], budget: Duration) -> (Option<i32>, String, String) {
+    let out_path = dir.join("bench.out");
+    let err_path = dir.join("bench.err");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+        .args(["bench", "network"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("multinet runs");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > budget {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the bench did not end within {budget:?}; stderr: {}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
+
+/// The JSON report of a bench.
+fn report(code: Option<i32>, stdout: &str, stderr: &str) -> Value {
+    assert_eq!(code, Some(0), "stderr: {stderr}\nstdout: {stdout}");
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("JSON ({e}): {stderr}"))
+}
+
+/// The test of `kind` with `streams` connections on a path, its outcome.
+fn outcome<'a>(path: &'a Value, kind: &str, streams: u64) -> &'a Value {
+    let tests = path["tests"].as_array().expect("tests");
+    let test = tests
+        .iter()
+        .find(|t| t["kind"] == kind && t["streams"] == streams)
+        .unwrap_or_else(|| panic!("no {kind} ×{streams}: {path:#}"));
+    assert_eq!(test["failure"], Value::Null, "{test:#}");
+    &test["outcome"]
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("a number: {v}"))
+}
+
+/// The path from `from` on `network` of a setup.
+fn path<'a>(setup: &'a Value, network: &str, from: &str) -> &'a Value {
+    setup["networks"]
+        .as_array()
+        .expect("networks")
+        .iter()
+        .find(|n| n["network"] == network)
+        .and_then(|n| n["paths"].as_array())
+        .and_then(|p| p.iter().find(|p| p["from"] == from))
+        .unwrap_or_else(|| panic!("no {network} path from {from}: {setup:#}"))
+}
+
+/// Nothing of the bench is left: the lab (namespaces, state, processes) and the reference
+/// tools' processes.
+fn assert_nothing_left(lab: &LabGuard) {
+    lab.assert_gone();
+    for tool in ["iperf3 -s", "bench client", "bench serve", "bench-nginx"] {
+        assert_eq!(
+            processes_mentioning(tool),
+            Vec::<String>::new(),
+            "{tool} left"
+        );
+    }
+}
+
+#[test]
+fn a_bench_on_the_default_lab_gives_every_metric_for_every_path_and_leaves_nothing() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('b');
+    // The default topology (3 nodes, public and cluster on macvlan), under the test's name.
+    let topology = lab.topology("");
+    let started = Instant::now();
+    let (code, out, err) = bench(
+        &lab.dir,
+        &[
+            "-f",
+            &topology,
+            "--duration",
+            "1s",
+            "--streams",
+            "3",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(300),
+    );
+    let took = started.elapsed();
+    let r = report(code, &out, &err);
+    assert_eq!(r["kind"], "bench_network");
+    assert_eq!(
+        (r["duration_ms"].as_u64(), r["streams"].as_u64()),
+        (Some(1000), Some(3))
+    );
+    let setups = r["setups"].as_array().expect("setups");
+    assert_eq!(setups.len(), 1);
+    let setup = &setups[0];
+    assert_eq!(setup["server_node"], "n1");
+    let networks = setup["networks"].as_array().expect("networks");
+    let names: Vec<&str> = networks
+        .iter()
+        .filter_map(|n| n["network"].as_str())
+        .collect();
+    assert_eq!(names, ["public", "cluster"]);
+    let iperf3_here = r["references"]["iperf3"]["path"].is_string();
+    for network in networks {
+        assert_eq!(network["cni"], "macvlan");
+        let paths = network["paths"].as_array().expect("paths");
+        let froms: Vec<&str> = paths.iter().filter_map(|p| p["from"].as_str()).collect();
+        assert_eq!(froms, ["n1", "n2", "n3"], "{network:#}");
+        for p in paths {
+            assert_eq!(p["to"], "n1");
+            assert_eq!(p["error"], Value::Null, "{p:#}");
+            for (kind, streams) in [
+                ("download", 1),
+                ("download", 3),
+                ("upload", 1),
+                ("upload", 3),
+            ] {
+                let o = outcome(p, kind, streams);
+                assert!(num(&o["gbit_per_s"]) > 0.0, "{kind} ×{streams}: {o:#}");
+                assert_eq!(o["errors"], 0, "{kind} ×{streams}: {o:#}");
+                assert!(num(&o["cpu_seconds"]) >= 0.0, "{o:#}");
+                assert!(num(&o["tcp_mss"]) > 500.0, "{o:#}");
+                // The lab's default MTU.
+                assert_eq!(o["path_mtu"], 1500, "{o:#}");
+            }
+            let mut rates = Vec::new();
+            for kind in [
+                "request_response",
+                "connect_request",
+                "tls_handshake_request",
+            ] {
+                let o = outcome(p, kind, 1);
+                assert_eq!(o["errors"], 0, "{kind}: {o:#}");
+                let l = &o["latency_us"];
+                let order: Vec<f64> = ["p50", "p90", "p99", "p999", "max"]
+                    .iter()
+                    .map(|k| num(&l[*k]))
+                    .collect();
+                assert!(order[0] > 0.0, "{kind}: {l:#}");
+                assert!(order.windows(2).all(|w| w[0] <= w[1]), "{kind}: {l:#}");
+                rates.push(num(&o["per_second"]));
+            }
+            // A new connection per request is slower than a kept-alive one; a TLS handshake
+            // on top of it slower still.
+            assert!(rates[1] < rates[0], "CRR {} < RR {}", rates[1], rates[0]);
+            assert!(rates[2] < rates[1], "TLS {} < CRR {}", rates[2], rates[1]);
+            let test = p["tests"].as_array().expect("tests");
+            assert!(
+                test.iter()
+                    .all(|t| t["server_cpu_seconds"].as_f64().is_some()),
+                "the server agent's CPU for every test: {p:#}"
+            );
+            if iperf3_here {
+                let i = &p["iperf3"];
+                assert_eq!(i["error"], Value::Null, "{i:#}");
+                assert!(num(&i["upload_gbit_per_s"]) > 0.0, "{i:#}");
+                assert!(num(&i["download_gbit_per_s"]) > 0.0, "{i:#}");
+            }
+        }
+    }
+    if r["references"]["nginx"]["path"].is_string() {
+        let loopback = &setup["loopback"];
+        assert_eq!(loopback["error"], Value::Null, "{loopback:#}");
+        for side in ["probe_server", "nginx"] {
+            for t in loopback[side].as_array().expect("tests") {
+                assert!(num(&t["outcome"]["per_second"]) > 0.0, "{side}: {t:#}");
+            }
+        }
+    }
+    // 6 paths × 7 tests of 1 s, the references and two labs' worth of placing: far below
+    // the budget; each test ended by itself.
+    assert!(took < Duration::from_secs(300), "{took:?}");
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn a_lossy_path_and_an_mtu_limited_path_show_in_the_bench() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('d');
+    // n2's public uplink drops 5 % of the packets; n3's cluster uplink carries 1280-byte
+    // frames while the network's pods send 1500 (large packets vanish, as on a switch port
+    // with a smaller MTU). n1 is the server's node.
+    let topology = lab.topology(
+        "underlay:\n  - {node: n3, network: cluster, mtu: 1280}\nfaults:\n  - loss: {network: public, node: n2, percent: 5}\n",
+    );
+    let (code, out, err) = bench(
+        &lab.dir,
+        &[
+            "-f",
+            &topology,
+            "--duration",
+            "1s",
+            "--streams",
+            "2",
+            "--no-references",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(300),
+    );
+    let r = report(code, &out, &err);
+    let setup = &r["setups"][0];
+    let down = |network: &str, from: &str| {
+        num(&outcome(path(setup, network, from), "download", 1)["gbit_per_s"])
+    };
+    let p99 = |network: &str, from: &str| {
+        num(&outcome(path(setup, network, from), "request_response", 1)["latency_us"]["p99"])
+    };
+    // Loss: less throughput and a longer tail than the healthy path of the same network.
+    let (lossy, healthy) = (down("public", "n2"), down("public", "n3"));
+    assert!(
+        lossy < 0.5 * healthy,
+        "public download: lossy n2 {lossy} Gbit/s, healthy n3 {healthy}"
+    );
+    let (lossy_p99, healthy_p99) = (p99("public", "n2"), p99("public", "n3"));
+    assert!(
+        lossy_p99 > 2.0 * healthy_p99,
+        "public RR p99: lossy n2 {lossy_p99} µs, healthy n3 {healthy_p99}"
+    );
+    // MTU: full-size segments vanish, so bulk transfers (nearly) stop, while small requests
+    // still pass.
+    let (limited, healthy) = (down("cluster", "n3"), down("cluster", "n2"));
+    assert!(
+        limited < 0.1 * healthy,
+        "cluster download: MTU-limited n3 {limited} Gbit/s, healthy n2 {healthy}"
+    );
+    let rr = outcome(path(setup, "cluster", "n3"), "request_response", 1);
+    assert!(num(&rr["per_second"]) > 0.0, "small requests pass: {rr:#}");
+    // The text report says the same.
+    let (code, text, err) = bench(
+        &lab.dir,
+        &[
+            "-f",
+            &topology,
+            "--duration",
+            "200ms",
+            "--streams",
+            "1",
+            "--no-references",
+            "-q",
+        ],
+        Duration::from_secs(300),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        text.contains("public (macvlan)") && text.contains("n2 → n1"),
+        "{text}"
+    );
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn two_topologies_are_benchmarked_side_by_side_in_two_columns() {
+    if !lab_possible() {
+        return;
+    }
+    let first = LabGuard::new('m');
+    let second = LabGuard::new('g');
+    let macvlan = first.topology("nodes: 2\n");
+    // The second setup: both networks on the bridge plugin.
+    let bridge_path = second.dir.join("bridge.yaml");
+    std::fs::write(
+        &bridge_path,
+        format!(
+            "name: {}\nnodes: 2\nnetworks:\n  public: {{cni: bridge}}\n  cluster: {{cni: bridge}}\n",
+            second.name
+        ),
+    )
+    .expect("topology");
+    let bridge = bridge_path.display().to_string();
+    let (code, csv, err) = bench(
+        &first.dir,
+        &[
+            "-f",
+            &macvlan,
+            "-f",
+            &bridge,
+            "--duration",
+            "200ms",
+            "--streams",
+            "2",
+            "--no-references",
+            "-o",
+            "csv",
+        ],
+        Duration::from_secs(300),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("setup,network,cni,from,to,metric,value"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    for (setup, cni) in [("topology", "macvlan"), ("bridge", "bridge")] {
+        for network in ["public", "cluster"] {
+            for from in ["n1", "n2"] {
+                let value = rows
+                    .iter()
+                    .find(|r| r[..6] == [setup, network, cni, from, "n1", "download_1_gbit_per_s"])
+                    .unwrap_or_else(|| panic!("{setup} {network} {from}: {csv}"));
+                assert!(value[6].parse::<f64>().is_ok_and(|v| v > 0.0), "{value:?}");
+            }
+        }
+    }
+    // The text report: a table per metric with a column per setup.
+    let (code, text, err) = bench(
+        &first.dir,
+        &[
+            "-f",
+            &macvlan,
+            "-f",
+            &bridge,
+            "--duration",
+            "200ms",
+            "--streams",
+            "1",
+            "--no-references",
+            "-q",
+        ],
+        Duration::from_secs(300),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let side = text
+        .split("setups side by side\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    let mut lines = side.lines();
+    assert_eq!(lines.next(), Some("download_1_gbit_per_s"));
+    let heading: Vec<&str> = lines.next().expect("heading").split_whitespace().collect();
+    assert_eq!(heading, ["network", "path", "topology", "bridge"]);
+    for _ in 0..4 {
+        let row: Vec<&str> = lines.next().expect("row").split_whitespace().collect();
+        assert_eq!(row.len(), 6, "two values a row: {row:?}");
+        assert!(
+            row[4..]
+                .iter()
+                .all(|v| v.parse::<f64>().is_ok_and(|v| v > 0.0)),
+            "{row:?}"
+        );
+    }
+    assert_nothing_left(&first);
+    assert_nothing_left(&second);
+}
+
+#[test]
+fn a_bad_topology_is_refused_with_exit_22_naming_the_file_before_anything_is_built() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('x');
+    let good = lab.topology("");
+    let bad = lab.dir.join("bad.yaml");
+    std::fs::write(&bad, format!("name: {}\nnodes: lots\n", lab.name)).expect("write");
+    let bad = bad.display().to_string();
+    let (code, _, err) = bench(
+        &lab.dir,
+        &["-f", &good, "-f", &bad, "--duration", "1s"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(22), "{err}");
+    assert!(err.contains("bad.yaml") && err.contains("nodes"), "{err}");
+    let (code, _, err) = bench(&lab.dir, &["--duration", "5ms"], Duration::from_secs(60));
+    assert_eq!(code, Some(22), "{err}");
+    assert!(err.contains("--duration"), "{err}");
+    assert_nothing_left(&lab);
+}
