@@ -170,6 +170,13 @@ pub trait Scheduler {
         Ok(())
     }
 
+    /// Removes the checkpoint stored outside the run's directory, before the agents are told
+    /// to stop: a coordinator started from it after that would find them gone and call every
+    /// one lost.
+    async fn forget_checkpoint(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
     /// Stops everything the run started and removes what it created. Idempotent.
     async fn cleanup(&mut self) -> Result<(), Self::Error>;
 }

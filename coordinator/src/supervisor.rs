@@ -524,6 +524,12 @@ impl RunSupervisor {
         // that dies now and a new one resuming from the checkpoint would find them gone and
         // call every one lost; without a checkpoint it ends the run with its last report.
         let _ = std::fs::remove_file(self.run_dir.join(crate::checkpoint::FILE));
+        if let Err(e) = scheduler.forget_checkpoint().await {
+            progress.note(&format!(
+                "removing the stored checkpoint: {} (a coordinator started from it now would call every agent lost)",
+                crate::exit::chain(&e)
+            ));
+        }
         self.roster.do_send(StopAll);
         let all_gone = async {
             loop {

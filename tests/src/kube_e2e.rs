@@ -34,7 +34,7 @@ pub fn nothing_left(cluster: &LabCluster) {
     wait_for("the run's objects gone", Duration::from_secs(90), || {
         let out = kubectl_ok(&[
             "get",
-            "pods,daemonsets,jobs,configmaps,secrets",
+            "pods,daemonsets,jobs,configmaps,secrets,services",
             "-n",
             &cluster.namespace,
             "-l",

@@ -289,9 +289,10 @@ fn stored_checkpoint(cluster: &LabCluster, id: &str, at_least: u64) -> u64 {
     written_ms
 }
 
-/// A kube soak whose coordinator's pod is deleted mid-soak — `force`d (as when its node is
-/// lost: no SIGTERM, its emptyDir gone) or gracefully (evicted, drained: SIGTERM while the run
-/// and its Job go on) — continues in the pod the Job replaces it with: the new pod, at another
+/// A kube soak whose coordinator's pod goes mid-soak — `force`-deleted (as when its node is
+/// lost: no SIGTERM, its emptyDir gone) or evicted by `kubectl drain` of its node (the Eviction
+/// API: SIGTERM while the run and its Job go on; the node cordoned, so the replacement runs on
+/// the other node) — continues in the pod the Job replaces it with: the new pod, at another
 /// address, resumes from the checkpoint stored in the API with the TLS identity from its
 /// Secret; the agents reach it through the run's Service and resend what no stored checkpoint
 /// held. The command outside follows the new pod's log; the run completes with nothing lost.
@@ -320,11 +321,36 @@ fn a_soak_whose_coordinator_pod_is_deleted_continues_in_the_new_pod(lab: &str, f
         "jsonpath={.items[0].metadata.name}",
     ]);
     let old_pod = old_pod.trim();
-    let mut delete = vec!["delete", "pod", "-n", &cluster.namespace, old_pod];
     if force {
-        delete.extend(["--force", "--grace-period=0"]);
+        kubectl_ok(&[
+            "delete",
+            "pod",
+            "-n",
+            &cluster.namespace,
+            old_pod,
+            "--force",
+            "--grace-period=0",
+        ]);
+    } else {
+        let node = kubectl_ok(&[
+            "get",
+            "pod",
+            "-n",
+            &cluster.namespace,
+            old_pod,
+            "-o",
+            "jsonpath={.spec.nodeName}",
+        ]);
+        kubectl_ok(&[
+            "drain",
+            node.trim(),
+            "--pod-selector",
+            &selector,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=120s",
+        ]);
     }
-    kubectl_ok(&delete);
     let out = child.wait_with_output().expect("multinet ends");
     let report = report(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);

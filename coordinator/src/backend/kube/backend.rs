@@ -440,16 +440,25 @@ impl Scheduler for KubeBackend {
                     .await?
             }
         };
-        let index = super::checkpoint_store::store(
+        let stored = super::checkpoint_store::store(
             &self.client,
             &self.objects(),
             last + 1,
             written_ms,
             &gzipped,
         )
-        .await?;
-        self.checkpoint_generation = Some(index.generation);
-        Ok(())
+        .await;
+        // Not known after a failure (the index may have been switched though its answer was
+        // lost): the next store reads it, so it never writes into the slot the index names.
+        self.checkpoint_generation = stored.as_ref().ok().map(|index| index.generation);
+        stored.map(|_| ())
+    }
+
+    async fn forget_checkpoint(&mut self) -> Result<()> {
+        if !self.resumable {
+            return Ok(());
+        }
+        super::checkpoint_store::forget(&self.client, &self.namespace, &self.names).await
     }
 
     async fn nodes(&mut self, _config: &RunConfig) -> Result<Vec<NodePlan>> {

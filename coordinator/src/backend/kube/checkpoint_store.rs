@@ -53,24 +53,41 @@ pub async fn store(
     };
     put(&api, &run.names.checkpoint(), &run.checkpoint_index(&index)).await?;
     // Parts of this slot beyond this generation's (an earlier, larger checkpoint): unused,
-    // removed so the run's objects do not grow.
+    // removed so the run's objects do not grow. The checkpoint is stored whatever happens
+    // here: a part left is only said (the garbage collector removes it with the run).
     for i in chunks.len().. {
         let name = run.names.checkpoint_part(slot, i);
-        let deleted = api
-            .delete(&name, &DeleteParams::default())
-            .await
-            .said()
-            .map_err(Error::call(format!(
-                "deleting ConfigMap {}/{name}",
-                run.namespace
-            )));
-        match deleted {
+        match api.delete(&name, &DeleteParams::default()).await.said() {
             Ok(_) => {}
-            Err(Error::Call { source, .. }) if source.code() == Some(404) => break,
-            Err(e) => return Err(e),
+            Err(e) if e.code() == Some(404) => break,
+            Err(e) => {
+                tracing::warn!(
+                    "removing the unused checkpoint part ConfigMap {}/{name}: {e}",
+                    run.namespace
+                );
+                break;
+            }
         }
     }
     Ok(index)
+}
+
+/// Removes run `names`'s checkpoint index, so that no coordinator resumes from it: the run is
+/// ending (its agents are told to stop next). Its parts go with the run.
+///
+/// # Errors
+///
+/// The API server refuses (a missing index is no error).
+pub async fn forget(client: &Client, namespace: &str, names: &RunNames) -> Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let name = names.checkpoint();
+    match api.delete(&name, &DeleteParams::default()).await.said() {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(404) => Ok(()),
+        Err(e) => Err(Error::call(format!(
+            "deleting ConfigMap {namespace}/{name}"
+        ))(e)),
+    }
 }
 
 /// Creates or replaces ConfigMap `name` (only this run's coordinator writes it).

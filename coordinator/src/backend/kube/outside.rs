@@ -185,16 +185,27 @@ pub async fn run_job(
     })
 }
 
-/// Whether Job `name` may still run a pod: it has not completed or failed (an API error is
-/// "no": the run is not waited on for a pod that may never come).
+/// Whether Job `name` may still run a pod: it exists and has not completed or failed. An
+/// API error is asked again, 5 times over about 10 s; then it is "no": the run is not waited
+/// on for a pod that may never come.
 async fn job_active(jobs: &Api<Job>, name: &str) -> bool {
-    let Ok(Some(job)) = jobs.get_opt(name).await else {
-        return false;
-    };
-    !job.status
-        .iter()
-        .flat_map(|s| s.conditions.iter().flatten())
-        .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
+    for attempt in 1..=5 {
+        match jobs.get_opt(name).await {
+            Ok(None) => return false,
+            Ok(Some(job)) => {
+                return !job
+                    .status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter().flatten())
+                    .any(|c| {
+                        matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True"
+                    });
+            }
+            Err(_) if attempt < 5 => tokio::time::sleep(Duration::from_secs(2)).await,
+            Err(_) => {}
+        }
+    }
+    false
 }
 
 /// Streams the pod's log to `log` until its container has ended (or `deadline`). A stream
