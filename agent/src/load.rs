@@ -228,6 +228,14 @@ impl Tally {
         self.errors += 1;
         self.first_error.get_or_insert(what);
     }
+
+    /// A request begun at `begun` was answered now: counted, its latency into `histogram`.
+    fn answered(&mut self, histogram: &mut Option<Histogram<u64>>, begun: Instant) {
+        let now = Instant::now();
+        record(histogram, now - begun);
+        self.requests += 1;
+        self.last = Some(now);
+    }
 }
 
 /// Runs one test to its end.
@@ -610,12 +618,7 @@ async fn kept_alive_requests(
         while Instant::now() < deadline && take_request(left) {
             let begun = Instant::now();
             match request_once(&mut client.sender, plan, &path, false).await {
-                Ok(()) => {
-                    let now = Instant::now();
-                    record(&mut histogram, now - begun);
-                    tally.requests += 1;
-                    tally.last = Some(now);
-                }
+                Ok(()) => tally.answered(&mut histogram, begun),
                 Err(e) => {
                     tally.failed(e);
                     pause_after_failure(deadline).await;
@@ -664,12 +667,7 @@ async fn connection_per_request(
         }
         .await;
         match done {
-            Ok(()) => {
-                let now = Instant::now();
-                record(&mut histogram, now - begun);
-                tally.requests += 1;
-                tally.last = Some(now);
-            }
+            Ok(()) => tally.answered(&mut histogram, begun),
             Err(e) => {
                 tally.failed(e);
                 pause_after_failure(deadline).await;

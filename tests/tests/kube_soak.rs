@@ -161,6 +161,47 @@ fn signal_coordinator(id: &str, signal: &str) {
     );
 }
 
+/// The report of a soak whose coordinator was restarted or replaced once, resuming from a
+/// checkpoint written `checkpoint_at_least` ms into the run or later, after checking what
+/// every such run must show: exit 0, a final pass, one `coordinator_restarts[]` entry, nothing
+/// lost (a batch is acknowledged only once a checkpoint holds it), no finding, and the stages
+/// of a resumed soak. Returns the report and the command's standard error.
+fn resumed_once_with_nothing_lost(
+    out: &std::process::Output,
+    checkpoint_at_least: u64,
+) -> (Value, String) {
+    let report = report(out);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(report["verdict"], "pass", "{report:#}\n{stderr}");
+    assert_eq!(report.get("in_progress"), None, "{report:#}");
+    let restarts = report["coordinator_restarts"].as_array().expect("restarts");
+    assert_eq!(restarts.len(), 1, "{report:#}");
+    assert!(
+        restarts[0]["checkpoint_ms"]
+            .as_u64()
+            .expect("checkpoint_ms")
+            >= checkpoint_at_least,
+        "resumed from the checkpoint seen or a later one: {restarts:#?}"
+    );
+    let results = &report["results"];
+    let n = |k: &str| results[k].as_u64().expect(k);
+    assert_eq!((n("unaccounted"), n("lost")), (0, 0), "{results:#}");
+    assert_eq!(n("produced"), n("recorded"), "{results:#}");
+    assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
+    let stages: Vec<&str> = report["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        stages.contains(&"coordinator restart") && stages.contains(&"soak (resumed)"),
+        "{stages:?}"
+    );
+    (report, stderr)
+}
+
 /// A kube soak whose coordinator dies (SIGKILL, as the OOM killer would) mid-soak: the Job
 /// restarts its container in the same pod, the new process resumes from the checkpoint in the
 /// pod's emptyDir, the agents reconnect to the same address and resend what was not
@@ -175,45 +216,18 @@ fn a_kube_soak_whose_coordinator_dies_is_restarted_by_its_job_and_loses_nothing(
     let (_, checkpointed) = coordinator_checkpoint(&cluster, &id, 4_000);
     signal_coordinator(&id, "KILL");
     let out = child.wait_with_output().expect("multinet ends");
-    let report = report(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(report["verdict"], "pass", "{report:#}\n{stderr}");
-    assert_eq!(report.get("in_progress"), None, "{report:#}");
+    let written_ms = checkpointed["written_ms"].as_u64().expect("written_ms");
+    let (report, stderr) = resumed_once_with_nothing_lost(&out, written_ms);
     assert!(
         stderr.contains("the coordinator restarted; resuming"),
         "{stderr}"
     );
-    let restarts = report["coordinator_restarts"].as_array().expect("restarts");
-    assert_eq!(restarts.len(), 1, "{report:#}");
-    let at = restarts[0]["checkpoint_ms"]
-        .as_u64()
-        .expect("checkpoint_ms");
-    assert!(
-        at >= checkpointed["written_ms"].as_u64().expect("written_ms"),
-        "resumed from the checkpoint seen or a later one: {restarts:#?}"
-    );
-    // Nothing lost: a batch is acknowledged only once a checkpoint holds it.
-    let results = &report["results"];
-    let n = |k: &str| results[k].as_u64().expect(k);
-    assert_eq!((n("unaccounted"), n("lost")), (0, 0), "{results:#}");
-    assert_eq!(n("produced"), n("recorded"), "{results:#}");
     let recorded_then = checkpointed["matrix"]["recorded"]
         .as_u64()
         .expect("recorded");
-    assert!(n("recorded") > recorded_then, "{results:#}");
+    let recorded = report["results"]["recorded"].as_u64().expect("recorded");
+    assert!(recorded > recorded_then, "{:#}", report["results"]);
     assert!(report.get("agent_outages").is_none(), "{report:#}");
-    assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
-    let stages: Vec<&str> = report["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
-    assert!(
-        stages.contains(&"coordinator restart") && stages.contains(&"soak (resumed)"),
-        "{stages:?}"
-    );
     nothing_left(&cluster);
 }
 
@@ -352,11 +366,7 @@ fn a_soak_whose_coordinator_pod_is_deleted_continues_in_the_new_pod(lab: &str, f
         ]);
     }
     let out = child.wait_with_output().expect("multinet ends");
-    let report = report(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(report["verdict"], "pass", "{report:#}\n{stderr}");
-    assert_eq!(report.get("in_progress"), None, "{report:#}");
+    let (_, stderr) = resumed_once_with_nothing_lost(&out, stored_at);
     if !force {
         assert!(
             stderr.contains("SIGTERM: run")
@@ -374,31 +384,6 @@ fn a_soak_whose_coordinator_pod_is_deleted_continues_in_the_new_pod(lab: &str, f
             cluster.namespace
         )),
         "{stderr}"
-    );
-    let restarts = report["coordinator_restarts"].as_array().expect("restarts");
-    assert_eq!(restarts.len(), 1, "{report:#}");
-    assert!(
-        restarts[0]["checkpoint_ms"]
-            .as_u64()
-            .expect("checkpoint_ms")
-            >= stored_at,
-        "resumed from the stored checkpoint seen or a later one: {restarts:#?}"
-    );
-    // Nothing lost: a batch is acknowledged only once a checkpoint in the API holds it.
-    let results = &report["results"];
-    let n = |k: &str| results[k].as_u64().expect(k);
-    assert_eq!((n("unaccounted"), n("lost")), (0, 0), "{results:#}");
-    assert_eq!(n("produced"), n("recorded"), "{results:#}");
-    assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
-    let stages: Vec<&str> = report["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
-    assert!(
-        stages.contains(&"coordinator restart") && stages.contains(&"soak (resumed)"),
-        "{stages:?}"
     );
     nothing_left(&cluster);
 }

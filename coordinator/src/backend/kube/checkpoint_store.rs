@@ -219,23 +219,10 @@ fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::kube::names::Owner;
     use multinet_proto::config::RunConfig;
 
     fn run(config: &RunConfig) -> KubeRun<'_> {
-        let names = RunNames::new("0a1b2c3d4e");
-        KubeRun {
-            owner: Owner {
-                name: names.owner(),
-                uid: "u".into(),
-            },
-            names,
-            namespace: "rook-ceph".into(),
-            image: "i".into(),
-            config,
-            public: None,
-            cluster: None,
-        }
+        KubeRun::sample(config)
     }
 
     /// The parts of a checkpoint larger than a ConfigMap hold it whole, each within the API

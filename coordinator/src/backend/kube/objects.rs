@@ -134,6 +134,24 @@ pub struct AgentTls {
 }
 
 impl KubeRun<'_> {
+    /// A run `0a1b2c3d4e` in rook-ceph of `config`, without networks: for unit tests.
+    #[cfg(test)]
+    pub(crate) fn sample(config: &RunConfig) -> KubeRun<'_> {
+        let names = RunNames::new("0a1b2c3d4e");
+        KubeRun {
+            owner: Owner {
+                name: names.owner(),
+                uid: "u".into(),
+            },
+            names,
+            namespace: "rook-ceph".into(),
+            image: "i".into(),
+            config,
+            public: None,
+            cluster: None,
+        }
+    }
+
     fn meta(&self, name: String, component: &str) -> ObjectMeta {
         self.names
             .meta(name, &self.namespace, component, Some(&self.owner))

@@ -421,7 +421,6 @@ pub async fn store_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::kube::names::RunNames;
     use crate::backend::kube::objects::REPORT_INLINE_MAX;
     use multinet_proto::config::RunConfig;
 
@@ -442,19 +441,7 @@ mod tests {
     #[test]
     fn reports_are_stored_in_the_asked_format_and_large_ones_gzipped() {
         let config = RunConfig::default();
-        let names = RunNames::new("0a1b2c3d4e");
-        let run = KubeRun {
-            owner: Owner {
-                name: names.owner(),
-                uid: "u".into(),
-            },
-            names,
-            namespace: "rook-ceph".into(),
-            image: "i".into(),
-            config: &config,
-            public: None,
-            cluster: None,
-        };
+        let run = KubeRun::sample(&config);
         let small = "multinet validation run 0a1b2c3d4e — PASS\n";
         let cm = run.report_config_map(report_key(Format::Text), small, 0);
         assert_eq!(cm.data.as_ref().expect("data")["exit-code"], "0");
