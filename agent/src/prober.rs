@@ -1,7 +1,8 @@
-//! The prober (roles Client and HostCheck): probes the server's listeners over each network the
-//! agent is attached to, classifies failures and measures latency.
+//! The prober (roles Client and HostCheck): probes the server's listeners (a mesh run's: the
+//! listeners of every responder it is told to probe) over each network the agent is attached
+//! to, classifies failures and measures latency.
 //!
-//! Every round runs all eight probe kinds against each network's listener, in this order per
+//! Every round runs all eight probe kinds against each listener, in this order per
 //! scheme (HTTP, then HTTPS): small fresh, small kept-alive, large fresh, large kept-alive
 //! ([`ROUND`]). Probes run one after another, each within the probe timeout, so a round takes
 //! at most eight timeouts per network. A client binds every probe to its own address on the
@@ -205,8 +206,9 @@ impl Prober {
     }
 
     /// Probes until the targets channel closes: waits for targets, then runs a round every
-    /// `interval` on each network, pushing every result into `outbox`. Each network has its
-    /// own loop, so a network whose probes time out does not slow the probes of another.
+    /// `interval` against each listener, pushing every result into `outbox`. Each network and
+    /// listener has its own loop, so a network or a target whose probes time out does not
+    /// slow the probes of another.
     pub async fn run(
         self,
         plan: &ProbePlan,
@@ -231,28 +233,69 @@ impl Prober {
         join_all(loops).await;
     }
 
+    /// Probes every listener on `network` the targets name (the server's; a mesh's
+    /// responders'), each in a loop of its own so a target whose probes time out does not slow
+    /// the others; the loops start again when the network's targets change.
     async fn run_network(
-        mut self,
+        self,
         (network, source): (CephNetwork, Option<IpAddr>),
         mut targets: watch::Receiver<Vec<Listener>>,
         interval: Duration,
         outbox: &Outbox,
     ) {
-        if targets.wait_for(|t| !t.is_empty()).await.is_err() {
-            return;
+        let on_network = |all: &[Listener]| -> Vec<Listener> {
+            all.iter()
+                .filter(|l| l.network == network)
+                .copied()
+                .collect()
+        };
+        loop {
+            // No listener on this network: the coordinator knows, nothing to probe.
+            if targets
+                .wait_for(|t| t.iter().any(|l| l.network == network))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let current = on_network(&targets.borrow_and_update());
+            let loops: Vec<_> = current
+                .iter()
+                .map(|listener| {
+                    self.fresh()
+                        .run_target((network, source), *listener, interval, outbox)
+                })
+                .collect();
+            let mut running = std::pin::pin!(join_all(loops));
+            loop {
+                tokio::select! {
+                    () = &mut running => return,
+                    changed = targets.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if on_network(&targets.borrow_and_update()) != current {
+                            break;
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Runs a round of every probe kind against `listener` every `interval`, for as long as
+    /// it is polled.
+    async fn run_target(
+        mut self,
+        (network, source): (CephNetwork, Option<IpAddr>),
+        listener: Listener,
+        interval: Duration,
+        outbox: &Outbox,
+    ) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if targets.has_changed().is_err() {
-                return;
-            }
-            let listeners = targets.borrow_and_update().clone();
-            // No listener on this network: the coordinator knows, nothing to probe.
-            let Some(listener) = listeners.iter().find(|l| l.network == network) else {
-                continue;
-            };
             for kind in ROUND {
                 let target = match kind.scheme {
                     Scheme::Http => listener.http,

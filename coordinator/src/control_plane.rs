@@ -493,7 +493,10 @@ async fn serve(
             },
             Ok(AgentMessage::Heartbeat) => {}
             Ok(AgentMessage::ServerReady { listeners }) => {
-                roster.do_send(ConnectionEvent::ServerReady(listeners))
+                roster.do_send(ConnectionEvent::ServerReady {
+                    pod: pod.clone(),
+                    listeners,
+                })
             }
             Ok(AgentMessage::Failed { reason }) => roster.do_send(ConnectionEvent::Failed {
                 pod: pod.clone(),

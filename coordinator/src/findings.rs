@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use crate::matrix::PathMatrix;
 
-pub use rules::derive;
 pub(crate) use rules::duplicate_address_suggestions;
+pub use rules::{CellReport, CellState, MeshFacts, MeshNetwork, derive, mesh_matrix};
 
 /// What a finding is about: the `findings[].kind` vocabulary of docs/report.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -203,6 +203,10 @@ pub struct RunFacts {
     pub started_unix_ms: u64,
     /// The agents that were away from the run at some time (agent outages), server first.
     pub agent_outages: Vec<AgentOutages>,
+    /// A mesh run's responders and which nodes probe which ([`crate::mesh`]); `None` for
+    /// the single server. In a mesh, `server` is the responder on `server_node` and the other
+    /// responders are among `agents`.
+    pub mesh: Option<MeshFacts>,
 }
 
 /// `started_unix_ms + ms` as an RFC 3339 UTC timestamp with milliseconds

@@ -65,6 +65,7 @@ pub mod input;
 pub mod lab;
 pub mod matrix;
 pub mod matrix_actor;
+pub mod mesh;
 pub mod metrics;
 pub mod outage;
 pub mod output;

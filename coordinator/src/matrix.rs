@@ -335,19 +335,30 @@ impl PathMatrix {
         self.lost
     }
 
-    /// Whether `client` has `threshold` consecutive successes on every probe kind it has
-    /// reported on `network` (and has reported at least one).
-    pub fn client_passes(&self, client: &str, network: CephNetwork, threshold: u64) -> bool {
-        let mut any = false;
+    /// Whether `client` has `threshold` consecutive successes on every path it has reported
+    /// on `network`, and has reported on at least one and on `min_targets` target addresses
+    /// (each listener's HTTP and HTTPS addresses count apart): a mesh client probes its
+    /// responders side by side, so one that answers fast must not pass the client before the
+    /// others have said anything.
+    pub fn client_passes(
+        &self,
+        client: &str,
+        network: CephNetwork,
+        threshold: u64,
+        min_targets: usize,
+    ) -> bool {
+        let mut targets: Vec<SocketAddr> = Vec::new();
         for (k, s) in &self.paths {
             if k.client == client && k.network == network {
-                any = true;
                 if s.consecutive_ok < threshold {
                     return false;
                 }
+                if !targets.contains(&k.target) {
+                    targets.push(k.target);
+                }
             }
         }
-        any
+        !targets.is_empty() && targets.len() >= min_targets
     }
 
     /// `client`'s paths on `network` that have reported only failures, together: their
@@ -444,9 +455,13 @@ pub(crate) mod tests {
             (Some(200), Some(500))
         );
         assert_eq!(m.lost(), 2);
-        assert!(m.client_passes("c1", CephNetwork::Public, 2));
-        assert!(!m.client_passes("c1", CephNetwork::Public, 3));
-        assert!(!m.client_passes("c1", CephNetwork::Cluster, 1));
+        assert!(m.client_passes("c1", CephNetwork::Public, 2, 1));
+        assert!(
+            !m.client_passes("c1", CephNetwork::Public, 2, 2),
+            "one target only"
+        );
+        assert!(!m.client_passes("c1", CephNetwork::Public, 3, 1));
+        assert!(!m.client_passes("c1", CephNetwork::Cluster, 1, 1));
     }
 
     #[test]

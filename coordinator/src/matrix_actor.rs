@@ -126,8 +126,9 @@ impl Handler<WithMetrics> for MatrixActor {
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<Standing>")]
 pub struct Standings {
-    /// The pairs.
-    pub pairs: Vec<(String, CephNetwork)>,
+    /// The pairs, each with the target addresses its agent was told to probe on the network
+    /// (HTTP and HTTPS apart; [`crate::matrix::PathMatrix::client_passes`]).
+    pub pairs: Vec<(String, CephNetwork, usize)>,
     /// Consecutive successes needed on every probe kind.
     pub threshold: u64,
 }
@@ -146,8 +147,10 @@ impl Handler<Standings> for MatrixActor {
     fn handle(&mut self, msg: Standings, _: &mut Context<Self>) -> Vec<Standing> {
         msg.pairs
             .iter()
-            .map(|(pod, net)| Standing {
-                passes: self.matrix.client_passes(pod, *net, msg.threshold),
+            .map(|(pod, net, targets)| Standing {
+                passes: self
+                    .matrix
+                    .client_passes(pod, *net, msg.threshold, *targets),
                 never_succeeded: self.matrix.never_succeeded(pod, *net),
             })
             .collect()

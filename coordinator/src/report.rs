@@ -33,8 +33,9 @@ pub use text::render as text;
 /// The report schema's version, the JSON's `schema_version`. 1: reports written before the key
 /// existed (read as if they had it); 2: `schema_version` added, nothing else changed. What is
 /// read from each is in docs/report.md; 3: `started_at`, `in_progress`, `timelines`, outage
-/// windows on the run's clock with their dominant class.
-pub const SCHEMA_VERSION: u32 = 3;
+/// windows on the run's clock with their dominant class; 4: `mesh` and `paths[].target_node`
+/// (mesh runs).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A run report as its JSON is written: `schema_version` first.
 #[derive(Serialize)]
@@ -340,6 +341,10 @@ pub struct PathReport {
     pub network: CephNetwork,
     /// The server address.
     pub target: String,
+    /// The node of the responder at `target` (a mesh run's; absent for the single server,
+    /// which is on `server_node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_node: Option<String>,
     /// The probe kind.
     pub kind: ProbeKind,
     /// Probes whose result arrived.
@@ -517,6 +522,9 @@ pub struct RunReport {
     /// (`run --resume`); left out when it never did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coordinator_restarts: Vec<CoordinatorRestartReport>,
+    /// A mesh run's node × node matrix per network; absent for the single server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshReport>,
 }
 
 /// One coordinator restart as a report tells it: the coordinator was down from some time
@@ -535,8 +543,25 @@ pub struct CoordinatorRestartReport {
     pub resumed_ms: u64,
 }
 
-/// The paths of `matrix`, as reported.
-pub fn paths(matrix: &PathMatrix) -> Vec<PathReport> {
+/// A mesh run's pairs and matrix, as the report has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshReport {
+    /// Other nodes each node probes (`--mesh-peers`); `null`: every node.
+    pub peers_per_node: Option<u32>,
+    /// Directed node pairs (client node, responder node) probed, a node's own included.
+    pub pairs_probed: usize,
+    /// Directed node pairs there are (client nodes × responder nodes).
+    pub pairs: usize,
+    /// Per network, the matrix.
+    pub networks: Vec<crate::findings::MeshNetwork>,
+}
+
+/// The paths of `matrix`, as reported; `target_nodes` names a mesh's responder nodes by
+/// address ([`crate::findings::MeshFacts::target_nodes`]).
+pub fn paths(
+    matrix: &PathMatrix,
+    target_nodes: Option<&BTreeMap<std::net::SocketAddr, String>>,
+) -> Vec<PathReport> {
     matrix
         .paths()
         .into_iter()
@@ -545,6 +570,7 @@ pub fn paths(matrix: &PathMatrix) -> Vec<PathReport> {
             client: k.client.clone(),
             network: k.network,
             target: k.target.to_string(),
+            target_node: target_nodes.and_then(|t| t.get(&k.target).cloned()),
             kind: k.kind,
             sent: s.sent,
             ok: s.ok,

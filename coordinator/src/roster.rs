@@ -17,6 +17,7 @@ use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::matrix_actor::{MatrixActor, Record};
+use crate::mesh::{Responder, Targeting};
 
 pub mod absences;
 pub mod ledger;
@@ -101,7 +102,10 @@ impl AgentState {
 pub struct AgentRoster {
     run_id: String,
     agents: BTreeMap<String, AgentState>,
-    listeners: Option<Vec<Listener>>,
+    /// The servers (a mesh's responders) that said where they listen, by pod.
+    responders: BTreeMap<String, Responder>,
+    /// Which responders each node's agents probe.
+    targeting: Targeting,
     /// Whether clients may be told their targets: not before every pod is placed
     /// ([`ReleaseTargets`]), so probing starts together and does not compete with placement.
     targets_released: bool,
@@ -146,7 +150,8 @@ impl AgentRoster {
         Self {
             run_id,
             agents: BTreeMap::new(),
-            listeners: None,
+            responders: BTreeMap::new(),
+            targeting: Targeting::Single,
             targets_released: false,
             matrix,
             refused: BTreeMap::new(),
@@ -262,7 +267,9 @@ impl Handler<Introduce> for AgentRoster {
                 node: agent.node,
             }));
         }
-        let listeners = self.listeners.clone().filter(|_| self.targets_released);
+        let targets = (self.targets_released && agent.role != Role::Server)
+            .then(|| self.targeting.targets(&agent.node, &self.responders))
+            .filter(|t| !t.is_empty());
         let now_ms = self.now_ms();
         let Some(state) = self.agents.get_mut(&agent.pod) else {
             return Err(Refusal::NoHello);
@@ -295,7 +302,7 @@ impl Handler<Introduce> for AgentRoster {
         state.clock_epoch_unix_ms = clock_epoch_unix_ms;
         state.connection = Some(msg.connection);
         state.tell(CoordinatorMessage::Welcome);
-        if let (Some(listeners), true) = (listeners, agent.role != Role::Server) {
+        if let Some(listeners) = targets {
             state.tell(CoordinatorMessage::Targets { listeners });
         }
         state.ever_connected = true;
@@ -352,8 +359,13 @@ impl Handler<Report> for AgentRoster {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub enum ConnectionEvent {
-    /// The server listens here; clients are told.
-    ServerReady(Vec<Listener>),
+    /// A server (a mesh's responder) listens here; the agents that probe it are told.
+    ServerReady {
+        /// The server's pod.
+        pod: String,
+        /// Its listeners.
+        listeners: Vec<Listener>,
+    },
     /// The agent gave up, with its reason.
     Failed {
         /// The agent.
@@ -383,9 +395,22 @@ impl Handler<ConnectionEvent> for AgentRoster {
     type Result = ();
     fn handle(&mut self, msg: ConnectionEvent, _: &mut Context<Self>) {
         match msg {
-            ConnectionEvent::ServerReady(listeners) => {
-                self.listeners = Some(listeners);
-                self.send_targets();
+            ConnectionEvent::ServerReady { pod, listeners } => {
+                let Some(state) = self
+                    .agents
+                    .get(&pod)
+                    .filter(|s| s.expected.role == Role::Server)
+                else {
+                    return;
+                };
+                let responder = Responder {
+                    node: state.expected.node.clone(),
+                    listeners,
+                };
+                if self.responders.get(&pod) != Some(&responder) {
+                    self.responders.insert(pod, responder);
+                    self.send_targets();
+                }
             }
             ConnectionEvent::Failed { pod, reason } => {
                 if let Some(s) = self.agents.get_mut(&pod) {
@@ -467,19 +492,36 @@ impl Handler<StopAll> for AgentRoster {
 }
 
 impl AgentRoster {
-    /// Tells every connected client and host checker where the server listens, once it is
-    /// known and released.
+    /// Tells every connected client and host checker where its targets listen (the server,
+    /// or a mesh's responders it probes), once targets are released and it has any.
     fn send_targets(&self) {
-        let Some(listeners) = self.listeners.as_ref().filter(|_| self.targets_released) else {
+        if !self.targets_released {
             return;
-        };
+        }
         for state in self.agents.values() {
-            if state.expected.role != Role::Server {
-                state.tell(CoordinatorMessage::Targets {
-                    listeners: listeners.clone(),
-                });
+            if state.expected.role == Role::Server {
+                continue;
+            }
+            let listeners = self
+                .targeting
+                .targets(&state.expected.node, &self.responders);
+            if !listeners.is_empty() {
+                state.tell(CoordinatorMessage::Targets { listeners });
             }
         }
+    }
+}
+
+/// Which responders each node's agents probe (a mesh run's; a single-server run needs none).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Target(pub Targeting);
+
+impl Handler<Target> for AgentRoster {
+    type Result = ();
+    fn handle(&mut self, msg: Target, _: &mut Context<Self>) {
+        self.targeting = msg.0;
+        self.send_targets();
     }
 }
 
@@ -542,8 +584,8 @@ pub struct AgentView {
 pub struct RosterSnapshot {
     /// Every expected agent.
     pub agents: Vec<AgentView>,
-    /// Where the server listens, once it said.
-    pub listeners: Option<Vec<Listener>>,
+    /// The servers (a mesh's responders) that said where they listen, by pod.
+    pub responders: BTreeMap<String, Responder>,
     /// Refused peers by reason.
     pub refused: BTreeMap<String, u64>,
     /// Batches received twice (resent after a reconnect) and not counted again.
@@ -589,7 +631,7 @@ impl Handler<Snapshot> for AgentRoster {
                     lost_in_resume: s.ledger.lost_in_resume(),
                 })
                 .collect(),
-            listeners: self.listeners.clone(),
+            responders: self.responders.clone(),
             refused: self.refused.clone(),
             duplicate_batches: self.duplicate_batches,
             sequence_gaps: self.sequence_gaps,

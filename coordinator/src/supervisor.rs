@@ -24,12 +24,15 @@ use multinet_proto::network::CephNetwork;
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::findings::AgentFate;
 use crate::matrix_actor::{FailingPaths, MatrixActor, Standing, Standings, WithMetrics};
+use crate::mesh::Targeting;
 use crate::metrics::{PathMetrics, RunMetrics};
 use crate::outage::OutageRule;
 use crate::pki::RunPki;
 use crate::progress::{Progress, Status};
 use crate::report::{RunReport, StageTiming};
-use crate::roster::{AgentRoster, Expect, ProcessExited, ReleaseTargets, Snapshot, StopAll};
+use crate::roster::{
+    AgentRoster, Expect, ProcessExited, ReleaseTargets, Snapshot, StopAll, Target,
+};
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
 mod bench;
@@ -224,7 +227,10 @@ pub struct RunSupervisor {
     /// Every agent the run wants, the server first.
     plan: Vec<AgentIdentity>,
     nodes: Vec<NodePlan>,
+    /// The single server's node; in a mesh, the node a single run would have put it on.
     server_node: String,
+    /// Which responders each node's agents probe (a mesh's; the single server otherwise).
+    targeting: Targeting,
     /// When probing began, ms since the start (a soak's time counts from it).
     probing_began_ms: Option<u64>,
     /// When this coordinator process's soak stage began, ms since the start.
@@ -315,6 +321,7 @@ impl RunSupervisor {
             plan: Vec::new(),
             nodes: Vec::new(),
             server_node: String::new(),
+            targeting: Targeting::Single,
             probing_began_ms: None,
             soak_began_ms: None,
             restarts: Vec::new(),
@@ -437,6 +444,7 @@ impl RunSupervisor {
         let deadline = settings.stage_deadline();
         self.nodes = scheduler.nodes(&settings.config).await.map_err(backend)?;
         self.plan(settings, scheduler.server_node())?;
+        self.roster.send(Target(self.targeting.clone())).await?;
         self.attach_metrics(settings).await?;
         self.metrics_stage(settings, "server");
         self.control
@@ -462,7 +470,7 @@ impl RunSupervisor {
             let status = Status {
                 stage: "server".into(),
                 connected: snap.agents.iter().filter(|a| a.connected).count(),
-                expected: 1,
+                expected: server.len(),
                 passing: Vec::new(),
                 failing_paths: 0,
                 failed_paths: 0,
@@ -608,7 +616,7 @@ impl RunSupervisor {
             let standings = self
                 .matrix
                 .send(Standings {
-                    pairs: pairs.clone(),
+                    pairs: self.with_targets(pods, &pairs, &snap),
                     threshold: settings.threshold(),
                 })
                 .await?;
@@ -678,6 +686,40 @@ impl RunSupervisor {
                 ProbeStage::Done | ProbeStage::Deadline => return Ok(stage.outcome()),
             }
         }
+    }
+
+    /// `pairs` (pod, network) with the number of target addresses the pod was told to probe
+    /// there (HTTP and HTTPS apart): what it must have reported on before it can pass.
+    fn with_targets(
+        &self,
+        pods: &[AgentIdentity],
+        pairs: &[(String, CephNetwork)],
+        snap: &crate::roster::RosterSnapshot,
+    ) -> Vec<(String, CephNetwork, usize)> {
+        let node_of: BTreeMap<&str, &str> = pods
+            .iter()
+            .map(|p| (p.pod.as_str(), p.node.as_str()))
+            .collect();
+        let mut counted: BTreeMap<(&str, CephNetwork), usize> = BTreeMap::new();
+        pairs
+            .iter()
+            .map(|(pod, network)| {
+                let node = node_of.get(pod.as_str()).copied().unwrap_or_default();
+                let targets = *counted.entry((node, *network)).or_insert_with(|| {
+                    let mut addresses: Vec<std::net::SocketAddr> = self
+                        .targeting
+                        .targets(node, &snap.responders)
+                        .iter()
+                        .filter(|l| l.network == *network)
+                        .flat_map(|l| [l.http, l.https])
+                        .collect();
+                    addresses.sort_unstable();
+                    addresses.dedup();
+                    addresses.len()
+                });
+                (pod.clone(), *network, targets)
+            })
+            .collect()
     }
 
     /// The soak: every agent keeps probing until the soak's time, counted from

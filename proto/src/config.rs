@@ -83,6 +83,19 @@ pub struct RunConfig {
     /// (`GET /metrics`); `None` serves none. Port 0 takes a free port (the run says which).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// A responder on every node instead of the one server, every node's clients probing
+    /// the responders of their peers: the node × node view per network (`run --mesh`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mesh: bool,
+    /// With `mesh`, how many responders on other nodes each node's clients probe, chosen by
+    /// rendezvous hashing (`--mesh-peers K`); 0 probes every node. A node's own responder
+    /// is probed besides.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub mesh_peers: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One group of nodes and the daemons a node of the group may have to carry at worst.
@@ -200,6 +213,8 @@ impl Default for RunConfig {
             soak_duration: GoDuration::ZERO,
             report_interval: GoDuration::from_secs(300),
             metrics_addr: None,
+            mesh: false,
+            mesh_peers: 0,
         }
     }
 }

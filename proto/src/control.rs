@@ -51,7 +51,7 @@ pub struct Listener {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// The single web server.
+    /// The single web server (in a mesh run, one responder per node).
     Server,
     /// A client pod (an OSD client is on both networks, another daemon's on public only).
     Client,
@@ -229,9 +229,10 @@ pub enum CoordinatorMessage {
     /// The agent is accepted.
     Welcome,
     /// Where to probe (to clients and host checkers, once the server is ready; again after a
-    /// reconnect).
+    /// reconnect, and when a mesh responder it probes changes).
     Targets {
-        /// The server's listeners, one per network.
+        /// The server's listeners, one per network; in a mesh run, those of every responder
+        /// the agent probes (its own node's first).
         listeners: Vec<Listener>,
     },
     /// The agent is refused; the connection closes.

@@ -230,7 +230,7 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
             matrix.send(Recorded).await?;
         }
         let copy = matrix.send(Peek).await?;
-        let paths = crate::report::paths(&copy);
+        let paths = crate::report::paths(&copy, None);
         let timelines = crate::report::timelines(&copy);
         let report_bytes =
             serde_json::to_vec(&paths)?.len() + serde_json::to_vec(&timelines)?.len();

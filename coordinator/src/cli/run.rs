@@ -102,6 +102,15 @@ pub struct RunArgs {
     /// configuration.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_addr: Option<String>,
+    /// Mesh: a responder on every node instead of the one server; every node's clients probe
+    /// every node's responder, and the report has a node × node matrix per network
+    /// (`mesh: true` in the configuration).
+    #[arg(long)]
+    pub mesh: bool,
+    /// Mesh with K other nodes per node (its own besides), chosen by rendezvous hashing so the
+    /// choice stays as nodes come and go; implies --mesh (`meshPeers`).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub mesh_peers: Option<u32>,
     /// Namespace (recorded in the configuration; the local backend has none).
     #[arg(short = 'n', long, conflicts_with = "config")]
     pub namespace: Option<String>,
@@ -172,7 +181,7 @@ pub struct RunArgs {
         "timeout_minutes", "flaky_threshold_seconds", "host_check_only", "probe_interval",
         "duration", "report_interval", "namespace", "agent_grace_seconds", "topology", "nads",
         "lab", "keep", "dry_run", "service_account", "kubeconfig", "context", "in_cluster_run",
-        "kill_agent",
+        "kill_agent", "mesh", "mesh_peers",
     ])]
     pub resume: Option<String>,
 }
@@ -200,6 +209,8 @@ impl RunArgs {
                 duration: self.duration.clone(),
                 report_interval: self.report_interval.clone(),
                 metrics_addr: self.metrics_addr.clone(),
+                mesh: self.mesh,
+                mesh_peers: self.mesh_peers,
             },
             nodes: self.nodes,
             format: self

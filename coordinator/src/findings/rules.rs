@@ -17,6 +17,7 @@ mod agent_outage;
 mod agents;
 mod egress;
 mod host;
+mod mesh;
 mod network;
 mod readiness;
 mod soak;
@@ -36,6 +37,7 @@ use agent_outage::agent_outages;
 use agents::{agent_failures, server_unavailable};
 use egress::wrong_egress;
 use host::host_checks;
+pub use mesh::{CellReport, CellState, MeshFacts, MeshNetwork, mesh_matrix};
 use network::network_rules;
 use readiness::rook_flaky_rule;
 use soak::soak_outages;
@@ -119,8 +121,13 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
         return out;
     }
     for network in &facts.networks {
-        let by_node = tally(matrix, facts, *network);
-        network_rules(matrix, facts, *network, &by_node, &mut out);
+        match &facts.mesh {
+            Some(mesh) => mesh::mesh_rules(matrix, facts, mesh, *network, &mut out),
+            None => {
+                let by_node = tally(matrix, facts, *network);
+                network_rules(matrix, facts, *network, &by_node, &mut out);
+            }
+        }
     }
     host_checks(matrix, facts, &mut out);
     rook_flaky_rule(facts, &mut out);
@@ -146,7 +153,7 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
     for fact in clients.values() {
         let entry = by_node.entry(fact.identity.node.clone()).or_default();
         entry.clients.insert(fact.identity.pod.clone());
-        if matrix.client_passes(&fact.identity.pod, network, facts.success_threshold) {
+        if matrix.client_passes(&fact.identity.pod, network, facts.success_threshold, 1) {
             entry.passing += 1;
         }
     }

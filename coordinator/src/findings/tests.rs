@@ -122,7 +122,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         if a.identity
             .networks
             .iter()
-            .all(|n| matrix.client_passes(&a.identity.pod, *n, 12))
+            .all(|n| matrix.client_passes(&a.identity.pod, *n, 12, 1))
         {
             a.passed_at_ms = Some(12_000);
         }
@@ -139,6 +139,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         soak_min_outage_ms: None,
         started_unix_ms: 1_796_000_000_000,
         agent_outages: Vec::new(),
+        mesh: None,
     };
     with_addresses(&mut facts);
     Synthetic { matrix, facts }

@@ -110,6 +110,9 @@ pub struct StoredReport {
     /// `checkpoint_ms`, `resumed_ms`), as written; absent when there was none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coordinator_restarts: Vec<Value>,
+    /// A mesh run's node × node matrix per network (schema 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<super::MeshReport>,
 }
 
 /// A finding as stored: its kind and severity as their JSON strings (`inter_node_blocked`,
@@ -155,6 +158,9 @@ pub struct StoredPath {
     pub network: CephNetwork,
     /// The server address.
     pub target: String,
+    /// The responder's node (mesh runs, schema 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_node: Option<String>,
     /// The probe kind.
     pub kind: ProbeKind,
     /// Probes whose result arrived.

@@ -186,6 +186,7 @@ pub fn render_with(r: &StoredReport, terminal: super::Terminal) -> String {
     agent_outages(&mut out, r);
     coordinator_restarts(&mut out, r);
     matrix(&mut out, r, paint, terminal.width);
+    mesh(&mut out, r, paint);
     super::drift::render(&mut out, r);
     out
 }
@@ -354,6 +355,69 @@ fn matrix(out: &mut String, r: &StoredReport, paint: Paint, width: Option<usize>
                 }
                 let _ = writeln!(out);
             }
+        }
+    }
+}
+
+/// A mesh run's node × node matrix per network: a row per client node, a column per
+/// responder node, each cell `ok/sent` of the probes (`-` not probed, `?` probed without a
+/// result), failing cells marked `!`.
+fn mesh(out: &mut String, r: &StoredReport, paint: Paint) {
+    use crate::findings::CellState;
+    let Some(mesh) = &r.mesh else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nmesh: ok/sent per client node (rows) and responder node (columns); {} of {} node pairs probed{} (- not probed, ? no result, ! failing)",
+        mesh.pairs_probed,
+        mesh.pairs,
+        mesh.peers_per_node
+            .map_or(String::new(), |k| format!(", {k} other node(s) per node"))
+    );
+    for network in &mesh.networks {
+        let text = |c: &crate::findings::CellReport| match c.state {
+            CellState::NotProbed => "-".to_string(),
+            CellState::NoResults => "?".to_string(),
+            CellState::Pass => format!("{}/{}", c.probes_ok, c.probes_sent),
+            CellState::Degraded | CellState::Fail => {
+                format!("!{}/{}", c.probes_ok, c.probes_sent)
+            }
+        };
+        let first = network
+            .from
+            .iter()
+            .map(|n| n.chars().count() + 2)
+            .chain([network.network.key().len()])
+            .max()
+            .unwrap_or(0);
+        let column = network
+            .cells
+            .iter()
+            .map(|c| text(c).chars().count())
+            .chain(network.to.iter().map(|n| n.chars().count()))
+            .max()
+            .unwrap_or(0);
+        let _ = write!(out, "{:<first$}", network.network.key());
+        for to in &network.to {
+            let _ = write!(out, " {to:>column$}");
+        }
+        let _ = writeln!(out);
+        for from in &network.from {
+            let _ = write!(out, "{:<first$}", format!("  {from}"));
+            for to in &network.to {
+                let cell = network
+                    .cells
+                    .iter()
+                    .find(|c| c.from == *from && c.to == *to);
+                let shown = format!("{:>column$}", cell.map_or("-".to_string(), text));
+                let shown = match cell.map(|c| c.state) {
+                    Some(CellState::Fail | CellState::Degraded) => paint.paint("31", &shown),
+                    _ => shown,
+                };
+                let _ = write!(out, " {shown}");
+            }
+            let _ = writeln!(out);
         }
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::matrix::PathMatrix;
 use crate::matrix_actor::{MatrixActor, PeekInto};
+use crate::mesh::{Responder, Targeting};
 
 /// One agent, serializable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,8 +49,16 @@ pub struct AgentRecord {
 pub struct RosterState {
     /// Every expected agent.
     pub agents: Vec<AgentRecord>,
-    /// Where the server listens, once it said.
+    /// Where the single server listens, as checkpoints before mesh runs had it (read only:
+    /// [`Self::responders`] holds it now).
+    #[serde(default, skip_serializing)]
     pub listeners: Option<Vec<Listener>>,
+    /// The servers (a mesh's responders) that said where they listen, by pod.
+    #[serde(default)]
+    pub responders: BTreeMap<String, Responder>,
+    /// Which responders each node's agents probe.
+    #[serde(default)]
+    pub targeting: Targeting,
     /// Whether clients were told their targets.
     pub targets_released: bool,
     /// Refused peers by reason.
@@ -133,7 +142,9 @@ impl Handler<TakeState> for AgentRoster {
                         clock_epoch_unix_ms: s.clock_epoch_unix_ms,
                     })
                     .collect(),
-                listeners: self.listeners.clone(),
+                listeners: None,
+                responders: self.responders.clone(),
+                targeting: self.targeting.clone(),
                 targets_released: self.targets_released,
                 refused: self.refused.clone(),
                 duplicate_batches: self.duplicate_batches,
@@ -176,7 +187,23 @@ impl AgentRoster {
                 },
             );
         }
-        roster.listeners = state.listeners;
+        roster.responders = state.responders;
+        if let (Some(listeners), Some(server)) = (
+            state.listeners,
+            roster
+                .agents
+                .values()
+                .find(|a| a.expected.role == multinet_proto::control::Role::Server),
+        ) {
+            roster.responders.insert(
+                server.expected.pod.clone(),
+                Responder {
+                    node: server.expected.node.clone(),
+                    listeners,
+                },
+            );
+        }
+        roster.targeting = state.targeting;
         roster.targets_released = state.targets_released;
         roster.refused = state.refused;
         roster.duplicate_batches = state.duplicate_batches;

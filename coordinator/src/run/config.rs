@@ -46,6 +46,10 @@ pub struct ConfigRequest {
     pub report_interval: Option<String>,
     /// `--metrics-addr` as typed (`ADDR:PORT`): `metricsAddr`'s override.
     pub metrics_addr: Option<String>,
+    /// `--mesh`: a responder on every node (`mesh: true`), whatever the source.
+    pub mesh: bool,
+    /// `--mesh-peers K` (implies `--mesh`): `meshPeers`' override.
+    pub mesh_peers: Option<u32>,
 }
 
 impl ConfigRequest {
@@ -118,8 +122,8 @@ fn from_flags(request: &ConfigRequest, problems: &mut Problems) -> RunConfig {
 }
 
 /// `--host-check-only`, `--probe-interval`, `--service-account`, `--duration`,
-/// `--report-interval` and `--metrics-addr` apply whatever the configuration's source; the interval's bounds are
-/// `probeInterval`'s.
+/// `--report-interval`, `--metrics-addr`, `--mesh` and `--mesh-peers` apply whatever the
+/// configuration's source; the interval's bounds are `probeInterval`'s.
 fn apply_overrides(request: &ConfigRequest, config: &mut RunConfig, problems: &mut Problems) {
     if request.host_check_only {
         config.host_check_only = true;
@@ -156,6 +160,12 @@ fn apply_overrides(request: &ConfigRequest, config: &mut RunConfig, problems: &m
             Ok(addr) => config.metrics_addr = Some(addr),
             Err(why) => problems.error("--metrics-addr", why),
         }
+    }
+    if request.mesh || request.mesh_peers.is_some() {
+        config.mesh = true;
+    }
+    if let Some(k) = request.mesh_peers {
+        config.mesh_peers = k;
     }
 }
 

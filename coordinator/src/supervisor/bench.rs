@@ -54,7 +54,13 @@ impl RunSupervisor {
             let now = Instant::now();
             match self.at(now).server_stage(&snap, now - since, deadline) {
                 ServerStage::Waiting => tokio::time::sleep(TICK).await,
-                ServerStage::Ready => break snap.listeners,
+                ServerStage::Ready => {
+                    break snap
+                        .responders
+                        .into_values()
+                        .find(|r| r.node == self.server_node)
+                        .map(|r| r.listeners);
+                }
                 ServerStage::Gone | ServerStage::Deadline => break None,
             }
         };

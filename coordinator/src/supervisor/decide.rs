@@ -167,14 +167,23 @@ impl Moment<'_> {
             })
     }
 
-    /// The server stage, begun `in_stage` ago with `deadline` to go, given the roster now.
+    /// The server stage, begun `in_stage` ago with `deadline` to go, given the roster now:
+    /// ready once every server (a mesh's every responder) said where it listens; over when
+    /// one is gone before (a mesh's responders are its servers: a node without one cannot be
+    /// judged, as no node can without the single server).
     pub(super) fn server_stage(
         &self,
         snap: &RosterSnapshot,
         in_stage: Duration,
         deadline: Duration,
     ) -> ServerStage {
-        if snap.listeners.is_some() {
+        let mut servers = snap
+            .agents
+            .iter()
+            .filter(|a| a.expected.role == Role::Server)
+            .peekable();
+        let any = servers.peek().is_some();
+        if any && servers.all(|a| snap.responders.contains_key(&a.expected.pod)) {
             ServerStage::Ready
         } else if snap.agents.iter().any(|a| self.is_gone(a)) {
             ServerStage::Gone
@@ -403,8 +412,12 @@ mod tests {
             now.server_stage(&waiting, 10 * S, 10 * S),
             ServerStage::Deadline
         );
+        let responder = |node: &str| crate::mesh::Responder {
+            node: node.into(),
+            listeners: Vec::new(),
+        };
         let ready = RosterSnapshot {
-            listeners: Some(Vec::new()),
+            responders: BTreeMap::from([("server".into(), responder("n1"))]),
             ..waiting.clone()
         };
         // Ready wins over the deadline passing while the roster was asked.
@@ -415,6 +428,25 @@ mod tests {
         };
         assert_eq!(
             world.at(5 * S).server_stage(&gone, 5 * S, 10 * S),
+            ServerStage::Gone
+        );
+        // A mesh is ready when every responder is; one gone ends the stage.
+        let mesh = RosterSnapshot {
+            agents: vec![
+                view("server-n1", Role::Server),
+                view("server-n2", Role::Server),
+            ],
+            responders: BTreeMap::from([("server-n1".into(), responder("n1"))]),
+            ..RosterSnapshot::default()
+        };
+        assert_eq!(now.server_stage(&mesh, 2 * S, 10 * S), ServerStage::Waiting);
+        let mut all = mesh.clone();
+        all.responders.insert("server-n2".into(), responder("n2"));
+        assert_eq!(now.server_stage(&all, 2 * S, 10 * S), ServerStage::Ready);
+        let mut one_gone = mesh.clone();
+        one_gone.agents[1] = disconnected(one_gone.agents[1].clone(), world.started);
+        assert_eq!(
+            world.at(5 * S).server_stage(&one_gone, 5 * S, 10 * S),
             ServerStage::Gone
         );
     }

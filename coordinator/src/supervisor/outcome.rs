@@ -9,6 +9,7 @@ use super::{Error, Result, RunSettings, RunSupervisor};
 use crate::findings::{self, AgentFact, AgentFate, AgentOutages, RunFacts};
 use crate::matrix::PathMatrix;
 use crate::matrix_actor::{Peek, Take};
+use crate::mesh::Targeting;
 use crate::report::{self, NodeReport, ResultAccounting, RunReport, Verdict};
 use crate::roster::{AgentView, RosterSnapshot, Snapshot};
 use crate::scheduler::Scheduler;
@@ -83,16 +84,25 @@ impl RunSupervisor {
                 egress: view.egress.clone(),
             }
         };
+        // The server; in a mesh, the responder on the server's node (the others are agents).
         let mut server = None;
         let mut agents = Vec::new();
+        let mut servers_ok = true;
         for view in &snap.agents {
             let f = fact(view);
             if view.expected.role == Role::Server {
+                servers_ok &= f.fate == AgentFate::Reported;
+            }
+            if view.expected.role == Role::Server
+                && (server.is_none() && view.expected.node == self.server_node
+                    || !self.targeting.is_mesh())
+            {
                 server = Some(f)
             } else {
                 agents.push(f)
             }
         }
+        agents.sort_by_key(|a| a.identity.role != Role::Server);
         // Planned pods the roster never heard of (server never ready: clients not started).
         for p in &self.plan {
             if !snap.agents.iter().any(|a| a.expected.pod == p.pod) {
@@ -109,7 +119,26 @@ impl RunSupervisor {
             }
         }
         let server = server.ok_or(Error::Placement("the server was never planned"))?;
-        let server_ok = server.fate == AgentFate::Reported;
+        let server_ok = servers_ok;
+        let mesh = match &self.targeting {
+            Targeting::Single => None,
+            Targeting::Mesh {
+                peers,
+                peers_per_node,
+            } => Some(findings::MeshFacts {
+                target_nodes: snap
+                    .responders
+                    .values()
+                    .flat_map(|r| {
+                        r.listeners
+                            .iter()
+                            .flat_map(|l| [(l.http, r.node.clone()), (l.https, r.node.clone())])
+                    })
+                    .collect(),
+                peers: peers.clone(),
+                peers_per_node: *peers_per_node,
+            }),
+        };
         let facts = RunFacts {
             networks: settings.networks.clone(),
             server_node: self.server_node.clone(),
@@ -125,6 +154,7 @@ impl RunSupervisor {
                 .then(|| settings.outage_rule().min_ms),
             started_unix_ms: self.started_unix_ms,
             agent_outages: agent_outages(&snap),
+            mesh,
         };
         // Server-not-started pods are consequences, not scheduling problems of their own.
         let mut found = findings::evaluate(&matrix, &facts);
@@ -142,7 +172,13 @@ impl RunSupervisor {
             .filter(|a| a.identity.role == Role::HostCheck)
             .collect();
         let produced: u64 = snap.agents.iter().map(|a| a.produced).sum();
-        let all_passed = server_ok && facts.agents.iter().all(|a| a.passed_at_ms.is_some());
+        // A mesh's responders among the agents answer probes: they have nothing to pass.
+        let all_passed = server_ok
+            && facts
+                .agents
+                .iter()
+                .filter(|a| a.identity.role != Role::Server)
+                .all(|a| a.passed_at_ms.is_some());
         Ok(RunReport {
             verdict: Verdict::decide(&found, all_passed),
             in_progress,
@@ -162,7 +198,7 @@ impl RunSupervisor {
                 .collect(),
             server_node: self.server_node.clone(),
             findings: found,
-            paths: report::paths(&matrix),
+            paths: report::paths(&matrix, facts.mesh.as_ref().map(|m| &m.target_nodes)),
             timelines: if settings.soak == super::Soak::Off {
                 Vec::new()
             } else {
@@ -214,6 +250,20 @@ impl RunSupervisor {
                     resumed_ms: r.resumed_ms,
                 })
                 .collect(),
+            mesh: facts.mesh.as_ref().map(|m| {
+                let networks = findings::mesh_matrix(&matrix, &facts);
+                report::MeshReport {
+                    peers_per_node: m.peers_per_node,
+                    pairs_probed: m.peers.values().map(Vec::len).sum(),
+                    pairs: m.peers.len()
+                        * m.peers
+                            .values()
+                            .flatten()
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len(),
+                    networks,
+                }
+            }),
         })
     }
 }

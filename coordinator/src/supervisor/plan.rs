@@ -4,11 +4,13 @@ use multinet_proto::control::{AgentIdentity, Role};
 use multinet_proto::network::CephNetwork;
 
 use super::{Error, Result, RunSettings, RunSupervisor};
+use crate::mesh::Targeting;
 
 impl RunSupervisor {
     /// Plans the pods: the server on the backend's chosen node, else the first node of the
-    /// server's node type, then per node a
-    /// host checker (when public is tested) and the node type's clients.
+    /// server's node type (in a mesh, a responder on every node instead:
+    /// [`Self::plan_responders`]), then per node a host checker (when public is tested) and
+    /// the node type's clients.
     pub(super) fn plan(
         &mut self,
         settings: &RunSettings,
@@ -36,12 +38,16 @@ impl RunSupervisor {
                 .clone(),
         };
         let public = settings.networks.contains(&CephNetwork::Public);
-        self.plan.push(AgentIdentity {
-            pod: "server".into(),
-            node: self.server_node.clone(),
-            role: Role::Server,
-            networks: settings.networks.clone(),
-        });
+        if config.mesh {
+            self.plan_responders(settings);
+        } else {
+            self.plan.push(AgentIdentity {
+                pod: "server".into(),
+                node: self.server_node.clone(),
+                role: Role::Server,
+                networks: settings.networks.clone(),
+            });
+        }
         for node in &self.nodes {
             if public {
                 // A host checker tests the public network from the host's namespace: it
@@ -79,5 +85,37 @@ impl RunSupervisor {
             }
         }
         Ok(())
+    }
+
+    /// A mesh's responders (`server-<node>`), one on every node that runs test pods,
+    /// attached to the networks its node's pods use (an OSD node's: every network under test;
+    /// a node whose type has other daemons only, or a host-check-only run: public), and which
+    /// of them each node's agents probe ([`Targeting::mesh`]).
+    fn plan_responders(&mut self, settings: &RunSettings) {
+        let config = &settings.config;
+        let public = settings.networks.contains(&CephNetwork::Public);
+        let mut responders = Vec::new();
+        for node in &self.nodes {
+            let (osds, others) = config
+                .node_types
+                .get(&node.node_type)
+                .map_or((0, 0), |t| (t.osds_per_node, t.other_daemons_per_node));
+            let networks = if osds > 0 && !config.host_check_only {
+                settings.networks.clone()
+            } else if public && (others > 0 || config.host_check_only) {
+                vec![CephNetwork::Public]
+            } else {
+                continue;
+            };
+            responders.push(node.name.clone());
+            self.plan.push(AgentIdentity {
+                pod: crate::mesh::responder_pod(&node.name),
+                node: node.name.clone(),
+                role: Role::Server,
+                networks,
+            });
+        }
+        let nodes: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        self.targeting = Targeting::mesh(&nodes, &responders, config.mesh_peers);
     }
 }

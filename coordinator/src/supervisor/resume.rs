@@ -120,6 +120,7 @@ impl RunSupervisor {
         let matrix = PathMatrix::from_state(checkpoint.matrix)?;
         let matrix = MatrixActor::restore(checkpoint.started_unix_ms, matrix).start();
         let run_id = checkpoint.run_id;
+        let targeting = checkpoint.roster.targeting.clone();
         let roster =
             AgentRoster::restore(run_id.clone(), matrix.clone(), started, checkpoint.roster)
                 .start();
@@ -165,6 +166,7 @@ impl RunSupervisor {
             plan: state.plan,
             nodes: state.nodes,
             server_node: state.server_node,
+            targeting,
             probing_began_ms: Some(checkpoint.probing_began_ms),
             soak_began_ms: None,
             restarts,

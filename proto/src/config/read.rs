@@ -15,7 +15,7 @@ use super::{
 use crate::field::{Field, OwnedPath, Problems, type_name};
 
 /// Top-level keys, Rook's first, for typo suggestions.
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 18] = [
     "namespace",
     "serviceAccountName",
     "publicNetwork",
@@ -32,6 +32,8 @@ const TOP_LEVEL_KEYS: [&str; 16] = [
     "soakDuration",
     "reportInterval",
     "metricsAddr",
+    "mesh",
+    "meshPeers",
 ];
 
 /// Reads the whole document; `Null` (an empty file) is all defaults.
@@ -86,6 +88,8 @@ pub(super) fn read_run_config(document: &Value, problems: &mut Problems) -> RunC
                 Some(Err(why)) => problems.error(field.path(), why),
                 None => {}
             },
+            "mesh" => keep(&mut config.mesh, field.boolean(problems)),
+            "meshPeers" => keep(&mut config.mesh_peers, field.count(problems)),
             _ => warn_unknown(key, field, &TOP_LEVEL_KEYS, problems),
         }
     }

@@ -270,7 +270,12 @@ soakDuration: {soak}\n\n\
 reportInterval: {report_interval}\n\n\
 # Serve live Prometheus metrics at http://ADDR:PORT/metrics while the run lasts (an IP\n\
 # address and a port; --metrics-addr overrides it). In a cluster, bind every address:\n\
-# metricsAddr: 0.0.0.0:9464\n",
+# metricsAddr: 0.0.0.0:9464\n\n\
+# A responder on every node instead of the one server: every node's clients probe every\n\
+# node's responder, and the report has a node x node matrix per network (the goldpinger view).\n\
+# meshPeers K probes K other nodes per node (chosen by rendezvous hashing; 0: every node).\n\
+mesh: {mesh}\n\
+meshPeers: {mesh_peers}\n",
         interval = quote(&c.probe_interval.to_string()),
         timeout = quote(&c.probe_timeout.to_string()),
         threshold = c.success_threshold,
@@ -278,6 +283,8 @@ reportInterval: {report_interval}\n\n\
         large = c.payload_bytes.large,
         soak = quote(&c.soak_duration.to_string()),
         report_interval = quote(&c.report_interval.to_string()),
+        mesh = c.mesh,
+        mesh_peers = c.mesh_peers,
     ));
     out
 }

@@ -294,6 +294,9 @@ fn bad_inputs_name_their_field_and_what_was_expected() {
         ("reportInterval: -5m", "reportInterval", "0 or more"),
         ("metricsAddr: localhost:9464", "metricsAddr", "ADDR:PORT"),
         ("metricsAddr: 127.0.0.1", "metricsAddr", "ADDR:PORT"),
+        ("meshPeers: 3", "meshPeers", "set mesh: true"),
+        ("mesh: yes please", "mesh", "expected true or false"),
+        ("mesh: true\nmeshPeers: -1", "meshPeers", "whole number"),
         (
             "serviceAccountName: Tester!",
             "serviceAccountName",
@@ -446,4 +449,15 @@ fn the_metrics_address_is_an_ip_address_and_a_port() {
     );
     let (config, _) = parse_run_config("publicNetwork: p\n").expect("YAML");
     assert_eq!(config.metrics_addr, None);
+}
+
+#[test]
+fn a_mesh_reads_with_its_peer_count() {
+    let (config, problems) = parse("publicNetwork: p\nmesh: true\nmeshPeers: 3\n");
+    assert!(problems.errors.is_empty(), "{problems:?}");
+    assert!(config.mesh);
+    assert_eq!(config.mesh_peers, 3);
+    let (config, _) = parse("publicNetwork: p\n");
+    assert!(!config.mesh, "the seed's single server is the default");
+    assert_eq!(config.mesh_peers, 0);
 }

@@ -18,6 +18,15 @@ impl RunConfig {
     pub fn validate(&self, problems: &mut Problems) {
         self.validate_names(problems);
         self.validate_timing(problems);
+        if self.mesh_peers > 0 && !self.mesh {
+            problems.error(
+                "meshPeers",
+                format!(
+                    "applies to a mesh run only: set mesh: true, or remove meshPeers (found {})",
+                    self.mesh_peers
+                ),
+            );
+        }
         for (name, node_type) in &self.node_types {
             let path = OwnedPath::child("nodeTypes", name);
             if let Err(why) = dns1123_subdomain(name) {

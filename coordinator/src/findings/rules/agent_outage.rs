@@ -168,6 +168,7 @@ mod tests {
             soak_min_outage_ms: soak,
             started_unix_ms: 1_796_000_000_000,
             agent_outages: agents,
+            mesh: None,
         };
         let mut out = Vec::new();
         agent_outages(&facts, &mut out);

@@ -202,7 +202,10 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
         let expected = facts
             .agents
             .iter()
-            .filter(|a| a.identity.role == Role::Client && a.identity.networks.contains(&network))
+            // Clients, and a mesh's other responders.
+            .filter(|a| {
+                a.identity.role != Role::HostCheck && a.identity.networks.contains(&network)
+            })
             .count()
             + usize::from(facts.server.identity.networks.contains(&network));
         let mut evidence = BTreeMap::from([

@@ -1,0 +1,559 @@
+//! The rules over one network of a mesh run ([`crate::mesh`]): the client paths summed per
+//! cell (client node → responder node), then, in this order, each cell explained once:
+//!
+//! 1. `server_unavailable` — a responder no node reaches, not even its own node's clients;
+//! 2. `node_unreachable` — a node whose clients reach no responder at all (its own
+//!    included), or, with two other nodes or more, a node cut off from every other node:
+//!    its clients reach no other node's responder, or no other node's clients reach its
+//!    responder (its own node's cell passing);
+//! 3. `inter_node_blocked` — what is left broken between two nodes, said once per pair of
+//!    nodes with both directions in its evidence: the block a single-server run cannot see
+//!    when neither node is the server's;
+//! 4. per client node, over its cells left: `mtu_blackhole`, `tls_failure`, `flaky`, as the
+//!    single-server rules say them ([`super::network`]), naming the responder nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use multinet_proto::control::Role;
+use multinet_proto::network::CephNetwork;
+use multinet_proto::probe::{Payload, Scheme};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{BAD_RATIO, FLAKY_RATIO, GOOD_RATIO, NodeNet, finding, is_reporting, when};
+use crate::findings::{Finding, FindingKind, RunFacts, Severity};
+use crate::matrix::{PathKey, PathMatrix};
+
+/// What a mesh run's findings and report read besides the matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshFacts {
+    /// The responder node of every target address (HTTP and HTTPS).
+    pub target_nodes: BTreeMap<SocketAddr, String>,
+    /// Client node → the responder nodes its agents probe ([`crate::mesh::Targeting`]).
+    pub peers: BTreeMap<String, Vec<String>>,
+    /// Other nodes per node (`--mesh-peers`); `None`: every node.
+    pub peers_per_node: Option<u32>,
+}
+
+/// One cell of a network's node × node matrix: the client paths from one node to one
+/// node's responder, summed.
+#[derive(Debug, Default)]
+struct Cell {
+    sum: NodeNet,
+}
+
+/// How a cell stands, as the report shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellState {
+    /// Every client passed.
+    Pass,
+    /// Some probes or clients failed.
+    Degraded,
+    /// No client passed and fewer than one probe in five succeeded.
+    Fail,
+    /// The pair is probed but no result came (its clients were lost or never started).
+    NoResults,
+    /// The pair is not among the ones probed (`--mesh-peers`).
+    NotProbed,
+}
+
+/// One cell as the report's `mesh.networks[].cells[]` have it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellReport {
+    /// The clients' node.
+    pub from: String,
+    /// The responder's node.
+    pub to: String,
+    /// How it stands.
+    pub state: CellState,
+    /// Clients of `from` on the network that reported on `to`.
+    pub clients: usize,
+    /// Of them, those with the success threshold on every path to `to`.
+    pub clients_passing: usize,
+    /// Probes sent and answered.
+    pub probes_sent: u64,
+    /// Probes that succeeded.
+    pub probes_ok: u64,
+    /// Failures by class.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// One network of a mesh run as the report has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshNetwork {
+    /// The network.
+    pub network: CephNetwork,
+    /// Client nodes (rows), in the run's order.
+    pub from: Vec<String>,
+    /// Responder nodes (columns), in the run's order.
+    pub to: Vec<String>,
+    /// Row by row, a cell per column.
+    pub cells: Vec<CellReport>,
+}
+
+/// The cells of `network`: (client node, responder node) → sums, over the reporting clients
+/// attached to it whose egress was right.
+fn cells(
+    matrix: &PathMatrix,
+    facts: &RunFacts,
+    mesh: &MeshFacts,
+    network: CephNetwork,
+) -> BTreeMap<(String, String), Cell> {
+    let uncounted = super::egress::uncounted(facts);
+    let clients: BTreeSet<&str> = facts
+        .agents
+        .iter()
+        .filter(|a| {
+            a.identity.role == Role::Client
+                && a.identity.networks.contains(&network)
+                && is_reporting(a)
+                && !uncounted.contains(&(a.identity.pod.clone(), network))
+        })
+        .map(|a| a.identity.pod.as_str())
+        .collect();
+    let mut out: BTreeMap<(String, String), Cell> = BTreeMap::new();
+    // Per cell and client: whether every path has the success threshold.
+    let mut passes: BTreeMap<(String, String, String), bool> = BTreeMap::new();
+    for (key, stats) in matrix.paths() {
+        if key.network != network || !clients.contains(key.client.as_str()) {
+            continue;
+        }
+        let Some(to) = mesh.target_nodes.get(&key.target) else {
+            continue;
+        };
+        let cell = (key.node.clone(), to.clone());
+        let ok = stats.consecutive_ok >= facts.success_threshold;
+        passes
+            .entry((cell.0.clone(), cell.1.clone(), key.client.clone()))
+            .and_modify(|p| *p &= ok)
+            .or_insert(ok);
+        let n = &mut out.entry(cell).or_default().sum;
+        n.clients.insert(key.client.clone());
+        n.all.add(stats.sent, stats.ok);
+        match key.kind.payload {
+            Payload::Small => n.small.add(stats.sent, stats.ok),
+            Payload::Large => n.large.add(stats.sent, stats.ok),
+        }
+        match key.kind.scheme {
+            Scheme::Http => n.http.add(stats.sent, stats.ok),
+            Scheme::Https => n.https.add(stats.sent, stats.ok),
+        }
+        n.flaps += stats.flaps;
+        for (class, count) in &stats.failures {
+            *n.failures.entry(class.to_string()).or_default() += count;
+        }
+        for o in &stats.recent_outages {
+            if n.outages.len() < 8 {
+                n.outages.push(*o);
+            }
+        }
+    }
+    for ((from, to, _), ok) in passes {
+        if ok && let Some(c) = out.get_mut(&(from, to)) {
+            c.sum.passing += 1;
+        }
+    }
+    out
+}
+
+/// The node × node matrix of every network, for the report.
+pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
+    let Some(mesh) = &facts.mesh else {
+        return Vec::new();
+    };
+    let responders: BTreeSet<&String> = mesh.peers.values().flatten().collect();
+    facts
+        .networks
+        .iter()
+        .map(|&network| {
+            let cells = cells(matrix, facts, mesh, network);
+            let from: Vec<String> = facts
+                .nodes
+                .iter()
+                .filter(|n| cells.keys().any(|(f, _)| f == *n) || mesh.peers.contains_key(*n))
+                .cloned()
+                .collect();
+            let to: Vec<String> = facts
+                .nodes
+                .iter()
+                .filter(|n| responders.contains(n))
+                .cloned()
+                .collect();
+            let mut rows = Vec::new();
+            for f in &from {
+                for t in &to {
+                    let probed = mesh.peers.get(f).is_some_and(|p| p.contains(t));
+                    let cell = cells.get(&(f.clone(), t.clone()));
+                    let state = match cell {
+                        None if probed => CellState::NoResults,
+                        None => CellState::NotProbed,
+                        Some(c) if c.sum.broken() => CellState::Fail,
+                        Some(c) if c.sum.healthy() => CellState::Pass,
+                        Some(_) => CellState::Degraded,
+                    };
+                    rows.push(CellReport {
+                        from: f.clone(),
+                        to: t.clone(),
+                        state,
+                        clients: cell.map_or(0, |c| c.sum.clients.len()),
+                        clients_passing: cell.map_or(0, |c| c.sum.passing),
+                        probes_sent: cell.map_or(0, |c| c.sum.all.sent),
+                        probes_ok: cell.map_or(0, |c| c.sum.all.ok),
+                        failures: cell.map(|c| c.sum.failures.clone()).unwrap_or_default(),
+                    });
+                }
+            }
+            MeshNetwork {
+                network,
+                from,
+                to,
+                cells: rows,
+            }
+        })
+        .collect()
+}
+
+/// A finding's kind, summary, suggestions and the paths its time is told of.
+type Judged = (
+    FindingKind,
+    String,
+    &'static [&'static str],
+    fn(&PathKey) -> bool,
+);
+
+/// The mesh rules of one network (the module's documentation).
+pub(super) fn mesh_rules(
+    matrix: &PathMatrix,
+    facts: &RunFacts,
+    mesh: &MeshFacts,
+    network: CephNetwork,
+    out: &mut Vec<Finding>,
+) {
+    let net = network.key();
+    let cells = cells(matrix, facts, mesh, network);
+    let broken = |f: &str, t: &str| {
+        cells
+            .get(&(f.to_string(), t.to_string()))
+            .is_some_and(|c| c.sum.broken())
+    };
+    let measured: BTreeSet<(&String, &String)> = cells.keys().map(|(f, t)| (f, t)).collect();
+    let sources: BTreeSet<&String> = measured.iter().map(|(f, _)| *f).collect();
+    let targets: BTreeSet<&String> = measured.iter().map(|(_, t)| *t).collect();
+    let mut explained: BTreeSet<(String, String)> = BTreeSet::new();
+    let cell_evidence = |f: &str, t: &str| -> Value {
+        cells
+            .get(&(f.to_string(), t.to_string()))
+            .map_or(Value::Null, |c| json!(c.sum.evidence()))
+    };
+    let anything_passes = cells.values().any(|c| c.sum.passing > 0);
+
+    // 1. A responder no node reaches.
+    for t in &targets {
+        let from: Vec<&&String> = sources
+            .iter()
+            .filter(|f| measured.contains(&(**f, *t)))
+            .collect();
+        if from.is_empty() || !from.iter().all(|f| broken(f, t)) || !anything_passes {
+            continue;
+        }
+        let mut evidence = BTreeMap::from([("responder_node".to_string(), json!(t))]);
+        for f in &from {
+            evidence.insert(format!("from {f}"), cell_evidence(f, t));
+        }
+        out.push(finding(
+            FindingKind::ServerUnavailable, Severity::Fail, Some(network), vec![t.to_string()],
+            format!("on the {net} network, no client reaches the responder on node {t}, not even its own node's, while other responders are reached"),
+            evidence,
+            &["look at the responder pod's events and logs on this node: it said where it listens, but nothing gets through to it",
+              "check this node's attachment for the network: the NAD's master interface, its link state and the host's firewall for the NAD's subnet"],
+        ));
+        for f in from {
+            explained.insert((f.to_string(), t.to_string()));
+        }
+    }
+
+    // 2. A node whose clients reach nothing, or a node cut off from the others.
+    for node in facts.nodes.iter() {
+        let row: Vec<&&String> = targets
+            .iter()
+            .filter(|t| measured.contains(&(node, **t)))
+            .filter(|t| !explained.contains(&(node.clone(), t.to_string())))
+            .collect();
+        let others_out: Vec<&&String> = row.iter().copied().filter(|t| **t != node).collect();
+        let others_in: Vec<&&String> = sources
+            .iter()
+            .filter(|f| **f != node && measured.contains(&(**f, node)))
+            .filter(|f| !explained.contains(&(f.to_string(), node.clone())))
+            .collect();
+        let all_out_broken = !row.is_empty() && row.iter().all(|t| broken(node, t));
+        let own_passes = measured.contains(&(node, node)) && !broken(node, node);
+        let out_cut = others_out.len() >= 2 && others_out.iter().all(|t| broken(node, t));
+        let in_cut = others_in.len() >= 2 && others_in.iter().all(|f| broken(f, node));
+        let (summary, cells_of): (String, Vec<(String, String)>) = if all_out_broken
+            && anything_passes
+            && !own_passes
+        {
+            (
+                format!(
+                    "on the {net} network, no client on node {node} reaches any responder, not even its own node's, while other nodes' clients do"
+                ),
+                row.iter().map(|t| (node.clone(), t.to_string())).collect(),
+            )
+        } else if own_passes && (out_cut || in_cut) {
+            let mut which = Vec::new();
+            if out_cut {
+                which.extend(others_out.iter().map(|t| (node.clone(), t.to_string())));
+            }
+            if in_cut {
+                which.extend(others_in.iter().map(|f| (f.to_string(), node.clone())));
+            }
+            let how = match (out_cut, in_cut) {
+                (true, true) => {
+                    "its clients reach no other node's responder and no other node's clients reach its responder"
+                }
+                (true, false) => {
+                    "its clients reach no other node's responder, though other nodes' clients reach its own"
+                }
+                _ => {
+                    "no other node's clients reach its responder, though its clients reach other nodes"
+                }
+            };
+            (
+                format!(
+                    "on the {net} network, node {node} is cut off from the other nodes: {how}; within the node the network works"
+                ),
+                which,
+            )
+        } else {
+            continue;
+        };
+        let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
+        for (f, t) in &cells_of {
+            evidence.insert(format!("{f} -> {t}"), cell_evidence(f, t));
+        }
+        out.push(finding(
+            FindingKind::NodeUnreachable, Severity::Fail, Some(network), vec![node.clone()],
+            summary,
+            evidence,
+            &["check this node's uplink for the network: link state, VLAN, cabling, the NAD's master interface name",
+              "check firewall rules on this node for the network's subnet (both directions: traffic to and from the other nodes' pods)",
+              "macvlan: the node's NIC or switch port may limit the number of MAC addresses"],
+        ));
+        let clients: BTreeSet<String> = cells_of
+            .iter()
+            .filter_map(|c| cells.get(c))
+            .flat_map(|c| c.sum.clients.iter().cloned())
+            .collect();
+        when::timed(out, matrix, facts, network, &clients, |_| true, true);
+        explained.extend(cells_of);
+    }
+
+    // 3. Blocks between two nodes, once per pair.
+    let mut pairs: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+    for (f, t) in &measured {
+        let cell = (f.to_string(), t.to_string());
+        if f != t && broken(f, t) && !explained.contains(&cell) {
+            let pair = if f < t {
+                (f.to_string(), t.to_string())
+            } else {
+                (t.to_string(), f.to_string())
+            };
+            pairs.entry(pair).or_default().push(cell);
+        }
+    }
+    for ((a, b), directions) in pairs {
+        let both = directions.len() == 2;
+        let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
+        for (f, t) in &directions {
+            evidence.insert(format!("{f} -> {t}"), cell_evidence(f, t));
+        }
+        for (f, t) in [(&a, &b), (&b, &a)] {
+            if !directions.contains(&(f.clone(), t.clone())) && measured.contains(&(f, t)) {
+                evidence.insert(format!("{f} -> {t}"), cell_evidence(f, t));
+            }
+        }
+        let (f, t) = &directions[0];
+        let summary = if both {
+            format!(
+                "on the {net} network, traffic between nodes {a} and {b} is blocked: neither node's clients reach the other's responder, while both reach other nodes"
+            )
+        } else {
+            format!(
+                "on the {net} network, clients on node {f} do not reach the responder on node {t}, while other paths of both nodes work"
+            )
+        };
+        out.push(finding(
+            FindingKind::InterNodeBlocked, Severity::Fail, Some(network), vec![a.clone(), b.clone()],
+            summary,
+            evidence,
+            &["traffic between these two nodes on this network is blocked while each reaches the others: check firewall rules and security policies naming these hosts or their pods' addresses (nftables/iptables on both hosts, cloud security groups, switch ACLs)",
+              "check the switch path between the two nodes' ports: VLAN membership of both ports, MAC learning limits or port security on either",
+              "a single-server run does not see this: neither node is the server's"],
+        ));
+        let clients: BTreeSet<String> = directions
+            .iter()
+            .filter_map(|c| cells.get(c))
+            .flat_map(|c| c.sum.clients.iter().cloned())
+            .collect();
+        let to_nodes: BTreeMap<String, String> = directions.iter().cloned().collect();
+        let target_nodes = &mesh.target_nodes;
+        when::timed(
+            out,
+            matrix,
+            facts,
+            network,
+            &clients,
+            |k: &PathKey| {
+                target_nodes
+                    .get(&k.target)
+                    .is_some_and(|to| to_nodes.get(&k.node) == Some(to))
+            },
+            false,
+        );
+        explained.extend(directions);
+    }
+
+    // 4. Per client node, what is left.
+    for f in &sources {
+        let left: Vec<&String> = targets
+            .iter()
+            .copied()
+            .filter(|t| {
+                measured.contains(&(*f, *t)) && !explained.contains(&(f.to_string(), t.to_string()))
+            })
+            .collect();
+        let mut sum = NodeNet::default();
+        let mut targets_failing: Vec<&String> = Vec::new();
+        let mut all_healthy = true;
+        for t in &left {
+            let Some(c) = cells.get(&(f.to_string(), t.to_string())) else {
+                continue;
+            };
+            let c = &c.sum;
+            // As the single-server rules judge a node ([`super::network`]); only the cells
+            // that fail are summed, so a failing one is not drowned by the node's others.
+            // (A cell that passes without a flap and loses no more than the flaky ratio is
+            // not lossy either.)
+            let lossy = c.all.sent > 0 && (c.all.ratio() < FLAKY_RATIO || c.flaps >= 2);
+            if !lossy && c.healthy() {
+                continue;
+            }
+            targets_failing.push(t);
+            all_healthy &= c.healthy();
+            let c = cells
+                .get(&(f.to_string(), t.to_string()))
+                .expect("looked up above");
+            sum.clients.extend(c.sum.clients.iter().cloned());
+            sum.all.add(c.sum.all.sent, c.sum.all.ok);
+            sum.small.add(c.sum.small.sent, c.sum.small.ok);
+            sum.large.add(c.sum.large.sent, c.sum.large.ok);
+            sum.http.add(c.sum.http.sent, c.sum.http.ok);
+            sum.https.add(c.sum.https.sent, c.sum.https.ok);
+            sum.flaps += c.sum.flaps;
+            for (class, n) in &c.sum.failures {
+                *sum.failures.entry(class.clone()).or_default() += n;
+            }
+        }
+        if targets_failing.is_empty() {
+            continue;
+        }
+        let mut ev = sum.evidence();
+        ev.insert("responder_nodes".into(), json!(targets_failing));
+        let toward = targets_failing
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let clients = sum.clients.clone();
+        let (kind, summary, suggestions, only): Judged = if sum.small.ratio() >= GOOD_RATIO
+            && sum.large.sent > 0
+            && sum.large.ratio() <= BAD_RATIO
+        {
+            ev.insert(
+                "small_probes".into(),
+                json!({"sent": sum.small.sent, "ok": sum.small.ok}),
+            );
+            ev.insert(
+                "large_probes".into(),
+                json!({"sent": sum.large.sent, "ok": sum.large.ok}),
+            );
+            (
+                FindingKind::MtuBlackhole,
+                format!(
+                    "on the {net} network, small probes from node {f} to the responders on {toward} pass but large ones fail: packets above some size are dropped"
+                ),
+                &[
+                    "compare the NAD's mtu with the MTU of the master interfaces and of every switch port between these nodes; the underlay must carry the NAD's MTU",
+                    "ICMP 'fragmentation needed' must not be filtered, or path MTU discovery cannot help",
+                ],
+                |k| k.kind.payload == Payload::Large,
+            )
+        } else if sum.http.ratio() >= GOOD_RATIO
+            && sum.https.sent > 0
+            && sum.https.ratio() <= BAD_RATIO
+        {
+            ev.insert(
+                "http_probes".into(),
+                json!({"sent": sum.http.sent, "ok": sum.http.ok}),
+            );
+            ev.insert(
+                "https_probes".into(),
+                json!({"sent": sum.https.sent, "ok": sum.https.ok}),
+            );
+            (
+                FindingKind::TlsFailure,
+                format!(
+                    "on the {net} network, HTTP from node {f} to the responders on {toward} passes but HTTPS fails"
+                ),
+                &[
+                    "something on the path interferes with TLS (a proxy, DPI or a middlebox rewriting traffic)",
+                    "check for MTU problems that only the larger TLS handshake hits",
+                ],
+                |k| k.kind.scheme == Scheme::Https,
+            )
+        } else {
+            ev.insert("flaps".into(), json!(sum.flaps));
+            (
+                FindingKind::Flaky,
+                format!(
+                    "on the {net} network, probes from node {f} to the responders on {toward} succeed {:.1}% of the time with {} flap(s), or not every client reached {} consecutive successes",
+                    sum.all.ratio() * 100.0,
+                    sum.flaps,
+                    facts.success_threshold
+                ),
+                &[
+                    "the network may be lossy or congested: check interface error and drop counters on these nodes and their switch ports",
+                    "a production Ceph cluster needs a stable network even if this test passes: repeat with a soak run",
+                ],
+                |_| true,
+            )
+        };
+        let severity = if kind == FindingKind::Flaky && all_healthy {
+            Severity::Warn
+        } else {
+            Severity::Fail
+        };
+        let mut nodes = vec![f.to_string()];
+        nodes.extend(
+            targets_failing
+                .iter()
+                .filter(|t| **t != *f)
+                .map(|t| t.to_string()),
+        );
+        out.push(finding(
+            kind,
+            severity,
+            Some(network),
+            nodes,
+            summary,
+            ev,
+            suggestions,
+        ));
+        when::timed(out, matrix, facts, network, &clients, only, true);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,320 @@
+//! The mesh rules on synthetic matrices: 4 nodes, a responder and two OSD clients on each,
+//! every node probing every node on both networks.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use multinet_proto::control::{AgentIdentity, ProbeResult, Role};
+use multinet_proto::network::CephNetwork;
+use multinet_proto::probe::{Connection, FailureClass, Outcome, Payload, ProbeKind, Scheme};
+
+use super::{CellState, MeshFacts, mesh_matrix};
+use crate::findings::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, evaluate};
+use crate::matrix::PathMatrix;
+
+const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
+const ROUNDS: u64 = 20;
+
+fn kinds() -> Vec<ProbeKind> {
+    let mut all = Vec::new();
+    for scheme in [Scheme::Http, Scheme::Https] {
+        for payload in [Payload::Small, Payload::Large] {
+            for connection in [Connection::Fresh, Connection::KeptAlive] {
+                all.push(ProbeKind {
+                    scheme,
+                    payload,
+                    connection,
+                });
+            }
+        }
+    }
+    all
+}
+
+fn agent(pod: &str, node: &str, role: Role) -> AgentFact {
+    AgentFact {
+        identity: AgentIdentity {
+            pod: pod.into(),
+            node: node.into(),
+            role,
+            networks: vec![CephNetwork::Public, CephNetwork::Cluster],
+        },
+        fate: AgentFate::Reported,
+        passed_at_ms: None,
+        exit: None,
+        addresses: Vec::new(),
+        egress: None,
+    }
+}
+
+/// The responder on node `i` (0-based) listens on 198.18.<net>.<100+i>, HTTP 8080, HTTPS 8443.
+fn responder_addr(network: CephNetwork, i: usize, scheme: Scheme) -> SocketAddr {
+    let net = match network {
+        CephNetwork::Public => 0,
+        CephNetwork::Cluster => 1,
+    };
+    let port = match scheme {
+        Scheme::Http => 8080,
+        Scheme::Https => 8443,
+    };
+    SocketAddr::from(([198, 18, net, 100 + i as u8], port))
+}
+
+/// A mesh run where `ok(from, to, network, kind)` decides every probe, with `peers` other
+/// nodes per node (`None`: all).
+fn mesh_run(
+    peers: Option<&[(&str, &[&str])]>,
+    ok: impl Fn(&str, &str, CephNetwork, ProbeKind) -> bool,
+) -> (PathMatrix, RunFacts) {
+    let networks = [CephNetwork::Public, CephNetwork::Cluster];
+    let peers: BTreeMap<String, Vec<String>> = match peers {
+        None => NODES
+            .iter()
+            .map(|n| (n.to_string(), NODES.iter().map(|t| t.to_string()).collect()))
+            .collect(),
+        Some(list) => list
+            .iter()
+            .map(|(n, to)| (n.to_string(), to.iter().map(|t| t.to_string()).collect()))
+            .collect(),
+    };
+    let mut target_nodes = BTreeMap::new();
+    for (i, node) in NODES.iter().enumerate() {
+        for network in networks {
+            for scheme in [Scheme::Http, Scheme::Https] {
+                target_nodes.insert(responder_addr(network, i, scheme), node.to_string());
+            }
+        }
+    }
+    let mut agents: Vec<AgentFact> = NODES[1..]
+        .iter()
+        .map(|n| agent(&crate::mesh::responder_pod(n), n, Role::Server))
+        .collect();
+    let mut matrix = PathMatrix::default();
+    for node in NODES {
+        for c in 0..2 {
+            let pod = format!("client-{node}-osd-{c}");
+            agents.push(agent(&pod, node, Role::Client));
+            for network in networks {
+                for (i, to) in NODES.iter().enumerate() {
+                    if !peers[node].iter().any(|p| p == to) {
+                        continue;
+                    }
+                    let results: Vec<ProbeResult> = (0..ROUNDS)
+                        .flat_map(|round| kinds().into_iter().map(move |kind| (round, kind)))
+                        .map(|(round, kind)| ProbeResult {
+                            network,
+                            target: responder_addr(network, i, kind.scheme),
+                            kind,
+                            started_ms: round * 1000,
+                            latency_us: 500,
+                            outcome: if ok(node, to, network, kind) {
+                                Outcome::Ok
+                            } else {
+                                Outcome::Failed(FailureClass::ConnectTimeout)
+                            },
+                        })
+                        .collect();
+                    matrix.record(&pod, node, &results, 0);
+                }
+            }
+        }
+    }
+    let facts = RunFacts {
+        networks: networks.to_vec(),
+        server_node: "n1".into(),
+        nodes: NODES.iter().map(|n| n.to_string()).collect(),
+        server: agent(&crate::mesh::responder_pod("n1"), "n1", Role::Server),
+        agents,
+        success_threshold: 12,
+        flaky_threshold_ms: 30_000,
+        control_network_isolated: true,
+        soak_min_outage_ms: None,
+        started_unix_ms: 1_796_000_000_000,
+        agent_outages: Vec::new(),
+        mesh: Some(MeshFacts {
+            target_nodes,
+            peers,
+            peers_per_node: None,
+        }),
+    };
+    (matrix, facts)
+}
+
+fn kinds_of(found: &[Finding]) -> Vec<(FindingKind, Option<CephNetwork>, Vec<String>)> {
+    found
+        .iter()
+        .map(|f| (f.kind, f.network, f.nodes.clone()))
+        .collect()
+}
+
+fn between(from: &str, to: &str, a: &str, b: &str) -> bool {
+    (from == a && to == b) || (from == b && to == a)
+}
+
+#[test]
+fn a_healthy_mesh_has_no_finding_and_a_4x4_matrix_per_network() {
+    let (matrix, facts) = mesh_run(None, |_, _, _, _| true);
+    assert_eq!(evaluate(&matrix, &facts), Vec::new());
+    let networks = mesh_matrix(&matrix, &facts);
+    assert_eq!(networks.len(), 2);
+    for n in networks {
+        assert_eq!((n.from.len(), n.to.len(), n.cells.len()), (4, 4, 16));
+        assert!(n.cells.iter().all(|c| c.state == CellState::Pass
+            && c.clients == 2
+            && c.clients_passing == 2
+            && c.probes_sent == 2 * ROUNDS * 8
+            && c.probes_ok == c.probes_sent));
+    }
+}
+
+#[test]
+fn a_block_between_two_nodes_that_are_not_the_servers_is_named_with_both() {
+    // What a single-server run on n1 cannot see: n2 and n3 each reach n1 and n4.
+    let (matrix, facts) = mesh_run(None, |from, to, net, _| {
+        !(net == CephNetwork::Cluster && between(from, to, "n2", "n3"))
+    });
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::InterNodeBlocked,
+            Some(CephNetwork::Cluster),
+            vec!["n2".to_string(), "n3".to_string()]
+        )],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].summary.contains("between nodes n2 and n3"),
+        "{}",
+        found[0].summary
+    );
+    assert!(found[0].evidence.contains_key("n2 -> n3"));
+    assert!(found[0].evidence.contains_key("n3 -> n2"));
+    let cluster = &mesh_matrix(&matrix, &facts)[1];
+    let state = |f: &str, t: &str| {
+        cluster
+            .cells
+            .iter()
+            .find(|c| c.from == f && c.to == t)
+            .map(|c| c.state)
+    };
+    assert_eq!(state("n2", "n3"), Some(CellState::Fail));
+    assert_eq!(state("n3", "n2"), Some(CellState::Fail));
+    assert_eq!(state("n2", "n4"), Some(CellState::Pass));
+}
+
+#[test]
+fn one_direction_blocked_is_said_with_its_direction() {
+    let (matrix, facts) = mesh_run(None, |from, to, net, _| {
+        !(net == CephNetwork::Public && from == "n4" && to == "n2")
+    });
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::InterNodeBlocked,
+            Some(CephNetwork::Public),
+            vec!["n2".to_string(), "n4".to_string()]
+        )]
+    );
+    assert!(
+        found[0]
+            .summary
+            .contains("clients on node n4 do not reach the responder on node n2"),
+        "{}",
+        found[0].summary
+    );
+}
+
+#[test]
+fn a_node_cut_off_from_the_others_is_one_finding_not_six() {
+    let (matrix, facts) = mesh_run(None, |from, to, net, _| {
+        !(net == CephNetwork::Public && from != to && (from == "n3" || to == "n3"))
+    });
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::NodeUnreachable,
+            Some(CephNetwork::Public),
+            vec!["n3".to_string()]
+        )],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].summary.contains("node n3 is cut off"),
+        "{}",
+        found[0].summary
+    );
+}
+
+#[test]
+fn a_node_whose_clients_reach_nothing_and_a_responder_nobody_reaches() {
+    let (matrix, facts) = mesh_run(None, |from, _, net, _| {
+        !(net == CephNetwork::Cluster && from == "n2")
+    });
+    assert_eq!(
+        kinds_of(&evaluate(&matrix, &facts)),
+        [(
+            FindingKind::NodeUnreachable,
+            Some(CephNetwork::Cluster),
+            vec!["n2".to_string()]
+        )]
+    );
+    let (matrix, facts) = mesh_run(None, |_, to, net, _| {
+        !(net == CephNetwork::Cluster && to == "n4")
+    });
+    assert_eq!(
+        kinds_of(&evaluate(&matrix, &facts)),
+        [(
+            FindingKind::ServerUnavailable,
+            Some(CephNetwork::Cluster),
+            vec!["n4".to_string()]
+        )]
+    );
+}
+
+#[test]
+fn large_probes_failing_between_two_nodes_is_an_mtu_black_hole_naming_both() {
+    let (matrix, facts) = mesh_run(None, |from, to, net, kind| {
+        !(net == CephNetwork::Cluster
+            && from == "n3"
+            && to == "n4"
+            && kind.payload == Payload::Large)
+    });
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::MtuBlackhole,
+            Some(CephNetwork::Cluster),
+            vec!["n3".to_string(), "n4".to_string()]
+        )],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn pairs_not_probed_are_shown_as_such() {
+    let peers: [(&str, &[&str]); 4] = [
+        ("n1", &["n1", "n2"]),
+        ("n2", &["n2", "n3"]),
+        ("n3", &["n3", "n4"]),
+        ("n4", &["n4", "n1"]),
+    ];
+    let (matrix, mut facts) = mesh_run(Some(&peers), |_, _, _, _| true);
+    facts.mesh.as_mut().expect("mesh").peers_per_node = Some(1);
+    assert_eq!(evaluate(&matrix, &facts), Vec::new());
+    let public = &mesh_matrix(&matrix, &facts)[0];
+    let probed = public
+        .cells
+        .iter()
+        .filter(|c| c.state == CellState::Pass)
+        .count();
+    let not = public
+        .cells
+        .iter()
+        .filter(|c| c.state == CellState::NotProbed)
+        .count();
+    assert_eq!((probed, not), (8, 8));
+}
