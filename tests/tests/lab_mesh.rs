@@ -1,0 +1,133 @@
+//! Mesh runs on the emulated lab (`run --mesh`, issue #14), as root: a responder on every node
+//! and every node's clients probing every responder. A block between two nodes that are not
+//! the server's is invisible to the single-server run (each of them reaches the server) and
+//! is found and named by the mesh run; `--mesh-peers` probes fewer pairs and says which. Each
+//! test uses its own lab name, removes its lab also when it fails, and checks that nothing of
+//! it is left. Skips where the lab cannot run, fails instead under CI
+//! ([`multinet_tests::require`]).
+
+mod lab_support;
+
+use lab_support::*;
+use multinet_tests::e2e::findings;
+use serde_json::Value;
+
+/// Four nodes, the server (of a single run) on n1, n2 and n3 blocked from each other on the
+/// cluster network only.
+const FOUR_NODES_N2_N3_BLOCKED: &str = "nodes: [n1, n2, n3, n4]\nserver_node: n1\nfaults:\n  - block: {network: cluster, from: n2, to: n3}\n";
+
+/// The mesh matrix of `network` in report `r`: (from, to) → state.
+fn cells(r: &Value, network: &str) -> Vec<(String, String, String)> {
+    r["mesh"]["networks"]
+        .as_array()
+        .expect("mesh networks")
+        .iter()
+        .find(|n| n["network"] == network)
+        .expect("the network's matrix")["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("from"), s("to"), s("state"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_block_between_two_non_server_nodes_is_missed_by_the_single_run_and_named_by_the_mesh() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('z');
+    let topology = lab.topology(&format!("{FOUR_NODES_N2_N3_BLOCKED}{SMALL}"));
+
+    // The seed's run: every client reaches the server on n1, so it passes.
+    let (code, single) = run(&topology);
+    assert_eq!(code, Some(0), "{single:#}");
+    assert_eq!(single["verdict"], "pass", "{single:#}");
+    assert!(single.get("mesh").is_none(), "{single:#}");
+    lab.assert_gone();
+
+    // The mesh run on the same topology finds the block and names both nodes.
+    let (code, mesh) = run_with(&topology, &["--mesh"]);
+    assert_eq!(code, Some(1), "{mesh:#}");
+    assert_eq!(
+        findings(&mesh),
+        [(
+            "inter_node_blocked".to_string(),
+            Some("cluster".to_string()),
+            vec!["n2".to_string(), "n3".to_string()]
+        )],
+        "{mesh:#}"
+    );
+    assert_eq!(mesh["mesh"]["pairs_probed"], 16, "{mesh:#}");
+    assert_eq!(mesh["mesh"]["pairs"], 16, "{mesh:#}");
+    assert!(mesh["mesh"]["peers_per_node"].is_null(), "{mesh:#}");
+    for network in ["public", "cluster"] {
+        let cells = cells(&mesh, network);
+        assert_eq!(cells.len(), 16, "4 x 4 on {network}: {cells:?}");
+        for (from, to, state) in &cells {
+            let blocked = network == "cluster"
+                && matches!((from.as_str(), to.as_str()), ("n2", "n3") | ("n3", "n2"));
+            assert_eq!(
+                state,
+                if blocked { "fail" } else { "pass" },
+                "{network} {from} -> {to}"
+            );
+        }
+    }
+    // A responder on every node, and paths name the responder's node.
+    let responders: Vec<&str> = mesh["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter(|a| a["role"] == "server")
+        .filter_map(|a| a["pod"].as_str())
+        .collect();
+    assert_eq!(
+        responders,
+        ["server-n1", "server-n2", "server-n3", "server-n4"],
+        "{mesh:#}"
+    );
+    let blocked_paths = mesh["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .filter(|p| p["network"] == "cluster" && p["source_node"] == "n2")
+        .filter(|p| p["target_node"] == "n3")
+        .count();
+    assert!(blocked_paths > 0, "{mesh:#}");
+    lab.assert_gone();
+}
+
+#[test]
+fn mesh_peers_probes_own_node_and_k_others_and_says_which() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('j');
+    let topology = lab.topology(&format!("nodes: [n1, n2, n3, n4]\n{SMALL}"));
+    let (code, r) = run_with(&topology, &["--mesh-peers", "1"]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["verdict"], "pass", "{r:#}");
+    assert_eq!(r["mesh"]["peers_per_node"], 1, "{r:#}");
+    assert_eq!(
+        r["mesh"]["pairs_probed"], 8,
+        "own node and one other: {r:#}"
+    );
+    for network in ["public", "cluster"] {
+        let cells = cells(&r, network);
+        let count = |state: &str| cells.iter().filter(|c| c.2 == state).count();
+        assert_eq!((count("pass"), count("not_probed")), (8, 8), "{cells:?}");
+        for node in ["n1", "n2", "n3", "n4"] {
+            assert!(
+                cells
+                    .iter()
+                    .any(|(f, t, s)| f == node && t == node && s == "pass"),
+                "{node} probes its own responder: {cells:?}"
+            );
+        }
+    }
+    lab.assert_gone();
+}
