@@ -121,6 +121,21 @@ impl Handler<WithMetrics> for MatrixActor {
     }
 }
 
+/// A mesh run's responder node of each target address, for the live metrics' `target_node`
+/// label ([`PathMetrics::set_target_nodes`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TargetNodes(pub std::collections::HashMap<std::net::SocketAddr, String>);
+
+impl Handler<TargetNodes> for MatrixActor {
+    type Result = ();
+    fn handle(&mut self, msg: TargetNodes, _: &mut Context<Self>) {
+        if let Some(metrics) = &mut self.metrics {
+            metrics.set_target_nodes(msg.0);
+        }
+    }
+}
+
 /// How each of these (pod, network) pairs stands: whether it passes with `threshold`
 /// consecutive successes, and its longest path without a single success.
 #[derive(Debug, Message)]

@@ -111,6 +111,20 @@ pub struct Responder {
     pub listeners: Vec<Listener>,
 }
 
+/// The responder node of every target address (HTTP and HTTPS) of `responders`.
+pub fn target_nodes(
+    responders: &BTreeMap<String, Responder>,
+) -> BTreeMap<std::net::SocketAddr, String> {
+    responders
+        .values()
+        .flat_map(|r| {
+            r.listeners
+                .iter()
+                .flat_map(|l| [(l.http, r.node.clone()), (l.https, r.node.clone())])
+        })
+        .collect()
+}
+
 /// The `k` of `candidates` that `source` probes, by rendezvous (highest random weight)
 /// hashing: each candidate's weight is the first 8 bytes of SHA-256(`source` NUL
 /// `candidate`), highest first. A node's choice depends only on its own name and its

@@ -284,10 +284,13 @@ pub struct PathMetrics {
     rule: OutageRule,
     /// The node of the server every client probes.
     target_node: String,
+    /// A mesh run's responder node of each target address ([`Self::set_target_nodes`]);
+    /// an address not in it is the server's, on `target_node`.
+    target_nodes: HashMap<SocketAddr, String>,
     /// Client pod → its paths' handles.
     clients: HashMap<String, HashMap<(CephNetwork, SocketAddr, ProbeKind), PathHandles>>,
-    /// (network, client node) → index in `nodes`.
-    node_index: HashMap<(CephNetwork, String), usize>,
+    /// (network, client node, target node) → index in `nodes`.
+    node_index: HashMap<(CephNetwork, String, String), usize>,
     nodes: Vec<NodeOutage>,
 }
 
@@ -299,10 +302,17 @@ impl PathMetrics {
             run,
             rule,
             target_node,
+            target_nodes: HashMap::new(),
             clients: HashMap::new(),
             node_index: HashMap::new(),
             nodes: Vec::new(),
         }
+    }
+
+    /// A mesh run's responders: the node of each target address, so that each path is
+    /// labelled with the node it probes (`target_node`).
+    pub fn set_target_nodes(&mut self, target_nodes: HashMap<SocketAddr, String>) {
+        self.target_nodes = target_nodes;
     }
 
     /// A batch of `results` results was recorded, and its agent said it dropped `dropped`.
@@ -364,12 +374,18 @@ impl PathMetrics {
 
     fn handles(&mut self, node: &str, r: &ProbeResult) -> PathHandles {
         let network = r.network.key();
+        let target_node = self
+            .target_nodes
+            .get(&r.target)
+            .unwrap_or(&self.target_node)
+            .clone();
         let path_labels = PathLabels {
             network,
             source_node: node.to_string(),
-            target_node: self.target_node.clone(),
+            target_node: target_node.clone(),
         };
-        let index = match self.node_index.get(&(r.network, node.to_string())) {
+        let index_key = (r.network, node.to_string(), target_node.clone());
+        let index = match self.node_index.get(&index_key) {
             Some(i) => *i,
             None => {
                 let up = self.run.path_up.get_or_create_owned(&path_labels);
@@ -381,8 +397,7 @@ impl PathMetrics {
                     outage_seconds: self.run.outage_seconds.get_or_create_owned(&path_labels),
                     shown: (0, 0),
                 });
-                self.node_index
-                    .insert((r.network, node.to_string()), self.nodes.len() - 1);
+                self.node_index.insert(index_key, self.nodes.len() - 1);
                 self.nodes.len() - 1
             }
         };
@@ -390,7 +405,7 @@ impl PathMetrics {
         let labels = ProbeLabels {
             network,
             source_node: node.to_string(),
-            target_node: self.target_node.clone(),
+            target_node: target_node.clone(),
             kind,
             result: "ok".into(),
         };
@@ -400,7 +415,7 @@ impl PathMetrics {
             latency: self.run.latency.get_or_create_owned(&KindLabels {
                 network,
                 source_node: node.to_string(),
-                target_node: self.target_node.clone(),
+                target_node,
                 kind,
             }),
             labels,

@@ -23,7 +23,9 @@ use multinet_proto::network::CephNetwork;
 
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::findings::AgentFate;
-use crate::matrix_actor::{FailingPaths, MatrixActor, Standing, Standings, WithMetrics};
+use crate::matrix_actor::{
+    FailingPaths, MatrixActor, Standing, Standings, TargetNodes, WithMetrics,
+};
 use crate::mesh::Targeting;
 use crate::metrics::{PathMetrics, RunMetrics};
 use crate::outage::OutageRule;
@@ -480,6 +482,9 @@ impl RunSupervisor {
             tokio::time::sleep(TICK).await;
         };
         self.stage_done("server", since, ready);
+        if ready {
+            self.label_target_nodes().await?;
+        }
 
         if ready {
             // Stage 2 and 3: the other agents, probing until everyone passes.
@@ -577,6 +582,18 @@ impl RunSupervisor {
                 self.server_node.clone(),
             );
             self.matrix.send(WithMetrics(paths)).await?;
+        }
+        Ok(())
+    }
+
+    /// A mesh run's live metrics label each path with its responder's node from now on.
+    async fn label_target_nodes(&self) -> Result<()> {
+        if self.targeting.is_mesh() {
+            let snap = self.roster.send(Snapshot).await?;
+            let nodes = crate::mesh::target_nodes(&snap.responders);
+            self.matrix
+                .send(TargetNodes(nodes.into_iter().collect()))
+                .await?;
         }
         Ok(())
     }

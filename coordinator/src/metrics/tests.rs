@@ -377,3 +377,32 @@ fn the_deploy_monitoring_files_name_what_the_coordinator_serves() {
         );
     }
 }
+
+#[test]
+fn a_mesh_labels_each_path_with_its_responders_node_and_keeps_their_outages_apart() {
+    let run = RunMetrics::new();
+    let mut paths = PathMetrics::new(run.clone(), OutageRule { min_ms: 900 }, "n1".into());
+    let to_n3: std::net::SocketAddr = "198.18.0.3:8443".parse().expect("addr");
+    paths.set_target_nodes(std::collections::HashMap::from([(to_n3, "n3".to_string())]));
+    let mut matrix = PathMatrix::default();
+    let failed = Outcome::Failed(FailureClass::ConnectTimeout);
+    // The path to n1's responder works; the one to n3's fails long enough to be down.
+    let mut results = vec![result(CephNetwork::Cluster, 0, Outcome::Ok)];
+    for i in 0..4 {
+        results.push(result(CephNetwork::Cluster, 200 + i * 400, Outcome::Ok));
+        results.push(ProbeResult {
+            target: to_n3,
+            ..result(CephNetwork::Cluster, 200 + i * 400, failed)
+        });
+    }
+    record(&mut matrix, &mut paths, "c", "n2", &results);
+    let text = run.encode();
+    for line in [
+        r#"multinet_path_up{network="cluster",source_node="n2",target_node="n1"} 1"#,
+        r#"multinet_path_up{network="cluster",source_node="n2",target_node="n3"} 0"#,
+        r#"multinet_outages_total{network="cluster",source_node="n2",target_node="n3"} 1"#,
+        r#"multinet_outages_total{network="cluster",source_node="n2",target_node="n1"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+}

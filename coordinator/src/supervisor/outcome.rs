@@ -126,15 +126,7 @@ impl RunSupervisor {
                 peers,
                 peers_per_node,
             } => Some(findings::MeshFacts {
-                target_nodes: snap
-                    .responders
-                    .values()
-                    .flat_map(|r| {
-                        r.listeners
-                            .iter()
-                            .flat_map(|l| [(l.http, r.node.clone()), (l.https, r.node.clone())])
-                    })
-                    .collect(),
+                target_nodes: crate::mesh::target_nodes(&snap.responders),
                 peers: peers.clone(),
                 peers_per_node: *peers_per_node,
             }),
