@@ -307,6 +307,47 @@ fn a_failing_lab_run_shows_its_finding_and_the_blocked_cells() {
     }
 }
 
+/// A mesh run's page: a column per responder node, the two blocked cells and nothing else.
+#[test]
+fn a_mesh_run_shows_a_node_by_node_heatmap_with_the_blocked_pair() {
+    if !browser_possible() {
+        return;
+    }
+    let scratch = Scratch::new("mesh");
+    let page = scratch.0.join("report.html");
+    show_html(&fixture("lab-mesh-block.json"), &page);
+    let r = render(&page, &scratch.0, "lab-mesh-block");
+    assert_self_contained(&r, "FAIL");
+    assert!(r.dom.contains("Nodes × responder nodes (mesh)"));
+    assert!(r.dom.contains("between nodes n2 and n3"));
+    let nodes = ["n1", "n2", "n3", "n4"];
+    for network in ["public", "cluster"] {
+        for from in nodes {
+            for to in nodes {
+                let cell =
+                    format!("data-node=\"{from}\" data-network=\"{network}\" data-target=\"{to}\"");
+                let at = r
+                    .dom
+                    .find(&cell)
+                    .unwrap_or_else(|| panic!("no cell {from} -> {to} on {network}"));
+                let ratio: f64 = r.dom[at..]
+                    .split("data-ratio=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .and_then(|s| s.parse().ok())
+                    .expect("a ratio");
+                let blocked =
+                    network == "cluster" && matches!((from, to), ("n2", "n3") | ("n3", "n2"));
+                assert_eq!(
+                    ratio,
+                    if blocked { 0.0 } else { 1.0 },
+                    "{from} -> {to} on {network}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_passing_lab_run_shows_no_finding() {
     if !browser_possible() {

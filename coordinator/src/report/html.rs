@@ -164,7 +164,11 @@ fn sections(r: &StoredReport) -> Vec<Section> {
     if !r.paths.is_empty() {
         sections.push(Section {
             id: "heatmap",
-            title: "Nodes × targets".into(),
+            title: if r.mesh.is_some() {
+                "Nodes × responder nodes (mesh)".into()
+            } else {
+                "Nodes × targets".into()
+            },
             body: heatmaps(r),
         });
         sections.push(Section {
@@ -411,17 +415,25 @@ fn networks(r: &StoredReport) -> Vec<CephNetwork> {
 }
 
 fn heatmaps(r: &StoredReport) -> String {
-    let mut out = String::from(
-        "<p class=\"legend\">Per network, a row per client node (★ the server's node), a column per server address: the share of probes that succeeded over every client and probe kind, ok/sent and the worst p99 latency.</p>\n",
-    );
+    let mut out = String::from(if r.mesh.is_some() {
+        "<p class=\"legend\">A mesh run: per network, a row per client node, a column per responder node: the share of probes that succeeded over every client, host checker and probe kind, ok/sent and the worst p99 latency; an empty cell is a pair not probed.</p>\n"
+    } else {
+        "<p class=\"legend\">Per network, a row per client node (★ the server's node), a column per server address: the share of probes that succeeded over every client and probe kind, ok/sent and the worst p99 latency.</p>\n"
+    });
     for network in networks(r) {
         let mut targets: Vec<&str> = Vec::new();
         let mut sums: BTreeMap<(&str, &str), Sum> = BTreeMap::new();
         for p in r.paths.iter().filter(|p| p.network == network) {
-            if !targets.contains(&p.target.as_str()) {
-                targets.push(&p.target);
+            // A mesh's column is the responder's node; the single server's, its address.
+            let target = p.target_node.as_deref().unwrap_or(&p.target);
+            if !targets.contains(&target) {
+                targets.push(target);
             }
-            sums.entry((&p.source_node, &p.target)).or_default().add(p);
+            sums.entry((&p.source_node, target)).or_default().add(p);
+        }
+        if r.mesh.is_some() {
+            let order = node_names(r);
+            targets.sort_by_key(|t| order.iter().position(|n| n == t));
         }
         if targets.is_empty() {
             continue;

@@ -542,4 +542,46 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn a_mesh_run_shows_its_node_by_node_matrix_with_the_blocked_pair_marked() {
+        const MESH: &str = include_str!("../../../tests/fixtures/reports/lab-mesh-block.json");
+        let Stored::Run(r) = parse(MESH, std::path::Path::new("r.json")).expect("read") else {
+            panic!("a run report");
+        };
+        let text = render(&r);
+        let at = text.find("\nmesh: ").expect("a mesh section");
+        let lines: Vec<&str> = text[at + 1..].lines().collect();
+        assert!(
+            lines[0].contains("16 of 16 node pairs probed"),
+            "{}",
+            lines[0]
+        );
+        // public, its 4 rows, cluster, its 4 rows.
+        let cluster = lines
+            .iter()
+            .position(|l| l.starts_with("cluster "))
+            .expect("cluster");
+        let row = |node: &str| -> Vec<&str> {
+            lines[cluster + 1..cluster + 5]
+                .iter()
+                .find(|l| l.trim_start().starts_with(node))
+                .expect("a row")
+                .split_whitespace()
+                .skip(1)
+                .collect()
+        };
+        let failing = |cells: Vec<&str>| -> Vec<usize> {
+            cells
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.starts_with('!'))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(failing(row("n2")), [2], "n2 -> n3 only: {text}");
+        assert_eq!(failing(row("n3")), [1], "n3 -> n2 only: {text}");
+        assert_eq!(failing(row("n1")), Vec::<usize>::new());
+        assert_eq!(failing(row("n4")), Vec::<usize>::new());
+    }
 }
