@@ -346,3 +346,74 @@ async fn a_non_200_status_is_classified_with_its_code() {
         Outcome::Failed(FailureClass::HttpStatus(503))
     );
 }
+
+/// A mesh client probes several responders side by side: one whose probes all time out (a
+/// listener that never answers) does not slow the probes of a responder that answers.
+#[tokio::test]
+async fn a_target_that_times_out_does_not_slow_another() {
+    let pki = TestPki::new();
+    let server = probe_server(
+        &pki,
+        &[NetworkAddress {
+            network: CephNetwork::Public,
+            addr: Ipv4Addr::LOCALHOST.into(),
+            interface: None,
+        }],
+    )
+    .await;
+    // Connections complete in the kernel's backlog and are never answered.
+    let silent = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let stalled = Listener {
+        network: CephNetwork::Public,
+        http: silent_addr,
+        https: silent_addr,
+    };
+    let answering = server.listeners()[0];
+    let plan = ProbePlan {
+        networks: vec![ProbeFrom {
+            network: CephNetwork::Public,
+            source: Some(CLIENT_V4),
+            device: None,
+        }],
+    };
+    let outbox = Outbox::new(10_000, 10);
+    let (targets_tx, targets_rx) = watch::channel(vec![stalled, answering]);
+    // A probe times out after 1 s: in 1.5 s the stalled target gives at most 2 results, while
+    // the answering one goes round after round every 100 ms.
+    let probing = prober(&pki, 1_000).run(&plan, targets_rx, Duration::from_millis(100), &outbox);
+    let feeding = async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        drop(targets_tx);
+    };
+    tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(probing, feeding)
+    })
+    .await
+    .expect("the loop ends when its targets channel closes");
+    outbox.seal();
+    let results: Vec<ProbeResult> = outbox
+        .unacked_after(0)
+        .into_iter()
+        .flat_map(|b| b.results)
+        .collect();
+    let to = |addr: SocketAddr| results.iter().filter(|r| r.target == addr).count();
+    let answered = to(answering.http) + to(answering.https);
+    assert!(
+        answered >= 3 * ROUND.len(),
+        "{answered} results from the answering target"
+    );
+    assert!(
+        to(silent_addr) <= 2,
+        "{} from the stalled one",
+        to(silent_addr)
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.target == silent_addr)
+            .all(|r| r.outcome != Outcome::Ok)
+    );
+    drop(silent);
+    server.shutdown().await;
+}
