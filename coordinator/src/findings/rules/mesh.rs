@@ -515,13 +515,22 @@ pub(super) fn mesh_rules(
             )
         } else {
             ev.insert("flaps".into(), json!(sum.flaps));
+            let how = if sum.all.ratio() < FLAKY_RATIO || sum.flaps >= 2 {
+                format!(
+                    "succeed {:.1}% of the time with {} flap(s)",
+                    sum.all.ratio() * 100.0,
+                    sum.flaps
+                )
+            } else {
+                format!(
+                    "pass, but not every client reached {} consecutive successes on every path",
+                    facts.success_threshold
+                )
+            };
             (
                 FindingKind::Flaky,
                 format!(
-                    "on the {net} network, probes from node {f} to the responders on {toward} succeed {:.1}% of the time with {} flap(s), or not every client reached {} consecutive successes",
-                    sum.all.ratio() * 100.0,
-                    sum.flaps,
-                    facts.success_threshold
+                    "on the {net} network, probes from node {f} to the responders on {toward} {how}"
                 ),
                 &[
                     "the network may be lossy or congested: check interface error and drop counters on these nodes and their switch ports",

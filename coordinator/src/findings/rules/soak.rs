@@ -68,9 +68,14 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
             .filter(|(_, m)| !m.is_empty())
             .collect();
         let all_nodes: BTreeSet<String> = by_node.keys().cloned().collect();
+        // A mesh has no server at every path's far end.
+        let server = if facts.mesh.is_some() {
+            ""
+        } else {
+            facts.server_node.as_str()
+        };
         for (node, windows) in &merged {
-            let together =
-                |w: &Window| when::together(node, w, &merged, &all_nodes, &facts.server_node);
+            let together = |w: &Window| when::together(node, w, &merged, &all_nodes, server);
             out.push(outage(
                 facts,
                 *network,
@@ -131,8 +136,27 @@ fn outage(
     let class = |w: &Window| w.failures.dominant().map(|c| c.to_string());
     let scope = paths.scope(&longest_w);
     let with = together(&longest_w);
+    let server = if facts.mesh.is_some() {
+        ""
+    } else {
+        facts.server_node.as_str()
+    };
+    // A mesh's outage says which responders' nodes the longest window cut the node off from.
+    let responder_nodes: Option<BTreeSet<String>> = facts.mesh.as_ref().map(|mesh| {
+        paths
+            .targets_down(&longest_w)
+            .iter()
+            .filter_map(|t| mesh.target_nodes.get(t).cloned())
+            .collect()
+    });
+    let toward = responder_nodes.as_ref().map_or(String::new(), |nodes| {
+        format!(
+            " (to the responders on {})",
+            nodes.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
+    });
     let summary = format!(
-        "during the soak the {} network from node {node} was down {} time(s), the longest for {:.1} s (from {} to {}, {:.1} s to {:.1} s into the run, mostly {}{}) {}{}; availability {:.2}%",
+        "during the soak the {} network from node {node} was down {} time(s), the longest for {:.1} s (from {} to {}, {:.1} s to {:.1} s into the run, mostly {}{}) {}{toward}{}; availability {:.2}%",
         network.key(),
         merged.len(),
         secs(longest),
@@ -149,7 +173,7 @@ fn outage(
         scope.kind.words(),
         with.as_ref().map_or(String::new(), |t| format!(
             "; {}",
-            t.words(facts.started_unix_ms, &facts.server_node)
+            t.words(facts.started_unix_ms, server)
         )),
         availability * 100.0
     );
@@ -171,7 +195,7 @@ fn outage(
         .collect();
     let mut suggestions: Vec<String> = Vec::new();
     if let Some(t) = &with {
-        suggestions.push(t.suggestion(&facts.server_node));
+        suggestions.push(t.suggestion(server));
     } else {
         suggestions.push(scope.kind.suggestion().to_string());
     }
@@ -194,7 +218,11 @@ fn outage(
             ("scope".into(), json!(scope.kind.key())),
             ("together_with".into(), json!(together_with)),
             ("clock".into(), json!(when::CLOCK)),
-        ]),
+            ("responder_nodes".into(), json!(responder_nodes)),
+        ])
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .collect(),
         &[],
     );
     f.suggestions = suggestions;

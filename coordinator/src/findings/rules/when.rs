@@ -74,6 +74,20 @@ pub(super) fn by_node<'a>(
     out
 }
 
+impl NodePaths<'_> {
+    /// The target addresses whose paths had a failure window overlapping `w` (a mesh run's
+    /// outage says which responders it cut the node off from).
+    pub(super) fn targets_down(&self, w: &Window) -> BTreeSet<std::net::SocketAddr> {
+        self.paths
+            .iter()
+            .filter(|(_, stats)| {
+                path_windows(stats).any(|p| p.from_ms <= w.to_ms && w.from_ms <= p.to_ms)
+            })
+            .map(|(key, _)| key.target)
+            .collect()
+    }
+}
+
 /// A path's failure windows on the run's clock; one still open ends at the path's last probe.
 fn path_windows(stats: &PathStats) -> impl Iterator<Item = Window> + '_ {
     let last = stats.last_ms.unwrap_or_default();
@@ -288,7 +302,8 @@ pub(super) struct Together {
 
 /// The windows of `others` (by node, `node`'s own left out) that overlap `w`, and what the
 /// nodes down together are among `all_nodes` (the nodes with client paths on the network);
-/// `None` when no other node's window overlaps.
+/// `None` when no other node's window overlaps. `server_node` is empty in a mesh run (no
+/// node is every path's far end).
 pub(super) fn together(
     node: &str,
     w: &Window,
@@ -340,13 +355,21 @@ impl Together {
             utc(started_unix_ms, self.from_ms),
             utc(started_unix_ms, self.to_ms)
         );
-        if self.every_node {
+        if self.every_node && server_node.is_empty() {
+            format!(
+                "{who} — every node — were down together {when}: the switch or something every node shares"
+            )
+        } else if self.every_node {
             format!(
                 "{who} — every node — were down together {when}: the server (its node {server_node}'s uplink or switch port) or the switch"
             )
         } else if self.all_but_server {
             format!(
                 "{who} — every node but the server's node {server_node} — were down together {when}: the server's side (its node's uplink or switch port) or the switch"
+            )
+        } else if server_node.is_empty() {
+            format!(
+                "{who} were down together {when}: something they share (a switch, a VLAN) or the path between them"
             )
         } else {
             format!(
@@ -357,7 +380,7 @@ impl Together {
 
     /// What to check.
     pub fn suggestion(&self, server_node: &str) -> String {
-        if self.every_node || self.all_but_server {
+        if (self.every_node || self.all_but_server) && !server_node.is_empty() {
             format!(
                 "{} went down together: check the server's node {server_node} (its uplink and switch port for the network) and the switch, for the window's time",
                 and_list(&self.nodes)

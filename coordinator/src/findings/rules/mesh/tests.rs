@@ -66,6 +66,14 @@ fn mesh_run(
     peers: Option<&[(&str, &[&str])]>,
     ok: impl Fn(&str, &str, CephNetwork, ProbeKind) -> bool,
 ) -> (PathMatrix, RunFacts) {
+    mesh_run_by_round(peers, |from, to, net, kind, _| ok(from, to, net, kind))
+}
+
+/// [`mesh_run`] with `ok(from, to, network, kind, round)`, a round a second.
+fn mesh_run_by_round(
+    peers: Option<&[(&str, &[&str])]>,
+    ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool,
+) -> (PathMatrix, RunFacts) {
     let networks = [CephNetwork::Public, CephNetwork::Cluster];
     let peers: BTreeMap<String, Vec<String>> = match peers {
         None => NODES
@@ -107,7 +115,7 @@ fn mesh_run(
                             kind,
                             started_ms: round * 1000,
                             latency_us: 500,
-                            outcome: if ok(node, to, network, kind) {
+                            outcome: if ok(node, to, network, kind, round) {
                                 Outcome::Ok
                             } else {
                                 Outcome::Failed(FailureClass::ConnectTimeout)
@@ -317,4 +325,38 @@ fn pairs_not_probed_are_shown_as_such() {
         .filter(|c| c.state == CellState::NotProbed)
         .count();
     assert_eq!((probed, not), (8, 8));
+}
+
+#[test]
+fn a_soak_outage_between_two_nodes_says_which_responders_and_not_the_servers_side() {
+    // n2 and n3 cut off from each other on cluster for rounds 5 to 11 (7 s).
+    let (matrix, mut facts) = mesh_run_by_round(None, |from, to, net, _, round| {
+        !(net == CephNetwork::Cluster && between(from, to, "n2", "n3") && (5..12).contains(&round))
+    });
+    facts.soak_min_outage_ms = Some(1_500);
+    let found = evaluate(&matrix, &facts);
+    let outages: Vec<&Finding> = found
+        .iter()
+        .filter(|f| f.kind == FindingKind::Outage)
+        .collect();
+    assert_eq!(outages.len(), 2, "{found:#?}");
+    for (node, other) in [("n2", "n3"), ("n3", "n2")] {
+        let f = outages
+            .iter()
+            .find(|f| f.nodes == [node])
+            .unwrap_or_else(|| panic!("an outage of {node}: {found:#?}"));
+        assert!(
+            f.summary
+                .contains(&format!("(to the responders on {other})")),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary.contains("or the path between them"),
+            "{}",
+            f.summary
+        );
+        assert!(!f.summary.contains("server"), "{}", f.summary);
+        assert_eq!(f.evidence["responder_nodes"], serde_json::json!([other]));
+    }
 }
