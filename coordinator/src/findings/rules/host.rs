@@ -29,8 +29,18 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             && !uncounted.contains(&(a.identity.pod.clone(), CephNetwork::Public))
     }) {
         let (mut small, mut large) = (Tally::default(), Tally::default());
+        // A mesh's host checker probes several responders: the nodes of those that failed.
+        let mut failing_to: BTreeSet<String> = BTreeSet::new();
         for (key, stats) in matrix.paths() {
             if key.client == a.identity.pod {
+                if stats.ok < stats.sent
+                    && let Some(node) = facts
+                        .mesh
+                        .as_ref()
+                        .and_then(|m| m.target_nodes.get(&key.target))
+                {
+                    failing_to.insert(node.clone());
+                }
                 match key.kind.payload {
                     Payload::Small => small.add(stats.sent, stats.ok),
                     Payload::Large => large.add(stats.sent, stats.ok),
@@ -69,15 +79,25 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             cause.severity = Severity::Fail;
             continue;
         }
+        let target = if facts.mesh.is_some() {
+            format!(
+                "the public addresses of the responders on {}",
+                failing_to.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            "the server's public address".to_string()
+        };
+        let failing_to = (!failing_to.is_empty()).then(|| json!(failing_to));
         if ok > 0 {
             out.push(finding(
                 FindingKind::Flaky, Severity::Fail, Some(CephNetwork::Public), vec![a.identity.node.clone()],
-                format!("the host checker on node {} reaches the server's public address only sometimes: {ok} of {sent} probes passed", a.identity.node),
+                format!("the host checker on node {} reaches {target} only sometimes: {ok} of {sent} probes passed", a.identity.node),
                 BTreeMap::from([
                     ("host_checker".into(), json!(a.identity.pod)),
                     ("small_probes".into(), json!({"sent": small.sent, "ok": small.ok})),
                     ("large_probes".into(), json!({"sent": large.sent, "ok": large.ok})),
-                ]),
+                    ("responder_nodes".into(), failing_to.clone().unwrap_or_default()),
+                ]).into_iter().filter(|(_, v)| !v.is_null()).collect(),
                 &["the host's path to the public network loses packets: check error and drop counters on the node's public interface (or shim) and its switch port",
                   "a host route that exists but flaps (a routing daemon, DHCP renewing the shim's address)"],
             ));
@@ -85,6 +105,7 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             continue;
         }
         let evidence = BTreeMap::from([
+            ("responder_nodes".into(), failing_to.unwrap_or_default()),
             ("host_checker".into(), json!(a.identity.pod)),
             (
                 "small_probes".into(),
@@ -94,10 +115,13 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
                 "large_probes".into(),
                 json!({"sent": large.sent, "ok": large.ok}),
             ),
-        ]);
+        ])
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .collect();
         out.push(finding(
             FindingKind::HostUnreachable, Severity::Fail, Some(CephNetwork::Public), vec![a.identity.node.clone()],
-            format!("the host checker on node {} cannot reach the server's public address", a.identity.node),
+            format!("the host checker on node {} cannot reach {target}", a.identity.node),
             evidence,
             &["the host needs a route to the public network's pod range (for macvlan: a macvlan shim interface with an address and a route)",
               "the public NAD needs a route back to the hosts' range (ipam routes)",
