@@ -93,20 +93,22 @@ pub struct MeshNetwork {
     pub cells: Vec<CellReport>,
 }
 
-/// The cells of `network`: (client node, responder node) → sums, over the reporting clients
-/// attached to it whose egress was right.
+/// The cells of `network`: (client node, responder node) → sums, over the reporting agents
+/// of `role` attached to it whose egress was right (clients; host checkers where a
+/// host-check-only run has no client).
 fn cells(
     matrix: &PathMatrix,
     facts: &RunFacts,
     mesh: &MeshFacts,
     network: CephNetwork,
+    role: Role,
 ) -> BTreeMap<(String, String), Cell> {
     let uncounted = super::egress::uncounted(facts);
     let clients: BTreeSet<&str> = facts
         .agents
         .iter()
         .filter(|a| {
-            a.identity.role == Role::Client
+            a.identity.role == role
                 && a.identity.networks.contains(&network)
                 && is_reporting(a)
                 && !uncounted.contains(&(a.identity.pod.clone(), network))
@@ -163,16 +165,33 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
     let Some(mesh) = &facts.mesh else {
         return Vec::new();
     };
-    let responders: BTreeSet<&String> = mesh.peers.values().flatten().collect();
     facts
         .networks
         .iter()
-        .map(|&network| {
-            let cells = cells(matrix, facts, mesh, network);
+        .filter_map(|&network| {
+            let attached = |role: Role| -> BTreeSet<&String> {
+                std::iter::once(&facts.server)
+                    .chain(&facts.agents)
+                    .filter(|a| a.identity.role == role && a.identity.networks.contains(&network))
+                    .map(|a| &a.identity.node)
+                    .collect()
+            };
+            let responders = attached(Role::Server);
+            if responders.is_empty() {
+                return None;
+            }
+            // Clients' cells; a host-check-only run's host checkers'.
+            let mut role = Role::Client;
+            let mut sources = attached(role);
+            if sources.is_empty() {
+                role = Role::HostCheck;
+                sources = attached(role);
+            }
+            let cells = cells(matrix, facts, mesh, network, role);
             let from: Vec<String> = facts
                 .nodes
                 .iter()
-                .filter(|n| cells.keys().any(|(f, _)| f == *n) || mesh.peers.contains_key(*n))
+                .filter(|n| sources.contains(n))
                 .cloned()
                 .collect();
             let to: Vec<String> = facts
@@ -205,12 +224,12 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
                     });
                 }
             }
-            MeshNetwork {
+            Some(MeshNetwork {
                 network,
                 from,
                 to,
                 cells: rows,
-            }
+            })
         })
         .collect()
 }
@@ -232,7 +251,7 @@ pub(super) fn mesh_rules(
     out: &mut Vec<Finding>,
 ) {
     let net = network.key();
-    let cells = cells(matrix, facts, mesh, network);
+    let cells = cells(matrix, facts, mesh, network, Role::Client);
     let broken = |f: &str, t: &str| {
         cells
             .get(&(f.to_string(), t.to_string()))
