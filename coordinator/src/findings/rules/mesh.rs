@@ -1,6 +1,8 @@
 //! The rules over one network of a mesh run ([`crate::mesh`]): the client paths summed per
 //! cell (client node → responder node), then, in this order, each cell explained once:
 //!
+//! 0. `server_unavailable` naming every responder's node — nothing gets through anywhere, not
+//!    even within a node;
 //! 1. `server_unavailable` — a responder no node reaches, not even its own node's clients;
 //! 2. `node_unreachable` — a node whose clients reach no responder at all (its own
 //!    included), or, with two other nodes or more, a node cut off from every other node:
@@ -267,6 +269,23 @@ pub(super) fn mesh_rules(
             .map_or(Value::Null, |c| json!(c.sum.evidence()))
     };
     let anything_passes = cells.values().any(|c| c.sum.passing > 0);
+
+    // 0. Nothing gets through anywhere, not even within a node: the network itself.
+    if !cells.is_empty() && cells.values().all(|c| c.sum.broken()) {
+        let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
+        for (f, t) in &measured {
+            evidence.insert(format!("{f} -> {t}"), cell_evidence(f, t));
+        }
+        out.push(finding(
+            FindingKind::ServerUnavailable, Severity::Fail, Some(network),
+            targets.iter().map(|t| t.to_string()).collect(),
+            format!("on the {net} network, no client reaches any responder, not even on its own node: the network carries nothing on any node"),
+            evidence,
+            &["check the NAD itself: its plugin, master interface and IPAM range are what every pod on this network gets",
+              "look at a responder pod's events and logs: it said where it listens, but nothing gets through to it"],
+        ));
+        return;
+    }
 
     // 1. A responder no node reaches.
     for t in &targets {

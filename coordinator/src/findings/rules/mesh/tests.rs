@@ -360,3 +360,16 @@ fn a_soak_outage_between_two_nodes_says_which_responders_and_not_the_servers_sid
         assert_eq!(f.evidence["responder_nodes"], serde_json::json!([other]));
     }
 }
+
+#[test]
+fn a_network_that_carries_nothing_anywhere_is_one_finding() {
+    let (matrix, facts) = mesh_run(None, |_, _, net, _| net != CephNetwork::Public);
+    assert_eq!(
+        kinds_of(&evaluate(&matrix, &facts)),
+        [(
+            FindingKind::ServerUnavailable,
+            Some(CephNetwork::Public),
+            NODES.iter().map(|n| n.to_string()).collect()
+        )]
+    );
+}
