@@ -115,3 +115,57 @@ fn a_mesh_finds_the_block_between_two_nodes_that_are_not_the_servers() {
     );
     nothing_left(&cluster);
 }
+
+/// What `run --dry-run --mesh` prints — a responder pod per placeholder node — is what the API
+/// server takes (`kubectl create --dry-run=server`): names, affinities and annotations valid.
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_meshs_dry_run_objects_are_accepted_by_the_api_server() {
+    let cluster = LabCluster::start(BIN, "kmdry", &["md1"], "nodes: [md1]", &[]);
+    let out = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--backend",
+            "kube",
+            "--dry-run",
+            "-o",
+            "yaml",
+            "-n",
+            &cluster.namespace,
+        ])
+        .args(with_networks(&[
+            "--mesh",
+            "--daemons-per-node",
+            "1",
+            "--service-account",
+            "multinet",
+        ]))
+        .output()
+        .expect("multinet runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = cluster.scratch("dry-run.yaml", &String::from_utf8_lossy(&out.stdout));
+    let created = multinet_tests::lab_cluster::kubectl(&[
+        "create",
+        "--dry-run=server",
+        "-n",
+        &cluster.namespace,
+        "-f",
+        file.to_str().expect("path"),
+    ]);
+    let said = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        created.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    for node in 1..=2 {
+        let pod = format!(
+            "pod/multinet-dryrun0000-shared-storage-and-worker-nodes-node-{node}-server created"
+        );
+        assert!(said.contains(&pod), "{said}");
+    }
+}
