@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use multinet_proto::capacity::{
-    CapacityCheck, PerNodeClients, check_ranges_cover, compare, resolve,
+    CapacityCheck, PerNodeClients, Servers, check_ranges_cover, compare, resolve,
 };
 use multinet_proto::config::{RunConfig, parse_run_config};
 use multinet_proto::field::{Problem, Problems};
@@ -179,8 +179,20 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
                  nothing to compare",
             );
         }
+        // A mesh run's responders take an address on every node.
+        let servers = if run_config.as_ref().is_some_and(|c| c.mesh) {
+            Servers::PerNode
+        } else {
+            Servers::Single
+        };
         // A shortfall will not work: it goes to `fit`, not among the warnings.
-        let checks = compare(&resolved, nodes, clients_per_node, &mut Problems::default());
+        let checks = compare(
+            &resolved,
+            nodes,
+            clients_per_node,
+            servers,
+            &mut Problems::default(),
+        );
         for shortfall in checks.iter().filter_map(CapacityCheck::shortfall) {
             fit.fails(shortfall.field, shortfall.message);
         }

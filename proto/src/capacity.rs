@@ -2,7 +2,8 @@
 //! capacity compared with the validation run's worst case.
 //!
 //! The worst case is Rook's: on every node, each OSD client takes a public and a cluster
-//! address, each other-daemon client a public one; the single server takes one on each network.
+//! address, each other-daemon client a public one; the single server takes one on each network
+//! — or, in a mesh run, a responder on every node takes one on each network ([`Servers`]).
 //! When public and cluster select the same NAD, both demands come out of the same range.
 
 use serde::Serialize;
@@ -20,6 +21,16 @@ pub struct PerNodeClients {
     pub public: u32,
     /// Clients attached to cluster per node (OSD clients).
     pub cluster: u32,
+}
+
+/// Where the run's servers take their addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Servers {
+    /// The single server: one address on each network, on one node.
+    Single,
+    /// A mesh run (`mesh: true`): a responder on every node, one address on each network of
+    /// it (at worst every network: a node of OSDs).
+    PerNode,
 }
 
 /// One NAD's capacity against the run's demand.
@@ -115,11 +126,13 @@ pub fn check_ranges_cover(check: &NetworkCheck, resolved: &[(CephNetwork, &Nad)]
 }
 
 /// Compares each resolved NAD's capacity with the demand of `nodes` nodes of `per_node`
-/// clients plus the server, and warns (with the arithmetic) where it does not fit.
+/// clients plus the servers' addresses (`servers_at`: the single server's, or a responder's
+/// on every node), and warns (with the arithmetic) where it does not fit.
 pub fn compare(
     resolved: &[(CephNetwork, &Nad)],
     nodes: u32,
     per_node: PerNodeClients,
+    servers_at: Servers,
     problems: &mut Problems,
 ) -> Vec<CapacityCheck> {
     let mut checks: Vec<CapacityCheck> = Vec::new();
@@ -151,22 +164,43 @@ pub fn compare(
             .map(|n| n.key())
             .collect::<Vec<_>>()
             .join(" + ");
-        let (demand, mut arithmetic) = if per_node_scope {
-            let d = u64::from(clients) + servers;
-            (
-                d,
-                format!(
-                    "{what}: per node (host-local allocates per node) {clients} clients + {servers} server address(es) on the server's node = {d}"
-                ),
-            )
-        } else {
-            let d = u64::from(nodes) * u64::from(clients) + servers;
-            (
-                d,
-                format!(
-                    "{what}: {nodes} nodes × {clients} clients + {servers} server address(es) = {d}"
-                ),
-            )
+        let (demand, mut arithmetic) = match (per_node_scope, servers_at) {
+            (true, Servers::Single) => {
+                let d = u64::from(clients) + servers;
+                (
+                    d,
+                    format!(
+                        "{what}: per node (host-local allocates per node) {clients} clients + {servers} server address(es) on the server's node = {d}"
+                    ),
+                )
+            }
+            (true, Servers::PerNode) => {
+                let d = u64::from(clients) + servers;
+                (
+                    d,
+                    format!(
+                        "{what}: per node (host-local allocates per node) {clients} clients + {servers} responder address(es) = {d}"
+                    ),
+                )
+            }
+            (false, Servers::Single) => {
+                let d = u64::from(nodes) * u64::from(clients) + servers;
+                (
+                    d,
+                    format!(
+                        "{what}: {nodes} nodes × {clients} clients + {servers} server address(es) = {d}"
+                    ),
+                )
+            }
+            (false, Servers::PerNode) => {
+                let d = u64::from(nodes) * (u64::from(clients) + servers);
+                (
+                    d,
+                    format!(
+                        "{what}: {nodes} nodes × ({clients} clients + {servers} responder address(es)) = {d}"
+                    ),
+                )
+            }
         };
         let fits = capacity.map(|c| c >= demand);
         match (capacity, ipam) {
@@ -234,6 +268,15 @@ mod tests {
     }
 
     fn run_fit(spec: &str, nads: &str, nodes: u32) -> ((Vec<CapacityCheck>, Problems), Fit) {
+        run_servers(spec, nads, nodes, Servers::Single)
+    }
+
+    fn run_servers(
+        spec: &str,
+        nads: &str,
+        nodes: u32,
+        servers: Servers,
+    ) -> ((Vec<CapacityCheck>, Problems), Fit) {
         let check = check_manifest(&parse_documents(spec).expect("spec"), None);
         let mut p = Problems::default();
         let nads = read_nads(&parse_documents(nads).expect("nads"), "rook-ceph", &mut p);
@@ -247,9 +290,47 @@ mod tests {
                 public: 19,
                 cluster: 3,
             },
+            servers,
             &mut p,
         );
         ((checks, p), fit)
+    }
+
+    /// A mesh run's responders take an address on every node: a range that fits the single
+    /// server's run may not fit the mesh's, and the arithmetic says so.
+    #[test]
+    fn a_mesh_needs_a_responder_address_on_every_node() {
+        let nads = nad(
+            "pub",
+            r#"{"type": "whereabouts", "range": "198.18.0.0/26"}"#,
+        );
+        let spec = "network: {provider: multus, selectors: {public: pub}}";
+        let ((checks, p), _) = run_servers(spec, &nads, 3, Servers::PerNode);
+        assert_eq!(checks[0].demand, 3 * (19 + 1));
+        assert_eq!(checks[0].fits, Some(true), "{p:?}");
+        // On 4 nodes: 20 addresses a node, 80 in all, where the range hands out 62.
+        let ((checks, p), _) = run_servers(spec, &nads, 4, Servers::PerNode);
+        assert_eq!(checks[0].demand, 80);
+        assert_eq!(checks[0].fits, Some(false));
+        assert!(
+            p.warnings[0]
+                .message
+                .contains("4 nodes × (19 clients + 1 responder address(es)) = 80"),
+            "{}",
+            p.warnings[0].message
+        );
+        // Both networks from one NAD: a responder takes one address on each.
+        let both = nad(
+            "both",
+            r#"{"type": "whereabouts", "range": "198.18.0.0/24"}"#,
+        );
+        let ((checks, _), _) = run_servers(
+            "network: {provider: multus, selectors: {public: both, cluster: both}}",
+            &both,
+            3,
+            Servers::PerNode,
+        );
+        assert_eq!(checks[0].demand, 3 * (22 + 2));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What the Kubernetes end-to-end tests (`kube_lab`, `kube_soak`) share: the report a run
+//! What the Kubernetes end-to-end tests (`kube_lab`, `kube_soak`, `kube_mesh`) share: the report a run
 //! printed, the run's arguments, and the check that a run left nothing behind.
 
 use std::time::Duration;

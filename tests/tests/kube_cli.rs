@@ -67,6 +67,87 @@ fn a_dry_run_needs_no_cluster_and_prints_every_object() {
     }
 }
 
+/// `--mesh-peers K` on the command line reaches the coordinator Job: the configuration it
+/// reads (the owner's `config.yaml`) says `mesh: true` and `meshPeers: K`, and the dry run
+/// draws a responder on each placeholder node instead of the one server.
+#[test]
+fn a_mesh_on_the_command_line_reaches_the_jobs_configuration() {
+    let out = multinet()
+        .args([
+            "run",
+            "--dry-run",
+            "-o",
+            "yaml",
+            "--public-network",
+            "public-net",
+            "--mesh-peers",
+            "2",
+        ])
+        .output()
+        .expect("multinet runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let docs = multinet_proto::yaml::parse_documents(&text).expect("YAML stream");
+    let owner = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["labels"]["app.kubernetes.io/component"] == "owner"
+        })
+        .expect("the owner");
+    let (config, problems) = multinet_proto::config::parse_run_config(
+        owner["data"]["config.yaml"].as_str().expect("config.yaml"),
+    )
+    .expect("YAML");
+    assert!(problems.is_valid(), "{problems:?}");
+    assert!(config.mesh && config.mesh_peers == 2, "{config:?}");
+    let job = docs.iter().find(|d| d["kind"] == "Job").expect("the Job");
+    let args = job["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("/etc/multinet/config/config.yaml"), "{args}");
+    let servers: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["metadata"]["labels"]["app.kubernetes.io/component"] == "server")
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        servers,
+        [
+            "multinet-dryrun0000-shared-storage-and-worker-nodes-node-1-server",
+            "multinet-dryrun0000-shared-storage-and-worker-nodes-node-2-server"
+        ],
+        "{text}"
+    );
+}
+
+/// `meshPeers` without `mesh` in a configuration file is refused before anything is made:
+/// exit 22, naming the field.
+#[test]
+fn mesh_peers_without_a_mesh_exits_22_naming_the_field() {
+    let dir = std::env::temp_dir().join(format!("multinet-kube-cli-mesh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let file = dir.join("run.yaml");
+    std::fs::write(&file, "publicNetwork: public-net\nmeshPeers: 2\n").expect("config");
+    let out = multinet()
+        .args(["run", "--backend", "kube", "--dry-run", "-o", "yaml", "-c"])
+        .arg(&file)
+        .output()
+        .expect("multinet runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(22), "{err}");
+    assert!(err.contains("meshPeers"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn kubernetes_input_errors_exit_22_naming_the_field() {
     let out = multinet()

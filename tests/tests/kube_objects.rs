@@ -306,3 +306,151 @@ async fn starting_a_stage_at_once_gives_each_pod_its_own_outcome() {
     );
     assert_eq!(posts.iter().filter(|u| u.contains("/secrets")).count(), 1);
 }
+
+/// A mesh run's responders: one pod per identity `server-<node>`, named after its node
+/// (bounded for a long node name), running that agent on the networks the supervisor gave it,
+/// asking Multus for those, pinned to its node; and a server name that is neither the single
+/// server's nor its node's responder is refused before anything is created.
+#[tokio::test]
+async fn a_mesh_creates_one_responder_pod_per_node_as_its_identity_says() {
+    use multinet_tests::mock::{Answer, serve_routes};
+    let (config, problems) = parse_run_config(
+        "publicNetwork: public-net\nclusterNetwork: cluster-net\nmesh: true\nnodeTypes:\n  storage:\n    osdsPerNode: 1\n    otherDaemonsPerNode: 0\n    placement:\n      nodeSelector: {role: storage}\n  arbiter:\n    osdsPerNode: 0\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {role: arbiter}\n",
+    )
+    .expect("yaml");
+    assert!(problems.is_valid(), "{problems:?}");
+    let (client, server) = serve_routes(move |_, uri, body| {
+        let name = body
+            .and_then(|b| b["metadata"]["name"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let kind = if uri.contains("/secrets") {
+            "Secret"
+        } else if uri.contains("/configmaps") {
+            "ConfigMap"
+        } else {
+            "Pod"
+        };
+        Answer::json(created(kind, &name))
+    });
+    let long = format!("{}.example.com", "storage-a".repeat(26));
+    let sel = |t: &str| Some(parse_single_selection(t, NS).expect("selection").0);
+    let mut backend = kube::backend(
+        client,
+        config,
+        (sel("public-net"), sel("cluster-net")),
+        OwnerRole::Ours,
+        &[("w1", "storage"), (&long, "storage"), ("a1", "arbiter")],
+    );
+    let pki = RunPki::new(RUN).expect("pki");
+    let run_dir = std::env::temp_dir();
+    let env = kube::agent_env(&pki, &run_dir);
+    let both = vec![CephNetwork::Public, CephNetwork::Cluster];
+    let responder = |node: &str, networks: &[CephNetwork]| AgentIdentity {
+        pod: format!("server-{node}"),
+        node: node.into(),
+        role: Role::Server,
+        networks: networks.to_vec(),
+    };
+    // Not the responder of its node: refused by name, nothing created.
+    let stray = AgentIdentity {
+        pod: "server-w2".into(),
+        ..responder("w1", &both)
+    };
+    let refused = backend
+        .start_all(std::slice::from_ref(&stray), &env)
+        .await
+        .expect_err("a server named after another node");
+    assert_eq!(
+        refused.to_string(),
+        "unexpected server name server-w2 on node w1: expected server or server-w1"
+    );
+    let plans = [
+        responder("w1", &both),
+        responder(&long, &both),
+        responder("a1", &[CephNetwork::Public]),
+    ];
+    let statuses = backend.start_all(&plans, &env).await.expect("start_all");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == PodStatus::Started(Vec::new())),
+        "{statuses:?}"
+    );
+    drop(backend);
+    let seen = server.await.expect("mock");
+    let pods: Vec<&serde_json::Value> = seen
+        .iter()
+        .filter(|s| s.method == "POST" && s.uri.contains("/pods"))
+        .filter_map(|s| s.body.as_ref())
+        .collect();
+    assert_eq!(pods.len(), 3, "one pod per responder, the stray none");
+    let by_agent = |agent: &str| {
+        pods.iter()
+            .find(|p| p["metadata"]["annotations"]["multinet.io/agent"] == agent)
+            .unwrap_or_else(|| panic!("a pod of agent {agent}"))
+    };
+    let args = |pod: &serde_json::Value| -> Vec<String> {
+        pod["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect()
+    };
+    let pinned = |pod: &serde_json::Value| {
+        pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"]
+            .clone()
+    };
+    let w1 = by_agent("server-w1");
+    assert_eq!(w1["metadata"]["name"], "multinet-0a1b2c3d4e-w1-server");
+    assert_eq!(
+        args(w1)[4..],
+        [
+            "--name",
+            "server-w1",
+            "--node",
+            "$(NODE_NAME)",
+            "--networks",
+            "public,cluster"
+        ]
+    );
+    assert_eq!(
+        w1["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
+        r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"},{"name":"cluster-net","namespace":"rook-ceph","interface":"cluster"}]"#
+    );
+    assert_eq!(
+        pinned(w1),
+        json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["w1"]}]}])
+    );
+    assert_eq!(w1["spec"]["nodeSelector"], json!({"role": "storage"}));
+    assert_eq!(
+        w1["metadata"]["labels"]["app.kubernetes.io/component"],
+        "server"
+    );
+    let a1 = by_agent("server-a1");
+    assert_eq!(a1["metadata"]["name"], "multinet-0a1b2c3d4e-a1-server");
+    assert_eq!(args(a1)[8..], ["--networks", "public"]);
+    assert_eq!(
+        a1["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
+        r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"}]"#
+    );
+    assert_eq!(a1["spec"]["nodeSelector"], json!({"role": "arbiter"}));
+    assert_eq!(a1["metadata"]["labels"]["multinet.io/node-type"], "arbiter");
+    // A 253-character node: a pod name Kubernetes takes, the node and agent named in full.
+    let agent = format!("server-{long}");
+    let far = by_agent(&agent);
+    let name = far["metadata"]["name"].as_str().expect("name");
+    assert!(
+        name.len() <= 253
+            && name.ends_with("-server")
+            && multinet_proto::names::dns1123_subdomain(name).is_ok(),
+        "{name}"
+    );
+    assert_eq!(args(far)[5], agent);
+    assert_eq!(
+        pinned(far),
+        json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [long]}]}])
+    );
+}

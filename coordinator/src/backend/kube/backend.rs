@@ -367,7 +367,9 @@ impl KubeBackend {
         })
     }
 
-    /// The pod object of a server or client agent.
+    /// The pod object of a server or client agent: the single-server run's `server`, a mesh
+    /// run's responder `server-<node>` (with the networks the supervisor gave it), or a
+    /// client `client-<node>-<index>`.
     fn agent_pod(&self, pod: &AgentIdentity) -> Result<Pod> {
         let node_type = self.node_type(&pod.node)?;
         Ok(match pod.role {
@@ -378,7 +380,16 @@ impl KubeBackend {
                     .ok_or_else(|| Error::UnexpectedClient(pod.pod.clone()))?;
                 self.objects().client_pod(&pod.node, &node_type, index)
             }
-            Role::Server | Role::HostCheck => self.objects().server_pod(&node_type, &pod.node),
+            Role::Server if pod.pod == "server" => self.objects().server_pod(&node_type, &pod.node),
+            Role::Server if pod.pod == crate::mesh::responder_pod(&pod.node) => self
+                .objects()
+                .responder_pod(&node_type, &pod.node, &pod.pod, &pod.networks),
+            Role::Server | Role::HostCheck => {
+                return Err(Error::UnexpectedServer {
+                    pod: pod.pod.clone(),
+                    node: pod.node.clone(),
+                });
+            }
         })
     }
 }
@@ -508,8 +519,8 @@ impl Scheduler for KubeBackend {
         Ok(PodStatus::Started(Vec::new()))
     }
 
-    /// Host checkers' DaemonSets one after another (one per node type, made once); server and
-    /// client pods [`PODS_AT_ONCE`] creations at a time. Every pod created is remembered for
+    /// Host checkers' DaemonSets one after another (one per node type, made once); server (a
+    /// mesh's responders) and client pods [`PODS_AT_ONCE`] creations at a time. Every pod created is remembered for
     /// cleanup before an error is returned.
     async fn start_all(
         &mut self,

@@ -5,11 +5,15 @@
 //! [`PLACEHOLDER_NODES`] per node type, named `<node type>-node-<n>`. Everything else is
 //! exactly what a run sends: the server pinned to a node by its name, each host-check
 //! DaemonSet kept to its nodes by the same node affinity (one term per node), clients shown
-//! for the first node of each type (a run creates them on every node of the type).
+//! for the first node of each type (a run creates them on every node of the type). A mesh
+//! run (`mesh: true`) shows, instead of the server, a responder on every placeholder node
+//! that runs test pods, each pinned to its node and attached to its node's networks
+//! ([`responder_networks`]).
 
 use multinet_proto::assignment::{PodRunSettings, ProbeSettings};
 use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
+use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 
 use super::Error;
@@ -30,6 +34,31 @@ pub fn placeholder_nodes(node_type: &str) -> Vec<String> {
     (1..=PLACEHOLDER_NODES)
         .map(|i| format!("{node_type}-node-{i}"))
         .collect()
+}
+
+/// The networks of a mesh run's responder on a node of `node_type`, `None` when the node
+/// gets none: an OSD node's responder is attached to every network under test (`networks`),
+/// a node whose type has other daemons only (or any node of a host-check-only run) gets one
+/// on public, when public is tested; a node with no test pods, none. The supervisor's rule
+/// (`RunSupervisor::plan_responders`), which places a real run's responders; a dry run has
+/// no supervisor and draws them with this.
+pub fn responder_networks(
+    config: &RunConfig,
+    node_type: &str,
+    networks: &[CephNetwork],
+) -> Option<Vec<CephNetwork>> {
+    let (osds, others) = config
+        .node_types
+        .get(node_type)
+        .map_or((0, 0), |t| (t.osds_per_node, t.other_daemons_per_node));
+    let public = networks.contains(&CephNetwork::Public);
+    if osds > 0 && !config.host_check_only {
+        Some(networks.to_vec())
+    } else if public && (others > 0 || config.host_check_only) {
+        Some(vec![CephNetwork::Public])
+    } else {
+        None
+    }
 }
 
 /// The agents' shared settings for `config`, with the coordinator's address when known.
@@ -91,6 +120,13 @@ pub fn render(
          # for the nodes of each node type the preflight finds; clients are shown for the\n\
          # first, and a run creates them on every node of that type.\n",
     );
+    if config.mesh {
+        out.push_str(
+            "# A mesh run: instead of the one server, a responder on every node that runs test\n\
+             # pods, shown for every placeholder node; each node's clients and host checker probe\n\
+             # their peers' responders, as the coordinator tells them.\n",
+        );
+    }
     let mut doc = |comment: &str, object: &dyn erased::Object| -> super::Result<()> {
         out.push_str("---\n");
         if !comment.is_empty() {
@@ -128,8 +164,23 @@ pub fn render(
         ),
     )?;
     let server_type = config.server_node_type().ok_or(Error::NoServerNodeType)?;
-    let server_node = placeholder_nodes(server_type).swap_remove(0);
-    doc("", &run.server_pod(server_type, &server_node))?;
+    if config.mesh {
+        let networks = run.networks();
+        for name in config.node_types.keys() {
+            let Some(attached) = responder_networks(config, name, &networks) else {
+                continue;
+            };
+            for node in placeholder_nodes(name) {
+                doc(
+                    &format!("a mesh's responder on node {node} (node type {name})"),
+                    &run.responder_pod(name, &node, &crate::mesh::responder_pod(&node), &attached),
+                )?;
+            }
+        }
+    } else {
+        let server_node = placeholder_nodes(server_type).swap_remove(0);
+        doc("", &run.server_pod(server_type, &server_node))?;
+    }
     let public = run.public.is_some();
     for (name, t) in &config.node_types {
         let nodes = placeholder_nodes(name);
@@ -211,6 +262,131 @@ mod tests {
             "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  arbiter:\n    osdsPerNode: 0\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {topology.kubernetes.io/zone: arbiter}\n      tolerations:\n        - {key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}\n  storage:\n    osdsPerNode: 1\n    otherDaemonsPerNode: 1\n    placement:\n      nodeSelector: {storage: \"true\"}\n",
         );
         insta::assert_snapshot!(render_default(&c));
+    }
+
+    const MESH_STRETCH: &str = "publicNetwork: public-net\nclusterNetwork: cluster-net\nmesh: true\nmeshPeers: 1\nnodeTypes:\n  arbiter:\n    osdsPerNode: 0\n    otherDaemonsPerNode: 1\n  storage:\n    osdsPerNode: 1\n    otherDaemonsPerNode: 1\n  idle:\n    osdsPerNode: 0\n    otherDaemonsPerNode: 0\n";
+
+    #[test]
+    fn mesh_stretch_cluster() {
+        insta::assert_snapshot!(render_default(&config(MESH_STRETCH)));
+    }
+
+    /// A mesh's dry run shows a responder on every placeholder node that runs test pods,
+    /// each its own agent, pinned to its node, on its node's networks (an OSD node's: both;
+    /// other daemons only: public; no test pods: none), and no single server; the
+    /// configuration the coordinator Job reads says it is a mesh.
+    #[test]
+    fn a_mesh_shows_a_responder_on_every_placeholder_node_and_no_server() {
+        let out = render_default(&config(MESH_STRETCH));
+        let docs = multinet_proto::yaml::parse_documents(&out).expect("YAML stream");
+        let servers: Vec<&serde_json::Value> = docs
+            .iter()
+            .filter(|d| {
+                d["kind"] == "Pod"
+                    && d["metadata"]["labels"]["app.kubernetes.io/component"] == "server"
+            })
+            .collect();
+        let seen: Vec<(String, String, String, String, String)> = servers
+            .iter()
+            .map(|pod| {
+                let args: Vec<&str> = pod["spec"]["containers"][0]["args"]
+                    .as_array()
+                    .expect("args")
+                    .iter()
+                    .filter_map(|a| a.as_str())
+                    .collect();
+                let at = |flag: &str| {
+                    args.iter()
+                        .position(|a| *a == flag)
+                        .and_then(|i| args.get(i + 1))
+                        .map_or(String::new(), |v| v.to_string())
+                };
+                let pinned = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                    ["nodeSelectorTerms"][0]["matchFields"][0]["values"][0];
+                let annotation: Vec<serde_json::Value> = serde_json::from_str(
+                    pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"]
+                        .as_str()
+                        .expect("networks annotation"),
+                )
+                .expect("JSON");
+                let interfaces: Vec<&str> = annotation
+                    .iter()
+                    .filter_map(|s| s["interface"].as_str())
+                    .collect();
+                assert_eq!(interfaces.join(","), at("--networks"), "{pod}");
+                (
+                    pod["metadata"]["name"].as_str().unwrap_or_default().into(),
+                    at("--name"),
+                    pinned.as_str().unwrap_or_default().into(),
+                    at("--networks"),
+                    pod["metadata"]["labels"]["multinet.io/node-type"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .into(),
+                )
+            })
+            .collect();
+        let row = |node: &str, networks: &str, node_type: &str| {
+            (
+                format!("multinet-dryrun0000-{node}-server"),
+                format!("server-{node}"),
+                node.to_string(),
+                networks.to_string(),
+                node_type.to_string(),
+            )
+        };
+        assert_eq!(
+            seen,
+            [
+                row("arbiter-node-1", "public", "arbiter"),
+                row("arbiter-node-2", "public", "arbiter"),
+                row("storage-node-1", "public,cluster", "storage"),
+                row("storage-node-2", "public,cluster", "storage"),
+            ],
+            "{out}"
+        );
+        assert!(!out.contains("name: multinet-dryrun0000-server\n"), "{out}");
+        let owner = docs
+            .iter()
+            .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "multinet-dryrun0000")
+            .expect("the owner");
+        let stored = owner["data"]["config.yaml"].as_str().expect("config.yaml");
+        let (read, problems) = parse_run_config(stored).expect("YAML");
+        assert!(problems.is_valid(), "{problems:?}");
+        assert!(read.mesh);
+        assert_eq!(read.mesh_peers, 1);
+    }
+
+    /// The responders' networks as the supervisor places them, for a host-check-only run
+    /// and a run without public.
+    #[test]
+    fn responder_networks_follow_the_nodes_pods() {
+        let both = [CephNetwork::Public, CephNetwork::Cluster];
+        let c = config(MESH_STRETCH);
+        assert_eq!(
+            responder_networks(&c, "storage", &both),
+            Some(both.to_vec())
+        );
+        assert_eq!(
+            responder_networks(&c, "arbiter", &both),
+            Some(vec![CephNetwork::Public])
+        );
+        assert_eq!(responder_networks(&c, "idle", &both), None);
+        assert_eq!(
+            responder_networks(&c, "arbiter", &[CephNetwork::Cluster]),
+            None
+        );
+        let checks_only = RunConfig {
+            host_check_only: true,
+            ..c.clone()
+        };
+        for node_type in ["storage", "arbiter", "idle"] {
+            assert_eq!(
+                responder_networks(&checks_only, node_type, &both),
+                Some(vec![CephNetwork::Public]),
+                "{node_type}"
+            );
+        }
     }
 
     /// A soak's coordinator Job restarts a coordinator that died (it resumes from its

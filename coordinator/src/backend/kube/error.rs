@@ -86,6 +86,15 @@ pub enum Error {
     /// A client pod's name is not `client-<node>-<index>`.
     #[error("unexpected client name {0}")]
     UnexpectedClient(String),
+    /// A server's name is neither `server` (the single-server run) nor `server-<its node>`
+    /// (a mesh's responder), or a host checker was asked for as a pod.
+    #[error("unexpected server name {pod} on node {node}: expected server or server-{node}")]
+    UnexpectedServer {
+        /// The agent's name.
+        pod: String,
+        /// The node it was planned on.
+        node: String,
+    },
     /// The control plane's UDP port could not be bound in the coordinator's pod.
     #[error("binding the control plane's UDP port {port}")]
     Socket {

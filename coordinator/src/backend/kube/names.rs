@@ -15,8 +15,8 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 pub const PART_OF_VALUE: &str = "multinet";
 /// The run label.
 pub const RUN: &str = "multinet.io/run";
-/// `app.kubernetes.io/component`: owner, coordinator, report, tls, agents, server, client,
-/// host-check; for a soak's coordinator: control (its Service), coordinator-tls, checkpoint.
+/// `app.kubernetes.io/component`: owner, coordinator, report, tls, agents, server (a mesh's
+/// responders too), client, host-check; for a soak's coordinator: control (its Service), coordinator-tls, checkpoint.
 pub const COMPONENT: &str = "app.kubernetes.io/component";
 /// The node type a pod belongs to.
 pub const NODE_TYPE: &str = "multinet.io/node-type";
@@ -92,9 +92,26 @@ impl RunNames {
             if slot == 0 { 'a' } else { 'b' }
         ))
     }
-    /// The server pod.
+    /// The server pod (the single-server run's one server).
     pub fn server(&self) -> String {
         self.name("server")
+    }
+    /// A mesh run's responder pod on `node` (agent `server-<node>`,
+    /// [`crate::mesh::responder_pod`]): `multinet-<run>-<node>-server`, named after its node
+    /// like the clients, so `kubectl get pods` lists a node's pods together. The `-server`
+    /// suffix keeps it apart from every client pod (theirs end in `-osd-<i>` or
+    /// `-other-<i>`) whatever the node names, and from the single server
+    /// ([`Self::server`]). A node name that would take it beyond 253 characters is shortened
+    /// as [`Self::client`] does.
+    pub fn responder(&self, node: &str) -> String {
+        let name = self.name(&format!("{node}-server"));
+        if name.len() <= 253 {
+            return name;
+        }
+        self.name(&format!(
+            "{}-server",
+            multinet_proto::names::bounded_label(node, 40)
+        ))
     }
     /// A client pod: `index` is `osd-3` or `other-0`. Named after its node so that
     /// `kubectl get pods` reads like the report; a node name that would take the pod's name
@@ -222,6 +239,22 @@ mod tests {
             pod,
             n.client(&long.replace("example", "exemple"), "other-15")
         );
+        // A responder is named after its node, and bounded the same way.
+        assert_eq!(
+            n.responder("worker-1"),
+            "multinet-0123456789-worker-1-server"
+        );
+        let responder = n.responder(&long);
+        assert!(
+            multinet_proto::names::dns1123_subdomain(&responder).is_ok(),
+            "{responder}"
+        );
+        assert!(responder.ends_with("-server"), "{responder}");
+        assert_ne!(responder, n.responder(&long.replace("example", "exemple")));
+        // No node name gives a responder a client's or the single server's name: a node
+        // named like another node's client still ends in -server.
+        assert_ne!(n.responder("worker-1-osd-0"), n.client("worker-1", "osd-0"));
+        assert_ne!(n.responder("w"), n.server());
         // Rook's default node type fits.
         let rook = n.host_check(multinet_proto::config::CONVERGED_NODE_TYPE);
         assert!(rook.len() + 6 <= 63, "{rook}");

@@ -248,6 +248,29 @@ impl KubeRun<'_> {
         )
     }
 
+    /// A mesh run's responder on `node` (of `node_type`): agent `agent` (`server-<node>`,
+    /// [`crate::mesh::responder_pod`]) in pod [`RunNames::responder`], attached to `networks`
+    /// — those its node's pods use, as the supervisor planned them (an OSD node's: every
+    /// network under test; otherwise public) — and pinned to `node` like a client.
+    pub fn responder_pod(
+        &self,
+        node_type: &str,
+        node: &str,
+        agent: &str,
+        networks: &[CephNetwork],
+    ) -> Pod {
+        let args = agent_args("server", agent, networks);
+        self.agent_pod(
+            self.names.responder(node),
+            "server",
+            node_type,
+            node,
+            None,
+            networks,
+            args,
+        )
+    }
+
     /// A client pod on `node`: `index` is `osd-<i>` (both networks) or `other-<i>` (public).
     pub fn client_pod(&self, node: &str, node_type: &str, index: &str) -> Pod {
         let networks: Vec<CephNetwork> = if index.starts_with("osd-") {
@@ -292,7 +315,8 @@ impl KubeRun<'_> {
         )]));
         let mut spec = self.pod_spec(node_type, args, true);
         if component == "server" {
-            // The server answers every client: more room than a client needs.
+            // The server answers every client (a mesh's responder, those of the nodes that
+            // probe it): more room than a client needs.
             spec.containers[0].resources = Some(resources("20m", "32Mi", "256Mi"));
         }
         spec.affinity = Some(on_nodes(&[node]));
@@ -305,7 +329,8 @@ impl KubeRun<'_> {
     }
 
     /// The host checkers of a node type: one per node, in the node's network namespace,
-    /// probing the server's public address; kept to `nodes`, the nodes of the type the run
+    /// probing the server's public address (in a mesh, the responders' of the node's peers,
+    /// as the coordinator tells each checker); kept to `nodes`, the nodes of the type the run
     /// planned.
     pub fn host_check_daemon_set(&self, node_type: &str, nodes: &[&str]) -> DaemonSet {
         let name = self.names.host_check(node_type);
@@ -823,5 +848,153 @@ fn container_security() -> SecurityContext {
         read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
         ..SecurityContext::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use multinet_proto::multus::selection::parse_single_selection;
+
+    use super::*;
+
+    /// A run with the lab's public and cluster NADs in rook-ceph.
+    fn with_networks(config: &RunConfig) -> KubeRun<'_> {
+        let selection = |text: &str| {
+            Some(
+                parse_single_selection(text, "rook-ceph")
+                    .expect("selection")
+                    .0,
+            )
+        };
+        KubeRun {
+            public: selection("public-net"),
+            cluster: selection("cluster-net"),
+            ..KubeRun::sample(config)
+        }
+    }
+
+    fn args(pod: &Pod) -> Vec<String> {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.containers[0].args.clone())
+            .unwrap_or_default()
+    }
+
+    /// The nodes a pod's required node affinity names, term by term.
+    fn pinned_to(pod: &Pod) -> Vec<String> {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|s| {
+                s.node_selector_terms
+                    .iter()
+                    .flat_map(|t| t.match_fields.iter().flatten())
+                    .flat_map(|r| r.values.iter().flatten().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn annotation(pod: &Pod, key: &str) -> Option<String> {
+        pod.metadata.annotations.as_ref()?.get(key).cloned()
+    }
+
+    /// A mesh's responder is its identity's pod: named after its node, running agent
+    /// `server-<node>` on the networks it was given, asking Multus for exactly those, pinned
+    /// to its node, labelled a server of its node type.
+    #[test]
+    fn a_responder_pod_follows_its_identity() {
+        let config = RunConfig::default();
+        let run = with_networks(&config);
+        let both = [CephNetwork::Public, CephNetwork::Cluster];
+        let osd = run.responder_pod("storage", "w1", "server-w1", &both);
+        assert_eq!(
+            osd.metadata.name.as_deref(),
+            Some("multinet-0a1b2c3d4e-w1-server")
+        );
+        assert_eq!(
+            args(&osd),
+            [
+                "agent",
+                "--kube",
+                "--role",
+                "server",
+                "--name",
+                "server-w1",
+                "--node",
+                "$(NODE_NAME)",
+                "--networks",
+                "public,cluster"
+            ]
+        );
+        assert_eq!(
+            annotation(&osd, NETWORKS_ANNOTATION).as_deref(),
+            Some(
+                r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"},{"name":"cluster-net","namespace":"rook-ceph","interface":"cluster"}]"#
+            )
+        );
+        assert_eq!(pinned_to(&osd), ["w1"]);
+        let labels = osd.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels
+                .get(super::super::names::COMPONENT)
+                .map(String::as_str),
+            Some("server")
+        );
+        assert_eq!(labels.get(NODE_TYPE).map(String::as_str), Some("storage"));
+        assert_eq!(
+            osd.spec.as_ref().and_then(|s| s.restart_policy.as_deref()),
+            Some("Never")
+        );
+        // A node of other daemons only: public alone, in the arguments and the annotation.
+        let other = run.responder_pod("arbiter", "a1", "server-a1", &[CephNetwork::Public]);
+        assert_eq!(args(&other)[5], "server-a1");
+        assert_eq!(args(&other)[8..], ["--networks", "public"]);
+        assert_eq!(
+            annotation(&other, NETWORKS_ANNOTATION).as_deref(),
+            Some(r#"[{"name":"public-net","namespace":"rook-ceph","interface":"public"}]"#)
+        );
+        assert_eq!(pinned_to(&other), ["a1"]);
+    }
+
+    /// A 253-character node name gives a responder pod a name Kubernetes takes (bounded as
+    /// a client's is), still pinned to the node by its full name and running its agent.
+    #[test]
+    fn a_responder_on_a_long_node_name_has_a_bounded_pod_name() {
+        let config = RunConfig::default();
+        let run = with_networks(&config);
+        let node = format!("{}.example.com", "storage-a".repeat(26));
+        assert!(node.len() > 230, "{}", node.len());
+        let agent = format!("server-{node}");
+        let pod = run.responder_pod("storage", &node, &agent, &[CephNetwork::Public]);
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        assert!(
+            multinet_proto::names::dns1123_subdomain(&name).is_ok(),
+            "{name}"
+        );
+        assert!(name.len() <= 253 && name.ends_with("-server"), "{name}");
+        assert_eq!(pinned_to(&pod), [node]);
+        assert_eq!(args(&pod)[5], agent);
+    }
+
+    /// The single-server run's server keeps its name and runs agent `server` on every
+    /// network the run tests.
+    #[test]
+    fn the_single_server_keeps_its_name_and_every_network() {
+        let config = RunConfig::default();
+        let run = with_networks(&config);
+        let pod = run.server_pod("storage", "w1");
+        assert_eq!(
+            pod.metadata.name.as_deref(),
+            Some("multinet-0a1b2c3d4e-server")
+        );
+        assert_eq!(args(&pod)[5], "server");
+        assert_eq!(args(&pod)[8..], ["--networks", "public,cluster"]);
+        assert_eq!(pinned_to(&pod), ["w1"]);
     }
 }

@@ -142,7 +142,8 @@ pub async fn check_nads(
 }
 
 /// The IPAM capacity of each NAD against the worst case on `nodes`: the most demanding node
-/// type's clients assumed on every node.
+/// type's clients assumed on every node, and the single server's addresses — in a mesh run, a
+/// responder's on every node.
 pub fn capacity_warnings(
     config: &RunConfig,
     nads: &[(CephNetwork, Nad)],
@@ -165,7 +166,12 @@ pub fn capacity_warnings(
         );
     let resolved: Vec<(CephNetwork, &Nad)> = nads.iter().map(|(n, nad)| (*n, nad)).collect();
     let mut found = Problems::default();
-    let checks = capacity::compare(&resolved, nodes as u32, per_node, &mut found);
+    let servers = if config.mesh {
+        capacity::Servers::PerNode
+    } else {
+        capacity::Servers::Single
+    };
+    let checks = capacity::compare(&resolved, nodes as u32, per_node, servers, &mut found);
     warnings.extend(found.warnings.iter().map(ToString::to_string));
     checks
 }
