@@ -7,14 +7,41 @@
 //! Which responders a node probes is [`Targeting`]: every node's (`--mesh`), or its own and
 //! K others chosen by rendezvous hashing (`--mesh-peers K`, [`rendezvous`]). Pure: no I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use multinet_proto::config::RunConfig;
 use multinet_proto::control::Listener;
+use multinet_proto::network::CephNetwork;
 
 /// The pod name of the responder on `node` in a mesh run (the single run's server is
 /// `server`).
 pub fn responder_pod(node: &str) -> String {
     format!("server-{node}")
+}
+
+/// The networks the responder on a node of `node_type` is attached to, of the run's
+/// `networks`, or `None` where the node gets no responder: an OSD node's responder is on
+/// every network (OSDs use both), a node whose type has other daemons only (or any node of a
+/// host-check-only run) gets one on public, when public is tested; a node with no test pods,
+/// none. What a real run places ([`crate::supervisor::RunSupervisor`]'s plan) and what a
+/// dry run draws.
+pub fn responder_networks(
+    config: &RunConfig,
+    node_type: &str,
+    networks: &[CephNetwork],
+) -> Option<Vec<CephNetwork>> {
+    let (osds, others) = config
+        .node_types
+        .get(node_type)
+        .map_or((0, 0), |t| (t.osds_per_node, t.other_daemons_per_node));
+    let public = networks.contains(&CephNetwork::Public);
+    if osds > 0 && !config.host_check_only {
+        Some(networks.to_vec())
+    } else if public && (others > 0 || config.host_check_only) {
+        Some(vec![CephNetwork::Public])
+    } else {
+        None
+    }
 }
 
 /// Which responders the agents of each node probe.
@@ -24,32 +51,55 @@ pub enum Targeting {
     /// Every agent probes the one server (the seed's run).
     #[default]
     Single,
-    /// Each node's agents probe the responders on these nodes: their own node's first (when
-    /// it has one), then their peers in order of choice.
+    /// Per network, each node's agents probe the responders on these nodes: their own
+    /// node's first (when it has one there), then their peers in order of choice.
     Mesh {
-        /// Source node → responder nodes.
-        peers: BTreeMap<String, Vec<String>>,
+        /// Network → source node → responder nodes.
+        peers: BTreeMap<CephNetwork, BTreeMap<String, Vec<String>>>,
         /// Other nodes per node (`--mesh-peers`); `None`: every node.
         peers_per_node: Option<u32>,
     },
 }
 
 impl Targeting {
-    /// The mesh over `responders` (the nodes that have a responder) for the agents of
-    /// `nodes`: each node probes its own responder and `peers_per_node` others (0: all).
-    pub fn mesh(nodes: &[String], responders: &[String], peers_per_node: u32) -> Self {
-        let peers = nodes
+    /// The mesh over `responders` (each node that has one, with the networks it is attached
+    /// to) for the agents of `nodes`: on each network, each node probes its own responder
+    /// and `peers_per_node` others (0: all) among the responders attached to that network —
+    /// chosen per network, so a peer without the network never takes its place.
+    pub fn mesh(
+        nodes: &[String],
+        responders: &[(String, Vec<CephNetwork>)],
+        peers_per_node: u32,
+    ) -> Self {
+        let mut networks: Vec<CephNetwork> = responders
             .iter()
-            .map(|node| {
-                let others: Vec<String> =
-                    responders.iter().filter(|r| *r != node).cloned().collect();
-                let chosen = if peers_per_node == 0 {
-                    others
-                } else {
-                    rendezvous(node, &others, peers_per_node as usize)
-                };
-                let own = responders.iter().find(|r| *r == node).cloned();
-                (node.clone(), own.into_iter().chain(chosen).collect())
+            .flat_map(|(_, n)| n.iter().copied())
+            .collect();
+        networks.sort_unstable();
+        networks.dedup();
+        let peers = networks
+            .into_iter()
+            .map(|network| {
+                let on: Vec<String> = responders
+                    .iter()
+                    .filter(|(_, n)| n.contains(&network))
+                    .map(|(node, _)| node.clone())
+                    .collect();
+                let by_node = nodes
+                    .iter()
+                    .map(|node| {
+                        let others: Vec<String> =
+                            on.iter().filter(|r| *r != node).cloned().collect();
+                        let chosen = if peers_per_node == 0 {
+                            others
+                        } else {
+                            rendezvous(node, &others, peers_per_node as usize)
+                        };
+                        let own = on.iter().find(|r| *r == node).cloned();
+                        (node.clone(), own.into_iter().chain(chosen).collect())
+                    })
+                    .collect();
+                (network, by_node)
             })
             .collect();
         Targeting::Mesh {
@@ -63,40 +113,41 @@ impl Targeting {
         matches!(self, Targeting::Mesh { .. })
     }
 
-    /// The responder nodes the agents of `node` probe; `None` in a single-server run (they
-    /// probe the server, wherever it is).
-    pub fn peers_of(&self, node: &str) -> Option<&[String]> {
+    /// The responder nodes the agents of `node` probe on `network`; `None` in a
+    /// single-server run (they probe the server, wherever it is).
+    pub fn peers_of(&self, network: CephNetwork, node: &str) -> Option<&[String]> {
         match self {
             Targeting::Single => None,
-            Targeting::Mesh { peers, .. } => Some(peers.get(node).map_or(&[], Vec::as_slice)),
+            Targeting::Mesh { peers, .. } => Some(
+                peers
+                    .get(&network)
+                    .and_then(|p| p.get(node))
+                    .map_or(&[], Vec::as_slice),
+            ),
         }
     }
 
     /// The listeners an agent on `node` is told to probe, given the ready responders (pod →
     /// its node and listeners): in a single-server run every responder's (there is one); in
-    /// a mesh its peers', in [`Self::peers_of`]'s order.
+    /// a mesh, per network, its peers' listeners on that network in [`Self::peers_of`]'s
+    /// order.
     pub fn targets(&self, node: &str, ready: &BTreeMap<String, Responder>) -> Vec<Listener> {
-        match self.peers_of(node) {
-            None => ready
+        match self {
+            Targeting::Single => ready
                 .values()
                 .flat_map(|r| r.listeners.iter().copied())
                 .collect(),
-            Some(peers) => peers
-                .iter()
-                .flat_map(|peer| ready.values().filter(move |r| r.node == *peer))
-                .flat_map(|r| r.listeners.iter().copied())
-                .collect(),
-        }
-    }
-
-    /// The directed node pairs (source, responder node) the run probes; empty in a
-    /// single-server run.
-    pub fn covered(&self) -> BTreeSet<(String, String)> {
-        match self {
-            Targeting::Single => BTreeSet::new(),
             Targeting::Mesh { peers, .. } => peers
                 .iter()
-                .flat_map(|(from, to)| to.iter().map(move |t| (from.clone(), t.clone())))
+                .flat_map(|(network, by_node)| {
+                    by_node
+                        .get(node)
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|peer| ready.values().filter(move |r| r.node == *peer))
+                        .flat_map(|r| r.listeners.iter().copied())
+                        .filter(move |l| l.network == *network)
+                })
                 .collect(),
         }
     }
@@ -155,56 +206,82 @@ fn weight(source: &str, candidate: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use multinet_proto::network::CephNetwork;
+    use std::collections::BTreeSet;
+
+    const BOTH: [CephNetwork; 2] = [CephNetwork::Public, CephNetwork::Cluster];
 
     fn names(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("node-{i}")).collect()
     }
 
+    /// Every node a responder on both networks.
+    fn on_both(nodes: &[String]) -> Vec<(String, Vec<CephNetwork>)> {
+        nodes.iter().map(|n| (n.clone(), BOTH.to_vec())).collect()
+    }
+
+    fn covered(t: &Targeting, network: CephNetwork) -> BTreeSet<(String, String)> {
+        match t {
+            Targeting::Single => BTreeSet::new(),
+            Targeting::Mesh { peers, .. } => peers[&network]
+                .iter()
+                .flat_map(|(from, to)| to.iter().map(move |t| (from.clone(), t.clone())))
+                .collect(),
+        }
+    }
+
     #[test]
     fn a_full_mesh_probes_every_node_own_first() {
         let nodes = names(4);
-        let t = Targeting::mesh(&nodes, &nodes, 0);
+        let t = Targeting::mesh(&nodes, &on_both(&nodes), 0);
         assert_eq!(
-            t.peers_of("node-3").expect("mesh"),
+            t.peers_of(CephNetwork::Cluster, "node-3").expect("mesh"),
             ["node-3", "node-1", "node-2", "node-4"]
         );
-        assert_eq!(t.covered().len(), 16, "4 x 4 directed pairs");
-        assert!(Targeting::Single.peers_of("node-3").is_none());
+        assert_eq!(covered(&t, CephNetwork::Public).len(), 16, "4 x 4 pairs");
+        assert!(
+            Targeting::Single
+                .peers_of(CephNetwork::Public, "node-3")
+                .is_none()
+        );
     }
 
     #[test]
     fn k_peers_are_k_other_nodes_and_stable_as_nodes_come_and_go() {
         let nodes = names(40);
-        let t = Targeting::mesh(&nodes, &nodes, 3);
+        let t = Targeting::mesh(&nodes, &on_both(&nodes), 3);
+        let peers = |t: &Targeting, node: &str| -> BTreeSet<String> {
+            t.peers_of(CephNetwork::Public, node)
+                .expect("mesh")
+                .iter()
+                .cloned()
+                .collect()
+        };
         for node in &nodes {
-            let peers = t.peers_of(node).expect("mesh");
-            assert_eq!(peers.len(), 4, "own and 3 others: {peers:?}");
-            assert_eq!(&peers[0], node);
-            assert_eq!(
-                peers.iter().collect::<BTreeSet<_>>().len(),
-                4,
-                "no node twice"
-            );
+            let list = t.peers_of(CephNetwork::Public, node).expect("mesh");
+            assert_eq!(list.len(), 4, "own and 3 others: {list:?}");
+            assert_eq!(&list[0], node);
+            assert_eq!(peers(&t, node).len(), 4, "no node twice");
+            // The same choice on both networks when both have the same responders.
+            assert_eq!(t.peers_of(CephNetwork::Cluster, node), Some(list));
         }
         // One node more: each node's choice changes by at most that node.
         let mut more = nodes.clone();
         more.push("node-41".into());
-        let t2 = Targeting::mesh(&more, &more, 3);
+        let t2 = Targeting::mesh(&more, &on_both(&more), 3);
         // One node less: only the nodes that had chosen it choose again, one new each.
         let fewer: Vec<String> = nodes.iter().filter(|n| *n != "node-7").cloned().collect();
-        let t3 = Targeting::mesh(&fewer, &fewer, 3);
-        for node in fewer.iter().filter(|n| *n != "node-41") {
-            let before: BTreeSet<&String> = t.peers_of(node).expect("mesh").iter().collect();
-            let after: BTreeSet<&String> = t2.peers_of(node).expect("mesh").iter().collect();
+        let t3 = Targeting::mesh(&fewer, &on_both(&fewer), 3);
+        for node in &fewer {
+            let before = peers(&t, node);
+            let after = peers(&t2, node);
             let gone: Vec<_> = before.difference(&after).collect();
             assert!(
-                gone.is_empty() || after.contains(&"node-41".to_string()) && gone.len() == 1,
+                gone.is_empty() || after.contains("node-41") && gone.len() == 1,
                 "{node}: {before:?} → {after:?}"
             );
-            let after: BTreeSet<&String> = t3.peers_of(node).expect("mesh").iter().collect();
+            let after = peers(&t3, node);
             let kept = before.intersection(&after).count();
-            let lost_node_7 = before.contains(&"node-7".to_string());
+            let lost_node_7 = before.contains("node-7");
             assert_eq!(kept, if lost_node_7 { 3 } else { 4 }, "{node}");
         }
     }
@@ -213,9 +290,9 @@ mod tests {
     fn peers_spread_over_the_nodes() {
         // Every node is chosen by some others, and none by far more than its share.
         let nodes = names(64);
-        let t = Targeting::mesh(&nodes, &nodes, 4);
+        let t = Targeting::mesh(&nodes, &on_both(&nodes), 4);
         let mut chosen: BTreeMap<String, usize> = BTreeMap::new();
-        for (from, to) in t.covered() {
+        for (from, to) in covered(&t, CephNetwork::Public) {
             if from != to {
                 *chosen.entry(to).or_default() += 1;
             }
@@ -226,17 +303,51 @@ mod tests {
     }
 
     #[test]
+    fn peers_are_chosen_per_network_among_its_responders() {
+        // Two storage nodes on both networks, a worker on public only: with one peer each,
+        // the storage nodes still probe each other on cluster whatever they chose on public.
+        let nodes: Vec<String> = ["s1", "s2", "w1"].map(String::from).to_vec();
+        let responders = vec![
+            ("s1".to_string(), BOTH.to_vec()),
+            ("s2".to_string(), BOTH.to_vec()),
+            ("w1".to_string(), vec![CephNetwork::Public]),
+        ];
+        let t = Targeting::mesh(&nodes, &responders, 1);
+        assert_eq!(
+            t.peers_of(CephNetwork::Cluster, "s1").expect("mesh"),
+            ["s1", "s2"]
+        );
+        assert_eq!(
+            t.peers_of(CephNetwork::Cluster, "s2").expect("mesh"),
+            ["s2", "s1"]
+        );
+        assert_eq!(
+            t.peers_of(CephNetwork::Cluster, "w1").expect("mesh").len(),
+            1,
+            "no own responder on cluster, one peer"
+        );
+        assert_eq!(
+            t.peers_of(CephNetwork::Public, "w1").expect("mesh").len(),
+            2
+        );
+    }
+
+    #[test]
     fn the_weights_are_sha256s() {
         // SHA-256("a\0b") = 59b271ae1bbcb1d3... (printf 'a\0b' | sha256sum)
         assert_eq!(weight("a", "b"), 0x59b2_71ae_1bbc_b1d3);
     }
 
     #[test]
-    fn targets_are_the_peers_listeners_in_order() {
+    fn targets_are_the_peers_listeners_on_each_network_in_order() {
         let nodes = names(3);
-        let t = Targeting::mesh(&nodes, &nodes[..2], 0);
-        let listener = |port: u16| Listener {
-            network: CephNetwork::Public,
+        let responders = vec![
+            ("node-1".to_string(), BOTH.to_vec()),
+            ("node-2".to_string(), vec![CephNetwork::Public]),
+        ];
+        let t = Targeting::mesh(&nodes, &responders, 0);
+        let listener = |network: CephNetwork, port: u16| Listener {
+            network,
             http: std::net::SocketAddr::from(([198, 18, 0, 1], port)),
             https: std::net::SocketAddr::from(([198, 18, 0, 1], port + 1)),
         };
@@ -245,14 +356,17 @@ mod tests {
                 responder_pod("node-2"),
                 Responder {
                     node: "node-2".into(),
-                    listeners: vec![listener(20)],
+                    listeners: vec![listener(CephNetwork::Public, 20)],
                 },
             ),
             (
                 responder_pod("node-1"),
                 Responder {
                     node: "node-1".into(),
-                    listeners: vec![listener(10)],
+                    listeners: vec![
+                        listener(CephNetwork::Public, 10),
+                        listener(CephNetwork::Cluster, 30),
+                    ],
                 },
             ),
         ]);
@@ -262,12 +376,57 @@ mod tests {
                 .map(|l| l.http.port())
                 .collect()
         };
-        assert_eq!(ports("node-2"), [20, 10], "own responder first");
         assert_eq!(
-            ports("node-3"),
-            [10, 20],
-            "a node without a responder probes the others"
+            ports("node-2"),
+            [20, 10, 30],
+            "own responder first, per network"
         );
-        assert_eq!(Targeting::Single.targets("node-3", &ready).len(), 2);
+        assert_eq!(ports("node-3"), [10, 20, 30]);
+        assert_eq!(Targeting::Single.targets("node-3", &ready).len(), 3);
+    }
+
+    #[test]
+    fn responder_networks_follow_the_nodes_pods() {
+        let c = RunConfig {
+            node_types: BTreeMap::from([
+                (
+                    "storage".to_string(),
+                    multinet_proto::config::NodeType::with_counts(2, 1),
+                ),
+                (
+                    "arbiter".to_string(),
+                    multinet_proto::config::NodeType::with_counts(0, 3),
+                ),
+                (
+                    "idle".to_string(),
+                    multinet_proto::config::NodeType::with_counts(0, 0),
+                ),
+            ]),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            responder_networks(&c, "storage", &BOTH),
+            Some(BOTH.to_vec())
+        );
+        assert_eq!(
+            responder_networks(&c, "arbiter", &BOTH),
+            Some(vec![CephNetwork::Public])
+        );
+        assert_eq!(responder_networks(&c, "idle", &BOTH), None);
+        assert_eq!(
+            responder_networks(&c, "arbiter", &[CephNetwork::Cluster]),
+            None
+        );
+        let checks_only = RunConfig {
+            host_check_only: true,
+            ..c.clone()
+        };
+        for node_type in ["storage", "arbiter", "idle"] {
+            assert_eq!(
+                responder_networks(&checks_only, node_type, &BOTH),
+                Some(vec![CephNetwork::Public]),
+                "{node_type}"
+            );
+        }
     }
 }

@@ -543,16 +543,13 @@ pub struct CoordinatorRestartReport {
     pub resumed_ms: u64,
 }
 
-/// A mesh run's pairs and matrix, as the report has them.
+/// A mesh run's matrix, as the report has it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeshReport {
-    /// Other nodes each node probes (`--mesh-peers`); `null`: every node.
+    /// Other nodes each node probes on each network (`--mesh-peers`); `null`: every node.
     pub peers_per_node: Option<u32>,
-    /// Directed node pairs (client node, responder node) probed, a node's own included.
-    pub pairs_probed: usize,
-    /// Directed node pairs there are (client nodes × responder nodes).
-    pub pairs: usize,
-    /// Per network, the matrix.
+    /// Per network, the matrix and the directed node pairs (client node, responder node)
+    /// probed of those there are.
     pub networks: Vec<crate::findings::MeshNetwork>,
 }
 

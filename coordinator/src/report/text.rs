@@ -369,13 +369,18 @@ fn mesh(out: &mut String, r: &StoredReport, paint: Paint) {
     };
     let _ = writeln!(
         out,
-        "\nmesh: ok/sent per client node (rows) and responder node (columns); {} of {} node pairs probed{} (- not probed, ? no result, ! failing)",
-        mesh.pairs_probed,
-        mesh.pairs,
+        "\nmesh: ok/sent per client node (rows) and responder node (columns){} (- not probed, ? no result, ! failing)",
         mesh.peers_per_node
             .map_or(String::new(), |k| format!(", {k} other node(s) per node"))
     );
     for network in &mesh.networks {
+        let _ = writeln!(
+            out,
+            "{}: {} of {} node pairs probed",
+            network.network.key(),
+            network.pairs_probed,
+            network.pairs
+        );
         let text = |c: &crate::findings::CellReport| match c.state {
             CellState::NotProbed => "-".to_string(),
             CellState::NoResults => "?".to_string(),
@@ -553,7 +558,7 @@ mod tests {
         let at = text.find("\nmesh: ").expect("a mesh section");
         let lines: Vec<&str> = text[at + 1..].lines().collect();
         assert!(
-            lines[0].contains("16 of 16 node pairs probed"),
+            lines[1].contains("public: 16 of 16 node pairs probed"),
             "{}",
             lines[0]
         );

@@ -242,19 +242,9 @@ impl RunSupervisor {
                     resumed_ms: r.resumed_ms,
                 })
                 .collect(),
-            mesh: facts.mesh.as_ref().map(|m| {
-                let networks = findings::mesh_matrix(&matrix, &facts);
-                report::MeshReport {
-                    peers_per_node: m.peers_per_node,
-                    pairs_probed: m.peers.values().map(Vec::len).sum(),
-                    pairs: m.peers.len()
-                        * m.peers
-                            .values()
-                            .flatten()
-                            .collect::<std::collections::BTreeSet<_>>()
-                            .len(),
-                    networks,
-                }
+            mesh: facts.mesh.as_ref().map(|m| report::MeshReport {
+                peers_per_node: m.peers_per_node,
+                networks: findings::mesh_matrix(&matrix, &facts),
             }),
         })
     }

@@ -88,26 +88,19 @@ impl RunSupervisor {
     }
 
     /// A mesh's responders (`server-<node>`), one on every node that runs test pods,
-    /// attached to the networks its node's pods use (an OSD node's: every network under test;
-    /// a node whose type has other daemons only, or a host-check-only run: public), and which
-    /// of them each node's agents probe ([`Targeting::mesh`]).
+    /// attached to the networks its node's pods use ([`crate::mesh::responder_networks`]),
+    /// and which of them each node's agents probe ([`Targeting::mesh`]).
     fn plan_responders(&mut self, settings: &RunSettings) {
-        let config = &settings.config;
-        let public = settings.networks.contains(&CephNetwork::Public);
         let mut responders = Vec::new();
         for node in &self.nodes {
-            let (osds, others) = config
-                .node_types
-                .get(&node.node_type)
-                .map_or((0, 0), |t| (t.osds_per_node, t.other_daemons_per_node));
-            let networks = if osds > 0 && !config.host_check_only {
-                settings.networks.clone()
-            } else if public && (others > 0 || config.host_check_only) {
-                vec![CephNetwork::Public]
-            } else {
+            let Some(networks) = crate::mesh::responder_networks(
+                &settings.config,
+                &node.node_type,
+                &settings.networks,
+            ) else {
                 continue;
             };
-            responders.push(node.name.clone());
+            responders.push((node.name.clone(), networks.clone()));
             self.plan.push(AgentIdentity {
                 pod: crate::mesh::responder_pod(&node.name),
                 node: node.name.clone(),
@@ -116,6 +109,6 @@ impl RunSupervisor {
             });
         }
         let nodes: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
-        self.targeting = Targeting::mesh(&nodes, &responders, config.mesh_peers);
+        self.targeting = Targeting::mesh(&nodes, &responders, settings.config.mesh_peers);
     }
 }

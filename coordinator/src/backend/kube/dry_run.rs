@@ -8,12 +8,11 @@
 //! for the first node of each type (a run creates them on every node of the type). A mesh
 //! run (`mesh: true`) shows, instead of the server, a responder on every placeholder node
 //! that runs test pods, each pinned to its node and attached to its node's networks
-//! ([`responder_networks`]).
+//! ([`crate::mesh::responder_networks`]).
 
 use multinet_proto::assignment::{PodRunSettings, ProbeSettings};
 use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
-use multinet_proto::network::CephNetwork;
 use serde::Serialize;
 
 use super::Error;
@@ -34,31 +33,6 @@ pub fn placeholder_nodes(node_type: &str) -> Vec<String> {
     (1..=PLACEHOLDER_NODES)
         .map(|i| format!("{node_type}-node-{i}"))
         .collect()
-}
-
-/// The networks of a mesh run's responder on a node of `node_type`, `None` when the node
-/// gets none: an OSD node's responder is attached to every network under test (`networks`),
-/// a node whose type has other daemons only (or any node of a host-check-only run) gets one
-/// on public, when public is tested; a node with no test pods, none. The supervisor's rule
-/// (`RunSupervisor::plan_responders`), which places a real run's responders; a dry run has
-/// no supervisor and draws them with this.
-pub fn responder_networks(
-    config: &RunConfig,
-    node_type: &str,
-    networks: &[CephNetwork],
-) -> Option<Vec<CephNetwork>> {
-    let (osds, others) = config
-        .node_types
-        .get(node_type)
-        .map_or((0, 0), |t| (t.osds_per_node, t.other_daemons_per_node));
-    let public = networks.contains(&CephNetwork::Public);
-    if osds > 0 && !config.host_check_only {
-        Some(networks.to_vec())
-    } else if public && (others > 0 || config.host_check_only) {
-        Some(vec![CephNetwork::Public])
-    } else {
-        None
-    }
 }
 
 /// The agents' shared settings for `config`, with the coordinator's address when known.
@@ -167,7 +141,7 @@ pub fn render(
     if config.mesh {
         let networks = run.networks();
         for name in config.node_types.keys() {
-            let Some(attached) = responder_networks(config, name, &networks) else {
+            let Some(attached) = crate::mesh::responder_networks(config, name, &networks) else {
                 continue;
             };
             for node in placeholder_nodes(name) {
@@ -355,38 +329,6 @@ mod tests {
         assert!(problems.is_valid(), "{problems:?}");
         assert!(read.mesh);
         assert_eq!(read.mesh_peers, 1);
-    }
-
-    /// The responders' networks as the supervisor places them, for a host-check-only run
-    /// and a run without public.
-    #[test]
-    fn responder_networks_follow_the_nodes_pods() {
-        let both = [CephNetwork::Public, CephNetwork::Cluster];
-        let c = config(MESH_STRETCH);
-        assert_eq!(
-            responder_networks(&c, "storage", &both),
-            Some(both.to_vec())
-        );
-        assert_eq!(
-            responder_networks(&c, "arbiter", &both),
-            Some(vec![CephNetwork::Public])
-        );
-        assert_eq!(responder_networks(&c, "idle", &both), None);
-        assert_eq!(
-            responder_networks(&c, "arbiter", &[CephNetwork::Cluster]),
-            None
-        );
-        let checks_only = RunConfig {
-            host_check_only: true,
-            ..c.clone()
-        };
-        for node_type in ["storage", "arbiter", "idle"] {
-            assert_eq!(
-                responder_networks(&checks_only, node_type, &both),
-                Some(vec![CephNetwork::Public]),
-                "{node_type}"
-            );
-        }
     }
 
     /// A soak's coordinator Job restarts a coordinator that died (it resumes from its

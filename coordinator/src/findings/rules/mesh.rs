@@ -32,8 +32,9 @@ use crate::matrix::{PathKey, PathMatrix};
 pub struct MeshFacts {
     /// The responder node of every target address (HTTP and HTTPS).
     pub target_nodes: BTreeMap<SocketAddr, String>,
-    /// Client node → the responder nodes its agents probe ([`crate::mesh::Targeting`]).
-    pub peers: BTreeMap<String, Vec<String>>,
+    /// Network → client node → the responder nodes its agents probe there
+    /// ([`crate::mesh::Targeting`]).
+    pub peers: BTreeMap<CephNetwork, BTreeMap<String, Vec<String>>>,
     /// Other nodes per node (`--mesh-peers`); `None`: every node.
     pub peers_per_node: Option<u32>,
 }
@@ -91,6 +92,12 @@ pub struct MeshNetwork {
     pub from: Vec<String>,
     /// Responder nodes (columns), in the run's order.
     pub to: Vec<String>,
+    /// Of the `from` × `to` pairs, those probed (a node's own included).
+    #[serde(default)]
+    pub pairs_probed: usize,
+    /// `from` × `to`.
+    #[serde(default)]
+    pub pairs: usize,
     /// Row by row, a cell per column.
     pub cells: Vec<CellReport>,
 }
@@ -203,9 +210,15 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
                 .cloned()
                 .collect();
             let mut rows = Vec::new();
+            let mut pairs_probed = 0;
             for f in &from {
                 for t in &to {
-                    let probed = mesh.peers.get(f).is_some_and(|p| p.contains(t));
+                    let probed = mesh
+                        .peers
+                        .get(&network)
+                        .and_then(|p| p.get(f))
+                        .is_some_and(|p| p.contains(t));
+                    pairs_probed += usize::from(probed);
                     let cell = cells.get(&(f.clone(), t.clone()));
                     let state = match cell {
                         None if probed => CellState::NoResults,
@@ -228,6 +241,8 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
             }
             Some(MeshNetwork {
                 network,
+                pairs: from.len() * to.len(),
+                pairs_probed,
                 from,
                 to,
                 cells: rows,

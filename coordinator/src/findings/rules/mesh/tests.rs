@@ -75,7 +75,7 @@ fn mesh_run_by_round(
     ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool,
 ) -> (PathMatrix, RunFacts) {
     let networks = [CephNetwork::Public, CephNetwork::Cluster];
-    let peers: BTreeMap<String, Vec<String>> = match peers {
+    let by_node: BTreeMap<String, Vec<String>> = match peers {
         None => NODES
             .iter()
             .map(|n| (n.to_string(), NODES.iter().map(|t| t.to_string()).collect()))
@@ -85,6 +85,8 @@ fn mesh_run_by_round(
             .map(|(n, to)| (n.to_string(), to.iter().map(|t| t.to_string()).collect()))
             .collect(),
     };
+    let peers: BTreeMap<CephNetwork, BTreeMap<String, Vec<String>>> =
+        networks.iter().map(|n| (*n, by_node.clone())).collect();
     let mut target_nodes = BTreeMap::new();
     for (i, node) in NODES.iter().enumerate() {
         for network in networks {
@@ -104,7 +106,7 @@ fn mesh_run_by_round(
             agents.push(agent(&pod, node, Role::Client));
             for network in networks {
                 for (i, to) in NODES.iter().enumerate() {
-                    if !peers[node].iter().any(|p| p == to) {
+                    if !by_node[node].iter().any(|p| p == to) {
                         continue;
                     }
                     let results: Vec<ProbeResult> = (0..ROUNDS)
