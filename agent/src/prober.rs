@@ -235,7 +235,8 @@ impl Prober {
 
     /// Probes every listener on `network` the targets name (the server's; a mesh's
     /// responders'), each in a loop of its own so a target whose probes time out does not slow
-    /// the others; the loops start again when the network's targets change.
+    /// the others. When the targets change, the loops of listeners still named go on (their
+    /// kept-alive connections too); new ones start, and those no longer named stop.
     async fn run_network(
         self,
         (network, source): (CephNetwork, Option<IpAddr>),
@@ -243,42 +244,36 @@ impl Prober {
         interval: Duration,
         outbox: &Outbox,
     ) {
-        let on_network = |all: &[Listener]| -> Vec<Listener> {
-            all.iter()
+        type Loop<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+        let mut running: Vec<(Listener, Loop<'_>)> = Vec::new();
+        loop {
+            let current: Vec<Listener> = targets
+                .borrow_and_update()
+                .iter()
                 .filter(|l| l.network == network)
                 .copied()
-                .collect()
-        };
-        loop {
-            // No listener on this network: the coordinator knows, nothing to probe.
-            if targets
-                .wait_for(|t| t.iter().any(|l| l.network == network))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let current = on_network(&targets.borrow_and_update());
-            let loops: Vec<_> = current
-                .iter()
-                .map(|listener| {
-                    self.fresh()
-                        .run_target((network, source), *listener, interval, outbox)
-                })
                 .collect();
-            let mut running = std::pin::pin!(join_all(loops));
-            loop {
-                tokio::select! {
-                    () = &mut running => return,
-                    changed = targets.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        if on_network(&targets.borrow_and_update()) != current {
-                            break;
-                        }
-                    }
+            running.retain(|(l, _)| current.contains(l));
+            for listener in current {
+                if !running.iter().any(|(l, _)| *l == listener) {
+                    let probing =
+                        self.fresh()
+                            .run_target((network, source), listener, interval, outbox);
+                    running.push((listener, Box::pin(probing)));
                 }
+            }
+            // The loops run until the targets change (or their channel closes).
+            let mut changed = std::pin::pin!(targets.changed());
+            let changed = std::future::poll_fn(|cx| {
+                for (_, probing) in &mut running {
+                    // A target's loop never ends by itself.
+                    let _ = probing.as_mut().poll(cx);
+                }
+                changed.as_mut().poll(cx)
+            })
+            .await;
+            if changed.is_err() {
+                return;
             }
         }
     }

@@ -336,29 +336,44 @@ impl PathMatrix {
     }
 
     /// Whether `client` has `threshold` consecutive successes on every path it has reported
-    /// on `network`, and has reported on at least one and on `min_targets` target addresses
-    /// (each listener's HTTP and HTTPS addresses count apart): a mesh client probes its
-    /// responders side by side, so one that answers fast must not pass the client before the
-    /// others have said anything.
-    pub fn client_passes(
+    /// on `network` (and has reported at least one).
+    pub fn client_passes(&self, client: &str, network: CephNetwork, threshold: u64) -> bool {
+        let mut any = false;
+        for (k, s) in &self.paths {
+            if k.client == client && k.network == network {
+                any = true;
+                if s.consecutive_ok < threshold {
+                    return false;
+                }
+            }
+        }
+        any
+    }
+
+    /// Whether `client` has `threshold` consecutive successes on `network` on its paths to
+    /// every one of `targets` (the addresses it was told to probe: a listener's HTTP and
+    /// HTTPS apart), each reported on; paths to other addresses (a responder's before it
+    /// restarted) do not count. A mesh client probes its responders side by side, so one
+    /// that answers fast must not pass the client before the others have said anything.
+    pub fn client_passes_targets(
         &self,
         client: &str,
         network: CephNetwork,
         threshold: u64,
-        min_targets: usize,
+        targets: &[SocketAddr],
     ) -> bool {
-        let mut targets: Vec<SocketAddr> = Vec::new();
+        let mut reported: Vec<SocketAddr> = Vec::with_capacity(targets.len());
         for (k, s) in &self.paths {
-            if k.client == client && k.network == network {
+            if k.client == client && k.network == network && targets.contains(&k.target) {
                 if s.consecutive_ok < threshold {
                     return false;
                 }
-                if !targets.contains(&k.target) {
-                    targets.push(k.target);
+                if !reported.contains(&k.target) {
+                    reported.push(k.target);
                 }
             }
         }
-        !targets.is_empty() && targets.len() >= min_targets
+        !targets.is_empty() && reported.len() == targets.len()
     }
 
     /// `client`'s paths on `network` that have reported only failures, together: their
@@ -455,13 +470,33 @@ pub(crate) mod tests {
             (Some(200), Some(500))
         );
         assert_eq!(m.lost(), 2);
-        assert!(m.client_passes("c1", CephNetwork::Public, 2, 1));
-        assert!(
-            !m.client_passes("c1", CephNetwork::Public, 2, 2),
-            "one target only"
+        assert!(m.client_passes("c1", CephNetwork::Public, 2));
+        assert!(!m.client_passes("c1", CephNetwork::Public, 3));
+        assert!(!m.client_passes("c1", CephNetwork::Cluster, 1));
+    }
+
+    #[test]
+    fn a_client_passes_its_targets_only_once_it_passed_on_every_one() {
+        let mut m = PathMatrix::default();
+        let (a, b, old): (SocketAddr, SocketAddr, SocketAddr) = (
+            "198.18.0.1:80".parse().expect("addr"),
+            "198.18.0.2:80".parse().expect("addr"),
+            "198.18.0.9:80".parse().expect("addr"),
         );
-        assert!(!m.client_passes("c1", CephNetwork::Public, 3, 1));
-        assert!(!m.client_passes("c1", CephNetwork::Cluster, 1, 1));
+        let to = |target: SocketAddr, ok: bool| ProbeResult {
+            target,
+            ..result(0, ok)
+        };
+        m.record("c1", "n1", &[to(a, true), to(a, true)], 0);
+        // b told but not heard from yet: not passed, however well a goes.
+        assert!(!m.client_passes_targets("c1", CephNetwork::Public, 2, &[a, b]));
+        m.record("c1", "n1", &[to(b, true), to(b, true)], 0);
+        assert!(m.client_passes_targets("c1", CephNetwork::Public, 2, &[a, b]));
+        // A responder's address before it restarted, failing: not a target any more.
+        m.record("c1", "n1", &[to(old, false)], 0);
+        assert!(m.client_passes_targets("c1", CephNetwork::Public, 2, &[a, b]));
+        assert!(!m.client_passes_targets("c1", CephNetwork::Public, 2, &[a, old]));
+        assert!(!m.client_passes_targets("c1", CephNetwork::Public, 2, &[]));
     }
 
     #[test]

@@ -142,8 +142,9 @@ impl Handler<TargetNodes> for MatrixActor {
 #[rtype(result = "Vec<Standing>")]
 pub struct Standings {
     /// The pairs, each with the target addresses its agent was told to probe on the network
-    /// (HTTP and HTTPS apart; [`crate::matrix::PathMatrix::client_passes`]).
-    pub pairs: Vec<(String, CephNetwork, usize)>,
+    /// (HTTP and HTTPS apart; [`crate::matrix::PathMatrix::client_passes_targets`]), shared
+    /// by the agents of a node.
+    pub pairs: Vec<(String, CephNetwork, std::sync::Arc<[std::net::SocketAddr]>)>,
     /// Consecutive successes needed on every probe kind.
     pub threshold: u64,
 }
@@ -165,7 +166,7 @@ impl Handler<Standings> for MatrixActor {
             .map(|(pod, net, targets)| Standing {
                 passes: self
                     .matrix
-                    .client_passes(pod, *net, msg.threshold, *targets),
+                    .client_passes_targets(pod, *net, msg.threshold, targets),
                 never_succeeded: self.matrix.never_succeeded(pod, *net),
             })
             .collect()

@@ -151,6 +151,25 @@ impl Targeting {
                 .collect(),
         }
     }
+
+    /// The addresses an agent on `node` was told to probe on `network` ([`Self::targets`]'s
+    /// listeners there, HTTP and HTTPS apart), sorted.
+    pub fn target_addresses(
+        &self,
+        node: &str,
+        network: CephNetwork,
+        ready: &BTreeMap<String, Responder>,
+    ) -> Vec<std::net::SocketAddr> {
+        let mut addresses: Vec<std::net::SocketAddr> = self
+            .targets(node, ready)
+            .iter()
+            .filter(|l| l.network == network)
+            .flat_map(|l| [l.http, l.https])
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        addresses
+    }
 }
 
 /// A responder that said where it listens.

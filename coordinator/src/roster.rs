@@ -16,7 +16,7 @@ use multinet_proto::control::{
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::matrix_actor::{MatrixActor, Record};
+use crate::matrix_actor::{MatrixActor, Record, TargetNodes};
 use crate::mesh::{Responder, Targeting};
 
 pub mod absences;
@@ -104,6 +104,9 @@ pub struct AgentRoster {
     agents: BTreeMap<String, AgentState>,
     /// The servers (a mesh's responders) that said where they listen, by pod.
     responders: BTreeMap<String, Responder>,
+    /// Every address a mesh's responders listened on in this run, with its node: paths to
+    /// a responder's addresses before it restarted still name their node.
+    target_nodes: BTreeMap<std::net::SocketAddr, String>,
     /// Which responders each node's agents probe.
     targeting: Targeting,
     /// Whether clients may be told their targets: not before every pod is placed
@@ -151,6 +154,7 @@ impl AgentRoster {
             run_id,
             agents: BTreeMap::new(),
             responders: BTreeMap::new(),
+            target_nodes: BTreeMap::new(),
             targeting: Targeting::Single,
             targets_released: false,
             matrix,
@@ -408,6 +412,21 @@ impl Handler<ConnectionEvent> for AgentRoster {
                     listeners,
                 };
                 if self.responders.get(&pod) != Some(&responder) {
+                    if self.targeting.is_mesh() {
+                        let before = self.target_nodes.len();
+                        self.target_nodes
+                            .extend(crate::mesh::target_nodes(&BTreeMap::from([(
+                                pod.clone(),
+                                responder.clone(),
+                            )])));
+                        if self.target_nodes.len() != before {
+                            // Labelled before any result to them arrives: the agents are
+                            // told of these addresses only below.
+                            self.matrix.do_send(TargetNodes(
+                                self.target_nodes.clone().into_iter().collect(),
+                            ));
+                        }
+                    }
                     self.responders.insert(pod, responder);
                     self.send_targets();
                 }
@@ -586,6 +605,8 @@ pub struct RosterSnapshot {
     pub agents: Vec<AgentView>,
     /// The servers (a mesh's responders) that said where they listen, by pod.
     pub responders: BTreeMap<String, Responder>,
+    /// A mesh's every responder address in this run, with its node.
+    pub target_nodes: BTreeMap<std::net::SocketAddr, String>,
     /// Refused peers by reason.
     pub refused: BTreeMap<String, u64>,
     /// Batches received twice (resent after a reconnect) and not counted again.
@@ -632,6 +653,7 @@ impl Handler<Snapshot> for AgentRoster {
                 })
                 .collect(),
             responders: self.responders.clone(),
+            target_nodes: self.target_nodes.clone(),
             refused: self.refused.clone(),
             duplicate_batches: self.duplicate_batches,
             sequence_gaps: self.sequence_gaps,

@@ -23,9 +23,7 @@ use multinet_proto::network::CephNetwork;
 
 use crate::control_plane::{ControlPlane, connection_limit_for};
 use crate::findings::AgentFate;
-use crate::matrix_actor::{
-    FailingPaths, MatrixActor, Standing, Standings, TargetNodes, WithMetrics,
-};
+use crate::matrix_actor::{FailingPaths, MatrixActor, Standing, Standings, WithMetrics};
 use crate::mesh::Targeting;
 use crate::metrics::{PathMetrics, RunMetrics};
 use crate::outage::OutageRule;
@@ -482,9 +480,6 @@ impl RunSupervisor {
             tokio::time::sleep(TICK).await;
         };
         self.stage_done("server", since, ready);
-        if ready {
-            self.label_target_nodes().await?;
-        }
 
         if ready {
             // Stage 2 and 3: the other agents, probing until everyone passes.
@@ -576,24 +571,16 @@ impl RunSupervisor {
     /// The matrix updates the live per-path metrics from now on, when the run serves them.
     async fn attach_metrics(&self, settings: &RunSettings) -> Result<()> {
         if let Some(metrics) = &settings.metrics {
-            let paths = PathMetrics::new(
+            let mut paths = PathMetrics::new(
                 metrics.clone(),
                 settings.outage_rule(),
                 self.server_node.clone(),
             );
+            // A resumed mesh's responders are known already: labelled before any result
+            // (the roster tells the matrix of later ones).
+            let known = self.roster.send(Snapshot).await?.target_nodes;
+            paths.set_target_nodes(known.into_iter().collect());
             self.matrix.send(WithMetrics(paths)).await?;
-        }
-        Ok(())
-    }
-
-    /// A mesh run's live metrics label each path with its responder's node from now on.
-    async fn label_target_nodes(&self) -> Result<()> {
-        if self.targeting.is_mesh() {
-            let snap = self.roster.send(Snapshot).await?;
-            let nodes = crate::mesh::target_nodes(&snap.responders);
-            self.matrix
-                .send(TargetNodes(nodes.into_iter().collect()))
-                .await?;
         }
         Ok(())
     }
@@ -705,35 +692,32 @@ impl RunSupervisor {
         }
     }
 
-    /// `pairs` (pod, network) with the number of target addresses the pod was told to probe
-    /// there (HTTP and HTTPS apart): what it must have reported on before it can pass.
+    /// `pairs` (pod, network) with the target addresses the pod was told to probe there
+    /// ([`Targeting::target_addresses`]): what it must have passed on before it passes.
     fn with_targets(
         &self,
         pods: &[AgentIdentity],
         pairs: &[(String, CephNetwork)],
         snap: &crate::roster::RosterSnapshot,
-    ) -> Vec<(String, CephNetwork, usize)> {
+    ) -> Vec<(String, CephNetwork, std::sync::Arc<[std::net::SocketAddr]>)> {
         let node_of: BTreeMap<&str, &str> = pods
             .iter()
             .map(|p| (p.pod.as_str(), p.node.as_str()))
             .collect();
-        let mut counted: BTreeMap<(&str, CephNetwork), usize> = BTreeMap::new();
+        let mut known: BTreeMap<(&str, CephNetwork), std::sync::Arc<[std::net::SocketAddr]>> =
+            BTreeMap::new();
         pairs
             .iter()
             .map(|(pod, network)| {
                 let node = node_of.get(pod.as_str()).copied().unwrap_or_default();
-                let targets = *counted.entry((node, *network)).or_insert_with(|| {
-                    let mut addresses: Vec<std::net::SocketAddr> = self
-                        .targeting
-                        .targets(node, &snap.responders)
-                        .iter()
-                        .filter(|l| l.network == *network)
-                        .flat_map(|l| [l.http, l.https])
-                        .collect();
-                    addresses.sort_unstable();
-                    addresses.dedup();
-                    addresses.len()
-                });
+                let targets = known
+                    .entry((node, *network))
+                    .or_insert_with(|| {
+                        self.targeting
+                            .target_addresses(node, *network, &snap.responders)
+                            .into()
+                    })
+                    .clone();
                 (pod.clone(), *network, targets)
             })
             .collect()

@@ -417,3 +417,77 @@ async fn a_target_that_times_out_does_not_slow_another() {
     drop(silent);
     server.shutdown().await;
 }
+
+/// A mesh client's targets change as responders come and go: a new one is probed from then
+/// on, one no longer named is not probed any more, and the loop ends when the channel closes.
+#[tokio::test]
+async fn targets_added_are_probed_and_targets_removed_are_not() {
+    let pki = TestPki::new();
+    let on = |addr: IpAddr| NetworkAddress {
+        network: CephNetwork::Public,
+        addr,
+        interface: None,
+    };
+    let a = probe_server(&pki, &[on(Ipv4Addr::LOCALHOST.into())]).await;
+    let b = probe_server(&pki, &[on(Ipv4Addr::new(127, 0, 0, 3).into())]).await;
+    let (la, lb) = (a.listeners()[0], b.listeners()[0]);
+    let plan = ProbePlan {
+        networks: vec![ProbeFrom {
+            network: CephNetwork::Public,
+            source: Some(CLIENT_V4),
+            device: None,
+        }],
+    };
+    let outbox = Outbox::new(10_000, 10);
+    let (targets_tx, targets_rx) = watch::channel(vec![la]);
+    let probing = prober(&pki, 1_000).run(&plan, targets_rx, Duration::from_millis(50), &outbox);
+    let results = || sealed_results(&outbox);
+    let count = |results: &[ProbeResult], l: Listener| {
+        results
+            .iter()
+            .filter(|r| r.target == l.http || r.target == l.https)
+            .count()
+    };
+    let feeding = async {
+        until(&outbox, |r| count(r, la) >= ROUND.len()).await;
+        assert_eq!(count(&results(), lb), 0, "not told of b yet");
+        targets_tx.send_replace(vec![la, lb]);
+        until(&outbox, |r| count(r, lb) >= ROUND.len()).await;
+        targets_tx.send_replace(vec![lb]);
+        // a's loop is dropped at once (a probe in flight then is never produced); from then
+        // on only b is probed.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let a_then = count(&results(), la);
+        let b_then = count(&results(), lb);
+        until(&outbox, |r| count(r, lb) >= b_then + ROUND.len()).await;
+        assert_eq!(count(&results(), la), a_then, "a no longer probed");
+        drop(targets_tx);
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(probing, feeding)
+    })
+    .await
+    .expect("the loop ends when its targets channel closes");
+    assert!(results().iter().all(|r| r.outcome == Outcome::Ok));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Every result in `outbox` so far (sealing what is pending).
+fn sealed_results(outbox: &Outbox) -> Vec<ProbeResult> {
+    outbox.seal();
+    outbox
+        .unacked_after(0)
+        .into_iter()
+        .flat_map(|batch| batch.results)
+        .collect()
+}
+
+/// Waits, with a bounded patience of 5 s, until `cond` holds for `outbox`'s results.
+async fn until(outbox: &Outbox, cond: impl Fn(&[ProbeResult]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond(&sealed_results(outbox)) {
+        assert!(Instant::now() < deadline, "condition not met in 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

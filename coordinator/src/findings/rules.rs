@@ -118,7 +118,15 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
     wrong_egress(facts, &mut out);
     if !is_reporting(&facts.server) {
         out.push(server_unavailable(facts, None));
-        return out;
+        // A mesh goes on with the responders that reported (the others' cells have no
+        // results); the single server's loss leaves nothing to judge.
+        let other_responders = facts
+            .agents
+            .iter()
+            .any(|a| a.identity.role == Role::Server && is_reporting(a));
+        if facts.mesh.is_none() || !other_responders {
+            return out;
+        }
     }
     for network in &facts.networks {
         match &facts.mesh {
@@ -153,7 +161,7 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
     for fact in clients.values() {
         let entry = by_node.entry(fact.identity.node.clone()).or_default();
         entry.clients.insert(fact.identity.pod.clone());
-        if matrix.client_passes(&fact.identity.pod, network, facts.success_threshold, 1) {
+        if matrix.client_passes(&fact.identity.pod, network, facts.success_threshold) {
             entry.passing += 1;
         }
     }

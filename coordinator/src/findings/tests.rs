@@ -122,7 +122,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         if a.identity
             .networks
             .iter()
-            .all(|n| matrix.client_passes(&a.identity.pod, *n, 12, 1))
+            .all(|n| matrix.client_passes(&a.identity.pod, *n, 12))
         {
             a.passed_at_ms = Some(12_000);
         }

@@ -56,6 +56,9 @@ pub struct RosterState {
     /// The servers (a mesh's responders) that said where they listen, by pod.
     #[serde(default)]
     pub responders: BTreeMap<String, Responder>,
+    /// A mesh's every responder address in this run, with its node.
+    #[serde(default)]
+    pub target_nodes: BTreeMap<std::net::SocketAddr, String>,
     /// Which responders each node's agents probe.
     #[serde(default)]
     pub targeting: Targeting,
@@ -144,6 +147,7 @@ impl Handler<TakeState> for AgentRoster {
                     .collect(),
                 listeners: None,
                 responders: self.responders.clone(),
+                target_nodes: self.target_nodes.clone(),
                 targeting: self.targeting.clone(),
                 targets_released: self.targets_released,
                 refused: self.refused.clone(),
@@ -203,6 +207,7 @@ impl AgentRoster {
                 },
             );
         }
+        roster.target_nodes = state.target_nodes;
         roster.targeting = state.targeting;
         roster.targets_released = state.targets_released;
         roster.refused = state.refused;

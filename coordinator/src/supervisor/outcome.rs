@@ -126,7 +126,7 @@ impl RunSupervisor {
                 peers,
                 peers_per_node,
             } => Some(findings::MeshFacts {
-                target_nodes: crate::mesh::target_nodes(&snap.responders),
+                target_nodes: snap.target_nodes.clone(),
                 peers: peers.clone(),
                 peers_per_node: *peers_per_node,
             }),

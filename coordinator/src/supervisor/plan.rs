@@ -40,6 +40,23 @@ impl RunSupervisor {
         let public = settings.networks.contains(&CephNetwork::Public);
         if config.mesh {
             self.plan_responders(settings);
+            // The report's server is the responder on the server's node: a node the
+            // topology names that runs no test pods has none, so the first responder's.
+            if !self
+                .plan
+                .iter()
+                .any(|p| p.role == Role::Server && p.node == self.server_node)
+            {
+                self.server_node = self
+                    .plan
+                    .iter()
+                    .find(|p| p.role == Role::Server)
+                    .ok_or(Error::Placement(
+                        "no node runs test pods, so there is nowhere to place a responder",
+                    ))?
+                    .node
+                    .clone();
+            }
         } else {
             self.plan.push(AgentIdentity {
                 pod: "server".into(),

@@ -183,7 +183,6 @@ impl RunSupervisor {
         progress: &mut Progress,
     ) -> Result<RunReport> {
         self.attach_metrics(settings).await?;
-        self.label_target_nodes().await?;
         // The scheduled faults go on where they were.
         scheduler.probing_began().await;
         settings

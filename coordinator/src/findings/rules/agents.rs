@@ -13,10 +13,16 @@ use crate::findings::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, Seve
 
 pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>) -> Finding {
     let mut cause: Option<MasterCause> = None;
+    // A mesh's `server` is the responder on the server's node, one of several.
+    let who = if facts.mesh.is_some() {
+        "the responder"
+    } else {
+        "the server"
+    };
     let (summary, reason) = match (&facts.server.fate, network) {
         (_, Some(n)) => (
             format!(
-                "the server is not reachable on the {} network, not even from its own node {}",
+                "{who} is not reachable on the {} network, not even from its own node {}",
                 n.key(),
                 facts.server_node
             ),
@@ -24,7 +30,7 @@ pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>)
         ),
         (AgentFate::Lost { at_ms }, None) => (
             format!(
-                "the server agent on node {} stopped reporting {at_ms} ms into the run",
+                "{who} agent on node {} stopped reporting {at_ms} ms into the run",
                 facts.server_node
             ),
             Value::Null,
@@ -34,24 +40,26 @@ pub(super) fn server_unavailable(facts: &RunFacts, network: Option<CephNetwork>)
             (
                 match &cause {
                     Some(c) => format!(
-                        "the server got no address on the {} network: {}",
+                        "{who} on node {} got no address on the {} network: {}",
+                        facts.server_node,
                         network.key(),
                         c.said
                     ),
-                    None => format!("the server got no address on the {} network", network.key()),
+                    None => format!(
+                        "{who} on node {} got no address on the {} network",
+                        facts.server_node,
+                        network.key()
+                    ),
                 },
                 json!(reason),
             )
         }
         (AgentFate::NotStarted { reason } | AgentFate::Failed { reason }, None) => (
-            format!("the server on node {} did not start", facts.server_node),
+            format!("{who} on node {} did not start", facts.server_node),
             json!(reason),
         ),
         (_, None) => (
-            format!(
-                "the server on node {} never became ready",
-                facts.server_node
-            ),
+            format!("{who} on node {} never became ready", facts.server_node),
             Value::Null,
         ),
     };

@@ -124,6 +124,13 @@ fn cells(
         })
         .map(|a| a.identity.pod.as_str())
         .collect();
+    // Paths to a responder that stopped reporting are its own failure (`agent_lost`,
+    // `server_unavailable`), not the network's: its cells have no results.
+    let responding: BTreeSet<&String> = std::iter::once(&facts.server)
+        .chain(&facts.agents)
+        .filter(|a| a.identity.role == Role::Server && is_reporting(a))
+        .map(|a| &a.identity.node)
+        .collect();
     let mut out: BTreeMap<(String, String), Cell> = BTreeMap::new();
     // Per cell and client: whether every path has the success threshold.
     let mut passes: BTreeMap<(String, String, String), bool> = BTreeMap::new();
@@ -134,6 +141,9 @@ fn cells(
         let Some(to) = mesh.target_nodes.get(&key.target) else {
             continue;
         };
+        if !responding.contains(to) {
+            continue;
+        }
         let cell = (key.node.clone(), to.clone());
         let ok = stats.consecutive_ok >= facts.success_threshold;
         passes
@@ -251,6 +261,19 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
         .collect()
 }
 
+/// The paths of a finding about `cells_of` (client node, responder node), whose failure
+/// times it tells: its clients' paths to those cells' responders only.
+fn in_cells<'a>(
+    target_nodes: &'a BTreeMap<SocketAddr, String>,
+    cells_of: &'a BTreeSet<(String, String)>,
+) -> impl Fn(&PathKey) -> bool + Copy + 'a {
+    move |k: &PathKey| {
+        target_nodes
+            .get(&k.target)
+            .is_some_and(|to| cells_of.contains(&(k.node.clone(), to.clone())))
+    }
+}
+
 /// A finding's kind, summary, suggestions and the paths its time is told of.
 type Judged = (
     FindingKind,
@@ -327,8 +350,60 @@ pub(super) fn mesh_rules(
         }
     }
 
-    // 2. A node whose clients reach nothing, or a node cut off from the others.
+    let target_nodes = &mesh.target_nodes;
+
+    // 1b. Nothing crosses between nodes: every cell between two nodes broken, within the
+    // nodes the network works (a VLAN not trunked between the switch ports, the masters'
+    // links down on the switch side).
+    let crossing: Vec<(String, String)> = measured
+        .iter()
+        .filter(|(f, t)| f != t)
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .filter(|c| !explained.contains(c))
+        .collect();
+    let within_works = measured.iter().any(|(f, t)| f == t && !broken(f, t));
+    let crossing_nodes: BTreeSet<&String> = crossing.iter().flat_map(|(f, t)| [f, t]).collect();
+    if crossing_nodes.len() >= 3 && within_works && crossing.iter().all(|(f, t)| broken(f, t)) {
+        let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
+        for (f, t) in &measured {
+            evidence.insert(format!("{f} -> {t}"), cell_evidence(f, t));
+        }
+        out.push(finding(
+            FindingKind::InterNodeBlocked, Severity::Fail, Some(network),
+            crossing_nodes.iter().map(|n| n.to_string()).collect(),
+            format!("on the {net} network, no traffic crosses between nodes: every node's clients reach their own node's responder and no other"),
+            evidence,
+            &["the nodes' ports are not on one L2 segment for this network: check the VLAN on every switch port and trunk between the switches",
+              "check that the NAD's master interface is the same, up and cabled on every node (a master whose link is down on the switch side still passes traffic within the node)",
+              "macvlan/ipvlan: the switch ports must accept frames for the pods' MAC addresses (port security, MAC limits)"],
+        ));
+        let cells_of: BTreeSet<(String, String)> = crossing.iter().cloned().collect();
+        let clients: BTreeSet<String> = crossing
+            .iter()
+            .filter_map(|c| cells.get(c))
+            .flat_map(|c| c.sum.clients.iter().cloned())
+            .collect();
+        when::timed(
+            out,
+            matrix,
+            facts,
+            network,
+            &clients,
+            in_cells(target_nodes, &cells_of),
+            false,
+        );
+        explained.extend(crossing);
+    }
+
+    // 2. A node whose clients reach nothing, or a node cut off from the others; decided for
+    // every node from the cells left before any of them is explained, so the order of the
+    // nodes changes nothing.
+    let before = explained.clone();
+    // (node, summary, its cells, whether others' clients fail toward it)
+    type CutOff = (String, String, Vec<(String, String)>, bool);
+    let mut cut_off: Vec<CutOff> = Vec::new();
     for node in facts.nodes.iter() {
+        let explained = &before;
         let row: Vec<&&String> = targets
             .iter()
             .filter(|t| measured.contains(&(node, **t)))
@@ -382,6 +457,9 @@ pub(super) fn mesh_rules(
         } else {
             continue;
         };
+        cut_off.push((node.clone(), summary, cells_of, in_cut));
+    }
+    for (node, summary, cells_of, in_cut) in cut_off {
         let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
         for (f, t) in &cells_of {
             evidence.insert(format!("{f} -> {t}"), cell_evidence(f, t));
@@ -399,7 +477,17 @@ pub(super) fn mesh_rules(
             .filter_map(|c| cells.get(c))
             .flat_map(|c| c.sum.clients.iter().cloned())
             .collect();
-        when::timed(out, matrix, facts, network, &clients, |_| true, true);
+        let only: BTreeSet<(String, String)> = cells_of.iter().cloned().collect();
+        // Other nodes' clients too when nothing reaches the node: not one node's paths.
+        when::timed(
+            out,
+            matrix,
+            facts,
+            network,
+            &clients,
+            in_cells(target_nodes, &only),
+            !in_cut,
+        );
         explained.extend(cells_of);
     }
 
@@ -428,41 +516,60 @@ pub(super) fn mesh_rules(
             }
         }
         let (f, t) = &directions[0];
+        // Said only when true: each node has a working cell with a third node.
+        let reaches_third = |x: &String| {
+            measured.iter().any(|&(p, q)| {
+                let third = |n: &String| *n != a && *n != b;
+                (p == x && third(q) || q == x && third(p)) && !broken(p, q)
+            })
+        };
+        let elsewhere = if reaches_third(&a) && reaches_third(&b) {
+            if both {
+                ", while both reach other nodes"
+            } else {
+                ", while both nodes reach other nodes"
+            }
+        } else {
+            ""
+        };
         let summary = if both {
             format!(
-                "on the {net} network, traffic between nodes {a} and {b} is blocked: neither node's clients reach the other's responder, while both reach other nodes"
+                "on the {net} network, traffic between nodes {a} and {b} is blocked: neither node's clients reach the other's responder{elsewhere}"
             )
         } else {
             format!(
-                "on the {net} network, clients on node {f} do not reach the responder on node {t}, while other paths of both nodes work"
+                "on the {net} network, clients on node {f} do not reach the responder on node {t}{elsewhere}"
             )
         };
+        let mut suggestions = vec![
+            "traffic between these two nodes on this network is blocked: check firewall rules and security policies naming these hosts or their pods' addresses (nftables/iptables on both hosts, cloud security groups, switch ACLs)",
+            "check the switch path between the two nodes' ports: VLAN membership of both ports, MAC learning limits or port security on either",
+        ];
+        if a != facts.server_node && b != facts.server_node {
+            suggestions.push("a single-server run does not see this: neither node is the server's");
+        }
         out.push(finding(
-            FindingKind::InterNodeBlocked, Severity::Fail, Some(network), vec![a.clone(), b.clone()],
+            FindingKind::InterNodeBlocked,
+            Severity::Fail,
+            Some(network),
+            vec![a.clone(), b.clone()],
             summary,
             evidence,
-            &["traffic between these two nodes on this network is blocked while each reaches the others: check firewall rules and security policies naming these hosts or their pods' addresses (nftables/iptables on both hosts, cloud security groups, switch ACLs)",
-              "check the switch path between the two nodes' ports: VLAN membership of both ports, MAC learning limits or port security on either",
-              "a single-server run does not see this: neither node is the server's"],
+            &suggestions,
         ));
         let clients: BTreeSet<String> = directions
             .iter()
             .filter_map(|c| cells.get(c))
             .flat_map(|c| c.sum.clients.iter().cloned())
             .collect();
-        let to_nodes: BTreeMap<String, String> = directions.iter().cloned().collect();
-        let target_nodes = &mesh.target_nodes;
+        let only: BTreeSet<(String, String)> = directions.iter().cloned().collect();
         when::timed(
             out,
             matrix,
             facts,
             network,
             &clients,
-            |k: &PathKey| {
-                target_nodes
-                    .get(&k.target)
-                    .is_some_and(|to| to_nodes.get(&k.node) == Some(to))
-            },
+            in_cells(target_nodes, &only),
             false,
         );
         explained.extend(directions);
@@ -613,7 +720,20 @@ pub(super) fn mesh_rules(
             ev,
             suggestions,
         ));
-        when::timed(out, matrix, facts, network, &clients, only, true);
+        let failing: BTreeSet<(String, String)> = targets_failing
+            .iter()
+            .map(|t| (f.to_string(), t.to_string()))
+            .collect();
+        let cells_only = in_cells(target_nodes, &failing);
+        when::timed(
+            out,
+            matrix,
+            facts,
+            network,
+            &clients,
+            move |k: &PathKey| only(k) && cells_only(k),
+            true,
+        );
     }
 }
 

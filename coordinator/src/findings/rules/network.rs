@@ -179,7 +179,7 @@ fn lagging_clients(
 ) -> Vec<Value> {
     t.clients
         .iter()
-        .filter(|c| !matrix.client_passes(c, network, facts.success_threshold, 1))
+        .filter(|c| !matrix.client_passes(c, network, facts.success_threshold))
         .take(10)
         .map(|client| {
             let mut all = Tally::default();

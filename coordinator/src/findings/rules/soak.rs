@@ -87,7 +87,10 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
             outages.push((*network, node.clone()));
         }
     }
-    // The path findings the outages explain.
+    // The path findings the outages explain: the node's own; in a mesh also those whose
+    // first node is the outage's (a client node's findings name it first, then responder
+    // nodes) and the blocks between it and another node.
+    let mesh = facts.mesh.is_some();
     for (network, node) in outages {
         explain(
             out,
@@ -105,7 +108,13 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
                         | FindingKind::MtuBlackhole
                         | FindingKind::TlsFailure
                 ) && f.network == Some(network)
-                    && f.nodes.iter().all(|n| *n == node)
+                    && (f.nodes.iter().all(|n| *n == node)
+                        || mesh
+                            && match f.kind {
+                                FindingKind::InterNodeBlocked => f.nodes.contains(&node),
+                                FindingKind::NodeUnreachable => false,
+                                _ => f.nodes.first() == Some(&node),
+                            })
             },
         );
     }

@@ -106,7 +106,7 @@ fn mesh_run_by_round(
             agents.push(agent(&pod, node, Role::Client));
             for network in networks {
                 for (i, to) in NODES.iter().enumerate() {
-                    if !by_node[node].iter().any(|p| p == to) {
+                    if !by_node.get(node).is_some_and(|p| p.iter().any(|p| p == to)) {
                         continue;
                     }
                     let results: Vec<ProbeResult> = (0..ROUNDS)
@@ -342,6 +342,11 @@ fn a_soak_outage_between_two_nodes_says_which_responders_and_not_the_servers_sid
         .filter(|f| f.kind == FindingKind::Outage)
         .collect();
     assert_eq!(outages.len(), 2, "{found:#?}");
+    assert_eq!(
+        found.len(),
+        2,
+        "the flaky paths are what the outages made: {found:#?}"
+    );
     for (node, other) in [("n2", "n3"), ("n3", "n2")] {
         let f = outages
             .iter()
@@ -373,5 +378,75 @@ fn a_network_that_carries_nothing_anywhere_is_one_finding() {
             Some(CephNetwork::Public),
             NODES.iter().map(|n| n.to_string()).collect()
         )]
+    );
+}
+
+#[test]
+fn no_traffic_between_any_nodes_is_one_finding_naming_them_all() {
+    // A VLAN not trunked: within each node the network works, between nodes nothing.
+    let (matrix, facts) = mesh_run(None, |from, to, net, _| {
+        net != CephNetwork::Cluster || from == to
+    });
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::InterNodeBlocked,
+            Some(CephNetwork::Cluster),
+            NODES.iter().map(|n| n.to_string()).collect()
+        )],
+        "{found:#?}"
+    );
+    assert!(
+        found[0]
+            .summary
+            .contains("no traffic crosses between nodes")
+    );
+}
+
+#[test]
+fn two_nodes_cut_off_from_each_other_make_no_claim_about_others() {
+    let peers: [(&str, &[&str]); 2] = [("n1", &["n1", "n2"]), ("n2", &["n2", "n1"])];
+    let (matrix, facts) = mesh_run(Some(&peers), |from, to, _, _| from == to);
+    let found = evaluate(&matrix, &facts);
+    let blocked: Vec<&Finding> = found
+        .iter()
+        .filter(|f| f.kind == FindingKind::InterNodeBlocked)
+        .collect();
+    assert_eq!(blocked.len(), 2, "one per network: {found:#?}");
+    for f in blocked {
+        assert_eq!(f.nodes, ["n1", "n2"]);
+        assert!(!f.summary.contains("other nodes"), "{}", f.summary);
+        assert!(
+            !f.suggestions.iter().any(|s| s.contains("single-server")),
+            "n1 is the server's node: {:?}",
+            f.suggestions
+        );
+    }
+}
+
+#[test]
+fn a_lost_responder_is_its_own_failure_not_the_networks() {
+    let (matrix, mut facts) = mesh_run(None, |_, to, _, _| to != "n4");
+    let n4 = facts
+        .agents
+        .iter_mut()
+        .find(|a| a.identity.pod == crate::mesh::responder_pod("n4"))
+        .expect("n4's responder");
+    n4.fate = AgentFate::Lost { at_ms: 3_000 };
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(FindingKind::AgentLost, None, vec!["n4".to_string()])],
+        "{found:#?}"
+    );
+    let cluster = &mesh_matrix(&matrix, &facts)[1];
+    assert!(
+        cluster
+            .cells
+            .iter()
+            .filter(|c| c.to == "n4")
+            .all(|c| c.state == CellState::NoResults),
+        "{cluster:?}"
     );
 }
