@@ -345,13 +345,16 @@ fn a_lossy_path_and_an_mtu_limited_path_show_in_the_bench() {
     let topology = lab.topology(
         "underlay:\n  - {node: n3, network: cluster, mtu: 1280}\nfaults:\n  - loss: {network: public, node: n2, percent: 5}\n",
     );
+    // 2 s per test: a lost SYN is sent again after 1 s (the kernel's initial RTO), and a
+    // test's connect is bounded by its deadline — with 1 s the lossy path's one kept-alive
+    // connection was sometimes never made, leaving its RR test without a single request.
     let (code, out, err) = bench(
         &lab.dir,
         &[
             "-f",
             &topology,
             "--duration",
-            "1s",
+            "2s",
             "--streams",
             "2",
             "--no-references",
