@@ -152,6 +152,28 @@ impl Targeting {
         }
     }
 
+    /// The directed node pairs (source, responder node) probed on `network`; empty in a
+    /// single-server run.
+    pub fn covered(&self, network: CephNetwork) -> std::collections::BTreeSet<(String, String)> {
+        match self {
+            Targeting::Single => Default::default(),
+            Targeting::Mesh { peers, .. } => peers
+                .get(&network)
+                .into_iter()
+                .flatten()
+                .flat_map(|(from, to)| to.iter().map(move |t| (from.clone(), t.clone())))
+                .collect(),
+        }
+    }
+
+    /// The networks a mesh has responders on (none in a single-server run).
+    pub fn networks(&self) -> Vec<CephNetwork> {
+        match self {
+            Targeting::Single => Vec::new(),
+            Targeting::Mesh { peers, .. } => peers.keys().copied().collect(),
+        }
+    }
+
     /// The addresses an agent on `node` was told to probe on `network` ([`Self::targets`]'s
     /// listeners there, HTTP and HTTPS apart), sorted.
     pub fn target_addresses(
@@ -238,16 +260,6 @@ mod tests {
         nodes.iter().map(|n| (n.clone(), BOTH.to_vec())).collect()
     }
 
-    fn covered(t: &Targeting, network: CephNetwork) -> BTreeSet<(String, String)> {
-        match t {
-            Targeting::Single => BTreeSet::new(),
-            Targeting::Mesh { peers, .. } => peers[&network]
-                .iter()
-                .flat_map(|(from, to)| to.iter().map(move |t| (from.clone(), t.clone())))
-                .collect(),
-        }
-    }
-
     #[test]
     fn a_full_mesh_probes_every_node_own_first() {
         let nodes = names(4);
@@ -256,7 +268,7 @@ mod tests {
             t.peers_of(CephNetwork::Cluster, "node-3").expect("mesh"),
             ["node-3", "node-1", "node-2", "node-4"]
         );
-        assert_eq!(covered(&t, CephNetwork::Public).len(), 16, "4 x 4 pairs");
+        assert_eq!(t.covered(CephNetwork::Public).len(), 16, "4 x 4 pairs");
         assert!(
             Targeting::Single
                 .peers_of(CephNetwork::Public, "node-3")
@@ -311,7 +323,7 @@ mod tests {
         let nodes = names(64);
         let t = Targeting::mesh(&nodes, &on_both(&nodes), 4);
         let mut chosen: BTreeMap<String, usize> = BTreeMap::new();
-        for (from, to) in covered(&t, CephNetwork::Public) {
+        for (from, to) in t.covered(CephNetwork::Public) {
             if from != to {
                 *chosen.entry(to).or_default() += 1;
             }

@@ -6,6 +6,7 @@
 
 mod lab_support;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,9 +18,25 @@ use serde_json::Value;
 /// Runs `multinet bench network` with `args`, its output in files under `dir`; killed and
 /// failed when it takes longer than `budget`. Exit code, stdout, stderr.
 fn bench(dir: &Path, args: &[&str], budget: Duration) -> (Option<i32>, String, String) {
+    bench_with(
+        Command::new(env!("CARGO_BIN_EXE_multinet-e2e")),
+        dir,
+        args,
+        budget,
+    )
+}
+
+/// [`bench`] with the program started by `command` (as another user, with another
+/// environment).
+fn bench_with(
+    mut command: Command,
+    dir: &Path,
+    args: &[&str],
+    budget: Duration,
+) -> (Option<i32>, String, String) {
     let out_path = dir.join("bench.out");
     let err_path = dir.join("bench.err");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+    let mut child = command
         .args(["bench", "network"])
         .args(args)
         .stdin(Stdio::null())
@@ -86,6 +103,11 @@ fn path<'a>(setup: &'a Value, network: &str, from: &str) -> &'a Value {
 /// tools' processes.
 fn assert_nothing_left(lab: &LabGuard) {
     lab.assert_gone();
+    assert_no_tool_left();
+}
+
+/// No test client, loopback probe server, iperf3 server or bench nginx runs.
+fn assert_no_tool_left() {
     for tool in ["iperf3 -s", "bench client", "bench serve", "bench-nginx"] {
         assert_eq!(
             processes_mentioning(tool),
@@ -93,6 +115,109 @@ fn assert_nothing_left(lab: &LabGuard) {
             "{tool} left"
         );
     }
+}
+
+/// Every metric of a path: both bulk directions with 1 and `streams` connections
+/// (throughput, CPU, MSS, and a path MTU in `mtu`), request/response, new connections and TLS
+/// handshakes with their percentiles in order, the server's CPU for every test, iperf3 when
+/// `iperf3_here`. Returns the rates of RR, CRR and TLS.
+fn assert_every_metric(
+    p: &Value,
+    streams: u64,
+    mtu: std::ops::RangeInclusive<u64>,
+    iperf3_here: bool,
+) -> [f64; 3] {
+    assert_eq!(p["error"], Value::Null, "{p:#}");
+    for (kind, n) in [
+        ("download", 1),
+        ("download", streams),
+        ("upload", 1),
+        ("upload", streams),
+    ] {
+        let o = outcome(p, kind, n);
+        assert!(num(&o["gbit_per_s"]) > 0.0, "{kind} ×{n}: {o:#}");
+        assert_eq!(o["errors"], 0, "{kind} ×{n}: {o:#}");
+        assert!(num(&o["cpu_seconds"]) >= 0.0, "{o:#}");
+        assert!(num(&o["tcp_mss"]) > 500.0, "{o:#}");
+        let path_mtu = o["path_mtu"].as_u64().unwrap_or(0);
+        assert!(mtu.contains(&path_mtu), "path MTU in {mtu:?}: {o:#}");
+    }
+    let mut rates = [0.0; 3];
+    for (i, kind) in [
+        "request_response",
+        "connect_request",
+        "tls_handshake_request",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let o = outcome(p, kind, 1);
+        assert_eq!(o["errors"], 0, "{kind}: {o:#}");
+        let l = &o["latency_us"];
+        let order: Vec<f64> = ["p50", "p90", "p99", "p999", "max"]
+            .iter()
+            .map(|k| num(&l[*k]))
+            .collect();
+        assert!(order[0] > 0.0, "{kind}: {l:#}");
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{kind}: {l:#}");
+        rates[i] = num(&o["per_second"]);
+        assert!(rates[i] > 0.0, "{kind}: {o:#}");
+    }
+    let tests = p["tests"].as_array().expect("tests");
+    assert!(
+        tests
+            .iter()
+            .all(|t| t["server_cpu_seconds"].as_f64().is_some()),
+        "the server agent's CPU for every test: {p:#}"
+    );
+    if iperf3_here {
+        let i = &p["iperf3"];
+        assert_eq!(i["error"], Value::Null, "{i:#}");
+        assert!(num(&i["upload_gbit_per_s"]) > 0.0, "{i:#}");
+        assert!(num(&i["download_gbit_per_s"]) > 0.0, "{i:#}");
+    }
+    rates
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A new connection per request is slower than a kept-alive one, a TLS handshake on top of it
+/// slower still — over a network's paths (their medians): on a shared machine one path's
+/// kept-alive test may catch another process's time slices (4 ms each) and fall below.
+fn assert_rates_ordered(rates: &[[f64; 3]], what: &str) {
+    let [rr, crr, tls] = [0, 1, 2].map(|i| median(rates.iter().map(|r| r[i]).collect()));
+    assert!(crr < rr, "{what}: CRR {crr} < RR {rr} (medians): {rates:?}");
+    assert!(
+        tls < crr,
+        "{what}: TLS {tls} < CRR {crr} (medians): {rates:?}"
+    );
+}
+
+/// The (from, to) of every path of every network of a setup, per network.
+fn pairs_of(setup: &Value) -> Vec<(String, BTreeSet<(String, String)>)> {
+    setup["networks"]
+        .as_array()
+        .expect("networks")
+        .iter()
+        .map(|n| {
+            let pairs = n["paths"]
+                .as_array()
+                .expect("paths")
+                .iter()
+                .map(|p| {
+                    (
+                        p["from"].as_str().expect("from").to_string(),
+                        p["to"].as_str().expect("to").to_string(),
+                    )
+                })
+                .collect();
+            (n["network"].as_str().expect("network").to_string(), pairs)
+        })
+        .collect()
 }
 
 #[test]
@@ -220,13 +345,16 @@ fn a_lossy_path_and_an_mtu_limited_path_show_in_the_bench() {
     let topology = lab.topology(
         "underlay:\n  - {node: n3, network: cluster, mtu: 1280}\nfaults:\n  - loss: {network: public, node: n2, percent: 5}\n",
     );
+    // 2 s per test: a lost SYN is sent again after 1 s (the kernel's initial RTO), and a
+    // test's connect is bounded by its deadline — with 1 s the lossy path's one kept-alive
+    // connection was sometimes never made, leaving its RR test without a single request.
     let (code, out, err) = bench(
         &lab.dir,
         &[
             "-f",
             &topology,
             "--duration",
-            "1s",
+            "2s",
             "--streams",
             "2",
             "--no-references",
@@ -398,4 +526,266 @@ fn a_bad_topology_is_refused_with_exit_22_naming_the_file_before_anything_is_bui
     assert_eq!(code, Some(22), "{err}");
     assert!(err.contains("--duration"), "{err}");
     assert_nothing_left(&lab);
+}
+
+#[test]
+fn a_mesh_bench_gives_every_metric_for_every_ordered_pair_within_its_estimate() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('h');
+    // The default topology (3 nodes, public and cluster on macvlan): 3 × 3 pairs per network.
+    let topology = lab.topology("");
+    let started = Instant::now();
+    let (code, out, err) = bench(
+        &lab.dir,
+        &[
+            "-f",
+            &topology,
+            "--mesh",
+            "--duration",
+            "300ms",
+            "--streams",
+            "2",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(400),
+    );
+    let took = started.elapsed();
+    let r = report(code, &out, &err);
+    // Said before anything was built.
+    assert!(
+        err.contains("18 path(s) × 7 test(s) × 0.3s"),
+        "the estimate: {err}"
+    );
+    let setup = &r["setups"][0];
+    let nodes = ["n1", "n2", "n3"];
+    let every: BTreeSet<(String, String)> = nodes
+        .iter()
+        .flat_map(|f| nodes.iter().map(move |t| (f.to_string(), t.to_string())))
+        .collect();
+    let mesh = &setup["mesh"];
+    assert_eq!(mesh["peers_per_node"], Value::Null, "{mesh:#}");
+    assert_eq!(mesh["responders"], serde_json::json!(nodes), "{mesh:#}");
+    let covered: BTreeSet<(String, String)> =
+        serde_json::from_value(mesh["pairs"].clone()).expect("pairs");
+    assert_eq!(covered, every);
+    let per_network = pairs_of(setup);
+    assert_eq!(per_network.len(), 2);
+    for (network, pairs) in &per_network {
+        assert_eq!(pairs, &every, "{network}");
+    }
+    let iperf3_here = r["references"]["iperf3"]["path"].is_string();
+    for network in setup["networks"].as_array().expect("networks") {
+        let paths = network["paths"].as_array().expect("paths");
+        assert_eq!(paths.len(), 9, "one path per ordered pair: {network:#}");
+        let rates: Vec<[f64; 3]> = paths
+            .iter()
+            .map(|p| assert_every_metric(p, 2, 1500..=1500, iperf3_here))
+            .collect();
+        assert_rates_ordered(&rates, network["network"].as_str().unwrap_or("?"));
+        // Each path's server is the responder on its `to` node: its address differs by node.
+        let servers: BTreeSet<&str> = paths
+            .iter()
+            .filter_map(|p| p["server_address"].as_str())
+            .collect();
+        assert_eq!(servers.len(), 3, "three responders: {servers:?}");
+    }
+    // Within the estimate said up front (it counts the tests, the references and building),
+    // with some room for a loaded machine.
+    let estimated = Duration::from_millis(r["estimated_ms"].as_u64().expect("estimate"));
+    assert!(
+        took < estimated + estimated / 2,
+        "took {took:?}, estimated {estimated:?}"
+    );
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn a_mesh_bench_with_k_peers_measures_the_pairs_a_mesh_run_probes() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('k');
+    let topology = lab.topology("nodes: 4\n");
+    let (code, out, err) = bench(
+        &lab.dir,
+        &[
+            "-f",
+            &topology,
+            "--mesh-peers",
+            "1",
+            "--duration",
+            "200ms",
+            "--streams",
+            "1",
+            "--no-references",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(300),
+    );
+    let r = report(code, &out, &err);
+    let setup = &r["setups"][0];
+    // The pairs of `run --mesh-peers 1` on the same nodes: each node's own responder and one
+    // peer's, by rendezvous hashing.
+    let nodes: Vec<String> = (1..=4).map(|i| format!("n{i}")).collect();
+    use multinet_proto::network::CephNetwork;
+    let both: Vec<(String, Vec<CephNetwork>)> = nodes
+        .iter()
+        .map(|n| (n.clone(), vec![CephNetwork::Public, CephNetwork::Cluster]))
+        .collect();
+    let expected =
+        multinet_coordinator::mesh::Targeting::mesh(&nodes, &both, 1).covered(CephNetwork::Public);
+    assert_eq!(expected.len(), 8);
+    assert_eq!(setup["mesh"]["peers_per_node"], 1);
+    for (network, pairs) in pairs_of(setup) {
+        assert_eq!(pairs, expected, "{network}");
+    }
+    for network in setup["networks"].as_array().expect("networks") {
+        let rates: Vec<[f64; 3]> = network["paths"]
+            .as_array()
+            .expect("paths")
+            .iter()
+            .map(|p| assert_every_metric(p, 1, 1500..=1500, false))
+            .collect();
+        assert_rates_ordered(&rates, network["network"].as_str().unwrap_or("?"));
+    }
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn a_mesh_bench_longer_than_max_time_is_refused_with_exit_22_before_anything_is_built() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('t');
+    let topology = lab.topology("");
+    let started = Instant::now();
+    let (code, out, err) = bench(
+        &lab.dir,
+        &["-f", &topology, "--mesh", "--duration", "1m"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(22), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--max-time 60m") && err.contains("18 path(s) × 7 test(s) × 60.0s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // Raised, the same estimate passes the check; a bad value is refused naming the flag.
+    let (code, _, err) = bench(
+        &lab.dir,
+        &["-f", &topology, "--mesh", "--max-time", "soon"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(22), "{err}");
+    assert!(err.contains("--max-time"), "{err}");
+    assert_nothing_left(&lab);
+}
+
+#[test]
+fn a_local_bench_on_two_nodes_gives_every_metric_without_root_and_says_it_validates_no_network() {
+    // No lab: processes on loopback addresses. As root, the bench runs as nobody, to show
+    // that it needs no privilege; its temporary directory (run directory, agents' files, the
+    // nginx scratch) is the test's own, so what it leaves can be found.
+    let dir =
+        std::env::temp_dir().join(format!("multinet-test-local-bench-{}", std::process::id()));
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    struct RemoveDir(std::path::PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = RemoveDir(dir.clone());
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let mut command = if root {
+        let chown = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&dir)
+            .status()
+            .expect("chown runs");
+        assert!(chown.success());
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_multinet-e2e"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+    };
+    command.env("TMPDIR", &tmp);
+    let (code, out, err) = bench_with(
+        command,
+        &dir,
+        &[
+            "--backend",
+            "local",
+            "--nodes",
+            "2",
+            "--duration",
+            "300ms",
+            "--streams",
+            "2",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(240),
+    );
+    let r = report(code, &out, &err);
+    assert_eq!(r["backend"], "local");
+    assert_eq!(r["validates_real_network"], false);
+    let setup = &r["setups"][0];
+    assert_eq!(setup["server_node"], "n1");
+    assert_eq!(setup["mesh"], Value::Null);
+    let iperf3_here = r["references"]["iperf3"]["path"].is_string();
+    let networks = setup["networks"].as_array().expect("networks");
+    assert_eq!(networks.len(), 2, "{setup:#}");
+    for network in networks {
+        assert_eq!(network["cni"], "loopback");
+        let paths = network["paths"].as_array().expect("paths");
+        let froms: Vec<&str> = paths.iter().filter_map(|p| p["from"].as_str()).collect();
+        assert_eq!(froms, ["n1", "n2"], "{network:#}");
+        let mut rates = Vec::new();
+        for p in paths {
+            assert_eq!(p["to"], "n1");
+            // Every address is a loopback one of the run's block.
+            for end in ["client_address", "server_address"] {
+                let address: std::net::IpAddr =
+                    p[end].as_str().expect("address").parse().expect("IP");
+                assert!(address.is_loopback(), "{end}: {address}");
+            }
+            // Loopback: lo's MTU (64 KiB), nothing like a NIC's.
+            rates.push(assert_every_metric(p, 2, 1501..=65_536, iperf3_here));
+        }
+        assert_rates_ordered(&rates, network["network"].as_str().unwrap_or("?"));
+    }
+    if r["references"]["nginx"]["path"].is_string() {
+        let loopback = &setup["loopback"];
+        assert_eq!(loopback["error"], Value::Null, "{loopback:#}");
+        for side in ["probe_server", "nginx"] {
+            for t in loopback[side].as_array().expect("tests") {
+                assert!(num(&t["outcome"]["per_second"]) > 0.0, "{side}: {t:#}");
+            }
+        }
+    }
+    // Nothing left: no process of it (the agents' command lines name files under its
+    // temporary directory), no run directory.
+    assert_eq!(
+        processes_mentioning(&tmp.display().to_string()),
+        Vec::<String>::new(),
+        "processes of the bench left"
+    );
+    assert_no_tool_left();
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("temp dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "left in its temporary directory: {left:?}");
 }

@@ -67,6 +67,25 @@ impl LocalBackend {
         }
     }
 
+    /// Addresses for a pod without an agent (a bench's client, `multinet bench network
+    /// --backend local`): one new loopback address per network of `networks`, from this
+    /// run's block as an agent's pod gets them.
+    pub fn pod_addresses(&mut self, networks: &[CephNetwork]) -> Vec<NetworkAddress> {
+        networks
+            .iter()
+            .map(|n| NetworkAddress {
+                network: *n,
+                addr: self.address(*n),
+                interface: None,
+            })
+            .collect()
+    }
+
+    /// The pid of pod `pod`'s agent process, while it runs.
+    pub fn agent_pid(&self, pod: &str) -> Option<i32> {
+        self.agents.pid(pod)
+    }
+
     fn address(&mut self, network: CephNetwork) -> IpAddr {
         let k: u32 = match network {
             CephNetwork::Public => 0,
@@ -120,15 +139,7 @@ impl Scheduler for LocalBackend {
     }
 
     async fn start(&mut self, pod: &AgentIdentity, env: &AgentEnv<'_>) -> Result<PodStatus, Error> {
-        let addresses: Vec<NetworkAddress> = pod
-            .attached_networks()
-            .iter()
-            .map(|n| NetworkAddress {
-                network: *n,
-                addr: self.address(*n),
-                interface: None,
-            })
-            .collect();
+        let addresses = self.pod_addresses(pod.attached_networks());
         Ok(match self.agents.start(pod, env, addresses.clone(), &[])? {
             Ok(()) => PodStatus::Started(addresses),
             Err(reason) => PodStatus::NotStarted { reason },

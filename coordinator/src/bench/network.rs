@@ -1,6 +1,6 @@
-//! `multinet bench network` on the lab: the data plane measured, per network and per path
-//! (client node → the server's node), one test at a time so that tests do not disturb each
-//! other — bulk throughput both ways with one and `--streams` connections, request/response
+//! `multinet bench network` on the lab (or the local backend): the data plane measured, per
+//! network and per path (client node → the server's node; with `--mesh`, every node → every
+//! node's responder), one test at a time so that tests do not disturb each other — bulk throughput both ways with one and `--streams` connections, request/response
 //! rate and latency percentiles on kept-alive connections, new connections (and TLS
 //! handshakes) per second, the CPU time of both ends, the path's MSS and MTU — and, in the same
 //! run, references: iperf3 on the same path, nginx against the probe server on loopback
@@ -8,12 +8,22 @@
 //! removed in turn.
 //!
 //! Placement is a run's: the lab built from the topology, the run's plan, its server stage
-//! (the server agent placed and started by the lab backend, its listeners learnt over the
-//! control plane: [`RunSupervisor::place_server_only`]), and one client pod per node placed
-//! with the same CNI ADDs a run's pods get ([`LabBackend::place_without_agents`]), attached to
-//! the networks the run's most attached client on that node has. Each test is a process
-//! started in the client pod's namespace (`multinet bench client`, the agent's load generator
-//! [`multinet_agent::load`]) that prints what it measured and ends at its deadline.
+//! (the server agent — in a mesh every node's responder — placed and started by the backend,
+//! its listeners learnt over the control plane: [`RunSupervisor::place_server_only`]), and one
+//! client pod per node placed with the same CNI ADDs a run's pods get
+//! ([`LabBackend::place_without_agents`]), attached to the networks the run's most attached
+//! client on that node has. Each test is a process started in the client pod's namespace
+//! (`multinet bench client`, the agent's load generator [`multinet_agent::load`]) that prints
+//! what it measured and ends at its deadline. A mesh's pairs are a mesh run's
+//! ([`crate::mesh::Targeting`]: every node, or its own and K peers by rendezvous hashing).
+//!
+//! On the local backend ([`LocalBackend`]) there is no namespace: the agents are processes on
+//! loopback addresses of this machine, each client "pod" is a loopback address of the run's
+//! block, and every test process binds to it. Such a bench validates no real network; the
+//! report says so.
+//!
+//! Before anything is built, the tests' time is estimated (paths × tests × duration, with the
+//! references) and said; past `--max-time` the bench is refused ([`Estimate`]).
 //!
 //! * [`report`] — what a bench measured (JSON), rendered as text tables and CSV.
 //! * [`reference`] — iperf3 and nginx, started in the lab's pod namespaces.
@@ -23,24 +33,28 @@
 pub mod reference;
 pub mod report;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use multinet_agent::load::{LoadKind, LoadOutcome};
+use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::control::Listener;
 use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
 
+use crate::backend::local::LocalBackend;
 use crate::exit::{Class, Classify, chain};
 use crate::lab::backend::{Keep, LabBackend, netns_exec};
 use crate::lab::build::{Lab, PodNet};
 use crate::lab::topology::LabTopology;
-use crate::run::{ConfigRequest, Notice, Say};
+use crate::mesh::Targeting;
+use crate::run::{BoxError, ConfigRequest, Notice, Say};
 use crate::scheduler::Scheduler;
 use crate::signals::Signal;
 use crate::supervisor::{RunSettings, RunSupervisor};
 
-pub use report::{NetworkBenchReport, PathResult, SetupResult, TestResult};
+pub use report::{MeshCoverage, NetworkBenchReport, PathResult, SetupResult, TestResult};
 
 /// The body size of request/response and connection-rate answers: a small answer, as
 /// netperf's TCP_RR and TCP_CRR default to one byte; 64 bytes is about the probe server's `/`.
@@ -48,10 +62,45 @@ pub const ANSWER_BYTES: u64 = 64;
 /// How much longer than its duration a test process may take before it is killed (its
 /// connects, handshakes and the last answer each have 5 s).
 const TEST_PATIENCE: Duration = Duration::from_secs(20);
+/// `--max-time`'s default: the most time a bench's tests may take in all, unless raised.
+pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(3600);
+
+/// Where a bench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BenchBackend {
+    /// The emulated lab: network namespaces and the real CNI plugins (root).
+    #[default]
+    Lab,
+    /// Processes on loopback addresses of this machine, no namespace, no root: validates no
+    /// real network.
+    Local,
+}
+
+impl BenchBackend {
+    /// Its name, as `--backend` and the report's `backend` have it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchBackend::Lab => "lab",
+            BenchBackend::Local => "local",
+        }
+    }
+}
 
 /// What `multinet bench network` is asked to do.
 #[derive(Debug, Clone)]
 pub struct NetworkBenchRequest {
+    /// Where it runs (`--backend`).
+    pub backend: BenchBackend,
+    /// Nodes the local backend simulates (`--nodes`; `None`: 3); refused with the lab, whose
+    /// topology says how many nodes there are.
+    pub nodes: Option<u32>,
+    /// A responder on every node, each node's client going to every node's (`--mesh`).
+    pub mesh: bool,
+    /// With the mesh, each node's own responder and K others' (`--mesh-peers K`, implies
+    /// `mesh`), chosen as a mesh run chooses them.
+    pub mesh_peers: Option<u32>,
+    /// The most time the tests may take in all ([`Estimate`]); past it the bench is refused.
+    pub max_time: Duration,
     /// Topology files, benchmarked one after another; empty: the embedded default lab.
     pub topologies: Vec<PathBuf>,
     /// A lab that is up (`lab up`): benchmarked as it is and left up.
@@ -104,16 +153,144 @@ fn failed(context: impl Into<String>, source: impl Into<crate::run::BoxError>) -
     }
 }
 
-/// One setup to benchmark: a topology checked, not built yet (or a lab that is up).
+/// One setup to benchmark: a topology checked, not built yet (or a lab that is up, or the
+/// local backend's simulated nodes).
 struct Setup {
-    /// How the report names it: the topology file's stem, `default`, or the lab's name.
+    /// How the report names it: the topology file's stem, `default`, the lab's name, or
+    /// `local`.
     name: String,
     /// Where it came from.
     source: String,
-    topology: LabTopology,
-    /// The topology's text (written into the lab's state), `None` for a lab that is up.
-    text: Option<String>,
+    place: Place,
     config: multinet_proto::config::RunConfig,
+}
+
+/// Where a setup's pods go.
+enum Place {
+    /// A lab: built from `topology` (its text written into the lab's state), or, with `text`
+    /// `None`, the lab of that name that is up.
+    Lab {
+        topology: Box<LabTopology>,
+        text: Option<String>,
+    },
+    /// The local backend's simulated nodes `n1`…`nN`.
+    Local { nodes: u32 },
+}
+
+impl Setup {
+    /// Its node names, in the backend's order.
+    fn node_names(&self) -> Vec<String> {
+        match &self.place {
+            Place::Lab { topology, .. } => topology.nodes.iter().map(|n| n.name.clone()).collect(),
+            Place::Local { nodes } => (1..=*nodes).map(|i| format!("n{i}")).collect(),
+        }
+    }
+
+    /// An empty result of it.
+    fn result(&self) -> SetupResult {
+        match &self.place {
+            Place::Lab { topology, .. } => SetupResult::new(&self.name, &self.source, topology),
+            Place::Local { .. } => SetupResult::local(
+                &self.name,
+                &self.source,
+                &crate::run::config::networks(&self.config),
+            ),
+        }
+    }
+}
+
+/// How long a bench takes, said before anything is built: per setup, each path (client node →
+/// responder node, per network; every node counted as a client node, so an upper bound) runs
+/// its tests of `--duration` one after another, each with [`START_ALLOWANCE`], and with the
+/// references iperf3 (two runs of whole seconds); each setup adds the loopback comparison (four
+/// tests) and [`SETUP_ALLOWANCE`] for building its lab and starting its agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// Paths, all setups.
+    pub paths: usize,
+    /// Tests per path (iperf3 not counted).
+    pub tests_per_path: usize,
+    /// Whether the references are measured.
+    pub references: bool,
+    /// The bench's time in all.
+    pub total: Duration,
+}
+
+/// What a test process takes besides its duration in the estimate (start, connects, the last
+/// answer); measured at 0.1–0.2 s with a debug build on a loaded 2-core machine.
+pub const START_ALLOWANCE: Duration = Duration::from_millis(250);
+/// What a setup takes besides its tests in the estimate: its lab built and removed, its
+/// agents started (5–10 s for three nodes).
+pub const SETUP_ALLOWANCE: Duration = Duration::from_secs(20);
+
+impl Estimate {
+    fn of(setups: &[Setup], request: &NetworkBenchRequest) -> Self {
+        let tests_per_path = if request.streams == 1 { 5 } else { 7 };
+        let iperf3 = if request.references {
+            2 * Duration::from_secs(request.duration.as_secs_f64().ceil().max(1.0) as u64)
+        } else {
+            Duration::ZERO
+        };
+        let test = request.duration + START_ALLOWANCE;
+        let per_path = test * tests_per_path as u32 + iperf3;
+        let per_setup = SETUP_ALLOWANCE
+            + if request.references {
+                test * 4
+            } else {
+                Duration::ZERO
+            };
+        let mut paths = 0;
+        let mut total = Duration::ZERO;
+        for setup in setups {
+            let nodes = setup.node_names();
+            let networks = crate::run::config::networks(&setup.config);
+            // At most: every node a responder on every network.
+            let these = if setup.config.mesh {
+                let responders: Vec<(String, Vec<CephNetwork>)> = nodes
+                    .iter()
+                    .map(|n| (n.clone(), networks.clone()))
+                    .collect();
+                let mesh = Targeting::mesh(&nodes, &responders, setup.config.mesh_peers);
+                networks.iter().map(|n| mesh.covered(*n).len()).sum()
+            } else {
+                nodes.len() * networks.len()
+            };
+            paths += these;
+            total += per_path * these as u32 + per_setup;
+        }
+        Self {
+            paths,
+            tests_per_path,
+            references: request.references,
+            total,
+        }
+    }
+
+    /// One line: paths × tests × duration, the total.
+    pub fn said(&self, duration: Duration) -> String {
+        format!(
+            "{} path(s) × {} test(s) × {:.1}s{}, with starting and building: about {}",
+            self.paths,
+            self.tests_per_path,
+            duration.as_secs_f64(),
+            if self.references {
+                " and iperf3 both ways per path, the nginx comparison"
+            } else {
+                ""
+            },
+            minutes(self.total)
+        )
+    }
+}
+
+/// `12m30s`.
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs_f64().ceil() as u64;
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
 }
 
 /// Runs the bench: every setup checked first (a bad file refuses the whole bench before any
@@ -124,26 +301,62 @@ struct Setup {
 /// [`Error`]: invalid input, a lab that could not be built or whose server did not start, a
 /// signal.
 pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBenchReport, Error> {
-    crate::lab::available().map_err(|why| Error::Usage(format!("bench network: {why}")))?;
-    if !request.topologies.is_empty() && request.existing_lab.is_some() {
-        return Err(Error::Usage(
-            "-f and --lab do not go together: benchmark a topology file or a lab that is up".into(),
-        ));
+    match request.backend {
+        BenchBackend::Lab => {
+            crate::lab::available().map_err(|why| Error::Usage(format!("bench network: {why}")))?;
+            if !request.topologies.is_empty() && request.existing_lab.is_some() {
+                return Err(Error::Usage(
+                    "-f and --lab do not go together: benchmark a topology file or a lab that is up"
+                        .into(),
+                ));
+            }
+            if request.nodes.is_some() {
+                return Err(Error::Usage(
+                    "--nodes applies to --backend local only: a lab's topology says how many nodes it has"
+                        .into(),
+                ));
+            }
+        }
+        BenchBackend::Local => {
+            if !request.topologies.is_empty() || request.existing_lab.is_some() {
+                return Err(Error::Usage(
+                    "-f and --lab name a lab: they do not go with --backend local, whose nodes are --nodes"
+                        .into(),
+                ));
+            }
+        }
+    }
+    if request.max_time.is_zero() {
+        return Err(Error::Usage("--max-time: must be more than 0".into()));
     }
     multinet_agent::install_crypto_provider();
     let setups = check_setups(request, say)?;
+    let estimate = Estimate::of(&setups, request);
+    if estimate.total > request.max_time {
+        return Err(Error::Usage(format!(
+            "--max-time {}: {}; raise --max-time, shorten --duration, or take fewer peers (--mesh-peers K)",
+            minutes(request.max_time),
+            estimate.said(request.duration)
+        )));
+    }
+    say(Notice::Note(format!(
+        "bench: {}",
+        estimate.said(request.duration)
+    )));
+    let began = Instant::now();
     let mut report = NetworkBenchReport::new(request);
+    report.estimated_ms = estimate.total.as_millis() as u64;
     report.references = reference::Tools::find();
     for setup in setups {
         let name = setup.name.clone();
         say(Notice::Info(format!("bench {name}: {}", setup.source)));
-        let (source, topology) = (setup.source.clone(), setup.topology.clone());
+        let empty = setup.result();
         match bench_setup(setup, request, &report.references, say) {
             Ok(result) => report.setups.push(result),
             // A setup this machine cannot build (a kernel without ipvlan) or whose server
             // did not start is said in the report; the other setups are still measured.
             Err(e @ Error::Failed { .. }) => {
-                let mut result = SetupResult::new(&name, &source, &topology);
+                let mut result = empty;
                 result.error = Some(chain(&e));
                 say(Notice::Note(format!("bench {name}: {}", chain(&e))));
                 report.setups.push(result);
@@ -151,6 +364,7 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
             Err(e) => return Err(e),
         }
     }
+    report.elapsed_ms = began.elapsed().as_millis() as u64;
     Ok(report)
 }
 
@@ -158,14 +372,35 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
 fn check_setups(request: &NetworkBenchRequest, say: Say<'_>) -> Result<Vec<Setup>, Error> {
     let mut problems = Problems::default();
     let mut setups = Vec::new();
+    let overrides = ConfigRequest {
+        mesh: request.mesh,
+        mesh_peers: request.mesh_peers,
+        ..ConfigRequest::default()
+    };
+    if request.backend == BenchBackend::Local {
+        let nodes = request
+            .nodes
+            .unwrap_or(crate::run::config::DEFAULT_LOCAL_NODES);
+        let config = crate::run::config::resolve(&overrides, &mut problems)
+            .ok_or_else(|| Error::Invalid(problems.clone()))?;
+        setups.push(Setup {
+            name: "local".into(),
+            source: format!("the local backend, {nodes} node(s) on loopback"),
+            place: Place::Local { nodes },
+            config,
+        });
+        return Ok(setups);
+    }
     if let Some(name) = &request.existing_lab {
         let lab = Lab::open(name).map_err(|e| Error::Usage(chain(&e)))?;
-        let config = config_for(&lab.topology, &mut problems)?;
+        let config = config_for(&lab.topology, &overrides, &mut problems)?;
         setups.push(Setup {
             name: name.clone(),
             source: format!("lab {name}, up"),
-            topology: lab.topology,
-            text: None,
+            place: Place::Lab {
+                topology: Box::new(lab.topology),
+                text: None,
+            },
             config,
         });
         return Ok(setups);
@@ -196,7 +431,7 @@ fn check_setups(request: &NetworkBenchRequest, say: Say<'_>) -> Result<Vec<Setup
                 for w in &warnings.warnings {
                     say(Notice::Warning(w.to_string()));
                 }
-                let config = config_for(&topology, &mut problems)?;
+                let config = config_for(&topology, &overrides, &mut problems)?;
                 let mut name = file
                     .and_then(|f| f.file_stem())
                     .map_or("default".to_string(), |s| s.to_string_lossy().into_owned());
@@ -210,8 +445,10 @@ fn check_setups(request: &NetworkBenchRequest, say: Say<'_>) -> Result<Vec<Setup
                     source: file.map_or("the embedded default topology".to_string(), |f| {
                         f.display().to_string()
                     }),
-                    topology,
-                    text: Some(text),
+                    place: Place::Lab {
+                        topology: Box::new(topology),
+                        text: Some(text),
+                    },
                     config,
                 });
             }
@@ -223,13 +460,15 @@ fn check_setups(request: &NetworkBenchRequest, say: Say<'_>) -> Result<Vec<Setup
     Ok(setups)
 }
 
+/// The run configuration of a lab setup: the topology's, with `--mesh` and `--mesh-peers`.
 fn config_for(
     topology: &LabTopology,
+    overrides: &ConfigRequest,
     problems: &mut Problems,
 ) -> Result<multinet_proto::config::RunConfig, Error> {
     let mut own = Problems::default();
     let config = crate::run::config::resolve_for_lab(
-        &ConfigRequest::default(),
+        overrides,
         topology,
         crate::run::config::DEFAULT_LOCAL_NODES,
         &mut own,
@@ -243,8 +482,8 @@ fn config_for(
     }
 }
 
-/// Builds one setup's lab, places the server and the client pods as a run does, measures
-/// every path, and removes what it built — on every way out.
+/// Builds one setup's lab (or starts the local backend), places the server and the client
+/// pods as a run does, measures every path, and removes what it built — on every way out.
 fn bench_setup(
     setup: Setup,
     request: &NetworkBenchRequest,
@@ -253,26 +492,7 @@ fn bench_setup(
 ) -> Result<SetupResult, Error> {
     let agent_command = crate::backend::agents::AgentProcesses::default_agent_command()
         .map_err(|e| failed("", e))?;
-    let (lab, keep) = match setup.text {
-        Some(text) => {
-            for notice in Lab::notices(&setup.topology) {
-                say(Notice::Info(format!("lab: {notice}")));
-            }
-            let lab = crate::run::lab_up_interruptible(setup.topology.clone(), text, say).map_err(
-                |e| match e {
-                    crate::run::Error::Interrupted(signal) => Error::Interrupted(signal),
-                    other => failed("building the lab", other),
-                },
-            )?;
-            (lab, Keep::Nothing)
-        }
-        None => (
-            Lab::open(&setup.topology.name).map_err(|e| failed("opening the lab", e))?,
-            Keep::Lab,
-        ),
-    };
-    let mut result = SetupResult::new(&setup.name, &setup.source, &setup.topology);
-    let backend = LabBackend::new(lab, agent_command, Vec::new(), keep);
+    let mut result = setup.result();
     let settings = RunSettings {
         networks: crate::run::config::networks(&setup.config),
         config: setup.config,
@@ -284,16 +504,62 @@ fn bench_setup(
         interim: None,
         hand_over: None,
     };
+    let measured = match setup.place {
+        Place::Local { nodes } => {
+            let backend = LocalBackend::new(nodes, agent_command, None);
+            let what = "the local backend's agents".to_string();
+            on_site(backend, &settings, request, tools, &mut result, &what, say)
+        }
+        Place::Lab { topology, text } => {
+            let (lab, keep) = match text {
+                Some(text) => {
+                    for notice in Lab::notices(&topology) {
+                        say(Notice::Info(format!("lab: {notice}")));
+                    }
+                    let lab = crate::run::lab_up_interruptible((*topology).clone(), text, say)
+                        .map_err(|e| match e {
+                            crate::run::Error::Interrupted(signal) => Error::Interrupted(signal),
+                            other => failed("building the lab", other),
+                        })?;
+                    (lab, Keep::Nothing)
+                }
+                None => (
+                    Lab::open(&topology.name).map_err(|e| failed("opening the lab", e))?,
+                    Keep::Lab,
+                ),
+            };
+            let backend = LabBackend::new(lab, agent_command, Vec::new(), keep);
+            let what = format!(
+                "lab {}; `multinet lab down {}` removes what is left",
+                topology.name, topology.name
+            );
+            on_site(backend, &settings, request, tools, &mut result, &what, say)
+        }
+    };
+    measured.map(|()| result)
+}
+
+/// Places and measures on `backend` (its control plane, the supervisor, the bench), then
+/// cleans up whatever happened; `what` names what a failed cleanup leaves.
+fn on_site<S: BenchSite>(
+    backend: S,
+    settings: &RunSettings,
+    request: &NetworkBenchRequest,
+    tools: &reference::Tools,
+    result: &mut SetupResult,
+    what: &str,
+    say: Say<'_>,
+) -> Result<(), Error> {
     let system = actix_rt::System::with_tokio_rt(|| {
         multinet_agent::entry::multi_threaded(2)
             .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
     });
-    let measured = system.block_on(async {
+    system.block_on(async {
         let mut backend = backend;
         let socket = backend.control_socket();
         let run_root = backend.run_root();
         let mut supervisor = match socket
-            .map_err(crate::run::BoxError::from)
+            .map_err(BoxError::from)
             .and_then(|s| RunSupervisor::prepare(s, &run_root).map_err(Into::into))
         {
             Ok(supervisor) => supervisor,
@@ -303,19 +569,111 @@ fn bench_setup(
             }
         };
         let outcome = tokio::select! {
-            r = measure(&mut supervisor, &mut backend, &settings, request, tools, &mut result, say) => r,
+            r = measure(&mut supervisor, &mut backend, settings, request, tools, result, say) => r,
             signal = crate::signals::shutdown_signal() => Err(Error::Interrupted(signal)),
         };
         if let Err(e) = supervisor.cleanup(&mut backend).await {
-            say(Notice::Note(format!(
-                "cleaning up lab {}: {}; `multinet lab down` removes what is left",
-                setup.topology.name,
-                chain(&e)
-            )));
+            say(Notice::Note(format!("cleaning up {what}: {}", chain(&e))));
         }
         outcome
-    });
-    measured.map(|()| result)
+    })
+}
+
+/// A client pod of the bench: no agent, only addresses (and a namespace to run its tests in).
+#[derive(Debug, Clone)]
+struct ClientPod {
+    /// Its network namespace; `None`: this machine's own (the local backend).
+    ns: Option<String>,
+    /// Its addresses, one per network it is attached to.
+    addresses: Vec<NetworkAddress>,
+    /// The network it could not get an address on, with the reason.
+    failed: Option<(CephNetwork, String)>,
+}
+
+impl From<PodNet> for ClientPod {
+    fn from(pod: PodNet) -> Self {
+        Self {
+            ns: Some(pod.ns),
+            addresses: pod.addresses,
+            failed: pod.failed,
+        }
+    }
+}
+
+/// What the bench needs of a backend beyond a run's placement.
+#[allow(async_fn_in_trait)] // used with the two concrete backends only
+trait BenchSite: Scheduler {
+    /// One client pod per `(node, networks)`, in that order.
+    async fn place_clients(
+        &mut self,
+        pods: Vec<(String, Vec<CephNetwork>)>,
+    ) -> Result<Vec<ClientPod>, BoxError>;
+    /// The pid of pod `pod`'s agent (its CPU time), while it runs.
+    fn agent_pid(&self, pod: &str) -> Option<i32>;
+    /// The network namespace of pod `pod`; `None` on the local backend (no namespace).
+    fn pod_namespace(&self, pod: &str) -> Option<String>;
+    /// Where the loopback comparison runs beside server pod `pod`: its namespace and that
+    /// namespace's 127.0.0.1, or (local) no namespace and a loopback address of the run's own
+    /// block, so that nothing else on the machine is met.
+    fn loopback(&mut self, pod: &str) -> Option<(Option<String>, IpAddr)>;
+}
+
+impl BenchSite for LabBackend {
+    async fn place_clients(
+        &mut self,
+        pods: Vec<(String, Vec<CephNetwork>)>,
+    ) -> Result<Vec<ClientPod>, BoxError> {
+        let placed = self.place_without_agents(pods).await?;
+        Ok(placed.into_iter().map(ClientPod::from).collect())
+    }
+
+    fn agent_pid(&self, pod: &str) -> Option<i32> {
+        LabBackend::agent_pid(self, pod)
+    }
+
+    fn pod_namespace(&self, pod: &str) -> Option<String> {
+        LabBackend::pod_namespace(self, pod).map(str::to_string)
+    }
+
+    fn loopback(&mut self, pod: &str) -> Option<(Option<String>, IpAddr)> {
+        let ns = LabBackend::pod_namespace(self, pod)?.to_string();
+        Some((Some(ns), IpAddr::from([127, 0, 0, 1])))
+    }
+}
+
+impl BenchSite for LocalBackend {
+    async fn place_clients(
+        &mut self,
+        pods: Vec<(String, Vec<CephNetwork>)>,
+    ) -> Result<Vec<ClientPod>, BoxError> {
+        Ok(pods
+            .iter()
+            .map(|(_, networks)| ClientPod {
+                ns: None,
+                addresses: self.pod_addresses(networks),
+                failed: None,
+            })
+            .collect())
+    }
+
+    fn agent_pid(&self, pod: &str) -> Option<i32> {
+        LocalBackend::agent_pid(self, pod)
+    }
+
+    fn pod_namespace(&self, _pod: &str) -> Option<String> {
+        None
+    }
+
+    fn loopback(&mut self, _pod: &str) -> Option<(Option<String>, IpAddr)> {
+        let address = self.pod_addresses(&[CephNetwork::Public]).first()?.addr;
+        Some((None, address))
+    }
+}
+
+/// The command prefix that runs a program in namespace `ns`; nothing for `None` (this
+/// machine's own namespace, the local backend).
+pub(crate) fn exec_in(ns: Option<&str>) -> Vec<String> {
+    ns.map(netns_exec).unwrap_or_default()
 }
 
 /// What a setup's tests share.
@@ -324,15 +682,14 @@ struct Bench<'a> {
     client_command: Vec<String>,
     /// The client's TLS files (the run CA as its trust anchor).
     tls: multinet_proto::assignment::TlsFiles,
-    /// The server agent's pid (its CPU time).
-    server_pid: Option<i32>,
     request: &'a NetworkBenchRequest,
 }
 
-/// The server placed, the client pods placed, every path measured into `result`.
-async fn measure(
+/// The server (every responder) placed, the client pods placed, every path measured into
+/// `result`.
+async fn measure<S: BenchSite>(
     supervisor: &mut RunSupervisor,
-    backend: &mut LabBackend,
+    backend: &mut S,
     settings: &RunSettings,
     request: &NetworkBenchRequest,
     tools: &reference::Tools,
@@ -358,8 +715,9 @@ async fn measure(
         ));
     };
     result.server_node = placed.server_node.clone();
+    result.mesh = MeshCoverage::of(&placed.targeting, &placed.responders);
     let pods = backend
-        .place_without_agents(placed.client_networks.clone())
+        .place_clients(placed.client_networks.clone())
         .await
         .map_err(|e| failed("placing the client pods", e))?;
     let run_dir = crate::supervisor::run_dir(&backend.run_root(), supervisor.run_id());
@@ -371,49 +729,64 @@ async fn measure(
     let bench = Bench {
         client_command: vec![exe.display().to_string(), "bench".into(), "client".into()],
         tls,
-        server_pid: backend.agent_pid("server"),
         request,
     };
-    let server_ns = backend.pod_namespace("server").map(str::to_string);
     for network in &settings.networks {
-        let Some(listener) = placed.listeners.iter().find(|l| l.network == *network) else {
-            continue;
-        };
         let mut paths = Vec::new();
         for ((node, networks), pod) in placed.client_networks.iter().zip(&pods) {
             if !networks.contains(network) {
                 continue;
             }
-            let path = measure_path(
-                &bench,
-                PathEnds {
-                    node,
-                    server_node: &placed.server_node,
-                    network: *network,
-                    pod,
-                    listener,
-                    server_ns: server_ns.as_deref(),
-                },
-                tools,
-                say,
-            )
-            .await;
-            paths.push(path);
+            // The single server's node, or the node's mesh peers (its own first).
+            let targets = placed
+                .targeting
+                .peers_of(*network, node)
+                .map_or_else(|| vec![placed.server_node.clone()], <[String]>::to_vec);
+            for target in &targets {
+                let Some((server_pod, listener)) = placed.responders.iter().find_map(|(pod, r)| {
+                    let listener = r.listeners.iter().find(|l| l.network == *network)?;
+                    (r.node == *target).then_some((pod, listener))
+                }) else {
+                    continue;
+                };
+                let server_ns = backend.pod_namespace(server_pod);
+                let path = measure_path(
+                    &bench,
+                    PathEnds {
+                        node,
+                        server_node: target,
+                        network: *network,
+                        pod,
+                        listener,
+                        server_ns: server_ns.as_deref(),
+                        server_pid: backend.agent_pid(server_pod),
+                    },
+                    tools,
+                    say,
+                )
+                .await;
+                paths.push(path);
+            }
         }
         result.push_network(*network, paths);
     }
+    let server_pod = placed
+        .responders
+        .iter()
+        .find(|(_, r)| r.node == placed.server_node)
+        .map(|(pod, _)| pod.clone());
     if request.references
-        && let Some(ns) = &server_ns
+        && let Some((ns, address)) = server_pod.and_then(|pod| backend.loopback(&pod))
     {
         let server_tls = supervisor
             .pki()
             .write_agent_files(&run_dir, "bench-loopback-server", true)
             .map_err(|e| failed("the loopback probe server's certificate", e))?;
-        let dir = backend.state_dir();
         let loopback = reference::Loopback {
             program: &bench.client_command[0],
-            ns,
-            dir: &dir,
+            ns: ns.as_deref(),
+            address,
+            dir: &run_dir,
             server_tls: &server_tls,
         };
         result.loopback =
@@ -427,9 +800,12 @@ struct PathEnds<'a> {
     node: &'a str,
     server_node: &'a str,
     network: CephNetwork,
-    pod: &'a PodNet,
+    pod: &'a ClientPod,
     listener: &'a Listener,
+    /// The server pod's namespace (`None`: the local backend's, this machine's).
     server_ns: Option<&'a str>,
+    /// The server agent's pid (its CPU time).
+    server_pid: Option<i32>,
 }
 
 /// Every test on one path, one after another.
@@ -488,7 +864,8 @@ async fn measure_path(
         };
         let test = run_test(
             bench,
-            &ends.pod.ns,
+            ends.pod.ns.as_deref(),
+            ends.server_pid,
             ClientArgs {
                 kind,
                 streams: n,
@@ -500,14 +877,12 @@ async fn measure_path(
         .await;
         path.tests.push(test);
     }
-    if bench.request.references
-        && let Some(server_ns) = ends.server_ns
-    {
+    if bench.request.references {
         path.iperf3 = Some(
             reference::iperf3_path(
                 tools,
-                server_ns,
-                &ends.pod.ns,
+                ends.server_ns,
+                ends.pod.ns.as_deref(),
                 ends.listener.http.ip(),
                 address,
                 bench.request.duration,
@@ -528,10 +903,16 @@ struct ClientArgs<'a> {
     device: Option<&'a str>,
 }
 
-/// Runs one test: the client process in `ns`, bounded by the duration and
-/// [`TEST_PATIENCE`]; the server agent's CPU time read before and after.
-async fn run_test(bench: &Bench<'_>, ns: &str, args: ClientArgs<'_>) -> TestResult {
-    let mut argv = netns_exec(ns);
+/// Runs one test: the client process in `ns` (`None`: this machine's namespace, bound to the
+/// client's loopback address), bounded by the duration and [`TEST_PATIENCE`]; the server
+/// agent's (`server_pid`) CPU time read before and after.
+async fn run_test(
+    bench: &Bench<'_>,
+    ns: Option<&str>,
+    server_pid: Option<i32>,
+    args: ClientArgs<'_>,
+) -> TestResult {
+    let mut argv = exec_in(ns);
     argv.extend(bench.client_command.iter().cloned());
     argv.extend([
         "--kind".to_string(),
@@ -556,13 +937,9 @@ async fn run_test(bench: &Bench<'_>, ns: &str, args: ClientArgs<'_>) -> TestResu
     if let Some(device) = args.device {
         argv.extend(["--device".to_string(), device.to_string()]);
     }
-    let server_before = bench
-        .server_pid
-        .and_then(|pid| multinet_agent::load::cpu_seconds(Some(pid)));
+    let server_before = server_pid.and_then(|pid| multinet_agent::load::cpu_seconds(Some(pid)));
     let ran = run_json::<LoadOutcome>(&argv, bench.request.duration + TEST_PATIENCE).await;
-    let server_after = bench
-        .server_pid
-        .and_then(|pid| multinet_agent::load::cpu_seconds(Some(pid)));
+    let server_after = server_pid.and_then(|pid| multinet_agent::load::cpu_seconds(Some(pid)));
     let server_cpu = server_before
         .zip(server_after)
         .map(|(before, after)| after - before);
@@ -635,7 +1012,7 @@ pub(crate) async fn run_bounded(
 }
 
 /// One test as `multinet bench client` is asked for it (from the bench, in a pod's
-/// namespace).
+/// namespace, or on the local backend in this machine's).
 #[derive(Debug, Clone)]
 pub struct ClientRequest {
     /// What the test does.
@@ -691,6 +1068,76 @@ pub fn client(request: &ClientRequest) -> Result<LoadOutcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(mesh: bool, mesh_peers: Option<u32>, nodes: u32) -> NetworkBenchRequest {
+        NetworkBenchRequest {
+            backend: BenchBackend::Local,
+            nodes: Some(nodes),
+            mesh,
+            mesh_peers,
+            max_time: DEFAULT_MAX_TIME,
+            topologies: Vec::new(),
+            existing_lab: None,
+            duration: Duration::from_secs(1),
+            streams: 4,
+            references: false,
+        }
+    }
+
+    fn quiet(_: Notice) {}
+
+    #[test]
+    fn the_estimate_counts_the_pairs_a_mesh_run_covers() {
+        let paths = |mesh, peers, nodes| {
+            let request = request(mesh, peers, nodes);
+            let setups = check_setups(&request, &quiet).expect("valid");
+            Estimate::of(&setups, &request)
+        };
+        // Two networks: 3 paths each to the one server, 3 × 3 in a full mesh, 3 × (own + 1).
+        assert_eq!(paths(false, None, 3).paths, 6);
+        assert_eq!(paths(true, None, 3).paths, 18);
+        assert_eq!(
+            paths(false, Some(1), 3).paths,
+            12,
+            "--mesh-peers implies --mesh"
+        );
+        let e = paths(true, None, 3);
+        assert_eq!(e.tests_per_path, 7);
+        // 18 paths × 7 tests × (1 s + 0.25 s), and one setup's allowance.
+        assert_eq!(
+            e.total,
+            Duration::from_millis(18 * 7 * 1250) + SETUP_ALLOWANCE
+        );
+        assert!(
+            e.said(Duration::from_secs(1))
+                .starts_with("18 path(s) × 7 test(s) × 1.0s")
+        );
+    }
+
+    #[test]
+    fn a_bench_longer_than_max_time_is_refused_naming_the_flag() {
+        let mut long = request(true, None, 64);
+        long.duration = Duration::from_secs(600);
+        let error = bench(&long, &quiet).expect_err("refused");
+        assert_eq!(error.class(), Class::Invalid);
+        let text = error.to_string();
+        assert!(
+            text.contains("--max-time 60m") && text.contains("8192 path(s)"),
+            "{text}"
+        );
+        let mut zero = request(false, None, 2);
+        zero.max_time = Duration::ZERO;
+        assert!(
+            bench(&zero, &quiet)
+                .expect_err("refused")
+                .to_string()
+                .contains("--max-time")
+        );
+        let mut lab_flags = request(false, None, 2);
+        lab_flags.topologies = vec!["x.yaml".into()];
+        let error = bench(&lab_flags, &quiet).expect_err("refused");
+        assert!(error.to_string().contains("--backend local"), "{error}");
+    }
 
     #[test]
     fn the_example_bench_topologies_are_valid_and_without_warnings() {

@@ -12,10 +12,11 @@ pub enum BenchCommand {
     /// A long soak, time-compressed: the run's matrix fed hours of simulated results; memory
     /// and report size per simulated hour.
     Soak(SoakFlags),
-    /// The data plane on the lab: per network and path, bulk throughput both ways (1 and
-    /// --streams connections), request/response rate and latency percentiles, new TCP and
-    /// TLS connections per second, CPU of both ends, MSS and path MTU; iperf3 and nginx as
-    /// references. Several -f: setups side by side.
+    /// The data plane on the lab (or --backend local): per network and path, bulk throughput
+    /// both ways (1 and --streams connections), request/response rate and latency
+    /// percentiles, new TCP and TLS connections per second, CPU of both ends, MSS and path
+    /// MTU; iperf3 and nginx as references. Several -f: setups side by side. --mesh: every
+    /// node to every node's responder.
     Network(NetworkFlags),
     /// The load side of `ingest` (started by it).
     #[command(hide = true)]
@@ -40,9 +41,38 @@ pub enum NetworkOutput {
     Csv,
 }
 
+/// Where `bench network` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkBackend {
+    /// The emulated lab: network namespaces, the real CNI plugins (root).
+    Lab,
+    /// Processes on loopback addresses of this machine (no root): validates no real network.
+    Local,
+}
+
 /// Arguments of `multinet bench network`.
 #[derive(Debug, Args)]
 pub struct NetworkFlags {
+    /// Where to run: the lab, or local processes on loopback (validates no real network).
+    #[arg(long, value_enum, default_value = "lab")]
+    pub backend: NetworkBackend,
+    /// Nodes the local backend simulates (1 to 64) [default: 3]; with the lab the topology
+    /// says.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub nodes: Option<u32>,
+    /// Mesh: a responder on every node; every node's client measures the path to every
+    /// node's responder (its own included), one test at a time.
+    #[arg(long)]
+    pub mesh: bool,
+    /// Mesh with K other nodes per node (its own besides), chosen by rendezvous hashing as
+    /// `run --mesh-peers` chooses them; implies --mesh.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub mesh_peers: Option<u32>,
+    /// The most time the tests may take in all, a Go duration: paths × tests × --duration
+    /// (with the references) is estimated before anything is built, and a bench over it is
+    /// refused (exit 22).
+    #[arg(long, default_value = "1h", value_parser = parse_go_duration)]
+    pub max_time: std::time::Duration,
     /// A lab topology; repeat to benchmark setups one after another, side by side
     /// [default: the embedded default lab].
     #[arg(short = 'f', long = "topology", value_name = "TOPOLOGY.yaml")]
@@ -296,8 +326,9 @@ pub fn run(command: BenchCommand) -> u8 {
 }
 
 /// `multinet bench network`: the bench, its report written where asked; exit 0 when every
-/// setup was measured, 22 for invalid input, 69 when a setup's lab could not be built or its
-/// server not started (the report says which; the others are measured), 128 + N on a signal.
+/// setup was measured, 22 for invalid input (also a bench whose tests would take longer than
+/// --max-time), 69 when a setup's lab could not be built or its server not started (the
+/// report says which; the others are measured), 128 + N on a signal.
 fn network(f: &NetworkFlags) -> u8 {
     let format = match (&f.report, f.output) {
         (Some(path), NetworkOutput::Text) => match path.extension().and_then(|e| e.to_str()) {
@@ -308,6 +339,14 @@ fn network(f: &NetworkFlags) -> u8 {
         (_, output) => output,
     };
     let request = bench::network::NetworkBenchRequest {
+        backend: match f.backend {
+            NetworkBackend::Lab => bench::network::BenchBackend::Lab,
+            NetworkBackend::Local => bench::network::BenchBackend::Local,
+        },
+        nodes: f.nodes,
+        mesh: f.mesh,
+        mesh_peers: f.mesh_peers,
+        max_time: f.max_time,
         topologies: f.topologies.clone(),
         existing_lab: f.lab.clone(),
         duration: f.duration,

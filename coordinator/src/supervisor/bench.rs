@@ -1,7 +1,10 @@
 //! A bench's placement (`multinet bench network`): the run's plan and its server stage, and
 //! nothing after them — the bench places its own client pods and runs its own load, one test
-//! at a time, where a run would start probing clients.
+//! at a time, where a run would start probing clients. In a mesh configuration (`mesh: true`)
+//! the server stage is a mesh run's: a responder on every node that runs test pods, all of
+//! them started and waited for.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use multinet_proto::control::{Listener, Role};
@@ -10,16 +13,25 @@ use multinet_proto::network::CephNetwork;
 use super::decide::ServerStage;
 use super::{RunSettings, RunSupervisor, TICK, backend};
 use crate::control_plane::connection_limit_for;
+use crate::mesh::{Responder, Targeting};
 use crate::roster::Snapshot;
 use crate::scheduler::Scheduler;
 
-/// Where the server of a bench listens, and the pods the run would place on each node.
+/// Where the server of a bench listens (in a mesh, every node's responder), and the pods the
+/// run would place on each node.
 #[derive(Debug, Clone)]
 pub struct ServerPlaced {
-    /// The server's node.
+    /// The server's node (in a mesh, the node a single run would have put the server on).
     pub server_node: String,
-    /// The server's listeners, one per network.
+    /// The listeners of the server on that node, one per network it is attached to.
     pub listeners: Vec<Listener>,
+    /// Every server that said where it listens, by pod: the one server (`server`), or in a
+    /// mesh every node's responder (`server-<node>`, [`crate::mesh::responder_pod`]), each
+    /// with its node and listeners.
+    pub responders: BTreeMap<String, Responder>,
+    /// Which responders each node's clients go to: [`Targeting::Single`] for the one server,
+    /// else the mesh's pairs exactly as a mesh run has them (`--mesh-peers`).
+    pub targeting: Targeting,
     /// Per node (in the backend's order), the networks its most attached client pod of the
     /// run's plan has (an OSD's: every network; another daemon's: public). Nodes without
     /// client pods are left out.
@@ -28,8 +40,9 @@ pub struct ServerPlaced {
 
 impl RunSupervisor {
     /// Plans the run as [`Self::run`] does and carries out its server stage only: the server
-    /// agent placed and started by the backend, until it says where it listens. `None` when
-    /// it did not (gone, or the stage deadline passed); the run's stages say which.
+    /// agent (in a mesh, every responder) placed and started by the backend, until each says
+    /// where it listens. `None` when one did not (gone, or the stage deadline passed); the
+    /// run's stages say which.
     pub async fn place_server_only<S: Scheduler>(
         &mut self,
         scheduler: &mut S,
@@ -48,24 +61,25 @@ impl RunSupervisor {
             .set_connection_limit(connection_limit_for(server.len()));
         let since = Instant::now();
         self.start_pods(scheduler, settings, &server).await?;
-        let listeners = loop {
+        let ready = loop {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
             let now = Instant::now();
             match self.at(now).server_stage(&snap, now - since, deadline) {
                 ServerStage::Waiting => tokio::time::sleep(TICK).await,
                 ServerStage::Ready => {
-                    break snap
+                    let listeners = snap
                         .responders
-                        .into_values()
+                        .values()
                         .find(|r| r.node == self.server_node)
-                        .map(|r| r.listeners);
+                        .map(|r| r.listeners.clone());
+                    break listeners.map(|l| (l, snap.responders));
                 }
                 ServerStage::Gone | ServerStage::Deadline => break None,
             }
         };
-        self.stage_done("server", since, listeners.is_some());
-        let Some(listeners) = listeners else {
+        self.stage_done("server", since, ready.is_some());
+        let Some((listeners, responders)) = ready else {
             return Ok(None);
         };
         let client_networks = self
@@ -83,6 +97,8 @@ impl RunSupervisor {
         Ok(Some(ServerPlaced {
             server_node: self.server_node.clone(),
             listeners,
+            responders,
+            targeting: self.targeting.clone(),
             client_networks,
         }))
     }

@@ -3,8 +3,9 @@
 //! server in the server pod's namespace and its client in the client pod's, bounded by the
 //! test duration; and nginx (Debian's `nginx-light`, one worker, as the probe server has one
 //! thread) against a probe server, both serving the same answer on the server pod's loopback,
-//! loaded by the same load generator. A tool that is missing is said in the report, never
-//! skipped in silence.
+//! loaded by the same load generator. On the local backend there is no namespace: both run on
+//! loopback addresses of the run's own block. A tool that is missing is said in the report,
+//! never skipped in silence.
 //!
 //! Every process is started bounded ([`super::run_bounded`]) or killed when its part ends
 //! (`kill_on_drop`), and its scratch files live in the lab's state directory (removed with
@@ -19,14 +20,13 @@ use multinet_proto::assignment::{NetworkAddress, TlsFiles};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt as _;
 
-use super::{ANSWER_BYTES, NetworkBenchRequest, TestResult, run_bounded, run_json};
-use crate::lab::backend::netns_exec;
+use super::{ANSWER_BYTES, NetworkBenchRequest, TestResult, exec_in, run_bounded, run_json};
 use crate::run::{Notice, Say};
 
-/// The iperf3 port in the server pod's namespace (iperf3's default; the probe server's ports
-/// are ephemeral, above it).
+/// The iperf3 port on the server's address (iperf3's default; the probe server's ports are
+/// ephemeral, above it).
 const IPERF3_PORT: u16 = 5201;
-/// nginx's port on the server pod's loopback.
+/// nginx's port on the loopback address of the comparison.
 const NGINX_PORT: u16 = 18_080;
 /// How long a reference server gets to start listening.
 const START_PATIENCE: Duration = Duration::from_secs(5);
@@ -108,12 +108,13 @@ pub struct Iperf3 {
 }
 
 /// Measures one path with iperf3: its server (`-s -1`, one test) in `server_ns` on
-/// `server_ip`, its client in `client_ns` from `client`, `duration` rounded up to whole
-/// seconds (iperf3's `-t`), each direction in turn.
+/// `server_ip`, its client in `client_ns` from `client` (`None`: this machine's namespace,
+/// the local backend), `duration` rounded up to whole seconds (iperf3's `-t`), each direction
+/// in turn.
 pub async fn iperf3_path(
     tools: &Tools,
-    server_ns: &str,
-    client_ns: &str,
+    server_ns: Option<&str>,
+    client_ns: Option<&str>,
     server_ip: IpAddr,
     client: &NetworkAddress,
     duration: Duration,
@@ -152,14 +153,14 @@ pub async fn iperf3_path(
 
 async fn iperf3_once(
     program: &str,
-    server_ns: &str,
-    client_ns: &str,
+    server_ns: Option<&str>,
+    client_ns: Option<&str>,
     server_ip: IpAddr,
     client: &NetworkAddress,
     seconds: u64,
     reverse: bool,
 ) -> Result<f64, String> {
-    let mut server_argv = netns_exec(server_ns);
+    let mut server_argv = exec_in(server_ns);
     server_argv.extend([
         program.to_string(),
         "-s".into(),
@@ -180,7 +181,7 @@ async fn iperf3_once(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start the iperf3 server: {e}"))?;
-    let mut client_argv = netns_exec(client_ns);
+    let mut client_argv = exec_in(client_ns);
     client_argv.extend([
         program.to_string(),
         "-c".into(),
@@ -221,7 +222,7 @@ async fn iperf3_once(
     Ok(bits / 1e9)
 }
 
-/// The probe server against nginx on one namespace's loopback, with the same load.
+/// The probe server against nginx on one loopback address, with the same load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoopbackComparison {
     /// The probe server's tests: request/response with `--streams` kept-alive connections,
@@ -251,7 +252,7 @@ impl LoopbackComparison {
     /// Its lines in the text report.
     pub fn text(&self) -> String {
         let mut out =
-            String::from("probe server vs nginx (the server pod's loopback, same load):\n");
+            String::from("probe server vs nginx (on loopback beside the server, same load):\n");
         let rate = |tests: &[TestResult], kind: LoadKind| {
             tests
                 .iter()
@@ -292,16 +293,19 @@ impl LoopbackComparison {
 pub struct Loopback<'a> {
     /// `multinet bench client` and `multinet bench serve` start with this (the program).
     pub program: &'a str,
-    /// The server pod's namespace.
-    pub ns: &'a str,
+    /// The server pod's namespace; `None`: this machine's (the local backend).
+    pub ns: Option<&'a str>,
+    /// The loopback address both servers listen on and the load comes from: the namespace's
+    /// 127.0.0.1, or on the local backend one of the run's own block.
+    pub address: IpAddr,
     /// Where scratch files go.
     pub dir: &'a Path,
     /// The probe server's identity (run CA, certificate naming the probe server).
     pub server_tls: &'a TlsFiles,
 }
 
-/// Starts a probe server and nginx on the loopback of `ns`, one after the other, and loads
-/// each with the same request/response and connection-rate tests.
+/// Starts a probe server and nginx on the loopback address of the comparison, one after the
+/// other, and loads each with the same request/response and connection-rate tests.
 pub async fn server_against_nginx(
     loopback: &Loopback<'_>,
     request: &NetworkBenchRequest,
@@ -311,13 +315,13 @@ pub async fn server_against_nginx(
     let mut comparison = LoopbackComparison::default();
     let limit = request.duration * 3 + Duration::from_secs(30);
     say(Notice::Info("loopback: the probe server".into()));
-    let mut serve_argv = netns_exec(loopback.ns);
+    let mut serve_argv = exec_in(loopback.ns);
     serve_argv.extend([
         loopback.program.to_string(),
         "bench".into(),
         "serve".into(),
         "--address".into(),
-        "127.0.0.1".into(),
+        loopback.address.to_string(),
         "--for-ms".into(),
         limit.as_millis().to_string(),
         "--ca".into(),
@@ -343,7 +347,7 @@ pub async fn server_against_nginx(
     match start_nginx(nginx, loopback).await {
         Ok(child) => {
             let pid = child.id().and_then(|p| i32::try_from(p).ok());
-            let target = SocketAddr::from(([127, 0, 0, 1], NGINX_PORT));
+            let target = SocketAddr::new(loopback.address, NGINX_PORT);
             comparison.nginx = load_both(loopback, request, target, pid).await;
             drop(child);
         }
@@ -383,7 +387,7 @@ fn nginx_dir(dir: &Path) -> PathBuf {
     dir.join("bench-nginx")
 }
 
-/// nginx on the loopback of the namespace, one worker, in the foreground, serving
+/// nginx on the loopback address of the comparison, one worker, in the foreground, serving
 /// `/payload` as a file of [`ANSWER_BYTES`] zeros with keep-alive unbounded in requests (the
 /// probe server's is too); started once it answers.
 async fn start_nginx(
@@ -397,17 +401,18 @@ async fn start_nginx(
     std::fs::write(&payload, vec![0u8; ANSWER_BYTES as usize])
         .map_err(|e| format!("{}: {e}", payload.display()))?;
     let d = dir.display();
+    let listen = SocketAddr::new(loopback.address, NGINX_PORT);
     let config = format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  \
          fastcgi_temp_path {d}/tmp;\n  keepalive_requests 100000000;\n  server {{\n    \
-         listen 127.0.0.1:{NGINX_PORT};\n    location = /payload {{ default_type application/octet-stream; \
+         listen {listen};\n    location = /payload {{ default_type application/octet-stream; \
          alias {d}/payload; }}\n  }}\n}}\n"
     );
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, config).map_err(|e| format!("{}: {e}", conf.display()))?;
-    let mut argv = netns_exec(loopback.ns);
+    let mut argv = exec_in(loopback.ns);
     argv.extend([
         program.display().to_string(),
         "-c".into(),
@@ -426,7 +431,7 @@ async fn start_nginx(
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     // Started once it answers: a short request/response test until one passes.
     let started = tokio::time::Instant::now();
-    let target = SocketAddr::from(([127, 0, 0, 1], NGINX_PORT));
+    let target = listen;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
@@ -453,7 +458,7 @@ async fn start_nginx(
     }
 }
 
-/// `multinet bench client` in the loopback's namespace.
+/// `multinet bench client` in the loopback's namespace, from its address.
 fn client_argv(
     loopback: &Loopback<'_>,
     kind: LoadKind,
@@ -461,7 +466,7 @@ fn client_argv(
     target: SocketAddr,
     duration: Duration,
 ) -> Vec<String> {
-    let mut argv = netns_exec(loopback.ns);
+    let mut argv = exec_in(loopback.ns);
     argv.extend([
         loopback.program.to_string(),
         "bench".into(),
@@ -471,7 +476,7 @@ fn client_argv(
         "--target".into(),
         target.to_string(),
         "--source".into(),
-        "127.0.0.1".into(),
+        loopback.address.to_string(),
         "--streams".into(),
         streams.to_string(),
         "--duration-ms".into(),

@@ -18,6 +18,20 @@ use crate::lab::topology::LabTopology;
 pub struct NetworkBenchReport {
     /// Always `bench_network`.
     pub kind: String,
+    /// Where it ran: `lab` or `local`.
+    #[serde(default = "lab")]
+    pub backend: String,
+    /// Whether its figures are a network's (false on the local backend: this machine's
+    /// loopback, said in the text report too).
+    #[serde(default = "yes")]
+    pub validates_real_network: bool,
+    /// The bench's time as estimated before anything was built (paths × tests × duration,
+    /// with allowances for starting tests and building labs: `bench::network::Estimate`), ms.
+    #[serde(default)]
+    pub estimated_ms: u64,
+    /// How long the bench took, building and removing included, ms.
+    #[serde(default)]
+    pub elapsed_ms: u64,
     /// Each test's duration, ms.
     pub duration_ms: u64,
     /// Connections of the parallel bulk tests.
@@ -35,6 +49,10 @@ impl NetworkBenchReport {
     pub fn new(request: &super::NetworkBenchRequest) -> Self {
         Self {
             kind: "bench_network".into(),
+            backend: request.backend.name().into(),
+            validates_real_network: request.backend != super::BenchBackend::Local,
+            estimated_ms: 0,
+            elapsed_ms: 0,
             duration_ms: request.duration.as_millis() as u64,
             streams: request.streams,
             answer_bytes: super::ANSWER_BYTES,
@@ -44,17 +62,28 @@ impl NetworkBenchReport {
     }
 }
 
-/// One setup (a topology, its lab built for the bench).
+fn lab() -> String {
+    "lab".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One setup (a topology, its lab built for the bench; or the local backend's nodes).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupResult {
-    /// Its name: the topology file's stem, `default`, or the lab's name.
+    /// Its name: the topology file's stem, `default`, the lab's name, or `local`.
     pub name: String,
     /// Where it came from.
     pub source: String,
-    /// The lab's name.
+    /// The lab's name (empty on the local backend).
     pub lab: String,
-    /// The server's node.
+    /// The server's node (in a mesh, the node a single run would have put it on).
     pub server_node: String,
+    /// With `--mesh`: the responders and which pairs the paths cover; `None`: one server.
+    #[serde(default)]
+    pub mesh: Option<MeshCoverage>,
     /// Per network, its paths.
     pub networks: Vec<NetworkResult>,
     /// The probe server against nginx on loopback, with the same load.
@@ -75,6 +104,7 @@ impl SetupResult {
             source: source.into(),
             lab: topology.name.clone(),
             server_node: String::new(),
+            mesh: None,
             networks: Vec::new(),
             loopback: None,
             error: None,
@@ -82,6 +112,25 @@ impl SetupResult {
                 .networks
                 .iter()
                 .map(|(network, n)| (*network, n.cni_type.clone(), n.mtu))
+                .collect(),
+        }
+    }
+
+    /// A setup on the local backend with nothing measured yet: its networks are blocks of
+    /// loopback addresses (CNI `loopback`, no MTU set).
+    pub fn local(name: &str, source: &str, networks: &[CephNetwork]) -> Self {
+        Self {
+            name: name.into(),
+            source: source.into(),
+            lab: String::new(),
+            server_node: String::new(),
+            mesh: None,
+            networks: Vec::new(),
+            loopback: None,
+            error: None,
+            describe: networks
+                .iter()
+                .map(|n| (*n, "loopback".to_string(), None))
                 .collect(),
         }
     }
@@ -102,6 +151,70 @@ impl SetupResult {
     }
 }
 
+/// A mesh bench's responders and the pairs its paths cover (each network's paths are these
+/// pairs, less those whose responder is not on the network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshCoverage {
+    /// `--mesh-peers K`: each node's own responder and K others'; `None`: every node's.
+    pub peers_per_node: Option<u32>,
+    /// The nodes with a responder.
+    pub responders: Vec<String>,
+    /// The pairs (client node, responder node), as a mesh run with the same nodes covers them.
+    pub pairs: Vec<(String, String)>,
+}
+
+impl MeshCoverage {
+    /// The coverage of `targeting` over `responders` (pod → node and listeners); `None` for a
+    /// single server.
+    pub fn of(
+        targeting: &crate::mesh::Targeting,
+        responders: &std::collections::BTreeMap<String, crate::mesh::Responder>,
+    ) -> Option<Self> {
+        let crate::mesh::Targeting::Mesh { peers_per_node, .. } = targeting else {
+            return None;
+        };
+        let mut nodes: Vec<String> = responders.values().map(|r| r.node.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        Some(Self {
+            peers_per_node: *peers_per_node,
+            responders: nodes,
+            pairs: targeting
+                .networks()
+                .into_iter()
+                .flat_map(|n| targeting.covered(n))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    /// Its lines in the text report: what the mesh is, then each client node's responders.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "mesh: {}; {} pair(s) (client node → responder node):\n",
+            match self.peers_per_node {
+                None => "every node → every node's responder".to_string(),
+                Some(k) =>
+                    format!("every node → its own responder and {k} peer(s)' (rendezvous hashing)"),
+            },
+            self.pairs.len()
+        );
+        let mut from: Vec<&String> = self.pairs.iter().map(|(f, _)| f).collect();
+        from.dedup();
+        for node in from {
+            let to: Vec<&str> = self
+                .pairs
+                .iter()
+                .filter(|(f, _)| f == node)
+                .map(|(_, t)| t.as_str())
+                .collect();
+            let _ = writeln!(out, "  {node} → {}", to.join(" "));
+        }
+        out
+    }
+}
+
 /// One network of a setup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkResult {
@@ -111,16 +224,16 @@ pub struct NetworkResult {
     pub cni: String,
     /// The interface MTU its config sets (`None`: the plugin's default).
     pub mtu: Option<u32>,
-    /// One per client node.
+    /// One per client node (in a mesh, one per client node and responder node).
     pub paths: Vec<PathResult>,
 }
 
-/// One path: a client pod on `from` to the server on `to`.
+/// One path: a client pod on `from` to the server (a mesh's responder) on `to`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathResult {
     /// The client's node.
     pub from: String,
-    /// The server's node.
+    /// The server's (responder's) node.
     pub to: String,
     /// The client pod's address on the network.
     pub client_address: Option<IpAddr>,
@@ -435,12 +548,39 @@ impl NetworkBenchReport {
             self.answer_bytes
         );
         let _ = writeln!(out, "references: {}", self.references.said());
-        for setup in &self.setups {
+        if !self.validates_real_network {
             let _ = writeln!(
                 out,
-                "\nsetup {} ({}): lab {}, server on {}",
-                setup.name, setup.source, setup.lab, setup.server_node
+                "NOTE: the {} backend runs the agents and the load on loopback addresses of this machine; it validates no real network (the figures are this machine's loopback).",
+                self.backend
             );
+        }
+        if self.estimated_ms > 0 {
+            let _ = writeln!(
+                out,
+                "estimated before it began: about {:.0}s; the bench took {:.0}s",
+                self.estimated_ms as f64 / 1000.0,
+                self.elapsed_ms as f64 / 1000.0
+            );
+        }
+        for setup in &self.setups {
+            let place = if setup.lab.is_empty() {
+                format!("{} backend", self.backend)
+            } else {
+                format!("lab {}", setup.lab)
+            };
+            let server = match &setup.mesh {
+                Some(mesh) => format!("responders on {}", mesh.responders.join(", ")),
+                None => format!("server on {}", setup.server_node),
+            };
+            let _ = writeln!(
+                out,
+                "\nsetup {} ({}): {place}, {server}",
+                setup.name, setup.source
+            );
+            if let Some(mesh) = &setup.mesh {
+                out.push_str(&mesh.text());
+            }
             if let Some(error) = &setup.error {
                 let _ = writeln!(out, "  ERROR: {error}");
             }
@@ -604,6 +744,10 @@ mod tests {
     fn report(setups: &[(&str, f64)]) -> NetworkBenchReport {
         NetworkBenchReport {
             kind: "bench_network".into(),
+            backend: "lab".into(),
+            validates_real_network: true,
+            estimated_ms: 0,
+            elapsed_ms: 0,
             duration_ms: 2000,
             streams: 4,
             answer_bytes: 64,
@@ -615,6 +759,7 @@ mod tests {
                     source: format!("{name}.yaml"),
                     lab: "b1".into(),
                     server_node: "n1".into(),
+                    mesh: None,
                     networks: vec![NetworkResult {
                         network: "public".into(),
                         cni: "macvlan".into(),
@@ -673,5 +818,55 @@ mod tests {
         let text = report(&[("default", 1.0)]).text();
         assert!(!text.contains("side by side"), "{text}");
         assert!(text.contains("down×1 Gb/s"), "{text}");
+        assert!(!text.contains("validates no real network"), "{text}");
+    }
+
+    #[test]
+    fn a_mesh_says_its_pairs_and_a_local_bench_that_it_validates_no_network() {
+        let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let responders: Vec<(String, Vec<multinet_proto::network::CephNetwork>)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    vec![multinet_proto::network::CephNetwork::Public],
+                )
+            })
+            .collect();
+        let targeting = crate::mesh::Targeting::mesh(&nodes, &responders, 1);
+        let responders = nodes
+            .iter()
+            .map(|n| {
+                (
+                    crate::mesh::responder_pod(n),
+                    crate::mesh::Responder {
+                        node: n.clone(),
+                        listeners: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        let mesh = MeshCoverage::of(&targeting, &responders).expect("a mesh");
+        assert_eq!(mesh.peers_per_node, Some(1));
+        assert_eq!(mesh.responders, nodes);
+        assert_eq!(mesh.pairs.len(), 6, "own and one peer each: {mesh:?}");
+        assert!(MeshCoverage::of(&crate::mesh::Targeting::Single, &responders).is_none());
+        let mut r = report(&[("local", 1.0)]);
+        r.backend = "local".into();
+        r.validates_real_network = false;
+        r.setups[0].mesh = Some(mesh);
+        let text = r.text();
+        assert!(text.contains("it validates no real network"), "{text}");
+        assert!(text.contains("responders on n1, n2, n3"), "{text}");
+        assert!(
+            text.contains("6 pair(s)") && text.contains("  n1 → n1 n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["validates_real_network"], false);
+        assert_eq!(
+            json["setups"][0]["mesh"]["pairs"][0],
+            serde_json::json!(["n1", "n1"])
+        );
     }
 }
