@@ -26,21 +26,23 @@ pub use rules::{CellReport, CellState, MeshFacts, MeshNetwork, derive, mesh_matr
 pub enum FindingKind {
     /// Pods could not get an address on a network.
     AddressUnavailable,
-    /// Clients on the server's node pass, clients elsewhere fail.
+    /// Clients on the server's node pass, clients elsewhere fail; in a mesh, traffic between
+    /// two nodes (or between any nodes) is blocked.
     InterNodeBlocked,
-    /// One node's clients fail while other nodes' pass.
+    /// One node's clients fail while other nodes' pass; in a mesh, also a node cut off from
+    /// every other node.
     NodeUnreachable,
     /// Small probes pass, large ones fail.
     MtuBlackhole,
     /// A path alternates or succeeds too rarely.
     Flaky,
-    /// A host checker cannot reach the server's public address.
+    /// A host checker cannot reach the server's public address (a mesh's responders').
     HostUnreachable,
     /// HTTP passes and HTTPS fails.
     TlsFailure,
     /// An agent stopped reporting.
     AgentLost,
-    /// The server never got its addresses or never became reachable.
+    /// The server (a mesh's responder) never got its addresses or never became reachable.
     ServerUnavailable,
     /// Expected pods could not be scheduled or started.
     Scheduling,
