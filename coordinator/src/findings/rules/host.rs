@@ -29,17 +29,19 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             && !uncounted.contains(&(a.identity.pod.clone(), CephNetwork::Public))
     }) {
         let (mut small, mut large) = (Tally::default(), Tally::default());
-        // A mesh's host checker probes several responders: the nodes of those that failed.
-        let mut failing_to: BTreeSet<String> = BTreeSet::new();
+        // A mesh's host checker probes several responders: per responder node, its probes.
+        let mut per_responder: BTreeMap<String, Tally> = BTreeMap::new();
         for (key, stats) in matrix.paths() {
             if key.client == a.identity.pod {
-                if stats.ok < stats.sent
-                    && let Some(node) = facts
-                        .mesh
-                        .as_ref()
-                        .and_then(|m| m.target_nodes.get(&key.target))
+                if let Some(node) = facts
+                    .mesh
+                    .as_ref()
+                    .and_then(|m| m.target_nodes.get(&key.target))
                 {
-                    failing_to.insert(node.clone());
+                    per_responder
+                        .entry(node.clone())
+                        .or_default()
+                        .add(stats.sent, stats.ok);
                 }
                 match key.kind.payload {
                     Payload::Small => small.add(stats.sent, stats.ok),
@@ -57,7 +59,24 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
         if mtu_explained {
             continue;
         }
-        let (sent, ok) = (small.sent + large.sent, small.ok + large.ok);
+        let (sent, mut ok) = (small.sent + large.sent, small.ok + large.ok);
+        // In a mesh, responders it never once reached make it unreachable (naming them),
+        // however well the others answer; otherwise those that failed at all are named.
+        let never: BTreeSet<String> = per_responder
+            .iter()
+            .filter(|(_, t)| t.sent > 0 && t.ok == 0)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let failing_to: BTreeSet<String> = if never.is_empty() {
+            per_responder
+                .iter()
+                .filter(|(_, t)| t.ok < t.sent)
+                .map(|(n, _)| n.clone())
+                .collect()
+        } else {
+            ok = 0;
+            never
+        };
         let host_evidence = json!({
             "kind": if ok > 0 { "flaky" } else { "host_unreachable" },
             "host_checker": a.identity.pod,
@@ -69,7 +88,12 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
                 FindingKind::NodeUnreachable | FindingKind::InterNodeBlocked => true,
                 // Lossy clients explain a lossy host, not a host that never gets through
                 // (a missing host route is a cause of its own).
-                FindingKind::Flaky => ok > 0 && f.evidence.contains_key("clients"),
+                // (A mesh's node findings name their client node first.)
+                FindingKind::Flaky => {
+                    ok > 0
+                        && f.evidence.contains_key("clients")
+                        && (facts.mesh.is_none() || f.nodes.first() == Some(&a.identity.node))
+                }
                 _ => false,
             };
             explains && f.network == Some(CephNetwork::Public) && f.nodes.contains(&a.identity.node)

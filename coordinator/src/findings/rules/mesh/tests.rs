@@ -450,3 +450,56 @@ fn a_lost_responder_is_its_own_failure_not_the_networks() {
         "{cluster:?}"
     );
 }
+
+#[test]
+fn a_host_checker_that_never_reaches_one_responder_is_unreachable_naming_it() {
+    let (mut matrix, mut facts) = mesh_run(None, |_, _, _, _| true);
+    let pod = "host-n2";
+    facts.agents.push(AgentFact {
+        identity: AgentIdentity {
+            pod: pod.into(),
+            node: "n2".into(),
+            role: Role::HostCheck,
+            networks: vec![CephNetwork::Public],
+        },
+        ..agent(pod, "n2", Role::HostCheck)
+    });
+    // Its host reaches every responder's public address but n4's.
+    for (i, to) in NODES.iter().enumerate() {
+        let results: Vec<ProbeResult> = (0..ROUNDS)
+            .flat_map(|round| kinds().into_iter().map(move |kind| (round, kind)))
+            .map(|(round, kind)| ProbeResult {
+                network: CephNetwork::Public,
+                target: responder_addr(CephNetwork::Public, i, kind.scheme),
+                kind,
+                started_ms: round * 1000,
+                latency_us: 500,
+                outcome: if *to == "n4" {
+                    Outcome::Failed(FailureClass::ConnectTimeout)
+                } else {
+                    Outcome::Ok
+                },
+            })
+            .collect();
+        matrix.record(pod, "n2", &results, 0);
+    }
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::HostUnreachable,
+            Some(CephNetwork::Public),
+            vec!["n2".to_string()]
+        )],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].summary.contains("the responders on n4"),
+        "{}",
+        found[0].summary
+    );
+    assert_eq!(
+        found[0].evidence["responder_nodes"],
+        serde_json::json!(["n4"])
+    );
+}
