@@ -382,10 +382,16 @@ impl PathMatrix {
     /// early verdict reads: a path that never once succeeded is blocked, not lossy. Summed
     /// over the paths because a blocked probe waits out the probe timeout and an agent probes
     /// its kinds one after another: each path alone gets a result only every few rounds.
-    pub fn never_succeeded(&self, client: &str, network: CephNetwork) -> Option<NeverSucceeded> {
+    pub fn never_succeeded(
+        &self,
+        client: &str,
+        network: CephNetwork,
+        targets: &[SocketAddr],
+    ) -> Option<NeverSucceeded> {
         let mut dead = self
             .paths
             .iter()
+            .filter(|(k, _)| targets.contains(&k.target))
             .filter(|(k, s)| k.client == client && k.network == network && s.sent > 0 && s.ok == 0)
             .map(|(_, s)| s)
             .peekable();
@@ -502,6 +508,7 @@ pub(crate) mod tests {
     #[test]
     fn paths_that_never_succeeded_are_told_apart_from_lossy_ones() {
         let mut m = PathMatrix::default();
+        let target = result(0, true).target;
         // Two probe kinds, each failing every 4 s (a blocked probe waits out its timeout).
         let other_kind = |mut r: ProbeResult| {
             r.kind.payload = Payload::Large;
@@ -514,25 +521,40 @@ pub(crate) mod tests {
         m.record("c1", "n1", &dead, 0);
         m.record("c1", "n1", &dead_large, 0);
         assert_eq!(
-            m.never_succeeded("c1", CephNetwork::Public),
+            m.never_succeeded("c1", CephNetwork::Public, &[target]),
             Some(NeverSucceeded {
                 probes: 8,
                 span_ms: 16_000
             })
         );
-        assert_eq!(m.never_succeeded("c1", CephNetwork::Cluster), None);
+        assert_eq!(
+            m.never_succeeded("c1", CephNetwork::Cluster, &[target]),
+            None
+        );
         // One success, however late, and a path is lossy, not dead: the other one stays.
         m.record("c1", "n1", &[result(17_000, true)], 0);
         assert_eq!(
-            m.never_succeeded("c1", CephNetwork::Public),
+            m.never_succeeded("c1", CephNetwork::Public, &[target]),
             Some(NeverSucceeded {
                 probes: 3,
                 span_ms: 8_000
             })
         );
         m.record("c1", "n1", &[other_kind(result(18_000, true))], 0);
-        assert_eq!(m.never_succeeded("c1", CephNetwork::Public), None);
-        assert_eq!(m.never_succeeded("nobody", CephNetwork::Public), None);
+        assert_eq!(
+            m.never_succeeded("c1", CephNetwork::Public, &[target]),
+            None
+        );
+        assert_eq!(
+            m.never_succeeded("nobody", CephNetwork::Public, &[target]),
+            None
+        );
+        // Paths to addresses no longer probed (a responder's before it restarted) do not count.
+        let elsewhere: SocketAddr = "198.18.0.9:80".parse().expect("addr");
+        assert_eq!(
+            m.never_succeeded("c1", CephNetwork::Public, &[elsewhere]),
+            None
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct MatrixActor {
     run_epoch_unix_ms: u64,
     /// The live per-path metrics, when the run serves them ([`WithMetrics`]).
     metrics: Option<PathMetrics>,
+    /// A mesh's responder addresses with their nodes, as last told ([`TargetNodes`]): kept
+    /// for metrics attached later.
+    target_nodes: std::collections::HashMap<std::net::SocketAddr, String>,
 }
 
 impl Actor for MatrixActor {
@@ -49,6 +52,7 @@ impl MatrixActor {
             matrix,
             run_epoch_unix_ms,
             metrics: None,
+            target_nodes: Default::default(),
         }
     }
 }
@@ -117,7 +121,11 @@ pub struct WithMetrics(pub PathMetrics);
 impl Handler<WithMetrics> for MatrixActor {
     type Result = ();
     fn handle(&mut self, msg: WithMetrics, _: &mut Context<Self>) {
-        self.metrics = Some(msg.0);
+        let mut metrics = msg.0;
+        if !self.target_nodes.is_empty() {
+            metrics.set_target_nodes(self.target_nodes.clone());
+        }
+        self.metrics = Some(metrics);
     }
 }
 
@@ -130,8 +138,9 @@ pub struct TargetNodes(pub std::collections::HashMap<std::net::SocketAddr, Strin
 impl Handler<TargetNodes> for MatrixActor {
     type Result = ();
     fn handle(&mut self, msg: TargetNodes, _: &mut Context<Self>) {
+        self.target_nodes = msg.0;
         if let Some(metrics) = &mut self.metrics {
-            metrics.set_target_nodes(msg.0);
+            metrics.set_target_nodes(self.target_nodes.clone());
         }
     }
 }
@@ -167,7 +176,7 @@ impl Handler<Standings> for MatrixActor {
                 passes: self
                     .matrix
                     .client_passes_targets(pod, *net, msg.threshold, targets),
-                never_succeeded: self.matrix.never_succeeded(pod, *net),
+                never_succeeded: self.matrix.never_succeeded(pod, *net, targets),
             })
             .collect()
     }

@@ -554,7 +554,7 @@ pub struct MeshReport {
 }
 
 /// The paths of `matrix`, as reported; `target_nodes` names a mesh's responder nodes by
-/// address ([`crate::findings::MeshFacts::target_nodes`]).
+/// address ([`crate::findings::MeshFacts::all_target_nodes`]).
 pub fn paths(
     matrix: &PathMatrix,
     target_nodes: Option<&BTreeMap<std::net::SocketAddr, String>>,

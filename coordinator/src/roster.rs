@@ -413,13 +413,13 @@ impl Handler<ConnectionEvent> for AgentRoster {
                 };
                 if self.responders.get(&pod) != Some(&responder) {
                     if self.targeting.is_mesh() {
-                        let before = self.target_nodes.len();
+                        let before = self.target_nodes.clone();
                         self.target_nodes
                             .extend(crate::mesh::target_nodes(&BTreeMap::from([(
                                 pod.clone(),
                                 responder.clone(),
                             )])));
-                        if self.target_nodes.len() != before {
+                        if self.target_nodes != before {
                             // Labelled before any result to them arrives: the agents are
                             // told of these addresses only below.
                             self.matrix.do_send(TargetNodes(

@@ -68,9 +68,9 @@ pub struct NetworkFlags {
     /// `run --mesh-peers` chooses them; implies --mesh.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub mesh_peers: Option<u32>,
-    /// The most time the tests may take in all, a Go duration: paths × tests × --duration
-    /// (with the references) is estimated before anything is built, and a bench over it is
-    /// refused (exit 22).
+    /// A bench estimated to take longer than this is refused (exit 22) before anything is
+    /// built, a Go duration: the estimate is paths × tests × --duration with the references
+    /// and the setups' building (said on stderr); it does not stop a bench that overruns it.
     #[arg(long, default_value = "1h", value_parser = parse_go_duration)]
     pub max_time: std::time::Duration,
     /// A lab topology; repeat to benchmark setups one after another, side by side

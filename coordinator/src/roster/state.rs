@@ -208,6 +208,10 @@ impl AgentRoster {
             );
         }
         roster.target_nodes = state.target_nodes;
+        // A checkpoint from before the history was kept: its responders' addresses now.
+        if roster.target_nodes.is_empty() && state.targeting.is_mesh() {
+            roster.target_nodes = crate::mesh::target_nodes(&roster.responders);
+        }
         roster.targeting = state.targeting;
         roster.targets_released = state.targets_released;
         roster.refused = state.refused;

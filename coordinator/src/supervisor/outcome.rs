@@ -126,7 +126,24 @@ impl RunSupervisor {
                 peers,
                 peers_per_node,
             } => Some(findings::MeshFacts {
-                target_nodes: snap.target_nodes.clone(),
+                target_nodes: {
+                    let reporting: std::collections::BTreeSet<&str> = snap
+                        .agents
+                        .iter()
+                        .filter(|a| a.expected.role == Role::Server)
+                        .filter(|a| end.fate(a) == AgentFate::Reported)
+                        .map(|a| a.expected.pod.as_str())
+                        .collect();
+                    crate::mesh::target_nodes(
+                        &snap
+                            .responders
+                            .iter()
+                            .filter(|(pod, _)| reporting.contains(pod.as_str()))
+                            .map(|(pod, r)| (pod.clone(), r.clone()))
+                            .collect(),
+                    )
+                },
+                all_target_nodes: snap.target_nodes.clone(),
                 peers: peers.clone(),
                 peers_per_node: *peers_per_node,
             }),
@@ -190,7 +207,7 @@ impl RunSupervisor {
                 .collect(),
             server_node: self.server_node.clone(),
             findings: found,
-            paths: report::paths(&matrix, facts.mesh.as_ref().map(|m| &m.target_nodes)),
+            paths: report::paths(&matrix, facts.mesh.as_ref().map(|m| &m.all_target_nodes)),
             timelines: if settings.soak == super::Soak::Off {
                 Vec::new()
             } else {

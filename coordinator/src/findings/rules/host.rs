@@ -33,11 +33,11 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
         let mut per_responder: BTreeMap<String, Tally> = BTreeMap::new();
         for (key, stats) in matrix.paths() {
             if key.client == a.identity.pod {
-                if let Some(node) = facts
-                    .mesh
-                    .as_ref()
-                    .and_then(|m| m.target_nodes.get(&key.target))
-                {
+                if let Some(mesh) = &facts.mesh {
+                    // Only responders that listen there now and still report.
+                    let Some(node) = mesh.target_nodes.get(&key.target) else {
+                        continue;
+                    };
                     per_responder
                         .entry(node.clone())
                         .or_default()
@@ -77,23 +77,40 @@ pub(super) fn host_checks(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<F
             ok = 0;
             never
         };
+        if facts.mesh.is_some() && failing_to.is_empty() {
+            // Every responder it probes now answers it: nothing to say of the network.
+            continue;
+        }
         let host_evidence = json!({
             "kind": if ok > 0 { "flaky" } else { "host_unreachable" },
             "host_checker": a.identity.pod,
             "small_probes": {"sent": small.sent, "ok": small.ok},
             "large_probes": {"sent": large.sent, "ok": large.ok},
         });
+        let node = &a.identity.node;
+        // A mesh's finding explains the host checker's when it is about the responders the
+        // host failed to reach (and, for a block, about the host's node too).
+        let covers = |f: &Finding| failing_to.iter().all(|t| f.nodes.contains(t));
         if let Some(cause) = out.iter_mut().find(|f| {
+            if facts.mesh.is_some() {
+                let explains = match f.kind {
+                    FindingKind::NodeUnreachable => f.nodes == [node.clone()] || covers(f),
+                    FindingKind::InterNodeBlocked => f.nodes.contains(node) && covers(f),
+                    FindingKind::ServerUnavailable => covers(f),
+                    FindingKind::Flaky => {
+                        ok > 0
+                            && f.evidence.contains_key("clients")
+                            && f.nodes.first() == Some(node)
+                    }
+                    _ => false,
+                };
+                return explains && f.network == Some(CephNetwork::Public);
+            }
             let explains = match f.kind {
                 FindingKind::NodeUnreachable | FindingKind::InterNodeBlocked => true,
                 // Lossy clients explain a lossy host, not a host that never gets through
                 // (a missing host route is a cause of its own).
-                // (A mesh's node findings name their client node first.)
-                FindingKind::Flaky => {
-                    ok > 0
-                        && f.evidence.contains_key("clients")
-                        && (facts.mesh.is_none() || f.nodes.first() == Some(&a.identity.node))
-                }
+                FindingKind::Flaky => ok > 0 && f.evidence.contains_key("clients"),
                 _ => false,
             };
             explains && f.network == Some(CephNetwork::Public) && f.nodes.contains(&a.identity.node)

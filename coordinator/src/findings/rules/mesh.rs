@@ -30,8 +30,15 @@ use crate::matrix::{PathKey, PathMatrix};
 /// What a mesh run's findings and report read besides the matrix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshFacts {
-    /// The responder node of every target address (HTTP and HTTPS).
+    /// The responder node of every target address (HTTP and HTTPS) the responders listen on
+    /// now, and only of responders still reporting: what the verdict reads. Paths to a
+    /// responder's addresses before it restarted (it listens on new ports) or to a responder
+    /// that stopped reporting are its own story (`agent_outages`, `agent_lost`), not the
+    /// network's.
     pub target_nodes: BTreeMap<SocketAddr, String>,
+    /// Every address a responder listened on in the run, with its node: what paths are
+    /// labelled with (`paths[].target_node`) and a soak's outage names.
+    pub all_target_nodes: BTreeMap<SocketAddr, String>,
     /// Network → client node → the responder nodes its agents probe there
     /// ([`crate::mesh::Targeting`]).
     pub peers: BTreeMap<CephNetwork, BTreeMap<String, Vec<String>>>,

@@ -59,7 +59,19 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
         .collect();
     let mut outages: Vec<(CephNetwork, String)> = Vec::new();
     for network in &facts.networks {
-        let by_node = when::by_node(matrix, *network, |c| clients.get(c).map(|n| n.to_string()));
+        // A mesh's paths to a responder's old addresses or to a lost responder are its own
+        // absence, not the network's outage.
+        let by_node = when::by_node_where(
+            matrix,
+            *network,
+            |c| clients.get(c).map(|n| n.to_string()),
+            |k| {
+                facts
+                    .mesh
+                    .as_ref()
+                    .is_none_or(|m| m.target_nodes.contains_key(&k.target))
+            },
+        );
         // Kinds are probed one after another, each waiting out the probe timeout when
         // blocked: one outage starts on each kind up to a round apart.
         let merged: BTreeMap<String, Vec<Window>> = by_node
@@ -111,7 +123,10 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
                     && (f.nodes.iter().all(|n| *n == node)
                         || mesh
                             && match f.kind {
-                                FindingKind::InterNodeBlocked => f.nodes.contains(&node),
+                                // A pair's block; not the one naming every node.
+                                FindingKind::InterNodeBlocked => {
+                                    f.nodes.len() == 2 && f.nodes.contains(&node)
+                                }
                                 FindingKind::NodeUnreachable => false,
                                 _ => f.nodes.first() == Some(&node),
                             })
@@ -155,7 +170,7 @@ fn outage(
         paths
             .targets_down(&longest_w)
             .iter()
-            .filter_map(|t| mesh.target_nodes.get(t).cloned())
+            .filter_map(|t| mesh.all_target_nodes.get(t).cloned())
             .collect()
     });
     let toward = responder_nodes.as_ref().map_or(String::new(), |nodes| {

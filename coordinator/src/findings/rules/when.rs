@@ -56,15 +56,17 @@ pub(super) struct NodePaths<'a> {
 }
 
 /// The client paths of `network`, by node: `node_of(client)` names a client's node, `None`
-/// leaves the client out.
-pub(super) fn by_node<'a>(
+/// leaves the client out; only the paths `keep` selects (a mesh's: those to responders that
+/// listen there now and still report).
+pub(super) fn by_node_where<'a>(
     matrix: &'a PathMatrix,
     network: CephNetwork,
     node_of: impl Fn(&str) -> Option<String>,
+    keep: impl Fn(&PathKey) -> bool,
 ) -> BTreeMap<String, NodePaths<'a>> {
     let mut out: BTreeMap<String, NodePaths<'a>> = BTreeMap::new();
     for (key, stats) in matrix.paths() {
-        if key.network != network {
+        if key.network != network || !keep(key) {
             continue;
         }
         if let Some(node) = node_of(&key.client) {

@@ -142,6 +142,7 @@ fn mesh_run_by_round(
         started_unix_ms: 1_796_000_000_000,
         agent_outages: Vec::new(),
         mesh: Some(MeshFacts {
+            all_target_nodes: target_nodes.clone(),
             target_nodes,
             peers,
             peers_per_node: None,
@@ -502,4 +503,93 @@ fn a_host_checker_that_never_reaches_one_responder_is_unreachable_naming_it() {
         found[0].evidence["responder_nodes"],
         serde_json::json!(["n4"])
     );
+}
+
+#[test]
+fn a_restarted_responders_old_addresses_are_not_the_networks_failure() {
+    // n3's responder restarted: it listens on new ports, and every client's paths to its
+    // old addresses failed while it was down and were never probed again.
+    let (mut matrix, mut facts) = mesh_run(None, |_, _, _, _| true);
+    let old = |scheme: Scheme| {
+        let mut a = responder_addr(CephNetwork::Public, 2, scheme);
+        a.set_port(a.port() + 1000);
+        a
+    };
+    let clients: Vec<(String, String)> = facts
+        .agents
+        .iter()
+        .filter(|a| a.identity.role == Role::Client)
+        .map(|a| (a.identity.pod.clone(), a.identity.node.clone()))
+        .collect();
+    for (pod, node) in &clients {
+        let results: Vec<ProbeResult> = kinds()
+            .into_iter()
+            .map(|kind| ProbeResult {
+                network: CephNetwork::Public,
+                target: old(kind.scheme),
+                kind,
+                started_ms: 500,
+                latency_us: 500,
+                outcome: Outcome::Failed(FailureClass::ConnectRefused),
+            })
+            .collect();
+        matrix.record(pod, node, &results, 0);
+    }
+    let mesh = facts.mesh.as_mut().expect("mesh");
+    for scheme in [Scheme::Http, Scheme::Https] {
+        mesh.all_target_nodes.insert(old(scheme), "n3".into());
+    }
+    facts.soak_min_outage_ms = Some(1_500);
+    assert_eq!(evaluate(&matrix, &facts), Vec::new());
+    assert!(
+        mesh_matrix(&matrix, &facts)
+            .iter()
+            .all(|n| n.cells.iter().all(|c| c.state == CellState::Pass))
+    );
+}
+
+#[test]
+fn a_responder_nobody_reaches_explains_the_host_checkers_failing_to_it() {
+    let (mut matrix, mut facts) = mesh_run(None, |_, to, net, _| {
+        !(net == CephNetwork::Public && to == "n4")
+    });
+    let pod = "host-n1";
+    facts.agents.push(AgentFact {
+        identity: AgentIdentity {
+            pod: pod.into(),
+            node: "n1".into(),
+            role: Role::HostCheck,
+            networks: vec![CephNetwork::Public],
+        },
+        ..agent(pod, "n1", Role::HostCheck)
+    });
+    for (i, to) in NODES.iter().enumerate() {
+        let results: Vec<ProbeResult> = kinds()
+            .into_iter()
+            .map(|kind| ProbeResult {
+                network: CephNetwork::Public,
+                target: responder_addr(CephNetwork::Public, i, kind.scheme),
+                kind,
+                started_ms: 0,
+                latency_us: 500,
+                outcome: if *to == "n4" {
+                    Outcome::Failed(FailureClass::ConnectTimeout)
+                } else {
+                    Outcome::Ok
+                },
+            })
+            .collect();
+        matrix.record(pod, "n1", &results, 0);
+    }
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::ServerUnavailable,
+            Some(CephNetwork::Public),
+            vec!["n4".to_string()]
+        )],
+        "{found:#?}"
+    );
+    assert!(found[0].evidence.contains_key("explains"), "{found:#?}");
 }
