@@ -204,11 +204,11 @@ pub struct Responder {
 }
 
 /// The responder node of every target address (HTTP and HTTPS) of `responders`.
-pub fn target_nodes(
-    responders: &BTreeMap<String, Responder>,
+pub fn target_nodes<'a>(
+    responders: impl IntoIterator<Item = &'a Responder>,
 ) -> BTreeMap<std::net::SocketAddr, String> {
     responders
-        .values()
+        .into_iter()
         .flat_map(|r| {
             r.listeners
                 .iter()

@@ -413,13 +413,11 @@ impl Handler<ConnectionEvent> for AgentRoster {
                 };
                 if self.responders.get(&pod) != Some(&responder) {
                     if self.targeting.is_mesh() {
-                        let before = self.target_nodes.clone();
-                        self.target_nodes
-                            .extend(crate::mesh::target_nodes(&BTreeMap::from([(
-                                pod.clone(),
-                                responder.clone(),
-                            )])));
-                        if self.target_nodes != before {
+                        let mut changed = false;
+                        for (addr, node) in crate::mesh::target_nodes([&responder]) {
+                            changed |= self.target_nodes.insert(addr, node.clone()) != Some(node);
+                        }
+                        if changed {
                             // Labelled before any result to them arrives: the agents are
                             // told of these addresses only below.
                             self.matrix.do_send(TargetNodes(

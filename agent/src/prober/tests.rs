@@ -148,12 +148,7 @@ async fn the_probe_loop_runs_every_kind_each_round_once_targets_arrive() {
     })
     .await
     .expect("the loop ends when its targets channel closes");
-    outbox.seal();
-    let results: Vec<ProbeResult> = outbox
-        .unacked_after(0)
-        .into_iter()
-        .flat_map(|b| b.results)
-        .collect();
+    let results = sealed_results(&outbox);
     assert!(
         results.len() >= 2 * ROUND.len(),
         "{} results",
@@ -391,12 +386,7 @@ async fn a_target_that_times_out_does_not_slow_another() {
     })
     .await
     .expect("the loop ends when its targets channel closes");
-    outbox.seal();
-    let results: Vec<ProbeResult> = outbox
-        .unacked_after(0)
-        .into_iter()
-        .flat_map(|b| b.results)
-        .collect();
+    let results = sealed_results(&outbox);
     let to = |addr: SocketAddr| results.iter().filter(|r| r.target == addr).count();
     let answered = to(answering.http) + to(answering.https);
     assert!(

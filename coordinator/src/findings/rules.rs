@@ -89,6 +89,44 @@ impl NodeNet {
     fn healthy(&self) -> bool {
         !self.clients.is_empty() && self.passing == self.clients.len()
     }
+    /// Adds one client path's figures (its client is counted apart, as it passes or not).
+    fn add_path(&mut self, key: &crate::matrix::PathKey, stats: &crate::matrix::PathStats) {
+        self.all.add(stats.sent, stats.ok);
+        match key.kind.payload {
+            Payload::Small => self.small.add(stats.sent, stats.ok),
+            Payload::Large => self.large.add(stats.sent, stats.ok),
+        }
+        match key.kind.scheme {
+            Scheme::Http => self.http.add(stats.sent, stats.ok),
+            Scheme::Https => self.https.add(stats.sent, stats.ok),
+        }
+        self.flaps += stats.flaps;
+        for (class, count) in &stats.failures {
+            *self.failures.entry(class.to_string()).or_default() += count;
+        }
+        for o in &stats.recent_outages {
+            if self.outages.len() < 8 {
+                self.outages.push(*o);
+            }
+        }
+    }
+    /// Adds another sum's clients and probe figures (not its passing count or outages).
+    fn absorb(&mut self, other: &NodeNet) {
+        self.clients.extend(other.clients.iter().cloned());
+        for (mine, theirs) in [
+            (&mut self.all, &other.all),
+            (&mut self.small, &other.small),
+            (&mut self.large, &other.large),
+            (&mut self.http, &other.http),
+            (&mut self.https, &other.https),
+        ] {
+            mine.add(theirs.sent, theirs.ok);
+        }
+        self.flaps += other.flaps;
+        for (class, n) in &other.failures {
+            *self.failures.entry(class.clone()).or_default() += n;
+        }
+    }
     fn evidence(&self) -> BTreeMap<String, Value> {
         BTreeMap::from([
             ("clients".into(), json!(self.clients.len())),
@@ -169,25 +207,10 @@ fn tally(matrix: &PathMatrix, facts: &RunFacts, network: CephNetwork) -> BTreeMa
         if key.network != network || !clients.contains_key(key.client.as_str()) {
             continue;
         }
-        let n = by_node.entry(key.node.clone()).or_default();
-        n.all.add(stats.sent, stats.ok);
-        match key.kind.payload {
-            Payload::Small => n.small.add(stats.sent, stats.ok),
-            Payload::Large => n.large.add(stats.sent, stats.ok),
-        }
-        match key.kind.scheme {
-            Scheme::Http => n.http.add(stats.sent, stats.ok),
-            Scheme::Https => n.https.add(stats.sent, stats.ok),
-        }
-        n.flaps += stats.flaps;
-        for (class, count) in &stats.failures {
-            *n.failures.entry(class.to_string()).or_default() += count;
-        }
-        for o in &stats.recent_outages {
-            if n.outages.len() < 8 {
-                n.outages.push(*o);
-            }
-        }
+        by_node
+            .entry(key.node.clone())
+            .or_default()
+            .add_path(key, stats);
     }
     by_node
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 const ROUNDS: u64 = 20;
 
-fn kinds() -> Vec<ProbeKind> {
+pub(in crate::findings) fn kinds() -> Vec<ProbeKind> {
     let mut all = Vec::new();
     for scheme in [Scheme::Http, Scheme::Https] {
         for payload in [Payload::Small, Payload::Large] {
@@ -145,7 +145,9 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
     Synthetic { matrix, facts }
 }
 
-fn kinds_of(findings: &[Finding]) -> Vec<(FindingKind, Option<CephNetwork>, Vec<String>)> {
+pub(in crate::findings) fn kinds_of(
+    findings: &[Finding],
+) -> Vec<(FindingKind, Option<CephNetwork>, Vec<String>)> {
     findings
         .iter()
         .map(|f| (f.kind, f.network, f.nodes.clone()))

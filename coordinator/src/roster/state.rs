@@ -210,7 +210,7 @@ impl AgentRoster {
         roster.target_nodes = state.target_nodes;
         // A checkpoint from before the history was kept: its responders' addresses now.
         if roster.target_nodes.is_empty() && state.targeting.is_mesh() {
-            roster.target_nodes = crate::mesh::target_nodes(&roster.responders);
+            roster.target_nodes = crate::mesh::target_nodes(roster.responders.values());
         }
         roster.targeting = state.targeting;
         roster.targets_released = state.targets_released;

@@ -127,20 +127,17 @@ impl RunSupervisor {
                 peers_per_node,
             } => Some(findings::MeshFacts {
                 target_nodes: {
-                    let reporting: std::collections::BTreeSet<&str> = snap
-                        .agents
-                        .iter()
-                        .filter(|a| a.expected.role == Role::Server)
-                        .filter(|a| end.fate(a) == AgentFate::Reported)
-                        .map(|a| a.expected.pod.as_str())
+                    let reporting: std::collections::BTreeSet<&str> = std::iter::once(&server)
+                        .chain(&agents)
+                        .filter(|a| a.identity.role == Role::Server)
+                        .filter(|a| a.fate == AgentFate::Reported)
+                        .map(|a| a.identity.pod.as_str())
                         .collect();
                     crate::mesh::target_nodes(
-                        &snap
-                            .responders
+                        snap.responders
                             .iter()
                             .filter(|(pod, _)| reporting.contains(pod.as_str()))
-                            .map(|(pod, r)| (pod.clone(), r.clone()))
-                            .collect(),
+                            .map(|(_, r)| r),
                     )
                 },
                 all_target_nodes: snap.target_nodes.clone(),

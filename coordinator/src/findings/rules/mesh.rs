@@ -46,12 +46,9 @@ pub struct MeshFacts {
     pub peers_per_node: Option<u32>,
 }
 
-/// One cell of a network's node × node matrix: the client paths from one node to one
-/// node's responder, summed.
-#[derive(Debug, Default)]
-struct Cell {
-    sum: NodeNet,
-}
+/// A network's node × node matrix: (client node, responder node) → the client paths from
+/// one node to the other's responder, summed.
+type Cells = BTreeMap<(String, String), NodeNet>;
 
 /// How a cell stands, as the report shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +115,7 @@ fn cells(
     mesh: &MeshFacts,
     network: CephNetwork,
     role: Role,
-) -> BTreeMap<(String, String), Cell> {
+) -> Cells {
     let uncounted = super::egress::uncounted(facts);
     let clients: BTreeSet<&str> = facts
         .agents
@@ -138,7 +135,7 @@ fn cells(
         .filter(|a| a.identity.role == Role::Server && is_reporting(a))
         .map(|a| &a.identity.node)
         .collect();
-    let mut out: BTreeMap<(String, String), Cell> = BTreeMap::new();
+    let mut out = Cells::new();
     // Per cell and client: whether every path has the success threshold.
     let mut passes: BTreeMap<(String, String, String), bool> = BTreeMap::new();
     for (key, stats) in matrix.paths() {
@@ -157,30 +154,13 @@ fn cells(
             .entry((cell.0.clone(), cell.1.clone(), key.client.clone()))
             .and_modify(|p| *p &= ok)
             .or_insert(ok);
-        let n = &mut out.entry(cell).or_default().sum;
+        let n = out.entry(cell).or_default();
         n.clients.insert(key.client.clone());
-        n.all.add(stats.sent, stats.ok);
-        match key.kind.payload {
-            Payload::Small => n.small.add(stats.sent, stats.ok),
-            Payload::Large => n.large.add(stats.sent, stats.ok),
-        }
-        match key.kind.scheme {
-            Scheme::Http => n.http.add(stats.sent, stats.ok),
-            Scheme::Https => n.https.add(stats.sent, stats.ok),
-        }
-        n.flaps += stats.flaps;
-        for (class, count) in &stats.failures {
-            *n.failures.entry(class.to_string()).or_default() += count;
-        }
-        for o in &stats.recent_outages {
-            if n.outages.len() < 8 {
-                n.outages.push(*o);
-            }
-        }
+        n.add_path(key, stats);
     }
     for ((from, to, _), ok) in passes {
         if ok && let Some(c) = out.get_mut(&(from, to)) {
-            c.sum.passing += 1;
+            c.passing += 1;
         }
     }
     out
@@ -240,19 +220,19 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
                     let state = match cell {
                         None if probed => CellState::NoResults,
                         None => CellState::NotProbed,
-                        Some(c) if c.sum.broken() => CellState::Fail,
-                        Some(c) if c.sum.healthy() => CellState::Pass,
+                        Some(c) if c.broken() => CellState::Fail,
+                        Some(c) if c.healthy() => CellState::Pass,
                         Some(_) => CellState::Degraded,
                     };
                     rows.push(CellReport {
                         from: f.clone(),
                         to: t.clone(),
                         state,
-                        clients: cell.map_or(0, |c| c.sum.clients.len()),
-                        clients_passing: cell.map_or(0, |c| c.sum.passing),
-                        probes_sent: cell.map_or(0, |c| c.sum.all.sent),
-                        probes_ok: cell.map_or(0, |c| c.sum.all.ok),
-                        failures: cell.map(|c| c.sum.failures.clone()).unwrap_or_default(),
+                        clients: cell.map_or(0, |c| c.clients.len()),
+                        clients_passing: cell.map_or(0, |c| c.passing),
+                        probes_sent: cell.map_or(0, |c| c.all.sent),
+                        probes_ok: cell.map_or(0, |c| c.all.ok),
+                        failures: cell.map(|c| c.failures.clone()).unwrap_or_default(),
                     });
                 }
             }
@@ -302,7 +282,7 @@ pub(super) fn mesh_rules(
     let broken = |f: &str, t: &str| {
         cells
             .get(&(f.to_string(), t.to_string()))
-            .is_some_and(|c| c.sum.broken())
+            .is_some_and(|c| c.broken())
     };
     let measured: BTreeSet<(&String, &String)> = cells.keys().map(|(f, t)| (f, t)).collect();
     let sources: BTreeSet<&String> = measured.iter().map(|(f, _)| *f).collect();
@@ -311,12 +291,12 @@ pub(super) fn mesh_rules(
     let cell_evidence = |f: &str, t: &str| -> Value {
         cells
             .get(&(f.to_string(), t.to_string()))
-            .map_or(Value::Null, |c| json!(c.sum.evidence()))
+            .map_or(Value::Null, |c| json!(c.evidence()))
     };
-    let anything_passes = cells.values().any(|c| c.sum.passing > 0);
+    let anything_passes = cells.values().any(|c| c.passing > 0);
 
     // 0. Nothing gets through anywhere, not even within a node: the network itself.
-    if !cells.is_empty() && cells.values().all(|c| c.sum.broken()) {
+    if !cells.is_empty() && cells.values().all(|c| c.broken()) {
         let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
         for (f, t) in &measured {
             evidence.insert(format!("{f} -> {t}"), cell_evidence(f, t));
@@ -358,6 +338,17 @@ pub(super) fn mesh_rules(
     }
 
     let target_nodes = &mesh.target_nodes;
+    // In a soak, the finding last pushed tells when its clients' paths to `cells_of` failed.
+    let time_cells = |out: &mut Vec<Finding>, cells_of: &[(String, String)], scoped: bool| {
+        let clients: BTreeSet<String> = cells_of
+            .iter()
+            .filter_map(|c| cells.get(c))
+            .flat_map(|c| c.clients.iter().cloned())
+            .collect();
+        let only: BTreeSet<(String, String)> = cells_of.iter().cloned().collect();
+        let paths = in_cells(target_nodes, &only);
+        when::timed(out, matrix, facts, network, &clients, paths, scoped);
+    };
 
     // 1b. Nothing crosses between nodes: every cell between two nodes broken, within the
     // nodes the network works (a VLAN not trunked between the switch ports, the masters'
@@ -384,21 +375,7 @@ pub(super) fn mesh_rules(
               "check that the NAD's master interface is the same, up and cabled on every node (a master whose link is down on the switch side still passes traffic within the node)",
               "macvlan/ipvlan: the switch ports must accept frames for the pods' MAC addresses (port security, MAC limits)"],
         ));
-        let cells_of: BTreeSet<(String, String)> = crossing.iter().cloned().collect();
-        let clients: BTreeSet<String> = crossing
-            .iter()
-            .filter_map(|c| cells.get(c))
-            .flat_map(|c| c.sum.clients.iter().cloned())
-            .collect();
-        when::timed(
-            out,
-            matrix,
-            facts,
-            network,
-            &clients,
-            in_cells(target_nodes, &cells_of),
-            false,
-        );
+        time_cells(out, &crossing, false);
         explained.extend(crossing);
     }
 
@@ -479,22 +456,8 @@ pub(super) fn mesh_rules(
               "check firewall rules on this node for the network's subnet (both directions: traffic to and from the other nodes' pods)",
               "macvlan: the node's NIC or switch port may limit the number of MAC addresses"],
         ));
-        let clients: BTreeSet<String> = cells_of
-            .iter()
-            .filter_map(|c| cells.get(c))
-            .flat_map(|c| c.sum.clients.iter().cloned())
-            .collect();
-        let only: BTreeSet<(String, String)> = cells_of.iter().cloned().collect();
         // Other nodes' clients too when nothing reaches the node: not one node's paths.
-        when::timed(
-            out,
-            matrix,
-            facts,
-            network,
-            &clients,
-            in_cells(target_nodes, &only),
-            !in_cut,
-        );
+        time_cells(out, &cells_of, !in_cut);
         explained.extend(cells_of);
     }
 
@@ -564,21 +527,7 @@ pub(super) fn mesh_rules(
             evidence,
             &suggestions,
         ));
-        let clients: BTreeSet<String> = directions
-            .iter()
-            .filter_map(|c| cells.get(c))
-            .flat_map(|c| c.sum.clients.iter().cloned())
-            .collect();
-        let only: BTreeSet<(String, String)> = directions.iter().cloned().collect();
-        when::timed(
-            out,
-            matrix,
-            facts,
-            network,
-            &clients,
-            in_cells(target_nodes, &only),
-            false,
-        );
+        time_cells(out, &directions, false);
         explained.extend(directions);
     }
 
@@ -598,7 +547,6 @@ pub(super) fn mesh_rules(
             let Some(c) = cells.get(&(f.to_string(), t.to_string())) else {
                 continue;
             };
-            let c = &c.sum;
             // As the single-server rules judge a node ([`super::network`]); only the cells
             // that fail are summed, so a failing one is not drowned by the node's others.
             // (A cell that passes without a flap and loses no more than the flaky ratio is
@@ -609,19 +557,7 @@ pub(super) fn mesh_rules(
             }
             targets_failing.push(t);
             all_healthy &= c.healthy();
-            let c = cells
-                .get(&(f.to_string(), t.to_string()))
-                .expect("looked up above");
-            sum.clients.extend(c.sum.clients.iter().cloned());
-            sum.all.add(c.sum.all.sent, c.sum.all.ok);
-            sum.small.add(c.sum.small.sent, c.sum.small.ok);
-            sum.large.add(c.sum.large.sent, c.sum.large.ok);
-            sum.http.add(c.sum.http.sent, c.sum.http.ok);
-            sum.https.add(c.sum.https.sent, c.sum.https.ok);
-            sum.flaps += c.sum.flaps;
-            for (class, n) in &c.sum.failures {
-                *sum.failures.entry(class.clone()).or_default() += n;
-            }
+            sum.absorb(c);
         }
         if targets_failing.is_empty() {
             continue;

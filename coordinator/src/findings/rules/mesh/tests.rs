@@ -6,30 +6,15 @@ use std::net::SocketAddr;
 
 use multinet_proto::control::{AgentIdentity, ProbeResult, Role};
 use multinet_proto::network::CephNetwork;
-use multinet_proto::probe::{Connection, FailureClass, Outcome, Payload, ProbeKind, Scheme};
+use multinet_proto::probe::{FailureClass, Outcome, Payload, ProbeKind, Scheme};
 
 use super::{CellState, MeshFacts, mesh_matrix};
+use crate::findings::tests::{kinds, kinds_of};
 use crate::findings::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, evaluate};
 use crate::matrix::PathMatrix;
 
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
 const ROUNDS: u64 = 20;
-
-fn kinds() -> Vec<ProbeKind> {
-    let mut all = Vec::new();
-    for scheme in [Scheme::Http, Scheme::Https] {
-        for payload in [Payload::Small, Payload::Large] {
-            for connection in [Connection::Fresh, Connection::KeptAlive] {
-                all.push(ProbeKind {
-                    scheme,
-                    payload,
-                    connection,
-                });
-            }
-        }
-    }
-    all
-}
 
 fn agent(pod: &str, node: &str, role: Role) -> AgentFact {
     AgentFact {
@@ -151,11 +136,43 @@ fn mesh_run_by_round(
     (matrix, facts)
 }
 
-fn kinds_of(found: &[Finding]) -> Vec<(FindingKind, Option<CephNetwork>, Vec<String>)> {
-    found
-        .iter()
-        .map(|f| (f.kind, f.network, f.nodes.clone()))
-        .collect()
+/// A host checker on `node` (public only) with `rounds` rounds a second against every
+/// responder, its probes to `unreachable`'s failing.
+fn add_host_checker(
+    matrix: &mut PathMatrix,
+    facts: &mut RunFacts,
+    node: &str,
+    rounds: u64,
+    unreachable: &str,
+) {
+    let pod = format!("host-{node}");
+    facts.agents.push(AgentFact {
+        identity: AgentIdentity {
+            pod: pod.clone(),
+            node: node.into(),
+            role: Role::HostCheck,
+            networks: vec![CephNetwork::Public],
+        },
+        ..agent(&pod, node, Role::HostCheck)
+    });
+    for (i, to) in NODES.iter().enumerate() {
+        let results: Vec<ProbeResult> = (0..rounds)
+            .flat_map(|round| kinds().into_iter().map(move |kind| (round, kind)))
+            .map(|(round, kind)| ProbeResult {
+                network: CephNetwork::Public,
+                target: responder_addr(CephNetwork::Public, i, kind.scheme),
+                kind,
+                started_ms: round * 1000,
+                latency_us: 500,
+                outcome: if *to == unreachable {
+                    Outcome::Failed(FailureClass::ConnectTimeout)
+                } else {
+                    Outcome::Ok
+                },
+            })
+            .collect();
+        matrix.record(&pod, node, &results, 0);
+    }
 }
 
 fn between(from: &str, to: &str, a: &str, b: &str) -> bool {
@@ -455,35 +472,8 @@ fn a_lost_responder_is_its_own_failure_not_the_networks() {
 #[test]
 fn a_host_checker_that_never_reaches_one_responder_is_unreachable_naming_it() {
     let (mut matrix, mut facts) = mesh_run(None, |_, _, _, _| true);
-    let pod = "host-n2";
-    facts.agents.push(AgentFact {
-        identity: AgentIdentity {
-            pod: pod.into(),
-            node: "n2".into(),
-            role: Role::HostCheck,
-            networks: vec![CephNetwork::Public],
-        },
-        ..agent(pod, "n2", Role::HostCheck)
-    });
     // Its host reaches every responder's public address but n4's.
-    for (i, to) in NODES.iter().enumerate() {
-        let results: Vec<ProbeResult> = (0..ROUNDS)
-            .flat_map(|round| kinds().into_iter().map(move |kind| (round, kind)))
-            .map(|(round, kind)| ProbeResult {
-                network: CephNetwork::Public,
-                target: responder_addr(CephNetwork::Public, i, kind.scheme),
-                kind,
-                started_ms: round * 1000,
-                latency_us: 500,
-                outcome: if *to == "n4" {
-                    Outcome::Failed(FailureClass::ConnectTimeout)
-                } else {
-                    Outcome::Ok
-                },
-            })
-            .collect();
-        matrix.record(pod, "n2", &results, 0);
-    }
+    add_host_checker(&mut matrix, &mut facts, "n2", ROUNDS, "n4");
     let found = evaluate(&matrix, &facts);
     assert_eq!(
         kinds_of(&found),
@@ -553,34 +543,7 @@ fn a_responder_nobody_reaches_explains_the_host_checkers_failing_to_it() {
     let (mut matrix, mut facts) = mesh_run(None, |_, to, net, _| {
         !(net == CephNetwork::Public && to == "n4")
     });
-    let pod = "host-n1";
-    facts.agents.push(AgentFact {
-        identity: AgentIdentity {
-            pod: pod.into(),
-            node: "n1".into(),
-            role: Role::HostCheck,
-            networks: vec![CephNetwork::Public],
-        },
-        ..agent(pod, "n1", Role::HostCheck)
-    });
-    for (i, to) in NODES.iter().enumerate() {
-        let results: Vec<ProbeResult> = kinds()
-            .into_iter()
-            .map(|kind| ProbeResult {
-                network: CephNetwork::Public,
-                target: responder_addr(CephNetwork::Public, i, kind.scheme),
-                kind,
-                started_ms: 0,
-                latency_us: 500,
-                outcome: if *to == "n4" {
-                    Outcome::Failed(FailureClass::ConnectTimeout)
-                } else {
-                    Outcome::Ok
-                },
-            })
-            .collect();
-        matrix.record(pod, "n1", &results, 0);
-    }
+    add_host_checker(&mut matrix, &mut facts, "n1", 1, "n4");
     let found = evaluate(&matrix, &facts);
     assert_eq!(
         kinds_of(&found),
