@@ -408,8 +408,29 @@ async fn a_target_that_times_out_does_not_slow_another() {
     server.shutdown().await;
 }
 
+/// The client ends (local address) of the established TCP connections to `server`'s HTTP and
+/// HTTPS listeners, as `ss` (iproute2) lists them: a kept-alive probe connection is one that stays in this set.
+fn open_to(server: Listener) -> std::collections::BTreeSet<String> {
+    [server.http, server.https]
+        .iter()
+        .flat_map(|addr| {
+            let out = std::process::Command::new("ss")
+                .args(["-Htn", "state", "established", "dst", &addr.to_string()])
+                .output()
+                .expect("ss (iproute2) runs");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                // Recv-Q Send-Q Local Peer (no State column with a state filter).
+                .filter_map(|line| line.split_whitespace().nth(2).map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// A mesh client's targets change as responders come and go: a new one is probed from then
 /// on, one no longer named is not probed any more, and the loop ends when the channel closes.
+/// A target named before and after a change keeps its loop, and with it its kept-alive
+/// connections: the very connections (same client ports) carry its probes on.
 #[tokio::test]
 async fn targets_added_are_probed_and_targets_removed_are_not() {
     let pki = TestPki::new();
@@ -441,8 +462,32 @@ async fn targets_added_are_probed_and_targets_removed_are_not() {
     let feeding = async {
         until(&outbox, |r| count(r, la) >= ROUND.len()).await;
         assert_eq!(count(&results(), lb), 0, "not told of b yet");
+        // a's kept-alive connections: those open across a whole round (a fresh-connection
+        // probe's connection lasts one probe).
+        let open_then = open_to(la);
+        let a_then = count(&results(), la);
+        until(&outbox, |r| count(r, la) >= a_then + ROUND.len()).await;
+        let open_now = open_to(la);
+        let kept_alive: Vec<&String> = open_then.intersection(&open_now).collect();
+        // One kept-alive connection per scheme (a fresh probe's client port reused a round
+        // later could add one more: it does not survive, and it is not counted below).
+        assert!(
+            kept_alive.len() >= 2,
+            "one kept-alive connection per scheme: {kept_alive:?}"
+        );
         targets_tx.send_replace(vec![la, lb]);
         until(&outbox, |r| count(r, lb) >= ROUND.len()).await;
+        let a_then = count(&results(), la);
+        until(&outbox, |r| count(r, la) >= a_then + ROUND.len()).await;
+        let open_after = open_to(la);
+        let survived = kept_alive
+            .iter()
+            .filter(|c| open_after.contains(**c))
+            .count();
+        assert!(
+            survived >= 2,
+            "a's kept-alive connections {kept_alive:?} did not survive the change of targets: {open_after:?}"
+        );
         targets_tx.send_replace(vec![lb]);
         // a's loop is dropped at once (a probe in flight then is never produced); from then
         // on only b is probed.
