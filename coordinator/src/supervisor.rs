@@ -237,6 +237,8 @@ pub struct RunSupervisor {
     soak_began_ms: Option<u64>,
     /// The coordinator's restarts in this run (a resumed run's).
     restarts: Vec<crate::checkpoint::CoordinatorRestart>,
+    /// A mesh's responders said to be gone (and not yet said to be back), by pod.
+    responders_away: BTreeSet<String>,
 }
 
 /// The directory of run `run_id` under `run_root` (`multinet-ID`): its PKI files, agents'
@@ -325,6 +327,7 @@ impl RunSupervisor {
             probing_began_ms: None,
             soak_began_ms: None,
             restarts: Vec::new(),
+            responders_away: BTreeSet::new(),
         })
     }
 
@@ -620,7 +623,7 @@ impl RunSupervisor {
             let standings = self
                 .matrix
                 .send(Standings {
-                    pairs: self.with_targets(pods, &pairs, &snap),
+                    pairs: self.with_targets(pods, &pairs, &snap, Instant::now()),
                     threshold: settings.threshold(),
                 })
                 .await?;
@@ -674,6 +677,7 @@ impl RunSupervisor {
                 // A soak stopped during its first pass: what was measured is the report.
                 return Ok("stopped");
             }
+            self.note_lost_responders(&snap, now, progress);
             match stage {
                 ProbeStage::Probing => tokio::time::sleep(TICK).await,
                 ProbeStage::ServerLost => {
@@ -692,6 +696,35 @@ impl RunSupervisor {
         }
     }
 
+    /// Says when a mesh's responder is gone while others are left (the run goes on without
+    /// it) and when it is back (its agent restarted and reconnected).
+    fn note_lost_responders(
+        &mut self,
+        snap: &crate::roster::RosterSnapshot,
+        now: Instant,
+        progress: &mut Progress,
+    ) {
+        let at = self.at(now);
+        if at.servers_gone(&snap.agents) {
+            return;
+        }
+        let gone = at.gone_servers(&snap.agents);
+        for pod in gone.difference(&self.responders_away) {
+            let node = snap
+                .agents
+                .iter()
+                .find(|a| a.expected.pod == *pod)
+                .map_or("", |a| a.expected.node.as_str());
+            progress.note(&format!(
+                "responder {pod} on {node} is gone: the run goes on without it; its peers' paths to it are left out of their verdict while it is away"
+            ));
+        }
+        for pod in self.responders_away.difference(&gone) {
+            progress.note(&format!("responder {pod} is back"));
+        }
+        self.responders_away = gone;
+    }
+
     /// `pairs` (pod, network) with the target addresses the pod was told to probe there
     /// ([`Targeting::target_addresses`]): what it must have passed on before it passes.
     fn with_targets(
@@ -699,7 +732,16 @@ impl RunSupervisor {
         pods: &[AgentIdentity],
         pairs: &[(String, CephNetwork)],
         snap: &crate::roster::RosterSnapshot,
+        now: Instant,
     ) -> Vec<(String, CephNetwork, std::sync::Arc<[std::net::SocketAddr]>)> {
+        // A mesh's responder that is gone is no one's target to pass on while it is away.
+        let gone = self.at(now).gone_servers(&snap.agents);
+        let here: BTreeMap<String, crate::mesh::Responder> = snap
+            .responders
+            .iter()
+            .filter(|(pod, _)| !gone.contains(*pod))
+            .map(|(pod, r)| (pod.clone(), r.clone()))
+            .collect();
         let node_of: BTreeMap<&str, &str> = pods
             .iter()
             .map(|p| (p.pod.as_str(), p.node.as_str()))
@@ -714,7 +756,7 @@ impl RunSupervisor {
                     .entry((node, *network))
                     .or_insert_with(|| {
                         self.targeting
-                            .target_addresses(node, *network, &snap.responders)
+                            .target_addresses(node, *network, &here)
                             .into()
                     })
                     .clone();
@@ -762,11 +804,8 @@ impl RunSupervisor {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
             let now = Instant::now();
-            let server_gone = snap
-                .agents
-                .iter()
-                .any(|a| a.expected.role == Role::Server && self.at(now).is_gone(a));
-            if server_gone {
+            self.note_lost_responders(&snap, now, progress);
+            if self.at(now).servers_gone(&snap.agents) {
                 progress.note("the server agent is gone; ending the soak");
                 return Ok("server lost");
             }

@@ -165,3 +165,52 @@ fn mesh_peers_probes_own_node_and_k_others_and_says_which() {
     }
     lab.assert_gone();
 }
+
+/// A mesh run goes on when one responder is lost for good (its agent killed, as a crash
+/// would): the others' clients pass on the responders that are left, the lost one is named
+/// (`agent_lost`, not a network finding about its node), and the cells toward it say they
+/// have no results rather than fail. The single server's loss still ends a run: nothing is
+/// left to probe.
+#[test]
+fn a_lost_responder_is_named_and_the_mesh_goes_on_without_it() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('q');
+    let topology = lab.topology(&format!(
+        "nodes: [n1, n2, n3]\nserver_node: n1\n{MESH_CONFIG}"
+    ));
+    let (code, r) = run_with(&topology, &["--mesh", "--kill-agent", "server-n3@1.5"]);
+    assert_eq!(code, Some(1), "{r:#}");
+    let failing: Vec<_> = findings(&r)
+        .into_iter()
+        .zip(r["findings"].as_array().expect("findings"))
+        .filter(|(_, f)| f["severity"] == "fail")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        failing,
+        [("agent_lost".to_string(), None, vec!["n3".to_string()])],
+        "{r:#}"
+    );
+    let probe = r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == "probe")
+        .unwrap_or_else(|| panic!("no probe stage: {r:#}"));
+    assert_ne!(probe["outcome"], "server lost", "{r:#}");
+    // Every client passed on what was left to probe.
+    for agent in r["agents"].as_array().expect("agents") {
+        if agent["role"] == "client" {
+            assert!(!agent["passed_at_ms"].is_null(), "{agent:#}\n{r:#}");
+        }
+    }
+    for network in ["public", "cluster"] {
+        for (from, to, state) in cells(&r, network) {
+            let expected = if to == "n3" { "no_results" } else { "pass" };
+            assert_eq!(state, expected, "{network} {from} -> {to}\n{r:#}");
+        }
+    }
+    lab.assert_gone();
+}

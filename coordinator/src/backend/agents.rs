@@ -48,7 +48,8 @@ pub enum Error {
 /// a container).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillAgent {
-    /// `server`, or a node name (its first client still running is killed).
+    /// `server` (the single server; in a mesh the first responder), `server-NODE` (a mesh's
+    /// responder on NODE), or a node name (its first client still running is killed).
     pub target: String,
     /// How long after [`Self::from`].
     pub after: Duration,
@@ -221,12 +222,14 @@ impl AgentProcesses {
             if *state != KillState::Pending {
                 continue;
             }
-            let victim = self.running.iter_mut().find(|(_, r)| {
+            let victim = self.running.iter_mut().find(|(pod, r)| {
                 !r.exited
-                    && if kill.target == "server" {
-                        r.role == Role::Server
-                    } else {
-                        r.role == Role::Client && r.node == kill.target
+                    && match kill.target.as_str() {
+                        "server" => r.role == Role::Server,
+                        responder if responder.starts_with("server-") => {
+                            r.role == Role::Server && pod.as_str() == responder
+                        }
+                        node => r.role == Role::Client && r.node == node,
                     }
             });
             let Some((pod, r)) = victim else {

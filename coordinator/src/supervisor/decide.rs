@@ -71,7 +71,7 @@ pub(super) enum ProbeStage {
     /// Every client and host checker passed, is gone, or failed beyond doubt (at least one
     /// did): the verdict cannot change any more.
     Decided,
-    /// The server agent is gone: nothing can pass any more.
+    /// The server agent is gone (a mesh's every responder): nothing can pass any more.
     ServerLost,
     /// The stage deadline passed first.
     Deadline,
@@ -168,24 +168,25 @@ impl Moment<'_> {
     }
 
     /// The server stage, begun `in_stage` ago with `deadline` to go, given the roster now:
-    /// ready once every server (a mesh's every responder) said where it listens; over when
-    /// one is gone before (a mesh's responders are its servers: a node without one cannot be
-    /// judged, as no node can without the single server).
+    /// ready once every server (a mesh's every responder) said where it listens or is gone,
+    /// and at least one said it; over when every one is gone before (the single server's loss
+    /// leaves nothing to probe; a mesh goes on with the responders it has, and the report
+    /// names the one that is gone — no address, not started — as its own finding).
     pub(super) fn server_stage(
         &self,
         snap: &RosterSnapshot,
         in_stage: Duration,
         deadline: Duration,
     ) -> ServerStage {
-        let mut servers = snap
+        let servers: Vec<&AgentView> = snap
             .agents
             .iter()
             .filter(|a| a.expected.role == Role::Server)
-            .peekable();
-        let any = servers.peek().is_some();
-        if any && servers.all(|a| snap.responders.contains_key(&a.expected.pod)) {
+            .collect();
+        let ready = |a: &&AgentView| snap.responders.contains_key(&a.expected.pod);
+        if servers.iter().any(ready) && servers.iter().all(|a| ready(a) || self.is_gone(a)) {
             ServerStage::Ready
-        } else if snap.agents.iter().any(|a| self.is_gone(a)) {
+        } else if !servers.is_empty() && servers.iter().all(|a| self.is_gone(a)) {
             ServerStage::Gone
         } else if in_stage >= deadline {
             ServerStage::Deadline
@@ -203,9 +204,7 @@ impl Moment<'_> {
         in_stage: Duration,
         deadline: Duration,
     ) -> ProbeStage {
-        let server_gone = agents
-            .iter()
-            .any(|a| a.expected.role == Role::Server && self.is_gone(a));
+        let server_gone = self.servers_gone(agents);
         let unsettled = |a: &&AgentView| {
             a.expected.role != Role::Server
                 && !self.passed_at.contains_key(&a.expected.pod)
@@ -226,6 +225,27 @@ impl Moment<'_> {
         } else {
             ProbeStage::Probing
         }
+    }
+
+    /// Whether every server is gone: the single server, or a mesh's every responder. A mesh
+    /// goes on without a responder that is gone (its peers' paths to it are left out of their
+    /// verdict, [`Moment::gone_servers`], and the report says it was lost); the run ends only
+    /// when nothing is left to probe.
+    pub(super) fn servers_gone(&self, agents: &[AgentView]) -> bool {
+        let mut servers = agents
+            .iter()
+            .filter(|a| a.expected.role == Role::Server)
+            .peekable();
+        servers.peek().is_some() && servers.all(|a| self.is_gone(a))
+    }
+
+    /// The servers (a mesh's responders) gone now, by pod.
+    pub(super) fn gone_servers(&self, agents: &[AgentView]) -> BTreeSet<String> {
+        agents
+            .iter()
+            .filter(|a| a.expected.role == Role::Server && self.is_gone(a))
+            .map(|a| a.expected.pod.clone())
+            .collect()
     }
 
     /// What became of an agent, as the run ends: the backend's word first (an agent whose
@@ -443,10 +463,25 @@ mod tests {
         let mut all = mesh.clone();
         all.responders.insert("server-n2".into(), responder("n2"));
         assert_eq!(now.server_stage(&all, 2 * S, 10 * S), ServerStage::Ready);
+        // One gone while the other is ready: the mesh goes on with the one it has.
         let mut one_gone = mesh.clone();
         one_gone.agents[1] = disconnected(one_gone.agents[1].clone(), world.started);
         assert_eq!(
             world.at(5 * S).server_stage(&one_gone, 5 * S, 10 * S),
+            ServerStage::Ready
+        );
+        // One gone while the other is not ready yet: wait for it.
+        let mut none_ready = one_gone.clone();
+        none_ready.responders.clear();
+        assert_eq!(
+            world.at(5 * S).server_stage(&none_ready, 5 * S, 10 * S),
+            ServerStage::Waiting
+        );
+        // Every one gone: over.
+        let mut all_gone = none_ready.clone();
+        all_gone.agents[0] = disconnected(all_gone.agents[0].clone(), world.started);
+        assert_eq!(
+            world.at(5 * S).server_stage(&all_gone, 5 * S, 10 * S),
             ServerStage::Gone
         );
     }
@@ -587,6 +622,44 @@ mod tests {
             ProbeStage::ServerLost
         );
         assert_eq!(ProbeStage::ServerLost.outcome(), "server lost");
+    }
+
+    #[test]
+    fn a_mesh_goes_on_without_a_lost_responder_until_every_one_is_gone() {
+        let world = World::new();
+        let responder = |pod: &str, lost: bool| {
+            let mut v = view(pod, Role::Server);
+            if lost {
+                v.failed = Some("killed".into());
+            }
+            v
+        };
+        let one_lost = vec![
+            responder("server-n1", false),
+            responder("server-n2", true),
+            view("client-a", Role::Client),
+        ];
+        let at = world.at(5 * S);
+        assert!(!at.servers_gone(&one_lost));
+        assert_eq!(
+            at.gone_servers(&one_lost),
+            BTreeSet::from(["server-n2".to_string()])
+        );
+        assert_eq!(
+            at.probe_stage(&one_lost, 5 * S, 10 * S),
+            ProbeStage::Probing
+        );
+        let all_lost = vec![
+            responder("server-n1", true),
+            responder("server-n2", true),
+            view("client-a", Role::Client),
+        ];
+        assert_eq!(
+            at.probe_stage(&all_lost, 5 * S, 10 * S),
+            ProbeStage::ServerLost
+        );
+        // Without any server (never planned) nothing is "lost".
+        assert!(!at.servers_gone(&[view("client-a", Role::Client)]));
     }
 
     #[test]

@@ -170,6 +170,7 @@ impl RunSupervisor {
             probing_began_ms: Some(checkpoint.probing_began_ms),
             soak_began_ms: None,
             restarts,
+            responders_away: std::collections::BTreeSet::new(),
         })
     }
 
