@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use multinet_proto::assignment::NetworkAddress;
@@ -81,13 +81,18 @@ fn parse_somaxconn(text: &str) -> Option<u32> {
     text.trim().parse::<u32>().ok().filter(|n| *n > 0)
 }
 
-/// A listener on `addr` with `backlog` (capped by the kernel at `net.core.somaxconn`).
+/// A listener on `addr` with `backlog` (capped by the kernel at `net.core.somaxconn`), with
+/// `TCP_NODELAY` set once for every connection it accepts: Linux makes an accepted socket as a
+/// clone of its listener (`inet_csk_clone_lock` → `sk_clone_lock`, net/ipv4/
+/// inet_connection_sock.c), options included, which saves a `setsockopt` on every new
+/// connection's way to its answer.
 fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
 }
@@ -221,25 +226,38 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limit: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    // Each connection watches for the stop itself; this loop's own wait for it is made once.
+    let for_connections = stop.clone();
+    let mut stopping = pin!(async move {
+        let mut stop = stop;
+        stopped(&mut stop).await;
+    });
     loop {
         tokio::select! {
-            () = stopped(&mut stop) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = stopping.as_mut() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Connections that ended are reaped here, not by waking this loop as each
+                    // ends (which would also try another accept each time).
+                    while connections.try_join_next().is_some() {}
                     // Past the bound the connection is closed at once: the client sees it.
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
                         continue;
                     };
                     let tls = tls.clone();
-                    let stop = stop.clone();
+                    let stop = for_connections.clone();
                     connections.spawn(async move {
                         serve_connection(stream, peer, tls, stop).await;
                         drop(permit);
                     });
+                    // The new connection's request is most likely in already: let its task
+                    // answer it before this loop asks the kernel for another connection (an
+                    // `accept4` that mostly finds none), so that call is not on the way to
+                    // the answer.
+                    tokio::task::yield_now().await;
                 }
                 // Out of descriptors and the like: pause instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -253,6 +271,53 @@ async fn accept_loop(
     .await;
 }
 
+/// A plain TCP connection whose write side is closed by closing the socket, which follows at
+/// once: hyper shuts the write side down (`shutdown(2)`) before it lets a connection go, and on
+/// plain TCP the `close(2)` right after sends the same FIN (and the same RST when a request
+/// was left unread), so the `shutdown` is a system call per connection for nothing — nginx,
+/// the reference, closes without it. TLS streams keep their shutdown: it sends close_notify.
+struct PlainTcp(TcpStream);
+
+impl AsyncRead for PlainTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PlainTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// Completes when a stop is asked for (or nobody can ask any more).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
@@ -264,9 +329,8 @@ async fn serve_connection(
     tls: Option<TlsAcceptor>,
     stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     match tls {
-        None => serve_http(stream, peer, stop).await,
+        None => serve_http(PlainTcp(stream), peer, stop).await,
         Some(acceptor) => {
             if let Ok(Ok(stream)) =
                 tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(stream)).await
@@ -314,7 +378,7 @@ pub fn respond<B>(request: &Request<B>, caller: IpAddr) -> Response<ResponseBody
             let mut response = Response::new(ResponseBody::text(text));
             response
                 .headers_mut()
-                .insert(CONTENT_TYPE, "text/plain".parse().expect("static header"));
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             response
         }
         "/payload" => match payload_size(request.uri().query()) {
@@ -323,7 +387,7 @@ pub fn respond<B>(request: &Request<B>, caller: IpAddr) -> Response<ResponseBody
                 response.headers_mut().insert(CONTENT_LENGTH, bytes.into());
                 response.headers_mut().insert(
                     CONTENT_TYPE,
-                    "application/octet-stream".parse().expect("static header"),
+                    HeaderValue::from_static("application/octet-stream"),
                 );
                 response
             }
@@ -467,7 +531,11 @@ mod tests {
 
     /// A probe server on 127.0.0.1 with a test PKI.
     async fn loopback_server() -> ProbeServer {
-        let pki = crate::testing::TestPki::new();
+        loopback_server_of(&crate::testing::TestPki::new()).await
+    }
+
+    /// A probe server on 127.0.0.1 with `pki`'s certificate.
+    async fn loopback_server_of(pki: &crate::testing::TestPki) -> ProbeServer {
         let tls = crate::tls::RunTls::load(&pki.probe_server()).expect("server PKI");
         let addresses = [multinet_proto::assignment::NetworkAddress {
             network: multinet_proto::network::CephNetwork::Public,
@@ -540,6 +608,62 @@ mod tests {
         }
         assert_eq!(answered, CLIENTS);
         drop(streams);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay_from_their_listener() {
+        let listener = listen("127.0.0.1:0".parse().expect("addr"), 16).expect("listen");
+        let addr = listener.local_addr().expect("its address");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        assert!(accepted.nodelay().expect("TCP_NODELAY readable"));
+        drop(client);
+    }
+
+    /// A connection the client asks closed (`Connection: close`, as the bench's connection-rate
+    /// tests and Rook's tester's clients do) gets its whole answer and then an orderly end: a
+    /// FIN over HTTP (the socket closed without hyper's `shutdown`), a TLS close_notify over
+    /// HTTPS — never a reset or a truncation.
+    #[tokio::test]
+    async fn a_connection_asked_closed_ends_cleanly_after_the_whole_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let pki = crate::testing::TestPki::new();
+        let server = loopback_server_of(&pki).await;
+        let listener = server.listeners()[0];
+        let request =
+            b"GET /payload?bytes=64 HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n";
+        let ends_with_64_zeros = |answer: &[u8]| {
+            let text = String::from_utf8_lossy(answer);
+            text.starts_with("HTTP/1.1 200")
+                && text.contains("content-length: 64\r\n")
+                && answer.ends_with(&[0u8; 64])
+        };
+        for _ in 0..3 {
+            let mut stream = TcpStream::connect(listener.http).await.expect("connect");
+            stream.write_all(request).await.expect("request");
+            let mut answer = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+                .await
+                .expect("closed within 10 s")
+                .expect("an orderly end (FIN), not a reset");
+            assert!(ends_with_64_zeros(&answer), "{answer:?}");
+        }
+        let tls = crate::tls::RunTls::load(&pki.client()).expect("client PKI");
+        let connector =
+            tokio_rustls::TlsConnector::from(tls.probe_client_config().expect("client config"));
+        let stream = TcpStream::connect(listener.https).await.expect("connect");
+        let mut stream = connector
+            .connect(crate::tls::probe_server_name(), stream)
+            .await
+            .expect("handshake");
+        stream.write_all(request).await.expect("request");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("closed within 10 s")
+            .expect("close_notify before the end, not a truncation");
+        assert!(ends_with_64_zeros(&answer), "{answer:?}");
         server.shutdown().await;
     }
 
