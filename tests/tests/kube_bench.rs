@@ -228,3 +228,59 @@ fn a_kube_mesh_bench_measures_every_pair() {
     assert_eq!(pairs, expected, "{context}");
     nothing_left(&cluster);
 }
+
+/// A client pod that never starts — node kf2 has no public master, so Multus' macvlan ADD fails
+/// — gives its path the reason its events say (the NAD's master named), as the kube backend
+/// diagnoses agents; the bench goes on: the cluster network's paths and kf1's are measured.
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_client_pod_without_an_address_gives_its_path_the_sandbox_reason() {
+    let cluster = LabCluster::start(
+        BIN,
+        "kbn3",
+        &["kf1", "kf2"],
+        "nodes: [kf1, kf2]\nunderlay:\n  - {node: kf2, network: public, present: false}",
+        &[],
+    );
+    let out = bench(&cluster, &[]);
+    let report = report(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let context = format!("{report:#}\n{stderr}\nlab: {}", cluster.stderr());
+    assert_eq!(out.status.code(), Some(0), "{context}");
+    let setup = &report["setups"][0];
+    assert_eq!(setup["server_node"], "kf1", "{context}");
+    let mut measured = Vec::new();
+    for network in setup["networks"].as_array().expect("networks") {
+        for path in network["paths"].as_array().expect("paths") {
+            let key = (
+                network["network"].as_str().unwrap_or_default(),
+                path["from"].as_str().unwrap_or_default(),
+            );
+            if key == ("public", "kf2") {
+                let error = path["error"].as_str().unwrap_or_default();
+                assert!(
+                    error.contains("no address on the public network") && error.contains("pub0"),
+                    "{error}\n{context}"
+                );
+                assert!(
+                    path["tests"].as_array().is_some_and(Vec::is_empty),
+                    "{path:#}"
+                );
+            } else {
+                assert!(path["error"].is_null(), "{key:?}: {path:#}");
+                let tests = path["tests"].as_array().expect("tests");
+                assert!(
+                    tests.iter().all(|t| t["failure"].is_null()),
+                    "{key:?}: {path:#}"
+                );
+                measured.push(key);
+            }
+        }
+    }
+    assert_eq!(
+        measured,
+        [("public", "kf1"), ("cluster", "kf1"), ("cluster", "kf2")],
+        "{context}"
+    );
+    nothing_left(&cluster);
+}
