@@ -6,10 +6,11 @@
 //! asked for: it needs root, the CNI plugins and a control plane (`MULTINET_E2E_CONTROL_PLANE`);
 //! `.ci/run` runs it, one at a time with the other kube suites (`.config/nextest.toml`).
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use multinet_tests::kube_e2e::{nothing_left, report};
-use multinet_tests::lab_cluster::{LabCluster, kubeconfig, kubectl_ok};
+use multinet_tests::lab_cluster::{LabCluster, kubeconfig, kubectl_ok, wait_for};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_multinet-e2e");
@@ -17,7 +18,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_multinet-e2e");
 /// `multinet bench network --backend kube` in the cluster's namespace on its two networks,
 /// short tests with 2 streams, a JSON report, and `extra`.
 fn bench(cluster: &LabCluster, extra: &[&str]) -> Output {
-    Command::new(BIN)
+    bench_command(cluster, "300ms", extra)
+        .output()
+        .expect("multinet bench network runs")
+}
+
+/// The command [`bench`] runs, with tests of `duration`.
+fn bench_command(cluster: &LabCluster, duration: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .args(["bench", "network", "--backend", "kube", "--kubeconfig"])
         .arg(kubeconfig())
         .args([
@@ -30,7 +39,7 @@ fn bench(cluster: &LabCluster, extra: &[&str]) -> Output {
             "--cluster-network",
             "cluster-net",
             "--duration",
-            "300ms",
+            duration,
             "--streams",
             "2",
             "--max-time",
@@ -38,9 +47,8 @@ fn bench(cluster: &LabCluster, extra: &[&str]) -> Output {
             "-o",
             "json",
         ])
-        .args(extra)
-        .output()
-        .expect("multinet bench network runs")
+        .args(extra);
+    command
 }
 
 /// Every path of every network measured in full: its client's address, every test with its
@@ -282,5 +290,49 @@ fn a_client_pod_without_an_address_gives_its_path_the_sandbox_reason() {
         [("public", "kf1"), ("cluster", "kf1"), ("cluster", "kf2")],
         "{context}"
     );
+    nothing_left(&cluster);
+}
+
+/// SIGINT while a client pod measures (5 s tests): the bench ends with 128 + 2 and removes the
+/// run — its Job, server and client pod — by itself, no `multinet cleanup` needed.
+#[test]
+#[ignore = "needs root, the CNI plugins and a local control plane: see README"]
+fn a_signal_mid_bench_removes_everything() {
+    let cluster = LabCluster::start(BIN, "kbn4", &["ks1"], "nodes: [ks1]", &[]);
+    let mut child = bench_command(&cluster, "5s", &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("multinet bench network starts");
+    wait_for(
+        "a bench client pod running",
+        Duration::from_secs(120),
+        || {
+            kubectl_ok(&[
+                "get",
+                "pods",
+                "-n",
+                &cluster.namespace,
+                "-l",
+                "app.kubernetes.io/component=bench-client",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ])
+            .contains("Running")
+        },
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let mut status = None;
+    wait_for(
+        "multinet bench network ends after SIGINT",
+        Duration::from_secs(120),
+        || {
+            status = child.try_wait().expect("wait");
+            status.is_some()
+        },
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "{status:?}");
     nothing_left(&cluster);
 }

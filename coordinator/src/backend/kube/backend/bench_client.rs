@@ -63,7 +63,9 @@ impl KubeBackend {
         );
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
         match refused(api.create(&PostParams::default(), &pod).await) {
-            Ok(None) => {}
+            // Remembered until deleted: a bench ended meanwhile (a signal) removes it with
+            // the agents' pods.
+            Ok(None) => self.created_pods.push(name.clone()),
             Ok(Some(reason)) => {
                 return Err(format!("the API server refused pod {name}: {reason}"));
             }
@@ -100,11 +102,12 @@ impl KubeBackend {
                 }
             }
         };
-        if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
-            tracing::warn!(
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => self.created_pods.retain(|p| *p != name),
+            Err(e) => tracing::warn!(
                 "could not delete bench client pod {name} ({}); the run's cleanup removes it",
                 said(e)
-            );
+            ),
         }
         outcome
     }
