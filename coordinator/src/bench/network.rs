@@ -134,6 +134,8 @@ pub struct KubeBench {
     /// The cluster (kubeconfig, context), the image, and — in the bench's coordinator Job —
     /// its run id.
     pub cluster: crate::run::KubeRequest,
+    /// No progress lines (`-q`): the Job's are not said either.
+    pub quiet: bool,
 }
 
 /// Why a bench could not be carried out.

@@ -510,6 +510,7 @@ fn network(f: &NetworkFlags) -> u8 {
                 context: f.context.clone(),
                 in_cluster_run: f.in_cluster_run.clone(),
             },
+            quiet: f.quiet,
         },
     };
     if f.backend != NetworkBackend::Kube

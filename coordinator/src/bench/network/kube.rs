@@ -126,6 +126,9 @@ fn job_args(request: &NetworkBenchRequest) -> Vec<String> {
     if !request.references {
         args.push("--no-references".into());
     }
+    if request.kube.quiet {
+        args.push("-q".into());
+    }
     args
 }
 
