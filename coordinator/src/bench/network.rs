@@ -260,6 +260,8 @@ pub const SETUP_ALLOWANCE: Duration = Duration::from_secs(20);
 pub const POD_START_ALLOWANCE: Duration = Duration::from_secs(10);
 
 impl Estimate {
+    /// The estimate of a kube bench of `config` on `nodes` (those the cluster's preflight
+    /// planned), made before anything is created.
     pub(crate) fn of_nodes(
         nodes: &[String],
         config: &multinet_proto::config::RunConfig,

@@ -12,7 +12,8 @@ pub enum BenchCommand {
     /// A long soak, time-compressed: the run's matrix fed hours of simulated results; memory
     /// and report size per simulated hour.
     Soak(SoakFlags),
-    /// The data plane on the lab (or --backend local): per network and path, bulk throughput
+    /// The data plane on the lab (or --backend local, or --backend kube on a cluster): per
+    /// network and path, bulk throughput
     /// both ways (1 and --streams connections), request/response rate and latency
     /// percentiles, new TCP and TLS connections per second, CPU of both ends, MSS and path
     /// MTU; iperf3 and nginx as references. Several -f: setups side by side. --mesh: every
@@ -21,7 +22,8 @@ pub enum BenchCommand {
     /// The load side of `ingest` (started by it).
     #[command(hide = true)]
     Load(LoadFlags),
-    /// One test of `bench network`, run in a pod's namespace (started by it); prints JSON.
+    /// One test of `bench network`, run in a pod's namespace (started by it), or with --tests
+    /// a path's tests in a kube client pod; prints JSON.
     #[command(hide = true)]
     Client(ClientFlags),
     /// A probe server on one address, its listeners printed as JSON (started by `bench
