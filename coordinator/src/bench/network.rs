@@ -1490,6 +1490,49 @@ mod tests {
         }
     }
 
+    /// A kube client pod's source: its address on the interface named after the network under
+    /// test, of the target's family, from Multus' network-status; what is missing is said.
+    #[test]
+    fn the_client_source_is_read_from_network_status_by_network() {
+        let dir = std::env::temp_dir().join(format!("multinet-status-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch");
+        let file = dir.join("network-status");
+        std::fs::write(
+            &file,
+            r#"[{"name": "k8s-pod-network", "ips": ["10.244.1.7"], "default": true},
+                {"name": "ns/public-net", "interface": "public", "ips": ["fd00::5", "198.18.36.5"]},
+                {"name": "ns/cluster-net", "interface": "cluster", "ips": []}]"#,
+        )
+        .expect("network-status");
+        let v4: std::net::SocketAddr = "198.18.36.1:8080".parse().expect("address");
+        let v6: std::net::SocketAddr = "[fd00::1]:8080".parse().expect("address");
+        let found = |network, target| address_from_status(network, &file, target);
+        assert_eq!(
+            found(CephNetwork::Public, v4),
+            Ok("198.18.36.5".parse().expect("ip"))
+        );
+        assert_eq!(
+            found(CephNetwork::Public, v6),
+            Ok("fd00::5".parse().expect("ip"))
+        );
+        let none = found(CephNetwork::Cluster, v4).expect_err("no address");
+        assert!(
+            none.contains("interface \"cluster\" has no address"),
+            "{none}"
+        );
+        std::fs::write(
+            &file,
+            r#"[{"name": "k8s-pod-network", "ips": ["10.244.1.7"]}]"#,
+        )
+        .expect("network-status");
+        let missing = found(CephNetwork::Public, v4).expect_err("not attached");
+        assert!(
+            missing.contains("no interface named \"public\""),
+            "{missing}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_bench_longer_than_max_time_is_refused_naming_the_flag() {
         let mut long = request(true, None, 64);

@@ -584,3 +584,24 @@ fn kube_flag_given(f: &NetworkFlags) -> Option<&'static str> {
     ];
     given.into_iter().find(|(_, g)| *g).map(|(flag, _)| flag)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multinet_agent::load::LoadKind;
+
+    #[test]
+    fn a_paths_tests_are_kind_and_streams_in_order() {
+        assert_eq!(
+            parse_tests("download:1,upload:4,tls:1"),
+            Ok(Tests(vec![
+                (LoadKind::Download, 1),
+                (LoadKind::Upload, 4),
+                (LoadKind::TlsHandshakeRequest, 1)
+            ]))
+        );
+        assert!(parse_tests("download").is_err_and(|e| e.contains("KIND:STREAMS")));
+        assert!(parse_tests("download:x").is_err_and(|e| e.contains("not a number")));
+        assert!(parse_tests("jump:1").is_err_and(|e| e.contains("one of download")));
+    }
+}
