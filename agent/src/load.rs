@@ -199,6 +199,53 @@ pub fn cpu_seconds(pid: Option<i32>) -> Option<f64> {
     Some(ticks as f64 / per_second as f64)
 }
 
+/// The probe server's CPU seconds so far, as its `GET /cpu` answers (its `/proc/self/stat`):
+/// asked over `target` (its HTTP listener) from `source`, within [`STEP_LIMIT`] per step.
+/// For a bench whose server's `/proc` cannot be read (the kube backend); `Err` says why.
+///
+/// # Errors
+///
+/// The server cannot be reached, does not answer 200, or its answer is not a number.
+pub async fn server_cpu_seconds(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    device: Option<&str>,
+) -> Result<f64, String> {
+    let plan = LoadPlan {
+        kind: LoadKind::RequestResponse,
+        target,
+        source,
+        device: device.map(str::to_string),
+        streams: 1,
+        duration: STEP_LIMIT,
+        answer_bytes: 0,
+        tls: None,
+    };
+    let deadline = Instant::now() + STEP_LIMIT * 3;
+    let stream = connect(&plan, deadline).await?;
+    let mut client = http_client::<_, Empty<Bytes>>(stream).await?;
+    let request = Request::get("/cpu")
+        .header(HOST, target.to_string())
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let response = timeout_at(deadline, client.sender.send_request(request))
+        .await
+        .map_err(|_| "GET /cpu: timed out".to_string())?
+        .map_err(|e| format!("GET /cpu: {e}"))?;
+    if response.status() != StatusCode::OK {
+        return Err(format!("GET /cpu: HTTP {}", response.status()));
+    }
+    let body = timeout_at(deadline, response.into_body().collect())
+        .await
+        .map_err(|_| "GET /cpu: reading the answer timed out".to_string())?
+        .map_err(|e| format!("GET /cpu: {e}"))?
+        .to_bytes();
+    std::str::from_utf8(&body)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| "GET /cpu: the answer is not a number of seconds".to_string())
+}
+
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line; the command name (field 2)
 /// may hold spaces and parentheses, so fields are counted from its last `)`.
 fn ticks_of(stat: &str) -> Option<u64> {
@@ -807,6 +854,24 @@ mod tests {
         .await
         .expect("server binds");
         (server, client_tls.probe_client_config().expect("client"))
+    }
+
+    #[tokio::test]
+    async fn the_server_cpu_is_read_over_its_http_listener() {
+        let (server, _) = loopback().await;
+        let listener = server.listeners()[0];
+        let source = Some("127.0.0.1".parse().expect("ip"));
+        let seconds = server_cpu_seconds(listener.http, source, None)
+            .await
+            .expect("GET /cpu answers");
+        assert!(seconds >= 0.0, "{seconds}");
+        // Nothing listens there: said, not a number.
+        let closed = SocketAddr::new(listener.http.ip(), 1);
+        let error = server_cpu_seconds(closed, source, None)
+            .await
+            .expect_err("no server");
+        assert!(error.contains("connecting"), "{error}");
+        server.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,9 @@
 //! addresses the server saw), `GET /payload?bytes=N` with exactly N bytes (MTU black holes
 //! hide behind small probes), `POST /upload` reads its body (at most [`UPLOAD_MAX`]), throws it
 //! away and answers with the count of bytes it received (the bench's upload, `bench
-//! network`), anything else 404. Connections are kept alive, bounded in
+//! network`), `GET /cpu` with this process's CPU seconds so far (`/proc/self/stat`: the bench
+//! reads it before and after a test where it cannot read the server's `/proc`, as on the kube
+//! backend), anything else 404. Connections are kept alive, bounded in
 //! number, and drained on [`ProbeServer::shutdown`].
 //!
 //! Owns the listening sockets; knows nothing about the control plane.
@@ -393,6 +395,17 @@ pub fn respond<B>(request: &Request<B>, caller: IpAddr) -> Response<ResponseBody
             }
             _ => status(StatusCode::BAD_REQUEST),
         },
+        "/cpu" => match crate::load::cpu_seconds(None) {
+            Some(seconds) => {
+                let mut response =
+                    Response::new(ResponseBody::text(Bytes::from(format!("{seconds}\n"))));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, "text/plain".parse().expect("static header"));
+                response
+            }
+            None => status(StatusCode::SERVICE_UNAVAILABLE),
+        },
         _ => status(StatusCode::NOT_FOUND),
     }
 }
@@ -702,6 +715,19 @@ mod tests {
             receive_upload(too_big).await.status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
+    }
+
+    #[tokio::test]
+    async fn cpu_answers_with_this_process_cpu_seconds() {
+        let response = get("/cpu");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = body_of(response).await;
+        let seconds: f64 = std::str::from_utf8(&body)
+            .expect("text")
+            .trim()
+            .parse()
+            .expect("a number of seconds");
+        assert!(seconds >= 0.0, "{seconds}");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 pub mod config;
 mod job;
-mod kube;
+pub(crate) mod kube;
 mod launch;
 mod resume;
 

@@ -145,7 +145,7 @@ async fn outside(
     let outcome = run_job(
         &client,
         &run,
-        vec!["-o".into(), "text".into()],
+        run.coordinator_job(vec!["-o".into(), "text".into()]),
         bounds,
         &mut move |line| sink.lock().expect("lines").push(line.to_string()),
     )

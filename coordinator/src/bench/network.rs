@@ -25,11 +25,17 @@
 //! Before anything is built, the tests' time is estimated (paths × tests × duration, with the
 //! references) and said; past `--max-time` the bench is refused ([`Estimate`]).
 //!
+//! On the kube backend ([`kube`]) the bench runs inside the cluster as a coordinator Job, as a
+//! `run --backend kube` does (agents must reach its control plane); each path's tests run in a
+//! client pod of their own, one pod at a time, whose log is read back.
+//!
 //! * [`report`] — what a bench measured (JSON), rendered as text tables and CSV.
 //! * [`reference`] — iperf3 and nginx, started in the lab's pod namespaces.
+//! * [`kube`] — the kube backend: the Job from outside, the client pods from inside.
 //!
 //! Knows nothing of clap: the command line hands in a [`NetworkBenchRequest`].
 
+pub mod kube;
 pub mod reference;
 pub mod report;
 
@@ -61,7 +67,7 @@ pub use report::{MeshCoverage, NetworkBenchReport, PathResult, SetupResult, Test
 pub const ANSWER_BYTES: u64 = 64;
 /// How much longer than its duration a test process may take before it is killed (its
 /// connects, handshakes and the last answer each have 5 s).
-const TEST_PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const TEST_PATIENCE: Duration = Duration::from_secs(20);
 /// `--max-time`'s default: the most time a bench's tests may take in all, unless raised.
 pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(3600);
 
@@ -74,6 +80,9 @@ pub enum BenchBackend {
     /// Processes on loopback addresses of this machine, no namespace, no root: validates no
     /// real network.
     Local,
+    /// A Kubernetes cluster through its API: the bench runs there as a coordinator Job, each
+    /// path's tests in a client pod.
+    Kube,
 }
 
 impl BenchBackend {
@@ -82,6 +91,7 @@ impl BenchBackend {
         match self {
             BenchBackend::Lab => "lab",
             BenchBackend::Local => "local",
+            BenchBackend::Kube => "kube",
         }
     }
 }
@@ -111,6 +121,21 @@ pub struct NetworkBenchRequest {
     pub streams: u32,
     /// Run the references (iperf3 on each path, nginx against the probe server).
     pub references: bool,
+    /// The kube backend's cluster and run configuration (unused by the others).
+    pub kube: KubeBench,
+}
+
+/// Where a kube bench runs and with what: what `run --backend kube` is given.
+#[derive(Debug, Clone, Default)]
+pub struct KubeBench {
+    /// The run configuration's sources: `-c`, the namespace, the networks' NADs, the service
+    /// account (`mesh` and `mesh_peers` are the request's).
+    pub config: ConfigRequest,
+    /// The cluster (kubeconfig, context), the image, and — in the bench's coordinator Job —
+    /// its run id.
+    pub cluster: crate::run::KubeRequest,
+    /// No progress lines (`-q`): the Job's are not said either.
+    pub quiet: bool,
 }
 
 /// Why a bench could not be carried out.
@@ -175,6 +200,8 @@ enum Place {
     },
     /// The local backend's simulated nodes `n1`…`nN`.
     Local { nodes: u32 },
+    /// A cluster's nodes, as its preflight planned them.
+    Kube { nodes: Vec<String> },
 }
 
 impl Setup {
@@ -183,6 +210,7 @@ impl Setup {
         match &self.place {
             Place::Lab { topology, .. } => topology.nodes.iter().map(|n| n.name.clone()).collect(),
             Place::Local { nodes } => (1..=*nodes).map(|i| format!("n{i}")).collect(),
+            Place::Kube { nodes } => nodes.clone(),
         }
     }
 
@@ -195,6 +223,8 @@ impl Setup {
                 &self.source,
                 &crate::run::config::networks(&self.config),
             ),
+            // Its networks are described once the cluster's NADs are read.
+            Place::Kube { .. } => SetupResult::described(&self.name, &self.source, Vec::new()),
         }
     }
 }
@@ -203,7 +233,9 @@ impl Setup {
 /// responder node, per network; every node counted as a client node, so an upper bound) runs
 /// its tests of `--duration` one after another, each with [`START_ALLOWANCE`], and with the
 /// references iperf3 (two runs of whole seconds); each setup adds the loopback comparison (four
-/// tests) and [`SETUP_ALLOWANCE`] for building its lab and starting its agents.
+/// tests) and [`SETUP_ALLOWANCE`] for building its lab and starting its agents. On the kube
+/// backend each path also starts a client pod ([`POD_START_ALLOWANCE`]), and there are no
+/// references to run (they are not in multinet's image).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Estimate {
     /// Paths, all setups.
@@ -222,23 +254,47 @@ pub const START_ALLOWANCE: Duration = Duration::from_millis(250);
 /// What a setup takes besides its tests in the estimate: its lab built and removed, its
 /// agents started (5–10 s for three nodes).
 pub const SETUP_ALLOWANCE: Duration = Duration::from_secs(20);
+/// What a kube bench's client pod takes to start besides its tests in the estimate: created,
+/// scheduled, its sandbox made (CNI ADD), its container started, its log read and the pod
+/// deleted (5–10 s on a cluster).
+pub const POD_START_ALLOWANCE: Duration = Duration::from_secs(10);
 
 impl Estimate {
+    /// The estimate of a kube bench of `config` on `nodes` (those the cluster's preflight
+    /// planned), made before anything is created.
+    pub(crate) fn of_nodes(
+        nodes: &[String],
+        config: &multinet_proto::config::RunConfig,
+        request: &NetworkBenchRequest,
+    ) -> Self {
+        let setup = Setup {
+            name: String::new(),
+            source: String::new(),
+            place: Place::Kube {
+                nodes: nodes.to_vec(),
+            },
+            config: config.clone(),
+        };
+        Self::of(std::slice::from_ref(&setup), request)
+    }
+
     fn of(setups: &[Setup], request: &NetworkBenchRequest) -> Self {
-        let tests_per_path = if request.streams == 1 { 5 } else { 7 };
-        let iperf3 = if request.references {
+        let tests_per_path = path_tests(request.streams).len();
+        // The kube backend measures no reference (not in multinet's image): said, not timed.
+        let references = request.references && request.backend != BenchBackend::Kube;
+        let iperf3 = if references {
             2 * Duration::from_secs(request.duration.as_secs_f64().ceil().max(1.0) as u64)
         } else {
             Duration::ZERO
         };
         let test = request.duration + START_ALLOWANCE;
-        let per_path = test * tests_per_path as u32 + iperf3;
-        let per_setup = SETUP_ALLOWANCE
-            + if request.references {
-                test * 4
-            } else {
-                Duration::ZERO
-            };
+        let pod_start = if request.backend == BenchBackend::Kube {
+            POD_START_ALLOWANCE
+        } else {
+            Duration::ZERO
+        };
+        let per_path = test * tests_per_path as u32 + iperf3 + pod_start;
+        let per_setup = SETUP_ALLOWANCE + if references { test * 4 } else { Duration::ZERO };
         let mut paths = 0;
         let mut total = Duration::ZERO;
         for setup in setups {
@@ -261,7 +317,7 @@ impl Estimate {
         Self {
             paths,
             tests_per_path,
-            references: request.references,
+            references,
             total,
         }
     }
@@ -325,11 +381,28 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
                 ));
             }
         }
+        BenchBackend::Kube => {
+            if !request.topologies.is_empty() || request.existing_lab.is_some() {
+                return Err(Error::Usage(
+                    "-f and --lab name a lab: they do not go with --backend kube, whose nodes are the cluster's"
+                        .into(),
+                ));
+            }
+            if request.nodes.is_some() {
+                return Err(Error::Usage(
+                    "--nodes applies to --backend local only: a kube bench uses the cluster's nodes (the run configuration's node types)"
+                        .into(),
+                ));
+            }
+        }
     }
     if request.max_time.is_zero() {
         return Err(Error::Usage("--max-time: must be more than 0".into()));
     }
     multinet_agent::install_crypto_provider();
+    if request.backend == BenchBackend::Kube {
+        return kube::bench(request, say);
+    }
     let setups = check_setups(request, say)?;
     let estimate = Estimate::of(&setups, request);
     if estimate.total > request.max_time {
@@ -505,6 +578,10 @@ fn bench_setup(
         hand_over: None,
     };
     let measured = match setup.place {
+        // Benchmarked by its coordinator Job ([`kube`]), never as a setup here.
+        Place::Kube { .. } => Err(Error::Usage(
+            "a kube setup is benchmarked in its cluster".into(),
+        )),
         Place::Local { nodes } => {
             let backend = LocalBackend::new(nodes, agent_command, None);
             let what = "the local backend's agents".to_string();
@@ -550,18 +627,42 @@ fn on_site<S: BenchSite>(
     what: &str,
     say: Say<'_>,
 ) -> Result<(), Error> {
-    let system = actix_rt::System::with_tokio_rt(|| {
+    bench_system().block_on(site(backend, settings, request, tools, result, what, say))
+}
+
+/// The actor system a bench's supervisor runs on (two worker threads).
+pub(crate) fn bench_system() -> actix_rt::SystemRunner {
+    actix_rt::System::with_tokio_rt(|| {
         multinet_agent::entry::multi_threaded(2)
             .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
-    });
-    system.block_on(async {
+    })
+}
+
+/// [`on_site`] on the running system: places and measures on `backend`, then cleans up
+/// whatever happened.
+pub(crate) async fn site<S: BenchSite>(
+    backend: S,
+    settings: &RunSettings,
+    request: &NetworkBenchRequest,
+    tools: &reference::Tools,
+    result: &mut SetupResult,
+    what: &str,
+    say: Say<'_>,
+) -> Result<(), Error> {
+    {
         let mut backend = backend;
         let socket = backend.control_socket();
         let run_root = backend.run_root();
-        let mut supervisor = match socket
-            .map_err(BoxError::from)
-            .and_then(|s| RunSupervisor::prepare(s, &run_root).map_err(Into::into))
-        {
+        // A backend whose objects carry the run id (kube: its agents' settings, their
+        // names) gives it; the others' is made here.
+        let run_id = backend.run_id();
+        let mut supervisor = match socket.map_err(BoxError::from).and_then(|s| {
+            match run_id {
+                Some(id) => RunSupervisor::prepare_with_id(s, &run_root, id),
+                None => RunSupervisor::prepare(s, &run_root),
+            }
+            .map_err(Into::into)
+        }) {
             Ok(supervisor) => supervisor,
             Err(e) => {
                 let _ = backend.cleanup().await;
@@ -576,12 +677,12 @@ fn on_site<S: BenchSite>(
             say(Notice::Note(format!("cleaning up {what}: {}", chain(&e))));
         }
         outcome
-    })
+    }
 }
 
 /// A client pod of the bench: no agent, only addresses (and a namespace to run its tests in).
 #[derive(Debug, Clone)]
-struct ClientPod {
+pub(crate) struct ClientPod {
     /// Its network namespace; `None`: this machine's own (the local backend).
     ns: Option<String>,
     /// Its addresses, one per network it is attached to.
@@ -601,8 +702,8 @@ impl From<PodNet> for ClientPod {
 }
 
 /// What the bench needs of a backend beyond a run's placement.
-#[allow(async_fn_in_trait)] // used with the two concrete backends only
-trait BenchSite: Scheduler {
+#[allow(async_fn_in_trait)] // used with the three concrete backends only
+pub(crate) trait BenchSite: Scheduler {
     /// One client pod per `(node, networks)`, in that order.
     async fn place_clients(
         &mut self,
@@ -616,6 +717,21 @@ trait BenchSite: Scheduler {
     /// namespace's 127.0.0.1, or (local) no namespace and a loopback address of the run's own
     /// block, so that nothing else on the machine is met.
     fn loopback(&mut self, pod: &str) -> Option<(Option<String>, IpAddr)>;
+    /// Why the references (iperf3, the nginx comparison) cannot be measured here at all;
+    /// `None` where they can (each tool may still be missing).
+    fn no_references(&self) -> Option<&'static str> {
+        None
+    }
+    /// Every test on one path (a process per test in the client pod's namespace, by default).
+    async fn measure_path(
+        &mut self,
+        bench: &Bench<'_>,
+        ends: PathEnds<'_>,
+        tools: &reference::Tools,
+        say: Say<'_>,
+    ) -> PathResult {
+        measure_path(bench, ends, tools, say).await
+    }
 }
 
 impl BenchSite for LabBackend {
@@ -677,12 +793,12 @@ pub(crate) fn exec_in(ns: Option<&str>) -> Vec<String> {
 }
 
 /// What a setup's tests share.
-struct Bench<'a> {
+pub(crate) struct Bench<'a> {
     /// `multinet bench client` (this binary).
     client_command: Vec<String>,
     /// The client's TLS files (the run CA as its trust anchor).
     tls: multinet_proto::assignment::TlsFiles,
-    request: &'a NetworkBenchRequest,
+    pub(crate) request: &'a NetworkBenchRequest,
 }
 
 /// The server (every responder) placed, the client pods placed, every path measured into
@@ -750,21 +866,23 @@ async fn measure<S: BenchSite>(
                     continue;
                 };
                 let server_ns = backend.pod_namespace(server_pod);
-                let path = measure_path(
-                    &bench,
-                    PathEnds {
-                        node,
-                        server_node: target,
-                        network: *network,
-                        pod,
-                        listener,
-                        server_ns: server_ns.as_deref(),
-                        server_pid: backend.agent_pid(server_pod),
-                    },
-                    tools,
-                    say,
-                )
-                .await;
+                let server_pid = backend.agent_pid(server_pod);
+                let path = backend
+                    .measure_path(
+                        &bench,
+                        PathEnds {
+                            node,
+                            server_node: target,
+                            network: *network,
+                            pod,
+                            listener,
+                            server_ns: server_ns.as_deref(),
+                            server_pid,
+                        },
+                        tools,
+                        say,
+                    )
+                    .await;
                 paths.push(path);
             }
         }
@@ -776,6 +894,13 @@ async fn measure<S: BenchSite>(
         .find(|(_, r)| r.node == placed.server_node)
         .map(|(pod, _)| pod.clone());
     if request.references
+        && let Some(why) = backend.no_references()
+    {
+        result.loopback = Some(reference::LoopbackComparison {
+            error: Some(why.to_string()),
+            ..reference::LoopbackComparison::default()
+        });
+    } else if request.references
         && let Some((ns, address)) = server_pod.and_then(|pod| backend.loopback(&pod))
     {
         let server_tls = supervisor
@@ -796,16 +921,36 @@ async fn measure<S: BenchSite>(
 }
 
 /// The two ends of a path.
-struct PathEnds<'a> {
-    node: &'a str,
-    server_node: &'a str,
-    network: CephNetwork,
+pub(crate) struct PathEnds<'a> {
+    pub(crate) node: &'a str,
+    pub(crate) server_node: &'a str,
+    pub(crate) network: CephNetwork,
     pod: &'a ClientPod,
-    listener: &'a Listener,
+    pub(crate) listener: &'a Listener,
     /// The server pod's namespace (`None`: the local backend's, this machine's).
     server_ns: Option<&'a str>,
     /// The server agent's pid (its CPU time).
     server_pid: Option<i32>,
+}
+
+/// A path's tests in the order run: download and upload with one and `streams` connections
+/// (one only when `streams` is 1), request/response, a connection per request, a TLS
+/// handshake per request.
+pub fn path_tests(streams: u32) -> Vec<(LoadKind, u32)> {
+    let mut tests = vec![(LoadKind::Download, 1)];
+    if streams > 1 {
+        tests.push((LoadKind::Download, streams));
+    }
+    tests.push((LoadKind::Upload, 1));
+    if streams > 1 {
+        tests.push((LoadKind::Upload, streams));
+    }
+    tests.extend([
+        (LoadKind::RequestResponse, 1),
+        (LoadKind::ConnectRequest, 1),
+        (LoadKind::TlsHandshakeRequest, 1),
+    ]);
+    tests
 }
 
 /// Every test on one path, one after another.
@@ -836,20 +981,7 @@ async fn measure_path(
         return path;
     };
     path.client_address = Some(address.addr);
-    let streams = bench.request.streams;
-    let tests = [
-        (LoadKind::Download, 1),
-        (LoadKind::Download, streams),
-        (LoadKind::Upload, 1),
-        (LoadKind::Upload, streams),
-        (LoadKind::RequestResponse, 1),
-        (LoadKind::ConnectRequest, 1),
-        (LoadKind::TlsHandshakeRequest, 1),
-    ];
-    for (kind, n) in tests {
-        if n == 1 && streams == 1 && path.has(kind, 1) {
-            continue;
-        }
+    for (kind, n) in path_tests(bench.request.streams) {
         say(Notice::Info(format!(
             "{} {} → {}: {} ×{n}",
             ends.network.key(),
@@ -1065,6 +1197,187 @@ pub fn client(request: &ClientRequest) -> Result<LoadOutcome, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Where a path client's connections leave from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSource {
+    /// This address (`None`: the kernel's choice), bound to this interface.
+    Address {
+        /// The source address.
+        source: Option<IpAddr>,
+        /// The interface.
+        device: Option<String>,
+    },
+    /// The pod's address on `network`, as Multus' network-status annotation (mounted through
+    /// the downward API at `status_file`) gives it for the interface named after the network
+    /// — as a kube agent learns its addresses.
+    Network {
+        /// The network under test.
+        network: CephNetwork,
+        /// The downward-API file.
+        status_file: PathBuf,
+    },
+}
+
+/// A path's tests as one client process runs them, one after another (a kube bench's client
+/// pod, `multinet bench client --tests …`).
+#[derive(Debug, Clone)]
+pub struct PathClientRequest {
+    /// The tests, in order.
+    pub tests: Vec<(LoadKind, u32)>,
+    /// The server's HTTP listener.
+    pub target: std::net::SocketAddr,
+    /// Its HTTPS listener (the TLS test).
+    pub tls_target: std::net::SocketAddr,
+    /// Where connections leave from.
+    pub source: ClientSource,
+    /// Each test's duration.
+    pub duration: Duration,
+    /// Answer size of the request tests.
+    pub answer_bytes: u64,
+    /// The run's TLS files (the TLS test trusts its CA).
+    pub tls: Option<multinet_proto::assignment::TlsFiles>,
+    /// Read the server's CPU seconds (`GET /cpu`) before and after each test.
+    pub server_cpu: bool,
+}
+
+/// The first line a path client prints: the address its connections leave from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientAddressLine {
+    /// The client's address on the network under test.
+    pub client_address: IpAddr,
+}
+
+/// How long a path client waits for Multus' network-status to reach its downward-API file.
+const STATUS_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The pod's address on `network` from the network-status file (waited for while empty,
+/// bounded), of `target`'s family where it has several.
+fn address_from_status(
+    network: CephNetwork,
+    file: &Path,
+    target: std::net::SocketAddr,
+) -> Result<IpAddr, String> {
+    let since = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        if !text.trim().is_empty() {
+            break text;
+        }
+        if since.elapsed() >= STATUS_PATIENCE {
+            return Err(format!(
+                "{} stayed empty for {}s: Multus wrote no network-status annotation on this pod",
+                file.display(),
+                STATUS_PATIENCE.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let status = multinet_proto::multus::status::parse_network_status(&text)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let attached = multinet_proto::multus::status::find_by_interface(&status, network.key())
+        .ok_or_else(|| {
+            format!(
+                "{}: no interface named {:?} (the {} network's) is attached",
+                file.display(),
+                network.key(),
+                network.key()
+            )
+        })?;
+    let addresses = attached.addresses();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4() == target.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "{}: interface {:?} has no address",
+                file.display(),
+                network.key()
+            )
+        })
+}
+
+/// Runs a path's tests one after another in this process (on one thread), giving `out` one
+/// JSON line each: first a [`ClientAddressLine`], then one [`TestResult`] per test, a failed
+/// test said in its `failure` and the next one run.
+///
+/// # Errors
+///
+/// The source address cannot be found, the CA cannot be read, or the runtime not built.
+pub fn path_client(request: &PathClientRequest, out: &mut dyn FnMut(String)) -> Result<(), String> {
+    multinet_agent::install_crypto_provider();
+    let (source, device) = match &request.source {
+        ClientSource::Address { source, device } => (*source, device.clone()),
+        ClientSource::Network {
+            network,
+            status_file,
+        } => (
+            Some(address_from_status(*network, status_file, request.target)?),
+            None,
+        ),
+    };
+    if let Some(address) = source {
+        out(serde_json::to_string(&ClientAddressLine {
+            client_address: address,
+        })
+        .map_err(|e| e.to_string())?);
+    }
+    let tls = match &request.tls {
+        Some(files) => Some(
+            multinet_agent::tls::RunTls::load(files)
+                .and_then(|t| t.probe_client_config())
+                .map_err(|e| multinet_agent::chain(&e))?,
+        ),
+        None => None,
+    };
+    let runtime = multinet_agent::entry::single_threaded().map_err(|e| e.to_string())?;
+    let server_cpu = || {
+        request.server_cpu.then(|| {
+            runtime
+                .block_on(multinet_agent::load::server_cpu_seconds(
+                    request.target,
+                    source,
+                    device.as_deref(),
+                ))
+                .ok()
+        })?
+    };
+    for (kind, streams) in &request.tests {
+        let plan = multinet_agent::load::LoadPlan {
+            kind: *kind,
+            target: if *kind == LoadKind::TlsHandshakeRequest {
+                request.tls_target
+            } else {
+                request.target
+            },
+            source,
+            device: device.clone(),
+            streams: *streams,
+            duration: request.duration,
+            answer_bytes: request.answer_bytes,
+            tls: tls.clone(),
+        };
+        let before = server_cpu();
+        let ran = runtime.block_on(multinet_agent::load::run(&plan));
+        let after = server_cpu();
+        let (outcome, failure) = match ran {
+            Ok(outcome) => (Some(outcome), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let result = TestResult {
+            kind: *kind,
+            streams: *streams,
+            outcome,
+            server_cpu_seconds: before.zip(after).map(|(b, a)| a - b),
+            failure,
+        };
+        out(serde_json::to_string(&result).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1081,6 +1394,7 @@ mod tests {
             duration: Duration::from_secs(1),
             streams: 4,
             references: false,
+            kube: KubeBench::default(),
         }
     }
 
@@ -1112,6 +1426,111 @@ mod tests {
             e.said(Duration::from_secs(1))
                 .starts_with("18 path(s) × 7 test(s) × 1.0s")
         );
+    }
+
+    /// On kube every path starts a client pod, and no reference runs (not in the image): the
+    /// estimate of three nodes and two networks, 7 tests of 0.5 s each per path.
+    #[test]
+    fn the_kube_estimate_adds_a_pod_start_per_path_and_no_references() {
+        let mut request = request(false, None, 3);
+        request.backend = BenchBackend::Kube;
+        request.nodes = None;
+        request.duration = Duration::from_millis(500);
+        request.references = true;
+        let nodes: Vec<String> = ["k1", "k2", "k3"].map(String::from).to_vec();
+        let config = multinet_proto::config::RunConfig {
+            public_network: "public-net".into(),
+            cluster_network: "cluster-net".into(),
+            ..multinet_proto::config::RunConfig::default()
+        };
+        let e = Estimate::of_nodes(&nodes, &config, &request);
+        assert_eq!(e.paths, 6);
+        assert!(!e.references, "said skipped, not timed");
+        assert_eq!(
+            e.total,
+            (Duration::from_millis(7 * 750) + POD_START_ALLOWANCE) * 6 + SETUP_ALLOWANCE
+        );
+        // A full mesh: 9 pairs per network.
+        let mesh = multinet_proto::config::RunConfig {
+            mesh: true,
+            ..config
+        };
+        let e = Estimate::of_nodes(&nodes, &mesh, &request);
+        assert_eq!(e.paths, 18);
+        assert_eq!(
+            e.total,
+            (Duration::from_millis(7 * 750) + POD_START_ALLOWANCE) * 18 + SETUP_ALLOWANCE
+        );
+    }
+
+    #[test]
+    fn kube_refuses_lab_and_local_flags_before_anything_is_made() {
+        for (what, change) in [
+            (
+                "--nodes",
+                Box::new(|r: &mut NetworkBenchRequest| r.nodes = Some(2))
+                    as Box<dyn Fn(&mut NetworkBenchRequest)>,
+            ),
+            (
+                "-f",
+                Box::new(|r: &mut NetworkBenchRequest| r.topologies = vec!["x.yaml".into()]),
+            ),
+            (
+                "--lab",
+                Box::new(|r: &mut NetworkBenchRequest| r.existing_lab = Some("l".into())),
+            ),
+        ] {
+            let mut r = request(false, None, 3);
+            r.backend = BenchBackend::Kube;
+            r.nodes = None;
+            change(&mut r);
+            let error = bench(&r, &quiet).expect_err("refused");
+            assert_eq!(error.class(), Class::Invalid, "{what}");
+            assert!(error.to_string().contains("--backend"), "{what}: {error}");
+        }
+    }
+
+    /// A kube client pod's source: its address on the interface named after the network under
+    /// test, of the target's family, from Multus' network-status; what is missing is said.
+    #[test]
+    fn the_client_source_is_read_from_network_status_by_network() {
+        let dir = std::env::temp_dir().join(format!("multinet-status-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch");
+        let file = dir.join("network-status");
+        std::fs::write(
+            &file,
+            r#"[{"name": "k8s-pod-network", "ips": ["10.244.1.7"], "default": true},
+                {"name": "ns/public-net", "interface": "public", "ips": ["fd00::5", "198.18.36.5"]},
+                {"name": "ns/cluster-net", "interface": "cluster", "ips": []}]"#,
+        )
+        .expect("network-status");
+        let v4: std::net::SocketAddr = "198.18.36.1:8080".parse().expect("address");
+        let v6: std::net::SocketAddr = "[fd00::1]:8080".parse().expect("address");
+        let found = |network, target| address_from_status(network, &file, target);
+        assert_eq!(
+            found(CephNetwork::Public, v4),
+            Ok("198.18.36.5".parse().expect("ip"))
+        );
+        assert_eq!(
+            found(CephNetwork::Public, v6),
+            Ok("fd00::5".parse().expect("ip"))
+        );
+        let none = found(CephNetwork::Cluster, v4).expect_err("no address");
+        assert!(
+            none.contains("interface \"cluster\" has no address"),
+            "{none}"
+        );
+        std::fs::write(
+            &file,
+            r#"[{"name": "k8s-pod-network", "ips": ["10.244.1.7"]}]"#,
+        )
+        .expect("network-status");
+        let missing = found(CephNetwork::Public, v4).expect_err("not attached");
+        assert!(
+            missing.contains("no interface named \"public\""),
+            "{missing}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

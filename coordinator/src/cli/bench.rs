@@ -12,16 +12,18 @@ pub enum BenchCommand {
     /// A long soak, time-compressed: the run's matrix fed hours of simulated results; memory
     /// and report size per simulated hour.
     Soak(SoakFlags),
-    /// The data plane on the lab (or --backend local): per network and path, bulk throughput
+    /// The data plane on the lab (or --backend local, or --backend kube on a cluster): per
+    /// network and path, bulk throughput
     /// both ways (1 and --streams connections), request/response rate and latency
     /// percentiles, new TCP and TLS connections per second, CPU of both ends, MSS and path
     /// MTU; iperf3 and nginx as references. Several -f: setups side by side. --mesh: every
     /// node to every node's responder.
-    Network(NetworkFlags),
+    Network(Box<NetworkFlags>),
     /// The load side of `ingest` (started by it).
     #[command(hide = true)]
     Load(LoadFlags),
-    /// One test of `bench network`, run in a pod's namespace (started by it); prints JSON.
+    /// One test of `bench network`, run in a pod's namespace (started by it), or with --tests
+    /// a path's tests in a kube client pod; prints JSON.
     #[command(hide = true)]
     Client(ClientFlags),
     /// A probe server on one address, its listeners printed as JSON (started by `bench
@@ -48,6 +50,9 @@ pub enum NetworkBackend {
     Lab,
     /// Processes on loopback addresses of this machine (no root): validates no real network.
     Local,
+    /// A Kubernetes cluster: the bench runs there as a coordinator Job (as `run --backend
+    /// kube` does), each path's tests in a client pod; no references (not in the image).
+    Kube,
 }
 
 /// Arguments of `multinet bench network`.
@@ -99,6 +104,37 @@ pub struct NetworkFlags {
     /// No progress lines on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Kubernetes: a run configuration file (as `run -c`).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Kubernetes: the namespace (as `run -n`).
+    #[arg(short = 'n', long, conflicts_with = "config")]
+    pub namespace: Option<String>,
+    /// Kubernetes: the public network's NAD (as `run --public-network`).
+    #[arg(long, value_name = "NAD", conflicts_with = "config")]
+    pub public_network: Option<String>,
+    /// Kubernetes: the cluster network's NAD (as `run --cluster-network`).
+    #[arg(long, value_name = "NAD", conflicts_with = "config")]
+    pub cluster_network: Option<String>,
+    /// Kubernetes: the service account of the bench's pods (Rook's `serviceAccountName`).
+    #[arg(long, value_name = "SA")]
+    pub service_account: Option<String>,
+    /// Kubernetes: the multinet image the Job, the server and the client pods run.
+    #[arg(long, value_name = "IMAGE", default_value = crate::backend::kube::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Kubernetes: the kubeconfig file [default: $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Kubernetes: the kubeconfig context [default: its current context].
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Kubernetes, set by the bench's Job: this process is bench run ID's coordinator inside
+    /// the cluster (its configuration is the owner's).
+    #[arg(long, value_name = "ID", hide = true)]
+    pub in_cluster_run: Option<String>,
+    /// Kubernetes, set by the bench's Job: where the owner's configuration is mounted.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub run_config: Option<std::path::PathBuf>,
 }
 
 fn parse_test_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -112,9 +148,26 @@ fn parse_test_duration(text: &str) -> Result<std::time::Duration, String> {
 /// Arguments of `multinet bench client` (given by `bench network`).
 #[derive(Debug, Args)]
 pub struct ClientFlags {
-    /// download | upload | rr | crr | tls.
-    #[arg(long, value_parser = parse_kind)]
-    pub kind: multinet_agent::load::LoadKind,
+    /// download | upload | rr | crr | tls: one test, its outcome printed as JSON.
+    #[arg(long, value_parser = parse_kind, required_unless_present = "tests", conflicts_with = "tests")]
+    pub kind: Option<multinet_agent::load::LoadKind>,
+    /// A path's tests, one after another (`download:1,download:4,…,tls:1`), a JSON line each
+    /// (the kube backend's client pods).
+    #[arg(long, value_parser = parse_tests)]
+    pub tests: Option<Tests>,
+    /// With --tests: the server's HTTPS listener (the TLS test).
+    #[arg(long, requires = "tests")]
+    pub tls_target: Option<std::net::SocketAddr>,
+    /// With --tests: take the source address this pod has on this network (public,
+    /// cluster), as --network-status gives it.
+    #[arg(long, value_parser = parse_network, requires_all = ["tests", "network_status"], conflicts_with = "source")]
+    pub source_network: Option<multinet_proto::network::CephNetwork>,
+    /// Multus' network-status annotation, as the downward API mounts it.
+    #[arg(long, value_name = "FILE")]
+    pub network_status: Option<std::path::PathBuf>,
+    /// With --tests: read the server's CPU seconds (`GET /cpu`) before and after each test.
+    #[arg(long, requires = "tests")]
+    pub server_cpu: bool,
     /// The server's listener.
     #[arg(long)]
     pub target: std::net::SocketAddr,
@@ -142,6 +195,33 @@ pub struct ClientFlags {
     /// Its key.
     #[arg(long)]
     pub key: Option<std::path::PathBuf>,
+}
+
+/// A list of tests, `kind:streams` each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tests(pub Vec<(multinet_agent::load::LoadKind, u32)>);
+
+fn parse_tests(text: &str) -> Result<Tests, String> {
+    text.split(',')
+        .map(|one| {
+            let (kind, streams) = one
+                .split_once(':')
+                .ok_or_else(|| format!("{one:?}: expected KIND:STREAMS"))?;
+            let streams: u32 = streams
+                .parse()
+                .map_err(|_| format!("{one:?}: the streams are not a number"))?;
+            Ok((parse_kind(kind)?, streams))
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Tests)
+}
+
+fn parse_network(text: &str) -> Result<multinet_proto::network::CephNetwork, String> {
+    match text {
+        "public" => Ok(multinet_proto::network::CephNetwork::Public),
+        "cluster" => Ok(multinet_proto::network::CephNetwork::Cluster),
+        other => Err(format!("public or cluster, found {other}")),
+    }
 }
 
 fn parse_kind(text: &str) -> Result<multinet_agent::load::LoadKind, String> {
@@ -271,8 +351,23 @@ pub fn run(command: BenchCommand) -> u8 {
                 }
                 _ => None,
             };
+            let Some(kind) = f.kind else {
+                return path_client(
+                    f.tests,
+                    f.target,
+                    f.tls_target,
+                    f.source_network,
+                    f.network_status,
+                    f.source,
+                    f.device,
+                    f.server_cpu,
+                    f.duration_ms,
+                    f.answer_bytes,
+                    tls,
+                );
+            };
             let request = bench::network::ClientRequest {
-                kind: f.kind,
+                kind,
                 target: f.target,
                 source: f.source,
                 device: f.device,
@@ -325,6 +420,54 @@ pub fn run(command: BenchCommand) -> u8 {
     }
 }
 
+/// `multinet bench client --tests …`: a path's tests, one JSON line each on stdout as each
+/// ends; exit 0 once all ran (a failed test is said in its line), 22 when they cannot start.
+#[allow(clippy::too_many_arguments)]
+fn path_client(
+    tests: Option<Tests>,
+    target: std::net::SocketAddr,
+    tls_target: Option<std::net::SocketAddr>,
+    source_network: Option<multinet_proto::network::CephNetwork>,
+    network_status: Option<std::path::PathBuf>,
+    source: Option<std::net::IpAddr>,
+    device: Option<String>,
+    server_cpu: bool,
+    duration_ms: u64,
+    answer_bytes: u64,
+    tls: Option<multinet_proto::assignment::TlsFiles>,
+) -> u8 {
+    use std::io::Write as _;
+    let source = match (source_network, network_status) {
+        (Some(network), Some(status_file)) => bench::network::ClientSource::Network {
+            network,
+            status_file,
+        },
+        _ => bench::network::ClientSource::Address { source, device },
+    };
+    let request = bench::network::PathClientRequest {
+        tests: tests.map(|t| t.0).unwrap_or_default(),
+        target,
+        tls_target: tls_target.unwrap_or(target),
+        source,
+        duration: std::time::Duration::from_millis(duration_ms),
+        answer_bytes,
+        tls,
+        server_cpu,
+    };
+    let mut print = |line: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    match bench::network::path_client(&request, &mut print) {
+        Ok(()) => crate::exit::SUCCESS,
+        Err(e) => {
+            eprintln!("multinet bench client: {e}");
+            crate::exit::INVALID
+        }
+    }
+}
+
 /// `multinet bench network`: the bench, its report written where asked; exit 0 when every
 /// setup was measured, 22 for invalid input (also a bench whose tests would take longer than
 /// --max-time), 69 when a setup's lab could not be built or its server not started (the
@@ -342,6 +485,7 @@ fn network(f: &NetworkFlags) -> u8 {
         backend: match f.backend {
             NetworkBackend::Lab => bench::network::BenchBackend::Lab,
             NetworkBackend::Local => bench::network::BenchBackend::Local,
+            NetworkBackend::Kube => bench::network::BenchBackend::Kube,
         },
         nodes: f.nodes,
         mesh: f.mesh,
@@ -352,17 +496,51 @@ fn network(f: &NetworkFlags) -> u8 {
         duration: f.duration,
         streams: f.streams,
         references: !f.no_references,
+        kube: bench::network::KubeBench {
+            config: crate::run::ConfigRequest {
+                file: f.run_config.clone().or_else(|| f.config.clone()),
+                public_network: f.public_network.clone(),
+                cluster_network: f.cluster_network.clone(),
+                namespace: f.namespace.clone(),
+                service_account: f.service_account.clone(),
+                ..crate::run::ConfigRequest::default()
+            },
+            cluster: crate::run::KubeRequest {
+                dry_run: false,
+                image: f.image.clone(),
+                kubeconfig: f.kubeconfig.clone(),
+                context: f.context.clone(),
+                in_cluster_run: f.in_cluster_run.clone(),
+            },
+            quiet: f.quiet,
+        },
     };
+    if f.backend != NetworkBackend::Kube
+        && let Some(flag) = kube_flag_given(f)
+    {
+        eprintln!(
+            "multinet bench network: {flag} applies to --backend kube only (a cluster's configuration)"
+        );
+        return crate::exit::INVALID;
+    }
     let quiet = f.quiet;
     let say = move |notice: crate::run::Notice| match notice {
         crate::run::Notice::Info(text) if !quiet => eprintln!("multinet: {text}"),
         crate::run::Notice::Info(_) => {}
-        crate::run::Notice::Note(text) | crate::run::Notice::Line(text) => {
-            eprintln!("multinet: {text}")
-        }
+        crate::run::Notice::Note(text) => eprintln!("multinet: {text}"),
+        // Whole lines (the kube bench Job's log, streamed): as they are.
+        crate::run::Notice::Line(text) => eprintln!("{text}"),
         crate::run::Notice::Warning(text) => eprintln!("multinet: warning: {text}"),
     };
     match bench::network::bench(&request, &say) {
+        // The bench's Job stored its report for the command outside; its log has said where.
+        Ok(report) if f.in_cluster_run.is_some() => {
+            if report.any_setup_failed() {
+                crate::exit::ERROR
+            } else {
+                crate::exit::SUCCESS
+            }
+        }
         Ok(report) => {
             let rendered = match format {
                 NetworkOutput::Text => report.text(),
@@ -388,5 +566,42 @@ fn network(f: &NetworkFlags) -> u8 {
             eprintln!("multinet bench network: {}", crate::exit::chain(&e));
             crate::exit::code(&e)
         }
+    }
+}
+
+/// The first Kubernetes-only flag given, as typed.
+fn kube_flag_given(f: &NetworkFlags) -> Option<&'static str> {
+    let given = [
+        ("-c", f.config.is_some()),
+        ("-n", f.namespace.is_some()),
+        ("--public-network", f.public_network.is_some()),
+        ("--cluster-network", f.cluster_network.is_some()),
+        ("--service-account", f.service_account.is_some()),
+        ("--image", f.image != crate::backend::kube::DEFAULT_IMAGE),
+        ("--kubeconfig", f.kubeconfig.is_some()),
+        ("--context", f.context.is_some()),
+        ("--in-cluster-run", f.in_cluster_run.is_some()),
+    ];
+    given.into_iter().find(|(_, g)| *g).map(|(flag, _)| flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multinet_agent::load::LoadKind;
+
+    #[test]
+    fn a_paths_tests_are_kind_and_streams_in_order() {
+        assert_eq!(
+            parse_tests("download:1,upload:4,tls:1"),
+            Ok(Tests(vec![
+                (LoadKind::Download, 1),
+                (LoadKind::Upload, 4),
+                (LoadKind::TlsHandshakeRequest, 1)
+            ]))
+        );
+        assert!(parse_tests("download").is_err_and(|e| e.contains("KIND:STREAMS")));
+        assert!(parse_tests("download:x").is_err_and(|e| e.contains("not a number")));
+        assert!(parse_tests("jump:1").is_err_and(|e| e.contains("one of download")));
     }
 }

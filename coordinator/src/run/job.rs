@@ -50,7 +50,7 @@ pub(super) fn run_outside(
         let mut to_stderr = |line: &str| say(Notice::Line(line.to_string()));
         let args = job_args(request.format, request, &config);
         let outcome = tokio::select! {
-            r = outside::run_job(&client, &run, args, bounds, &mut to_stderr) => Ok(r),
+            r = outside::run_job(&client, &run, run.coordinator_job(args), bounds, &mut to_stderr) => Ok(r),
             signal = shutdown_signal() => {
                 say(Notice::Note(format!("{signal}: removing run {id}")));
                 Err(signal)

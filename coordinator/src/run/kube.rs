@@ -101,7 +101,7 @@ fn refused(problems: Vec<Problem>) -> Result<()> {
     Err(Error::Refused { lines, invalid })
 }
 
-pub(super) fn selection_list(
+pub(crate) fn selection_list(
     public: &Option<NetworkSelection>,
     cluster: &Option<NetworkSelection>,
 ) -> Vec<(CephNetwork, NetworkSelection)> {
@@ -454,7 +454,11 @@ fn interim_store(
     }))
 }
 
-async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> kube_backend::Result<Owner> {
+pub(crate) async fn owner_of(
+    id: &str,
+    client: &kube::Client,
+    namespace: &str,
+) -> kube_backend::Result<Owner> {
     let names = RunNames::new(id);
     let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(client.clone(), namespace);
@@ -472,7 +476,7 @@ async fn owner_of(id: &str, client: &kube::Client, namespace: &str) -> kube_back
     })
 }
 
-pub(super) fn kube_run<'a>(
+pub(crate) fn kube_run<'a>(
     id: &str,
     config: &'a RunConfig,
     image: &str,

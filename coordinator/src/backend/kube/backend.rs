@@ -25,6 +25,10 @@ use super::objects::{AgentTls, CONTROL_PORT, KubeRun};
 use super::{Error, Result};
 use crate::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 
+mod bench_client;
+
+pub use bench_client::BenchClientRun;
+
 /// The annotation naming the agent a pod runs (the report's name for it).
 pub const AGENT_ANNOTATION: &str = "multinet.io/agent";
 
@@ -80,6 +84,8 @@ pub struct KubeBackend {
     /// whose container the kubelet restarts in the same pod should it die).
     resumable: bool,
     pods: Option<Store<Pod>>,
+    /// `bench network`'s client pods created so far (each named by its count).
+    bench_clients: usize,
     /// Events about pods, and about DaemonSets (one watch each, filtered by kind on the
     /// server; the run's are picked by name as they arrive).
     events: Vec<Store<Event>>,
@@ -172,6 +178,7 @@ impl KubeBackend {
             told: BTreeSet::new(),
             resumable: spec.resumable,
             pods: None,
+            bench_clients: 0,
             events: Vec::new(),
             watchers: Vec::new(),
         }

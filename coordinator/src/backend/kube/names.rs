@@ -16,7 +16,7 @@ pub const PART_OF_VALUE: &str = "multinet";
 /// The run label.
 pub const RUN: &str = "multinet.io/run";
 /// `app.kubernetes.io/component`: owner, coordinator, report, tls, agents, server (a mesh's
-/// responders too), client, host-check; for a soak's coordinator: control (its Service), coordinator-tls, checkpoint.
+/// responders too), client, host-check, bench-client (`bench network`'s client pods); for a soak's coordinator: control (its Service), coordinator-tls, checkpoint.
 pub const COMPONENT: &str = "app.kubernetes.io/component";
 /// The node type a pod belongs to.
 pub const NODE_TYPE: &str = "multinet.io/node-type";
@@ -112,6 +112,11 @@ impl RunNames {
             "{}-server",
             multinet_proto::names::bounded_label(node, 40)
         ))
+    }
+    /// `multinet bench network`'s client pod of its `index`th path (from 1): one at a time,
+    /// each deleted once its log is read.
+    pub fn bench_client(&self, index: usize) -> String {
+        self.name(&format!("bench-{index}"))
     }
     /// A client pod: `index` is `osd-3` or `other-0`. Named after its node so that
     /// `kubectl get pods` reads like the report; a node name that would take the pod's name

@@ -59,6 +59,8 @@ pub const NETWORK_STATUS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/network-status";
 /// The name of the coordinator container's metrics port (`metricsAddr`), which
 /// deploy/monitoring/'s Service and PodMonitor refer to.
 pub const METRICS_PORT_NAME: &str = "metrics";
+/// The container of `bench network`'s client pods, whose log the bench reads.
+pub const BENCH_CLIENT_CONTAINER: &str = "client";
 /// The UDP port of the coordinator's control plane in a cluster.
 pub const CONTROL_PORT: u16 = 7443;
 /// The coordinator Job's service account: the one deploy/rbac.yaml grants what a run needs.
@@ -328,6 +330,45 @@ impl KubeRun<'_> {
         }
     }
 
+    /// `multinet bench network`'s client pod for one path (`name`, [`RunNames::bench_client`]):
+    /// `args` (`bench client --tests …`) run once (`restartPolicy: Never`) in container
+    /// [`BENCH_CLIENT_CONTAINER`], pinned to `node`, attached to the network under test only
+    /// (its source address is read from the mounted network-status), trusting the run CA
+    /// from the run's Secret, as the agents' ServiceAccount; ended by Kubernetes past
+    /// `deadline` (`activeDeadlineSeconds`), whatever happens to the bench.
+    pub fn bench_client_pod(
+        &self,
+        name: String,
+        node_type: &str,
+        node: &str,
+        network: CephNetwork,
+        args: Vec<String>,
+        deadline: std::time::Duration,
+    ) -> Pod {
+        let mut metadata = self.meta(name, "bench-client");
+        metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(NODE_TYPE.into(), node_type.into());
+        let selections: Vec<NetworkSelection> = self.selection(network).into_iter().collect();
+        metadata.annotations = Some(BTreeMap::from([(
+            NETWORKS_ANNOTATION.to_string(),
+            render_annotation(&selections),
+        )]));
+        let mut spec = self.pod_spec(node_type, args, true);
+        spec.containers[0].name = BENCH_CLIENT_CONTAINER.into();
+        // The load generator runs flat out for each test: more room than a probing client.
+        spec.containers[0].resources = Some(resources("20m", "32Mi", "256Mi"));
+        spec.affinity = Some(on_nodes(&[node]));
+        spec.restart_policy = Some("Never".into());
+        spec.active_deadline_seconds = Some(deadline.as_secs().max(1) as i64);
+        Pod {
+            metadata,
+            spec: Some(spec),
+            ..Pod::default()
+        }
+    }
+
     /// The host checkers of a node type: one per node, in the node's network namespace,
     /// probing the server's public address (in a mesh, the responders' of the node's peers,
     /// as the coordinator tells each checker); kept to `nodes`, the nodes of the type the run
@@ -583,6 +624,38 @@ impl KubeRun<'_> {
             }),
             ..Job::default()
         }
+    }
+
+    /// The coordinator Job of `multinet bench network --backend kube` from outside the
+    /// cluster: the coordinator Job of a run ([`Self::coordinator_job`]: the owner's
+    /// configuration mounted, the same account, never restarted) running `bench network
+    /// --in-cluster-run` with `extra` arguments instead, ended by Kubernetes past `deadline`
+    /// (the bench's estimate and a margin).
+    pub fn bench_job(&self, extra: Vec<String>, deadline: std::time::Duration) -> Job {
+        let mut job = self.coordinator_job(Vec::new());
+        let mut args: Vec<String> = [
+            "bench",
+            "network",
+            "--backend",
+            "kube",
+            "--in-cluster-run",
+            &self.names.run,
+            "--run-config",
+            "/etc/multinet/config/config.yaml",
+            "--image",
+            &self.image,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        args.extend(extra);
+        if let Some(spec) = job.spec.as_mut() {
+            spec.active_deadline_seconds = Some(deadline.as_secs().max(1) as i64);
+            if let Some(pod) = spec.template.spec.as_mut() {
+                pod.containers[0].args = Some(args);
+            }
+        }
+        job
     }
 
     /// Where the coordinator stores the final report (under `key`, in the format the command
@@ -980,6 +1053,41 @@ mod tests {
         assert!(name.len() <= 253 && name.ends_with("-server"), "{name}");
         assert_eq!(pinned_to(&pod), [node]);
         assert_eq!(args(&pod)[5], agent);
+    }
+
+    /// `bench network`'s client pod for a path on the cluster network: the Multus annotation
+    /// of that network alone, pinned to its node, never restarted, bounded by its deadline,
+    /// the run's labels and owner, the agents' ServiceAccount, the run's TLS Secret and the
+    /// network-status mounted, `bench client` running every test of the path.
+    #[test]
+    fn a_bench_client_pod() {
+        let config = RunConfig {
+            service_account_name: "multinet".into(),
+            ..RunConfig::default()
+        };
+        let run = with_networks(&config);
+        let listener = multinet_proto::control::Listener {
+            network: CephNetwork::Cluster,
+            http: "198.18.2.1:8080".parse().expect("address"),
+            https: "198.18.2.1:8443".parse().expect("address"),
+        };
+        let duration = std::time::Duration::from_millis(500);
+        let tests = crate::bench::network::path_tests(4);
+        let pod = run.bench_client_pod(
+            run.names.bench_client(3),
+            "storage",
+            "w2",
+            CephNetwork::Cluster,
+            crate::bench::network::kube::client_args(
+                &tests,
+                &listener,
+                CephNetwork::Cluster,
+                duration,
+            ),
+            crate::bench::network::kube::client_deadline(tests.len(), duration),
+        );
+        assert_eq!(pinned_to(&pod), ["w2"]);
+        insta::assert_snapshot!(serde_saphyr::to_string(&pod).expect("YAML"));
     }
 
     /// The single-server run's server keeps its name and runs agent `server` on every

@@ -48,7 +48,11 @@ pub struct JobOutcome {
 impl JobOutcome {
     /// The report in `format`, as the Job stored it.
     pub fn report(&self, format: Format) -> Result<String> {
-        let key = report_key(format);
+        self.value(report_key(format))
+    }
+
+    /// The text stored under `key` (gzipped under `<key>.gz` when too large).
+    pub fn value(&self, key: &'static str) -> Result<String> {
         if let Some(text) = self.data.get(key) {
             return Ok(text.clone());
         }
@@ -86,7 +90,8 @@ pub async fn create_owner(
     })
 }
 
-/// Runs the coordinator Job of `run` (its owner exists) to the end, within `bounds`: its log
+/// Runs the coordinator Job of `run` (its owner exists), `job` (a run's
+/// [`KubeRun::coordinator_job`] or a bench's [`KubeRun::bench_job`]), to the end, within `bounds`: its log
 /// goes to `log` line by line (the command gives standard error), and so does what its pod
 /// waits on before it runs; returns what it stored. A soak's Job also gets the run's Service
 /// ([`KubeRun::control_service`]), and a pod of it that ends before the final report is
@@ -94,7 +99,7 @@ pub async fn create_owner(
 pub async fn run_job(
     client: &Client,
     run: &KubeRun<'_>,
-    extra_args: Vec<String>,
+    job: Job,
     bounds: JobBounds,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<JobOutcome> {
@@ -112,7 +117,6 @@ pub async fn run_job(
                 run.names.control()
             )))?;
     }
-    let job = run.coordinator_job(extra_args);
     jobs.create(&PostParams::default(), &job)
         .await
         .said()
@@ -386,6 +390,18 @@ fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
 /// still going when it was stored.
 pub const IN_PROGRESS_KEY: &str = "in-progress";
 
+/// Stores `text` under `key` with `exit_code` for the command outside the cluster (the Job's
+/// side), replacing what was stored before; where it is.
+pub async fn store_value(
+    client: &Client,
+    run: &KubeRun<'_>,
+    key: &str,
+    text: &str,
+    exit_code: u8,
+) -> Result<String> {
+    store(client, run, run.report_config_map(key, text, exit_code)).await
+}
+
 /// Stores the report for the command outside the cluster (the Job's side), replacing the one
 /// stored before (a soak's interim report, `in_progress`, every `reportInterval`); where it is.
 pub async fn store_report(
@@ -402,6 +418,10 @@ pub async fn store_report(
             .get_or_insert_with(BTreeMap::new)
             .insert(IN_PROGRESS_KEY.into(), "true".into());
     }
+    store(client, run, cm).await
+}
+
+async fn store(client: &Client, run: &KubeRun<'_>, cm: ConfigMap) -> Result<String> {
     let api = Api::<ConfigMap>::namespaced(client.clone(), &run.namespace);
     let name = run.names.report();
     let storing = || Error::call(format!("storing the report in ConfigMap {name}"));

@@ -18,7 +18,7 @@ use crate::lab::topology::LabTopology;
 pub struct NetworkBenchReport {
     /// Always `bench_network`.
     pub kind: String,
-    /// Where it ran: `lab` or `local`.
+    /// Where it ran: `lab`, `local` or `kube`.
     #[serde(default = "lab")]
     pub backend: String,
     /// Whether its figures are a network's (false on the local backend: this machine's
@@ -132,6 +132,26 @@ impl SetupResult {
                 .iter()
                 .map(|n| (*n, "loopback".to_string(), None))
                 .collect(),
+        }
+    }
+
+    /// A setup with nothing measured yet whose networks are `describe`d: (network, CNI
+    /// plugin, MTU its config sets) — a cluster's, from its NADs.
+    pub fn described(
+        name: &str,
+        source: &str,
+        describe: Vec<(CephNetwork, String, Option<u32>)>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            source: source.into(),
+            lab: String::new(),
+            server_node: String::new(),
+            mesh: None,
+            networks: Vec::new(),
+            loopback: None,
+            error: None,
+            describe,
         }
     }
 
