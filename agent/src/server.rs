@@ -401,7 +401,7 @@ pub fn respond<B>(request: &Request<B>, caller: IpAddr) -> Response<ResponseBody
                     Response::new(ResponseBody::text(Bytes::from(format!("{seconds}\n"))));
                 response
                     .headers_mut()
-                    .insert(CONTENT_TYPE, "text/plain".parse().expect("static header"));
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 response
             }
             None => status(StatusCode::SERVICE_UNAVAILABLE),

@@ -239,6 +239,9 @@ pub struct RunSupervisor {
     restarts: Vec<crate::checkpoint::CoordinatorRestart>,
     /// A mesh's responders said to be gone (and not yet said to be back), by pod.
     responders_away: BTreeSet<String>,
+    /// Clients and host checkers that passed before a responder they probe came back, and
+    /// must pass again (on its new addresses) before the probe stage counts them settled.
+    must_pass_again: BTreeSet<String>,
 }
 
 /// The directory of run `run_id` under `run_root` (`multinet-ID`): its PKI files, agents'
@@ -328,6 +331,7 @@ impl RunSupervisor {
             soak_began_ms: None,
             restarts: Vec::new(),
             responders_away: BTreeSet::new(),
+            must_pass_again: BTreeSet::new(),
         })
     }
 
@@ -409,6 +413,7 @@ impl RunSupervisor {
             scheduler_fates: &self.scheduler_fates,
             passed_at: &self.passed_at,
             failed_for_certain: &self.failed_for_certain,
+            must_pass_again: &self.must_pass_again,
             started: self.started,
             now,
         }
@@ -620,6 +625,8 @@ impl RunSupervisor {
         loop {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
+            // Before the stage is decided: a responder back makes its prober pass again.
+            self.note_lost_responders(&snap, Instant::now(), progress);
             let standings = self
                 .matrix
                 .send(Standings {
@@ -637,11 +644,14 @@ impl RunSupervisor {
             for (pod, pod_standings) in &per_pod {
                 if pod_standings.iter().all(|s| s.passes) {
                     self.passed_at.entry(pod.to_string()).or_insert(now_ms);
+                    self.must_pass_again.remove(*pod);
                 }
             }
             let failed: BTreeSet<String> = per_pod
                 .iter()
-                .filter(|(pod, _)| !self.passed_at.contains_key(**pod))
+                .filter(|(pod, _)| {
+                    !self.passed_at.contains_key(**pod) || self.must_pass_again.contains(**pod)
+                })
                 .filter(|(_, s)| self.at(now).failed_for_certain(s, settings.early_verdict()))
                 .map(|(pod, _)| pod.to_string())
                 .collect();
@@ -677,7 +687,6 @@ impl RunSupervisor {
                 // A soak stopped during its first pass: what was measured is the report.
                 return Ok("stopped");
             }
-            self.note_lost_responders(&snap, now, progress);
             match stage {
                 ProbeStage::Probing => tokio::time::sleep(TICK).await,
                 ProbeStage::ServerLost => {
@@ -720,7 +729,31 @@ impl RunSupervisor {
             ));
         }
         for pod in self.responders_away.difference(&gone) {
-            progress.note(&format!("responder {pod} is back"));
+            progress.note(&format!(
+                "responder {pod} is back: the agents that probe it pass again on it before the run ends"
+            ));
+            let Some(node) = snap
+                .agents
+                .iter()
+                .find(|a| a.expected.pod == *pod)
+                .map(|a| a.expected.node.as_str())
+            else {
+                continue;
+            };
+            // Those who passed while it was away have not probed its new addresses.
+            for agent in &snap.agents {
+                let probes_it = agent.expected.networks.iter().any(|network| {
+                    self.targeting
+                        .peers_of(*network, &agent.expected.node)
+                        .is_some_and(|peers| peers.iter().any(|p| p == node))
+                });
+                if agent.expected.role != Role::Server
+                    && probes_it
+                    && self.passed_at.contains_key(&agent.expected.pod)
+                {
+                    self.must_pass_again.insert(agent.expected.pod.clone());
+                }
+            }
         }
         self.responders_away = gone;
     }

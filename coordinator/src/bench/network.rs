@@ -863,6 +863,14 @@ async fn measure<S: BenchSite>(
                     let listener = r.listeners.iter().find(|l| l.network == *network)?;
                     (r.node == *target).then_some((pod, listener))
                 }) else {
+                    // A mesh goes on without a responder that is gone; its paths say why.
+                    if let Some(why) = placed.gone.get(target) {
+                        paths.push(PathResult::unmeasured(
+                            node,
+                            target,
+                            format!("the responder on {target} is gone: {why}"),
+                        ));
+                    }
                     continue;
                 };
                 let server_ns = backend.pod_namespace(server_pod);
@@ -1341,6 +1349,8 @@ pub fn path_client(request: &PathClientRequest, out: &mut dyn FnMut(String)) -> 
                     source,
                     device.as_deref(),
                 ))
+                // Said in the pod's log; the test's server CPU is then left empty.
+                .map_err(|e| eprintln!("the server's CPU time (GET /cpu): {e}"))
                 .ok()
         })?
     };

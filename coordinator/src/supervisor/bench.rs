@@ -25,10 +25,13 @@ pub struct ServerPlaced {
     pub server_node: String,
     /// The listeners of the server on that node, one per network it is attached to.
     pub listeners: Vec<Listener>,
-    /// Every server that said where it listens, by pod: the one server (`server`), or in a
-    /// mesh every node's responder (`server-<node>`, [`crate::mesh::responder_pod`]), each
-    /// with its node and listeners.
+    /// Every server that said where it listens and is still there, by pod: the one server
+    /// (`server`), or in a mesh every node's responder (`server-<node>`,
+    /// [`crate::mesh::responder_pod`]), each with its node and listeners.
     pub responders: BTreeMap<String, Responder>,
+    /// A mesh's responders that are gone (a mesh goes on without them), by node: what became
+    /// of each, said for the paths to it.
+    pub gone: BTreeMap<String, String>,
     /// Which responders each node's clients go to: [`Targeting::Single`] for the one server,
     /// else the mesh's pairs exactly as a mesh run has them (`--mesh-peers`).
     pub targeting: Targeting,
@@ -68,18 +71,34 @@ impl RunSupervisor {
             match self.at(now).server_stage(&snap, now - since, deadline) {
                 ServerStage::Waiting => tokio::time::sleep(TICK).await,
                 ServerStage::Ready => {
-                    let listeners = snap
+                    let at = self.at(now);
+                    let gone: BTreeMap<String, String> = snap
+                        .agents
+                        .iter()
+                        .filter(|a| a.expected.role == Role::Server && at.is_gone(a))
+                        .map(|a| {
+                            let exit = self.exit_reasons.get(&a.expected.pod);
+                            (a.expected.node.clone(), gone_why(&at.fate(a), exit))
+                        })
+                        .collect();
+                    let responders: BTreeMap<String, Responder> = snap
                         .responders
+                        .into_iter()
+                        .filter(|(_, r)| !gone.contains_key(&r.node))
+                        .collect();
+                    // A mesh whose responder on the server's node is gone: another's.
+                    let listeners = responders
                         .values()
                         .find(|r| r.node == self.server_node)
+                        .or_else(|| responders.values().next())
                         .map(|r| r.listeners.clone());
-                    break listeners.map(|l| (l, snap.responders));
+                    break listeners.map(|l| (l, responders, gone));
                 }
                 ServerStage::Gone | ServerStage::Deadline => break None,
             }
         };
         self.stage_done("server", since, ready.is_some());
-        let Some((listeners, responders)) = ready else {
+        let Some((listeners, responders, gone)) = ready else {
             return Ok(None);
         };
         let client_networks = self
@@ -98,13 +117,38 @@ impl RunSupervisor {
             server_node: self.server_node.clone(),
             listeners,
             responders,
+            gone,
             targeting: self.targeting.clone(),
             client_networks,
         }))
     }
 
     /// Why the server stage ended without a server: the exits the backend saw.
+    ///
+    /// (See also [`gone_why`], what a responder gone in a mesh's server stage is said as.)
     pub fn exit_reasons(&self) -> impl Iterator<Item = (&String, &String)> {
         self.exit_reasons.iter()
+    }
+}
+
+/// What became of a server agent that is gone, in words for the paths that could not be
+/// measured to it; `exit` is how the backend saw its process or pod end.
+fn gone_why(fate: &crate::findings::AgentFate, exit: Option<&String>) -> String {
+    use crate::findings::AgentFate;
+    let what = match fate {
+        AgentFate::Reported | AgentFate::Lost { .. } => "it stopped reporting".to_string(),
+        AgentFate::NeverConnected => "it never connected".to_string(),
+        AgentFate::NoAddress { network, reason } => {
+            format!(
+                "it got no address on the {} network: {reason}",
+                network.key()
+            )
+        }
+        AgentFate::NotStarted { reason } => format!("it was not started: {reason}"),
+        AgentFate::Failed { reason } => format!("it failed: {reason}"),
+    };
+    match exit {
+        Some(exit) => format!("{what} ({exit})"),
+        None => what,
     }
 }

@@ -109,6 +109,9 @@ pub(super) struct Moment<'a> {
     pub passed_at: &'a BTreeMap<String, u64>,
     /// Agents that failed beyond doubt at the last look ([`Moment::failed_for_certain`]).
     pub failed_for_certain: &'a BTreeSet<String>,
+    /// Agents that passed before a mesh's responder they probe came back (with new
+    /// addresses), and must pass again on them before they count as settled.
+    pub must_pass_again: &'a BTreeSet<String>,
     /// When the run started.
     pub started: Instant,
     /// Now.
@@ -184,7 +187,8 @@ impl Moment<'_> {
             .filter(|a| a.expected.role == Role::Server)
             .collect();
         let ready = |a: &&AgentView| snap.responders.contains_key(&a.expected.pod);
-        if servers.iter().any(ready) && servers.iter().all(|a| ready(a) || self.is_gone(a)) {
+        let here = |a: &&AgentView| ready(a) && !self.is_gone(a);
+        if servers.iter().any(here) && servers.iter().all(|a| ready(a) || self.is_gone(a)) {
             ServerStage::Ready
         } else if !servers.is_empty() && servers.iter().all(|a| self.is_gone(a)) {
             ServerStage::Gone
@@ -207,7 +211,8 @@ impl Moment<'_> {
         let server_gone = self.servers_gone(agents);
         let unsettled = |a: &&AgentView| {
             a.expected.role != Role::Server
-                && !self.passed_at.contains_key(&a.expected.pod)
+                && (!self.passed_at.contains_key(&a.expected.pod)
+                    || self.must_pass_again.contains(&a.expected.pod))
                 && !self.is_gone(a)
         };
         let open: Vec<&AgentView> = agents.iter().filter(unsettled).collect();
@@ -317,6 +322,7 @@ mod tests {
         fates: BTreeMap<String, AgentFate>,
         passed_at: BTreeMap<String, u64>,
         failed_for_certain: BTreeSet<String>,
+        must_pass_again: BTreeSet<String>,
         started: Instant,
     }
 
@@ -326,6 +332,7 @@ mod tests {
                 fates: BTreeMap::new(),
                 passed_at: BTreeMap::new(),
                 failed_for_certain: BTreeSet::new(),
+                must_pass_again: BTreeSet::new(),
                 started: Instant::now(),
             }
         }
@@ -336,6 +343,7 @@ mod tests {
                 scheduler_fates: &self.fates,
                 passed_at: &self.passed_at,
                 failed_for_certain: &self.failed_for_certain,
+                must_pass_again: &self.must_pass_again,
                 started: self.started,
                 now: self.started + after,
             }
@@ -477,7 +485,15 @@ mod tests {
             world.at(5 * S).server_stage(&none_ready, 5 * S, 10 * S),
             ServerStage::Waiting
         );
-        // Every one gone: over.
+        // Every one gone — one of them after it said where it listens: over, not ready.
+        let mut ready_then_gone = one_gone.clone();
+        ready_then_gone.agents[0] = disconnected(ready_then_gone.agents[0].clone(), world.started);
+        assert_eq!(
+            world
+                .at(5 * S)
+                .server_stage(&ready_then_gone, 5 * S, 10 * S),
+            ServerStage::Gone
+        );
         let mut all_gone = none_ready.clone();
         all_gone.agents[0] = disconnected(all_gone.agents[0].clone(), world.started);
         assert_eq!(
@@ -658,6 +674,23 @@ mod tests {
             at.probe_stage(&all_lost, 5 * S, 10 * S),
             ProbeStage::ServerLost
         );
+        // A client that passed before a responder came back must pass again on it.
+        let mut world = World::new();
+        world.passed_at.insert("client-a".into(), 2_000);
+        let back = vec![
+            responder("server-n1", false),
+            view("client-a", Role::Client),
+        ];
+        assert_eq!(
+            world.at(5 * S).probe_stage(&back, 5 * S, 10 * S),
+            ProbeStage::Done
+        );
+        world.must_pass_again.insert("client-a".into());
+        assert_eq!(
+            world.at(5 * S).probe_stage(&back, 5 * S, 10 * S),
+            ProbeStage::Probing
+        );
+        let at = world.at(5 * S);
         // Without any server (never planned) nothing is "lost".
         assert!(!at.servers_gone(&[view("client-a", Role::Client)]));
     }

@@ -185,7 +185,11 @@ fn from_outside(
         .await
         .map_err(|e| failed("", e))?;
         let run = kube_run(&id, &config, image, &public, &network, owner);
-        let deadline = estimate.total + config.resource_timeout.as_std() + JOB_MARGIN;
+        let deadline = job_deadline(
+            &estimate,
+            config.resource_timeout.as_std(),
+            request.duration,
+        );
         let bounds = outside::JobBounds {
             start: config.resource_timeout.as_std(),
             total: deadline,
@@ -387,6 +391,26 @@ pub fn client_args(
     ]
 }
 
+/// The bench Job's `activeDeadlineSeconds` (and how long the command outside waits for it):
+/// the bench's worst case, not its estimate, so that the Job is never killed while its own
+/// bounded steps still run — a killed Job stores no report, and every path measured so far
+/// would be lost on exactly the broken network a bench is run to see. Each step is bounded:
+/// the servers' stage by the resource timeout, each path by its client pod's start (the
+/// resource timeout) and its [`client_deadline`], plus a few seconds to read its log and
+/// delete it; [`JOB_MARGIN`] for the Job's own pod and the cleanup.
+pub fn job_deadline(
+    estimate: &Estimate,
+    resource_timeout: Duration,
+    duration: Duration,
+) -> Duration {
+    let per_path =
+        resource_timeout + client_deadline(estimate.tests_per_path, duration) + PATH_READ_ALLOWANCE;
+    (resource_timeout + per_path * estimate.paths as u32 + JOB_MARGIN).max(estimate.total)
+}
+
+/// Reading a client pod's log and deleting it, at most.
+const PATH_READ_ALLOWANCE: Duration = Duration::from_secs(10);
+
 /// A client pod's `activeDeadlineSeconds`: each test's duration and [`TEST_PATIENCE`].
 pub fn client_deadline(tests: usize, duration: Duration) -> Duration {
     (duration + TEST_PATIENCE) * tests as u32
@@ -550,6 +574,24 @@ mod tests {
             tcp_mss: Some(1448),
             path_mtu: Some(1500),
         }
+    }
+
+    /// The Job outlives the bench's worst case: every path's pod slow to start and every
+    /// test running to its patience — far past the estimate, which assumes healthy paths.
+    #[test]
+    fn the_jobs_deadline_is_the_worst_case_not_the_estimate() {
+        let estimate = Estimate {
+            paths: 6,
+            tests_per_path: 7,
+            references: false,
+            total: Duration::from_secs(6 * (7 * 10 + 10) + 20),
+        };
+        let rt = Duration::from_secs(180);
+        let d = Duration::from_secs(10);
+        let deadline = job_deadline(&estimate, rt, d);
+        let worst_path = rt + (d + TEST_PATIENCE) * 7 + PATH_READ_ALLOWANCE;
+        assert_eq!(deadline, rt + worst_path * 6 + JOB_MARGIN);
+        assert!(deadline > estimate.total + rt + JOB_MARGIN);
     }
 
     #[test]

@@ -257,8 +257,9 @@ pub struct PathResult {
     pub to: String,
     /// The client pod's address on the network.
     pub client_address: Option<IpAddr>,
-    /// The server's address on the network.
-    pub server_address: IpAddr,
+    /// The server's address on the network (`None`: a mesh's responder gone before the bench
+    /// began, see `error`).
+    pub server_address: Option<IpAddr>,
     /// Why the path could not be measured at all.
     pub error: Option<String>,
     /// The tests, in the order run.
@@ -274,10 +275,19 @@ impl PathResult {
             from: from.into(),
             to: to.into(),
             client_address: None,
-            server_address,
+            server_address: Some(server_address),
             error: None,
             tests: Vec::new(),
             iperf3: None,
+        }
+    }
+
+    /// A path that could not be measured at all, and why (its server's address unknown).
+    pub fn unmeasured(from: &str, to: &str, error: String) -> Self {
+        Self {
+            server_address: None,
+            error: Some(error),
+            ..Self::new(from, to, IpAddr::from([0, 0, 0, 0]))
         }
     }
 
