@@ -179,7 +179,19 @@ pub struct MeshCoverage {
     pub peers_per_node: Option<u32>,
     /// The nodes with a responder.
     pub responders: Vec<String>,
-    /// The pairs (client node, responder node), as a mesh run with the same nodes covers them.
+    /// The pairs (client node, responder node) of any network, as a mesh run with the same
+    /// nodes covers them.
+    pub pairs: Vec<(String, String)>,
+    /// Each network's own pairs (peers are chosen per network, among its responders).
+    pub networks: Vec<NetworkPairs>,
+}
+
+/// The pairs a mesh bench covers on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPairs {
+    /// `public` or `cluster`.
+    pub network: String,
+    /// (client node, responder node).
     pub pairs: Vec<(String, String)>,
 }
 
@@ -196,16 +208,24 @@ impl MeshCoverage {
         let mut nodes: Vec<String> = responders.values().map(|r| r.node.clone()).collect();
         nodes.sort();
         nodes.dedup();
+        let networks: Vec<NetworkPairs> = targeting
+            .networks()
+            .into_iter()
+            .map(|n| NetworkPairs {
+                network: n.key().to_string(),
+                pairs: targeting.covered(n).into_iter().collect(),
+            })
+            .collect();
         Some(Self {
             peers_per_node: *peers_per_node,
             responders: nodes,
-            pairs: targeting
-                .networks()
-                .into_iter()
-                .flat_map(|n| targeting.covered(n))
+            pairs: networks
+                .iter()
+                .flat_map(|n| n.pairs.iter().cloned())
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect(),
+            networks,
         })
     }
 
@@ -220,18 +240,31 @@ impl MeshCoverage {
             },
             self.pairs.len()
         );
-        let mut from: Vec<&String> = self.pairs.iter().map(|(f, _)| f).collect();
-        from.dedup();
-        for node in from {
-            let to: Vec<&str> = self
-                .pairs
-                .iter()
-                .filter(|(f, _)| f == node)
-                .map(|(_, t)| t.as_str())
-                .collect();
-            let _ = writeln!(out, "  {node} → {}", to.join(" "));
+        // One list when every network has the same pairs; else each network's own.
+        let same = self.networks.windows(2).all(|w| w[0].pairs == w[1].pairs);
+        if same {
+            pairs_text(&mut out, "  ", &self.pairs);
+        } else {
+            for n in &self.networks {
+                let _ = writeln!(out, "  {} ({} pair(s)):", n.network, n.pairs.len());
+                pairs_text(&mut out, "    ", &n.pairs);
+            }
         }
         out
+    }
+}
+
+/// One line per client node: `{indent}from → to to …`.
+fn pairs_text(out: &mut String, indent: &str, pairs: &[(String, String)]) {
+    let mut from: Vec<&String> = pairs.iter().map(|(f, _)| f).collect();
+    from.dedup();
+    for node in from {
+        let to: Vec<&str> = pairs
+            .iter()
+            .filter(|(f, _)| f == node)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        let _ = writeln!(out, "{indent}{node} → {}", to.join(" "));
     }
 }
 
@@ -851,6 +884,50 @@ mod tests {
         assert!(!text.contains("validates no real network"), "{text}");
     }
 
+    /// A node with other daemons only has a responder on public alone: the cluster network's
+    /// pairs leave it out, and the report says each network's pairs apart.
+    #[test]
+    fn a_mesh_says_each_networks_pairs_when_they_differ() {
+        use multinet_proto::network::CephNetwork::{Cluster, Public};
+        let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let attached = |n: &str| {
+            if n == "n3" {
+                vec![Public]
+            } else {
+                vec![Public, Cluster]
+            }
+        };
+        let on: Vec<(String, Vec<multinet_proto::network::CephNetwork>)> =
+            nodes.iter().map(|n| (n.clone(), attached(n))).collect();
+        let targeting = crate::mesh::Targeting::mesh(&nodes, &on, 1);
+        let responders = nodes
+            .iter()
+            .map(|n| {
+                let node = crate::mesh::Responder {
+                    node: n.clone(),
+                    listeners: Vec::new(),
+                };
+                (crate::mesh::responder_pod(n), node)
+            })
+            .collect();
+        let mesh = MeshCoverage::of(&targeting, &responders).expect("a mesh");
+        let of = |network: &str| {
+            &mesh
+                .networks
+                .iter()
+                .find(|n| n.network == network)
+                .unwrap_or_else(|| panic!("{network}: {mesh:?}"))
+                .pairs
+        };
+        assert!(of("cluster").iter().all(|(_, to)| to != "n3"), "{mesh:?}");
+        assert!(of("public").iter().any(|(_, to)| to == "n3"), "{mesh:?}");
+        let text = mesh.text();
+        assert!(
+            text.contains("  public (") && text.contains("  cluster ("),
+            "{text}"
+        );
+    }
+
     #[test]
     fn a_mesh_says_its_pairs_and_a_local_bench_that_it_validates_no_network() {
         let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
@@ -880,6 +957,8 @@ mod tests {
         assert_eq!(mesh.peers_per_node, Some(1));
         assert_eq!(mesh.responders, nodes);
         assert_eq!(mesh.pairs.len(), 6, "own and one peer each: {mesh:?}");
+        assert_eq!(mesh.networks.len(), 1);
+        assert_eq!(mesh.networks[0].pairs, mesh.pairs);
         assert!(MeshCoverage::of(&crate::mesh::Targeting::Single, &responders).is_none());
         let mut r = report(&[("local", 1.0)]);
         r.backend = "local".into();
