@@ -105,9 +105,9 @@ fn refused(problems: Vec<Problem>) -> Result<(), Error> {
         })
         .collect();
     if invalid {
-        Err(Error::Usage(lines.join("; ")))
+        Err(Error::Usage(lines.join("\n")))
     } else {
-        Err(failed("the cluster's preflight", lines.join("; ")))
+        Err(failed("the cluster's preflight", lines.join("\n")))
     }
 }
 

@@ -253,6 +253,13 @@ impl LoopbackComparison {
     pub fn text(&self) -> String {
         let mut out =
             String::from("probe server vs nginx (on loopback beside the server, same load):\n");
+        // Not measured at all (the kube backend's image has no nginx): only why.
+        if self.probe_server.is_empty() && self.nginx.is_empty() {
+            if let Some(error) = &self.error {
+                out.push_str(&format!("  ! {error}\n"));
+            }
+            return out;
+        }
         let rate = |tests: &[TestResult], kind: LoadKind| {
             tests
                 .iter()
