@@ -24,11 +24,13 @@ use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
 
+use super::estimate::minutes;
 use super::reference::{Iperf3, Tool, Tools};
 use super::report::{NetworkBenchReport, PathResult, SetupResult, TestResult};
+use super::site::{Bench, BenchSite, PathEnds};
 use super::{
-    ANSWER_BYTES, Bench, BenchSite, ClientAddressLine, Error, Estimate, NetworkBenchRequest,
-    PathEnds, TEST_PATIENCE, failed, minutes, path_tests,
+    ANSWER_BYTES, ClientAddressLine, Error, Estimate, NetworkBenchRequest, TEST_PATIENCE, failed,
+    path_tests,
 };
 use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
 use crate::backend::kube::names::{Owner, RunNames};
@@ -275,7 +277,7 @@ fn in_cluster(
     let cluster = &request.kube.cluster;
     let (public, network) = config.network_selections(&mut Problems::default());
     let ns = config.namespace.clone();
-    super::bench_system().block_on(async {
+    super::site::bench_system().block_on(async {
         let client = client::connect(cluster.kubeconfig.as_deref(), cluster.context.as_deref())
             .await
             .map_err(|e| failed("", e))?;
@@ -324,7 +326,7 @@ fn in_cluster(
         };
         let tools = report.references.clone();
         let what = format!("bench run {id}; `multinet cleanup -n {ns} --run {id}` removes what is left");
-        match super::site(backend, &settings, request, &tools, &mut result, &what, say).await {
+        match super::site::site(backend, &settings, request, &tools, &mut result, &what, say).await {
             Ok(()) => {}
             Err(e @ Error::Failed { .. }) => {
                 result.error = Some(chain(&e));
@@ -479,11 +481,11 @@ impl BenchSite for KubeBackend {
     async fn place_clients(
         &mut self,
         pods: Vec<(String, Vec<CephNetwork>)>,
-    ) -> Result<Vec<super::ClientPod>, crate::run::BoxError> {
+    ) -> Result<Vec<super::site::ClientPod>, crate::run::BoxError> {
         // A client pod is made per path when its tests run: nothing to place ahead.
         Ok(pods
             .iter()
-            .map(|_| super::ClientPod {
+            .map(|_| super::site::ClientPod {
                 ns: None,
                 addresses: Vec::new(),
                 failed: None,

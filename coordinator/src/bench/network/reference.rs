@@ -7,7 +7,7 @@
 //! loopback addresses of the run's own block. A tool that is missing is said in the report,
 //! never skipped in silence.
 //!
-//! Every process is started bounded ([`super::run_bounded`]) or killed when its part ends
+//! Every process is started bounded ([`super::process::run_bounded`]) or killed when its part ends
 //! (`kill_on_drop`), and its scratch files live in the lab's state directory (removed with
 //! the lab).
 
@@ -20,7 +20,9 @@ use multinet_proto::assignment::{NetworkAddress, TlsFiles};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt as _;
 
-use super::{ANSWER_BYTES, NetworkBenchRequest, TestResult, exec_in, run_bounded, run_json};
+use super::process::{run_bounded, run_json};
+use super::site::exec_in;
+use super::{ANSWER_BYTES, NetworkBenchRequest, TestResult};
 use crate::run::{Notice, Say};
 
 /// The iperf3 port on the server's address (iperf3's default; the probe server's ports are
