@@ -6,7 +6,7 @@
 //! * outside ([`bench`] without `--in-cluster-run`): the run configuration checked as a run's
 //!   (`-c`, `-n`, the NADs, the service account), the cluster's preflight (reading only), the
 //!   estimate with a pod start per path and `--max-time` — all before anything is created; then
-//!   the run's owner and the bench's Job ([`KubeRun::bench_job`]), its log streamed to stderr,
+//!   the run's owner and the bench's Job ([`crate::backend::kube::objects::KubeRun::bench_job`]), its log streamed to stderr,
 //!   the JSON report it stored read back, and the run removed (also on a signal);
 //! * inside (the Job, `--in-cluster-run ID`): the server (every responder with `--mesh`)
 //!   placed by the [`KubeBackend`] as a run places it, then per path one client pod
