@@ -690,7 +690,11 @@ impl RunSupervisor {
             match stage {
                 ProbeStage::Probing => tokio::time::sleep(TICK).await,
                 ProbeStage::ServerLost => {
-                    progress.note("the server agent is gone; stopping the run");
+                    progress.note(if self.targeting.is_mesh() {
+                        "every responder is gone; stopping the run"
+                    } else {
+                        "the server agent is gone; stopping the run"
+                    });
                     return Ok(stage.outcome());
                 }
                 ProbeStage::Decided => {
@@ -729,9 +733,7 @@ impl RunSupervisor {
             ));
         }
         for pod in self.responders_away.difference(&gone) {
-            progress.note(&format!(
-                "responder {pod} is back: the agents that probe it pass again on it before the run ends"
-            ));
+            progress.note(&format!("responder {pod} is back"));
             let Some(node) = snap
                 .agents
                 .iter()
@@ -768,13 +770,7 @@ impl RunSupervisor {
         now: Instant,
     ) -> Vec<(String, CephNetwork, std::sync::Arc<[std::net::SocketAddr]>)> {
         // A mesh's responder that is gone is no one's target to pass on while it is away.
-        let gone = self.at(now).gone_servers(&snap.agents);
-        let here: BTreeMap<String, crate::mesh::Responder> = snap
-            .responders
-            .iter()
-            .filter(|(pod, _)| !gone.contains(*pod))
-            .map(|(pod, r)| (pod.clone(), r.clone()))
-            .collect();
+        let here = self.at(now).responders_here(snap);
         let node_of: BTreeMap<&str, &str> = pods
             .iter()
             .map(|p| (p.pod.as_str(), p.node.as_str()))
@@ -839,7 +835,11 @@ impl RunSupervisor {
             let now = Instant::now();
             self.note_lost_responders(&snap, now, progress);
             if self.at(now).servers_gone(&snap.agents) {
-                progress.note("the server agent is gone; ending the soak");
+                progress.note(if self.targeting.is_mesh() {
+                    "every responder is gone; ending the soak"
+                } else {
+                    "the server agent is gone; ending the soak"
+                });
                 return Ok("server lost");
             }
             if settings.stop.is_cancelled() {

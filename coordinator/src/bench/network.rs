@@ -68,6 +68,11 @@ pub use site::path_tests;
 use estimate::minutes;
 use setup::{bench_setup, check_setups};
 
+/// How `bench client` begins a line of its standard error that is a note on the way, not why
+/// it failed (a client pod's log mixes both; `kube::read_client_log` reads the last other line
+/// as its last words).
+pub(crate) const NOTE: &str = "note: ";
+
 /// The body size of request/response and connection-rate answers: a small answer, as
 /// netperf's TCP_RR and TCP_CRR default to one byte; 64 bytes is about the probe server's `/`.
 pub const ANSWER_BYTES: u64 = 64;

@@ -168,9 +168,9 @@ pub struct RunArgs {
     /// cluster (the owner object exists; its configuration is given with -c).
     #[arg(long, value_name = "ID", hide = true)]
     pub in_cluster_run: Option<String>,
-    /// Local and lab backend fault: kill an agent (`server`, a mesh's responder `server-NODE`,
-    /// or a node's first client) SECONDS after it started, e.g. `server@3`, `server-n3@2` or
-    /// `n2@2`.
+    /// Local and lab backend fault: kill an agent (`server`: the server, in a mesh the first
+    /// responder; `server-NODE`: a mesh's responder on NODE; a node name: its first client)
+    /// SECONDS after it started, e.g. `server@3`, `server-n3@2` or `n2@2`.
     #[arg(long, value_name = "TARGET@SECONDS")]
     pub kill_agent: Option<KillAgent>,
     /// Continue a lab or local soak whose coordinator died, from its checkpoint: RUN is its run id

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use multinet_proto::control::{Listener, Role};
+use multinet_proto::control::Role;
 use multinet_proto::network::CephNetwork;
 
 use super::decide::ServerStage;
@@ -23,8 +23,6 @@ use crate::scheduler::Scheduler;
 pub struct ServerPlaced {
     /// The server's node (in a mesh, the node a single run would have put the server on).
     pub server_node: String,
-    /// The listeners of the server on that node, one per network it is attached to.
-    pub listeners: Vec<Listener>,
     /// Every server that said where it listens and is still there, by pod: the one server
     /// (`server`), or in a mesh every node's responder (`server-<node>`,
     /// [`crate::mesh::responder_pod`]), each with its node and listeners.
@@ -81,24 +79,14 @@ impl RunSupervisor {
                             (a.expected.node.clone(), gone_why(&at.fate(a), exit))
                         })
                         .collect();
-                    let responders: BTreeMap<String, Responder> = snap
-                        .responders
-                        .into_iter()
-                        .filter(|(_, r)| !gone.contains_key(&r.node))
-                        .collect();
-                    // A mesh whose responder on the server's node is gone: another's.
-                    let listeners = responders
-                        .values()
-                        .find(|r| r.node == self.server_node)
-                        .or_else(|| responders.values().next())
-                        .map(|r| r.listeners.clone());
-                    break listeners.map(|l| (l, responders, gone));
+                    let responders = at.responders_here(&snap);
+                    break (!responders.is_empty()).then_some((responders, gone));
                 }
                 ServerStage::Gone | ServerStage::Deadline => break None,
             }
         };
         self.stage_done("server", since, ready.is_some());
-        let Some((listeners, responders, gone)) = ready else {
+        let Some((responders, gone)) = ready else {
             return Ok(None);
         };
         let client_networks = self
@@ -115,7 +103,6 @@ impl RunSupervisor {
             .collect();
         Ok(Some(ServerPlaced {
             server_node: self.server_node.clone(),
-            listeners,
             responders,
             gone,
             targeting: self.targeting.clone(),
@@ -150,5 +137,33 @@ fn gone_why(fate: &crate::findings::AgentFate, exit: Option<&String>) -> String 
     match exit {
         Some(exit) => format!("{what} ({exit})"),
         None => what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::AgentFate;
+    use multinet_proto::network::CephNetwork;
+
+    #[test]
+    fn a_gone_responder_is_said_with_its_fate_and_its_exit() {
+        let no_address = AgentFate::NoAddress {
+            network: CephNetwork::Cluster,
+            reason: "range exhausted".into(),
+        };
+        assert_eq!(
+            gone_why(&no_address, None),
+            "it got no address on the cluster network: range exhausted"
+        );
+        let exit = "killed by signal 9".to_string();
+        assert_eq!(
+            gone_why(&AgentFate::Lost { at_ms: 2_000 }, Some(&exit)),
+            "it stopped reporting (killed by signal 9)"
+        );
+        assert_eq!(
+            gone_why(&AgentFate::NeverConnected, None),
+            "it never connected"
+        );
     }
 }

@@ -253,6 +253,20 @@ impl Moment<'_> {
             .collect()
     }
 
+    /// The responders that said where they listen and are not gone, by pod: what a mesh's
+    /// agents pass on, and what a bench measures.
+    pub(super) fn responders_here(
+        &self,
+        snap: &RosterSnapshot,
+    ) -> BTreeMap<String, crate::mesh::Responder> {
+        let gone = self.gone_servers(&snap.agents);
+        snap.responders
+            .iter()
+            .filter(|(pod, _)| !gone.contains(*pod))
+            .map(|(pod, r)| (pod.clone(), r.clone()))
+            .collect()
+    }
+
     /// What became of an agent, as the run ends: the backend's word first (an agent whose
     /// process exited without ever connecting never connected), then the agent's own, then
     /// the connection's.

@@ -74,7 +74,12 @@ impl RunSupervisor {
             AgentFact {
                 identity: view.expected.clone(),
                 fate: end.fate(view),
-                passed_at_ms: self.passed_at.get(pod).copied(),
+                // One still to pass again on a returned responder's addresses has not passed.
+                passed_at_ms: self
+                    .passed_at
+                    .get(pod)
+                    .copied()
+                    .filter(|_| !self.must_pass_again.contains(pod)),
                 exit: self.exit_reasons.get(pod).cloned(),
                 addresses: if view.addresses.is_empty() {
                     self.placed_addresses.get(pod).cloned().unwrap_or_default()

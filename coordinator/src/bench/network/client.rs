@@ -210,7 +210,7 @@ pub fn path_client(request: &PathClientRequest, out: &mut dyn FnMut(String)) -> 
                     device.as_deref(),
                 ))
                 // Said in the pod's log; the test's server CPU is then left empty.
-                .map_err(|e| eprintln!("the server's CPU time (GET /cpu): {e}"))
+                .map_err(|e| eprintln!("{}the server's CPU time (GET /cpu): {e}", super::NOTE))
                 .ok()
         })?
     };

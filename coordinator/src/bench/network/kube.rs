@@ -52,7 +52,7 @@ pub const REPORT_KEY: &str = "bench.json";
 /// Where the Job finds the run configuration the command outside wrote into the owner.
 const JOB_CONFIG: &str = "/etc/multinet/config/config.yaml";
 
-/// More time the Job gets than the bench's estimate: its own pod's start, the cleanup.
+/// More time the Job gets than its steps' worst case: the cleanup at its end.
 const JOB_MARGIN: Duration = Duration::from_secs(120);
 
 /// The run configuration of a kube bench: the run's sources, with the request's mesh.
@@ -399,7 +399,8 @@ pub fn client_args(
 /// would be lost on exactly the broken network a bench is run to see. Each step is bounded:
 /// the servers' stage by the resource timeout, each path by its client pod's start (the
 /// resource timeout) and its [`client_deadline`], plus a few seconds to read its log and
-/// delete it; [`JOB_MARGIN`] for the Job's own pod and the cleanup.
+/// delete it; the resource timeout again for the Job's own pod to start, and [`JOB_MARGIN`]
+/// for the cleanup.
 pub fn job_deadline(
     estimate: &Estimate,
     resource_timeout: Duration,
@@ -407,11 +408,12 @@ pub fn job_deadline(
 ) -> Duration {
     let per_path =
         resource_timeout + client_deadline(estimate.tests_per_path, duration) + PATH_READ_ALLOWANCE;
-    (resource_timeout + per_path * estimate.paths as u32 + JOB_MARGIN).max(estimate.total)
+    (resource_timeout * 2 + per_path * estimate.paths as u32 + JOB_MARGIN).max(estimate.total)
 }
 
-/// Reading a client pod's log and deleting it, at most.
-const PATH_READ_ALLOWANCE: Duration = Duration::from_secs(10);
+/// Reading a client pod's log and deleting it, at most (its last state, its log and its
+/// deletion, each bounded by `API_PATIENCE`, plus a few seconds).
+const PATH_READ_ALLOWANCE: Duration = Duration::from_secs(35);
 
 /// A client pod's `activeDeadlineSeconds`: each test's duration and [`TEST_PATIENCE`].
 pub fn client_deadline(tests: usize, duration: Duration) -> Duration {
@@ -450,7 +452,13 @@ pub fn read_client_log(log: &str, expected: &[(LoadKind, u32)]) -> ClientLog {
         }
         said.push(line.to_string());
     }
-    let why = said.last().map_or_else(
+    // What went wrong, not a note said on the way (a server CPU time not read).
+    let last = said
+        .iter()
+        .rev()
+        .find(|l| !l.starts_with(super::NOTE))
+        .or(said.last());
+    let why = last.map_or_else(
         || "it said nothing".to_string(),
         |l| format!("its last words: {l}"),
     );
@@ -592,7 +600,7 @@ mod tests {
         let d = Duration::from_secs(10);
         let deadline = job_deadline(&estimate, rt, d);
         let worst_path = rt + (d + TEST_PATIENCE) * 7 + PATH_READ_ALLOWANCE;
-        assert_eq!(deadline, rt + worst_path * 6 + JOB_MARGIN);
+        assert_eq!(deadline, rt * 2 + worst_path * 6 + JOB_MARGIN);
         assert!(deadline > estimate.total + rt + JOB_MARGIN);
     }
 
@@ -617,6 +625,8 @@ mod tests {
             log.push('\n');
         }
         log.push_str("multinet bench client: killed\n");
+        // A note said after it is not what went wrong.
+        log.push_str("note: the server's CPU time (GET /cpu): timed out\n");
         let read = read_client_log(&log, &expected);
         assert_eq!(read.client_address, Some("198.18.1.3".parse().expect("ip")));
         assert_eq!(read.tests.len(), expected.len());
@@ -634,7 +644,13 @@ mod tests {
                 "the client pod printed no result for it; its last words: multinet bench client: killed"
             )
         );
-        assert_eq!(read.said, ["multinet bench client: killed"]);
+        assert_eq!(
+            read.said,
+            [
+                "multinet bench client: killed",
+                "note: the server's CPU time (GET /cpu): timed out"
+            ]
+        );
         // An empty log: every test failed, said.
         let empty = read_client_log("", &expected);
         assert!(empty.tests.iter().all(|t| t.failure.as_deref()

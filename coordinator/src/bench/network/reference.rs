@@ -568,3 +568,22 @@ pub fn serve(address: IpAddr, tls: &TlsFiles, serve_for: Duration) -> Result<(),
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Not measured at all (the kube backend's image has no nginx): the text says only why,
+    /// with no rows of dashes.
+    #[test]
+    fn a_comparison_not_measured_says_only_why() {
+        let skipped = LoopbackComparison {
+            error: Some("nginx is not in the image".into()),
+            ..LoopbackComparison::default()
+        };
+        let text = skipped.text();
+        assert!(text.contains("  ! nginx is not in the image"), "{text}");
+        assert!(!text.contains("RR ") && !text.contains("CRR"), "{text}");
+        assert_eq!(skipped.ratio(LoadKind::ConnectRequest), None);
+    }
+}

@@ -177,7 +177,8 @@ impl SetupResult {
 pub struct MeshCoverage {
     /// `--mesh-peers K`: each node's own responder and K others'; `None`: every node's.
     pub peers_per_node: Option<u32>,
-    /// The nodes with a responder.
+    /// The nodes with a responder there when the bench began (`pairs` also name those gone
+    /// before: their paths say so in `error`).
     pub responders: Vec<String>,
     /// The pairs (client node, responder node) of any network, as a mesh run with the same
     /// nodes covers them.

@@ -256,13 +256,14 @@ async fn measure<S: BenchSite>(
                     (r.node == *target).then_some((pod, listener))
                 }) else {
                     // A mesh goes on without a responder that is gone; its paths say why.
-                    if let Some(why) = placed.gone.get(target) {
-                        paths.push(PathResult::unmeasured(
-                            node,
-                            target,
-                            format!("the responder on {target} is gone: {why}"),
-                        ));
-                    }
+                    let error = match placed.gone.get(target) {
+                        Some(why) => format!("the responder on {target} is gone: {why}"),
+                        None => format!(
+                            "the responder on {target} said no listener on the {} network",
+                            network.key()
+                        ),
+                    };
+                    paths.push(PathResult::unmeasured(node, target, error));
                     continue;
                 };
                 let server_ns = backend.pod_namespace(server_pod);
@@ -298,6 +299,18 @@ async fn measure<S: BenchSite>(
     {
         result.loopback = Some(reference::LoopbackComparison {
             error: Some(why.to_string()),
+            ..reference::LoopbackComparison::default()
+        });
+    } else if request.references
+        && server_pod.is_none()
+        && let Some(why) = placed.gone.get(&placed.server_node)
+    {
+        // Beside the server's node's responder, which is gone.
+        result.loopback = Some(reference::LoopbackComparison {
+            error: Some(format!(
+                "not measured: the responder on {} is gone: {why}",
+                placed.server_node
+            )),
             ..reference::LoopbackComparison::default()
         });
     } else if request.references

@@ -18,6 +18,11 @@ use crate::backend::kube::api_error::said;
 use crate::backend::kube::objects::BENCH_CLIENT_CONTAINER;
 use crate::scheduler::PodStatus;
 
+/// How long each API call of a path's end (its pod's last state, its log, its deletion) may
+/// take: three of these make the bench Job's allowance for reading a path back
+/// (`bench::network::kube::job_deadline`).
+pub(crate) const API_PATIENCE: Duration = Duration::from_secs(10);
+
 /// What became of a client pod that ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchClientRun {
@@ -75,7 +80,11 @@ impl KubeBackend {
         let ended = tokio::time::timeout(patience, self.until_ended(&api, &name)).await;
         let outcome = match ended {
             Err(_) => {
-                let last = api.get_opt(&name).await.ok().flatten();
+                let last = tokio::time::timeout(API_PATIENCE, api.get_opt(&name))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten();
                 Err(match last {
                     Some(pod) if diagnose::never_ran(&pod) => said_status(diagnose::never_started(
                         &pod,
@@ -92,21 +101,29 @@ impl KubeBackend {
                     container: Some(BENCH_CLIENT_CONTAINER.into()),
                     ..LogParams::default()
                 };
-                match api.logs(&name, &params).await {
-                    Ok(log) => Ok(BenchClientRun {
+                match tokio::time::timeout(API_PATIENCE, api.logs(&name, &params)).await {
+                    Ok(Ok(log)) => Ok(BenchClientRun {
                         pod: name.clone(),
                         log,
                         failed: failure(&pod),
                     }),
-                    Err(e) => Err(format!("reading pod {name}'s log: {}", said(e))),
+                    Ok(Err(e)) => Err(format!("reading pod {name}'s log: {}", said(e))),
+                    Err(_) => Err(format!(
+                        "reading pod {name}'s log: no answer within {}s",
+                        API_PATIENCE.as_secs()
+                    )),
                 }
             }
         };
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => self.created_pods.retain(|p| *p != name),
-            Err(e) => tracing::warn!(
+        match tokio::time::timeout(API_PATIENCE, api.delete(&name, &DeleteParams::default())).await
+        {
+            Ok(Ok(_)) => self.created_pods.retain(|p| *p != name),
+            Ok(Err(e)) => tracing::warn!(
                 "could not delete bench client pod {name} ({}); the run's cleanup removes it",
                 said(e)
+            ),
+            Err(_) => tracing::warn!(
+                "deleting bench client pod {name}: no answer; the run's cleanup removes it"
             ),
         }
         outcome
