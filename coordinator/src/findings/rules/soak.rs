@@ -90,6 +90,7 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
             let together = |w: &Window| when::together(node, w, &merged, &all_nodes, server);
             out.push(outage(
                 facts,
+                rule,
                 *network,
                 node,
                 &by_node[node],
@@ -140,6 +141,7 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
 /// `together` with it.
 fn outage(
     facts: &RunFacts,
+    rule: OutageRule,
     network: CephNetwork,
     node: &str,
     paths: &NodePaths<'_>,
@@ -171,6 +173,32 @@ fn outage(
             .targets_down(&longest_w)
             .iter()
             .filter_map(|t| mesh.all_target_nodes.get(t).cloned())
+            .collect()
+    });
+    // ... and, per responder node it probes, that pair's own outages and availability: the
+    // node's windows merge every responder's, one pair's outage lowers the node's figure.
+    let per_responder: Option<Vec<Value>> = facts.mesh.as_ref().map(|mesh| {
+        let responders: BTreeSet<&String> = paths
+            .keys()
+            .filter_map(|k| mesh.target_nodes.get(&k.target))
+            .collect();
+        responders
+            .into_iter()
+            .map(|responder| {
+                let to = |k: &crate::matrix::PathKey| {
+                    mesh.target_nodes.get(&k.target) == Some(responder)
+                };
+                let windows = rule.outages(paths.windows(rule, to));
+                let down: u64 = windows.iter().map(|w| w.to_ms - w.from_ms).sum();
+                let longest = windows.iter().map(|w| w.to_ms - w.from_ms).max();
+                let availability = 1.0 - down as f64 / span.max(down).max(1) as f64;
+                json!({
+                    "node": responder,
+                    "outages": windows.len(),
+                    "longest_ms": longest.unwrap_or(0),
+                    "availability": (availability * 10_000.0).round() / 10_000.0,
+                })
+            })
             .collect()
     });
     let toward = responder_nodes.as_ref().map_or(String::new(), |nodes| {
@@ -243,6 +271,7 @@ fn outage(
             ("together_with".into(), json!(together_with)),
             ("clock".into(), json!(when::CLOCK)),
             ("responder_nodes".into(), json!(responder_nodes)),
+            ("per_responder".into(), json!(per_responder)),
         ])
         .into_iter()
         .filter(|(_, v)| !v.is_null())

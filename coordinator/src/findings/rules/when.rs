@@ -137,6 +137,11 @@ impl<'a> NodePaths<'a> {
         Some((first, last))
     }
 
+    /// The paths' keys.
+    pub fn keys(&self) -> impl Iterator<Item = &PathKey> + '_ {
+        self.paths.iter().map(|(k, _)| *k)
+    }
+
     /// The first and the last probe of every path, ms since the run started.
     pub fn probed_span(&self) -> (u64, u64) {
         let first = self.paths.iter().filter_map(|(_, s)| s.first_ms).min();

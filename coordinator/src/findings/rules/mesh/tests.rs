@@ -383,6 +383,34 @@ fn a_soak_outage_between_two_nodes_says_which_responders_and_not_the_servers_sid
         );
         assert!(!f.summary.contains("server"), "{}", f.summary);
         assert_eq!(f.evidence["responder_nodes"], serde_json::json!([other]));
+        // Per responder: only the pair with the other node was down; the node's own
+        // availability is that pair's, the others' is whole.
+        let per: Vec<(String, u64, f64)> = f.evidence["per_responder"]
+            .as_array()
+            .unwrap_or_else(|| panic!("per_responder: {:#}", f.evidence["per_responder"]))
+            .iter()
+            .map(|r| {
+                (
+                    r["node"].as_str().unwrap_or_default().to_string(),
+                    r["outages"].as_u64().unwrap_or(99),
+                    r["availability"].as_f64().unwrap_or(-1.0),
+                )
+            })
+            .collect();
+        assert_eq!(per.len(), NODES.len(), "every responder it probes: {per:?}");
+        for (to, outages, availability) in &per {
+            if to == other {
+                assert_eq!(*outages, 1, "{per:?}");
+                assert!(*availability < 1.0, "{per:?}");
+                assert_eq!(
+                    serde_json::json!(availability),
+                    f.evidence["availability"],
+                    "{per:?}"
+                );
+            } else {
+                assert_eq!((*outages, *availability), (0, 1.0), "{to}: {per:?}");
+            }
+        }
     }
 }
 
