@@ -65,7 +65,6 @@ pub use estimate::{Estimate, POD_START_ALLOWANCE, SETUP_ALLOWANCE, START_ALLOWAN
 pub use report::{MeshCoverage, NetworkBenchReport, PathResult, SetupResult, TestResult};
 pub use site::path_tests;
 
-use estimate::minutes;
 use setup::{bench_setup, check_setups};
 
 /// How `bench client` begins a line of its standard error that is a note on the way, not why
@@ -245,17 +244,7 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
     }
     let setups = check_setups(request, say)?;
     let estimate = Estimate::of(&setups, request);
-    if estimate.total > request.max_time {
-        return Err(Error::Usage(format!(
-            "--max-time {}: {}; raise --max-time, shorten --duration, or take fewer peers (--mesh-peers K)",
-            minutes(request.max_time),
-            estimate.said(request.duration)
-        )));
-    }
-    say(Notice::Note(format!(
-        "bench: {}",
-        estimate.said(request.duration)
-    )));
+    estimate.within(request, say)?;
     let began = Instant::now();
     let mut report = NetworkBenchReport::new(request);
     report.estimated_ms = estimate.total.as_millis() as u64;

@@ -33,6 +33,20 @@ pub struct ClientRequest {
     pub tls: Option<multinet_proto::assignment::TlsFiles>,
 }
 
+/// The client TLS configuration trusting the run CA of `files` (the TLS tests'), said as an
+/// error when it cannot be read.
+fn probe_tls(
+    files: Option<&multinet_proto::assignment::TlsFiles>,
+) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+    files
+        .map(|files| {
+            multinet_agent::tls::RunTls::load(files)
+                .and_then(|t| t.probe_client_config())
+                .map_err(|e| multinet_agent::chain(&e))
+        })
+        .transpose()
+}
+
 /// Runs one test in this process (on one thread, as an agent runs) and returns what it
 /// measured.
 ///
@@ -41,14 +55,7 @@ pub struct ClientRequest {
 /// The plan is out of bounds or the CA cannot be read (said).
 pub fn client(request: &ClientRequest) -> Result<LoadOutcome, String> {
     multinet_agent::install_crypto_provider();
-    let tls = match &request.tls {
-        Some(files) => Some(
-            multinet_agent::tls::RunTls::load(files)
-                .and_then(|t| t.probe_client_config())
-                .map_err(|e| multinet_agent::chain(&e))?,
-        ),
-        None => None,
-    };
+    let tls = probe_tls(request.tls.as_ref())?;
     let plan = multinet_agent::load::LoadPlan {
         kind: request.kind,
         target: request.target,
@@ -192,14 +199,7 @@ pub fn path_client(request: &PathClientRequest, out: &mut dyn FnMut(String)) -> 
         })
         .map_err(|e| e.to_string())?);
     }
-    let tls = match &request.tls {
-        Some(files) => Some(
-            multinet_agent::tls::RunTls::load(files)
-                .and_then(|t| t.probe_client_config())
-                .map_err(|e| multinet_agent::chain(&e))?,
-        ),
-        None => None,
-    };
+    let tls = probe_tls(request.tls.as_ref())?;
     let runtime = multinet_agent::entry::single_threaded().map_err(|e| e.to_string())?;
     let server_cpu = || {
         request.server_cpu.then(|| {

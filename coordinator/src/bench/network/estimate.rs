@@ -118,6 +118,27 @@ impl Estimate {
             minutes(self.total)
         )
     }
+
+    /// Refuses the bench (exit 22, nothing built) when this estimate is over `--max-time`;
+    /// else says it.
+    pub(super) fn within(
+        &self,
+        request: &NetworkBenchRequest,
+        say: crate::run::Say<'_>,
+    ) -> Result<(), super::Error> {
+        if self.total > request.max_time {
+            return Err(super::Error::Usage(format!(
+                "--max-time {}: {}; raise --max-time, shorten --duration, or take fewer peers (--mesh-peers K)",
+                minutes(request.max_time),
+                self.said(request.duration)
+            )));
+        }
+        say(crate::run::Notice::Note(format!(
+            "bench: {}",
+            self.said(request.duration)
+        )));
+        Ok(())
+    }
 }
 
 /// `12m30s`.

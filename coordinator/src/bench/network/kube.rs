@@ -24,7 +24,6 @@ use multinet_proto::config::RunConfig;
 use multinet_proto::field::Problems;
 use multinet_proto::network::CephNetwork;
 
-use super::estimate::minutes;
 use super::reference::{Iperf3, Tool, Tools};
 use super::report::{NetworkBenchReport, PathResult, SetupResult, TestResult};
 use super::site::{Bench, BenchSite, PathEnds};
@@ -40,7 +39,6 @@ use crate::backend::kube::{client, outside};
 use crate::exit::chain;
 use crate::run::kube::{kube_run, owner_of, selection_list};
 use crate::run::{ConfigRequest, Notice, Say};
-use crate::supervisor::RunSettings;
 
 /// Why the references are not measured on the kube backend.
 pub const NOT_IN_IMAGE: &str =
@@ -159,17 +157,7 @@ fn from_outside(
         }
         let nodes: Vec<String> = found.nodes.iter().map(|n| n.name.clone()).collect();
         let estimate = Estimate::of_nodes(&nodes, &config, request);
-        if estimate.total > request.max_time {
-            return Err(Error::Usage(format!(
-                "--max-time {}: {}; raise --max-time, shorten --duration, or take fewer peers (--mesh-peers K)",
-                minutes(request.max_time),
-                estimate.said(request.duration)
-            )));
-        }
-        say(Notice::Note(format!(
-            "bench: {}",
-            estimate.said(request.duration)
-        )));
+        estimate.within(request, say)?;
         let id = crate::supervisor::new_run_id();
         let ns = config.namespace.clone();
         let image = &cluster.image;
@@ -313,17 +301,7 @@ fn in_cluster(
             resumable: false,
         });
         backend.watch();
-        let settings = RunSettings {
-            networks: crate::run::config::networks(&config),
-            config: config.clone(),
-            agent_grace: crate::run::AGENT_GRACE,
-            soak: crate::supervisor::Soak::Off,
-            stop: tokio_util::sync::CancellationToken::new(),
-            probing: std::sync::Arc::default(),
-            metrics: None,
-            interim: None,
-            hand_over: None,
-        };
+        let settings = super::setup::settings(config.clone());
         let tools = report.references.clone();
         let what = format!("bench run {id}; `multinet cleanup -n {ns} --run {id}` removes what is left");
         match super::site::site(backend, &settings, request, &tools, &mut result, &what, say).await {

@@ -119,20 +119,8 @@ impl SetupResult {
     /// A setup on the local backend with nothing measured yet: its networks are blocks of
     /// loopback addresses (CNI `loopback`, no MTU set).
     pub fn local(name: &str, source: &str, networks: &[CephNetwork]) -> Self {
-        Self {
-            name: name.into(),
-            source: source.into(),
-            lab: String::new(),
-            server_node: String::new(),
-            mesh: None,
-            networks: Vec::new(),
-            loopback: None,
-            error: None,
-            describe: networks
-                .iter()
-                .map(|n| (*n, "loopback".to_string(), None))
-                .collect(),
-        }
+        let loopback = networks.iter().map(|n| (*n, "loopback".to_string(), None));
+        Self::described(name, source, loopback.collect())
     }
 
     /// A setup with nothing measured yet whose networks are `describe`d: (network, CNI

@@ -196,17 +196,7 @@ pub(super) fn bench_setup(
     let agent_command = crate::backend::agents::AgentProcesses::default_agent_command()
         .map_err(|e| failed("", e))?;
     let mut result = setup.result();
-    let settings = RunSettings {
-        networks: crate::run::config::networks(&setup.config),
-        config: setup.config,
-        agent_grace: crate::run::AGENT_GRACE,
-        soak: crate::supervisor::Soak::Off,
-        stop: tokio_util::sync::CancellationToken::new(),
-        probing: std::sync::Arc::default(),
-        metrics: None,
-        interim: None,
-        hand_over: None,
-    };
+    let settings = settings(setup.config);
     let measured = match setup.place {
         // Benchmarked by its coordinator Job ([`kube`]), never as a setup here.
         Place::Kube { .. } => Err(Error::Usage(
@@ -244,6 +234,21 @@ pub(super) fn bench_setup(
         }
     };
     measured.map(|()| result)
+}
+
+/// A bench's run settings for `config`: one probe stage's worth, no soak, no metrics.
+pub(super) fn settings(config: multinet_proto::config::RunConfig) -> RunSettings {
+    RunSettings {
+        networks: crate::run::config::networks(&config),
+        config,
+        agent_grace: crate::run::AGENT_GRACE,
+        soak: crate::supervisor::Soak::Off,
+        stop: tokio_util::sync::CancellationToken::new(),
+        probing: std::sync::Arc::default(),
+        metrics: None,
+        interim: None,
+        hand_over: None,
+    }
 }
 
 /// Places and measures on `backend` (its control plane, the supervisor, the bench), then

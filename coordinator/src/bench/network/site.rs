@@ -33,7 +33,7 @@ pub(crate) fn bench_system() -> actix_rt::SystemRunner {
 ///
 /// [`on_site`]: super::setup::on_site
 pub(crate) async fn site<S: BenchSite>(
-    backend: S,
+    mut backend: S,
     settings: &RunSettings,
     request: &NetworkBenchRequest,
     tools: &reference::Tools,
@@ -41,35 +41,32 @@ pub(crate) async fn site<S: BenchSite>(
     what: &str,
     say: Say<'_>,
 ) -> Result<(), Error> {
-    {
-        let mut backend = backend;
-        let socket = backend.control_socket();
-        let run_root = backend.run_root();
-        // A backend whose objects carry the run id (kube: its agents' settings, their
-        // names) gives it; the others' is made here.
-        let run_id = backend.run_id();
-        let mut supervisor = match socket.map_err(BoxError::from).and_then(|s| {
-            match run_id {
-                Some(id) => RunSupervisor::prepare_with_id(s, &run_root, id),
-                None => RunSupervisor::prepare(s, &run_root),
-            }
-            .map_err(Into::into)
-        }) {
-            Ok(supervisor) => supervisor,
-            Err(e) => {
-                let _ = backend.cleanup().await;
-                return Err(failed("", e));
-            }
-        };
-        let outcome = tokio::select! {
-            r = measure(&mut supervisor, &mut backend, settings, request, tools, result, say) => r,
-            signal = crate::signals::shutdown_signal() => Err(Error::Interrupted(signal)),
-        };
-        if let Err(e) = supervisor.cleanup(&mut backend).await {
-            say(Notice::Note(format!("cleaning up {what}: {}", chain(&e))));
+    let socket = backend.control_socket();
+    let run_root = backend.run_root();
+    // A backend whose objects carry the run id (kube: its agents' settings, their
+    // names) gives it; the others' is made here.
+    let run_id = backend.run_id();
+    let mut supervisor = match socket.map_err(BoxError::from).and_then(|s| {
+        match run_id {
+            Some(id) => RunSupervisor::prepare_with_id(s, &run_root, id),
+            None => RunSupervisor::prepare(s, &run_root),
         }
-        outcome
+        .map_err(Into::into)
+    }) {
+        Ok(supervisor) => supervisor,
+        Err(e) => {
+            let _ = backend.cleanup().await;
+            return Err(failed("", e));
+        }
+    };
+    let outcome = tokio::select! {
+        r = measure(&mut supervisor, &mut backend, settings, request, tools, result, say) => r,
+        signal = crate::signals::shutdown_signal() => Err(Error::Interrupted(signal)),
+    };
+    if let Err(e) = supervisor.cleanup(&mut backend).await {
+        say(Notice::Note(format!("cleaning up {what}: {}", chain(&e))));
     }
+    outcome
 }
 
 /// A client pod of the bench: no agent, only addresses (and a namespace to run its tests in).
