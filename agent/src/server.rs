@@ -249,12 +249,24 @@ async fn accept_loop(
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
                         continue;
                     };
-                    let tls = tls.clone();
                     let stop = for_connections.clone();
-                    connections.spawn(async move {
-                        serve_connection(stream, peer, tls, stop).await;
-                        drop(permit);
-                    });
+                    // Two task types, not one future branching inside: a task is as large as
+                    // its future's largest state, and a plain connection's must not carry the
+                    // TLS handshake's and session's (kilobytes tokio copies when it makes the
+                    // task, finishes it and hands out its output).
+                    match &tls {
+                        None => connections.spawn(async move {
+                            serve_http(PlainTcp(stream), peer, stop).await;
+                            drop(permit);
+                        }),
+                        Some(acceptor) => connections.spawn(serve_tls(
+                            acceptor.clone(),
+                            stream,
+                            peer,
+                            stop,
+                            permit,
+                        )),
+                    };
                     // The new connection's request is most likely in already: let its task
                     // answer it before this loop asks the kernel for another connection (an
                     // `accept4` that mostly finds none), so that call is not on the way to
@@ -325,22 +337,19 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-async fn serve_connection(
+/// One HTTPS connection: the handshake (within [`TLS_HANDSHAKE_LIMIT`]), then HTTP on it.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
     stop: watch::Receiver<bool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    match tls {
-        None => serve_http(PlainTcp(stream), peer, stop).await,
-        Some(acceptor) => {
-            if let Ok(Ok(stream)) =
-                tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(stream)).await
-            {
-                serve_http(stream, peer, stop).await;
-            }
-        }
+    if let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(stream)).await
+    {
+        serve_http(stream, peer, stop).await;
     }
+    drop(permit);
 }
 
 async fn serve_http<S>(stream: S, peer: SocketAddr, mut stop: watch::Receiver<bool>)
@@ -360,9 +369,13 @@ where
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service)
     );
+    // The connection first (`biased`: no random draw at each of its wake-ups); the stop, the
+    // only change the channel ever carries (or its sender gone), through `changed`, which reads
+    // no value under the channel's lock as `wait_for` does.
     tokio::select! {
+        biased;
         _ = connection.as_mut() => {}
-        () = stopped(&mut stop) => {
+        _ = stop.changed() => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
@@ -678,6 +691,56 @@ mod tests {
             .expect("close_notify before the end, not a truncation");
         assert!(ends_with_64_zeros(&answer), "{answer:?}");
         server.shutdown().await;
+    }
+
+    /// A kept-alive connection idle between requests is closed by the stop at once, its
+    /// request-less wait ended by hyper's graceful shutdown (each connection watches the stop
+    /// itself), not cut at the drain limit: shutdown returns before [`DRAIN_LIMIT`], and the
+    /// client reads the end of the stream (HTTP and HTTPS).
+    #[tokio::test]
+    async fn shutdown_closes_idle_kept_alive_connections_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let pki = crate::testing::TestPki::new();
+        let server = loopback_server_of(&pki).await;
+        let listener = server.listeners()[0];
+        let request = b"GET /payload?bytes=1 HTTP/1.1\r\nHost: server\r\n\r\n";
+        let mut plain = TcpStream::connect(listener.http).await.expect("connect");
+        plain.write_all(request).await.expect("request");
+        let mut answer = [0u8; 512];
+        let n = plain.read(&mut answer).await.expect("answer");
+        assert!(
+            answer[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            &answer[..n]
+        );
+        let tls = crate::tls::RunTls::load(&pki.client()).expect("client PKI");
+        let connector =
+            tokio_rustls::TlsConnector::from(tls.probe_client_config().expect("client config"));
+        let stream = TcpStream::connect(listener.https).await.expect("connect");
+        let mut secure = connector
+            .connect(crate::tls::probe_server_name(), stream)
+            .await
+            .expect("handshake");
+        secure.write_all(request).await.expect("request");
+        let n = secure.read(&mut answer).await.expect("answer");
+        assert!(
+            answer[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            &answer[..n]
+        );
+
+        let began = std::time::Instant::now();
+        server.shutdown().await;
+        let took = began.elapsed();
+        assert!(
+            took < DRAIN_LIMIT,
+            "shutdown took {took:?}: idle connections were cut, not closed"
+        );
+        let ended = |read: std::io::Result<usize>| matches!(read, Ok(0));
+        let read = tokio::time::timeout(Duration::from_secs(10), plain.read(&mut answer)).await;
+        assert!(read.is_ok_and(ended), "HTTP: no end of stream");
+        let read = tokio::time::timeout(Duration::from_secs(10), secure.read(&mut answer)).await;
+        assert!(read.is_ok_and(ended), "HTTPS: no end of stream");
     }
 
     #[tokio::test]
