@@ -324,6 +324,8 @@ fn a_bench_on_the_default_lab_gives_every_metric_for_every_path_and_leaves_nothi
         for side in ["probe_server", "nginx"] {
             for t in loopback[side].as_array().expect("tests") {
                 assert!(num(&t["outcome"]["per_second"]) > 0.0, "{side}: {t:#}");
+                // Every answer as the load generator expects it (nginx's from its `return`).
+                assert_eq!(t["outcome"]["errors"], 0, "{side}: {t:#}");
             }
         }
     }
@@ -772,6 +774,8 @@ fn a_local_bench_on_two_nodes_gives_every_metric_without_root_and_says_it_valida
         for side in ["probe_server", "nginx"] {
             for t in loopback[side].as_array().expect("tests") {
                 assert!(num(&t["outcome"]["per_second"]) > 0.0, "{side}: {t:#}");
+                // Every answer as the load generator expects it (nginx's from its `return`).
+                assert_eq!(t["outcome"]["errors"], 0, "{side}: {t:#}");
             }
         }
     }

@@ -396,9 +396,16 @@ fn nginx_dir(dir: &Path) -> PathBuf {
     dir.join("bench-nginx")
 }
 
-/// nginx on the loopback address of the comparison, one worker, in the foreground, serving
-/// `/payload` as a file of [`ANSWER_BYTES`] zeros with keep-alive unbounded in requests (the
-/// probe server's is too); started once it answers.
+/// nginx on the loopback address of the comparison, one worker, in the foreground, with
+/// keep-alive unbounded in requests (the probe server's is too); started once it answers.
+///
+/// It answers as Rook's tester's web server does: from its configuration, a `return 200`
+/// directive (Rook's `server.conf`: `location / { default_type text/plain; return 200
+/// "$remote_addr\n"; }`, rook-multus-validation.md §2.5), no file read. The bench's requests
+/// are `GET /payload?bytes=N` with an answer of exactly [`ANSWER_BYTES`] checked by the load
+/// generator, so `/payload` returns that many bytes the same way (a line of `x`); `/` is
+/// Rook's line itself. An earlier comparison served `/payload` from a file (`alias`), which
+/// costs nginx four system calls a request Rook's server never makes.
 async fn start_nginx(
     program: &Path,
     loopback: &Loopback<'_>,
@@ -406,9 +413,7 @@ async fn start_nginx(
     let dir = nginx_dir(loopback.dir);
     let temp = dir.join("tmp");
     std::fs::create_dir_all(&temp).map_err(|e| format!("{}: {e}", temp.display()))?;
-    let payload = dir.join("payload");
-    std::fs::write(&payload, vec![0u8; ANSWER_BYTES as usize])
-        .map_err(|e| format!("{}: {e}", payload.display()))?;
+    let answer = format!("{}\\n", "x".repeat(ANSWER_BYTES.saturating_sub(1) as usize));
     let d = dir.display();
     let listen = SocketAddr::new(loopback.address, NGINX_PORT);
     let config = format!(
@@ -416,8 +421,9 @@ async fn start_nginx(
          error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  \
          fastcgi_temp_path {d}/tmp;\n  keepalive_requests 100000000;\n  server {{\n    \
-         listen {listen};\n    location = /payload {{ default_type application/octet-stream; \
-         alias {d}/payload; }}\n  }}\n}}\n"
+         listen {listen};\n    location / {{ default_type text/plain; return 200 \"$remote_addr\\n\"; }}\n    \
+         location = /payload {{ default_type application/octet-stream; return 200 \"{answer}\"; }}\n  \
+         }}\n}}\n"
     );
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, config).map_err(|e| format!("{}: {e}", conf.display()))?;
