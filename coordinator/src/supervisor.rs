@@ -239,8 +239,12 @@ pub struct RunSupervisor {
     restarts: Vec<crate::checkpoint::CoordinatorRestart>,
     /// A mesh's responders said to be gone (and not yet said to be back), by pod.
     responders_away: BTreeSet<String>,
-    /// Clients and host checkers that passed before a responder they probe came back, and
-    /// must pass again (on its new addresses) before the probe stage counts them settled.
+    /// The servers' (a mesh's responders') listeners at the last look at the run: a change
+    /// since is a responder listening anew ([`decide::relistened`]).
+    listening: BTreeMap<String, crate::mesh::Responder>,
+    /// Clients and host checkers that passed before a responder they probe came back or
+    /// listened anew, and must pass again (on its listeners now) before the probe stage
+    /// counts them settled.
     must_pass_again: BTreeSet<String>,
 }
 
@@ -331,6 +335,7 @@ impl RunSupervisor {
             soak_began_ms: None,
             restarts: Vec::new(),
             responders_away: BTreeSet::new(),
+            listening: BTreeMap::new(),
             must_pass_again: BTreeSet::new(),
         })
     }
@@ -348,6 +353,11 @@ impl RunSupervisor {
     /// The roster actor (tests drop connections through it).
     pub fn roster(&self) -> Addr<AgentRoster> {
         self.roster.clone()
+    }
+
+    /// The matrix actor (tests ask it how an agent's paths stand while the run goes).
+    pub fn matrix(&self) -> Addr<MatrixActor> {
+        self.matrix.clone()
     }
 
     /// The run's PKI.
@@ -625,12 +635,18 @@ impl RunSupervisor {
         loop {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
-            // Before the stage is decided: a responder back makes its prober pass again.
-            self.note_lost_responders(&snap, Instant::now(), progress);
+            let look = Instant::now();
+            // Before the stage is decided: a responder back, or listening anew, makes its
+            // probers that passed pass again.
+            let anew = self.note_responders(&snap, look, progress);
+            let again = self
+                .at(look)
+                .pass_again(&snap.agents, &self.targeting, &anew);
+            self.must_pass_again.extend(again);
             let standings = self
                 .matrix
                 .send(Standings {
-                    pairs: self.with_targets(pods, &pairs, &snap, Instant::now()),
+                    pairs: self.with_targets(pods, &pairs, &snap, look),
                     threshold: settings.threshold(),
                 })
                 .await?;
@@ -710,54 +726,54 @@ impl RunSupervisor {
     }
 
     /// Says when a mesh's responder is gone while others are left (the run goes on without
-    /// it) and when it is back (its agent restarted and reconnected).
-    fn note_lost_responders(
+    /// it), when it is back (its agent restarted and reconnected), and when a responder — the
+    /// single server too — listens anew (a new `ServerReady` with other addresses or ports);
+    /// returns the responders that listen anew since the last look, back or with new
+    /// listeners ([`decide::relistened`]): what their probers must pass again on.
+    fn note_responders(
         &mut self,
         snap: &crate::roster::RosterSnapshot,
         now: Instant,
         progress: &mut Progress,
-    ) {
+    ) -> BTreeSet<String> {
+        let mut anew = decide::relistened(&self.listening, &snap.responders);
+        self.listening = snap.responders.clone();
         let at = self.at(now);
         if at.servers_gone(&snap.agents) {
-            return;
+            return anew;
         }
-        let gone = at.gone_servers(&snap.agents);
-        for pod in gone.difference(&self.responders_away) {
-            let node = snap
-                .agents
+        let node_of = |pod: &str| {
+            snap.agents
                 .iter()
-                .find(|a| a.expected.pod == *pod)
-                .map_or("", |a| a.expected.node.as_str());
+                .find(|a| a.expected.pod == pod)
+                .map_or(String::new(), |a| a.expected.node.clone())
+        };
+        let gone = at.gone_servers(&snap.agents);
+        // (One back from being gone is said so below.)
+        let away = |pod: &&String| gone.contains(*pod) || self.responders_away.contains(*pod);
+        for pod in anew.iter().filter(|p| !away(p)) {
+            let who = if self.targeting.is_mesh() {
+                format!("responder {pod} on {}", node_of(pod))
+            } else {
+                "the server".to_string()
+            };
             progress.note(&format!(
-                "responder {pod} on {node} is gone: the run goes on without it; its peers' paths to it are left out of their verdict while it is away"
+                "{who} listens anew (new addresses or ports): whoever passed on it passes again there"
+            ));
+        }
+        for pod in gone.difference(&self.responders_away) {
+            progress.note(&format!(
+                "responder {pod} on {} is gone: the run goes on without it; its peers' paths to it are left out of their verdict while it is away",
+                node_of(pod)
             ));
         }
         for pod in self.responders_away.difference(&gone) {
             progress.note(&format!("responder {pod} is back"));
-            let Some(node) = snap
-                .agents
-                .iter()
-                .find(|a| a.expected.pod == *pod)
-                .map(|a| a.expected.node.as_str())
-            else {
-                continue;
-            };
-            // Those who passed while it was away have not probed its new addresses.
-            for agent in &snap.agents {
-                let probes_it = agent.expected.networks.iter().any(|network| {
-                    self.targeting
-                        .peers_of(*network, &agent.expected.node)
-                        .is_some_and(|peers| peers.iter().any(|p| p == node))
-                });
-                if agent.expected.role != Role::Server
-                    && probes_it
-                    && self.passed_at.contains_key(&agent.expected.pod)
-                {
-                    self.must_pass_again.insert(agent.expected.pod.clone());
-                }
-            }
+            // Those who passed while it was away have not probed it since.
+            anew.insert(pod.clone());
         }
         self.responders_away = gone;
+        anew
     }
 
     /// `pairs` (pod, network) with the target addresses the pod was told to probe there
@@ -833,7 +849,9 @@ impl RunSupervisor {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
             let now = Instant::now();
-            self.note_lost_responders(&snap, now, progress);
+            // The soak has no pass to make again: what it reads is outages, and a responder's
+            // time away or restart is its agent outage.
+            self.note_responders(&snap, now, progress);
             if self.at(now).servers_gone(&snap.agents) {
                 progress.note(if self.targeting.is_mesh() {
                     "every responder is gone; ending the soak"

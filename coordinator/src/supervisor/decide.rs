@@ -33,6 +33,7 @@ use multinet_proto::control::Role;
 
 use crate::findings::AgentFate;
 use crate::matrix_actor::Standing;
+use crate::mesh::{Responder, Targeting};
 use crate::roster::{AgentView, RosterSnapshot};
 use crate::scheduler::PodStatus;
 
@@ -46,6 +47,22 @@ pub(super) fn fate_of(status: PodStatus) -> Option<AgentFate> {
         PodStatus::NoAddress { network, reason } => Some(AgentFate::NoAddress { network, reason }),
         PodStatus::NotStarted { reason } => Some(AgentFate::NotStarted { reason }),
     }
+}
+
+/// The responders (pods) whose listeners changed from `before` to `now` (the roster's
+/// [`RosterSnapshot::responders`] at two looks at the run): a new `ServerReady` with other
+/// addresses or ports — a process that restarted, whether or not it was away long enough to
+/// be gone ([`LOST_AFTER`]) or the backend saw it exit. A responder's first listeners are no
+/// change; the same listeners said again after a reconnect are none either (nothing its
+/// probers reach has changed).
+pub(super) fn relistened(
+    before: &BTreeMap<String, Responder>,
+    now: &BTreeMap<String, Responder>,
+) -> BTreeSet<String> {
+    now.iter()
+        .filter(|(pod, r)| before.get(*pod).is_some_and(|b| b.listeners != r.listeners))
+        .map(|(pod, _)| pod.clone())
+        .collect()
 }
 
 /// How the server stage stands.
@@ -109,8 +126,9 @@ pub(super) struct Moment<'a> {
     pub passed_at: &'a BTreeMap<String, u64>,
     /// Agents that failed beyond doubt at the last look ([`Moment::failed_for_certain`]).
     pub failed_for_certain: &'a BTreeSet<String>,
-    /// Agents that passed before a mesh's responder they probe came back (with new
-    /// addresses), and must pass again on them before they count as settled.
+    /// Agents that passed before a responder they probe listened anew (it came back, or
+    /// said new listeners: [`Moment::pass_again`]), and must pass again on its listeners
+    /// now before they count as settled.
     pub must_pass_again: &'a BTreeSet<String>,
     /// When the run started.
     pub started: Instant,
@@ -267,6 +285,39 @@ impl Moment<'_> {
             .collect()
     }
 
+    /// The agents that must pass again because the responders `relistened` (pods) listen
+    /// anew: every client and host checker that passed and probes one of them on a network
+    /// it is on ([`Targeting::probes`]; in a single-server run, everyone probes the server).
+    /// A pass counts only on the listeners an agent probes now, but [`Moment::passed_at`]
+    /// is kept once set (it dates the first pass, what Rook's flaky rule reads): without
+    /// this, an agent that passed on a responder's old listeners — before it restarted, or
+    /// while it was away — would count as passed although it never probed the new ones.
+    pub(super) fn pass_again(
+        &self,
+        agents: &[AgentView],
+        targeting: &Targeting,
+        relistened: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let nodes: Vec<&str> = agents
+            .iter()
+            .filter(|a| a.expected.role == Role::Server && relistened.contains(&a.expected.pod))
+            .map(|a| a.expected.node.as_str())
+            .collect();
+        agents
+            .iter()
+            .filter(|a| a.expected.role != Role::Server)
+            .filter(|a| self.passed_at.contains_key(&a.expected.pod))
+            .filter(|a| {
+                a.expected.networks.iter().any(|network| {
+                    nodes
+                        .iter()
+                        .any(|node| targeting.probes(*network, &a.expected.node, node))
+                })
+            })
+            .map(|a| a.expected.pod.clone())
+            .collect()
+    }
+
     /// What became of an agent, as the run ends: the backend's word first (an agent whose
     /// process exited without ever connecting never connected), then the agent's own, then
     /// the connection's.
@@ -324,6 +375,31 @@ mod tests {
             lost_in_restarts: 0,
             lost_in_resume: 0,
         }
+    }
+
+    /// `view` on `node`.
+    fn on(node: &str, mut view: AgentView) -> AgentView {
+        view.expected.node = node.into();
+        view
+    }
+
+    /// A mesh whose nodes probe these responder nodes: (network, node, its peers).
+    fn mesh(peers: &[(CephNetwork, &str, &[&str])]) -> Targeting {
+        let mut by_network: BTreeMap<CephNetwork, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for (network, node, to) in peers {
+            by_network
+                .entry(*network)
+                .or_default()
+                .insert(node.to_string(), to.iter().map(|t| t.to_string()).collect());
+        }
+        Targeting::Mesh {
+            peers: by_network,
+            peers_per_node: Some(1),
+        }
+    }
+
+    fn pods(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
     }
 
     fn disconnected(mut view: AgentView, at: Instant) -> AgentView {
@@ -707,6 +783,111 @@ mod tests {
         let at = world.at(5 * S);
         // Without any server (never planned) nothing is "lost".
         assert!(!at.servers_gone(&[view("client-a", Role::Client)]));
+    }
+
+    /// A responder that restarts within [`LOST_AFTER`] — never gone, its exit never seen by
+    /// the backend — says new listeners: whoever passed on its old ones must pass again on
+    /// the new ones, a mesh's responder and the single server alike.
+    #[test]
+    fn whoever_passed_on_a_responder_that_listens_anew_passes_again() {
+        let listener = |ip: [u8; 4], port: u16| multinet_proto::control::Listener {
+            network: CephNetwork::Public,
+            http: std::net::SocketAddr::from((ip, port)),
+            https: std::net::SocketAddr::from((ip, port + 1)),
+        };
+        let responder = |node: &str, l| Responder {
+            node: node.into(),
+            listeners: vec![l],
+        };
+        let first = BTreeMap::from([
+            (
+                "server-n1".to_string(),
+                responder("n1", listener([198, 18, 0, 1], 40_000)),
+            ),
+            (
+                "server-n2".to_string(),
+                responder("n2", listener([198, 18, 0, 2], 40_100)),
+            ),
+        ]);
+        // Its first listeners are no change, nor the same ones said again on a reconnect.
+        assert_eq!(relistened(&BTreeMap::new(), &first), BTreeSet::new());
+        assert_eq!(relistened(&first, &first), BTreeSet::new());
+        // server-n2's agent restarted: the same address, new ports.
+        let mut restarted = first.clone();
+        restarted.insert(
+            "server-n2".into(),
+            responder("n2", listener([198, 18, 0, 2], 41_200)),
+        );
+        assert_eq!(relistened(&first, &restarted), pods(&["server-n2"]));
+        // A new address (its pod made again) is a change too.
+        let mut moved = first.clone();
+        moved.insert(
+            "server-n1".into(),
+            responder("n1", listener([198, 18, 0, 9], 40_000)),
+        );
+        assert_eq!(relistened(&first, &moved), pods(&["server-n1"]));
+
+        // `--mesh-peers 1`: n1 probes n1 and n2, n2 probes n2 and n1, n3 probes n3 and n1.
+        let targeting = mesh(&[
+            (CephNetwork::Public, "n1", &["n1", "n2"]),
+            (CephNetwork::Public, "n2", &["n2", "n1"]),
+            (CephNetwork::Public, "n3", &["n3", "n1"]),
+        ]);
+        let agents = vec![
+            on("n1", view("server-n1", Role::Server)),
+            on("n2", view("server-n2", Role::Server)),
+            on("n3", view("server-n3", Role::Server)),
+            on("n1", view("client-n1", Role::Client)),
+            on("n2", view("client-n2", Role::Client)),
+            on("n3", view("client-n3", Role::Client)),
+            on("n3", view("host-n3", Role::HostCheck)),
+        ];
+        let mut world = World::new();
+        for pod in ["client-n1", "client-n3", "host-n3"] {
+            world.passed_at.insert(pod.into(), 2_400);
+        }
+        let at = world.at(4 * S);
+        // client-n1 passed on n2's old listeners; client-n2 has not passed (it will on the
+        // new ones); n3 does not probe n2.
+        assert_eq!(
+            at.pass_again(&agents, &targeting, &pods(&["server-n2"])),
+            pods(&["client-n1"])
+        );
+        assert_eq!(
+            at.pass_again(&agents, &targeting, &pods(&["server-n1"])),
+            pods(&["client-n1", "client-n3", "host-n3"]),
+            "every node probes n1"
+        );
+        assert_eq!(
+            at.pass_again(&agents, &targeting, &BTreeSet::new()),
+            BTreeSet::new()
+        );
+
+        // The single server restarted: every client and host checker that passed.
+        let single = vec![
+            on("n1", view("server", Role::Server)),
+            on("n1", view("client-a", Role::Client)),
+            on("n2", view("client-b", Role::Client)),
+            on("n2", view("host-n2", Role::HostCheck)),
+        ];
+        let mut world = World::new();
+        world.passed_at.insert("client-a".into(), 2_400);
+        world.passed_at.insert("host-n2".into(), 2_600);
+        let again = world
+            .at(4 * S)
+            .pass_again(&single, &Targeting::Single, &pods(&["server"]));
+        assert_eq!(again, pods(&["client-a", "host-n2"]));
+        // The stage was over once client-b passed; it goes on until they pass again.
+        world.passed_at.insert("client-b".into(), 3_900);
+        assert_eq!(
+            world.at(4 * S).probe_stage(&single, 2 * S, 60 * S),
+            ProbeStage::Done
+        );
+        world.must_pass_again = again;
+        assert_eq!(
+            world.at(4 * S).probe_stage(&single, 2 * S, 60 * S),
+            ProbeStage::Probing
+        );
     }
 
     #[test]

@@ -171,6 +171,7 @@ impl RunSupervisor {
             soak_began_ms: None,
             restarts,
             responders_away: std::collections::BTreeSet::new(),
+            listening: std::collections::BTreeMap::new(),
             must_pass_again: std::collections::BTreeSet::new(),
         })
     }
