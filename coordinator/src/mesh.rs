@@ -127,6 +127,14 @@ impl Targeting {
         }
     }
 
+    /// Whether the agents of `node` probe the responder on `responder_node` on `network`: in a
+    /// single-server run every agent probes the server; in a mesh, when it is one of
+    /// [`Self::peers_of`].
+    pub fn probes(&self, network: CephNetwork, node: &str, responder_node: &str) -> bool {
+        self.peers_of(network, node)
+            .is_none_or(|peers| peers.iter().any(|p| p == responder_node))
+    }
+
     /// The listeners an agent on `node` is told to probe, given the ready responders (pod →
     /// its node and listeners): in a single-server run every responder's (there is one); in
     /// a mesh, per network, its peers' listeners on that network in [`Self::peers_of`]'s
@@ -414,6 +422,12 @@ mod tests {
         );
         assert_eq!(ports("node-3"), [10, 20, 30]);
         assert_eq!(Targeting::Single.targets("node-3", &ready).len(), 3);
+        // Whom a node probes: node-2's responder is on public only.
+        assert!(t.probes(CephNetwork::Public, "node-3", "node-2"));
+        assert!(!t.probes(CephNetwork::Cluster, "node-3", "node-2"));
+        assert!(t.probes(CephNetwork::Cluster, "node-3", "node-1"));
+        // The single server is everyone's.
+        assert!(Targeting::Single.probes(CephNetwork::Cluster, "node-3", "node-1"));
     }
 
     #[test]

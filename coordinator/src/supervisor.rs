@@ -42,7 +42,7 @@ mod plan;
 mod resume;
 
 pub use bench::ServerPlaced;
-use decide::{EarlyVerdict, Moment, ProbeStage, ServerStage, fate_of};
+use decide::{AgentPass, EarlyVerdict, Moment, ProbeStage, ServerStage, fate_of};
 
 /// Why a run could not be carried out (a run that was carried out and failed is a report).
 #[derive(Debug, thiserror::Error)]
@@ -239,8 +239,18 @@ pub struct RunSupervisor {
     restarts: Vec<crate::checkpoint::CoordinatorRestart>,
     /// A mesh's responders said to be gone (and not yet said to be back), by pod.
     responders_away: BTreeSet<String>,
-    /// Clients and host checkers that passed before a responder they probe came back, and
-    /// must pass again (on its new addresses) before the probe stage counts them settled.
+    /// The servers' (a mesh's responders') listeners at the last look at the run: a change
+    /// since is a responder listening anew ([`decide::relistened`]).
+    listening: BTreeMap<String, crate::mesh::Responder>,
+    /// The (node, network) pairs whose agents had no responder left to probe at the last
+    /// look ([`Moment::stranded`]), said once as they come.
+    stranded_pairs: BTreeSet<(String, CephNetwork)>,
+    /// Agents with no responder left to probe on any network at the last look: settled
+    /// without a pass ([`AgentPass::Stranded`]).
+    stranded: BTreeSet<String>,
+    /// Clients and host checkers that passed before a responder they probe came back or
+    /// listened anew, and must pass again (on its listeners now) before the probe stage
+    /// counts them settled.
     must_pass_again: BTreeSet<String>,
 }
 
@@ -331,6 +341,9 @@ impl RunSupervisor {
             soak_began_ms: None,
             restarts: Vec::new(),
             responders_away: BTreeSet::new(),
+            listening: BTreeMap::new(),
+            stranded_pairs: BTreeSet::new(),
+            stranded: BTreeSet::new(),
             must_pass_again: BTreeSet::new(),
         })
     }
@@ -348,6 +361,11 @@ impl RunSupervisor {
     /// The roster actor (tests drop connections through it).
     pub fn roster(&self) -> Addr<AgentRoster> {
         self.roster.clone()
+    }
+
+    /// The matrix actor (tests ask it how an agent's paths stand while the run goes).
+    pub fn matrix(&self) -> Addr<MatrixActor> {
+        self.matrix.clone()
     }
 
     /// The run's PKI.
@@ -414,6 +432,7 @@ impl RunSupervisor {
             passed_at: &self.passed_at,
             failed_for_certain: &self.failed_for_certain,
             must_pass_again: &self.must_pass_again,
+            stranded: &self.stranded,
             started: self.started,
             now,
         }
@@ -625,26 +644,52 @@ impl RunSupervisor {
         loop {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
-            // Before the stage is decided: a responder back makes its prober pass again.
-            self.note_lost_responders(&snap, Instant::now(), progress);
+            let look = Instant::now();
+            // Before the stage is decided: a responder back, or listening anew, makes its
+            // probers that passed pass again.
+            let anew = self.note_responders(&snap, look, progress);
+            let again = self
+                .at(look)
+                .pass_again(&snap.agents, &self.targeting, &anew);
+            self.must_pass_again.extend(again);
+            // Where every responder an agent probes is gone, it has nothing to wait for.
+            let stranded = self.at(look).stranded(&snap.agents, &self.targeting);
+            self.note_stranded(&stranded, progress);
             let standings = self
                 .matrix
                 .send(Standings {
-                    pairs: self.with_targets(pods, &pairs, &snap, Instant::now()),
+                    pairs: self.with_targets(pods, &pairs, &snap, look),
                     threshold: settings.threshold(),
                 })
                 .await?;
             let passing: Vec<bool> = standings.iter().map(|s| s.passes).collect();
-            let mut per_pod: BTreeMap<&str, Vec<Standing>> = BTreeMap::new();
-            for ((pod, _), standing) in pairs.iter().zip(&standings) {
-                per_pod.entry(pod.as_str()).or_default().push(*standing);
+            let node_of: BTreeMap<&str, &str> = pods
+                .iter()
+                .map(|p| (p.pod.as_str(), p.node.as_str()))
+                .collect();
+            // Per agent, each network's standing and whether a responder is left there.
+            let mut per_pod: BTreeMap<&str, Vec<(Standing, bool)>> = BTreeMap::new();
+            for ((pod, network), standing) in pairs.iter().zip(&standings) {
+                let node = node_of.get(pod.as_str()).copied().unwrap_or_default();
+                let left = !stranded.contains(&(node.to_string(), *network));
+                per_pod
+                    .entry(pod.as_str())
+                    .or_default()
+                    .push((*standing, left));
             }
             let now = Instant::now();
             let now_ms = self.at(now).elapsed_ms();
-            for (pod, pod_standings) in &per_pod {
-                if pod_standings.iter().all(|s| s.passes) {
-                    self.passed_at.entry(pod.to_string()).or_insert(now_ms);
-                    self.must_pass_again.remove(*pod);
+            self.stranded.clear();
+            for (pod, networks) in &per_pod {
+                match decide::agent_pass(networks) {
+                    AgentPass::Passes => {
+                        self.passed_at.entry(pod.to_string()).or_insert(now_ms);
+                        self.must_pass_again.remove(*pod);
+                    }
+                    AgentPass::Stranded => {
+                        self.stranded.insert(pod.to_string());
+                    }
+                    AgentPass::Open => {}
                 }
             }
             let failed: BTreeSet<String> = per_pod
@@ -652,7 +697,11 @@ impl RunSupervisor {
                 .filter(|(pod, _)| {
                     !self.passed_at.contains_key(**pod) || self.must_pass_again.contains(**pod)
                 })
-                .filter(|(_, s)| self.at(now).failed_for_certain(s, settings.early_verdict()))
+                .filter(|(_, networks)| {
+                    let standings: Vec<Standing> = networks.iter().map(|(s, _)| *s).collect();
+                    self.at(now)
+                        .failed_for_certain(&standings, settings.early_verdict())
+                })
                 .map(|(pod, _)| pod.to_string())
                 .collect();
             self.failed_for_certain = failed;
@@ -710,54 +759,76 @@ impl RunSupervisor {
     }
 
     /// Says when a mesh's responder is gone while others are left (the run goes on without
-    /// it) and when it is back (its agent restarted and reconnected).
-    fn note_lost_responders(
+    /// it), when it is back (its agent restarted and reconnected), and when a responder — the
+    /// single server too — listens anew (a new `ServerReady` with other addresses or ports);
+    /// returns the responders that listen anew since the last look, back or with new
+    /// listeners ([`decide::relistened`]): what their probers must pass again on.
+    fn note_responders(
         &mut self,
         snap: &crate::roster::RosterSnapshot,
         now: Instant,
         progress: &mut Progress,
-    ) {
+    ) -> BTreeSet<String> {
+        let mut anew = decide::relistened(&self.listening, &snap.responders);
+        self.listening = snap.responders.clone();
         let at = self.at(now);
         if at.servers_gone(&snap.agents) {
-            return;
+            return anew;
         }
-        let gone = at.gone_servers(&snap.agents);
-        for pod in gone.difference(&self.responders_away) {
-            let node = snap
-                .agents
+        let node_of = |pod: &str| {
+            snap.agents
                 .iter()
-                .find(|a| a.expected.pod == *pod)
-                .map_or("", |a| a.expected.node.as_str());
+                .find(|a| a.expected.pod == pod)
+                .map_or(String::new(), |a| a.expected.node.clone())
+        };
+        let gone = at.gone_servers(&snap.agents);
+        // (One back from being gone is said so below.)
+        let away = |pod: &&String| gone.contains(*pod) || self.responders_away.contains(*pod);
+        for pod in anew.iter().filter(|p| !away(p)) {
+            let who = if self.targeting.is_mesh() {
+                format!("responder {pod} on {}", node_of(pod))
+            } else {
+                "the server".to_string()
+            };
             progress.note(&format!(
-                "responder {pod} on {node} is gone: the run goes on without it; its peers' paths to it are left out of their verdict while it is away"
+                "{who} listens anew (new addresses or ports): whoever passed on it passes again there"
+            ));
+        }
+        for pod in gone.difference(&self.responders_away) {
+            progress.note(&format!(
+                "responder {pod} on {} is gone: the run goes on without it; its peers' paths to it are left out of their verdict while it is away",
+                node_of(pod)
             ));
         }
         for pod in self.responders_away.difference(&gone) {
             progress.note(&format!("responder {pod} is back"));
-            let Some(node) = snap
-                .agents
-                .iter()
-                .find(|a| a.expected.pod == *pod)
-                .map(|a| a.expected.node.as_str())
-            else {
-                continue;
-            };
-            // Those who passed while it was away have not probed its new addresses.
-            for agent in &snap.agents {
-                let probes_it = agent.expected.networks.iter().any(|network| {
-                    self.targeting
-                        .peers_of(*network, &agent.expected.node)
-                        .is_some_and(|peers| peers.iter().any(|p| p == node))
-                });
-                if agent.expected.role != Role::Server
-                    && probes_it
-                    && self.passed_at.contains_key(&agent.expected.pod)
-                {
-                    self.must_pass_again.insert(agent.expected.pod.clone());
-                }
-            }
+            // Those who passed while it was away have not probed it since.
+            anew.insert(pod.clone());
         }
         self.responders_away = gone;
+        anew
+    }
+
+    /// Says when the agents of a node are left with no responder to probe on a network
+    /// (every one they probe there is gone) and when one is back for them.
+    fn note_stranded(
+        &mut self,
+        stranded: &BTreeSet<(String, CephNetwork)>,
+        progress: &mut Progress,
+    ) {
+        for (node, network) in stranded.difference(&self.stranded_pairs) {
+            progress.note(&format!(
+                "the agents on {node} have no responder left to probe on {}: every one they probe there is gone; they are not waited for there (a responder that comes back is probed again)",
+                network.key()
+            ));
+        }
+        for (node, network) in self.stranded_pairs.difference(stranded) {
+            progress.note(&format!(
+                "the agents on {node} have a responder to probe on {} again",
+                network.key()
+            ));
+        }
+        self.stranded_pairs = stranded.clone();
     }
 
     /// `pairs` (pod, network) with the target addresses the pod was told to probe there
@@ -833,7 +904,9 @@ impl RunSupervisor {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
             let now = Instant::now();
-            self.note_lost_responders(&snap, now, progress);
+            // The soak has no pass to make again: what it reads is outages, and a responder's
+            // time away or restart is its agent outage.
+            self.note_responders(&snap, now, progress);
             if self.at(now).servers_gone(&snap.agents) {
                 progress.note(if self.targeting.is_mesh() {
                     "every responder is gone; ending the soak"

@@ -1,21 +1,27 @@
 //! A run driven through the library inside the test process, so the test can act on the run
 //! while it goes: intruders knock on the control plane (no run certificate, a wrong run id,
 //! another protocol version) and are refused; the coordinator drops an agent's connection and
-//! the agent reconnects and resends — with no result lost and none counted twice.
+//! the agent reconnects and resends — with no result lost and none counted twice; the server
+//! restarts on new ports without the backend noticing, and the clients that had passed pass
+//! again on them before the run ends.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use multinet_agent::tls::RunTls;
 use multinet_coordinator::backend::local::LocalBackend;
+use multinet_coordinator::matrix_actor::Standings;
 use multinet_coordinator::progress::Progress;
 use multinet_coordinator::roster::test_hooks::{DropConnection, WithholdAcks};
+use multinet_coordinator::roster::{ConnectionEvent, Snapshot};
+use multinet_coordinator::scheduler::{AgentEnv, NodePlan, PodStatus, Scheduler};
 use multinet_coordinator::supervisor::{RunSettings, RunSupervisor};
 use multinet_proto::config::{GoDuration, NodeType, RunConfig};
 use multinet_proto::control::codec::{decode_frame, encode};
 use multinet_proto::control::{
-    AgentIdentity, AgentMessage, COORDINATOR_NAME, CoordinatorMessage, Hello, PROTOCOL_VERSION,
-    Refusal, Role,
+    AgentIdentity, AgentMessage, COORDINATOR_NAME, CoordinatorMessage, Hello, Listener,
+    PROTOCOL_VERSION, Refusal, Role,
 };
 use multinet_proto::network::CephNetwork;
 
@@ -347,4 +353,253 @@ fn a_soak_rewrites_its_report_while_it_runs_and_puts_results_on_the_run_clock() 
     let written = report::render(&report, Format::Json);
     let stored = report::StoredReport::of(&report).expect("reads back");
     assert_eq!(report::render_stored(&stored, Format::Json), written);
+}
+
+/// A local backend whose server restarts quickly without the backend noticing — as the kube
+/// backend learns of a container's restart only later, or not at all: once asked
+/// ([`UnseenRestart::restart`]), the server's process is killed and a new one started with the
+/// same assignment (it listens on new ports), and the old one's exit is never reported. One
+/// client is never started, so the probe stage stays open until the test says it failed.
+struct UnseenRestart {
+    inner: LocalBackend,
+    /// The client that is never started.
+    never_started: String,
+    /// Set by the test: restart the server at the next look at the run.
+    restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The run's directory, where the server's assignment is.
+    run_dir: Option<std::path::PathBuf>,
+    /// The server's new process.
+    restarted: Option<tokio::process::Child>,
+}
+
+impl Scheduler for UnseenRestart {
+    type Error = multinet_coordinator::backend::local::Error;
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    fn validates_real_network(&self) -> bool {
+        self.inner.validates_real_network()
+    }
+
+    fn control_socket(&self) -> Result<std::net::UdpSocket, Self::Error> {
+        self.inner.control_socket()
+    }
+
+    async fn nodes(&mut self, config: &RunConfig) -> Result<Vec<NodePlan>, Self::Error> {
+        self.inner.nodes(config).await
+    }
+
+    async fn start(
+        &mut self,
+        pod: &AgentIdentity,
+        env: &AgentEnv<'_>,
+    ) -> Result<PodStatus, Self::Error> {
+        self.run_dir = Some(env.run_dir.clone());
+        if pod.pod == self.never_started {
+            return Ok(PodStatus::Started(Vec::new()));
+        }
+        self.inner.start(pod, env).await
+    }
+
+    async fn exited(&mut self) -> Vec<(String, String)> {
+        let asked = self.restart.load(std::sync::atomic::Ordering::SeqCst);
+        if asked
+            && self.restarted.is_none()
+            && let (Some(pid), Some(dir)) = (self.inner.agent_pid("server"), &self.run_dir)
+        {
+            let killed = tokio::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .await
+                .expect("kill runs");
+            assert!(killed.success(), "the server's process {pid} is killed");
+            let assignment = dir.join("server.assignment.json");
+            let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
+                .arg("agent")
+                .arg("--assignment")
+                .arg(&assignment)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the server starts again");
+            self.restarted = Some(child);
+        }
+        let mut exits = self.inner.exited().await;
+        exits.retain(|(pod, _)| pod != "server");
+        exits
+    }
+
+    async fn cleanup(&mut self) -> Result<(), Self::Error> {
+        if let Some(mut child) = self.restarted.take() {
+            let _ = child.kill().await;
+        }
+        self.inner.cleanup().await
+    }
+}
+
+/// Polls `look` every 50 ms until it gives a value, for at most `patience`.
+async fn eventually<T, F, Fut>(patience: Duration, mut look: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(value) = look().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each network's listener addresses (HTTP and HTTPS) of `listeners`.
+fn addresses_by_network(listeners: &[Listener]) -> BTreeMap<CephNetwork, Vec<SocketAddr>> {
+    let mut out: BTreeMap<CephNetwork, Vec<SocketAddr>> = BTreeMap::new();
+    for l in listeners {
+        out.entry(l.network).or_default().extend([l.http, l.https]);
+    }
+    out
+}
+
+/// The server restarts within the time an agent may be away (its control connection never
+/// seen to close, the backend never saying its process exited) and listens on new ports: the
+/// clients and host checkers that had passed on its old listeners must pass again on the new
+/// ones before the run ends — here the probe stage would otherwise be over at once, its last
+/// open client gone. (A mesh's responder follows the same rule: supervisor::decide's tests.)
+#[test]
+fn clients_that_passed_pass_again_on_a_server_restarted_on_new_ports() {
+    multinet_agent::install_crypto_provider();
+    let never_started = "client-n2-osd-1";
+    let system = system();
+    let (report, old, new) = system.block_on(async move {
+        let settings = settings();
+        let threshold = u64::from(settings.config.success_threshold);
+        let (inner, mut supervisor) = local_run();
+        let restart: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let mut backend = UnseenRestart {
+            inner,
+            never_started: never_started.into(),
+            restart: restart.clone(),
+            run_dir: None,
+            restarted: None,
+        };
+        let (roster, matrix) = (supervisor.roster(), supervisor.matrix());
+        let driver = tokio::spawn(async move {
+            let patience = Duration::from_secs(45);
+            // Every agent but the one never started has passed on the server's listeners —
+            // by 8 more successes than a pass takes (over a second at 150 ms), so the
+            // supervisor, which looks every 100 ms, has seen each of them pass.
+            let old = eventually(patience, || async {
+                let snap = roster.send(Snapshot).await.expect("roster");
+                let server = addresses_by_network(&snap.responders.get("server")?.listeners);
+                let pairs: Vec<_> = snap
+                    .agents
+                    .iter()
+                    .filter(|a| a.expected.role != Role::Server && a.expected.pod != never_started)
+                    .flat_map(|a| {
+                        a.expected.networks.iter().map(|n| {
+                            let targets: std::sync::Arc<[SocketAddr]> =
+                                server.get(n).cloned().unwrap_or_default().into();
+                            (a.expected.pod.clone(), *n, targets)
+                        })
+                    })
+                    .collect();
+                if pairs.is_empty() {
+                    return None; // the clients are not placed yet
+                }
+                let standings = matrix
+                    .send(Standings {
+                        pairs,
+                        threshold: threshold + 8,
+                    })
+                    .await
+                    .expect("matrix");
+                standings.iter().all(|s| s.passes).then_some(server)
+            })
+            .await;
+            let Some(old) = old else {
+                return Err("the agents never passed on the server's first listeners");
+            };
+            restart.store(true, std::sync::atomic::Ordering::SeqCst);
+            let new = eventually(patience, || async {
+                let snap = roster.send(Snapshot).await.expect("roster");
+                let server = addresses_by_network(&snap.responders.get("server")?.listeners);
+                (server != old).then_some(server)
+            })
+            .await
+            .ok_or("the restarted server never said where it listens")?;
+            // The last open client settles: the stage ends once everyone else has (again).
+            roster
+                .send(ConnectionEvent::Failed {
+                    pod: never_started.into(),
+                    reason: "never started (the test's)".into(),
+                })
+                .await
+                .expect("roster");
+            Ok((old, new))
+        });
+        let mut progress = Progress::new(true);
+        let report = supervisor.run(&mut backend, &settings, &mut progress).await;
+        supervisor.cleanup(&mut backend).await.expect("cleanup");
+        let (old, new) = driver.await.expect("driver").expect("the restart");
+        (report.expect("run"), old, new)
+    });
+    assert_eq!(
+        multinet_tests::e2e::processes_mentioning(&format!("multinet-{}", report.run_id)),
+        Vec::<String>::new(),
+        "agents left running"
+    );
+    for (network, addresses) in &new {
+        assert!(
+            addresses.iter().all(|a| !old[network].contains(a)),
+            "new ports on {network:?}: {old:?} then {new:?}"
+        );
+    }
+    let probe = report
+        .stages
+        .iter()
+        .find(|s| s.name == "probe")
+        .expect("a probe stage");
+    assert_eq!(probe.outcome, "done", "{:?}", report.stages);
+    let threshold = u64::from(settings().config.success_threshold);
+    for agent in &report.agents {
+        let pod = &agent.identity.pod;
+        if agent.identity.role == Role::Server || pod == never_started {
+            continue;
+        }
+        assert!(agent.passed_at_ms.is_some(), "{pod} passed: {agent:?}");
+        // It passed on the new listeners: the success threshold on every path to each of
+        // them, on every network it is on.
+        for network in &agent.identity.networks {
+            let paths: Vec<_> = report
+                .paths
+                .iter()
+                .filter(|p| &p.client == pod && p.network == *network)
+                .filter(|p| new[network].iter().any(|a| a.to_string() == p.target))
+                .collect();
+            let targets: std::collections::BTreeSet<&str> =
+                paths.iter().map(|p| p.target.as_str()).collect();
+            assert_eq!(
+                targets.len(),
+                new[network].len(),
+                "{pod} probed every new listener on {network:?}: {paths:#?}"
+            );
+            for path in paths {
+                assert!(
+                    path.ok >= threshold,
+                    "{pod} on {network:?}: {} of {} probes to {} ({:?}) succeeded",
+                    path.ok,
+                    path.sent,
+                    path.target,
+                    path.kind
+                );
+            }
+        }
+    }
 }

@@ -171,6 +171,9 @@ impl RunSupervisor {
             soak_began_ms: None,
             restarts,
             responders_away: std::collections::BTreeSet::new(),
+            listening: std::collections::BTreeMap::new(),
+            stranded_pairs: std::collections::BTreeSet::new(),
+            stranded: std::collections::BTreeSet::new(),
             must_pass_again: std::collections::BTreeSet::new(),
         })
     }
