@@ -376,7 +376,7 @@ pub enum Metric {
     ServerCpu,
     /// TCP MSS of the download's connection.
     Mss,
-    /// Path MTU (IPv4) of it.
+    /// The kernel's path MTU of it (IPv4 and IPv6).
     PathMtu,
     /// multinet's one-connection upload over iperf3's on the same path.
     Iperf3Upload,
