@@ -5,38 +5,16 @@
 //! independent of them. Where the lab cannot run the tests skip, or fail under CI
 //! ([`multinet_tests::require`]).
 
+mod lab_support;
+
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use lab_support::Scratch;
 use multinet_coordinator::lab::net;
 use multinet_tests::eventually::eventually;
 use serde_json::Value;
-
-/// Namespaces a test made, removed when it ends however it ends.
-struct Scratch(Vec<String>);
-
-impl Scratch {
-    /// Makes `count` namespaces named `mnt_<pid>_<test>_<i>`.
-    fn new(test: &str, count: usize) -> Self {
-        let mut scratch = Self(Vec::new());
-        for i in 0..count {
-            let name = format!("mnt_{}_{test}_{i}", std::process::id());
-            net::netns_add(&name).expect("namespace");
-            scratch.0.push(name);
-        }
-        scratch
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = net::netns_kill_all(&self.0);
-        for ns in &self.0 {
-            let _ = net::netns_del(ns);
-        }
-    }
-}
 
 /// `ip -j -n NS ARGS`, parsed.
 fn ip_json(ns: &str, args: &[&str]) -> Value {

@@ -543,7 +543,12 @@ fn network(f: &NetworkFlags) -> u8 {
         }
         Ok(report) => {
             let rendered = match format {
-                NetworkOutput::Text => report.text(),
+                // On a terminal the tables are cut to its width; in a file or a pipe they
+                // are as wide as they are (as `run`'s report).
+                NetworkOutput::Text => report.text_fitting(match f.report {
+                    Some(_) => None,
+                    None => super::terminal_on_stdout().width,
+                }),
                 NetworkOutput::Csv => report.csv(),
                 NetworkOutput::Json => match serde_json::to_string_pretty(&report) {
                     Ok(json) => json + "\n",

@@ -1,6 +1,6 @@
 //! What the lab test files share: a lab name unique to the test with a guard that removes the
-//! lab ([`LabGuard`]), a run on a topology, and checks that nothing of a lab is left.
-//! Each test file uses a part of it.
+//! lab ([`LabGuard`]), namespaces of a test's own ([`Scratch`]), a run on a topology, and
+//! checks that nothing of a lab is left. Each test file uses a part of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -177,4 +177,36 @@ pub fn lab_status(name: Option<&str>) -> (Option<i32>, String) {
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Network namespaces a test made (never a lab's: no `<lab>-` prefix), removed when it ends
+/// however it ends.
+pub struct Scratch(pub Vec<String>);
+
+impl Scratch {
+    /// Makes `count` namespaces named `mnt_<pid>_<test>_<i>`.
+    pub fn new(test: &str, count: usize) -> Self {
+        Self::new_with(test, count, &[])
+    }
+
+    /// [`Scratch::new`], with `sysctls` (`(key under /proc/sys, value)`) written in each
+    /// namespace before anything is made in it (`net::netns_add_with`).
+    pub fn new_with(test: &str, count: usize, sysctls: &[(&str, &str)]) -> Self {
+        let mut scratch = Self(Vec::new());
+        for i in 0..count {
+            let name = format!("mnt_{}_{test}_{i}", std::process::id());
+            multinet_coordinator::lab::net::netns_add_with(&name, sysctls).expect("namespace");
+            scratch.0.push(name);
+        }
+        scratch
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = multinet_coordinator::lab::net::netns_kill_all(&self.0);
+        for ns in &self.0 {
+            let _ = multinet_coordinator::lab::net::netns_del(ns);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! What `multinet bench network` measured (the JSON, docs/bench-network.md) and its renderings:
-//! one text table per setup and network (rows = paths, columns = metrics); with several setups
-//! also one table per metric with a column per setup; CSV in long form (one value a line) to
-//! plot.
+//! per setup and network three text tables of related metrics ([`MetricGroup`]; rows = paths),
+//! cut to a terminal's width when they are wider; with several setups also one table per metric
+//! with a column per setup; CSV in long form (one value a line) to plot.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -376,7 +376,7 @@ pub enum Metric {
     ServerCpu,
     /// TCP MSS of the download's connection.
     Mss,
-    /// Path MTU (IPv4) of it.
+    /// The kernel's path MTU of it (IPv4 and IPv6).
     PathMtu,
     /// multinet's one-connection upload over iperf3's on the same path.
     Iperf3Upload,
@@ -405,11 +405,77 @@ pub const METRICS: [Metric; 17] = [
     Metric::Iperf3Download,
 ];
 
+/// The text report's per-path tables, one per group of related columns, each keyed by path:
+/// together the groups hold every [`METRICS`] column once. The path and 17 metrics in one
+/// table were some 150 characters wide; a group is at most 7 metrics, under 80 characters with
+/// lab-style node names (`n1 → n2`). Read as a QA engineer reads a path: how fast (throughput, with
+/// iperf3 beside it as the yardstick), how responsive (request rates and latency), and what
+/// it cost and carried (CPU of both ends, segment sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricGroup {
+    /// Bulk throughput both ways, 1 and `--streams` connections, and multinet's
+    /// one-connection figures over iperf3's on the same path.
+    Throughput,
+    /// Request/response rate and latency percentiles, new connections and TLS handshakes
+    /// per second.
+    Requests,
+    /// During the one-connection download: CPU of client and server agent, TCP MSS and path
+    /// MTU.
+    Download,
+}
+
+impl MetricGroup {
+    /// Every group, in the order the text report prints them.
+    pub const ALL: [MetricGroup; 3] = [Self::Throughput, Self::Requests, Self::Download];
+
+    /// Its columns, in order.
+    pub fn metrics(self) -> &'static [Metric] {
+        match self {
+            Self::Throughput => &[
+                Metric::Download1,
+                Metric::DownloadN,
+                Metric::Upload1,
+                Metric::UploadN,
+                Metric::Iperf3Download,
+                Metric::Iperf3Upload,
+            ],
+            Self::Requests => &[
+                Metric::Rr,
+                Metric::RrP50,
+                Metric::RrP90,
+                Metric::RrP99,
+                Metric::RrP999,
+                Metric::Crr,
+                Metric::Tls,
+            ],
+            Self::Download => &[
+                Metric::ClientCpu,
+                Metric::ServerCpu,
+                Metric::Mss,
+                Metric::PathMtu,
+            ],
+        }
+    }
+
+    /// The line above its table: what its columns are and their units.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Throughput => {
+                "throughput, Gbit/s, and one connection's over iperf3's on the path"
+            }
+            Self::Requests => "requests per second and request/response latency, µs",
+            Self::Download => {
+                "one-connection download: CPU, % of one core; MSS and path MTU, bytes"
+            }
+        }
+    }
+}
+
 impl Metric {
     /// Its heading in a text table.
     pub fn heading(self, streams: u32) -> String {
         match self {
-            Metric::Download1 => "down×1 Gb/s".into(),
+            Metric::Download1 => "down×1".into(),
             Metric::DownloadN => format!("down×{streams}"),
             Metric::Upload1 => "up×1".into(),
             Metric::UploadN => format!("up×{streams}"),
@@ -420,8 +486,8 @@ impl Metric {
             Metric::RrP999 => "p99.9".into(),
             Metric::Crr => "CRR/s".into(),
             Metric::Tls => "TLS/s".into(),
-            Metric::ClientCpu => "cpu cli%".into(),
-            Metric::ServerCpu => "srv%".into(),
+            Metric::ClientCpu => "client%".into(),
+            Metric::ServerCpu => "server%".into(),
             Metric::Mss => "MSS".into(),
             Metric::PathMtu => "PMTU".into(),
             Metric::Iperf3Upload => "up/iperf3".into(),
@@ -520,8 +586,11 @@ fn path_label(path: &PathResult) -> String {
     format!("{} → {}", path.from, path.to)
 }
 
-/// A table: left column, then right-aligned columns as wide as their widest cell.
-fn table(out: &mut String, headings: &[String], rows: &[Vec<String>]) {
+/// A table: left column, then right-aligned columns as wide as their widest cell, each line
+/// indented by two spaces. With a `width` (a terminal's columns) a table wider than that is cut
+/// into column groups one under the other, each led by the left column again, so every cell
+/// stays on screen; a left column and one more wider than `width` still make a group.
+fn table(out: &mut String, headings: &[String], rows: &[Vec<String>], width: Option<usize>) {
     let columns = headings.len();
     let mut widths: Vec<usize> = headings.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -529,25 +598,44 @@ fn table(out: &mut String, headings: &[String], rows: &[Vec<String>]) {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
-    let line = |cells: &[String]| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            if i == 0 {
-                text.push_str("  ");
-                text.push_str(cell);
-                text.push_str(&" ".repeat(pad));
-            } else {
-                text.push_str("  ");
-                text.push_str(&" ".repeat(pad));
-                text.push_str(cell);
+    // Each column takes two spaces before it.
+    let span = |i: usize| 2 + widths[i];
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut used = usize::MAX;
+    for i in 1..columns {
+        let fits = width.is_none_or(|w| used.saturating_add(span(i)) <= w);
+        match groups.last_mut() {
+            Some(group) if fits => {
+                group.push(i);
+                used += span(i);
             }
+            _ => {
+                groups.push(vec![i]);
+                used = span(0) + span(i);
+            }
+        }
+    }
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    let line = |cells: &[String], group: &[usize]| {
+        let mut text = String::from("  ");
+        let first = cells.first().map_or("", String::as_str);
+        text.push_str(first);
+        text.push_str(&" ".repeat(widths[0].saturating_sub(first.chars().count())));
+        for &i in group {
+            let cell = cells.get(i).map_or("", String::as_str);
+            text.push_str("  ");
+            text.push_str(&" ".repeat(widths[i].saturating_sub(cell.chars().count())));
+            text.push_str(cell);
         }
         text.trim_end().to_string()
     };
-    let _ = writeln!(out, "{}", line(headings));
-    for row in rows {
-        let _ = writeln!(out, "{}", line(row));
+    for group in &groups {
+        let _ = writeln!(out, "{}", line(headings, group));
+        for row in rows {
+            let _ = writeln!(out, "{}", line(row, group));
+        }
     }
 }
 
@@ -588,8 +676,20 @@ impl NetworkBenchReport {
         self.setups.iter().any(|s| s.error.is_some())
     }
 
-    /// The text report.
+    /// The text report, its tables as wide as they are: [`Self::text_fitting`] without a
+    /// width.
     pub fn text(&self) -> String {
+        self.text_fitting(None)
+    }
+
+    /// The text report: a heading, then per setup and network three tables of its paths
+    /// ([`MetricGroup`]: throughput; request rates and latency; CPU, MSS and path MTU), each
+    /// row a path `from → to`, each cell a value or `-` (not measured), with the failures and
+    /// errors said under them; with several setups, one table per metric with a column per
+    /// setup. `width`: a terminal's columns — a table wider than that is cut into column
+    /// groups, each led by the path again (as `run`'s matrix); `None` (a file, a pipe):
+    /// tables as wide as they are.
+    pub fn text_fitting(&self, width: Option<usize>) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -644,18 +744,26 @@ impl NetworkBenchReport {
                     network.cni,
                     network.mtu.map_or(String::new(), |m| format!(", MTU {m}"))
                 );
-                let mut headings = vec!["path".to_string()];
-                headings.extend(METRICS.iter().map(|m| m.heading(self.streams)));
-                let rows: Vec<Vec<String>> = network
-                    .paths
-                    .iter()
-                    .map(|path| {
-                        let mut row = vec![path_label(path)];
-                        row.extend(METRICS.iter().map(|m| m.cell(m.of(path, self.streams))));
-                        row
-                    })
-                    .collect();
-                table(&mut out, &headings, &rows);
+                for group in MetricGroup::ALL {
+                    let _ = writeln!(out, "  {}", group.title());
+                    let mut headings = vec!["path".to_string()];
+                    headings.extend(group.metrics().iter().map(|m| m.heading(self.streams)));
+                    let rows: Vec<Vec<String>> = network
+                        .paths
+                        .iter()
+                        .map(|path| {
+                            let mut row = vec![path_label(path)];
+                            row.extend(
+                                group
+                                    .metrics()
+                                    .iter()
+                                    .map(|m| m.cell(m.of(path, self.streams))),
+                            );
+                            row
+                        })
+                        .collect();
+                    table(&mut out, &headings, &rows, width);
+                }
                 notes(network, &mut out);
             }
             if let Some(loopback) = &setup.loopback {
@@ -663,13 +771,14 @@ impl NetworkBenchReport {
             }
         }
         if self.setups.len() > 1 {
-            out.push_str(&self.side_by_side());
+            out.push_str(&self.side_by_side(width));
         }
         out
     }
 
-    /// One table per metric: rows network and path, a column per setup.
-    fn side_by_side(&self) -> String {
+    /// One table per metric: rows network and path, a column per setup (cut to `width` as
+    /// [`Self::text_fitting`]'s).
+    fn side_by_side(&self, width: Option<usize>) -> String {
         let mut out = String::from("\nsetups side by side\n");
         let mut rows: Vec<(String, String, String)> = Vec::new();
         for setup in &self.setups {
@@ -702,7 +811,7 @@ impl NetworkBenchReport {
                     row
                 })
                 .collect();
-            table(&mut out, &headings, &cells);
+            table(&mut out, &headings, &cells, width);
         }
         out
     }
@@ -869,8 +978,177 @@ mod tests {
     fn one_setup_has_no_side_by_side_tables() {
         let text = report(&[("default", 1.0)]).text();
         assert!(!text.contains("side by side"), "{text}");
-        assert!(text.contains("down×1 Gb/s"), "{text}");
+        assert!(text.contains("throughput, Gbit/s"), "{text}");
         assert!(!text.contains("validates no real network"), "{text}");
+    }
+
+    /// A path on which every test ran, figures of a lab path's size (`n` is added to each, so
+    /// that the paths' cells differ).
+    fn measured_path(from: &str, n: f64) -> PathResult {
+        let mut p = PathResult::new(from, "n1", "198.18.1.1".parse().expect("ip"));
+        for (kind, streams, gbit, rate) in [
+            (LoadKind::Download, 1, Some(16.9 + n), None),
+            (LoadKind::Download, 4, Some(20.0 + n), None),
+            (LoadKind::Upload, 1, Some(18.3 + n), None),
+            (LoadKind::Upload, 4, Some(19.7 + n), None),
+            (LoadKind::RequestResponse, 1, None, Some(14608.0 + n)),
+            (LoadKind::ConnectRequest, 1, None, Some(12564.0 + n)),
+            (LoadKind::TlsHandshakeRequest, 1, None, Some(1951.0 + n)),
+        ] {
+            let mut o = outcome(kind, gbit, rate);
+            o.streams = streams;
+            o.latency_us = rate.map(|_| Latency {
+                p50: 71,
+                p90: 98,
+                p99: 135,
+                p999: 1210,
+                max: 4000,
+                mean: 75.0,
+            });
+            if gbit.is_none() {
+                (o.tcp_mss, o.path_mtu) = (None, None);
+            }
+            p.tests.push(TestResult {
+                kind,
+                streams,
+                outcome: Some(o),
+                server_cpu_seconds: Some(1.8),
+                failure: None,
+            });
+        }
+        p.iperf3 = Some(Iperf3 {
+            upload_gbit_per_s: Some(19.7),
+            download_gbit_per_s: Some(20.4),
+            error: None,
+        });
+        p
+    }
+
+    /// One setup, public and cluster, paths from n1, n2 and n3 to the server on n1, every
+    /// test measured; cluster's n3 path not measured at all.
+    fn measured_report(names: &[&str]) -> NetworkBenchReport {
+        let mut r = report(&names.iter().map(|n| (*n, 1.0)).collect::<Vec<_>>());
+        for setup in &mut r.setups {
+            setup.networks = ["public", "cluster"]
+                .into_iter()
+                .map(|network| NetworkResult {
+                    network: network.into(),
+                    cni: "macvlan".into(),
+                    mtu: Some(1500),
+                    paths: ["n1", "n2", "n3"]
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, from)| match (network, from) {
+                            ("cluster", "n3") => PathResult::unmeasured(
+                                from,
+                                "n1",
+                                "the client pod got no address".into(),
+                            ),
+                            _ => measured_path(from, i as f64),
+                        })
+                        .collect(),
+                })
+                .collect();
+        }
+        r
+    }
+
+    /// The cells of a text's tables (the words after the path `from → to` of its lines that
+    /// begin with one; side by side, after the network too), sorted; a table cut into groups
+    /// has the same cells as uncut.
+    fn cells(text: &str) -> Vec<String> {
+        let mut cells: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(" → ") && !l.starts_with("  !"))
+            .flat_map(|l| {
+                let (_, after) = l.split_once(" → ").unwrap_or_default();
+                after.split_whitespace().skip(1).map(str::to_string)
+            })
+            .collect();
+        cells.sort();
+        cells
+    }
+
+    #[test]
+    fn the_groups_hold_every_metric_once() {
+        let grouped: Vec<Metric> = MetricGroup::ALL
+            .iter()
+            .flat_map(|g| g.metrics().iter().copied())
+            .collect();
+        assert_eq!(grouped.len(), METRICS.len(), "{grouped:?}");
+        for metric in METRICS {
+            assert_eq!(
+                grouped.iter().filter(|m| **m == metric).count(),
+                1,
+                "{metric:?} in {grouped:?}"
+            );
+        }
+    }
+
+    /// Per setup and network, three tables of related columns, each within 80 columns, and
+    /// every metric's value of every path in one of them (the same cells as the CSV).
+    #[test]
+    fn each_network_has_three_tables_within_80_columns_with_every_value() {
+        let r = measured_report(&["default"]);
+        let text = r.text();
+        let wide: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.chars().count() > 80)
+            .collect();
+        assert_eq!(wide, Vec::<&str>::new(), "{text}");
+        for group in MetricGroup::ALL {
+            assert_eq!(text.matches(group.title()).count(), 2, "{text}");
+        }
+        let mut expected: Vec<String> = r.setups[0]
+            .networks
+            .iter()
+            .flat_map(|n| &n.paths)
+            .flat_map(|p| METRICS.map(|m| m.cell(m.of(p, r.streams))))
+            .collect();
+        expected.sort();
+        assert_eq!(cells(&text), expected, "{text}");
+        // The path not measured: a row of dashes in each table, and why under them.
+        assert!(
+            text.contains("  ! cluster n3 → n1: the client pod got no address"),
+            "{text}"
+        );
+        insta::assert_snapshot!(text);
+    }
+
+    /// On a terminal narrower than a table, the table is cut into column groups, each led by
+    /// the path; no line is wider than the terminal, and no cell is lost. Side by side too.
+    #[test]
+    fn on_a_narrow_terminal_tables_are_cut_into_groups_keeping_every_cell() {
+        let mut r = measured_report(&["macvlan", "bridge", "ipvlan", "host-device", "jumbo"]);
+        // A cluster's node names are longer than the lab's, and a mesh's paths name two.
+        let long = |node: &str| format!("worker-{node}.ocp.example.com");
+        for setup in &mut r.setups {
+            for network in &mut setup.networks {
+                for path in &mut network.paths {
+                    (path.from, path.to) = (long(&path.from), long(&path.to));
+                }
+            }
+        }
+        let wide = r.text();
+        for width in [100, 80] {
+            let narrow = r.text_fitting(Some(width));
+            // Table lines; titles and notes are text the terminal may wrap.
+            let over: Vec<&str> = narrow
+                .lines()
+                .filter(|l| {
+                    l.contains(" → ") || l.starts_with("  path") || l.starts_with("  network")
+                })
+                .filter(|l| !l.starts_with("  !") && l.chars().count() > width)
+                .collect();
+            assert_eq!(over, Vec::<&str>::new(), "{width}: {narrow}");
+            assert!(
+                narrow.lines().count() > wide.lines().count(),
+                "{width}: cut into groups"
+            );
+            assert_eq!(cells(&narrow), cells(&wide), "{width}: every cell");
+        }
+        // Wide enough: as without a width.
+        assert_eq!(r.text_fitting(Some(1000)), wide);
     }
 
     /// A node with other daemons only has a responder on public alone: the cluster network's
