@@ -298,6 +298,32 @@ impl Causes {
             }),
         }
     }
+
+    /// Moves the path findings of `out` that an outage finding explains under it
+    /// ([`Self::of`]).
+    fn explain(&self, out: &mut Vec<Finding>, mesh: bool) {
+        let mut moved: Vec<(Vec<String>, Finding)> = Vec::new();
+        let mut kept: Vec<Finding> = Vec::new();
+        for f in std::mem::take(out) {
+            match self.of(&f, mesh) {
+                Some(cause) => moved.push((cause, f)),
+                None => kept.push(f),
+            }
+        }
+        *out = kept;
+        for (cause, f) in moved {
+            let holder = out.iter_mut().find(|c| {
+                c.kind == FindingKind::Outage && c.network == f.network && c.nodes == cause
+            });
+            match holder {
+                Some(c) => add_explained(
+                    c,
+                    json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary}),
+                ),
+                None => out.push(f),
+            }
+        }
+    }
 }
 
 pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<Finding>) {
@@ -316,179 +342,174 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
             .map(|(node, paths)| (node.clone(), rule.outages(paths.windows(rule, |_| true))))
             .filter(|(_, m)| !m.is_empty())
             .collect();
-        let all_nodes: BTreeSet<String> = by_node.keys().cloned().collect();
-        let Some(mesh) = &facts.mesh else {
-            for (node, windows) in &merged {
-                let together =
-                    |w: &Window| when::together(node, w, &merged, &all_nodes, &facts.server_node);
-                let paths = &by_node[node];
-                out.push(outage(facts, network, node, paths, windows, together, None));
-                causes.nodes.insert((network, node.clone()));
-            }
+        if facts.mesh.is_some() {
+            mesh_outages(facts, rule, network, &by_node, &merged, &mut causes, out);
             continue;
-        };
-        // A mesh: a node's outage is what cut it off from every responder; what cut it off
-        // from some is each pair's.
-        let splits: BTreeMap<&String, MeshSplit> = by_node
-            .iter()
-            .map(|(node, paths)| {
-                let windows = merged.get(node).map_or(&[][..], Vec::as_slice);
-                (node, MeshSplit::of(rule, mesh, node, paths, windows))
-            })
-            .collect();
-        let cut_off: BTreeMap<String, Vec<Window>> = splits
-            .iter()
-            .filter(|(_, s)| !s.node.is_empty())
-            .map(|(n, s)| (n.to_string(), s.node.clone()))
-            .collect();
-        for (node, windows) in &cut_off {
-            // No node is every path's far end in a mesh: no server to name.
-            let together = |w: &Window| when::together(node, w, &cut_off, &all_nodes, "");
-            let per_responder: Vec<Value> = splits[node]
-                .pairs
-                .iter()
-                .map(|(responder, p)| {
-                    json!({
-                        "node": responder,
-                        "outages": p.windows.len(),
-                        "longest_ms": p.longest_ms(),
-                        "availability": ratio4(p.availability()),
-                    })
-                })
-                .collect();
-            out.push(outage(
-                facts,
-                network,
-                node,
-                &by_node[node],
-                windows,
-                together,
-                Some(per_responder),
-            ));
+        }
+        let all_nodes: BTreeSet<String> = by_node.keys().cloned().collect();
+        for (node, windows) in &merged {
+            let together =
+                |w: &Window| when::together(node, w, &merged, &all_nodes, &facts.server_node);
+            let paths = &by_node[node];
+            out.push(outage(facts, network, node, paths, windows, together, None));
             causes.nodes.insert((network, node.clone()));
         }
-        // Each pair's outages outside its client node's own: those within its responder
-        // node's own are that node's (it was cut off, the pair with it), the others the
-        // pair's finding.
-        let within = |w: &Window, node: &String| {
-            cut_off
-                .get(node)
-                .is_some_and(|own| own.iter().any(|o| when::overlap(o, w)))
-        };
-        let mut pair_windows: BTreeMap<(String, String), Vec<Window>> = BTreeMap::new();
-        let mut responders_own: BTreeMap<(String, String), Vec<Window>> = BTreeMap::new();
-        for (node, split) in &splits {
-            for responder in split.pairs.keys() {
-                let (theirs, left): (Vec<Window>, Vec<Window>) = split
-                    .pair_only(responder)
-                    .into_iter()
-                    .partition(|w| responder != *node && within(w, responder));
-                let pair = (node.to_string(), responder.clone());
-                if !left.is_empty() {
-                    pair_windows.insert(pair.clone(), left);
-                }
-                if !theirs.is_empty() {
-                    responders_own.insert(pair, theirs);
-                }
-            }
-        }
-        // The client nodes that probe each responder node.
-        let mut probed_by: BTreeMap<&String, BTreeSet<&String>> = BTreeMap::new();
-        for (node, split) in &splits {
-            for responder in split.pairs.keys() {
-                probed_by.entry(responder).or_default().insert(node);
-            }
-        }
-        let pairs: BTreeSet<&(String, String)> =
-            pair_windows.keys().chain(responders_own.keys()).collect();
-        for key @ (from, to) in pairs {
-            let split = &splits[from];
-            let pair_paths = by_node[from].only(|k| mesh.target_nodes.get(&k.target) == Some(to));
-            let others_to: BTreeSet<&String> = probed_by
-                .get(to)
-                .map(|f| {
-                    f.iter()
-                        .copied()
-                        .filter(|n| *n != from && *n != to)
-                        .collect()
+    }
+    causes.explain(out, facts.mesh.is_some());
+}
+
+/// The outages of `network` in a mesh soak ([`soak_outages`]): each node's that cut it off
+/// from every responder, then each pair's outside them, from the nodes' client paths
+/// `by_node` and their `merged` windows; what holds each pair's outages goes to `causes`.
+fn mesh_outages(
+    facts: &RunFacts,
+    rule: OutageRule,
+    network: CephNetwork,
+    by_node: &BTreeMap<String, NodePaths<'_>>,
+    merged: &BTreeMap<String, Vec<Window>>,
+    causes: &mut Causes,
+    out: &mut Vec<Finding>,
+) {
+    let Some(mesh) = &facts.mesh else {
+        return;
+    };
+    let all_nodes: BTreeSet<String> = by_node.keys().cloned().collect();
+    // A mesh: a node's outage is what cut it off from every responder; what cut it off
+    // from some is each pair's.
+    let splits: BTreeMap<&String, MeshSplit> = by_node
+        .iter()
+        .map(|(node, paths)| {
+            let windows = merged.get(node).map_or(&[][..], Vec::as_slice);
+            (node, MeshSplit::of(rule, mesh, node, paths, windows))
+        })
+        .collect();
+    let cut_off: BTreeMap<String, Vec<Window>> = splits
+        .iter()
+        .filter(|(_, s)| !s.node.is_empty())
+        .map(|(n, s)| (n.to_string(), s.node.clone()))
+        .collect();
+    for (node, windows) in &cut_off {
+        // No node is every path's far end in a mesh: no server to name.
+        let together = |w: &Window| when::together(node, w, &cut_off, &all_nodes, "");
+        let per_responder: Vec<Value> = splits[node]
+            .pairs
+            .iter()
+            .map(|(responder, p)| {
+                json!({
+                    "node": responder,
+                    "outages": p.windows.len(),
+                    "longest_ms": p.longest_ms(),
+                    "availability": ratio4(p.availability()),
                 })
-                .unwrap_or_default();
-            let together = |w: &Window| pair_together(from, to, w, &pair_windows, &others_to);
-            // The responders the node's clients reached during `w`.
-            let reached = |w: &Window| -> Vec<String> {
-                by_node[from]
-                    .measured_targets(w)
-                    .iter()
-                    .filter_map(|t| mesh.target_nodes.get(t))
-                    .filter(|r| {
-                        *r != to
-                            && !split
-                                .pairs
-                                .get(*r)
-                                .is_some_and(|p| p.windows.iter().any(|o| when::overlap(o, w)))
-                    })
-                    .cloned()
-                    .collect::<BTreeSet<String>>()
-                    .into_iter()
-                    .collect()
-            };
-            let probed = split.pairs.get(to).map_or((0, 0), |p| p.probed);
-            let pair = |windows| Pair {
-                from,
-                to,
-                paths: &pair_paths,
-                windows,
-                probed,
-            };
-            if let Some(windows) = pair_windows.get(key) {
-                let f = pair_outage(facts, network, &pair(windows), reached, together);
-                causes
-                    .pairs
-                    .insert((network, from.clone(), to.clone()), f.nodes.clone());
-                out.push(f);
-                continue;
+            })
+            .collect();
+        out.push(outage(
+            facts,
+            network,
+            node,
+            &by_node[node],
+            windows,
+            together,
+            Some(per_responder),
+        ));
+        causes.nodes.insert((network, node.clone()));
+    }
+    // Each pair's outages outside its client node's own: those within its responder
+    // node's own are that node's (it was cut off, the pair with it), the others the
+    // pair's finding.
+    let within = |w: &Window, node: &String| {
+        cut_off
+            .get(node)
+            .is_some_and(|own| own.iter().any(|o| when::overlap(o, w)))
+    };
+    let mut pair_windows: BTreeMap<(String, String), Vec<Window>> = BTreeMap::new();
+    let mut responders_own: BTreeMap<(String, String), Vec<Window>> = BTreeMap::new();
+    for (node, split) in &splits {
+        for responder in split.pairs.keys() {
+            let (theirs, left): (Vec<Window>, Vec<Window>) = split
+                .pair_only(responder)
+                .into_iter()
+                .partition(|w| responder != *node && within(w, responder));
+            let pair = (node.to_string(), responder.clone());
+            if !left.is_empty() {
+                pair_windows.insert(pair.clone(), left);
             }
-            // Only while its responder node was cut off: said under that node's outage.
-            let windows = &responders_own[key];
-            let f = pair_outage(facts, network, &pair(windows), reached, |_| None);
-            let Some(cause) = out.iter_mut().find(|c| {
-                c.kind == FindingKind::Outage
-                    && c.network == Some(network)
-                    && c.nodes == [to.as_str()]
-            }) else {
-                continue;
-            };
-            add_explained(
-                cause,
-                json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary}),
-            );
+            if !theirs.is_empty() {
+                responders_own.insert(pair, theirs);
+            }
+        }
+    }
+    // The client nodes that probe each responder node.
+    let mut probed_by: BTreeMap<&String, BTreeSet<&String>> = BTreeMap::new();
+    for (node, split) in &splits {
+        for responder in split.pairs.keys() {
+            probed_by.entry(responder).or_default().insert(node);
+        }
+    }
+    let pairs: BTreeSet<&(String, String)> =
+        pair_windows.keys().chain(responders_own.keys()).collect();
+    for key @ (from, to) in pairs {
+        let split = &splits[from];
+        let pair_paths = by_node[from].only(|k| mesh.target_nodes.get(&k.target) == Some(to));
+        let others_to: BTreeSet<&String> = probed_by
+            .get(to)
+            .map(|f| {
+                f.iter()
+                    .copied()
+                    .filter(|n| *n != from && *n != to)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let together = |w: &Window| pair_together(from, to, w, &pair_windows, &others_to);
+        // The responders the node's clients reached during `w`.
+        let reached = |w: &Window| -> Vec<String> {
+            by_node[from]
+                .measured_targets(w)
+                .iter()
+                .filter_map(|t| mesh.target_nodes.get(t))
+                .filter(|r| {
+                    *r != to
+                        && !split
+                            .pairs
+                            .get(*r)
+                            .is_some_and(|p| p.windows.iter().any(|o| when::overlap(o, w)))
+                })
+                .cloned()
+                .collect::<BTreeSet<String>>()
+                .into_iter()
+                .collect()
+        };
+        let probed = split.pairs.get(to).map_or((0, 0), |p| p.probed);
+        let pair = |windows| Pair {
+            from,
+            to,
+            paths: &pair_paths,
+            windows,
+            probed,
+        };
+        if let Some(windows) = pair_windows.get(key) {
+            let f = pair_outage(facts, network, &pair(windows), reached, together);
             causes
                 .pairs
-                .insert((network, from.clone(), to.clone()), vec![to.clone()]);
+                .insert((network, from.clone(), to.clone()), f.nodes.clone());
+            out.push(f);
+            continue;
         }
-    }
-    // The path findings the outages explain move under them.
-    let mesh = facts.mesh.is_some();
-    let mut moved: Vec<(Vec<String>, Finding)> = Vec::new();
-    let mut kept: Vec<Finding> = Vec::new();
-    for f in std::mem::take(out) {
-        match causes.of(&f, mesh) {
-            Some(cause) => moved.push((cause, f)),
-            None => kept.push(f),
-        }
-    }
-    *out = kept;
-    for (cause, f) in moved {
-        let holder = out
-            .iter_mut()
-            .find(|c| c.kind == FindingKind::Outage && c.network == f.network && c.nodes == cause);
-        match holder {
-            Some(c) => add_explained(
-                c,
-                json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary}),
-            ),
-            None => out.push(f),
-        }
+        // Only while its responder node was cut off: said under that node's outage.
+        let windows = &responders_own[key];
+        let f = pair_outage(facts, network, &pair(windows), reached, |_| None);
+        let Some(cause) = out.iter_mut().find(|c| {
+            c.kind == FindingKind::Outage && c.network == Some(network) && c.nodes == [to.as_str()]
+        }) else {
+            continue;
+        };
+        add_explained(
+            cause,
+            json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary}),
+        );
+        causes
+            .pairs
+            .insert((network, from.clone(), to.clone()), vec![to.clone()]);
     }
 }
 
