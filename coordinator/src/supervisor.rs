@@ -42,7 +42,7 @@ mod plan;
 mod resume;
 
 pub use bench::ServerPlaced;
-use decide::{AgentPass, EarlyVerdict, Moment, ProbeStage, ServerStage, fate_of};
+use decide::{EarlyVerdict, Moment, ProbeStage, ServerStage, fate_of};
 
 /// Why a run could not be carried out (a run that was carried out and failed is a report).
 #[derive(Debug, thiserror::Error)]
@@ -242,12 +242,6 @@ pub struct RunSupervisor {
     /// The servers' (a mesh's responders') listeners at the last look at the run: a change
     /// since is a responder listening anew ([`decide::relistened`]).
     listening: BTreeMap<String, crate::mesh::Responder>,
-    /// The (node, network) pairs whose agents had no responder left to probe at the last
-    /// look ([`Moment::stranded`]), said once as they come.
-    stranded_pairs: BTreeSet<(String, CephNetwork)>,
-    /// Agents with no responder left to probe on any network at the last look: settled
-    /// without a pass ([`AgentPass::Stranded`]).
-    stranded: BTreeSet<String>,
     /// Clients and host checkers that passed before a responder they probe came back or
     /// listened anew, and must pass again (on its listeners now) before the probe stage
     /// counts them settled.
@@ -342,8 +336,6 @@ impl RunSupervisor {
             restarts: Vec::new(),
             responders_away: BTreeSet::new(),
             listening: BTreeMap::new(),
-            stranded_pairs: BTreeSet::new(),
-            stranded: BTreeSet::new(),
             must_pass_again: BTreeSet::new(),
         })
     }
@@ -432,7 +424,6 @@ impl RunSupervisor {
             passed_at: &self.passed_at,
             failed_for_certain: &self.failed_for_certain,
             must_pass_again: &self.must_pass_again,
-            stranded: &self.stranded,
             started: self.started,
             now,
         }
@@ -652,9 +643,6 @@ impl RunSupervisor {
                 .at(look)
                 .pass_again(&snap.agents, &self.targeting, &anew);
             self.must_pass_again.extend(again);
-            // Where every responder an agent probes is gone, it has nothing to wait for.
-            let stranded = self.at(look).stranded(&snap.agents, &self.targeting);
-            self.note_stranded(&stranded, progress);
             let standings = self
                 .matrix
                 .send(Standings {
@@ -663,33 +651,16 @@ impl RunSupervisor {
                 })
                 .await?;
             let passing: Vec<bool> = standings.iter().map(|s| s.passes).collect();
-            let node_of: BTreeMap<&str, &str> = pods
-                .iter()
-                .map(|p| (p.pod.as_str(), p.node.as_str()))
-                .collect();
-            // Per agent, each network's standing and whether a responder is left there.
-            let mut per_pod: BTreeMap<&str, Vec<(Standing, bool)>> = BTreeMap::new();
-            for ((pod, network), standing) in pairs.iter().zip(&standings) {
-                let node = node_of.get(pod.as_str()).copied().unwrap_or_default();
-                let left = !stranded.contains(&(node.to_string(), *network));
-                per_pod
-                    .entry(pod.as_str())
-                    .or_default()
-                    .push((*standing, left));
+            let mut per_pod: BTreeMap<&str, Vec<Standing>> = BTreeMap::new();
+            for ((pod, _), standing) in pairs.iter().zip(&standings) {
+                per_pod.entry(pod.as_str()).or_default().push(*standing);
             }
             let now = Instant::now();
             let now_ms = self.at(now).elapsed_ms();
-            self.stranded.clear();
-            for (pod, networks) in &per_pod {
-                match decide::agent_pass(networks) {
-                    AgentPass::Passes => {
-                        self.passed_at.entry(pod.to_string()).or_insert(now_ms);
-                        self.must_pass_again.remove(*pod);
-                    }
-                    AgentPass::Stranded => {
-                        self.stranded.insert(pod.to_string());
-                    }
-                    AgentPass::Open => {}
+            for (pod, pod_standings) in &per_pod {
+                if pod_standings.iter().all(|s| s.passes) {
+                    self.passed_at.entry(pod.to_string()).or_insert(now_ms);
+                    self.must_pass_again.remove(*pod);
                 }
             }
             let failed: BTreeSet<String> = per_pod
@@ -697,11 +668,7 @@ impl RunSupervisor {
                 .filter(|(pod, _)| {
                     !self.passed_at.contains_key(**pod) || self.must_pass_again.contains(**pod)
                 })
-                .filter(|(_, networks)| {
-                    let standings: Vec<Standing> = networks.iter().map(|(s, _)| *s).collect();
-                    self.at(now)
-                        .failed_for_certain(&standings, settings.early_verdict())
-                })
+                .filter(|(_, s)| self.at(now).failed_for_certain(s, settings.early_verdict()))
                 .map(|(pod, _)| pod.to_string())
                 .collect();
             self.failed_for_certain = failed;
@@ -807,28 +774,6 @@ impl RunSupervisor {
         }
         self.responders_away = gone;
         anew
-    }
-
-    /// Says when the agents of a node are left with no responder to probe on a network
-    /// (every one they probe there is gone) and when one is back for them.
-    fn note_stranded(
-        &mut self,
-        stranded: &BTreeSet<(String, CephNetwork)>,
-        progress: &mut Progress,
-    ) {
-        for (node, network) in stranded.difference(&self.stranded_pairs) {
-            progress.note(&format!(
-                "the agents on {node} have no responder left to probe on {}: every one they probe there is gone; they are not waited for there (a responder that comes back is probed again)",
-                network.key()
-            ));
-        }
-        for (node, network) in self.stranded_pairs.difference(stranded) {
-            progress.note(&format!(
-                "the agents on {node} have a responder to probe on {} again",
-                network.key()
-            ));
-        }
-        self.stranded_pairs = stranded.clone();
     }
 
     /// `pairs` (pod, network) with the target addresses the pod was told to probe there

@@ -30,7 +30,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use multinet_proto::control::Role;
-use multinet_proto::network::CephNetwork;
 
 use crate::findings::AgentFate;
 use crate::matrix_actor::Standing;
@@ -47,33 +46,6 @@ pub(super) fn fate_of(status: PodStatus) -> Option<AgentFate> {
         PodStatus::Started(_) => None,
         PodStatus::NoAddress { network, reason } => Some(AgentFate::NoAddress { network, reason }),
         PodStatus::NotStarted { reason } => Some(AgentFate::NotStarted { reason }),
-    }
-}
-
-/// Where an agent stands at a look at the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AgentPass {
-    /// It passes on every network it has a responder left to probe on (one at least).
-    Passes,
-    /// It has no responder left to probe on any of its networks: settled without a pass
-    /// ([`Moment::stranded`]).
-    Stranded,
-    /// Not yet passed.
-    Open,
-}
-
-/// Where an agent stands, given per network it is on its [`Standing`] and whether it has a
-/// responder left to probe there ([`Moment::stranded`]). A network whose every responder is
-/// gone is left out of its pass, as a gone responder's paths are left out of a network's
-/// ([`Moment::responders_here`]): the agent passes on what is left to probe.
-pub(super) fn agent_pass(networks: &[(Standing, bool)]) -> AgentPass {
-    let mut left = networks.iter().filter(|(_, left)| *left).peekable();
-    if left.peek().is_none() {
-        AgentPass::Stranded
-    } else if left.all(|(standing, _)| standing.passes) {
-        AgentPass::Passes
-    } else {
-        AgentPass::Open
     }
 }
 
@@ -111,8 +83,7 @@ pub(super) enum ServerStage {
 pub(super) enum ProbeStage {
     /// Clients are still probing; look again.
     Probing,
-    /// Every client and host checker passed, is gone, or has no responder left to probe
-    /// (a mesh's, every one it probes gone: [`AgentPass::Stranded`]).
+    /// Every client and host checker passed or is gone.
     Done,
     /// Every client and host checker passed, is gone, or failed beyond doubt (at least one
     /// did): the verdict cannot change any more.
@@ -159,10 +130,6 @@ pub(super) struct Moment<'a> {
     /// said new listeners: [`Moment::pass_again`]), and must pass again on its listeners
     /// now before they count as settled.
     pub must_pass_again: &'a BTreeSet<String>,
-    /// Agents with no responder left to probe on any network they are on, every one they
-    /// probe being gone ([`AgentPass::Stranded`]): settled, their verdict said by what became
-    /// of those responders.
-    pub stranded: &'a BTreeSet<String>,
     /// When the run started.
     pub started: Instant,
     /// Now.
@@ -251,9 +218,8 @@ impl Moment<'_> {
     }
 
     /// The probe stage, begun `in_stage` ago with `deadline` to go, given the roster's agents
-    /// now (and who passed, failed beyond doubt or is stranded): done when every client and
-    /// host checker passed, is gone or has no responder left to probe, decided when the rest
-    /// of them failed beyond doubt.
+    /// now (and who passed or failed beyond doubt): done when every client and host checker
+    /// passed or is gone, decided when the rest of them failed beyond doubt.
     pub(super) fn probe_stage(
         &self,
         agents: &[AgentView],
@@ -265,7 +231,6 @@ impl Moment<'_> {
             a.expected.role != Role::Server
                 && (!self.passed_at.contains_key(&a.expected.pod)
                     || self.must_pass_again.contains(&a.expected.pod))
-                && !self.stranded.contains(&a.expected.pod)
                 && !self.is_gone(a)
         };
         let open: Vec<&AgentView> = agents.iter().filter(unsettled).collect();
@@ -317,45 +282,6 @@ impl Moment<'_> {
             .iter()
             .filter(|(pod, _)| !gone.contains(*pod))
             .map(|(pod, r)| (pod.clone(), r.clone()))
-            .collect()
-    }
-
-    /// The (node, network) pairs whose agents have no responder left to probe there: every
-    /// responder they probe on the network ([`Targeting::probes`]) is gone. Nothing there
-    /// can pass while it is so, and nothing more can be learnt by waiting — the responders'
-    /// fates say why (`agent_lost`, the matrix's `no_results` cells) — so an agent's networks
-    /// in these pairs do not hold it open ([`agent_pass`]); a responder that comes back
-    /// takes its pairs out, and its probers probe and pass on it again. None while every
-    /// server is gone: then the stage is over as such ([`ProbeStage::ServerLost`]).
-    pub(super) fn stranded(
-        &self,
-        agents: &[AgentView],
-        targeting: &Targeting,
-    ) -> BTreeSet<(String, CephNetwork)> {
-        if self.servers_gone(agents) {
-            return BTreeSet::new();
-        }
-        let servers: Vec<(&str, bool)> = agents
-            .iter()
-            .filter(|a| a.expected.role == Role::Server)
-            .map(|a| (a.expected.node.as_str(), self.is_gone(a)))
-            .collect();
-        let mut seen: BTreeMap<(&str, CephNetwork), bool> = BTreeMap::new();
-        for a in agents.iter().filter(|a| a.expected.role != Role::Server) {
-            let node = a.expected.node.as_str();
-            for network in &a.expected.networks {
-                seen.entry((node, *network)).or_insert_with(|| {
-                    let mut probed = servers
-                        .iter()
-                        .filter(|(responder, _)| targeting.probes(*network, node, responder))
-                        .peekable();
-                    probed.peek().is_some() && probed.all(|(_, gone)| *gone)
-                });
-            }
-        }
-        seen.into_iter()
-            .filter(|(_, stranded)| *stranded)
-            .map(|((node, network), _)| (node.to_string(), network))
             .collect()
     }
 
@@ -457,12 +383,6 @@ mod tests {
         view
     }
 
-    /// `view` attached to `networks`.
-    fn attached(networks: &[CephNetwork], mut view: AgentView) -> AgentView {
-        view.expected.networks = networks.to_vec();
-        view
-    }
-
     /// A mesh whose nodes probe these responder nodes: (network, node, its peers).
     fn mesh(peers: &[(CephNetwork, &str, &[&str])]) -> Targeting {
         let mut by_network: BTreeMap<CephNetwork, BTreeMap<String, Vec<String>>> = BTreeMap::new();
@@ -493,7 +413,6 @@ mod tests {
         passed_at: BTreeMap<String, u64>,
         failed_for_certain: BTreeSet<String>,
         must_pass_again: BTreeSet<String>,
-        stranded: BTreeSet<String>,
         started: Instant,
     }
 
@@ -504,7 +423,6 @@ mod tests {
                 passed_at: BTreeMap::new(),
                 failed_for_certain: BTreeSet::new(),
                 must_pass_again: BTreeSet::new(),
-                stranded: BTreeSet::new(),
                 started: Instant::now(),
             }
         }
@@ -516,7 +434,6 @@ mod tests {
                 passed_at: &self.passed_at,
                 failed_for_certain: &self.failed_for_certain,
                 must_pass_again: &self.must_pass_again,
-                stranded: &self.stranded,
                 started: self.started,
                 now: self.started + after,
             }
@@ -970,133 +887,6 @@ mod tests {
         assert_eq!(
             world.at(4 * S).probe_stage(&single, 2 * S, 60 * S),
             ProbeStage::Probing
-        );
-    }
-
-    const PASSES: Standing = Standing {
-        passes: true,
-        never_succeeded: None,
-    };
-
-    /// A mesh agent whose every responder on a network is gone has nothing to wait for
-    /// there: it passes on what is left, and with nothing left anywhere it is settled
-    /// (stranded) as soon as they are gone — not at `resourceTimeout`; a responder back
-    /// takes it out again.
-    #[test]
-    fn an_agent_whose_every_responder_is_gone_is_stranded_not_waited_for() {
-        use CephNetwork::{Cluster, Public};
-        // `--mesh-peers 1`; n3's responder is on public only, so on the cluster network n3's
-        // agents probe n1's alone.
-        let targeting = mesh(&[
-            (Public, "n1", &["n1", "n2"]),
-            (Public, "n2", &["n2", "n3"]),
-            (Public, "n3", &["n3", "n1"]),
-            (Cluster, "n1", &["n1", "n2"]),
-            (Cluster, "n2", &["n2", "n1"]),
-            (Cluster, "n3", &["n1"]),
-        ]);
-        let mut world = World::new();
-        // server-n1's connection went 1 s into the run: gone at 4 s.
-        let server_n1 = disconnected(
-            on(
-                "n1",
-                attached(&[Public, Cluster], view("server-n1", Role::Server)),
-            ),
-            world.started + S,
-        );
-        let mut agents = vec![
-            server_n1,
-            on(
-                "n2",
-                attached(&[Public, Cluster], view("server-n2", Role::Server)),
-            ),
-            on("n3", view("server-n3", Role::Server)),
-            on(
-                "n1",
-                attached(&[Public, Cluster], view("client-n1", Role::Client)),
-            ),
-            on(
-                "n3",
-                attached(&[Public, Cluster], view("client-n3-osd", Role::Client)),
-            ),
-            on("n3", view("client-n3-other", Role::Client)),
-            on("n3", view("host-n3", Role::HostCheck)),
-        ];
-        assert_eq!(
-            world.at(3 * S).stranded(&agents, &targeting),
-            BTreeSet::new(),
-            "2 s away: not gone yet"
-        );
-        assert_eq!(
-            world.at(4 * S).stranded(&agents, &targeting),
-            BTreeSet::from([("n3".to_string(), Cluster)]),
-            "n1 keeps n2 on both networks, n3 keeps its own on public"
-        );
-        // client-n3-osd passes on public, what is left to it.
-        assert_eq!(
-            agent_pass(&[(PASSES, true), (LOSSY, false)]),
-            AgentPass::Passes
-        );
-        assert_eq!(
-            agent_pass(&[(PASSES, true), (LOSSY, true)]),
-            AgentPass::Open
-        );
-
-        // server-n3 gone too (it gave up): n3 has no responder left anywhere.
-        agents[2].failed = Some("no address on public".into());
-        assert_eq!(
-            world.at(4 * S).stranded(&agents, &targeting),
-            BTreeSet::from([("n3".to_string(), Public), ("n3".to_string(), Cluster)])
-        );
-        assert_eq!(
-            agent_pass(&[(LOSSY, false), (LOSSY, false)]),
-            AgentPass::Stranded
-        );
-        assert_eq!(agent_pass(&[(LOSSY, false)]), AgentPass::Stranded);
-        // client-n1 passed on n2; n3's agents have nothing to probe: the stage is over 4 s
-        // in, not at the 60 s deadline.
-        world.passed_at.insert("client-n1".into(), 2_400);
-        assert_eq!(
-            world.at(4 * S).probe_stage(&agents, 2 * S, 60 * S),
-            ProbeStage::Probing,
-            "before the supervisor knows they are stranded"
-        );
-        world.stranded = pods(&["client-n3-osd", "client-n3-other", "host-n3"]);
-        assert_eq!(
-            world.at(4 * S).probe_stage(&agents, 2 * S, 60 * S),
-            ProbeStage::Done
-        );
-        // server-n1 back (its agent reconnected): n3 probes it on both networks again.
-        agents[0] = on(
-            "n1",
-            attached(&[Public, Cluster], view("server-n1", Role::Server)),
-        );
-        assert_eq!(
-            world.at(5 * S).stranded(&agents, &targeting),
-            BTreeSet::new()
-        );
-        // Every responder gone: the run is over (server lost), nobody is said stranded.
-        for responder in &mut agents[..3] {
-            responder.failed = Some("killed".into());
-        }
-        assert_eq!(
-            world.at(5 * S).stranded(&agents, &targeting),
-            BTreeSet::new()
-        );
-        assert_eq!(
-            world.at(5 * S).probe_stage(&agents, 3 * S, 60 * S),
-            ProbeStage::ServerLost
-        );
-        // The single server here, or gone: nobody is stranded.
-        let mut single = vec![view("server", Role::Server), view("client-a", Role::Client)];
-        assert_eq!(
-            world.at(5 * S).stranded(&single, &Targeting::Single),
-            BTreeSet::new()
-        );
-        single[0].failed = Some("killed".into());
-        assert_eq!(
-            world.at(5 * S).stranded(&single, &Targeting::Single),
-            BTreeSet::new()
         );
     }
 

@@ -172,8 +172,6 @@ impl RunSupervisor {
             restarts,
             responders_away: std::collections::BTreeSet::new(),
             listening: std::collections::BTreeMap::new(),
-            stranded_pairs: std::collections::BTreeSet::new(),
-            stranded: std::collections::BTreeSet::new(),
             must_pass_again: std::collections::BTreeSet::new(),
         })
     }
