@@ -174,6 +174,11 @@ pub struct SupervisorState {
     /// since the run started.
     #[serde(default)]
     pub soak_began_ms: Option<u64>,
+    /// Agents that passed before a responder they probe listened anew and had not passed
+    /// again when the probe stage ended: the report counts them not passed. (Absent from a
+    /// checkpoint written before it was kept: nobody.)
+    #[serde(default)]
+    pub must_pass_again: BTreeSet<String>,
 }
 
 /// Why a checkpoint could not be written or read.
@@ -284,5 +289,41 @@ impl Checkpoint {
             });
         }
         serde_json::from_slice(text).map_err(format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed fuzz seed: a lab run's checkpoint, written before the supervisor kept
+    /// who must pass again.
+    const SEED: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/checkpoint/lab-2-nodes.json"
+    );
+
+    /// A resumed run reports not passed whoever the first coordinator did: the agents still
+    /// to pass again on a responder that listened anew are in the checkpoint and read back;
+    /// an older checkpoint without them reads with nobody to pass again.
+    #[test]
+    fn a_checkpoint_keeps_who_must_pass_again_and_an_older_one_reads_with_nobody() {
+        let text = std::fs::read(SEED).expect("the seed");
+        assert!(
+            !String::from_utf8_lossy(&text).contains("must_pass_again"),
+            "the seed is a checkpoint from before the field"
+        );
+        let path = Path::new(SEED);
+        let mut old = Checkpoint::parse(&text, path).expect("an older checkpoint reads");
+        assert!(old.supervisor.must_pass_again.is_empty());
+
+        old.supervisor.must_pass_again = ["client-n1".to_string(), "host-n2".to_string()].into();
+        let written = serde_json::to_vec(&old).expect("encodes");
+        let back = Checkpoint::parse(&written, path).expect("reads back");
+        assert_eq!(
+            back.supervisor.must_pass_again,
+            ["client-n1".to_string(), "host-n2".to_string()].into()
+        );
+        assert_eq!(back.supervisor, old.supervisor);
     }
 }

@@ -64,6 +64,7 @@ impl RunSupervisor {
                 nodes: self.nodes.clone(),
                 server_node: self.server_node.clone(),
                 soak_began_ms: self.soak_began_ms,
+                must_pass_again: self.must_pass_again.clone(),
             },
             roster,
             matrix: MatrixState::default(),
@@ -172,7 +173,7 @@ impl RunSupervisor {
             restarts,
             responders_away: std::collections::BTreeSet::new(),
             listening: std::collections::BTreeMap::new(),
-            must_pass_again: std::collections::BTreeSet::new(),
+            must_pass_again: state.must_pass_again,
         })
     }
 
