@@ -26,10 +26,10 @@
 //! passes, exactly as in Rook. Without any reference (nothing passes anywhere) the run waits for
 //! `resourceTimeout` too: a slow start and a dead network look alike until something passes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use multinet_proto::control::Role;
+use multinet_proto::control::{Listener, Role};
 
 use crate::findings::AgentFate;
 use crate::matrix_actor::Standing;
@@ -53,14 +53,15 @@ pub(super) fn fate_of(status: PodStatus) -> Option<AgentFate> {
 /// [`RosterSnapshot::responders`] at two looks at the run): a new `ServerReady` with other
 /// addresses or ports — a process that restarted, whether or not it was away long enough to
 /// be gone ([`LOST_AFTER`]) or the backend saw it exit. A responder's first listeners are no
-/// change; the same listeners said again after a reconnect are none either (nothing its
-/// probers reach has changed).
+/// change; the same listeners said again after a reconnect are none either, in whatever
+/// order (nothing its probers reach has changed).
 pub(super) fn relistened(
     before: &BTreeMap<String, Responder>,
     now: &BTreeMap<String, Responder>,
 ) -> BTreeSet<String> {
+    let set = |r: &Responder| r.listeners.iter().copied().collect::<HashSet<Listener>>();
     now.iter()
-        .filter(|(pod, r)| before.get(*pod).is_some_and(|b| b.listeners != r.listeners))
+        .filter(|(pod, r)| before.get(*pod).is_some_and(|b| set(b) != set(r)))
         .map(|(pod, _)| pod.clone())
         .collect()
 }
@@ -286,8 +287,10 @@ impl Moment<'_> {
     }
 
     /// The agents that must pass again because the responders `relistened` (pods) listen
-    /// anew: every client and host checker that passed and probes one of them on a network
-    /// it is on ([`Targeting::probes`]; in a single-server run, everyone probes the server).
+    /// anew: every client and host checker that passed, is not gone, and probes one of them
+    /// on a network it is on ([`Targeting::probes`]; in a single-server run, everyone probes
+    /// the server). One gone is settled already and probes nothing: a restart elsewhere does
+    /// not take its pass away.
     /// A pass counts only on the listeners an agent probes now, but [`Moment::passed_at`]
     /// is kept once set (it dates the first pass, what Rook's flaky rule reads): without
     /// this, an agent that passed on a responder's old listeners — before it restarted, or
@@ -306,7 +309,7 @@ impl Moment<'_> {
         agents
             .iter()
             .filter(|a| a.expected.role != Role::Server)
-            .filter(|a| self.passed_at.contains_key(&a.expected.pod))
+            .filter(|a| self.passed_at.contains_key(&a.expected.pod) && !self.is_gone(a))
             .filter(|a| {
                 a.expected.networks.iter().any(|network| {
                     nodes
@@ -441,6 +444,7 @@ mod tests {
     }
 
     const S: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
 
     #[test]
     fn a_pod_status_is_a_fate_unless_started() {
@@ -887,6 +891,79 @@ mod tests {
         assert_eq!(
             world.at(4 * S).probe_stage(&single, 2 * S, 60 * S),
             ProbeStage::Probing
+        );
+    }
+
+    /// A responder on two networks that says the same listeners again after a reconnect, in
+    /// another order, listens where it did: nobody passes again. Another port among them is a
+    /// change.
+    #[test]
+    fn the_same_listeners_said_in_another_order_are_no_change() {
+        let listener = |network, ip: [u8; 4], port: u16| Listener {
+            network,
+            http: std::net::SocketAddr::from((ip, port)),
+            https: std::net::SocketAddr::from((ip, port + 1)),
+        };
+        let public = listener(CephNetwork::Public, [198, 18, 0, 1], 40_000);
+        let cluster = listener(CephNetwork::Cluster, [198, 19, 0, 1], 40_002);
+        let said = |listeners: Vec<Listener>| {
+            BTreeMap::from([(
+                "server-n1".to_string(),
+                Responder {
+                    node: "n1".into(),
+                    listeners,
+                },
+            )])
+        };
+        let first = said(vec![public, cluster]);
+        assert_eq!(
+            relistened(&first, &said(vec![cluster, public])),
+            BTreeSet::new()
+        );
+        let moved = listener(CephNetwork::Cluster, [198, 19, 0, 1], 41_000);
+        assert_eq!(
+            relistened(&first, &said(vec![moved, public])),
+            pods(&["server-n1"])
+        );
+    }
+
+    /// A client that passed and is gone since (lost, failed, its pod's end reported) keeps
+    /// its pass when a responder it probed listens anew: it probes nothing any more.
+    #[test]
+    fn a_gone_client_that_passed_does_not_pass_again() {
+        let mut world = World::new();
+        for pod in ["client-a", "client-b", "client-c", "client-d"] {
+            world.passed_at.insert(pod.into(), 2_000);
+        }
+        world.fates.insert(
+            "client-d".into(),
+            AgentFate::NotStarted {
+                reason: "Evicted".into(),
+            },
+        );
+        let mut failed = view("client-c", Role::Client);
+        failed.failed = Some("bind failed".into());
+        let agents = vec![
+            view("server", Role::Server),
+            view("client-a", Role::Client),
+            // Disconnected 2.5 s after the start: lost from 5.5 s on.
+            disconnected(view("client-b", Role::Client), world.started + 2_500 * MS),
+            failed,
+            view("client-d", Role::Client),
+        ];
+        let restarted = pods(&["server"]);
+        assert_eq!(
+            world
+                .at(4 * S)
+                .pass_again(&agents, &Targeting::Single, &restarted),
+            pods(&["client-a", "client-b"]),
+            "client-b is not lost yet"
+        );
+        assert_eq!(
+            world
+                .at(6 * S)
+                .pass_again(&agents, &Targeting::Single, &restarted),
+            pods(&["client-a"])
         );
     }
 
