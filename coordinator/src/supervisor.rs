@@ -638,7 +638,7 @@ impl RunSupervisor {
             let look = Instant::now();
             // Before the stage is decided: a responder back, or listening anew, makes its
             // probers that passed pass again.
-            let anew = self.note_responders(&snap, look, progress);
+            let anew = self.note_responders(&snap, look, true, progress);
             let again = self
                 .at(look)
                 .pass_again(&snap.agents, &self.targeting, &anew);
@@ -729,11 +729,13 @@ impl RunSupervisor {
     /// it), when it is back (its agent restarted and reconnected), and when a responder — the
     /// single server too — listens anew (a new `ServerReady` with other addresses or ports);
     /// returns the responders that listen anew since the last look, back or with new
-    /// listeners ([`decide::relistened`]): what their probers must pass again on.
+    /// listeners ([`decide::relistened`]): what their probers must pass again on while
+    /// `passing_again` (the probe stage; the soak makes nobody pass again).
     fn note_responders(
         &mut self,
         snap: &crate::roster::RosterSnapshot,
         now: Instant,
+        passing_again: bool,
         progress: &mut Progress,
     ) -> BTreeSet<String> {
         let mut anew = decide::relistened(&self.listening, &snap.responders);
@@ -757,8 +759,13 @@ impl RunSupervisor {
             } else {
                 "the server".to_string()
             };
+            let then = if passing_again {
+                "whoever passed on it passes again there"
+            } else {
+                "its probers probe it there from now on"
+            };
             progress.note(&format!(
-                "{who} listens anew (new addresses or ports): whoever passed on it passes again there"
+                "{who} listens anew (new addresses or ports): {then}"
             ));
         }
         for pod in gone.difference(&self.responders_away) {
@@ -851,7 +858,7 @@ impl RunSupervisor {
             let now = Instant::now();
             // The soak has no pass to make again: what it reads is outages, and a responder's
             // time away or restart is its agent outage.
-            self.note_responders(&snap, now, progress);
+            self.note_responders(&snap, now, false, progress);
             if self.at(now).servers_gone(&snap.agents) {
                 progress.note(if self.targeting.is_mesh() {
                     "every responder is gone; ending the soak"
