@@ -370,8 +370,8 @@ where
             .serve_connection(TokioIo::new(stream), service)
     );
     // The connection first (`biased`: no random draw at each of its wake-ups); the stop, the
-    // only change the channel ever carries (or its sender gone), through `changed`, which reads
-    // no value under the channel's lock as `wait_for` does.
+    // only change the channel ever carries (or its sender gone), through `changed`, which
+    // only compares versions (`wait_for` borrows the value under the channel's read lock).
     tokio::select! {
         biased;
         _ = connection.as_mut() => {}
@@ -696,7 +696,9 @@ mod tests {
     /// A kept-alive connection idle between requests is closed by the stop at once, its
     /// request-less wait ended by hyper's graceful shutdown (each connection watches the stop
     /// itself), not cut at the drain limit: shutdown returns before [`DRAIN_LIMIT`], and the
-    /// client reads the end of the stream (HTTP and HTTPS).
+    /// client reads the end of the stream (HTTP and HTTPS). Over HTTPS the end of the stream
+    /// is the proof that does not depend on time: a connection cut at the drain limit gets no
+    /// TLS close_notify, and its client's read fails instead of ending.
     #[tokio::test]
     async fn shutdown_closes_idle_kept_alive_connections_at_once() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

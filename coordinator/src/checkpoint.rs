@@ -174,7 +174,7 @@ pub struct SupervisorState {
     /// since the run started.
     #[serde(default)]
     pub soak_began_ms: Option<u64>,
-    /// Agents that passed before a responder they probe listened anew and had not passed
+    /// Agents (pod names) that passed before a responder they probe listened anew and had not passed
     /// again when the probe stage ended: the report counts them not passed. (Absent from a
     /// checkpoint written before it was kept: nobody.)
     #[serde(default)]

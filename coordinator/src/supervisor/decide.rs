@@ -291,6 +291,7 @@ impl Moment<'_> {
     /// on a network it is on ([`Targeting::probes`]; in a single-server run, everyone probes
     /// the server). One gone is settled already and probes nothing: a restart elsewhere does
     /// not take its pass away.
+    ///
     /// A pass counts only on the listeners an agent probes now, but [`Moment::passed_at`]
     /// is kept once set (it dates the first pass, what Rook's flaky rule reads): without
     /// this, an agent that passed on a responder's old listeners — before it restarted, or

@@ -419,14 +419,14 @@ pub enum MetricGroup {
     /// Request/response rate and latency percentiles, new connections and TLS handshakes
     /// per second.
     Requests,
-    /// During the one-connection download: CPU of client and server agent, TCP MSS and path
-    /// MTU.
-    Download,
+    /// What the one-connection download cost and found: CPU of client and server agent, TCP
+    /// MSS and path MTU.
+    DownloadCost,
 }
 
 impl MetricGroup {
     /// Every group, in the order the text report prints them.
-    pub const ALL: [MetricGroup; 3] = [Self::Throughput, Self::Requests, Self::Download];
+    pub const ALL: [MetricGroup; 3] = [Self::Throughput, Self::Requests, Self::DownloadCost];
 
     /// Its columns, in order.
     pub fn metrics(self) -> &'static [Metric] {
@@ -448,7 +448,7 @@ impl MetricGroup {
                 Metric::Crr,
                 Metric::Tls,
             ],
-            Self::Download => &[
+            Self::DownloadCost => &[
                 Metric::ClientCpu,
                 Metric::ServerCpu,
                 Metric::Mss,
@@ -464,7 +464,7 @@ impl MetricGroup {
                 "throughput, Gbit/s, and one connection's over iperf3's on the path"
             }
             Self::Requests => "requests per second and request/response latency, µs",
-            Self::Download => {
+            Self::DownloadCost => {
                 "one-connection download: CPU, % of one core; MSS and path MTU, bytes"
             }
         }
@@ -601,6 +601,7 @@ fn table(out: &mut String, headings: &[String], rows: &[Vec<String>], width: Opt
     // Each column takes two spaces before it.
     let span = |i: usize| 2 + widths[i];
     let mut groups: Vec<Vec<usize>> = Vec::new();
+    // No group yet (`usize::MAX`): the first column opens one, whatever the width.
     let mut used = usize::MAX;
     for i in 1..columns {
         let fits = width.is_none_or(|w| used.saturating_add(span(i)) <= w);
