@@ -647,6 +647,21 @@ mod tests {
         drop(client);
     }
 
+    /// A probe client's TLS connection to `https`, handshake done, with the run's client PKI.
+    async fn tls_client(
+        pki: &crate::testing::TestPki,
+        https: SocketAddr,
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tls = crate::tls::RunTls::load(&pki.client()).expect("client PKI");
+        let connector =
+            tokio_rustls::TlsConnector::from(tls.probe_client_config().expect("client config"));
+        let stream = TcpStream::connect(https).await.expect("connect");
+        connector
+            .connect(crate::tls::probe_server_name(), stream)
+            .await
+            .expect("handshake")
+    }
+
     /// A connection the client asks closed (`Connection: close`, as the bench's connection-rate
     /// tests and Rook's tester's clients do) gets its whole answer and then an orderly end: a
     /// FIN over HTTP (the socket closed without hyper's `shutdown`), a TLS close_notify over
@@ -675,14 +690,7 @@ mod tests {
                 .expect("an orderly end (FIN), not a reset");
             assert!(ends_with_64_zeros(&answer), "{answer:?}");
         }
-        let tls = crate::tls::RunTls::load(&pki.client()).expect("client PKI");
-        let connector =
-            tokio_rustls::TlsConnector::from(tls.probe_client_config().expect("client config"));
-        let stream = TcpStream::connect(listener.https).await.expect("connect");
-        let mut stream = connector
-            .connect(crate::tls::probe_server_name(), stream)
-            .await
-            .expect("handshake");
+        let mut stream = tls_client(&pki, listener.https).await;
         stream.write_all(request).await.expect("request");
         let mut answer = Vec::new();
         tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
@@ -715,14 +723,7 @@ mod tests {
             "{:?}",
             &answer[..n]
         );
-        let tls = crate::tls::RunTls::load(&pki.client()).expect("client PKI");
-        let connector =
-            tokio_rustls::TlsConnector::from(tls.probe_client_config().expect("client config"));
-        let stream = TcpStream::connect(listener.https).await.expect("connect");
-        let mut secure = connector
-            .connect(crate::tls::probe_server_name(), stream)
-            .await
-            .expect("handshake");
+        let mut secure = tls_client(&pki, listener.https).await;
         secure.write_all(request).await.expect("request");
         let n = secure.read(&mut answer).await.expect("answer");
         assert!(

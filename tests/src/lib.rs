@@ -5,7 +5,7 @@
 //! ignored suite against a real cluster). They run the `multinet-e2e` binary of this package,
 //! which is `multinet`. [`eventually`] is how they wait for a condition: bounded polling, never
 //! a fixed sleep. [`metrics`] scrapes and parses a run's live metrics. [`require`] decides what a test that cannot run here does: skip on a
-//! developer's machine, fail under CI. [`resume`] is what the coordinator-restart tests share.
+//! developer's machine, fail under CI. [`resume`] is what the coordinator-restart tests share; [`temp`] a test's own directory.
 //! [`echo`] is the responder the lab's Service tests run behind a Service (`e2e-echo`, a
 //! command of the test binary only).
 
@@ -19,3 +19,4 @@ pub mod metrics;
 pub mod mock;
 pub mod require;
 pub mod resume;
+pub mod temp;

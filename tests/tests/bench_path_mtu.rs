@@ -17,6 +17,7 @@ use multinet_coordinator::bench::network::{ClientRequest, client};
 use multinet_coordinator::lab::net;
 use multinet_proto::assignment::NetworkAddress;
 use multinet_proto::network::CephNetwork;
+use multinet_tests::temp::TempDir;
 
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("address")
@@ -30,23 +31,6 @@ fn route_get(ns: &str, addr: &str) -> String {
         .expect("ip runs");
     assert!(out.status.success(), "ip route get {addr} in {ns}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A temporary directory for the run PKI's files, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("multinet-test-pmtu-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
@@ -97,7 +81,7 @@ fn an_ipv6_path_reports_the_mtu_of_its_link_and_the_one_a_router_says_is_too_big
         .enable_all()
         .build()
         .expect("runtime");
-    let pki_dir = TempDir::new();
+    let pki_dir = TempDir::new("pmtu");
     let pki = multinet_coordinator::pki::RunPki::new("0123456789").expect("pki");
     let files = pki
         .write_agent_files(&pki_dir.0, "server", true)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use multinet_tests::e2e::{findings, processes_mentioning};
 use multinet_tests::eventually::{POLL, eventually, within};
+use multinet_tests::temp::TempDir;
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -61,7 +62,7 @@ fn kinds(report: &Value) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn healthy_run_with_rooks_converged_counts_passes() {
-    let dir = tempdir("healthy");
+    let dir = TempDir::new("healthy");
     let sample = Command::new(env!("CARGO_BIN_EXE_multinet-e2e"))
         .args(["config", "sample", "converged"])
         .output()
@@ -161,7 +162,7 @@ fn client_killed_is_agent_lost_not_a_network_finding() {
 /// directory) is a fresh directory. Returns the exit code, stderr, the agent starts recorded
 /// and what was left in `TMPDIR`; the lab's default namespaces (`mn-…`) must be as before.
 fn run_watched(args: &[&str]) -> (Option<i32>, String, String, Vec<PathBuf>) {
-    let dir = tempdir(&format!("refused-{}", args.len()));
+    let dir = TempDir::new(&format!("refused-{}", args.len()));
     let tmp = dir.0.join("tmp");
     std::fs::create_dir_all(&tmp).expect("tmp");
     let starts = dir.0.join("agent-starts");
@@ -201,7 +202,7 @@ fn run_watched(args: &[&str]) -> (Option<i32>, String, String, Vec<PathBuf>) {
 
 #[test]
 fn invalid_input_exits_22_and_starts_nothing() {
-    let dir = tempdir("invalid-config");
+    let dir = TempDir::new("invalid-config");
     let config = dir.0.join("bad.yaml");
     std::fs::write(&config, "probeInterval: 1ns\nnamespace: Bad_NS\n").expect("config");
     let config = config.display().to_string();
@@ -298,21 +299,6 @@ fn junit_has_a_case_per_node_and_network() {
         Vec::<String>::new(),
         "agents left running"
     );
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-fn tempdir(name: &str) -> TempDir {
-    let path = std::env::temp_dir().join(format!("multinet-test-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&path).expect("temp dir");
-    TempDir(path)
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Direct children of `pid` with their command lines.
