@@ -18,7 +18,9 @@ use serde_json::Value;
 use crate::matrix::PathMatrix;
 
 pub(crate) use rules::duplicate_address_suggestions;
-pub use rules::{CellReport, CellState, MeshFacts, MeshNetwork, derive, mesh_matrix};
+pub use rules::{
+    CellOutage, CellReport, CellState, CellWindow, MeshFacts, MeshNetwork, derive, mesh_matrix,
+};
 
 /// What a finding is about: the `findings[].kind` vocabulary of docs/report.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -51,7 +53,9 @@ pub enum FindingKind {
     /// An agent's probes on a network left by another interface than the network's (not
     /// counted).
     WrongEgress,
-    /// In a soak: a node's paths on a network were down for a while (outage windows).
+    /// In a soak: a node's paths on a network were down for a while (outage windows); in a
+    /// mesh soak, the node's toward every responder, or one pair's (client node, responder
+    /// node: `nodes` has both, `evidence.pair`).
     Outage,
     /// An agent was away from the run for a while (its connection gone, its process killed
     /// or restarted): its paths were not measured, which is no network outage.

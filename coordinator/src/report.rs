@@ -34,8 +34,9 @@ pub use text::render as text;
 /// existed (read as if they had it); 2: `schema_version` added, nothing else changed. What is
 /// read from each is in docs/report.md; 3: `started_at`, `in_progress`, `timelines`, outage
 /// windows on the run's clock with their dominant class; 4: `mesh` and `paths[].target_node`
-/// (mesh runs).
-pub const SCHEMA_VERSION: u32 = 4;
+/// (mesh runs); 5: a mesh soak's `mesh.networks[].cells[].outage` and its pairs' `outage`
+/// findings.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// A run report as its JSON is written: `schema_version` first.
 #[derive(Serialize)]

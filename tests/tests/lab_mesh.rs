@@ -1,7 +1,8 @@
 //! Mesh runs on the emulated lab (`run --mesh`, issue #14), as root: a responder on every node
 //! and every node's clients probing every responder. A block between two nodes that are not
 //! the server's is invisible to the single-server run (each of them reaches the server) and
-//! is found and named by the mesh run; `--mesh-peers` probes fewer pairs and says which. Each
+//! is found and named by the mesh run; `--mesh-peers` probes fewer pairs and says which; in a
+//! mesh soak, a cut between two nodes is the outage of each direction's pair. Each
 //! test uses its own lab name, removes its lab also when it fails, and checks that nothing of
 //! it is left. Skips where the lab cannot run, fails instead under CI
 //! ([`multinet_tests::require`]).
@@ -212,6 +213,93 @@ fn a_lost_responder_is_named_and_the_mesh_goes_on_without_it() {
             let expected = if to == "n3" { "no_results" } else { "pass" };
             assert_eq!(state, expected, "{network} {from} -> {to}\n{r:#}");
         }
+    }
+    lab.assert_gone();
+}
+
+/// A mesh soak with n2 and n3 cut off from each other on the cluster network for a while (a
+/// block scheduled 6 s into probing, for 8 s): the outage is the pair's, in both directions —
+/// no node's, since n2 and n3 each reach every other responder meanwhile — and the matrix's
+/// cells have the same outages, every other pair none.
+#[test]
+fn a_cut_between_two_nodes_in_a_mesh_soak_is_each_directions_pair_outage() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = LabGuard::new('8');
+    let topology = lab.topology(&format!(
+        "nodes: [n1, n2, n3, n4]\nserver_node: n1\nfaults:\n  - block: {{network: cluster, from: n2, to: n3, at: 6s, for: 8s}}\n{MESH_CONFIG}"
+    ));
+    let (code, r) = run_with(&topology, &["--mesh", "--duration", "25s"]);
+    assert_eq!(code, Some(1), "{r:#}");
+    let outages: Vec<&Value> = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "outage")
+        .collect();
+    let named: Vec<(&Value, &Value)> = outages
+        .iter()
+        .map(|f| (&f["network"], &f["nodes"]))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (&Value::from("cluster"), &serde_json::json!(["n2", "n3"])),
+            (&Value::from("cluster"), &serde_json::json!(["n3", "n2"])),
+        ],
+        "one outage per direction, none of a node: {r:#}"
+    );
+    // A probe under way when the block came waits out its timeout; the window ends within a
+    // probe round of the block's end.
+    let slack = 2 * 200 + 2_000;
+    for f in &outages {
+        let (from, to) = (&f["nodes"][0], &f["nodes"][1]);
+        assert_eq!(
+            f["evidence"]["pair"],
+            serde_json::json!({"from": from, "to": to})
+        );
+        assert_eq!(f["evidence"]["outages"], 1, "{f:#}");
+        let longest = f["evidence"]["longest_ms"].as_u64().expect("longest_ms");
+        assert!(longest.abs_diff(8_000) <= slack, "{longest} ms: {f:#}");
+        assert_eq!(
+            f["evidence"]["together_with"][0],
+            format!(
+                "{} -> {}",
+                to.as_str().unwrap_or_default(),
+                from.as_str().unwrap_or_default()
+            ),
+            "{f:#}"
+        );
+        assert!(
+            f["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!(
+                    "{} → {} on cluster: 1 outage, longest",
+                    from.as_str().unwrap_or_default(),
+                    to.as_str().unwrap_or_default()
+                ))),
+            "{f:#}"
+        );
+    }
+    let cluster = r["mesh"]["networks"]
+        .as_array()
+        .expect("mesh networks")
+        .iter()
+        .find(|n| n["network"] == "cluster")
+        .expect("the cluster matrix");
+    for c in cluster["cells"].as_array().expect("cells") {
+        let cut = matches!(
+            (c["from"].as_str(), c["to"].as_str()),
+            (Some("n2"), Some("n3")) | (Some("n3"), Some("n2"))
+        );
+        assert_eq!(
+            c["outage"]["outages"],
+            u64::from(cut),
+            "{} -> {}: {c:#}",
+            c["from"],
+            c["to"]
+        );
     }
     lab.assert_gone();
 }

@@ -37,7 +37,9 @@ use agent_outage::agent_outages;
 use agents::{agent_failures, server_unavailable};
 use egress::wrong_egress;
 use host::host_checks;
-pub use mesh::{CellReport, CellState, MeshFacts, MeshNetwork, mesh_matrix};
+pub use mesh::{
+    CellOutage, CellReport, CellState, CellWindow, MeshFacts, MeshNetwork, mesh_matrix,
+};
 use network::network_rules;
 use readiness::rook_flaky_rule;
 use soak::soak_outages;

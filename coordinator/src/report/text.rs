@@ -424,6 +424,60 @@ fn mesh(out: &mut String, r: &StoredReport, paint: Paint) {
             }
             let _ = writeln!(out);
         }
+        pair_outages(out, network);
+    }
+}
+
+/// A mesh soak's outages of a network per (client node, responder node) pair, as its cells
+/// have them (`mesh.networks[].cells[].outage`: the soak's outage rule, as the live metrics
+/// count them per `source_node` and `target_node`), one line per pair that had one:
+/// `n2 → n3: 1 outage, longest 7.0 s, down 7.0 s, availability 88.14%; 5.0–12.0 s (class)`.
+fn pair_outages(out: &mut String, network: &crate::findings::MeshNetwork) {
+    let down: Vec<(&crate::findings::CellReport, &crate::findings::CellOutage)> = network
+        .cells
+        .iter()
+        .filter_map(|c| c.outage.as_ref().map(|o| (c, o)))
+        .filter(|(_, o)| o.outages > 0)
+        .collect();
+    if down.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  outages in the soak, per client node → responder node (the soak's outage rule; windows: seconds into the run)"
+    );
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    for (c, o) in down {
+        let windows: Vec<String> = o
+            .windows
+            .iter()
+            .map(|w| {
+                format!(
+                    "{:.1}–{}{}",
+                    secs(w.from_ms),
+                    if w.ongoing {
+                        "the end".to_string()
+                    } else {
+                        format!("{:.1} s", secs(w.to_ms))
+                    },
+                    w.class
+                        .as_ref()
+                        .map_or(String::new(), |class| format!(" ({class})"))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "    {} → {}: {} outage{}, longest {:.1} s, down {:.1} s, availability {:.2}%; {}",
+            c.from,
+            c.to,
+            o.outages,
+            if o.outages == 1 { "" } else { "s" },
+            secs(o.longest_ms),
+            secs(o.down_ms),
+            o.availability * 100.0,
+            windows.join(", ")
+        );
     }
 }
 
@@ -588,5 +642,68 @@ mod tests {
         assert_eq!(failing(row("n3")), [1], "n3 -> n2 only: {text}");
         assert_eq!(failing(row("n1")), Vec::<usize>::new());
         assert_eq!(failing(row("n4")), Vec::<usize>::new());
+        assert!(!text.contains("outages in the soak"), "not a soak: {text}");
+    }
+
+    #[test]
+    fn a_mesh_soak_says_each_pairs_outages_under_its_networks_matrix() {
+        const MESH: &str = include_str!("../../../tests/fixtures/reports/lab-mesh-block.json");
+        let Stored::Run(mut r) = parse(MESH, std::path::Path::new("r.json")).expect("read") else {
+            panic!("a run report");
+        };
+        let cluster = r
+            .mesh
+            .as_mut()
+            .expect("mesh")
+            .networks
+            .iter_mut()
+            .find(|n| n.network == multinet_proto::network::CephNetwork::Cluster)
+            .expect("cluster");
+        for c in &mut cluster.cells {
+            let down = c.from == "n2" && c.to == "n3";
+            c.outage = Some(crate::findings::CellOutage {
+                outages: usize::from(down) * 2,
+                longest_ms: if down { 7_000 } else { 0 },
+                down_ms: if down { 9_500 } else { 0 },
+                availability: if down { 0.8814 } else { 1.0 },
+                windows: if down {
+                    vec![
+                        crate::findings::CellWindow {
+                            from_ms: 5_000,
+                            to_ms: 12_000,
+                            ongoing: false,
+                            class: Some("connect_timeout".into()),
+                        },
+                        crate::findings::CellWindow {
+                            from_ms: 57_500,
+                            to_ms: 60_000,
+                            ongoing: true,
+                            class: None,
+                        },
+                    ]
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        let text = render(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("  outages in the soak"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            lines[at - 5].starts_with("cluster "),
+            "under the cluster matrix: {text}"
+        );
+        assert_eq!(
+            lines[at + 1],
+            "    n2 → n3: 2 outages, longest 7.0 s, down 9.5 s, availability 88.14%; 5.0–12.0 s (connect_timeout), 57.5–the end"
+        );
+        assert!(
+            lines.get(at + 2).is_none_or(|l| !l.starts_with("    n")),
+            "one pair had outages: {text}"
+        );
+        assert_eq!(text.matches("outages in the soak").count(), 1, "{text}");
     }
 }

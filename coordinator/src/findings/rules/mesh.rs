@@ -85,6 +85,64 @@ pub struct CellReport {
     pub probes_ok: u64,
     /// Failures by class.
     pub failures: BTreeMap<String, u64>,
+    /// In a soak, the pair's outages by the soak's outage rule (schema 5; absent outside a
+    /// soak and for a pair without results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<CellOutage>,
+}
+
+/// A soak's outages of one (client node, responder node) pair on a network: its clients' paths
+/// to that responder merged by the outage rule of the `outage` finding ([`crate::outage`]) —
+/// what the live `multinet_outages_total` and `multinet_outage_seconds_total` count for that
+/// `source_node` and `target_node`, on the run's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellOutage {
+    /// Outages in the soak.
+    pub outages: usize,
+    /// The longest, ms (0 without one).
+    pub longest_ms: u64,
+    /// Time down in all, ms.
+    pub down_ms: u64,
+    /// The share of the pair's probed time (first probe to last) no outage covers, 0 to 1,
+    /// to 4 decimals.
+    pub availability: f64,
+    /// The longest 5 and the most recent 5, by start.
+    pub windows: Vec<CellWindow>,
+}
+
+/// One outage of a [`CellOutage`], ms since the run started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellWindow {
+    /// The first failed probe.
+    pub from_ms: u64,
+    /// The probe that succeeded again, or the last failed one while `ongoing`.
+    pub to_ms: u64,
+    /// Still down at the end of the run.
+    #[serde(default)]
+    pub ongoing: bool,
+    /// The failure class most of its failed probes had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+impl From<&super::soak::PairOutages> for CellOutage {
+    fn from(p: &super::soak::PairOutages) -> Self {
+        Self {
+            outages: p.windows.len(),
+            longest_ms: p.longest_ms(),
+            down_ms: p.down_ms(),
+            availability: (p.availability() * 10_000.0).round() / 10_000.0,
+            windows: when::shown(&p.windows)
+                .iter()
+                .map(|w| CellWindow {
+                    from_ms: w.from_ms,
+                    to_ms: w.to_ms,
+                    ongoing: w.ongoing,
+                    class: w.failures.dominant().map(|c| c.to_string()),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One network of a mesh run as the report has it.
@@ -194,6 +252,7 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
                 sources = attached(role);
             }
             let cells = cells(matrix, facts, mesh, network, role);
+            let outages = super::soak::pair_outages(matrix, facts, network);
             let from: Vec<String> = facts
                 .nodes
                 .iter()
@@ -233,6 +292,9 @@ pub fn mesh_matrix(matrix: &PathMatrix, facts: &RunFacts) -> Vec<MeshNetwork> {
                         probes_sent: cell.map_or(0, |c| c.all.sent),
                         probes_ok: cell.map_or(0, |c| c.all.ok),
                         failures: cell.map(|c| c.failures.clone()).unwrap_or_default(),
+                        outage: cell
+                            .and(outages.get(&(f.clone(), t.clone())))
+                            .map(CellOutage::from),
                     });
                 }
             }

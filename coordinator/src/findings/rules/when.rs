@@ -16,7 +16,9 @@
 //! - `https probes`: every HTTPS probe and no HTTP one — TLS-sized packets or a middlebox;
 //! - `one client` / `some clients`: every path of some of the node's clients while the others
 //!   passed — what follows pods (a MAC address limit on macvlan, a duplicated address);
-//! - `one path` / `some paths`: anything else.
+//! - `one path` / `some paths`: anything else;
+//! - `pair` (a mesh pair's outage, its paths being one node's to one responder): every path
+//!   between the two — what `node uplink` is among the node's paths.
 //!
 //! Outage windows of several nodes on one network that overlap in time are *together*
 //! ([`Together`]): every node but the server's points at the server's side (its node's uplink or
@@ -142,6 +144,31 @@ impl<'a> NodePaths<'a> {
         self.paths.iter().map(|(k, _)| *k)
     }
 
+    /// The paths `keep` selects (in a mesh, a node's paths to one responder: a pair's).
+    pub fn only(&self, keep: impl Fn(&PathKey) -> bool) -> NodePaths<'a> {
+        NodePaths {
+            paths: self
+                .paths
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// The target addresses of the paths measured during `w` (a probe before its end and one
+    /// after its start).
+    pub fn measured_targets(&self, w: &Window) -> BTreeSet<std::net::SocketAddr> {
+        self.paths
+            .iter()
+            .filter(|(_, s)| {
+                s.first_ms.is_some_and(|f| f <= w.to_ms)
+                    && s.last_ms.is_some_and(|l| l >= w.from_ms)
+            })
+            .map(|(k, _)| k.target)
+            .collect()
+    }
+
     /// The first and the last probe of every path, ms since the run started.
     pub fn probed_span(&self) -> (u64, u64) {
         let first = self.paths.iter().filter_map(|(_, s)| s.first_ms).min();
@@ -208,6 +235,11 @@ impl<'a> NodePaths<'a> {
     }
 }
 
+/// Whether windows `a` and `b` overlap in time.
+pub(super) fn overlap(a: &Window, b: &Window) -> bool {
+    a.from_ms <= b.to_ms && b.from_ms <= a.to_ms
+}
+
 /// Which of a node's paths on a network a window took down (module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Scope {
@@ -239,9 +271,20 @@ pub(super) enum ScopeKind {
     OnePath,
     /// Some paths, none of the above.
     SomePaths,
+    /// In a mesh, every path from a node to one responder, the node's other responders
+    /// reached: what [`ScopeKind::NodeUplink`] is among one pair's paths.
+    Pair,
 }
 
 impl ScopeKind {
+    /// This scope among one pair's paths: every path of the pair is [`Self::Pair`].
+    pub fn of_pair(self) -> Self {
+        match self {
+            Self::NodeUplink => Self::Pair,
+            other => other,
+        }
+    }
+
     /// The evidence's `scope` value.
     pub fn key(self) -> &'static str {
         match self {
@@ -252,6 +295,7 @@ impl ScopeKind {
             Self::SomeClients => "some clients",
             Self::OnePath => "one path",
             Self::SomePaths => "some paths",
+            Self::Pair => "pair",
         }
     }
 
@@ -265,6 +309,7 @@ impl ScopeKind {
             Self::SomeClients => "on some clients' paths only, the node's other clients passed",
             Self::OnePath => "on one path only",
             Self::SomePaths => "on some of the node's paths",
+            Self::Pair => "on every path between the two at once (every client, every probe kind)",
         }
     }
 
@@ -285,6 +330,9 @@ impl ScopeKind {
             }
             Self::OnePath | Self::SomePaths => {
                 "only some paths went down: their probe kinds and failure classes in paths[] say which connections failed"
+            }
+            Self::Pair => {
+                "every path from the node to that responder went down at once while the node reached its other responders: what lies between the two nodes only — firewall rules or ACLs naming them or their pods' addresses (nftables/iptables on both hosts, security groups), the switch path between their ports (VLAN membership, MAC limits) — for the window's time"
             }
         }
     }
@@ -402,7 +450,7 @@ impl Together {
 }
 
 /// `a`, `a and b`, `a, b and c`.
-fn and_list(items: &[String]) -> String {
+pub(super) fn and_list(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),

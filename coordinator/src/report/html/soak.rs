@@ -6,12 +6,18 @@
 //! A node's outage windows here are its client paths' windows (`paths[].outages`, each the
 //! most recent 8 of that path) merged where they overlap; the `outage` findings apply the
 //! coordinator's own merging rule (docs/report.md) and give the authoritative counts.
+//!
+//! A mesh soak's rows are (client node, responder node) pairs instead, as the live metrics'
+//! `source_node` and `target_node` are: a node's windows merged over every responder would
+//! make one broken pair its outage. Their outages are the report's
+//! `mesh.networks[].cells[].outage` (the coordinator's rule, schema 5), or in an older report
+//! the pair's client paths' windows merged where they overlap.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::super::drift::{self, Buckets, NodeBuckets, span};
-use super::super::stored::StoredReport;
+use super::super::stored::{StoredPath, StoredReport};
 use super::super::text::latency;
 use super::{esc, networks, node_label, node_names};
 
@@ -43,11 +49,16 @@ impl Window {
 
 /// The windows of every path of `node` on `network`, merged where they overlap.
 fn node_windows(r: &StoredReport, node: &str, network: &str) -> Vec<Window> {
+    merged_windows(r, |p| p.source_node == node && p.network.key() == network)
+}
+
+/// The windows of the paths `only` selects, merged where they overlap.
+fn merged_windows(r: &StoredReport, only: impl Fn(&StoredPath) -> bool) -> Vec<Window> {
     let run_ms = r.duration_ms;
     let mut all: Vec<&super::super::PathOutage> = r
         .paths
         .iter()
-        .filter(|p| p.source_node == node && p.network.key() == network)
+        .filter(|p| only(p))
         .flat_map(|p| &p.outages)
         .collect();
     all.sort_by_key(|o| o.from_ms);
@@ -111,7 +122,12 @@ pub(super) fn sections(r: &StoredReport) -> Option<(String, String)> {
     let (width_ms, buckets) = drift::node_buckets(r)?;
     // A stored report read from a file may say anything: no drift chart without a width.
     let width_ms = width_ms.max(1);
-    Some((outages(r), drift_charts(r, width_ms, &buckets)))
+    let outages = if r.mesh.is_some() {
+        pair_outages(r)
+    } else {
+        outages(r)
+    };
+    Some((outages, drift_charts(r, width_ms, &buckets)))
 }
 
 /// Per network: the table of availability and flaps, and the timeline of windows.
@@ -151,13 +167,7 @@ fn outages(r: &StoredReport) -> String {
                 .iter()
                 .map(|(from, to, _)| to.unwrap_or(run_ms).saturating_sub(*from))
                 .sum();
-            // Truncated, not rounded: 99.996 % is no 100 %.
-            let passed = if sent == 0 {
-                "no probes".to_string()
-            } else {
-                let hundredths = u128::from(ok) * 10_000 / u128::from(sent);
-                format!("{}.{:02}%", hundredths / 100, hundredths % 100)
-            };
+            let passed = passed_share(ok, sent);
             let _ = writeln!(
                 out,
                 "<tr data-node=\"{}\"><th>{}</th><td class=\"num\">{passed}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{flaps}</td><td class=\"num\">{}</td></tr>",
@@ -172,7 +182,14 @@ fn outages(r: &StoredReport) -> String {
                     format!("{} ({}×)", seconds(away_ms), away.len())
                 },
             );
-            rows.push_str(&timeline_row(r, i, node, key, &windows, &away));
+            rows.push_str(&timeline_row(
+                r,
+                i,
+                Who { node, to: None },
+                key,
+                &windows,
+                &away,
+            ));
         }
         out.push_str("</table>\n");
         let height = ROW_H * nodes.len() as f64 + 24.0;
@@ -189,6 +206,154 @@ fn outages(r: &StoredReport) -> String {
     out
 }
 
+/// A mesh soak's table and timeline per network: a row per (client node, responder node)
+/// pair that had an outage or a failed probe, its outages as the report's
+/// `mesh.networks[].cells[].outage` has them (the coordinator's outage rule, as the `outage`
+/// findings of pairs and the live metrics per `source_node` and `target_node` count them;
+/// a report without them, its clients' path windows to the responder merged where they
+/// overlap). A node's windows merged over every responder would make one broken pair the
+/// node's outage.
+fn pair_outages(r: &StoredReport) -> String {
+    let run_ms = r.duration_ms.max(1);
+    let mut out = String::from(
+        "<p class=\"legend\">A mesh soak: per network, a row per client node → responder node pair that had an outage or a failed probe, over the whole soak: the share of its clients' probes that passed, its outages by the coordinator's outage rule (the pairs' <code>outage</code> findings and the live <code>multinet_outages_total</code> per <code>source_node</code> and <code>target_node</code> count the same), the longest, the time down, up→down flaps summed over its paths, and the time the node's clients or the responder were away (not measured: no outage). On the timeline, red is an outage, grey an agent away; hover for times and the failure class.</p>\n",
+    );
+    // Host checkers' probes are in no cell (a cell is its clients').
+    let host_checkers: Vec<&str> = r
+        .agents
+        .iter()
+        .filter(|a| a["role"] == "host_check")
+        .filter_map(|a| a["pod"].as_str())
+        .collect();
+    let Some(mesh) = &r.mesh else {
+        return out;
+    };
+    for matrix in &mesh.networks {
+        let key = matrix.network.key();
+        let _ = write!(
+            out,
+            "<h3>{}</h3>\n<table class=\"soak\" data-network=\"{}\"><tr><th>client node → responder node</th><th>probes passed</th><th>outages</th><th>longest</th><th>down in all</th><th>flaps</th><th>agents away</th></tr>\n",
+            esc(key),
+            esc(key)
+        );
+        let mut rows = String::new();
+        let mut shown = 0;
+        let mut quiet = 0;
+        for cell in &matrix.cells {
+            let in_pair = |p: &StoredPath| {
+                p.network == matrix.network
+                    && p.source_node == cell.from
+                    && p.target_node.as_deref() == Some(cell.to.as_str())
+                    && !host_checkers.contains(&p.client.as_str())
+            };
+            let paths: Vec<&StoredPath> = r.paths.iter().filter(|p| in_pair(p)).collect();
+            let (ok, sent) = paths
+                .iter()
+                .fold((0, 0), |(o, s), p| (o + p.ok, s + p.sent));
+            if sent == 0 {
+                continue;
+            }
+            let (count, longest, down, windows) = match &cell.outage {
+                Some(o) => (
+                    o.outages,
+                    (o.outages > 0).then_some(o.longest_ms),
+                    o.down_ms,
+                    o.windows
+                        .iter()
+                        .map(|w| Window {
+                            from_ms: w.from_ms,
+                            to_ms: (!w.ongoing).then_some(w.to_ms),
+                            class: w.class.clone(),
+                        })
+                        .collect(),
+                ),
+                None => {
+                    let windows = merged_windows(r, in_pair);
+                    let lengths = windows.iter().map(|w| w.end(run_ms) - w.from_ms);
+                    (windows.len(), lengths.clone().max(), lengths.sum(), windows)
+                }
+            };
+            if count == 0 && windows.is_empty() && ok == sent {
+                quiet += 1;
+                continue;
+            }
+            let who = Who {
+                node: &cell.from,
+                to: Some(&cell.to),
+            };
+            let flaps: u64 = paths.iter().map(|p| p.flaps).sum();
+            let mut away = agent_absences(r, &cell.from);
+            away.retain(|(_, _, pod)| {
+                !host_checkers.contains(&pod.as_str()) && !is_responder(r, pod)
+            });
+            away.extend(
+                agent_absences(r, &cell.to)
+                    .into_iter()
+                    .filter(|(_, _, pod)| is_responder(r, pod)),
+            );
+            let away_ms: u64 = away
+                .iter()
+                .map(|(from, to, _)| to.unwrap_or(run_ms).saturating_sub(*from))
+                .sum();
+            let _ = writeln!(
+                out,
+                "<tr {}><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{count}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{flaps}</td><td class=\"num\">{}</td></tr>",
+                who.attributes(),
+                who.name(),
+                passed_share(ok, sent),
+                longest.map_or("-".into(), seconds),
+                seconds(down),
+                if away.is_empty() {
+                    "-".into()
+                } else {
+                    format!("{} ({}×)", seconds(away_ms), away.len())
+                },
+            );
+            rows.push_str(&timeline_row(r, shown, who, key, &windows, &away));
+            shown += 1;
+        }
+        out.push_str("</table>\n");
+        if quiet > 0 {
+            let _ = writeln!(
+                out,
+                "<p class=\"legend\">The other {quiet} pair(s) probed on {} passed every probe.</p>",
+                esc(key)
+            );
+        }
+        if shown == 0 {
+            continue;
+        }
+        let height = ROW_H * shown as f64 + 24.0;
+        let _ = write!(
+            out,
+            "<svg class=\"timeline\" data-network=\"{}\" width=\"{}\" height=\"{height}\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"outage windows on {}\">\n{rows}{}</svg>\n",
+            esc(key),
+            LABEL_W + PLOT_W + 20.0,
+            LABEL_W + PLOT_W + 20.0,
+            esc(key),
+            axis(run_ms, ROW_H * shown as f64),
+        );
+    }
+    out
+}
+
+/// Whether `pod` is a server (a mesh's responder) by the report's `agents`.
+fn is_responder(r: &StoredReport, pod: &str) -> bool {
+    r.agents
+        .iter()
+        .any(|a| a["pod"] == pod && a["role"] == "server")
+}
+
+/// The share of `sent` that passed, truncated, not rounded: 99.996 % is no 100 %.
+fn passed_share(ok: u64, sent: u64) -> String {
+    if sent == 0 {
+        "no probes".to_string()
+    } else {
+        let hundredths = u128::from(ok) * 10_000 / u128::from(sent);
+        format!("{}.{:02}%", hundredths / 100, hundredths % 100)
+    }
+}
+
 /// `12.3 s`.
 fn seconds(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
@@ -198,12 +363,51 @@ fn x_of(ms: u64, run_ms: u64) -> f64 {
     LABEL_W + PLOT_W * (ms.min(run_ms) as f64 / run_ms as f64)
 }
 
-/// One node's row of the timeline: its label, a baseline, its windows and its agents' time
-/// away (each with a tooltip).
+/// Who a row of the soak's table and timeline is: a node (single server) or a pair (mesh).
+#[derive(Debug, Clone, Copy)]
+struct Who<'a> {
+    /// The client node.
+    node: &'a str,
+    /// A mesh pair's responder node.
+    to: Option<&'a str>,
+}
+
+impl Who<'_> {
+    /// Its attributes: `data-node`, and a pair's `data-to-node`.
+    fn attributes(&self) -> String {
+        match self.to {
+            None => format!("data-node=\"{}\"", esc(self.node)),
+            Some(to) => format!(
+                "data-node=\"{}\" data-to-node=\"{}\"",
+                esc(self.node),
+                esc(to)
+            ),
+        }
+    }
+
+    /// Its name in a tooltip: `n2`, `n2 → n3`.
+    fn name(&self) -> String {
+        match self.to {
+            None => esc(self.node),
+            Some(to) => format!("{} → {}", esc(self.node), esc(to)),
+        }
+    }
+
+    /// Its label (HTML): the node's (★ the server's), or the pair's name.
+    fn label(&self, r: &StoredReport) -> String {
+        match self.to {
+            None => node_label(r, self.node),
+            Some(_) => self.name(),
+        }
+    }
+}
+
+/// One row of the timeline: its label, a baseline, its windows and its agents' time away
+/// (each with a tooltip).
 fn timeline_row(
     r: &StoredReport,
     row: usize,
-    node: &str,
+    who: Who<'_>,
     network: &str,
     windows: &[Window],
     away: &[(u64, Option<u64>, String)],
@@ -213,7 +417,7 @@ fn timeline_row(
     let mut out = format!(
         "<text x=\"4\" y=\"{:.1}\">{}</text><line x1=\"{LABEL_W}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#d0d7de\"/>\n",
         y + 16.0,
-        node_label(r, node),
+        who.label(r),
         LABEL_W + PLOT_W,
         y + 12.0,
         y + 12.0
@@ -222,14 +426,14 @@ fn timeline_row(
         let (x1, x2) = (x_of(w.from_ms, run_ms), x_of(w.end(run_ms), run_ms));
         let _ = writeln!(
             out,
-            "<rect class=\"outage\" data-node=\"{}\" data-network=\"{}\" data-from-ms=\"{}\" data-to-ms=\"{}\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"12\" fill=\"#cf222e\"><title>{} on {}: down from {} to {} ({}){}</title></rect>",
-            esc(node),
+            "<rect class=\"outage\" {} data-network=\"{}\" data-from-ms=\"{}\" data-to-ms=\"{}\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"12\" fill=\"#cf222e\"><title>{} on {}: down from {} to {} ({}){}</title></rect>",
+            who.attributes(),
             esc(network),
             w.from_ms,
             w.to_ms.map_or("end".into(), |t| t.to_string()),
             y + 4.0,
             (x2 - x1).max(1.5),
-            esc(node),
+            who.name(),
             esc(network),
             span_ms(w.from_ms),
             w.to_ms.map_or("the end (still down)".into(), span_ms),
@@ -244,8 +448,8 @@ fn timeline_row(
         let (x1, x2) = (x_of(*from, run_ms), x_of(end, run_ms));
         let _ = writeln!(
             out,
-            "<rect class=\"away\" data-node=\"{}\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"6\" fill=\"#8c959f\"><title>agent {} away from {} to {}: not measured, no outage</title></rect>",
-            esc(node),
+            "<rect class=\"away\" {} x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"6\" fill=\"#8c959f\"><title>agent {} away from {} to {}: not measured, no outage</title></rect>",
+            who.attributes(),
             y + 17.0,
             (x2 - x1).max(1.5),
             esc(pod),
@@ -396,6 +600,8 @@ fn drift_charts(r: &StoredReport, width_ms: u64, buckets: &NodeBuckets) -> Strin
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn fixture() -> StoredReport {
@@ -478,6 +684,142 @@ mod tests {
             assert!(outages.contains("<svg class=\"timeline\""));
             assert!(!drift.contains("NaN"), "{width} {duration}");
         }
+    }
+
+    /// A mesh soak's report: 3 nodes, the cluster network; n2 → n3 down 5 s to 12 s (both
+    /// of n2's clients), n2's host checker down toward n3 from 30 s (no cell's), n3's
+    /// responder away from 40 s to 42 s; every other pair passes.
+    fn mesh_soak() -> StoredReport {
+        let nodes = ["n1", "n2", "n3"];
+        let kind = json!({"scheme": "http", "payload": "small", "connection": "fresh"});
+        let mut paths = Vec::new();
+        let mut cells = Vec::new();
+        for from in nodes {
+            for (i, to) in nodes.iter().enumerate() {
+                let down = from == "n2" && *to == "n3";
+                for client in [
+                    format!("client-{from}-osd-0"),
+                    format!("client-{from}-osd-1"),
+                ] {
+                    paths.push(json!({
+                        "source_node": from, "client": client, "network": "cluster",
+                        "target": format!("198.18.1.{}:8080", 100 + i), "target_node": to,
+                        "kind": kind, "sent": 60, "ok": if down { 53 } else { 60 },
+                        "flaps": u64::from(down),
+                        "outages": if down {
+                            json!([{"from_ms": 5_000, "to_ms": 12_000, "class": "connect_timeout"}])
+                        } else {
+                            json!([])
+                        },
+                    }));
+                }
+                cells.push(json!({
+                    "from": from, "to": to, "state": if down { "degraded" } else { "pass" },
+                    "clients": 2, "clients_passing": if down { 0 } else { 2 },
+                    "probes_sent": 120, "probes_ok": if down { 106 } else { 120 }, "failures": {},
+                    "outage": if down {
+                        json!({"outages": 1, "longest_ms": 7_000, "down_ms": 7_000,
+                               "availability": 0.8814,
+                               "windows": [{"from_ms": 5_000, "to_ms": 12_000, "ongoing": false,
+                                            "class": "connect_timeout"}]})
+                    } else {
+                        json!({"outages": 0, "longest_ms": 0, "down_ms": 0, "availability": 1.0,
+                               "windows": []})
+                    },
+                }));
+            }
+        }
+        paths.push(json!({
+            "source_node": "n2", "client": "host-n2", "network": "cluster",
+            "target": "198.18.1.102:8080", "target_node": "n3", "kind": kind, "sent": 60,
+            "ok": 60, "outages": [{"from_ms": 30_000, "to_ms": 33_000}],
+        }));
+        serde_json::from_value(json!({
+            "schema_version": 5, "verdict": "fail", "backend": "lab", "duration_ms": 60_000,
+            "networks": ["cluster"],
+            "nodes": nodes.iter().map(|n| json!({"name": n, "node_type": "converged", "server": *n == "n1"})).collect::<Vec<_>>(),
+            "paths": paths,
+            "timelines": [{
+                "source_node": "n2", "network": "cluster", "target": "198.18.1.102:8080",
+                "kind": kind, "bucket_ms": 10_000,
+                "buckets": [{"probes": 10, "ok": 3, "latency_us": {"p99": 900}}],
+            }],
+            "agents": [
+                {"pod": "server-n3", "node": "n3", "role": "server"},
+                {"pod": "host-n2", "node": "n2", "role": "host_check"},
+            ],
+            "agent_outages": [{
+                "pod": "server-n3", "node": "n3", "role": "server", "outages": 1,
+                "away_ms": 2_000, "restarts": 0,
+                "windows": [{"from_ms": 40_000, "to_ms": 42_000}],
+            }],
+            "mesh": {"peers_per_node": null, "networks": [{
+                "network": "cluster", "from": nodes, "to": nodes, "pairs_probed": 9,
+                "pairs": 9, "cells": cells,
+            }]},
+        }))
+        .expect("a mesh soak report")
+    }
+
+    #[test]
+    fn a_mesh_soak_shows_the_pair_that_was_down_not_its_client_node() {
+        let r = mesh_soak();
+        let (outages, _) = sections(&r).expect("a soak");
+        assert!(
+            outages.contains("<tr data-node=\"n2\" data-to-node=\"n3\"><th>n2 → n3</th><td class=\"num\">88.33%</td><td class=\"num\">1</td><td class=\"num\">7.0 s</td><td class=\"num\">7.0 s</td><td class=\"num\">2</td><td class=\"num\">2.0 s (1×)</td></tr>"),
+            "{outages}"
+        );
+        assert!(
+            !outages.contains("<tr data-node=\"n2\">"),
+            "no node row: {outages}"
+        );
+        assert_eq!(outages.matches("<tr data-node=").count(), 1, "{outages}");
+        assert!(
+            outages.contains("The other 8 pair(s) probed on cluster passed every probe."),
+            "{outages}"
+        );
+        // The cell's one outage; the host checker's window toward n3 is no cell's.
+        assert_eq!(
+            outages.matches("<rect class=\"outage\"").count(),
+            1,
+            "{outages}"
+        );
+        assert!(outages.contains("<rect class=\"outage\" data-node=\"n2\" data-to-node=\"n3\" data-network=\"cluster\" data-from-ms=\"5000\" data-to-ms=\"12000\""), "{outages}");
+        assert!(outages.contains("<title>n2 → n3 on cluster: down from 5.0 s to 12.0 s (7.0 s), mostly connect_timeout</title>"), "{outages}");
+        // The responder on n3 away: on its pair's row.
+        assert!(
+            outages.contains("<rect class=\"away\" data-node=\"n2\" data-to-node=\"n3\""),
+            "{outages}"
+        );
+    }
+
+    #[test]
+    fn an_older_mesh_soak_report_shows_its_pairs_path_windows_merged() {
+        let mut r = mesh_soak();
+        let cells = &mut r.mesh.as_mut().expect("mesh").networks[0].cells;
+        cells.iter_mut().for_each(|c| c.outage = None);
+        // One client's window a little later than the other's: merged where they overlap.
+        let later = r
+            .paths
+            .iter_mut()
+            .find(|p| p.client == "client-n2-osd-1" && p.target_node.as_deref() == Some("n3"))
+            .expect("the path");
+        later.outages[0].from_ms = 5_400;
+        later.outages[0].to_ms = Some(12_600);
+        let (outages, _) = sections(&r).expect("a soak");
+        assert!(
+            outages.contains("<rect class=\"outage\" data-node=\"n2\" data-to-node=\"n3\" data-network=\"cluster\" data-from-ms=\"5000\" data-to-ms=\"12600\""),
+            "{outages}"
+        );
+        assert_eq!(
+            outages.matches("<rect class=\"outage\"").count(),
+            1,
+            "{outages}"
+        );
+        assert!(
+            outages.contains("<td class=\"num\">7.6 s</td>"),
+            "{outages}"
+        );
     }
 
     #[test]

@@ -9,9 +9,11 @@ use multinet_proto::network::CephNetwork;
 use multinet_proto::probe::{FailureClass, Outcome, Payload, ProbeKind, Scheme};
 
 use super::{CellState, MeshFacts, mesh_matrix};
+use crate::findings::Severity;
 use crate::findings::tests::{kinds, kinds_of};
 use crate::findings::{AgentFact, AgentFate, Finding, FindingKind, RunFacts, evaluate};
 use crate::matrix::PathMatrix;
+use serde_json::{Value, json};
 
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
 const ROUNDS: u64 = 20;
@@ -58,6 +60,18 @@ fn mesh_run(
 fn mesh_run_by_round(
     peers: Option<&[(&str, &[&str])]>,
     ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool,
+) -> (PathMatrix, RunFacts) {
+    mesh_run_recorded(peers, ok, |matrix, pod, node, results| {
+        matrix.record(pod, node, results, 0);
+    })
+}
+
+/// [`mesh_run_by_round`] with `record(matrix, client, node, results)` recording each
+/// client path's results.
+fn mesh_run_recorded(
+    peers: Option<&[(&str, &[&str])]>,
+    ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool,
+    mut record: impl FnMut(&mut PathMatrix, &str, &str, &[ProbeResult]),
 ) -> (PathMatrix, RunFacts) {
     let networks = [CephNetwork::Public, CephNetwork::Cluster];
     let by_node: BTreeMap<String, Vec<String>> = match peers {
@@ -109,7 +123,7 @@ fn mesh_run_by_round(
                             },
                         })
                         .collect();
-                    matrix.record(&pod, node, &results, 0);
+                    record(&mut matrix, &pod, node, &results);
                 }
             }
         }
@@ -347,71 +361,380 @@ fn pairs_not_probed_are_shown_as_such() {
     assert_eq!((probed, not), (8, 8));
 }
 
+/// The `outage` findings of `found`, by their nodes (`n2` a node's, `n2,n3` a pair's).
+fn outages_of(found: &[Finding]) -> BTreeMap<String, &Finding> {
+    found
+        .iter()
+        .filter(|f| f.kind == FindingKind::Outage)
+        .map(|f| (f.nodes.join(","), f))
+        .collect()
+}
+
+/// The kinds and nodes of a finding's `evidence.explains`.
+fn explained(f: &Finding) -> Vec<(String, Vec<String>)> {
+    f.evidence
+        .get("explains")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let nodes = e["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect();
+            (e["kind"].as_str().unwrap_or_default().to_string(), nodes)
+        })
+        .collect()
+}
+
 #[test]
-fn a_soak_outage_between_two_nodes_says_which_responders_and_not_the_servers_side() {
-    // n2 and n3 cut off from each other on cluster for rounds 5 to 11 (7 s).
+fn a_soak_outage_between_two_nodes_is_the_pairs_not_either_nodes() {
+    // n2 and n3 cut off from each other on cluster for rounds 5 to 11 (7 s); each reaches
+    // n1, n4 and its own node's responder throughout.
     let (matrix, mut facts) = mesh_run_by_round(None, |from, to, net, _, round| {
         !(net == CephNetwork::Cluster && between(from, to, "n2", "n3") && (5..12).contains(&round))
     });
     facts.soak_min_outage_ms = Some(1_500);
     let found = evaluate(&matrix, &facts);
-    let outages: Vec<&Finding> = found
-        .iter()
-        .filter(|f| f.kind == FindingKind::Outage)
-        .collect();
-    assert_eq!(outages.len(), 2, "{found:#?}");
+    let outages = outages_of(&found);
+    assert_eq!(
+        outages.keys().collect::<Vec<_>>(),
+        ["n2,n3", "n3,n2"],
+        "a finding per direction, none of a node: {found:#?}"
+    );
     assert_eq!(
         found.len(),
         2,
         "the flaky paths are what the outages made: {found:#?}"
     );
-    for (node, other) in [("n2", "n3"), ("n3", "n2")] {
-        let f = outages
-            .iter()
-            .find(|f| f.nodes == [node])
-            .unwrap_or_else(|| panic!("an outage of {node}: {found:#?}"));
+    for (from, to) in [("n2", "n3"), ("n3", "n2")] {
+        let f = outages[&format!("{from},{to}")];
+        assert_eq!(f.network, Some(CephNetwork::Cluster));
+        assert_eq!(f.evidence["pair"], json!({"from": from, "to": to}));
+        assert_eq!(f.evidence["responder_nodes"], json!([to]));
+        // From the first failed probe (round 5) to the next success (round 12), of the
+        // 19 s from the pair's first probe to its last.
+        assert_eq!(
+            (
+                &f.evidence["outages"],
+                &f.evidence["longest_ms"],
+                &f.evidence["availability"]
+            ),
+            (&json!(1), &json!(7_000), &json!(0.6316)),
+            "{f:#?}"
+        );
+        assert_eq!(f.severity, Severity::Fail, "availability below 99 %");
+        let w = &f.evidence["windows"][0];
+        assert_eq!(
+            (&w["from_ms"], &w["to_ms"], &w["class"]),
+            (&json!(5_000), &json!(12_000), &json!("connect_timeout"))
+        );
+        // Both clients of the node, 8 probe kinds each, to that one responder.
+        assert_eq!(
+            (&w["scope"], &w["paths_down"], &w["paths"]),
+            (&json!("pair"), &json!(16), &json!(16)),
+            "{w:#}"
+        );
+        assert_eq!(f.evidence["scope"], json!("pair"));
+        let reverse = format!("{to} -> {from}");
+        assert_eq!(f.evidence["together_with"], json!([reverse]));
+        assert_eq!(w["together_with"][0]["pair"], json!(reverse));
+        assert!(!f.evidence.contains_key("per_responder"), "{f:#?}");
         assert!(
-            f.summary
-                .contains(&format!("(to the responders on {other})")),
+            f.summary.starts_with(&format!(
+                "{from} → {to} on cluster: 1 outage, longest 7.0 s, availability 63.16% — "
+            )),
             "{}",
             f.summary
         );
-        assert!(
-            f.summary.contains("or the path between them"),
-            "{}",
-            f.summary
-        );
+        let others = if from == "n2" {
+            "n1, n2 and n4"
+        } else {
+            "n1, n3 and n4"
+        };
+        for words in [
+            format!("node {from}'s clients lost the responder on node {to}"),
+            "on every path between the two at once".to_string(),
+            format!("while they reached the responders on {others}"),
+            format!("both directions between {from} and {to}"),
+        ] {
+            assert!(f.summary.contains(&words), "{words}: {}", f.summary);
+        }
         assert!(!f.summary.contains("server"), "{}", f.summary);
-        assert_eq!(f.evidence["responder_nodes"], serde_json::json!([other]));
-        // Per responder: only the pair with the other node was down; the node's own
-        // availability is that pair's, the others' is whole.
-        let per: Vec<(String, u64, f64)> = f.evidence["per_responder"]
-            .as_array()
-            .unwrap_or_else(|| panic!("per_responder: {:#}", f.evidence["per_responder"]))
-            .iter()
-            .map(|r| {
+        assert!(
+            f.suggestions[0].contains(&format!("between {from} and {to}")),
+            "{:?}",
+            f.suggestions
+        );
+    }
+    // The flaky cells n2 -> n3 and n3 -> n2 are under their pair's outage.
+    let under: Vec<(String, Vec<String>)> = outages.values().flat_map(|f| explained(f)).collect();
+    assert!(
+        under.contains(&("flaky".to_string(), vec!["n2".into(), "n3".into()]))
+            && under.contains(&("flaky".to_string(), vec!["n3".into(), "n2".into()])),
+        "{under:?}"
+    );
+}
+
+/// The value of the sample `name{labels}` in exposition `text`.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+}
+
+#[test]
+fn a_mesh_soaks_cells_have_each_pairs_outages_as_the_live_metrics_count_them() {
+    use crate::metrics::{PathMetrics, RunMetrics};
+    use crate::outage::OutageRule;
+
+    let run = RunMetrics::new();
+    let mut live = PathMetrics::new(run.clone(), OutageRule { min_ms: 1_500 }, "n1".into());
+    let targets: std::collections::HashMap<SocketAddr, String> = NODES
+        .iter()
+        .enumerate()
+        .flat_map(|(i, node)| {
+            [CephNetwork::Public, CephNetwork::Cluster]
+                .into_iter()
+                .flat_map(move |network| {
+                    [Scheme::Http, Scheme::Https]
+                        .map(|scheme| (responder_addr(network, i, scheme), node.to_string()))
+                })
+        })
+        .collect();
+    live.set_target_nodes(targets);
+    // n2 and n3 cut off from each other on cluster for rounds 5 to 11; n1's probes to n4 on
+    // public lose one round (loss, no outage).
+    let (matrix, mut facts) = mesh_run_recorded(
+        None,
+        |from, to, net, _, round| {
+            let cut = net == CephNetwork::Cluster
+                && between(from, to, "n2", "n3")
+                && (5..12).contains(&round);
+            let lost = net == CephNetwork::Public && from == "n1" && to == "n4" && round == 9;
+            !(cut || lost)
+        },
+        |matrix, pod, node, results| {
+            matrix.record_with(pod, node, results, 0, |r, change| {
+                live.result(pod, node, r, change);
+            });
+        },
+    );
+    facts.soak_min_outage_ms = Some(1_500);
+    let text = run.encode();
+    let networks = mesh_matrix(&matrix, &facts);
+    for n in &networks {
+        for c in &n.cells {
+            let outage = c
+                .outage
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} -> {}: no outage figures", c.from, c.to));
+            let labels = format!(
+                r#"network="{}",source_node="{}",target_node="{}""#,
+                n.network.key(),
+                c.from,
+                c.to
+            );
+            assert_eq!(
+                (outage.outages as f64, outage.down_ms as f64 / 1000.0),
                 (
-                    r["node"].as_str().unwrap_or_default().to_string(),
-                    r["outages"].as_u64().unwrap_or(99),
-                    r["availability"].as_f64().unwrap_or(-1.0),
-                )
-            })
-            .collect();
-        assert_eq!(per.len(), NODES.len(), "every responder it probes: {per:?}");
-        for (to, outages, availability) in &per {
-            if to == other {
-                assert_eq!(*outages, 1, "{per:?}");
-                assert!(*availability < 1.0, "{per:?}");
-                assert_eq!(
-                    serde_json::json!(availability),
-                    f.evidence["availability"],
-                    "{per:?}"
-                );
-            } else {
-                assert_eq!((*outages, *availability), (0, 1.0), "{to}: {per:?}");
-            }
+                    sample(&text, "multinet_outages_total", &labels),
+                    sample(&text, "multinet_outage_seconds_total", &labels)
+                ),
+                "{labels}: {outage:?}"
+            );
         }
     }
+    let cell = |network: usize, from: &str, to: &str| {
+        networks[network]
+            .cells
+            .iter()
+            .find(|c| c.from == from && c.to == to)
+            .and_then(|c| c.outage.clone())
+            .expect("the cell's outages")
+    };
+    assert_eq!(
+        cell(1, "n2", "n3"),
+        super::CellOutage {
+            outages: 1,
+            longest_ms: 7_000,
+            down_ms: 7_000,
+            availability: 0.6316,
+            windows: vec![super::CellWindow {
+                from_ms: 5_000,
+                to_ms: 12_000,
+                ongoing: false,
+                class: Some("connect_timeout".into()),
+            }],
+        }
+    );
+    for (network, from, to) in [(1, "n2", "n1"), (0, "n2", "n3"), (0, "n1", "n4")] {
+        let c = cell(network, from, to);
+        assert_eq!(
+            (c.outages, c.down_ms, c.availability, c.windows.len()),
+            (0, 0, 1.0, 0),
+            "{from} -> {to}"
+        );
+    }
+    // Outside a soak the cells have no outage figures.
+    facts.soak_min_outage_ms = None;
+    assert!(
+        mesh_matrix(&matrix, &facts)
+            .iter()
+            .all(|n| n.cells.iter().all(|c| c.outage.is_none()))
+    );
+}
+
+#[test]
+fn a_node_cut_off_from_every_responder_in_a_soak_is_the_nodes_outage() {
+    // n2's uplink on cluster down for rounds 5 to 11: nothing crosses between n2 and any
+    // other node; within n2 the network works.
+    let (matrix, mut facts) = mesh_run_by_round(None, |from, to, net, _, round| {
+        !(net == CephNetwork::Cluster
+            && from != to
+            && (from == "n2" || to == "n2")
+            && (5..12).contains(&round))
+    });
+    facts.soak_min_outage_ms = Some(1_500);
+    let found = evaluate(&matrix, &facts);
+    assert_eq!(
+        kinds_of(&found),
+        [(
+            FindingKind::Outage,
+            Some(CephNetwork::Cluster),
+            vec!["n2".to_string()]
+        )],
+        "{found:#?}"
+    );
+    let f = &found[0];
+    assert!(!f.evidence.contains_key("pair"), "{f:#?}");
+    assert_eq!(
+        (
+            &f.evidence["outages"],
+            &f.evidence["longest_ms"],
+            &f.evidence["availability"]
+        ),
+        (&json!(1), &json!(7_000), &json!(0.6316)),
+        "{f:#?}"
+    );
+    assert_eq!(f.evidence["responder_nodes"], json!(["n1", "n3", "n4"]));
+    // Its own responder stayed reachable; every other pair of it was down.
+    let per: BTreeMap<&str, (&Value, &Value)> = f.evidence["per_responder"]
+        .as_array()
+        .expect("per_responder")
+        .iter()
+        .map(|r| {
+            (
+                r["node"].as_str().unwrap_or_default(),
+                (&r["outages"], &r["availability"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per,
+        BTreeMap::from([
+            ("n1", (&json!(1), &json!(0.6316))),
+            ("n2", (&json!(0), &json!(1.0))),
+            ("n3", (&json!(1), &json!(0.6316))),
+            ("n4", (&json!(1), &json!(0.6316))),
+        ])
+    );
+    // The other nodes' pairs toward n2 were down with it: under its outage, not findings
+    // of their own.
+    let under = explained(f);
+    for from in ["n1", "n3", "n4"] {
+        assert!(
+            under.contains(&("outage".to_string(), vec![from.into(), "n2".into()])),
+            "{from} -> n2: {under:?}"
+        );
+    }
+}
+
+#[test]
+fn a_soak_with_a_node_cut_off_and_later_one_pair_cut_gives_each_its_finding() {
+    // n2 cut off from every other node on cluster for rounds 2 to 4 (its uplink), then
+    // n2 -> n3 alone for rounds 10 to 15 (a one-way block: n3 still reaches n2).
+    let (matrix, mut facts) = mesh_run_by_round(None, |from, to, net, _, round| {
+        let uplink = from != to && (from == "n2" || to == "n2") && (2..5).contains(&round);
+        let pair = from == "n2" && to == "n3" && (10..16).contains(&round);
+        !(net == CephNetwork::Cluster && (uplink || pair))
+    });
+    facts.soak_min_outage_ms = Some(1_500);
+    let found = evaluate(&matrix, &facts);
+    let outages = outages_of(&found);
+    assert_eq!(
+        outages.keys().collect::<Vec<_>>(),
+        ["n2", "n2,n3"],
+        "{found:#?}"
+    );
+    // The node's outage is its uplink's window alone: the pair's later one does not lower
+    // its availability.
+    let node = outages["n2"];
+    assert_eq!(
+        (&node.evidence["outages"], &node.evidence["longest_ms"]),
+        (&json!(1), &json!(3_000)),
+        "{node:#?}"
+    );
+    assert_eq!(node.evidence["windows"][0]["from_ms"], json!(2_000));
+    assert_eq!(node.evidence["availability"], json!(0.8421));
+    // The pair's outage is the one outside the node's: 10 s to 16 s, nothing together.
+    let pair = outages["n2,n3"];
+    assert_eq!(
+        (
+            &pair.evidence["outages"],
+            &pair.evidence["longest_ms"],
+            &pair.evidence["windows"][0]["from_ms"]
+        ),
+        (&json!(1), &json!(6_000), &json!(10_000)),
+        "{pair:#?}"
+    );
+    assert_eq!(pair.evidence["together_with"], json!([]));
+    assert!(
+        pair.summary
+            .starts_with("n2 → n3 on cluster: 1 outage, longest 6.0 s"),
+        "{}",
+        pair.summary
+    );
+    assert!(
+        pair.suggestions[0].contains("firewall"),
+        "{:?}",
+        pair.suggestions
+    );
+    // n3 -> n2 was down only while n2 was cut off: n2's.
+    assert!(
+        explained(node).contains(&("outage".to_string(), vec!["n3".into(), "n2".into()])),
+        "{node:#?}"
+    );
+}
+
+#[test]
+fn pairs_toward_one_responder_down_together_point_at_its_side() {
+    // Nobody but n3's own clients reaches n3's responder for rounds 5 to 11, while n3's
+    // clients reach every node: the way into n3, not n3's uplink as a whole.
+    let (matrix, mut facts) = mesh_run_by_round(None, |from, to, net, _, round| {
+        !(net == CephNetwork::Public && to == "n3" && from != "n3" && (5..12).contains(&round))
+    });
+    facts.soak_min_outage_ms = Some(1_500);
+    let found = evaluate(&matrix, &facts);
+    let outages = outages_of(&found);
+    assert_eq!(
+        outages.keys().collect::<Vec<_>>(),
+        ["n1,n3", "n2,n3", "n4,n3"],
+        "{found:#?}"
+    );
+    let f = outages["n1,n3"];
+    assert_eq!(f.evidence["together_with"], json!(["n2 -> n3", "n4 -> n3"]));
+    assert!(
+        f.summary
+            .contains("every other node lost the responder on n3: n3's side"),
+        "{}",
+        f.summary
+    );
+    assert!(f.suggestions[0].contains("node n3"), "{:?}", f.suggestions);
 }
 
 #[test]
