@@ -743,4 +743,6 @@ pub(super) fn mesh_rules(
 }
 
 #[cfg(test)]
+mod soak_tests;
+#[cfg(test)]
 mod tests;

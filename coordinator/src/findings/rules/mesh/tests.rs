@@ -71,6 +71,16 @@ fn mesh_run_by_round(
 fn mesh_run_recorded(
     peers: Option<&[(&str, &[&str])]>,
     ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool,
+    record: impl FnMut(&mut PathMatrix, &str, &str, &[ProbeResult]),
+) -> (PathMatrix, RunFacts) {
+    mesh_run_rounds(ROUNDS, peers, ok, record)
+}
+
+/// [`mesh_run_recorded`] over `rounds` rounds (a round a second, from 0 s).
+pub(super) fn mesh_run_rounds(
+    rounds: u64,
+    peers: Option<&[(&str, &[&str])]>,
+    ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool,
     mut record: impl FnMut(&mut PathMatrix, &str, &str, &[ProbeResult]),
 ) -> (PathMatrix, RunFacts) {
     let networks = [CephNetwork::Public, CephNetwork::Cluster];
@@ -108,7 +118,7 @@ fn mesh_run_recorded(
                     if !by_node.get(node).is_some_and(|p| p.iter().any(|p| p == to)) {
                         continue;
                     }
-                    let results: Vec<ProbeResult> = (0..ROUNDS)
+                    let results: Vec<ProbeResult> = (0..rounds)
                         .flat_map(|round| kinds().into_iter().map(move |kind| (round, kind)))
                         .map(|(round, kind)| ProbeResult {
                             network,
@@ -189,7 +199,7 @@ fn add_host_checker(
     }
 }
 
-fn between(from: &str, to: &str, a: &str, b: &str) -> bool {
+pub(super) fn between(from: &str, to: &str, a: &str, b: &str) -> bool {
     (from == a && to == b) || (from == b && to == a)
 }
 
@@ -362,7 +372,7 @@ fn pairs_not_probed_are_shown_as_such() {
 }
 
 /// The `outage` findings of `found`, by their nodes (`n2` a node's, `n2,n3` a pair's).
-fn outages_of(found: &[Finding]) -> BTreeMap<String, &Finding> {
+pub(super) fn outages_of(found: &[Finding]) -> BTreeMap<String, &Finding> {
     found
         .iter()
         .filter(|f| f.kind == FindingKind::Outage)
@@ -371,7 +381,7 @@ fn outages_of(found: &[Finding]) -> BTreeMap<String, &Finding> {
 }
 
 /// The kinds and nodes of a finding's `evidence.explains`.
-fn explained(f: &Finding) -> Vec<(String, Vec<String>)> {
+pub(super) fn explained(f: &Finding) -> Vec<(String, Vec<String>)> {
     f.evidence
         .get("explains")
         .and_then(|e| e.as_array())
@@ -693,6 +703,12 @@ fn a_soak_with_a_node_cut_off_and_later_one_pair_cut_gives_each_its_finding() {
         "{pair:#?}"
     );
     assert_eq!(pair.evidence["together_with"], json!([]));
+    // Its availability counts the node's window too: 9 s down of 19 s (not 6 s).
+    assert_eq!(
+        (&pair.evidence["availability"], &pair.evidence["down_ms"]),
+        (&json!(0.5263), &json!(9_000)),
+        "{pair:#?}"
+    );
     assert!(
         pair.summary
             .starts_with("n2 → n3 on cluster: 1 outage, longest 6.0 s"),
