@@ -10,8 +10,8 @@
 //! A mesh soak's rows are (client node, responder node) pairs instead, as the live metrics'
 //! `source_node` and `target_node` are: a node's windows merged over every responder would
 //! make one broken pair its outage. Their outages are the report's
-//! `mesh.networks[].cells[].outage` (the coordinator's rule, schema 5), or in an older report
-//! the pair's client paths' windows merged where they overlap.
+//! `mesh.networks[].cells[].outage` (the coordinator's rule; from `schema_version` 5), or in
+//! an older report the pair's client paths' windows merged where they overlap.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -208,15 +208,14 @@ fn outages(r: &StoredReport) -> String {
 
 /// A mesh soak's table and timeline per network: a row per (client node, responder node)
 /// pair that had an outage or a failed probe, its outages as the report's
-/// `mesh.networks[].cells[].outage` has them (the coordinator's outage rule, as the `outage`
-/// findings of pairs and the live metrics per `source_node` and `target_node` count them;
-/// a report without them, its clients' path windows to the responder merged where they
-/// overlap). A node's windows merged over every responder would make one broken pair the
+/// `mesh.networks[].cells[].outage` has them (the coordinator's outage rule over the pair's
+/// client paths, every window; a report of schema 4 or older, which has none, its clients'
+/// path windows to the responder merged where they overlap). A node's windows merged over every responder would make one broken pair the
 /// node's outage.
 fn pair_outages(r: &StoredReport) -> String {
     let run_ms = r.duration_ms.max(1);
     let mut out = String::from(
-        "<p class=\"legend\">A mesh soak: per network, a row per client node → responder node pair that had an outage or a failed probe, over the whole soak: the share of its clients' probes that passed, its outages by the coordinator's outage rule (the pairs' <code>outage</code> findings and the live <code>multinet_outages_total</code> per <code>source_node</code> and <code>target_node</code> count the same), the longest, the time down, up→down flaps summed over its paths, and the time the node's clients or the responder were away (not measured: no outage). On the timeline, red is an outage, grey an agent away; hover for times and the failure class.</p>\n",
+        "<p class=\"legend\">A mesh soak: per network, a row per client node → responder node pair that had an outage or a failed probe, over the whole soak: the share of its clients' probes that passed, its outages by the coordinator's outage rule over its clients' paths to that responder (the JSON report's <code>mesh.networks[].cells[].outage</code>; a pair's <code>outage</code> finding leaves out the windows within its nodes' own outages, and the live metrics count a little differently: docs/report.md), the longest, the time down, up→down flaps summed over its paths, and the time the node's clients or the responder were away (not measured: no outage). On the timeline, red is an outage, grey an agent away; hover for times and the failure class.</p>\n",
     );
     // Host checkers' probes are in no cell (a cell is its clients').
     let host_checkers: Vec<&str> = r
@@ -253,7 +252,15 @@ fn pair_outages(r: &StoredReport) -> String {
             if sent == 0 {
                 continue;
             }
+            // Schema 5 has each pair's outages by the coordinator's rule (none: no outage);
+            // an older report only its paths' windows.
             let (count, longest, down, windows) = match &cell.outage {
+                _ if r.schema_version < 5 => {
+                    let windows = merged_windows(r, in_pair);
+                    let lengths = windows.iter().map(|w| w.end(run_ms) - w.from_ms);
+                    (windows.len(), lengths.clone().max(), lengths.sum(), windows)
+                }
+                None => (0, None, 0, Vec::new()),
                 Some(o) => (
                     o.outages,
                     (o.outages > 0).then_some(o.longest_ms),
@@ -267,11 +274,6 @@ fn pair_outages(r: &StoredReport) -> String {
                         })
                         .collect(),
                 ),
-                None => {
-                    let windows = merged_windows(r, in_pair);
-                    let lengths = windows.iter().map(|w| w.end(run_ms) - w.from_ms);
-                    (windows.len(), lengths.clone().max(), lengths.sum(), windows)
-                }
             };
             if count == 0 && windows.is_empty() && ok == sent {
                 quiet += 1;
@@ -793,9 +795,12 @@ mod tests {
         );
     }
 
+    /// Must-fix 5 of the review: the fallback is for reports older than schema 5 (a schema 4
+    /// mesh report has no cell outages), decided by `schema_version`.
     #[test]
     fn an_older_mesh_soak_report_shows_its_pairs_path_windows_merged() {
         let mut r = mesh_soak();
+        r.schema_version = 4;
         let cells = &mut r.mesh.as_mut().expect("mesh").networks[0].cells;
         cells.iter_mut().for_each(|c| c.outage = None);
         // One client's window a little later than the other's: merged where they overlap.
@@ -818,6 +823,27 @@ mod tests {
         );
         assert!(
             outages.contains("<td class=\"num\">7.6 s</td>"),
+            "{outages}"
+        );
+    }
+
+    /// Must-fix 5: a schema 5 report's pair without cell outages had none by the
+    /// coordinator's rule (its paths' windows were loss, shorter than the shortest outage):
+    /// no fallback to the path windows, which would draw them as outages.
+    #[test]
+    fn a_schema_5_cell_without_outages_is_not_read_from_its_path_windows() {
+        let mut r = mesh_soak();
+        let cells = &mut r.mesh.as_mut().expect("mesh").networks[0].cells;
+        cells.iter_mut().for_each(|c| c.outage = None);
+        let (outages, _) = sections(&r).expect("a soak");
+        // n2 -> n3 still has its row (failed probes), with no outage drawn.
+        assert!(
+            outages.contains("<tr data-node=\"n2\" data-to-node=\"n3\"><th>n2 → n3</th><td class=\"num\">88.33%</td><td class=\"num\">0</td><td class=\"num\">-</td><td class=\"num\">0.0 s</td>"),
+            "{outages}"
+        );
+        assert_eq!(
+            outages.matches("<rect class=\"outage\"").count(),
+            0,
             "{outages}"
         );
     }
