@@ -28,6 +28,9 @@ pub struct MatrixActor {
     /// A mesh's responder addresses with their nodes, as last told ([`TargetNodes`]): kept
     /// for metrics attached later.
     target_nodes: std::collections::HashMap<std::net::SocketAddr, String>,
+    /// The addresses the server or the responders listen on now, as last told
+    /// ([`Listening`]): kept for metrics attached later.
+    listening: Option<std::collections::HashSet<std::net::SocketAddr>>,
 }
 
 impl Actor for MatrixActor {
@@ -53,6 +56,7 @@ impl MatrixActor {
             run_epoch_unix_ms,
             metrics: None,
             target_nodes: Default::default(),
+            listening: None,
         }
     }
 }
@@ -106,7 +110,7 @@ impl Handler<Record> for MatrixActor {
                     &msg.node,
                     &msg.results,
                     msg.dropped,
-                    |r, change| metrics.result(&msg.client, &msg.node, r, change),
+                    |r, _| metrics.result(&msg.client, &msg.node, r),
                 );
             }
         }
@@ -125,6 +129,9 @@ impl Handler<WithMetrics> for MatrixActor {
         if !self.target_nodes.is_empty() {
             metrics.set_target_nodes(self.target_nodes.clone());
         }
+        if let Some(listening) = &self.listening {
+            metrics.set_listening(listening.clone());
+        }
         self.metrics = Some(metrics);
     }
 }
@@ -142,6 +149,23 @@ impl Handler<TargetNodes> for MatrixActor {
         if let Some(metrics) = &mut self.metrics {
             metrics.set_target_nodes(self.target_nodes.clone());
         }
+    }
+}
+
+/// The addresses the server (a mesh's responders) listens on now, HTTP and HTTPS: paths to
+/// others are let go by their clients, and leave the live outages
+/// ([`PathMetrics::set_listening`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Listening(pub std::collections::HashSet<std::net::SocketAddr>);
+
+impl Handler<Listening> for MatrixActor {
+    type Result = ();
+    fn handle(&mut self, msg: Listening, _: &mut Context<Self>) {
+        if let Some(metrics) = &mut self.metrics {
+            metrics.set_listening(msg.0.clone());
+        }
+        self.listening = Some(msg.0);
     }
 }
 

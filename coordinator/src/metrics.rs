@@ -14,12 +14,14 @@
 //! (the client's), target node (the server's), probe kind, and result (`ok` or the failure
 //! class the report uses). Names follow Prometheus' conventions: prefix `multinet_`, the unit
 //! in the name, `_total` for counters. `multinet_path_up` and the outage counters apply the
-//! outage rule of the soak's `outage` finding ([`crate::outage`]) as results arrive.
+//! outage rule of the soak's `outage` finding ([`crate::outage`]) as results arrive; where
+//! their figures differ from the report's (host checkers counted, every window rather than
+//! each path's 8 kept, paths let go when the server listens anew) is README's "Live metrics".
 //!
 //! This module must not decide anything about the run: it only shows what the supervisor and
 //! the matrix actor tell it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -264,6 +266,12 @@ struct PathHandles {
     labels: ProbeLabels,
     /// Index of its node's [`NodeOutage`] in `PathMetrics::nodes`.
     node: usize,
+    /// Down in its node's [`LiveOutage`]: its last result counted there failed. Its own, not
+    /// the matrix's, so that a path let go ([`PathMetrics::set_listening`]) or a resumed
+    /// run's path first seen down counts once each way.
+    down: bool,
+    /// Its last result's time, ms on the run's clock: where a path let go while down ends.
+    last_ms: u64,
 }
 
 /// The outage state and metrics of a node's paths to the server's node on one network.
@@ -275,6 +283,23 @@ struct NodeOutage {
     outage_seconds: Counter<f64, AtomicU64>,
     /// What `outages` and `outage_seconds` show so far, to add only the difference.
     shown: (u64, u64),
+}
+
+impl NodeOutage {
+    /// One path's `change` at `at_ms`, and the metrics brought up to date.
+    fn observe(&mut self, change: PathChange, at_ms: u64) {
+        self.live.observe(change, at_ms);
+        self.up.set(i64::from(!self.live.down()));
+        let (outages, down_ms) = (self.live.outages(), self.live.down_ms());
+        if outages > self.shown.0 {
+            self.outages.inc_by(outages - self.shown.0);
+        }
+        if down_ms > self.shown.1 {
+            self.outage_seconds
+                .inc_by((down_ms - self.shown.1) as f64 / 1000.0);
+        }
+        self.shown = (outages.max(self.shown.0), down_ms.max(self.shown.1));
+    }
 }
 
 /// The per-path part, owned by the matrix actor.
@@ -289,6 +314,9 @@ pub struct PathMetrics {
     target_nodes: HashMap<SocketAddr, String>,
     /// Client pod → its paths' handles.
     clients: HashMap<String, HashMap<(CephNetwork, SocketAddr, ProbeKind), PathHandles>>,
+    /// The addresses the server or the responders listen on now ([`Self::set_listening`]);
+    /// `None` until told: every path counts.
+    listening: Option<HashSet<SocketAddr>>,
     /// (network, client node, target node) → index in `nodes`.
     node_index: HashMap<(CephNetwork, String, String), usize>,
     nodes: Vec<NodeOutage>,
@@ -304,6 +332,7 @@ impl PathMetrics {
             target_node,
             target_nodes: HashMap::new(),
             clients: HashMap::new(),
+            listening: None,
             node_index: HashMap::new(),
             nodes: Vec::new(),
         }
@@ -315,15 +344,34 @@ impl PathMetrics {
         self.target_nodes = target_nodes;
     }
 
+    /// The addresses the server (a mesh's responders) listens on now. A path to any other
+    /// address is one its client let go (the server restarted with other listeners): it no
+    /// longer counts in its node's outage — one down is up from its last result, so that
+    /// its node's outage closes (it would stay open for good, and swallow the node's next
+    /// outages, as no result of that path will come to close it) — and results to it that
+    /// still arrive count as probes only. An address listened on again counts again.
+    pub fn set_listening(&mut self, listening: HashSet<SocketAddr>) {
+        for paths in self.clients.values_mut() {
+            for ((_, target, _), path) in paths.iter_mut() {
+                if path.down && !listening.contains(target) {
+                    path.down = false;
+                    self.nodes[path.node].observe(PathChange::CameUp, path.last_ms);
+                }
+            }
+        }
+        self.listening = Some(listening);
+    }
+
     /// A batch of `results` results was recorded, and its agent said it dropped `dropped`.
     pub fn batch(&self, results: usize, dropped: u64) {
         self.run.results_recorded.inc_by(results as u64);
         self.run.results_lost.inc_by(dropped);
     }
 
-    /// One result of `client` on `node`, and what it did to its path
-    /// ([`crate::matrix::PathMatrix::record_with`]).
-    pub fn result(&mut self, client: &str, node: &str, r: &ProbeResult, change: PathChange) {
+    /// One result of `client` on `node` (recorded in the matrix:
+    /// [`crate::matrix::PathMatrix::record_with`]). What it did to its path's up/down state
+    /// is the path's own here (its handles keep whether it is down).
+    pub fn result(&mut self, client: &str, node: &str, r: &ProbeResult) {
         let key = (r.network, r.target, r.kind);
         if !self
             .clients
@@ -358,18 +406,24 @@ impl PathMetrics {
                     .inc();
             }
         }
-        let node = &mut self.nodes[path.node];
-        node.live.observe(change, r.started_ms);
-        node.up.set(i64::from(!node.live.down()));
-        let (outages, down_ms) = (node.live.outages(), node.live.down_ms());
-        if outages > node.shown.0 {
-            node.outages.inc_by(outages - node.shown.0);
+        if self
+            .listening
+            .as_ref()
+            .is_some_and(|l| !l.contains(&r.target))
+        {
+            // A path let go: its late results are probes, no outage.
+            return;
         }
-        if down_ms > node.shown.1 {
-            node.outage_seconds
-                .inc_by((down_ms - node.shown.1) as f64 / 1000.0);
-        }
-        node.shown = (outages.max(node.shown.0), down_ms.max(node.shown.1));
+        let failed = matches!(r.outcome, Outcome::Failed(_));
+        let change = match (path.down, failed) {
+            (false, false) => PathChange::StayedUp,
+            (false, true) => PathChange::WentDown,
+            (true, true) => PathChange::StayedDown,
+            (true, false) => PathChange::CameUp,
+        };
+        path.down = failed;
+        path.last_ms = path.last_ms.max(r.started_ms);
+        self.nodes[path.node].observe(change, r.started_ms);
     }
 
     fn handles(&mut self, node: &str, r: &ProbeResult) -> PathHandles {
@@ -420,6 +474,8 @@ impl PathMetrics {
             }),
             labels,
             node: index,
+            down: false,
+            last_ms: 0,
         }
     }
 }

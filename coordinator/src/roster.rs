@@ -16,7 +16,7 @@ use multinet_proto::control::{
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::matrix_actor::{MatrixActor, Record, TargetNodes};
+use crate::matrix_actor::{Listening, MatrixActor, Record, TargetNodes};
 use crate::mesh::{Responder, Targeting};
 
 pub mod absences;
@@ -426,6 +426,13 @@ impl Handler<ConnectionEvent> for AgentRoster {
                         }
                     }
                     self.responders.insert(pod, responder);
+                    // Before the agents hear of the new listeners: paths to old ones are let
+                    // go, in the live outages too.
+                    self.matrix.do_send(Listening(
+                        crate::mesh::target_nodes(self.responders.values())
+                            .into_keys()
+                            .collect(),
+                    ));
                     self.send_targets();
                 }
             }

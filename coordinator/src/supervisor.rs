@@ -596,8 +596,16 @@ impl RunSupervisor {
             );
             // A resumed mesh's responders are known already: labelled before any result
             // (the roster tells the matrix of later ones).
-            let known = self.roster.send(Snapshot).await?.target_nodes;
-            paths.set_target_nodes(known.into_iter().collect());
+            let snapshot = self.roster.send(Snapshot).await?;
+            paths.set_target_nodes(snapshot.target_nodes.into_iter().collect());
+            // A resumed run's listeners now, as the roster tells the matrix of later ones.
+            if !snapshot.responders.is_empty() {
+                paths.set_listening(
+                    crate::mesh::target_nodes(snapshot.responders.values())
+                        .into_keys()
+                        .collect(),
+                );
+            }
             self.matrix.send(WithMetrics(paths)).await?;
         }
         Ok(())

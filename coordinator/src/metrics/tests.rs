@@ -35,8 +35,8 @@ fn record(
     results: &[ProbeResult],
 ) {
     paths.batch(results.len(), 0);
-    matrix.record_with(client, node, results, 0, |r, change| {
-        paths.result(client, node, r, change);
+    matrix.record_with(client, node, results, 0, |r, _| {
+        paths.result(client, node, r);
     });
 }
 
@@ -405,4 +405,66 @@ fn a_mesh_labels_each_path_with_its_responders_node_and_keeps_their_outages_apar
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+}
+
+/// Must-fix 4 of the review of branch `soak` (the live outage leak): the server restarts with
+/// another listener while its client's path to the old one is down (failed 1.0 s to 3.0 s).
+/// The client lets the old path go and no result will close it: told the listeners now, the
+/// metrics end that path's window at its last result, so the node is up again (1 outage,
+/// 2.0 s), a late result to the old listener is a probe only, and a later outage on the new
+/// listener (10.0 s to 11.0 s) is an outage of its own (2 outages, 3.0 s) — before, the node
+/// stayed down for good and the later outage was folded into the first (1 outage, 10.0 s).
+#[test]
+fn a_path_to_a_listener_let_go_while_down_ends_its_nodes_outage() {
+    let run = RunMetrics::new();
+    let mut paths = PathMetrics::new(run.clone(), OutageRule { min_ms: 900 }, "n1".into());
+    let mut matrix = PathMatrix::default();
+    let old = result(CephNetwork::Public, 0, Outcome::Ok).target;
+    let new: std::net::SocketAddr = "198.18.0.1:9080".parse().expect("addr");
+    let to_new = |ms, outcome| ProbeResult {
+        target: new,
+        ..result(CephNetwork::Public, ms, outcome)
+    };
+    let failed = Outcome::Failed(FailureClass::ConnectTimeout);
+    paths.set_listening(HashSet::from([old]));
+    let down_on_old: Vec<ProbeResult> = [(0, Outcome::Ok), (1_000, failed), (2_000, failed)]
+        .into_iter()
+        .chain([(3_000, failed)])
+        .map(|(ms, outcome)| result(CephNetwork::Public, ms, outcome))
+        .collect();
+    record(&mut matrix, &mut paths, "c", "n2", &down_on_old);
+    // (multinet_path_up, multinet_outages_total, multinet_outage_seconds_total) of n2 -> n1.
+    let figures = |text: &str| -> Vec<String> {
+        ["path_up", "outages_total", "outage_seconds_total"]
+            .iter()
+            .map(|name| {
+                let prefix = format!(
+                    r#"multinet_{name}{{network="public",source_node="n2",target_node="n1"}} "#
+                );
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&prefix))
+                    .unwrap_or("none")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(figures(&run.encode()), ["0", "1", "2.0"]);
+    // The server listens elsewhere now; a late failure to the old listener arrives.
+    paths.set_listening(HashSet::from([new]));
+    let mut later = vec![result(CephNetwork::Public, 3_500, failed)];
+    later.extend([(4_000, Outcome::Ok), (5_000, Outcome::Ok)].map(|(ms, o)| to_new(ms, o)));
+    later.extend(
+        [(10_000, failed), (10_500, failed), (11_000, Outcome::Ok)].map(|(ms, o)| to_new(ms, o)),
+    );
+    record(&mut matrix, &mut paths, "c", "n2", &later[..3]);
+    let text = run.encode();
+    assert_eq!(figures(&text), ["1", "1", "2.0"]);
+    // The late result still counts as a probe.
+    assert!(
+        text.lines().any(|l| l
+            == r#"multinet_probes_total{network="public",source_node="n2",target_node="n1",kind="https_large_kept_alive",result="connect_timeout"} 4"#),
+        "{text}"
+    );
+    record(&mut matrix, &mut paths, "c", "n2", &later[3..]);
+    assert_eq!(figures(&run.encode()), ["1", "2", "3.0"]);
 }

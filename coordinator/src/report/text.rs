@@ -429,8 +429,8 @@ fn mesh(out: &mut String, r: &StoredReport, paint: Paint) {
 }
 
 /// A mesh soak's outages of a network per (client node, responder node) pair, as its cells
-/// have them (`mesh.networks[].cells[].outage`: the soak's outage rule, as the live metrics
-/// count them per `source_node` and `target_node`), one line per pair that had one:
+/// have them (`mesh.networks[].cells[].outage`: the soak's outage rule over the pair's client
+/// paths, every window), one line per pair that had one:
 /// `n2 → n3: 1 outage, longest 7.0 s, down 7.0 s, availability 88.14%; 5.0–12.0 s (class)`.
 fn pair_outages(out: &mut String, network: &crate::findings::MeshNetwork) {
     let down: Vec<(&crate::findings::CellReport, &crate::findings::CellOutage)> = network

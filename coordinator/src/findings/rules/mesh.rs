@@ -92,9 +92,11 @@ pub struct CellReport {
 }
 
 /// A soak's outages of one (client node, responder node) pair on a network: its clients' paths
-/// to that responder merged by the outage rule of the `outage` finding ([`crate::outage`]) —
-/// what the live `multinet_outages_total` and `multinet_outage_seconds_total` count for that
-/// `source_node` and `target_node`, on the run's clock.
+/// to that responder merged by the outage rule of the `outage` finding ([`crate::outage`]),
+/// every window (those within node outages too), on the run's clock. The live
+/// `multinet_outages_total` and `multinet_outage_seconds_total` of that `source_node` and
+/// `target_node` apply the same rule as results arrive; README's "Live metrics" says where
+/// their figures differ (host checkers, 8 windows kept per path, when a window counts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellOutage {
     /// Outages in the soak.
