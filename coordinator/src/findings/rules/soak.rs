@@ -104,8 +104,8 @@ fn ratio4(x: f64) -> f64 {
 /// the outage finding that stands for a node's paths (its own `outage`) or for one pair's.
 #[derive(Debug, Default)]
 struct Causes {
-    /// (network, node) with a node `outage`.
-    nodes: BTreeSet<(CephNetwork, String)>,
+    /// (network, node) with a node `outage` → its windows.
+    nodes: BTreeMap<(CephNetwork, String), Vec<Window>>,
     /// (network, client node, responder node) → the `nodes` of the outage finding that
     /// holds that pair's outages: the pair's own, or its responder node's.
     pairs: BTreeMap<(CephNetwork, String, String), Vec<String>>,
@@ -117,7 +117,13 @@ impl Causes {
     /// first, and the block between it and another node); in a mesh a pair's explains a
     /// client node's finding when every responder it names is one of the node's pairs with
     /// an outage, and a block between two nodes.
-    fn of(&self, f: &Finding, mesh: bool) -> Option<Vec<String>> {
+    ///
+    /// In a mesh (`mesh` its outage rule) a node's outage is the time every pair of it was down
+    /// at once, often seconds, not the union of its pairs' windows: it explains a finding only
+    /// when the finding's failures (its first to its last failed probe) lie inside the node's
+    /// windows, parts outside shorter than the shortest outage ([`cut_off::explained`]) —
+    /// a persistent MTU problem of one pair is not its client node's uplink blip.
+    fn of(&self, f: &Finding, mesh: Option<OutageRule>) -> Option<Vec<String>> {
         if !matches!(
             f.kind,
             FindingKind::Flaky
@@ -130,24 +136,27 @@ impl Causes {
         }
         let network = f.network?;
         let first = f.nodes.first()?;
-        let node = |n: &String| {
-            self.nodes
-                .contains(&(network, n.clone()))
-                .then(|| vec![n.clone()])
+        let inside = |n: &String| {
+            let Some(windows) = self.nodes.get(&(network, n.clone())) else {
+                return false;
+            };
+            mesh.is_none_or(|rule| failed_within(f, windows, rule))
         };
+        let node = |n: &String| inside(n).then(|| vec![n.clone()]);
         let pair = |from: &String, to: &String| {
-            self.pairs
-                .get(&(network, from.clone(), to.clone()))
-                .cloned()
+            let cause = self.pairs.get(&(network, from.clone(), to.clone()))?;
+            // A pair said under its responder node's outage: that node's windows.
+            match cause.as_slice() {
+                [n] if !inside(n) => None,
+                _ => Some(cause.clone()),
+            }
         };
         if f.nodes.iter().all(|n| n == first)
             && let Some(cause) = node(first)
         {
             return Some(cause);
         }
-        if !mesh {
-            return None;
-        }
+        mesh?;
         match f.kind {
             // A pair's block; not the one naming every node.
             FindingKind::InterNodeBlocked => match f.nodes.as_slice() {
@@ -171,8 +180,9 @@ impl Causes {
     }
 
     /// Moves the path findings of `out` that an outage finding explains under it
-    /// ([`Self::of`]).
-    fn explain(&self, out: &mut Vec<Finding>, mesh: bool) {
+    /// ([`Self::of`]), each with its severity; in a mesh (`mesh` its outage rule) one that
+    /// weighs more than that outage stays where it is, its weight in the verdict.
+    fn explain(&self, out: &mut Vec<Finding>, mesh: Option<OutageRule>) {
         let mut moved: Vec<(Vec<String>, Finding)> = Vec::new();
         let mut kept: Vec<Finding> = Vec::new();
         for f in std::mem::take(out) {
@@ -184,12 +194,15 @@ impl Causes {
         *out = kept;
         for (cause, f) in moved {
             let holder = out.iter_mut().find(|c| {
-                c.kind == FindingKind::Outage && c.network == f.network && c.nodes == cause
+                c.kind == FindingKind::Outage
+                    && c.network == f.network
+                    && c.nodes == cause
+                    && (mesh.is_none() || f.severity <= c.severity)
             });
             match holder {
                 Some(c) => add_explained(
                     c,
-                    json!({"kind": f.kind, "nodes": f.nodes, "summary": f.summary}),
+                    json!({"kind": f.kind, "nodes": f.nodes, "severity": f.severity, "summary": f.summary}),
                 ),
                 None => out.push(f),
             }
@@ -223,10 +236,30 @@ pub(super) fn soak_outages(matrix: &PathMatrix, facts: &RunFacts, out: &mut Vec<
                 |w: &Window| when::together(node, w, &merged, &all_nodes, &facts.server_node);
             let paths = &by_node[node];
             out.push(outage(facts, network, node, paths, windows, together, None));
-            causes.nodes.insert((network, node.clone()));
+            causes
+                .nodes
+                .insert((network, node.clone()), windows.clone());
         }
     }
-    causes.explain(out, facts.mesh.is_some());
+    causes.explain(out, facts.mesh.is_some().then_some(rule));
+}
+
+/// Whether path finding `f`'s failures — its first to its last failed probe (`evidence`
+/// `first_failure_ms`, `last_failure_ms`) — lie inside `windows` ([`cut_off::explained`]);
+/// not without them.
+fn failed_within(f: &Finding, windows: &[Window], rule: OutageRule) -> bool {
+    let at = |key: &str| f.evidence.get(key).and_then(Value::as_u64);
+    let (Some(first), Some(last)) = (at("first_failure_ms"), at("last_failure_ms")) else {
+        return false;
+    };
+    let failed = Window {
+        from_ms: first,
+        // A probe's time, not a point: one failed probe inside a window is inside it.
+        to_ms: last.max(first) + 1,
+        ongoing: false,
+        failures: Default::default(),
+    };
+    cut_off::explained(&failed, windows, rule)
 }
 
 /// Every outage finding's last suggestion.

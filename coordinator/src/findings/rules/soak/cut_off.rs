@@ -6,8 +6,8 @@
 //! end events counting the pairs down and the pairs measured — not while some pair's window
 //! merely overlapped the node's merged window: one pair down from 10 s to 60 s around a blip
 //! of every pair from 30 s to 32 s is a node outage of 30–32 s, the pair's own outage around
-//! it. Which pairs count (README, "Mesh runs"): the node's pairs measured at that time (a
-//! probe before and one after) were all down, or, when it measured two other nodes' or more,
+//! it. Which pairs count (README, "Mesh runs"): the node's pairs measured at that time (from
+//! the node's first probe to the pair's last; [`cut_off`] says why) were all down, or, when it measured two other nodes' or more,
 //! every other node's pair was — within a node the NAD's master carries the traffic, so its
 //! own responder may still answer while its uplink is down.
 //!
@@ -56,7 +56,23 @@ impl Counts {
 /// pair window still open at the end ends with it; its failed probes are those of the pair
 /// windows within it (or, when none is, of those it lies in) — a pair window's probes are
 /// not kept by time, so this is the class of what took the node down, not an exact count.
+///
+/// Where the pairs' measured times begin and end matters (review of branch soak2, must-fix
+/// 2): each pair counts as measured from the node's first probe (its pairs' earliest) — a pair
+/// whose first probe comes later is no pair missing at the start, or one pair down from the
+/// first probe would be the node cut off until the others begin — to its own last probe, and
+/// a window opens only when a pair goes down: never when pairs stop being measured, as they
+/// do one by one at the end of the run (or when a responder's paths are left out), leaving
+/// only those still down.
 pub(super) fn cut_off(pairs: &[PairSpan<'_>], rule: OutageRule) -> Vec<Window> {
+    let Some(start) = pairs
+        .iter()
+        .filter(|p| p.probed.1 > p.probed.0)
+        .map(|p| p.probed.0)
+        .min()
+    else {
+        return Vec::new();
+    };
     // (time, change): the changes at one time are applied together before the next span.
     let mut events: BTreeMap<u64, Counts> = BTreeMap::new();
     let mut add = |at: u64, f: &dyn Fn(&mut Counts)| f(events.entry(at).or_default());
@@ -66,7 +82,7 @@ pub(super) fn cut_off(pairs: &[PairSpan<'_>], rule: OutageRule) -> Vec<Window> {
         if last <= first {
             continue;
         }
-        add(first, &|c| {
+        add(start, &|c| {
             c.measured += 1;
             c.measured_other += other;
         });
@@ -98,8 +114,10 @@ pub(super) fn cut_off(pairs: &[PairSpan<'_>], rule: OutageRule) -> Vec<Window> {
         now.down += change.down;
         now.measured_other += change.measured_other;
         now.down_other += change.down_other;
+        // A pair went down at `at`: only then may the node be found cut off.
+        let went_down = change.down > 0 || change.down_other > 0;
         match (open, now.cut_off()) {
-            (None, true) => open = Some(at),
+            (None, true) if went_down => open = Some(at),
             (Some(from), false) => {
                 spans.push((from, at));
                 open = None;
@@ -260,7 +278,7 @@ mod tests {
     }
 
     /// A pair no longer measured (its responder's paths left out after its first probes)
-    /// is no pair that must be down; one not yet measured neither.
+    /// is no pair that must be down.
     #[test]
     fn only_the_pairs_measured_at_the_time_count() {
         let down = [w(40, 50)];
@@ -276,6 +294,86 @@ mod tests {
             )),
             [(40, 50)]
         );
+    }
+
+    /// Must-fix 2 of the review of branch soak2, the end of the run (shortest outage 6 s):
+    /// n1 → n1's last probe at 99.0 s, up; n1 → n3's at 100.1 s, up; n1 → n2 down from 80 s
+    /// to its last probe at 100.2 s, still open. The pairs stopping one by one leave n1 → n2
+    /// the only one measured, and down — no cut off of n1 (it was 100.1–100.2 s, kept for
+    /// being still open).
+    #[test]
+    fn pairs_ending_one_by_one_at_the_end_do_not_cut_the_node_off() {
+        let rule = OutageRule { min_ms: 6_000 };
+        let open = [Window {
+            from_ms: 80_000,
+            to_ms: 100_200,
+            ongoing: true,
+            failures: ClassCounts::default(),
+        }];
+        let pairs = [
+            PairSpan {
+                other_node: false,
+                probed: (0, 99_000),
+                windows: &[],
+            },
+            PairSpan {
+                other_node: true,
+                probed: (0, 100_200),
+                windows: &open,
+            },
+            PairSpan {
+                other_node: true,
+                probed: (0, 100_100),
+                windows: &[],
+            },
+        ];
+        assert_eq!(secs(&cut_off(&pairs, rule)), []);
+        // Every pair down at once before the end still is.
+        let down = [Window {
+            from_ms: 90_000,
+            to_ms: 99_000,
+            ..open[0]
+        }];
+        let all = [
+            PairSpan {
+                windows: &down,
+                ..pairs[0]
+            },
+            PairSpan {
+                windows: &open,
+                ..pairs[1]
+            },
+            PairSpan {
+                windows: &down,
+                ..pairs[2]
+            },
+        ];
+        assert_eq!(secs(&cut_off(&all, rule)), [(90, 99)]);
+    }
+
+    /// Must-fix 2, the start of the run: n1 → n2 probed from 0 s and down until 10 s; n1 →
+    /// n1 and n1 → n3 probed first at 8 s (their first probes 8 s after, more than the
+    /// shortest outage, 6 s), up. n1 was not cut off 0–8 s: every pair counts from the
+    /// node's first probe.
+    #[test]
+    fn pairs_beginning_late_at_the_start_do_not_cut_the_node_off() {
+        let rule = OutageRule { min_ms: 6_000 };
+        let down = [w(0, 10)];
+        let late = |other_node| PairSpan {
+            other_node,
+            probed: (8_000, 3_600_000),
+            windows: &[],
+        };
+        let pairs = [
+            late(false),
+            PairSpan {
+                other_node: true,
+                probed: (0, 3_600_000),
+                windows: &down,
+            },
+            late(true),
+        ];
+        assert_eq!(secs(&cut_off(&pairs, rule)), []);
     }
 
     /// Still open at the end: every pair's window ongoing to its last probe.
