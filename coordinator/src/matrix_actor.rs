@@ -28,9 +28,8 @@ pub struct MatrixActor {
     /// A mesh's responder addresses with their nodes, as last told ([`TargetNodes`]): kept
     /// for metrics attached later.
     target_nodes: std::collections::HashMap<std::net::SocketAddr, String>,
-    /// The addresses the server or the responders listen on now, as last told
-    /// ([`Listening`]): kept for metrics attached later.
-    listening: Option<std::collections::HashSet<std::net::SocketAddr>>,
+    /// The addresses let go, as last told ([`LetGo`]): kept for metrics attached later.
+    let_go: std::collections::HashSet<std::net::SocketAddr>,
 }
 
 impl Actor for MatrixActor {
@@ -56,7 +55,7 @@ impl MatrixActor {
             run_epoch_unix_ms,
             metrics: None,
             target_nodes: Default::default(),
-            listening: None,
+            let_go: std::collections::HashSet::new(),
         }
     }
 }
@@ -129,8 +128,8 @@ impl Handler<WithMetrics> for MatrixActor {
         if !self.target_nodes.is_empty() {
             metrics.set_target_nodes(self.target_nodes.clone());
         }
-        if let Some(listening) = &self.listening {
-            metrics.set_listening(listening.clone());
+        if !self.let_go.is_empty() {
+            metrics.set_let_go(self.let_go.clone());
         }
         self.metrics = Some(metrics);
     }
@@ -152,20 +151,20 @@ impl Handler<TargetNodes> for MatrixActor {
     }
 }
 
-/// The addresses the server (a mesh's responders) listens on now, HTTP and HTTPS: paths to
-/// others are let go by their clients, and leave the live outages
-/// ([`PathMetrics::set_listening`]).
+/// The addresses the server (a mesh's responders) listened on and no longer does, HTTP and
+/// HTTPS: paths to them are let go by their clients, and leave the live outages
+/// ([`PathMetrics::set_let_go`]).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Listening(pub std::collections::HashSet<std::net::SocketAddr>);
+pub struct LetGo(pub std::collections::HashSet<std::net::SocketAddr>);
 
-impl Handler<Listening> for MatrixActor {
+impl Handler<LetGo> for MatrixActor {
     type Result = ();
-    fn handle(&mut self, msg: Listening, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: LetGo, _: &mut Context<Self>) {
         if let Some(metrics) = &mut self.metrics {
-            metrics.set_listening(msg.0.clone());
+            metrics.set_let_go(msg.0.clone());
         }
-        self.listening = Some(msg.0);
+        self.let_go = msg.0;
     }
 }
 

@@ -267,7 +267,7 @@ struct PathHandles {
     /// Index of its node's [`NodeOutage`] in `PathMetrics::nodes`.
     node: usize,
     /// Down in its node's [`LiveOutage`]: its last result counted there failed. Its own, not
-    /// the matrix's, so that a path let go ([`PathMetrics::set_listening`]) or a resumed
+    /// the matrix's, so that a path let go ([`PathMetrics::set_let_go`]) or a resumed
     /// run's path first seen down counts once each way.
     down: bool,
     /// Its last result's time, ms on the run's clock: where a path let go while down ends.
@@ -314,9 +314,9 @@ pub struct PathMetrics {
     target_nodes: HashMap<SocketAddr, String>,
     /// Client pod → its paths' handles.
     clients: HashMap<String, HashMap<(CephNetwork, SocketAddr, ProbeKind), PathHandles>>,
-    /// The addresses the server or the responders listen on now ([`Self::set_listening`]);
-    /// `None` until told: every path counts.
-    listening: Option<HashSet<SocketAddr>>,
+    /// The addresses the server or a responder listened on and no longer does
+    /// ([`Self::set_let_go`]): paths to them no longer count in outages.
+    let_go: HashSet<SocketAddr>,
     /// (network, client node, target node) → index in `nodes`.
     node_index: HashMap<(CephNetwork, String, String), usize>,
     nodes: Vec<NodeOutage>,
@@ -332,7 +332,7 @@ impl PathMetrics {
             target_node,
             target_nodes: HashMap::new(),
             clients: HashMap::new(),
-            listening: None,
+            let_go: HashSet::new(),
             node_index: HashMap::new(),
             nodes: Vec::new(),
         }
@@ -344,22 +344,25 @@ impl PathMetrics {
         self.target_nodes = target_nodes;
     }
 
-    /// The addresses the server (a mesh's responders) listens on now. A path to any other
-    /// address is one its client let go (the server restarted with other listeners): it no
-    /// longer counts in its node's outage — one down is up from its last result, so that
-    /// its node's outage closes (it would stay open for good, and swallow the node's next
-    /// outages, as no result of that path will come to close it) — and results to it that
-    /// still arrive count as probes only. An address listened on again counts again.
-    pub fn set_listening(&mut self, listening: HashSet<SocketAddr>) {
+    /// The addresses the server (a mesh's responders) listened on and no longer does, each
+    /// let go by its own pod's new listeners ([`crate::roster`]): a path to one is one its
+    /// client let go (the server restarted with other listeners): it no longer counts in its
+    /// node's outage — one down is up from its last result, so that its node's outage closes
+    /// (it would stay open for good, and swallow the node's next outages, as no result of that
+    /// path will come to close it) — and results to it that still arrive count as probes
+    /// only. An address listened on again is no longer let go and counts again. Any other
+    /// address counts: a resumed run's responder that has not said its listeners again yet
+    /// is not let go.
+    pub fn set_let_go(&mut self, let_go: HashSet<SocketAddr>) {
         for paths in self.clients.values_mut() {
             for ((_, target, _), path) in paths.iter_mut() {
-                if path.down && !listening.contains(target) {
+                if path.down && let_go.contains(target) {
                     path.down = false;
                     self.nodes[path.node].observe(PathChange::CameUp, path.last_ms);
                 }
             }
         }
-        self.listening = Some(listening);
+        self.let_go = let_go;
     }
 
     /// A batch of `results` results was recorded, and its agent said it dropped `dropped`.
@@ -406,11 +409,7 @@ impl PathMetrics {
                     .inc();
             }
         }
-        if self
-            .listening
-            .as_ref()
-            .is_some_and(|l| !l.contains(&r.target))
-        {
+        if self.let_go.contains(&r.target) {
             // A path let go: its late results are probes, no outage.
             return;
         }

@@ -4,7 +4,7 @@
 //! supervisor reads snapshots of it. Across an agent's reconnects and restarts its batches are
 //! counted by [`ledger`]; the times it was away by [`absences`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -16,7 +16,7 @@ use multinet_proto::control::{
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::matrix_actor::{Listening, MatrixActor, Record, TargetNodes};
+use crate::matrix_actor::{LetGo, MatrixActor, Record, TargetNodes};
 use crate::mesh::{Responder, Targeting};
 
 pub mod absences;
@@ -107,6 +107,8 @@ pub struct AgentRoster {
     /// Every address a mesh's responders listened on in this run, with its node: paths to
     /// a responder's addresses before it restarted still name their node.
     target_nodes: BTreeMap<std::net::SocketAddr, String>,
+    /// The addresses a responder said in this roster and no longer listens on ([`let_go`]).
+    let_go: BTreeSet<std::net::SocketAddr>,
     /// Which responders each node's agents probe.
     targeting: Targeting,
     /// Whether clients may be told their targets: not before every pod is placed
@@ -155,6 +157,7 @@ impl AgentRoster {
             agents: BTreeMap::new(),
             responders: BTreeMap::new(),
             target_nodes: BTreeMap::new(),
+            let_go: BTreeSet::new(),
             targeting: Targeting::Single,
             targets_released: false,
             matrix,
@@ -425,14 +428,14 @@ impl Handler<ConnectionEvent> for AgentRoster {
                             ));
                         }
                     }
+                    // Before the agents hear of the new listeners: paths to this pod's old
+                    // ones are let go, in the live outages too (per pod: a resumed roster's
+                    // responders that have not said theirs again yet are not let go).
+                    if let_go(&mut self.let_go, self.responders.get(&pod), &responder) {
+                        self.matrix
+                            .do_send(LetGo(self.let_go.iter().copied().collect()));
+                    }
                     self.responders.insert(pod, responder);
-                    // Before the agents hear of the new listeners: paths to old ones are let
-                    // go, in the live outages too.
-                    self.matrix.do_send(Listening(
-                        crate::mesh::target_nodes(self.responders.values())
-                            .into_keys()
-                            .collect(),
-                    ));
                     self.send_targets();
                 }
             }
@@ -536,6 +539,34 @@ impl AgentRoster {
     }
 }
 
+/// Updates `let_go` (the addresses responders said in this roster and no longer listen on)
+/// for one pod that said `new` listeners, `old` those it said before in this roster (none
+/// yet: a new pod, or a resumed roster's first word from it). Only that pod's old addresses
+/// it no longer listens on are let go — never another pod's, which may not have said its
+/// listeners again yet after a resume — and an address listened on again is no longer.
+/// Whether `let_go` changed.
+fn let_go(
+    let_go: &mut BTreeSet<std::net::SocketAddr>,
+    old: Option<&Responder>,
+    new: &Responder,
+) -> bool {
+    let now = crate::mesh::target_nodes([new]);
+    let mut changed = false;
+    for addr in now.keys() {
+        changed |= let_go.remove(addr);
+    }
+    for addr in old
+        .map(|o| crate::mesh::target_nodes([o]))
+        .unwrap_or_default()
+        .into_keys()
+    {
+        if !now.contains_key(&addr) {
+            changed |= let_go.insert(addr);
+        }
+    }
+    changed
+}
+
 /// Which responders each node's agents probe (a mesh run's; a single-server run needs none).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -612,6 +643,8 @@ pub struct RosterSnapshot {
     pub responders: BTreeMap<String, Responder>,
     /// A mesh's every responder address in this run, with its node.
     pub target_nodes: BTreeMap<std::net::SocketAddr, String>,
+    /// The addresses a responder said in this roster and no longer listens on.
+    pub let_go: BTreeSet<std::net::SocketAddr>,
     /// Refused peers by reason.
     pub refused: BTreeMap<String, u64>,
     /// Batches received twice (resent after a reconnect) and not counted again.
@@ -659,11 +692,63 @@ impl Handler<Snapshot> for AgentRoster {
                 .collect(),
             responders: self.responders.clone(),
             target_nodes: self.target_nodes.clone(),
+            let_go: self.let_go.clone(),
             refused: self.refused.clone(),
             duplicate_batches: self.duplicate_batches,
             sequence_gaps: self.sequence_gaps,
             at_ms: self.now_ms(),
             stopped_ms: self.stopped_ms,
         })
+    }
+}
+
+#[cfg(test)]
+mod let_go_tests {
+    use multinet_proto::control::Listener;
+    use multinet_proto::network::CephNetwork;
+
+    use super::*;
+
+    fn responder(node: &str, port: u16) -> Responder {
+        let at = |p: u16| std::net::SocketAddr::from(([198, 18, 0, 1], p));
+        Responder {
+            node: node.into(),
+            listeners: vec![Listener {
+                network: CephNetwork::Public,
+                http: at(port),
+                https: at(port + 1),
+            }],
+        }
+    }
+
+    fn addrs(r: &Responder) -> BTreeSet<std::net::SocketAddr> {
+        crate::mesh::target_nodes([r]).into_keys().collect()
+    }
+
+    /// Should 6 of the review of branch soak2: a resumed roster has no responders; n2's
+    /// responder says its listeners first. n3's, which has not said them again yet, is not let
+    /// go (it was: the union of those said so far left it out, and its down paths were
+    /// closed in the live outages). n3 then says other listeners than before: only its own
+    /// old ones are let go; saying them again takes them back.
+    #[test]
+    fn a_resumed_roster_lets_go_only_a_pods_own_old_listeners() {
+        let mut set = BTreeSet::new();
+        let (n2, n3_old, n3_new) = (
+            responder("n2", 9000),
+            responder("n3", 9100),
+            responder("n3", 9200),
+        );
+        assert!(!let_go(&mut set, None, &n2));
+        assert!(
+            set.is_empty(),
+            "n3 not let go before it says its listeners again"
+        );
+        assert!(!let_go(&mut set, None, &n3_old));
+        assert!(set.is_empty());
+        assert!(let_go(&mut set, Some(&n3_old), &n3_new));
+        assert_eq!(set, addrs(&n3_old));
+        assert!(set.is_disjoint(&addrs(&n2)));
+        assert!(let_go(&mut set, Some(&n3_new), &n3_old));
+        assert_eq!(set, addrs(&n3_new));
     }
 }

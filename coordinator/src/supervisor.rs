@@ -598,13 +598,9 @@ impl RunSupervisor {
             // (the roster tells the matrix of later ones).
             let snapshot = self.roster.send(Snapshot).await?;
             paths.set_target_nodes(snapshot.target_nodes.into_iter().collect());
-            // A resumed run's listeners now, as the roster tells the matrix of later ones.
-            if !snapshot.responders.is_empty() {
-                paths.set_listening(
-                    crate::mesh::target_nodes(snapshot.responders.values())
-                        .into_keys()
-                        .collect(),
-                );
+            // The listeners let go so far, as the roster tells the matrix of later ones.
+            if !snapshot.let_go.is_empty() {
+                paths.set_let_go(snapshot.let_go.into_iter().collect());
             }
             self.matrix.send(WithMetrics(paths)).await?;
         }

@@ -426,7 +426,6 @@ fn a_path_to_a_listener_let_go_while_down_ends_its_nodes_outage() {
         ..result(CephNetwork::Public, ms, outcome)
     };
     let failed = Outcome::Failed(FailureClass::ConnectTimeout);
-    paths.set_listening(HashSet::from([old]));
     let down_on_old: Vec<ProbeResult> = [(0, Outcome::Ok), (1_000, failed), (2_000, failed)]
         .into_iter()
         .chain([(3_000, failed)])
@@ -450,7 +449,7 @@ fn a_path_to_a_listener_let_go_while_down_ends_its_nodes_outage() {
     };
     assert_eq!(figures(&run.encode()), ["0", "1", "2.0"]);
     // The server listens elsewhere now; a late failure to the old listener arrives.
-    paths.set_listening(HashSet::from([new]));
+    paths.set_let_go(HashSet::from([old]));
     let mut later = vec![result(CephNetwork::Public, 3_500, failed)];
     later.extend([(4_000, Outcome::Ok), (5_000, Outcome::Ok)].map(|(ms, o)| to_new(ms, o)));
     later.extend(
