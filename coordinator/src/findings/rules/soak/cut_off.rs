@@ -39,6 +39,8 @@ struct Counts {
     down: i64,
     measured_other: i64,
     down_other: i64,
+    /// Pair windows starting (at one time of the sweep; not a running count).
+    went_down: i64,
 }
 
 impl Counts {
@@ -99,6 +101,7 @@ pub(super) fn cut_off(pairs: &[PairSpan<'_>], rule: OutageRule) -> Vec<Window> {
             add(from, &|c| {
                 c.down += 1;
                 c.down_other += other;
+                c.went_down += 1;
             });
             add(to, &|c| {
                 c.down -= 1;
@@ -114,10 +117,10 @@ pub(super) fn cut_off(pairs: &[PairSpan<'_>], rule: OutageRule) -> Vec<Window> {
         now.down += change.down;
         now.measured_other += change.measured_other;
         now.down_other += change.down_other;
-        // A pair went down at `at`: only then may the node be found cut off.
-        let went_down = change.down > 0 || change.down_other > 0;
+        // A pair went down at `at` (whatever else changed then): only then may the node be
+        // found cut off.
         match (open, now.cut_off()) {
-            (None, true) if went_down => open = Some(at),
+            (None, true) if change.went_down > 0 => open = Some(at),
             (Some(from), false) => {
                 spans.push((from, at));
                 open = None;
