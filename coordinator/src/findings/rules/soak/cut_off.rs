@@ -7,7 +7,8 @@
 //! merely overlapped the node's merged window: one pair down from 10 s to 60 s around a blip
 //! of every pair from 30 s to 32 s is a node outage of 30–32 s, the pair's own outage around
 //! it. Which pairs count (README, "Mesh runs"): the node's pairs measured at that time (from
-//! the node's first probe to the pair's last; [`cut_off`] says why) were all down, or, when it measured two other nodes' or more,
+//! its first probe — the node's first for pairs beginning within two shortest outages of it — to
+//! its last; [`cut_off`] says why) were all down, or, when it measured two other nodes' or more,
 //! every other node's pair was — within a node the NAD's master carries the traffic, so its
 //! own responder may still answer while its uplink is down.
 //!
@@ -19,6 +20,11 @@
 use std::collections::BTreeMap;
 
 use crate::outage::{ClassCounts, OutageRule, Window};
+
+/// How many shortest outages ([`OutageRule::min_ms`]) after a node's first probe its other
+/// pairs may begin and still count as measured from it ([`cut_off`]): two, a probe round and
+/// a timeout with room to spare.
+const START_GRACE_OUTAGES: u64 = 2;
 
 /// One pair of a node as the sweep sees it.
 #[derive(Debug, Clone, Copy)]
@@ -60,13 +66,17 @@ impl Counts {
 /// not kept by time, so this is the class of what took the node down, not an exact count.
 ///
 /// Where the pairs' measured times begin and end matters (review of branch soak2, must-fix
-/// 2): each pair counts as measured from the node's first probe (its pairs' earliest) — a pair
-/// whose first probe comes later is no pair missing at the start, or one pair down from the
-/// first probe would be the node cut off until the others begin — to its own last probe, and
-/// a window opens only when a pair goes down: never when pairs stop being measured, as they
-/// do one by one at the end of the run (or when a responder's paths are left out), leaving
-/// only those still down.
+/// 2, and of its fix): a pair whose first probe comes within [`START_GRACE_OUTAGES`] shortest
+/// outages of the node's first probe (its pairs' earliest) counts as measured from that first
+/// probe — pairs of one start begin a probe round or a timeout apart, and one pair down from
+/// its first probe would otherwise be the node cut off until the others begin — and a pair
+/// beginning later (a responder placed or restarted mid-run, a peer chosen anew) from its own
+/// first probe: counted up before it, it would hide every outage of the node until then.
+/// Each pair is measured until its own last probe, and a window opens only when a pair goes
+/// down: never when pairs stop being measured, as they do one by one at the end of the run
+/// (or when a responder's paths are left out), leaving only those still down.
 pub(super) fn cut_off(pairs: &[PairSpan<'_>], rule: OutageRule) -> Vec<Window> {
+    let grace = rule.min_ms.saturating_mul(START_GRACE_OUTAGES);
     let Some(start) = pairs
         .iter()
         .filter(|p| p.probed.1 > p.probed.0)
@@ -84,7 +94,12 @@ pub(super) fn cut_off(pairs: &[PairSpan<'_>], rule: OutageRule) -> Vec<Window> {
         if last <= first {
             continue;
         }
-        add(start, &|c| {
+        let from = if first <= start.saturating_add(grace) {
+            start
+        } else {
+            first
+        };
+        add(from, &|c| {
             c.measured += 1;
             c.measured_other += other;
         });
@@ -356,8 +371,8 @@ mod tests {
 
     /// Must-fix 2, the start of the run: n1 → n2 probed from 0 s and down until 10 s; n1 →
     /// n1 and n1 → n3 probed first at 8 s (their first probes 8 s after, more than the
-    /// shortest outage, 6 s), up. n1 was not cut off 0–8 s: every pair counts from the
-    /// node's first probe.
+    /// shortest outage, 6 s, within two of them), up. n1 was not cut off 0–8 s: pairs
+    /// beginning within two shortest outages of the node's first probe count from it.
     #[test]
     fn pairs_beginning_late_at_the_start_do_not_cut_the_node_off() {
         let rule = OutageRule { min_ms: 6_000 };
@@ -376,6 +391,32 @@ mod tests {
             },
             late(true),
         ];
+        assert_eq!(secs(&cut_off(&pairs, rule)), []);
+    }
+
+    /// A pair beginning mid-run (its responder placed or restarted later, a peer chosen
+    /// anew: first probe at 500 s) is not counted up before it: n1's every pair down
+    /// 100–160 s is n1 cut off, the late pair measured only from 500 s (review of soak2's
+    /// fix). Beginning within two shortest outages of the node's first probe is the start.
+    #[test]
+    fn a_pair_beginning_mid_run_does_not_hide_an_earlier_cut_off() {
+        let rule = OutageRule { min_ms: 6_000 };
+        let uplink = [w(100, 160)];
+        let from_start = |other_node| PairSpan {
+            other_node,
+            probed: (0, 3_600_000),
+            windows: &uplink,
+        };
+        let mut pairs = vec![from_start(false), from_start(true), from_start(true)];
+        pairs.push(PairSpan {
+            other_node: true,
+            probed: (500_000, 3_600_000),
+            windows: &[],
+        });
+        assert_eq!(secs(&cut_off(&pairs, rule)), [(100, 160)]);
+        // Beginning at 11 s, within two shortest outages (12 s) of the node's first probe, it
+        // counts from the start: up at 100 s, it keeps n1 from being cut off.
+        pairs[3].probed = (11_000, 3_600_000);
         assert_eq!(secs(&cut_off(&pairs, rule)), []);
     }
 
