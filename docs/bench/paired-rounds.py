@@ -7,7 +7,9 @@ usage: paired-rounds.py ROUNDS LOADS MULTINET [MULTINET ...]
   LOADS     comma-separated KIND:STREAMS of `multinet bench client` (crr:1,rr:1,rr:4)
   MULTINET  multinet binaries whose `bench serve` is measured; the first also loads them all
 env: PIN=1 puts the servers on CPU 1 and the load on CPU 0 (taskset); PAUSE=1 stops (SIGSTOP)
-     every rustc and cargo process during the rounds and continues them after.
+     every process named exactly rustc or cargo on the machine — anyone's builds — during the
+     rounds and continues them after (also on SIGINT/SIGTERM; a SIGKILL leaves them stopped:
+     `pkill -CONT -x rustc; pkill -CONT -x cargo`).
 
 Needs root-free loopback only (127.0.0.7 servers, 127.0.0.8 load), nginx and openssl. Prints,
 per load and server: the median requests/s, the median ratio to nginx of the same round with
@@ -16,6 +18,7 @@ its interquartile range, and the median user CPU µs a request (/proc/PID/stat, 
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -76,6 +79,8 @@ def user_ticks(pid):
 
 def main():
     rounds, loads, builds = int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3:]
+    # A signal ends the rounds through `finally`: servers stopped, paused builds continued.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pin = os.environ.get("PIN") == "1"
     server_cpu, load_cpu = (["taskset", "-c", "1"], ["taskset", "-c", "0"]) if pin else ([], [])
     d = tempfile.mkdtemp(prefix="paired-rounds-")
@@ -94,7 +99,7 @@ def main():
         time.sleep(0.5)
         names = list(targets)
         if os.environ.get("PAUSE") == "1":
-            subprocess.run("pkill -STOP rustc; pkill -STOP cargo", shell=True)
+            subprocess.run("pkill -STOP -x rustc; pkill -STOP -x cargo", shell=True)
         rate = {(l, n): [] for l in loads for n in names}
         user = {(l, n): [] for l in loads for n in names}
         for r in range(rounds):
@@ -112,7 +117,7 @@ def main():
                     user[(load, n)].append(ticks * 10_000 / outcome["requests"])
     finally:
         if os.environ.get("PAUSE") == "1":
-            subprocess.run("pkill -CONT rustc; pkill -CONT cargo", shell=True)
+            subprocess.run("pkill -CONT -x rustc; pkill -CONT -x cargo", shell=True)
         for p in procs.values():
             p.terminate()
         for p in procs.values():

@@ -28,9 +28,10 @@ pub struct PerNodeClients {
 pub enum Clients {
     /// A validation run: on every node, this many clients on each network.
     PerNode(PerNodeClients),
-    /// `bench network` on a cluster: one client pod at a time on the whole cluster, with an
-    /// address on each network of the NAD — counted `n` at once, on any one node, since the pod
-    /// before it is deleted without waiting for its sandbox (and its addresses) to be released.
+    /// `bench network` on a cluster: one client pod at a time on the whole cluster, attached
+    /// to the one network it measures — counted `n` addresses at once from each NAD, on any
+    /// one node, since the pod before it is deleted without waiting for its sandbox (and its
+    /// address) to be released.
     AtOnce(u32),
 }
 
@@ -173,7 +174,8 @@ pub fn compare(
                     .sum::<u32>(),
                 false,
             ),
-            Clients::AtOnce(n) => (n.saturating_mul(networks.len() as u32), true),
+            // Each pod is on one network: public and cluster on one NAD share the n.
+            Clients::AtOnce(n) => (n, true),
         };
         let nodes_with_clients = if at_once { 1 } else { nodes };
         let client_demand = if at_once {
@@ -347,21 +349,21 @@ mod tests {
         let ((run, p), _) = run_servers(spec, &small, 8, Servers::Single);
         assert_eq!(run[0].demand, 8 * (19 + 3) + 2);
         assert_eq!(run[0].fits, Some(false), "{p:?}");
-        // 2 pods × (public + cluster) + the server's 2 = 6 of 14.
+        // 2 pods (each on the one network it measures) + the server's 2 = 4 of 14.
         let ((checks, p), _) = run_clients(spec, &small, 8, bench, Servers::Single);
-        assert_eq!(checks[0].demand, 6);
+        assert_eq!(checks[0].demand, 4);
         assert_eq!(checks[0].fits, Some(true), "{p:?}");
         assert!(p.warnings.is_empty(), "{p:?}");
         assert!(
             checks[0].arithmetic.starts_with(
-                "public + cluster: 4 bench client address(es) at once + 2 server address(es) = 6"
+                "public + cluster: 2 bench client address(es) at once + 2 server address(es) = 4"
             ),
             "{}",
             checks[0].arithmetic
         );
-        // --mesh: 4 + 8 nodes × 2 = 20, more than the range's 14: warned.
+        // --mesh: 2 + 8 nodes × 2 = 18, more than the range's 14: warned.
         let ((checks, p), _) = run_clients(spec, &small, 8, bench, Servers::PerNode);
-        assert_eq!(checks[0].demand, 20);
+        assert_eq!(checks[0].demand, 18);
         assert_eq!(checks[0].fits, Some(false));
         assert_eq!(p.warnings.len(), 1, "{p:?}");
         // host-local: per node, both pods on one node at worst, beside the server.
@@ -370,7 +372,7 @@ mod tests {
             r#"{"type": "host-local", "subnet": "198.18.0.0/28"}"#,
         );
         let ((checks, p), _) = run_clients(spec, &per_node, 8, bench, Servers::Single);
-        assert_eq!(checks[0].demand, 4 + 2);
+        assert_eq!(checks[0].demand, 2 + 2);
         assert_eq!(checks[0].fits, Some(true), "{p:?}");
     }
 

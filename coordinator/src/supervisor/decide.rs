@@ -344,8 +344,8 @@ impl Moment<'_> {
     }
 
     /// Of the agents that must pass again once back (`when_back`, pods): those that are back,
-    /// not gone any more ([`Moment::is_gone`]) — a new process that said Hello for every exit
-    /// the backend saw, or a connection back within [`LOST_AFTER`].
+    /// not gone any more ([`Moment::is_gone`]): a new process that said Hello for every exit
+    /// the backend saw, or a connection back after it was lost (gone for [`LOST_AFTER`]).
     pub(super) fn back(
         &self,
         agents: &[AgentView],
@@ -969,8 +969,8 @@ mod tests {
 
     /// A client that passed and is gone since (lost, failed, its pod's end reported) keeps
     /// its pass when a responder it probed listens anew, while it stays gone: it probes
-    /// nothing any more. One that comes back — a new process, or its connection back within
-    /// LOST_AFTER — must pass again: it probes the new listeners, its pass was on the old.
+    /// nothing any more. One that comes back — a new process, or its connection back after
+    /// it was lost — must pass again: it probes the new listeners, its pass was on the old.
     #[test]
     fn a_gone_client_that_passed_passes_again_only_if_it_comes_back() {
         let mut world = World::new();
