@@ -36,6 +36,20 @@ fn converged() -> RunConfig {
     )
 }
 
+/// The run's preflight of `c` (its selections, no run of its own yet) as `who`.
+async fn run_preflight(
+    client: &kube::Client,
+    c: &RunConfig,
+    who: Who,
+) -> (
+    multinet_coordinator::backend::kube::preflight::Preflight,
+    Vec<Problem>,
+) {
+    preflight(client, c, &selections(c), who, None, Purpose::Run)
+        .await
+        .expect("preflight")
+}
+
 fn selections(
     c: &RunConfig,
 ) -> Vec<(
@@ -153,16 +167,7 @@ async fn a_healthy_preflight_asks_exactly_this_and_plans_the_ready_nodes() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (found, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (found, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     let seen = server
         .await
         .expect("mock")
@@ -233,16 +238,7 @@ async fn a_missing_permission_is_named_with_its_rule_and_nothing_else_is_asked()
     script[4] = Exchange::ok("POST", SSAR, access(false));
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("only the reviews");
     assert_eq!(problems, vec![Problem::Cluster(refused.describe(NS, NS))]);
     let Problem::Cluster(text) = &problems[0] else {
@@ -285,16 +281,7 @@ async fn a_previous_run_is_named_with_the_cleanup_command() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems,
@@ -321,16 +308,7 @@ async fn missing_and_unparseable_nads_are_invalid_input_naming_them() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems[0],
@@ -378,16 +356,7 @@ async fn overlapping_node_types_name_both_and_the_node() {
         ]),
     ]);
     let (client, server) = serve(script);
-    let (found, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (found, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     // s1 was storage's only node: the overlap is the problem, not a missing node.
     assert_eq!(
@@ -422,16 +391,7 @@ async fn a_range_too_small_for_the_worst_case_warns_with_the_arithmetic() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (found, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (found, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert!(problems.is_empty(), "{problems:?}");
     let public = &found.capacity[0];
@@ -518,16 +478,7 @@ async fn a_nad_in_another_namespace_needs_its_permission_there() {
         .collect();
     script[at] = Exchange::ok("POST", SSAR, access(false));
     let (client, server) = serve(script);
-    let (_, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     let seen = server.await.expect("mock").expect("only the reviews");
     let asked: Vec<&serde_json::Value> = seen[at..at + 2]
         .iter()
@@ -577,9 +528,7 @@ async fn missing_service_accounts_are_named_with_how_to_create_them() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Cli, None, Purpose::Run)
-        .await
-        .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Cli).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems,
@@ -622,16 +571,7 @@ async fn a_live_run_is_said_to_be_in_progress_and_never_to_be_cleaned_up() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(
-        &client,
-        &c,
-        &selections(&c),
-        Who::Coordinator,
-        None,
-        Purpose::Run,
-    )
-    .await
-    .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems,
