@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use multinet_proto::capacity::{
-    CapacityCheck, PerNodeClients, Servers, check_ranges_cover, compare, resolve,
+    CapacityCheck, Clients, PerNodeClients, Servers, check_ranges_cover, compare, resolve,
 };
 use multinet_proto::config::{RunConfig, parse_run_config};
 use multinet_proto::field::{Problem, Problems};
@@ -189,7 +189,7 @@ pub fn build(args: &SpecCheckRequest) -> SpecReport {
         let checks = compare(
             &resolved,
             nodes,
-            clients_per_node,
+            Clients::PerNode(clients_per_node),
             servers,
             &mut Problems::default(),
         );

@@ -246,6 +246,11 @@ pub struct RunSupervisor {
     /// listened anew, and must pass again (on its listeners now) before the probe stage
     /// counts them settled.
     must_pass_again: BTreeSet<String>,
+    /// Clients and host checkers that passed and were gone when a responder they probe
+    /// listened anew: their pass stands while they stay gone; one that comes back joins
+    /// `must_pass_again` (it probes the new listeners; it passed on the old). Only the probe
+    /// stage reads it (in a soak a pass stands), so no checkpoint keeps it.
+    pass_again_when_back: BTreeSet<String>,
 }
 
 /// The directory of run `run_id` under `run_root` (`multinet-ID`): its PKI files, agents'
@@ -337,6 +342,7 @@ impl RunSupervisor {
             responders_away: BTreeSet::new(),
             listening: BTreeMap::new(),
             must_pass_again: BTreeSet::new(),
+            pass_again_when_back: BTreeSet::new(),
         })
     }
 
@@ -643,10 +649,13 @@ impl RunSupervisor {
             // Before the stage is decided: a responder back, or listening anew, makes its
             // probers that passed pass again.
             let anew = self.note_responders(&snap, look, true, progress);
-            let again = self
-                .at(look)
-                .pass_again(&snap.agents, &self.targeting, &anew);
-            self.must_pass_again.extend(again);
+            let at = self.at(look);
+            let again = at.pass_again(&snap.agents, &self.targeting, &anew);
+            let back = at.back(&snap.agents, &self.pass_again_when_back);
+            self.must_pass_again.extend(again.now);
+            self.must_pass_again.extend(back.iter().cloned());
+            self.pass_again_when_back.retain(|pod| !back.contains(pod));
+            self.pass_again_when_back.extend(again.when_back);
             let standings = self
                 .matrix
                 .send(Standings {

@@ -23,6 +23,18 @@ pub struct PerNodeClients {
     pub cluster: u32,
 }
 
+/// The clients whose addresses a NAD must hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Clients {
+    /// A validation run: on every node, this many clients on each network.
+    PerNode(PerNodeClients),
+    /// `bench network` on a cluster: one client pod at a time on the whole cluster, attached
+    /// to the one network it measures — counted `n` addresses at once from each NAD, on any
+    /// one node, since the pod before it is deleted without waiting for its sandbox (and its
+    /// address) to be released.
+    AtOnce(u32),
+}
+
 /// Where the run's servers take their addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Servers {
@@ -125,13 +137,14 @@ pub fn check_ranges_cover(check: &NetworkCheck, resolved: &[(CephNetwork, &Nad)]
     }
 }
 
-/// Compares each resolved NAD's capacity with the demand of `nodes` nodes of `per_node`
-/// clients plus the servers' addresses (`servers_at`: the single server's, or a responder's
-/// on every node), and warns (with the arithmetic) where it does not fit.
+/// Compares each resolved NAD's capacity with the demand of `nodes` nodes of `clients`
+/// (a run's on every node, or a bench's few at once) plus the servers' addresses
+/// (`servers_at`: the single server's, or a responder's on every node), and warns (with the
+/// arithmetic) where it does not fit.
 pub fn compare(
     resolved: &[(CephNetwork, &Nad)],
     nodes: u32,
-    per_node: PerNodeClients,
+    clients: Clients,
     servers_at: Servers,
     problems: &mut Problems,
 ) -> Vec<CapacityCheck> {
@@ -148,14 +161,28 @@ pub fn compare(
             .filter(|(_, n)| n.namespaced_name() == name)
             .map(|(net, _)| *net)
             .collect();
-        let clients: u32 = networks
-            .iter()
-            .map(|net| match net {
-                CephNetwork::Public => per_node.public,
-                CephNetwork::Cluster => per_node.cluster,
-            })
-            .sum();
         let servers = networks.len() as u64;
+        // A bench's clients: all of them on one node at worst, counted once, not per node.
+        let (clients, at_once) = match clients {
+            Clients::PerNode(per_node) => (
+                networks
+                    .iter()
+                    .map(|net| match net {
+                        CephNetwork::Public => per_node.public,
+                        CephNetwork::Cluster => per_node.cluster,
+                    })
+                    .sum::<u32>(),
+                false,
+            ),
+            // Each pod is on one network: public and cluster on one NAD share the n.
+            Clients::AtOnce(n) => (n, true),
+        };
+        let nodes_with_clients = if at_once { 1 } else { nodes };
+        let client_demand = if at_once {
+            format!("{clients} bench client address(es) at once")
+        } else {
+            format!("{nodes} nodes × {clients} clients")
+        };
         let ipam = nad.config.as_ref().map(|c| &c.ipam);
         let per_node_scope = ipam.is_some_and(|i| i.scope == Scope::PerNode);
         let capacity = ipam.and_then(|i| i.capacity);
@@ -184,20 +211,27 @@ pub fn compare(
                 )
             }
             (false, Servers::Single) => {
-                let d = u64::from(nodes) * u64::from(clients) + servers;
+                let d = u64::from(nodes_with_clients) * u64::from(clients) + servers;
                 (
                     d,
-                    format!(
-                        "{what}: {nodes} nodes × {clients} clients + {servers} server address(es) = {d}"
-                    ),
+                    format!("{what}: {client_demand} + {servers} server address(es) = {d}"),
                 )
             }
-            (false, Servers::PerNode) => {
+            (false, Servers::PerNode) if !at_once => {
                 let d = u64::from(nodes) * (u64::from(clients) + servers);
                 (
                     d,
                     format!(
                         "{what}: {nodes} nodes × ({clients} clients + {servers} responder address(es)) = {d}"
+                    ),
+                )
+            }
+            (false, Servers::PerNode) => {
+                let d = u64::from(clients) + u64::from(nodes) * servers;
+                (
+                    d,
+                    format!(
+                        "{what}: {client_demand} + {nodes} nodes × {servers} responder address(es) = {d}"
                     ),
                 )
             }
@@ -277,23 +311,69 @@ mod tests {
         nodes: u32,
         servers: Servers,
     ) -> ((Vec<CapacityCheck>, Problems), Fit) {
+        let rook = Clients::PerNode(PerNodeClients {
+            public: 19,
+            cluster: 3,
+        });
+        run_clients(spec, nads, nodes, rook, servers)
+    }
+
+    fn run_clients(
+        spec: &str,
+        nads: &str,
+        nodes: u32,
+        clients: Clients,
+        servers: Servers,
+    ) -> ((Vec<CapacityCheck>, Problems), Fit) {
         let check = check_manifest(&parse_documents(spec).expect("spec"), None);
         let mut p = Problems::default();
         let nads = read_nads(&parse_documents(nads).expect("nads"), "rook-ceph", &mut p);
         let resolved = resolve(&check, &nads, "nads.yaml", &mut p);
         let mut fit = Fit::default();
         check_ranges_cover(&check, &resolved, &mut fit);
-        let checks = compare(
-            &resolved,
-            nodes,
-            PerNodeClients {
-                public: 19,
-                cluster: 3,
-            },
-            servers,
-            &mut p,
-        );
+        let checks = compare(&resolved, nodes, clients, servers, &mut p);
         ((checks, p), fit)
+    }
+
+    /// A bench holds a few client addresses at once (on any one node), not a run's clients on
+    /// every node: a range too small for the run fits it, and its arithmetic says so — with
+    /// the single server, a responder on every node, and host-local's per-node ranges.
+    #[test]
+    fn a_bench_needs_its_few_client_addresses_not_a_runs() {
+        let bench = Clients::AtOnce(2);
+        let small = nad(
+            "pub",
+            r#"{"type": "whereabouts", "range": "198.18.0.0/28"}"#,
+        );
+        let spec = "network: {provider: multus, selectors: {public: pub, cluster: pub}}";
+        let ((run, p), _) = run_servers(spec, &small, 8, Servers::Single);
+        assert_eq!(run[0].demand, 8 * (19 + 3) + 2);
+        assert_eq!(run[0].fits, Some(false), "{p:?}");
+        // 2 pods (each on the one network it measures) + the server's 2 = 4 of 14.
+        let ((checks, p), _) = run_clients(spec, &small, 8, bench, Servers::Single);
+        assert_eq!(checks[0].demand, 4);
+        assert_eq!(checks[0].fits, Some(true), "{p:?}");
+        assert!(p.warnings.is_empty(), "{p:?}");
+        assert!(
+            checks[0].arithmetic.starts_with(
+                "public + cluster: 2 bench client address(es) at once + 2 server address(es) = 4"
+            ),
+            "{}",
+            checks[0].arithmetic
+        );
+        // --mesh: 2 + 8 nodes × 2 = 18, more than the range's 14: warned.
+        let ((checks, p), _) = run_clients(spec, &small, 8, bench, Servers::PerNode);
+        assert_eq!(checks[0].demand, 18);
+        assert_eq!(checks[0].fits, Some(false));
+        assert_eq!(p.warnings.len(), 1, "{p:?}");
+        // host-local: per node, both pods on one node at worst, beside the server.
+        let per_node = nad(
+            "pub",
+            r#"{"type": "host-local", "subnet": "198.18.0.0/28"}"#,
+        );
+        let ((checks, p), _) = run_clients(spec, &per_node, 8, bench, Servers::Single);
+        assert_eq!(checks[0].demand, 2 + 2);
+        assert_eq!(checks[0].fits, Some(true), "{p:?}");
     }
 
     /// A mesh run's responders take an address on every node: a range that fits the single

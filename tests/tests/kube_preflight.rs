@@ -1,7 +1,9 @@
 //! The Kubernetes preflight against a scripted API server: the exact requests of a healthy
 //! preflight, and each failure it must name.
 
-use multinet_coordinator::backend::kube::preflight::{PERMISSIONS, Problem, Scope, Who, preflight};
+use multinet_coordinator::backend::kube::preflight::{
+    PERMISSIONS, Problem, Purpose, Scope, Who, preflight,
+};
 use multinet_proto::config::{RunConfig, parse_run_config};
 use multinet_proto::multus::selection::parse_single_selection;
 use multinet_proto::network::CephNetwork;
@@ -32,6 +34,20 @@ fn converged() -> RunConfig {
     config(
         "publicNetwork: public-net\nclusterNetwork: cluster-net\nnodeTypes:\n  all:\n    osdsPerNode: 3\n    otherDaemonsPerNode: 16\n",
     )
+}
+
+/// The run's preflight of `c` (its selections, no run of its own yet) as `who`.
+async fn run_preflight(
+    client: &kube::Client,
+    c: &RunConfig,
+    who: Who,
+) -> (
+    multinet_coordinator::backend::kube::preflight::Preflight,
+    Vec<Problem>,
+) {
+    preflight(client, c, &selections(c), who, None, Purpose::Run)
+        .await
+        .expect("preflight")
 }
 
 fn selections(
@@ -151,9 +167,7 @@ async fn a_healthy_preflight_asks_exactly_this_and_plans_the_ready_nodes() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (found, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     let seen = server
         .await
         .expect("mock")
@@ -224,9 +238,7 @@ async fn a_missing_permission_is_named_with_its_rule_and_nothing_else_is_asked()
     script[4] = Exchange::ok("POST", SSAR, access(false));
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("only the reviews");
     assert_eq!(problems, vec![Problem::Cluster(refused.describe(NS, NS))]);
     let Problem::Cluster(text) = &problems[0] else {
@@ -269,9 +281,7 @@ async fn a_previous_run_is_named_with_the_cleanup_command() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems,
@@ -298,9 +308,7 @@ async fn missing_and_unparseable_nads_are_invalid_input_naming_them() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems[0],
@@ -348,9 +356,7 @@ async fn overlapping_node_types_name_both_and_the_node() {
         ]),
     ]);
     let (client, server) = serve(script);
-    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (found, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     // s1 was storage's only node: the overlap is the problem, not a missing node.
     assert_eq!(
@@ -385,9 +391,7 @@ async fn a_range_too_small_for_the_worst_case_warns_with_the_arithmetic() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (found, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (found, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert!(problems.is_empty(), "{problems:?}");
     let public = &found.capacity[0];
@@ -474,9 +478,7 @@ async fn a_nad_in_another_namespace_needs_its_permission_there() {
         .collect();
     script[at] = Exchange::ok("POST", SSAR, access(false));
     let (client, server) = serve(script);
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     let seen = server.await.expect("mock").expect("only the reviews");
     let asked: Vec<&serde_json::Value> = seen[at..at + 2]
         .iter()
@@ -526,9 +528,7 @@ async fn missing_service_accounts_are_named_with_how_to_create_them() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Cli, None)
-        .await
-        .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Cli).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems,
@@ -571,9 +571,7 @@ async fn a_live_run_is_said_to_be_in_progress_and_never_to_be_cleaned_up() {
     ]);
     let (client, server) = serve(script);
     let c = converged();
-    let (_, problems) = preflight(&client, &c, &selections(&c), Who::Coordinator, None)
-        .await
-        .expect("preflight");
+    let (_, problems) = run_preflight(&client, &c, Who::Coordinator).await;
     server.await.expect("mock").expect("as scripted");
     assert_eq!(
         problems,

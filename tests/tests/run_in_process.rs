@@ -297,7 +297,9 @@ fn a_soak_rewrites_its_report_while_it_runs_and_puts_results_on_the_run_clock() 
     let sink = seen.clone();
     let report = system.block_on(async move {
         let mut settings = settings();
-        settings.soak = multinet_coordinator::supervisor::Soak::For(Duration::from_secs(4));
+        // Counted from the probe stage's start: a loaded machine may take seconds to the pass,
+        // and the soak needs room for two interim reports after it.
+        settings.soak = multinet_coordinator::supervisor::Soak::For(Duration::from_secs(8));
         settings.config.report_interval = GoDuration::from_secs(1);
         settings.interim = Some(multinet_coordinator::supervisor::InterimReports(
             std::sync::Arc::new(move |r: &multinet_coordinator::report::RunReport| {

@@ -13,7 +13,7 @@ use crate::backend::kube::api_error::ApiResultExt;
 use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole, RUN_ROOT};
 use crate::backend::kube::names::{Owner, RunNames};
 use crate::backend::kube::objects::KubeRun;
-use crate::backend::kube::preflight::{Preflight, Problem, Who, preflight};
+use crate::backend::kube::preflight::{Preflight, Problem, Purpose, Who, preflight};
 use crate::backend::kube::{self as kube_backend, client, dry_run, outside};
 use crate::exit::chain;
 use crate::report::{self, Format};
@@ -125,7 +125,7 @@ pub(super) async fn checked(
     own_run: Option<&str>,
     say: Say<'_>,
 ) -> Result<Preflight> {
-    let (found, problems) = preflight(client, config, selections, who, own_run)
+    let (found, problems) = preflight(client, config, selections, who, own_run, Purpose::Run)
         .await
         .map_err(|e| Error::failed("preflight", e))?;
     refused(problems)?;

@@ -66,6 +66,16 @@ pub(super) fn relistened(
         .collect()
 }
 
+/// Who must pass again after a responder listened anew ([`Moment::pass_again`]), by pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct PassAgain {
+    /// Agents here now: not settled until they pass again.
+    pub now: BTreeSet<String>,
+    /// Agents gone now: their pass stands while they stay gone; one that comes back must
+    /// pass again.
+    pub when_back: BTreeSet<String>,
+}
+
 /// How the server stage stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ServerStage {
@@ -287,10 +297,13 @@ impl Moment<'_> {
     }
 
     /// The agents that must pass again because the responders `relistened` (pods) listen
-    /// anew: every client and host checker that passed, is not gone, and probes one of them
-    /// on a network it is on ([`Targeting::probes`]; in a single-server run, everyone probes
-    /// the server). One gone is settled already and probes nothing: a restart elsewhere does
-    /// not take its pass away.
+    /// anew: every client and host checker that passed and probes one of them on a network
+    /// it is on ([`Targeting::probes`]; in a single-server run, everyone probes the server).
+    /// Those not gone must pass again now ([`PassAgain::now`]); one gone keeps its pass while
+    /// it stays gone — it probes nothing, and a restart elsewhere does not take its pass away
+    /// — but must pass again if it comes back ([`PassAgain::when_back`],
+    /// [`Moment::back`]): a new process of it probes the new listeners, and its earlier pass
+    /// was on the old ones.
     ///
     /// A pass counts only on the listeners an agent probes now, but [`Moment::passed_at`]
     /// is kept once set (it dates the first pass, what Rook's flaky rule reads): without
@@ -301,16 +314,17 @@ impl Moment<'_> {
         agents: &[AgentView],
         targeting: &Targeting,
         relistened: &BTreeSet<String>,
-    ) -> BTreeSet<String> {
+    ) -> PassAgain {
         let nodes: Vec<&str> = agents
             .iter()
             .filter(|a| a.expected.role == Role::Server && relistened.contains(&a.expected.pod))
             .map(|a| a.expected.node.as_str())
             .collect();
-        agents
+        let mut again = PassAgain::default();
+        for agent in agents
             .iter()
             .filter(|a| a.expected.role != Role::Server)
-            .filter(|a| self.passed_at.contains_key(&a.expected.pod) && !self.is_gone(a))
+            .filter(|a| self.passed_at.contains_key(&a.expected.pod))
             .filter(|a| {
                 a.expected.networks.iter().any(|network| {
                     nodes
@@ -318,6 +332,28 @@ impl Moment<'_> {
                         .any(|node| targeting.probes(*network, &a.expected.node, node))
                 })
             })
+        {
+            let pod = agent.expected.pod.clone();
+            if self.is_gone(agent) {
+                again.when_back.insert(pod);
+            } else {
+                again.now.insert(pod);
+            }
+        }
+        again
+    }
+
+    /// Of the agents that must pass again once back (`when_back`, pods): those that are back,
+    /// not gone any more ([`Moment::is_gone`]): a new process that said Hello for every exit
+    /// the backend saw, or a connection back after it was lost (gone for [`LOST_AFTER`]).
+    pub(super) fn back(
+        &self,
+        agents: &[AgentView],
+        when_back: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        agents
+            .iter()
+            .filter(|a| when_back.contains(&a.expected.pod) && !self.is_gone(a))
             .map(|a| a.expected.pod.clone())
             .collect()
     }
@@ -855,17 +891,19 @@ mod tests {
         // client-n1 passed on n2's old listeners; client-n2 has not passed (it will on the
         // new ones); n3 does not probe n2.
         assert_eq!(
-            at.pass_again(&agents, &targeting, &pods(&["server-n2"])),
+            at.pass_again(&agents, &targeting, &pods(&["server-n2"]))
+                .now,
             pods(&["client-n1"])
         );
         assert_eq!(
-            at.pass_again(&agents, &targeting, &pods(&["server-n1"])),
+            at.pass_again(&agents, &targeting, &pods(&["server-n1"]))
+                .now,
             pods(&["client-n1", "client-n3", "host-n3"]),
             "every node probes n1"
         );
         assert_eq!(
             at.pass_again(&agents, &targeting, &BTreeSet::new()),
-            BTreeSet::new()
+            PassAgain::default()
         );
 
         // The single server restarted: every client and host checker that passed.
@@ -881,14 +919,15 @@ mod tests {
         let again = world
             .at(4 * S)
             .pass_again(&single, &Targeting::Single, &pods(&["server"]));
-        assert_eq!(again, pods(&["client-a", "host-n2"]));
+        assert_eq!(again.now, pods(&["client-a", "host-n2"]));
+        assert!(again.when_back.is_empty());
         // The stage was over once client-b passed; it goes on until they pass again.
         world.passed_at.insert("client-b".into(), 3_900);
         assert_eq!(
             world.at(4 * S).probe_stage(&single, 2 * S, 60 * S),
             ProbeStage::Done
         );
-        world.must_pass_again = again;
+        world.must_pass_again = again.now;
         assert_eq!(
             world.at(4 * S).probe_stage(&single, 2 * S, 60 * S),
             ProbeStage::Probing
@@ -929,9 +968,11 @@ mod tests {
     }
 
     /// A client that passed and is gone since (lost, failed, its pod's end reported) keeps
-    /// its pass when a responder it probed listens anew: it probes nothing any more.
+    /// its pass when a responder it probed listens anew, while it stays gone: it probes
+    /// nothing any more. One that comes back — a new process, or its connection back after
+    /// it was lost — must pass again: it probes the new listeners, its pass was on the old.
     #[test]
-    fn a_gone_client_that_passed_does_not_pass_again() {
+    fn a_gone_client_that_passed_passes_again_only_if_it_comes_back() {
         let mut world = World::new();
         for pod in ["client-a", "client-b", "client-c", "client-d"] {
             world.passed_at.insert(pod.into(), 2_000);
@@ -957,14 +998,55 @@ mod tests {
             world
                 .at(4 * S)
                 .pass_again(&agents, &Targeting::Single, &restarted),
-            pods(&["client-a", "client-b"]),
+            PassAgain {
+                now: pods(&["client-a", "client-b"]),
+                when_back: pods(&["client-c", "client-d"]),
+            },
             "client-b is not lost yet"
         );
+        let again = world
+            .at(6 * S)
+            .pass_again(&agents, &Targeting::Single, &restarted);
         assert_eq!(
-            world
-                .at(6 * S)
-                .pass_again(&agents, &Targeting::Single, &restarted),
-            pods(&["client-a"])
+            again,
+            PassAgain {
+                now: pods(&["client-a"]),
+                when_back: pods(&["client-b", "client-c", "client-d"]),
+            }
+        );
+        // Nobody is back while they stay gone: their passes stand, the stage is not held.
+        assert_eq!(
+            world.at(7 * S).back(&agents, &again.when_back),
+            BTreeSet::new()
+        );
+        world.must_pass_again = again.now.clone();
+        assert_eq!(
+            world.at(7 * S).probe_stage(&agents, 7 * S, 60 * S),
+            ProbeStage::Probing,
+            "client-a is still to pass again"
+        );
+        world.must_pass_again.clear();
+        assert_eq!(
+            world.at(7 * S).probe_stage(&agents, 7 * S, 60 * S),
+            ProbeStage::Done
+        );
+
+        // client-b's agent restarted (a new process said Hello for the exit the backend
+        // saw): back, it must pass again on the server's new listeners.
+        let mut returned = agents.clone();
+        returned[2] = view("client-b", Role::Client);
+        returned[2].exits = 1;
+        returned[2].restarts = 1;
+        world
+            .fates
+            .insert("client-b".into(), AgentFate::Lost { at_ms: 2_500 });
+        let back = world.at(8 * S).back(&returned, &again.when_back);
+        assert_eq!(back, pods(&["client-b"]));
+        world.must_pass_again = back;
+        assert_eq!(
+            world.at(8 * S).probe_stage(&returned, 8 * S, 60 * S),
+            ProbeStage::Probing,
+            "client-b, back, has not passed on the new listeners"
         );
     }
 

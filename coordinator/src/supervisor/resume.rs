@@ -174,6 +174,7 @@ impl RunSupervisor {
             responders_away: std::collections::BTreeSet::new(),
             listening: std::collections::BTreeMap::new(),
             must_pass_again: state.must_pass_again,
+            pass_again_when_back: std::collections::BTreeSet::new(),
         })
     }
 

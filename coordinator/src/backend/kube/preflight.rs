@@ -141,13 +141,29 @@ pub async fn check_nads(
     Ok(nads)
 }
 
-/// The IPAM capacity of each NAD against the worst case on `nodes`: the most demanding node
-/// type's clients assumed on every node, and the single server's addresses — in a mesh run, a
+/// What the cluster's NADs must hold addresses for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A validation run: its clients on every node.
+    Run,
+    /// `bench network`: one client pod at a time ([`BENCH_CLIENTS_AT_ONCE`] counted).
+    Bench,
+}
+
+/// A bench's client pods holding addresses at once, at worst: the one measuring and the one
+/// before it, deleted without waiting for its sandbox to release its addresses
+/// ([`crate::backend::kube::KubeBackend::run_bench_client`]).
+pub const BENCH_CLIENTS_AT_ONCE: u32 = 2;
+
+/// The IPAM capacity of each NAD against the worst case on `nodes`: for a run, the most
+/// demanding node type's clients assumed on every node, for a bench
+/// [`BENCH_CLIENTS_AT_ONCE`] client pods; and the single server's addresses — in a mesh, a
 /// responder's on every node.
 pub fn capacity_warnings(
     config: &RunConfig,
     nads: &[(CephNetwork, Nad)],
     nodes: usize,
+    purpose: Purpose,
     warnings: &mut Vec<String>,
 ) -> Vec<CapacityCheck> {
     let per_node = config
@@ -171,19 +187,25 @@ pub fn capacity_warnings(
     } else {
         capacity::Servers::Single
     };
-    let checks = capacity::compare(&resolved, nodes as u32, per_node, servers, &mut found);
+    let clients = match purpose {
+        Purpose::Run => capacity::Clients::PerNode(per_node),
+        Purpose::Bench => capacity::Clients::AtOnce(BENCH_CLIENTS_AT_ONCE),
+    };
+    let checks = capacity::compare(&resolved, nodes as u32, clients, servers, &mut found);
     warnings.extend(found.warnings.iter().map(ToString::to_string));
     checks
 }
 
 /// Runs every check that needs the API; `who` says whose permissions to check; `own_run` is
-/// the run being started, when its owner exists already.
+/// the run being started, when its owner exists already; `purpose` whose addresses the NADs
+/// must hold.
 pub async fn preflight(
     client: &Client,
     config: &RunConfig,
     selections: &[(CephNetwork, NetworkSelection)],
     who: Who,
     own_run: Option<&str>,
+    purpose: Purpose,
 ) -> Result<(Preflight, Vec<Problem>), KubeError> {
     let namespace = &config.namespace;
     let mut problems = Vec::new();
@@ -205,7 +227,7 @@ pub async fn preflight(
     let all = nodes.list(&ListParams::default()).await.said()?.items;
     let (plans, left_out) = place_nodes(config, &all, &mut problems);
     let mut warnings = Vec::new();
-    let capacity = capacity_warnings(config, &nads, plans.len(), &mut warnings);
+    let capacity = capacity_warnings(config, &nads, plans.len(), purpose, &mut warnings);
     Ok((
         Preflight {
             nodes: plans,

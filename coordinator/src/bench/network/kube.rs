@@ -34,7 +34,7 @@ use super::{
 use crate::backend::kube::backend::{KubeBackend, KubeBackendSpec, OwnerRole};
 use crate::backend::kube::names::{Owner, RunNames};
 use crate::backend::kube::objects::paths;
-use crate::backend::kube::preflight::{Preflight, Problem, Who, preflight};
+use crate::backend::kube::preflight::{Preflight, Problem, Purpose, Who, preflight};
 use crate::backend::kube::{client, outside};
 use crate::exit::chain;
 use crate::run::kube::{kube_run, owner_of, selection_list};
@@ -148,7 +148,7 @@ fn from_outside(
             .map_err(|e| failed("", e))?;
         let (public, network) = config.network_selections(&mut Problems::default());
         let selections = selection_list(&public, &network);
-        let (found, problems) = preflight(&client, &config, &selections, Who::Cli, None)
+        let (found, problems) = preflight(&client, &config, &selections, Who::Cli, None, Purpose::Bench)
             .await
             .map_err(|e| failed("preflight", e))?;
         refused(problems)?;
@@ -270,7 +270,7 @@ fn in_cluster(
             .await
             .map_err(|e| failed("", e))?;
         let selections = selection_list(&public, &network);
-        let (found, problems) = preflight(&client, &config, &selections, Who::Coordinator, Some(id))
+        let (found, problems) = preflight(&client, &config, &selections, Who::Coordinator, Some(id), Purpose::Bench)
             .await
             .map_err(|e| failed("preflight", e))?;
         refused(problems)?;
