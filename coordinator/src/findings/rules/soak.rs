@@ -106,9 +106,20 @@ fn ratio4(x: f64) -> f64 {
 struct Causes {
     /// (network, node) with a node `outage` → its windows.
     nodes: BTreeMap<(CephNetwork, String), Vec<Window>>,
-    /// (network, client node, responder node) → the `nodes` of the outage finding that
-    /// holds that pair's outages: the pair's own, or its responder node's.
-    pairs: BTreeMap<(CephNetwork, String, String), Vec<String>>,
+    /// (network, client node, responder node) → the outage finding that holds that pair's
+    /// outages: the pair's own, or its responder node's.
+    pairs: BTreeMap<(CephNetwork, String, String), PairCause>,
+}
+
+/// The outage finding that holds a mesh pair's outages.
+#[derive(Debug)]
+struct PairCause {
+    /// Its `nodes`: `[client node, responder node]` for the pair's own finding,
+    /// `[responder node]` for its responder node's outage.
+    nodes: Vec<String>,
+    /// The windows that finding tells of the pair (ms since the run started): a path finding
+    /// goes under it only when its failures lie inside them.
+    windows: Vec<Window>,
 }
 
 impl Causes {
@@ -116,13 +127,15 @@ impl Causes {
     /// node's outage explains that node's own findings (in a mesh, those its clients make
     /// first, and the block between it and another node); in a mesh a pair's explains a
     /// client node's finding when every responder it names is one of the node's pairs with
-    /// an outage, and a block between two nodes.
+    /// an outage (the finding goes under the first responder's), and a block between two
+    /// nodes.
     ///
     /// In a mesh (`mesh` its outage rule) a node's outage is the time every pair of it was down
     /// at once, often seconds, not the union of its pairs' windows: it explains a finding only
     /// when the finding's failures (its first to its last failed probe) lie inside the node's
     /// windows, parts outside shorter than the shortest outage ([`cut_off::explained`]) —
-    /// a persistent MTU problem of one pair is not its client node's uplink blip.
+    /// a persistent MTU problem of one pair is not its client node's uplink blip. So does a
+    /// pair's: its finding's windows must hold the path finding's failures.
     fn of(&self, f: &Finding, mesh: Option<OutageRule>) -> Option<Vec<String>> {
         if !matches!(
             f.kind,
@@ -145,11 +158,8 @@ impl Causes {
         let node = |n: &String| inside(n).then(|| vec![n.clone()]);
         let pair = |from: &String, to: &String| {
             let cause = self.pairs.get(&(network, from.clone(), to.clone()))?;
-            // A pair said under its responder node's outage: that node's windows.
-            match cause.as_slice() {
-                [n] if !inside(n) => None,
-                _ => Some(cause.clone()),
-            }
+            let rule = mesh?;
+            failed_within(f, &cause.windows, rule).then(|| cause.nodes.clone())
         };
         if f.nodes.iter().all(|n| n == first)
             && let Some(cause) = node(first)

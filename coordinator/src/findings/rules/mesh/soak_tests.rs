@@ -307,3 +307,54 @@ fn path_findings_inside_a_nodes_outage_are_said_under_it() {
         "{found:#?}"
     );
 }
+
+/// A pair's outage takes a path finding only when the finding's failures lie inside the
+/// windows it tells (review of soak2: it took any finding of its pair). n1 → n3 down from
+/// 100 s to 103 s (the pair's outage, fail: 98.56 %) and, all run long, one large probe in
+/// ten failing (loss: no window of its own). The path finding its loss makes spans 5 s to
+/// 205 s: it stays at the top level, not said under a 3 s outage.
+#[test]
+fn a_pair_outage_takes_only_the_path_findings_inside_it() {
+    let found = soak_kinds(|from, to, kind, round| {
+        (from, to) == ("n1", "n3")
+            && ((100..103).contains(&round) || (kind.payload == Payload::Large && round % 10 == 5))
+    });
+    let outages = outages_of(&found);
+    assert_eq!(outages.keys().collect::<Vec<_>>(), ["n1,n3"], "{found:#?}");
+    let pair = outages["n1,n3"];
+    assert_eq!(windows(pair), [(100_000, 103_000)], "{pair:#?}");
+    assert!(explained(pair).is_empty(), "{:#?}", pair.evidence);
+    let path = found
+        .iter()
+        .find(|f| f.kind != FindingKind::Outage)
+        .unwrap_or_else(|| panic!("{found:#?}"));
+    assert_eq!(
+        path.nodes.first().map(String::as_str),
+        Some("n1"),
+        "{path:#?}"
+    );
+    assert_eq!(
+        (
+            &path.evidence["first_failure_ms"],
+            &path.evidence["last_failure_ms"]
+        ),
+        (&json!(5_000), &json!(205_000)),
+        "{path:#?}"
+    );
+    // Without the loss, what the outage made is said under it.
+    let found = soak(|from, to| {
+        ((from, to) == ("n1", "n3"))
+            .then_some(100..103)
+            .into_iter()
+            .collect()
+    });
+    let outages = outages_of(&found);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        explained(outages["n1,n3"]),
+        [(
+            "flaky".to_string(),
+            vec!["n1".to_string(), "n3".to_string()]
+        )]
+    );
+}

@@ -7,10 +7,12 @@
 //! merely overlapped the node's merged window: one pair down from 10 s to 60 s around a blip
 //! of every pair from 30 s to 32 s is a node outage of 30–32 s, the pair's own outage around
 //! it. Which pairs count (README, "Mesh runs"): the node's pairs measured at that time (from
-//! its first probe — the node's first for pairs beginning within two shortest outages of it — to
-//! its last; [`cut_off`] says why) were all down, or, when it measured two other nodes' or more,
-//! every other node's pair was — within a node the NAD's master carries the traffic, so its
-//! own responder may still answer while its uplink is down.
+//! its first probe — the node's first for pairs beginning within two shortest outages of it —
+//! to its last; [`cut_off`] says why), two or more, were all down, or, when it measured two
+//! other nodes' or more, every other node's pair was — within a node the NAD's master carries
+//! the traffic, so its own responder may still answer while its uplink is down. One pair
+//! measured alone is that pair's outage, never its node's: nothing says the node's other
+//! paths were down (a pair probed before the others begin, a node with one peer).
 //!
 //! A pair's outage is explained by node outages when what it has outside them is no outage
 //! by the outage rule's own measure: every part of it outside the node windows is shorter than
@@ -50,10 +52,10 @@ struct Counts {
 }
 
 impl Counts {
-    /// The node is cut off: every pair measured down, or every other node's pair with two
-    /// or more measured.
+    /// The node is cut off: every pair measured down, or every other node's pair — two or
+    /// more measured either way.
     fn cut_off(&self) -> bool {
-        (self.measured > 0 && self.down >= self.measured)
+        (self.measured >= 2 && self.down >= self.measured)
             || (self.measured_other >= 2 && self.down_other >= self.measured_other)
     }
 }
@@ -68,10 +70,9 @@ impl Counts {
 /// Where the pairs' measured times begin and end matters (review of branch soak2, must-fix
 /// 2, and of its fix): a pair whose first probe comes within [`START_GRACE_OUTAGES`] shortest
 /// outages of the node's first probe (its pairs' earliest) counts as measured from that first
-/// probe — pairs of one start begin a probe round or a timeout apart, and one pair down from
-/// its first probe would otherwise be the node cut off until the others begin — and a pair
-/// beginning later (a responder placed or restarted mid-run, a peer chosen anew) from its own
-/// first probe: counted up before it, it would hide every outage of the node until then.
+/// probe — pairs of one start begin a probe round or a timeout apart — and a pair beginning
+/// later (its responder placed late: gone when the clients' targets were released) from its
+/// own first probe: counted up before it, it would hide every outage of the node until then.
 /// Each pair is measured until its own last probe, and a window opens only when a pair goes
 /// down: never when pairs stop being measured, as they do one by one at the end of the run
 /// (or when a responder's paths are left out), leaving only those still down.
@@ -394,10 +395,11 @@ mod tests {
         assert_eq!(secs(&cut_off(&pairs, rule)), []);
     }
 
-    /// A pair beginning mid-run (its responder placed or restarted later, a peer chosen
-    /// anew: first probe at 500 s) is not counted up before it: n1's every pair down
-    /// 100–160 s is n1 cut off, the late pair measured only from 500 s (review of soak2's
-    /// fix). Beginning within two shortest outages of the node's first probe is the start.
+    /// A pair beginning mid-run (its responder placed late, gone when the clients' targets
+    /// were released: first probe at 500 s) is not counted up before it: n1's every pair
+    /// down 100–160 s is n1 cut off, the late pair measured only from 500 s (review of
+    /// soak2's fix). Beginning within two shortest outages of the node's first probe — 12 s
+    /// exactly included — is the start.
     #[test]
     fn a_pair_beginning_mid_run_does_not_hide_an_earlier_cut_off() {
         let rule = OutageRule { min_ms: 6_000 };
@@ -414,10 +416,69 @@ mod tests {
             windows: &[],
         });
         assert_eq!(secs(&cut_off(&pairs, rule)), [(100, 160)]);
-        // Beginning at 11 s, within two shortest outages (12 s) of the node's first probe, it
+        // Beginning at 11 s, within two shortest outages of the node's first probe, it
         // counts from the start: up at 100 s, it keeps n1 from being cut off.
         pairs[3].probed = (11_000, 3_600_000);
         assert_eq!(secs(&cut_off(&pairs, rule)), []);
+        // The bound itself: every other pair down 2–11 s. A pair beginning at 12 s, two
+        // shortest outages after the node's first probe, counts from the start (up then:
+        // no cut off); one beginning a millisecond later counts from its first probe, and
+        // before it n1 was cut off.
+        let early = [w(2, 11)];
+        for p in &mut pairs[..3] {
+            p.windows = &early;
+        }
+        pairs[3].probed = (12_000, 3_600_000);
+        assert_eq!(secs(&cut_off(&pairs, rule)), []);
+        pairs[3].probed = (12_001, 3_600_000);
+        assert_eq!(secs(&cut_off(&pairs, rule)), [(2, 11)]);
+    }
+
+    /// A pair beginning inside an open cut off (its responder placed late, first probe at
+    /// 130 s within n1's 100–160 s): up, it ends the window at its first probe — n1 reached a
+    /// responder then; down from its first probe, the window stays open to 160 s.
+    #[test]
+    fn a_pair_beginning_inside_a_cut_off_ends_it_if_up_and_keeps_it_if_down() {
+        let rule = OutageRule { min_ms: 6_000 };
+        let uplink = [w(100, 160)];
+        let from_start = |other_node| PairSpan {
+            other_node,
+            probed: (0, 3_600_000),
+            windows: &uplink,
+        };
+        let mut pairs = vec![from_start(false), from_start(true), from_start(true)];
+        pairs.push(PairSpan {
+            other_node: true,
+            probed: (130_000, 3_600_000),
+            windows: &[],
+        });
+        assert_eq!(secs(&cut_off(&pairs, rule)), [(100, 130)]);
+        let late_down = [w(130, 160)];
+        pairs[3].windows = &late_down;
+        assert_eq!(secs(&cut_off(&pairs, rule)), [(100, 160)]);
+    }
+
+    /// One pair measured alone is never its node cut off: n1 → n2 probed from 0 s and down
+    /// 0–10 s, n1's other pairs first probed at 13 s (past the 12 s grace). Before 13 s n1 had
+    /// one pair measured — its outage is the pair's. So for a node with one pair all along.
+    #[test]
+    fn one_pair_measured_alone_is_not_its_node_cut_off() {
+        let rule = OutageRule { min_ms: 6_000 };
+        let down = [w(0, 10)];
+        let late = |other_node| PairSpan {
+            other_node,
+            probed: (13_000, 3_600_000),
+            windows: &[],
+        };
+        let early = PairSpan {
+            other_node: true,
+            probed: (0, 3_600_000),
+            windows: &down,
+        };
+        assert_eq!(secs(&cut_off(&[late(false), early, late(true)], rule)), []);
+        assert_eq!(secs(&cut_off(&[early], rule)), []);
+        // Two pairs measured from the start, both down: cut off.
+        assert_eq!(secs(&cut_off(&[early, early], rule)), [(0, 10)]);
     }
 
     /// Still open at the end: every pair's window ongoing to its last probe.

@@ -29,7 +29,8 @@ use serde_json::{Value, json};
 
 use super::cut_off::{self, PairSpan};
 use super::{
-    Causes, HEARTBEAT_SUGGESTION, availability, client_paths, down_ms, outage, ratio4, severity,
+    Causes, HEARTBEAT_SUGGESTION, PairCause, availability, client_paths, down_ms, outage, ratio4,
+    severity,
 };
 use crate::findings::rules::when::{self, NodePaths};
 use crate::findings::rules::{add_explained, finding};
@@ -326,9 +327,13 @@ pub(super) fn mesh_outages(
         };
         if let Some(windows) = pair_windows.get(key) {
             let f = pair_outage(facts, network, &pair(windows), reached, together);
+            let cause = PairCause {
+                nodes: f.nodes.clone(),
+                windows: windows.clone(),
+            };
             causes
                 .pairs
-                .insert((network, from.clone(), to.clone()), f.nodes.clone());
+                .insert((network, from.clone(), to.clone()), cause);
             out.push(f);
             continue;
         }
@@ -351,9 +356,13 @@ pub(super) fn mesh_outages(
             cause,
             json!({"kind": f.kind, "nodes": f.nodes, "severity": f.severity, "summary": f.summary}),
         );
+        let cause = PairCause {
+            nodes: vec![to.clone()],
+            windows: own_of(to).to_vec(),
+        };
         causes
             .pairs
-            .insert((network, from.clone(), to.clone()), vec![to.clone()]);
+            .insert((network, from.clone(), to.clone()), cause);
     }
 }
 
