@@ -60,6 +60,9 @@ pub enum FindingKind {
     /// An agent was away from the run for a while (its connection gone, its process killed
     /// or restarted): its paths were not measured, which is no network outage.
     AgentOutage,
+    /// In a mesh, a network left unvalidated from a node: every responder its agents probe
+    /// there was gone, so they had nothing to pass on.
+    NotValidated,
 }
 
 /// How much a finding weighs in the verdict.

@@ -77,8 +77,8 @@ pub struct RunRequest {
     pub lab: LabRequest,
     /// Kubernetes settings.
     pub kube: KubeRequest,
-    /// Local and lab backends: kill an agent some time after it started.
-    pub kill_agent: Option<KillAgent>,
+    /// Local and lab backends: kill these agents, each some time after it started.
+    pub kill_agent: Vec<KillAgent>,
     /// Resume this run (its id, or its directory) from its checkpoint instead of starting
     /// one ([`crate::checkpoint`]): only the output settings of the request apply.
     pub resume: Option<String>,
@@ -102,7 +102,7 @@ impl Default for RunRequest {
                 image: crate::backend::kube::DEFAULT_IMAGE.to_string(),
                 ..KubeRequest::default()
             },
-            kill_agent: None,
+            kill_agent: Vec::new(),
             resume: None,
         }
     }

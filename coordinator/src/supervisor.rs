@@ -221,6 +221,9 @@ pub struct RunSupervisor {
     passed_at: BTreeMap<String, u64>,
     /// Agents that had failed beyond doubt at the last look (the early verdict).
     failed_for_certain: BTreeSet<String>,
+    /// Agents stranded at the last look of the probe stage ([`Moment::stranded`]): only the
+    /// probe stage reads it, so no checkpoint keeps it.
+    stranded: BTreeSet<String>,
     /// The addresses the backend handed each pod out, where it knows them when it starts it
     /// (local, lab): an agent that never connects is still accounted for.
     placed_addresses: BTreeMap<String, Vec<NetworkAddress>>,
@@ -237,8 +240,9 @@ pub struct RunSupervisor {
     soak_began_ms: Option<u64>,
     /// The coordinator's restarts in this run (a resumed run's).
     restarts: Vec<crate::checkpoint::CoordinatorRestart>,
-    /// A mesh's responders said to be gone (and not yet said to be back), by pod.
-    responders_away: BTreeSet<String>,
+    /// A mesh's responders said to be gone (and not yet said to be back), by pod, with when
+    /// they were first seen gone.
+    responders_away: BTreeMap<String, Instant>,
     /// The servers' (a mesh's responders') listeners at the last look at the run: a change
     /// since is a responder listening anew ([`decide::relistened`]).
     listening: BTreeMap<String, crate::mesh::Responder>,
@@ -331,6 +335,7 @@ impl RunSupervisor {
             exit_reasons: BTreeMap::new(),
             passed_at: BTreeMap::new(),
             failed_for_certain: BTreeSet::new(),
+            stranded: BTreeSet::new(),
             placed_addresses: BTreeMap::new(),
             plan: Vec::new(),
             nodes: Vec::new(),
@@ -339,7 +344,7 @@ impl RunSupervisor {
             probing_began_ms: None,
             soak_began_ms: None,
             restarts: Vec::new(),
-            responders_away: BTreeSet::new(),
+            responders_away: BTreeMap::new(),
             listening: BTreeMap::new(),
             must_pass_again: BTreeSet::new(),
             pass_again_when_back: BTreeSet::new(),
@@ -429,6 +434,7 @@ impl RunSupervisor {
             scheduler_fates: &self.scheduler_fates,
             passed_at: &self.passed_at,
             failed_for_certain: &self.failed_for_certain,
+            stranded: &self.stranded,
             must_pass_again: &self.must_pass_again,
             started: self.started,
             now,
@@ -685,6 +691,12 @@ impl RunSupervisor {
                 .map(|(pod, _)| pod.to_string())
                 .collect();
             self.failed_for_certain = failed;
+            self.stranded = self.at(now).stranded(
+                &snap.agents,
+                &self.targeting,
+                &self.responders_away,
+                settings.early_verdict().window,
+            );
             let stage = self
                 .at(now)
                 .probe_stage(&snap.agents, now - since, deadline);
@@ -727,9 +739,18 @@ impl RunSupervisor {
                     return Ok(stage.outcome());
                 }
                 ProbeStage::Decided => {
+                    let failed = self.failed_for_certain.len();
+                    let stranded = self.stranded.difference(&self.failed_for_certain).count();
+                    let mut why = Vec::new();
+                    if failed > 0 {
+                        why.push(format!("{failed} agent(s) failed beyond doubt (a path without one success for the flaky threshold while others pass)"));
+                    }
+                    if stranded > 0 {
+                        why.push(format!("{stranded} agent(s) have nothing left to probe on a network (every responder they probe there gone for the flaky threshold)"));
+                    }
                     progress.note(&format!(
-                        "{} agent(s) failed beyond doubt (a path without one success for the flaky threshold while others pass): ending the run before its deadline",
-                        self.failed_for_certain.len()
+                        "{}: ending the run before its deadline",
+                        why.join("; ")
                     ));
                     return Ok(stage.outcome());
                 }
@@ -765,7 +786,7 @@ impl RunSupervisor {
         };
         let gone = at.gone_servers(&snap.agents);
         // (One back from being gone is said so below.)
-        let away = |pod: &&String| gone.contains(*pod) || self.responders_away.contains(*pod);
+        let away = |pod: &&String| gone.contains(*pod) || self.responders_away.contains_key(*pod);
         for pod in anew.iter().filter(|p| !away(p)) {
             let who = if self.targeting.is_mesh() {
                 format!("responder {pod} on {}", node_of(pod))
@@ -781,18 +802,24 @@ impl RunSupervisor {
                 "{who} listens anew (new addresses or ports): {then}"
             ));
         }
-        for pod in gone.difference(&self.responders_away) {
+        for pod in gone
+            .iter()
+            .filter(|p| !self.responders_away.contains_key(*p))
+        {
             progress.note(&format!(
                 "responder {pod} on {} is gone: the run goes on without it; its peers' paths to it are left out of their verdict while it is away",
                 node_of(pod)
             ));
         }
-        for pod in self.responders_away.difference(&gone) {
+        for pod in self.responders_away.keys().filter(|p| !gone.contains(*p)) {
             progress.note(&format!("responder {pod} is back"));
             // Those who passed while it was away have not probed it since.
             anew.insert(pod.clone());
         }
-        self.responders_away = gone;
+        self.responders_away.retain(|pod, _| gone.contains(pod));
+        for pod in gone {
+            self.responders_away.entry(pod).or_insert(now);
+        }
         anew
     }
 

@@ -303,3 +303,100 @@ fn a_cut_between_two_nodes_in_a_mesh_soak_is_each_directions_pair_outage() {
     }
     lab.assert_gone();
 }
+
+/// A mesh whose node loses every responder it probes does not wait out `resourceTimeout`
+/// for it: `--mesh-peers 1` on three nodes, the responders on n1 and on n1's peer killed for
+/// good 2 s in. n1's clients have nothing left to pass on: once both have been gone for
+/// `flakyThreshold` (5 s) they are stranded, the probe stage ends `decided` long before its
+/// minute, they are not passed, and the report says the networks were not validated from
+/// n1 (and from its peer, when the peer's own peer is n1) beside the two `agent_lost`. The
+/// third node's clients pass on its own responder.
+#[test]
+fn a_node_whose_every_responder_is_lost_is_not_validated_and_not_waited_for() {
+    if !lab_possible() {
+        return;
+    }
+    use multinet_coordinator::mesh::rendezvous;
+    let lab = LabGuard::new('7');
+    let others = |n: &str| -> Vec<String> {
+        ["n1", "n2", "n3"]
+            .into_iter()
+            .filter(|o| *o != n)
+            .map(String::from)
+            .collect()
+    };
+    let peer = rendezvous("n1", &others("n1"), 1).remove(0);
+    let third = if peer == "n2" { "n3" } else { "n2" };
+    let mut stranded = vec!["n1".to_string()];
+    if rendezvous(&peer, &others(&peer), 1)[0] == "n1" {
+        stranded.push(peer.clone());
+    }
+    let config = MESH_CONFIG.replace("probeInterval: 200ms", "probeInterval: 300ms")
+        + "  flakyThreshold: 5s\n";
+    // The server's node (the mesh's `server`, whose loss is `server_unavailable`) is the
+    // third, whose responder stays.
+    let topology = lab.topology(&format!(
+        "nodes: [n1, n2, n3]\nserver_node: {third}\n{config}"
+    ));
+    let kill_peer = format!("server-{peer}@2");
+    let (code, r) = run_with(
+        &topology,
+        &[
+            "--mesh-peers",
+            "1",
+            "--kill-agent",
+            "server-n1@2",
+            "--kill-agent",
+            &kill_peer,
+        ],
+    );
+    assert_eq!(code, Some(1), "{r:#}");
+    let probe = r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == "probe")
+        .unwrap_or_else(|| panic!("no probe stage: {r:#}"));
+    assert_eq!(probe["outcome"], "decided", "{r:#}");
+    assert!(
+        probe["duration_ms"].as_u64().expect("duration") < 40_000,
+        "stranded agents are not waited for: {probe:#}"
+    );
+    let mut failing: Vec<(String, Option<String>, Vec<String>)> = findings(&r)
+        .into_iter()
+        .zip(r["findings"].as_array().expect("findings"))
+        .filter(|(_, f)| f["severity"] == "fail")
+        .map(|(k, _)| k)
+        .collect();
+    failing.sort();
+    let mut lost = ["n1".to_string(), peer.clone()];
+    lost.sort();
+    let mut expected: Vec<(String, Option<String>, Vec<String>)> = lost
+        .iter()
+        .map(|n| ("agent_lost".to_string(), None, vec![n.clone()]))
+        .collect();
+    for network in ["cluster", "public"] {
+        expected.push((
+            "not_validated".to_string(),
+            Some(network.to_string()),
+            stranded.clone(),
+        ));
+    }
+    expected.sort();
+    assert_eq!(failing, expected, "{r:#}");
+    for agent in r["agents"].as_array().expect("agents") {
+        if agent["role"] != "client" {
+            continue;
+        }
+        let node = agent["node"].as_str().unwrap_or_default();
+        assert_eq!(
+            agent["passed_at_ms"].is_null(),
+            stranded.iter().any(|s| s == node),
+            "{agent:#}\n{r:#}"
+        );
+        if node == third {
+            assert!(!agent["passed_at_ms"].is_null(), "{agent:#}");
+        }
+    }
+    lab.assert_gone();
+}

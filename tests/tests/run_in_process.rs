@@ -65,7 +65,7 @@ fn local_run() -> (LocalBackend, RunSupervisor) {
     let backend = LocalBackend::new(
         2,
         vec![env!("CARGO_BIN_EXE_multinet-e2e").into(), "agent".into()],
-        None,
+        Vec::new(),
     );
     let supervisor = RunSupervisor::prepare(
         std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("socket"),

@@ -42,15 +42,16 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
-    /// `nodes` simulated nodes; agents are started with `agent_command` + `--assignment FILE`.
-    pub fn new(nodes: u32, agent_command: Vec<String>, kill: Option<KillAgent>) -> Self {
+    /// `nodes` simulated nodes; agents are started with `agent_command` + `--assignment FILE`,
+    /// and `kills` applied to them (`--kill-agent`).
+    pub fn new(nodes: u32, agent_command: Vec<String>, kills: Vec<KillAgent>) -> Self {
         let block =
             2 + (std::process::id() as u8 ^ (Instant::now().elapsed().subsec_nanos() as u8)) % 250;
         Self {
             nodes,
             block,
             next_host: BTreeMap::new(),
-            agents: AgentProcesses::new(agent_command, kill.into_iter().collect()),
+            agents: AgentProcesses::new(agent_command, kills),
             control_port: None,
         }
     }
@@ -162,7 +163,7 @@ mod tests {
 
     #[test]
     fn addresses_are_distinct_loopback_per_network() {
-        let mut b = LocalBackend::new(3, vec!["true".into()], None);
+        let mut b = LocalBackend::new(3, vec!["true".into()], Vec::new());
         let mut a: Vec<IpAddr> = (0..600).map(|_| b.address(CephNetwork::Public)).collect();
         a.extend((0..600).map(|_| b.address(CephNetwork::Cluster)));
         let unique: std::collections::BTreeSet<_> = a.iter().collect();

@@ -7,7 +7,8 @@
 //! live by family: `agents` (the agents' and the server's fates), `addresses` (two agents
 //! with one address), `egress` (probes that left by another interface than the network's; they
 //! are not counted by the other rules), `network` (one network's
-//! paths, node by node), `host` (host checkers) and `readiness` (Rook's flaky threshold). Each
+//! paths, node by node), `not_validated` (a mesh's networks left without a responder to
+//! probe), `host` (host checkers) and `readiness` (Rook's flaky threshold). Each
 //! finding's suggestions stay beside the rule that makes it: one kind is made in several
 //! situations (`flaky` three ways, `agent_lost` two), each with its own advice.
 
@@ -19,6 +20,7 @@ mod egress;
 mod host;
 mod mesh;
 mod network;
+mod not_validated;
 mod readiness;
 mod soak;
 mod when;
@@ -176,6 +178,9 @@ pub fn derive(matrix: &PathMatrix, facts: &RunFacts) -> Vec<Finding> {
                 network_rules(matrix, facts, *network, &by_node, &mut out);
             }
         }
+    }
+    if let Some(mesh) = &facts.mesh {
+        not_validated::not_validated(facts, mesh, &mut out);
     }
     host_checks(matrix, facts, &mut out);
     rook_flaky_rule(facts, &mut out);

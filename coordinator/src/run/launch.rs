@@ -159,9 +159,10 @@ fn run_on(backend: BackendKind, request: &RunRequest, say: Say<'_>) -> Result<Ru
                     (lab, keep, config, command, metrics)
                 }
             };
-            let kills = match &request.kill_agent {
-                Some(kill) => vec![kill.clone()],
-                None => topology_kills(&lab.topology),
+            let kills = if request.kill_agent.is_empty() {
+                topology_kills(&lab.topology)
+            } else {
+                request.kill_agent.clone()
             };
             let backend = LabBackend::new(lab, command, kills, keep);
             finish(

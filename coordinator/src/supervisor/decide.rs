@@ -4,6 +4,16 @@
 //! caller passes in. No actor, no backend and no clock here, so every decision is tested with
 //! plain values; the supervisor reads the clock once per look at the run.
 //!
+//! # Stranded agents
+//!
+//! In a mesh an agent probes its node's peers on each network; one whose every peer
+//! responder on a network is gone cannot pass, and would wait out `resourceTimeout`. It is
+//! *stranded* once every one of them has been gone for Rook's `flakyThreshold` (the early
+//! verdict's window, as long as a path must fail to be dead) — not at once: a responder
+//! restarted by its kubelet, or reconnecting, comes back within it. A stranded agent is
+//! settled, never passed: the stage may end without it (`decided`), and the report names the
+//! network it left unvalidated from its node (`not_validated`).
+//!
 //! # The early verdict
 //!
 //! A run ends as soon as its outcome cannot change: every client and host checker has passed,
@@ -137,6 +147,8 @@ pub(super) struct Moment<'a> {
     pub passed_at: &'a BTreeMap<String, u64>,
     /// Agents that failed beyond doubt at the last look ([`Moment::failed_for_certain`]).
     pub failed_for_certain: &'a BTreeSet<String>,
+    /// Agents stranded at the last look ([`Moment::stranded`]).
+    pub stranded: &'a BTreeSet<String>,
     /// Agents that passed before a responder they probe listened anew (it came back, or
     /// said new listeners: [`Moment::pass_again`]), and must pass again on its listeners
     /// now before they count as settled.
@@ -229,8 +241,9 @@ impl Moment<'_> {
     }
 
     /// The probe stage, begun `in_stage` ago with `deadline` to go, given the roster's agents
-    /// now (and who passed or failed beyond doubt): done when every client and host checker
-    /// passed or is gone, decided when the rest of them failed beyond doubt.
+    /// now (and who passed, failed beyond doubt or is stranded): done when every client and
+    /// host checker passed or is gone, decided when the rest of them failed beyond doubt or
+    /// are stranded (the module's documentation).
     pub(super) fn probe_stage(
         &self,
         agents: &[AgentView],
@@ -249,10 +262,10 @@ impl Moment<'_> {
             ProbeStage::ServerLost
         } else if open.is_empty() {
             ProbeStage::Done
-        } else if open
-            .iter()
-            .all(|a| self.failed_for_certain.contains(&a.expected.pod))
-        {
+        } else if open.iter().all(|a| {
+            self.failed_for_certain.contains(&a.expected.pod)
+                || self.stranded.contains(&a.expected.pod)
+        }) {
             ProbeStage::Decided
         } else if in_stage >= deadline {
             ProbeStage::Deadline
@@ -271,6 +284,52 @@ impl Moment<'_> {
             .filter(|a| a.expected.role == Role::Server)
             .peekable();
         servers.peek().is_some() && servers.all(|a| self.is_gone(a))
+    }
+
+    /// The clients and host checkers not gone and not settled by a pass that are stranded
+    /// now, by pod (the module's documentation): in a mesh (`targeting`), on one of their
+    /// networks every responder their node probes there has been gone since at least
+    /// `grace` ago (`gone_since`: when each responder pod was first seen gone, while it
+    /// still is). A node that probes no responder on a network is not stranded there
+    /// (nothing was ever asked of it).
+    pub(super) fn stranded(
+        &self,
+        agents: &[AgentView],
+        targeting: &Targeting,
+        gone_since: &BTreeMap<String, Instant>,
+        grace: Duration,
+    ) -> BTreeSet<String> {
+        let long_gone = |node: &str, network| {
+            let mut responders = agents.iter().filter(|a| {
+                a.expected.role == Role::Server
+                    && a.expected.node == node
+                    && a.expected.networks.contains(&network)
+            });
+            responders.clone().next().is_some()
+                && responders.all(|r| {
+                    gone_since.get(&r.expected.pod).is_some_and(|since| {
+                        self.is_gone(r) && self.now.saturating_duration_since(*since) >= grace
+                    })
+                })
+        };
+        agents
+            .iter()
+            .filter(|a| a.expected.role != Role::Server && !self.is_gone(a))
+            .filter(|a| {
+                !self.passed_at.contains_key(&a.expected.pod)
+                    || self.must_pass_again.contains(&a.expected.pod)
+            })
+            .filter(|a| {
+                a.expected.networks.iter().any(|network| {
+                    targeting
+                        .peers_of(*network, &a.expected.node)
+                        .is_some_and(|peers| {
+                            !peers.is_empty() && peers.iter().all(|p| long_gone(p, *network))
+                        })
+                })
+            })
+            .map(|a| a.expected.pod.clone())
+            .collect()
     }
 
     /// The servers (a mesh's responders) gone now, by pod.
@@ -452,6 +511,7 @@ mod tests {
         fates: BTreeMap<String, AgentFate>,
         passed_at: BTreeMap<String, u64>,
         failed_for_certain: BTreeSet<String>,
+        stranded: BTreeSet<String>,
         must_pass_again: BTreeSet<String>,
         started: Instant,
     }
@@ -462,6 +522,7 @@ mod tests {
                 fates: BTreeMap::new(),
                 passed_at: BTreeMap::new(),
                 failed_for_certain: BTreeSet::new(),
+                stranded: BTreeSet::new(),
                 must_pass_again: BTreeSet::new(),
                 started: Instant::now(),
             }
@@ -473,6 +534,7 @@ mod tests {
                 scheduler_fates: &self.fates,
                 passed_at: &self.passed_at,
                 failed_for_certain: &self.failed_for_certain,
+                stranded: &self.stranded,
                 must_pass_again: &self.must_pass_again,
                 started: self.started,
                 now: self.started + after,
@@ -748,6 +810,65 @@ mod tests {
         assert_eq!(
             world.at(41 * S).probe_stage(&agents, 39 * S, 180 * S),
             ProbeStage::Done
+        );
+    }
+
+    /// `--mesh-peers 1` on three nodes, one network: n1 probes n1 and n2, n3 probes n3 and
+    /// n1. The responders on n1 and n2 disconnect 2 s in (gone from 5 s); with a 10 s grace
+    /// n1's client is stranded from 15 s on — not before, whatever was seen of them — and
+    /// n3's never is (its own responder is here). One responder back, or one of its probed
+    /// responders never gone, and nobody is stranded.
+    #[test]
+    fn a_mesh_agent_is_stranded_once_its_every_responder_has_been_gone_for_the_grace() {
+        let mut world = World::new();
+        let grace = 10 * S;
+        let targeting = mesh(&[
+            (CephNetwork::Public, "n1", &["n1", "n2"]),
+            (CephNetwork::Public, "n3", &["n3", "n1"]),
+        ]);
+        let gone_at = world.started + 2 * S;
+        let agents = vec![
+            disconnected(on("n1", view("server-n1", Role::Server)), gone_at),
+            disconnected(on("n2", view("server-n2", Role::Server)), gone_at),
+            on("n3", view("server-n3", Role::Server)),
+            on("n1", view("client-n1", Role::Client)),
+            on("n3", view("client-n3", Role::Client)),
+        ];
+        // First seen gone at the look 5 s in.
+        let since: BTreeMap<String, Instant> = ["server-n1", "server-n2"]
+            .into_iter()
+            .map(|p| (p.to_string(), world.started + 5 * S))
+            .collect();
+        let stranded = |world: &World, at: Duration, since: &BTreeMap<String, Instant>| {
+            world.at(at).stranded(&agents, &targeting, since, grace)
+        };
+        assert_eq!(stranded(&world, 14 * S, &since), pods(&[]));
+        assert_eq!(stranded(&world, 15 * S, &since), pods(&["client-n1"]));
+        // Settled, never passed: the stage is decided once it is all that is left.
+        world.passed_at.insert("client-n3".into(), 3_000);
+        world.stranded = stranded(&world, 15 * S, &since);
+        assert_eq!(
+            world.at(15 * S).probe_stage(&agents, 14 * S, 60 * S),
+            ProbeStage::Decided
+        );
+        assert!(!world.passed_at.contains_key("client-n1"));
+        // server-n2 back (no longer in `gone_since`, connected): nothing stranded.
+        let mut back = since.clone();
+        back.remove("server-n2");
+        let mut agents_back = agents.clone();
+        agents_back[1] = on("n2", view("server-n2", Role::Server));
+        assert_eq!(
+            world
+                .at(20 * S)
+                .stranded(&agents_back, &targeting, &back, grace),
+            pods(&[])
+        );
+        // Not a mesh: the single server's loss is `server lost`, no one is stranded.
+        assert_eq!(
+            world
+                .at(20 * S)
+                .stranded(&agents, &Targeting::Single, &since, grace),
+            pods(&[])
         );
     }
 

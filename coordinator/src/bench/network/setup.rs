@@ -203,7 +203,7 @@ pub(super) fn bench_setup(
             "a kube setup is benchmarked in its cluster".into(),
         )),
         Place::Local { nodes } => {
-            let backend = LocalBackend::new(nodes, agent_command, None);
+            let backend = LocalBackend::new(nodes, agent_command, Vec::new());
             let what = "the local backend's agents".to_string();
             on_site(backend, &settings, request, tools, &mut result, &what, say)
         }
