@@ -179,6 +179,11 @@ pub struct SupervisorState {
     /// checkpoint written before it was kept: nobody.)
     #[serde(default)]
     pub must_pass_again: BTreeSet<String>,
+    /// Agents (pod names) stranded when the probe stage ended and not passed since, with the
+    /// networks they were stranded on (`supervisor::decide`): the report's `not_validated`.
+    /// (Absent from a checkpoint written before it was kept: nobody.)
+    #[serde(default)]
+    pub stranded: BTreeMap<String, Vec<multinet_proto::network::CephNetwork>>,
 }
 
 /// Why a checkpoint could not be written or read.

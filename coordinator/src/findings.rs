@@ -216,6 +216,10 @@ pub struct RunFacts {
     /// the single server. In a mesh, `server` is the responder on `server_node` and the other
     /// responders are among `agents`.
     pub mesh: Option<MeshFacts>,
+    /// A mesh's agents (pod names) stranded when the probe stage ended — every responder
+    /// they probe on these networks gone for `flakyThreshold` — and not passed since
+    /// (`supervisor::decide`); empty otherwise.
+    pub stranded: BTreeMap<String, Vec<CephNetwork>>,
 }
 
 /// `started_unix_ms + ms` as an RFC 3339 UTC timestamp with milliseconds

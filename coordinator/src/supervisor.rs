@@ -221,9 +221,10 @@ pub struct RunSupervisor {
     passed_at: BTreeMap<String, u64>,
     /// Agents that had failed beyond doubt at the last look (the early verdict).
     failed_for_certain: BTreeSet<String>,
-    /// Agents stranded at the last look of the probe stage ([`Moment::stranded`]): only the
-    /// probe stage reads it, so no checkpoint keeps it.
-    stranded: BTreeSet<String>,
+    /// Agents stranded at the last look of the probe stage, with the networks they are
+    /// stranded on ([`Moment::stranded`]), until they pass (in the soak that follows): the
+    /// report's `not_validated` reads it, so the checkpoint keeps it.
+    stranded: BTreeMap<String, Vec<CephNetwork>>,
     /// The addresses the backend handed each pod out, where it knows them when it starts it
     /// (local, lab): an agent that never connects is still accounted for.
     placed_addresses: BTreeMap<String, Vec<NetworkAddress>>,
@@ -335,7 +336,7 @@ impl RunSupervisor {
             exit_reasons: BTreeMap::new(),
             passed_at: BTreeMap::new(),
             failed_for_certain: BTreeSet::new(),
-            stranded: BTreeSet::new(),
+            stranded: BTreeMap::new(),
             placed_addresses: BTreeMap::new(),
             plan: Vec::new(),
             nodes: Vec::new(),
@@ -740,7 +741,11 @@ impl RunSupervisor {
                 }
                 ProbeStage::Decided => {
                     let failed = self.failed_for_certain.len();
-                    let stranded = self.stranded.difference(&self.failed_for_certain).count();
+                    let stranded = self
+                        .stranded
+                        .keys()
+                        .filter(|pod| !self.failed_for_certain.contains(*pod))
+                        .count();
                     let mut why = Vec::new();
                     if failed > 0 {
                         why.push(format!("{failed} agent(s) failed beyond doubt (a path without one success for the flaky threshold while others pass)"));
@@ -823,6 +828,47 @@ impl RunSupervisor {
         anew
     }
 
+    /// In the soak: the agents stranded when the probe stage ended ([`Moment::stranded`])
+    /// that pass now on every network — their responders back — are passed, at this time
+    /// (Rook's readiness rule reads how late), and stranded no more.
+    async fn pass_stranded(
+        &mut self,
+        snap: &crate::roster::RosterSnapshot,
+        settings: &RunSettings,
+        now: Instant,
+    ) -> Result<()> {
+        if self.stranded.is_empty() {
+            return Ok(());
+        }
+        let pods: Vec<AgentIdentity> = self
+            .plan
+            .iter()
+            .filter(|p| self.stranded.contains_key(&p.pod))
+            .cloned()
+            .collect();
+        let pairs: Vec<(String, CephNetwork)> = pods
+            .iter()
+            .flat_map(|p| p.networks.iter().map(move |n| (p.pod.clone(), *n)))
+            .collect();
+        let standings = self
+            .matrix
+            .send(Standings {
+                pairs: self.with_targets(&pods, &pairs, snap, now),
+                threshold: settings.threshold(),
+            })
+            .await?;
+        let mut passes: BTreeMap<&str, bool> = BTreeMap::new();
+        for ((pod, _), standing) in pairs.iter().zip(&standings) {
+            *passes.entry(pod.as_str()).or_insert(true) &= standing.passes;
+        }
+        let now_ms = self.at(now).elapsed_ms();
+        for (pod, _) in passes.into_iter().filter(|(_, passed)| *passed) {
+            self.passed_at.entry(pod.to_string()).or_insert(now_ms);
+            self.stranded.remove(pod);
+        }
+        Ok(())
+    }
+
     /// `pairs` (pod, network) with the target addresses the pod was told to probe there
     /// ([`Targeting::target_addresses`]): what it must have passed on before it passes.
     fn with_targets(
@@ -899,6 +945,7 @@ impl RunSupervisor {
             // The soak has no pass to make again: what it reads is outages, and a responder's
             // time away or restart is its agent outage.
             self.note_responders(&snap, now, false, progress);
+            self.pass_stranded(&snap, settings, now).await?;
             if self.at(now).servers_gone(&snap.agents) {
                 progress.note(if self.targeting.is_mesh() {
                     "every responder is gone; ending the soak"

@@ -400,3 +400,62 @@ fn a_node_whose_every_responder_is_lost_is_not_validated_and_not_waited_for() {
     }
     lab.assert_gone();
 }
+
+/// The stranded agents' pass is kept when a soak follows (review of the stranding rule): the
+/// same three nodes and `--mesh-peers 1`, the two responders killed 2 s in and started again
+/// 12 s later (a kubelet restart slower than `flakyThreshold`, 5 s). The probe stage ends
+/// `decided` with n1's clients stranded; in the 30 s soak their responders come back, they
+/// pass, and the report counts them passed: no `not_validated`, nothing failing.
+#[test]
+fn stranded_agents_whose_responders_come_back_in_the_soak_pass_there() {
+    if !lab_possible() {
+        return;
+    }
+    use multinet_coordinator::mesh::rendezvous;
+    let lab = LabGuard::new('6');
+    let peer = rendezvous("n1", &["n2".to_string(), "n3".to_string()], 1).remove(0);
+    let third = if peer == "n2" { "n3" } else { "n2" };
+    let config = MESH_CONFIG.replace("probeInterval: 200ms", "probeInterval: 300ms")
+        + "  flakyThreshold: 5s\n";
+    let topology = lab.topology(&format!(
+        "nodes: [n1, n2, n3]\nserver_node: {third}\n{config}"
+    ));
+    let kill_peer = format!("server-{peer}@2+12");
+    let (code, r) = run_with(
+        &topology,
+        &[
+            "--mesh-peers",
+            "1",
+            "--kill-agent",
+            "server-n1@2+12",
+            "--kill-agent",
+            &kill_peer,
+            "--duration",
+            "30s",
+        ],
+    );
+    let probe = r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == "probe")
+        .unwrap_or_else(|| panic!("no probe stage: {r:#}"));
+    assert_eq!(
+        probe["outcome"], "decided",
+        "stranded, not waited for: {r:#}"
+    );
+    assert!(passed(&r), "{r:#}");
+    assert!(matches!(code, Some(0 | 1)), "{r:#}");
+    assert!(
+        findings(&r)
+            .iter()
+            .all(|(kind, _, _)| kind != "not_validated"),
+        "{r:#}"
+    );
+    for agent in r["agents"].as_array().expect("agents") {
+        if agent["role"] == "client" {
+            assert!(!agent["passed_at_ms"].is_null(), "{agent:#}\n{r:#}");
+        }
+    }
+    lab.assert_gone();
+}

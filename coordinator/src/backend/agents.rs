@@ -71,22 +71,34 @@ pub enum KillFrom {
 impl std::str::FromStr for KillAgent {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let (target, secs) = text
-            .split_once('@')
-            .ok_or_else(|| format!("{text:?}: expected TARGET@SECONDS, e.g. server@3 or n2@5"))?;
-        let secs: f64 = secs
-            .parse()
-            .map_err(|_| format!("{text:?}: {secs:?} is not a number of seconds"))?;
-        if !(0.0..=86_400.0).contains(&secs) || target.is_empty() {
+        let (target, when) = text.split_once('@').ok_or_else(|| {
+            format!(
+                "{text:?}: expected TARGET@SECONDS[+SECONDS], e.g. server@3, n2@5 or server-n3@2+10"
+            )
+        })?;
+        let seconds = |s: &str| -> Result<Duration, String> {
+            let secs: f64 = s
+                .parse()
+                .map_err(|_| format!("{text:?}: {s:?} is not a number of seconds"))?;
+            if !(0.0..=86_400.0).contains(&secs) {
+                return Err(format!("{text:?}: seconds must be 0 to 86400, found {s}"));
+            }
+            Ok(Duration::from_secs_f64(secs))
+        };
+        if target.is_empty() {
             return Err(format!(
-                "{text:?}: expected TARGET@SECONDS with 0 ≤ SECONDS ≤ 86400"
+                "{text:?}: expected TARGET@SECONDS[+SECONDS], no target"
             ));
         }
+        let (after, restart_after) = match when.split_once('+') {
+            Some((at, back)) => (seconds(at)?, Some(seconds(back)?)),
+            None => (seconds(when)?, None),
+        };
         Ok(Self {
             target: target.to_string(),
-            after: Duration::from_secs_f64(secs),
+            after,
             from: KillFrom::AgentStart,
-            restart_after: None,
+            restart_after,
         })
     }
 }
@@ -442,9 +454,20 @@ mod tests {
                 restart_after: None,
             })
         );
+        assert_eq!(
+            "server-n3@2+10".parse::<KillAgent>(),
+            Ok(KillAgent {
+                target: "server-n3".into(),
+                after: Duration::from_secs(2),
+                from: KillFrom::AgentStart,
+                restart_after: Some(Duration::from_secs(10)),
+            })
+        );
         assert!("server".parse::<KillAgent>().is_err());
         assert!("@3".parse::<KillAgent>().is_err());
         assert!("n1@-1".parse::<KillAgent>().is_err());
+        assert!("n1@2+".parse::<KillAgent>().is_err());
+        assert!("n1@2+x".parse::<KillAgent>().is_err());
     }
 
     #[test]

@@ -170,9 +170,11 @@ pub struct RunArgs {
     pub in_cluster_run: Option<String>,
     /// Local and lab backend fault: kill an agent (`server`: the server, in a mesh the first
     /// responder; `server-NODE`: a mesh's responder on NODE; a node name: its first client)
-    /// SECONDS after it started, e.g. `server@3`, `server-n3@2` or `n2@2`. Repeat it to kill
-    /// several (on the lab, instead of the topology's kill-agent faults).
-    #[arg(long, value_name = "TARGET@SECONDS")]
+    /// SECONDS after it started, e.g. `server@3`, `server-n3@2` or `n2@2`; `+SECONDS` after
+    /// it starts the agent again that much later with the same assignment, as a kubelet
+    /// restarts a container (`server-n3@2+10`). Repeat it to kill several (on the lab,
+    /// instead of the topology's kill-agent faults).
+    #[arg(long, value_name = "TARGET@SECONDS[+SECONDS]")]
     pub kill_agent: Vec<KillAgent>,
     /// Continue a lab or local soak whose coordinator died, from its checkpoint: RUN is its run id
     /// (said when the soak started, and in its reports) or its run directory. The run's

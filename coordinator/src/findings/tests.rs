@@ -140,6 +140,7 @@ fn run_by_client(ok: impl Fn(&str, &str, CephNetwork, ProbeKind, u64) -> bool) -
         started_unix_ms: 1_796_000_000_000,
         agent_outages: Vec::new(),
         mesh: None,
+        stranded: Default::default(),
     };
     with_addresses(&mut facts);
     Synthetic { matrix, facts }

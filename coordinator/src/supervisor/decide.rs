@@ -11,8 +11,10 @@
 //! *stranded* once every one of them has been gone for Rook's `flakyThreshold` (the early
 //! verdict's window, as long as a path must fail to be dead) — not at once: a responder
 //! restarted by its kubelet, or reconnecting, comes back within it. A stranded agent is
-//! settled, never passed: the stage may end without it (`decided`), and the report names the
-//! network it left unvalidated from its node (`not_validated`).
+//! settled, never passed: the stage may end without it (`decided`). The supervisor keeps the
+//! record: a soak that follows records the agent's pass once its responders are back and it
+//! passes, and the report names each network a stranded agent that never passed left
+//! unvalidated from its node (`not_validated`).
 //!
 //! # The early verdict
 //!
@@ -40,6 +42,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use multinet_proto::control::{Listener, Role};
+use multinet_proto::network::CephNetwork;
 
 use crate::findings::AgentFate;
 use crate::matrix_actor::Standing;
@@ -147,8 +150,9 @@ pub(super) struct Moment<'a> {
     pub passed_at: &'a BTreeMap<String, u64>,
     /// Agents that failed beyond doubt at the last look ([`Moment::failed_for_certain`]).
     pub failed_for_certain: &'a BTreeSet<String>,
-    /// Agents stranded at the last look ([`Moment::stranded`]).
-    pub stranded: &'a BTreeSet<String>,
+    /// Agents stranded at the last look, with the networks they are stranded on
+    /// ([`Moment::stranded`]).
+    pub stranded: &'a BTreeMap<String, Vec<CephNetwork>>,
     /// Agents that passed before a responder they probe listened anew (it came back, or
     /// said new listeners: [`Moment::pass_again`]), and must pass again on its listeners
     /// now before they count as settled.
@@ -264,7 +268,7 @@ impl Moment<'_> {
             ProbeStage::Done
         } else if open.iter().all(|a| {
             self.failed_for_certain.contains(&a.expected.pod)
-                || self.stranded.contains(&a.expected.pod)
+                || self.stranded.contains_key(&a.expected.pod)
         }) {
             ProbeStage::Decided
         } else if in_stage >= deadline {
@@ -287,18 +291,18 @@ impl Moment<'_> {
     }
 
     /// The clients and host checkers not gone and not settled by a pass that are stranded
-    /// now, by pod (the module's documentation): in a mesh (`targeting`), on one of their
-    /// networks every responder their node probes there has been gone since at least
-    /// `grace` ago (`gone_since`: when each responder pod was first seen gone, while it
-    /// still is). A node that probes no responder on a network is not stranded there
-    /// (nothing was ever asked of it).
+    /// now, by pod, with the networks they are stranded on (the module's documentation): in
+    /// a mesh (`targeting`), on each of those networks every responder their node probes
+    /// there has been gone since at least `grace` ago (`gone_since`: when each responder pod
+    /// was first seen gone, while it still is). A node that probes no responder on a network
+    /// is not stranded there (nothing was ever asked of it).
     pub(super) fn stranded(
         &self,
         agents: &[AgentView],
         targeting: &Targeting,
         gone_since: &BTreeMap<String, Instant>,
         grace: Duration,
-    ) -> BTreeSet<String> {
+    ) -> BTreeMap<String, Vec<CephNetwork>> {
         let long_gone = |node: &str, network| {
             let mut responders = agents.iter().filter(|a| {
                 a.expected.role == Role::Server
@@ -319,16 +323,22 @@ impl Moment<'_> {
                 !self.passed_at.contains_key(&a.expected.pod)
                     || self.must_pass_again.contains(&a.expected.pod)
             })
-            .filter(|a| {
-                a.expected.networks.iter().any(|network| {
-                    targeting
-                        .peers_of(*network, &a.expected.node)
-                        .is_some_and(|peers| {
-                            !peers.is_empty() && peers.iter().all(|p| long_gone(p, *network))
-                        })
-                })
+            .filter_map(|a| {
+                let on: Vec<CephNetwork> = a
+                    .expected
+                    .networks
+                    .iter()
+                    .copied()
+                    .filter(|network| {
+                        targeting
+                            .peers_of(*network, &a.expected.node)
+                            .is_some_and(|peers| {
+                                !peers.is_empty() && peers.iter().all(|p| long_gone(p, *network))
+                            })
+                    })
+                    .collect();
+                (!on.is_empty()).then(|| (a.expected.pod.clone(), on))
             })
-            .map(|a| a.expected.pod.clone())
             .collect()
     }
 
@@ -511,7 +521,7 @@ mod tests {
         fates: BTreeMap<String, AgentFate>,
         passed_at: BTreeMap<String, u64>,
         failed_for_certain: BTreeSet<String>,
-        stranded: BTreeSet<String>,
+        stranded: BTreeMap<String, Vec<CephNetwork>>,
         must_pass_again: BTreeSet<String>,
         started: Instant,
     }
@@ -522,7 +532,7 @@ mod tests {
                 fates: BTreeMap::new(),
                 passed_at: BTreeMap::new(),
                 failed_for_certain: BTreeSet::new(),
-                stranded: BTreeSet::new(),
+                stranded: BTreeMap::new(),
                 must_pass_again: BTreeSet::new(),
                 started: Instant::now(),
             }
@@ -813,11 +823,11 @@ mod tests {
         );
     }
 
-    /// `--mesh-peers 1` on three nodes, one network: n1 probes n1 and n2, n3 probes n3 and
-    /// n1. The responders on n1 and n2 disconnect 2 s in (gone from 5 s); with a 10 s grace
-    /// n1's client is stranded from 15 s on — not before, whatever was seen of them — and
-    /// n3's never is (its own responder is here). One responder back, or one of its probed
-    /// responders never gone, and nobody is stranded.
+    /// `--mesh-peers 1` on three nodes: on public n1 probes n1 and n2, n3 probes n3 and n1;
+    /// on cluster n1 probes n3. The responders on n1 and n2 disconnect 2 s in (gone from
+    /// 5 s); with a 10 s grace n1's client is stranded on public from 15 s on — not before,
+    /// whatever was seen of them — and not on cluster (n3's responder is here), and n3's
+    /// client never is (its own responder is here). One responder back, and nobody is.
     #[test]
     fn a_mesh_agent_is_stranded_once_its_every_responder_has_been_gone_for_the_grace() {
         let mut world = World::new();
@@ -825,13 +835,18 @@ mod tests {
         let targeting = mesh(&[
             (CephNetwork::Public, "n1", &["n1", "n2"]),
             (CephNetwork::Public, "n3", &["n3", "n1"]),
+            (CephNetwork::Cluster, "n1", &["n3"]),
         ]);
+        let both = |mut v: AgentView| {
+            v.expected.networks = vec![CephNetwork::Public, CephNetwork::Cluster];
+            v
+        };
         let gone_at = world.started + 2 * S;
         let agents = vec![
             disconnected(on("n1", view("server-n1", Role::Server)), gone_at),
             disconnected(on("n2", view("server-n2", Role::Server)), gone_at),
-            on("n3", view("server-n3", Role::Server)),
-            on("n1", view("client-n1", Role::Client)),
+            both(on("n3", view("server-n3", Role::Server))),
+            both(on("n1", view("client-n1", Role::Client))),
             on("n3", view("client-n3", Role::Client)),
         ];
         // First seen gone at the look 5 s in.
@@ -842,8 +857,10 @@ mod tests {
         let stranded = |world: &World, at: Duration, since: &BTreeMap<String, Instant>| {
             world.at(at).stranded(&agents, &targeting, since, grace)
         };
-        assert_eq!(stranded(&world, 14 * S, &since), pods(&[]));
-        assert_eq!(stranded(&world, 15 * S, &since), pods(&["client-n1"]));
+        let nobody: BTreeMap<String, Vec<CephNetwork>> = BTreeMap::new();
+        let n1_public = BTreeMap::from([("client-n1".to_string(), vec![CephNetwork::Public])]);
+        assert_eq!(stranded(&world, 14 * S, &since), nobody);
+        assert_eq!(stranded(&world, 15 * S, &since), n1_public);
         // Settled, never passed: the stage is decided once it is all that is left.
         world.passed_at.insert("client-n3".into(), 3_000);
         world.stranded = stranded(&world, 15 * S, &since);
@@ -861,14 +878,14 @@ mod tests {
             world
                 .at(20 * S)
                 .stranded(&agents_back, &targeting, &back, grace),
-            pods(&[])
+            nobody
         );
         // Not a mesh: the single server's loss is `server lost`, no one is stranded.
         assert_eq!(
             world
                 .at(20 * S)
                 .stranded(&agents, &Targeting::Single, &since, grace),
-            pods(&[])
+            nobody
         );
     }
 

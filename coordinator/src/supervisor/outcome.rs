@@ -166,6 +166,7 @@ impl RunSupervisor {
             started_unix_ms: self.started_unix_ms,
             agent_outages: agent_outages(&snap),
             mesh,
+            stranded: self.stranded.clone(),
         };
         // Server-not-started pods are consequences, not scheduling problems of their own.
         let mut found = findings::evaluate(&matrix, &facts);

@@ -169,6 +169,7 @@ mod tests {
             started_unix_ms: 1_796_000_000_000,
             agent_outages: agents,
             mesh: None,
+            stranded: Default::default(),
         };
         let mut out = Vec::new();
         agent_outages(&facts, &mut out);

@@ -156,6 +156,7 @@ pub(super) fn mesh_run_rounds(
             peers,
             peers_per_node: None,
         }),
+        stranded: Default::default(),
     };
     (matrix, facts)
 }
