@@ -828,9 +828,11 @@ impl RunSupervisor {
         anew
     }
 
-    /// In the soak: the agents stranded when the probe stage ended ([`Moment::stranded`])
-    /// that pass now on every network — their responders back — are passed, at this time
-    /// (Rook's readiness rule reads how late), and stranded no more.
+    /// In the soak: the agents stranded when the probe stage ended ([`Moment::stranded`]) are
+    /// stranded no more on each network they pass now (their responders back), and passed
+    /// once they pass on every network — at this time (Rook's readiness rule reads how
+    /// late), their pass to make again made too. One that also failed beyond doubt keeps
+    /// its verdict, as an agent that only failed beyond doubt does (the soak passes nobody).
     async fn pass_stranded(
         &mut self,
         snap: &crate::roster::RosterSnapshot,
@@ -843,7 +845,9 @@ impl RunSupervisor {
         let pods: Vec<AgentIdentity> = self
             .plan
             .iter()
-            .filter(|p| self.stranded.contains_key(&p.pod))
+            .filter(|p| {
+                self.stranded.contains_key(&p.pod) && !self.failed_for_certain.contains(&p.pod)
+            })
             .cloned()
             .collect();
         let pairs: Vec<(String, CephNetwork)> = pods
@@ -858,14 +862,20 @@ impl RunSupervisor {
             })
             .await?;
         let mut passes: BTreeMap<&str, bool> = BTreeMap::new();
-        for ((pod, _), standing) in pairs.iter().zip(&standings) {
+        for ((pod, network), standing) in pairs.iter().zip(&standings) {
             *passes.entry(pod.as_str()).or_insert(true) &= standing.passes;
+            if standing.passes
+                && let Some(on) = self.stranded.get_mut(pod)
+            {
+                on.retain(|n| n != network);
+            }
         }
         let now_ms = self.at(now).elapsed_ms();
         for (pod, _) in passes.into_iter().filter(|(_, passed)| *passed) {
             self.passed_at.entry(pod.to_string()).or_insert(now_ms);
-            self.stranded.remove(pod);
+            self.must_pass_again.remove(pod);
         }
+        self.stranded.retain(|_, on| !on.is_empty());
         Ok(())
     }
 

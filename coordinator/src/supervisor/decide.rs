@@ -10,7 +10,8 @@
 //! responder on a network is gone cannot pass, and would wait out `resourceTimeout`. It is
 //! *stranded* once every one of them has been gone for Rook's `flakyThreshold` (the early
 //! verdict's window, as long as a path must fail to be dead) — not at once: a responder
-//! restarted by its kubelet, or reconnecting, comes back within it. A stranded agent is
+//! reconnecting, or restarted quickly, usually comes back within it (a slower restart
+//! strands its probers). A stranded agent is
 //! settled, never passed: the stage may end without it (`decided`). The supervisor keeps the
 //! record: a soak that follows records the agent's pass once its responders are back and it
 //! passes, and the report names each network a stranded agent that never passed left

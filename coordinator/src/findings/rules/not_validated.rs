@@ -70,7 +70,7 @@ pub(super) fn not_validated(facts: &RunFacts, mesh: &MeshFacts, out: &mut Vec<Fi
             ),
             BTreeMap::from([("nodes".into(), json!(evidence))]),
             &[
-                "the responders' own findings (agent_lost, address_unavailable, agent_outage) say why they were gone",
+                "the responders' own findings (agent_lost, address_unavailable, agent_outage) and their fates in the report's agents say why they were gone",
                 "until they run, nothing says whether these nodes reach the others on this network: run again once they do (with --mesh-peers K, a larger K gives each node more responders to lose)",
             ],
         ));
