@@ -331,4 +331,25 @@ mod tests {
         );
         assert_eq!(back.supervisor, old.supervisor);
     }
+
+    /// So are the agents stranded when the probe stage ended (a resumed soak records their
+    /// pass, or the report names what they left unvalidated); an older checkpoint reads with
+    /// nobody stranded.
+    #[test]
+    fn a_checkpoint_keeps_who_is_stranded_and_an_older_one_reads_with_nobody() {
+        use multinet_proto::network::CephNetwork;
+        let text = std::fs::read(SEED).expect("the seed");
+        assert!(!String::from_utf8_lossy(&text).contains("stranded"));
+        let path = Path::new(SEED);
+        let mut old = Checkpoint::parse(&text, path).expect("an older checkpoint reads");
+        assert!(old.supervisor.stranded.is_empty());
+        let stranded: BTreeMap<String, Vec<CephNetwork>> = BTreeMap::from([(
+            "client-n1".to_string(),
+            vec![CephNetwork::Public, CephNetwork::Cluster],
+        )]);
+        old.supervisor.stranded = stranded.clone();
+        let written = serde_json::to_vec(&old).expect("encodes");
+        let back = Checkpoint::parse(&written, path).expect("reads back");
+        assert_eq!(back.supervisor.stranded, stranded);
+    }
 }

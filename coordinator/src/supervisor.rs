@@ -828,11 +828,13 @@ impl RunSupervisor {
         anew
     }
 
-    /// In the soak: the agents stranded when the probe stage ended ([`Moment::stranded`]) are
-    /// stranded no more on each network they pass now (their responders back), and passed
-    /// once they pass on every network — at this time (Rook's readiness rule reads how
-    /// late), their pass to make again made too. One that also failed beyond doubt keeps
-    /// its verdict, as an agent that only failed beyond doubt does (the soak passes nobody).
+    /// In the soak: the agents stranded when the probe stage ended ([`Moment::stranded`]) that
+    /// pass now on every network (their responders back) are passed — at this time (Rook's
+    /// readiness rule reads how late), their pass to make again made too — and stranded no
+    /// more. Until then their record stays whole: a network that passes at one look while
+    /// another does not may lose its responders again. One that also failed beyond doubt
+    /// keeps its verdict, as an agent that only failed beyond doubt does (the soak passes
+    /// nobody).
     async fn pass_stranded(
         &mut self,
         snap: &crate::roster::RosterSnapshot,
@@ -862,20 +864,15 @@ impl RunSupervisor {
             })
             .await?;
         let mut passes: BTreeMap<&str, bool> = BTreeMap::new();
-        for ((pod, network), standing) in pairs.iter().zip(&standings) {
+        for ((pod, _), standing) in pairs.iter().zip(&standings) {
             *passes.entry(pod.as_str()).or_insert(true) &= standing.passes;
-            if standing.passes
-                && let Some(on) = self.stranded.get_mut(pod)
-            {
-                on.retain(|n| n != network);
-            }
         }
         let now_ms = self.at(now).elapsed_ms();
         for (pod, _) in passes.into_iter().filter(|(_, passed)| *passed) {
             self.passed_at.entry(pod.to_string()).or_insert(now_ms);
             self.must_pass_again.remove(pod);
+            self.stranded.remove(pod);
         }
-        self.stranded.retain(|_, on| !on.is_empty());
         Ok(())
     }
 

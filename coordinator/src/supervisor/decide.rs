@@ -11,16 +11,17 @@
 //! *stranded* once every one of them has been gone for Rook's `flakyThreshold` (the early
 //! verdict's window, as long as a path must fail to be dead) — not at once: a responder
 //! reconnecting, or restarted quickly, usually comes back within it (a slower restart
-//! strands its probers). A stranded agent is
-//! settled, never passed: the stage may end without it (`decided`). The supervisor keeps the
-//! record: a soak that follows records the agent's pass once its responders are back and it
-//! passes, and the report names each network a stranded agent that never passed left
-//! unvalidated from its node (`not_validated`).
+//! strands its probers). A stranded agent is settled, never passed: the stage may end
+//! without it (`decided`). The supervisor keeps the record: a soak that follows records the
+//! agent's pass once its responders are back and it passes on every network, and the report
+//! names each network a stranded agent that never passed left unvalidated from its node
+//! (`not_validated`).
 //!
 //! # The early verdict
 //!
 //! A run ends as soon as its outcome cannot change: every client and host checker has passed,
-//! is gone, or has *failed beyond doubt*. An agent has failed beyond doubt when
+//! is gone, has *failed beyond doubt*, or is stranded (above). An agent has failed beyond
+//! doubt when
 //!
 //! 1. a reference passes: some other agent passed every network (clients on the server's node,
 //!    or on other nodes), so the server, the control plane and the placement work — what fails
@@ -37,7 +38,8 @@
 //! A path with even one success is lossy, not dead, and is never ended early: random loss
 //! keeps probing until the client passes (late, so Rook's flaky warning) or `resourceTimeout`
 //! passes, exactly as in Rook. Without any reference (nothing passes anywhere) the run waits for
-//! `resourceTimeout` too: a slow start and a dead network look alike until something passes.
+//! `resourceTimeout` too — unless the agents left are stranded, which needs no reference: a
+//! slow start and a dead network look alike until something passes.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -110,8 +112,8 @@ pub(super) enum ProbeStage {
     Probing,
     /// Every client and host checker passed or is gone.
     Done,
-    /// Every client and host checker passed, is gone, or failed beyond doubt (at least one
-    /// did): the verdict cannot change any more.
+    /// Every client and host checker passed, is gone, failed beyond doubt or is stranded (at
+    /// least one of those left): the verdict cannot change any more.
     Decided,
     /// The server agent is gone (a mesh's every responder): nothing can pass any more.
     ServerLost,
