@@ -258,6 +258,13 @@ pub struct RunSupervisor {
     pass_again_when_back: BTreeSet<String>,
 }
 
+/// Each pod's (pod, network) pairs, what the matrix's standings are asked of.
+fn pod_networks(pods: &[AgentIdentity]) -> Vec<(String, CephNetwork)> {
+    pods.iter()
+        .flat_map(|p| p.networks.iter().map(move |n| (p.pod.clone(), *n)))
+        .collect()
+}
+
 /// The directory of run `run_id` under `run_root` (`multinet-ID`): its PKI files, agents'
 /// logs and a soak's checkpoint.
 pub fn run_dir(run_root: &std::path::Path, run_id: &str) -> std::path::PathBuf {
@@ -645,10 +652,7 @@ impl RunSupervisor {
         deadline: Duration,
     ) -> Result<&'static str> {
         let since = Instant::now();
-        let pairs: Vec<(String, CephNetwork)> = pods
-            .iter()
-            .flat_map(|p| p.networks.iter().map(move |n| (p.pod.clone(), *n)))
-            .collect();
+        let pairs = pod_networks(pods);
         loop {
             let snap = self.roster.send(Snapshot).await?;
             self.poll_exits(scheduler).await;
@@ -852,10 +856,7 @@ impl RunSupervisor {
             })
             .cloned()
             .collect();
-        let pairs: Vec<(String, CephNetwork)> = pods
-            .iter()
-            .flat_map(|p| p.networks.iter().map(move |n| (p.pod.clone(), *n)))
-            .collect();
+        let pairs = pod_networks(&pods);
         let standings = self
             .matrix
             .send(Standings {

@@ -195,12 +195,7 @@ fn a_lost_responder_is_named_and_the_mesh_goes_on_without_it() {
         [("agent_lost".to_string(), None, vec!["n3".to_string()])],
         "{r:#}"
     );
-    let probe = r["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .find(|s| s["name"] == "probe")
-        .unwrap_or_else(|| panic!("no probe stage: {r:#}"));
+    let probe = probe_stage(&r);
     assert_ne!(probe["outcome"], "server lost", "{r:#}");
     // Every client passed on what was left to probe.
     for agent in r["agents"].as_array().expect("agents") {
@@ -304,6 +299,39 @@ fn a_cut_between_two_nodes_in_a_mesh_soak_is_each_directions_pair_outage() {
     lab.assert_gone();
 }
 
+/// The probe stage of report `r`.
+fn probe_stage(r: &Value) -> &Value {
+    r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == "probe")
+        .unwrap_or_else(|| panic!("no probe stage: {r:#}"))
+}
+
+/// The nodes of the stranding tests but `node`.
+fn other_nodes(node: &str) -> Vec<String> {
+    ["n1", "n2", "n3"]
+        .into_iter()
+        .filter(|o| *o != node)
+        .map(String::from)
+        .collect()
+}
+
+/// The stranding tests' lab: three nodes, `--mesh-peers 1` probes (300 ms apart) and a 5 s
+/// `flakyThreshold`; the topology's path, n1's peer, and the third node — the server's
+/// (the mesh's `server`, whose loss would be `server_unavailable`), whose responder stays.
+fn stranding_lab(lab: &LabGuard) -> (String, String, &'static str) {
+    let peer = multinet_coordinator::mesh::rendezvous("n1", &other_nodes("n1"), 1).remove(0);
+    let third = if peer == "n2" { "n3" } else { "n2" };
+    let config = MESH_CONFIG.replace("probeInterval: 200ms", "probeInterval: 300ms")
+        + "  flakyThreshold: 5s\n";
+    let topology = lab.topology(&format!(
+        "nodes: [n1, n2, n3]\nserver_node: {third}\n{config}"
+    ));
+    (topology, peer, third)
+}
+
 /// A mesh whose node loses every responder it probes does not wait out `resourceTimeout`
 /// for it: `--mesh-peers 1` on three nodes, the responders on n1 and on n1's peer killed for
 /// good 2 s in. n1's clients have nothing left to pass on: once both have been gone for
@@ -316,28 +344,12 @@ fn a_node_whose_every_responder_is_lost_is_not_validated_and_not_waited_for() {
     if !lab_possible() {
         return;
     }
-    use multinet_coordinator::mesh::rendezvous;
     let lab = LabGuard::new('7');
-    let others = |n: &str| -> Vec<String> {
-        ["n1", "n2", "n3"]
-            .into_iter()
-            .filter(|o| *o != n)
-            .map(String::from)
-            .collect()
-    };
-    let peer = rendezvous("n1", &others("n1"), 1).remove(0);
-    let third = if peer == "n2" { "n3" } else { "n2" };
+    let (topology, peer, third) = stranding_lab(&lab);
     let mut stranded = vec!["n1".to_string()];
-    if rendezvous(&peer, &others(&peer), 1)[0] == "n1" {
+    if multinet_coordinator::mesh::rendezvous(&peer, &other_nodes(&peer), 1)[0] == "n1" {
         stranded.push(peer.clone());
     }
-    let config = MESH_CONFIG.replace("probeInterval: 200ms", "probeInterval: 300ms")
-        + "  flakyThreshold: 5s\n";
-    // The server's node (the mesh's `server`, whose loss is `server_unavailable`) is the
-    // third, whose responder stays.
-    let topology = lab.topology(&format!(
-        "nodes: [n1, n2, n3]\nserver_node: {third}\n{config}"
-    ));
     let kill_peer = format!("server-{peer}@2");
     let (code, r) = run_with(
         &topology,
@@ -351,12 +363,7 @@ fn a_node_whose_every_responder_is_lost_is_not_validated_and_not_waited_for() {
         ],
     );
     assert_eq!(code, Some(1), "{r:#}");
-    let probe = r["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .find(|s| s["name"] == "probe")
-        .unwrap_or_else(|| panic!("no probe stage: {r:#}"));
+    let probe = probe_stage(&r);
     assert_eq!(probe["outcome"], "decided", "{r:#}");
     assert!(
         probe["duration_ms"].as_u64().expect("duration") < 40_000,
@@ -411,15 +418,8 @@ fn stranded_agents_whose_responders_come_back_in_the_soak_pass_there() {
     if !lab_possible() {
         return;
     }
-    use multinet_coordinator::mesh::rendezvous;
     let lab = LabGuard::new('6');
-    let peer = rendezvous("n1", &["n2".to_string(), "n3".to_string()], 1).remove(0);
-    let third = if peer == "n2" { "n3" } else { "n2" };
-    let config = MESH_CONFIG.replace("probeInterval: 200ms", "probeInterval: 300ms")
-        + "  flakyThreshold: 5s\n";
-    let topology = lab.topology(&format!(
-        "nodes: [n1, n2, n3]\nserver_node: {third}\n{config}"
-    ));
+    let (topology, peer, _) = stranding_lab(&lab);
     let kill_peer = format!("server-{peer}@2+12");
     let (code, r) = run_with(
         &topology,
@@ -434,12 +434,7 @@ fn stranded_agents_whose_responders_come_back_in_the_soak_pass_there() {
             "30s",
         ],
     );
-    let probe = r["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .find(|s| s["name"] == "probe")
-        .unwrap_or_else(|| panic!("no probe stage: {r:#}"));
+    let probe = probe_stage(&r);
     assert_eq!(
         probe["outcome"], "decided",
         "stranded, not waited for: {r:#}"

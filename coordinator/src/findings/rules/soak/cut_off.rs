@@ -395,6 +395,26 @@ mod tests {
         assert_eq!(secs(&cut_off(&pairs, rule)), []);
     }
 
+    /// n1's three pairs measured from the start (its own and two other nodes'), each with
+    /// `windows`, and a fourth, another node's, first probed at `first_ms`, never down.
+    fn three_and_a_late_one(windows: &[Window], first_ms: u64) -> Vec<PairSpan<'_>> {
+        let from_start = |other_node| PairSpan {
+            other_node,
+            probed: (0, 3_600_000),
+            windows,
+        };
+        vec![
+            from_start(false),
+            from_start(true),
+            from_start(true),
+            PairSpan {
+                other_node: true,
+                probed: (first_ms, 3_600_000),
+                windows: &[],
+            },
+        ]
+    }
+
     /// A pair beginning mid-run (its responder placed late, gone when the clients' targets
     /// were released: first probe at 500 s) is not counted up before it: n1's every pair
     /// down 100–160 s is n1 cut off, the late pair measured only from 500 s (review of
@@ -404,17 +424,7 @@ mod tests {
     fn a_pair_beginning_mid_run_does_not_hide_an_earlier_cut_off() {
         let rule = OutageRule { min_ms: 6_000 };
         let uplink = [w(100, 160)];
-        let from_start = |other_node| PairSpan {
-            other_node,
-            probed: (0, 3_600_000),
-            windows: &uplink,
-        };
-        let mut pairs = vec![from_start(false), from_start(true), from_start(true)];
-        pairs.push(PairSpan {
-            other_node: true,
-            probed: (500_000, 3_600_000),
-            windows: &[],
-        });
+        let mut pairs = three_and_a_late_one(&uplink, 500_000);
         assert_eq!(secs(&cut_off(&pairs, rule)), [(100, 160)]);
         // Beginning at 11 s, within two shortest outages of the node's first probe, it
         // counts from the start: up at 100 s, it keeps n1 from being cut off.
@@ -441,17 +451,7 @@ mod tests {
     fn a_pair_beginning_inside_a_cut_off_ends_it_if_up_and_keeps_it_if_down() {
         let rule = OutageRule { min_ms: 6_000 };
         let uplink = [w(100, 160)];
-        let from_start = |other_node| PairSpan {
-            other_node,
-            probed: (0, 3_600_000),
-            windows: &uplink,
-        };
-        let mut pairs = vec![from_start(false), from_start(true), from_start(true)];
-        pairs.push(PairSpan {
-            other_node: true,
-            probed: (130_000, 3_600_000),
-            windows: &[],
-        });
+        let mut pairs = three_and_a_late_one(&uplink, 130_000);
         assert_eq!(secs(&cut_off(&pairs, rule)), [(100, 130)]);
         let late_down = [w(130, 160)];
         pairs[3].windows = &late_down;
