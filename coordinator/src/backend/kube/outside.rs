@@ -233,7 +233,7 @@ async fn follow_log(
         let params = LogParams {
             follow: !ended,
             timestamps: true,
-            since_time: last,
+            since_time: last.map(since_time),
             ..LogParams::default()
         };
         fruitless += 1;
@@ -375,6 +375,20 @@ pub fn has_ended(pod: &Pod) -> bool {
 /// How many reopenings in a row without a new line make the log unfollowable.
 const LOG_REOPENINGS: usize = 20;
 
+/// The `sinceTime` that asks again for every line after `last`: `last` cut down to its whole
+/// second. `sinceTime` is a whole second on the wire (Kubernetes' `metav1.Time`, RFC 3339 in
+/// seconds), and kube-core *rounds* the time it is given to the nearest second (`LogParams`,
+/// `Request::logs` in `subresource.rs`): from `…:35.6` it would ask for the lines from `…:36`
+/// on and lose those of `…:35.6`–`…:36` — the first lines of a container the kubelet
+/// restarted at once (its log file starts afresh: Kubernetes `pkg/kubelet/kuberuntime/logs`
+/// filters by `sinceTime`). The lines of that second already shown are skipped by their
+/// timestamps.
+fn since_time(last: Timestamp) -> Timestamp {
+    let nanos = i64::from(last.subsec_nanosecond());
+    last.checked_sub(k8s_openapi::jiff::SignedDuration::from_nanos(nanos))
+        .unwrap_or(last)
+}
+
 /// `2026-11-29T04:30:13.123456789Z text` → the time and the text.
 fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
     match line.split_once(' ') {
@@ -443,6 +457,41 @@ mod tests {
     use super::*;
     use crate::backend::kube::objects::REPORT_INLINE_MAX;
     use multinet_proto::config::RunConfig;
+
+    /// Every line after the last one shown is asked for again, whatever its fraction of a
+    /// second (the regression: `…:35.6` asked from `…:36` on, and the restarted coordinator's
+    /// first line, at `…:35.9`, was never shown).
+    #[test]
+    fn a_reopened_log_asks_from_the_last_lines_whole_second_on() {
+        for last in [
+            "2026-12-02T01:20:35Z",
+            "2026-12-02T01:20:35.000000001Z",
+            "2026-12-02T01:20:35.499999999Z",
+            "2026-12-02T01:20:35.5Z",
+            "2026-12-02T01:20:35.999999999Z",
+        ] {
+            let last: Timestamp = last.parse().expect("a time");
+            let params = LogParams {
+                follow: true,
+                timestamps: true,
+                since_time: Some(since_time(last)),
+                ..LogParams::default()
+            };
+            let request = kube::core::Request::new("/api/v1/namespaces/ns/pods")
+                .logs("coordinator", &params)
+                .expect("a log request");
+            let query = request.uri().query().expect("a query").to_string();
+            let asked: Timestamp = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("sinceTime="))
+                .expect("sinceTime sent")
+                .replace("%3A", ":")
+                .parse()
+                .expect("an RFC 3339 time");
+            assert_eq!(asked.to_string(), "2026-12-02T01:20:35Z", "after {last}");
+            assert!(asked <= last);
+        }
+    }
 
     fn outcome_of(cm: ConfigMap) -> JobOutcome {
         JobOutcome {
