@@ -106,13 +106,76 @@ fn assert_nothing_left(lab: &LabGuard) {
     assert_no_tool_left();
 }
 
-/// No test client, loopback probe server, iperf3 server or bench nginx runs.
+/// No test client, loopback probe server, iperf3 server, bench nginx or wrk runs.
 fn assert_no_tool_left() {
-    for tool in ["iperf3 -s", "bench client", "bench serve", "bench-nginx"] {
+    for tool in [
+        "iperf3 -s",
+        "bench client",
+        "bench serve",
+        "bench-nginx",
+        "wrk --threads",
+    ] {
         assert_eq!(
             processes_mentioning(tool),
             Vec::<String>::new(),
             "{tool} left"
+        );
+    }
+}
+
+/// The loopback comparison of report `r`'s `setup`, when nginx is here: every load of both
+/// servers answered as the load generator expects (nginx's answer from its `return`); and
+/// with wrk, taskset and two CPUs, both servers' capacity measured with the servers on the
+/// last CPU and wrk on the others, every answer a 2xx, the server's CPU time read, wrk's
+/// percentiles in order. Without them the capacity says why it was not measured.
+fn assert_loopback_comparison(r: &Value, setup: &Value) {
+    if !r["references"]["nginx"]["path"].is_string() {
+        return;
+    }
+    let loopback = &setup["loopback"];
+    assert_eq!(loopback["error"], Value::Null, "{loopback:#}");
+    for side in ["probe_server", "nginx"] {
+        for t in loopback[side].as_array().expect("tests") {
+            assert!(num(&t["outcome"]["per_second"]) > 0.0, "{side}: {t:#}");
+            assert_eq!(t["outcome"]["errors"], 0, "{side}: {t:#}");
+        }
+    }
+    let capacity = &loopback["capacity"];
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let tools_here = ["wrk", "taskset"]
+        .iter()
+        .all(|t| r["references"][t]["path"].is_string());
+    if !(tools_here && cpus >= 2) {
+        assert!(capacity["error"].is_string(), "{capacity:#}");
+        return;
+    }
+    assert_eq!(capacity["error"], Value::Null, "{capacity:#}");
+    assert_eq!(
+        num(&capacity["cpus"]["server"]) as usize,
+        cpus - 1,
+        "{capacity:#}"
+    );
+    assert_eq!(
+        capacity["cpus"]["load"].as_array().map(Vec::len),
+        Some(cpus - 1),
+        "{capacity:#}"
+    );
+    for side in ["probe_server", "nginx"] {
+        let c = &capacity[side];
+        assert_eq!(c["connections"], 64, "{side}: {c:#}");
+        assert!(num(&c["per_second"]) > 0.0, "{side}: {c:#}");
+        assert!(
+            num(&c["requests"]) > 0.0 && num(&c["seconds"]) >= 1.0,
+            "{side}: {c:#}"
+        );
+        assert_eq!(c["errors"], 0, "{side}: {c:#}");
+        assert!(num(&c["server_cpu_seconds"]) > 0.0, "{side}: {c:#}");
+        let l = &c["latency_us"];
+        assert!(
+            0.0 < num(&l["p50"])
+                && num(&l["p50"]) <= num(&l["p90"])
+                && num(&l["p90"]) <= num(&l["p99"]),
+            "{side}: {l:#}"
         );
     }
 }
@@ -326,17 +389,7 @@ fn a_bench_on_the_default_lab_gives_every_metric_for_every_path_and_leaves_nothi
             }
         }
     }
-    if r["references"]["nginx"]["path"].is_string() {
-        let loopback = &setup["loopback"];
-        assert_eq!(loopback["error"], Value::Null, "{loopback:#}");
-        for side in ["probe_server", "nginx"] {
-            for t in loopback[side].as_array().expect("tests") {
-                assert!(num(&t["outcome"]["per_second"]) > 0.0, "{side}: {t:#}");
-                // Every answer as the load generator expects it (nginx's from its `return`).
-                assert_eq!(t["outcome"]["errors"], 0, "{side}: {t:#}");
-            }
-        }
-    }
+    assert_loopback_comparison(&r, setup);
     // 6 paths × 7 tests of 1 s, the references and two labs' worth of placing: far below
     // the budget; each test ended by itself.
     assert!(took < Duration::from_secs(300), "{took:?}");
@@ -776,17 +829,7 @@ fn a_local_bench_on_two_nodes_gives_every_metric_without_root_and_says_it_valida
         }
         assert_rates_ordered(&rates, network["network"].as_str().unwrap_or("?"));
     }
-    if r["references"]["nginx"]["path"].is_string() {
-        let loopback = &setup["loopback"];
-        assert_eq!(loopback["error"], Value::Null, "{loopback:#}");
-        for side in ["probe_server", "nginx"] {
-            for t in loopback[side].as_array().expect("tests") {
-                assert!(num(&t["outcome"]["per_second"]) > 0.0, "{side}: {t:#}");
-                // Every answer as the load generator expects it (nginx's from its `return`).
-                assert_eq!(t["outcome"]["errors"], 0, "{side}: {t:#}");
-            }
-        }
-    }
+    assert_loopback_comparison(&r, setup);
     // Nothing left: no process of it (the agents' command lines name files under its
     // temporary directory), no run directory.
     assert_eq!(

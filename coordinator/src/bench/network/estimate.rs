@@ -14,7 +14,7 @@ use crate::mesh::Targeting;
 /// responder node, per network; every node counted as a client node, so an upper bound) runs
 /// its tests of `--duration` one after another, each with [`START_ALLOWANCE`], and with the
 /// references iperf3 (two runs of whole seconds); each setup adds the loopback comparison (four
-/// tests) and [`SETUP_ALLOWANCE`] for building its lab and starting its agents. On the kube
+/// tests and two wrk runs of whole seconds) and [`SETUP_ALLOWANCE`] for building its lab and starting its agents. On the kube
 /// backend each path also starts a client pod ([`POD_START_ALLOWANCE`]), and there are no
 /// references to run (they are not in multinet's image).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +63,10 @@ impl Estimate {
         let tests_per_path = path_tests(request.streams).len();
         // The kube backend measures no reference (not in multinet's image): said, not timed.
         let references = request.references && request.backend != BenchBackend::Kube;
+        // iperf3 and wrk run whole seconds.
+        let whole = Duration::from_secs(request.duration.as_secs_f64().ceil().max(1.0) as u64);
         let iperf3 = if references {
-            2 * Duration::from_secs(request.duration.as_secs_f64().ceil().max(1.0) as u64)
+            2 * whole
         } else {
             Duration::ZERO
         };
@@ -75,7 +77,8 @@ impl Estimate {
             Duration::ZERO
         };
         let per_path = test * tests_per_path as u32 + iperf3 + pod_start;
-        let per_setup = SETUP_ALLOWANCE + if references { test * 4 } else { Duration::ZERO };
+        let loopback = test * 4 + (whole + START_ALLOWANCE) * 2;
+        let per_setup = SETUP_ALLOWANCE + if references { loopback } else { Duration::ZERO };
         let mut paths = 0;
         let mut total = Duration::ZERO;
         for setup in setups {
@@ -182,6 +185,24 @@ mod tests {
         assert!(
             e.said(Duration::from_secs(1))
                 .starts_with("18 path(s) × 7 test(s) × 1.0s")
+        );
+    }
+
+    /// With the references: iperf3 both ways per path, and per setup the loopback
+    /// comparison's four tests and wrk's two runs (iperf3 and wrk run whole seconds).
+    #[test]
+    fn the_references_add_iperf3_per_path_and_the_loopback_comparison_per_setup() {
+        let mut request = request(false, None, 3);
+        request.references = true;
+        request.duration = Duration::from_millis(1500);
+        let setups = check_setups(&request, &quiet).expect("valid");
+        let e = Estimate::of(&setups, &request);
+        assert!(e.references);
+        // 6 paths × (7 × 1.75 s + 2 × 2 s); 4 × 1.75 s + 2 × (2 s + 0.25 s) and the allowance.
+        assert_eq!(
+            e.total,
+            Duration::from_millis(6 * (7 * 1750 + 2 * 2000) + 4 * 1750 + 2 * 2250)
+                + SETUP_ALLOWANCE
         );
     }
 

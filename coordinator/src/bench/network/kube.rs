@@ -232,6 +232,8 @@ fn tools_not_in_image() -> Tools {
     Tools {
         iperf3: missing(),
         nginx: missing(),
+        wrk: missing(),
+        taskset: missing(),
     }
 }
 
