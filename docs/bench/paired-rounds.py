@@ -4,19 +4,23 @@ Rook's tester's web server, on loopback, alternated one second at a time (BENCHM
 
 usage: paired-rounds.py ROUNDS LOADS MULTINET [MULTINET ...]
   ROUNDS    rounds; each round loads every server once per load, order reversed every round
-  LOADS     comma-separated KIND:STREAMS of `multinet bench client` (crr:1,rr:1,rr:4)
+  LOADS     comma-separated KIND:STREAMS of `multinet bench client` (crr:1,rr:1,rr:4), or
+            wrk:CONNECTIONS: the bench's capacity load (wrk, one thread per load CPU, kept-alive
+            connections, GET /payload?bytes=64); use it with PIN=1, as the bench pins it
   MULTINET  multinet binaries whose `bench serve` is measured; the first also loads them all
 env: PIN=1 puts the servers on CPU 1 and the load on CPU 0 (taskset); PAUSE=1 stops (SIGSTOP)
      every process named exactly rustc or cargo on the machine — anyone's builds — during the
      rounds and continues them after (also on SIGINT/SIGTERM; a SIGKILL leaves them stopped:
      `pkill -CONT -x rustc; pkill -CONT -x cargo`).
 
-Needs root-free loopback only (127.0.0.7 servers, 127.0.0.8 load), nginx and openssl. Prints,
-per load and server: the median requests/s, the median ratio to nginx of the same round with
-its interquartile range, and the median user CPU µs a request (/proc/PID/stat, 10 ms ticks).
+Needs root-free loopback only (127.0.0.7 servers, 127.0.0.8 load), nginx and openssl (and wrk
+for wrk loads). Prints, per load and server: the median requests/s, the median ratio to nginx
+of the same round with its interquartile range and the rounds it was above 1, and the median
+user CPU µs a request (/proc/PID/stat, 10 ms ticks).
 """
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -107,12 +111,20 @@ def main():
                 kind, streams = load.split(":")
                 for n in (names if r % 2 == 0 else names[::-1]):
                     before = user_ticks(procs[n].pid)
-                    out = subprocess.run(load_cpu + [builds[0], "bench", "client", "--kind", kind,
-                                         "--streams", streams, "--target", targets[n], "--source", SOURCE,
-                                         "--duration-ms", "1000", *tls], capture_output=True, text=True, check=True)
+                    if kind == "wrk":
+                        out = subprocess.run(load_cpu + ["wrk", "--threads=1", f"--connections={streams}",
+                                             "--duration=1s", f"http://{targets[n]}/payload?bytes=64"],
+                                             capture_output=True, text=True, check=True).stdout
+                        assert "Non-2xx" not in out and "Socket errors" not in out, (n, out)
+                        outcome = {"per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+                                   "requests": int(re.search(r"(\d+) requests in", out).group(1))}
+                    else:
+                        out = subprocess.run(load_cpu + [builds[0], "bench", "client", "--kind", kind,
+                                             "--streams", streams, "--target", targets[n], "--source", SOURCE,
+                                             "--duration-ms", "1000", *tls], capture_output=True, text=True, check=True)
+                        outcome = json.loads(out.stdout)
+                        assert outcome["errors"] == 0, (n, outcome)
                     ticks = user_ticks(procs[n].pid) - before
-                    outcome = json.loads(out.stdout)
-                    assert outcome["errors"] == 0, (n, outcome)
                     rate[(load, n)].append(outcome["per_second"])
                     user[(load, n)].append(ticks * 10_000 / outcome["requests"])
     finally:
@@ -128,8 +140,10 @@ def main():
         for n in names:
             ratios = [a / b for a, b in zip(rate[(load, n)], rate[(load, "nginx")])]
             q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            above = sum(1 for x in ratios if x > 1)
             print(f"  {n}: {statistics.median(rate[(load, n)]):.0f}/s, ratio {statistics.median(ratios):.3f}"
-                  f" (IQR {q[0]:.3f}-{q[2]:.3f}), user µs a request {statistics.median(user[(load, n)]):.2f}")
+                  f" (IQR {q[0]:.3f}-{q[2]:.3f}, above 1 in {above}/{len(ratios)}),"
+                  f" user µs a request {statistics.median(user[(load, n)]):.2f}")
 
 
 if __name__ == "__main__":
