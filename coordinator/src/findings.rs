@@ -94,6 +94,11 @@ pub struct Finding {
     pub suggestions: Vec<String>,
 }
 
+/// The reason of a planned pod the run never started because the server never became ready:
+/// a consequence the `server_unavailable` finding explains, not a scheduling problem of its
+/// own (the `scheduling` rule leaves such pods out; they stay in the report's `agents[]`).
+pub const NOT_STARTED_FOR_THE_SERVER: &str = "not started: the server never became ready";
+
 /// What happened to an agent, as the supervisor saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]

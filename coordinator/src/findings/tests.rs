@@ -617,6 +617,48 @@ fn scheduling() {
     );
 }
 
+/// A pod the run never started because the server never became ready is the server's
+/// finding's consequence, not a scheduling problem; a pod that could not be scheduled is
+/// one, whatever became of the server (the supervisor once dropped every `scheduling`
+/// finding when the server, or any mesh responder, was not reporting).
+#[test]
+fn scheduling_leaves_out_only_the_pods_not_started_for_the_server() {
+    let mut s = run(|_, _, _, _| true);
+    s.facts.server.fate = AgentFate::Lost { at_ms: 5_000 };
+    for a in &mut s.facts.agents {
+        a.fate = AgentFate::NotStarted {
+            reason: NOT_STARTED_FOR_THE_SERVER.into(),
+        };
+        a.passed_at_ms = None;
+    }
+    let f = evaluate(&s.matrix, &s.facts);
+    assert!(
+        f.iter().all(|f| f.kind != FindingKind::Scheduling),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|f| f.kind == FindingKind::ServerUnavailable),
+        "{f:#?}"
+    );
+    s.facts.agents[0].fate = AgentFate::NotStarted {
+        reason: "0/3 nodes are available: untolerated taint".into(),
+    };
+    let f = evaluate(&s.matrix, &s.facts);
+    let scheduling: Vec<&Finding> = f
+        .iter()
+        .filter(|f| f.kind == FindingKind::Scheduling)
+        .collect();
+    assert_eq!(scheduling.len(), 1, "{f:#?}");
+    assert_eq!(
+        scheduling[0].summary,
+        "1 pod(s) could not be scheduled or started"
+    );
+    assert_eq!(
+        scheduling[0].nodes,
+        [s.facts.agents[0].identity.node.clone()]
+    );
+}
+
 #[test]
 fn rook_flaky_rule_on_late_clients() {
     let mut s = run(|_, _, _, _| true);

@@ -114,7 +114,7 @@ impl RunSupervisor {
                 agents.push(AgentFact {
                     identity: p.clone(),
                     fate: AgentFate::NotStarted {
-                        reason: "not started: the server never became ready".into(),
+                        reason: findings::NOT_STARTED_FOR_THE_SERVER.into(),
                     },
                     passed_at_ms: None,
                     exit: None,
@@ -168,11 +168,10 @@ impl RunSupervisor {
             mesh,
             stranded: self.stranded.clone(),
         };
-        // Server-not-started pods are consequences, not scheduling problems of their own.
-        let mut found = findings::evaluate(&matrix, &facts);
-        if !server_ok {
-            found.retain(|f| f.kind != findings::FindingKind::Scheduling);
-        }
+        // Pods not started because the server never became ready are left out by the
+        // `scheduling` rule itself; every other pod that was not started keeps its finding,
+        // whatever became of the server or a mesh's other responders.
+        let found = findings::evaluate(&matrix, &facts);
         let clients: Vec<&AgentFact> = facts
             .agents
             .iter()

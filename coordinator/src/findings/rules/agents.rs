@@ -183,6 +183,9 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
                 }
                 e.2 += 1;
             }
+            // The server's finding says why: a consequence, not a scheduling problem.
+            AgentFate::NotStarted { reason }
+                if reason == crate::findings::NOT_STARTED_FOR_THE_SERVER => {}
             AgentFate::NotStarted { .. } => not_started.push(a),
         }
     }
