@@ -681,12 +681,13 @@ impl RunSupervisor {
             }
             let now = Instant::now();
             let now_ms = self.at(now).elapsed_ms();
-            for (pod, pod_standings) in &per_pod {
-                if pod_standings.iter().all(|s| s.passes) {
-                    self.passed_at.entry(pod.to_string()).or_insert(now_ms);
-                    self.must_pass_again.remove(*pod);
-                }
-            }
+            decide::record_passes(
+                &pairs,
+                &standings,
+                &mut self.passed_at,
+                &mut self.must_pass_again,
+                now_ms,
+            );
             let failed: BTreeSet<String> = per_pod
                 .iter()
                 .filter(|(pod, _)| {
@@ -848,14 +849,7 @@ impl RunSupervisor {
         if self.stranded.is_empty() {
             return Ok(());
         }
-        let pods: Vec<AgentIdentity> = self
-            .plan
-            .iter()
-            .filter(|p| {
-                self.stranded.contains_key(&p.pod) && !self.failed_for_certain.contains(&p.pod)
-            })
-            .cloned()
-            .collect();
+        let pods = decide::stranded_to_check(&self.plan, &self.stranded, &self.failed_for_certain);
         let pairs = pod_networks(&pods);
         let standings = self
             .matrix
@@ -864,15 +858,16 @@ impl RunSupervisor {
                 threshold: settings.threshold(),
             })
             .await?;
-        let mut passes: BTreeMap<&str, bool> = BTreeMap::new();
-        for ((pod, _), standing) in pairs.iter().zip(&standings) {
-            *passes.entry(pod.as_str()).or_insert(true) &= standing.passes;
-        }
         let now_ms = self.at(now).elapsed_ms();
-        for (pod, _) in passes.into_iter().filter(|(_, passed)| *passed) {
-            self.passed_at.entry(pod.to_string()).or_insert(now_ms);
-            self.must_pass_again.remove(pod);
-            self.stranded.remove(pod);
+        let passed = decide::record_passes(
+            &pairs,
+            &standings,
+            &mut self.passed_at,
+            &mut self.must_pass_again,
+            now_ms,
+        );
+        for pod in passed {
+            self.stranded.remove(&pod);
         }
         Ok(())
     }

@@ -44,7 +44,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use multinet_proto::control::{Listener, Role};
+use multinet_proto::control::{AgentIdentity, Listener, Role};
 use multinet_proto::network::CephNetwork;
 
 use crate::findings::AgentFate;
@@ -57,6 +57,46 @@ use crate::scheduler::PodStatus;
 pub(super) const LOST_AFTER: Duration = Duration::from_secs(3);
 
 /// An agent's fate from what the backend said of its pod; None while the pod runs.
+/// The passes of one look: each pod whose every `(pod, network)` pair's standing passes
+/// (`pairs` and `standings` in the same order) is recorded passed — at `now_ms`, unless it
+/// passed before (Rook's readiness rule reads the first pass) — and its pass to make again
+/// is made. Returns those pods, each once.
+pub(super) fn record_passes(
+    pairs: &[(String, CephNetwork)],
+    standings: &[Standing],
+    passed_at: &mut BTreeMap<String, u64>,
+    must_pass_again: &mut BTreeSet<String>,
+    now_ms: u64,
+) -> Vec<String> {
+    let mut per_pod: BTreeMap<&str, bool> = BTreeMap::new();
+    for ((pod, _), standing) in pairs.iter().zip(standings) {
+        *per_pod.entry(pod.as_str()).or_insert(true) &= standing.passes;
+    }
+    let passed: Vec<String> = per_pod
+        .into_iter()
+        .filter(|(_, passes)| *passes)
+        .map(|(pod, _)| pod.to_string())
+        .collect();
+    for pod in &passed {
+        passed_at.entry(pod.clone()).or_insert(now_ms);
+        must_pass_again.remove(pod);
+    }
+    passed
+}
+
+/// The planned pods a soak looks at for a pass where they are stranded: stranded, and not
+/// failed beyond doubt (the soak passes nobody who did).
+pub(super) fn stranded_to_check(
+    plan: &[AgentIdentity],
+    stranded: &BTreeMap<String, Vec<CephNetwork>>,
+    failed_for_certain: &BTreeSet<String>,
+) -> Vec<AgentIdentity> {
+    plan.iter()
+        .filter(|p| stranded.contains_key(&p.pod) && !failed_for_certain.contains(&p.pod))
+        .cloned()
+        .collect()
+}
+
 pub(super) fn fate_of(status: PodStatus) -> Option<AgentFate> {
     match status {
         PodStatus::Started(_) => None,
@@ -458,7 +498,6 @@ impl Moment<'_> {
 
 #[cfg(test)]
 mod tests {
-    use multinet_proto::control::AgentIdentity;
     use multinet_proto::network::CephNetwork;
 
     use super::*;
@@ -487,6 +526,62 @@ mod tests {
             lost_in_restarts: 0,
             lost_in_resume: 0,
         }
+    }
+
+    /// A pod passes on a look only when it passes on every network it probes; a pass keeps
+    /// the time of the first one (Rook's readiness rule reads it) and makes the pass to make
+    /// again; a pod to pass again that does not pass keeps it to make.
+    #[test]
+    fn a_look_records_the_pods_passing_on_every_network_and_keeps_their_first_pass() {
+        let (p, c) = (CephNetwork::Public, CephNetwork::Cluster);
+        let standing = |passes| Standing {
+            passes,
+            never_succeeded: None,
+        };
+        let pairs: Vec<(String, CephNetwork)> = [
+            ("both", p),
+            ("both", c),
+            ("one", p),
+            ("one", c),
+            ("again", p),
+            ("again-fails", p),
+        ]
+        .map(|(pod, n)| (pod.to_string(), n))
+        .to_vec();
+        let standings = [true, true, true, false, true, false].map(standing);
+        let mut passed_at =
+            BTreeMap::from([("again".to_string(), 500), ("again-fails".into(), 600)]);
+        let mut again: BTreeSet<String> = ["again", "again-fails"].map(String::from).into();
+        let passed = record_passes(&pairs, &standings, &mut passed_at, &mut again, 9_000);
+        assert_eq!(passed, ["again", "both"]);
+        assert_eq!(
+            passed_at,
+            BTreeMap::from([
+                ("again".to_string(), 500),
+                ("again-fails".into(), 600),
+                ("both".into(), 9_000)
+            ])
+        );
+        assert_eq!(again, BTreeSet::from(["again-fails".to_string()]));
+    }
+
+    /// A soak looks for a pass only at the stranded pods that did not fail beyond doubt.
+    #[test]
+    fn a_soak_looks_at_the_stranded_pods_that_did_not_fail_beyond_doubt() {
+        let plan: Vec<AgentIdentity> = ["a", "b", "c", "d"]
+            .map(|pod| view(pod, Role::Client).expected)
+            .to_vec();
+        let stranded = BTreeMap::from([
+            ("a".to_string(), vec![CephNetwork::Public]),
+            ("b".into(), vec![CephNetwork::Public]),
+            ("gone-from-plan".into(), vec![CephNetwork::Public]),
+        ]);
+        let failed: BTreeSet<String> = ["b", "c"].map(String::from).into();
+        let pods: Vec<String> = stranded_to_check(&plan, &stranded, &failed)
+            .into_iter()
+            .map(|p| p.pod)
+            .collect();
+        assert_eq!(pods, ["a"]);
     }
 
     /// `view` on `node`.
