@@ -94,10 +94,13 @@ pub struct Finding {
     pub suggestions: Vec<String>,
 }
 
-/// The reason of a planned pod the run never started because the server never became ready:
-/// a consequence the `server_unavailable` finding explains, not a scheduling problem of its
-/// own (the `scheduling` rule leaves such pods out; they stay in the report's `agents[]`).
-pub const NOT_STARTED_FOR_THE_SERVER: &str = "not started: the server never became ready";
+/// The reason of a planned pod the run never started because the server (in a mesh, the
+/// responders) never became ready. While the server or a responder is not reporting, the
+/// finding about it explains these pods, and the `scheduling` rule leaves them out (they stay
+/// in the report's `agents[]`); when every one reports in the end (ready too late), they are
+/// a `scheduling` finding with this reason.
+pub const NOT_STARTED_FOR_THE_SERVER: &str =
+    "not started: the server (in a mesh, the responders) never became ready";
 
 /// What happened to an agent, as the supervisor saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

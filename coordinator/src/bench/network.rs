@@ -30,7 +30,7 @@
 //! client pod of their own, one pod at a time, whose log is read back.
 //!
 //! * [`report`] — what a bench measured (JSON), rendered as text tables and CSV.
-//! * [`reference`] — iperf3 and nginx, started in the lab's pod namespaces.
+//! * [`reference`] — iperf3, nginx and wrk, started in the lab's pod namespaces.
 //! * [`kube`] — the kube backend: the Job from outside, the client pods from inside.
 //!
 //! Knows nothing of clap: the command line hands in a [`NetworkBenchRequest`].

@@ -618,19 +618,33 @@ fn scheduling() {
 }
 
 /// A pod the run never started because the server never became ready is the server's
-/// finding's consequence, not a scheduling problem; a pod that could not be scheduled is
-/// one, whatever became of the server (the supervisor once dropped every `scheduling`
-/// finding when the server, or any mesh responder, was not reporting).
+/// finding's consequence while the server is not reporting, not a scheduling problem; a pod
+/// that could not be scheduled is one, whatever became of the server (the supervisor once
+/// dropped every `scheduling` finding when the server, or any mesh responder, was not
+/// reporting). A server that reported in the end (ready too late) has no finding of its own:
+/// then the pods not started for it are the `scheduling` finding, so a failed run says why.
 #[test]
-fn scheduling_leaves_out_only_the_pods_not_started_for_the_server() {
+fn scheduling_leaves_out_only_the_pods_not_started_for_a_server_not_reporting() {
     let mut s = run(|_, _, _, _| true);
-    s.facts.server.fate = AgentFate::Lost { at_ms: 5_000 };
     for a in &mut s.facts.agents {
         a.fate = AgentFate::NotStarted {
             reason: NOT_STARTED_FOR_THE_SERVER.into(),
         };
         a.passed_at_ms = None;
     }
+    let late = evaluate(&s.matrix, &s.facts);
+    let scheduling = late
+        .iter()
+        .find(|f| f.kind == FindingKind::Scheduling)
+        .expect("the pods not started, the server reporting");
+    assert_eq!(
+        scheduling.summary,
+        format!(
+            "{} pod(s) could not be scheduled or started",
+            s.facts.agents.len()
+        )
+    );
+    s.facts.server.fate = AgentFate::Lost { at_ms: 5_000 };
     let f = evaluate(&s.matrix, &s.facts);
     assert!(
         f.iter().all(|f| f.kind != FindingKind::Scheduling),

@@ -169,8 +169,8 @@ impl RunSupervisor {
             stranded: self.stranded.clone(),
         };
         // Pods not started because the server never became ready are left out by the
-        // `scheduling` rule itself; every other pod that was not started keeps its finding,
-        // whatever became of the server or a mesh's other responders.
+        // `scheduling` rule itself while a server or responder is not reporting (its finding
+        // explains them); every other pod that was not started keeps its finding.
         let found = findings::evaluate(&matrix, &facts);
         let clients: Vec<&AgentFact> = facts
             .agents

@@ -14,9 +14,10 @@ use crate::mesh::Targeting;
 /// responder node, per network; every node counted as a client node, so an upper bound) runs
 /// its tests of `--duration` one after another, each with [`START_ALLOWANCE`], and with the
 /// references iperf3 (two runs of whole seconds); each setup adds the loopback comparison (four
-/// tests and two wrk runs of whole seconds) and [`SETUP_ALLOWANCE`] for building its lab and starting its agents. On the kube
-/// backend each path also starts a client pod ([`POD_START_ALLOWANCE`]), and there are no
-/// references to run (they are not in multinet's image).
+/// tests and two wrk runs of whole seconds) and [`SETUP_ALLOWANCE`] for building its lab and
+/// starting its agents. On the kube backend each path also starts a client pod
+/// ([`POD_START_ALLOWANCE`]), and there are no references to run (they are not in multinet's
+/// image).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Estimate {
     /// Paths, all setups.

@@ -13,7 +13,7 @@
 //!   ([`KubeBackend::run_bench_client`]: `multinet bench client --tests …`, one JSON line per
 //!   test), one at a time; its log read ([`read_client_log`]) and the pod deleted.
 //!
-//! iperf3 and nginx are not in multinet's image: the references are reported skipped, with
+//! iperf3, nginx and wrk are not in multinet's image: the references are reported skipped, with
 //! [`NOT_IN_IMAGE`] as the reason, never silently.
 
 use std::net::IpAddr;
@@ -42,7 +42,7 @@ use crate::run::{ConfigRequest, Notice, Say};
 
 /// Why the references are not measured on the kube backend.
 pub const NOT_IN_IMAGE: &str =
-    "iperf3 and nginx are not in multinet's image: no reference measured on the kube backend";
+    "iperf3, nginx and wrk are not in multinet's image: no reference measured on the kube backend";
 
 /// The key of the report in the run's report ConfigMap.
 pub const REPORT_KEY: &str = "bench.json";
@@ -652,7 +652,7 @@ mod tests {
         assert!(
             tools
                 .said()
-                .contains("iperf3 MISSING (iperf3 and nginx are not in")
+                .contains("iperf3 MISSING (iperf3, nginx and wrk are not in")
         );
         assert_eq!(tools.nginx.missing.as_deref(), Some(NOT_IN_IMAGE));
     }

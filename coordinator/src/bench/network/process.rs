@@ -86,9 +86,7 @@ pub(crate) async fn run_json<T: serde::de::DeserializeOwned>(
     if !output.status.success() {
         return Err(format!(
             "{} exited with {}: {}",
-            argv.iter()
-                .find(|a| !a.starts_with('-') && *a != "nsenter")
-                .map_or("", String::as_str),
+            program_of(argv),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ));
@@ -99,6 +97,30 @@ pub(crate) async fn run_json<T: serde::de::DeserializeOwned>(
             String::from_utf8_lossy(&output.stderr).trim()
         )
     })
+}
+
+/// The program a command line runs, past `nsenter … --` and `taskset -c CPUS` (what the
+/// bench puts before it: [`super::site::exec_in`], the loopback comparison's pinning).
+pub(crate) fn program_of(argv: &[String]) -> &str {
+    let mut args = argv.iter().map(String::as_str);
+    while let Some(arg) = args.next() {
+        match arg.rsplit('/').next().unwrap_or(arg) {
+            "nsenter" => {
+                for option in args.by_ref() {
+                    if option == "--" {
+                        break;
+                    }
+                }
+            }
+            "taskset" => {
+                // `-c CPUS`
+                args.next();
+                args.next();
+            }
+            _ => return arg,
+        }
+    }
+    ""
 }
 
 /// Runs `argv` to its end within `limit`; killed (and waited for) past it.
@@ -129,6 +151,22 @@ pub(crate) async fn run_bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_names_the_program_not_what_runs_it() {
+        let argv = |words: &str| -> Vec<String> { words.split(' ').map(String::from).collect() };
+        assert_eq!(
+            program_of(&argv(
+                "nsenter --net=/run/netns/x -- /usr/bin/taskset -c 0,1 /bin/multinet bench client"
+            )),
+            "/bin/multinet"
+        );
+        assert_eq!(
+            program_of(&argv("/usr/bin/wrk --threads=1")),
+            "/usr/bin/wrk"
+        );
+        assert_eq!(program_of(&argv("taskset -c 1 nginx -c x")), "nginx");
+    }
 
     #[tokio::test]
     async fn a_test_process_past_its_limit_is_killed_and_said() {

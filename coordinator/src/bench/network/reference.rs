@@ -65,10 +65,22 @@ impl Tools {
     /// Looks for them in `PATH` and `/usr/sbin` (nginx's home on Debian).
     pub fn find() -> Self {
         Self {
-            iperf3: Tool::find("iperf3", "apt-get install iperf3"),
-            nginx: Tool::find("nginx", "apt-get install nginx-light"),
-            wrk: Tool::find("wrk", "apt-get install wrk"),
-            taskset: Tool::find("taskset", "apt-get install util-linux"),
+            iperf3: Tool::find(
+                "iperf3",
+                "apt-get install iperf3",
+                "no iperf3 reference measured",
+            ),
+            nginx: Tool::find(
+                "nginx",
+                "apt-get install nginx-light",
+                "no nginx reference measured",
+            ),
+            wrk: Tool::find("wrk", "apt-get install wrk", "no capacity measured"),
+            taskset: Tool::find(
+                "taskset",
+                "apt-get install util-linux",
+                "the comparison's servers and loads share the CPUs, and no capacity is measured",
+            ),
         }
     }
 
@@ -80,16 +92,19 @@ impl Tools {
             (None, None) => format!("{name} not looked for"),
         };
         format!(
-            "{}; {}; {}",
+            "{}; {}; {}; {}",
             one("iperf3", &self.iperf3),
             one("nginx", &self.nginx),
-            one("wrk", &self.wrk)
+            one("wrk", &self.wrk),
+            one("taskset", &self.taskset)
         )
     }
 }
 
 impl Tool {
-    fn find(program: &str, install: &str) -> Self {
+    /// `program` in `PATH` or `/usr/sbin`; if missing, why: what installs it and what is
+    /// not measured without it (`without`).
+    fn find(program: &str, install: &str, without: &str) -> Self {
         let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
@@ -102,7 +117,7 @@ impl Tool {
             None => Self {
                 path: None,
                 missing: Some(format!(
-                    "{program} is not installed: `{install}`; no {program} reference measured"
+                    "{program} is not installed: `{install}`; {without}"
                 )),
             },
         }

@@ -155,6 +155,16 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
     let mut no_address: BTreeMap<CephNetwork, (BTreeSet<String>, Vec<String>, usize)> =
         BTreeMap::new();
     let mut not_started: Vec<&AgentFact> = Vec::new();
+    // A server or responder not reporting has its own finding, which explains the pods not
+    // started for it.
+    let servers_reporting = std::iter::once(&facts.server)
+        .chain(
+            facts
+                .agents
+                .iter()
+                .filter(|a| a.identity.role == Role::Server),
+        )
+        .all(|a| a.fate == AgentFate::Reported);
     for a in &facts.agents {
         match &a.fate {
             AgentFate::Reported => {}
@@ -183,9 +193,8 @@ pub(super) fn agent_failures(facts: &RunFacts, out: &mut Vec<Finding>) {
                 }
                 e.2 += 1;
             }
-            // The server's finding says why: a consequence, not a scheduling problem.
             AgentFate::NotStarted { reason }
-                if reason == crate::findings::NOT_STARTED_FOR_THE_SERVER => {}
+                if !servers_reporting && reason == crate::findings::NOT_STARTED_FOR_THE_SERVER => {}
             AgentFate::NotStarted { .. } => not_started.push(a),
         }
     }

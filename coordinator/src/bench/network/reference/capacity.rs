@@ -22,8 +22,12 @@ use super::super::process::run_bounded;
 use super::super::site::exec_in;
 
 /// The kept-alive connections wrk keeps open: enough that the server always has a request
-/// to answer (the probe server and nginx reach their highest rates from 16 on, BENCHMARKS.md).
+/// to answer (both servers were busy 95–100 % of the time with 16, 64 and 256, BENCHMARKS.md).
 pub const CONNECTIONS: u32 = 64;
+
+/// The most wrk threads: each opens `CONNECTIONS / threads` connections (wrk refuses more
+/// threads than connections), and one thread alone kept a server busy.
+const MAX_THREADS: usize = 8;
 
 /// Which CPUs the comparison's servers and loads run on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +76,13 @@ impl CpuSplit {
             "-c".into(),
             self.server.to_string(),
         ]
+    }
+
+    /// wrk's threads: one per load CPU, at most [`MAX_THREADS`], a power of two so that they
+    /// share [`CONNECTIONS`] evenly.
+    pub fn load_threads(&self) -> usize {
+        let most = self.load.len().clamp(1, MAX_THREADS);
+        1 << most.ilog2()
     }
 
     /// `taskset -c CPUS` for a load's command line.
@@ -160,7 +171,7 @@ pub async fn measure(
     argv.extend(cpus.load_prefix(taskset));
     argv.extend([
         wrk.display().to_string(),
-        format!("--threads={}", cpus.load.len()),
+        format!("--threads={}", cpus.load_threads()),
         format!("--connections={CONNECTIONS}"),
         format!("--duration={seconds}s"),
         "--latency".into(),
@@ -209,7 +220,11 @@ fn parse_wrk(text: &str) -> Result<Capacity, String> {
                     .and_then(|n| n.parse::<u64>().ok());
                 capacity.errors += n.ok_or_else(|| missing("socket error counts"))?;
             }
-        } else if let Some((percent, value)) = line.split_once("%  ") {
+        } else if let Some((percent, value)) = line.split_once('%')
+            && !percent.is_empty()
+            && percent.bytes().all(|b| b.is_ascii_digit())
+        {
+            // `50%  143.00us`; a value of 9 characters leaves one space (`99% 1000.00ms`).
             let slot = match percent {
                 "50" => &mut latency.p50,
                 "90" => &mut latency.p90,
@@ -220,11 +235,19 @@ fn parse_wrk(text: &str) -> Result<Capacity, String> {
             percentiles += 1;
         }
     }
-    if capacity.per_second <= 0.0 && capacity.requests > 0 {
-        return Err(missing("rate"));
-    }
     if capacity.seconds <= 0.0 {
         return Err(missing("count of requests"));
+    }
+    if capacity.requests == 0 {
+        return Err(format!(
+            "no answer in {:.1}s ({} error(s)): {}",
+            capacity.seconds,
+            capacity.errors,
+            text.trim()
+        ));
+    }
+    if capacity.per_second <= 0.0 {
+        return Err(missing("rate"));
     }
     capacity.latency_us = (percentiles == 3).then_some(latency);
     Ok(capacity)
@@ -360,6 +383,26 @@ Transfer/sec:     43.80MB
         assert!(e.contains("no count of requests"), "{e}");
     }
 
+    /// A value of nine characters leaves one space after the percent sign (wrk's
+    /// `print_units` pads to 10); no answer at all is an error with wrk's counts, not 0/s.
+    #[test]
+    fn a_long_percentile_is_read_and_no_answer_is_an_error() {
+        let report = REPORT.replace("99%    1.03ms", "99% 1000.00ms");
+        let l = parse_wrk(&report)
+            .expect("parsed")
+            .latency_us
+            .expect("percentiles");
+        assert!((l.p99 - 1e6).abs() < 1e-6, "{l:?}");
+        let none = "Running 1s test @ http://127.0.0.7:1/payload?bytes=64
+  1 threads and 64 connections
+  0 requests in 1.00s, 0.00B read
+  Socket errors: connect 64, read 0, write 0, timeout 0
+Requests/sec:      0.00
+";
+        let e = parse_wrk(none).expect_err("no answer");
+        assert!(e.starts_with("no answer in 1.0s (64 error(s))"), "{e}");
+    }
+
     #[test]
     fn wrks_units_are_microseconds_milliseconds_seconds_and_minutes() {
         assert_eq!(duration_us("143.00us"), Some(143.0));
@@ -429,6 +472,21 @@ Transfer/sec:     43.80MB
         for bad in ["", "a", "4-2", "1-"] {
             assert!(CpuSplit::of(bad).is_err(), "{bad:?}");
         }
+        let threads = |list: &str| CpuSplit::of(list).expect("split").load_threads();
+        assert_eq!(
+            [
+                threads("0-1"),
+                threads("0-2"),
+                threads("0-3"),
+                threads("0-4")
+            ],
+            [1, 2, 2, 4]
+        );
+        assert_eq!(
+            threads("0-99"),
+            8,
+            "at most 8, and never more than the connections"
+        );
         let split = CpuSplit::of("0-2").expect("split");
         let taskset = Path::new("/usr/bin/taskset");
         assert_eq!(

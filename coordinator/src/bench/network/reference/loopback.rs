@@ -157,6 +157,7 @@ pub async fn server_against_nginx(
     say: Say<'_>,
 ) -> LoopbackComparison {
     let mut comparison = LoopbackComparison::default();
+    let mut errors = Vec::new();
     let pinning = Pinning::new(tools);
     let mut capacity = CapacityComparison {
         cpus: pinning.split.as_ref().ok().map(|(_, cpus)| cpus.clone()),
@@ -224,28 +225,34 @@ pub async fn server_against_nginx(
             }
             drop(child);
         }
-        Err(why) => comparison.error = Some(format!("the probe server on loopback: {why}")),
+        Err(why) => errors.push(format!("the probe server on loopback: {why}")),
     }
-    let Some(nginx) = tools.nginx.path.as_ref() else {
-        comparison.error = tools.nginx.missing.clone();
-        return comparison;
-    };
-    say(Notice::Info("loopback: nginx".into()));
-    match start_nginx(nginx, loopback, &pinning).await {
-        Ok(child) => {
-            let pid = child.id().and_then(|p| i32::try_from(p).ok());
-            let target = SocketAddr::new(loopback.address, NGINX_PORT);
-            comparison.nginx = load_both(loopback, &load, request, target, pid).await;
-            match measure(target, pid).await {
-                Some(Ok(c)) => capacity.nginx = Some(c),
-                Some(Err(why)) => capacity_errors.push(format!("nginx: {why}")),
-                None => {}
+    let nginx = tools.nginx.path.as_ref();
+    if nginx.is_none() {
+        errors.extend(tools.nginx.missing.clone());
+        capacity_errors.push("nginx not measured: it is not installed".into());
+    }
+    if let Some(nginx) = nginx {
+        say(Notice::Info("loopback: nginx".into()));
+        match start_nginx(nginx, loopback, &pinning).await {
+            Ok(child) => {
+                let pid = child.id().and_then(|p| i32::try_from(p).ok());
+                let target = SocketAddr::new(loopback.address, NGINX_PORT);
+                comparison.nginx = load_both(loopback, &load, request, target, pid).await;
+                match measure(target, pid).await {
+                    Some(Ok(c)) => capacity.nginx = Some(c),
+                    Some(Err(why)) => capacity_errors.push(format!("nginx: {why}")),
+                    None => {}
+                }
+                drop(child);
             }
-            drop(child);
+            Err(why) => errors.push(format!("nginx: {why}")),
         }
-        Err(why) => comparison.error = Some(format!("nginx: {why}")),
     }
     let _ = std::fs::remove_dir_all(nginx_dir(loopback.dir));
+    if !errors.is_empty() {
+        comparison.error = Some(errors.join("; "));
+    }
     if !capacity_errors.is_empty() {
         capacity.error = Some(capacity_errors.join("; "));
     }
@@ -262,21 +269,43 @@ async fn start_probe_server(
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
     let stdout = child.stdout.take().ok_or("no standard output")?;
+    // Read only if it ends at once (why: `taskset` refused, the address is taken); let go
+    // once it runs, so that nothing it says later can fill a pipe nobody reads.
+    let stderr = child.stderr.take();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(START_PATIENCE, lines.next_line())
-        .await
-        .map_err(|_| "it did not say where it listens within 5 s".to_string())?
-        .map_err(|e| e.to_string())?
-        .ok_or("it ended without saying where it listens")?;
+    let line = match tokio::time::timeout(START_PATIENCE, lines.next_line()).await {
+        Err(_) => return Err("it did not say where it listens within 5 s".into()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(Some(line))) => line,
+        Ok(Ok(None)) => {
+            return Err(format!(
+                "it ended without saying where it listens: {}",
+                said_before_ending(stderr).await
+            ));
+        }
+    };
+    drop(stderr);
     let listeners: Vec<multinet_proto::control::Listener> =
         serde_json::from_str(&line).map_err(|e| format!("its listeners ({e}): {line}"))?;
     let http = listeners.first().ok_or("it listens nowhere")?.http;
     Ok((child, http))
+}
+
+/// What a process that ended said on its standard error (at most 2 KiB, within a second).
+async fn said_before_ending(stderr: Option<tokio::process::ChildStderr>) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let Some(stderr) = stderr else {
+        return String::new();
+    };
+    let mut text = Vec::new();
+    let mut bounded = stderr.take(2048);
+    let _ = tokio::time::timeout(Duration::from_secs(1), bounded.read_to_end(&mut text)).await;
+    String::from_utf8_lossy(&text).trim().to_string()
 }
 
 fn nginx_dir(dir: &Path) -> PathBuf {
@@ -339,7 +368,8 @@ async fn start_nginx(
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            return Err(format!("it exited with {status}: {}", log.trim()));
+            let said = said_before_ending(child.stderr.take()).await;
+            return Err(format!("it exited with {status}: {} {said}", log.trim()));
         }
         let probe: Result<LoadOutcome, String> = run_json(
             &client_argv(
@@ -395,7 +425,8 @@ fn client_argv(
 }
 
 /// Request/response with `--streams` kept-alive connections, then a new connection per
-/// request, against `target`; the server process's CPU read around each.
+/// request, against `target`, each load run with `pin` before it (`taskset -c CPUS`, or
+/// nothing); the server process's CPU read around each.
 async fn load_both(
     loopback: &Loopback<'_>,
     pin: &[String],
