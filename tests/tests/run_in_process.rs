@@ -24,6 +24,7 @@ use multinet_proto::control::{
     PROTOCOL_VERSION, Refusal, Role,
 };
 use multinet_proto::network::CephNetwork;
+use multinet_tests::eventually::eventually_async;
 
 fn settings() -> RunSettings {
     let mut config = RunConfig::default();
@@ -442,24 +443,6 @@ impl Scheduler for UnseenRestart {
     }
 }
 
-/// Polls `look` every 50 ms until it gives a value, for at most `patience`.
-async fn eventually<T, F, Fut>(patience: Duration, mut look: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        if let Some(value) = look().await {
-            return Some(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Each network's listener addresses (HTTP and HTTPS) of `listeners`.
 fn addresses_by_network(listeners: &[Listener]) -> BTreeMap<CephNetwork, Vec<SocketAddr>> {
     let mut out: BTreeMap<CephNetwork, Vec<SocketAddr>> = BTreeMap::new();
@@ -492,14 +475,19 @@ fn clients_that_passed_pass_again_on_a_server_restarted_on_new_ports() {
             restarted: None,
         };
         let (roster, matrix) = (supervisor.roster(), supervisor.matrix());
-        let driver = tokio::spawn(async move {
+        let driver = tokio::task::spawn_local(async move {
             let patience = Duration::from_secs(45);
             // Every agent but the one never started has passed on the server's listeners —
             // by 8 more successes than a pass takes (over a second at 150 ms), so the
             // supervisor, which looks every 100 ms, has seen each of them pass.
-            let old = eventually(patience, || async {
+            let what =
+                "every agent but the one never started passing on the server's first listeners";
+            let old = eventually_async(patience, what, async || {
                 let snap = roster.send(Snapshot).await.expect("roster");
-                let server = addresses_by_network(&snap.responders.get("server")?.listeners);
+                let Some(server) = snap.responders.get("server") else {
+                    return Err("the server is not listening yet".to_string());
+                };
+                let server = addresses_by_network(&server.listeners);
                 let pairs: Vec<_> = snap
                     .agents
                     .iter()
@@ -513,7 +501,7 @@ fn clients_that_passed_pass_again_on_a_server_restarted_on_new_ports() {
                     })
                     .collect();
                 if pairs.is_empty() {
-                    return None; // the clients are not placed yet
+                    return Err("the clients are not placed yet".to_string());
                 }
                 let standings = matrix
                     .send(Standings {
@@ -522,20 +510,26 @@ fn clients_that_passed_pass_again_on_a_server_restarted_on_new_ports() {
                     })
                     .await
                     .expect("matrix");
-                standings.iter().all(|s| s.passes).then_some(server)
+                let failing = standings.iter().filter(|s| !s.passes).count();
+                if failing > 0 {
+                    return Err(format!("{failing} (pod, network) pairs not passing yet"));
+                }
+                Ok(server)
             })
             .await;
-            let Some(old) = old else {
-                return Err("the agents never passed on the server's first listeners");
-            };
             restart.store(true, std::sync::atomic::Ordering::SeqCst);
-            let new = eventually(patience, || async {
+            let what = "the restarted server saying where it listens";
+            let new = eventually_async(patience, what, async || {
                 let snap = roster.send(Snapshot).await.expect("roster");
-                let server = addresses_by_network(&snap.responders.get("server")?.listeners);
-                (server != old).then_some(server)
+                match snap.responders.get("server") {
+                    Some(s) if addresses_by_network(&s.listeners) != old => {
+                        Ok(addresses_by_network(&s.listeners))
+                    }
+                    Some(_) => Err("still on its first listeners"),
+                    None => Err("not listening"),
+                }
             })
-            .await
-            .ok_or("the restarted server never said where it listens")?;
+            .await;
             // The last open client settles: the stage ends once everyone else has (again).
             roster
                 .send(ConnectionEvent::Failed {
@@ -544,12 +538,12 @@ fn clients_that_passed_pass_again_on_a_server_restarted_on_new_ports() {
                 })
                 .await
                 .expect("roster");
-            Ok((old, new))
+            (old, new)
         });
         let mut progress = Progress::new(true);
         let report = supervisor.run(&mut backend, &settings, &mut progress).await;
         supervisor.cleanup(&mut backend).await.expect("cleanup");
-        let (old, new) = driver.await.expect("driver").expect("the restart");
+        let (old, new) = driver.await.expect("the restart driver");
         (report.expect("run"), old, new)
     });
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The roster as a run's checkpoint holds it ([`crate::checkpoint`]): per agent what was
-//! expected, its batch ledger, its absences and what it said; for the run, where the server
-//! listens. Connections are not kept: a resumed run's agents connect again, as after a lost
+//! expected, its batch ledger, its absences and what it said; for the run, where the servers
+//! listen and the addresses they no longer listen on. Connections are not kept: a resumed run's agents connect again, as after a lost
 //! connection, and their Hello's `last_acked` tells what the checkpoint missed
 //! ([`super::ledger`]).
 
@@ -59,6 +59,11 @@ pub struct RosterState {
     /// A mesh's every responder address in this run, with its node.
     #[serde(default)]
     pub target_nodes: BTreeMap<std::net::SocketAddr, String>,
+    /// The addresses responders said in this run and no longer listen on: their paths stay
+    /// let go in the live metrics of a resumed run (a checkpoint before this field was kept
+    /// has none: such paths come back until their responder says its listeners again).
+    #[serde(default)]
+    pub let_go: std::collections::BTreeSet<std::net::SocketAddr>,
     /// Which responders each node's agents probe.
     #[serde(default)]
     pub targeting: Targeting,
@@ -148,6 +153,7 @@ impl Handler<TakeState> for AgentRoster {
                 listeners: None,
                 responders: self.responders.clone(),
                 target_nodes: self.target_nodes.clone(),
+                let_go: self.let_go.clone(),
                 targeting: self.targeting.clone(),
                 targets_released: self.targets_released,
                 refused: self.refused.clone(),
@@ -212,11 +218,75 @@ impl AgentRoster {
         if roster.target_nodes.is_empty() && state.targeting.is_mesh() {
             roster.target_nodes = crate::mesh::target_nodes(roster.responders.values());
         }
+        roster.let_go = state.let_go;
         roster.targeting = state.targeting;
         roster.targets_released = state.targets_released;
         roster.refused = state.refused;
         roster.duplicate_batches = state.duplicate_batches;
         roster.sequence_gaps = state.sequence_gaps;
         roster
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::net::SocketAddr;
+
+    use multinet_proto::control::Role;
+    use multinet_proto::network::CephNetwork;
+
+    use super::*;
+    use crate::roster::{ConnectionEvent, Expect, Snapshot};
+
+    fn listening_on(port: u16) -> Vec<Listener> {
+        let at = |p: u16| SocketAddr::from(([198, 18, 0, 1], p));
+        vec![Listener {
+            network: CephNetwork::Public,
+            http: at(port),
+            https: at(port + 1),
+        }]
+    }
+
+    fn addresses(port: u16) -> BTreeSet<SocketAddr> {
+        listening_on(port)
+            .iter()
+            .flat_map(|l| [l.http, l.https])
+            .collect()
+    }
+
+    /// The server listened on 9000/9001, then (restarted) on 9100/9101: the checkpoint keeps
+    /// 9000/9001 let go, so a resumed run's live metrics do not bring their paths back (they
+    /// did: the roster's record of them began empty). A checkpoint written before the field
+    /// was kept reads with none.
+    #[actix_rt::test]
+    async fn a_checkpoint_keeps_the_listeners_let_go_and_an_older_one_reads_with_none() {
+        let matrix = MatrixActor::new(0).start();
+        let roster = AgentRoster::new("r".into(), matrix.clone()).start();
+        let server = AgentIdentity {
+            role: Role::Server,
+            node: "n1".into(),
+            pod: "server".into(),
+            networks: vec![CephNetwork::Public],
+        };
+        roster.send(Expect(vec![server])).await.expect("roster");
+        for port in [9000, 9100] {
+            let listeners = listening_on(port);
+            let pod = "server".to_string();
+            let ready = ConnectionEvent::ServerReady { pod, listeners };
+            roster.send(ready).await.expect("roster");
+        }
+        let (state, _) = roster.send(TakeState).await.expect("roster");
+        assert_eq!(state.let_go, addresses(9000));
+
+        let restored = AgentRoster::restore("r".into(), matrix, Instant::now(), state.clone());
+        let snapshot = restored.start().send(Snapshot).await.expect("roster");
+        assert_eq!(snapshot.let_go, addresses(9000));
+
+        let mut older = serde_json::to_value(&state).expect("serializes");
+        let fields = older.as_object_mut().expect("an object");
+        assert!(fields.remove("let_go").is_some());
+        let older: RosterState = serde_json::from_value(older).expect("an older checkpoint");
+        assert!(older.let_go.is_empty());
     }
 }
