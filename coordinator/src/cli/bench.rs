@@ -43,6 +43,20 @@ pub enum NetworkOutput {
     Csv,
 }
 
+impl NetworkOutput {
+    /// The format a report file's name asks for, by its extension (case ignored): `.json`,
+    /// `.csv`, `.txt`; `None` for any other.
+    fn of_file(path: &std::path::Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "json" => Self::Json,
+            "csv" => Self::Csv,
+            "txt" => Self::Text,
+            _ => return None,
+        })
+    }
+}
+
 /// Where `bench network` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetworkBackend {
@@ -94,11 +108,10 @@ pub struct NetworkFlags {
     /// Leave out the references (iperf3 on each path, nginx against the probe server).
     #[arg(long)]
     pub no_references: bool,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
-    pub output: NetworkOutput,
-    /// Write the report to this file (format from -o, else from its extension: .json, .csv,
-    /// .txt) instead of standard output.
+    /// Output format [default: as --report's file name ends (.json, .csv, .txt), else text].
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<NetworkOutput>,
+    /// Write the report to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
     /// No progress lines on stderr.
@@ -468,19 +481,20 @@ fn path_client(
     }
 }
 
+/// The format of `bench network`'s report: `-o`'s when given (whatever the file's name), else
+/// as the `--report` file's name ends, else text.
+fn report_format(output: Option<NetworkOutput>, report: Option<&std::path::Path>) -> NetworkOutput {
+    output
+        .or_else(|| report.and_then(NetworkOutput::of_file))
+        .unwrap_or(NetworkOutput::Text)
+}
+
 /// `multinet bench network`: the bench, its report written where asked; exit 0 when every
 /// setup was measured, 22 for invalid input (also a bench whose tests would take longer than
 /// --max-time), 69 when a setup's lab could not be built or its server not started (the
 /// report says which; the others are measured), 128 + N on a signal.
 fn network(f: &NetworkFlags) -> u8 {
-    let format = match (&f.report, f.output) {
-        (Some(path), NetworkOutput::Text) => match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => NetworkOutput::Json,
-            Some("csv") => NetworkOutput::Csv,
-            _ => NetworkOutput::Text,
-        },
-        (_, output) => output,
-    };
+    let format = report_format(f.output, f.report.as_deref());
     let request = bench::network::NetworkBenchRequest {
         backend: match f.backend {
             NetworkBackend::Lab => bench::network::BenchBackend::Lab,
@@ -608,5 +622,23 @@ mod tests {
         assert!(parse_tests("download").is_err_and(|e| e.contains("KIND:STREAMS")));
         assert!(parse_tests("download:x").is_err_and(|e| e.contains("not a number")));
         assert!(parse_tests("jump:1").is_err_and(|e| e.contains("one of download")));
+    }
+
+    /// An explicit `-o text` is kept for a file named `.json` (it was taken for the default
+    /// and the file got JSON); without -o the file's name decides, case ignored.
+    #[test]
+    fn the_report_format_is_o_s_else_the_file_name_s_else_text() {
+        use NetworkOutput::{Csv, Json, Text};
+        fn file(name: &str) -> Option<&std::path::Path> {
+            Some(std::path::Path::new(name))
+        }
+        assert_eq!(report_format(Some(Text), file("bench.json")), Text);
+        assert_eq!(report_format(Some(Csv), file("bench.json")), Csv);
+        assert_eq!(report_format(None, file("bench.json")), Json);
+        assert_eq!(report_format(None, file("BENCH.CSV")), Csv);
+        assert_eq!(report_format(None, file("bench.txt")), Text);
+        assert_eq!(report_format(None, file("bench.out")), Text);
+        assert_eq!(report_format(None, None), Text);
+        assert_eq!(report_format(Some(Json), None), Json);
     }
 }
