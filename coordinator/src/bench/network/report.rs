@@ -722,13 +722,15 @@ impl NetworkBenchReport {
             } else {
                 format!("lab {}", setup.lab)
             };
+            // A setup whose lab was never built has no server yet: nothing to say of it.
             let server = match &setup.mesh {
-                Some(mesh) => format!("responders on {}", mesh.responders.join(", ")),
-                None => format!("server on {}", setup.server_node),
+                Some(mesh) => format!(", responders on {}", mesh.responders.join(", ")),
+                None if setup.server_node.is_empty() => String::new(),
+                None => format!(", server on {}", setup.server_node),
             };
             let _ = writeln!(
                 out,
-                "\nsetup {} ({}): {place}, {server}",
+                "\nsetup {} ({}): {place}{server}",
                 setup.name, setup.source
             );
             if let Some(mesh) = &setup.mesh {
@@ -972,6 +974,34 @@ mod tests {
         assert_eq!(
             csv.lines().next(),
             Some("setup,network,cni,from,to,metric,value")
+        );
+    }
+
+    /// A setup whose lab was refused (ipvlan where the kernel has none) says so under its
+    /// heading, which names no server (it had none: "server on " was printed).
+    #[test]
+    fn a_setup_never_built_names_no_server_and_says_why() {
+        let mut r = report(&[("macvlan", 3.0), ("ipvlan", 1.0)]);
+        let refused = &mut r.setups[1];
+        refused.server_node = String::new();
+        refused.networks.clear();
+        refused.error = Some("building the lab: missing: ipvlan links".into());
+        let text = r.text();
+        let heading = text
+            .lines()
+            .find(|l| l.starts_with("setup ipvlan"))
+            .expect("ipvlan's heading");
+        assert!(heading.ends_with(": lab b1"), "{heading}");
+        assert!(
+            text.contains(&format!(
+                "{heading}\n  ERROR: building the lab: missing: ipvlan links\n"
+            )),
+            "{text}"
+        );
+        let macvlan = text.lines().find(|l| l.starts_with("setup macvlan"));
+        assert!(
+            macvlan.is_some_and(|l| l.ends_with(", server on n1")),
+            "{text}"
         );
     }
 

@@ -216,6 +216,10 @@ pub(super) fn bench_setup(
                     let lab = crate::run::lab_up_interruptible((*topology).clone(), text, say)
                         .map_err(|e| match e {
                             crate::run::Error::Interrupted(signal) => Error::Interrupted(signal),
+                            // Said "building the lab" already (run::launch): once is enough.
+                            crate::run::Error::Failed { context, source } => {
+                                failed(context, source)
+                            }
                             other => failed("building the lab", other),
                         })?;
                     (lab, Keep::Nothing)
