@@ -176,21 +176,29 @@ pub async fn server_against_nginx(
             None
         }
     };
-    let measure = |target: SocketAddr, pid: Option<i32>| async move {
-        match wrk {
-            Some((wrk, taskset, cpus)) => Some(
-                capacity::measure(
-                    wrk,
-                    taskset,
-                    loopback.ns,
-                    cpus,
-                    target,
-                    request.duration,
-                    pid,
-                )
-                .await,
-            ),
-            None => None,
+    let load = pinning.load();
+    // One server, started at `target` as process `pid`: the bench's loads, then its capacity
+    // under wrk (`None`: not measured, said above).
+    let measure = |target: SocketAddr, pid: Option<i32>| {
+        let load = &load;
+        async move {
+            let tests = load_both(loopback, load, request, target, pid).await;
+            let capacity = match wrk {
+                Some((wrk, taskset, cpus)) => Some(
+                    capacity::measure(
+                        wrk,
+                        taskset,
+                        loopback.ns,
+                        cpus,
+                        target,
+                        request.duration,
+                        pid,
+                    )
+                    .await,
+                ),
+                None => None,
+            };
+            (tests, capacity)
         }
     };
     let whole_seconds = Duration::from_secs(request.duration.as_secs_f64().ceil().max(1.0) as u64);
@@ -213,16 +221,11 @@ pub async fn server_against_nginx(
         "--key".into(),
         loopback.server_tls.key.display().to_string(),
     ]);
-    let load = pinning.load();
     match start_probe_server(&serve_argv).await {
         Ok((child, http)) => {
-            let pid = child.id().and_then(|p| i32::try_from(p).ok());
-            comparison.probe_server = load_both(loopback, &load, request, http, pid).await;
-            match measure(http, pid).await {
-                Some(Ok(c)) => capacity.probe_server = Some(c),
-                Some(Err(why)) => capacity_errors.push(format!("the probe server: {why}")),
-                None => {}
-            }
+            let (tests, measured) = measure(http, pid_of(&child)).await;
+            comparison.probe_server = tests;
+            capacity.probe_server = kept(measured, "the probe server", &mut capacity_errors);
             drop(child);
         }
         Err(why) => errors.push(format!("the probe server on loopback: {why}")),
@@ -236,14 +239,10 @@ pub async fn server_against_nginx(
         say(Notice::Info("loopback: nginx".into()));
         match start_nginx(nginx, loopback, &pinning).await {
             Ok(child) => {
-                let pid = child.id().and_then(|p| i32::try_from(p).ok());
                 let target = SocketAddr::new(loopback.address, NGINX_PORT);
-                comparison.nginx = load_both(loopback, &load, request, target, pid).await;
-                match measure(target, pid).await {
-                    Some(Ok(c)) => capacity.nginx = Some(c),
-                    Some(Err(why)) => capacity_errors.push(format!("nginx: {why}")),
-                    None => {}
-                }
+                let (tests, measured) = measure(target, pid_of(&child)).await;
+                comparison.nginx = tests;
+                capacity.nginx = kept(measured, "nginx", &mut capacity_errors);
                 drop(child);
             }
             Err(why) => errors.push(format!("nginx: {why}")),
@@ -258,6 +257,22 @@ pub async fn server_against_nginx(
     }
     comparison.capacity = Some(capacity);
     comparison
+}
+
+/// A started server's process id, for its CPU time.
+fn pid_of(child: &tokio::process::Child) -> Option<i32> {
+    child.id().and_then(|p| i32::try_from(p).ok())
+}
+
+/// A server's capacity when it was measured; why not, under the server's `name`, in `errors`.
+fn kept<T>(measured: Option<Result<T, String>>, name: &str, errors: &mut Vec<String>) -> Option<T> {
+    match measured? {
+        Ok(capacity) => Some(capacity),
+        Err(why) => {
+            errors.push(format!("{name}: {why}"));
+            None
+        }
+    }
 }
 
 /// `multinet bench serve` started; its HTTP listener once it says it.
