@@ -202,13 +202,7 @@ pub fn write(rendered: &str, to: Option<&std::path::Path>) -> Result<(), WriteEr
 /// renamed over it (a crash leaves the old file or the new one, never part of one).
 pub(crate) fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
+    let tmp = beside(path, "tmp")?;
     let written = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
@@ -219,6 +213,44 @@ pub(crate) fn write_atomically(path: &std::path::Path, text: &str) -> std::io::R
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// `.NAME.TAG-PID` beside `path` (NAME its file name): a file of this process's own.
+fn beside(path: &std::path::Path, tag: &str) -> std::io::Result<std::path::PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{tag}-{}", std::process::id()));
+    Ok(path.with_file_name(tmp_name))
+}
+
+/// Checks, before anything is measured, that a report can be written to `path` when the work
+/// ends: a directory at `path` is refused, and a file is created beside it and removed (as
+/// [`write`]'s temporary file will be), so a missing or read-only directory is found now —
+/// not after minutes of measurements that could then only be lost.
+///
+/// # Errors
+///
+/// [`WriteError`] naming `path`: no file name, a directory, or the file beside it could not be
+/// created (the OS's reason as its source).
+pub fn check_destination(path: &std::path::Path) -> Result<(), WriteError> {
+    let error = |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.is_dir() {
+        return Err(error(std::io::Error::other("it is a directory")));
+    }
+    let probe = beside(path, "check").map_err(error)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(error)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// A report that could not be written.
@@ -679,5 +711,30 @@ mod tests {
         assert_eq!(names, [std::ffi::OsString::from("run.json")]);
         let e = refused.expect_err("a missing directory");
         assert!(e.path.ends_with("missing/run.json"), "{e:?}");
+    }
+
+    #[test]
+    fn a_report_destination_is_checked_leaving_nothing_and_refused_where_no_file_can_be() {
+        let dir = std::env::temp_dir().join(format!(
+            "multinet-report-check-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fine = check_destination(&dir.join("run.json"));
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+            .unwrap_or_default();
+        let missing = check_destination(&dir.join("missing").join("run.json"));
+        let directory = check_destination(&dir);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert!(fine.is_ok(), "{fine:?}");
+        assert!(left.is_empty(), "the check left {left:?}");
+        let e = missing.expect_err("a missing directory");
+        assert!(e.path.ends_with("missing/run.json"), "{e:?}");
+        assert_eq!(e.source.kind(), std::io::ErrorKind::NotFound);
+        let e = directory.expect_err("a directory");
+        assert_eq!(e.path, dir);
+        assert!(e.source.to_string().contains("directory"), "{e:?}");
     }
 }

@@ -616,6 +616,19 @@ fn a_bad_topology_is_refused_with_exit_22_naming_the_file_before_anything_is_bui
     let (code, _, err) = bench(&lab.dir, &["--duration", "5ms"], Duration::from_secs(60));
     assert_eq!(code, Some(22), "{err}");
     assert!(err.contains("--duration"), "{err}");
+    // A report that could never be written: refused before the bench, not after it.
+    let unwritable = lab.dir.join("no-such-dir").join("bench.json");
+    let (code, out, err) = bench(
+        &lab.dir,
+        &["-f", &good, "--report", &unwritable.display().to_string()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(22), "{err}");
+    assert!(
+        err.contains("--report") && err.contains(&unwritable.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(out, "");
     assert_nothing_left(&lab);
 }
 

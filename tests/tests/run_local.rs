@@ -206,7 +206,14 @@ fn invalid_input_exits_22_and_starts_nothing() {
     let config = dir.0.join("bad.yaml");
     std::fs::write(&config, "probeInterval: 1ns\nnamespace: Bad_NS\n").expect("config");
     let config = config.display().to_string();
-    let cases: [(&[&str], &[&str]); 3] = [
+    let unwritable = dir.0.join("no-such-dir").join("report.json");
+    let unwritable = unwritable.display().to_string();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            // A report that could never be written is refused before the run, not after it.
+            &["run", "--backend", "local", "--report", &unwritable],
+            &["--report", &unwritable, "No such file or directory"],
+        ),
         (
             &["run", "--backend", "local", "--probe-interval", "1ns"],
             &["--probe-interval"],

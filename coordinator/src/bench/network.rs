@@ -248,7 +248,11 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
     let began = Instant::now();
     let mut report = NetworkBenchReport::new(request);
     report.estimated_ms = estimate.total.as_millis() as u64;
-    report.references = reference::Tools::find();
+    report.references = if request.references {
+        reference::Tools::find()
+    } else {
+        reference::Tools::not_run(NOT_RUN)
+    };
     for setup in setups {
         let name = setup.name.clone();
         say(Notice::Info(format!("bench {name}: {}", setup.source)));
@@ -269,6 +273,9 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
     report.elapsed_ms = began.elapsed().as_millis() as u64;
     Ok(report)
 }
+
+/// Why a bench has no references when asked for none.
+pub(crate) const NOT_RUN: &str = "--no-references";
 
 #[cfg(test)]
 mod tests {

@@ -537,6 +537,16 @@ fn network(f: &NetworkFlags) -> u8 {
         );
         return crate::exit::INVALID;
     }
+    // Before anything is built: a report that could never be written would lose the bench.
+    if let Some(path) = &f.report
+        && let Err(e) = crate::report::check_destination(path)
+    {
+        eprintln!(
+            "multinet bench network: --report: {}",
+            crate::exit::chain(&e)
+        );
+        return crate::exit::INVALID;
+    }
     let quiet = f.quiet;
     let say = move |notice: crate::run::Notice| match notice {
         crate::run::Notice::Info(text) if !quiet => eprintln!("multinet: {text}"),

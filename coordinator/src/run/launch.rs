@@ -53,6 +53,10 @@ fn choose(request: &RunRequest, say: Say<'_>) -> BackendKind {
 }
 
 pub(super) fn run(request: &RunRequest, say: Say<'_>) -> Result<RunOutcome> {
+    // Before anything is started: a report that could never be written would lose the run.
+    if let Some(path) = &request.report_to {
+        report::check_destination(path).map_err(|e| Error::invalid("--report", chain(&e)))?;
+    }
     if let Some(run) = &request.resume {
         return super::resume::run(run, request, say);
     }

@@ -75,9 +75,7 @@ impl GoDuration {
             rest = after;
         }
         if negative && total > 0 {
-            return Err(format!(
-                "{text:?} is negative; durations here must be 0 or more"
-            ));
+            return Err(format!("{text:?} is negative, and a duration cannot be"));
         }
         let secs = u64::try_from(total / 1_000_000_000)
             .map_err(|_| format!("{text:?} is too long: the limit is about 2562047h"))?;

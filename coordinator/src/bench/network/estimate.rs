@@ -132,9 +132,14 @@ impl Estimate {
     ) -> Result<(), super::Error> {
         if self.total > request.max_time {
             return Err(super::Error::Usage(format!(
-                "--max-time {}: {}; raise --max-time, shorten --duration, or take fewer peers (--mesh-peers K)",
+                "--max-time {}: {}; raise --max-time{}",
                 minutes(request.max_time),
-                self.said(request.duration)
+                self.said(request.duration),
+                if request.mesh || request.mesh_peers.is_some() {
+                    ", shorten --duration, or take fewer peers (--mesh-peers K)"
+                } else {
+                    " or shorten --duration"
+                }
             )));
         }
         say(crate::run::Notice::Note(format!(
@@ -146,7 +151,7 @@ impl Estimate {
 }
 
 /// `12m30s`.
-pub(super) fn minutes(d: Duration) -> String {
+pub(crate) fn minutes(d: Duration) -> String {
     let s = d.as_secs_f64().ceil() as u64;
     match (s / 60, s % 60) {
         (0, s) => format!("{s}s"),

@@ -234,6 +234,7 @@ fn tools_not_in_image() -> Tools {
         nginx: missing(),
         wrk: missing(),
         taskset: missing(),
+        not_run: None,
     }
 }
 
@@ -263,7 +264,11 @@ fn in_cluster(
 ) -> Result<NetworkBenchReport, Error> {
     let began = Instant::now();
     let mut report = NetworkBenchReport::new(request);
-    report.references = tools_not_in_image();
+    report.references = if request.references {
+        tools_not_in_image()
+    } else {
+        Tools::not_run(super::NOT_RUN)
+    };
     let cluster = &request.kube.cluster;
     let (public, network) = config.network_selections(&mut Problems::default());
     let ns = config.namespace.clone();

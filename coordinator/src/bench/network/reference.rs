@@ -59,6 +59,9 @@ pub struct Tools {
     /// taskset (util-linux), which gives the comparison's servers and loads CPUs of their own.
     #[serde(default)]
     pub taskset: Tool,
+    /// Why no reference was run at all (`--no-references`): the tools were not looked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 impl Tools {
@@ -81,11 +84,23 @@ impl Tools {
                 "apt-get install util-linux",
                 "the comparison's servers and loads share the CPUs, and no capacity is measured",
             ),
+            not_run: None,
         }
     }
 
-    /// One line: each tool found or missing.
+    /// None looked for, and why (`--no-references`).
+    pub fn not_run(why: &str) -> Self {
+        Self {
+            not_run: Some(why.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// One line: each tool found or missing, or why none was run.
     pub fn said(&self) -> String {
+        if let Some(why) = &self.not_run {
+            return format!("not run ({why})");
+        }
         let one = |name: &str, tool: &Tool| match (&tool.path, &tool.missing) {
             (Some(path), _) => format!("{name} {}", path.display()),
             (None, Some(why)) => format!("{name} MISSING ({why})"),
@@ -159,8 +174,8 @@ pub async fn iperf3_path(
     let mut errors = Vec::new();
     for reverse in [false, true] {
         say(Notice::Info(format!(
-            "iperf3 {} {}",
-            if reverse { "download (-R)" } else { "upload" },
+            "iperf3 {} ({} → {server_ip})",
+            if reverse { "download, -R" } else { "upload" },
             client.addr
         )));
         match iperf3_once(

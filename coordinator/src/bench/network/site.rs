@@ -363,6 +363,26 @@ pub fn path_tests(streams: u32) -> Vec<(LoadKind, u32)> {
     tests
 }
 
+/// Why `pod` has no address on `network` because it failed to get one on a network of its
+/// own, `None` when it did not fail. A pod gets all its networks or none (Multus: one
+/// attachment's CNI ADD failing fails the pod's sandbox), so a path on another network of the
+/// pod names the network where it failed.
+fn unattached(pod: &ClientPod, network: CephNetwork) -> Option<String> {
+    let (failed, reason) = pod.failed.as_ref()?;
+    Some(if *failed == network {
+        format!(
+            "the client pod got no address on the {} network: {reason}",
+            failed.key()
+        )
+    } else {
+        format!(
+            "not measured: the client pod (attached to the {} network too) got no address on the {} network, and a pod gets all its networks or none: {reason}",
+            network.key(),
+            failed.key()
+        )
+    })
+}
+
 /// Every test on one path, one after another.
 async fn measure_path(
     bench: &Bench<'_>,
@@ -371,11 +391,8 @@ async fn measure_path(
     say: Say<'_>,
 ) -> PathResult {
     let mut path = PathResult::new(ends.node, ends.server_node, ends.listener.http.ip());
-    if let Some((network, reason)) = &ends.pod.failed {
-        path.error = Some(format!(
-            "the client pod got no address on the {} network: {reason}",
-            network.key()
-        ));
+    if let Some(error) = unattached(ends.pod, ends.network) {
+        path.error = Some(error);
         return path;
     }
     let Some(address) = ends
@@ -420,6 +437,12 @@ async fn measure_path(
         path.tests.push(test);
     }
     if bench.request.references {
+        say(Notice::Info(format!(
+            "{} {} → {}: iperf3, both ways",
+            ends.network.key(),
+            ends.node,
+            ends.server_node
+        )));
         path.iperf3 = Some(
             reference::iperf3_path(
                 tools,
@@ -434,4 +457,33 @@ async fn measure_path(
         );
     }
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_of_a_pod_that_failed_on_another_network_names_that_network() {
+        let pod = |failed| ClientPod {
+            ns: None,
+            addresses: Vec::new(),
+            failed,
+        };
+        let reason = "failed to find host device: Link not found".to_string();
+        let failed = pod(Some((CephNetwork::Public, reason)));
+        assert_eq!(
+            unattached(&failed, CephNetwork::Public).as_deref(),
+            Some(
+                "the client pod got no address on the public network: failed to find host device: Link not found"
+            )
+        );
+        assert_eq!(
+            unattached(&failed, CephNetwork::Cluster).as_deref(),
+            Some(
+                "not measured: the client pod (attached to the cluster network too) got no address on the public network, and a pod gets all its networks or none: failed to find host device: Link not found"
+            )
+        );
+        assert_eq!(unattached(&pod(None), CephNetwork::Cluster), None);
+    }
 }

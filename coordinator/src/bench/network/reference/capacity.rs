@@ -290,26 +290,27 @@ impl CapacityComparison {
         (theirs > 0.0).then(|| ours / theirs)
     }
 
-    /// Its line in the text report (and its error's).
+    /// Its lines in the text report: the CPUs and the ratio, then each server's rate, p99
+    /// latency and CPU busy (under 80 lines wide); a server busy less than [`BUSY_ENOUGH`] of
+    /// the test is said not to have been measured at its capacity; the error, if any.
     pub fn text(&self) -> String {
-        let side = |c: &Option<Capacity>| {
-            c.as_ref().map_or("-".to_string(), |c| {
+        let busy = |c: &Capacity| c.server_cpu_seconds.map(|s| s / c.seconds.max(1e-9));
+        let side = |name: &str, c: &Option<Capacity>| {
+            let figures = c.as_ref().map_or("-".to_string(), |c| {
                 format!(
                     "{:.0}/s p99 {} cpu {}{}",
                     c.per_second,
                     c.latency_us
                         .map_or("-".into(), |l| format!("{:.0}µs", l.p99)),
-                    c.server_cpu_seconds.map_or("-".into(), |s| format!(
-                        "{:.0}%",
-                        100.0 * s / c.seconds.max(1e-9)
-                    )),
+                    busy(c).map_or("-".into(), |b| format!("{:.0}%", 100.0 * b)),
                     if c.errors > 0 {
                         format!(" errors {}", c.errors)
                     } else {
                         String::new()
                     }
                 )
-            })
+            });
+            format!("    {name:<8} {figures}\n")
         };
         let mut out = String::new();
         if self.probe_server.is_some() || self.nginx.is_some() {
@@ -322,11 +323,24 @@ impl CapacityComparison {
                 )
             });
             out.push_str(&format!(
-                "  capacity{cpus}  multinet {}  nginx {}  ratio {}\n",
-                side(&self.probe_server),
-                side(&self.nginx),
+                "  capacity{cpus}: ratio {}\n",
                 self.ratio().map_or("-".into(), |r| format!("{r:.2}×"))
             ));
+            out.push_str(&side("multinet", &self.probe_server));
+            out.push_str(&side("nginx", &self.nginx));
+            for (name, c) in [("multinet", &self.probe_server), ("nginx", &self.nginx)] {
+                if let Some(b) = c.as_ref().and_then(busy)
+                    && b < BUSY_ENOUGH
+                {
+                    out.push_str(&format!(
+                        "  ! capacity: the {name} server was busy {:.0}% of the test (under {:.0}%): \
+                         wrk's load, or other work on this machine, held it back; this is not its \
+                         capacity, and the ratio compares no capacities\n",
+                        100.0 * b,
+                        100.0 * BUSY_ENOUGH
+                    ));
+                }
+            }
         }
         if let Some(error) = &self.error {
             out.push_str(&format!("  ! capacity: {error}\n"));
@@ -334,6 +348,11 @@ impl CapacityComparison {
         out
     }
 }
+
+/// The share of the test a server must be busy (CPU time over the test's time) for its rate
+/// to be its capacity: under wrk's 64 connections both servers were busy 95–100 % of the time
+/// on a CPU of their own (BENCHMARKS.md); well under that, something else limited the rate.
+pub const BUSY_ENOUGH: f64 = 0.8;
 
 #[cfg(test)]
 mod tests {
@@ -440,9 +459,25 @@ Requests/sec:      0.00
         assert!((both.ratio().expect("both measured") - 1.05).abs() < 1e-9);
         assert_eq!(
             both.text(),
-            "  capacity (server CPU 1, wrk ×64 on 0)  multinet 210000/s p99 950µs cpu 100%  \
-             nginx 200000/s p99 950µs cpu 95%  ratio 1.05×\n"
+            "  capacity (server CPU 1, wrk ×64 on 0): ratio 1.05×\n    \
+             multinet 210000/s p99 950µs cpu 100%\n    \
+             nginx    200000/s p99 950µs cpu 95%\n"
         );
+        // A server far from busy was not measured at its capacity: said.
+        let held_back = CapacityComparison {
+            nginx: Some(side(200_000.0, 0.8)),
+            ..both.clone()
+        };
+        assert_eq!(
+            held_back.text().lines().nth(3),
+            Some(
+                "  ! capacity: the nginx server was busy 40% of the test (under 80%): wrk's load, \
+                 or other work on this machine, held it back; this is not its capacity, and the \
+                 ratio compares no capacities"
+            )
+        );
+        assert_eq!(both.text().lines().count(), 3);
+        assert!(both.text().lines().all(|l| l.chars().count() < 80));
         let alone = CapacityComparison {
             error: Some("wrk is not installed".into()),
             ..CapacityComparison::default()

@@ -38,6 +38,43 @@ pub struct LoopbackComparison {
 }
 
 impl LoopbackComparison {
+    /// Its figures for the CSV, `(metric, value)`, those measured: each server's RR and CRR
+    /// rates and capacity, per second, and the probe server's over nginx's.
+    pub fn csv_values(&self) -> Vec<(&'static str, f64)> {
+        let rate = |tests: &[TestResult], kind: LoadKind| {
+            tests
+                .iter()
+                .find(|t| t.kind == kind)
+                .and_then(|t| t.outcome.as_ref())
+                .and_then(|o| o.per_second)
+        };
+        let capacity = |side: fn(&CapacityComparison) -> Option<&capacity::Capacity>| {
+            self.capacity.as_ref().and_then(side).map(|c| c.per_second)
+        };
+        let rr = LoadKind::RequestResponse;
+        let crr = LoadKind::ConnectRequest;
+        [
+            ("probe_server_rr_per_s", rate(&self.probe_server, rr)),
+            ("nginx_rr_per_s", rate(&self.nginx, rr)),
+            ("rr_over_nginx", self.ratio(rr)),
+            ("probe_server_crr_per_s", rate(&self.probe_server, crr)),
+            ("nginx_crr_per_s", rate(&self.nginx, crr)),
+            ("crr_over_nginx", self.ratio(crr)),
+            (
+                "probe_server_capacity_per_s",
+                capacity(|c| c.probe_server.as_ref()),
+            ),
+            ("nginx_capacity_per_s", capacity(|c| c.nginx.as_ref())),
+            (
+                "capacity_over_nginx",
+                self.capacity.as_ref().and_then(CapacityComparison::ratio),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(metric, value)| Some((metric, value?)))
+        .collect()
+    }
+
     /// The probe server's rate over nginx's for `kind`.
     pub fn ratio(&self, kind: LoadKind) -> Option<f64> {
         let rate = |tests: &[TestResult]| {
@@ -179,12 +216,16 @@ pub async fn server_against_nginx(
     let load = pinning.load();
     // One server, started at `target` as process `pid`: the bench's loads, then its capacity
     // under wrk (`None`: not measured, said above).
-    let measure = |target: SocketAddr, pid: Option<i32>| {
+    let measure = |name: &'static str, target: SocketAddr, pid: Option<i32>| {
         let load = &load;
         async move {
             let tests = load_both(loopback, load, request, target, pid).await;
             let capacity = match wrk {
-                Some((wrk, taskset, cpus)) => Some(
+                Some((wrk, taskset, cpus)) => Some({
+                    say(Notice::Info(format!(
+                        "loopback: {name}: capacity under wrk ({} connections)",
+                        capacity::CONNECTIONS
+                    )));
                     capacity::measure(
                         wrk,
                         taskset,
@@ -194,8 +235,8 @@ pub async fn server_against_nginx(
                         request.duration,
                         pid,
                     )
-                    .await,
-                ),
+                    .await
+                }),
                 None => None,
             };
             (tests, capacity)
@@ -223,7 +264,7 @@ pub async fn server_against_nginx(
     ]);
     match start_probe_server(&serve_argv).await {
         Ok((child, http)) => {
-            let (tests, measured) = measure(http, pid_of(&child)).await;
+            let (tests, measured) = measure("the probe server", http, pid_of(&child)).await;
             comparison.probe_server = tests;
             capacity.probe_server = kept(measured, "the probe server", &mut capacity_errors);
             drop(child);
@@ -240,7 +281,7 @@ pub async fn server_against_nginx(
         match start_nginx(nginx, loopback, &pinning).await {
             Ok(child) => {
                 let target = SocketAddr::new(loopback.address, NGINX_PORT);
-                let (tests, measured) = measure(target, pid_of(&child)).await;
+                let (tests, measured) = measure("nginx", target, pid_of(&child)).await;
                 comparison.nginx = tests;
                 capacity.nginx = kept(measured, "nginx", &mut capacity_errors);
                 drop(child);

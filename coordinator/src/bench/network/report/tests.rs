@@ -419,3 +419,70 @@ fn a_mesh_says_its_pairs_and_a_local_bench_that_it_validates_no_network() {
         serde_json::json!(["n1", "n1"])
     );
 }
+
+/// The probe server against nginx reaches the CSV (it was only in the text and JSON): each
+/// server's rates and capacity and the ratios, as network `loopback` on the server's node.
+#[test]
+fn the_nginx_comparison_is_in_the_csv_as_the_loopback_network() {
+    use super::super::reference::{Capacity, CapacityComparison, LoopbackComparison};
+    let mut r = report(&[("macvlan", 3.0)]);
+    let rr = |rate: f64| TestResult {
+        kind: LoadKind::RequestResponse,
+        streams: 4,
+        outcome: Some(outcome(LoadKind::RequestResponse, None, Some(rate))),
+        server_cpu_seconds: None,
+        failure: None,
+    };
+    let capacity = |per_second: f64| Capacity {
+        connections: 64,
+        requests: 1,
+        seconds: 2.0,
+        per_second,
+        errors: 0,
+        latency_us: None,
+        server_cpu_seconds: Some(2.0),
+    };
+    r.setups[0].loopback = Some(LoopbackComparison {
+        probe_server: vec![rr(30_000.0)],
+        nginx: vec![rr(25_000.0)],
+        error: None,
+        capacity: Some(CapacityComparison {
+            cpus: None,
+            probe_server: Some(capacity(52_000.0)),
+            nginx: Some(capacity(50_000.0)),
+            error: None,
+        }),
+    });
+    let csv = r.csv();
+    let loopback: Vec<&str> = csv.lines().filter(|l| l.contains(",loopback,")).collect();
+    assert_eq!(
+        loopback,
+        [
+            "macvlan,loopback,,n1,n1,probe_server_rr_per_s,30000",
+            "macvlan,loopback,,n1,n1,nginx_rr_per_s,25000",
+            "macvlan,loopback,,n1,n1,rr_over_nginx,1.2",
+            "macvlan,loopback,,n1,n1,probe_server_capacity_per_s,52000",
+            "macvlan,loopback,,n1,n1,nginx_capacity_per_s,50000",
+            "macvlan,loopback,,n1,n1,capacity_over_nginx,1.04",
+        ]
+    );
+}
+
+/// `--no-references`: the heading says the references were not run (it listed the tools
+/// found, as if they had been), and a report from before the field reads as run.
+#[test]
+fn a_bench_without_references_says_so_and_an_older_report_reads() {
+    let mut r = report(&[("macvlan", 3.0)]);
+    r.references = Tools::not_run("--no-references");
+    assert!(
+        r.text()
+            .lines()
+            .any(|l| l == "references: not run (--no-references)"),
+        "{}",
+        r.text()
+    );
+    let json = serde_json::to_value(report(&[("macvlan", 3.0)])).expect("JSON");
+    assert!(json["references"].get("not_run").is_none(), "{json:#}");
+    let back: NetworkBenchReport = serde_json::from_value(json).expect("reads");
+    assert_eq!(back.references.not_run, None);
+}

@@ -2,6 +2,7 @@
 //! setups, one table per metric with a column per setup) and the CSV in long form.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use super::{METRICS, MetricGroup, NetworkBenchReport, NetworkResult, PathResult};
 
@@ -128,11 +129,13 @@ impl NetworkBenchReport {
             );
         }
         if self.estimated_ms > 0 {
+            // As the estimate was said before the bench began (`12m30s`).
+            let minutes = |ms: u64| super::super::estimate::minutes(Duration::from_millis(ms));
             let _ = writeln!(
                 out,
-                "estimated before it began: about {:.0}s; the bench took {:.0}s",
-                self.estimated_ms as f64 / 1000.0,
-                self.elapsed_ms as f64 / 1000.0
+                "estimated before it began: about {} (an upper bound); the bench took {}",
+                minutes(self.estimated_ms),
+                minutes(self.elapsed_ms)
             );
         }
         for setup in &self.setups {
@@ -238,7 +241,9 @@ impl NetworkBenchReport {
         out
     }
 
-    /// CSV in long form: `setup,network,cni,from,to,metric,value`, one value a line.
+    /// CSV in long form: `setup,network,cni,from,to,metric,value`, one value a line; after a
+    /// setup's paths, its probe server against nginx as network `loopback` (`cni` empty, `from`
+    /// and `to` the server's node, where the comparison ran).
     pub fn csv(&self) -> String {
         let mut out = String::from("setup,network,cni,from,to,metric,value\n");
         let field = |s: &str| {
@@ -265,6 +270,16 @@ impl NetworkBenchReport {
                             );
                         }
                     }
+                }
+            }
+            if let Some(loopback) = &setup.loopback {
+                for (metric, value) in loopback.csv_values() {
+                    let node = field(&setup.server_node);
+                    let _ = writeln!(
+                        out,
+                        "{},loopback,,{node},{node},{metric},{value}",
+                        field(&setup.name)
+                    );
                 }
             }
         }
