@@ -45,6 +45,7 @@ pub mod report;
 // The bench's parts, private to it (what is public is re-exported below).
 mod client;
 mod estimate;
+mod machine;
 mod process;
 mod setup;
 mod site;
@@ -245,8 +246,11 @@ pub fn bench(request: &NetworkBenchRequest, say: Say<'_>) -> Result<NetworkBench
     let setups = check_setups(request, say)?;
     let estimate = Estimate::of(&setups, request);
     estimate.within(request, say)?;
+    // This machine's other work before anything starts: the lab's figures swing with it.
+    let busy_before = machine::busy_share(Duration::from_secs(1));
     let began = Instant::now();
     let mut report = NetworkBenchReport::new(request);
+    report.machine_busy_before_percent = busy_before.map(|b| (1000.0 * b).round() / 10.0);
     report.estimated_ms = estimate.total.as_millis() as u64;
     report.references = if request.references {
         reference::Tools::find()

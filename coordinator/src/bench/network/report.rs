@@ -39,6 +39,11 @@ pub struct NetworkBenchReport {
     /// How long the bench took, building and removing included, ms.
     #[serde(default)]
     pub elapsed_ms: u64,
+    /// The share of this machine's CPUs busy in the second before the bench began (other
+    /// work competing with the tests), % of all CPUs; `None` on kube (the tests run on the
+    /// cluster's nodes) and where `/proc/stat` cannot be read.
+    #[serde(default)]
+    pub machine_busy_before_percent: Option<f64>,
     /// Each test's duration, ms.
     pub duration_ms: u64,
     /// Connections of the parallel bulk tests.
@@ -65,6 +70,7 @@ impl NetworkBenchReport {
             validates_real_network: request.backend != super::BenchBackend::Local,
             estimated_ms: 0,
             elapsed_ms: 0,
+            machine_busy_before_percent: None,
             duration_ms: request.duration.as_millis() as u64,
             streams: request.streams,
             answer_bytes: super::ANSWER_BYTES,

@@ -57,6 +57,7 @@ fn report(setups: &[(&str, f64)]) -> NetworkBenchReport {
         validates_real_network: true,
         estimated_ms: 0,
         elapsed_ms: 0,
+        machine_busy_before_percent: None,
         duration_ms: 2000,
         streams: 4,
         answer_bytes: 64,
@@ -485,4 +486,21 @@ fn a_bench_without_references_says_so_and_an_older_report_reads() {
     assert!(json["references"].get("not_run").is_none(), "{json:#}");
     let back: NetworkBenchReport = serde_json::from_value(json).expect("reads");
     assert_eq!(back.references.not_run, None);
+}
+
+/// A machine busy before the bench is said (its figures swing with other work); a quiet one is
+/// not.
+#[test]
+fn a_machine_busy_before_the_bench_is_said() {
+    let mut r = report(&[("macvlan", 3.0)]);
+    let said = |r: &NetworkBenchReport| {
+        r.text()
+            .lines()
+            .any(|l| l.starts_with("NOTE: this machine"))
+    };
+    r.machine_busy_before_percent = Some(10.0);
+    assert!(!said(&r));
+    r.machine_busy_before_percent = Some(63.0);
+    assert!(said(&r), "{}", r.text());
+    assert!(r.text().contains("CPUs were 63% busy"));
 }

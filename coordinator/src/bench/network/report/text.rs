@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::super::machine::BUSY_WARNING;
 use super::{METRICS, MetricGroup, NetworkBenchReport, NetworkResult, PathResult};
 
 /// `from → to`.
@@ -126,6 +127,14 @@ impl NetworkBenchReport {
                 out,
                 "NOTE: the {} backend runs the agents and the load on loopback addresses of this machine; it validates no real network (the figures are this machine's loopback).",
                 self.backend
+            );
+        }
+        if let Some(busy) = self.machine_busy_before_percent
+            && busy >= 100.0 * BUSY_WARNING
+        {
+            let _ = writeln!(
+                out,
+                "NOTE: this machine's CPUs were {busy:.0}% busy in the second before the bench began: other work competes with the tests, so the figures may be lower and spread more than on a quiet machine."
             );
         }
         if self.estimated_ms > 0 {
