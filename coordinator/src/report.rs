@@ -244,11 +244,20 @@ pub fn check_destination(path: &std::path::Path) -> Result<(), WriteError> {
         return Err(error(std::io::Error::other("it is a directory")));
     }
     let probe = beside(path, "check").map_err(error)?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .map_err(error)?;
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+    };
+    // One left by an earlier process killed mid-check whose PID was this one's: ours now.
+    if let Err(e) = create() {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(error(e));
+        }
+        let _ = std::fs::remove_file(&probe);
+        create().map_err(error)?;
+    }
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -721,6 +730,9 @@ mod tests {
             std::thread::current().id()
         ));
         std::fs::create_dir_all(&dir).expect("dir");
+        // One left by an earlier process with this PID, killed mid-check: taken over.
+        let stale = beside(&dir.join("run.json"), "check").expect("name");
+        std::fs::write(&stale, "").expect("stale check file");
         let fine = check_destination(&dir.join("run.json"));
         let left: Vec<_> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect())

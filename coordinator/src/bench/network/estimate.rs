@@ -26,6 +26,8 @@ pub struct Estimate {
     pub tests_per_path: usize,
     /// Whether the references are measured.
     pub references: bool,
+    /// Whether a setup is a mesh (`--mesh`, or a kube configuration's `mesh: true`).
+    pub mesh: bool,
     /// The bench's time in all.
     pub total: Duration,
 }
@@ -103,6 +105,7 @@ impl Estimate {
             paths,
             tests_per_path,
             references,
+            mesh: setups.iter().any(|s| s.config.mesh),
             total,
         }
     }
@@ -135,7 +138,7 @@ impl Estimate {
                 "--max-time {}: {}; raise --max-time{}",
                 minutes(request.max_time),
                 self.said(request.duration),
-                if request.mesh || request.mesh_peers.is_some() {
+                if self.mesh {
                     ", shorten --duration, or take fewer peers (--mesh-peers K)"
                 } else {
                     " or shorten --duration"
@@ -244,6 +247,34 @@ mod tests {
         assert_eq!(
             e.total,
             (Duration::from_millis(7 * 750) + POD_START_ALLOWANCE) * 18 + SETUP_ALLOWANCE
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_what_to_change_and_peers_only_for_a_mesh() {
+        let refusal = |mesh| {
+            let mut request = request(mesh, None, 3);
+            request.max_time = Duration::from_secs(1);
+            let setups = check_setups(&request, &quiet).expect("valid");
+            match Estimate::of(&setups, &request).within(&request, &quiet) {
+                Err(super::super::Error::Usage(text)) => text,
+                other => panic!("refused: {other:?}"),
+            }
+        };
+        let single = refusal(false);
+        assert!(
+            single.starts_with("--max-time 1s: 6 path(s) × 7 test(s) × 1.0s"),
+            "{single}"
+        );
+        assert!(
+            single.ends_with("raise --max-time or shorten --duration"),
+            "{single}"
+        );
+        let mesh = refusal(true);
+        assert!(mesh.starts_with("--max-time 1s: 18 path(s)"), "{mesh}");
+        assert!(
+            mesh.ends_with("or take fewer peers (--mesh-peers K)"),
+            "{mesh}"
         );
     }
 }

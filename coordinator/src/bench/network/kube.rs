@@ -579,6 +579,7 @@ mod tests {
             paths: 6,
             tests_per_path: 7,
             references: false,
+            mesh: false,
             total: Duration::from_secs(6 * (7 * 10 + 10) + 20),
         };
         let rt = Duration::from_secs(180);

@@ -291,8 +291,9 @@ impl CapacityComparison {
     }
 
     /// Its lines in the text report: the CPUs and the ratio, then each server's rate, p99
-    /// latency and CPU busy (under 80 lines wide); a server busy less than [`BUSY_ENOUGH`] of
-    /// the test is said not to have been measured at its capacity; the error, if any.
+    /// latency and CPU busy on a line of its own; a server busy less than [`BUSY_ENOUGH`] of
+    /// the test (as printed, rounded to a %) is said not to have been measured at its
+    /// capacity; the error, if any.
     pub fn text(&self) -> String {
         let busy = |c: &Capacity| c.server_cpu_seconds.map(|s| s / c.seconds.max(1e-9));
         let side = |name: &str, c: &Option<Capacity>| {
@@ -330,7 +331,7 @@ impl CapacityComparison {
             out.push_str(&side("nginx", &self.nginx));
             for (name, c) in [("multinet", &self.probe_server), ("nginx", &self.nginx)] {
                 if let Some(b) = c.as_ref().and_then(busy)
-                    && b < BUSY_ENOUGH
+                    && (100.0 * b).round() < 100.0 * BUSY_ENOUGH
                 {
                     out.push_str(&format!(
                         "  ! capacity: the {name} server was busy {:.0}% of the test (under {:.0}%): \

@@ -39,7 +39,8 @@ pub struct LoopbackComparison {
 
 impl LoopbackComparison {
     /// Its figures for the CSV, `(metric, value)`, those measured: each server's RR and CRR
-    /// rates and capacity, per second, and the probe server's over nginx's.
+    /// rates and capacity, per second, the share of the capacity test its server was busy (%:
+    /// under 80 it is no capacity), and the probe server's over nginx's.
     pub fn csv_values(&self) -> Vec<(&'static str, f64)> {
         let rate = |tests: &[TestResult], kind: LoadKind| {
             tests
@@ -50,6 +51,12 @@ impl LoopbackComparison {
         };
         let capacity = |side: fn(&CapacityComparison) -> Option<&capacity::Capacity>| {
             self.capacity.as_ref().and_then(side).map(|c| c.per_second)
+        };
+        // Whether the capacity is one: the server's CPU busy over the test, % (under 80, the
+        // text report says it is not).
+        let busy = |side: fn(&CapacityComparison) -> Option<&capacity::Capacity>| {
+            let c = self.capacity.as_ref().and_then(side)?;
+            Some(100.0 * c.server_cpu_seconds? / c.seconds.max(1e-9))
         };
         let rr = LoadKind::RequestResponse;
         let crr = LoadKind::ConnectRequest;
@@ -64,7 +71,12 @@ impl LoopbackComparison {
                 "probe_server_capacity_per_s",
                 capacity(|c| c.probe_server.as_ref()),
             ),
+            (
+                "probe_server_capacity_busy_percent",
+                busy(|c| c.probe_server.as_ref()),
+            ),
             ("nginx_capacity_per_s", capacity(|c| c.nginx.as_ref())),
+            ("nginx_capacity_busy_percent", busy(|c| c.nginx.as_ref())),
             (
                 "capacity_over_nginx",
                 self.capacity.as_ref().and_then(CapacityComparison::ratio),

@@ -463,7 +463,9 @@ fn the_nginx_comparison_is_in_the_csv_as_the_loopback_network() {
             "macvlan,loopback,,n1,n1,nginx_rr_per_s,25000",
             "macvlan,loopback,,n1,n1,rr_over_nginx,1.2",
             "macvlan,loopback,,n1,n1,probe_server_capacity_per_s,52000",
+            "macvlan,loopback,,n1,n1,probe_server_capacity_busy_percent,100",
             "macvlan,loopback,,n1,n1,nginx_capacity_per_s,50000",
+            "macvlan,loopback,,n1,n1,nginx_capacity_busy_percent,100",
             "macvlan,loopback,,n1,n1,capacity_over_nginx,1.04",
         ]
     );
@@ -500,6 +502,10 @@ fn a_machine_busy_before_the_bench_is_said() {
     };
     r.machine_busy_before_percent = Some(10.0);
     assert!(!said(&r));
+    r.machine_busy_before_percent = Some(24.9);
+    assert!(!said(&r));
+    r.machine_busy_before_percent = Some(25.0);
+    assert!(said(&r));
     r.machine_busy_before_percent = Some(63.0);
     assert!(said(&r), "{}", r.text());
     assert!(r.text().contains("CPUs were 63% busy"));

@@ -142,7 +142,7 @@ impl NetworkBenchReport {
             let minutes = |ms: u64| super::super::estimate::minutes(Duration::from_millis(ms));
             let _ = writeln!(
                 out,
-                "estimated before it began: about {} (an upper bound); the bench took {}",
+                "estimated before it began: about {} (meant as an upper bound); the bench took {}",
                 minutes(self.estimated_ms),
                 minutes(self.elapsed_ms)
             );
