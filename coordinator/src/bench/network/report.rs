@@ -109,6 +109,10 @@ pub struct SetupResult {
     /// Why the setup could not be measured (its lab could not be built here, its server did
     /// not start); the other setups were.
     pub error: Option<String>,
+    /// What its topology's check warned of (an unknown key ignored, …): the setup measured
+    /// may not be the one meant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The topology's networks, for the table headings.
     #[serde(skip)]
     describe: Vec<(CephNetwork, String, Option<u32>)>,
@@ -126,6 +130,7 @@ impl SetupResult {
             networks: Vec::new(),
             loopback: None,
             error: None,
+            warnings: Vec::new(),
             describe: topology
                 .networks
                 .iter()
@@ -157,6 +162,7 @@ impl SetupResult {
             networks: Vec::new(),
             loopback: None,
             error: None,
+            warnings: Vec::new(),
             describe,
         }
     }

@@ -27,6 +27,8 @@ pub(super) struct Setup {
     pub(super) source: String,
     pub(super) place: Place,
     pub(super) config: multinet_proto::config::RunConfig,
+    /// What its topology's check warned of (an unknown key ignored, …), for the report.
+    pub(super) warnings: Vec<String>,
 }
 
 /// Where a setup's pods go.
@@ -53,9 +55,9 @@ impl Setup {
         }
     }
 
-    /// An empty result of it.
+    /// An empty result of it (its warnings already in).
     pub(super) fn result(&self) -> SetupResult {
-        match &self.place {
+        let mut result = match &self.place {
             Place::Lab { topology, .. } => SetupResult::new(&self.name, &self.source, topology),
             Place::Local { .. } => SetupResult::local(
                 &self.name,
@@ -64,7 +66,9 @@ impl Setup {
             ),
             // Its networks are described once the cluster's NADs are read.
             Place::Kube { .. } => SetupResult::described(&self.name, &self.source, Vec::new()),
-        }
+        };
+        result.warnings = self.warnings.clone();
+        result
     }
 }
 
@@ -91,6 +95,7 @@ pub(super) fn check_setups(
             source: format!("the local backend, {nodes} node(s) on loopback"),
             place: Place::Local { nodes },
             config,
+            warnings: Vec::new(),
         });
         return Ok(setups);
     }
@@ -105,6 +110,7 @@ pub(super) fn check_setups(
                 text: None,
             },
             config,
+            warnings: Vec::new(),
         });
         return Ok(setups);
     }
@@ -153,6 +159,7 @@ pub(super) fn check_setups(
                         text: Some(text),
                     },
                     config,
+                    warnings: warnings.warnings.iter().map(ToString::to_string).collect(),
                 });
             }
         }
@@ -304,5 +311,32 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 5, "{names:?}");
+    }
+
+    /// A topology's warnings (a typo'd key, ignored) reach the report: the setup measured may
+    /// not be the one meant, and stderr is gone once the report is filed.
+    #[test]
+    fn a_topologys_warnings_are_kept_in_its_result() {
+        let dir = std::env::temp_dir().join(format!(
+            "multinet-bench-warnings-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("typo.yaml");
+        std::fs::write(&file, "networks:\n  public: {cni: macvlan, mtuu: 9000}\n").expect("write");
+        let mut request = super::super::tests::request(false, None, 3);
+        request.backend = BenchBackend::Lab;
+        request.nodes = None;
+        request.topologies = vec![file];
+        let said = std::sync::Mutex::new(Vec::new());
+        let say = |n: Notice| said.lock().expect("lock").push(n);
+        let setups = check_setups(&request, &say);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        let setups = setups.expect("valid, with a warning");
+        let warnings = &setups[0].result().warnings;
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("mtuu"), "{warnings:?}");
+        assert_eq!(said.lock().expect("lock").len(), 1, "said on stderr too");
     }
 }

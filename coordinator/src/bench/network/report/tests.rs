@@ -78,6 +78,7 @@ fn report(setups: &[(&str, f64)]) -> NetworkBenchReport {
                 }],
                 loopback: None,
                 error: None,
+                warnings: Vec::new(),
                 describe: Vec::new(),
             })
             .collect(),

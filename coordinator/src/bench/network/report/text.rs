@@ -170,6 +170,9 @@ impl NetworkBenchReport {
             if let Some(error) = &setup.error {
                 let _ = writeln!(out, "  ERROR: {error}");
             }
+            for warning in &setup.warnings {
+                let _ = writeln!(out, "  warning: {warning}");
+            }
             for network in &setup.networks {
                 let _ = writeln!(
                     out,
