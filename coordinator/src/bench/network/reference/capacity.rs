@@ -139,6 +139,13 @@ pub struct Capacity {
     pub server_cpu_seconds: Option<f64>,
 }
 
+impl Capacity {
+    /// The share (0–1) of the test its server was busy: CPU time over the test's time.
+    pub fn busy_share(&self) -> Option<f64> {
+        self.server_cpu_seconds.map(|s| s / self.seconds.max(1e-9))
+    }
+}
+
 /// wrk's latency percentiles, µs.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct CapacityLatency {
@@ -295,7 +302,7 @@ impl CapacityComparison {
     /// the test (as printed, rounded to a %) is said not to have been measured at its
     /// capacity; the error, if any.
     pub fn text(&self) -> String {
-        let busy = |c: &Capacity| c.server_cpu_seconds.map(|s| s / c.seconds.max(1e-9));
+        let busy = Capacity::busy_share;
         let side = |name: &str, c: &Option<Capacity>| {
             let figures = c.as_ref().map_or("-".to_string(), |c| {
                 format!(

@@ -37,18 +37,21 @@ pub struct LoopbackComparison {
     pub capacity: Option<CapacityComparison>,
 }
 
+/// The rate per second of the test of `kind` among `tests`, when it was measured.
+fn rate_of(tests: &[TestResult], kind: LoadKind) -> Option<f64> {
+    tests
+        .iter()
+        .find(|t| t.kind == kind)
+        .and_then(|t| t.outcome.as_ref())
+        .and_then(|o| o.per_second)
+}
+
 impl LoopbackComparison {
     /// Its figures for the CSV, `(metric, value)`, those measured: each server's RR and CRR
     /// rates and capacity, per second, the share of the capacity test its server was busy (%:
     /// under 80 it is no capacity), and the probe server's over nginx's.
     pub fn csv_values(&self) -> Vec<(&'static str, f64)> {
-        let rate = |tests: &[TestResult], kind: LoadKind| {
-            tests
-                .iter()
-                .find(|t| t.kind == kind)
-                .and_then(|t| t.outcome.as_ref())
-                .and_then(|o| o.per_second)
-        };
+        let rate = rate_of;
         let capacity = |side: fn(&CapacityComparison) -> Option<&capacity::Capacity>| {
             self.capacity.as_ref().and_then(side).map(|c| c.per_second)
         };
@@ -56,7 +59,7 @@ impl LoopbackComparison {
         // text report says it is not).
         let busy = |side: fn(&CapacityComparison) -> Option<&capacity::Capacity>| {
             let c = self.capacity.as_ref().and_then(side)?;
-            Some(100.0 * c.server_cpu_seconds? / c.seconds.max(1e-9))
+            Some(100.0 * c.busy_share()?)
         };
         let rr = LoadKind::RequestResponse;
         let crr = LoadKind::ConnectRequest;
@@ -89,15 +92,8 @@ impl LoopbackComparison {
 
     /// The probe server's rate over nginx's for `kind`.
     pub fn ratio(&self, kind: LoadKind) -> Option<f64> {
-        let rate = |tests: &[TestResult]| {
-            tests
-                .iter()
-                .find(|t| t.kind == kind)
-                .and_then(|t| t.outcome.as_ref())
-                .and_then(|o| o.per_second)
-        };
-        rate(&self.probe_server)
-            .zip(rate(&self.nginx).filter(|r| *r > 0.0))
+        rate_of(&self.probe_server, kind)
+            .zip(rate_of(&self.nginx, kind).filter(|r| *r > 0.0))
             .map(|(ours, theirs)| ours / theirs)
     }
 
